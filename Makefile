@@ -1,0 +1,44 @@
+# nabla — thin wrapper around CMake.
+#   make            build everything into build/
+#   make test       build and run the default test suite
+#   make test-asan  the same under AddressSanitizer + UBSan (build-asan/)
+#   make demo       build and run the main demonstration
+#   make deps       install the Debian packages the build needs (when missing)
+
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+
+DEB_PACKAGES = cmake gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev
+
+.PHONY: all build test test-asan demo deps clean
+
+all: build
+
+deps:
+	@sh scripts/install-deps.sh $(DEB_PACKAGES)
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+$(BUILD_ASAN)/CMakeCache.txt:
+	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DNB_SANITIZE=ON $(CMAKE_FLAGS)
+
+test-asan: deps $(BUILD_ASAN)/CMakeCache.txt
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS) -E '^slow_'
+
+demo: build
+	$(BUILD)/examples/xor
+	$(BUILD)/examples/regression
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

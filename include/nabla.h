@@ -1,0 +1,411 @@
+/*
+ * nabla.h — the public API of nabla, a small neural-network training library.
+ *
+ * A model is a static computation graph: build it once from nb_* calls, then
+ * run nb_forward / nb_backward as often as you like.  Backward is reverse-mode
+ * automatic differentiation over the DAG, so any node may feed several others
+ * (skip connections are just an nb_add).
+ *
+ * Conventions
+ *  - Every call that can fail returns an nb_status (or NB_NONE / NULL) and
+ *    leaves a message in nb_last_error().  The library never prints, exits or
+ *    aborts on user error.
+ *  - Node-building calls return a node handle (>= 0) or NB_NONE.  Passing
+ *    NB_NONE as an input makes the next call return NB_NONE too, keeping the
+ *    first error message, so a whole model can be built and checked once:
+ *    nb_graph_status(g).
+ *  - Tensors are float32, row-major, with up to NB_MAX_DIMS dimensions.
+ *    Inputs are "batched": their first dimension is the mini-batch size, chosen
+ *    at run time (train with 128, predict with 1, same graph).  Parameters and
+ *    constants are not batched.
+ *  - Every random choice comes from an explicit seed; same seed, same thread
+ *    count => bit-identical results.
+ */
+#ifndef NABLA_H
+#define NABLA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NB_VERSION "0.1.0"
+
+/* The scalar type.  Always float in the installed library; the test suite
+ * also builds the library with doubles to check gradients exactly. */
+#ifdef NB_REAL_DOUBLE
+typedef double nb_real;
+#else
+typedef float nb_real;
+#endif
+
+#define NB_MAX_DIMS 6
+#define NB_MAX_INPUTS 4
+#define NB_NONE (-1)
+
+/* ------------------------------------------------------------------ errors */
+
+typedef enum nb_status {
+    NB_OK = 0,
+    NB_ERR_ARG,     /* NULL pointer, out-of-range value, unknown option      */
+    NB_ERR_SHAPE,   /* incompatible tensor shapes                            */
+    NB_ERR_STATE,   /* call not valid now (e.g. backward before forward)     */
+    NB_ERR_NOMEM,   /* allocation failed                                     */
+    NB_ERR_IO,      /* a file could not be read or written                   */
+    NB_ERR_FORMAT,  /* malformed or hostile input data                       */
+    NB_ERR_NUMERIC  /* NaN or infinity where a finite number is required     */
+} nb_status;
+
+/* Message describing the last error on this thread ("" if none). */
+const char *nb_last_error(void);
+/* Short name of a status code, e.g. "shape error". */
+const char *nb_status_name(nb_status s);
+/* Forget the last error message. */
+void nb_clear_error(void);
+
+/* --------------------------------------------------------------------- rng */
+
+/* xoshiro256** generator.  The state is plain data so it can be saved in a
+ * checkpoint and restored bit-exactly. */
+typedef struct nb_rng {
+    uint64_t s[4];
+} nb_rng;
+
+void nb_rng_seed(nb_rng *r, uint64_t seed);
+uint64_t nb_rng_u64(nb_rng *r);
+/* Uniform in [0, 1) with 53 random bits. */
+double nb_rng_uniform(nb_rng *r);
+/* Standard normal (Box-Muller, no cached second value). */
+double nb_rng_normal(nb_rng *r);
+/* Uniform integer in [0, n) without modulo bias; n > 0. */
+uint64_t nb_rng_below(nb_rng *r, uint64_t n);
+/* Fisher-Yates shuffle of idx[0..n). */
+void nb_rng_shuffle(nb_rng *r, size_t *idx, size_t n);
+
+/* ---------------------------------------------------------------- initialisers */
+
+typedef enum nb_init_kind {
+    NB_INIT_DEFAULT = 0,     /* the layer's own default (PyTorch's)               */
+    NB_INIT_ZEROS,
+    NB_INIT_CONSTANT,        /* value a                                           */
+    NB_INIT_UNIFORM,         /* U(a, b)                                           */
+    NB_INIT_NORMAL,          /* N(mean a, std b)                                  */
+    NB_INIT_XAVIER_UNIFORM,  /* bound gain*sqrt(6/(fan_in+fan_out))               */
+    NB_INIT_XAVIER_NORMAL,   /* std gain*sqrt(2/(fan_in+fan_out))                 */
+    NB_INIT_LECUN_UNIFORM,   /* bound sqrt(3/fan_in)   (the notes' "Xavier 1/n")  */
+    NB_INIT_LECUN_NORMAL,    /* std 1/sqrt(fan_in)                                */
+    NB_INIT_KAIMING_UNIFORM, /* bound gain*sqrt(3/fan)                            */
+    NB_INIT_KAIMING_NORMAL,  /* std gain/sqrt(fan)                                */
+    NB_INIT_TORCH_LINEAR     /* PyTorch's nn.Linear/Conv default: U(+-1/sqrt(fan_in)) */
+} nb_init_kind;
+
+typedef enum nb_fan_mode { NB_FAN_IN = 0, NB_FAN_OUT = 1 } nb_fan_mode;
+
+typedef enum nb_nonlinearity {
+    NB_NL_LINEAR = 0, NB_NL_SIGMOID, NB_NL_TANH, NB_NL_RELU,
+    NB_NL_LEAKY_RELU, NB_NL_SELU
+} nb_nonlinearity;
+
+/* An initialiser.  Zero-initialise it and set what you need; gain 0 means
+ * the kind's default (1 for Xavier, sqrt(2) for Kaiming). */
+typedef struct nb_init {
+    nb_init_kind kind;
+    double a, b;        /* CONSTANT: value a; UNIFORM: [a,b); NORMAL: mean a, std b */
+    double gain;
+    nb_fan_mode mode;   /* Kaiming only */
+} nb_init;
+
+/* PyTorch's torch.nn.init.calculate_gain; param is the leaky-ReLU slope
+ * (negative: use the default 0.01). */
+double nb_init_gain(nb_nonlinearity nl, double param);
+
+/* Fans of a weight tensor as PyTorch computes them:
+ * fan_in = dims[1]*prod(dims[2:]), fan_out = dims[0]*prod(dims[2:]). */
+nb_status nb_init_fans(int ndim, const int *dims, double *fan_in, double *fan_out);
+
+/* Fill w (shape dims) from init using r. */
+nb_status nb_init_tensor(nb_real *w, int ndim, const int *dims, nb_init init, nb_rng *r);
+
+/* --------------------------------------------------------------------- graph */
+
+typedef struct nb_graph nb_graph;
+typedef int nb_node;
+
+nb_graph *nb_graph_new(void);
+void nb_graph_free(nb_graph *g);
+/* NB_OK, or the status of the first failed node-building call. */
+nb_status nb_graph_status(const nb_graph *g);
+
+/* Leaves. */
+/* A batched input: its shape is [batch, sample_dims...]. */
+nb_node nb_input(nb_graph *g, const char *name, int ndim, const int *sample_dims);
+/* A trainable parameter, filled by nb_graph_init. */
+nb_node nb_param(nb_graph *g, const char *name, int ndim, const int *dims, nb_init init);
+/* A constant tensor (values copied; not trained). values may be NULL (zeros). */
+nb_node nb_constant(nb_graph *g, const char *name, int ndim, const int *dims,
+                    const nb_real *values);
+
+/* Layers: create their parameters and return the output node. */
+typedef struct nb_dense_opts {
+    int no_bias;          /* non-zero: y = x W^T                       */
+    nb_init weight_init;  /* default: PyTorch's Linear init            */
+    nb_init bias_init;    /* default: U(+-1/sqrt(in_features))         */
+} nb_dense_opts;
+/* y = x W^T + b with W [out, in], b [out].  Parameters are named
+ * "<name>.weight" and "<name>.bias" (name NULL: "dense<k>").  x is [B, in]
+ * (or any shape whose last dim is in; leading dims are rows). opts may be NULL. */
+nb_node nb_dense(nb_graph *g, nb_node x, int out_features, const char *name,
+                 const nb_dense_opts *opts);
+
+/* Ops. */
+nb_node nb_linear(nb_graph *g, nb_node x, nb_node w, nb_node b /* may be NB_NONE */);
+/* a [M, K] (rows may be batched) times b [K, N] -> [M, N]. */
+nb_node nb_matmul(nb_graph *g, nb_node a, nb_node b);
+/* Elementwise with broadcasting of the smaller operand over the leading rows
+ * of the larger: equal shapes, trailing-shape match ([B,N] with [N] or [1,N]),
+ * or a single element. */
+nb_node nb_add(nb_graph *g, nb_node a, nb_node b);
+nb_node nb_sub(nb_graph *g, nb_node a, nb_node b);
+nb_node nb_mul(nb_graph *g, nb_node a, nb_node b);
+nb_node nb_scale(nb_graph *g, nb_node x, nb_real s);
+/* Sum or mean of all elements -> a scalar (shape [], not batched). */
+nb_node nb_sum(nb_graph *g, nb_node x);
+nb_node nb_mean(nb_graph *g, nb_node x);
+/* New shape for the same elements.  For a batched x, dims are the per-sample
+ * dims (the batch dimension is kept); one dim may be -1 (inferred). */
+nb_node nb_reshape(nb_graph *g, nb_node x, int ndim, const int *dims);
+/* [B, d1, d2, ...] -> [B, d1*d2*...]. */
+nb_node nb_flatten(nb_graph *g, nb_node x);
+/* Concatenate n tensors along axis (counted on the full shape, so axis 1 is
+ * the feature axis of a batched [B, F] tensor; the batch axis is not allowed). */
+nb_node nb_concat(nb_graph *g, int n, const nb_node *xs, int axis);
+
+/* Activations. */
+nb_node nb_relu(nb_graph *g, nb_node x);
+nb_node nb_leaky_relu(nb_graph *g, nb_node x, nb_real slope);
+nb_node nb_abs(nb_graph *g, nb_node x);
+nb_node nb_sigmoid(nb_graph *g, nb_node x);
+nb_node nb_tanh(nb_graph *g, nb_node x);
+/* Softmax / log-softmax over the last dimension. */
+nb_node nb_softmax(nb_graph *g, nb_node x);
+nb_node nb_log_softmax(nb_graph *g, nb_node x);
+/* GELU, exact (erf) or with PyTorch's tanh approximation. */
+nb_node nb_gelu(nb_graph *g, nb_node x, int tanh_approx);
+nb_node nb_silu(nb_graph *g, nb_node x);
+nb_node nb_elu(nb_graph *g, nb_node x, nb_real alpha);
+nb_node nb_softplus(nb_graph *g, nb_node x, nb_real beta, nb_real threshold);
+
+/* Losses (each returns a scalar, averaged like PyTorch's 'mean' reduction). */
+/* Mean of (pred - target)^2 over all elements. */
+nb_node nb_mse_loss(nb_graph *g, nb_node pred, nb_node target);
+/* Cross-entropy from logits [B, C] (stable log-softmax).  target is either
+ * [B] class indices (stored as reals) or [B, C] probabilities.
+ * label_smoothing in [0, 1). */
+nb_node nb_cross_entropy(nb_graph *g, nb_node logits, nb_node target,
+                         nb_real label_smoothing);
+/* Binary cross-entropy with logits, mean over all elements. */
+nb_node nb_bce_with_logits(nb_graph *g, nb_node logits, nb_node target);
+
+/* Inspection. */
+int nb_graph_node_count(const nb_graph *g);
+const char *nb_node_name(const nb_graph *g, nb_node n);
+/* Name of the op that made node n ("input", "param", "dense", ...). */
+const char *nb_node_op(const nb_graph *g, nb_node n);
+/* Node by name, or NB_NONE. */
+nb_node nb_find(const nb_graph *g, const char *name);
+/* Current shape (batch dimension = current batch size, 1 before any is set). */
+nb_status nb_node_shape(const nb_graph *g, nb_node n, int *ndim, int dims[NB_MAX_DIMS]);
+size_t nb_node_numel(const nb_graph *g, nb_node n);
+int nb_node_is_batched(const nb_graph *g, nb_node n);
+
+/* Parameters: all values in one flat buffer, all gradients in another. */
+size_t nb_param_count(const nb_graph *g);      /* number of scalars            */
+int nb_param_tensor_count(const nb_graph *g);   /* number of parameter tensors  */
+nb_node nb_param_tensor(const nb_graph *g, int i); /* i-th parameter node       */
+nb_real *nb_params(nb_graph *g);
+nb_real *nb_grads(nb_graph *g);
+/* Change a parameter's initialiser (before nb_graph_init). */
+nb_status nb_param_set_init(nb_graph *g, nb_node p, nb_init init);
+/* Initialise every parameter from its initialiser, drawing from r. */
+nb_status nb_graph_init(nb_graph *g, nb_rng *r);
+
+/* Execution. */
+/* Size activation memory for this batch size.  Memory is allocated only
+ * when the batch grows; training at a fixed batch never allocates. */
+nb_status nb_graph_set_batch(nb_graph *g, int batch);
+int nb_graph_batch(const nb_graph *g);
+/* Copy batch * sample-numel values into an input (sets the batch size). */
+nb_status nb_set_input(nb_graph *g, nb_node input, const nb_real *data, int batch);
+/* Pointer to a node's current value / gradient (NULL if it has none). */
+nb_real *nb_value(nb_graph *g, nb_node n);
+nb_real *nb_grad(nb_graph *g, nb_node n);
+/* Mark a non-parameter leaf as needing a gradient (for gradient checks). */
+nb_status nb_requires_grad(nb_graph *g, nb_node n, int on);
+/* Compute target and everything it depends on (target NB_NONE: all nodes). */
+nb_status nb_forward(nb_graph *g, nb_node target);
+/* Reverse-mode autodiff from a scalar node, after nb_forward.  Gradients are
+ * added into parameter gradients (call nb_zero_grad between steps, as in
+ * PyTorch); activation gradients start from zero each call. */
+nb_status nb_backward(nb_graph *g, nb_node loss);
+void nb_zero_grad(nb_graph *g);
+/* Train mode (default) or eval mode, for ops that differ (dropout, batch norm). */
+void nb_graph_set_training(nb_graph *g, int training);
+
+/* Compare the gradient of scalar node loss with respect to every parameter
+ * and every leaf marked with nb_requires_grad against central differences
+ * with step eps.  Passes when |analytic - numeric| <= atol + rtol*|numeric|
+ * everywhere.  Inputs must be set; parameters are restored afterwards. */
+typedef struct nb_gradcheck_report {
+    size_t checked;          /* scalars compared                      */
+    size_t failed;           /* scalars outside the tolerance         */
+    double max_abs_err;
+    nb_node worst_node;      /* node holding the worst scalar         */
+    size_t worst_index;      /* its flat index in that node           */
+    double worst_analytic, worst_numeric;
+} nb_gradcheck_report;
+nb_status nb_gradcheck(nb_graph *g, nb_node loss, double eps, double atol, double rtol,
+                       nb_gradcheck_report *report);
+
+/* ---------------------------------------------------------------- optimisers */
+
+typedef enum nb_optim_kind {
+    NB_OPT_SGD = 0,     /* PyTorch SGD: weight decay, classical momentum, Nesterov */
+    NB_OPT_MOMENTUM_EMA,/* the notes' v = beta v + (1-beta) g, theta -= lr v       */
+    NB_OPT_ADAGRAD,
+    NB_OPT_RMSPROP,
+    NB_OPT_ADAM,
+    NB_OPT_ADAMW
+} nb_optim_kind;
+
+typedef struct nb_optim_config {
+    nb_optim_kind kind;
+    double lr;
+    double weight_decay;     /* L2 added to the gradient; decoupled for AdamW   */
+    double momentum;         /* SGD, RMSProp: mu                                */
+    double dampening;        /* SGD                                             */
+    int nesterov;            /* SGD                                             */
+    double beta;             /* MOMENTUM_EMA                                    */
+    double beta1, beta2;     /* Adam, AdamW                                     */
+    double eps;              /* Adam, AdamW, RMSProp, AdaGrad                   */
+    int amsgrad;             /* Adam, AdamW                                     */
+    double alpha;            /* RMSProp smoothing constant                      */
+    int centered;            /* RMSProp                                         */
+    double lr_decay;         /* AdaGrad                                         */
+    double initial_accumulator; /* AdaGrad                                      */
+} nb_optim_config;
+
+/* PyTorch's defaults for kind (lr 1e-3 for Adam/AdamW, 1e-2 otherwise). */
+nb_optim_config nb_optim_defaults(nb_optim_kind kind);
+/* Parse "sgd", "momentum", "nesterov", "ema-momentum", "adagrad", "rmsprop",
+ * "adam", "adamw" into defaults for that optimiser. */
+nb_status nb_optim_parse(const char *name, nb_optim_config *out);
+const char *nb_optim_name(nb_optim_kind kind);
+
+typedef struct nb_optim nb_optim;
+/* An optimiser for n scalars (all state allocated here, once). */
+nb_optim *nb_optim_new(const nb_optim_config *cfg, size_t n);
+void nb_optim_free(nb_optim *o);
+/* One update of params from grads with learning rate lr (from a schedule). */
+nb_status nb_optim_step(nb_optim *o, nb_real *params, const nb_real *grads, double lr);
+/* Steps taken so far (t in the bias corrections). */
+long nb_optim_steps(const nb_optim *o);
+/* The state buffers as one flat array (for checkpoints): *n scalars. */
+nb_real *nb_optim_state(nb_optim *o, size_t *n);
+nb_status nb_optim_set_steps(nb_optim *o, long steps);
+const nb_optim_config *nb_optim_get_config(const nb_optim *o);
+
+/* Scale grads so their global L2 norm is at most max_norm; returns the norm
+ * before clipping (PyTorch's clip_grad_norm_, eps 1e-6). */
+double nb_clip_grad_norm(nb_real *grads, size_t n, double max_norm);
+
+/* --------------------------------------------------------------- schedules */
+
+typedef enum nb_schedule_kind {
+    NB_SCHED_CONSTANT = 0,
+    NB_SCHED_STEP,         /* base * gamma^floor(e / step_size)                 */
+    NB_SCHED_EXPONENTIAL,  /* base * gamma^e                                    */
+    NB_SCHED_COSINE,       /* eta_min + (base-eta_min)(1+cos(pi e/t_max))/2     */
+    NB_SCHED_WARMUP,       /* PyTorch LinearLR: base*(s + (f-s) min(T,e)/T)     */
+    NB_SCHED_LINEAR_DECAY  /* the notes': (1-e/tau) base + (e/tau) lr_tau, then lr_tau */
+} nb_schedule_kind;
+
+typedef struct nb_schedule {
+    nb_schedule_kind kind;
+    int step_size;          /* STEP                                   */
+    double gamma;           /* STEP, EXPONENTIAL                      */
+    int t_max;              /* COSINE                                 */
+    double eta_min;         /* COSINE                                 */
+    double start_factor, end_factor; /* WARMUP                        */
+    int total_iters;        /* WARMUP                                 */
+    int tau;                /* LINEAR_DECAY                           */
+    double lr_tau;          /* LINEAR_DECAY                           */
+} nb_schedule;
+
+/* PyTorch's defaults for kind (gamma 0.1, start_factor 1/3, ...). */
+nb_schedule nb_schedule_defaults(nb_schedule_kind kind);
+nb_status nb_schedule_parse(const char *name, nb_schedule *out);
+const char *nb_schedule_name(nb_schedule_kind kind);
+/* Learning rate at counter e (e >= 0; counted in epochs by the trainer). */
+double nb_schedule_lr(const nb_schedule *s, double base_lr, long e);
+/* Check a schedule's fields; NB_ERR_ARG with a message if invalid. */
+nb_status nb_schedule_check(const nb_schedule *s);
+
+/* ----------------------------------------------------------------- training */
+
+/* In-memory data: n samples, x_size reals each, and y_size reals each
+ * (y_size 1 for class indices). */
+typedef struct nb_dataset {
+    const nb_real *x;
+    const nb_real *y;
+    size_t n;
+    size_t x_size, y_size;
+} nb_dataset;
+
+typedef struct nb_epoch_stats {
+    int epoch;               /* 1-based                                  */
+    long step;               /* optimiser steps so far                   */
+    double lr;
+    double train_loss;       /* mean over the epoch's batches            */
+    double train_acc;        /* -1 when no output node is given          */
+    double val_loss, val_acc;/* -1 when there is no validation set       */
+    double seconds;          /* wall time of the epoch                   */
+} nb_epoch_stats;
+
+/* Called after every epoch; return non-zero to stop training. */
+typedef int (*nb_epoch_callback)(const nb_epoch_stats *stats, void *user);
+
+typedef struct nb_fit_config {
+    nb_node input, target, loss;
+    nb_node output;          /* scores for accuracy (argmax); NB_NONE: none */
+    int epochs;
+    int batch_size;
+    uint64_t seed;           /* drives shuffling                          */
+    int no_shuffle;
+    int drop_last;           /* skip a final partial batch                */
+    nb_optim_config optim;
+    nb_schedule schedule;    /* per epoch                                 */
+    double clip_norm;        /* 0: no clipping                            */
+    nb_epoch_callback on_epoch;
+    void *user;
+} nb_fit_config;
+
+/* Defaults: 10 epochs, batch 32, seed 0, Adam, constant schedule. */
+nb_fit_config nb_fit_defaults(nb_node input, nb_node target, nb_node loss, nb_node output);
+
+/* Mini-batch training: each epoch reshuffles the training set with a
+ * permutation derived from (seed, epoch), so a run is reproducible and can be
+ * resumed at any epoch.  val may be NULL. */
+nb_status nb_fit(nb_graph *g, const nb_fit_config *cfg, const nb_dataset *train,
+                 const nb_dataset *val, nb_epoch_stats *last);
+
+/* Mean loss and accuracy (-1 when output is NB_NONE) over a dataset, in eval mode. */
+nb_status nb_evaluate(nb_graph *g, nb_node input, nb_node target, nb_node loss,
+                      nb_node output, const nb_dataset *data, int batch_size,
+                      double *loss_out, double *acc_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NABLA_H */

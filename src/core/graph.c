@@ -1,0 +1,619 @@
+/* The computation graph: building, memory planning, forward and backward.
+ *
+ * Nodes can only refer to nodes created before them, so creation order is a
+ * topological order of the DAG and no cycle can exist.  Forward walks that
+ * order over the ancestors of the requested node; backward walks it in
+ * reverse, each op adding its contribution into its inputs' gradients, so a
+ * node used by several others receives the sum of their contributions. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { MARK_NEEDED = 1, MARK_COMPUTED = 2 };
+
+/* ------------------------------------------------------------ lifecycle */
+
+nb_graph *nb_graph_new(void) {
+    nb_graph *g = calloc(1, sizeof *g);
+    if (!g) {
+        nb_err(NB_ERR_NOMEM, "nb_graph_new: out of memory");
+        return NULL;
+    }
+    g->training = 1;
+    return g;
+}
+
+void nb_graph_free(nb_graph *g) {
+    if (!g) return;
+    for (int i = 0; i < g->n_nodes; i++) free(g->nodes[i].const_data);
+    free(g->nodes);
+    free(g->params);
+    free(g->grads);
+    free(g->param_nodes);
+    free(g->arena);
+    free(g->mark);
+    free(g);
+}
+
+nb_status nb_graph_status(const nb_graph *g) {
+    if (!g) return nb_err(NB_ERR_ARG, "nb_graph_status: graph is NULL");
+    return g->status;
+}
+
+/* ------------------------------------------------------------ building */
+
+nb_node nb__fail(nb_graph *g, nb_status s, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    nb_err(s, "%s", msg);
+    if (g && g->status == NB_OK) g->status = s;
+    return NB_NONE;
+}
+
+int nb__check_input(nb_graph *g, const char *op, nb_node h) {
+    if (h == NB_NONE) {
+        /* An earlier call failed: keep its message, just propagate. */
+        if (g->status == NB_OK) nb__fail(g, NB_ERR_ARG, "%s: input is NB_NONE", op);
+        return 0;
+    }
+    if (h < 0 || h >= g->n_nodes) {
+        nb__fail(g, NB_ERR_ARG, "%s: node handle %d does not exist (graph has %d nodes)",
+                 op, h, g->n_nodes);
+        return 0;
+    }
+    return 1;
+}
+
+int nb__begin(nb_graph *g, const char *op, int nin, const nb_node *in) {
+    if (!g) {
+        nb_err(NB_ERR_ARG, "%s: graph is NULL", op);
+        return 0;
+    }
+    for (int k = 0; k < nin; k++)
+        if (!nb__check_input(g, op, in[k])) return 0;
+    return 1;
+}
+
+void nb__auto_name(nb_graph *g, const char *prefix, char *buf, size_t size) {
+    snprintf(buf, size, "%s%d", prefix, g->auto_names++);
+}
+
+static int check_dims(nb_graph *g, const char *op, int ndim, const int *dims) {
+    if (ndim < 0 || ndim > NB_MAX_DIMS) {
+        nb__fail(g, NB_ERR_SHAPE, "%s: %d dimensions (at most %d allowed)", op, ndim,
+                 NB_MAX_DIMS);
+        return 0;
+    }
+    if (ndim > 0 && !dims) {
+        nb__fail(g, NB_ERR_ARG, "%s: dims is NULL", op);
+        return 0;
+    }
+    size_t total = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (dims[d] <= 0) {
+            char s[128];
+            nb__fail(g, NB_ERR_SHAPE, "%s: dimension %d of %s is not positive", op, d,
+                     nb_shape_str(s, sizeof s, ndim, dims));
+            return 0;
+        }
+        total *= (size_t)dims[d];
+        if (total > ((size_t)1 << 40)) {
+            nb__fail(g, NB_ERR_SHAPE, "%s: tensor too large", op);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Append a blank node; returns its handle or NB_NONE. */
+static nb_node new_node(nb_graph *g, const char *op) {
+    if (g->n_nodes == g->cap_nodes) {
+        int cap = g->cap_nodes ? 2 * g->cap_nodes : 32;
+        nb_node_t *nodes = realloc(g->nodes, (size_t)cap * sizeof *nodes);
+        unsigned char *mark = realloc(g->mark, (size_t)cap);
+        if (mark) g->mark = mark;
+        if (!nodes || !mark) {
+            if (nodes) g->nodes = nodes;
+            return nb__fail(g, NB_ERR_NOMEM, "%s: out of memory", op);
+        }
+        g->nodes = nodes;
+        g->cap_nodes = cap;
+    }
+    nb_node h = g->n_nodes++;
+    memset(&g->nodes[h], 0, sizeof g->nodes[h]);
+    g->mark[h] = 0;
+    g->planned = 0; /* the arena layout must include the new node */
+    return h;
+}
+
+static void set_name(nb_node_t *n, const char *name) {
+    snprintf(n->name, sizeof n->name, "%s", name ? name : "");
+}
+
+static int name_taken(const nb_graph *g, const char *name) {
+    return name && name[0] && nb_find(g, name) != NB_NONE;
+}
+
+nb_node nb__add_node(nb_graph *g, const nb_op *op, int nin, const nb_node *in, int ndim,
+                     const int *dims, int batched) {
+    if (!check_dims(g, op->name, ndim, dims)) return NB_NONE;
+    if (batched && ndim == 0)
+        return nb__fail(g, NB_ERR_SHAPE, "%s: a batched tensor needs a batch dimension",
+                        op->name);
+    nb_node h = new_node(g, op->name);
+    if (h == NB_NONE) return NB_NONE;
+    nb_node_t *n = &g->nodes[h];
+    n->op = op;
+    n->nin = nin;
+    for (int k = 0; k < nin; k++) {
+        n->in[k] = in[k];
+        if (g->nodes[in[k]].requires_grad) n->requires_grad = 1;
+    }
+    n->ndim = ndim;
+    if (ndim) memcpy(n->dims, dims, (size_t)ndim * sizeof *dims);
+    n->batched = batched;
+    if (batched) n->dims[0] = g->batch > 0 ? g->batch : 1;
+    snprintf(n->name, sizeof n->name, "%s%d", op->name, h);
+    return h;
+}
+
+nb_node nb_input(nb_graph *g, const char *name, int ndim, const int *sample_dims) {
+    if (!nb__begin(g, "nb_input", 0, NULL)) return NB_NONE;
+    if (!check_dims(g, "nb_input", ndim, sample_dims)) return NB_NONE;
+    if (ndim + 1 > NB_MAX_DIMS)
+        return nb__fail(g, NB_ERR_SHAPE, "nb_input: %d sample dimensions plus the batch "
+                        "exceed %d", ndim, NB_MAX_DIMS);
+    if (name_taken(g, name))
+        return nb__fail(g, NB_ERR_ARG, "nb_input: name '%s' already used", name);
+    nb_node h = new_node(g, "nb_input");
+    if (h == NB_NONE) return NB_NONE;
+    nb_node_t *n = &g->nodes[h];
+    n->leaf = NB_LEAF_INPUT;
+    n->batched = 1;
+    n->ndim = ndim + 1;
+    n->dims[0] = g->batch > 0 ? g->batch : 1;
+    for (int d = 0; d < ndim; d++) n->dims[d + 1] = sample_dims[d];
+    if (name && name[0]) set_name(n, name);
+    else snprintf(n->name, sizeof n->name, "input%d", h);
+    return h;
+}
+
+/* Point every parameter node at its slice of the (possibly moved) buffers. */
+static void bind_params(nb_graph *g) {
+    for (int k = 0; k < g->n_param_nodes; k++) {
+        nb_node_t *n = &g->nodes[g->param_nodes[k]];
+        n->val = g->params + n->val_off;
+        n->grad = g->grads + n->val_off;
+    }
+}
+
+nb_node nb_param(nb_graph *g, const char *name, int ndim, const int *dims, nb_init init) {
+    if (!nb__begin(g, "nb_param", 0, NULL)) return NB_NONE;
+    if (!check_dims(g, "nb_param", ndim, dims)) return NB_NONE;
+    if (name_taken(g, name))
+        return nb__fail(g, NB_ERR_ARG, "nb_param: name '%s' already used", name);
+    size_t numel = 1;
+    for (int d = 0; d < ndim; d++) numel *= (size_t)dims[d];
+    if (g->n_params + numel > g->cap_params) {
+        size_t cap = g->cap_params ? g->cap_params : 1024;
+        while (cap < g->n_params + numel) cap *= 2;
+        nb_real *p = realloc(g->params, cap * sizeof *p);
+        if (p) g->params = p;
+        nb_real *q = p ? realloc(g->grads, cap * sizeof *q) : NULL;
+        if (q) g->grads = q;
+        if (!p || !q) {
+            bind_params(g);
+            return nb__fail(g, NB_ERR_NOMEM, "nb_param: out of memory for %zu values", numel);
+        }
+        g->cap_params = cap;
+    }
+    if (g->n_param_nodes == g->cap_param_nodes) {
+        int cap = g->cap_param_nodes ? 2 * g->cap_param_nodes : 16;
+        int *pn = realloc(g->param_nodes, (size_t)cap * sizeof *pn);
+        if (!pn) return nb__fail(g, NB_ERR_NOMEM, "nb_param: out of memory");
+        g->param_nodes = pn;
+        g->cap_param_nodes = cap;
+    }
+    nb_node h = new_node(g, "nb_param");
+    if (h == NB_NONE) return NB_NONE;
+    nb_node_t *n = &g->nodes[h];
+    n->leaf = NB_LEAF_PARAM;
+    n->ndim = ndim;
+    if (ndim) memcpy(n->dims, dims, (size_t)ndim * sizeof *dims);
+    n->requires_grad = 1;
+    n->init = init;
+    n->val_off = g->n_params;
+    memset(g->params + g->n_params, 0, numel * sizeof *g->params);
+    memset(g->grads + g->n_params, 0, numel * sizeof *g->grads);
+    g->n_params += numel;
+    g->param_nodes[g->n_param_nodes++] = h;
+    if (name && name[0]) set_name(n, name);
+    else snprintf(n->name, sizeof n->name, "param%d", h);
+    bind_params(g);
+    return h;
+}
+
+nb_node nb_constant(nb_graph *g, const char *name, int ndim, const int *dims,
+                    const nb_real *values) {
+    if (!nb__begin(g, "nb_constant", 0, NULL)) return NB_NONE;
+    if (!check_dims(g, "nb_constant", ndim, dims)) return NB_NONE;
+    if (name_taken(g, name))
+        return nb__fail(g, NB_ERR_ARG, "nb_constant: name '%s' already used", name);
+    size_t numel = 1;
+    for (int d = 0; d < ndim; d++) numel *= (size_t)dims[d];
+    nb_real *data = calloc(numel, sizeof *data);
+    if (!data) return nb__fail(g, NB_ERR_NOMEM, "nb_constant: out of memory");
+    if (values) memcpy(data, values, numel * sizeof *data);
+    nb_node h = new_node(g, "nb_constant");
+    if (h == NB_NONE) {
+        free(data);
+        return NB_NONE;
+    }
+    nb_node_t *n = &g->nodes[h];
+    n->leaf = NB_LEAF_CONST;
+    n->ndim = ndim;
+    if (ndim) memcpy(n->dims, dims, (size_t)ndim * sizeof *dims);
+    n->const_data = data;
+    n->val = data;
+    if (name && name[0]) set_name(n, name);
+    else snprintf(n->name, sizeof n->name, "const%d", h);
+    return h;
+}
+
+/* ------------------------------------------------------------ inspection */
+
+static int valid(const nb_graph *g, nb_node n, const char *fn) {
+    if (!g) {
+        nb_err(NB_ERR_ARG, "%s: graph is NULL", fn);
+        return 0;
+    }
+    if (n < 0 || n >= g->n_nodes) {
+        nb_err(NB_ERR_ARG, "%s: node %d does not exist (graph has %d nodes)", fn, n,
+               g->n_nodes);
+        return 0;
+    }
+    return 1;
+}
+
+int nb_graph_node_count(const nb_graph *g) { return g ? g->n_nodes : 0; }
+
+const char *nb_node_name(const nb_graph *g, nb_node n) {
+    return valid(g, n, "nb_node_name") ? g->nodes[n].name : NULL;
+}
+
+const char *nb_node_op(const nb_graph *g, nb_node n) {
+    if (!valid(g, n, "nb_node_op")) return NULL;
+    const nb_node_t *t = &g->nodes[n];
+    switch (t->leaf) {
+    case NB_LEAF_INPUT: return "input";
+    case NB_LEAF_PARAM: return "param";
+    case NB_LEAF_CONST: return "constant";
+    case NB_LEAF_NONE: break;
+    }
+    return t->op->name;
+}
+
+nb_node nb_find(const nb_graph *g, const char *name) {
+    if (!g || !name) return NB_NONE;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (strcmp(g->nodes[i].name, name) == 0) return i;
+    return NB_NONE;
+}
+
+nb_status nb_node_shape(const nb_graph *g, nb_node n, int *ndim, int dims[NB_MAX_DIMS]) {
+    if (!valid(g, n, "nb_node_shape")) return NB_ERR_ARG;
+    if (ndim) *ndim = g->nodes[n].ndim;
+    if (dims) memcpy(dims, g->nodes[n].dims, sizeof g->nodes[n].dims);
+    return NB_OK;
+}
+
+size_t nb_node_numel(const nb_graph *g, nb_node n) {
+    return valid(g, n, "nb_node_numel") ? nb__numel(&g->nodes[n]) : 0;
+}
+
+int nb_node_is_batched(const nb_graph *g, nb_node n) {
+    return valid(g, n, "nb_node_is_batched") ? g->nodes[n].batched : 0;
+}
+
+size_t nb_param_count(const nb_graph *g) { return g ? g->n_params : 0; }
+int nb_param_tensor_count(const nb_graph *g) { return g ? g->n_param_nodes : 0; }
+
+nb_node nb_param_tensor(const nb_graph *g, int i) {
+    if (!g || i < 0 || i >= g->n_param_nodes) {
+        nb_err(NB_ERR_ARG, "nb_param_tensor: index %d out of range", i);
+        return NB_NONE;
+    }
+    return g->param_nodes[i];
+}
+
+nb_real *nb_params(nb_graph *g) { return g ? g->params : NULL; }
+nb_real *nb_grads(nb_graph *g) { return g ? g->grads : NULL; }
+
+nb_status nb_param_set_init(nb_graph *g, nb_node p, nb_init init) {
+    if (!valid(g, p, "nb_param_set_init")) return NB_ERR_ARG;
+    if (g->nodes[p].leaf != NB_LEAF_PARAM)
+        return nb_err(NB_ERR_ARG, "nb_param_set_init: node '%s' is not a parameter",
+                      g->nodes[p].name);
+    g->nodes[p].init = init;
+    return NB_OK;
+}
+
+nb_status nb_graph_init(nb_graph *g, nb_rng *r) {
+    if (!g || !r) return nb_err(NB_ERR_ARG, "nb_graph_init: %s is NULL", g ? "rng" : "graph");
+    for (int k = 0; k < g->n_param_nodes; k++) {
+        nb_node_t *n = &g->nodes[g->param_nodes[k]];
+        nb_init init = n->init;
+        if (init.kind == NB_INIT_DEFAULT) init.kind = NB_INIT_TORCH_LINEAR;
+        nb_status s = nb_init_tensor(n->val, n->ndim, n->dims, init, r);
+        if (s != NB_OK) return nb_err(s, "nb_graph_init: parameter '%s': %s", n->name,
+                                      nb_last_error());
+    }
+    return NB_OK;
+}
+
+/* ------------------------------------------------------------ memory plan */
+
+/* Lay out every non-parameter node's value, gradient and scratch in one
+ * arena: values, then gradients, then scratch.  Reallocates only when the
+ * arena must grow, so a fixed batch size never allocates after the first. */
+static nb_status plan(nb_graph *g) {
+    size_t off = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        nb_node_t *n = &g->nodes[i];
+        if (n->batched) n->dims[0] = g->batch;
+        if (n->leaf == NB_LEAF_PARAM || n->leaf == NB_LEAF_CONST) continue;
+        n->val_off = off;
+        off += nb__numel(n);
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        nb_node_t *n = &g->nodes[i];
+        if (n->leaf == NB_LEAF_PARAM || !n->requires_grad) continue;
+        n->grad_off = off;
+        off += nb__numel(n);
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        nb_node_t *n = &g->nodes[i];
+        n->scratch_len = (n->op && n->op->scratch) ? n->op->scratch(g, n) : 0;
+        n->scratch_off = off;
+        off += n->scratch_len;
+    }
+    if (off > g->arena_cap) {
+        nb_real *a = realloc(g->arena, off * sizeof *a);
+        if (!a) return nb_err(NB_ERR_NOMEM, "nb_graph_set_batch: out of memory for %zu "
+                              "activation values", off);
+        g->arena = a;
+        g->arena_cap = off;
+    }
+    g->arena_len = off;
+    for (int i = 0; i < g->n_nodes; i++) {
+        nb_node_t *n = &g->nodes[i];
+        if (n->leaf == NB_LEAF_PARAM) continue;
+        if (n->leaf != NB_LEAF_CONST) n->val = g->arena + n->val_off;
+        n->grad = n->requires_grad ? g->arena + n->grad_off : NULL;
+        n->scratch = n->scratch_len ? g->arena + n->scratch_off : NULL;
+    }
+    g->planned = 1;
+    g->forwarded = 0;
+    return NB_OK;
+}
+
+nb_status nb_graph_set_batch(nb_graph *g, int batch) {
+    if (!g) return nb_err(NB_ERR_ARG, "nb_graph_set_batch: graph is NULL");
+    if (g->status != NB_OK)
+        return nb_err(g->status, "nb_graph_set_batch: the graph has a build error");
+    if (batch <= 0) return nb_err(NB_ERR_ARG, "nb_graph_set_batch: batch size %d is not "
+                                  "positive", batch);
+    if (g->planned && g->batch == batch) return NB_OK;
+    g->batch = batch;
+    return plan(g);
+}
+
+int nb_graph_batch(const nb_graph *g) { return g ? g->batch : 0; }
+
+void nb_graph_set_training(nb_graph *g, int training) {
+    if (g) g->training = training != 0;
+}
+
+nb_status nb_set_input(nb_graph *g, nb_node input, const nb_real *data, int batch) {
+    if (!valid(g, input, "nb_set_input")) return NB_ERR_ARG;
+    nb_node_t *n = &g->nodes[input];
+    if (n->leaf != NB_LEAF_INPUT)
+        return nb_err(NB_ERR_ARG, "nb_set_input: node '%s' is not an input", n->name);
+    if (!data) return nb_err(NB_ERR_ARG, "nb_set_input: data is NULL");
+    nb_status s = nb_graph_set_batch(g, batch);
+    if (s != NB_OK) return s;
+    memcpy(n->val, data, nb__numel(n) * sizeof *data);
+    return NB_OK;
+}
+
+nb_real *nb_value(nb_graph *g, nb_node n) {
+    if (!valid(g, n, "nb_value")) return NULL;
+    nb_node_t *t = &g->nodes[n];
+    if (t->leaf != NB_LEAF_PARAM && t->leaf != NB_LEAF_CONST && !g->planned) {
+        nb_err(NB_ERR_STATE, "nb_value: no batch size set yet (nb_graph_set_batch)");
+        return NULL;
+    }
+    return t->val;
+}
+
+nb_real *nb_grad(nb_graph *g, nb_node n) {
+    if (!valid(g, n, "nb_grad")) return NULL;
+    nb_node_t *t = &g->nodes[n];
+    if (t->leaf != NB_LEAF_PARAM && !g->planned) return NULL;
+    return t->grad;
+}
+
+nb_status nb_requires_grad(nb_graph *g, nb_node n, int on) {
+    if (!valid(g, n, "nb_requires_grad")) return NB_ERR_ARG;
+    nb_node_t *t = &g->nodes[n];
+    if (t->leaf == NB_LEAF_NONE || t->leaf == NB_LEAF_PARAM)
+        return nb_err(NB_ERR_ARG, "nb_requires_grad: '%s' is not an input or constant "
+                      "(parameters always have gradients; ops follow their inputs)",
+                      t->name);
+    if ((t->requires_grad != 0) == (on != 0)) return NB_OK;
+    t->requires_grad = on != 0;
+    /* Propagate to every later node; creation order is topological. */
+    for (int i = n + 1; i < g->n_nodes; i++) {
+        nb_node_t *m = &g->nodes[i];
+        if (m->leaf != NB_LEAF_NONE) continue;
+        m->requires_grad = 0;
+        for (int k = 0; k < m->nin; k++)
+            if (g->nodes[m->in[k]].requires_grad) m->requires_grad = 1;
+    }
+    g->planned = 0;
+    return NB_OK;
+}
+
+/* ------------------------------------------------------------ execution */
+
+static nb_status ensure_planned(nb_graph *g, const char *fn) {
+    if (g->status != NB_OK)
+        return nb_err(g->status, "%s: the graph has a build error", fn);
+    if (g->planned) return NB_OK;
+    if (g->batch <= 0) g->batch = 1;
+    return plan(g);
+}
+
+/* Mark target and all its ancestors with MARK_NEEDED (other bits kept). */
+static void mark_ancestors(nb_graph *g, nb_node target) {
+    for (int i = 0; i < g->n_nodes; i++) g->mark[i] &= (unsigned char)~MARK_NEEDED;
+    g->mark[target] |= MARK_NEEDED;
+    for (int i = target; i >= 0; i--) {
+        if (!(g->mark[i] & MARK_NEEDED)) continue;
+        const nb_node_t *n = &g->nodes[i];
+        for (int k = 0; k < n->nin; k++) g->mark[n->in[k]] |= MARK_NEEDED;
+    }
+}
+
+nb_status nb_forward(nb_graph *g, nb_node target) {
+    if (!g) return nb_err(NB_ERR_ARG, "nb_forward: graph is NULL");
+    if (target != NB_NONE && !valid(g, target, "nb_forward")) return NB_ERR_ARG;
+    nb_status s = ensure_planned(g, "nb_forward");
+    if (s != NB_OK) return s;
+    if (g->n_nodes == 0) return NB_OK;
+    nb_node last = target == NB_NONE ? g->n_nodes - 1 : target;
+    if (target == NB_NONE)
+        for (int i = 0; i < g->n_nodes; i++) g->mark[i] = MARK_NEEDED;
+    else
+        mark_ancestors(g, target);
+    for (int i = 0; i <= last; i++) {
+        if (!(g->mark[i] & MARK_NEEDED)) {
+            g->mark[i] &= (unsigned char)~MARK_COMPUTED;
+            continue;
+        }
+        nb_node_t *n = &g->nodes[i];
+        if (n->op) n->op->forward(g, n);
+        g->mark[i] |= MARK_COMPUTED;
+    }
+    for (int i = last + 1; i < g->n_nodes; i++) g->mark[i] &= (unsigned char)~MARK_COMPUTED;
+    g->forwarded = 1;
+    return NB_OK;
+}
+
+nb_status nb_backward(nb_graph *g, nb_node loss) {
+    if (!valid(g, loss, "nb_backward")) return NB_ERR_ARG;
+    nb_node_t *L = &g->nodes[loss];
+    if (nb__numel(L) != 1) {
+        char s[128];
+        return nb_err(NB_ERR_SHAPE, "nb_backward: '%s' has shape %s; backward needs a "
+                      "scalar", L->name, nb_shape_str(s, sizeof s, L->ndim, L->dims));
+    }
+    if (!g->forwarded || !(g->mark[loss] & MARK_COMPUTED))
+        return nb_err(NB_ERR_STATE, "nb_backward: '%s' has not been computed; call "
+                      "nb_forward first", L->name);
+    if (!L->requires_grad)
+        return nb_err(NB_ERR_STATE, "nb_backward: '%s' does not depend on any parameter "
+                      "or input that requires a gradient", L->name);
+    mark_ancestors(g, loss);
+    /* Clear every activation gradient (params accumulate, as in PyTorch). */
+    for (int i = 0; i <= loss; i++) {
+        nb_node_t *n = &g->nodes[i];
+        if (n->leaf != NB_LEAF_PARAM && n->grad)
+            memset(n->grad, 0, nb__numel(n) * sizeof *n->grad);
+    }
+    L->grad[0] += 1;
+    for (int i = loss; i >= 0; i--) {
+        nb_node_t *n = &g->nodes[i];
+        if (n->op && n->requires_grad && (g->mark[i] & MARK_NEEDED)) n->op->backward(g, n);
+    }
+    return NB_OK;
+}
+
+void nb_zero_grad(nb_graph *g) {
+    if (g && g->grads) memset(g->grads, 0, g->n_params * sizeof *g->grads);
+}
+
+/* ------------------------------------------------------------ gradient check */
+
+static nb_status loss_value(nb_graph *g, nb_node loss, double *out) {
+    nb_status s = nb_forward(g, loss);
+    if (s == NB_OK) *out = (double)g->nodes[loss].val[0];
+    return s;
+}
+
+nb_status nb_gradcheck(nb_graph *g, nb_node loss, double eps, double atol, double rtol,
+                       nb_gradcheck_report *rep) {
+    if (!valid(g, loss, "nb_gradcheck")) return NB_ERR_ARG;
+    if (!rep) return nb_err(NB_ERR_ARG, "nb_gradcheck: report is NULL");
+    if (!(eps > 0)) return nb_err(NB_ERR_ARG, "nb_gradcheck: eps must be positive");
+    memset(rep, 0, sizeof *rep);
+    rep->worst_node = NB_NONE;
+    nb_status s = nb_forward(g, loss);
+    if (s != NB_OK) return s;
+    nb_zero_grad(g);
+    s = nb_backward(g, loss);
+    if (s != NB_OK) return s;
+    /* Copy the analytic gradients of every checked leaf before perturbing. */
+    size_t total = 0;
+    for (int i = 0; i <= loss; i++) {
+        nb_node_t *n = &g->nodes[i];
+        if (n->leaf != NB_LEAF_NONE && n->requires_grad) total += nb__numel(n);
+    }
+    double *analytic = malloc((total ? total : 1) * sizeof *analytic);
+    if (!analytic) return nb_err(NB_ERR_NOMEM, "nb_gradcheck: out of memory");
+    size_t k = 0;
+    for (int i = 0; i <= loss; i++) {
+        nb_node_t *n = &g->nodes[i];
+        if (n->leaf == NB_LEAF_NONE || !n->requires_grad) continue;
+        for (size_t j = 0; j < nb__numel(n); j++) analytic[k++] = (double)n->grad[j];
+    }
+    k = 0;
+    double worst_excess = -1;
+    for (int i = 0; i <= loss && s == NB_OK; i++) {
+        nb_node_t *n = &g->nodes[i];
+        if (n->leaf == NB_LEAF_NONE || !n->requires_grad) continue;
+        for (size_t j = 0; j < nb__numel(n) && s == NB_OK; j++, k++) {
+            nb_real saved = n->val[j];
+            double lp = 0, lm = 0;
+            n->val[j] = (nb_real)((double)saved + eps);
+            s = loss_value(g, loss, &lp);
+            n->val[j] = (nb_real)((double)saved - eps);
+            if (s == NB_OK) s = loss_value(g, loss, &lm);
+            /* the step actually taken, after rounding to nb_real */
+            double step = ((double)(nb_real)((double)saved + eps) -
+                           (double)(nb_real)((double)saved - eps));
+            n->val[j] = saved;
+            double numeric = (lp - lm) / step;
+            double err = fabs(analytic[k] - numeric);
+            double excess = err - (atol + rtol * fabs(numeric));
+            rep->checked++;
+            if (excess > 0 || isnan(err)) rep->failed++;
+            if (err > rep->max_abs_err) rep->max_abs_err = err;
+            if (excess > worst_excess || isnan(err)) {
+                worst_excess = isnan(err) ? INFINITY : excess;
+                rep->worst_node = i;
+                rep->worst_index = j;
+                rep->worst_analytic = analytic[k];
+                rep->worst_numeric = numeric;
+            }
+        }
+    }
+    free(analytic);
+    if (s == NB_OK) s = nb_forward(g, loss); /* leave values consistent */
+    return s;
+}

@@ -1,0 +1,135 @@
+/* Internal structures shared by the core, the ops and the trainer.
+ * Nothing here is part of the public API. */
+#ifndef NB_INTERNAL_H
+#define NB_INTERNAL_H
+
+#include "nabla.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+/* Literal of the scalar type, so the double test build keeps full precision. */
+#define R(x) ((nb_real)(x))
+
+/* ---------------------------------------------------------------- errors */
+
+/* Set the thread's error message; returns s so callers can `return nb_err(...)`. */
+nb_status nb_err(nb_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Format a shape as "[2, 3]" into buf (at least 64 bytes). */
+const char *nb_shape_str(char *buf, size_t size, int ndim, const int *dims);
+
+/* ---------------------------------------------------------------- nodes */
+
+typedef struct nb_node_t nb_node_t;
+typedef struct nb_graph nb_graph;
+
+/* One op = one dispatch-table entry.  forward computes n->val from the inputs;
+ * backward adds n->grad's contribution into the inputs' grads (those that are
+ * non-NULL).  scratch returns how many reals of per-batch scratch the node
+ * needs (NULL: none); the trainer-independent core allocates it in the arena. */
+typedef struct nb_op {
+    const char *name;
+    void (*forward)(nb_graph *g, nb_node_t *n);
+    void (*backward)(nb_graph *g, nb_node_t *n);
+    size_t (*scratch)(const nb_graph *g, const nb_node_t *n);
+} nb_op;
+
+typedef enum nb_leaf_kind {
+    NB_LEAF_NONE = 0, /* an op node */
+    NB_LEAF_INPUT,
+    NB_LEAF_PARAM,
+    NB_LEAF_CONST
+} nb_leaf_kind;
+
+struct nb_node_t {
+    const nb_op *op;          /* NULL for leaves                               */
+    nb_leaf_kind leaf;
+    char name[64];
+    int nin;
+    int in[NB_MAX_INPUTS];
+    int ndim;
+    int dims[NB_MAX_DIMS];    /* dims[0] is the batch size when batched        */
+    int batched;
+    int requires_grad;        /* params, marked leaves, and ops depending on them */
+    /* op attributes, meaning defined by each op */
+    double f[4];
+    int i[4];
+    /* storage: offsets into the param buffers (params) or the arena (rest) */
+    size_t val_off, grad_off, scratch_off;
+    size_t scratch_len;
+    nb_real *val, *grad, *scratch;
+    /* params */
+    nb_init init;
+    /* constants: owned copy of the values */
+    nb_real *const_data;
+};
+
+struct nb_graph {
+    nb_node_t *nodes;
+    int n_nodes, cap_nodes;
+    nb_status status;          /* first build error */
+    int training;
+    int batch;                 /* current batch size (0: not planned)   */
+    int planned;               /* arena layout valid for batch           */
+    /* parameters */
+    nb_real *params, *grads;
+    size_t n_params, cap_params;
+    int *param_nodes;
+    int n_param_nodes, cap_param_nodes;
+    /* activations, their gradients and op scratch */
+    nb_real *arena;
+    size_t arena_len, arena_cap;
+    unsigned char *mark;       /* per-node work flags for forward/backward */
+    int forwarded;             /* a forward has run since the last plan   */
+    int auto_names;            /* counter for generated layer names      */
+};
+
+/* Node pointer for a handle (handles are validated by the builders). */
+static inline nb_node_t *nb__node(nb_graph *g, int h) { return &g->nodes[h]; }
+static inline nb_node_t *nb__in(nb_graph *g, const nb_node_t *n, int k) {
+    return &g->nodes[n->in[k]];
+}
+
+static inline size_t nb__numel(const nb_node_t *n) {
+    size_t s = 1;
+    for (int d = 0; d < n->ndim; d++) s *= (size_t)n->dims[d];
+    return s;
+}
+
+/* Product of the dims from index `from` on. */
+static inline size_t nb__numel_from(const nb_node_t *n, int from) {
+    size_t s = 1;
+    for (int d = from; d < n->ndim; d++) s *= (size_t)n->dims[d];
+    return s;
+}
+
+/* Validate handle h as an input of an op called `op`.  Returns 0 if the
+ * build must stop (error already set or set here). */
+int nb__check_input(nb_graph *g, const char *op, nb_node h);
+
+/* Start building: checks g and the inputs.  Returns 0 if the build must stop. */
+int nb__begin(nb_graph *g, const char *op, int nin, const nb_node *in);
+
+/* Append an op node with the given inputs and output shape.  The output is
+ * batched if any input is; requires_grad if any input requires it.  Returns
+ * the handle or NB_NONE (error set, graph status updated). */
+nb_node nb__add_node(nb_graph *g, const nb_op *op, int nin, const nb_node *in,
+                     int ndim, const int *dims, int batched);
+
+/* Record a build error in the graph and return NB_NONE. */
+nb_node nb__fail(nb_graph *g, nb_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Unique generated name "<prefix><k>" into buf. */
+void nb__auto_name(nb_graph *g, const char *prefix, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,53 @@
+/* A minimal test harness: CHECK records a failure and goes on; each test
+ * program ends with TEST_END, which prints "N passed, N failed". */
+#ifndef NB_TEST_H
+#define NB_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static int nb_test_passed, nb_test_failed;
+
+#define CHECK(cond)                                                                    \
+    do {                                                                               \
+        if (cond) nb_test_passed++;                                                    \
+        else {                                                                         \
+            nb_test_failed++;                                                          \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
+        }                                                                              \
+    } while (0)
+
+/* CHECK with a printf-style explanation on failure. */
+#define CHECKF(cond, ...)                                                              \
+    do {                                                                               \
+        if (cond) nb_test_passed++;                                                    \
+        else {                                                                         \
+            nb_test_failed++;                                                          \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);   \
+            fprintf(stderr, __VA_ARGS__);                                              \
+            fputc('\n', stderr);                                                       \
+        }                                                                              \
+    } while (0)
+
+#define CHECK_OK(expr)                                                                 \
+    do {                                                                               \
+        nb_status s_ = (expr);                                                         \
+        CHECKF(s_ == NB_OK, "%s -> %s: %s", #expr, nb_status_name(s_), nb_last_error()); \
+    } while (0)
+
+/* |a - b| <= atol + rtol |b| */
+#define CHECK_CLOSE(a, b, atol, rtol)                                                  \
+    do {                                                                               \
+        double a_ = (double)(a), b_ = (double)(b);                                     \
+        CHECKF(fabs(a_ - b_) <= (atol) + (rtol)*fabs(b_), "%s = %.9g, expected %.9g",  \
+               #a, a_, b_);                                                            \
+    } while (0)
+
+#define TEST_END()                                                                     \
+    do {                                                                               \
+        printf("%d passed, %d failed\n", nb_test_passed, nb_test_failed);              \
+        return nb_test_failed ? 1 : 0;                                                 \
+    } while (0)
+
+#endif
