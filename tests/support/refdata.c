@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 
 static int add_tensor(ref_case *c, const ref_tensor *t) {
     ref_tensor *nt = realloc(c->t, (size_t)(c->nt + 1) * sizeof *nt);
@@ -132,4 +133,31 @@ const ref_tensor *ref_get(const ref_case *c, const char *name) {
 double ref_scalar(const ref_case *c, const char *name, double dflt) {
     const ref_tensor *t = ref_get(c, name);
     return t && t->n ? t->v[0] : dflt;
+}
+
+int ref_check(const char *label, const nb_real *got, size_t n, const ref_tensor *want,
+              double rtol) {
+    if (!want) {
+        fprintf(stderr, "%s: reference tensor missing\n", label);
+        return 1;
+    }
+    if (want->n != n) {
+        fprintf(stderr, "%s: %zu values, reference has %zu\n", label, n, want->n);
+        return 1;
+    }
+    double maxabs = 0;
+    for (size_t k = 0; k < n; k++)
+        if (fabs(want->v[k]) > maxabs) maxabs = fabs(want->v[k]);
+    int bad = 0;
+    for (size_t k = 0; k < n; k++) {
+        double tol = rtol * (fabs(want->v[k]) + 0.1 * maxabs);
+        double err = fabs((double)got[k] - want->v[k]);
+        if (!(err <= tol)) {
+            if (bad < 5)
+                fprintf(stderr, "%s[%zu]: got %.9g, reference %.9g (error %.3g > %.3g)\n",
+                        label, k, (double)got[k], want->v[k], err, tol);
+            bad++;
+        }
+    }
+    return bad;
 }

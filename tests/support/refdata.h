@@ -39,3 +39,11 @@ const ref_tensor *ref_get(const ref_case *c, const char *name);
 double ref_scalar(const ref_case *c, const char *name, double dflt);
 
 #endif
+
+/* Compare n computed values against a reference tensor: each element must
+ * satisfy |got - want| <= rtol * (|want| + 0.1 * max|want|).  The second term
+ * keeps elements that cancel to near zero from demanding more than float32
+ * carries.  Prints every mismatch (up to 5) with label; returns mismatches. */
+#include "nabla.h"
+int ref_check(const char *label, const nb_real *got, size_t n, const ref_tensor *want,
+              double rtol);
