@@ -12,6 +12,34 @@
 /* Literal of the scalar type, so the double test build keeps full precision. */
 #define R(x) ((nb_real)(x))
 
+/* Math functions of the scalar type (expf in the float build, exp in the
+ * double one), so no computation silently widens or narrows. */
+#ifdef NB_REAL_DOUBLE
+#define nb_exp exp
+#define nb_log log
+#define nb_log1p log1p
+#define nb_expm1 expm1
+#define nb_tanh_r tanh
+#define nb_erf erf
+#define nb_sqrt sqrt
+#define nb_fabs fabs
+#define nb_pow pow
+#define nb_fmax fmax
+#define nb_fmin fmin
+#else
+#define nb_exp expf
+#define nb_log logf
+#define nb_log1p log1pf
+#define nb_expm1 expm1f
+#define nb_tanh_r tanhf
+#define nb_erf erff
+#define nb_sqrt sqrtf
+#define nb_fabs fabsf
+#define nb_pow powf
+#define nb_fmax fmaxf
+#define nb_fmin fminf
+#endif
+
 /* ---------------------------------------------------------------- errors */
 
 /* Set the thread's error message; returns s so callers can `return nb_err(...)`. */
