@@ -405,6 +405,29 @@ nb_status nb_evaluate(nb_graph *g, nb_node input, nb_node target, nb_node loss,
                       nb_node output, const nb_dataset *data, int batch_size,
                       double *loss_out, double *acc_out);
 
+/* ------------------------------------------------------------ data files */
+
+typedef enum nb_dtype { NB_U8 = 0, NB_I8, NB_I16, NB_I32, NB_F32, NB_F64 } nb_dtype;
+
+/* An n-dimensional array as stored in a file (row-major, host byte order). */
+typedef struct nb_array {
+    nb_dtype dtype;
+    int ndim;
+    int dims[NB_MAX_DIMS];
+    size_t numel;
+    void *data;          /* owned; release with nb_array_free */
+} nb_array;
+
+size_t nb_dtype_size(nb_dtype t);
+const char *nb_dtype_name(nb_dtype t);
+/* Element k converted to double. */
+double nb_array_get(const nb_array *a, size_t k);
+void nb_array_free(nb_array *a);
+
+/* Load an IDX file (MNIST format), plain or gzip-compressed; every element
+ * type.  Magic, dimensions and sizes are validated against the file. */
+nb_status nb_idx_load(const char *path, nb_array *out);
+
 #ifdef __cplusplus
 }
 #endif
