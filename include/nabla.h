@@ -428,6 +428,24 @@ void nb_array_free(nb_array *a);
  * type.  Magic, dimensions and sizes are validated against the file. */
 nb_status nb_idx_load(const char *path, nb_array *out);
 
+/* ------------------------------------------------------------ model files */
+
+/* A model built from the text format of docs/model-format.md. */
+typedef struct nb_model {
+    nb_graph *graph;
+    nb_node input;      /* the model input                                  */
+    nb_node output;     /* scores / predictions (the node before the loss)  */
+    nb_node target;     /* created by the loss line; NB_NONE without one    */
+    nb_node loss;       /* NB_NONE for an inference-only model              */
+    int classes;        /* classes of a cross_entropy model, else 0         */
+    char *text;         /* the model text as parsed (saved in checkpoints)  */
+} nb_model;
+
+/* Parse model text; source names it in error messages ("model.nn:3: ..."). */
+nb_status nb_model_parse(const char *text, const char *source, nb_model *m);
+nb_status nb_model_load(const char *path, nb_model *m);
+void nb_model_free(nb_model *m);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,525 @@
+/* Model files: a small line-based text format for sequential models and DAGs.
+ * The format is documented in docs/model-format.md.  Every error names the
+ * source, the line and the offending token. */
+#include "../core/internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { MAX_TOKENS = 32, MAX_NAMES = 1024, MAX_LINE = 4096, MAX_TEXT = 1 << 20 };
+
+typedef struct spec_line {
+    int lineno;
+    char *tok[MAX_TOKENS];
+    int ntok;
+    int used[MAX_TOKENS];   /* options consumed by the layer's builder */
+    const char *label;      /* "name = ..." or NULL */
+    const char *op;
+    int first_arg;          /* index of the first token after the op */
+} spec_line;
+
+typedef struct spec_ctx {
+    const char *source;
+    nb_model *m;
+    nb_graph *g;
+    nb_node prev;           /* output of the previous line */
+    int layer_index;        /* index in the equivalent nn.Sequential */
+    struct { char name[64]; nb_node node; } names[MAX_NAMES];
+    int n_names;
+} spec_ctx;
+
+static nb_status fail(const spec_ctx *c, const spec_line *l, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+static nb_status fail(const spec_ctx *c, const spec_line *l, const char *fmt, ...) {
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return nb_err(NB_ERR_FORMAT, "%s:%d: %s", c->source, l->lineno, msg);
+}
+
+/* ------------------------------------------------------------ arguments */
+
+static int is_option(const char *t) { return strchr(t, '=') != NULL; }
+static int is_ref(const char *t) { return t[0] == '@'; }
+
+/* Value of option key=..., marking it used; NULL if absent. */
+static const char *option(spec_line *l, const char *key) {
+    size_t n = strlen(key);
+    for (int k = l->first_arg; k < l->ntok; k++)
+        if (strncmp(l->tok[k], key, n) == 0 && l->tok[k][n] == '=') {
+            l->used[k] = 1;
+            return l->tok[k] + n + 1;
+        }
+    return NULL;
+}
+
+/* Strict number parsing: the whole token, finite. */
+static int parse_double(const char *s, double *out) {
+    if (!s || !*s) return 0;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (*end || errno == ERANGE || !isfinite(v)) return 0;
+    *out = v;
+    return 1;
+}
+
+static int parse_int(const char *s, int *out) {
+    if (!s || !*s) return 0;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*end || errno == ERANGE || v < -2147483647L || v > 2147483647L) return 0;
+    *out = (int)v;
+    return 1;
+}
+
+static nb_status double_option(spec_ctx *c, spec_line *l, const char *key, double dflt,
+                               double *out) {
+    const char *v = option(l, key);
+    *out = dflt;
+    if (v && !parse_double(v, out))
+        return fail(c, l, "%s: option %s=%s is not a number", l->op, key, v);
+    return NB_OK;
+}
+
+/* Positional (non-option, non-reference) arguments. */
+static int positionals(spec_line *l, const char **out, int max) {
+    int n = 0;
+    for (int k = l->first_arg; k < l->ntok; k++) {
+        if (is_option(l->tok[k]) || is_ref(l->tok[k])) continue;
+        if (n < max) out[n] = l->tok[k];
+        n++;
+        l->used[k] = 1;
+    }
+    return n;
+}
+
+static nb_node lookup(const spec_ctx *c, const char *name) {
+    for (int i = 0; i < c->n_names; i++)
+        if (strcmp(c->names[i].name, name) == 0) return c->names[i].node;
+    return NB_NONE;
+}
+
+/* Inputs of a line: its @references, preceded by the previous output when the
+ * op needs more inputs than were named. */
+static nb_status inputs(spec_ctx *c, spec_line *l, int arity, nb_node *in) {
+    int nref = 0;
+    nb_node refs[MAX_TOKENS];
+    for (int k = l->first_arg; k < l->ntok; k++) {
+        if (!is_ref(l->tok[k])) continue;
+        l->used[k] = 1;
+        nb_node n = lookup(c, l->tok[k] + 1);
+        if (n == NB_NONE) return fail(c, l, "%s: unknown node '%s'", l->op, l->tok[k]);
+        refs[nref++] = n;
+    }
+    if (nref > arity)
+        return fail(c, l, "%s takes %d input%s, %d named", l->op, arity, arity == 1 ? "" : "s",
+                    nref);
+    int k = 0;
+    if (nref < arity) {
+        if (nref + 1 < arity)
+            return fail(c, l, "%s needs %d inputs: name at least %d with @name", l->op, arity,
+                        arity - 1);
+        if (c->prev == NB_NONE) return fail(c, l, "%s: no previous layer to take as input", l->op);
+        in[k++] = c->prev;
+    }
+    for (int r = 0; r < nref; r++) in[k++] = refs[r];
+    return NB_OK;
+}
+
+/* ------------------------------------------------------------ initialisers */
+
+static nb_status parse_init(spec_ctx *c, spec_line *l, nb_init *init) {
+    const char *v = option(l, "init");
+    memset(init, 0, sizeof *init);
+    double gain = 0;
+    nb_status s = double_option(c, l, "gain", 0, &gain);
+    if (s != NB_OK) return s;
+    if (!v) {
+        if (gain) return fail(c, l, "%s: gain= needs an init= that uses it", l->op);
+        return NB_OK;
+    }
+    static const struct { const char *name; nb_init_kind kind; int mode; } kinds[] = {
+        {"torch", NB_INIT_TORCH_LINEAR, 0},      {"zeros", NB_INIT_ZEROS, 0},
+        {"xavier", NB_INIT_XAVIER_NORMAL, 0},    {"xavier_normal", NB_INIT_XAVIER_NORMAL, 0},
+        {"xavier_uniform", NB_INIT_XAVIER_UNIFORM, 0}, {"lecun", NB_INIT_LECUN_NORMAL, 0},
+        {"lecun_normal", NB_INIT_LECUN_NORMAL, 0}, {"lecun_uniform", NB_INIT_LECUN_UNIFORM, 0},
+        {"he", NB_INIT_KAIMING_NORMAL, 0},       {"he_normal", NB_INIT_KAIMING_NORMAL, 0},
+        {"he_uniform", NB_INIT_KAIMING_UNIFORM, 0}, {"he_fan_out", NB_INIT_KAIMING_NORMAL, 1},
+        {"he_uniform_fan_out", NB_INIT_KAIMING_UNIFORM, 1},
+    };
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+        if (strcmp(v, kinds[k].name) == 0) {
+            init->kind = kinds[k].kind;
+            init->mode = kinds[k].mode ? NB_FAN_OUT : NB_FAN_IN;
+            init->gain = gain;
+            return NB_OK;
+        }
+    /* forms with values: normal:STD, uniform:A:B, constant:V */
+    char kind[32];
+    double a = 0, b = 0;
+    const char *colon = strchr(v, ':');
+    size_t klen = colon ? (size_t)(colon - v) : strlen(v);
+    if (colon && klen < sizeof kind) {
+        memcpy(kind, v, klen);
+        kind[klen] = '\0';
+        char rest[64];
+        snprintf(rest, sizeof rest, "%s", colon + 1);
+        char *second = strchr(rest, ':');
+        if (second) *second++ = '\0';
+        int ok_a = parse_double(rest, &a), ok_b = second && parse_double(second, &b);
+        if (strcmp(kind, "normal") == 0 && ok_a && !second && a >= 0) {
+            *init = (nb_init){.kind = NB_INIT_NORMAL, .a = 0, .b = a};
+            return NB_OK;
+        }
+        if (strcmp(kind, "uniform") == 0 && ok_a && ok_b && a <= b) {
+            *init = (nb_init){.kind = NB_INIT_UNIFORM, .a = a, .b = b};
+            return NB_OK;
+        }
+        if (strcmp(kind, "constant") == 0 && ok_a && !second) {
+            *init = (nb_init){.kind = NB_INIT_CONSTANT, .a = a};
+            return NB_OK;
+        }
+    }
+    return fail(c, l, "%s: unknown initialiser init=%s (known: torch, zeros, constant:V, "
+                "normal:STD, uniform:A:B, xavier, xavier_uniform, lecun, lecun_uniform, he, "
+                "he_uniform, he_fan_out, he_uniform_fan_out)", l->op, v);
+}
+
+/* ------------------------------------------------------------ layers */
+
+typedef nb_status (*layer_fn)(spec_ctx *c, spec_line *l, nb_node *out);
+
+static void param_prefix(const spec_ctx *c, const spec_line *l, char *buf, size_t size) {
+    if (l->label) snprintf(buf, size, "%s", l->label);
+    else snprintf(buf, size, "%d", c->layer_index);
+}
+
+static nb_status layer_input(spec_ctx *c, spec_line *l, nb_node *out) {
+    const char *pos[NB_MAX_DIMS];
+    int n = positionals(l, pos, NB_MAX_DIMS);
+    if (n < 1 || n > NB_MAX_DIMS - 1)
+        return fail(c, l, "input: give 1 to %d per-sample dimensions, e.g. 'input 784' or "
+                    "'input 1 28 28'", NB_MAX_DIMS - 1);
+    if (c->m->input != NB_NONE) return fail(c, l, "input: a model has one input");
+    int dims[NB_MAX_DIMS];
+    for (int k = 0; k < n; k++)
+        if (!parse_int(pos[k], &dims[k]) || dims[k] <= 0)
+            return fail(c, l, "input: dimension '%s' is not a positive integer", pos[k]);
+    *out = nb_input(c->g, l->label ? l->label : "input", n, dims);
+    c->m->input = *out;
+    return NB_OK;
+}
+
+static nb_status layer_dense(spec_ctx *c, spec_line *l, nb_node *out) {
+    const char *pos[1];
+    int units;
+    if (positionals(l, pos, 1) != 1 || !parse_int(pos[0], &units) || units <= 0)
+        return fail(c, l, "dense: give the number of output units, e.g. 'dense 128'");
+    nb_dense_opts o = {0};
+    const char *bias = option(l, "bias");
+    if (bias && strcmp(bias, "true") && strcmp(bias, "false"))
+        return fail(c, l, "dense: bias=%s must be true or false", bias);
+    o.no_bias = bias && strcmp(bias, "false") == 0;
+    nb_status s = parse_init(c, l, &o.weight_init);
+    if (s != NB_OK) return s;
+    nb_node x;
+    if ((s = inputs(c, l, 1, &x)) != NB_OK) return s;
+    char prefix[48];
+    param_prefix(c, l, prefix, sizeof prefix);
+    *out = nb_dense(c->g, x, units, prefix, &o);
+    return NB_OK;
+}
+
+/* Activations and other one-input ops without parameters. */
+static nb_status layer_unary(spec_ctx *c, spec_line *l, nb_node *out) {
+    nb_node x;
+    nb_status s = inputs(c, l, 1, &x);
+    if (s != NB_OK) return s;
+    const char *op = l->op;
+    double a, b;
+    if (strcmp(op, "relu") == 0) *out = nb_relu(c->g, x);
+    else if (strcmp(op, "abs") == 0) *out = nb_abs(c->g, x);
+    else if (strcmp(op, "sigmoid") == 0) *out = nb_sigmoid(c->g, x);
+    else if (strcmp(op, "tanh") == 0) *out = nb_tanh(c->g, x);
+    else if (strcmp(op, "softmax") == 0) *out = nb_softmax(c->g, x);
+    else if (strcmp(op, "log_softmax") == 0) *out = nb_log_softmax(c->g, x);
+    else if (strcmp(op, "silu") == 0) *out = nb_silu(c->g, x);
+    else if (strcmp(op, "flatten") == 0) *out = nb_flatten(c->g, x);
+    else if (strcmp(op, "leaky_relu") == 0) {
+        if ((s = double_option(c, l, "slope", 0.01, &a)) != NB_OK) return s;
+        *out = nb_leaky_relu(c->g, x, (nb_real)a);
+    } else if (strcmp(op, "elu") == 0) {
+        if ((s = double_option(c, l, "alpha", 1.0, &a)) != NB_OK) return s;
+        *out = nb_elu(c->g, x, (nb_real)a);
+    } else if (strcmp(op, "softplus") == 0) {
+        if ((s = double_option(c, l, "beta", 1.0, &a)) != NB_OK) return s;
+        if ((s = double_option(c, l, "threshold", 20.0, &b)) != NB_OK) return s;
+        *out = nb_softplus(c->g, x, (nb_real)a, (nb_real)b);
+    } else if (strcmp(op, "gelu") == 0) {
+        const char *approx = option(l, "approximate");
+        if (approx && strcmp(approx, "tanh") && strcmp(approx, "none"))
+            return fail(c, l, "gelu: approximate=%s must be none or tanh", approx);
+        *out = nb_gelu(c->g, x, approx && strcmp(approx, "tanh") == 0);
+    } else if (strcmp(op, "scale") == 0) {
+        const char *pos[1];
+        if (positionals(l, pos, 1) != 1 || !parse_double(pos[0], &a))
+            return fail(c, l, "scale: give the factor, e.g. 'scale 0.5'");
+        *out = nb_scale(c->g, x, (nb_real)a);
+    }
+    return NB_OK;
+}
+
+static nb_status layer_reshape(spec_ctx *c, spec_line *l, nb_node *out) {
+    const char *pos[NB_MAX_DIMS];
+    int n = positionals(l, pos, NB_MAX_DIMS), dims[NB_MAX_DIMS];
+    if (n < 1 || n > NB_MAX_DIMS - 1)
+        return fail(c, l, "reshape: give 1 to %d per-sample dimensions", NB_MAX_DIMS - 1);
+    for (int k = 0; k < n; k++)
+        if (!parse_int(pos[k], &dims[k]) || (dims[k] <= 0 && dims[k] != -1))
+            return fail(c, l, "reshape: dimension '%s' is not a positive integer or -1", pos[k]);
+    nb_node x;
+    nb_status s = inputs(c, l, 1, &x);
+    if (s == NB_OK) *out = nb_reshape(c->g, x, n, dims);
+    return s;
+}
+
+static nb_status layer_binary(spec_ctx *c, spec_line *l, nb_node *out) {
+    nb_node in[2];
+    nb_status s = inputs(c, l, 2, in);
+    if (s != NB_OK) return s;
+    if (strcmp(l->op, "add") == 0) *out = nb_add(c->g, in[0], in[1]);
+    else if (strcmp(l->op, "sub") == 0) *out = nb_sub(c->g, in[0], in[1]);
+    else *out = nb_mul(c->g, in[0], in[1]);
+    return NB_OK;
+}
+
+static nb_status layer_concat(spec_ctx *c, spec_line *l, nb_node *out) {
+    int nref = 0;
+    for (int k = l->first_arg; k < l->ntok; k++) nref += is_ref(l->tok[k]);
+    if (nref < 1) return fail(c, l, "concat: name the tensors to join with @name");
+    nb_node in[MAX_TOKENS];
+    int n = nref + 1; /* previous output first, unless all are named */
+    const char *axis_s = option(l, "axis");
+    int axis = 1;
+    if (axis_s && !parse_int(axis_s, &axis))
+        return fail(c, l, "concat: axis=%s is not an integer", axis_s);
+    const char *prev_s = option(l, "previous");
+    if (prev_s && strcmp(prev_s, "false") == 0) n = nref;
+    nb_status s = inputs(c, l, n, in);
+    if (s == NB_OK) *out = nb_concat(c->g, n, in, axis);
+    return s;
+}
+
+static nb_status layer_loss(spec_ctx *c, spec_line *l, nb_node *out) {
+    const char *pos[1];
+    if (positionals(l, pos, 1) != 1)
+        return fail(c, l, "loss: give one of cross_entropy, mse, bce");
+    if (c->m->loss != NB_NONE) return fail(c, l, "loss: a model has one loss");
+    nb_node x;
+    nb_status s = inputs(c, l, 1, &x);
+    if (s != NB_OK) return s;
+    const nb_node_t *X = nb__node(c->g, x);
+    if (strcmp(pos[0], "cross_entropy") == 0) {
+        double eps;
+        if ((s = double_option(c, l, "label_smoothing", 0, &eps)) != NB_OK) return s;
+        if (X->ndim != 2)
+            return fail(c, l, "loss cross_entropy: expects [batch, classes] scores, the "
+                        "previous layer gives %d dimensions", X->ndim);
+        c->m->target = nb_input(c->g, "target", 0, NULL);
+        *out = nb_cross_entropy(c->g, x, c->m->target, (nb_real)eps);
+        c->m->classes = X->dims[1];
+    } else if (strcmp(pos[0], "mse") == 0 || strcmp(pos[0], "bce") == 0) {
+        c->m->target = nb_input(c->g, "target", X->ndim - 1, X->dims + 1);
+        *out = pos[0][0] == 'm' ? nb_mse_loss(c->g, x, c->m->target)
+                                : nb_bce_with_logits(c->g, x, c->m->target);
+    } else {
+        return fail(c, l, "loss: unknown loss '%s' (known: cross_entropy, mse, bce)", pos[0]);
+    }
+    c->m->output = x;
+    c->m->loss = *out;
+    return NB_OK;
+}
+
+static const struct {
+    const char *name;
+    layer_fn fn;
+    int sequential; /* counts as a layer of the equivalent nn.Sequential */
+} layers[] = {
+    {"input", layer_input, 0},     {"dense", layer_dense, 1},     {"relu", layer_unary, 1},
+    {"leaky_relu", layer_unary, 1}, {"abs", layer_unary, 1},      {"sigmoid", layer_unary, 1},
+    {"tanh", layer_unary, 1},      {"softmax", layer_unary, 1},   {"log_softmax", layer_unary, 1},
+    {"gelu", layer_unary, 1},      {"silu", layer_unary, 1},      {"elu", layer_unary, 1},
+    {"softplus", layer_unary, 1},  {"flatten", layer_unary, 1},   {"scale", layer_unary, 1},
+    {"reshape", layer_reshape, 1}, {"add", layer_binary, 1},      {"sub", layer_binary, 1},
+    {"mul", layer_binary, 1},      {"concat", layer_concat, 1},   {"loss", layer_loss, 0},
+};
+
+/* ------------------------------------------------------------ parsing */
+
+static int valid_name(const char *s) {
+    if (!isalpha((unsigned char)s[0]) && s[0] != '_') return 0;
+    for (const char *p = s; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_') return 0;
+    return strlen(s) < 40;
+}
+
+static nb_status parse_line(spec_ctx *c, spec_line *l) {
+    int k = 0;
+    if (l->ntok >= 2 && strcmp(l->tok[1], "=") == 0) {
+        if (!valid_name(l->tok[0]))
+            return fail(c, l, "'%s' is not a valid node name (letters, digits, _; at most 39)",
+                        l->tok[0]);
+        if (lookup(c, l->tok[0]) != NB_NONE)
+            return fail(c, l, "node name '%s' is already used", l->tok[0]);
+        l->label = l->tok[0];
+        k = 2;
+    }
+    if (k >= l->ntok) return fail(c, l, "'%s =' needs a layer after it", l->tok[0]);
+    l->op = l->tok[k];
+    l->first_arg = k + 1;
+    int which = -1;
+    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++)
+        if (strcmp(layers[i].name, l->op) == 0) which = (int)i;
+    if (which < 0) {
+        char known[512] = "";
+        for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
+            strncat(known, i ? ", " : "", sizeof known - strlen(known) - 1);
+            strncat(known, layers[i].name, sizeof known - strlen(known) - 1);
+        }
+        return fail(c, l, "unknown layer '%s' (known: %s)", l->op, known);
+    }
+    if (c->m->input == NB_NONE && strcmp(l->op, "input") != 0)
+        return fail(c, l, "%s: the first layer must be 'input'", l->op);
+    if (c->m->loss != NB_NONE) return fail(c, l, "%s: nothing may follow the loss", l->op);
+    nb_node out = NB_NONE;
+    nb_status s = layers[which].fn(c, l, &out);
+    if (s != NB_OK) return s;
+    for (int t = l->first_arg; t < l->ntok; t++)
+        if (!l->used[t])
+            return fail(c, l, "%s: unexpected %s '%s'", l->op,
+                        is_option(l->tok[t]) ? "option" : "argument", l->tok[t]);
+    if (out == NB_NONE) /* the graph rejected it: shapes, values */
+        return fail(c, l, "%s", nb_last_error());
+    if (l->label) {
+        if (c->n_names == MAX_NAMES) return fail(c, l, "too many named nodes");
+        snprintf(c->names[c->n_names].name, sizeof c->names[0].name, "%s", l->label);
+        c->names[c->n_names++].node = out;
+    }
+    if (layers[which].sequential) c->layer_index++;
+    c->prev = out;
+    return NB_OK;
+}
+
+static void tokenize(char *text, spec_line *l) {
+    char *hash = strchr(text, '#');
+    if (hash) *hash = '\0';
+    l->ntok = 0;
+    for (char *p = text; *p;) {
+        while (*p && isspace((unsigned char)*p)) p++;
+        if (!*p) break;
+        if (l->ntok == MAX_TOKENS) { /* flagged by the caller */
+            l->ntok++;
+            break;
+        }
+        l->tok[l->ntok++] = p;
+        while (*p && !isspace((unsigned char)*p)) p++;
+        if (*p) *p++ = '\0';
+    }
+}
+
+nb_status nb_model_parse(const char *text, const char *source, nb_model *m) {
+    if (!text || !m) return nb_err(NB_ERR_ARG, "nb_model_parse: %s is NULL", text ? "model" : "text");
+    memset(m, 0, sizeof *m);
+    m->input = m->output = m->target = m->loss = NB_NONE;
+    if (!source) source = "<model>";
+    size_t len = strlen(text);
+    if (len > MAX_TEXT) return nb_err(NB_ERR_FORMAT, "%s: model text larger than %d bytes", source, MAX_TEXT);
+    spec_ctx *c = calloc(1, sizeof *c);
+    m->text = malloc(len + 1);
+    m->graph = nb_graph_new();
+    if (!c || !m->text || !m->graph) {
+        free(c);
+        nb_model_free(m);
+        return nb_err(NB_ERR_NOMEM, "%s: out of memory", source);
+    }
+    memcpy(m->text, text, len + 1);
+    c->source = source;
+    c->m = m;
+    c->g = m->graph;
+    c->prev = NB_NONE;
+    nb_status s = NB_OK;
+    const char *p = text;
+    char line[MAX_LINE];
+    for (int lineno = 1; *p && s == NB_OK; lineno++) {
+        const char *end = strchr(p, '\n');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        spec_line l;
+        memset(&l, 0, sizeof l);
+        l.lineno = lineno;
+        if (n >= sizeof line) {
+            s = fail(c, &l, "line longer than %d characters", MAX_LINE - 1);
+            break;
+        }
+        memcpy(line, p, n);
+        line[n] = '\0';
+        for (size_t i = 0; i < n; i++)
+            if (line[i] == '\0' || ((unsigned char)line[i] < 32 && !isspace((unsigned char)line[i]))) {
+                s = fail(c, &l, "control character 0x%02x in column %zu", (unsigned char)line[i], i + 1);
+                break;
+            }
+        if (s != NB_OK) break;
+        tokenize(line, &l);
+        if (l.ntok > MAX_TOKENS) s = fail(c, &l, "more than %d tokens", MAX_TOKENS);
+        else if (l.ntok > 0) s = parse_line(c, &l);
+        p = end ? end + 1 : p + n;
+    }
+    if (s == NB_OK && m->input == NB_NONE)
+        s = nb_err(NB_ERR_FORMAT, "%s: the model has no 'input' line", source);
+    if (s == NB_OK && m->loss == NB_NONE) m->output = c->prev; /* inference-only model */
+    free(c);
+    if (s != NB_OK) nb_model_free(m);
+    return s;
+}
+
+nb_status nb_model_load(const char *path, nb_model *m) {
+    if (!path || !m) return nb_err(NB_ERR_ARG, "nb_model_load: %s is NULL", path ? "model" : "path");
+    FILE *f = fopen(path, "rb");
+    if (!f) return nb_err(NB_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
+    char *buf = malloc(MAX_TEXT + 1);
+    if (!buf) {
+        fclose(f);
+        return nb_err(NB_ERR_NOMEM, "%s: out of memory", path);
+    }
+    size_t n = fread(buf, 1, MAX_TEXT + 1, f);
+    int err = ferror(f);
+    fclose(f);
+    nb_status s;
+    if (err) s = nb_err(NB_ERR_IO, "%s: read error", path);
+    else if (n > MAX_TEXT) s = nb_err(NB_ERR_FORMAT, "%s: larger than %d bytes", path, MAX_TEXT);
+    else if (memchr(buf, '\0', n)) s = nb_err(NB_ERR_FORMAT, "%s: contains a NUL byte (not a text file)", path);
+    else {
+        buf[n] = '\0';
+        s = nb_model_parse(buf, path, m);
+    }
+    free(buf);
+    return s;
+}
+
+void nb_model_free(nb_model *m) {
+    if (!m) return;
+    nb_graph_free(m->graph);
+    free(m->text);
+    m->graph = NULL;
+    m->text = NULL;
+}
