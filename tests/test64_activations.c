@@ -65,14 +65,17 @@ static const nb_real GC_X[24] = {
 static void gradcheck_op(int k) {
     nb_graph *g = nb_graph_new();
     CHECK_OK(nb_graph_set_batch(g, 2));
-    int sample[2] = {3, 4}, full[3] = {2, 3, 4};
+    int sample[2] = {3, 4};
     nb_real w[24];
     for (int j = 0; j < 24; j++) w[j] = 0.25 * ((j * 5) % 7) - 0.8;
     nb_node x = nb_input(g, "x", 2, sample);
     nb_node y = OPS[k].build(g, x);
-    nb_node loss = nb_sum(g, nb_mul(g, y, nb_constant(g, "w", 3, full, w)));
+    /* w varies per sample, so it is a batched input, not a constant */
+    nb_node wn = nb_input(g, "w", 2, sample);
+    nb_node loss = nb_sum(g, nb_mul(g, y, wn));
     CHECK_OK(nb_graph_status(g));
     CHECK_OK(nb_set_input(g, x, GC_X, 2));
+    CHECK_OK(nb_set_input(g, wn, w, 2));
     CHECK_OK(nb_requires_grad(g, x, 1));
     nb_gradcheck_report rep;
     CHECK_OK(nb_gradcheck(g, loss, GC_EPS, GC_ATOL, GC_RTOL, &rep));
@@ -314,14 +317,14 @@ static void test_softmax_weighted_sum(void) {
 static void test_log_softmax_dense(void) {
     nb_graph *g = nb_graph_new();
     CHECK_OK(nb_graph_set_batch(g, 4));
-    int in = 6, td[2] = {4, 5};
+    int in = 6, classes = 5;
     nb_real onehot[20] = {0};
     int target[4] = {2, 0, 4, 1};
     for (int r = 0; r < 4; r++) onehot[5 * r + target[r]] = 1;
     nb_node x = nb_input(g, "x", 1, &in);
     nb_node lp = nb_log_softmax(g, nb_dense(g, x, 5, "fc", NULL));
-    nb_node nll = nb_scale(g, nb_sum(g, nb_mul(g, lp, nb_constant(g, "t", 2, td, onehot))),
-                           -0.25);
+    nb_node t = nb_input(g, "t", 1, &classes);
+    nb_node nll = nb_scale(g, nb_sum(g, nb_mul(g, lp, t)), -0.25);
     CHECK_OK(nb_graph_status(g));
     nb_rng r;
     nb_rng_seed(&r, 5);
@@ -329,6 +332,7 @@ static void test_log_softmax_dense(void) {
     nb_real xs[24];
     for (int k = 0; k < 24; k++) xs[k] = 2 * nb_rng_normal(&r);
     CHECK_OK(nb_set_input(g, x, xs, 4));
+    CHECK_OK(nb_set_input(g, t, onehot, 4));
     CHECK_OK(nb_requires_grad(g, x, 1));
     nb_gradcheck_report rep;
     nb_status s = nb_gradcheck(g, nll, GC_EPS, GC_ATOL, GC_RTOL, &rep);

@@ -50,7 +50,7 @@ static void check_case(const ref_case *c) {
     nb_graph *g = nb_graph_new();
     CHECK_OK(nb_graph_set_batch(g, xt->dims[0]));
     nb_node x = nb_input(g, "x", xt->ndim - 1, xt->dims + 1);
-    nb_node w = nb_constant(g, "w", xt->ndim, xt->dims, ws);
+    nb_node w = nb_input(g, "w", xt->ndim - 1, xt->dims + 1);
     nb_node y = build_op(g, c, x);
     nb_node loss = nb_sum(g, nb_mul(g, y, w));
     CHECK_OK(nb_graph_status(g));
@@ -62,6 +62,7 @@ static void check_case(const ref_case *c) {
     CHECKF(!strncmp(c->name, op, strlen(op)), "case %s built op %s", c->name, op);
     CHECK_OK(nb_requires_grad(g, x, 1));
     CHECK_OK(nb_set_input(g, x, xs, xt->dims[0]));
+    CHECK_OK(nb_set_input(g, w, ws, xt->dims[0]));
     CHECK_OK(nb_forward(g, loss));
     CHECK_OK(nb_backward(g, loss));
     char label[128];
