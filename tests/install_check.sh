@@ -1,0 +1,22 @@
+#!/bin/sh
+# Install the library into a temporary prefix and build the README's example
+# against it with pkg-config, static and shared, as a user of the library would.
+# Usage: install_check.sh BUILD_DIR SOURCE_DIR
+set -eu
+build=$1
+src=$2
+prefix=$(mktemp -d)
+trap 'rm -rf "$prefix"' EXIT
+cmake --install "$build" --prefix "$prefix" >/dev/null
+libdir=$(find "$prefix" -name nabla.pc -exec dirname {} \; | head -n 1)
+[ -n "$libdir" ] || { echo "nabla.pc was not installed"; exit 1; }
+export PKG_CONFIG_PATH="$libdir"
+cc -std=c11 -Wall -Wextra -Wpedantic -Werror -o "$prefix/quickstart" \
+   "$src/examples/quickstart.c" $(pkg-config --cflags nabla) \
+   $(pkg-config --libs nabla) -lm -Wl,-rpath,"$prefix/lib" -Wl,-rpath,"$(dirname "$libdir")"
+"$prefix/quickstart"
+cc -std=c11 -o "$prefix/quickstart_static" "$src/examples/quickstart.c" \
+   $(pkg-config --cflags nabla) "$(dirname "$libdir")/libnabla.a" \
+   $(pkg-config --libs-only-l --static openblas 2>/dev/null || echo -lopenblas) -lm
+"$prefix/quickstart_static"
+echo "1 passed, 0 failed"
