@@ -44,7 +44,12 @@ static double linear_flops(const nb_graph *g, const nb_node_t *n) {
     return rows * w->dims[0] * (2.0 * w->dims[1] + (n->nin == 3));
 }
 
-static const nb_op op_linear = {"linear", linear_forward, linear_backward, NULL, linear_flops};
+static const nb_op op_linear = {
+    .name = "linear",
+    .forward = linear_forward,
+    .backward = linear_backward,
+    .flops = linear_flops,
+};
 
 nb_node nb_linear(nb_graph *g, nb_node x, nb_node w, nb_node b) {
     nb_node in[3] = {x, w, b};
@@ -132,7 +137,12 @@ static double matmul_flops(const nb_graph *g, const nb_node_t *n) {
     return 2.0 * (double)nb__numel(n) * g->nodes[n->in[0]].dims[1];
 }
 
-static const nb_op op_matmul = {"matmul", matmul_forward, matmul_backward, NULL, matmul_flops};
+static const nb_op op_matmul = {
+    .name = "matmul",
+    .forward = matmul_forward,
+    .backward = matmul_backward,
+    .flops = matmul_flops,
+};
 
 nb_node nb_matmul(nb_graph *g, nb_node a, nb_node b) {
     nb_node in[2] = {a, b};
