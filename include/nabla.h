@@ -219,6 +219,9 @@ nb_node nb_find(const nb_graph *g, const char *name);
 nb_status nb_node_shape(const nb_graph *g, nb_node n, int *ndim, int dims[NB_MAX_DIMS]);
 size_t nb_node_numel(const nb_graph *g, nb_node n);
 int nb_node_is_batched(const nb_graph *g, nb_node n);
+/* Floating-point operations of n's forward computation at the current batch
+ * size (0 for leaves). */
+double nb_node_flops(const nb_graph *g, nb_node n);
 
 /* Parameters: all values in one flat buffer, all gradients in another. */
 size_t nb_param_count(const nb_graph *g);      /* number of scalars            */
@@ -267,6 +270,11 @@ typedef struct nb_gradcheck_report {
 } nb_gradcheck_report;
 nb_status nb_gradcheck(nb_graph *g, nb_node loss, double eps, double atol, double rtol,
                        nb_gradcheck_report *report);
+/* The same, comparing at most max_per_tensor evenly spaced scalars of each
+ * tensor (0: all) — for large models. */
+nb_status nb_gradcheck_sampled(nb_graph *g, nb_node loss, double eps, double atol,
+                               double rtol, size_t max_per_tensor,
+                               nb_gradcheck_report *report);
 
 /* ---------------------------------------------------------------- optimisers */
 

@@ -320,6 +320,13 @@ int nb_node_is_batched(const nb_graph *g, nb_node n) {
     return valid(g, n, "nb_node_is_batched") ? g->nodes[n].batched : 0;
 }
 
+double nb_node_flops(const nb_graph *g, nb_node n) {
+    if (!valid(g, n, "nb_node_flops")) return 0;
+    const nb_node_t *t = &g->nodes[n];
+    if (!t->op) return 0;
+    return t->op->flops ? t->op->flops(g, t) : (double)nb__numel(t);
+}
+
 size_t nb_param_count(const nb_graph *g) { return g ? g->n_params : 0; }
 int nb_param_tensor_count(const nb_graph *g) { return g ? g->n_param_nodes : 0; }
 
@@ -556,8 +563,14 @@ static nb_status loss_value(nb_graph *g, nb_node loss, double *out) {
     return s;
 }
 
-nb_status nb_gradcheck(nb_graph *g, nb_node loss, double eps, double atol, double rtol,
-                       nb_gradcheck_report *rep) {
+/* Scalars of a leaf to compare: all of them, or max evenly spaced ones. */
+static size_t sample_count(size_t numel, size_t max) { return max && max < numel ? max : numel; }
+static size_t sample_index(size_t k, size_t numel, size_t count) {
+    return count == numel ? k : (size_t)((double)k * (double)numel / (double)count);
+}
+
+nb_status nb_gradcheck_sampled(nb_graph *g, nb_node loss, double eps, double atol, double rtol,
+                               size_t max_per_tensor, nb_gradcheck_report *rep) {
     if (!valid(g, loss, "nb_gradcheck")) return NB_ERR_ARG;
     if (!rep) return nb_err(NB_ERR_ARG, "nb_gradcheck: report is NULL");
     if (!(eps > 0)) return nb_err(NB_ERR_ARG, "nb_gradcheck: eps must be positive");
@@ -568,11 +581,12 @@ nb_status nb_gradcheck(nb_graph *g, nb_node loss, double eps, double atol, doubl
     nb_zero_grad(g);
     s = nb_backward(g, loss);
     if (s != NB_OK) return s;
-    /* Copy the analytic gradients of every checked leaf before perturbing. */
+    /* Copy the analytic gradients of every checked scalar before perturbing. */
     size_t total = 0;
     for (int i = 0; i <= loss; i++) {
         nb_node_t *n = &g->nodes[i];
-        if (n->leaf != NB_LEAF_NONE && n->requires_grad) total += nb__numel(n);
+        if (n->leaf != NB_LEAF_NONE && n->requires_grad)
+            total += sample_count(nb__numel(n), max_per_tensor);
     }
     double *analytic = malloc((total ? total : 1) * sizeof *analytic);
     if (!analytic) return nb_err(NB_ERR_NOMEM, "nb_gradcheck: out of memory");
@@ -580,14 +594,18 @@ nb_status nb_gradcheck(nb_graph *g, nb_node loss, double eps, double atol, doubl
     for (int i = 0; i <= loss; i++) {
         nb_node_t *n = &g->nodes[i];
         if (n->leaf == NB_LEAF_NONE || !n->requires_grad) continue;
-        for (size_t j = 0; j < nb__numel(n); j++) analytic[k++] = (double)n->grad[j];
+        size_t numel = nb__numel(n), count = sample_count(numel, max_per_tensor);
+        for (size_t c = 0; c < count; c++)
+            analytic[k++] = (double)n->grad[sample_index(c, numel, count)];
     }
     k = 0;
     double worst_excess = -1;
     for (int i = 0; i <= loss && s == NB_OK; i++) {
         nb_node_t *n = &g->nodes[i];
         if (n->leaf == NB_LEAF_NONE || !n->requires_grad) continue;
-        for (size_t j = 0; j < nb__numel(n) && s == NB_OK; j++, k++) {
+        size_t numel = nb__numel(n), count = sample_count(numel, max_per_tensor);
+        for (size_t c = 0; c < count && s == NB_OK; c++, k++) {
+            size_t j = sample_index(c, numel, count);
             nb_real saved = n->val[j];
             double lp = 0, lm = 0;
             n->val[j] = (nb_real)((double)saved + eps);
@@ -616,4 +634,9 @@ nb_status nb_gradcheck(nb_graph *g, nb_node loss, double eps, double atol, doubl
     free(analytic);
     if (s == NB_OK) s = nb_forward(g, loss); /* leave values consistent */
     return s;
+}
+
+nb_status nb_gradcheck(nb_graph *g, nb_node loss, double eps, double atol, double rtol,
+                       nb_gradcheck_report *rep) {
+    return nb_gradcheck_sampled(g, loss, eps, atol, rtol, 0, rep);
 }

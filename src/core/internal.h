@@ -60,12 +60,15 @@ typedef struct nb_graph nb_graph;
 /* One op = one dispatch-table entry.  forward computes n->val from the inputs;
  * backward adds n->grad's contribution into the inputs' grads (those that are
  * non-NULL).  scratch returns how many reals of per-batch scratch the node
- * needs (NULL: none); the trainer-independent core allocates it in the arena. */
+ * needs (NULL: none); the core allocates it in the arena. */
 typedef struct nb_op {
     const char *name;
     void (*forward)(nb_graph *g, nb_node_t *n);
     void (*backward)(nb_graph *g, nb_node_t *n);
     size_t (*scratch)(const nb_graph *g, const nb_node_t *n);
+    /* forward floating-point operations at the current batch (NULL: one per
+     * output element) */
+    double (*flops)(const nb_graph *g, const nb_node_t *n);
 } nb_op;
 
 typedef enum nb_leaf_kind {

@@ -51,7 +51,8 @@ static inline void act_backward(nb_graph *g, nb_node_t *n, act_slope_fn slope) {
     static void NAME##_backward(nb_graph *g, nb_node_t *n) {                           \
         act_backward(g, n, NAME##_slope);                                              \
     }                                                                                  \
-    static const nb_op op_##NAME = {LABEL, NAME##_forward, NAME##_backward, NULL};
+    static const nb_op op_##NAME = {.name = LABEL, .forward = NAME##_forward,          \
+                                   .backward = NAME##_backward};
 
 /* Logistic function without overflow: exp is only ever taken of a
  * non-positive number, so it lies in (0, 1] for any x. */

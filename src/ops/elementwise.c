@@ -56,9 +56,9 @@ static void ew_backward(nb_graph *g, nb_node_t *n) {
     }
 }
 
-static const nb_op op_add = {"add", ew_forward, ew_backward, NULL};
-static const nb_op op_sub = {"sub", ew_forward, ew_backward, NULL};
-static const nb_op op_mul = {"mul", ew_forward, ew_backward, NULL};
+static const nb_op op_add = {.name = "add", .forward = ew_forward, .backward = ew_backward};
+static const nb_op op_sub = {.name = "sub", .forward = ew_forward, .backward = ew_backward};
+static const nb_op op_mul = {.name = "mul", .forward = ew_forward, .backward = ew_backward};
 
 /* Can `small` be repeated over the rows of `big`? */
 static int broadcasts(const nb_node_t *big, const nb_node_t *small) {
@@ -127,7 +127,11 @@ static void scale_backward(nb_graph *g, nb_node_t *n) {
     for (size_t k = 0; k < total; k++) x->grad[k] += s * n->grad[k];
 }
 
-static const nb_op op_scale = {"scale", scale_forward, scale_backward, NULL};
+static const nb_op op_scale = {
+    .name = "scale",
+    .forward = scale_forward,
+    .backward = scale_backward,
+};
 
 nb_node nb_scale(nb_graph *g, nb_node x, nb_real s) {
     if (!nb__begin(g, "scale", 1, &x)) return NB_NONE;

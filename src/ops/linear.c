@@ -37,7 +37,19 @@ static void linear_backward(nb_graph *g, nb_node_t *n) {
     }
 }
 
-static const nb_op op_linear = {"linear", linear_forward, linear_backward, NULL};
+/* 2 per multiply-add of the product, plus the bias */
+static double linear_flops(const nb_graph *g, const nb_node_t *n) {
+    const nb_node_t *w = &g->nodes[n->in[1]];
+    double rows = (double)nb__numel(n) / w->dims[0];
+    return rows * w->dims[0] * (2.0 * w->dims[1] + (n->nin == 3));
+}
+
+static const nb_op op_linear = {
+    .name = "linear",
+    .forward = linear_forward,
+    .backward = linear_backward,
+    .flops = linear_flops,
+};
 
 nb_node nb_linear(nb_graph *g, nb_node x, nb_node w, nb_node b) {
     nb_node in[3] = {x, w, b};
@@ -121,7 +133,16 @@ static void matmul_backward(nb_graph *g, nb_node_t *n) {
         nb_gemm(1, 0, K, N, M, R(1), a->val, K, n->grad, N, R(1), b->grad, N);
 }
 
-static const nb_op op_matmul = {"matmul", matmul_forward, matmul_backward, NULL};
+static double matmul_flops(const nb_graph *g, const nb_node_t *n) {
+    return 2.0 * (double)nb__numel(n) * g->nodes[n->in[0]].dims[1];
+}
+
+static const nb_op op_matmul = {
+    .name = "matmul",
+    .forward = matmul_forward,
+    .backward = matmul_backward,
+    .flops = matmul_flops,
+};
 
 nb_node nb_matmul(nb_graph *g, nb_node a, nb_node b) {
     nb_node in[2] = {a, b};

@@ -18,8 +18,16 @@ static void reduce_backward(nb_graph *g, nb_node_t *n) {
     for (size_t k = 0; k < total; k++) x->grad[k] += d;
 }
 
-static const nb_op op_sum = {"sum", reduce_forward, reduce_backward, NULL};
-static const nb_op op_mean = {"mean", reduce_forward, reduce_backward, NULL};
+static const nb_op op_sum = {
+    .name = "sum",
+    .forward = reduce_forward,
+    .backward = reduce_backward,
+};
+static const nb_op op_mean = {
+    .name = "mean",
+    .forward = reduce_forward,
+    .backward = reduce_backward,
+};
 
 static nb_node reduce(nb_graph *g, const nb_op *op, int mean, nb_node x) {
     if (!nb__begin(g, op->name, 1, &x)) return NB_NONE;

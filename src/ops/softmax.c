@@ -73,9 +73,16 @@ static void log_softmax_backward(nb_graph *g, nb_node_t *n) {
     }
 }
 
-static const nb_op op_softmax = {"softmax", softmax_forward, softmax_backward, NULL};
-static const nb_op op_log_softmax = {"log_softmax", log_softmax_forward,
-                                     log_softmax_backward, NULL};
+static const nb_op op_softmax = {
+    .name = "softmax",
+    .forward = softmax_forward,
+    .backward = softmax_backward,
+};
+static const nb_op op_log_softmax = {
+    .name = "log_softmax",
+    .forward = log_softmax_forward,
+    .backward = log_softmax_backward,
+};
 
 static nb_node softmax_like(nb_graph *g, const nb_op *op, nb_node x) {
     if (!nb__begin(g, op->name, 1, &x)) return NB_NONE;
