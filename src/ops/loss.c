@@ -50,7 +50,11 @@ static void mse_backward(nb_graph *g, nb_node_t *n) {
     }
 }
 
-static const nb_op op_mse = {.name = "mse_loss", .forward = mse_forward, .backward = mse_backward};
+static const nb_op op_mse = {
+    .name = "mse_loss",
+    .forward = mse_forward,
+    .backward = mse_backward,
+};
 
 nb_node nb_mse_loss(nb_graph *g, nb_node pred, nb_node target) {
     nb_node in[2] = {pred, target};
@@ -156,7 +160,12 @@ static size_t ce_scratch(const nb_graph *g, const nb_node_t *n) {
     return nb__numel(&g->nodes[n->in[0]]); /* log-softmax of the logits */
 }
 
-static const nb_op op_cross_entropy = {.name = "cross_entropy", .forward = ce_forward, .backward = ce_backward, .scratch = ce_scratch};
+static const nb_op op_cross_entropy = {
+    .name = "cross_entropy",
+    .forward = ce_forward,
+    .backward = ce_backward,
+    .scratch = ce_scratch,
+};
 
 nb_node nb_cross_entropy(nb_graph *g, nb_node logits, nb_node target,
                          nb_real label_smoothing) {
@@ -219,7 +228,11 @@ static void bce_backward(nb_graph *g, nb_node_t *n) {
     }
 }
 
-static const nb_op op_bce = {.name = "bce_with_logits", .forward = bce_forward, .backward = bce_backward};
+static const nb_op op_bce = {
+    .name = "bce_with_logits",
+    .forward = bce_forward,
+    .backward = bce_backward,
+};
 
 nb_node nb_bce_with_logits(nb_graph *g, nb_node logits, nb_node target) {
     nb_node in[2] = {logits, target};

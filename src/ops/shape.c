@@ -21,8 +21,16 @@ static void copy_backward(nb_graph *g, nb_node_t *n) {
     for (size_t k = 0; k < total; k++) x->grad[k] += n->grad[k];
 }
 
-static const nb_op op_reshape = {.name = "reshape", .forward = copy_forward, .backward = copy_backward};
-static const nb_op op_flatten = {.name = "flatten", .forward = copy_forward, .backward = copy_backward};
+static const nb_op op_reshape = {
+    .name = "reshape",
+    .forward = copy_forward,
+    .backward = copy_backward,
+};
+static const nb_op op_flatten = {
+    .name = "flatten",
+    .forward = copy_forward,
+    .backward = copy_backward,
+};
 
 nb_node nb_reshape(nb_graph *g, nb_node x, int ndim, const int *dims) {
     if (!nb__begin(g, "reshape", 1, &x)) return NB_NONE;
@@ -133,7 +141,11 @@ static void concat_backward(nb_graph *g, nb_node_t *n) {
     }
 }
 
-static const nb_op op_concat = {.name = "concat", .forward = concat_forward, .backward = concat_backward};
+static const nb_op op_concat = {
+    .name = "concat",
+    .forward = concat_forward,
+    .backward = concat_backward,
+};
 
 nb_node nb_concat(nb_graph *g, int n, const nb_node *xs, int axis) {
     if (!nb__begin(g, "concat", 0, NULL)) return NB_NONE; /* checks g */
