@@ -222,7 +222,7 @@ static nb_status layer_input(spec_ctx *c, spec_line *l, nb_node *out) {
 }
 
 static nb_status layer_dense(spec_ctx *c, spec_line *l, nb_node *out) {
-    const char *pos[1];
+    const char *pos[1] = {NULL};
     int units;
     if (positionals(l, pos, 1) != 1 || !parse_int(pos[0], &units) || units <= 0)
         return fail(c, l, "dense: give the number of output units, e.g. 'dense 128'");
@@ -272,7 +272,7 @@ static nb_status layer_unary(spec_ctx *c, spec_line *l, nb_node *out) {
             return fail(c, l, "gelu: approximate=%s must be none or tanh", approx);
         *out = nb_gelu(c->g, x, approx && strcmp(approx, "tanh") == 0);
     } else if (strcmp(op, "scale") == 0) {
-        const char *pos[1];
+        const char *pos[1] = {NULL};
         if (positionals(l, pos, 1) != 1 || !parse_double(pos[0], &a))
             return fail(c, l, "scale: give the factor, e.g. 'scale 0.5'");
         *out = nb_scale(c->g, x, (nb_real)a);
@@ -322,7 +322,7 @@ static nb_status layer_concat(spec_ctx *c, spec_line *l, nb_node *out) {
 }
 
 static nb_status layer_loss(spec_ctx *c, spec_line *l, nb_node *out) {
-    const char *pos[1];
+    const char *pos[1] = {NULL};
     if (positionals(l, pos, 1) != 1)
         return fail(c, l, "loss: give one of cross_entropy, mse, bce");
     if (c->m->loss != NB_NONE) return fail(c, l, "loss: a model has one loss");
@@ -411,6 +411,11 @@ static nb_status parse_line(spec_ctx *c, spec_line *l) {
                         is_option(l->tok[t]) ? "option" : "argument", l->tok[t]);
     if (out == NB_NONE) /* the graph rejected it: shapes, values */
         return fail(c, l, "%s", nb_last_error());
+    /* the node takes the layer's name: its label, or its Sequential index */
+    nb_node_t *node = nb__node(c->g, out);
+    if (l->label) snprintf(node->name, sizeof node->name, "%s", l->label);
+    else if (layers[which].sequential) snprintf(node->name, sizeof node->name, "%d", c->layer_index);
+    else if (out == c->m->loss) snprintf(node->name, sizeof node->name, "loss");
     if (l->label) {
         if (c->n_names == MAX_NAMES) return fail(c, l, "too many named nodes");
         snprintf(c->names[c->n_names].name, sizeof c->names[0].name, "%s", l->label);

@@ -1,0 +1,104 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void vreport(const char *cmd, const char *fmt, va_list ap) {
+    fprintf(stderr, "nabla%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+int cli_fail(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(cmd, fmt, ap);
+    va_end(ap);
+    return 1;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(cmd, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "Try 'nabla %s --help'.\n", cmd ? cmd : "");
+    return 2;
+}
+
+int cli_parse(const char *cmd, int argc, char **argv, int first, cli_flag *flags, int nflags,
+              const char **positional, int max_pos, int *npos, int *help) {
+    *npos = 0;
+    *help = 0;
+    int only_positional = 0;
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_positional || a[0] != '-' || a[1] == '\0') {
+            if (*npos >= max_pos) return cli_usage_error(cmd, "unexpected argument '%s'", a);
+            positional[(*npos)++] = a;
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_positional = 1;
+            continue;
+        }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            *help = 1;
+            return 0;
+        }
+        if (a[1] != '-') return cli_usage_error(cmd, "unknown option '%s'", a);
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        cli_flag *f = NULL;
+        for (int k = 0; k < nflags; k++)
+            if (strlen(flags[k].name) == len && strncmp(flags[k].name, name, len) == 0) f = &flags[k];
+        if (!f) return cli_usage_error(cmd, "unknown option '--%.*s'", (int)len, name);
+        if (!f->takes_value) {
+            if (eq) return cli_usage_error(cmd, "option '--%s' takes no value", f->name);
+            f->value = "1";
+        } else if (eq) {
+            f->value = eq + 1;
+        } else {
+            if (i + 1 >= argc) return cli_usage_error(cmd, "option '--%s' needs a value", f->name);
+            f->value = argv[++i];
+        }
+        if (f->takes_value && f->value[0] == '\0')
+            return cli_usage_error(cmd, "option '--%s' has an empty value", f->name);
+    }
+    return 0;
+}
+
+const char *cli_get(const cli_flag *flags, int nflags, const char *name) {
+    for (int k = 0; k < nflags; k++)
+        if (strcmp(flags[k].name, name) == 0) return flags[k].value;
+    return NULL;
+}
+
+int cli_int(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*end || end == s || errno == ERANGE || v < lo || v > hi) {
+        cli_usage_error(cmd, "--%s %s: expected an integer from %ld to %ld", flag, s, lo, hi);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+int cli_double(const char *cmd, const char *flag, const char *s, double lo, double hi,
+               double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (*end || end == s || errno == ERANGE || !isfinite(v) || v < lo || v > hi) {
+        cli_usage_error(cmd, "--%s %s: expected a number from %g to %g", flag, s, lo, hi);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}

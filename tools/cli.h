@@ -1,0 +1,47 @@
+/* Shared helpers of the nabla command-line program. */
+#ifndef NB_CLI_H
+#define NB_CLI_H
+
+#include <stddef.h>
+
+#include "nabla.h"
+
+/* One line "nabla CMD: message" on stderr; returns the exit code 1 (2 for usage). */
+int cli_fail(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* A flag a subcommand accepts: "--name VALUE" / "--name=VALUE", or a switch. */
+typedef struct cli_flag {
+    const char *name;      /* without the dashes */
+    int takes_value;
+    const char *value;     /* set by cli_parse (switches get "1") */
+} cli_flag;
+
+/* Parse argv[first..argc): flags into flags[], the rest into positional[]
+ * (at most max_pos).  Returns 0, or the exit code after printing an error.
+ * "--help"/"-h" sets *help. */
+int cli_parse(const char *cmd, int argc, char **argv, int first, cli_flag *flags, int nflags,
+              const char **positional, int max_pos, int *npos, int *help);
+const char *cli_get(const cli_flag *flags, int nflags, const char *name);
+
+/* Strict conversions of a flag value; return 0 and print an error when invalid. */
+int cli_int(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out);
+int cli_double(const char *cmd, const char *flag, const char *s, double lo, double hi,
+               double *out);
+
+/* Subcommands. */
+int cmd_info(int argc, char **argv);
+int cmd_gradcheck(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+
+#endif

@@ -1,0 +1,23 @@
+/* Line charts written as SVG: one or more panels side by side, each with
+ * axes, ticks, a legend and any number of series. */
+#ifndef NB_SVGPLOT_H
+#define NB_SVGPLOT_H
+
+typedef struct svg_series {
+    const char *label;
+    const double *x, *y;   /* n points; non-finite y values break the line */
+    int n;
+    int dashed;
+} svg_series;
+
+typedef struct svg_panel {
+    const char *title, *xlabel, *ylabel;
+    int log_y;             /* logarithmic y axis (non-positive values skipped) */
+    const svg_series *series;
+    int n_series;
+} svg_panel;
+
+/* Write the panels to path; returns 0 on success, -1 (errno set) on failure. */
+int svg_write(const char *path, const char *title, const svg_panel *panels, int n_panels);
+
+#endif
