@@ -1,0 +1,21 @@
+/* libFuzzer target for the model-file parser (see docs/fuzzing.md). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nabla.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    char *text = malloc(size + 1);
+    if (!text) return 0;
+    memcpy(text, data, size);
+    text[size] = '\0'; /* the parser takes a C string; embedded NULs end it early */
+    nb_model m;
+    if (nb_model_parse(text, "fuzz.nn", &m) == NB_OK) {
+        /* a model that parses must also plan and run a forward pass */
+        if (nb_graph_set_batch(m.graph, 2) == NB_OK) nb_forward(m.graph, NB_NONE);
+        nb_model_free(&m);
+    }
+    free(text);
+    return 0;
+}

@@ -1,0 +1,130 @@
+/* Model files: the shipped models parse into the expected graphs with
+ * PyTorch's parameter names; DAGs with skip connections; every malformed file
+ * in tests/corpus/spec gives an error naming the line and the token. */
+#include "test.h"
+#include "nabla.h"
+
+static void test_fashion_mlp(void) {
+    nb_model m;
+    CHECK_OK(nb_model_load("models/fashion_mlp.nn", &m));
+    if (!m.graph) return;
+    nb_graph *g = m.graph;
+    CHECK(nb_param_count(g) == 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10);
+    static const char *names[] = {"1.weight", "1.bias", "3.weight", "3.bias", "5.weight", "5.bias"};
+    CHECK(nb_param_tensor_count(g) == 6);
+    for (int i = 0; i < 6 && i < nb_param_tensor_count(g); i++)
+        CHECKF(strcmp(nb_node_name(g, nb_param_tensor(g, i)), names[i]) == 0, "param %d is %s", i,
+               nb_node_name(g, nb_param_tensor(g, i)));
+    CHECK(m.classes == 10);
+    CHECK(m.input != NB_NONE && m.target != NB_NONE && m.loss != NB_NONE && m.output != NB_NONE);
+    int ndim, dims[NB_MAX_DIMS];
+    CHECK_OK(nb_graph_set_batch(g, 7));
+    CHECK_OK(nb_node_shape(g, m.output, &ndim, dims));
+    CHECK(ndim == 2 && dims[0] == 7 && dims[1] == 10);
+    CHECK(strstr(m.text, "dense 256 init=he") != NULL);
+    nb_model_free(&m);
+}
+
+/* A residual block written with names and @references trains end to end:
+ * the skip connection's gradient reaches the first layer. */
+static void test_skip_connection(void) {
+    const char *text =
+        "input 4\n"
+        "h = dense 6 init=he\n"
+        "relu\n"
+        "dense 6 init=xavier gain=1.5\n"
+        "r = add @h          # skip over two layers\n"
+        "cat = concat @h     # previous output joined with h: 12 features\n"
+        "dense 3 bias=false\n"
+        "loss cross_entropy label_smoothing=0.1\n";
+    nb_model m;
+    CHECK_OK(nb_model_parse(text, "skip.nn", &m));
+    if (!m.graph) return;
+    nb_graph *g = m.graph;
+    CHECK(nb_find(g, "h.weight") != NB_NONE && nb_find(g, "2.weight") != NB_NONE);
+    CHECK(nb_find(g, "5.bias") == NB_NONE && nb_find(g, "5.weight") != NB_NONE);
+    CHECK(nb_find(g, "r") != NB_NONE && nb_find(g, "cat") != NB_NONE);
+    int ndim, dims[NB_MAX_DIMS];
+    CHECK_OK(nb_node_shape(g, nb_find(g, "cat"), &ndim, dims));
+    CHECK(ndim == 2 && dims[1] == 12);
+    nb_rng r;
+    nb_rng_seed(&r, 3);
+    CHECK_OK(nb_graph_init(g, &r));
+    nb_real x[8] = {0.5f, -1, 2, 0.25f, 1, 1, -0.5f, 0}, y[2] = {2, 0};
+    CHECK_OK(nb_set_input(g, m.input, x, 2));
+    CHECK_OK(nb_set_input(g, m.target, y, 2));
+    CHECK_OK(nb_forward(g, m.loss));
+    CHECK_OK(nb_backward(g, m.loss));
+    const nb_real *gw = nb_grad(g, nb_find(g, "h.weight"));
+    double norm = 0;
+    for (int k = 0; k < 24; k++) norm += (double)gw[k] * gw[k];
+    CHECK(norm > 0);
+    nb_model_free(&m);
+}
+
+static void test_initialisers_and_options(void) {
+    const char *text = "input 3\n"
+                       "dense 4 init=normal:0.5\n"
+                       "leaky_relu slope=0.2\n"
+                       "dense 4 init=uniform:-0.1:0.3\n"
+                       "elu alpha=0.5\n"
+                       "dense 4 init=constant:0.25\n"
+                       "gelu approximate=tanh\n"
+                       "softplus beta=2 threshold=10\n"
+                       "dense 2 init=he_uniform_fan_out\n"
+                       "loss mse\n";
+    nb_model m;
+    CHECK_OK(nb_model_parse(text, "opts.nn", &m));
+    if (!m.graph) return;
+    nb_rng r;
+    nb_rng_seed(&r, 1);
+    CHECK_OK(nb_graph_init(m.graph, &r));
+    const nb_real *w = nb_value(m.graph, nb_find(m.graph, "4.weight"));
+    for (int k = 0; k < 16; k++) CHECK(w[k] == 0.25f);
+    w = nb_value(m.graph, nb_find(m.graph, "2.weight"));
+    for (int k = 0; k < 16; k++) CHECK(w[k] >= -0.1f && w[k] < 0.3f);
+    CHECK(strcmp(nb_node_op(m.graph, m.loss), "mse_loss") == 0);
+    CHECK(m.classes == 0);
+    nb_model_free(&m);
+}
+
+static void test_corpus(void) {
+    static const struct { const char *file, *needle; } cases[] = {
+        {"unknown_layer.nn", ":2: unknown layer 'dence'"},
+        {"unknown_option.nn", ":2: dense: unexpected option 'inti=he'"},
+        {"bad_number.nn", ":2: dense: give the number of output units"},
+        {"no_input.nn", ":1: dense: the first layer must be 'input'"},
+        {"unknown_ref.nn", ":2: add: unknown node '@nowhere'"},
+        {"duplicate_name.nn", ":3: node name 'h' is already used"},
+        {"after_loss.nn", ":4: relu: nothing may follow the loss"},
+        {"unknown_init.nn", ":2: dense: unknown initialiser init=gaussian"},
+        {"huge_number.nn", ":2: dense: give the number of output units"},
+        {"zero_dim.nn", ":1: input: dimension '0' is not a positive integer"},
+        {"unknown_loss.nn", ":3: loss: unknown loss 'hinge'"},
+        {"control_char.nn", ":2: control character 0x01"},
+        {"shape_mismatch.nn", ":5: add: shapes [1, 5] (batched) and [1, 3] (batched)"},
+        {"two_inputs.nn", ":2: input: a model has one input"},
+        {"invalid_utf8.nn", ":2: '\xff\xfe' is not a valid node name"},
+        {"empty.nn", "no 'input' line"},
+        {"comment_only.nn", "no 'input' line"},
+        {"missing.nn", "cannot open"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "tests/corpus/spec/%s", cases[i].file);
+        nb_model m;
+        nb_status s = nb_model_load(path, &m);
+        CHECKF(s != NB_OK, "%s parsed", cases[i].file);
+        CHECKF(strstr(nb_last_error(), cases[i].needle) && strstr(nb_last_error(), path),
+               "%s: message '%s' lacks '%s'", cases[i].file, nb_last_error(), cases[i].needle);
+        CHECK(m.graph == NULL);
+    }
+}
+
+int main(void) {
+    test_fashion_mlp();
+    test_skip_connection();
+    test_initialisers_and_options();
+    test_corpus();
+    TEST_END();
+}
