@@ -70,7 +70,8 @@ static int broadcasts(const nb_node_t *big, const nb_node_t *small) {
     int lead = 0; /* skip leading 1s of the small shape */
     while (lead < small->ndim && small->dims[lead] == 1) lead++;
     int k = small->ndim - lead;
-    if (k > big->ndim) return 0;
+    /* never match the batch dimension: its size changes at run time */
+    if (k > big->ndim - big->batched) return 0;
     for (int d = 0; d < k; d++)
         if (small->dims[lead + d] != big->dims[big->ndim - k + d]) return 0;
     return 1;
