@@ -176,10 +176,12 @@ nb_node nb_mean(nb_graph *g, nb_node x);
 /* New shape for the same elements.  For a batched x, dims are the per-sample
  * dims (the batch dimension is kept); one dim may be -1 (inferred). */
 nb_node nb_reshape(nb_graph *g, nb_node x, int ndim, const int *dims);
-/* [B, d1, d2, ...] -> [B, d1*d2*...]. */
+/* [B, d1, d2, ...] -> [B, d1*d2*...]; an unbatched tensor keeps its dim 0
+ * the same way ([d0, d1, ...] -> [d0, d1*...]). */
 nb_node nb_flatten(nb_graph *g, nb_node x);
 /* Concatenate n tensors along axis (counted on the full shape, so axis 1 is
- * the feature axis of a batched [B, F] tensor; the batch axis is not allowed). */
+ * the feature axis of a batched [B, F] tensor; the batch axis is not allowed;
+ * a negative axis counts from the end).  Any n >= 1. */
 nb_node nb_concat(nb_graph *g, int n, const nb_node *xs, int axis);
 
 /* Activations. */
@@ -202,7 +204,8 @@ nb_node nb_softplus(nb_graph *g, nb_node x, nb_real beta, nb_real threshold);
 nb_node nb_mse_loss(nb_graph *g, nb_node pred, nb_node target);
 /* Cross-entropy from logits [B, C] (stable log-softmax).  target is either
  * [B] class indices (stored as reals) or [B, C] probabilities.
- * label_smoothing in [0, 1). */
+ * label_smoothing in [0, 1).  A class index that is not an integer in [0, C)
+ * makes nb_forward return NB_ERR_ARG (the loss is NaN). */
 nb_node nb_cross_entropy(nb_graph *g, nb_node logits, nb_node target,
                          nb_real label_smoothing);
 /* Binary cross-entropy with logits, mean over all elements. */
@@ -246,7 +249,10 @@ nb_real *nb_value(nb_graph *g, nb_node n);
 nb_real *nb_grad(nb_graph *g, nb_node n);
 /* Mark a non-parameter leaf as needing a gradient (for gradient checks). */
 nb_status nb_requires_grad(nb_graph *g, nb_node n, int on);
-/* Compute target and everything it depends on (target NB_NONE: all nodes). */
+/* Compute target and everything it depends on (target NB_NONE: all nodes).
+ * Bad data found while running (e.g. a class label out of range) is
+ * reported here; every node is still computed (with NaN where the data was
+ * bad) and nb_backward refuses to run on that forward. */
 nb_status nb_forward(nb_graph *g, nb_node target);
 /* Reverse-mode autodiff from a scalar node, after nb_forward.  Gradients are
  * added into parameter gradients (call nb_zero_grad between steps, as in

@@ -209,17 +209,26 @@ nb_node nb_param(nb_graph *g, const char *name, int ndim, const int *dims, nb_in
     size_t numel = 1;
     for (int d = 0; d < ndim; d++) numel *= (size_t)dims[d];
     if (g->n_params + numel > g->cap_params) {
+        /* calloc, not realloc: fresh pages arrive zeroed and untouched, so
+         * declaring a large model costs no memory until it is used */
         size_t cap = g->cap_params ? g->cap_params : 1024;
         while (cap < g->n_params + numel) cap *= 2;
-        nb_real *p = realloc(g->params, cap * sizeof *p);
-        if (p) g->params = p;
-        nb_real *q = p ? realloc(g->grads, cap * sizeof *q) : NULL;
-        if (q) g->grads = q;
+        nb_real *p = calloc(cap, sizeof *p), *q = calloc(cap, sizeof *q);
         if (!p || !q) {
-            bind_params(g);
+            free(p);
+            free(q);
             return nb__fail(g, NB_ERR_NOMEM, "nb_param: out of memory for %zu values", numel);
         }
+        if (g->n_params) {
+            memcpy(p, g->params, g->n_params * sizeof *p);
+            memcpy(q, g->grads, g->n_params * sizeof *q);
+        }
+        free(g->params);
+        free(g->grads);
+        g->params = p;
+        g->grads = q;
         g->cap_params = cap;
+        bind_params(g);
     }
     if (g->n_param_nodes == g->cap_param_nodes) {
         int cap = g->cap_param_nodes ? 2 * g->cap_param_nodes : 16;
@@ -237,8 +246,6 @@ nb_node nb_param(nb_graph *g, const char *name, int ndim, const int *dims, nb_in
     n->requires_grad = 1;
     n->init = init;
     n->val_off = g->n_params;
-    memset(g->params + g->n_params, 0, numel * sizeof *g->params);
-    memset(g->grads + g->n_params, 0, numel * sizeof *g->grads);
     g->n_params += numel;
     g->param_nodes[g->n_param_nodes++] = h;
     if (name && name[0]) set_name(n, name);

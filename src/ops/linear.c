@@ -86,9 +86,12 @@ nb_node nb_dense(nb_graph *g, nb_node x, int out_features, const char *name,
     const nb_node_t *X = nb__node(g, x);
     if (out_features <= 0)
         return nb__fail(g, NB_ERR_ARG, "dense: out_features %d is not positive", out_features);
-    if (X->ndim < 2)
-        return nb__fail(g, NB_ERR_SHAPE, "dense: input '%s' has %d dimensions; expected "
-                        "[batch, features]", X->name, X->ndim);
+    if (X->ndim < 2) {
+        char sx[96];
+        return nb__fail(g, NB_ERR_SHAPE, "dense: input '%s' has shape %s; expected "
+                        "[batch, features]", X->name,
+                        nb_shape_str(sx, sizeof sx, X->ndim, X->dims));
+    }
     int in_features = X->dims[X->ndim - 1];
     char base[48], pname[64];
     if (name && name[0]) snprintf(base, sizeof base, "%s", name);
@@ -155,8 +158,8 @@ nb_node nb_matmul(nb_graph *g, nb_node a, nb_node b) {
         return nb__fail(g, NB_ERR_SHAPE, "matmul: shapes %s and %s do not multiply "
                         "(need [M, K] and [K, N])", sa, sb);
     if (B->batched)
-        return nb__fail(g, NB_ERR_SHAPE, "matmul: right operand %s must not be batched "
-                        "(its rows are the contraction dimension)", sb);
+        return nb__fail(g, NB_ERR_SHAPE, "matmul: %s times %s: the right operand must not "
+                        "be batched (its rows are the contraction dimension)", sa, sb);
     int dims[2] = {A->dims[0], B->dims[1]};
     return nb__add_node(g, &op_matmul, 2, in, 2, dims, A->batched);
 }

@@ -74,7 +74,8 @@ nb_node nb_mse_loss(nb_graph *g, nb_node pred, nb_node target) {
  * (probability targets) -- PyTorch 1.13's definition for both kinds.  The
  * loss is the mean over the B rows.  Gradients:
  *   d/dx_j = (p_j sum_c q_c - q_j) / B    (sum_c q_c = 1 for labels)
- *   d/dt_c = -(1-eps) log p_c / B         (probability targets only)
+ *   d/dt_c = -(1-eps) log p_c / B         (probability targets; the loss is
+                                         piecewise constant in class indices)
  * Forward keeps log p in scratch for backward.  f[0] = eps, i[0] = 1 for
  * index targets. */
 

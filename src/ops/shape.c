@@ -43,42 +43,39 @@ nb_node nb_reshape(nb_graph *g, nb_node x, int ndim, const int *dims) {
     char sx[96], sd[96];
     nb_shape_str(sx, sizeof sx, X->ndim, X->dims);
     nb_shape_str(sd, sizeof sd, ndim, dims);
-    size_t have = nb__numel_from(X, lead), known = 1;
-    int infer = -1, too_many = 0; /* too_many: the known dims alone exceed have */
+    /* known: product of the given dims, in double so huge dims cannot wrap;
+     * exact whenever it is <= have (< 2^53) */
+    size_t have = nb__numel_from(X, lead);
+    double known = 1;
+    int infer = -1;
     for (int d = 0; d < ndim; d++) {
-        if (dims[d] == -1 && infer < 0) {
+        if (dims[d] == -1 && infer < 0)
             infer = d;
-        } else if (dims[d] == -1) {
+        else if (dims[d] == -1)
             return nb__fail(g, NB_ERR_ARG, "reshape: new shape %s has more than one -1", sd);
-        } else if (dims[d] <= 0) {
+        else if (dims[d] <= 0)
             return nb__fail(g, NB_ERR_SHAPE, "reshape: new shape %s has a dimension that "
                             "is neither positive nor -1", sd);
-        } else if ((size_t)dims[d] > have / known) {
-            too_many = 1; /* stop multiplying: the product could overflow */
-        } else {
-            known *= (size_t)dims[d];
-        }
+        else
+            known *= dims[d];
     }
-    if (too_many)
-        return nb__fail(g, NB_ERR_SHAPE, "reshape: cannot reshape %s%s into %s: %zu "
-                        "elements%s, the new shape holds more", sx, lead ? " (batched)" : "",
-                        sd, have, lead ? " per sample" : "");
+    const char *per = lead ? " per sample" : "", *bt = lead ? " (batched)" : "";
     int out[NB_MAX_DIMS];
     out[0] = X->dims[0]; /* overwritten below when x is not batched */
     for (int d = 0; d < ndim; d++) out[lead + d] = dims[d];
     if (infer >= 0) {
-        if (have % known != 0)
+        if (known > (double)have || have % (size_t)known != 0)
             return nb__fail(g, NB_ERR_SHAPE, "reshape: cannot reshape %s%s into %s: %zu "
-                            "elements%s are not a multiple of %zu", sx,
-                            lead ? " (batched)" : "", sd, have, lead ? " per sample" : "",
+                            "elements%s are not a multiple of %.0f", sx, bt, sd, have, per,
                             known);
-        out[lead + infer] = (int)(have / known);
-        known = have;
-    }
-    if (known != have)
+        if (have / (size_t)known > 2147483647u)
+            return nb__fail(g, NB_ERR_SHAPE, "reshape: the -1 of %s would exceed %d", sd,
+                            2147483647);
+        out[lead + infer] = (int)(have / (size_t)known);
+    } else if (known != (double)have) {
         return nb__fail(g, NB_ERR_SHAPE, "reshape: cannot reshape %s%s into %s: %zu "
-                        "elements%s, the new shape holds %zu", sx, lead ? " (batched)" : "",
-                        sd, have, lead ? " per sample" : "", known);
+                        "elements%s, the new shape holds %.0f", sx, bt, sd, have, per, known);
+    }
     return nb__add_node(g, &op_reshape, 1, &x, ndim + lead, out, X->batched);
 }
 
@@ -171,8 +168,8 @@ nb_node nb_concat(nb_graph *g, int n, const nb_node *xs, int axis) {
             if (d != axis && X->dims[d] != F->dims[d]) fits = 0;
         if (!fits) {
             char s0[96], sk[96];
-            return nb__fail(g, NB_ERR_SHAPE, "concat: input 0 %s%s and input %d %s%s differ "
-                            "outside axis %d", nb_shape_str(s0, sizeof s0, ndim, F->dims),
+            return nb__fail(g, NB_ERR_SHAPE, "concat: input 0 %s%s and input %d %s%s must "
+                            "match except along axis %d", nb_shape_str(s0, sizeof s0, ndim, F->dims),
                             F->batched ? " (batched)" : "", k,
                             nb_shape_str(sk, sizeof sk, X->ndim, X->dims),
                             X->batched ? " (batched)" : "", axis);
