@@ -102,3 +102,11 @@ int cli_double(const char *cmd, const char *flag, const char *s, double lo, doub
     *out = v;
     return 1;
 }
+
+size_t cli_sample_size(const nb_graph *g, nb_node n) {
+    int ndim, dims[NB_MAX_DIMS];
+    if (nb_node_shape(g, n, &ndim, dims) != NB_OK) return 0;
+    size_t size = 1;
+    for (int d = nb_node_is_batched(g, n) ? 1 : 0; d < ndim; d++) size *= (size_t)dims[d];
+    return size;
+}

@@ -37,6 +37,9 @@ int cli_int(const char *cmd, const char *flag, const char *s, long lo, long hi, 
 int cli_double(const char *cmd, const char *flag, const char *s, double lo, double hi,
                double *out);
 
+/* Values per sample of a batched node (its shape without the batch). */
+size_t cli_sample_size(const nb_graph *g, nb_node n);
+
 /* Subcommands. */
 int cmd_info(int argc, char **argv);
 int cmd_gradcheck(int argc, char **argv);

@@ -1,0 +1,430 @@
+/* nabla train MODEL --data SRC: train, show progress, keep the result,
+ * checkpoint and resume. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "data_source.h"
+#include "history.h"
+#include "progress.h"
+
+static const char *help =
+    "usage: nabla train MODEL.nn --data SOURCE [options]\n\n"
+    "Train the model described in MODEL.nn (see docs/model-format.md).\n\n"
+    "data\n"
+    "  --data SOURCE          fashion-mnist | idx:IMAGES,LABELS | csv:FILE[,label=COL][,header=yes|no]\n"
+    "  --test SOURCE          data for the final evaluation (fashion-mnist: its test split)\n"
+    "  --val-split F          hold out this fraction of the training data (default 0)\n"
+    "  --no-standardize       CSV features as they are (default: standardised with\n"
+    "                         training statistics); byte images are always scaled to [0, 1]\n"
+    "training\n"
+    "  --epochs N             passes over the training data (default 10)\n"
+    "  --batch N              mini-batch size (default 128)\n"
+    "  --optim NAME           sgd, momentum, nesterov, ema-momentum, adagrad, rmsprop,\n"
+    "                         adam (default), adamw\n"
+    "  --lr X                 learning rate (default: the optimiser's, 1e-3 for Adam)\n"
+    "  --weight-decay X       L2 penalty (decoupled for adamw)\n"
+    "  --schedule NAME        constant (default), step (x0.1 every third of the epochs),\n"
+    "                         exponential (x0.9 per epoch), cosine (to 0 at the last epoch),\n"
+    "                         warmup (linear from lr/3 over 5 epochs), linear-decay (the\n"
+    "                         course's decay to lr/100 at the last epoch)\n"
+    "  --clip-norm X          clip the global gradient norm to X\n"
+    "  --seed N               seed of the initialisation, split and shuffling (default 0)\n"
+    "  --threads N            threads of the matrix products (default: OpenBLAS's choice)\n"
+    "output\n"
+    "  --out FILE             save the trained weights (safetensors, PyTorch names)\n"
+    "  --checkpoint FILE      checkpoint file (default FILE.ckpt for --out FILE)\n"
+    "  --checkpoint-every N   also checkpoint every N steps (always: at each epoch end)\n"
+    "  --resume FILE          continue from a checkpoint; same model, data and options\n"
+    "  --log FILE             per-epoch metrics as CSV\n"
+    "  --plot FILE            loss and accuracy curves as SVG\n"
+    "  --quiet                no progress output\n\n"
+    "Ctrl-C stops after the current step and writes the checkpoint.\n";
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+typedef struct run {
+    const char *model_path, *data_spec, *ckpt, *log, *plot;
+    nb_model m;
+    nb_data train, val, test;
+    preprocess pre;
+    nb_optim *opt;
+    nb_rng rng;
+    uint64_t seed;
+    long ckpt_every, batch;
+    history hist;
+    progress prog;
+    int quiet, failed;
+    char err[600];
+} run;
+
+/* The training options a resumed run must share with the one it continues. */
+static void run_meta(run *r, nb_kv *kv, int *n, char *buf, size_t size) {
+    snprintf(buf, size, "%ld", r->batch);
+    kv[(*n)++] = (nb_kv){"nabla.train.batch", buf};
+    kv[(*n)++] = (nb_kv){"nabla.train.data", r->data_spec};
+}
+
+static int save_checkpoint(run *r, int epochs_done, long step) {
+    if (!r->ckpt) return 0;
+    char *csv = history_csv(&r->hist);
+    nb_kv kv[12];
+    int n = 0;
+    char batch[32];
+    run_meta(r, kv, &n, batch, sizeof batch);
+    n += preprocess_to_meta(&r->pre, kv + n);
+    if (csv) kv[n++] = (nb_kv){"nabla.history", csv};
+    nb_checkpoint ck = {.epoch = epochs_done, .step = step, .seed = r->seed, .rng = r->rng,
+                        .model = r->m.text, .meta = kv, .n_meta = n};
+    nb_status s = nb_checkpoint_save(r->ckpt, r->m.graph, r->opt, &ck);
+    free(csv);
+    if (s != NB_OK) {
+        snprintf(r->err, sizeof r->err, "checkpoint: %s", nb_last_error());
+        r->failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_batch(const nb_batch_stats *b, void *user) {
+    run *r = user;
+    if (!r->quiet) progress_batch(&r->prog, b->epoch, b->batch, b->epoch_loss);
+    if (r->ckpt_every && b->step % r->ckpt_every == 0 && b->batch < b->batches &&
+        save_checkpoint(r, b->epoch - 1, b->step))
+        return 1;
+    return interrupted ? 1 : 0;
+}
+
+static int on_epoch(const nb_epoch_stats *s, void *user) {
+    run *r = user;
+    if (history_add(&r->hist, s)) {
+        snprintf(r->err, sizeof r->err, "out of memory");
+        r->failed = 1;
+        return 1;
+    }
+    if (!r->quiet) progress_epoch(&r->prog, s);
+    if (r->log && history_write_log(&r->hist, r->log)) {
+        snprintf(r->err, sizeof r->err, "--log %s: %s", r->log, strerror(errno));
+        r->failed = 1;
+        return 1;
+    }
+    if (r->plot && history_plot(&r->hist, r->plot, r->model_path)) {
+        snprintf(r->err, sizeof r->err, "--plot %s: %s", r->plot, strerror(errno));
+        r->failed = 1;
+        return 1;
+    }
+    if (save_checkpoint(r, s->epoch, s->step)) return 1;
+    return interrupted ? 1 : 0;
+}
+
+/* Class labels must be whole numbers in [0, classes): say so before training. */
+static int check_labels(const char *what, const nb_data *d, int classes) {
+    if (d->n == 0) return 0;
+    if (d->y_size != 1)
+        return cli_fail("train", "%s: %zu label values per sample; a cross_entropy model needs "
+                        "one class index per sample", what, d->y_size);
+    for (size_t i = 0; i < d->n; i++) {
+        double y = (double)d->y[i];
+        if (!(y >= 0 && y < classes) || y != (double)(long)y)
+            return cli_fail("train", "%s: sample %zu has label %g; the model has %d classes "
+                            "(labels 0 to %d)", what, i, y, classes, classes - 1);
+    }
+    return 0;
+}
+
+static nb_schedule schedule_for(const char *name, int epochs, double lr, int *ok) {
+    nb_schedule s = nb_schedule_defaults(NB_SCHED_CONSTANT);
+    *ok = nb_schedule_parse(name, &s) == NB_OK;
+    switch (s.kind) {
+    case NB_SCHED_STEP: s.step_size = epochs / 3 > 0 ? epochs / 3 : 1; break;
+    case NB_SCHED_COSINE: s.t_max = epochs; break;
+    case NB_SCHED_LINEAR_DECAY:
+        s.tau = epochs > 1 ? epochs - 1 : 1;
+        s.lr_tau = lr / 100;
+        break;
+    default: break;
+    }
+    return s;
+}
+
+static void run_free(run *r) {
+    nb_optim_free(r->opt);
+    nb_model_free(&r->m);
+    nb_data_free(&r->train);
+    nb_data_free(&r->val);
+    nb_data_free(&r->test);
+    preprocess_free(&r->pre);
+    history_free(&r->hist);
+}
+
+int cmd_train(int argc, char **argv) {
+    cli_flag f[] = {{"data", 1, 0},         {"test", 1, 0},     {"val-split", 1, 0},
+                    {"no-standardize", 0, 0}, {"epochs", 1, 0},   {"batch", 1, 0},
+                    {"optim", 1, 0},        {"lr", 1, 0},       {"weight-decay", 1, 0},
+                    {"schedule", 1, 0},     {"clip-norm", 1, 0}, {"seed", 1, 0},
+                    {"threads", 1, 0},      {"out", 1, 0},      {"checkpoint", 1, 0},
+                    {"checkpoint-every", 1, 0}, {"resume", 1, 0}, {"log", 1, 0},
+                    {"plot", 1, 0},         {"quiet", 0, 0}};
+    const int nf = (int)(sizeof f / sizeof f[0]);
+    const char *pos[1];
+    int npos, want_help;
+    int rc = cli_parse("train", argc, argv, 2, f, nf, pos, 1, &npos, &want_help);
+    if (rc) return rc;
+    if (want_help) return fputs(help, stdout), 0;
+    if (npos != 1) return cli_usage_error("train", "expected one model file");
+    const char *v;
+#define FLAG(name) cli_get(f, nf, name)
+    if (!FLAG("data")) return cli_usage_error("train", "--data is required");
+
+    run r;
+    memset(&r, 0, sizeof r);
+    r.model_path = pos[0];
+    r.data_spec = FLAG("data");
+    r.quiet = FLAG("quiet") != NULL;
+    r.log = FLAG("log");
+    r.plot = FLAG("plot");
+    long epochs = 10, seed = 0, threads = 0;
+    double val_split = 0, lr = -1, wd = 0, clip = 0;
+    r.batch = 128;
+    if ((v = FLAG("epochs")) && !cli_int("train", "epochs", v, 1, 1000000, &epochs)) return 2;
+    if ((v = FLAG("batch")) && !cli_int("train", "batch", v, 1, 1 << 20, &r.batch)) return 2;
+    if ((v = FLAG("seed")) && !cli_int("train", "seed", v, 0, 2147483647L, &seed)) return 2;
+    if ((v = FLAG("threads")) && !cli_int("train", "threads", v, 1, 1024, &threads)) return 2;
+    if ((v = FLAG("val-split")) && !cli_double("train", "val-split", v, 0, 0.99, &val_split)) return 2;
+    if ((v = FLAG("lr")) && !cli_double("train", "lr", v, 0, 1e6, &lr)) return 2;
+    if ((v = FLAG("weight-decay")) && !cli_double("train", "weight-decay", v, 0, 1e6, &wd)) return 2;
+    if ((v = FLAG("clip-norm")) && !cli_double("train", "clip-norm", v, 0, 1e12, &clip)) return 2;
+    if ((v = FLAG("checkpoint-every")) &&
+        !cli_int("train", "checkpoint-every", v, 1, 1L << 40, &r.ckpt_every))
+        return 2;
+    nb_optim_config oc;
+    if (nb_optim_parse(FLAG("optim") ? FLAG("optim") : "adam", &oc) != NB_OK)
+        return cli_usage_error("train", "--optim: %s", nb_last_error());
+    if (lr >= 0) oc.lr = lr;
+    oc.weight_decay = wd;
+    int ok;
+    nb_schedule sched = schedule_for(FLAG("schedule") ? FLAG("schedule") : "constant",
+                                     (int)epochs, oc.lr, &ok);
+    if (!ok) return cli_usage_error("train", "--schedule: %s", nb_last_error());
+    const char *out = FLAG("out");
+    char ckpt_default[4096];
+    r.ckpt = FLAG("checkpoint");
+    if (!r.ckpt && out) {
+        snprintf(ckpt_default, sizeof ckpt_default, "%s.ckpt", out);
+        r.ckpt = ckpt_default;
+    }
+    if (r.ckpt_every && !r.ckpt)
+        return cli_usage_error("train", "--checkpoint-every needs --checkpoint FILE or --out FILE");
+    const char *resume = FLAG("resume");
+    if (threads && nb_set_threads((int)threads) != NB_OK) return cli_fail("train", "%s", nb_last_error());
+
+    /* the model */
+    if (nb_model_load(r.model_path, &r.m) != NB_OK) return cli_fail("train", "%s", nb_last_error());
+    if (r.m.loss == NB_NONE) {
+        run_free(&r);
+        return cli_fail("train", "%s: the model has no 'loss' line", r.model_path);
+    }
+    nb_graph *g = r.m.graph;
+
+    /* the seed of a resumed run comes from its checkpoint */
+    nb_safetensors *ck_file = NULL;
+    r.seed = (uint64_t)seed;
+    if (resume) {
+        if (nb_st_open(resume, &ck_file) != NB_OK) {
+            run_free(&r);
+            return cli_fail("train", "--resume: %s", nb_last_error());
+        }
+        const char *b = nb_st_meta(ck_file, "nabla.train.batch");
+        const char *d = nb_st_meta(ck_file, "nabla.train.data");
+        const char *sd = nb_st_meta(ck_file, "nabla.seed");
+        rc = 0;
+        if (!b || !d || !sd) rc = cli_fail("train", "--resume %s: not a checkpoint written by nabla train", resume);
+        else if (atol(b) != r.batch)
+            rc = cli_fail("train", "--resume %s: the checkpoint was made with --batch %s, not %ld", resume, b, r.batch);
+        else if (strcmp(d, r.data_spec) != 0)
+            rc = cli_fail("train", "--resume %s: the checkpoint was made with --data %s", resume, d);
+        else if (FLAG("seed") && strtoull(sd, NULL, 10) != (uint64_t)seed)
+            rc = cli_fail("train", "--resume %s: the checkpoint was made with --seed %s", resume, sd);
+        else r.seed = strtoull(sd, NULL, 10);
+        const char *hist = nb_st_meta(ck_file, "nabla.history");
+        if (!rc && hist && history_parse(&r.hist, hist))
+            rc = cli_fail("train", "--resume %s: unreadable nabla.history", resume);
+        nb_st_free(ck_file);
+        if (rc) {
+            run_free(&r);
+            return rc;
+        }
+    }
+
+    /* the data: load, split, scale */
+    nb_status s = data_load(r.data_spec, "train", &r.train);
+    if (s == NB_OK && (FLAG("test") || data_has_test_split(r.data_spec)))
+        s = data_load(FLAG("test") ? FLAG("test") : r.data_spec, "test", &r.test);
+    if (s == NB_OK && val_split > 0) {
+        nb_data all = r.train;
+        memset(&r.train, 0, sizeof r.train);
+        s = nb_data_split(&all, val_split, r.seed, &r.train, &r.val);
+        nb_data_free(&all);
+    }
+    if (s == NB_OK && r.train.x_u8) {
+        s = nb_data_scale_unit(&r.train);
+        if (s == NB_OK && r.val.n) s = nb_data_scale_unit(&r.val);
+        if (s == NB_OK && r.test.n) s = nb_data_scale_unit(&r.test);
+    } else if (s == NB_OK && !FLAG("no-standardize")) {
+        s = nb_data_standardize(&r.train, r.val.n ? &r.val : NULL, r.test.n ? &r.test : NULL);
+    }
+    if (s == NB_OK) s = preprocess_from_data(&r.train, &r.pre);
+    if (s != NB_OK) {
+        run_free(&r);
+        return cli_fail("train", "%s", nb_last_error());
+    }
+    size_t in_size = cli_sample_size(g, r.m.input);
+    if (r.train.sample_size != in_size) {
+        char shape[96];
+        nb_shape_str(shape, sizeof shape, r.train.ndim, r.train.dims);
+        rc = cli_fail("train", "%s: samples are %s (%zu values) but %s takes %zu values per "
+                      "sample", r.data_spec, shape, r.train.sample_size, r.model_path, in_size);
+        run_free(&r);
+        return rc;
+    }
+    if (r.m.classes && (check_labels(r.data_spec, &r.train, r.m.classes) ||
+                        check_labels("validation data", &r.val, r.m.classes) ||
+                        check_labels("test data", &r.test, r.m.classes))) {
+        run_free(&r);
+        return 1;
+    }
+
+    /* parameters and optimiser: fresh, or from the checkpoint */
+    nb_rng_seed(&r.rng, r.seed);
+    r.opt = nb_optim_new(&oc, nb_param_count(g));
+    if (!r.opt || nb_graph_init(g, &r.rng) != NB_OK) {
+        rc = cli_fail("train", "%s", nb_last_error());
+        run_free(&r);
+        return rc;
+    }
+    nb_fit_config cfg = nb_fit_defaults(r.m.input, r.m.target, r.m.loss,
+                                        r.m.classes ? r.m.output : NB_NONE);
+    cfg.epochs = (int)epochs;
+    cfg.batch_size = (int)r.batch;
+    cfg.seed = r.seed;
+    cfg.optim = oc;
+    cfg.optimizer = r.opt;
+    cfg.schedule = sched;
+    cfg.clip_norm = clip;
+    cfg.on_batch = on_batch;
+    cfg.on_epoch = on_epoch;
+    cfg.user = &r;
+    size_t per_epoch = (r.train.n + (size_t)r.batch - 1) / (size_t)r.batch;
+    if (resume) {
+        nb_checkpoint ck = {.model = r.m.text};
+        if (nb_checkpoint_load(resume, g, r.opt, &ck) != NB_OK) {
+            rc = cli_fail("train", "--resume: %s", nb_last_error());
+            run_free(&r);
+            return rc;
+        }
+        r.rng = ck.rng;
+        long step = nb_optim_steps(r.opt);
+        if (ck.epoch >= epochs) {
+            rc = cli_fail("train", "--resume %s: %d epochs already done; ask for more with --epochs",
+                          resume, ck.epoch);
+            run_free(&r);
+            return rc;
+        }
+        if (step < (long)((size_t)ck.epoch * per_epoch) || step >= (long)((size_t)(ck.epoch + 1) * per_epoch)) {
+            rc = cli_fail("train", "--resume %s: step %ld does not fall in epoch %d of %zu steps; "
+                          "were the data or batch size changed?", resume, step, ck.epoch + 1, per_epoch);
+            run_free(&r);
+            return rc;
+        }
+        cfg.start_epoch = ck.epoch;
+        cfg.start_batch = (size_t)step - (size_t)ck.epoch * per_epoch;
+        if (!r.quiet)
+            fprintf(stderr, "resuming %s at epoch %d, step %ld\n", resume, ck.epoch + 1, step);
+    }
+
+    nb_dataset train_ds, val_ds;
+    s = nb_data_as_dataset(&r.train, &train_ds);
+    if (s == NB_OK && r.val.n) s = nb_data_as_dataset(&r.val, &val_ds);
+    if (s != NB_OK) {
+        rc = cli_fail("train", "%s", nb_last_error());
+        run_free(&r);
+        return rc;
+    }
+    if (!r.quiet) {
+        fprintf(stderr, "%s: %zu parameters; %zu training samples%s", r.model_path,
+                nb_param_count(g), r.train.n, r.val.n ? "" : "\n");
+        if (r.val.n) fprintf(stderr, ", %zu validation\n", r.val.n);
+    }
+    progress_init(&r.prog, stderr, (int)epochs, per_epoch, (size_t)r.batch);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, NULL);
+
+    nb_epoch_stats last;
+    s = nb_fit(g, &cfg, &train_ds, r.val.n ? &val_ds : NULL, &last);
+    signal(SIGINT, SIG_DFL);
+    if (r.failed) {
+        rc = cli_fail("train", "%s", r.err);
+        run_free(&r);
+        return rc;
+    }
+    if (s != NB_OK) {
+        rc = cli_fail("train", "%s%s", nb_last_error(),
+                      r.ckpt ? " (the last checkpoint is intact)" : "");
+        run_free(&r);
+        return rc;
+    }
+    if (interrupted) {
+        long step = nb_optim_steps(r.opt);
+        int done = (int)((size_t)step / per_epoch);
+        if (r.ckpt && save_checkpoint(&r, done, step) == 0)
+            fprintf(stderr, "\ninterrupted at step %ld; continue with --resume %s\n", step, r.ckpt);
+        else
+            fprintf(stderr, "\ninterrupted at step %ld (no checkpoint: use --out or --checkpoint)\n",
+                    step);
+        run_free(&r);
+        return 130;
+    }
+
+    /* keep the result */
+    if (out) {
+        nb_kv kv[8];
+        int n = 0;
+        kv[n++] = (nb_kv){"nabla.model", r.m.text};
+        n += preprocess_to_meta(&r.pre, kv + n);
+        if (nb_save_weights(g, out, kv, n) != NB_OK) {
+            rc = cli_fail("train", "--out: %s", nb_last_error());
+            run_free(&r);
+            return rc;
+        }
+        if (!r.quiet) fprintf(stderr, "weights saved to %s\n", out);
+    }
+    if (r.test.n) {
+        nb_dataset test_ds;
+        double loss, acc;
+        s = nb_data_as_dataset(&r.test, &test_ds);
+        if (s == NB_OK)
+            s = nb_evaluate(g, r.m.input, r.m.target, r.m.loss, r.m.classes ? r.m.output : NB_NONE,
+                            &test_ds, (int)r.batch, &loss, &acc);
+        if (s != NB_OK) {
+            rc = cli_fail("train", "test evaluation: %s", nb_last_error());
+            run_free(&r);
+            return rc;
+        }
+        printf("test loss %.4f", loss);
+        if (acc >= 0) printf(", test accuracy %.2f%%", 100 * acc);
+        printf(" (%zu samples)\n", r.test.n);
+    }
+    run_free(&r);
+    return 0;
+#undef FLAG
+}
