@@ -302,9 +302,10 @@ static void adagrad_step(nb_optim *o, nb_real *restrict p, const nb_real *restri
 /* RMSProp: v = a v + (1-a) d^2; avg = sqrt(v) + eps, or sqrt(v - gbar^2) + eps
  * when centered; then p -= lr d / avg, or through a momentum buffer
  * b = mu b + d / avg, p -= lr b.  v - gbar^2 >= 0 in exact arithmetic; it is
- * clamped so rounding cannot produce a NaN. */
-static void rmsprop_step(nb_optim *o, nb_real *restrict p, const nb_real *restrict g,
-                         double lr) {
+ * clamped so rounding cannot produce a NaN.  The loop is instantiated once per
+ * (centered, momentum) pair with constant flags, so each copy is branch-free. */
+static inline void rmsprop_loop(nb_optim *o, nb_real *restrict p, const nb_real *restrict g,
+                                double lr, const int centered, const int momentum) {
     const size_t n = o->n;
     nb_real *restrict v = o->sq, *restrict gbar = o->gavg, *restrict b = o->buf;
     const nb_real rate = (nb_real)lr, wd = (nb_real)o->cfg.weight_decay;
@@ -314,13 +315,14 @@ static void rmsprop_step(nb_optim *o, nb_real *restrict p, const nb_real *restri
         nb_real d = g[k] + wd * p[k];
         v[k] = a * v[k] + one_minus * d * d;
         nb_real avg;
-        if (gbar) {
+        if (centered) {
             gbar[k] = a * gbar[k] + one_minus * d;
-            avg = nb_sqrt(nb_fmax(v[k] - gbar[k] * gbar[k], R(0))) + eps;
+            nb_real var = v[k] - gbar[k] * gbar[k];
+            avg = nb_sqrt(var < 0 ? R(0) : var) + eps;
         } else {
             avg = nb_sqrt(v[k]) + eps;
         }
-        if (b) {
+        if (momentum) {
             b[k] = mu * b[k] + d / avg;
             p[k] -= rate * b[k];
         } else {
@@ -329,11 +331,20 @@ static void rmsprop_step(nb_optim *o, nb_real *restrict p, const nb_real *restri
     }
 }
 
+static void rmsprop_step(nb_optim *o, nb_real *params, const nb_real *grads, double lr) {
+    if (o->gavg && o->buf) rmsprop_loop(o, params, grads, lr, 1, 1);
+    else if (o->gavg) rmsprop_loop(o, params, grads, lr, 1, 0);
+    else if (o->buf) rmsprop_loop(o, params, grads, lr, 0, 1);
+    else rmsprop_loop(o, params, grads, lr, 0, 0);
+}
+
 /* Adam / AdamW: m = b1 m + (1-b1) d; v = b2 v + (1-b2) d^2;
  * p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps).  Adam adds wd p to the
- * gradient; AdamW instead first shrinks p by (1 - lr wd). */
-static void adam_step(nb_optim *o, nb_real *restrict p, const nb_real *restrict g, double lr,
-                      long t) {
+ * gradient; AdamW instead first shrinks p by (1 - lr wd).  amsgrad uses the
+ * running maximum of the raw v (a NaN in v still propagates).  One loop
+ * instance per amsgrad flag, each branch-free. */
+static inline void adam_loop(nb_optim *o, nb_real *restrict p, const nb_real *restrict g,
+                             double lr, long t, const int amsgrad) {
     const size_t n = o->n;
     const nb_optim_config *c = &o->cfg;
     nb_real *restrict m = o->m, *restrict v = o->sq, *restrict vmax = o->vmax;
@@ -353,12 +364,17 @@ static void adam_step(nb_optim *o, nb_real *restrict p, const nb_real *restrict 
         m[k] = b1 * m[k] + one_minus_b1 * d;
         v[k] = b2 * v[k] + one_minus_b2 * d * d;
         nb_real second = v[k];
-        if (vmax) {
-            vmax[k] = nb_fmax(vmax[k], v[k]);
-            second = vmax[k];
+        if (amsgrad) {
+            second = vmax[k] >= v[k] ? vmax[k] : v[k];
+            vmax[k] = second;
         }
         p[k] -= step_size * m[k] / (nb_sqrt(second) * inv_sqrt_bc2 + eps);
     }
+}
+
+static void adam_step(nb_optim *o, nb_real *params, const nb_real *grads, double lr, long t) {
+    if (o->vmax) adam_loop(o, params, grads, lr, t, 1);
+    else adam_loop(o, params, grads, lr, t, 0);
 }
 
 nb_status nb_optim_step(nb_optim *o, nb_real *params, const nb_real *grads, double lr) {
