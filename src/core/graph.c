@@ -55,6 +55,15 @@ nb_node nb__fail(nb_graph *g, nb_status s, const char *fmt, ...) {
     return NB_NONE;
 }
 
+void nb__run_fail(nb_graph *g, nb_status s, const char *fmt, ...) {
+    if (g->run_status != NB_OK) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g->run_error, sizeof g->run_error, fmt, ap);
+    va_end(ap);
+    g->run_status = s;
+}
+
 int nb__check_input(nb_graph *g, const char *op, nb_node h) {
     if (h == NB_NONE) {
         /* An earlier call failed: keep its message, just propagate. */
@@ -501,6 +510,8 @@ nb_status nb_forward(nb_graph *g, nb_node target) {
         for (int i = 0; i < g->n_nodes; i++) g->mark[i] = MARK_NEEDED;
     else
         mark_ancestors(g, target);
+    g->run_status = NB_OK;
+    g->run_error[0] = '\0';
     for (int i = 0; i <= last; i++) {
         if (!(g->mark[i] & MARK_NEEDED)) {
             g->mark[i] &= (unsigned char)~MARK_COMPUTED;
@@ -512,6 +523,7 @@ nb_status nb_forward(nb_graph *g, nb_node target) {
     }
     for (int i = last + 1; i < g->n_nodes; i++) g->mark[i] &= (unsigned char)~MARK_COMPUTED;
     g->forwarded = 1;
+    if (g->run_status != NB_OK) return nb_err(g->run_status, "%s", g->run_error);
     return NB_OK;
 }
 
@@ -526,6 +538,9 @@ nb_status nb_backward(nb_graph *g, nb_node loss) {
     if (!g->forwarded || !(g->mark[loss] & MARK_COMPUTED))
         return nb_err(NB_ERR_STATE, "nb_backward: '%s' has not been computed; call "
                       "nb_forward first", L->name);
+    if (g->run_status != NB_OK)
+        return nb_err(g->run_status, "nb_backward: the last nb_forward failed: %s",
+                      g->run_error);
     if (!L->requires_grad)
         return nb_err(NB_ERR_STATE, "nb_backward: '%s' does not depend on any parameter "
                       "or input that requires a gradient", L->name);

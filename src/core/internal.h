@@ -115,6 +115,8 @@ struct nb_graph {
     size_t arena_len, arena_cap;
     unsigned char *mark;       /* per-node work flags for forward/backward */
     int forwarded;             /* a forward has run since the last plan   */
+    nb_status run_status;      /* first bad-data error of the last forward */
+    char run_error[256];
     int auto_names;            /* counter for generated layer names      */
 };
 
@@ -152,6 +154,16 @@ nb_node nb__add_node(nb_graph *g, const nb_op *op, int nin, const nb_node *in,
 
 /* Record a build error in the graph and return NB_NONE. */
 nb_node nb__fail(nb_graph *g, nb_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Record bad data an op meets while running (e.g. a class label out of
+ * range): forward has no return value, so the op writes NaN into its output
+ * and reports here; the first report of a forward wins, nb_forward returns
+ * it and nb_backward refuses to run on that forward. */
+void nb__run_fail(nb_graph *g, nb_status s, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif

@@ -1,0 +1,232 @@
+/* Losses, each reduced to a scalar with PyTorch's 'mean' reduction:
+ * mean squared error, cross-entropy from logits (class-index or probability
+ * targets, label smoothing) and binary cross-entropy with logits.
+ *
+ * Sums run in double: a loss adds up many small terms and its value is
+ * compared across batch sizes. */
+#include "../core/internal.h"
+
+#include <string.h>
+
+/* Do a and b have identical shapes (batch dimension included)? */
+static int same_shape(const nb_node_t *a, const nb_node_t *b) {
+    return a->ndim == b->ndim && a->batched == b->batched &&
+           memcmp(a->dims, b->dims, (size_t)a->ndim * sizeof(int)) == 0;
+}
+
+/* Fail with "<op>: <what_a> [..] but <what_b> [..]" naming both shapes. */
+static nb_node shape_mismatch(nb_graph *g, const char *op, const char *what_a,
+                              const nb_node_t *a, const char *what_b, const nb_node_t *b,
+                              const char *expect) {
+    char sa[96], sb[96];
+    return nb__fail(g, NB_ERR_SHAPE, "%s: %s %s%s but %s %s%s; %s", op, what_a,
+                    nb_shape_str(sa, sizeof sa, a->ndim, a->dims),
+                    a->batched ? " (batched)" : "", what_b,
+                    nb_shape_str(sb, sizeof sb, b->ndim, b->dims),
+                    b->batched ? " (batched)" : "", expect);
+}
+
+/* ---- mse: mean over all elements of (pred - target)^2 ---- */
+
+static void mse_forward(nb_graph *g, nb_node_t *n) {
+    const nb_node_t *p = nb__in(g, n, 0), *t = nb__in(g, n, 1);
+    size_t total = nb__numel(p);
+    double acc = 0;
+    for (size_t k = 0; k < total; k++) {
+        double d = (double)p->val[k] - (double)t->val[k];
+        acc += d * d;
+    }
+    n->val[0] = (nb_real)(acc / (double)total);
+}
+
+static void mse_backward(nb_graph *g, nb_node_t *n) {
+    nb_node_t *p = nb__in(g, n, 0), *t = nb__in(g, n, 1);
+    size_t total = nb__numel(p);
+    nb_real c = R(2) * n->grad[0] / (nb_real)total;
+    for (size_t k = 0; k < total; k++) {
+        nb_real d = c * (p->val[k] - t->val[k]);
+        if (p->grad) p->grad[k] += d;
+        if (t->grad) t->grad[k] -= d;
+    }
+}
+
+static const nb_op op_mse = {"mse_loss", mse_forward, mse_backward, NULL};
+
+nb_node nb_mse_loss(nb_graph *g, nb_node pred, nb_node target) {
+    nb_node in[2] = {pred, target};
+    if (!nb__begin(g, "mse_loss", 2, in)) return NB_NONE;
+    const nb_node_t *P = nb__node(g, pred), *T = nb__node(g, target);
+    if (!same_shape(P, T))
+        return shape_mismatch(g, "mse_loss", "prediction", P, "target", T,
+                              "they must have the same shape");
+    return nb__add_node(g, &op_mse, 2, in, 0, NULL, 0);
+}
+
+/* ---- cross-entropy from logits [B, C] ----
+ *
+ * With q the (smoothed) target distribution of a row and p = softmax(x):
+ *   loss_row = -sum_c q_c log p_c,  q = (1-eps) t + eps/C,
+ * where t is one-hot of the label (index targets) or the given row
+ * (probability targets) -- PyTorch 1.13's definition for both kinds.  The
+ * loss is the mean over the B rows.  Gradients:
+ *   d/dx_j = (p_j sum_c q_c - q_j) / B    (sum_c q_c = 1 for labels)
+ *   d/dt_c = -(1-eps) log p_c / B         (probability targets only)
+ * Forward keeps log p in scratch for backward.  f[0] = eps, i[0] = 1 for
+ * index targets. */
+
+/* Is v a valid class index in [0, C)?  (NaN fails every comparison.) */
+static int class_index(nb_real v, int C, int *out) {
+    if (!(v >= 0 && v < (nb_real)C) || (double)v != floor((double)v)) return 0;
+    *out = (int)v;
+    return 1;
+}
+
+static void ce_forward(nb_graph *g, nb_node_t *n) {
+    const nb_node_t *x = nb__in(g, n, 0), *t = nb__in(g, n, 1);
+    int B = x->dims[0], C = x->dims[1], labels = n->i[0];
+    double eps = n->f[0];
+    nb_real *logp = n->scratch;
+    double acc = 0;
+    for (int r = 0; r < B; r++) {
+        const nb_real *xr = x->val + (size_t)r * C;
+        nb_real *lr = logp + (size_t)r * C;
+        nb_real m = xr[0];
+        for (int c = 1; c < C; c++) m = nb_fmax(m, xr[c]);
+        nb_real se = 0;
+        for (int c = 0; c < C; c++) se += nb_exp(xr[c] - m);
+        nb_real lse = m + nb_log(se);
+        double sum_logp = 0, nll;
+        for (int c = 0; c < C; c++) {
+            lr[c] = xr[c] - lse;
+            sum_logp += (double)lr[c];
+        }
+        if (labels) {
+            int y;
+            if (!class_index(t->val[r], C, &y)) {
+                nb__run_fail(g, NB_ERR_ARG, "cross_entropy: target[%d] = %g is not a class "
+                             "index in [0, %d)", r, (double)t->val[r], C);
+                acc = NAN;
+                continue;
+            }
+            nll = -(double)lr[y];
+        } else {
+            const nb_real *tr = t->val + (size_t)r * C;
+            nll = 0;
+            for (int c = 0; c < C; c++) nll -= (double)tr[c] * (double)lr[c];
+        }
+        acc += (1 - eps) * nll - eps / C * sum_logp;
+    }
+    n->val[0] = (nb_real)(acc / B);
+}
+
+static void ce_backward(nb_graph *g, nb_node_t *n) {
+    nb_node_t *x = nb__in(g, n, 0), *t = nb__in(g, n, 1);
+    int B = x->dims[0], C = x->dims[1], labels = n->i[0];
+    nb_real eps = (nb_real)n->f[0];
+    nb_real gs = n->grad[0] / (nb_real)B, smooth = eps / (nb_real)C;
+    const nb_real *logp = n->scratch;
+    for (int r = 0; r < B; r++) {
+        const nb_real *lr = logp + (size_t)r * C;
+        if (x->grad) {
+            nb_real *dx = x->grad + (size_t)r * C;
+            if (labels) {
+                int y;
+                if (!class_index(t->val[r], C, &y)) { /* forward reported it */
+                    for (int c = 0; c < C; c++) dx[c] = NAN;
+                    continue;
+                }
+                for (int c = 0; c < C; c++) dx[c] += gs * (nb_exp(lr[c]) - smooth);
+                dx[y] -= gs * (R(1) - eps);
+            } else {
+                const nb_real *tr = t->val + (size_t)r * C;
+                nb_real qsum = 0;
+                for (int c = 0; c < C; c++) qsum += (R(1) - eps) * tr[c] + smooth;
+                for (int c = 0; c < C; c++)
+                    dx[c] += gs * (nb_exp(lr[c]) * qsum - ((R(1) - eps) * tr[c] + smooth));
+            }
+        }
+        if (!labels && t->grad) {
+            nb_real *dt = t->grad + (size_t)r * C;
+            for (int c = 0; c < C; c++) dt[c] -= gs * (R(1) - eps) * lr[c];
+        }
+    }
+}
+
+static size_t ce_scratch(const nb_graph *g, const nb_node_t *n) {
+    return nb__numel(&g->nodes[n->in[0]]); /* log-softmax of the logits */
+}
+
+static const nb_op op_cross_entropy = {"cross_entropy", ce_forward, ce_backward, ce_scratch};
+
+nb_node nb_cross_entropy(nb_graph *g, nb_node logits, nb_node target,
+                         nb_real label_smoothing) {
+    nb_node in[2] = {logits, target};
+    if (!nb__begin(g, "cross_entropy", 2, in)) return NB_NONE;
+    const nb_node_t *X = nb__node(g, logits), *T = nb__node(g, target);
+    char sx[96];
+    nb_shape_str(sx, sizeof sx, X->ndim, X->dims);
+    if (X->ndim != 2)
+        return nb__fail(g, NB_ERR_SHAPE, "cross_entropy: logits %s; expected [batch, "
+                        "classes]", sx);
+    if (!(label_smoothing >= 0 && label_smoothing < 1))
+        return nb__fail(g, NB_ERR_ARG, "cross_entropy: label_smoothing %g is not in [0, 1)",
+                        (double)label_smoothing);
+    int labels = T->ndim == 1;
+    int fits = T->batched == X->batched && T->dims[0] == X->dims[0] &&
+               (labels || (T->ndim == 2 && T->dims[1] == X->dims[1]));
+    if (!fits)
+        return shape_mismatch(g, "cross_entropy", "logits", X, "target", T,
+                              "expected target [batch] of class indices or [batch, "
+                              "classes] of probabilities, batched like the logits");
+    nb_node h = nb__add_node(g, &op_cross_entropy, 2, in, 0, NULL, 0);
+    if (h == NB_NONE) return NB_NONE;
+    nb_node_t *n = nb__node(g, h);
+    n->f[0] = (double)label_smoothing;
+    n->i[0] = labels;
+    return h;
+}
+
+/* ---- binary cross-entropy with logits, mean over all elements ----
+ *   loss = (1 - y) x - log sigmoid(x),  log sigmoid(x) = min(x, 0) - log1p(e^-|x|)
+ * which never overflows; d/dx = sigmoid(x) - y, d/dy = -x. */
+
+static void bce_forward(nb_graph *g, nb_node_t *n) {
+    const nb_node_t *x = nb__in(g, n, 0), *y = nb__in(g, n, 1);
+    size_t total = nb__numel(x);
+    double acc = 0;
+    for (size_t k = 0; k < total; k++) {
+        nb_real v = x->val[k];
+        nb_real log_sig = nb_fmin(v, R(0)) - nb_log1p(nb_exp(-nb_fabs(v)));
+        acc += (double)((R(1) - y->val[k]) * v) - (double)log_sig;
+    }
+    n->val[0] = (nb_real)(acc / (double)total);
+}
+
+/* sigmoid without overflow for either sign */
+static nb_real sigmoid(nb_real v) {
+    if (v >= 0) return R(1) / (R(1) + nb_exp(-v));
+    nb_real e = nb_exp(v);
+    return e / (R(1) + e);
+}
+
+static void bce_backward(nb_graph *g, nb_node_t *n) {
+    nb_node_t *x = nb__in(g, n, 0), *y = nb__in(g, n, 1);
+    size_t total = nb__numel(x);
+    nb_real gs = n->grad[0] / (nb_real)total;
+    for (size_t k = 0; k < total; k++) {
+        if (x->grad) x->grad[k] += gs * (sigmoid(x->val[k]) - y->val[k]);
+        if (y->grad) y->grad[k] -= gs * x->val[k];
+    }
+}
+
+static const nb_op op_bce = {"bce_with_logits", bce_forward, bce_backward, NULL};
+
+nb_node nb_bce_with_logits(nb_graph *g, nb_node logits, nb_node target) {
+    nb_node in[2] = {logits, target};
+    if (!nb__begin(g, "bce_with_logits", 2, in)) return NB_NONE;
+    const nb_node_t *X = nb__node(g, logits), *T = nb__node(g, target);
+    if (!same_shape(X, T))
+        return shape_mismatch(g, "bce_with_logits", "logits", X, "target", T,
+                              "they must have the same shape");
+    return nb__add_node(g, &op_bce, 2, in, 0, NULL, 0);
+}
