@@ -121,7 +121,7 @@ int main(void) {
     cfg.batch_size = N; /* full batch: plain gradient descent */
     cfg.on_epoch = report;
     cfg.user = g;
-    nb_dataset data = {x, y, N, F, 1};
+    nb_dataset data = {.x = x, .y = y, .n = N, .x_size = F, .y_size = 1};
     nb_epoch_stats last;
     printf("gradient descent (SGD lr %.2f, full batch):\n", cfg.optim.lr);
     if (nb_fit(g, &cfg, &data, NULL, &last) != NB_OK) {

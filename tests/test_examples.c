@@ -154,7 +154,7 @@ static double xor_train(xor_net *n, double lr, nb_epoch_callback stop, nb_real f
     cfg.batch_size = 4;
     cfg.optim.lr = lr;
     cfg.on_epoch = stop;
-    nb_dataset d = {xor_x, xor_y, 4, 2, 1};
+    nb_dataset d = {.x = xor_x, .y = xor_y, .n = 4, .x_size = 2, .y_size = 1};
     nb_epoch_stats last;
     CHECK_OK(nb_fit(n->g, &cfg, &d, NULL, &last));
     *steps = last.step;

@@ -56,7 +56,7 @@ static model make_model(uint64_t init_seed) {
 }
 
 static nb_dataset blobs(void) {
-    nb_dataset d = {blob_x, blob_onehot, BLOB_N, 2, CLASSES};
+    nb_dataset d = {.x = blob_x, .y = blob_onehot, .n = BLOB_N, .x_size = 2, .y_size = CLASSES};
     return d;
 }
 
@@ -110,7 +110,7 @@ static void test_learns(void) {
     memcpy(vx, blob_x, sizeof vx);
     memcpy(vy, blob_onehot, sizeof vy);
     make_blobs(1);
-    nb_dataset v = {vx, vy, BLOB_N, 2, CLASSES};
+    nb_dataset v = {.x = vx, .y = vy, .n = BLOB_N, .x_size = 2, .y_size = CLASSES};
     double before_loss, before_acc;
     CHECK_OK(nb_evaluate(m.g, m.x, m.y, m.loss, m.out, &v, 16, &before_loss, &before_acc));
     nb_fit_config cfg = nb_fit_defaults(m.x, m.y, m.loss, m.out);
@@ -208,7 +208,7 @@ static void test_class_index_accuracy(void) {
         }
         expect += best == (int)blob_class[s];
     }
-    nb_dataset d = {blob_x, blob_class, BLOB_N, 2, 1};
+    nb_dataset d = {.x = blob_x, .y = blob_class, .n = BLOB_N, .x_size = 2, .y_size = 1};
     double l, a;
     CHECK_OK(nb_evaluate(g, x, y, loss, out, &d, 32, &l, &a));
     CHECK_CLOSE(a, (double)expect / BLOB_N, 0, 0);
@@ -216,7 +216,7 @@ static void test_class_index_accuracy(void) {
     /* shift every label by one class: accuracy must collapse */
     static nb_real wrong[BLOB_N];
     for (int s = 0; s < BLOB_N; s++) wrong[s] = (nb_real)(((int)blob_class[s] + 1) % CLASSES);
-    nb_dataset dw = {blob_x, wrong, BLOB_N, 2, 1};
+    nb_dataset dw = {.x = blob_x, .y = wrong, .n = BLOB_N, .x_size = 2, .y_size = 1};
     CHECK_OK(nb_evaluate(g, x, y, loss, out, &dw, 32, &l, &a));
     CHECKF(a < 0.1, "accuracy with wrong labels %g", a);
     nb_graph_free(g);
@@ -236,7 +236,7 @@ static void test_cross_entropy_classifier(void) {
     nb_rng r;
     nb_rng_seed(&r, 9);
     CHECK_OK(nb_graph_init(g, &r));
-    nb_dataset d = {blob_x, blob_class, BLOB_N, 2, 1};
+    nb_dataset d = {.x = blob_x, .y = blob_class, .n = BLOB_N, .x_size = 2, .y_size = 1};
     double loss0, acc0;
     CHECK_OK(nb_evaluate(g, x, y, loss, logits, &d, 32, &loss0, &acc0));
     nb_fit_config cfg = nb_fit_defaults(x, y, loss, logits);
@@ -254,7 +254,7 @@ static void test_cross_entropy_classifier(void) {
     static nb_real bad[BLOB_N];
     memcpy(bad, blob_class, sizeof bad);
     bad[21] = 7;
-    nb_dataset db = {blob_x, bad, BLOB_N, 2, 1};
+    nb_dataset db = {.x = blob_x, .y = bad, .n = BLOB_N, .x_size = 2, .y_size = 1};
     cfg.no_shuffle = 1;
     cfg.batch_size = 10;
     nb_status s = nb_fit(g, &cfg, &db, NULL, &last);
@@ -381,7 +381,7 @@ static void test_nan(void) {
     static nb_real x[BLOB_N * 2];
     memcpy(x, blob_x, sizeof x);
     x[2 * 9 + 1] = NAN;
-    nb_dataset d = {x, blob_onehot, BLOB_N, 2, CLASSES};
+    nb_dataset d = {.x = x, .y = blob_onehot, .n = BLOB_N, .x_size = 2, .y_size = CLASSES};
     nb_fit_config cfg = nb_fit_defaults(m.x, m.y, m.loss, m.out);
     cfg.batch_size = 4;
     cfg.no_shuffle = 1;
@@ -504,6 +504,101 @@ static void test_errors(void) {
     nb_graph_free(m.g);
 }
 
+/* Stop after batch `stop_batch` of epoch `stop_epoch` (from on_batch). */
+typedef struct stop_at {
+    int epoch;
+    size_t batch;
+} stop_at;
+static int stop_at_batch(const nb_batch_stats *b, void *user) {
+    const stop_at *s = user;
+    return b->epoch == s->epoch && b->batch == s->batch;
+}
+
+/* Interrupted after a batch in the middle of epoch 2 and resumed from that
+ * position with the same optimiser state: the final weights are identical,
+ * bit for bit, to an uninterrupted run. */
+static void test_resume(void) {
+    nb_dataset d = blobs();
+    model a = make_model(11), b = make_model(11);
+    nb_fit_config cfg = nb_fit_defaults(a.x, a.y, a.loss, a.out);
+    cfg.epochs = 4;
+    cfg.batch_size = 16; /* 6 batches per epoch, the last one short */
+    cfg.seed = 5;
+    cfg.optim = nb_optim_defaults(NB_OPT_ADAM);
+    cfg.optim.lr = 0.01;
+    CHECK_OK(nb_fit(a.g, &cfg, &d, NULL, NULL));
+
+    nb_optim *opt = nb_optim_new(&cfg.optim, nb_param_count(b.g));
+    nb_fit_config part = cfg;
+    part.input = b.x;
+    part.target = b.y;
+    part.loss = b.loss;
+    part.output = b.out;
+    part.optimizer = opt;
+    stop_at where = {2, 3};
+    part.on_batch = stop_at_batch;
+    part.user = &where;
+    CHECK_OK(nb_fit(b.g, &part, &d, NULL, NULL));
+    CHECK(nb_optim_steps(opt) == 6 + 3);
+    CHECK(memcmp(nb_params(a.g), nb_params(b.g), nb_param_count(a.g) * sizeof(nb_real)) != 0);
+    part.on_batch = NULL;
+    part.start_epoch = 1;
+    part.start_batch = 3;
+    CHECK_OK(nb_fit(b.g, &part, &d, NULL, NULL));
+    CHECK(nb_optim_steps(opt) == 4 * 6);
+    CHECK(memcmp(nb_params(a.g), nb_params(b.g), nb_param_count(a.g) * sizeof(nb_real)) == 0);
+
+    part.start_epoch = 4; /* nothing left to do is a mistake worth reporting */
+    CHECK(nb_fit(b.g, &part, &d, NULL, NULL) == NB_ERR_ARG);
+    nb_optim *small = nb_optim_new(&cfg.optim, 3);
+    part.start_epoch = 0;
+    part.optimizer = small;
+    CHECK(nb_fit(b.g, &part, &d, NULL, NULL) == NB_ERR_ARG);
+    CHECK(strstr(nb_last_error(), "optimiser is for 3 parameters") != NULL);
+    nb_optim_free(small);
+    nb_optim_free(opt);
+    nb_graph_free(a.g);
+    nb_graph_free(b.g);
+}
+
+/* Inputs stored as bytes train exactly like the same values stored as reals. */
+static void test_byte_inputs(void) {
+    enum { N = 60 };
+    static uint8_t xu[N * 2];
+    static nb_real xf[N * 2], y[N * CLASSES];
+    for (int i = 0; i < N; i++) {
+        int c = i % CLASSES;
+        xu[2 * i] = (uint8_t)(40 + 80 * c + i % 7);
+        xu[2 * i + 1] = (uint8_t)(200 - 60 * c - i % 5);
+        for (int k = 0; k < 2; k++) xf[2 * i + k] = (nb_real)xu[2 * i + k] * (nb_real)(1.0 / 255) - 0.5f;
+        for (int k = 0; k < CLASSES; k++) y[i * CLASSES + k] = (nb_real)(k == c);
+    }
+    nb_dataset df = {.x = xf, .y = y, .n = N, .x_size = 2, .y_size = CLASSES};
+    nb_dataset du = {.x_u8 = xu, .y = y, .n = N, .x_size = 2, .y_size = CLASSES,
+                     .x_scale = (nb_real)(1.0 / 255), .x_offset = -0.5f};
+    model a = make_model(3), b = make_model(3);
+    nb_fit_config cfg = nb_fit_defaults(a.x, a.y, a.loss, a.out);
+    cfg.epochs = 3;
+    cfg.batch_size = 8;
+    CHECK_OK(nb_fit(a.g, &cfg, &df, &df, NULL));
+    cfg.input = b.x;
+    cfg.target = b.y;
+    cfg.loss = b.loss;
+    cfg.output = b.out;
+    CHECK_OK(nb_fit(b.g, &cfg, &du, &du, NULL));
+    CHECK(memcmp(nb_params(a.g), nb_params(b.g), nb_param_count(a.g) * sizeof(nb_real)) == 0);
+    double la, lb;
+    CHECK_OK(nb_evaluate(a.g, a.x, a.y, a.loss, NB_NONE, &df, 7, &la, NULL));
+    CHECK_OK(nb_evaluate(a.g, a.x, a.y, a.loss, NB_NONE, &du, 7, &lb, NULL));
+    CHECK(la == lb);
+    nb_dataset both = du;
+    both.x = xf;
+    CHECK(nb_fit(b.g, &cfg, &both, NULL, NULL) == NB_ERR_ARG);
+    CHECK(strstr(nb_last_error(), "exactly one of x and x_u8") != NULL);
+    nb_graph_free(a.g);
+    nb_graph_free(b.g);
+}
+
 int main(void) {
     test_reproducible();
     test_learns();
@@ -516,5 +611,7 @@ int main(void) {
     test_clip();
     test_nan();
     test_errors();
+    test_resume();
+    test_byte_inputs();
     TEST_END();
 }

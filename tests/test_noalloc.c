@@ -194,8 +194,8 @@ static int count_window(const nb_epoch_stats *s, void *user) {
 
 static void test_fit(void) {
     model m = make_model();
-    nb_dataset train = {data_x, data_y, N, IN, 1};
-    nb_dataset val = {data_x, data_y, 30, IN, 1}; /* 30 = 16 + 14: short batch */
+    nb_dataset train = {.x = data_x, .y = data_y, .n = N, .x_size = IN, .y_size = 1};
+    nb_dataset val = {.x = data_x, .y = data_y, .n = 30, .x_size = IN, .y_size = 1}; /* 30 = 16 + 14: short batch */
     nb_fit_config cfg = nb_fit_defaults(m.x, m.y, m.loss, m.out);
     cfg.epochs = 12;
     cfg.batch_size = BATCH;

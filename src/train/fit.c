@@ -67,6 +67,17 @@ static int node_ok(const nb_graph *g, nb_node n) { return n >= 0 && n < g->n_nod
 /* Per-sample element count of a batched node. */
 static size_t sample_numel(const nb_node_t *n) { return nb__numel_from(n, 1); }
 
+/* Copy sample k's inputs to dst, converting bytes to reals if need be. */
+static void copy_x(const nb_dataset *d, size_t k, nb_real *dst) {
+    size_t xs = d->x_size;
+    if (d->x) {
+        memcpy(dst, d->x + k * xs, xs * sizeof *dst);
+        return;
+    }
+    const uint8_t *src = d->x_u8 + k * xs;
+    for (size_t j = 0; j < xs; j++) dst[j] = (nb_real)src[j] * d->x_scale + d->x_offset;
+}
+
 /* Which node to run forward so that both loss and output (if any) are
  * computed in ONE pass: the loss if output is among its ancestors (the
  * usual case), else the whole graph.  One pass matters for ops that draw
@@ -147,9 +158,13 @@ static nb_status check_data(const nb_graph *g, const char *fn, const char *which
                             const nb_dataset *d, nb_node input, nb_node target) {
     if (!d) return nb_err(NB_ERR_ARG, "%s: %s dataset is NULL", fn, which);
     if (d->n == 0) return nb_err(NB_ERR_ARG, "%s: %s dataset has no samples", fn, which);
-    if (!d->x || !d->y)
-        return nb_err(NB_ERR_ARG, "%s: %s dataset has a NULL %s array", fn, which,
-                      d->x ? "y" : "x");
+    if (!d->y) return nb_err(NB_ERR_ARG, "%s: %s dataset has a NULL y array", fn, which);
+    if (!d->x == !d->x_u8)
+        return nb_err(NB_ERR_ARG, "%s: %s dataset must set exactly one of x and x_u8", fn,
+                      which);
+    if (d->x_u8 && !(is_finite((double)d->x_scale) && is_finite((double)d->x_offset)))
+        return nb_err(NB_ERR_ARG, "%s: %s dataset has a non-finite x_scale or x_offset", fn,
+                      which);
     if (d->n > (size_t)1 << 40)
         return nb_err(NB_ERR_ARG, "%s: %s dataset has %zu samples (too many)", fn, which,
                       d->n);
@@ -192,11 +207,11 @@ static size_t count_correct(const nb_real *out, const nb_real *y, int batch, siz
 }
 
 /* Mean loss and accuracy over data in eval mode, with the forward target
- * already worked out.  Reads samples in place: no buffers, no allocation
+ * already worked out.  xb holds batch_size samples of inputs; no allocation
  * once the arena is large enough for batch_size. */
 static nb_status evaluate(const char *fn, nb_graph *g, nb_node input, nb_node target,
                           nb_node loss, nb_node output, nb_node fwd, const nb_dataset *d,
-                          int batch_size, double *loss_out, double *acc_out) {
+                          int batch_size, nb_real *xb, double *loss_out, double *acc_out) {
     int was_training = g->training;
     nb_graph_set_training(g, 0);
     double loss_sum = 0;
@@ -206,7 +221,8 @@ static nb_status evaluate(const char *fn, nb_graph *g, nb_node input, nb_node ta
     for (size_t start = 0; start < d->n && s == NB_OK; start += (size_t)batch_size) {
         int bs = (int)(d->n - start < (size_t)batch_size ? d->n - start : (size_t)batch_size);
         const nb_real *y = d->y + start * d->y_size;
-        s = nb_set_input(g, input, d->x + start * d->x_size, bs);
+        for (int r = 0; r < bs; r++) copy_x(d, start + (size_t)r, xb + (size_t)r * d->x_size);
+        s = nb_set_input(g, input, xb, bs);
         if (s == NB_OK) s = nb_set_input(g, target, y, bs);
         if (s == NB_OK) s = nb_forward(g, fwd);
         if (s != NB_OK) {
@@ -240,8 +256,13 @@ nb_status nb_evaluate(nb_graph *g, nb_node input, nb_node target, nb_node loss,
     nb_node fwd;
     s = forward_target(g, loss, output, &fwd);
     if (s != NB_OK) return s;
-    return evaluate(fn, g, input, target, loss, output, fwd, data, batch_size, loss_out,
-                    acc_out);
+    size_t rows = data->n < (size_t)batch_size ? data->n : (size_t)batch_size;
+    nb_real *xb = malloc(rows * data->x_size * sizeof *xb);
+    if (!xb) return nb_err(NB_ERR_NOMEM, "%s: out of memory", fn);
+    s = evaluate(fn, g, input, target, loss, output, fwd, data, batch_size, xb, loss_out,
+                 acc_out);
+    free(xb);
+    return s;
 }
 
 /* ------------------------------------------------------------ training */
@@ -274,6 +295,12 @@ static nb_status check_config(const nb_graph *g, const nb_fit_config *cfg,
         s = check_data(g, fn, "validation", val, cfg->input, cfg->target);
         if (s != NB_OK) return s;
     }
+    if (cfg->start_epoch < 0 || cfg->start_epoch >= cfg->epochs)
+        return nb_err(NB_ERR_ARG, "%s: start_epoch %d must be from 0 to epochs - 1 = %d", fn,
+                      cfg->start_epoch, cfg->epochs - 1);
+    if (cfg->optimizer && nb_optim_size(cfg->optimizer) != nb_param_count(g))
+        return nb_err(NB_ERR_ARG, "%s: the optimiser is for %zu parameters, the graph has %zu",
+                      fn, nb_optim_size(cfg->optimizer), nb_param_count(g));
     if (cfg->drop_last && train->n < (size_t)cfg->batch_size)
         return nb_err(NB_ERR_ARG, "%s: drop_last with batch_size %d and only %zu training "
                       "samples leaves no batch", fn, cfg->batch_size, train->n);
@@ -315,7 +342,8 @@ nb_status nb_fit(nb_graph *g, const nb_fit_config *cfg, const nb_dataset *train,
     size_t *idx = malloc(n * sizeof *idx);
     nb_real *xb = malloc((size_t)batch * xs * sizeof *xb);
     nb_real *yb = malloc((size_t)batch * ys * sizeof *yb);
-    nb_optim *opt = nb_optim_new(&cfg->optim, nb_param_count(g));
+    nb_optim *own = cfg->optimizer ? NULL : nb_optim_new(&cfg->optim, nb_param_count(g));
+    nb_optim *opt = cfg->optimizer ? cfg->optimizer : own;
     if (!idx || !xb || !yb || !opt) {
         if (!opt && idx && xb && yb) s = prefix_error(NB_ERR_ARG, "nb_fit");
         else s = nb_err(NB_ERR_NOMEM, "nb_fit: out of memory for %zu samples", n);
@@ -331,7 +359,7 @@ nb_status nb_fit(nb_graph *g, const nb_fit_config *cfg, const nb_dataset *train,
     const nb_real *grads = nb_grads(g);
     const size_t n_params = nb_param_count(g);
 
-    for (int epoch = 1; epoch <= cfg->epochs; epoch++) {
+    for (int epoch = cfg->start_epoch + 1; epoch <= cfg->epochs; epoch++) {
         double t0 = now_seconds();
         double lr = nb_schedule_lr(&cfg->schedule, cfg->optim.lr, (long)(epoch - 1));
         for (size_t i = 0; i < n; i++) idx[i] = i;
@@ -342,12 +370,13 @@ nb_status nb_fit(nb_graph *g, const nb_fit_config *cfg, const nb_dataset *train,
         }
         double loss_sum = 0;
         size_t seen = 0, correct = 0;
-        for (size_t b = 0; b < n_batches; b++) {
+        size_t first = epoch == cfg->start_epoch + 1 ? cfg->start_batch : 0;
+        for (size_t b = first; b < n_batches; b++) {
             size_t start = b * (size_t)batch;
             int bs = (int)(n - start < (size_t)batch ? n - start : (size_t)batch);
             for (int r = 0; r < bs; r++) {
                 size_t k = idx[start + (size_t)r];
-                memcpy(xb + (size_t)r * xs, train->x + k * xs, xs * sizeof *xb);
+                copy_x(train, k, xb + (size_t)r * xs);
                 memcpy(yb + (size_t)r * ys, train->y + k * ys, ys * sizeof *yb);
             }
             s = nb_set_input(g, cfg->input, xb, bs);
@@ -383,7 +412,13 @@ nb_status nb_fit(nb_graph *g, const nb_fit_config *cfg, const nb_dataset *train,
             loss_sum += loss * bs;
             seen += (size_t)bs;
             if (c) correct += count_correct(g->nodes[cfg->output].val, yb, bs, c, ys);
+            if (cfg->on_batch) {
+                nb_batch_stats bst = {epoch, b + 1, n_batches, nb_optim_steps(opt), loss,
+                                      loss_sum / (double)seen};
+                if (cfg->on_batch(&bst, cfg->user)) goto restore;
+            }
         }
+        if (seen == 0) continue; /* resumed exactly at the end of an epoch */
         nb_epoch_stats st;
         init_stats(&st);
         st.epoch = epoch;
@@ -394,7 +429,7 @@ nb_status nb_fit(nb_graph *g, const nb_fit_config *cfg, const nb_dataset *train,
         if (c) st.train_acc = (double)correct / (double)seen;
         if (val) {
             s = evaluate("nb_fit: validation", g, cfg->input, cfg->target, cfg->loss,
-                         cfg->output, fwd, val, batch, &st.val_loss, &st.val_acc);
+                         cfg->output, fwd, val, batch, xb, &st.val_loss, &st.val_acc);
             if (s != NB_OK) goto restore;
         }
         st.seconds = now_seconds() - t0;
@@ -405,7 +440,7 @@ nb_status nb_fit(nb_graph *g, const nb_fit_config *cfg, const nb_dataset *train,
 restore:
     nb_graph_set_training(g, was_training);
 out:
-    nb_optim_free(opt);
+    nb_optim_free(own);
     free(yb);
     free(xb);
     free(idx);

@@ -231,6 +231,8 @@ void nb_optim_free(nb_optim *o) {
 
 long nb_optim_steps(const nb_optim *o) { return o ? o->steps : 0; }
 
+size_t nb_optim_size(const nb_optim *o) { return o ? o->n : 0; }
+
 nb_status nb_optim_set_steps(nb_optim *o, long steps) {
     if (!o) return nb_err(NB_ERR_ARG, "optim: NULL optimiser");
     if (steps < 0) return nb_err(NB_ERR_ARG, "optim: step count %ld is negative", steps);
