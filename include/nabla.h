@@ -65,6 +65,10 @@ const char *nb_status_name(nb_status s);
 /* Forget the last error message. */
 void nb_clear_error(void);
 
+/* Threads used by the matrix products (OpenBLAS); 1 without BLAS. */
+nb_status nb_set_threads(int threads);
+int nb_threads(void);
+
 /* --------------------------------------------------------------------- rng */
 
 /* xoshiro256** generator.  The state is plain data so it can be saved in a
