@@ -42,3 +42,9 @@ demo: build
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)
+
+# Regenerate the committed PyTorch reference values (needs Debian's python3-torch).
+.PHONY: reference
+reference:
+	@sh scripts/install-deps.sh python3-torch python3-numpy
+	for s in tests/reference/*.py; do /usr/bin/python3 $$s || exit 1; done

@@ -65,6 +65,10 @@ const char *nb_status_name(nb_status s);
 /* Forget the last error message. */
 void nb_clear_error(void);
 
+/* Threads used by the matrix products (OpenBLAS); 1 without BLAS. */
+nb_status nb_set_threads(int threads);
+int nb_threads(void);
+
 /* --------------------------------------------------------------------- rng */
 
 /* xoshiro256** generator.  The state is plain data so it can be saved in a
@@ -325,6 +329,8 @@ void nb_optim_free(nb_optim *o);
 nb_status nb_optim_step(nb_optim *o, nb_real *params, const nb_real *grads, double lr);
 /* Steps taken so far (t in the bias corrections). */
 long nb_optim_steps(const nb_optim *o);
+/* Number of parameters the optimiser was made for. */
+size_t nb_optim_size(const nb_optim *o);
 /* The state buffers as one flat array (for checkpoints): *n scalars. */
 nb_real *nb_optim_state(nb_optim *o, size_t *n);
 nb_status nb_optim_set_steps(nb_optim *o, long steps);
@@ -368,13 +374,17 @@ nb_status nb_schedule_check(const nb_schedule *s);
 
 /* ----------------------------------------------------------------- training */
 
-/* In-memory data: n samples, x_size reals each, and y_size reals each
- * (y_size 1 for class indices). */
+/* In-memory data: n samples of x_size inputs and y_size targets each
+ * (y_size 1 for class indices).  The inputs are either reals (x) or bytes
+ * (x_u8, converted per batch as x_u8 * x_scale + x_offset: images stay four
+ * times smaller in memory).  Exactly one of x and x_u8 is set. */
 typedef struct nb_dataset {
     const nb_real *x;
     const nb_real *y;
     size_t n;
     size_t x_size, y_size;
+    const uint8_t *x_u8;
+    nb_real x_scale, x_offset;
 } nb_dataset;
 
 typedef struct nb_epoch_stats {
@@ -390,6 +400,18 @@ typedef struct nb_epoch_stats {
 /* Called after every epoch; return non-zero to stop training. */
 typedef int (*nb_epoch_callback)(const nb_epoch_stats *stats, void *user);
 
+typedef struct nb_batch_stats {
+    int epoch;               /* 1-based                                  */
+    size_t batch, batches;   /* 1-based index in the epoch; per epoch    */
+    long step;               /* optimiser steps so far                   */
+    double loss;             /* this batch's loss                        */
+    double epoch_loss;       /* mean loss of the epoch's batches so far  */
+} nb_batch_stats;
+
+/* Called after every optimiser step; return non-zero to stop training
+ * (nb_fit then returns NB_OK with the epoch unfinished). */
+typedef int (*nb_batch_callback)(const nb_batch_stats *stats, void *user);
+
 typedef struct nb_fit_config {
     nb_node input, target, loss;
     nb_node output;          /* scores for accuracy (argmax); NB_NONE: none */
@@ -402,7 +424,16 @@ typedef struct nb_fit_config {
     nb_schedule schedule;    /* per epoch                                 */
     double clip_norm;        /* 0: no clipping                            */
     nb_epoch_callback on_epoch;
-    void *user;
+    nb_batch_callback on_batch;
+    void *user;              /* passed to both callbacks                  */
+    /* Resuming: a caller-owned optimiser (its state carries over between
+     * calls and can be checkpointed; cfg.optim is then ignored), and the
+     * position to start from: start_epoch epochs and start_batch batches of
+     * the next epoch already done.  With the same seed the remaining steps
+     * are exactly those an uninterrupted run would take. */
+    nb_optim *optimizer;
+    int start_epoch;
+    size_t start_batch;
 } nb_fit_config;
 
 /* Defaults: 10 epochs, batch 32, seed 0, Adam, constant schedule. */

@@ -18,10 +18,27 @@ double nb_init_gain(nb_nonlinearity nl, double param) {
     return 1.0;
 }
 
+/* 0 <= ndim <= NB_MAX_DIMS and no negative dim (a negative dim would wrap
+ * the element count around size_t). */
+static nb_status check_shape(int ndim, const int *dims) {
+    if (ndim < 0 || ndim > NB_MAX_DIMS)
+        return nb_err(NB_ERR_SHAPE, "init: %d dimensions, must be 0 to %d", ndim, NB_MAX_DIMS);
+    for (int d = 0; d < ndim; d++)
+        if (dims[d] < 0) {
+            char buf[96];
+            return nb_err(NB_ERR_SHAPE, "init: negative dimension in shape %s",
+                          nb_shape_str(buf, sizeof buf, ndim, dims));
+        }
+    return NB_OK;
+}
+
 nb_status nb_init_fans(int ndim, const int *dims, double *fan_in, double *fan_out) {
-    if (ndim < 2 || !dims)
+    if (!dims) return nb_err(NB_ERR_ARG, "init: NULL dims");
+    if (ndim < 2)
         return nb_err(NB_ERR_SHAPE, "init: fan in/out needs a tensor with at least 2 "
                       "dimensions, got %d", ndim);
+    nb_status s = check_shape(ndim, dims);
+    if (s != NB_OK) return s;
     double receptive = 1;
     for (int d = 2; d < ndim; d++) receptive *= dims[d];
     if (fan_in) *fan_in = dims[1] * receptive;
@@ -40,6 +57,8 @@ static void fill_normal(nb_real *w, size_t n, double mean, double std, nb_rng *r
 nb_status nb_init_tensor(nb_real *w, int ndim, const int *dims, nb_init init, nb_rng *r) {
     if (!w || !r || (ndim > 0 && !dims))
         return nb_err(NB_ERR_ARG, "init: NULL %s", !w ? "tensor" : !r ? "rng" : "dims");
+    nb_status shape_status = check_shape(ndim, dims);
+    if (shape_status != NB_OK) return shape_status;
     size_t n = 1;
     for (int d = 0; d < ndim; d++) n *= (size_t)dims[d];
     double fan_in = 0, fan_out = 0, gain = init.gain;
@@ -58,15 +77,21 @@ nb_status nb_init_tensor(nb_real *w, int ndim, const int *dims, nb_init init, nb
     case NB_INIT_DEFAULT:
     case NB_INIT_ZEROS: memset(w, 0, n * sizeof *w); return NB_OK;
     case NB_INIT_CONSTANT:
+        if (!isfinite(init.a))
+            return nb_err(NB_ERR_ARG, "init: constant %g is not finite", init.a);
         for (size_t k = 0; k < n; k++) w[k] = (nb_real)init.a;
         return NB_OK;
     case NB_INIT_UNIFORM:
-        if (!(init.a <= init.b)) return nb_err(NB_ERR_ARG, "init: uniform bounds [%g, %g) are "
-                                               "not ordered", init.a, init.b);
+        if (!(init.a <= init.b) || !isfinite(init.a) || !isfinite(init.b))
+            return nb_err(NB_ERR_ARG, "init: uniform bounds [%g, %g) must be finite and "
+                          "ordered", init.a, init.b);
         fill_uniform(w, n, init.a, init.b, r);
         return NB_OK;
     case NB_INIT_NORMAL:
-        if (!(init.b >= 0)) return nb_err(NB_ERR_ARG, "init: normal std %g is negative", init.b);
+        if (!isfinite(init.a))
+            return nb_err(NB_ERR_ARG, "init: normal mean %g is not finite", init.a);
+        if (!(init.b >= 0) || !isfinite(init.b))
+            return nb_err(NB_ERR_ARG, "init: normal std %g must be >= 0 and finite", init.b);
         fill_normal(w, n, init.a, init.b, r);
         return NB_OK;
     case NB_INIT_XAVIER_UNIFORM: {
