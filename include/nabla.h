@@ -473,6 +473,129 @@ void nb_array_free(nb_array *a);
  * type.  Magic, dimensions and sizes are validated against the file. */
 nb_status nb_idx_load(const char *path, nb_array *out);
 
+/* CSV files: one sample per row, numeric feature columns and one label column.
+ *
+ * Accepted: an optional header row, quoted fields ("a,b", "" for a quote),
+ * LF, CRLF or CR line endings, blank lines (skipped), a UTF-8 byte-order mark,
+ * spaces or tabs around cells.  Numbers are read with '.' as the decimal
+ * point whatever the C locale says; NaN, infinities, empty cells and
+ * anything else that is not a finite decimal number are errors naming the
+ * file, the line and the column (columns are counted from 1 in messages, as
+ * lines are).  Labels: if every label is a number they are kept as numbers;
+ * otherwise they are class names, mapped to 0..K-1 in byte-wise sorted order. */
+typedef enum nb_csv_header {
+    NB_CSV_HEADER_AUTO = 0, /* a header if the first row has a non-numeric cell in a
+                               feature column (always one when label_name is set) */
+    NB_CSV_HEADER_YES,
+    NB_CSV_HEADER_NO
+} nb_csv_header;
+
+/* Start from nb_csv_defaults(): a zero-filled struct would pick column 0 as
+ * the label.  Limits of 0 mean the default limit. */
+typedef struct nb_csv_opts {
+    nb_csv_header header;     /* default NB_CSV_HEADER_AUTO                        */
+    char delimiter;           /* default ','; not '"', '\r', '\n' or '\0'          */
+    const char *label_name;   /* label column by header name; NULL: use label_index */
+    int label_index;          /* 0-based; negative counts from the end; default -1  */
+    size_t max_line_bytes;    /* longest accepted line; default 1 MiB              */
+    int max_columns;          /* default 65536                                     */
+    size_t max_rows;          /* default 100 million                               */
+    size_t max_file_bytes;    /* nb_csv_load only; default 4 GiB                    */
+} nb_csv_opts;
+
+nb_csv_opts nb_csv_defaults(void);
+
+typedef struct nb_csv_data {
+    size_t rows;
+    int features;
+    nb_real *x;             /* rows * features, row-major                         */
+    nb_real *y;             /* rows labels: numbers, or class indices             */
+    char **feature_names;   /* features names (UTF-8) if there was a header, else NULL */
+    char *label_name;       /* the label column's name, or NULL without a header  */
+    int n_classes;          /* 0 when the labels are numbers                      */
+    char **class_names;     /* n_classes names in index order, or NULL            */
+} nb_csv_data;
+
+/* Read and parse a whole CSV file.  opts may be NULL (the defaults). */
+nb_status nb_csv_load(const char *path, const nb_csv_opts *opts, nb_csv_data *out);
+/* Parse CSV text held in memory (len bytes, need not end in '\0'); name is
+ * used in error messages in place of a file name. */
+nb_status nb_csv_parse(const char *text, size_t len, const char *name,
+                       const nb_csv_opts *opts, nb_csv_data *out);
+void nb_csv_free(nb_csv_data *d);
+
+/* NumPy .npy files (format versions 1.0, 2.0 and 3.0), C order only.  Element
+ * types: '<f4' '<f8' '|u1' '|i1' '<i2' '<i4' (either byte order), and '|b1'
+ * (read as u8 0/1).  The header, the shape and the exact data length are
+ * validated against the file; shape () gives ndim 0 and one element. */
+nb_status nb_npy_load(const char *path, nb_array *out);
+/* The same from a file image in memory; name is used in error messages. */
+nb_status nb_npy_parse(const void *data, size_t len, const char *name, nb_array *out);
+
+/* ------------------------------------------------------------ training data */
+
+/* N samples of features with a per-sample shape ([1, 28, 28], [F], ...) and
+ * y_size labels each.  Features are stored either as bytes (u8 images keep
+ * 1 byte per value in memory) or as reals; nb_data_batch converts a batch to
+ * reals on the fly, applying
+ *     x = (raw * scale - mean[j]) * inv_std[j]        (j: feature index)
+ * where mean/inv_std are set by nb_data_standardize (NULL: 0 and 1). */
+typedef struct nb_data {
+    size_t n;
+    int ndim;
+    int dims[NB_MAX_DIMS];
+    size_t sample_size;     /* product of dims                                   */
+    uint8_t *x_u8;          /* n * sample_size bytes, or NULL                    */
+    nb_real *x_real;        /* n * sample_size reals, or NULL (exactly one is set) */
+    nb_real *y;             /* n * y_size labels                                 */
+    size_t y_size;          /* 1: a class index or a number per sample           */
+    double scale;           /* 1 unless changed by nb_data_scale                 */
+    nb_real *mean, *inv_std;/* sample_size each, or NULL                         */
+    int n_classes;          /* 0 when the labels are numbers                     */
+    char **class_names;     /* n_classes names, or NULL                          */
+    char **feature_names;   /* sample_size names (from a CSV header), or NULL    */
+    char *label_name;       /* or NULL                                           */
+    nb_real *cache;         /* converted features kept for nb_data_as_dataset    */
+} nb_data;
+
+void nb_data_free(nb_data *d);
+/* Take over a CSV table (csv is emptied): per-sample shape [features]. */
+nb_status nb_data_from_csv(nb_csv_data *csv, nb_data *out);
+/* Samples from x [N, ...] (any element type; u8 stays bytes) and labels y
+ * [N] or [N, k] (may be NULL: no labels, y_size 0).  Both arrays are emptied
+ * on success (their buffers are taken over or converted). */
+nb_status nb_data_from_arrays(nb_array *x, nb_array *y, nb_data *out);
+/* Multiply the raw features by factor (e.g. 1.0/255 maps u8 images to
+ * [0, 1]).  Must come before nb_data_standardize. */
+nb_status nb_data_scale(nb_data *d, double factor);
+/* Scale byte data (u8 images) to [0, 1]: the same as nb_data_scale(d, 1.0/255).
+ * NB_ERR_ARG for real-valued data, whose range is not known in advance. */
+nb_status nb_data_scale_unit(nb_data *d);
+/* Per-feature mean and standard deviation (population, ddof 0) of train,
+ * computed on train only and applied to train and to val and test (either may
+ * be NULL), so no statistic leaks from held-out data into training. */
+nb_status nb_data_standardize(nb_data *train, nb_data *val, nb_data *test);
+/* Seeded split: round(val_fraction * n) samples, chosen by a permutation drawn
+ * from nb_rng seeded with seed, go to val and the rest to train; both keep the
+ * original order of their samples.  0 < val_fraction < 1 and both parts must
+ * be non-empty.  all is left unchanged (the parts are copies). */
+nb_status nb_data_split(const nb_data *all, double val_fraction, uint64_t seed,
+                        nb_data *train, nb_data *val);
+/* Write count converted samples into x (count * sample_size reals) and their
+ * labels into y (count * y_size; y may be NULL).  The samples are
+ * idx[start .. start+count) or, when idx is NULL, start .. start+count. */
+nb_status nb_data_batch(const nb_data *d, const size_t *idx, size_t start, size_t count,
+                        nb_real *x, nb_real *y);
+/* A view for nb_fit / nb_evaluate.  Byte or transformed data are converted
+ * once into d->cache (n * sample_size reals: this costs memory). */
+nb_status nb_data_as_dataset(nb_data *d, nb_dataset *out);
+
+/* Load a named data set's split ("train" or "test") from dir/<name>/ (or
+ * dir/ itself when it holds the files).  dir NULL: $NABLA_DATA_DIR, else
+ * /usr/share/datasets.  Known names: "fashion-mnist" (u8 images [1, 28, 28],
+ * 10 classes with their names; raw values 0..255, see nb_data_scale_unit). */
+nb_status nb_data_load(const char *name, const char *split, const char *dir, nb_data *out);
+
 /* ------------------------------------------------------------ model files */
 
 /* A model built from the text format of docs/model-format.md. */

@@ -43,6 +43,7 @@ static void test_hostile(void) {
         {"bad_negative_dim.idx", "dimension 0 is 4294967295"},
         {"bad_huge_dims.idx", "more than"},
         {"bad_overflow_dims.idx", "more than"},
+        {"bad_wrap_dims.idx", "more than"},
         {"bad_truncated_data.idx", "truncated IDX data"},
         {"bad_trailing.idx", "trailing bytes"},
         {"bad_corrupt.idx.gz", "corrupt"},

@@ -91,10 +91,11 @@ static nb_status read_idx(gzFile f, const char *path, nb_array *out) {
         if (v == 0 || v > (uint32_t)INT32_MAX)
             return nb_err(NB_ERR_FORMAT, "%s: IDX dimension %d is %u (must be 1 to %d)", path, d,
                           v, INT32_MAX);
-        numel *= v;
-        if (numel * esize > IDX_MAX_BYTES)
+        /* divide before multiplying: numel * v could wrap around 2^64 */
+        if (v > IDX_MAX_BYTES / esize / numel)
             return nb_err(NB_ERR_FORMAT, "%s: IDX dimensions announce more than %llu bytes of "
                           "data", path, (unsigned long long)IDX_MAX_BYTES);
+        numel *= v;
         dims[d] = (int)v;
     }
     size_t want = (size_t)numel * esize;

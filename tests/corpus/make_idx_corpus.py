@@ -22,8 +22,8 @@ write("valid_i16.idx", idx(0x0B, [2, 3], struct.pack(">6h", *[v * 1000 for v in 
 write("valid_i32.idx", idx(0x0C, [2, 3], struct.pack(">6i", *[v * 100000 for v in vals])))
 write("valid_f32.idx", idx(0x0D, [2, 3], struct.pack(">6f", *[v * 0.5 for v in vals])))
 write("valid_f64.idx", idx(0x0E, [2, 3], struct.pack(">6d", *[v * 0.25 for v in vals])))
-with gzip.open(os.path.join(here, "valid_u8.idx.gz"), "wb") as f:
-    f.write(idx(0x08, [2, 3], bytes([1, 2, 3, 4, 5, 6])))
+# mtime=0: the same bytes on every run
+write("valid_u8.idx.gz", gzip.compress(idx(0x08, [2, 3], bytes([1, 2, 3, 4, 5, 6])), mtime=0))
 
 # hostile
 write("bad_empty.idx", b"")
@@ -37,8 +37,10 @@ write("bad_zero_dim.idx", idx(0x08, [0, 5], b""))
 write("bad_negative_dim.idx", idx(0x08, [0xFFFFFFFF], b"\x00"))
 write("bad_huge_dims.idx", idx(0x08, [0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF], b"\x00" * 16))
 write("bad_overflow_dims.idx", idx(0x0E, [0x10000, 0x10000, 0x10000, 0x10000], b"\x00"))
+# 5 * 1718039348 * 2147418113 = 2^64 + 4: a product that wraps around to 4 elements
+write("bad_wrap_dims.idx", idx(0x08, [5, 1718039348, 2147418113], b"\x00" * 4))
 write("bad_truncated_data.idx", idx(0x08, [100, 28, 28], b"\x00" * 1000))
 write("bad_trailing.idx", idx(0x08, [2], b"\x01\x02\x03"))
-good = gzip.compress(idx(0x08, [4, 4], bytes(range(16))))
+good = gzip.compress(idx(0x08, [4, 4], bytes(range(16))), mtime=0)
 write("bad_corrupt.idx.gz", good[:20] + bytes(b ^ 0x5A for b in good[20:]))
 write("bad_truncated.idx.gz", good[: len(good) // 2])

@@ -1,0 +1,513 @@
+/* Training data: loaded arrays or CSV tables turned into samples for nb_fit.
+ *
+ * Byte images stay bytes (Fashion-MNIST's training set is 47 MB as u8 and
+ * 188 MB as float); nb_data_batch converts only the samples of one batch,
+ * applying the scale and the standardisation on the way.  Statistics for
+ * standardisation come from the training part only, so nothing about the
+ * validation or test samples leaks into training. */
+#include "io.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_DATA_DIR "/usr/share/datasets"
+
+void nb_data_free(nb_data *d) {
+    if (!d) return;
+    free(d->x_u8);
+    free(d->x_real);
+    free(d->y);
+    free(d->mean);
+    free(d->inv_std);
+    if (d->class_names)
+        for (int k = 0; k < d->n_classes; k++) free(d->class_names[k]);
+    free(d->class_names);
+    if (d->feature_names)
+        for (size_t j = 0; j < d->sample_size; j++) free(d->feature_names[j]);
+    free(d->feature_names);
+    free(d->label_name);
+    free(d->cache);
+    memset(d, 0, sizeof *d);
+}
+
+static void drop_cache(nb_data *d) {
+    free(d->cache);
+    d->cache = NULL;
+}
+
+nb_status nb_data_from_csv(nb_csv_data *csv, nb_data *out) {
+    if (!csv || !out)
+        return nb_err(NB_ERR_ARG, "nb_data_from_csv: %s is NULL", csv ? "out" : "csv");
+    if (!csv->x || csv->features < 1 || csv->rows < 1)
+        return nb_err(NB_ERR_ARG, "nb_data_from_csv: the table is empty");
+    memset(out, 0, sizeof *out);
+    out->n = csv->rows;
+    out->ndim = 1;
+    out->dims[0] = csv->features;
+    out->sample_size = (size_t)csv->features;
+    out->x_real = csv->x;
+    out->y = csv->y;
+    out->y_size = 1;
+    out->scale = 1;
+    out->n_classes = csv->n_classes;
+    out->class_names = csv->class_names;
+    out->feature_names = csv->feature_names;
+    out->label_name = csv->label_name;
+    memset(csv, 0, sizeof *csv); /* everything now belongs to out */
+    return NB_OK;
+}
+
+/* Array a converted to n reals; NaN and infinities are refused (what names
+ * the array in messages). */
+static nb_status to_reals(const nb_array *a, const char *what, nb_real **out) {
+    *out = NULL;
+    if (a->dtype == NB_F32 || a->dtype == NB_F64)
+        for (size_t k = 0; k < a->numel; k++) {
+            double v = nb_array_get(a, k);
+            if (!isfinite(v))
+                return nb_err(NB_ERR_NUMERIC, "%s element %zu is %s", what, k,
+                              isnan(v) ? "NaN" : "infinite");
+        }
+    nb_real *r = malloc(sizeof *r * (a->numel ? a->numel : 1));
+    if (!r) return nb_err(NB_ERR_NOMEM, "%s: out of memory for %zu values", what, a->numel);
+    for (size_t k = 0; k < a->numel; k++) r[k] = (nb_real)nb_array_get(a, k);
+    *out = r;
+    return NB_OK;
+}
+
+static int is_integer_type(nb_dtype t) {
+    return t == NB_U8 || t == NB_I8 || t == NB_I16 || t == NB_I32;
+}
+
+nb_status nb_data_from_arrays(nb_array *x, nb_array *y, nb_data *out) {
+    if (!x || !out) return nb_err(NB_ERR_ARG, "nb_data_from_arrays: %s is NULL", x ? "out" : "x");
+    if (!x->data || x->ndim < 1)
+        return nb_err(NB_ERR_ARG, "nb_data_from_arrays: x is empty or has no sample dimension");
+    char sx[64], sy[64];
+    size_t n = (size_t)x->dims[0];
+    if (y) {
+        if (!y->data || y->ndim < 1 || y->ndim > 2)
+            return nb_err(NB_ERR_SHAPE, "nb_data_from_arrays: labels must be [N] or [N, k], "
+                          "got %s", nb_shape_str(sy, sizeof sy, y->ndim, y->dims));
+        if ((size_t)y->dims[0] != n)
+            return nb_err(NB_ERR_SHAPE, "nb_data_from_arrays: x %s has %zu samples but y %s has "
+                          "%d", nb_shape_str(sx, sizeof sx, x->ndim, x->dims), n,
+                          nb_shape_str(sy, sizeof sy, y->ndim, y->dims), y->dims[0]);
+    }
+    memset(out, 0, sizeof *out);
+    out->n = n;
+    if (x->ndim == 1) { /* one value per sample */
+        out->ndim = 1;
+        out->dims[0] = 1;
+    } else {
+        out->ndim = x->ndim - 1;
+        memcpy(out->dims, x->dims + 1, sizeof out->dims[0] * (size_t)out->ndim);
+    }
+    out->sample_size = n ? x->numel / n : 0;
+    out->scale = 1;
+    nb_status s;
+    if (x->dtype != NB_U8 && (s = to_reals(x, "x", &out->x_real)) != NB_OK) return s;
+    if (y) {
+        out->y_size = y->ndim == 2 ? (size_t)y->dims[1] : 1;
+        if ((s = to_reals(y, "y", &out->y)) != NB_OK) {
+            nb_data_free(out);
+            return s;
+        }
+        /* integer labels are class indices: 0..max */
+        if (is_integer_type(y->dtype) && out->y_size == 1) {
+            double max = -1;
+            int negative = 0;
+            for (size_t k = 0; k < y->numel; k++) {
+                double v = nb_array_get(y, k);
+                if (v < 0) negative = 1;
+                if (v > max) max = v;
+            }
+            if (!negative && max < INT32_MAX) out->n_classes = (int)max + 1;
+        }
+    }
+    /* success: take over the byte buffer, release the rest */
+    if (x->dtype == NB_U8) {
+        out->x_u8 = x->data;
+        x->data = NULL;
+    }
+    nb_array_free(x);
+    if (y) nb_array_free(y);
+    return NB_OK;
+}
+
+nb_status nb_data_scale(nb_data *d, double factor) {
+    if (!d) return nb_err(NB_ERR_ARG, "nb_data_scale: d is NULL");
+    if (!isfinite(factor) || factor == 0)
+        return nb_err(NB_ERR_ARG, "nb_data_scale: factor %g must be finite and non-zero", factor);
+    if (d->mean)
+        return nb_err(NB_ERR_STATE, "nb_data_scale: the data are already standardised; scale "
+                      "before nb_data_standardize");
+    d->scale *= factor;
+    drop_cache(d);
+    return NB_OK;
+}
+
+nb_status nb_data_scale_unit(nb_data *d) {
+    if (!d) return nb_err(NB_ERR_ARG, "nb_data_scale_unit: d is NULL");
+    if (!d->x_u8)
+        return nb_err(NB_ERR_ARG, "nb_data_scale_unit: the features are reals, not bytes; use "
+                      "nb_data_scale or nb_data_standardize");
+    return nb_data_scale(d, 1.0 / 255);
+}
+
+/* Raw feature j of sample i times the scale. */
+static double scaled(const nb_data *d, size_t i, size_t j) {
+    size_t k = i * d->sample_size + j;
+    return (d->x_u8 ? (double)d->x_u8[k] : (double)d->x_real[k]) * d->scale;
+}
+
+/* Give d its own copy of the statistics. */
+static nb_status set_stats(nb_data *d, const nb_real *mean, const nb_real *inv_std) {
+    size_t bytes = sizeof(nb_real) * d->sample_size;
+    nb_real *m = malloc(bytes), *s = malloc(bytes);
+    if (!m || !s) {
+        free(m);
+        free(s);
+        return nb_err(NB_ERR_NOMEM, "nb_data_standardize: out of memory");
+    }
+    memcpy(m, mean, bytes);
+    memcpy(s, inv_std, bytes);
+    free(d->mean);
+    free(d->inv_std);
+    d->mean = m;
+    d->inv_std = s;
+    drop_cache(d);
+    return NB_OK;
+}
+
+static nb_status check_like(const nb_data *train, const nb_data *other, const char *what) {
+    if (!other) return NB_OK;
+    if (other->sample_size != train->sample_size) {
+        char a[64], b[64];
+        return nb_err(NB_ERR_SHAPE, "nb_data_standardize: %s samples are %s but training "
+                      "samples are %s", what, nb_shape_str(a, sizeof a, other->ndim, other->dims),
+                      nb_shape_str(b, sizeof b, train->ndim, train->dims));
+    }
+    if (other->scale != train->scale)
+        return nb_err(NB_ERR_ARG, "nb_data_standardize: %s is scaled by %g but the training "
+                      "set by %g", what, other->scale, train->scale);
+    return NB_OK;
+}
+
+nb_status nb_data_standardize(nb_data *train, nb_data *val, nb_data *test) {
+    if (!train) return nb_err(NB_ERR_ARG, "nb_data_standardize: train is NULL");
+    if (train->n == 0 || train->sample_size == 0)
+        return nb_err(NB_ERR_ARG, "nb_data_standardize: the training set is empty");
+    nb_status s;
+    if ((s = check_like(train, val, "the validation set")) != NB_OK) return s;
+    if ((s = check_like(train, test, "the test set")) != NB_OK) return s;
+    size_t f = train->sample_size, n = train->n;
+    double *sum = calloc(f, sizeof *sum), *sq = calloc(f, sizeof *sq);
+    double *lo = malloc(f * sizeof *lo), *hi = malloc(f * sizeof *hi);
+    nb_real *mean = malloc(f * sizeof *mean), *inv = malloc(f * sizeof *inv);
+    if (!sum || !sq || !lo || !hi || !mean || !inv) {
+        s = nb_err(NB_ERR_NOMEM, "nb_data_standardize: out of memory");
+        goto done;
+    }
+    for (size_t j = 0; j < f; j++) lo[j] = hi[j] = scaled(train, 0, j);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < f; j++) {
+            double v = scaled(train, i, j);
+            sum[j] += v;
+            if (v < lo[j]) lo[j] = v;
+            if (v > hi[j]) hi[j] = v;
+        }
+    for (size_t j = 0; j < f; j++) sum[j] /= (double)n; /* now the mean */
+    /* second pass: sum of squared deviations, accurate even when the mean is large */
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < f; j++) {
+            double dv = scaled(train, i, j) - sum[j];
+            sq[j] += dv * dv;
+        }
+    for (size_t j = 0; j < f; j++) {
+        /* A constant feature (e.g. an always-black border pixel) has std 0;
+         * it gets std 1 instead, so it becomes exactly 0 on the training set
+         * and x - mean elsewhere, rather than a division by zero.  Tested with
+         * min == max, not std == 0, because rounding makes the computed
+         * variance of a constant slightly non-zero. */
+        double sd = lo[j] == hi[j] ? 1.0 : sqrt(sq[j] / (double)n);
+        mean[j] = (nb_real)(lo[j] == hi[j] ? lo[j] : sum[j]);
+        inv[j] = (nb_real)(1.0 / sd);
+    }
+    if ((s = set_stats(train, mean, inv)) != NB_OK) goto done;
+    if (val && (s = set_stats(val, mean, inv)) != NB_OK) goto done;
+    if (test && (s = set_stats(test, mean, inv)) != NB_OK) goto done;
+done:
+    free(sum);
+    free(sq);
+    free(lo);
+    free(hi);
+    free(mean);
+    free(inv);
+    return s;
+}
+
+static char **dup_strings(char *const *src, size_t n, int *ok) {
+    *ok = 1;
+    if (!src) return NULL;
+    char **dst = calloc(n ? n : 1, sizeof *dst);
+    if (!dst) {
+        *ok = 0;
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(src[i]);
+        dst[i] = malloc(len + 1);
+        if (!dst[i]) {
+            *ok = 0;
+            return dst; /* partially filled: freed with its owner */
+        }
+        memcpy(dst[i], src[i], len + 1);
+    }
+    return dst;
+}
+
+/* Copy everything but the samples from src, with room for n samples. */
+static nb_status make_like(const nb_data *src, size_t n, nb_data *dst) {
+    memset(dst, 0, sizeof *dst);
+    dst->n = n;
+    dst->ndim = src->ndim;
+    memcpy(dst->dims, src->dims, sizeof dst->dims);
+    dst->sample_size = src->sample_size;
+    dst->y_size = src->y_size;
+    dst->scale = src->scale;
+    dst->n_classes = src->n_classes;
+    int ok1, ok2;
+    dst->class_names = dup_strings(src->class_names, (size_t)src->n_classes, &ok1);
+    dst->feature_names = dup_strings(src->feature_names, src->sample_size, &ok2);
+    int ok = ok1 && ok2;
+    if (src->label_name) {
+        size_t len = strlen(src->label_name);
+        dst->label_name = malloc(len + 1);
+        if (dst->label_name) memcpy(dst->label_name, src->label_name, len + 1);
+        else ok = 0;
+    }
+    size_t cells = n * src->sample_size;
+    if (src->x_u8) ok = ok && (dst->x_u8 = malloc(cells ? cells : 1));
+    else ok = ok && (dst->x_real = malloc(sizeof(nb_real) * (cells ? cells : 1)));
+    if (src->y_size) ok = ok && (dst->y = malloc(sizeof(nb_real) * n * src->y_size));
+    if (ok && src->mean) {
+        size_t bytes = sizeof(nb_real) * src->sample_size;
+        ok = (dst->mean = malloc(bytes)) && (dst->inv_std = malloc(bytes));
+        if (ok) {
+            memcpy(dst->mean, src->mean, bytes);
+            memcpy(dst->inv_std, src->inv_std, bytes);
+        }
+    }
+    if (!ok) {
+        nb_data_free(dst);
+        return nb_err(NB_ERR_NOMEM, "nb_data_split: out of memory");
+    }
+    return NB_OK;
+}
+
+static void copy_sample(const nb_data *src, size_t i, nb_data *dst, size_t k) {
+    size_t f = src->sample_size;
+    if (src->x_u8) memcpy(dst->x_u8 + k * f, src->x_u8 + i * f, f);
+    else memcpy(dst->x_real + k * f, src->x_real + i * f, sizeof(nb_real) * f);
+    if (src->y_size)
+        memcpy(dst->y + k * src->y_size, src->y + i * src->y_size,
+               sizeof(nb_real) * src->y_size);
+}
+
+nb_status nb_data_split(const nb_data *all, double val_fraction, uint64_t seed, nb_data *train,
+                        nb_data *val) {
+    if (!all || !train || !val) return nb_err(NB_ERR_ARG, "nb_data_split: NULL argument");
+    if (!(val_fraction > 0 && val_fraction < 1))
+        return nb_err(NB_ERR_ARG, "nb_data_split: validation fraction %g is not in (0, 1)",
+                      val_fraction);
+    size_t n = all->n;
+    size_t n_val = (size_t)(val_fraction * (double)n + 0.5);
+    if (n_val == 0 || n_val >= n)
+        return nb_err(NB_ERR_ARG, "nb_data_split: a validation fraction of %g of %zu samples "
+                      "leaves %s empty", val_fraction, n,
+                      n_val == 0 ? "the validation set" : "the training set");
+    size_t *perm = malloc(sizeof *perm * n);
+    unsigned char *in_val = calloc(n, 1);
+    if (!perm || !in_val) {
+        free(perm);
+        free(in_val);
+        return nb_err(NB_ERR_NOMEM, "nb_data_split: out of memory");
+    }
+    for (size_t i = 0; i < n; i++) perm[i] = i;
+    nb_rng rng;
+    nb_rng_seed(&rng, seed);
+    nb_rng_shuffle(&rng, perm, n);
+    for (size_t i = 0; i < n_val; i++) in_val[perm[i]] = 1;
+    free(perm);
+    nb_status s = make_like(all, n - n_val, train);
+    if (s == NB_OK && (s = make_like(all, n_val, val)) != NB_OK) nb_data_free(train);
+    if (s == NB_OK) {
+        size_t kt = 0, kv = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (in_val[i]) copy_sample(all, i, val, kv++);
+            else copy_sample(all, i, train, kt++);
+        }
+    }
+    free(in_val);
+    return s;
+}
+
+nb_status nb_data_batch(const nb_data *d, const size_t *idx, size_t start, size_t count,
+                        nb_real *x, nb_real *y) {
+    if (!d || (!x && count)) return nb_err(NB_ERR_ARG, "nb_data_batch: NULL argument");
+    if (!d->x_u8 && !d->x_real && count)
+        return nb_err(NB_ERR_ARG, "nb_data_batch: the data set holds no samples");
+    if (!idx && (count > d->n || start > d->n - count))
+        return nb_err(NB_ERR_ARG, "nb_data_batch: samples %zu..%zu out of range (%zu samples)",
+                      start, start + count - 1, d->n);
+    size_t f = d->sample_size;
+    for (size_t b = 0; b < count; b++) {
+        size_t i = idx ? idx[start + b] : start + b;
+        if (i >= d->n)
+            return nb_err(NB_ERR_ARG, "nb_data_batch: sample index %zu out of range (%zu "
+                          "samples)", i, d->n);
+        nb_real *row = x + b * f;
+        if (d->x_u8) {
+            const uint8_t *src = d->x_u8 + i * f;
+            for (size_t j = 0; j < f; j++) row[j] = (nb_real)(src[j] * d->scale);
+        } else {
+            const nb_real *src = d->x_real + i * f;
+            if (d->scale == 1) memcpy(row, src, sizeof *row * f);
+            else for (size_t j = 0; j < f; j++) row[j] = (nb_real)(src[j] * d->scale);
+        }
+        if (d->mean)
+            for (size_t j = 0; j < f; j++) row[j] = (row[j] - d->mean[j]) * d->inv_std[j];
+        if (y && d->y_size)
+            memcpy(y + b * d->y_size, d->y + i * d->y_size, sizeof *y * d->y_size);
+    }
+    return NB_OK;
+}
+
+nb_status nb_data_as_dataset(nb_data *d, nb_dataset *out) {
+    if (!d || !out) return nb_err(NB_ERR_ARG, "nb_data_as_dataset: NULL argument");
+    memset(out, 0, sizeof *out);
+    const nb_real *x = d->x_real;
+    if (d->x_u8 || d->scale != 1 || d->mean) {
+        if (!d->cache) {
+            if (d->sample_size && d->n > SIZE_MAX / sizeof(nb_real) / d->sample_size)
+                return nb_err(NB_ERR_NOMEM, "nb_data_as_dataset: %zu samples of %zu values do "
+                              "not fit in memory", d->n, d->sample_size);
+            size_t cells = d->n * d->sample_size;
+            d->cache = malloc(sizeof(nb_real) * (cells ? cells : 1));
+            if (!d->cache)
+                return nb_err(NB_ERR_NOMEM, "nb_data_as_dataset: out of memory for %zu x %zu "
+                              "reals", d->n, d->sample_size);
+            nb_status s = nb_data_batch(d, NULL, 0, d->n, d->cache, NULL);
+            if (s != NB_OK) {
+                drop_cache(d);
+                return s;
+            }
+        }
+        x = d->cache;
+    }
+    out->x = x;
+    out->y = d->y;
+    out->n = d->n;
+    out->x_size = d->sample_size;
+    out->y_size = d->y_size;
+    return NB_OK;
+}
+
+/* ------------------------------------------------------------ named data sets */
+
+static const char *const fashion_classes[10] = {
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+
+static int file_exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    fclose(f);
+    return 1;
+}
+
+/* The first existing of dir/name/file(.gz) and dir/file(.gz) into path. */
+static int find_file(const char *dir, const char *name, const char *file, char *path,
+                     size_t size) {
+    static const char *const forms[] = {"%s/%s/%s.gz", "%s/%s/%s", "%s/%.0s%s.gz", "%s/%.0s%s"};
+    for (int k = 0; k < 4; k++) {
+        int w = snprintf(path, size, forms[k], dir, name, file);
+        if (w > 0 && (size_t)w < size && file_exists(path)) return 1;
+    }
+    return 0;
+}
+
+static nb_status load_idx_pair(const char *dir, const char *name, const char *prefix,
+                               nb_data *out) {
+    char ipath[1024], lpath[1024], file[64];
+    snprintf(file, sizeof file, "%s-images-idx3-ubyte", prefix);
+    if (!find_file(dir, name, file, ipath, sizeof ipath))
+        return nb_err(NB_ERR_IO, "%s: %s.gz not found in %s/%s (nor in %s); install it with "
+                      "`apt-get install dataset-%s`, or set NABLA_DATA_DIR to the directory "
+                      "that holds %s/", name, file, dir, name, dir, name, name);
+    snprintf(file, sizeof file, "%s-labels-idx1-ubyte", prefix);
+    if (!find_file(dir, name, file, lpath, sizeof lpath))
+        return nb_err(NB_ERR_IO, "%s: %s.gz not found in %s/%s (nor in %s); install it with "
+                      "`apt-get install dataset-%s`, or set NABLA_DATA_DIR to the directory "
+                      "that holds %s/", name, file, dir, name, dir, name, name);
+    nb_array images = {0}, labels = {0};
+    nb_status s = nb_idx_load(ipath, &images);
+    if (s != NB_OK) return s;
+    if ((s = nb_idx_load(lpath, &labels)) != NB_OK) {
+        nb_array_free(&images);
+        return s;
+    }
+    char sh[64];
+    if (images.dtype != NB_U8 || images.ndim != 3)
+        s = nb_err(NB_ERR_FORMAT, "%s: expected u8 images [N, H, W], found %s %s", ipath,
+                   nb_dtype_name(images.dtype),
+                   nb_shape_str(sh, sizeof sh, images.ndim, images.dims));
+    else if (labels.dtype != NB_U8 || labels.ndim != 1)
+        s = nb_err(NB_ERR_FORMAT, "%s: expected u8 labels [N], found %s %s", lpath,
+                   nb_dtype_name(labels.dtype),
+                   nb_shape_str(sh, sizeof sh, labels.ndim, labels.dims));
+    else if (images.dims[0] != labels.dims[0])
+        s = nb_err(NB_ERR_FORMAT, "%s: %d labels, but %s has %d images", lpath, labels.dims[0],
+                   ipath, images.dims[0]);
+    for (size_t k = 0; s == NB_OK && k < labels.numel; k++)
+        if (((const uint8_t *)labels.data)[k] >= 10)
+            s = nb_err(NB_ERR_FORMAT, "%s: label %zu is %u (classes are 0 to 9)", lpath, k,
+                       ((const uint8_t *)labels.data)[k]);
+    if (s == NB_OK) s = nb_data_from_arrays(&images, &labels, out);
+    nb_array_free(&images);
+    nb_array_free(&labels);
+    if (s != NB_OK) return s;
+    /* channels first: [1, H, W], as convolutions expect */
+    out->ndim = 3;
+    out->dims[2] = out->dims[1];
+    out->dims[1] = out->dims[0];
+    out->dims[0] = 1;
+    int ok;
+    out->class_names = dup_strings((char *const *)fashion_classes, 10, &ok);
+    out->n_classes = 10;
+    if (!ok) {
+        nb_data_free(out);
+        return nb_err(NB_ERR_NOMEM, "%s: out of memory", name);
+    }
+    return NB_OK;
+}
+
+nb_status nb_data_load(const char *name, const char *split, const char *dir, nb_data *out) {
+    if (!name || !split || !out) return nb_err(NB_ERR_ARG, "nb_data_load: NULL argument");
+    memset(out, 0, sizeof *out);
+    if (strcmp(name, "fashion-mnist") != 0)
+        return nb_err(NB_ERR_ARG, "nb_data_load: unknown data set '%s' (known: fashion-mnist)",
+                      name);
+    const char *prefix = strcmp(split, "train") == 0 ? "train"
+                         : strcmp(split, "test") == 0 ? "t10k"
+                                                      : NULL;
+    if (!prefix)
+        return nb_err(NB_ERR_ARG, "nb_data_load: unknown split '%s' of %s (use \"train\" or "
+                      "\"test\")", split, name);
+    if (!dir || !dir[0]) dir = getenv("NABLA_DATA_DIR");
+    if (!dir || !dir[0]) dir = DEFAULT_DATA_DIR;
+    return load_idx_pair(dir, name, prefix, out);
+}

@@ -1,0 +1,21 @@
+/* Helpers shared by the file loaders in src/io/.  Not part of the public API. */
+#ifndef NB_IO_H
+#define NB_IO_H
+
+#include "../core/internal.h"
+
+/* 1 if s[0..len) is well-formed UTF-8 (no overlong forms, surrogates or
+ * code points above U+10FFFF), else 0. */
+int nb__utf8_valid(const char *s, size_t len);
+
+/* Copy untrusted text into dst (cap bytes, always terminated) so it can be
+ * shown in an error message: valid UTF-8 is kept, control characters and
+ * stray bytes become \xNN, and more than max_bytes of input ends in "...". */
+const char *nb__quote(char *dst, size_t cap, const char *s, size_t len, size_t max_bytes);
+
+/* Read a whole file, plain or gzip-compressed, into a malloc'd buffer
+ * (with a terminating '\0' not counted in *len).  Refuses files larger than
+ * max_bytes; memory grows only as bytes actually arrive. */
+nb_status nb__read_file(const char *path, size_t max_bytes, char **buf, size_t *len);
+
+#endif

@@ -1,0 +1,134 @@
+/* Text and file helpers shared by the loaders: UTF-8 validation, quoting of
+ * untrusted text for error messages, reading a whole file. */
+#include "io.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+/* Length of the UTF-8 sequence starting at s (at most n bytes available),
+ * or 0 if it is malformed. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) len = 2, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF) len = 3, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4) len = 4, min = 0x10000;
+    else return 0; /* continuation byte, overlong 2-byte lead, or beyond U+10FFFF */
+    if (n < len) return 0;
+    unsigned cp = c & (0x7F >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return len;
+}
+
+int nb__utf8_valid(const char *s, size_t len) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        size_t k = utf8_seq(p + i, len - i);
+        if (!k) return 0;
+        i += k;
+    }
+    return 1;
+}
+
+const char *nb__quote(char *dst, size_t cap, const char *s, size_t len, size_t max_bytes) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t o = 0, i = 0;
+    if (!cap) return dst;
+    while (i < len && i < max_bytes) {
+        size_t k = utf8_seq(p + i, len - i);
+        char tmp[8];
+        size_t tlen;
+        if (k == 1 && p[i] >= 0x20 && p[i] != 0x7F) {
+            tmp[0] = (char)p[i];
+            tlen = 1;
+        } else if (k > 1) {
+            memcpy(tmp, p + i, k);
+            tlen = k;
+        } else {
+            snprintf(tmp, sizeof tmp, "\\x%02x", p[i]);
+            tlen = 4;
+            k = 1;
+        }
+        if (o + tlen + 4 > cap) break; /* keep room for "..." and the terminator */
+        memcpy(dst + o, tmp, tlen);
+        o += tlen;
+        i += k;
+    }
+    if (i < len && o + 4 <= cap) {
+        memcpy(dst + o, "...", 3);
+        o += 3;
+    }
+    dst[o] = '\0';
+    return dst;
+}
+
+nb_status nb__read_file(const char *path, size_t max_bytes, char **buf, size_t *len) {
+    *buf = NULL;
+    *len = 0;
+    if (max_bytes > SIZE_MAX / 2) max_bytes = SIZE_MAX / 2;
+    gzFile f = gzopen(path, "rb");
+    if (!f) return nb_err(NB_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
+    size_t cap = 0, got = 0;
+    char *data = NULL;
+    for (;;) {
+        if (got == cap) {
+            if (cap > max_bytes) { /* cap = max_bytes + 1 was filled: too large */
+                free(data);
+                gzclose(f);
+                return nb_err(NB_ERR_FORMAT, "%s: larger than the limit of %zu bytes", path,
+                              max_bytes);
+            }
+            size_t ncap = cap ? cap * 2 : (1u << 16);
+            if (ncap > max_bytes || ncap < cap) ncap = max_bytes + 1; /* +1: detects excess */
+            char *nd = realloc(data, ncap + 1);
+            if (!nd) {
+                free(data);
+                gzclose(f);
+                return nb_err(NB_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, ncap);
+            }
+            data = nd;
+            cap = ncap;
+        }
+        size_t ask = cap - got;
+        if (ask > (1u << 30)) ask = 1u << 30;
+        int r = gzread(f, data + got, (unsigned)ask);
+        if (r < 0) {
+            int code = 0;
+            const char *msg = gzerror(f, &code);
+            nb_status s = nb_err(code == Z_ERRNO ? NB_ERR_IO : NB_ERR_FORMAT,
+                                 "%s: read error (%s)", path,
+                                 code == Z_ERRNO ? strerror(errno) : msg);
+            free(data);
+            gzclose(f);
+            return s;
+        }
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    int code = 0;
+    gzerror(f, &code);
+    gzclose(f);
+    if (code == Z_BUF_ERROR) { /* the gzip stream ended early */
+        free(data);
+        return nb_err(NB_ERR_FORMAT, "%s: truncated compressed data", path);
+    }
+    if (!data) { /* empty file */
+        data = malloc(1);
+        if (!data) return nb_err(NB_ERR_NOMEM, "%s: out of memory", path);
+    }
+    data[got] = '\0';
+    *buf = data;
+    *len = got;
+    return NB_OK;
+}
