@@ -614,6 +614,130 @@ nb_status nb_model_parse(const char *text, const char *source, nb_model *m);
 nb_status nb_model_load(const char *path, nb_model *m);
 void nb_model_free(nb_model *m);
 
+/* ------------------------------------------------------------- safetensors */
+
+/* A key/value pair of strings (file metadata). */
+typedef struct nb_kv {
+    const char *key, *value;
+} nb_kv;
+
+/* Element types of the safetensors format; nb_st_dtype_name gives the name
+ * used in files ("F32", "BF16", "F8_E4M3", ...). */
+typedef enum nb_st_dtype {
+    NB_ST_BOOL = 0, NB_ST_U8, NB_ST_I8, NB_ST_U16, NB_ST_I16, NB_ST_F16, NB_ST_BF16,
+    NB_ST_U32, NB_ST_I32, NB_ST_F32, NB_ST_U64, NB_ST_I64, NB_ST_F64, NB_ST_C64,
+    NB_ST_F8_E4M3, NB_ST_F8_E5M2, NB_ST_F8_E4M3FNUZ, NB_ST_F8_E5M2FNUZ, NB_ST_F8_E8M0,
+    NB_ST_F6_E2M3, NB_ST_F6_E3M2, NB_ST_F4
+} nb_st_dtype;
+#define NB_ST_DTYPE_COUNT 22
+
+const char *nb_st_dtype_name(nb_st_dtype t);
+/* Bits per element: 4 for F4, 6 for F6_*, otherwise 8 times the byte size. */
+int nb_st_dtype_bits(nb_st_dtype t);
+
+/* A validated safetensors file held in memory. */
+typedef struct nb_safetensors nb_safetensors;
+
+/* One tensor of a file.  data points into the reader's copy of the file:
+ * little-endian, row-major, not necessarily aligned (memcpy from it); valid
+ * until nb_st_free. */
+typedef struct nb_st_tensor {
+    const char *name;
+    nb_st_dtype dtype;
+    int ndim;
+    int dims[NB_MAX_DIMS];
+    size_t numel;
+    const void *data;
+    size_t nbytes;
+} nb_st_tensor;
+
+/* Read a whole file and check every rule of the format (header size, UTF-8,
+ * strict JSON, known dtypes, string metadata, unique names, sizes, offsets
+ * covering the data buffer exactly).  Any violation: NB_ERR_FORMAT with a
+ * message naming the file and the tensor or field.  Limits: at most
+ * NB_MAX_DIMS dimensions of at most INT_MAX each. */
+nb_status nb_st_open(const char *path, nb_safetensors **out);
+/* The same for a file already in memory (copied); label names it in messages. */
+nb_status nb_st_parse(const void *bytes, size_t size, const char *label,
+                      nb_safetensors **out);
+void nb_st_free(nb_safetensors *st);
+/* Tensors are numbered 0..count-1 in the order of their data in the file. */
+int nb_st_count(const nb_safetensors *st);
+nb_status nb_st_tensor_at(const nb_safetensors *st, int i, nb_st_tensor *out);
+/* Index of the tensor called name, or -1. */
+int nb_st_find(const nb_safetensors *st, const char *name);
+/* __metadata__: the value for key (NULL if absent), or pair i (0..count-1). */
+const char *nb_st_meta(const nb_safetensors *st, const char *key);
+int nb_st_meta_count(const nb_safetensors *st);
+nb_kv nb_st_meta_at(const nb_safetensors *st, int i);
+
+/* A tensor to write: data holds numel elements of dtype, little-endian
+ * (on x86 and ARM simply the host's float array for NB_ST_F32). */
+typedef struct nb_st_entry {
+    const char *name;
+    nb_st_dtype dtype;
+    int ndim;
+    const int *dims;
+    const void *data;
+} nb_st_entry;
+
+/* Write a safetensors file: JSON header padded with spaces to a multiple of
+ * 8 bytes, tensors ordered by element size (largest first) then name.  Names
+ * and metadata keys must be unique, non-empty UTF-8.  Atomic: the bytes go to
+ * a temporary file in the same directory, which is fsync'ed and renamed over
+ * path, so a failure or crash leaves any previous file intact.  A new file
+ * gets mode 0644; an existing one keeps its mode. */
+nb_status nb_st_write(const char *path, const nb_st_entry *tensors, int n,
+                      const nb_kv *meta, int n_meta);
+
+/* --------------------------------------------------------- graph weights */
+
+/* Save every parameter of g as an F32 tensor named after its node
+ * (nb_node_name), with the given metadata (may be NULL / 0).  Atomic. */
+nb_status nb_save_weights(const nb_graph *g, const char *path, const nb_kv *meta,
+                          int n_meta);
+
+/* Flags of nb_load_weights. */
+#define NB_LOAD_ALLOW_EXTRA 1  /* ignore tensors that are not parameters of the graph */
+
+/* Load parameters by name: every parameter must be in the file with the same
+ * shape, as F32 (F64, F16 and BF16 are converted; F64 values beyond the float
+ * range are an error).  A tensor that is not a parameter is an error unless
+ * flags has NB_LOAD_ALLOW_EXTRA.  The graph changes only if the whole file
+ * validates. */
+nb_status nb_load_weights(nb_graph *g, const char *path, int flags);
+
+/* ------------------------------------------------------------ checkpoints */
+
+/* Training state saved with a checkpoint besides parameters and optimiser. */
+typedef struct nb_checkpoint {
+    int epoch;            /* epochs completed                                */
+    long step;            /* trainer steps taken                             */
+    uint64_t seed;        /* the run's base seed                             */
+    nb_rng rng;           /* generator state to continue from                */
+    const char *model;    /* model description text; NULL: none              */
+} nb_checkpoint;
+
+/* Save parameters (F32 tensors under their node names, as nb_save_weights),
+ * the optimiser's state (one tensor "__optim__.state"), its step count and
+ * every config field, and ck, as a safetensors file.  opt may be NULL.
+ * Atomic, like nb_st_write.  Metadata keys: "nabla.format" = "checkpoint",
+ * "nabla.model", "nabla.epoch", "nabla.step", "nabla.seed", "nabla.rng"
+ * (four 16-digit hex words), "optim.kind" ("none" without optimiser), "optim.*". */
+nb_status nb_checkpoint_save(const char *path, const nb_graph *g, const nb_optim *opt,
+                             const nb_checkpoint *ck);
+
+/* Restore a checkpoint into an existing graph and optimiser, bit-exactly.
+ * Checked first, changing nothing on error: every parameter present with
+ * its shape and no other tensor; if ck->model is non-NULL on entry, the
+ * saved model text must equal it; if opt is non-NULL, the checkpoint must
+ * hold an optimiser of the same kind with equal config fields and state
+ * size (opt NULL: the optimiser part is ignored).  Then fills params, the
+ * optimiser (state and step count) and ck's epoch, step, seed and rng
+ * (ck->model is left as it was). */
+nb_status nb_checkpoint_load(const char *path, nb_graph *g, nb_optim *opt,
+                             nb_checkpoint *ck);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,37 @@
+/* Internals shared by the safetensors reader/writer, graph weights and
+ * checkpoints (src/io only). */
+#ifndef NB_IO_ST_INTERNAL_H
+#define NB_IO_ST_INTERNAL_H
+
+#include "../core/internal.h"
+
+/* Serialise tensors and metadata into one malloc'ed buffer (what
+ * nb_st_write would put in the file).  Used by the tests and the fuzzer. */
+nb_status nb__st_serialize(const nb_st_entry *tensors, int n, const nb_kv *meta, int n_meta,
+                           unsigned char **out, size_t *out_len);
+
+/* Parameters of g as tensors of dtype (NB_ST_F32 or NB_ST_F64) named after
+ * their nodes.  *entries (n = nb_param_tensor_count(g)) and *bytes, which
+ * holds their little-endian data, are malloc'ed; free both. */
+nb_status nb__param_entries(const nb_graph *g, nb_st_dtype dtype, nb_st_entry **entries,
+                            unsigned char **bytes);
+
+/* Check that st holds every parameter of g with its shape and a float dtype,
+ * and convert the values into a new malloc'ed array laid out like
+ * nb_params(g).  A tensor that is not a parameter is an error unless
+ * allow_extra, or its name starts with reserved_prefix (may be NULL).
+ * what names the file kind in messages ("weights", "checkpoint"). */
+nb_status nb__stage_params(const nb_safetensors *st, const char *label, const nb_graph *g,
+                           int allow_extra, const char *reserved_prefix, nb_real **staged);
+
+/* Little-endian float element k of a tensor of dtype F32/F64/F16/BF16,
+ * converted to nb_real.  *ok = 0 if a finite value overflows nb_real. */
+nb_real nb__st_get_real(const nb_st_tensor *t, size_t k, int *ok);
+
+/* Store v as a little-endian F32 or F64 at p. */
+void nb__st_put_real(unsigned char *p, nb_st_dtype dtype, nb_real v);
+
+/* A name made safe for a message: at most ~80 bytes, control characters as '?'. */
+const char *nb__st_show(char buf[100], const char *s);
+
+#endif

@@ -1,0 +1,195 @@
+/* Graph weights as safetensors: every parameter under its node name, so a
+ * graph built with PyTorch's state_dict names ("0.weight", ...) exchanges
+ * weights with PyTorch directly.  Loading checks the whole file against the
+ * graph into a staging copy first: the graph changes only when everything
+ * fits. */
+#include "st_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ element codecs */
+
+static uint32_t get_u32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_u64(const unsigned char *p) {
+    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
+
+static float f32_from_bits(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* IEEE half to float, exactly (every half is a float). */
+static float f16_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1Fu, mant = h & 0x3FFu;
+    if (exp == 0) { /* zero or subnormal: mant * 2^-24 */
+        float v = ldexpf((float)mant, -24);
+        return sign ? -v : v;
+    }
+    if (exp == 31) return f32_from_bits(sign | 0x7F800000u | mant << 13); /* inf, NaN */
+    return f32_from_bits(sign | (exp + 112) << 23 | mant << 13);
+}
+
+nb_real nb__st_get_real(const nb_st_tensor *t, size_t k, int *ok) {
+    const unsigned char *p = t->data;
+    *ok = 1;
+    switch (t->dtype) {
+    case NB_ST_F32: return (nb_real)f32_from_bits(get_u32(p + 4 * k));
+    case NB_ST_F16: return (nb_real)f16_to_float((uint16_t)(p[2 * k] | p[2 * k + 1] << 8));
+    case NB_ST_BF16:
+        return (nb_real)f32_from_bits((uint32_t)(p[2 * k] | p[2 * k + 1] << 8) << 16);
+    case NB_ST_F64: {
+        uint64_t u = get_u64(p + 8 * k);
+        double d;
+        memcpy(&d, &u, sizeof d);
+        nb_real r = (nb_real)d;
+        if (isfinite(d) && !isfinite(r)) *ok = 0;
+        return r;
+    }
+    default: *ok = 0; return 0;
+    }
+}
+
+void nb__st_put_real(unsigned char *p, nb_st_dtype dtype, nb_real v) {
+    if (dtype == NB_ST_F64) {
+        double d = (double)v;
+        uint64_t u;
+        memcpy(&u, &d, sizeof u);
+        for (int b = 0; b < 8; b++) p[b] = (unsigned char)(u >> (8 * b));
+    } else {
+        float f = (float)v;
+        uint32_t u;
+        memcpy(&u, &f, sizeof u);
+        for (int b = 0; b < 4; b++) p[b] = (unsigned char)(u >> (8 * b));
+    }
+}
+
+/* ------------------------------------------------------------ save */
+
+nb_status nb__param_entries(const nb_graph *g, nb_st_dtype dtype, nb_st_entry **entries,
+                            unsigned char **bytes) {
+    *entries = NULL;
+    *bytes = NULL;
+    size_t esize = dtype == NB_ST_F64 ? 8 : 4;
+    int n = g->n_param_nodes;
+    nb_st_entry *e = malloc((n ? (size_t)n : 1) * sizeof *e);
+    unsigned char *b = malloc(g->n_params ? g->n_params * esize : 1);
+    if (!e || !b) {
+        free(e);
+        free(b);
+        return nb_err(NB_ERR_NOMEM, "out of memory for %zu parameters", g->n_params);
+    }
+    for (int i = 0; i < n; i++) {
+        const nb_node_t *p = &g->nodes[g->param_nodes[i]];
+        size_t numel = nb__numel(p);
+        for (size_t k = 0; k < numel; k++)
+            nb__st_put_real(b + (p->val_off + k) * esize, dtype, g->params[p->val_off + k]);
+        e[i] = (nb_st_entry){p->name, dtype, p->ndim, p->dims, b + p->val_off * esize};
+    }
+    *entries = e;
+    *bytes = b;
+    return NB_OK;
+}
+
+nb_status nb_save_weights(const nb_graph *g, const char *path, const nb_kv *meta, int n_meta) {
+    if (!g || !path)
+        return nb_err(NB_ERR_ARG, "nb_save_weights: %s is NULL", g ? "path" : "graph");
+    if (g->status != NB_OK)
+        return nb_err(NB_ERR_STATE, "%s: the graph has a build error; not saving", path);
+    nb_st_entry *e;
+    unsigned char *b;
+    nb_status s = nb__param_entries(g, NB_ST_F32, &e, &b);
+    if (s != NB_OK) return nb_err(s, "%s: %s", path, nb_last_error());
+    s = nb_st_write(path, e, g->n_param_nodes, meta, n_meta);
+    free(e);
+    free(b);
+    return s;
+}
+
+/* ------------------------------------------------------------ load */
+
+nb_status nb__stage_params(const nb_safetensors *st, const char *label, const nb_graph *g,
+                           int allow_extra, const char *reserved_prefix, nb_real **staged) {
+    *staged = NULL;
+    char nm[100], want[128], got[128];
+    /* every tensor must be a parameter (or allowed) */
+    for (int i = 0; i < nb_st_count(st) && !allow_extra; i++) {
+        nb_st_tensor t;
+        nb_st_tensor_at(st, i, &t);
+        if (reserved_prefix && strncmp(t.name, reserved_prefix, strlen(reserved_prefix)) == 0)
+            continue;
+        nb_node h = nb_find(g, t.name);
+        if (h == NB_NONE || g->nodes[h].leaf != NB_LEAF_PARAM)
+            return nb_err(NB_ERR_FORMAT, "%s: tensor '%s' is not a parameter of the graph%s",
+                          label, nb__st_show(nm, t.name),
+                          reserved_prefix ? "" : " (NB_LOAD_ALLOW_EXTRA ignores such tensors)");
+    }
+    nb_real *vals = malloc(g->n_params ? g->n_params * sizeof *vals : 1);
+    if (!vals) return nb_err(NB_ERR_NOMEM, "%s: out of memory", label);
+    for (int k = 0; k < g->n_param_nodes; k++) {
+        const nb_node_t *p = &g->nodes[g->param_nodes[k]];
+        nb_shape_str(want, sizeof want, p->ndim, p->dims);
+        int i = nb_st_find(st, p->name);
+        nb_status s = NB_OK;
+        nb_st_tensor t;
+        if (i < 0) {
+            s = nb_err(NB_ERR_FORMAT, "%s: parameter '%s' %s is missing from the file", label,
+                       nb__st_show(nm, p->name), want);
+            goto fail;
+        }
+        nb_st_tensor_at(st, i, &t);
+        if (t.ndim != p->ndim || memcmp(t.dims, p->dims, sizeof(int) * (size_t)p->ndim) != 0) {
+            s = nb_err(NB_ERR_SHAPE, "%s: tensor '%s' has shape %s but the graph's parameter "
+                       "is %s", label, nb__st_show(nm, p->name),
+                       nb_shape_str(got, sizeof got, t.ndim, t.dims), want);
+            goto fail;
+        }
+        if (t.dtype != NB_ST_F32 && t.dtype != NB_ST_F64 && t.dtype != NB_ST_F16 &&
+            t.dtype != NB_ST_BF16) {
+            s = nb_err(NB_ERR_FORMAT, "%s: tensor '%s' has dtype %s; parameters need F32 (F64, "
+                       "F16 and BF16 are converted)", label, nb__st_show(nm, p->name),
+                       nb_st_dtype_name(t.dtype));
+            goto fail;
+        }
+        for (size_t e = 0; e < t.numel; e++) {
+            int ok;
+            vals[p->val_off + e] = nb__st_get_real(&t, e, &ok);
+            if (!ok) {
+                s = nb_err(NB_ERR_NUMERIC, "%s: tensor '%s' element %zu does not fit in the "
+                           "parameter type", label, nb__st_show(nm, p->name), e);
+                goto fail;
+            }
+        }
+        continue;
+    fail:
+        free(vals);
+        return s;
+    }
+    *staged = vals;
+    return NB_OK;
+}
+
+nb_status nb_load_weights(nb_graph *g, const char *path, int flags) {
+    if (!g || !path)
+        return nb_err(NB_ERR_ARG, "nb_load_weights: %s is NULL", g ? "path" : "graph");
+    if (g->status != NB_OK)
+        return nb_err(NB_ERR_STATE, "%s: the graph has a build error; not loading", path);
+    if (flags & ~NB_LOAD_ALLOW_EXTRA)
+        return nb_err(NB_ERR_ARG, "nb_load_weights: unknown flags 0x%x", (unsigned)flags);
+    nb_safetensors *st;
+    nb_status s = nb_st_open(path, &st);
+    if (s != NB_OK) return s;
+    nb_real *vals;
+    s = nb__stage_params(st, path, g, flags & NB_LOAD_ALLOW_EXTRA, NULL, &vals);
+    nb_st_free(st);
+    if (s != NB_OK) return s;
+    if (g->n_params) memcpy(g->params, vals, g->n_params * sizeof *vals);
+    free(vals);
+    return NB_OK;
+}
