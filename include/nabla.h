@@ -64,6 +64,13 @@ const char *nb_last_error(void);
 const char *nb_status_name(nb_status s);
 /* Forget the last error message. */
 void nb_clear_error(void);
+/* Set the message nb_last_error() returns (for code built on nabla that
+ * reports through the same channel); returns s. */
+nb_status nb_set_error(nb_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 /* Threads used by the matrix products (OpenBLAS); 1 without BLAS. */
 nb_status nb_set_threads(int threads);
@@ -497,6 +504,7 @@ typedef struct nb_csv_opts {
     char delimiter;           /* default ','; not '"', '\r', '\n' or '\0'          */
     const char *label_name;   /* label column by header name; NULL: use label_index */
     int label_index;          /* 0-based; negative counts from the end; default -1  */
+    int no_label;             /* no label column: every column is a feature (y NULL) */
     size_t max_line_bytes;    /* longest accepted line; default 1 MiB              */
     int max_columns;          /* default 65536                                     */
     size_t max_rows;          /* default 100 million                               */
@@ -586,7 +594,8 @@ nb_status nb_data_split(const nb_data *all, double val_fraction, uint64_t seed,
  * idx[start .. start+count) or, when idx is NULL, start .. start+count. */
 nb_status nb_data_batch(const nb_data *d, const size_t *idx, size_t start, size_t count,
                         nb_real *x, nb_real *y);
-/* A view for nb_fit / nb_evaluate.  Byte or transformed data are converted
+/* A view for nb_fit / nb_evaluate.  Byte data without standardisation stay
+ * bytes (converted batch by batch); other transformed data are converted
  * once into d->cache (n * sample_size reals: this costs memory). */
 nb_status nb_data_as_dataset(nb_data *d, nb_dataset *out);
 
@@ -716,6 +725,8 @@ typedef struct nb_checkpoint {
     uint64_t seed;        /* the run's base seed                             */
     nb_rng rng;           /* generator state to continue from                */
     const char *model;    /* model description text; NULL: none              */
+    const nb_kv *meta;    /* more metadata saved with it (keys not starting   */
+    int n_meta;           /* with "nabla." or "optim."); read with nb_st_meta */
 } nb_checkpoint;
 
 /* Save parameters (F32 tensors under their node names, as nb_save_weights),

@@ -126,13 +126,13 @@ static void test_round_trip_every_optimiser(void) {
         nb_rng data;
         nb_rng_seed(&data, 99);
         train(a, oa, &data, 5);
-        nb_checkpoint ck = {3, 42, 1234, data, MODEL};
+        nb_checkpoint ck = {3, 42, 1234, data, MODEL, NULL, 0};
         CHECK_OK(nb_checkpoint_save(path, a, oa, &ck));
 
         /* a fresh run restores it exactly */
         nb_graph *b = mlp(7, 2);
         nb_optim *ob = nb_optim_new(&c, nb_param_count(b));
-        nb_checkpoint got = {0, 0, 0, {{0, 0, 0, 0}}, MODEL};
+        nb_checkpoint got = {0, 0, 0, {{0, 0, 0, 0}}, MODEL, NULL, 0};
         CHECK_OK(nb_checkpoint_load(path, b, ob, &got));
         size_t n = nb_param_count(a), ns_a, ns_b;
         CHECKF(memcmp(nb_params(a), nb_params(b), n * sizeof(nb_real)) == 0, "%s params",
@@ -158,7 +158,7 @@ static void test_round_trip_every_optimiser(void) {
 
     /* without optimiser; extreme values of the training state */
     nb_graph *a = mlp(7, 1), *b = mlp(7, 2);
-    nb_checkpoint ck = {-1, -5, UINT64_MAX, {{0, UINT64_MAX, 1, 0x8000000000000000ull}}, NULL};
+    nb_checkpoint ck = {-1, -5, UINT64_MAX, {{0, UINT64_MAX, 1, 0x8000000000000000ull}}, NULL, NULL, 0};
     CHECK_OK(nb_checkpoint_save(path, a, NULL, &ck));
     nb_checkpoint got = {0};
     CHECK_OK(nb_checkpoint_load(path, b, NULL, &got));
@@ -230,14 +230,14 @@ static void test_mismatches(void) {
     nb_rng data;
     nb_rng_seed(&data, 5);
     train(a, oa, &data, 3);
-    nb_checkpoint ck = {2, 30, 77, data, MODEL};
+    nb_checkpoint ck = {2, 30, 77, data, MODEL, NULL, 0};
     CHECK_OK(nb_checkpoint_save(path, a, oa, &ck));
 
     nb_graph *b = mlp(7, 2);
     nb_optim *ob = nb_optim_new(&adam, nb_param_count(b));
     train(b, ob, &data, 1);
     snapshot before = snap(b, ob);
-    const nb_checkpoint ck_before = {-7, -7, 7, {{7, 7, 7, 7}}, MODEL};
+    const nb_checkpoint ck_before = {-7, -7, 7, {{7, 7, 7, 7}}, MODEL, NULL, 0};
     nb_checkpoint got = ck_before;
 #define REJECT(call, status, needle)                                                       \
     do {                                                                                   \
@@ -412,7 +412,7 @@ static void test_atomic(void) {
     nb_rng data;
     nb_rng_seed(&data, 8);
     train(big, o, &data, 2);
-    nb_checkpoint ck = {1, 2, 3, data, MODEL};
+    nb_checkpoint ck = {1, 2, 3, data, MODEL, NULL, 0};
     CHECK_OK(nb_checkpoint_save(path, big, o, &ck));
     size_t old_len;
     unsigned char *old = read_all(path, &old_len);

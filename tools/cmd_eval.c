@@ -52,7 +52,7 @@ int cmd_eval(int argc, char **argv) {
     if (s == NB_OK) s = nb_data_as_dataset(&d, &ds);
     double loss, acc;
     if (s == NB_OK && d.sample_size != cli_sample_size(m.graph, m.input))
-        s = nb_err(NB_ERR_SHAPE, "%s: %zu values per sample, the model takes %zu", spec,
+        s = nb_set_error(NB_ERR_SHAPE, "%s: %zu values per sample, the model takes %zu", spec,
                    d.sample_size, cli_sample_size(m.graph, m.input));
     if (s == NB_OK)
         s = nb_evaluate(m.graph, m.input, m.target, m.loss, m.classes ? m.output : NB_NONE, &ds,

@@ -66,13 +66,13 @@ int cmd_predict(int argc, char **argv) {
         s = data_load(with_none, "test", &d);
     }
     if (s == NB_OK && d.sample_size != in_size)
-        s = nb_err(NB_ERR_SHAPE, "%s: %zu values per sample, the model takes %zu", spec,
+        s = nb_set_error(NB_ERR_SHAPE, "%s: %zu values per sample, the model takes %zu", spec,
                    d.sample_size, in_size);
     if (s == NB_OK) s = preprocess_apply(&pre, &d);
     size_t n = limit > 0 && (size_t)limit < d.n ? (size_t)limit : d.n;
     enum { BATCH = 256 };
     nb_real *x = s == NB_OK ? malloc(BATCH * in_size * sizeof *x) : NULL;
-    if (s == NB_OK && !x) s = nb_err(NB_ERR_NOMEM, "out of memory");
+    if (s == NB_OK && !x) s = nb_set_error(NB_ERR_NOMEM, "out of memory");
     nb_node out = m.classes ? nb_softmax(g, m.output) : m.output;
     if (s == NB_OK && out == NB_NONE) s = NB_ERR_ARG;
     size_t outs = out != NB_NONE ? cli_sample_size(g, out) : 0;

@@ -69,8 +69,8 @@ typedef struct run {
 /* The training options a resumed run must share with the one it continues. */
 static void run_meta(run *r, nb_kv *kv, int *n, char *buf, size_t size) {
     snprintf(buf, size, "%ld", r->batch);
-    kv[(*n)++] = (nb_kv){"nabla.train.batch", buf};
-    kv[(*n)++] = (nb_kv){"nabla.train.data", r->data_spec};
+    kv[(*n)++] = (nb_kv){"train.batch", buf};
+    kv[(*n)++] = (nb_kv){"train.data", r->data_spec};
 }
 
 static int save_checkpoint(run *r, int epochs_done, long step) {
@@ -81,7 +81,7 @@ static int save_checkpoint(run *r, int epochs_done, long step) {
     char batch[32];
     run_meta(r, kv, &n, batch, sizeof batch);
     n += preprocess_to_meta(&r->pre, kv + n);
-    if (csv) kv[n++] = (nb_kv){"nabla.history", csv};
+    if (csv) kv[n++] = (nb_kv){"train.history", csv};
     nb_checkpoint ck = {.epoch = epochs_done, .step = step, .seed = r->seed, .rng = r->rng,
                         .model = r->m.text, .meta = kv, .n_meta = n};
     nb_status s = nb_checkpoint_save(r->ckpt, r->m.graph, r->opt, &ck);
@@ -242,8 +242,8 @@ int cmd_train(int argc, char **argv) {
             run_free(&r);
             return cli_fail("train", "--resume: %s", nb_last_error());
         }
-        const char *b = nb_st_meta(ck_file, "nabla.train.batch");
-        const char *d = nb_st_meta(ck_file, "nabla.train.data");
+        const char *b = nb_st_meta(ck_file, "train.batch");
+        const char *d = nb_st_meta(ck_file, "train.data");
         const char *sd = nb_st_meta(ck_file, "nabla.seed");
         rc = 0;
         if (!b || !d || !sd) rc = cli_fail("train", "--resume %s: not a checkpoint written by nabla train", resume);
@@ -254,9 +254,9 @@ int cmd_train(int argc, char **argv) {
         else if (FLAG("seed") && strtoull(sd, NULL, 10) != (uint64_t)seed)
             rc = cli_fail("train", "--resume %s: the checkpoint was made with --seed %s", resume, sd);
         else r.seed = strtoull(sd, NULL, 10);
-        const char *hist = nb_st_meta(ck_file, "nabla.history");
+        const char *hist = nb_st_meta(ck_file, "train.history");
         if (!rc && hist && history_parse(&r.hist, hist))
-            rc = cli_fail("train", "--resume %s: unreadable nabla.history", resume);
+            rc = cli_fail("train", "--resume %s: unreadable train.history", resume);
         nb_st_free(ck_file);
         if (rc) {
             run_free(&r);
@@ -288,10 +288,8 @@ int cmd_train(int argc, char **argv) {
     }
     size_t in_size = cli_sample_size(g, r.m.input);
     if (r.train.sample_size != in_size) {
-        char shape[96];
-        nb_shape_str(shape, sizeof shape, r.train.ndim, r.train.dims);
-        rc = cli_fail("train", "%s: samples are %s (%zu values) but %s takes %zu values per "
-                      "sample", r.data_spec, shape, r.train.sample_size, r.model_path, in_size);
+        rc = cli_fail("train", "%s: samples have %zu values but %s takes %zu values per "
+                      "sample", r.data_spec, r.train.sample_size, r.model_path, in_size);
         run_free(&r);
         return rc;
     }

@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L
 #include "data_source.h"
 
 #include <cjson/cJSON.h>
@@ -12,7 +13,7 @@ int data_has_test_split(const char *spec) { return strcmp(spec, "fashion-mnist")
 static nb_status load_idx(const char *spec, nb_data *out) {
     char images[4096], *labels = NULL;
     if (snprintf(images, sizeof images, "%s", spec) >= (int)sizeof images)
-        return nb_err(NB_ERR_ARG, "--data: path too long");
+        return nb_set_error(NB_ERR_ARG, "--data: path too long");
     char *comma = strchr(images, ',');
     if (comma) {
         *comma = '\0';
@@ -31,7 +32,7 @@ static nb_status load_idx(const char *spec, nb_data *out) {
 static nb_status load_csv(const char *spec, nb_data *out) {
     char path[4096];
     if (snprintf(path, sizeof path, "%s", spec) >= (int)sizeof path)
-        return nb_err(NB_ERR_ARG, "--data: path too long");
+        return nb_set_error(NB_ERR_ARG, "--data: path too long");
     nb_csv_opts o = nb_csv_defaults();
     /* options are the trailing ",key=value" parts; the path may hold commas */
     for (char *opt; (opt = strrchr(path, ',')) && strchr(opt, '=');) {
@@ -49,9 +50,9 @@ static nb_status load_csv(const char *spec, nb_data *out) {
             if (strcmp(val, "yes") == 0) o.header = NB_CSV_HEADER_YES;
             else if (strcmp(val, "no") == 0) o.header = NB_CSV_HEADER_NO;
             else if (strcmp(val, "auto") == 0) o.header = NB_CSV_HEADER_AUTO;
-            else return nb_err(NB_ERR_ARG, "--data csv: header=%s (use yes, no or auto)", val);
+            else return nb_set_error(NB_ERR_ARG, "--data csv: header=%s (use yes, no or auto)", val);
         } else {
-            return nb_err(NB_ERR_ARG, "--data csv: unknown option '%s' (known: label, header)",
+            return nb_set_error(NB_ERR_ARG, "--data csv: unknown option '%s' (known: label, header)",
                           opt);
         }
     }
@@ -68,7 +69,7 @@ nb_status data_load(const char *spec, const char *split, nb_data *out) {
     if (strncmp(spec, "idx:", 4) == 0) return load_idx(spec + 4, out);
     if (strncmp(spec, "csv:", 4) == 0) return load_csv(spec + 4, out);
     if (strchr(spec, ':') == NULL) return nb_data_load(spec, split, NULL, out);
-    return nb_err(NB_ERR_ARG, "--data %s: unknown source (use fashion-mnist, "
+    return nb_set_error(NB_ERR_ARG, "--data %s: unknown source (use fashion-mnist, "
                   "idx:IMAGES,LABELS or csv:FILE)", spec);
 }
 
@@ -81,17 +82,17 @@ nb_status preprocess_from_data(const nb_data *d, preprocess *p) {
         p->features = d->sample_size;
         p->mean = malloc(p->features * sizeof *p->mean);
         p->inv_std = malloc(p->features * sizeof *p->inv_std);
-        if (!p->mean || !p->inv_std) return nb_err(NB_ERR_NOMEM, "out of memory");
+        if (!p->mean || !p->inv_std) return nb_set_error(NB_ERR_NOMEM, "out of memory");
         memcpy(p->mean, d->mean, p->features * sizeof *p->mean);
         memcpy(p->inv_std, d->inv_std, p->features * sizeof *p->inv_std);
     }
     if (d->n_classes) {
         p->class_names = calloc((size_t)d->n_classes, sizeof *p->class_names);
-        if (!p->class_names) return nb_err(NB_ERR_NOMEM, "out of memory");
+        if (!p->class_names) return nb_set_error(NB_ERR_NOMEM, "out of memory");
         p->n_classes = d->n_classes;
         for (int k = 0; k < d->n_classes; k++) {
             p->class_names[k] = strdup(d->class_names[k]);
-            if (!p->class_names[k]) return nb_err(NB_ERR_NOMEM, "out of memory");
+            if (!p->class_names[k]) return nb_set_error(NB_ERR_NOMEM, "out of memory");
         }
     }
     return NB_OK;
@@ -100,20 +101,20 @@ nb_status preprocess_from_data(const nb_data *d, preprocess *p) {
 nb_status preprocess_apply(const preprocess *p, nb_data *d) {
     if (p->unit) {
         if (!d->x_u8)
-            return nb_err(NB_ERR_ARG, "the model was trained on byte images scaled to [0, 1], "
+            return nb_set_error(NB_ERR_ARG, "the model was trained on byte images scaled to [0, 1], "
                           "but these data are not bytes");
         nb_status s = nb_data_scale_unit(d);
         if (s != NB_OK) return s;
     }
     if (p->features) {
         if (p->features != d->sample_size)
-            return nb_err(NB_ERR_SHAPE, "the model was trained on %zu features, these data "
+            return nb_set_error(NB_ERR_SHAPE, "the model was trained on %zu features, these data "
                           "have %zu", p->features, d->sample_size);
         free(d->mean);
         free(d->inv_std);
         d->mean = malloc(p->features * sizeof *d->mean);
         d->inv_std = malloc(p->features * sizeof *d->inv_std);
-        if (!d->mean || !d->inv_std) return nb_err(NB_ERR_NOMEM, "out of memory");
+        if (!d->mean || !d->inv_std) return nb_set_error(NB_ERR_NOMEM, "out of memory");
         memcpy(d->mean, p->mean, p->features * sizeof *d->mean);
         memcpy(d->inv_std, p->inv_std, p->features * sizeof *d->inv_std);
     }
@@ -130,13 +131,13 @@ static char *json_reals(const nb_real *v, size_t n) {
 
 int preprocess_to_meta(preprocess *p, nb_kv *kv) {
     int n = 0;
-    kv[n++] = (nb_kv){"nabla.input", p->unit ? "bytes/255" : p->features ? "standardized" : "raw"};
+    kv[n++] = (nb_kv){"data.input", p->unit ? "bytes/255" : p->features ? "standardized" : "raw"};
     if (p->features) {
         p->meta[0] = json_reals(p->mean, p->features);
         p->meta[1] = json_reals(p->inv_std, p->features);
         if (p->meta[0] && p->meta[1]) {
-            kv[n++] = (nb_kv){"nabla.mean", p->meta[0]};
-            kv[n++] = (nb_kv){"nabla.inv_std", p->meta[1]};
+            kv[n++] = (nb_kv){"data.mean", p->meta[0]};
+            kv[n++] = (nb_kv){"data.inv_std", p->meta[1]};
         }
     }
     if (p->n_classes) {
@@ -145,7 +146,7 @@ int preprocess_to_meta(preprocess *p, nb_kv *kv) {
             cJSON_AddItemToArray(a, cJSON_CreateString(p->class_names[k]));
         p->meta[2] = a ? cJSON_PrintUnformatted(a) : NULL;
         cJSON_Delete(a);
-        if (p->meta[2]) kv[n++] = (nb_kv){"nabla.classes", p->meta[2]};
+        if (p->meta[2]) kv[n++] = (nb_kv){"data.classes", p->meta[2]};
     }
     return n;
 }
@@ -157,10 +158,10 @@ static nb_status parse_reals(const char *path, const char *key, const char *text
     int n = cJSON_IsArray(a) ? cJSON_GetArraySize(a) : -1;
     nb_real *v = n > 0 ? malloc((size_t)n * sizeof *v) : NULL;
     nb_status s = NB_OK;
-    if (!v) s = nb_err(NB_ERR_FORMAT, "%s: metadata %s is not a list of numbers", path, key);
+    if (!v) s = nb_set_error(NB_ERR_FORMAT, "%s: metadata %s is not a list of numbers", path, key);
     for (int i = 0; s == NB_OK && i < n; i++) {
         cJSON *e = cJSON_GetArrayItem(a, i);
-        if (!cJSON_IsNumber(e)) s = nb_err(NB_ERR_FORMAT, "%s: metadata %s[%d] is not a number", path, key, i);
+        if (!cJSON_IsNumber(e)) s = nb_set_error(NB_ERR_FORMAT, "%s: metadata %s[%d] is not a number", path, key, i);
         else v[i] = (nb_real)e->valuedouble;
     }
     cJSON_Delete(a);
@@ -178,31 +179,31 @@ nb_status preprocess_from_file(const char *path, preprocess *p) {
     nb_safetensors *st;
     nb_status s = nb_st_open(path, &st);
     if (s != NB_OK) return s;
-    const char *input = nb_st_meta(st, "nabla.input");
-    const char *mean = nb_st_meta(st, "nabla.mean"), *inv = nb_st_meta(st, "nabla.inv_std");
-    const char *classes = nb_st_meta(st, "nabla.classes");
+    const char *input = nb_st_meta(st, "data.input");
+    const char *mean = nb_st_meta(st, "data.mean"), *inv = nb_st_meta(st, "data.inv_std");
+    const char *classes = nb_st_meta(st, "data.classes");
     if (input && strcmp(input, "bytes/255") == 0) p->unit = 1;
     else if (input && strcmp(input, "standardized") == 0) {
         size_t nm = 0, ni = 0;
-        if (!mean || !inv) s = nb_err(NB_ERR_FORMAT, "%s: standardized input without nabla.mean "
-                                      "and nabla.inv_std", path);
-        if (s == NB_OK) s = parse_reals(path, "nabla.mean", mean, &nm, &p->mean);
-        if (s == NB_OK) s = parse_reals(path, "nabla.inv_std", inv, &ni, &p->inv_std);
+        if (!mean || !inv) s = nb_set_error(NB_ERR_FORMAT, "%s: standardized input without data.mean "
+                                      "and data.inv_std", path);
+        if (s == NB_OK) s = parse_reals(path, "data.mean", mean, &nm, &p->mean);
+        if (s == NB_OK) s = parse_reals(path, "data.inv_std", inv, &ni, &p->inv_std);
         if (s == NB_OK && nm != ni)
-            s = nb_err(NB_ERR_FORMAT, "%s: nabla.mean has %zu values, nabla.inv_std %zu", path, nm, ni);
+            s = nb_set_error(NB_ERR_FORMAT, "%s: data.mean has %zu values, nabla.inv_std %zu", path, nm, ni);
         p->features = nm;
     } else if (input && strcmp(input, "raw") != 0) {
-        s = nb_err(NB_ERR_FORMAT, "%s: unknown nabla.input '%s'", path, input);
+        s = nb_set_error(NB_ERR_FORMAT, "%s: unknown data.input '%s'", path, input);
     }
     if (s == NB_OK && classes) {
         cJSON *a = cJSON_Parse(classes);
         int n = cJSON_IsArray(a) ? cJSON_GetArraySize(a) : 0;
         p->class_names = n > 0 ? calloc((size_t)n, sizeof *p->class_names) : NULL;
-        if (!p->class_names) s = nb_err(NB_ERR_FORMAT, "%s: nabla.classes is not a list of names", path);
+        if (!p->class_names) s = nb_set_error(NB_ERR_FORMAT, "%s: data.classes is not a list of names", path);
         for (int k = 0; s == NB_OK && k < n; k++) {
             cJSON *e = cJSON_GetArrayItem(a, k);
-            if (!cJSON_IsString(e)) s = nb_err(NB_ERR_FORMAT, "%s: nabla.classes[%d] is not a string", path, k);
-            else if (!(p->class_names[k] = strdup(e->valuestring))) s = nb_err(NB_ERR_NOMEM, "out of memory");
+            if (!cJSON_IsString(e)) s = nb_set_error(NB_ERR_FORMAT, "%s: data.classes[%d] is not a string", path, k);
+            else if (!(p->class_names[k] = strdup(e->valuestring))) s = nb_set_error(NB_ERR_NOMEM, "out of memory");
             else p->n_classes = k + 1;
         }
         cJSON_Delete(a);

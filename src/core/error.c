@@ -13,6 +13,14 @@ nb_status nb_err(nb_status s, const char *fmt, ...) {
     return s;
 }
 
+nb_status nb_set_error(nb_status s, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
 const char *nb_last_error(void) { return last_error; }
 
 void nb_clear_error(void) { last_error[0] = '\0'; }

@@ -98,6 +98,17 @@ nb_status nb_checkpoint_save(const char *path, const nb_graph *g, const nb_optim
             META(optim_fields[k].key, "%.17g", field_value(cfg, k));
     }
 #undef META
+    if (ck->n_meta < 0 || (ck->n_meta && !ck->meta) || ck->n_meta > MAX_META - m)
+        return nb_err(NB_ERR_ARG, "%s: %d extra metadata entries (at most %d)", path,
+                      ck->n_meta, MAX_META - m);
+    for (int k = 0; k < ck->n_meta; k++) {
+        const char *key = ck->meta[k].key;
+        if (!key || !ck->meta[k].value || !strncmp(key, "nabla.", 6) ||
+            !strncmp(key, "optim.", 6))
+            return nb_err(NB_ERR_ARG, "%s: extra metadata key '%s' is missing, has no value or "
+                          "uses a reserved prefix (nabla., optim.)", path, key ? key : "(null)");
+        meta[m++] = ck->meta[k];
+    }
 
     nb_st_entry *params;
     unsigned char *bytes;

@@ -418,6 +418,15 @@ static nb_status read_layout(csv_state *st, const nb_csv_opts *o, int *has_heade
     csv_reader *r = &st->r;
     st->ncols = r->ncells;
     st->first_line = r->rec_line;
+    if (o->no_label) { /* every column a feature (data to predict) */
+        st->label = -1;
+        if (o->header == NB_CSV_HEADER_YES) *has_header = 1;
+        else if (o->header == NB_CSV_HEADER_NO) *has_header = 0;
+        else
+            for (int k = 0; k < st->ncols; k++)
+                if (!is_number_cell(r, k)) *has_header = 1;
+        return NB_OK;
+    }
     if (st->ncols < 2)
         return nb_err(NB_ERR_FORMAT, "%s:%zu: only 1 column; need at least one feature column "
                       "and a label column (is the delimiter '%c' right?)", r->name, r->rec_line,
@@ -486,9 +495,9 @@ static nb_status add_row(csv_state *st, const nb_csv_opts *o) {
     if (st->rows == o->max_rows)
         return nb_err(NB_ERR_FORMAT, "%s:%zu: more than %zu data rows (the limit; see "
                       "nb_csv_opts.max_rows)", r->name, r->rec_line, o->max_rows);
-    size_t nf = (size_t)st->ncols - 1, row = st->rows;
+    size_t nf = (size_t)st->ncols - (st->label >= 0), row = st->rows;
     if (!grow((void **)&st->x, &st->x_cap, (row + 1) * nf, sizeof *st->x) ||
-        !grow((void **)&st->y, &st->y_cap, row + 1, sizeof *st->y))
+        (st->label >= 0 && !grow((void **)&st->y, &st->y_cap, row + 1, sizeof *st->y)))
         return nb_err(NB_ERR_NOMEM, "%s: out of memory at line %zu", r->name, r->rec_line);
     nb_real *xr = st->x + row * nf;
     for (int k = 0, j = 0; k < st->ncols; k++) {
@@ -499,6 +508,10 @@ static nb_status add_row(csv_state *st, const nb_csv_opts *o) {
         int got = parse_real(s, n, &xr[j]);
         if (got != NUM_OK) return cell_error(st, k, s, n, got);
         j++;
+    }
+    if (st->label < 0) {
+        st->rows++;
+        return NB_OK;
     }
     /* the label: a number, or text to become a class name */
     const char *s;
@@ -604,7 +617,7 @@ static nb_status parse_table(csv_state *st, const nb_csv_opts *o, nb_csv_data *o
         return nb_err(NB_ERR_FORMAT, "%s: a header but no data rows", r->name);
     if (st->any_text && (s = make_classes(st, out)) != NB_OK) return s;
 
-    int nf = st->ncols - 1;
+    int nf = st->ncols - (st->label >= 0);
     out->rows = st->rows;
     out->features = nf;
     out->x = st->x;

@@ -49,7 +49,7 @@ nb_status nb_data_from_csv(nb_csv_data *csv, nb_data *out) {
     out->sample_size = (size_t)csv->features;
     out->x_real = csv->x;
     out->y = csv->y;
-    out->y_size = 1;
+    out->y_size = csv->y ? 1 : 0;
     out->scale = 1;
     out->n_classes = csv->n_classes;
     out->class_names = csv->class_names;
@@ -390,6 +390,17 @@ nb_status nb_data_as_dataset(nb_data *d, nb_dataset *out) {
     if (!d || !out) return nb_err(NB_ERR_ARG, "nb_data_as_dataset: NULL argument");
     memset(out, 0, sizeof *out);
     const nb_real *x = d->x_real;
+    if (d->x_u8 && !d->mean) {
+        /* bytes stay bytes: the trainer converts each batch as it copies it */
+        out->x_u8 = d->x_u8;
+        out->x_scale = (nb_real)d->scale;
+        out->x_offset = 0;
+        out->y = d->y;
+        out->n = d->n;
+        out->x_size = d->sample_size;
+        out->y_size = d->y_size;
+        return NB_OK;
+    }
     if (d->x_u8 || d->scale != 1 || d->mean) {
         if (!d->cache) {
             if (d->sample_size && d->n > SIZE_MAX / sizeof(nb_real) / d->sample_size)
