@@ -43,12 +43,19 @@ static void data_range(const svg_panel *p, int axis_y, double *lo, double *hi) {
     if (*hi - *lo < 1e-12) *lo -= 0.5, *hi += 0.5;
 }
 
+static int integer_x(const svg_panel *p) {
+    for (int s = 0; s < p->n_series; s++)
+        for (int i = 0; i < p->series[s].n; i++)
+            if (p->series[s].x[i] != floor(p->series[s].x[i])) return 0;
+    return 1;
+}
+
 static void panel(FILE *f, const svg_panel *p, double ox) {
     double x0, x1, y0, y1;
     data_range(p, 0, &x0, &x1);
     data_range(p, 1, &y0, &y1);
     double pad = (y1 - y0) * 0.05;
-    if (!p->log_y) y0 -= pad, y1 += pad;
+    y0 -= pad, y1 += pad;
     double left = ox + MARGIN_L, right = ox + PANEL_W - MARGIN_R;
     double top = MARGIN_T, bottom = PANEL_H - MARGIN_B;
 #define PX(v) (left + ((v) - x0) / (x1 - x0) * (right - left))
@@ -57,19 +64,34 @@ static void panel(FILE *f, const svg_panel *p, double ox) {
             left, top, right - left, bottom - top);
     /* ticks and grid */
     double xs = nice_step(x1 - x0, 6);
+    if (integer_x(p) && xs < 1) xs = 1; /* epochs, steps: no fractional ticks */
     for (double v = ceil(x0 / xs) * xs; v <= x1 + 1e-9 * xs; v += xs) {
         fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#eee'/>\n", PX(v), top,
                 PX(v), bottom);
         fprintf(f, "<text x='%.1f' y='%.1f' font-size='11' text-anchor='middle'>%g</text>\n",
                 PX(v), bottom + 15, fabs(v) < 1e-12 * xs ? 0 : v);
     }
-    double ys = p->log_y ? 1 : nice_step(y1 - y0, 6);
-    for (double v = ceil(y0 / ys) * ys; v <= y1 + 1e-9 * ys; v += ys) {
-        fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#eee'/>\n", left, PY(v),
-                right, PY(v));
-        double label = p->log_y ? pow(10, v) : (fabs(v) < 1e-12 * ys ? 0 : v);
-        fprintf(f, "<text x='%.1f' y='%.1f' font-size='11' text-anchor='end'>%g</text>\n",
-                left - 5, PY(v) + 4, label);
+    if (p->log_y) {
+        /* ticks at 1, 2 and 5 times powers of ten (all of 1..9 over a short range) */
+        int dense = y1 - y0 < 0.7;
+        for (double dec = floor(y0); dec <= ceil(y1); dec++)
+            for (int m = 1; m <= 9; m++) {
+                if (!dense && m != 1 && m != 2 && m != 5) continue;
+                double v = dec + log10(m);
+                if (v < y0 - 1e-9 || v > y1 + 1e-9) continue;
+                fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#eee'/>\n", left,
+                        PY(v), right, PY(v));
+                fprintf(f, "<text x='%.1f' y='%.1f' font-size='11' text-anchor='end'>%.3g</text>\n",
+                        left - 5, PY(v) + 4, pow(10, v));
+            }
+    } else {
+        double ys = nice_step(y1 - y0, 6);
+        for (double v = ceil(y0 / ys) * ys; v <= y1 + 1e-9 * ys; v += ys) {
+            fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#eee'/>\n", left,
+                    PY(v), right, PY(v));
+            fprintf(f, "<text x='%.1f' y='%.1f' font-size='11' text-anchor='end'>%g</text>\n",
+                    left - 5, PY(v) + 4, fabs(v) < 1e-12 * ys ? 0 : v);
+        }
     }
     fprintf(f, "<text x='%.1f' y='%d' font-size='14' text-anchor='middle'>", (left + right) / 2,
             MARGIN_T - 28);
@@ -82,7 +104,7 @@ static void panel(FILE *f, const svg_panel *p, double ox) {
             (top + bottom) / 2);
     put_text(f, p->ylabel);
     fputs(p->log_y ? " (log)</text>\n" : "</text>\n", f);
-    /* series */
+    /* series, then the legend on a light box above them */
     for (int s = 0; s < p->n_series; s++) {
         const svg_series *se = &p->series[s];
         const char *color = palette[s % 8];
@@ -106,7 +128,13 @@ static void panel(FILE *f, const svg_panel *p, double ox) {
         if (se->n == 1 && isfinite(se->y[0]))
             fprintf(f, "<circle cx='%.2f' cy='%.2f' r='3' fill='%s'/>\n", PX(se->x[0]),
                     PY(p->log_y ? log10(se->y[0]) : se->y[0]), color);
-        /* legend entry */
+    }
+    if (p->n_series)
+        fprintf(f, "<rect x='%.1f' y='%.1f' width='128' height='%d' fill='white' "
+                "fill-opacity='0.85' stroke='#ccc'/>\n", right - 134, top + 3, 16 * p->n_series + 4);
+    for (int s = 0; s < p->n_series; s++) {
+        const svg_series *se = &p->series[s];
+        const char *color = palette[s % 8];
         double ly = top + 14 + 16 * s;
         fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='%s' stroke-width='2'%s/>\n",
                 right - 130, ly - 4, right - 110, ly - 4, color,
