@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
 #include <errno.h>
@@ -6,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void vreport(const char *cmd, const char *fmt, va_list ap) {
     fprintf(stderr, "nabla%s%s: ", cmd ? " " : "", cmd ? cmd : "");
@@ -22,11 +24,12 @@ int cli_fail(const char *cmd, const char *fmt, ...) {
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vreport(cmd, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "Try 'nabla %s --help'.\n", cmd ? cmd : "");
+    fprintf(stderr, "nabla %s: %s (see 'nabla %s --help')\n", cmd, msg, cmd);
     return 2;
 }
 
@@ -109,4 +112,19 @@ size_t cli_sample_size(const nb_graph *g, nb_node n) {
     size_t size = 1;
     for (int d = nb_node_is_batched(g, n) ? 1 : 0; d < ndim; d++) size *= (size_t)dims[d];
     return size;
+}
+
+int cli_check_output(const char *cmd, const char *flag, const char *path) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == dir) dir[1] = '\0';
+    else *slash = '\0';
+    if (access(dir, W_OK) != 0) {
+        cli_fail(cmd, "--%s %s: cannot write in directory %s (%s)", flag, path, dir,
+                 strerror(errno));
+        return 0;
+    }
+    return 1;
 }

@@ -37,6 +37,10 @@ int cli_int(const char *cmd, const char *flag, const char *s, long lo, long hi, 
 int cli_double(const char *cmd, const char *flag, const char *s, double lo, double hi,
                double *out);
 
+/* Can a file be written at path (its directory exists and is writable)?
+ * Prints the error and returns 0 if not: checked before a long run starts. */
+int cli_check_output(const char *cmd, const char *flag, const char *path);
+
 /* Values per sample of a batched node (its shape without the batch). */
 size_t cli_sample_size(const nb_graph *g, nb_node n);
 

@@ -224,6 +224,11 @@ int cmd_train(int argc, char **argv) {
     if (r.ckpt_every && !r.ckpt)
         return cli_usage_error("train", "--checkpoint-every needs --checkpoint FILE or --out FILE");
     const char *resume = FLAG("resume");
+    if ((out && !cli_check_output("train", "out", out)) ||
+        (r.ckpt && !cli_check_output("train", "checkpoint", r.ckpt)) ||
+        (r.log && !cli_check_output("train", "log", r.log)) ||
+        (r.plot && !cli_check_output("train", "plot", r.plot)))
+        return 1;
     if (threads && nb_set_threads((int)threads) != NB_OK) return cli_fail("train", "%s", nb_last_error());
 
     /* the model */

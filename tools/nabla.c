@@ -39,7 +39,7 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc, argv);
-    fprintf(stderr, "nabla: unknown command '%s'\n", argv[1]);
-    usage(stderr);
+    fprintf(stderr, "nabla: unknown command '%s' (commands: train, eval, predict, info, "
+            "gradcheck; see 'nabla --help')\n", argv[1]);
     return 2;
 }
