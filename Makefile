@@ -2,7 +2,8 @@
 #   make            build everything into build/
 #   make test       build and run the default test suite
 #   make test-asan  the same under AddressSanitizer + UBSan (build-asan/)
-#   make demo       build and run the main demonstration
+#   make demo       train the Fashion-MNIST MLP and print its test accuracy
+#   make examples   run the course examples (XOR, regression)
 #   make deps       install the Debian packages the build needs (when missing)
 
 BUILD      ?= build
@@ -12,7 +13,7 @@ CMAKE_FLAGS ?=
 
 DEB_PACKAGES = cmake gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev
 
-.PHONY: all build test test-asan demo deps clean
+.PHONY: all build test test-asan demo examples deps clean
 
 all: build
 
@@ -36,7 +37,17 @@ test-asan: deps $(BUILD_ASAN)/CMakeCache.txt
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS) -E '^slow_'
 
+# The main job: train the Fashion-MNIST MLP and report its test accuracy.
 demo: build
+	@sh scripts/install-deps.sh dataset-fashion-mnist
+	@mkdir -p $(BUILD)/demo
+	$(BUILD)/nabla train models/fashion_mlp.nn --data fashion-mnist --epochs 20 --batch 128 \
+	  --optim adam --seed 0 --out $(BUILD)/demo/fashion_mlp.safetensors \
+	  --log $(BUILD)/demo/fashion_mlp.csv --plot $(BUILD)/demo/fashion_mlp.svg
+	@echo "curves: $(BUILD)/demo/fashion_mlp.svg  weights: $(BUILD)/demo/fashion_mlp.safetensors"
+
+# The course examples: XOR and linear regression.
+examples: build
 	$(BUILD)/examples/xor
 	$(BUILD)/examples/regression
 
@@ -48,3 +59,13 @@ clean:
 reference:
 	@sh scripts/install-deps.sh python3-torch python3-numpy
 	for s in tests/reference/*.py; do /usr/bin/python3 $$s || exit 1; done
+
+# Weights to and from PyTorch with Python's safetensors reader: a virtual
+# environment on top of Debian's python3-torch gets the safetensors package.
+PYENV = $(BUILD)/pyenv
+.PHONY: interop
+interop: build
+	@sh scripts/install-deps.sh python3-torch python3-numpy python3-venv dataset-fashion-mnist
+	[ -x $(PYENV)/bin/python ] || /usr/bin/python3 -m venv --system-site-packages $(PYENV)
+	$(PYENV)/bin/python -c 'import safetensors' 2>/dev/null || $(PYENV)/bin/pip install -q safetensors
+	$(PYENV)/bin/python tests/torch_interop.py $(BUILD)

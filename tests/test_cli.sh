@@ -84,15 +84,13 @@ tanh
 dense 4
 loss cross_entropy
 EOF
-run() { # run OUT [extra flags]: the same training every time
-    out=$1
-    shift
-    "$nabla" train "$work/big.nn" --data "csv:$work/big.csv" --epochs 3 --batch 32 --seed 9 \
-        --optim adam --threads 1 --out "$out" --checkpoint-every 50 --quiet "$@"
-}
-run "$work/full.safetensors" > /dev/null 2>&1
+# the same training every time; run directly (not in a function or subshell)
+# so that $! below is the nabla process itself
+set -- train "$work/big.nn" --data "csv:$work/big.csv" --epochs 3 --batch 32 --seed 9 \
+    --optim adam --threads 1 --checkpoint-every 50 --quiet
+"$nabla" "$@" --out "$work/full.safetensors" > /dev/null 2>&1
 check '[ $? -eq 0 ]' "uninterrupted run"
-run "$work/cut.safetensors" > /dev/null 2>&1 &
+"$nabla" "$@" --out "$work/cut.safetensors" > /dev/null 2>&1 &
 pid=$!
 i=0
 while [ ! -f "$work/cut.safetensors.ckpt" ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i + 1)); done
@@ -101,11 +99,13 @@ if kill -9 $pid 2>/dev/null; then ok; else bad "the run ended before it could be
 wait $pid 2>/dev/null
 check '[ ! -f "$work/cut.safetensors" ]' "the killed run wrote no final weights"
 check '[ -f "$work/cut.safetensors.ckpt" ]' "the killed run left its checkpoint"
-run "$work/cut.safetensors" --resume "$work/cut.safetensors.ckpt" > /dev/null 2> "$work/resume.err"
+"$nabla" "$@" --out "$work/cut.safetensors" --resume "$work/cut.safetensors.ckpt" \
+    > /dev/null 2> "$work/resume.err"
 check '[ $? -eq 0 ]' "resume exits 0: $(cat "$work/resume.err")"
 check 'cmp -s "$work/full.safetensors" "$work/cut.safetensors"' \
     "resumed weights are bit-identical to the uninterrupted run"
-run "$work/other.safetensors" --resume "$work/cut.safetensors.ckpt" --batch 64 > /dev/null 2> "$work/e.err"
+"$nabla" "$@" --out "$work/other.safetensors" --resume "$work/cut.safetensors.ckpt" --batch 64 \
+    > /dev/null 2> "$work/e.err"
 check '[ $? -eq 1 ] && grep -q "made with --batch 32" "$work/e.err"' \
     "resume with another batch size is refused: $(cat "$work/e.err")"
 
