@@ -396,7 +396,6 @@ static int stray_files(const char *keep1, const char *keep2, int remove) {
         if ((keep1 && !strcmp(e->d_name, keep1)) || (keep2 && !strcmp(e->d_name, keep2)))
             continue;
         stray++;
-        printf("stray file: %s\n", e->d_name);
         TMP(victim, e->d_name);
         if (remove) unlink(victim);
     }

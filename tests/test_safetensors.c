@@ -239,6 +239,7 @@ static void test_hostile(void) {
         {"bad_json_trailing_comma", "expected a string key"},
         {"bad_json_single_quotes", "expected a string key"},
         {"bad_json_deep", "nested deeper than 32 levels"},
+        {"bad_json_long_array", "tensor 'w' field 'shape': array longer than 64 elements"},
         {"bad_not_object", "not a JSON object"},
         {"bad_not_object_string", "not a JSON object"},
         {"bad_entry_not_object", "tensor 'w': entry is a number, not an object"},

@@ -34,6 +34,7 @@
 
 #define ST_MAX_HEADER 100000000u /* the reference implementation's limit */
 #define ST_MAX_DEPTH 32          /* a valid header nests 3 levels deep    */
+#define ST_MAX_ARRAY 64          /* and its arrays have at most 6 entries  */
 
 static const struct {
     const char *name;
@@ -357,7 +358,11 @@ static int jscan_array(jscan *js) {
         js->p++;
         return 1;
     }
-    for (;;) {
+    for (int count = 1;; count++) {
+        /* valid headers hold only short arrays (shapes, offset pairs): a
+         * long one is rejected before cJSON spends memory on it */
+        if (count > ST_MAX_ARRAY)
+            return jscan_fail(js, "array longer than %d elements", ST_MAX_ARRAY);
         if (!jscan_value(js)) return 0;
         jscan_ws(js);
         if (js->p < js->end && *js->p == ',') {
