@@ -98,7 +98,8 @@ void nb_rng_shuffle(nb_rng *r, size_t *idx, size_t n);
 /* ---------------------------------------------------------------- initialisers */
 
 typedef enum nb_init_kind {
-    NB_INIT_DEFAULT = 0,     /* the layer's own default (PyTorch's)               */
+    NB_INIT_DEFAULT = 0,     /* the layer's own default (PyTorch's); for a bare
+                                nb_param: TORCH_LINEAR, or zeros below 2 dims    */
     NB_INIT_ZEROS,
     NB_INIT_CONSTANT,        /* value a                                           */
     NB_INIT_UNIFORM,         /* U(a, b)                                           */

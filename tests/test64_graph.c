@@ -46,8 +46,30 @@ static void test_gradcheck_dag(void) {
     nb_graph_free(g);
 }
 
+/* A bare parameter left on NB_INIT_DEFAULT: PyTorch's Linear init for a
+ * matrix, zeros for a vector (no fan-in to scale by). */
+static void test_default_init(void) {
+    nb_graph *g = nb_graph_new();
+    int wd[2] = {4, 9}, bd = 4;
+    nb_node w = nb_param(g, "w", 2, wd, (nb_init){0});
+    nb_node b = nb_param(g, "b", 1, &bd, (nb_init){0});
+    nb_rng r;
+    nb_rng_seed(&r, 1);
+    CHECK_OK(nb_graph_init(g, &r));
+    const nb_real *wv = nb_value(g, w), *bv = nb_value(g, b);
+    int nonzero = 0;
+    for (int k = 0; k < 36; k++) {
+        CHECK(fabs(wv[k]) <= 1.0 / 3.0);
+        nonzero += wv[k] != 0;
+    }
+    CHECK(nonzero == 36);
+    for (int k = 0; k < 4; k++) CHECK(bv[k] == 0);
+    nb_graph_free(g);
+}
+
 int main(void) {
     test_dense_values();
     test_gradcheck_dag();
+    test_default_init();
     TEST_END();
 }

@@ -371,7 +371,10 @@ nb_status nb_graph_init(nb_graph *g, nb_rng *r) {
     for (int k = 0; k < g->n_param_nodes; k++) {
         nb_node_t *n = &g->nodes[g->param_nodes[k]];
         nb_init init = n->init;
-        if (init.kind == NB_INIT_DEFAULT) init.kind = NB_INIT_TORCH_LINEAR;
+        /* the default: PyTorch's layer init for weights, zeros for vectors
+         * and scalars (which have no fan-in) */
+        if (init.kind == NB_INIT_DEFAULT)
+            init.kind = n->ndim >= 2 ? NB_INIT_TORCH_LINEAR : NB_INIT_ZEROS;
         nb_status s = nb_init_tensor(n->val, n->ndim, n->dims, init, r);
         if (s != NB_OK) return nb_err(s, "nb_graph_init: parameter '%s': %s", n->name,
                                       nb_last_error());
