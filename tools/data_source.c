@@ -132,22 +132,22 @@ static char *json_reals(const nb_real *v, size_t n) {
 int preprocess_to_meta(preprocess *p, nb_kv *kv) {
     int n = 0;
     kv[n++] = (nb_kv){"data.input", p->unit ? "bytes/255" : p->features ? "standardized" : "raw"};
-    if (p->features) {
-        p->meta[0] = json_reals(p->mean, p->features);
-        p->meta[1] = json_reals(p->inv_std, p->features);
+    if (p->features) { /* made once, reused by every checkpoint */
+        if (!p->meta[0]) p->meta[0] = json_reals(p->mean, p->features);
+        if (!p->meta[1]) p->meta[1] = json_reals(p->inv_std, p->features);
         if (p->meta[0] && p->meta[1]) {
             kv[n++] = (nb_kv){"data.mean", p->meta[0]};
             kv[n++] = (nb_kv){"data.inv_std", p->meta[1]};
         }
     }
-    if (p->n_classes) {
+    if (p->n_classes && !p->meta[2]) {
         cJSON *a = cJSON_CreateArray();
         for (int k = 0; a && k < p->n_classes; k++)
             cJSON_AddItemToArray(a, cJSON_CreateString(p->class_names[k]));
         p->meta[2] = a ? cJSON_PrintUnformatted(a) : NULL;
         cJSON_Delete(a);
-        if (p->meta[2]) kv[n++] = (nb_kv){"data.classes", p->meta[2]};
     }
+    if (p->meta[2]) kv[n++] = (nb_kv){"data.classes", p->meta[2]};
     return n;
 }
 
