@@ -442,7 +442,19 @@ typedef struct nb_fit_config {
     nb_optim *optimizer;
     int start_epoch;
     size_t start_batch;
+    /* Image augmentation of the training batches (inputs [B, C, H, W] or
+     * [B, H, W]): a horizontal flip with probability 1/2, and a random crop
+     * after zero padding by augment_crop pixels on every side.  Drawn from
+     * (seed, epoch, position), so runs stay reproducible and resumable. */
+    int augment_flip;
+    int augment_crop;
 } nb_fit_config;
+
+/* The augmentation of one image of c channels of h x w: mirrored if flip,
+ * then shifted by (dy, dx) with zeros filling in (what a random crop of the
+ * zero-padded image is).  in and out must not overlap. */
+void nb_augment_image(const nb_real *in, nb_real *out, int c, int h, int w, int flip, int dy,
+                      int dx);
 
 /* Defaults: 10 epochs, batch 32, seed 0, Adam, constant schedule. */
 nb_fit_config nb_fit_defaults(nb_node input, nb_node target, nb_node loss, nb_node output);

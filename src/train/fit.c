@@ -78,6 +78,31 @@ static void copy_x(const nb_dataset *d, size_t k, nb_real *dst) {
     for (size_t j = 0; j < xs; j++) dst[j] = (nb_real)src[j] * d->x_scale + d->x_offset;
 }
 
+void nb_augment_image(const nb_real *in, nb_real *out, int c, int h, int w, int flip, int dy,
+                      int dx) {
+    for (int ch = 0; ch < c; ch++) {
+        const nb_real *src = in + (size_t)ch * h * w;
+        nb_real *dst = out + (size_t)ch * h * w;
+        for (int i = 0; i < h; i++) {
+            int si = i + dy;
+            for (int j = 0; j < w; j++) {
+                int sj = j + dx;
+                if (flip) sj = w - 1 - sj;
+                dst[(size_t)i * w + j] =
+                    si >= 0 && si < h && sj >= 0 && sj < w ? src[(size_t)si * w + sj] : 0;
+            }
+        }
+    }
+}
+
+/* Image geometry of a batched input for augmentation: [B, C, H, W] or [B, H, W]. */
+static int image_dims(const nb_node_t *in, int *c, int *h, int *w) {
+    if (in->ndim == 4) *c = in->dims[1], *h = in->dims[2], *w = in->dims[3];
+    else if (in->ndim == 3) *c = 1, *h = in->dims[1], *w = in->dims[2];
+    else return 0;
+    return 1;
+}
+
 /* Which node to run forward so that both loss and output (if any) are
  * computed in ONE pass: the loss if output is among its ancestors (the
  * usual case), else the whole graph.  One pass matters for ops that draw
@@ -295,6 +320,14 @@ static nb_status check_config(const nb_graph *g, const nb_fit_config *cfg,
         s = check_data(g, fn, "validation", val, cfg->input, cfg->target);
         if (s != NB_OK) return s;
     }
+    int c = 0, h = 0, w = 0;
+    if ((cfg->augment_flip || cfg->augment_crop) && !image_dims(&g->nodes[cfg->input], &c, &h, &w))
+        return nb_err(NB_ERR_SHAPE, "%s: augmentation needs image inputs [B, C, H, W] or "
+                      "[B, H, W]; input '%s' has %d dimensions", fn, g->nodes[cfg->input].name,
+                      g->nodes[cfg->input].ndim);
+    if (cfg->augment_crop < 0 || (cfg->augment_crop && (cfg->augment_crop >= h || cfg->augment_crop >= w)))
+        return nb_err(NB_ERR_ARG, "%s: augment_crop %d must be from 0 to less than the image "
+                      "size", fn, cfg->augment_crop);
     if (cfg->start_epoch < 0 || cfg->start_epoch >= cfg->epochs)
         return nb_err(NB_ERR_ARG, "%s: start_epoch %d must be from 0 to epochs - 1 = %d", fn,
                       cfg->start_epoch, cfg->epochs - 1);
@@ -342,10 +375,14 @@ nb_status nb_fit(nb_graph *g, const nb_fit_config *cfg, const nb_dataset *train,
     size_t *idx = malloc(n * sizeof *idx);
     nb_real *xb = malloc((size_t)batch * xs * sizeof *xb);
     nb_real *yb = malloc((size_t)batch * ys * sizeof *yb);
+    const int augment = cfg->augment_flip || cfg->augment_crop;
+    nb_real *plain = augment ? malloc(xs * sizeof *plain) : NULL; /* one image before augmenting */
+    int img_c = 0, img_h = 0, img_w = 0;
+    if (augment) image_dims(&g->nodes[cfg->input], &img_c, &img_h, &img_w);
     nb_optim *own = cfg->optimizer ? NULL : nb_optim_new(&cfg->optim, nb_param_count(g));
     nb_optim *opt = cfg->optimizer ? cfg->optimizer : own;
-    if (!idx || !xb || !yb || !opt) {
-        if (!opt && idx && xb && yb) s = prefix_error(NB_ERR_ARG, "nb_fit");
+    if (!idx || !xb || !yb || !opt || (augment && !plain)) {
+        if (!opt && idx && xb && yb && (!augment || plain)) s = prefix_error(NB_ERR_ARG, "nb_fit");
         else s = nb_err(NB_ERR_NOMEM, "nb_fit: out of memory for %zu samples", n);
         goto out;
     }
@@ -376,7 +413,21 @@ nb_status nb_fit(nb_graph *g, const nb_fit_config *cfg, const nb_dataset *train,
             int bs = (int)(n - start < (size_t)batch ? n - start : (size_t)batch);
             for (int r = 0; r < bs; r++) {
                 size_t k = idx[start + (size_t)r];
-                copy_x(train, k, xb + (size_t)r * xs);
+                if (!augment) {
+                    copy_x(train, k, xb + (size_t)r * xs);
+                } else {
+                    /* its own generator per (epoch, position): resumable at any batch */
+                    nb_rng ar;
+                    epoch_rng(&ar, cfg->seed ^ 0xA5A5A5A5A5A5A5A5ull, epoch);
+                    uint64_t pos = mix64((uint64_t)(start + (size_t)r) + 1);
+                    for (int q = 0; q < 4; q++) ar.s[q] ^= pos * (2 * (uint64_t)q + 1);
+                    int flip = cfg->augment_flip ? (int)nb_rng_below(&ar, 2) : 0;
+                    int p = cfg->augment_crop;
+                    int dy = p ? (int)nb_rng_below(&ar, (uint64_t)(2 * p + 1)) - p : 0;
+                    int dx = p ? (int)nb_rng_below(&ar, (uint64_t)(2 * p + 1)) - p : 0;
+                    copy_x(train, k, plain);
+                    nb_augment_image(plain, xb + (size_t)r * xs, img_c, img_h, img_w, flip, dy, dx);
+                }
                 memcpy(yb + (size_t)r * ys, train->y + k * ys, ys * sizeof *yb);
             }
             s = nb_set_input(g, cfg->input, xb, bs);
@@ -441,6 +492,7 @@ restore:
     nb_graph_set_training(g, was_training);
 out:
     nb_optim_free(own);
+    free(plain);
     free(yb);
     free(xb);
     free(idx);
