@@ -5,15 +5,21 @@
 #   make demo       train the Fashion-MNIST MLP and print its test accuracy
 #   make examples   run the course examples (XOR, regression)
 #   make deps       install the Debian packages the build needs (when missing)
+#   make fuzz       build the libFuzzer targets with clang (build-fuzz/) and run
+#                   each for FUZZ_SECONDS (default 60); see docs/fuzzing.md
 
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= idx csv npy
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
 DEB_PACKAGES = cmake gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev
+FUZZ_PACKAGES = clang libclang-rt-14-dev
 
-.PHONY: all build test test-asan demo examples deps clean
+.PHONY: all build test test-asan demo examples deps clean fuzz fuzz-build fuzz-deps
 
 all: build
 
@@ -37,6 +43,27 @@ test-asan: deps $(BUILD_ASAN)/CMakeCache.txt
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS) -E '^slow_'
 
+fuzz-deps: deps
+	@sh scripts/install-deps.sh $(FUZZ_PACKAGES)
+
+$(BUILD_FUZZ)/CMakeCache.txt: | fuzz-deps
+	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNB_FUZZ=ON $(CMAKE_FLAGS)
+
+fuzz-build: fuzz-deps $(BUILD_FUZZ)/CMakeCache.txt
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+
+# New inputs found go to build-fuzz/corpus/<target>; tests/corpus/<target> only seeds.
+# Crashes are written as build-fuzz/<target>-crash-*.
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(BUILD_FUZZ)/corpus/$$t; \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  $(BUILD_FUZZ)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
+	    -dict=fuzz/$$t.dict -artifact_prefix=$(BUILD_FUZZ)/$$t- -print_final_stats=1 \
+	    $(BUILD_FUZZ)/corpus/$$t tests/corpus/$$t || exit 1; \
+	done
+
+
 # The main job: train the Fashion-MNIST MLP and report its test accuracy.
 demo: build
 	@sh scripts/install-deps.sh dataset-fashion-mnist
@@ -52,6 +79,8 @@ examples: build
 	$(BUILD)/examples/regression
 
 clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
+
 	rm -rf $(BUILD) $(BUILD_ASAN)
 
 # Regenerate the committed PyTorch reference values (needs Debian's python3-torch).

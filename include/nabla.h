@@ -514,7 +514,7 @@ typedef enum nb_csv_header {
  * the label.  Limits of 0 mean the default limit. */
 typedef struct nb_csv_opts {
     nb_csv_header header;     /* default NB_CSV_HEADER_AUTO                        */
-    char delimiter;           /* default ','; not '"', '\r', '\n' or '\0'          */
+    char delimiter;           /* default (and 0) ','; not '"', '\r' or '\n'          */
     const char *label_name;   /* label column by header name; NULL: use label_index */
     int label_index;          /* 0-based; negative counts from the end; default -1  */
     int no_label;             /* no label column: every column is a feature (y NULL) */
@@ -571,8 +571,9 @@ typedef struct nb_data {
     nb_real *y;             /* n * y_size labels                                 */
     size_t y_size;          /* 1: a class index or a number per sample           */
     double scale;           /* 1 unless changed by nb_data_scale                 */
-    nb_real *mean, *inv_std;/* sample_size each, or NULL                         */
-    int n_classes;          /* 0 when the labels are numbers                     */
+    double *mean, *inv_std; /* sample_size each, or NULL                         */
+    int n_classes;          /* CSV class names, or max+1 of integer label arrays;
+                               0 when the labels are real numbers               */
     char **class_names;     /* n_classes names, or NULL                          */
     char **feature_names;   /* sample_size names (from a CSV header), or NULL    */
     char *label_name;       /* or NULL                                           */
@@ -587,14 +588,17 @@ nb_status nb_data_from_csv(nb_csv_data *csv, nb_data *out);
  * on success (their buffers are taken over or converted). */
 nb_status nb_data_from_arrays(nb_array *x, nb_array *y, nb_data *out);
 /* Multiply the raw features by factor (e.g. 1.0/255 maps u8 images to
- * [0, 1]).  Must come before nb_data_standardize. */
+ * [0, 1]).  Must come before nb_data_standardize; the overall scale must stay
+ * within 1e-30 .. 1e30 in magnitude. */
 nb_status nb_data_scale(nb_data *d, double factor);
 /* Scale byte data (u8 images) to [0, 1]: the same as nb_data_scale(d, 1.0/255).
  * NB_ERR_ARG for real-valued data, whose range is not known in advance. */
 nb_status nb_data_scale_unit(nb_data *d);
 /* Per-feature mean and standard deviation (population, ddof 0) of train,
  * computed on train only and applied to train and to val and test (either may
- * be NULL), so no statistic leaks from held-out data into training. */
+ * be NULL), so no statistic leaks from held-out data into training.  A feature
+ * that is constant on train gets std 1 (it becomes 0 there, x - mean elsewhere).
+ * May be called again (e.g. after a split); statistics are of raw * scale. */
 nb_status nb_data_standardize(nb_data *train, nb_data *val, nb_data *test);
 /* Seeded split: round(val_fraction * n) samples, chosen by a permutation drawn
  * from nb_rng seeded with seed, go to val and the rest to train; both keep the
@@ -604,12 +608,15 @@ nb_status nb_data_split(const nb_data *all, double val_fraction, uint64_t seed,
                         nb_data *train, nb_data *val);
 /* Write count converted samples into x (count * sample_size reals) and their
  * labels into y (count * y_size; y may be NULL).  The samples are
- * idx[start .. start+count) or, when idx is NULL, start .. start+count. */
+ * idx[start .. start+count) or, when idx is NULL, start .. start+count.
+ * NB_ERR_NUMERIC if a converted value does not fit in nb_real (a held-out
+ * sample far outside the training set's spread). */
 nb_status nb_data_batch(const nb_data *d, const size_t *idx, size_t start, size_t count,
                         nb_real *x, nb_real *y);
-/* A view for nb_fit / nb_evaluate.  Byte data without standardisation stay
- * bytes (converted batch by batch); other transformed data are converted
- * once into d->cache (n * sample_size reals: this costs memory). */
+/* A view for nb_fit / nb_evaluate, valid until d is scaled, standardised or
+ * freed.  Plain reals are viewed in place; byte data without standardisation
+ * stay bytes (nb_fit converts them batch by batch); other transformed data
+ * are converted once into d->cache (n * sample_size reals: this costs memory). */
 nb_status nb_data_as_dataset(nb_data *d, nb_dataset *out);
 
 /* Load a named data set's split ("train" or "test") from dir/<name>/ (or

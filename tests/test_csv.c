@@ -385,6 +385,8 @@ static void test_hostile(void) {
         CHECK(d.x == NULL && d.rows == 0);
     }
     nb_csv_data d;
+    CHECK(nb_csv_load("tests/corpus/csv", NULL, &d) == NB_ERR_IO); /* a directory */
+    CHECK(strstr(nb_last_error(), "tests/corpus/csv: read error"));
     CHECK(nb_csv_load(NULL, NULL, &d) == NB_ERR_ARG);
     CHECK(nb_csv_parse(NULL, 5, "x", NULL, &d) == NB_ERR_ARG);
     CHECK(nb_csv_parse("1,2", 3, "x", NULL, NULL) == NB_ERR_ARG);

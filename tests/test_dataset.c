@@ -101,6 +101,10 @@ static void test_from_arrays(void) {
     CHECK_OK(nb_data_as_dataset(&d, &ds));
     CHECK(ds.x == d.x_real && d.cache == NULL); /* plain reals: a view, no copy */
     CHECK(nb_data_scale_unit(&d) == NB_ERR_ARG);
+    CHECK(nb_data_scale(&d, 0) == NB_ERR_ARG);
+    CHECK(nb_data_scale(&d, NAN) == NB_ERR_ARG);
+    CHECK_OK(nb_data_scale(&d, 1e20));
+    CHECK(nb_data_scale(&d, 1e20) == NB_ERR_ARG && strstr(nb_last_error(), "1e+40"));
     nb_data_free(&d);
 }
 
@@ -155,6 +159,26 @@ static void test_standardize(void) {
     CHECK_OK(nb_data_as_dataset(&val, &ds));
     CHECK(ds.x == val.cache);
     if (ds.x) CHECK(memcmp(ds.x, vb, sizeof vb) == 0);
+    /* a held-out value far outside a tiny training spread does not fit a float */
+    nb_array sx = {NB_F32, 2, {2, 1}, 2, NULL}, sv = {NB_F32, 2, {1, 1}, 1, NULL};
+    float *sxv = malloc(2 * sizeof(float)), *svv = malloc(sizeof(float));
+    sxv[0] = 0;
+    sxv[1] = 1e-20f;
+    svv[0] = 1e30f;
+    sx.data = sxv;
+    sv.data = svv;
+    nb_data small, far;
+    CHECK_OK(nb_data_from_arrays(&sx, NULL, &small));
+    CHECK_OK(nb_data_from_arrays(&sv, NULL, &far));
+    CHECK_OK(nb_data_standardize(&small, &far, NULL));
+    nb_real one[2];
+    CHECK_OK(nb_data_batch(&small, NULL, 0, 2, one, NULL));
+    CHECK_CLOSE(one[0], -1, 1e-6, 1e-6);
+    CHECK_CLOSE(one[1], 1, 1e-6, 1e-6);
+    CHECK(nb_data_batch(&far, NULL, 0, 1, one, NULL) == NB_ERR_NUMERIC);
+    CHECK(strstr(nb_last_error(), "sample 0, feature 0 is 2e+50"));
+    nb_data_free(&small);
+    nb_data_free(&far);
     /* scaling after standardising is refused; mismatched sets are refused */
     CHECK(nb_data_scale(&train, 2) == NB_ERR_STATE);
     nb_data other;

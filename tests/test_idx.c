@@ -61,6 +61,9 @@ static void test_hostile(void) {
                cases[i].needle);
         CHECK(a.data == NULL);
     }
+    nb_array dir;
+    CHECK(nb_idx_load("tests/corpus/idx", &dir) == NB_ERR_IO); /* a directory */
+    CHECK(strstr(nb_last_error(), "tests/corpus/idx: read error"));
     CHECK(nb_idx_load(NULL, NULL) == NB_ERR_ARG);
 }
 

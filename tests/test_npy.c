@@ -213,6 +213,8 @@ static void test_hostile(void) {
         }
     }
     nb_array a;
+    CHECK(nb_npy_load("tests/corpus/npy", &a) == NB_ERR_IO); /* a directory */
+    CHECK(strstr(nb_last_error(), "tests/corpus/npy: read error"));
     CHECK(nb_npy_load(NULL, &a) == NB_ERR_ARG);
     CHECK(nb_npy_parse(NULL, 4, "x", &a) == NB_ERR_ARG);
     CHECK(nb_npy_parse(NULL, 0, "x", &a) == NB_ERR_FORMAT);

@@ -121,9 +121,9 @@ nb_status preprocess_apply(const preprocess *p, nb_data *d) {
     return NB_OK;
 }
 
-static char *json_reals(const nb_real *v, size_t n) {
+static char *json_reals(const double *v, size_t n) {
     cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber((double)v[i]));
+    for (size_t i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
     char *s = a ? cJSON_PrintUnformatted(a) : NULL;
     cJSON_Delete(a);
     return s;
@@ -153,16 +153,16 @@ int preprocess_to_meta(preprocess *p, nb_kv *kv) {
 
 /* A JSON array of n numbers (n 0: any length, returned in *count). */
 static nb_status parse_reals(const char *path, const char *key, const char *text, size_t *count,
-                             nb_real **out) {
+                             double **out) {
     cJSON *a = cJSON_Parse(text);
     int n = cJSON_IsArray(a) ? cJSON_GetArraySize(a) : -1;
-    nb_real *v = n > 0 ? malloc((size_t)n * sizeof *v) : NULL;
+    double *v = n > 0 ? malloc((size_t)n * sizeof *v) : NULL;
     nb_status s = NB_OK;
     if (!v) s = nb_set_error(NB_ERR_FORMAT, "%s: metadata %s is not a list of numbers", path, key);
     for (int i = 0; s == NB_OK && i < n; i++) {
         cJSON *e = cJSON_GetArrayItem(a, i);
         if (!cJSON_IsNumber(e)) s = nb_set_error(NB_ERR_FORMAT, "%s: metadata %s[%d] is not a number", path, key, i);
-        else v[i] = (nb_real)e->valuedouble;
+        else v[i] = e->valuedouble;
     }
     cJSON_Delete(a);
     if (s != NB_OK) {

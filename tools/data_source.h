@@ -19,7 +19,7 @@ int data_has_test_split(const char *spec);
 typedef struct preprocess {
     int unit;             /* bytes divided by 255                               */
     size_t features;      /* standardisation: number of features (0: none)     */
-    nb_real *mean, *inv_std;
+    double *mean, *inv_std;
     int n_classes;        /* class names of the training labels (0: none)       */
     char **class_names;
     char *meta[3];        /* metadata strings made by preprocess_to_meta        */

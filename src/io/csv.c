@@ -220,8 +220,16 @@ static int eat_newline(csv_reader *r) {
     return 0;
 }
 
+/* Record an error of the current record; returns -1 for read_record. */
+#define FAIL(...) return (r->status = nb_err(NB_ERR_FORMAT, __VA_ARGS__)), -1
+#define FAIL_LONG()                                                                      \
+    FAIL("%s:%zu: line longer than %zu bytes (the limit; see nb_csv_opts.max_line_bytes)", \
+         r->name, r->rec_line, r->max_line)
+
 /* Read the next non-blank record.  Returns 1 with the cells in r, 0 at the
- * end of the input, -1 on error (message set). */
+ * end of the input, -1 on error (message set, status in r->status).  A byte
+ * at offset max_line or beyond from the record's start makes the record too
+ * long, and is caught before it is copied. */
 static int read_record(csv_reader *r) {
     /* skip blank lines (nothing but spaces or tabs) */
     for (;;) {
@@ -249,12 +257,9 @@ static int read_record(csv_reader *r) {
             r->p++;
             for (;;) {
                 if (r->p == r->end)
-                    return r->status = nb_err(NB_ERR_FORMAT, "%s:%zu: column %d: quoted cell is never "
-                                  "closed (missing '\"')", r->name, qline, c), -1;
-                if ((size_t)(r->p - start) > r->max_line)
-                    return r->status = nb_err(NB_ERR_FORMAT, "%s:%zu: line longer than %zu bytes (the "
-                                  "limit; see nb_csv_opts.max_line_bytes)", r->name, r->rec_line,
-                                  r->max_line), -1;
+                    FAIL("%s:%zu: column %d: quoted cell is never closed (missing '\"')",
+                         r->name, qline, c);
+                if ((size_t)(r->p - start) >= r->max_line) FAIL_LONG();
                 char ch = *r->p;
                 if (ch == '"') {
                     if (r->p + 1 < r->end && r->p[1] == '"') {
@@ -266,8 +271,7 @@ static int read_record(csv_reader *r) {
                     break;
                 }
                 if (ch == '\0')
-                    return r->status = nb_err(NB_ERR_FORMAT, "%s:%zu: column %d: NUL byte (binary data?)",
-                                  r->name, r->line, c), -1;
+                    FAIL("%s:%zu: column %d: NUL byte (binary data?)", r->name, r->line, c);
                 if (ch == '\r' || ch == '\n') { /* a line break inside quotes is data */
                     if ((r->status = buf_put(r, '\n')) != NB_OK) return -1;
                     eat_newline(r);
@@ -279,29 +283,26 @@ static int read_record(csv_reader *r) {
             while (r->p < r->end && is_space(r, *r->p)) r->p++;
             if (r->p < r->end && *r->p != r->delim && *r->p != '\r' && *r->p != '\n') {
                 char shown[32];
-                return r->status = nb_err(NB_ERR_FORMAT, "%s:%zu: column %d: '%s' after a closing quote "
-                              "(expected the delimiter or the end of the line)", r->name,
-                              r->line, c, nb__quote(shown, sizeof shown, r->p, 1, 1)), -1;
+                FAIL("%s:%zu: column %d: '%s' after a closing quote (expected the delimiter or "
+                     "the end of the line)", r->name, r->line, c,
+                     nb__quote(shown, sizeof shown, r->p, 1, 1));
             }
         } else {
             while (r->p < r->end && *r->p != r->delim && *r->p != '\r' && *r->p != '\n') {
                 char ch = *r->p;
                 if (ch == '"')
-                    return r->status = nb_err(NB_ERR_FORMAT, "%s:%zu: column %d: quote inside an unquoted "
-                                  "cell (quote the whole cell and double the inner quotes)",
-                                  r->name, r->line, c), -1;
+                    FAIL("%s:%zu: column %d: quote inside an unquoted cell (quote the whole cell "
+                         "and double the inner quotes)", r->name, r->line, c);
                 if (ch == '\0')
-                    return r->status = nb_err(NB_ERR_FORMAT, "%s:%zu: column %d: NUL byte (binary data?)",
-                                  r->name, r->line, c), -1;
+                    FAIL("%s:%zu: column %d: NUL byte (binary data?)", r->name, r->line, c);
+                if ((size_t)(r->p - start) >= r->max_line) FAIL_LONG();
                 if ((r->status = buf_put(r, ch)) != NB_OK) return -1;
                 r->p++;
             }
             /* trailing spaces are not part of an unquoted cell */
             while (r->buf_len > first && is_space(r, r->buf[r->buf_len - 1])) r->buf_len--;
         }
-        if ((size_t)(r->p - start) > r->max_line)
-            return r->status = nb_err(NB_ERR_FORMAT, "%s:%zu: line longer than %zu bytes (the limit; see "
-                          "nb_csv_opts.max_line_bytes)", r->name, r->rec_line, r->max_line), -1;
+        if ((size_t)(r->p - start) > r->max_line) FAIL_LONG(); /* spaces after the cell */
         r->len[r->ncells - 1] = r->buf_len - first;
         if ((r->status = buf_put(r, '\0')) != NB_OK) return -1;
         if (r->p < r->end && *r->p == r->delim) {
@@ -312,6 +313,8 @@ static int read_record(csv_reader *r) {
         return 1;
     }
 }
+#undef FAIL_LONG
+#undef FAIL
 
 static const char *cell(const csv_reader *r, int k) { return r->buf + r->off[k]; }
 
@@ -675,6 +678,7 @@ nb_status nb_csv_parse(const char *text, size_t len, const char *name, const nb_
     nb_csv_opts o;
     nb_status s = resolve_opts(opts, name, &o);
     if (s != NB_OK) return s;
+    if (!text) text = ""; /* len is 0: no arithmetic on a null pointer */
     csv_state st;
     memset(&st, 0, sizeof st);
     st.r.p = text;

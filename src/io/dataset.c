@@ -8,11 +8,20 @@
 #include "io.h"
 
 #include <errno.h>
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define DEFAULT_DATA_DIR "/usr/share/datasets"
+/* Largest overall scale factor (and smallest, inverted): keeps every scaled
+ * value, its square and sums of millions of them finite in double. */
+#define MAX_SCALE 1e30
+#ifdef NB_REAL_DOUBLE
+#define REAL_MAX DBL_MAX
+#else
+#define REAL_MAX FLT_MAX
+#endif
 
 void nb_data_free(nb_data *d) {
     if (!d) return;
@@ -144,7 +153,11 @@ nb_status nb_data_scale(nb_data *d, double factor) {
     if (d->mean)
         return nb_err(NB_ERR_STATE, "nb_data_scale: the data are already standardised; scale "
                       "before nb_data_standardize");
-    d->scale *= factor;
+    double scale = d->scale * factor;
+    if (!(fabs(scale) <= MAX_SCALE && fabs(scale) >= 1 / MAX_SCALE))
+        return nb_err(NB_ERR_ARG, "nb_data_scale: overall scale %g is outside 1e-30 .. 1e30",
+                      scale);
+    d->scale = scale;
     drop_cache(d);
     return NB_OK;
 }
@@ -164,9 +177,9 @@ static double scaled(const nb_data *d, size_t i, size_t j) {
 }
 
 /* Give d its own copy of the statistics. */
-static nb_status set_stats(nb_data *d, const nb_real *mean, const nb_real *inv_std) {
-    size_t bytes = sizeof(nb_real) * d->sample_size;
-    nb_real *m = malloc(bytes), *s = malloc(bytes);
+static nb_status set_stats(nb_data *d, const double *mean, const double *inv_std) {
+    size_t bytes = sizeof(double) * d->sample_size;
+    double *m = malloc(bytes), *s = malloc(bytes);
     if (!m || !s) {
         free(m);
         free(s);
@@ -206,7 +219,7 @@ nb_status nb_data_standardize(nb_data *train, nb_data *val, nb_data *test) {
     size_t f = train->sample_size, n = train->n;
     double *sum = calloc(f, sizeof *sum), *sq = calloc(f, sizeof *sq);
     double *lo = malloc(f * sizeof *lo), *hi = malloc(f * sizeof *hi);
-    nb_real *mean = malloc(f * sizeof *mean), *inv = malloc(f * sizeof *inv);
+    double *mean = malloc(f * sizeof *mean), *inv = malloc(f * sizeof *inv);
     if (!sum || !sq || !lo || !hi || !mean || !inv) {
         s = nb_err(NB_ERR_NOMEM, "nb_data_standardize: out of memory");
         goto done;
@@ -233,8 +246,8 @@ nb_status nb_data_standardize(nb_data *train, nb_data *val, nb_data *test) {
          * min == max, not std == 0, because rounding makes the computed
          * variance of a constant slightly non-zero. */
         double sd = lo[j] == hi[j] ? 1.0 : sqrt(sq[j] / (double)n);
-        mean[j] = (nb_real)(lo[j] == hi[j] ? lo[j] : sum[j]);
-        inv[j] = (nb_real)(1.0 / sd);
+        mean[j] = lo[j] == hi[j] ? lo[j] : sum[j];
+        inv[j] = 1.0 / sd;
     }
     if ((s = set_stats(train, mean, inv)) != NB_OK) goto done;
     if (val && (s = set_stats(val, mean, inv)) != NB_OK) goto done;
@@ -294,7 +307,7 @@ static nb_status make_like(const nb_data *src, size_t n, nb_data *dst) {
     else ok = ok && (dst->x_real = malloc(sizeof(nb_real) * (cells ? cells : 1)));
     if (src->y_size) ok = ok && (dst->y = malloc(sizeof(nb_real) * n * src->y_size));
     if (ok && src->mean) {
-        size_t bytes = sizeof(nb_real) * src->sample_size;
+        size_t bytes = sizeof(double) * src->sample_size;
         ok = (dst->mean = malloc(bytes)) && (dst->inv_std = malloc(bytes));
         if (ok) {
             memcpy(dst->mean, src->mean, bytes);
@@ -370,16 +383,23 @@ nb_status nb_data_batch(const nb_data *d, const size_t *idx, size_t start, size_
             return nb_err(NB_ERR_ARG, "nb_data_batch: sample index %zu out of range (%zu "
                           "samples)", i, d->n);
         nb_real *row = x + b * f;
-        if (d->x_u8) {
+        if (d->x_u8 && !d->mean) { /* 255 * 1e30 fits in a float: no range check */
             const uint8_t *src = d->x_u8 + i * f;
             for (size_t j = 0; j < f; j++) row[j] = (nb_real)(src[j] * d->scale);
+        } else if (!d->mean && d->scale == 1) {
+            memcpy(row, d->x_real + i * f, sizeof *row * f);
         } else {
-            const nb_real *src = d->x_real + i * f;
-            if (d->scale == 1) memcpy(row, src, sizeof *row * f);
-            else for (size_t j = 0; j < f; j++) row[j] = (nb_real)(src[j] * d->scale);
+            /* in double, so a large mean or a tiny spread loses nothing */
+            for (size_t j = 0; j < f; j++) {
+                double v = scaled(d, i, j);
+                if (d->mean) v = (v - d->mean[j]) * d->inv_std[j];
+                if (fabs(v) > REAL_MAX)
+                    return nb_err(NB_ERR_NUMERIC, "nb_data_batch: sample %zu, feature %zu is "
+                                  "%g after scaling and standardisation, beyond the range of "
+                                  "nb_real", i, j, v);
+                row[j] = (nb_real)v;
+            }
         }
-        if (d->mean)
-            for (size_t j = 0; j < f; j++) row[j] = (row[j] - d->mean[j]) * d->inv_std[j];
         if (y && d->y_size)
             memcpy(y + b * d->y_size, d->y + i * d->y_size, sizeof *y * d->y_size);
     }

@@ -44,6 +44,7 @@ static long read_full(gzFile f, void *buf, size_t n) {
 static nb_status gz_error(gzFile f, const char *path) {
     int code = 0;
     const char *msg = gzerror(f, &code);
+    if (code == Z_ERRNO) return nb_err(NB_ERR_IO, "%s: read error (%s)", path, strerror(errno));
     return nb_err(NB_ERR_FORMAT, "%s: corrupt compressed data (%s)", path,
                   msg && msg[0] ? msg : "zlib error");
 }

@@ -30,6 +30,7 @@ typedef struct npy_src {
     size_t len, pos;
     FILE *f;                    /* or a file */
     const char *name;
+    int err;                    /* errno of a failed read, 0 if none */
 } npy_src;
 
 /* Read up to n bytes; returns the count read (short only at the end). */
@@ -43,7 +44,10 @@ static size_t src_read(npy_src *s, void *dst, size_t n) {
     size_t got = 0;
     while (got < n) {
         size_t r = fread((char *)dst + got, 1, n - got, s->f);
-        if (r == 0) break;
+        if (r == 0) {
+            if (ferror(s->f) && !s->err) s->err = errno ? errno : EIO;
+            break;
+        }
         got += r;
     }
     return got;
@@ -380,10 +384,6 @@ static nb_status read_npy(npy_src *src, nb_array *out) {
             return nb_err(NB_ERR_FORMAT, "%s: .npy data is longer than the %zu bytes the shape "
                           "and dtype need (trailing bytes)", name, want);
         }
-        if (ferror(src->f)) {
-            free(buf);
-            return nb_err(NB_ERR_IO, "%s: read error", name);
-        }
     }
     if (is_bool)
         for (size_t k = 0; k < want; k++)
@@ -408,7 +408,7 @@ nb_status nb_npy_parse(const void *data, size_t len, const char *name, nb_array 
     memset(out, 0, sizeof *out);
     if (!data && len) return nb_err(NB_ERR_ARG, "nb_npy_parse: data is NULL");
     static const unsigned char empty[1] = {0};
-    npy_src src = {data ? data : empty, len, 0, NULL, name ? name : "<npy>"};
+    npy_src src = {data ? data : empty, len, 0, NULL, name ? name : "<npy>", 0};
     return read_npy(&src, out);
 }
 
@@ -418,8 +418,12 @@ nb_status nb_npy_load(const char *path, nb_array *out) {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
     if (!f) return nb_err(NB_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
-    npy_src src = {NULL, 0, 0, f, path};
+    npy_src src = {NULL, 0, 0, f, path, 0};
     nb_status s = read_npy(&src, out);
     fclose(f);
+    if (src.err) { /* a failed read looks like a short file: say what really happened */
+        nb_array_free(out);
+        return nb_err(NB_ERR_IO, "%s: read error (%s)", path, strerror(src.err));
+    }
     return s;
 }
