@@ -67,9 +67,24 @@ static void test_default_init(void) {
     nb_graph_free(g);
 }
 
+/* Many nodes: the node table moves while ops read their inputs' shapes
+ * (found by fuzzing the model parser). */
+static void test_many_nodes(void) {
+    nb_graph *g = nb_graph_new();
+    int dims[2] = {4, 4};
+    nb_node x = nb_input(g, "x", 2, dims);
+    for (int k = 0; k < 300; k++) x = nb_tanh(g, x);
+    CHECK_OK(nb_graph_status(g));
+    int ndim, got[NB_MAX_DIMS];
+    CHECK_OK(nb_node_shape(g, x, &ndim, got));
+    CHECK(ndim == 3 && got[1] == 4 && got[2] == 4);
+    nb_graph_free(g);
+}
+
 int main(void) {
     test_dense_values();
     test_gradcheck_dag();
     test_default_init();
+    test_many_nodes();
     TEST_END();
 }
