@@ -154,6 +154,9 @@ nb_node nb__add_node(nb_graph *g, const nb_op *op, int nin, const nb_node *in, i
     if (batched && ndim == 0)
         return nb__fail(g, NB_ERR_SHAPE, "%s: a batched tensor needs a batch dimension",
                         op->name);
+    /* dims often points into an input node, which new_node may move */
+    int shape[NB_MAX_DIMS];
+    if (ndim) memcpy(shape, dims, (size_t)ndim * sizeof *dims);
     nb_node h = new_node(g, op->name);
     if (h == NB_NONE) return NB_NONE;
     nb_node_t *n = &g->nodes[h];
@@ -164,7 +167,7 @@ nb_node nb__add_node(nb_graph *g, const nb_op *op, int nin, const nb_node *in, i
         if (g->nodes[in[k]].requires_grad) n->requires_grad = 1;
     }
     n->ndim = ndim;
-    if (ndim) memcpy(n->dims, dims, (size_t)ndim * sizeof *dims);
+    if (ndim) memcpy(n->dims, shape, (size_t)ndim * sizeof *shape);
     n->batched = batched;
     if (batched) n->dims[0] = g->batch > 0 ? g->batch : 1;
     snprintf(n->name, sizeof n->name, "%s%d", op->name, h);
