@@ -197,6 +197,36 @@ static void test_conv_batch_change(void) {
     nb_graph_free(g);
 }
 
+/* A second backward after one forward adds the same gradients again (the
+ * scratch backward reuses must not hold anything it needs twice). */
+static void test_conv_backward_twice(void) {
+    nb_graph *g = nb_graph_new();
+    int xd[3] = {4, 9, 8};
+    nb_node x = nb_input(g, "x", 3, xd);
+    nb_conv_opts o = {.pad_h = 1, .stride_w = 2, .groups = 2};
+    nb_node y = nb_conv2d_layer(g, x, 6, 3, 3, &o, "c");
+    nb_node loss = nb_sum(g, nb_mul(g, y, y));
+    CHECK_OK(nb_graph_status(g));
+    CHECK_OK(nb_graph_init(g, &rng));
+    CHECK_OK(nb_requires_grad(g, x, 1));
+    nb_real xv[3 * 4 * 9 * 8];
+    fill_normal(xv, sizeof xv / sizeof *xv, 1);
+    CHECK_OK(nb_set_input(g, x, xv, 3));
+    CHECK_OK(nb_forward(g, loss));
+    nb_zero_grad(g);
+    CHECK_OK(nb_backward(g, loss));
+    size_t np = nb_param_count(g);
+    nb_real *once = malloc(np * sizeof *once);
+    memcpy(once, nb_grads(g), np * sizeof *once);
+    CHECK_OK(nb_backward(g, loss));
+    int same = 1;
+    for (size_t k = 0; k < np; k++)
+        if (fabs(nb_grads(g)[k] - 2 * once[k]) > 1e-12 * (1 + fabs(once[k]))) same = 0;
+    CHECK(same);
+    free(once);
+    nb_graph_free(g);
+}
+
 static void test_conv_flops(void) {
     nb_graph *g = nb_graph_new();
     int xd[3] = {6, 5, 6}, wd[4] = {4, 3, 3, 3};
@@ -582,6 +612,7 @@ int main(void) {
     nb_rng_seed(&rng, 64);
     test_conv_configs();
     test_conv_batch_change();
+    test_conv_backward_twice();
     test_conv_flops();
     test_conv_layer();
     test_pool_configs();

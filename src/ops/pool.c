@@ -62,34 +62,59 @@ static size_t maxpool_scratch(const nb_graph *g, const nb_node_t *n) {
     return (bytes + sizeof(nb_real) - 1) / sizeof(nb_real);
 }
 
+/* Output columns ow in [0, Wo) whose input column ow*sw + off lies in
+ * [0, W): [*lo, *hi). */
+static void col_span(int Wo, int W, int sw, int off, int *lo, int *hi) {
+    int a = off < 0 ? (-off + sw - 1) / sw : 0;
+    int b = W - 1 - off < 0 ? 0 : (W - 1 - off) / sw + 1;
+    if (b > Wo) b = Wo;
+    *lo = a < b ? a : b;
+    *hi = b;
+}
+
+/* A whole output row at a time: for each input row ih of the row's windows
+ * and each kernel column kj, one pass over the output columns updates their
+ * running maxima.  Each output still sees its window in row-major order, and
+ * the passes are straight loops with no per-window bookkeeping (a window of
+ * four values would otherwise cost more in loop overhead than in work). */
 static void maxpool_forward(nb_graph *g, nb_node_t *n) {
     pool_shape s = shape_of(g, n);
     const nb_real *x = nb__in(g, n, 0)->val;
     int32_t *arg = (int32_t *)(void *)n->scratch;
-    nb_real *y = n->val;
-    size_t in_plane = (size_t)s.H * s.W;
+    const size_t in_plane = (size_t)s.H * s.W, out_plane = (size_t)s.Ho * s.Wo;
+    enum { SPAN_CACHE = 32 };
+    int lo[SPAN_CACHE], hi[SPAN_CACHE];
+    for (int kj = 0; kj < s.kw && kj < SPAN_CACHE; kj++)
+        col_span(s.Wo, s.W, s.sw, kj - s.pw, &lo[kj], &hi[kj]);
     for (size_t pl = 0; pl < s.planes; pl++) {
         const nb_real *xp = x + pl * in_plane;
         for (int oh = 0; oh < s.Ho; oh++) {
             int h0, h1, span;
             window(oh, s.kh, s.sh, s.ph, s.H, &h0, &h1, &span);
-            for (int ow = 0; ow < s.Wo; ow++, y++, arg++) {
-                int w0, w1;
-                window(ow, s.kw, s.sw, s.pw, s.W, &w0, &w1, &span);
-                /* PyTorch's rule: strictly greater wins (so the first of
-                 * equal maxima stays), and any NaN takes over */
-                int32_t best = h0 * s.W + w0;
-                nb_real m = -(nb_real)INFINITY;
-                for (int ih = h0; ih < h1; ih++)
-                    for (int iw = w0; iw < w1; iw++) {
-                        nb_real v = xp[ih * s.W + iw];
-                        if (v > m || isnan(v)) {
-                            m = v;
-                            best = ih * s.W + iw;
-                        }
+            nb_real *restrict m = n->val + pl * out_plane + (size_t)oh * s.Wo;
+            int32_t *restrict a = arg + pl * out_plane + (size_t)oh * s.Wo;
+            /* start from -inf at the window's first element, as PyTorch */
+            for (int ow = 0; ow < s.Wo; ow++) {
+                int w0 = ow * s.sw - s.pw;
+                m[ow] = -(nb_real)INFINITY;
+                a[ow] = h0 * s.W + (w0 < 0 ? 0 : w0);
+            }
+            for (int ih = h0; ih < h1; ih++) {
+                const nb_real *restrict row = xp + (size_t)ih * s.W;
+                for (int kj = 0; kj < s.kw; kj++) {
+                    int off = kj - s.pw, ow0, ow1;
+                    if (kj < SPAN_CACHE) ow0 = lo[kj], ow1 = hi[kj];
+                    else col_span(s.Wo, s.W, s.sw, off, &ow0, &ow1);
+                    /* strictly greater wins (the first of equal maxima stays);
+                     * a NaN always takes over */
+                    for (int ow = ow0; ow < ow1; ow++) {
+                        int iw = ow * s.sw + off;
+                        nb_real v = row[iw];
+                        int take = (v > m[ow]) | (v != v);
+                        m[ow] = take ? v : m[ow];
+                        a[ow] = take ? ih * s.W + iw : a[ow];
                     }
-                *y = m;
-                *arg = best;
+                }
             }
         }
     }
