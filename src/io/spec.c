@@ -404,6 +404,17 @@ static nb_status layer_dropout(spec_ctx *c, spec_line *l, nb_node *out) {
     return s;
 }
 
+/* residual @x: previous output + x, through a 1x1 projection if shapes differ */
+static nb_status layer_residual(spec_ctx *c, spec_line *l, nb_node *out) {
+    nb_node in[2];
+    nb_status s = inputs(c, l, 2, in);
+    if (s != NB_OK) return s;
+    char prefix[48];
+    param_prefix(c, l, prefix, sizeof prefix);
+    *out = nb_residual(c->g, in[0], in[1], prefix);
+    return NB_OK;
+}
+
 static nb_status layer_global_pool(spec_ctx *c, spec_line *l, nb_node *out) {
     nb_node x;
     nb_status s = inputs(c, l, 1, &x);
@@ -482,7 +493,8 @@ static const struct {
     {"mul", layer_binary, 1},      {"concat", layer_concat, 1},   {"conv", layer_conv, 1},
     {"maxpool", layer_pool, 1},    {"avgpool", layer_pool, 1},
     {"global_avgpool", layer_global_pool, 1},                     {"batchnorm", layer_norm, 1},
-    {"layernorm", layer_norm, 1},  {"dropout", layer_dropout, 1}, {"loss", layer_loss, 0},
+    {"layernorm", layer_norm, 1},  {"dropout", layer_dropout, 1},
+    {"residual", layer_residual, 1},                              {"loss", layer_loss, 0},
 };
 
 /* ------------------------------------------------------------ parsing */
