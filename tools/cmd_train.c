@@ -33,6 +33,8 @@ static const char *help =
     "                         warmup (linear from lr/3 over 5 epochs), linear-decay (the\n"
     "                         course's decay to lr/100 at the last epoch)\n"
     "  --clip-norm X          clip the global gradient norm to X\n"
+    "  --flip                 augment images: mirror at random (probability 1/2)\n"
+    "  --crop P               augment images: random crops after padding P pixels\n"
     "  --seed N               seed of the initialisation, split and shuffling (default 0)\n"
     "  --threads N            threads of the matrix products (default: OpenBLAS's choice)\n"
     "output\n"
@@ -172,7 +174,8 @@ int cmd_train(int argc, char **argv) {
                     {"schedule", 1, 0},     {"clip-norm", 1, 0}, {"seed", 1, 0},
                     {"threads", 1, 0},      {"out", 1, 0},      {"checkpoint", 1, 0},
                     {"checkpoint-every", 1, 0}, {"resume", 1, 0}, {"log", 1, 0},
-                    {"plot", 1, 0},         {"quiet", 0, 0}};
+                    {"plot", 1, 0},         {"quiet", 0, 0},    {"flip", 0, 0},
+                    {"crop", 1, 0}};
     const int nf = (int)(sizeof f / sizeof f[0]);
     const char *pos[1];
     int npos, want_help;
@@ -191,7 +194,7 @@ int cmd_train(int argc, char **argv) {
     r.quiet = FLAG("quiet") != NULL;
     r.log = FLAG("log");
     r.plot = FLAG("plot");
-    long epochs = 10, seed = 0, threads = 0;
+    long epochs = 10, seed = 0, threads = 0, crop = 0;
     double val_split = 0, lr = -1, wd = 0, clip = 0;
     r.batch = 128;
     if ((v = FLAG("epochs")) && !cli_int("train", "epochs", v, 1, 1000000, &epochs)) return 2;
@@ -202,6 +205,7 @@ int cmd_train(int argc, char **argv) {
     if ((v = FLAG("lr")) && !cli_double("train", "lr", v, 0, 1e6, &lr)) return 2;
     if ((v = FLAG("weight-decay")) && !cli_double("train", "weight-decay", v, 0, 1e6, &wd)) return 2;
     if ((v = FLAG("clip-norm")) && !cli_double("train", "clip-norm", v, 0, 1e12, &clip)) return 2;
+    if ((v = FLAG("crop")) && !cli_int("train", "crop", v, 1, 1 << 16, &crop)) return 2;
     if ((v = FLAG("checkpoint-every")) &&
         !cli_int("train", "checkpoint-every", v, 1, 1L << 40, &r.ckpt_every))
         return 2;
@@ -322,6 +326,8 @@ int cmd_train(int argc, char **argv) {
     cfg.optimizer = r.opt;
     cfg.schedule = sched;
     cfg.clip_norm = clip;
+    cfg.augment_flip = FLAG("flip") != NULL;
+    cfg.augment_crop = (int)crop;
     cfg.on_batch = on_batch;
     cfg.on_epoch = on_epoch;
     cfg.user = &r;
