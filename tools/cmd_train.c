@@ -65,6 +65,7 @@ typedef struct run {
     history hist;
     progress prog;
     int quiet, failed;
+    char augment[64];        /* "flip=0 crop=0": must match when resuming */
     char err[600];
 } run;
 
@@ -73,6 +74,7 @@ static void run_meta(run *r, nb_kv *kv, int *n, char *buf, size_t size) {
     snprintf(buf, size, "%ld", r->batch);
     kv[(*n)++] = (nb_kv){"train.batch", buf};
     kv[(*n)++] = (nb_kv){"train.data", r->data_spec};
+    kv[(*n)++] = (nb_kv){"train.augment", r->augment};
 }
 
 static int save_checkpoint(run *r, int epochs_done, long step) {
@@ -228,6 +230,7 @@ int cmd_train(int argc, char **argv) {
     if (r.ckpt_every && !r.ckpt)
         return cli_usage_error("train", "--checkpoint-every needs --checkpoint FILE or --out FILE");
     const char *resume = FLAG("resume");
+    snprintf(r.augment, sizeof r.augment, "flip=%d crop=%ld", FLAG("flip") != NULL, crop);
     if ((out && !cli_check_output("train", "out", out)) ||
         (r.ckpt && !cli_check_output("train", "checkpoint", r.ckpt)) ||
         (r.log && !cli_check_output("train", "log", r.log)) ||
@@ -260,6 +263,12 @@ int cmd_train(int argc, char **argv) {
             rc = cli_fail("train", "--resume %s: the checkpoint was made with --batch %s, not %ld", resume, b, r.batch);
         else if (strcmp(d, r.data_spec) != 0)
             rc = cli_fail("train", "--resume %s: the checkpoint was made with --data %s", resume, d);
+        else if (!nb_st_meta(ck_file, "train.augment") ||
+                 strcmp(nb_st_meta(ck_file, "train.augment"), r.augment) != 0)
+            rc = cli_fail("train", "--resume %s: the checkpoint was made with augmentation '%s', "
+                          "this run asks for '%s'", resume,
+                          nb_st_meta(ck_file, "train.augment") ? nb_st_meta(ck_file, "train.augment") : "?",
+                          r.augment);
         else if (FLAG("seed") && strtoull(sd, NULL, 10) != (uint64_t)seed)
             rc = cli_fail("train", "--resume %s: the checkpoint was made with --seed %s", resume, sd);
         else r.seed = strtoull(sd, NULL, 10);
