@@ -211,6 +211,41 @@ nb_node nb_silu(nb_graph *g, nb_node x);
 nb_node nb_elu(nb_graph *g, nb_node x, nb_real alpha);
 nb_node nb_softplus(nb_graph *g, nb_node x, nb_real beta, nb_real threshold);
 
+/* Normalisation (PyTorch's BatchNorm1d/2d and LayerNorm).  Zero-initialise
+ * the options for the defaults, or pass NULL. */
+typedef struct nb_norm_opts {
+    double eps;        /* added to the variance; 0: 1e-5                         */
+    double momentum;   /* batch norm: weight of the new batch in the running
+                          statistics, in (0, 1]; 0: 0.1                          */
+    int no_affine;     /* non-zero: no weight and bias (y = x-hat)               */
+} nb_norm_opts;
+/* Batch normalisation of x [B, C] or [B, C, spatial...] (e.g. [B, C, H, W]):
+ * statistics per channel (dim 1) over all other dims, n = B*H*W values.
+ * Parameters "<name>.weight" (ones) and "<name>.bias" (zeros), each [C],
+ * unless no_affine; buffers "<name>.running_mean" (zeros), "<name>.running_var"
+ * (ones), each [C], and "<name>.num_batches_tracked" (a scalar count), as in
+ * PyTorch's state_dict (name NULL: "batch_norm<k>").
+ * Training mode: y = (x - mean) / sqrt(var + eps) * weight + bias with the
+ * batch mean and biased variance; every training forward also updates
+ *   running_mean = (1 - m) running_mean + m mean,
+ *   running_var  = (1 - m) running_var  + m var * n / (n - 1)   (unbiased)
+ * and adds 1 to num_batches_tracked, once per nb_forward.  n = 1 makes
+ * nb_forward fail (NB_ERR_ARG).  Eval mode: the running statistics are used
+ * and nothing is updated; the layer is then an affine map. */
+nb_node nb_batch_norm(nb_graph *g, nb_node x, const char *name, const nb_norm_opts *opts);
+/* Layer normalisation over the last normalized_ndim dims of x (not the
+ * batch dim), biased variance, the same in training and eval.  Parameters
+ * "<name>.weight" (ones) and "<name>.bias" (zeros) shaped like those dims,
+ * unless no_affine (name NULL: "layer_norm<k>"); momentum is not used. */
+nb_node nb_layer_norm(nb_graph *g, nb_node x, int normalized_ndim, const char *name,
+                      const nb_norm_opts *opts);
+
+/* Inverted dropout: in training mode y = x * mask / (1 - p), each mask
+ * element 1 with probability 1 - p, drawn from the graph's generator
+ * (nb_graph_rng) once per nb_forward; in eval mode, and for p = 0, y = x.
+ * p in [0, 1). */
+nb_node nb_dropout(nb_graph *g, nb_node x, nb_real p);
+
 /* Losses (each returns a scalar, averaged like PyTorch's 'mean' reduction). */
 /* Mean of (pred - target)^2 over all elements. */
 nb_node nb_mse_loss(nb_graph *g, nb_node pred, nb_node target);
@@ -244,10 +279,27 @@ int nb_param_tensor_count(const nb_graph *g);   /* number of parameter tensors  
 nb_node nb_param_tensor(const nb_graph *g, int i); /* i-th parameter node       */
 nb_real *nb_params(nb_graph *g);
 nb_real *nb_grads(nb_graph *g);
+/* Buffers: state that ops update and that is saved with the weights but not
+ * trained (batch norm's running statistics).  Each is a node with a name;
+ * read or write its values with nb_value.  Not in nb_params / nb_grads. */
+int nb_buffer_count(const nb_graph *g);
+nb_node nb_buffer_tensor(const nb_graph *g, int i); /* i-th buffer node */
 /* Change a parameter's initialiser (before nb_graph_init). */
 nb_status nb_param_set_init(nb_graph *g, nb_node p, nb_init init);
-/* Initialise every parameter from its initialiser, drawing from r. */
+/* Initialise every parameter from its initialiser, drawing from r; reset
+ * every buffer to its initial value; then seed the graph's generator with
+ * one more draw from r. */
 nb_status nb_graph_init(nb_graph *g, nb_rng *r);
+/* The generator of the random ops (dropout).  A new graph is seeded with 0;
+ * nb_graph_init and nb_graph_seed reseed it.  Its state is plain data, saved
+ * in checkpoints, and may be copied in and out. */
+nb_rng *nb_graph_rng(nb_graph *g);
+void nb_graph_seed(nb_graph *g, uint64_t seed);
+/* frozen non-zero: random ops reuse the numbers of their last forward (a
+ * dropout keeps its mask) instead of drawing new ones, e.g. to check
+ * gradients or to compare two forwards.  Where there is no earlier draw for
+ * the current batch size, one is made. */
+void nb_graph_freeze_random(nb_graph *g, int frozen);
 
 /* Execution. */
 /* Size activation memory for this batch size.  Memory is allocated only
@@ -277,7 +329,11 @@ void nb_graph_set_training(nb_graph *g, int training);
 /* Compare the gradient of scalar node loss with respect to every parameter
  * and every leaf marked with nb_requires_grad against central differences
  * with step eps.  Passes when |analytic - numeric| <= atol + rtol*|numeric|
- * everywhere.  Inputs must be set; parameters are restored afterwards. */
+ * everywhere.  Inputs must be set; parameters are restored afterwards.
+ * It runs forward many times in the current mode: random ops draw once, in
+ * the first forward, and are frozen for the rest (as nb_graph_freeze_random);
+ * afterwards the buffers (batch-norm statistics), the generator and the
+ * freeze flag are put back as they were, so a check disturbs no training. */
 typedef struct nb_gradcheck_report {
     size_t checked;          /* scalars compared                      */
     size_t failed;           /* scalars outside the tolerance         */
@@ -721,19 +777,22 @@ nb_status nb_st_write(const char *path, const nb_st_entry *tensors, int n,
 
 /* --------------------------------------------------------- graph weights */
 
-/* Save every parameter of g as an F32 tensor named after its node
- * (nb_node_name), with the given metadata (may be NULL / 0).  Atomic. */
+/* Save every parameter and every buffer of g as an F32 tensor named after
+ * its node (nb_node_name), with the given metadata (may be NULL / 0).  A
+ * counting buffer (num_batches_tracked) is saved as an I64 scalar, as in
+ * PyTorch's state_dict.  Atomic. */
 nb_status nb_save_weights(const nb_graph *g, const char *path, const nb_kv *meta,
                           int n_meta);
 
 /* Flags of nb_load_weights. */
-#define NB_LOAD_ALLOW_EXTRA 1  /* ignore tensors that are not parameters of the graph */
+#define NB_LOAD_ALLOW_EXTRA 1  /* ignore tensors that are not parameters or buffers */
 
-/* Load parameters by name: every parameter must be in the file with the same
- * shape, as F32 (F64, F16 and BF16 are converted; F64 values beyond the float
- * range are an error).  A tensor that is not a parameter is an error unless
- * flags has NB_LOAD_ALLOW_EXTRA.  The graph changes only if the whole file
- * validates. */
+/* Load parameters and buffers by name: every one must be in the file with the
+ * same shape, as F32 (F64, F16 and BF16 are converted; F64 values beyond the
+ * float range are an error); a counting buffer may also be I64 or I32
+ * (non-negative).  A tensor that is neither a parameter nor a buffer is an
+ * error unless flags has NB_LOAD_ALLOW_EXTRA.  The graph changes only if the
+ * whole file validates. */
 nb_status nb_load_weights(nb_graph *g, const char *path, int flags);
 
 /* ------------------------------------------------------------ checkpoints */
@@ -749,23 +808,25 @@ typedef struct nb_checkpoint {
     int n_meta;           /* with "nabla." or "optim."); read with nb_st_meta */
 } nb_checkpoint;
 
-/* Save parameters (F32 tensors under their node names, as nb_save_weights),
- * the optimiser's state (one tensor "__optim__.state"), its step count and
- * every config field, and ck, as a safetensors file.  opt may be NULL.
- * Atomic, like nb_st_write.  Metadata keys: "nabla.format" = "checkpoint",
- * "nabla.model", "nabla.epoch", "nabla.step", "nabla.seed", "nabla.rng"
- * (four 16-digit hex words), "optim.kind" ("none" without optimiser), "optim.*". */
+/* Save parameters and buffers (F32 tensors under their node names, as
+ * nb_save_weights), the optimiser's state (one tensor "__optim__.state"), its
+ * step count and every config field, the graph's generator (nb_graph_rng) and
+ * ck, as a safetensors file.  opt may be NULL.  Atomic, like nb_st_write.
+ * Metadata keys: "nabla.format" = "checkpoint", "nabla.model", "nabla.epoch",
+ * "nabla.step", "nabla.seed", "nabla.rng" and "nabla.graph_rng" (four 16-digit
+ * hex words each), "optim.kind" ("none" without optimiser), "optim.*". */
 nb_status nb_checkpoint_save(const char *path, const nb_graph *g, const nb_optim *opt,
                              const nb_checkpoint *ck);
 
 /* Restore a checkpoint into an existing graph and optimiser, bit-exactly.
- * Checked first, changing nothing on error: every parameter present with
- * its shape and no other tensor; if ck->model is non-NULL on entry, the
+ * Checked first, changing nothing on error: every parameter and buffer
+ * present with its shape and no other tensor; if ck->model is non-NULL on entry, the
  * saved model text must equal it; if opt is non-NULL, the checkpoint must
  * hold an optimiser of the same kind with equal config fields and state
- * size (opt NULL: the optimiser part is ignored).  Then fills params, the
- * optimiser (state and step count) and ck's epoch, step, seed and rng
- * (ck->model is left as it was). */
+ * size (opt NULL: the optimiser part is ignored).  Then fills params,
+ * buffers, the graph's generator (when the file has "nabla.graph_rng"; older
+ * checkpoints lack it), the optimiser (state and step count) and ck's epoch,
+ * step, seed and rng (ck->model is left as it was). */
 nb_status nb_checkpoint_load(const char *path, nb_graph *g, nb_optim *opt,
                              nb_checkpoint *ck);
 

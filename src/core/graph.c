@@ -22,6 +22,7 @@ nb_graph *nb_graph_new(void) {
         return NULL;
     }
     g->training = 1;
+    nb_rng_seed(&g->rng, 0); /* reproducible even without nb_graph_init */
     return g;
 }
 
@@ -32,6 +33,7 @@ void nb_graph_free(nb_graph *g) {
     free(g->params);
     free(g->grads);
     free(g->param_nodes);
+    free(g->buffer_nodes);
     free(g->arena);
     free(g->mark);
     free(g);
@@ -284,6 +286,43 @@ nb_node nb_constant(nb_graph *g, const char *name, int ndim, const int *dims,
     return h;
 }
 
+nb_node nb__buffer(nb_graph *g, const char *name, int ndim, const int *dims, nb_real fill,
+                   int is_counter) {
+    if (!nb__begin(g, "buffer", 0, NULL)) return NB_NONE;
+    if (!check_dims(g, "buffer", ndim, dims)) return NB_NONE;
+    if (!name || !name[0]) return nb__fail(g, NB_ERR_ARG, "buffer: a buffer needs a name");
+    if (name_taken(g, name))
+        return nb__fail(g, NB_ERR_ARG, "buffer: name '%s' already used", name);
+    if (g->n_buffer_nodes == g->cap_buffer_nodes) {
+        int cap = g->cap_buffer_nodes ? 2 * g->cap_buffer_nodes : 8;
+        int *bn = realloc(g->buffer_nodes, (size_t)cap * sizeof *bn);
+        if (!bn) return nb__fail(g, NB_ERR_NOMEM, "buffer: out of memory");
+        g->buffer_nodes = bn;
+        g->cap_buffer_nodes = cap;
+    }
+    size_t numel = 1;
+    for (int d = 0; d < ndim; d++) numel *= (size_t)dims[d];
+    nb_real *data = malloc(numel * sizeof *data);
+    if (!data) return nb__fail(g, NB_ERR_NOMEM, "buffer: out of memory");
+    for (size_t k = 0; k < numel; k++) data[k] = fill;
+    nb_node h = new_node(g, "buffer");
+    if (h == NB_NONE) {
+        free(data);
+        return NB_NONE;
+    }
+    nb_node_t *n = &g->nodes[h];
+    n->leaf = NB_LEAF_BUFFER;
+    n->ndim = ndim;
+    if (ndim) memcpy(n->dims, dims, (size_t)ndim * sizeof *dims);
+    n->const_data = data;
+    n->val = data;
+    n->init = (nb_init){.kind = NB_INIT_CONSTANT, .a = (double)fill};
+    n->is_counter = is_counter != 0;
+    set_name(n, name);
+    g->buffer_nodes[g->n_buffer_nodes++] = h;
+    return h;
+}
+
 /* ------------------------------------------------------------ inspection */
 
 static int valid(const nb_graph *g, nb_node n, const char *fn) {
@@ -312,6 +351,7 @@ const char *nb_node_op(const nb_graph *g, nb_node n) {
     case NB_LEAF_INPUT: return "input";
     case NB_LEAF_PARAM: return "param";
     case NB_LEAF_CONST: return "constant";
+    case NB_LEAF_BUFFER: return "buffer";
     case NB_LEAF_NONE: break;
     }
     return t->op->name;
@@ -357,6 +397,16 @@ nb_node nb_param_tensor(const nb_graph *g, int i) {
     return g->param_nodes[i];
 }
 
+int nb_buffer_count(const nb_graph *g) { return g ? g->n_buffer_nodes : 0; }
+
+nb_node nb_buffer_tensor(const nb_graph *g, int i) {
+    if (!g || i < 0 || i >= g->n_buffer_nodes) {
+        nb_err(NB_ERR_ARG, "nb_buffer_tensor: index %d out of range", i);
+        return NB_NONE;
+    }
+    return g->buffer_nodes[i];
+}
+
 nb_real *nb_params(nb_graph *g) { return g ? g->params : NULL; }
 nb_real *nb_grads(nb_graph *g) { return g ? g->grads : NULL; }
 
@@ -382,6 +432,13 @@ nb_status nb_graph_init(nb_graph *g, nb_rng *r) {
         if (s != NB_OK) return nb_err(s, "nb_graph_init: parameter '%s': %s", n->name,
                                       nb_last_error());
     }
+    /* a fresh model also starts with fresh statistics */
+    for (int k = 0; k < g->n_buffer_nodes; k++) {
+        nb_node_t *n = &g->nodes[g->buffer_nodes[k]];
+        for (size_t j = 0, len = nb__numel(n); j < len; j++) n->val[j] = (nb_real)n->init.a;
+    }
+    /* one more draw seeds the generator of the random ops */
+    nb_rng_seed(&g->rng, nb_rng_u64(r));
     return NB_OK;
 }
 
@@ -395,7 +452,8 @@ static nb_status plan(nb_graph *g) {
     for (int i = 0; i < g->n_nodes; i++) {
         nb_node_t *n = &g->nodes[i];
         if (n->batched) n->dims[0] = g->batch;
-        if (n->leaf == NB_LEAF_PARAM || n->leaf == NB_LEAF_CONST) continue;
+        if (n->leaf == NB_LEAF_PARAM || n->leaf == NB_LEAF_CONST || n->leaf == NB_LEAF_BUFFER)
+            continue;
         n->val_off = off;
         off += nb__numel(n);
     }
@@ -422,11 +480,13 @@ static nb_status plan(nb_graph *g) {
     for (int i = 0; i < g->n_nodes; i++) {
         nb_node_t *n = &g->nodes[i];
         if (n->leaf == NB_LEAF_PARAM) continue;
-        if (n->leaf != NB_LEAF_CONST) n->val = g->arena + n->val_off;
+        if (n->leaf != NB_LEAF_CONST && n->leaf != NB_LEAF_BUFFER)
+            n->val = g->arena + n->val_off;
         n->grad = n->requires_grad ? g->arena + n->grad_off : NULL;
         n->scratch = n->scratch_len ? g->arena + n->scratch_off : NULL;
     }
     g->planned = 1;
+    g->plan_id++;
     g->forwarded = 0;
     return NB_OK;
 }
@@ -448,6 +508,16 @@ void nb_graph_set_training(nb_graph *g, int training) {
     if (g) g->training = training != 0;
 }
 
+nb_rng *nb_graph_rng(nb_graph *g) { return g ? &g->rng : NULL; }
+
+void nb_graph_seed(nb_graph *g, uint64_t seed) {
+    if (g) nb_rng_seed(&g->rng, seed);
+}
+
+void nb_graph_freeze_random(nb_graph *g, int frozen) {
+    if (g) g->freeze_random = frozen != 0;
+}
+
 nb_status nb_set_input(nb_graph *g, nb_node input, const nb_real *data, int batch) {
     if (!valid(g, input, "nb_set_input")) return NB_ERR_ARG;
     nb_node_t *n = &g->nodes[input];
@@ -463,7 +533,8 @@ nb_status nb_set_input(nb_graph *g, nb_node input, const nb_real *data, int batc
 nb_real *nb_value(nb_graph *g, nb_node n) {
     if (!valid(g, n, "nb_value")) return NULL;
     nb_node_t *t = &g->nodes[n];
-    if (t->leaf != NB_LEAF_PARAM && t->leaf != NB_LEAF_CONST && !g->planned) {
+    if (t->leaf != NB_LEAF_PARAM && t->leaf != NB_LEAF_CONST && t->leaf != NB_LEAF_BUFFER &&
+        !g->planned) {
         nb_err(NB_ERR_STATE, "nb_value: no batch size set yet (nb_graph_set_batch)");
         return NULL;
     }
@@ -480,10 +551,10 @@ nb_real *nb_grad(nb_graph *g, nb_node n) {
 nb_status nb_requires_grad(nb_graph *g, nb_node n, int on) {
     if (!valid(g, n, "nb_requires_grad")) return NB_ERR_ARG;
     nb_node_t *t = &g->nodes[n];
-    if (t->leaf == NB_LEAF_NONE || t->leaf == NB_LEAF_PARAM)
+    if (t->leaf == NB_LEAF_NONE || t->leaf == NB_LEAF_PARAM || t->leaf == NB_LEAF_BUFFER)
         return nb_err(NB_ERR_ARG, "nb_requires_grad: '%s' is not an input or constant "
-                      "(parameters always have gradients; ops follow their inputs)",
-                      t->name);
+                      "(parameters always have gradients; ops follow their inputs; "
+                      "buffers are state, not differentiable)", t->name);
     if ((t->requires_grad != 0) == (on != 0)) return NB_OK;
     t->requires_grad = on != 0;
     /* Propagate to every later node; creation order is topological. */
@@ -591,21 +662,56 @@ static nb_status loss_value(nb_graph *g, nb_node loss, double *out) {
     return s;
 }
 
+/* What a forward may change besides activations: the buffers (batch-norm
+ * running statistics), the random generator and the freeze flag.  Gradient
+ * checks run forward many times; they put all of it back afterwards. */
+typedef struct side_state {
+    nb_real *buffers;
+    nb_rng rng;
+    int freeze_random;
+} side_state;
+
+static nb_status side_save(const nb_graph *g, side_state *st) {
+    size_t total = 0;
+    for (int k = 0; k < g->n_buffer_nodes; k++) total += nb__numel(&g->nodes[g->buffer_nodes[k]]);
+    st->buffers = malloc((total ? total : 1) * sizeof *st->buffers);
+    if (!st->buffers) return nb_err(NB_ERR_NOMEM, "nb_gradcheck: out of memory");
+    size_t off = 0;
+    for (int k = 0; k < g->n_buffer_nodes; k++) {
+        const nb_node_t *n = &g->nodes[g->buffer_nodes[k]];
+        memcpy(st->buffers + off, n->val, nb__numel(n) * sizeof *n->val);
+        off += nb__numel(n);
+    }
+    st->rng = g->rng;
+    st->freeze_random = g->freeze_random;
+    return NB_OK;
+}
+
+static void side_restore(nb_graph *g, side_state *st) {
+    size_t off = 0;
+    for (int k = 0; k < g->n_buffer_nodes; k++) {
+        nb_node_t *n = &g->nodes[g->buffer_nodes[k]];
+        memcpy(n->val, st->buffers + off, nb__numel(n) * sizeof *n->val);
+        off += nb__numel(n);
+    }
+    g->rng = st->rng;
+    g->freeze_random = st->freeze_random;
+    free(st->buffers);
+}
+
 /* Scalars of a leaf to compare: all of them, or max evenly spaced ones. */
 static size_t sample_count(size_t numel, size_t max) { return max && max < numel ? max : numel; }
 static size_t sample_index(size_t k, size_t numel, size_t count) {
     return count == numel ? k : (size_t)((double)k * (double)numel / (double)count);
 }
 
-nb_status nb_gradcheck_sampled(nb_graph *g, nb_node loss, double eps, double atol, double rtol,
-                               size_t max_per_tensor, nb_gradcheck_report *rep) {
-    if (!valid(g, loss, "nb_gradcheck")) return NB_ERR_ARG;
-    if (!rep) return nb_err(NB_ERR_ARG, "nb_gradcheck: report is NULL");
-    if (!(eps > 0)) return nb_err(NB_ERR_ARG, "nb_gradcheck: eps must be positive");
-    memset(rep, 0, sizeof *rep);
-    rep->worst_node = NB_NONE;
+/* The check proper.  The first forward may draw random numbers (dropout
+ * masks); every later one reuses them, so all differences see one function. */
+static nb_status gradcheck_run(nb_graph *g, nb_node loss, double eps, double atol,
+                               double rtol, size_t max_per_tensor, nb_gradcheck_report *rep) {
     nb_status s = nb_forward(g, loss);
     if (s != NB_OK) return s;
+    g->freeze_random = 1;
     nb_zero_grad(g);
     s = nb_backward(g, loss);
     if (s != NB_OK) return s;
@@ -661,6 +767,21 @@ nb_status nb_gradcheck_sampled(nb_graph *g, nb_node loss, double eps, double ato
     }
     free(analytic);
     if (s == NB_OK) s = nb_forward(g, loss); /* leave values consistent */
+    return s;
+}
+
+nb_status nb_gradcheck_sampled(nb_graph *g, nb_node loss, double eps, double atol, double rtol,
+                               size_t max_per_tensor, nb_gradcheck_report *rep) {
+    if (!valid(g, loss, "nb_gradcheck")) return NB_ERR_ARG;
+    if (!rep) return nb_err(NB_ERR_ARG, "nb_gradcheck: report is NULL");
+    if (!(eps > 0)) return nb_err(NB_ERR_ARG, "nb_gradcheck: eps must be positive");
+    memset(rep, 0, sizeof *rep);
+    rep->worst_node = NB_NONE;
+    side_state side = {0};
+    nb_status s = side_save(g, &side);
+    if (s != NB_OK) return s;
+    s = gradcheck_run(g, loss, eps, atol, rtol, max_per_tensor, rep);
+    side_restore(g, &side);
     return s;
 }
 

@@ -75,7 +75,11 @@ typedef enum nb_leaf_kind {
     NB_LEAF_NONE = 0, /* an op node */
     NB_LEAF_INPUT,
     NB_LEAF_PARAM,
-    NB_LEAF_CONST
+    NB_LEAF_CONST,
+    /* state that ops update but training does not (batch-norm running
+     * statistics): persistent and named like a parameter, saved with the
+     * weights, but not in nb_params/nb_grads and never differentiated */
+    NB_LEAF_BUFFER
 } nb_leaf_kind;
 
 struct nb_node_t {
@@ -95,10 +99,13 @@ struct nb_node_t {
     size_t val_off, grad_off, scratch_off;
     size_t scratch_len;
     nb_real *val, *grad, *scratch;
-    /* params */
+    /* params; buffers: CONSTANT with their initial value */
     nb_init init;
-    /* constants: owned copy of the values */
+    /* constants and buffers: owned copy of the values */
     nb_real *const_data;
+    /* buffers: holds a whole-number count (saved as I64, like PyTorch's
+     * num_batches_tracked) */
+    int is_counter;
 };
 
 struct nb_graph {
@@ -113,6 +120,13 @@ struct nb_graph {
     size_t n_params, cap_params;
     int *param_nodes;
     int n_param_nodes, cap_param_nodes;
+    /* buffers, in creation order */
+    int *buffer_nodes;
+    int n_buffer_nodes, cap_buffer_nodes;
+    /* randomness of ops (dropout): seeded by nb_graph_init or nb_graph_seed */
+    nb_rng rng;
+    int freeze_random;         /* random ops reuse their last draw        */
+    unsigned plan_id;          /* changes whenever the arena is laid out  */
     /* activations, their gradients and op scratch */
     nb_real *arena;
     size_t arena_len, arena_cap;
@@ -171,6 +185,11 @@ void nb__run_fail(nb_graph *g, nb_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+/* A buffer leaf called name (required), filled with fill now and again by
+ * nb_graph_init.  is_counter: a whole-number count saved as I64. */
+nb_node nb__buffer(nb_graph *g, const char *name, int ndim, const int *dims, nb_real fill,
+                   int is_counter);
 
 /* Unique generated name "<prefix><k>" into buf. */
 void nb__auto_name(nb_graph *g, const char *prefix, char *buf, size_t size);

@@ -1,13 +1,15 @@
 /* Checkpoints: everything needed to resume training bit-exactly, in one
  * safetensors file.
  *
- *   tensors      every parameter under its node name (so the file is also a
- *                weights file PyTorch can read), in the library's own float
- *                type (F32; F64 in the double test build), raw bits;
+ *   tensors      every parameter and buffer under its node name (so the file
+ *                is also a weights file PyTorch can read), in the library's
+ *                own float type (F32; F64 in the double test build), raw
+ *                bits, counting buffers as I64;
  *                "__optim__.state": the optimiser's flat state array.
  *   __metadata__ nabla.format = "checkpoint", nabla.version = "1",
  *                nabla.real, nabla.epoch, nabla.step, nabla.seed,
- *                nabla.rng (four 16-digit hex words), nabla.model (if any);
+ *                nabla.rng and nabla.graph_rng (the generator of dropout)
+ *                (four 16-digit hex words each), nabla.model (if any);
  *                optim.kind ("none" without optimiser), optim.steps and one
  *                optim.<field> per config field (doubles with 17 significant
  *                digits, which read back to the same bits).
@@ -61,7 +63,7 @@ static double field_value(const nb_optim_config *c, size_t k) {
 /* ------------------------------------------------------------ save */
 
 /* Metadata strings live in one fixed table of small buffers. */
-enum { MAX_META = 32, META_LEN = 80 };
+enum { MAX_META = 40, META_LEN = 80 };
 
 nb_status nb_checkpoint_save(const char *path, const nb_graph *g, const nb_optim *opt,
                              const nb_checkpoint *ck) {
@@ -70,11 +72,13 @@ nb_status nb_checkpoint_save(const char *path, const nb_graph *g, const nb_optim
                       !path ? "path" : !g ? "graph" : "checkpoint info");
     if (g->status != NB_OK)
         return nb_err(NB_ERR_STATE, "%s: the graph has a build error; not saving", path);
-    for (int i = 0; i < g->n_param_nodes; i++) {
-        const char *name = g->nodes[g->param_nodes[i]].name;
+    for (int i = 0; i < g->n_param_nodes + g->n_buffer_nodes; i++) {
+        int buffer = i >= g->n_param_nodes;
+        const char *name = g->nodes[buffer ? g->buffer_nodes[i - g->n_param_nodes]
+                                           : g->param_nodes[i]].name;
         if (strncmp(name, RESERVED, strlen(RESERVED)) == 0)
-            return nb_err(NB_ERR_ARG, "%s: parameter name '%s' is reserved for the optimiser",
-                          path, name);
+            return nb_err(NB_ERR_ARG, "%s: %s name '%s' is reserved for the optimiser",
+                          path, buffer ? "buffer" : "parameter", name);
     }
     char val[MAX_META][META_LEN];
     nb_kv meta[MAX_META];
@@ -89,6 +93,9 @@ nb_status nb_checkpoint_save(const char *path, const nb_graph *g, const nb_optim
     META("nabla.rng", "%016llx %016llx %016llx %016llx", (unsigned long long)ck->rng.s[0],
          (unsigned long long)ck->rng.s[1], (unsigned long long)ck->rng.s[2],
          (unsigned long long)ck->rng.s[3]);
+    META("nabla.graph_rng", "%016llx %016llx %016llx %016llx",
+         (unsigned long long)g->rng.s[0], (unsigned long long)g->rng.s[1],
+         (unsigned long long)g->rng.s[2], (unsigned long long)g->rng.s[3]);
     if (ck->model) meta[m++] = (nb_kv){"nabla.model", ck->model};
     const nb_optim_config *cfg = opt ? nb_optim_get_config(opt) : NULL;
     META("optim.kind", "%s", cfg ? nb_optim_name(cfg->kind) : "none");
@@ -112,9 +119,9 @@ nb_status nb_checkpoint_save(const char *path, const nb_graph *g, const nb_optim
 
     nb_st_entry *params;
     unsigned char *bytes;
-    nb_status s = nb__param_entries(g, REAL_DTYPE, &params, &bytes);
+    int n;
+    nb_status s = nb__state_entries(g, REAL_DTYPE, &params, &bytes, &n);
     if (s != NB_OK) return nb_err(s, "%s: %s", path, nb_last_error());
-    int n = g->n_param_nodes;
     nb_st_entry *all = malloc((size_t)(n + 1) * sizeof *all);
     unsigned char *state_bytes = NULL;
     int state_dim = 0;
@@ -201,10 +208,13 @@ static nb_status meta_u64(const nb_safetensors *st, const char *path, const char
     return NB_OK;
 }
 
-static nb_status meta_rng(const nb_safetensors *st, const char *path, nb_rng *out) {
-    const char *v;
-    nb_status s = need_meta(st, path, "nabla.rng", &v);
-    if (s != NB_OK) return s;
+/* Generator state stored under key; a missing key is an error unless
+ * optional (then *found = 0). */
+static nb_status meta_rng(const nb_safetensors *st, const char *path, const char *key,
+                          int optional, nb_rng *out, int *found) {
+    const char *v = nb_st_meta(st, key);
+    *found = v != NULL;
+    if (!v) return optional ? NB_OK : need_meta(st, path, key, &v);
     if (strlen(v) != 4 * 16 + 3) goto bad;
     for (int w = 0; w < 4; w++) {
         uint64_t x = 0;
@@ -219,7 +229,7 @@ static nb_status meta_rng(const nb_safetensors *st, const char *path, nb_rng *ou
     }
     return NB_OK;
 bad:
-    return bad_meta(path, "nabla.rng", v, "four 16-digit lowercase hex words");
+    return bad_meta(path, key, v, "four 16-digit lowercase hex words");
 }
 
 /* Line number (1-based) where two texts first differ. */
@@ -307,11 +317,12 @@ nb_status nb_checkpoint_load(const char *path, nb_graph *g, nb_optim *opt, nb_ch
     nb_safetensors *st;
     nb_status s = nb_st_open(path, &st);
     if (s != NB_OK) return s;
-    nb_real *params = NULL, *state = NULL;
+    nb_real *params = NULL, *buffers = NULL, *state = NULL;
     long long epoch = 0, step = 0;
     long optim_steps = 0;
     uint64_t seed = 0;
-    nb_rng rng = {{0, 0, 0, 0}};
+    nb_rng rng = {{0, 0, 0, 0}}, graph_rng = {{0, 0, 0, 0}};
+    int have_rng, have_graph_rng;
     const char *v;
     if ((s = need_meta(st, path, "nabla.format", &v)) != NB_OK) {
         s = nb_err(NB_ERR_FORMAT, "%s: not a nabla checkpoint (no 'nabla.format' metadata)",
@@ -342,7 +353,8 @@ nb_status nb_checkpoint_load(const char *path, nb_graph *g, nb_optim *opt, nb_ch
     if ((s = meta_int(st, path, "nabla.epoch", INT_MIN, INT_MAX, &epoch)) != NB_OK ||
         (s = meta_int(st, path, "nabla.step", LONG_MIN, LONG_MAX, &step)) != NB_OK ||
         (s = meta_u64(st, path, "nabla.seed", &seed)) != NB_OK ||
-        (s = meta_rng(st, path, &rng)) != NB_OK)
+        (s = meta_rng(st, path, "nabla.rng", 0, &rng, &have_rng)) != NB_OK ||
+        (s = meta_rng(st, path, "nabla.graph_rng", 1, &graph_rng, &have_graph_rng)) != NB_OK)
         goto done;
     for (int i = 0; i < nb_st_count(st); i++) {
         nb_st_tensor t;
@@ -354,11 +366,13 @@ nb_status nb_checkpoint_load(const char *path, nb_graph *g, nb_optim *opt, nb_ch
             goto done;
         }
     }
-    if ((s = nb__stage_params(st, path, g, 0, RESERVED, &params)) != NB_OK) goto done;
+    if ((s = nb__stage_params(st, path, g, 0, RESERVED, &params, &buffers)) != NB_OK)
+        goto done;
     if ((s = check_optim(st, path, opt, &optim_steps, &state)) != NB_OK) goto done;
 
     /* everything checked: apply */
-    if (g->n_params) memcpy(g->params, params, g->n_params * sizeof *params);
+    nb__apply_staged(g, params, buffers);
+    if (have_graph_rng) g->rng = graph_rng;
     if (opt && state) {
         size_t len;
         nb_real *dst = nb_optim_state(opt, &len);
@@ -371,6 +385,7 @@ nb_status nb_checkpoint_load(const char *path, nb_graph *g, nb_optim *opt, nb_ch
     ck->rng = rng;
 done:
     free(params);
+    free(buffers);
     free(state);
     nb_st_free(st);
     return s;

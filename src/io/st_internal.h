@@ -10,19 +10,25 @@
 nb_status nb__st_serialize(const nb_st_entry *tensors, int n, const nb_kv *meta, int n_meta,
                            unsigned char **out, size_t *out_len);
 
-/* Parameters of g as tensors of dtype (NB_ST_F32 or NB_ST_F64) named after
- * their nodes.  *entries (n = nb_param_tensor_count(g)) and *bytes, which
- * holds their little-endian data, are malloc'ed; free both. */
-nb_status nb__param_entries(const nb_graph *g, nb_st_dtype dtype, nb_st_entry **entries,
-                            unsigned char **bytes);
+/* Parameters and then buffers of g as tensors of dtype (NB_ST_F32 or
+ * NB_ST_F64; counting buffers I64) named after their nodes.  *entries
+ * (*count of them) and *bytes, which holds their little-endian data, are
+ * malloc'ed; free both. */
+nb_status nb__state_entries(const nb_graph *g, nb_st_dtype dtype, nb_st_entry **entries,
+                            unsigned char **bytes, int *count);
 
-/* Check that st holds every parameter of g with its shape and a float dtype,
- * and convert the values into a new malloc'ed array laid out like
- * nb_params(g).  A tensor that is not a parameter is an error unless
- * allow_extra, or its name starts with reserved_prefix (may be NULL).
- * what names the file kind in messages ("weights", "checkpoint"). */
+/* Check that st holds every parameter and buffer of g with its shape and a
+ * float dtype (counting buffers may be I64/I32), and convert the values into
+ * new malloc'ed arrays: *staged laid out like nb_params(g), *staged_buffers
+ * the buffers one after another in nb_buffer_tensor order.  A tensor that is
+ * neither is an error unless allow_extra, or its name starts with
+ * reserved_prefix (may be NULL).  label names the file in messages. */
 nb_status nb__stage_params(const nb_safetensors *st, const char *label, const nb_graph *g,
-                           int allow_extra, const char *reserved_prefix, nb_real **staged);
+                           int allow_extra, const char *reserved_prefix, nb_real **staged,
+                           nb_real **staged_buffers);
+
+/* Copy what nb__stage_params staged into g's parameters and buffers. */
+void nb__apply_staged(nb_graph *g, const nb_real *params, const nb_real *buffers);
 
 /* Little-endian float element k of a tensor of dtype F32/F64/F16/BF16,
  * converted to nb_real.  *ok = 0 if a finite value overflows nb_real. */

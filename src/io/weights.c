@@ -1,6 +1,7 @@
-/* Graph weights as safetensors: every parameter under its node name, so a
- * graph built with PyTorch's state_dict names ("0.weight", ...) exchanges
- * weights with PyTorch directly.  Loading checks the whole file against the
+/* Graph weights as safetensors: every parameter and buffer under its node
+ * name, so a graph built with PyTorch's state_dict names ("0.weight",
+ * "1.running_mean", ...) exchanges weights with PyTorch directly.  Counting
+ * buffers (num_batches_tracked) are I64 scalars, as PyTorch stores them.  Loading checks the whole file against the
  * graph into a staging copy first: the graph changes only when everything
  * fits. */
 #include "st_internal.h"
@@ -72,28 +73,65 @@ void nb__st_put_real(unsigned char *p, nb_st_dtype dtype, nb_real v) {
 
 /* ------------------------------------------------------------ save */
 
-nb_status nb__param_entries(const nb_graph *g, nb_st_dtype dtype, nb_st_entry **entries,
-                            unsigned char **bytes) {
+static void put_i64(unsigned char *p, int64_t v) {
+    uint64_t u = (uint64_t)v;
+    for (int b = 0; b < 8; b++) p[b] = (unsigned char)(u >> (8 * b));
+}
+
+/* A count as an integer; values set by hand that are no count (negative,
+ * NaN, huge) are clamped rather than overflowing the conversion. */
+static int64_t counter_value(nb_real v) {
+    if (!(v > 0)) return 0;
+    if ((double)v >= 9223372036854775807.0) return INT64_MAX;
+    return (int64_t)v;
+}
+
+nb_status nb__state_entries(const nb_graph *g, nb_st_dtype dtype, nb_st_entry **entries,
+                            unsigned char **bytes, int *count) {
     *entries = NULL;
     *bytes = NULL;
+    *count = 0;
     size_t esize = dtype == NB_ST_F64 ? 8 : 4;
-    int n = g->n_param_nodes;
+    int n = g->n_param_nodes + g->n_buffer_nodes;
+    size_t nbytes = g->n_params * esize;
+    for (int i = 0; i < g->n_buffer_nodes; i++) {
+        const nb_node_t *t = &g->nodes[g->buffer_nodes[i]];
+        nbytes += nb__numel(t) * (t->is_counter ? 8 : esize);
+    }
     nb_st_entry *e = malloc((n ? (size_t)n : 1) * sizeof *e);
-    unsigned char *b = malloc(g->n_params ? g->n_params * esize : 1);
+    unsigned char *b = malloc(nbytes ? nbytes : 1);
     if (!e || !b) {
         free(e);
         free(b);
         return nb_err(NB_ERR_NOMEM, "out of memory for %zu parameters", g->n_params);
     }
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < g->n_param_nodes; i++) {
         const nb_node_t *p = &g->nodes[g->param_nodes[i]];
         size_t numel = nb__numel(p);
         for (size_t k = 0; k < numel; k++)
             nb__st_put_real(b + (p->val_off + k) * esize, dtype, g->params[p->val_off + k]);
         e[i] = (nb_st_entry){p->name, dtype, p->ndim, p->dims, b + p->val_off * esize};
     }
+    /* buffers follow the parameters in the byte array */
+    unsigned char *at = b + g->n_params * esize;
+    for (int i = 0; i < g->n_buffer_nodes; i++) {
+        const nb_node_t *t = &g->nodes[g->buffer_nodes[i]];
+        size_t numel = nb__numel(t);
+        nb_st_dtype dt = t->is_counter ? NB_ST_I64 : dtype;
+        e[g->n_param_nodes + i] = (nb_st_entry){t->name, dt, t->ndim, t->dims, at};
+        for (size_t k = 0; k < numel; k++) {
+            if (t->is_counter) {
+                put_i64(at, counter_value(t->val[k]));
+                at += 8;
+            } else {
+                nb__st_put_real(at, dtype, t->val[k]);
+                at += esize;
+            }
+        }
+    }
     *entries = e;
     *bytes = b;
+    *count = n;
     return NB_OK;
 }
 
@@ -104,9 +142,10 @@ nb_status nb_save_weights(const nb_graph *g, const char *path, const nb_kv *meta
         return nb_err(NB_ERR_STATE, "%s: the graph has a build error; not saving", path);
     nb_st_entry *e;
     unsigned char *b;
-    nb_status s = nb__param_entries(g, NB_ST_F32, &e, &b);
+    int n;
+    nb_status s = nb__state_entries(g, NB_ST_F32, &e, &b, &n);
     if (s != NB_OK) return nb_err(s, "%s: %s", path, nb_last_error());
-    s = nb_st_write(path, e, g->n_param_nodes, meta, n_meta);
+    s = nb_st_write(path, e, n, meta, n_meta);
     free(e);
     free(b);
     return s;
@@ -114,65 +153,116 @@ nb_status nb_save_weights(const nb_graph *g, const char *path, const nb_kv *meta
 
 /* ------------------------------------------------------------ load */
 
-nb_status nb__stage_params(const nb_safetensors *st, const char *label, const nb_graph *g,
-                           int allow_extra, const char *reserved_prefix, nb_real **staged) {
-    *staged = NULL;
+/* Element k of an integer tensor (I64, I32) as a count; *ok = 0 if negative. */
+static nb_real get_count(const nb_st_tensor *t, size_t k, int *ok) {
+    const unsigned char *p = t->data;
+    int64_t v;
+    if (t->dtype == NB_ST_I64) v = (int64_t)get_u64(p + 8 * k);
+    else v = (int32_t)get_u32(p + 4 * k);
+    *ok = v >= 0;
+    return (nb_real)v;
+}
+
+static int is_float_dtype(nb_st_dtype t) {
+    return t == NB_ST_F32 || t == NB_ST_F64 || t == NB_ST_F16 || t == NB_ST_BF16;
+}
+
+/* Check tensor `name` of st against node p and convert its values into
+ * dst[0 .. numel).  kind names p in messages ("parameter", "buffer"). */
+static nb_status stage_one(const nb_safetensors *st, const char *label, const nb_node_t *p,
+                           const char *kind, nb_real *dst) {
     char nm[100], want[128], got[128];
-    /* every tensor must be a parameter (or allowed) */
+    nb_shape_str(want, sizeof want, p->ndim, p->dims);
+    int i = nb_st_find(st, p->name);
+    if (i < 0)
+        return nb_err(NB_ERR_FORMAT, "%s: %s '%s' %s is missing from the file", label, kind,
+                      nb__st_show(nm, p->name), want);
+    nb_st_tensor t;
+    nb_st_tensor_at(st, i, &t);
+    if (t.ndim != p->ndim || memcmp(t.dims, p->dims, sizeof(int) * (size_t)p->ndim) != 0)
+        return nb_err(NB_ERR_SHAPE, "%s: tensor '%s' has shape %s but the graph's %s is %s",
+                      label, nb__st_show(nm, p->name),
+                      nb_shape_str(got, sizeof got, t.ndim, t.dims), kind, want);
+    int counter = p->leaf == NB_LEAF_BUFFER && p->is_counter;
+    int integer = t.dtype == NB_ST_I64 || t.dtype == NB_ST_I32;
+    if (!is_float_dtype(t.dtype) && !(counter && integer))
+        return nb_err(NB_ERR_FORMAT, "%s: tensor '%s' has dtype %s; %ss need F32 (F64, F16 and "
+                      "BF16 are converted%s)", label, nb__st_show(nm, p->name),
+                      nb_st_dtype_name(t.dtype), kind,
+                      counter ? "; this count may also be I64 or I32" : "");
+    for (size_t e = 0; e < t.numel; e++) {
+        int ok;
+        dst[e] = integer ? get_count(&t, e, &ok) : nb__st_get_real(&t, e, &ok);
+        if (!ok)
+            return nb_err(NB_ERR_NUMERIC, "%s: tensor '%s' element %zu %s", label,
+                          nb__st_show(nm, p->name), e,
+                          integer ? "is a negative count" : "does not fit in the parameter type");
+    }
+    return NB_OK;
+}
+
+static size_t buffer_values(const nb_graph *g) {
+    size_t total = 0;
+    for (int k = 0; k < g->n_buffer_nodes; k++) total += nb__numel(&g->nodes[g->buffer_nodes[k]]);
+    return total;
+}
+
+nb_status nb__stage_params(const nb_safetensors *st, const char *label, const nb_graph *g,
+                           int allow_extra, const char *reserved_prefix, nb_real **staged,
+                           nb_real **staged_buffers) {
+    *staged = NULL;
+    *staged_buffers = NULL;
+    char nm[100];
+    /* every tensor must be a parameter or a buffer (or allowed) */
     for (int i = 0; i < nb_st_count(st) && !allow_extra; i++) {
         nb_st_tensor t;
         nb_st_tensor_at(st, i, &t);
         if (reserved_prefix && strncmp(t.name, reserved_prefix, strlen(reserved_prefix)) == 0)
             continue;
         nb_node h = nb_find(g, t.name);
-        if (h == NB_NONE || g->nodes[h].leaf != NB_LEAF_PARAM)
-            return nb_err(NB_ERR_FORMAT, "%s: tensor '%s' is not a parameter of the graph%s",
-                          label, nb__st_show(nm, t.name),
+        if (h == NB_NONE ||
+            (g->nodes[h].leaf != NB_LEAF_PARAM && g->nodes[h].leaf != NB_LEAF_BUFFER))
+            return nb_err(NB_ERR_FORMAT, "%s: tensor '%s' is not a parameter or buffer of the "
+                          "graph%s", label, nb__st_show(nm, t.name),
                           reserved_prefix ? "" : " (NB_LOAD_ALLOW_EXTRA ignores such tensors)");
     }
+    size_t nbuf = buffer_values(g);
     nb_real *vals = malloc(g->n_params ? g->n_params * sizeof *vals : 1);
-    if (!vals) return nb_err(NB_ERR_NOMEM, "%s: out of memory", label);
-    for (int k = 0; k < g->n_param_nodes; k++) {
-        const nb_node_t *p = &g->nodes[g->param_nodes[k]];
-        nb_shape_str(want, sizeof want, p->ndim, p->dims);
-        int i = nb_st_find(st, p->name);
-        nb_status s = NB_OK;
-        nb_st_tensor t;
-        if (i < 0) {
-            s = nb_err(NB_ERR_FORMAT, "%s: parameter '%s' %s is missing from the file", label,
-                       nb__st_show(nm, p->name), want);
-            goto fail;
-        }
-        nb_st_tensor_at(st, i, &t);
-        if (t.ndim != p->ndim || memcmp(t.dims, p->dims, sizeof(int) * (size_t)p->ndim) != 0) {
-            s = nb_err(NB_ERR_SHAPE, "%s: tensor '%s' has shape %s but the graph's parameter "
-                       "is %s", label, nb__st_show(nm, p->name),
-                       nb_shape_str(got, sizeof got, t.ndim, t.dims), want);
-            goto fail;
-        }
-        if (t.dtype != NB_ST_F32 && t.dtype != NB_ST_F64 && t.dtype != NB_ST_F16 &&
-            t.dtype != NB_ST_BF16) {
-            s = nb_err(NB_ERR_FORMAT, "%s: tensor '%s' has dtype %s; parameters need F32 (F64, "
-                       "F16 and BF16 are converted)", label, nb__st_show(nm, p->name),
-                       nb_st_dtype_name(t.dtype));
-            goto fail;
-        }
-        for (size_t e = 0; e < t.numel; e++) {
-            int ok;
-            vals[p->val_off + e] = nb__st_get_real(&t, e, &ok);
-            if (!ok) {
-                s = nb_err(NB_ERR_NUMERIC, "%s: tensor '%s' element %zu does not fit in the "
-                           "parameter type", label, nb__st_show(nm, p->name), e);
-                goto fail;
-            }
-        }
-        continue;
-    fail:
+    nb_real *bvals = malloc(nbuf ? nbuf * sizeof *bvals : 1);
+    if (!vals || !bvals) {
         free(vals);
+        free(bvals);
+        return nb_err(NB_ERR_NOMEM, "%s: out of memory", label);
+    }
+    nb_status s = NB_OK;
+    for (int k = 0; k < g->n_param_nodes && s == NB_OK; k++) {
+        const nb_node_t *p = &g->nodes[g->param_nodes[k]];
+        s = stage_one(st, label, p, "parameter", vals + p->val_off);
+    }
+    size_t off = 0;
+    for (int k = 0; k < g->n_buffer_nodes && s == NB_OK; k++) {
+        const nb_node_t *p = &g->nodes[g->buffer_nodes[k]];
+        s = stage_one(st, label, p, "buffer", bvals + off);
+        off += nb__numel(p);
+    }
+    if (s != NB_OK) {
+        free(vals);
+        free(bvals);
         return s;
     }
     *staged = vals;
+    *staged_buffers = bvals;
     return NB_OK;
+}
+
+void nb__apply_staged(nb_graph *g, const nb_real *params, const nb_real *buffers) {
+    if (g->n_params) memcpy(g->params, params, g->n_params * sizeof *params);
+    size_t off = 0;
+    for (int k = 0; k < g->n_buffer_nodes; k++) {
+        nb_node_t *p = &g->nodes[g->buffer_nodes[k]];
+        memcpy(p->val, buffers + off, nb__numel(p) * sizeof *p->val);
+        off += nb__numel(p);
+    }
 }
 
 nb_status nb_load_weights(nb_graph *g, const char *path, int flags) {
@@ -185,11 +275,12 @@ nb_status nb_load_weights(nb_graph *g, const char *path, int flags) {
     nb_safetensors *st;
     nb_status s = nb_st_open(path, &st);
     if (s != NB_OK) return s;
-    nb_real *vals;
-    s = nb__stage_params(st, path, g, flags & NB_LOAD_ALLOW_EXTRA, NULL, &vals);
+    nb_real *vals, *bvals;
+    s = nb__stage_params(st, path, g, flags & NB_LOAD_ALLOW_EXTRA, NULL, &vals, &bvals);
     nb_st_free(st);
     if (s != NB_OK) return s;
-    if (g->n_params) memcpy(g->params, vals, g->n_params * sizeof *vals);
+    nb__apply_staged(g, vals, bvals);
     free(vals);
+    free(bvals);
     return NB_OK;
 }

@@ -1,0 +1,353 @@
+/* Normalisation layers: batch norm and layer norm (PyTorch's definitions,
+ * /work/shared/reference/pytorch-semantics.md §4).
+ *
+ * Both normalise x-hat = (x - mean) * invstd with invstd = 1/sqrt(var + eps),
+ * var the biased variance, then apply y = x-hat * weight + bias.  They differ
+ * in which values share a mean: batch norm takes one per channel over the
+ * batch (and the spatial dims), layer norm one per sample over its last dims.
+ * With s1 = sum(g') and s2 = sum(g' x-hat) over a group of n values (g' the
+ * upstream gradient times the weight), the input gradient of a group is
+ *     dx = (g' - s1/n - x-hat s2/n) * invstd,
+ * because mean and var depend on every x of the group.  In eval mode batch
+ * norm uses fixed running statistics, so it is an affine map and dx = g' invstd.
+ *
+ * Sums run in double: a channel may hold many thousand values. */
+#include "../core/internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define DEFAULT_EPS 1e-5
+#define DEFAULT_MOMENTUM 0.1
+
+/* Options with the defaults filled in; returns 0 (error set) if invalid. */
+static int norm_options(nb_graph *g, const char *op, const nb_norm_opts *opts,
+                        nb_norm_opts *out) {
+    nb_norm_opts o = {0};
+    if (opts) o = *opts;
+    if (o.eps == 0) o.eps = DEFAULT_EPS;
+    if (o.momentum == 0) o.momentum = DEFAULT_MOMENTUM;
+    if (!(o.eps > 0) || !isfinite(o.eps)) {
+        nb__fail(g, NB_ERR_ARG, "%s: eps = %g must be positive and finite", op, o.eps);
+        return 0;
+    }
+    if (!(o.momentum > 0 && o.momentum <= 1)) {
+        nb__fail(g, NB_ERR_ARG, "%s: momentum = %g must be in (0, 1]", op, o.momentum);
+        return 0;
+    }
+    *out = o;
+    return 1;
+}
+
+/* "<base>.<what>" into buf. */
+static void member_name(char *buf, size_t size, const char *base, const char *what) {
+    snprintf(buf, size, "%s.%s", base, what);
+}
+
+/* The affine parameters weight (ones) and bias (zeros), shaped dims.  They
+ * hold their initial values already, so a graph that is loaded rather than
+ * initialised starts from PyTorch's values too. */
+static int affine_params(nb_graph *g, const char *base, int ndim, const int *dims,
+                         nb_node *w, nb_node *b) {
+    char pname[128];
+    member_name(pname, sizeof pname, base, "weight");
+    *w = nb_param(g, pname, ndim, dims, (nb_init){.kind = NB_INIT_CONSTANT, .a = 1});
+    if (*w == NB_NONE) return 0; /* stop at the first error: keep its message */
+    member_name(pname, sizeof pname, base, "bias");
+    *b = nb_param(g, pname, ndim, dims, (nb_init){.kind = NB_INIT_ZEROS});
+    if (*b == NB_NONE) return 0;
+    nb_node_t *W = nb__node(g, *w);
+    for (size_t k = 0, len = nb__numel(W); k < len; k++) W->val[k] = R(1);
+    return 1;
+}
+
+/* ------------------------------------------------------------ batch norm */
+
+/* Node attributes: inputs x [, weight, bias]; i[0..2] the buffers
+ * running_mean, running_var, num_batches_tracked; i[3] non-zero when the
+ * last forward used batch statistics (training mode); f[0] eps, f[1]
+ * momentum.  Scratch: mean[C], invstd[C] of the last forward. */
+
+/* x viewed as [outer, C, inner]: outer = batch, inner = the spatial size. */
+static void bn_layout(const nb_node_t *x, size_t *outer, size_t *C, size_t *inner) {
+    *outer = (size_t)x->dims[0];
+    *C = (size_t)x->dims[1];
+    *inner = nb__numel_from(x, 2);
+}
+
+static size_t bn_scratch(const nb_graph *g, const nb_node_t *n) {
+    return 2 * (size_t)g->nodes[n->in[0]].dims[1];
+}
+
+static void bn_forward(nb_graph *g, nb_node_t *n) {
+    const nb_node_t *x = nb__in(g, n, 0);
+    size_t outer, C, inner;
+    bn_layout(x, &outer, &C, &inner);
+    const size_t count = outer * inner; /* values per channel */
+    const int affine = n->nin == 3;
+    const nb_real *w = affine ? nb__in(g, n, 1)->val : NULL;
+    const nb_real *b = affine ? nb__in(g, n, 2)->val : NULL;
+    nb_real *rmean = g->nodes[n->i[0]].val, *rvar = g->nodes[n->i[1]].val;
+    nb_real *mean = n->scratch, *invstd = n->scratch + C;
+    const double eps = n->f[0], m = n->f[1];
+    n->i[3] = g->training;
+    if (g->training && count < 2) {
+        char s[128];
+        nb__run_fail(g, NB_ERR_ARG, "batch_norm '%s': input %s has 1 value per channel; "
+                     "training needs more than 1 to estimate a variance (use a batch of 2 "
+                     "or more, or eval mode)", n->name,
+                     nb_shape_str(s, sizeof s, x->ndim, x->dims));
+        for (size_t k = 0, len = nb__numel(n); k < len; k++) n->val[k] = (nb_real)NAN;
+        return;
+    }
+    for (size_t c = 0; c < C; c++) {
+        if (g->training) {
+            double sum = 0, sq = 0;
+            for (size_t o = 0; o < outer; o++) {
+                const nb_real *xc = x->val + (o * C + c) * inner;
+                for (size_t k = 0; k < inner; k++) sum += (double)xc[k];
+            }
+            double mu = sum / (double)count;
+            for (size_t o = 0; o < outer; o++) {
+                const nb_real *xc = x->val + (o * C + c) * inner;
+                for (size_t k = 0; k < inner; k++) {
+                    double d = (double)xc[k] - mu;
+                    sq += d * d;
+                }
+            }
+            double var = sq / (double)count; /* biased: normalises this batch */
+            mean[c] = (nb_real)mu;
+            invstd[c] = (nb_real)(1.0 / sqrt(var + eps));
+            /* the running variance estimates the population: unbiased */
+            rmean[c] = (nb_real)((1 - m) * (double)rmean[c] + m * mu);
+            rvar[c] = (nb_real)((1 - m) * (double)rvar[c] +
+                                m * var * (double)count / (double)(count - 1));
+        } else {
+            mean[c] = rmean[c];
+            invstd[c] = (nb_real)(1.0 / sqrt((double)rvar[c] + eps));
+        }
+    }
+    if (g->training) g->nodes[n->i[2]].val[0] += R(1);
+    for (size_t o = 0; o < outer; o++)
+        for (size_t c = 0; c < C; c++) {
+            size_t base = (o * C + c) * inner;
+            const nb_real mu = mean[c], is = invstd[c];
+            const nb_real scale = affine ? w[c] : R(1), shift = affine ? b[c] : R(0);
+            for (size_t k = 0; k < inner; k++)
+                n->val[base + k] = (x->val[base + k] - mu) * is * scale + shift;
+        }
+}
+
+static void bn_backward(nb_graph *g, nb_node_t *n) {
+    nb_node_t *x = nb__in(g, n, 0);
+    size_t outer, C, inner;
+    bn_layout(x, &outer, &C, &inner);
+    const size_t count = outer * inner;
+    const int affine = n->nin == 3;
+    const nb_real *w = affine ? nb__in(g, n, 1)->val : NULL;
+    nb_real *dw = affine ? nb__in(g, n, 1)->grad : NULL;
+    nb_real *db = affine ? nb__in(g, n, 2)->grad : NULL;
+    const nb_real *mean = n->scratch, *invstd = n->scratch + C;
+    const int batch_stats = n->i[3];
+    for (size_t c = 0; c < C; c++) {
+        const nb_real mu = mean[c], is = invstd[c];
+        double s1 = 0, s2 = 0; /* sum g, sum g x-hat over the channel */
+        for (size_t o = 0; o < outer; o++) {
+            size_t base = (o * C + c) * inner;
+            for (size_t k = 0; k < inner; k++) {
+                double gk = (double)n->grad[base + k];
+                s1 += gk;
+                s2 += gk * (double)((x->val[base + k] - mu) * is);
+            }
+        }
+        if (db) db[c] += (nb_real)s1;
+        if (dw) dw[c] += (nb_real)s2;
+        if (!x->grad) continue;
+        const nb_real scale = (affine ? w[c] : R(1)) * is;
+        const nb_real mean_g = batch_stats ? (nb_real)(s1 / (double)count) : R(0);
+        const nb_real mean_gx = batch_stats ? (nb_real)(s2 / (double)count) : R(0);
+        for (size_t o = 0; o < outer; o++) {
+            size_t base = (o * C + c) * inner;
+            for (size_t k = 0; k < inner; k++) {
+                nb_real xhat = (x->val[base + k] - mu) * is;
+                x->grad[base + k] += (n->grad[base + k] - mean_g - xhat * mean_gx) * scale;
+            }
+        }
+    }
+}
+
+/* statistics, normalisation and the affine map: about 7 per element */
+static double norm_flops(const nb_graph *g, const nb_node_t *n) {
+    (void)g;
+    return 7.0 * (double)nb__numel(n);
+}
+
+static const nb_op op_batch_norm = {
+    .name = "batch_norm",
+    .forward = bn_forward,
+    .backward = bn_backward,
+    .scratch = bn_scratch,
+    .flops = norm_flops,
+};
+
+nb_node nb_batch_norm(nb_graph *g, nb_node x, const char *name, const nb_norm_opts *opts) {
+    if (!nb__begin(g, "batch_norm", 1, &x)) return NB_NONE;
+    nb_norm_opts o;
+    if (!norm_options(g, "batch_norm", opts, &o)) return NB_NONE;
+    const nb_node_t *X = nb__node(g, x);
+    if (X->ndim < 2) {
+        char sx[96];
+        return nb__fail(g, NB_ERR_SHAPE, "batch_norm: input '%s' has shape %s; expected "
+                        "[batch, channels] or [batch, channels, spatial...]", X->name,
+                        nb_shape_str(sx, sizeof sx, X->ndim, X->dims));
+    }
+    int C = X->dims[1];
+    char base[48], bname[128];
+    if (name && name[0]) snprintf(base, sizeof base, "%s", name);
+    else nb__auto_name(g, "batch_norm", base, sizeof base);
+    nb_node in[3] = {x, NB_NONE, NB_NONE};
+    int nin = 1;
+    if (!o.no_affine) {
+        if (!affine_params(g, base, 1, &C, &in[1], &in[2])) return NB_NONE;
+        nin = 3;
+    }
+    member_name(bname, sizeof bname, base, "running_mean");
+    nb_node rmean = nb__buffer(g, bname, 1, &C, R(0), 0);
+    if (rmean == NB_NONE) return NB_NONE;
+    member_name(bname, sizeof bname, base, "running_var");
+    nb_node rvar = nb__buffer(g, bname, 1, &C, R(1), 0);
+    if (rvar == NB_NONE) return NB_NONE;
+    member_name(bname, sizeof bname, base, "num_batches_tracked");
+    nb_node tracked = nb__buffer(g, bname, 0, NULL, R(0), 1);
+    if (tracked == NB_NONE) return NB_NONE;
+    X = nb__node(g, x); /* the node table may have moved */
+    int dims[NB_MAX_DIMS]; /* a copy: adding the node may move it again */
+    memcpy(dims, X->dims, sizeof dims);
+    nb_node y = nb__add_node(g, &op_batch_norm, nin, in, X->ndim, dims, X->batched);
+    if (y == NB_NONE) return NB_NONE;
+    nb_node_t *Y = nb__node(g, y);
+    Y->i[0] = rmean;
+    Y->i[1] = rvar;
+    Y->i[2] = tracked;
+    Y->f[0] = o.eps;
+    Y->f[1] = o.momentum;
+    snprintf(Y->name, sizeof Y->name, "%s", base);
+    return y;
+}
+
+/* ------------------------------------------------------------ layer norm */
+
+/* Node attributes: inputs x [, weight, bias]; i[0] the number of normalised
+ * trailing dims; f[0] eps.  Scratch: mean and invstd of every row (a row =
+ * the D values normalised together). */
+
+static size_t ln_row_size(const nb_node_t *n) { return nb__numel_from(n, n->ndim - n->i[0]); }
+
+static size_t ln_scratch(const nb_graph *g, const nb_node_t *n) {
+    (void)g;
+    return 2 * (nb__numel(n) / ln_row_size(n));
+}
+
+static void ln_forward(nb_graph *g, nb_node_t *n) {
+    const nb_node_t *x = nb__in(g, n, 0);
+    const size_t D = ln_row_size(n), rows = nb__numel(n) / D;
+    const int affine = n->nin == 3;
+    const nb_real *w = affine ? nb__in(g, n, 1)->val : NULL;
+    const nb_real *b = affine ? nb__in(g, n, 2)->val : NULL;
+    nb_real *mean = n->scratch, *invstd = n->scratch + rows;
+    for (size_t r = 0; r < rows; r++) {
+        const nb_real *xr = x->val + r * D;
+        nb_real *yr = n->val + r * D;
+        double sum = 0, sq = 0;
+        for (size_t j = 0; j < D; j++) sum += (double)xr[j];
+        double mu = sum / (double)D;
+        for (size_t j = 0; j < D; j++) {
+            double d = (double)xr[j] - mu;
+            sq += d * d;
+        }
+        const nb_real m = (nb_real)mu, is = (nb_real)(1.0 / sqrt(sq / (double)D + n->f[0]));
+        mean[r] = m;
+        invstd[r] = is;
+        if (affine)
+            for (size_t j = 0; j < D; j++) yr[j] = (xr[j] - m) * is * w[j] + b[j];
+        else
+            for (size_t j = 0; j < D; j++) yr[j] = (xr[j] - m) * is;
+    }
+}
+
+static void ln_backward(nb_graph *g, nb_node_t *n) {
+    nb_node_t *x = nb__in(g, n, 0);
+    const size_t D = ln_row_size(n), rows = nb__numel(n) / D;
+    const int affine = n->nin == 3;
+    const nb_real *w = affine ? nb__in(g, n, 1)->val : NULL;
+    nb_real *dw = affine ? nb__in(g, n, 1)->grad : NULL;
+    nb_real *db = affine ? nb__in(g, n, 2)->grad : NULL;
+    const nb_real *mean = n->scratch, *invstd = n->scratch + rows;
+    for (size_t r = 0; r < rows; r++) {
+        const nb_real *xr = x->val + r * D, *gr = n->grad + r * D;
+        const nb_real m = mean[r], is = invstd[r];
+        double s1 = 0, s2 = 0; /* sum g', sum g' x-hat with g' = g * weight */
+        for (size_t j = 0; j < D; j++) {
+            nb_real xhat = (xr[j] - m) * is;
+            nb_real gw = affine ? gr[j] * w[j] : gr[j];
+            s1 += (double)gw;
+            s2 += (double)(gw * xhat);
+            if (dw) dw[j] += gr[j] * xhat;
+            if (db) db[j] += gr[j];
+        }
+        if (!x->grad) continue;
+        const nb_real mean_g = (nb_real)(s1 / (double)D), mean_gx = (nb_real)(s2 / (double)D);
+        nb_real *dx = x->grad + r * D;
+        for (size_t j = 0; j < D; j++) {
+            nb_real xhat = (xr[j] - m) * is;
+            nb_real gw = affine ? gr[j] * w[j] : gr[j];
+            dx[j] += (gw - mean_g - xhat * mean_gx) * is;
+        }
+    }
+}
+
+static const nb_op op_layer_norm = {
+    .name = "layer_norm",
+    .forward = ln_forward,
+    .backward = ln_backward,
+    .scratch = ln_scratch,
+    .flops = norm_flops,
+};
+
+nb_node nb_layer_norm(nb_graph *g, nb_node x, int normalized_ndim, const char *name,
+                      const nb_norm_opts *opts) {
+    if (!nb__begin(g, "layer_norm", 1, &x)) return NB_NONE;
+    nb_norm_opts o;
+    if (!norm_options(g, "layer_norm", opts, &o)) return NB_NONE;
+    const nb_node_t *X = nb__node(g, x);
+    /* the batch dim cannot be normalised over: its size changes at run time */
+    int max_ndim = X->ndim - (X->batched ? 1 : 0);
+    if (normalized_ndim < 1 || normalized_ndim > max_ndim) {
+        char sx[96];
+        return nb__fail(g, NB_ERR_SHAPE, "layer_norm: cannot normalise over the last %d "
+                        "dims of input '%s' %s; expected 1 to %d%s", normalized_ndim, X->name,
+                        nb_shape_str(sx, sizeof sx, X->ndim, X->dims), max_ndim,
+                        X->batched ? " (not the batch dim)" : "");
+    }
+    int pdims[NB_MAX_DIMS];
+    memcpy(pdims, X->dims + (X->ndim - normalized_ndim), (size_t)normalized_ndim * sizeof *pdims);
+    char base[48];
+    if (name && name[0]) snprintf(base, sizeof base, "%s", name);
+    else nb__auto_name(g, "layer_norm", base, sizeof base);
+    nb_node in[3] = {x, NB_NONE, NB_NONE};
+    int nin = 1;
+    if (!o.no_affine) {
+        if (!affine_params(g, base, normalized_ndim, pdims, &in[1], &in[2])) return NB_NONE;
+        nin = 3;
+    }
+    X = nb__node(g, x); /* the node table may have moved */
+    int dims[NB_MAX_DIMS]; /* a copy: adding the node may move it again */
+    memcpy(dims, X->dims, sizeof dims);
+    nb_node y = nb__add_node(g, &op_layer_norm, nin, in, X->ndim, dims, X->batched);
+    if (y == NB_NONE) return NB_NONE;
+    nb_node_t *Y = nb__node(g, y);
+    Y->i[0] = normalized_ndim;
+    Y->f[0] = o.eps;
+    snprintf(Y->name, sizeof Y->name, "%s", base);
+    return y;
+}

@@ -1,0 +1,350 @@
+/* Batch norm and layer norm of the float library against PyTorch
+ * (tests/reference/norm.ref, written by tests/reference/norm.py): training
+ * forward and input/weight/bias gradients, running statistics after 1 and 3
+ * training forwards, eval-mode outputs and gradients.  Then weights with
+ * buffers: PyTorch's BatchNorm state_dict loads into nabla and nabla writes
+ * the same tensors back (names, I64 num_batches_tracked); checkpoints keep
+ * the statistics and the dropout generator, so a resumed run continues
+ * bit-exactly. */
+#define _POSIX_C_SOURCE 200809L
+#include "nabla.h"
+#include "refdata.h"
+#include "test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define RTOL 1e-5
+#define REF "tests/reference/norm.ref"
+#define TORCH_STATE "tests/reference/norm_bn.safetensors"
+
+static ref_file *ref;
+static char tmpdir[64];
+
+static const ref_tensor *need(const ref_case *c, const char *name) {
+    const ref_tensor *t = ref_get(c, name);
+    CHECKF(t != NULL, "case %s: tensor '%s' missing", c->name, name);
+    return t;
+}
+
+static void copy_in(nb_real *dst, const ref_tensor *t) {
+    for (size_t k = 0; k < t->n; k++) dst[k] = (nb_real)t->v[k];
+}
+
+/* Set a batched input from a reference tensor (its dim 0 is the batch). */
+static void feed(nb_graph *g, nb_node in, const ref_tensor *t) {
+    if (!t) return;
+    nb_real *data = malloc(t->n * sizeof *data);
+    if (!data) return;
+    copy_in(data, t);
+    CHECK_OK(nb_set_input(g, in, data, t->dims[0]));
+    free(data);
+}
+
+static void compare(const ref_case *c, const char *what, const nb_real *got, size_t n,
+                    const char *ref_name) {
+    char label[160];
+    snprintf(label, sizeof label, "%s: %s", c->name, what);
+    CHECK(got && ref_check(label, got, n, need(c, ref_name), RTOL) == 0);
+}
+
+/* A graph y = norm(x), loss = sum(y * wy), x requiring a gradient. */
+typedef struct net {
+    nb_graph *g;
+    nb_node x, wy, y, loss, w, b;
+    const ref_case *c;
+} net;
+
+static int build_tail(net *m) {
+    m->loss = nb_sum(m->g, nb_mul(m->g, m->y, m->wy));
+    CHECK_OK(nb_requires_grad(m->g, m->x, 1));
+    nb_status s = nb_graph_status(m->g);
+    CHECKF(s == NB_OK, "case %s: build failed: %s", m->c->name, nb_last_error());
+    if (s != NB_OK) return 0;
+    m->w = nb_find(m->g, "norm.weight");
+    m->b = nb_find(m->g, "norm.bias");
+    if (m->w != NB_NONE) copy_in(nb_value(m->g, m->w), need(m->c, "weight"));
+    if (m->b != NB_NONE) copy_in(nb_value(m->g, m->b), need(m->c, "bias"));
+    return 1;
+}
+
+static int begin(net *m, const char *name) {
+    memset(m, 0, sizeof *m);
+    m->c = ref_case_get(ref, name);
+    CHECKF(m->c != NULL, "reference case %s missing", name);
+    if (!m->c || !need(m->c, "x")) return 0;
+    m->g = nb_graph_new();
+    const ref_tensor *x = ref_get(m->c, "x");
+    m->x = nb_input(m->g, "x", x->ndim - 1, x->dims + 1);
+    m->wy = nb_input(m->g, "wy", x->ndim - 1, x->dims + 1);
+    return 1;
+}
+
+/* Forward on x and backward; compare y and the gradients with suffix sfx. */
+static void forward_backward(net *m, const char *sfx) {
+    char name[64];
+    feed(m->g, m->x, need(m->c, "x"));
+    feed(m->g, m->wy, need(m->c, "wy"));
+    CHECK_OK(nb_forward(m->g, m->loss));
+    nb_zero_grad(m->g);
+    CHECK_OK(nb_backward(m->g, m->loss));
+    size_t n = nb_node_numel(m->g, m->y);
+    snprintf(name, sizeof name, "y%s", sfx);
+    compare(m->c, name, nb_value(m->g, m->y), n, name);
+    snprintf(name, sizeof name, "dx%s", sfx);
+    compare(m->c, name, nb_grad(m->g, m->x), n, name);
+    if (m->w == NB_NONE) return;
+    snprintf(name, sizeof name, "dweight%s", sfx);
+    compare(m->c, name, nb_grad(m->g, m->w), nb_node_numel(m->g, m->w), name);
+    snprintf(name, sizeof name, "dbias%s", sfx);
+    compare(m->c, name, nb_grad(m->g, m->b), nb_node_numel(m->g, m->b), name);
+}
+
+static void test_batch_norm(const char *name) {
+    net m;
+    if (!begin(&m, name)) return;
+    nb_norm_opts o = {.eps = ref_scalar(m.c, "eps", 0), .momentum = ref_scalar(m.c, "momentum", 0),
+                      .no_affine = !(int)ref_scalar(m.c, "affine", 1)};
+    m.y = nb_batch_norm(m.g, m.x, "norm", &o);
+    if (build_tail(&m)) {
+        nb_node rm = nb_find(m.g, "norm.running_mean"), rv = nb_find(m.g, "norm.running_var");
+        nb_node nbt = nb_find(m.g, "norm.num_batches_tracked");
+        size_t C = nb_node_numel(m.g, rm);
+        forward_backward(&m, "");
+        compare(m.c, "running_mean after 1", nb_value(m.g, rm), C, "running_mean1");
+        compare(m.c, "running_var after 1", nb_value(m.g, rv), C, "running_var1");
+        /* backward must not have touched the statistics: one update per forward */
+        feed(m.g, m.x, need(m.c, "x2"));
+        CHECK_OK(nb_forward(m.g, m.y));
+        feed(m.g, m.x, need(m.c, "x3"));
+        CHECK_OK(nb_forward(m.g, m.y));
+        compare(m.c, "running_mean after 3", nb_value(m.g, rm), C, "running_mean3");
+        compare(m.c, "running_var after 3", nb_value(m.g, rv), C, "running_var3");
+        CHECK(nb_value(m.g, nbt)[0] == (nb_real)ref_scalar(m.c, "num_batches_tracked", -1));
+        nb_graph_set_training(m.g, 0);
+        forward_backward(&m, "_eval");
+        /* eval forwards leave the statistics alone */
+        compare(m.c, "running_mean after eval", nb_value(m.g, rm), C, "running_mean3");
+        CHECK(nb_value(m.g, nbt)[0] == 3);
+    }
+    nb_graph_free(m.g);
+}
+
+static void test_layer_norm(const char *name) {
+    net m;
+    if (!begin(&m, name)) return;
+    nb_norm_opts o = {.eps = ref_scalar(m.c, "eps", 0),
+                      .no_affine = !(int)ref_scalar(m.c, "affine", 1)};
+    m.y = nb_layer_norm(m.g, m.x, (int)ref_scalar(m.c, "ndim", 0), "norm", &o);
+    if (build_tail(&m)) {
+        forward_backward(&m, "");
+        /* the same in eval mode */
+        nb_graph_set_training(m.g, 0);
+        forward_backward(&m, "");
+    }
+    nb_graph_free(m.g);
+}
+
+/* ------------------------------------------------------------ state_dict */
+
+/* Layer "0" = BatchNorm2d(3) on [B, 3, 3, 2], as PyTorch's Sequential names it. */
+static nb_graph *bn_graph(nb_node *x, nb_node *y) {
+    nb_graph *g = nb_graph_new();
+    int dims[3] = {3, 3, 2};
+    *x = nb_input(g, "x", 3, dims);
+    *y = nb_batch_norm(g, *x, "0", NULL);
+    CHECK_OK(nb_graph_status(g));
+    return g;
+}
+
+/* Same names, dtypes, shapes and bytes in both files. */
+static void same_tensors(const char *path_a, const char *path_b) {
+    nb_safetensors *a = NULL, *b = NULL;
+    CHECK_OK(nb_st_open(path_a, &a));
+    CHECK_OK(nb_st_open(path_b, &b));
+    if (a && b) {
+        CHECK(nb_st_count(a) == nb_st_count(b));
+        for (int i = 0; i < nb_st_count(a); i++) {
+            nb_st_tensor ta, tb;
+            CHECK_OK(nb_st_tensor_at(a, i, &ta));
+            int j = nb_st_find(b, ta.name);
+            CHECKF(j >= 0, "'%s' missing from %s", ta.name, path_b);
+            if (j < 0) continue;
+            CHECK_OK(nb_st_tensor_at(b, j, &tb));
+            CHECKF(ta.dtype == tb.dtype && ta.ndim == tb.ndim && ta.nbytes == tb.nbytes &&
+                   memcmp(ta.dims, tb.dims, sizeof(int) * (size_t)ta.ndim) == 0 &&
+                   memcmp(ta.data, tb.data, ta.nbytes) == 0,
+                   "'%s': %s %dd vs %s %dd or different bytes", ta.name,
+                   nb_st_dtype_name(ta.dtype), ta.ndim, nb_st_dtype_name(tb.dtype), tb.ndim);
+        }
+    }
+    nb_st_free(a);
+    nb_st_free(b);
+}
+
+static void test_state_dict(void) {
+    const ref_case *c = ref_case_get(ref, "bn2d");
+    CHECK(c != NULL);
+    if (!c) return;
+    nb_node x, y;
+    nb_graph *g = bn_graph(&x, &y);
+    /* PyTorch -> nabla: the statistics come with the weights */
+    CHECK_OK(nb_load_weights(g, TORCH_STATE, 0));
+    compare(c, "loaded running_mean", nb_value(g, nb_find(g, "0.running_mean")), 3,
+            "running_mean3");
+    compare(c, "loaded running_var", nb_value(g, nb_find(g, "0.running_var")), 3,
+            "running_var3");
+    CHECK(nb_value(g, nb_find(g, "0.num_batches_tracked"))[0] == 3);
+    compare(c, "loaded weight", nb_value(g, nb_find(g, "0.weight")), 3, "weight");
+    nb_graph_set_training(g, 0);
+    feed(g, x, need(c, "x"));
+    CHECK_OK(nb_forward(g, y));
+    compare(c, "eval output of the loaded layer", nb_value(g, y), nb_node_numel(g, y),
+            "y_eval");
+
+    /* nabla -> PyTorch: the same tensors, I64 scalar count included */
+    char path[128];
+    snprintf(path, sizeof path, "%s/bn.safetensors", tmpdir);
+    CHECK_OK(nb_save_weights(g, path, NULL, 0));
+    same_tensors(TORCH_STATE, path);
+
+    /* and back into a fresh graph */
+    nb_node x2, y2;
+    nb_graph *h = bn_graph(&x2, &y2);
+    CHECK_OK(nb_load_weights(h, path, 0));
+    for (int i = 0; i < nb_buffer_count(g); i++) {
+        nb_node a = nb_buffer_tensor(g, i), b = nb_buffer_tensor(h, i);
+        CHECK(strcmp(nb_node_name(g, a), nb_node_name(h, b)) == 0);
+        CHECK(memcmp(nb_value(g, a), nb_value(h, b), nb_node_numel(g, a) * sizeof(nb_real)) == 0);
+    }
+    nb_graph_free(h);
+    remove(path);
+
+    /* a file without the statistics is refused, naming what is missing */
+    int three = 3;
+    nb_st_entry only_affine[2] = {
+        {"0.weight", NB_ST_F32, 1, &three, nb_value(g, nb_find(g, "0.weight"))},
+        {"0.bias", NB_ST_F32, 1, &three, nb_value(g, nb_find(g, "0.bias"))}};
+    snprintf(path, sizeof path, "%s/affine.safetensors", tmpdir);
+    CHECK_OK(nb_st_write(path, only_affine, 2, NULL, 0));
+    CHECK(nb_load_weights(g, path, 0) == NB_ERR_FORMAT);
+    CHECKF(strstr(nb_last_error(), "buffer '0.running_mean'") &&
+           strstr(nb_last_error(), "missing"), "%s", nb_last_error());
+    remove(path);
+
+    /* a negative count or an integer running mean is refused; a float count is converted */
+    float stats[3] = {0.5f, 1.5f, 2.5f};
+    int64_t count = -1;
+    float fcount = 7;
+    int32_t istats[3] = {1, 2, 3};
+    nb_st_entry e[5] = {only_affine[0], only_affine[1],
+                        {"0.running_mean", NB_ST_F32, 1, &three, stats},
+                        {"0.running_var", NB_ST_F32, 1, &three, stats},
+                        {"0.num_batches_tracked", NB_ST_I64, 0, NULL, &count}};
+    snprintf(path, sizeof path, "%s/bad.safetensors", tmpdir);
+    CHECK_OK(nb_st_write(path, e, 5, NULL, 0));
+    CHECK(nb_load_weights(g, path, 0) == NB_ERR_NUMERIC);
+    CHECKF(strstr(nb_last_error(), "num_batches_tracked") &&
+           strstr(nb_last_error(), "negative"), "%s", nb_last_error());
+    e[4] = (nb_st_entry){"0.num_batches_tracked", NB_ST_F32, 0, NULL, &fcount};
+    e[2] = (nb_st_entry){"0.running_mean", NB_ST_I32, 1, &three, istats};
+    CHECK_OK(nb_st_write(path, e, 5, NULL, 0));
+    CHECK(nb_load_weights(g, path, 0) == NB_ERR_FORMAT);
+    CHECKF(strstr(nb_last_error(), "running_mean") && strstr(nb_last_error(), "I32"), "%s",
+           nb_last_error());
+    CHECK(nb_value(g, nb_find(g, "0.num_batches_tracked"))[0] == 3); /* unchanged */
+    e[2] = (nb_st_entry){"0.running_mean", NB_ST_F32, 1, &three, stats};
+    CHECK_OK(nb_st_write(path, e, 5, NULL, 0));
+    CHECK_OK(nb_load_weights(g, path, 0));
+    CHECK(nb_value(g, nb_find(g, "0.num_batches_tracked"))[0] == 7);
+    CHECK(nb_value(g, nb_find(g, "0.running_mean"))[1] == 1.5f);
+    remove(path);
+    nb_graph_free(g);
+}
+
+/* ------------------------------------------------------------ checkpoints */
+
+/* x [B, 4] -> dense -> batch norm -> dropout -> loss */
+static nb_graph *ck_graph(nb_node *x, nb_node *y, uint64_t seed) {
+    nb_graph *g = nb_graph_new();
+    int in = 4;
+    *x = nb_input(g, "x", 1, &in);
+    nb_node h = nb_dense(g, *x, 5, "fc", NULL);
+    h = nb_batch_norm(g, h, "bn", NULL);
+    *y = nb_dropout(g, h, 0.5f);
+    CHECK_OK(nb_graph_status(g));
+    nb_rng r;
+    nb_rng_seed(&r, seed);
+    CHECK_OK(nb_graph_init(g, &r));
+    return g;
+}
+
+static void test_checkpoint(void) {
+    nb_node x, y;
+    nb_graph *g = ck_graph(&x, &y, 1);
+    nb_real xs[24];
+    for (int k = 0; k < 24; k++) xs[k] = (nb_real)((k * 7 % 11) - 5) / 4;
+    CHECK_OK(nb_set_input(g, x, xs, 6));
+    CHECK_OK(nb_forward(g, y));
+    CHECK_OK(nb_forward(g, y));
+    char path[128];
+    snprintf(path, sizeof path, "%s/ck.safetensors", tmpdir);
+    nb_checkpoint ck = {.epoch = 1, .step = 2, .seed = 1};
+    CHECK_OK(nb_checkpoint_save(path, g, NULL, &ck));
+    nb_safetensors *st = NULL;
+    CHECK_OK(nb_st_open(path, &st));
+    if (st) {
+        int i = nb_st_find(st, "bn.num_batches_tracked");
+        nb_st_tensor t;
+        CHECK(i >= 0 && nb_st_tensor_at(st, i, &t) == NB_OK && t.dtype == NB_ST_I64 &&
+              t.ndim == 0);
+        CHECK(nb_st_find(st, "bn.running_var") >= 0);
+        CHECK(nb_st_meta(st, "nabla.graph_rng") != NULL);
+        nb_st_free(st);
+    }
+    /* the uninterrupted run goes on */
+    CHECK_OK(nb_forward(g, y));
+    size_t n = nb_node_numel(g, y);
+
+    /* a different graph (other init, other generator) resumes from the file */
+    nb_node x2, y2;
+    nb_graph *h = ck_graph(&x2, &y2, 99);
+    nb_checkpoint got = {0};
+    CHECK_OK(nb_checkpoint_load(path, h, NULL, &got));
+    CHECK(memcmp(nb_graph_rng(h), nb_graph_rng(g), sizeof(nb_rng)) != 0); /* g moved on */
+    CHECK(nb_value(h, nb_find(h, "bn.num_batches_tracked"))[0] == 2);
+    CHECK_OK(nb_set_input(h, x2, xs, 6));
+    CHECK_OK(nb_forward(h, y2));
+    CHECK(memcmp(nb_graph_rng(h), nb_graph_rng(g), sizeof(nb_rng)) == 0);
+    CHECK(memcmp(nb_value(h, y2), nb_value(g, y), n * sizeof(nb_real)) == 0);
+    for (int i = 0; i < nb_buffer_count(g); i++) {
+        nb_node a = nb_buffer_tensor(g, i), b = nb_buffer_tensor(h, i);
+        CHECK(memcmp(nb_value(g, a), nb_value(h, b), nb_node_numel(g, a) * sizeof(nb_real)) == 0);
+    }
+    nb_graph_free(h);
+    nb_graph_free(g);
+    remove(path);
+}
+
+int main(void) {
+    ref = ref_load(REF);
+    CHECK(ref != NULL);
+    if (!ref) TEST_END();
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/nb-norm-XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        CHECK(0);
+        TEST_END();
+    }
+    static const char *bn[] = {"bn1d", "bn1d_noaffine", "bn1d_seq", "bn2d", "bn2d_opts",
+                               "bn2d_noaffine"};
+    static const char *ln[] = {"ln1", "ln2", "ln1_3d", "ln2_noaffine"};
+    for (size_t k = 0; k < sizeof bn / sizeof *bn; k++) test_batch_norm(bn[k]);
+    for (size_t k = 0; k < sizeof ln / sizeof *ln; k++) test_layer_norm(ln[k]);
+    test_state_dict();
+    test_checkpoint();
+    CHECKF(rmdir(tmpdir) == 0, "files left in %s", tmpdir);
+    ref_free(ref);
+    TEST_END();
+}
