@@ -246,6 +246,49 @@ nb_node nb_layer_norm(nb_graph *g, nb_node x, int normalized_ndim, const char *n
  * p in [0, 1). */
 nb_node nb_dropout(nb_graph *g, nb_node x, nb_real p);
 
+/* Convolution and pooling, on NCHW images x [B, C, H, W] (PyTorch's
+ * definitions; output sizes as in torch.nn.Conv2d / MaxPool2d / AvgPool2d). */
+/* Cross-correlation with w [C_out, C/groups, kh, kw] and b [C_out] (may be
+ * NB_NONE) -> [B, C_out, Ho, Wo], Ho = (H + 2 pad_h - dil_h (kh-1) - 1) / stride_h + 1.
+ * stride and dilation >= 1, padding >= 0 (zeros); C and C_out divisible by groups. */
+nb_node nb_conv2d(nb_graph *g, nb_node x, nb_node w, nb_node b, int stride_h, int stride_w,
+                  int pad_h, int pad_w, int dil_h, int dil_w, int groups);
+/* Options of nb_conv2d_layer; a zero-filled struct is PyTorch's default
+ * (stride 1, padding 0, dilation 1, groups 1, bias, PyTorch's init). */
+typedef struct nb_conv_opts {
+    int stride_h, stride_w;  /* 0: 1                                         */
+    int pad_h, pad_w;
+    int dil_h, dil_w;        /* 0: 1                                         */
+    int groups;              /* 0: 1                                         */
+    int no_bias;
+    nb_init weight_init;     /* default: U(+-1/sqrt(fan_in)), fan_in = C/groups*kh*kw */
+    nb_init bias_init;       /* default: U(+-1/sqrt(fan_in))                 */
+} nb_conv_opts;
+/* A conv layer: creates "<name>.weight" [out_channels, C/groups, kh, kw] and
+ * "<name>.bias" [out_channels] (name NULL: "conv<k>"); opts may be NULL. */
+nb_node nb_conv2d_layer(nb_graph *g, nb_node x, int out_channels, int kh, int kw,
+                        const nb_conv_opts *opts, const char *name);
+/* Pooling windows kh x kw; stride 0 means the kernel size; padding at most
+ * half the kernel.  ceil_mode rounds the output size up, but the last window
+ * must start inside the input or its left padding.  Every window overlaps
+ * the input. */
+/* Max: padding counts as -inf; the first maximum in row-major order wins and
+ * gets the gradient; NaN propagates. */
+nb_node nb_max_pool2d(nb_graph *g, nb_node x, int kh, int kw, int stride_h, int stride_w,
+                      int pad_h, int pad_w, int ceil_mode);
+/* Mean over each window.  count_include_pad: divide by the window size
+ * clipped to the padded input (PyTorch's default), else by the number of
+ * input elements in it. */
+nb_node nb_avg_pool2d(nb_graph *g, nb_node x, int kh, int kw, int stride_h, int stride_w,
+                      int pad_h, int pad_w, int ceil_mode, int count_include_pad);
+/* Mean over H and W: [B, C, H, W] -> [B, C]. */
+nb_node nb_global_avg_pool2d(nb_graph *g, nb_node x);
+/* A residual connection: main_path + x when their shapes agree, else
+ * main_path + batchnorm(conv1x1(x)) with the stride that maps x's image size
+ * to main_path's (ResNet's projection shortcut; parameters and buffers
+ * "<name>.downsample.0.weight", "<name>.downsample.1.*"). */
+nb_node nb_residual(nb_graph *g, nb_node main_path, nb_node x, const char *name);
+
 /* Losses (each returns a scalar, averaged like PyTorch's 'mean' reduction). */
 /* Mean of (pred - target)^2 over all elements. */
 nb_node nb_mse_loss(nb_graph *g, nb_node pred, nb_node target);

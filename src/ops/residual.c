@@ -20,8 +20,10 @@ nb_node nb_residual(nb_graph *g, nb_node main_path, nb_node x, const char *name)
     if (M->ndim != 4 || X->ndim != 4 || !M->batched || !X->batched)
         return nb__fail(g, NB_ERR_SHAPE, "residual: shapes %s and %s differ and are not both "
                         "images [B, C, H, W], so no 1x1 projection can join them", sm, sx);
-    int stride = X->dims[2] / M->dims[2];
-    if (stride < 1 || (X->dims[2] - 1) / stride + 1 != M->dims[2] ||
+    /* the stride of a 1x1 convolution without padding that gives M's size */
+    int stride = 1;
+    while (stride < X->dims[2] && (X->dims[2] - 1) / stride + 1 > M->dims[2]) stride++;
+    if ((X->dims[2] - 1) / stride + 1 != M->dims[2] ||
         (X->dims[3] - 1) / stride + 1 != M->dims[3])
         return nb__fail(g, NB_ERR_SHAPE, "residual: no strided 1x1 projection maps %s to %s",
                         sx, sm);

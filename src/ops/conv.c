@@ -1,0 +1,327 @@
+/* 2-D convolution (cross-correlation, as PyTorch's Conv2d), NCHW.
+ *
+ * x [B, C, H, W], weight [C_out, C/groups, kh, kw], bias [C_out] ->
+ * y [B, C_out, Ho, Wo] with Ho = (H + 2 ph - dh (kh - 1) - 1) / sh + 1.
+ *
+ * Lowered to GEMM through im2col (src/kernels/im2col.h).  Samples are taken
+ * in chunks: the columns of `chunk` samples of one group sit side by side in
+ * one matrix col [K, chunk*P] (K = C/groups*kh*kw, P = Ho*Wo), so each group
+ * of each chunk is ONE product
+ *     forward    Y  [Cog, chunk*P] = W_g [Cog, K] · col
+ *     backward   dW_g += dY · col^T,   dcol = W_g^T · dY  -> col2im into dx
+ * The chunk size is chosen below (TARGET_COLUMNS); scratch holds one chunk,
+ * whatever the batch size.
+ * Y is in [channel, sample, position] order, so it is copied into NCHW (with
+ * the bias added on the way); with a chunk of one sample the product writes
+ * NCHW directly.  The column matrix is recomputed in backward rather than
+ * kept, which would cost K*P reals per sample of arena.
+ *
+ * Scratch (from the arena, no allocation per call): col, K*chunk*P reals,
+ * then, when chunk > 1, Y / dY, Cog*chunk*P reals.
+ *
+ * Node attributes: i[0] stride, i[1] padding, i[2] dilation, each a pair
+ * packed as h*PAIR + w; i[3] groups. */
+#include "../core/internal.h"
+#include "../kernels/gemm.h"
+#include "../kernels/im2col.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Samples per chunk: enough for about TARGET_COLUMNS columns per product
+ * (a product over a 11x11 image alone is too thin for the GEMM kernel, and
+ * OpenBLAS's threads need width to split), but no more than fit
+ * SCRATCH_BUDGET reals of col and Y (4 MiB in float).  Large images get one
+ * sample per product, written straight into the output without a copy.
+ * Measured on the Fashion-MNIST CNN layers: wider products or larger
+ * budgets were no faster. */
+#define TARGET_COLUMNS 1024
+#define SCRATCH_BUDGET ((size_t)1 << 20)
+#define PAIR 65536
+#define PAIR_MAX 32767
+
+static int pack(int h, int w) { return h * PAIR + w; }
+static int high(int v) { return v / PAIR; }
+static int low(int v) { return v % PAIR; }
+
+typedef struct conv_shape {
+    int B, C, Co, groups, Cg, Cog;
+    int K;            /* rows of col: Cg*kh*kw                 */
+    int P;            /* output positions per plane: Ho*Wo     */
+    int chunk;        /* samples per product                   */
+    nb_conv_geom geom;
+} conv_shape;
+
+static conv_shape shape_of(const nb_graph *g, const nb_node_t *n) {
+    const nb_node_t *x = &g->nodes[n->in[0]], *w = &g->nodes[n->in[1]];
+    conv_shape s;
+    s.B = x->dims[0];
+    s.C = x->dims[1];
+    s.Co = w->dims[0];
+    s.groups = n->i[3];
+    s.Cg = s.C / s.groups;
+    s.Cog = s.Co / s.groups;
+    s.geom = (nb_conv_geom){
+        .C = s.Cg, .H = x->dims[2], .W = x->dims[3], .kh = w->dims[2], .kw = w->dims[3],
+        .sh = high(n->i[0]), .sw = low(n->i[0]), .ph = high(n->i[1]), .pw = low(n->i[1]),
+        .dh = high(n->i[2]), .dw = low(n->i[2]), .Ho = n->dims[2], .Wo = n->dims[3]};
+    s.K = s.Cg * s.geom.kh * s.geom.kw;
+    s.P = s.geom.Ho * s.geom.Wo;
+    size_t fit = SCRATCH_BUDGET / ((size_t)(s.K + s.Cog) * (size_t)s.P);
+    size_t want = (TARGET_COLUMNS + (size_t)s.P - 1) / (size_t)s.P;
+    if (fit > want) fit = want;
+    s.chunk = fit < 1 ? 1 : fit > (size_t)s.B ? s.B : (int)fit;
+    return s;
+}
+
+static size_t conv_scratch(const nb_graph *g, const nb_node_t *n) {
+    conv_shape s = shape_of(g, n);
+    size_t cols = (size_t)s.chunk * (size_t)s.P;
+    return (size_t)s.K * cols + (s.chunk > 1 ? (size_t)s.Cog * cols : 0);
+}
+
+/* im2col of samples s0 .. s0+nc-1, group grp, side by side in col. */
+static void gather_columns(const conv_shape *s, const nb_real *x, int s0, int nc, int grp,
+                           nb_real *col) {
+    size_t plane = (size_t)s->geom.H * (size_t)s->geom.W, ld = (size_t)nc * s->P;
+    for (int k = 0; k < nc; k++) {
+        const nb_real *xs = x + ((size_t)(s0 + k) * s->C + (size_t)grp * s->Cg) * plane;
+        nb_im2col(&s->geom, xs, col + (size_t)k * s->P, ld);
+    }
+}
+
+static void conv_forward(nb_graph *g, nb_node_t *n) {
+    const nb_node_t *x = nb__in(g, n, 0), *w = nb__in(g, n, 1);
+    const nb_real *bias = n->nin == 3 ? nb__in(g, n, 2)->val : NULL;
+    conv_shape s = shape_of(g, n);
+    const size_t P = (size_t)s.P;
+    nb_real *col = n->scratch, *ybuf = col + (size_t)s.K * s.chunk * P;
+    for (int s0 = 0; s0 < s.B; s0 += s.chunk) {
+        int nc = s.B - s0 < s.chunk ? s.B - s0 : s.chunk;
+        size_t ld = (size_t)nc * P;
+        for (int grp = 0; grp < s.groups; grp++) {
+            const nb_real *wg = w->val + (size_t)grp * s.Cog * s.K;
+            gather_columns(&s, x->val, s0, nc, grp, col);
+            if (nc == 1) {
+                /* one sample: the product lands in NCHW directly, on the bias */
+                nb_real *y = n->val + ((size_t)s0 * s.Co + (size_t)grp * s.Cog) * P;
+                for (int co = 0; co < s.Cog; co++) {
+                    nb_real b = bias ? bias[grp * s.Cog + co] : R(0);
+                    for (size_t p = 0; p < P; p++) y[co * P + p] = b;
+                }
+                nb_gemm(0, 0, s.Cog, s.P, s.K, R(1), wg, s.K, col, s.P, R(1), y, s.P);
+                continue;
+            }
+            nb_gemm(0, 0, s.Cog, (int)ld, s.K, R(1), wg, s.K, col, (int)ld, R(0), ybuf,
+                    (int)ld);
+            for (int co = 0; co < s.Cog; co++) {
+                int oc = grp * s.Cog + co;
+                nb_real b = bias ? bias[oc] : R(0);
+                for (int k = 0; k < nc; k++) {
+                    const nb_real *src = ybuf + co * ld + (size_t)k * P;
+                    nb_real *dst = n->val + ((size_t)(s0 + k) * s.Co + oc) * P;
+                    for (size_t p = 0; p < P; p++) dst[p] = src[p] + b;
+                }
+            }
+        }
+    }
+}
+
+/* Sum of n values with eight independent partial sums: a single running
+ * sum is one long dependency chain the compiler may not reorder. */
+static nb_real sum_run(const nb_real *d, size_t n) {
+    nb_real part[8] = {0};
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int j = 0; j < 8; j++) part[j] += d[k + j];
+    nb_real s = 0;
+    for (; k < n; k++) s += d[k];
+    return s + (((part[0] + part[1]) + (part[2] + part[3])) +
+                ((part[4] + part[5]) + (part[6] + part[7])));
+}
+
+static void conv_backward(nb_graph *g, nb_node_t *n) {
+    nb_node_t *x = nb__in(g, n, 0), *w = nb__in(g, n, 1);
+    conv_shape s = shape_of(g, n);
+    const size_t P = (size_t)s.P;
+    const nb_real *dy = n->grad;
+    if (n->nin == 3 && nb__in(g, n, 2)->grad) { /* db[co] += sum of dy over b and p */
+        nb_real *db = nb__in(g, n, 2)->grad;
+        for (int b = 0; b < s.B; b++)
+            for (int co = 0; co < s.Co; co++) {
+                const nb_real *d = dy + ((size_t)b * s.Co + co) * P;
+                db[co] += sum_run(d, P);
+            }
+    }
+    if (!x->grad && !w->grad) return;
+    nb_real *col = n->scratch, *dybuf = col + (size_t)s.K * s.chunk * P;
+    for (int s0 = 0; s0 < s.B; s0 += s.chunk) {
+        int nc = s.B - s0 < s.chunk ? s.B - s0 : s.chunk;
+        size_t ld = (size_t)nc * P;
+        for (int grp = 0; grp < s.groups; grp++) {
+            const nb_real *dyg;
+            if (nc == 1) {
+                dyg = dy + ((size_t)s0 * s.Co + (size_t)grp * s.Cog) * P;
+            } else { /* dY of the chunk in [channel, sample, position] order */
+                for (int co = 0; co < s.Cog; co++)
+                    for (int k = 0; k < nc; k++)
+                        memcpy(dybuf + co * ld + (size_t)k * P,
+                               dy + ((size_t)(s0 + k) * s.Co + grp * s.Cog + co) * P,
+                               P * sizeof *dybuf);
+                dyg = dybuf;
+            }
+            if (w->grad) { /* dW_g += dY · col^T */
+                gather_columns(&s, x->val, s0, nc, grp, col);
+                nb_gemm(0, 1, s.Cog, s.K, (int)ld, R(1), dyg, (int)ld, col, (int)ld, R(1),
+                        w->grad + (size_t)grp * s.Cog * s.K, s.K);
+            }
+            if (x->grad) { /* dcol = W_g^T · dY, scattered back into dx */
+                nb_gemm(1, 0, s.K, (int)ld, s.Cog, R(1), w->val + (size_t)grp * s.Cog * s.K,
+                        s.K, dyg, (int)ld, R(0), col, (int)ld);
+                size_t plane = (size_t)s.geom.H * (size_t)s.geom.W;
+                for (int k = 0; k < nc; k++)
+                    nb_col2im(&s.geom, col + (size_t)k * P, ld,
+                              x->grad + ((size_t)(s0 + k) * s.C + (size_t)grp * s.Cg) * plane);
+            }
+        }
+    }
+}
+
+/* 2 per multiply-add: 2*C_out*(C/groups)*kh*kw*Ho*Wo per sample */
+static double conv_flops(const nb_graph *g, const nb_node_t *n) {
+    conv_shape s = shape_of(g, n);
+    return 2.0 * s.B * s.Co * (double)s.K * s.P;
+}
+
+static const nb_op op_conv2d = {
+    .name = "conv2d",
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .scratch = conv_scratch,
+    .flops = conv_flops,
+};
+
+/* Output length along one axis, PyTorch's formula; may be < 1 (an error). */
+static long long conv_out(int in, int k, int stride, int pad, int dil) {
+    long long span = (long long)in + 2LL * pad - (long long)dil * (k - 1) - 1;
+    return span < 0 ? 0 : span / stride + 1;
+}
+
+nb_node nb_conv2d(nb_graph *g, nb_node x, nb_node w, nb_node b, int stride_h, int stride_w,
+                  int pad_h, int pad_w, int dil_h, int dil_w, int groups) {
+    nb_node in[3] = {x, w, b};
+    int nin = b == NB_NONE ? 2 : 3;
+    if (!nb__begin(g, "conv2d", nin, in)) return NB_NONE;
+    const nb_node_t *X = nb__node(g, x), *Wt = nb__node(g, w);
+    char sx[96], sw[96], sb[96];
+    nb_shape_str(sx, sizeof sx, X->ndim, X->dims);
+    nb_shape_str(sw, sizeof sw, Wt->ndim, Wt->dims);
+    if (X->ndim != 4)
+        return nb__fail(g, NB_ERR_SHAPE, "conv2d: input '%s' has shape %s; expected [batch, "
+                        "channels, height, width]", X->name, sx);
+    if (Wt->ndim != 4 || Wt->batched)
+        return nb__fail(g, NB_ERR_SHAPE, "conv2d: weight '%s' has shape %s; expected an "
+                        "unbatched [out_channels, in_channels/groups, kh, kw]", Wt->name, sw);
+    if (stride_h < 1 || stride_w < 1 || stride_h > PAIR_MAX || stride_w > PAIR_MAX)
+        return nb__fail(g, NB_ERR_ARG, "conv2d: stride %dx%d must be 1 to %d", stride_h,
+                        stride_w, PAIR_MAX);
+    if (dil_h < 1 || dil_w < 1 || dil_h > PAIR_MAX || dil_w > PAIR_MAX)
+        return nb__fail(g, NB_ERR_ARG, "conv2d: dilation %dx%d must be 1 to %d", dil_h, dil_w,
+                        PAIR_MAX);
+    if (pad_h < 0 || pad_w < 0 || pad_h > PAIR_MAX || pad_w > PAIR_MAX)
+        return nb__fail(g, NB_ERR_ARG, "conv2d: padding %dx%d must be 0 to %d", pad_h, pad_w,
+                        PAIR_MAX);
+    int C = X->dims[1], Co = Wt->dims[0];
+    if (groups < 1)
+        return nb__fail(g, NB_ERR_ARG, "conv2d: groups %d is not positive", groups);
+    if (C % groups != 0 || Co % groups != 0)
+        return nb__fail(g, NB_ERR_SHAPE, "conv2d: %s of input %s and weight %s: %d input and "
+                        "%d output channels must both be divisible by groups = %d",
+                        C % groups ? "in_channels" : "out_channels", sx, sw, C, Co, groups);
+    if (Wt->dims[1] != C / groups)
+        return nb__fail(g, NB_ERR_SHAPE, "conv2d: input '%s' %s has %d channels, so weight "
+                        "'%s' must be [%d, %d, kh, kw] (groups = %d), but it is %s", X->name,
+                        sx, C, Wt->name, Co, C / groups, groups, sw);
+    if (nin == 3) {
+        const nb_node_t *Bn = nb__node(g, b);
+        if (Bn->ndim != 1 || Bn->dims[0] != Co || Bn->batched)
+            return nb__fail(g, NB_ERR_SHAPE, "conv2d: bias '%s' has shape %s; expected [%d] "
+                            "for weight %s", Bn->name,
+                            nb_shape_str(sb, sizeof sb, Bn->ndim, Bn->dims), Co, sw);
+    }
+    int kh = Wt->dims[2], kw = Wt->dims[3], H = X->dims[2], W = X->dims[3];
+    long long Ho = conv_out(H, kh, stride_h, pad_h, dil_h);
+    long long Wo = conv_out(W, kw, stride_w, pad_w, dil_w);
+    if (Ho < 1 || Wo < 1)
+        return nb__fail(g, NB_ERR_SHAPE, "conv2d: kernel %dx%d with dilation %dx%d spans "
+                        "%lldx%lld, larger than the padded input %lldx%lld (input %s, "
+                        "padding %dx%d)", kh, kw, dil_h, dil_w,
+                        (long long)dil_h * (kh - 1) + 1, (long long)dil_w * (kw - 1) + 1,
+                        (long long)H + 2LL * pad_h, (long long)W + 2LL * pad_w, sx, pad_h,
+                        pad_w);
+    /* one sample's column matrix is addressed with int leading dimensions */
+    if ((double)Ho * (double)Wo * (double)(C / groups) * kh * kw > 2147483647.0)
+        return nb__fail(g, NB_ERR_SHAPE, "conv2d: input %s with weight %s: the column matrix "
+                        "of one sample would exceed 2^31 values", sx, sw);
+    int dims[4] = {X->dims[0], Co, (int)Ho, (int)Wo};
+    nb_node h = nb__add_node(g, &op_conv2d, nin, in, 4, dims, X->batched);
+    if (h == NB_NONE) return NB_NONE;
+    nb_node_t *n = nb__node(g, h);
+    n->i[0] = pack(stride_h, stride_w);
+    n->i[1] = pack(pad_h, pad_w);
+    n->i[2] = pack(dil_h, dil_w);
+    n->i[3] = groups;
+    return h;
+}
+
+nb_node nb_conv2d_layer(nb_graph *g, nb_node x, int out_channels, int kh, int kw,
+                        const nb_conv_opts *opts, const char *name) {
+    if (!nb__begin(g, "conv2d", 1, &x)) return NB_NONE;
+    const nb_node_t *X = nb__node(g, x);
+    char sx[96];
+    nb_shape_str(sx, sizeof sx, X->ndim, X->dims);
+    if (X->ndim != 4)
+        return nb__fail(g, NB_ERR_SHAPE, "conv2d: input '%s' has shape %s; expected [batch, "
+                        "channels, height, width]", X->name, sx);
+    if (out_channels <= 0 || kh <= 0 || kw <= 0)
+        return nb__fail(g, NB_ERR_ARG, "conv2d: out_channels %d and kernel %dx%d must be "
+                        "positive", out_channels, kh, kw);
+    nb_conv_opts o = {0};
+    if (opts) o = *opts;
+    /* zero fields mean PyTorch's defaults */
+    if (o.stride_h == 0) o.stride_h = 1;
+    if (o.stride_w == 0) o.stride_w = 1;
+    if (o.dil_h == 0) o.dil_h = 1;
+    if (o.dil_w == 0) o.dil_w = 1;
+    if (o.groups == 0) o.groups = 1;
+    int C = X->dims[1];
+    if (o.groups < 1 || C % o.groups != 0 || out_channels % o.groups != 0)
+        return nb__fail(g, NB_ERR_SHAPE, "conv2d: input %s has %d channels and the layer %d "
+                        "output channels; both must be divisible by groups = %d", sx, C,
+                        out_channels, o.groups);
+    char base[48], pname[64];
+    if (name && name[0]) snprintf(base, sizeof base, "%s", name);
+    else nb__auto_name(g, "conv", base, sizeof base);
+    double fan_in = (double)(C / o.groups) * kh * kw;
+    if (o.weight_init.kind == NB_INIT_DEFAULT) o.weight_init.kind = NB_INIT_TORCH_LINEAR;
+    if (o.bias_init.kind == NB_INIT_DEFAULT) {
+        /* PyTorch: bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in of the weight */
+        double bound = 1.0 / sqrt(fan_in);
+        o.bias_init = (nb_init){.kind = NB_INIT_UNIFORM, .a = -bound, .b = bound};
+    }
+    int wd[4] = {out_channels, C / o.groups, kh, kw};
+    snprintf(pname, sizeof pname, "%s.weight", base);
+    nb_node w = nb_param(g, pname, 4, wd, o.weight_init);
+    if (w == NB_NONE) return NB_NONE;
+    nb_node b = NB_NONE;
+    if (!o.no_bias) {
+        snprintf(pname, sizeof pname, "%s.bias", base);
+        b = nb_param(g, pname, 1, &out_channels, o.bias_init);
+        if (b == NB_NONE) return NB_NONE;
+    }
+    nb_node y = nb_conv2d(g, x, w, b, o.stride_h, o.stride_w, o.pad_h, o.pad_w, o.dil_h,
+                          o.dil_w, o.groups);
+    if (y != NB_NONE)
+        snprintf(nb__node(g, y)->name, sizeof nb__node(g, y)->name, "%s", base);
+    return y;
+}

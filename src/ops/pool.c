@@ -1,0 +1,294 @@
+/* 2-D pooling on NCHW images: max, average and global average.
+ *
+ * Output sizes, window clipping and divisors follow PyTorch's CPU kernels
+ * exactly (pytorch-semantics.md §7):
+ *   out = floor((H + 2p - k + (ceil ? s-1 : 0)) / s) + 1, and with ceil_mode
+ *   out -= 1 when the last window would start at or past H + p.
+ * Window oh covers rows [oh*s - p, oh*s - p + k); padding ≤ k/2 and the rule
+ * above make every window overlap the input.
+ *
+ * Max pool keeps the index (ih*W + iw within the plane) of each output's
+ * maximum in its scratch, as int32_t packed into the nb_real scratch array
+ * (exact for any plane size, in the float and the double build); backward
+ * routes each gradient to that one input.
+ *
+ * Node attributes: i[0] kernel, i[1] stride, i[2] padding, each a pair packed
+ * as h*PAIR + w; i[3] flags (1: ceil_mode, 2: count_include_pad). */
+#include "../core/internal.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#define PAIR 65536
+#define PAIR_MAX 32767
+enum { CEIL_MODE = 1, COUNT_PAD = 2 };
+
+static int pack(int h, int w) { return h * PAIR + w; }
+static int high(int v) { return v / PAIR; }
+static int low(int v) { return v % PAIR; }
+
+typedef struct pool_shape {
+    size_t planes;           /* B*C                    */
+    int H, W, Ho, Wo;
+    int kh, kw, sh, sw, ph, pw;
+    int flags;
+} pool_shape;
+
+static pool_shape shape_of(const nb_graph *g, const nb_node_t *n) {
+    const nb_node_t *x = &g->nodes[n->in[0]];
+    pool_shape s = {
+        .planes = (size_t)x->dims[0] * (size_t)x->dims[1], .H = x->dims[2], .W = x->dims[3],
+        .Ho = n->dims[2], .Wo = n->dims[3], .kh = high(n->i[0]), .kw = low(n->i[0]),
+        .sh = high(n->i[1]), .sw = low(n->i[1]), .ph = high(n->i[2]), .pw = low(n->i[2]),
+        .flags = n->i[3]};
+    return s;
+}
+
+/* One window along an axis: [*lo, *hi) clipped to the input; *span is the
+ * window clipped to the padded input (the count_include_pad divisor). */
+static void window(int o, int k, int s, int p, int n_in, int *lo, int *hi, int *span) {
+    int a = o * s - p, b = a + k;
+    if (b > n_in + p) b = n_in + p;
+    *span = b - a;
+    *lo = a < 0 ? 0 : a;
+    *hi = b > n_in ? n_in : b;
+}
+
+/* ---- max pool ---- */
+
+static size_t maxpool_scratch(const nb_graph *g, const nb_node_t *n) {
+    (void)g;
+    size_t bytes = nb__numel(n) * sizeof(int32_t);
+    return (bytes + sizeof(nb_real) - 1) / sizeof(nb_real);
+}
+
+static void maxpool_forward(nb_graph *g, nb_node_t *n) {
+    pool_shape s = shape_of(g, n);
+    const nb_real *x = nb__in(g, n, 0)->val;
+    int32_t *arg = (int32_t *)(void *)n->scratch;
+    nb_real *y = n->val;
+    size_t in_plane = (size_t)s.H * s.W;
+    for (size_t pl = 0; pl < s.planes; pl++) {
+        const nb_real *xp = x + pl * in_plane;
+        for (int oh = 0; oh < s.Ho; oh++) {
+            int h0, h1, span;
+            window(oh, s.kh, s.sh, s.ph, s.H, &h0, &h1, &span);
+            for (int ow = 0; ow < s.Wo; ow++, y++, arg++) {
+                int w0, w1;
+                window(ow, s.kw, s.sw, s.pw, s.W, &w0, &w1, &span);
+                /* PyTorch's rule: strictly greater wins (so the first of
+                 * equal maxima stays), and any NaN takes over */
+                int32_t best = h0 * s.W + w0;
+                nb_real m = -(nb_real)INFINITY;
+                for (int ih = h0; ih < h1; ih++)
+                    for (int iw = w0; iw < w1; iw++) {
+                        nb_real v = xp[ih * s.W + iw];
+                        if (v > m || isnan(v)) {
+                            m = v;
+                            best = ih * s.W + iw;
+                        }
+                    }
+                *y = m;
+                *arg = best;
+            }
+        }
+    }
+}
+
+static void maxpool_backward(nb_graph *g, nb_node_t *n) {
+    nb_node_t *x = nb__in(g, n, 0);
+    if (!x->grad) return;
+    pool_shape s = shape_of(g, n);
+    const int32_t *arg = (const int32_t *)(const void *)n->scratch;
+    const nb_real *dy = n->grad;
+    size_t in_plane = (size_t)s.H * s.W, out_plane = (size_t)s.Ho * s.Wo;
+    for (size_t pl = 0; pl < s.planes; pl++) {
+        nb_real *dx = x->grad + pl * in_plane;
+        for (size_t k = 0; k < out_plane; k++) dx[arg[k]] += dy[k];
+        arg += out_plane;
+        dy += out_plane;
+    }
+}
+
+/* comparisons per output element */
+static double pool_flops(const nb_graph *g, const nb_node_t *n) {
+    pool_shape s = shape_of(g, n);
+    return (double)nb__numel(n) * s.kh * s.kw;
+}
+
+static const nb_op op_max_pool2d = {
+    .name = "max_pool2d",
+    .forward = maxpool_forward,
+    .backward = maxpool_backward,
+    .scratch = maxpool_scratch,
+    .flops = pool_flops,
+};
+
+/* ---- average pool ---- */
+
+static nb_real avg_divisor(const pool_shape *s, int h0, int h1, int hspan, int w0, int w1,
+                           int wspan) {
+    return (s->flags & COUNT_PAD) ? (nb_real)(hspan * wspan) : (nb_real)((h1 - h0) * (w1 - w0));
+}
+
+static void avgpool_forward(nb_graph *g, nb_node_t *n) {
+    pool_shape s = shape_of(g, n);
+    const nb_real *x = nb__in(g, n, 0)->val;
+    nb_real *y = n->val;
+    size_t in_plane = (size_t)s.H * s.W;
+    for (size_t pl = 0; pl < s.planes; pl++) {
+        const nb_real *xp = x + pl * in_plane;
+        for (int oh = 0; oh < s.Ho; oh++) {
+            int h0, h1, hspan;
+            window(oh, s.kh, s.sh, s.ph, s.H, &h0, &h1, &hspan);
+            for (int ow = 0; ow < s.Wo; ow++, y++) {
+                int w0, w1, wspan;
+                window(ow, s.kw, s.sw, s.pw, s.W, &w0, &w1, &wspan);
+                nb_real acc = 0;
+                for (int ih = h0; ih < h1; ih++)
+                    for (int iw = w0; iw < w1; iw++) acc += xp[ih * s.W + iw];
+                *y = acc / avg_divisor(&s, h0, h1, hspan, w0, w1, wspan);
+            }
+        }
+    }
+}
+
+static void avgpool_backward(nb_graph *g, nb_node_t *n) {
+    nb_node_t *x = nb__in(g, n, 0);
+    if (!x->grad) return;
+    pool_shape s = shape_of(g, n);
+    const nb_real *dy = n->grad;
+    size_t in_plane = (size_t)s.H * s.W;
+    for (size_t pl = 0; pl < s.planes; pl++) {
+        nb_real *dx = x->grad + pl * in_plane;
+        for (int oh = 0; oh < s.Ho; oh++) {
+            int h0, h1, hspan;
+            window(oh, s.kh, s.sh, s.ph, s.H, &h0, &h1, &hspan);
+            for (int ow = 0; ow < s.Wo; ow++, dy++) {
+                int w0, w1, wspan;
+                window(ow, s.kw, s.sw, s.pw, s.W, &w0, &w1, &wspan);
+                nb_real d = *dy / avg_divisor(&s, h0, h1, hspan, w0, w1, wspan);
+                for (int ih = h0; ih < h1; ih++)
+                    for (int iw = w0; iw < w1; iw++) dx[ih * s.W + iw] += d;
+            }
+        }
+    }
+}
+
+static const nb_op op_avg_pool2d = {
+    .name = "avg_pool2d",
+    .forward = avgpool_forward,
+    .backward = avgpool_backward,
+    .flops = pool_flops,
+};
+
+/* ---- building ---- */
+
+/* PyTorch's pooling_output_shape (no dilation); may return < 1. */
+static long long pool_out(int in, int k, int s, int p, int ceil_mode) {
+    long long num = (long long)in + 2LL * p - k + (ceil_mode ? s - 1 : 0);
+    long long out = (num >= 0 ? num / s : -((-num + s - 1) / s)) + 1; /* floor division */
+    if (ceil_mode && (out - 1) * s >= (long long)in + p) out--;
+    return out;
+}
+
+static nb_node pool(nb_graph *g, const nb_op *op, nb_node x, int kh, int kw, int sh, int sw,
+                    int ph, int pw, int flags) {
+    const char *name = op->name;
+    if (!nb__begin(g, name, 1, &x)) return NB_NONE;
+    const nb_node_t *X = nb__node(g, x);
+    char sx[96];
+    nb_shape_str(sx, sizeof sx, X->ndim, X->dims);
+    if (X->ndim != 4)
+        return nb__fail(g, NB_ERR_SHAPE, "%s: input '%s' has shape %s; expected [batch, "
+                        "channels, height, width]", name, X->name, sx);
+    if (kh < 1 || kw < 1 || kh > PAIR_MAX || kw > PAIR_MAX)
+        return nb__fail(g, NB_ERR_ARG, "%s: kernel %dx%d must be 1 to %d", name, kh, kw,
+                        PAIR_MAX);
+    if (sh == 0) sh = kh;
+    if (sw == 0) sw = kw;
+    if (sh < 1 || sw < 1 || sh > PAIR_MAX || sw > PAIR_MAX)
+        return nb__fail(g, NB_ERR_ARG, "%s: stride %dx%d must be 1 to %d (or 0: the kernel)",
+                        name, sh, sw, PAIR_MAX);
+    if (ph < 0 || pw < 0 || ph > kh / 2 || pw > kw / 2)
+        return nb__fail(g, NB_ERR_ARG, "%s: padding %dx%d must be between 0 and half the "
+                        "kernel %dx%d", name, ph, pw, kh, kw);
+    int H = X->dims[2], W = X->dims[3];
+    if ((double)H * (double)W > 2147483647.0) /* max pool's indices are int32 */
+        return nb__fail(g, NB_ERR_SHAPE, "%s: input %s: an image plane of more than 2^31 "
+                        "values is not supported", name, sx);
+    long long Ho = pool_out(H, kh, sh, ph, flags & CEIL_MODE);
+    long long Wo = pool_out(W, kw, sw, pw, flags & CEIL_MODE);
+    if (Ho < 1 || Wo < 1)
+        return nb__fail(g, NB_ERR_SHAPE, "%s: kernel %dx%d is larger than the padded input "
+                        "%lldx%lld (input %s, padding %dx%d)", name, kh, kw,
+                        (long long)H + 2LL * ph, (long long)W + 2LL * pw, sx, ph, pw);
+    int dims[4] = {X->dims[0], X->dims[1], (int)Ho, (int)Wo};
+    nb_node h = nb__add_node(g, op, 1, &x, 4, dims, X->batched);
+    if (h == NB_NONE) return NB_NONE;
+    nb_node_t *n = nb__node(g, h);
+    n->i[0] = pack(kh, kw);
+    n->i[1] = pack(sh, sw);
+    n->i[2] = pack(ph, pw);
+    n->i[3] = flags;
+    return h;
+}
+
+nb_node nb_max_pool2d(nb_graph *g, nb_node x, int kh, int kw, int stride_h, int stride_w,
+                      int pad_h, int pad_w, int ceil_mode) {
+    return pool(g, &op_max_pool2d, x, kh, kw, stride_h, stride_w, pad_h, pad_w,
+                ceil_mode ? CEIL_MODE : 0);
+}
+
+nb_node nb_avg_pool2d(nb_graph *g, nb_node x, int kh, int kw, int stride_h, int stride_w,
+                      int pad_h, int pad_w, int ceil_mode, int count_include_pad) {
+    return pool(g, &op_avg_pool2d, x, kh, kw, stride_h, stride_w, pad_h, pad_w,
+                (ceil_mode ? CEIL_MODE : 0) | (count_include_pad ? COUNT_PAD : 0));
+}
+
+/* ---- global average pool: [B, C, H, W] -> [B, C] ---- */
+
+static void gap_forward(nb_graph *g, nb_node_t *n) {
+    const nb_node_t *x = nb__in(g, n, 0);
+    size_t planes = nb__numel(n), plane = nb__numel_from(x, 2);
+    for (size_t pl = 0; pl < planes; pl++) {
+        const nb_real *xp = x->val + pl * plane;
+        double acc = 0; /* in double: planes can be large */
+        for (size_t k = 0; k < plane; k++) acc += (double)xp[k];
+        n->val[pl] = (nb_real)(acc / (double)plane);
+    }
+}
+
+static void gap_backward(nb_graph *g, nb_node_t *n) {
+    nb_node_t *x = nb__in(g, n, 0);
+    if (!x->grad) return;
+    size_t planes = nb__numel(n), plane = nb__numel_from(x, 2);
+    for (size_t pl = 0; pl < planes; pl++) {
+        nb_real d = n->grad[pl] / (nb_real)plane, *dx = x->grad + pl * plane;
+        for (size_t k = 0; k < plane; k++) dx[k] += d;
+    }
+}
+
+static double gap_flops(const nb_graph *g, const nb_node_t *n) {
+    return (double)nb__numel(&g->nodes[n->in[0]]);
+}
+
+static const nb_op op_global_avg_pool2d = {
+    .name = "global_avg_pool2d",
+    .forward = gap_forward,
+    .backward = gap_backward,
+    .flops = gap_flops,
+};
+
+nb_node nb_global_avg_pool2d(nb_graph *g, nb_node x) {
+    if (!nb__begin(g, "global_avg_pool2d", 1, &x)) return NB_NONE;
+    const nb_node_t *X = nb__node(g, x);
+    if (X->ndim != 4) {
+        char sx[96];
+        return nb__fail(g, NB_ERR_SHAPE, "global_avg_pool2d: input '%s' has shape %s; "
+                        "expected [batch, channels, height, width]", X->name,
+                        nb_shape_str(sx, sizeof sx, X->ndim, X->dims));
+    }
+    int dims[2] = {X->dims[0], X->dims[1]};
+    return nb__add_node(g, &op_global_avg_pool2d, 1, &x, 2, dims, X->batched);
+}
