@@ -284,6 +284,12 @@ nb_node nb_avg_pool2d(nb_graph *g, nb_node x, int kh, int kw, int stride_h, int 
 /* Mean over H and W: [B, C, H, W] -> [B, C]. */
 nb_node nb_global_avg_pool2d(nb_graph *g, nb_node x);
 
+/* A residual connection: main_path + x when their shapes agree, else
+ * main_path + batchnorm(conv1x1(x)) with the stride that maps x's image size
+ * to main_path's (ResNet's projection shortcut; parameters and buffers
+ * "<name>.downsample.0.weight", "<name>.downsample.1.*"). */
+nb_node nb_residual(nb_graph *g, nb_node main_path, nb_node x, const char *name);
+
 /* Losses (each returns a scalar, averaged like PyTorch's 'mean' reduction). */
 /* Mean of (pred - target)^2 over all elements. */
 nb_node nb_mse_loss(nb_graph *g, nb_node pred, nb_node target);

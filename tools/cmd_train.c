@@ -33,6 +33,8 @@ static const char *help =
     "                         warmup (linear from lr/3 over 5 epochs), linear-decay (the\n"
     "                         course's decay to lr/100 at the last epoch)\n"
     "  --clip-norm X          clip the global gradient norm to X\n"
+    "  --flip                 augment images: mirror at random (probability 1/2)\n"
+    "  --crop P               augment images: random crops after padding P pixels\n"
     "  --seed N               seed of the initialisation, split and shuffling (default 0)\n"
     "  --threads N            threads of the matrix products (default: OpenBLAS's choice)\n"
     "output\n"
@@ -63,6 +65,7 @@ typedef struct run {
     history hist;
     progress prog;
     int quiet, failed;
+    char augment[64];        /* "flip=0 crop=0": must match when resuming */
     char err[600];
 } run;
 
@@ -71,6 +74,7 @@ static void run_meta(run *r, nb_kv *kv, int *n, char *buf, size_t size) {
     snprintf(buf, size, "%ld", r->batch);
     kv[(*n)++] = (nb_kv){"train.batch", buf};
     kv[(*n)++] = (nb_kv){"train.data", r->data_spec};
+    kv[(*n)++] = (nb_kv){"train.augment", r->augment};
 }
 
 static int save_checkpoint(run *r, int epochs_done, long step) {
@@ -172,7 +176,8 @@ int cmd_train(int argc, char **argv) {
                     {"schedule", 1, 0},     {"clip-norm", 1, 0}, {"seed", 1, 0},
                     {"threads", 1, 0},      {"out", 1, 0},      {"checkpoint", 1, 0},
                     {"checkpoint-every", 1, 0}, {"resume", 1, 0}, {"log", 1, 0},
-                    {"plot", 1, 0},         {"quiet", 0, 0}};
+                    {"plot", 1, 0},         {"quiet", 0, 0},    {"flip", 0, 0},
+                    {"crop", 1, 0}};
     const int nf = (int)(sizeof f / sizeof f[0]);
     const char *pos[1];
     int npos, want_help;
@@ -191,7 +196,7 @@ int cmd_train(int argc, char **argv) {
     r.quiet = FLAG("quiet") != NULL;
     r.log = FLAG("log");
     r.plot = FLAG("plot");
-    long epochs = 10, seed = 0, threads = 0;
+    long epochs = 10, seed = 0, threads = 0, crop = 0;
     double val_split = 0, lr = -1, wd = 0, clip = 0;
     r.batch = 128;
     if ((v = FLAG("epochs")) && !cli_int("train", "epochs", v, 1, 1000000, &epochs)) return 2;
@@ -202,6 +207,7 @@ int cmd_train(int argc, char **argv) {
     if ((v = FLAG("lr")) && !cli_double("train", "lr", v, 0, 1e6, &lr)) return 2;
     if ((v = FLAG("weight-decay")) && !cli_double("train", "weight-decay", v, 0, 1e6, &wd)) return 2;
     if ((v = FLAG("clip-norm")) && !cli_double("train", "clip-norm", v, 0, 1e12, &clip)) return 2;
+    if ((v = FLAG("crop")) && !cli_int("train", "crop", v, 1, 1 << 16, &crop)) return 2;
     if ((v = FLAG("checkpoint-every")) &&
         !cli_int("train", "checkpoint-every", v, 1, 1L << 40, &r.ckpt_every))
         return 2;
@@ -224,6 +230,7 @@ int cmd_train(int argc, char **argv) {
     if (r.ckpt_every && !r.ckpt)
         return cli_usage_error("train", "--checkpoint-every needs --checkpoint FILE or --out FILE");
     const char *resume = FLAG("resume");
+    snprintf(r.augment, sizeof r.augment, "flip=%d crop=%ld", FLAG("flip") != NULL, crop);
     if ((out && !cli_check_output("train", "out", out)) ||
         (r.ckpt && !cli_check_output("train", "checkpoint", r.ckpt)) ||
         (r.log && !cli_check_output("train", "log", r.log)) ||
@@ -256,6 +263,12 @@ int cmd_train(int argc, char **argv) {
             rc = cli_fail("train", "--resume %s: the checkpoint was made with --batch %s, not %ld", resume, b, r.batch);
         else if (strcmp(d, r.data_spec) != 0)
             rc = cli_fail("train", "--resume %s: the checkpoint was made with --data %s", resume, d);
+        else if (!nb_st_meta(ck_file, "train.augment") ||
+                 strcmp(nb_st_meta(ck_file, "train.augment"), r.augment) != 0)
+            rc = cli_fail("train", "--resume %s: the checkpoint was made with augmentation '%s', "
+                          "this run asks for '%s'", resume,
+                          nb_st_meta(ck_file, "train.augment") ? nb_st_meta(ck_file, "train.augment") : "?",
+                          r.augment);
         else if (FLAG("seed") && strtoull(sd, NULL, 10) != (uint64_t)seed)
             rc = cli_fail("train", "--resume %s: the checkpoint was made with --seed %s", resume, sd);
         else r.seed = strtoull(sd, NULL, 10);
@@ -322,6 +335,8 @@ int cmd_train(int argc, char **argv) {
     cfg.optimizer = r.opt;
     cfg.schedule = sched;
     cfg.clip_norm = clip;
+    cfg.augment_flip = FLAG("flip") != NULL;
+    cfg.augment_crop = (int)crop;
     cfg.on_batch = on_batch;
     cfg.on_epoch = on_epoch;
     cfg.user = &r;

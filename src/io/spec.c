@@ -92,6 +92,26 @@ static nb_status double_option(spec_ctx *c, spec_line *l, const char *key, doubl
     return NB_OK;
 }
 
+static nb_status int_option(spec_ctx *c, spec_line *l, const char *key, int dflt, int lo,
+                            int hi, int *out) {
+    const char *v = option(l, key);
+    *out = dflt;
+    if (v && (!parse_int(v, out) || *out < lo || *out > hi))
+        return fail(c, l, "%s: option %s=%s is not an integer from %d to %d", l->op, key, v, lo,
+                    hi);
+    return NB_OK;
+}
+
+static nb_status bool_option(spec_ctx *c, spec_line *l, const char *key, int dflt, int *out) {
+    const char *v = option(l, key);
+    *out = dflt;
+    if (!v) return NB_OK;
+    if (strcmp(v, "true") == 0) *out = 1;
+    else if (strcmp(v, "false") == 0) *out = 0;
+    else return fail(c, l, "%s: option %s=%s must be true or false", l->op, key, v);
+    return NB_OK;
+}
+
 /* Positional (non-option, non-reference) arguments. */
 static int positionals(spec_line *l, const char **out, int max) {
     int n = 0;
@@ -294,6 +314,114 @@ static nb_status layer_reshape(spec_ctx *c, spec_line *l, nb_node *out) {
     return s;
 }
 
+/* conv C_OUT K [KW]: stride=, padding=, dilation=, groups=, bias=, init=, gain= */
+static nb_status layer_conv(spec_ctx *c, spec_line *l, nb_node *out) {
+    const char *pos[3] = {NULL};
+    int n = positionals(l, pos, 3), cout, kh, kw;
+    if (n < 2 || n > 3 || !parse_int(pos[0], &cout) || cout <= 0 || !parse_int(pos[1], &kh) ||
+        kh <= 0 || (n == 3 && (!parse_int(pos[2], &kw) || kw <= 0)))
+        return fail(c, l, "conv: give output channels and kernel size, e.g. 'conv 32 3' or "
+                    "'conv 32 3 5'");
+    if (n == 2) kw = kh;
+    nb_conv_opts o = {0};
+    nb_status s;
+    int bias;
+    if ((s = int_option(c, l, "stride", 1, 1, 1 << 16, &o.stride_h)) != NB_OK ||
+        (s = int_option(c, l, "padding", 0, 0, 1 << 16, &o.pad_h)) != NB_OK ||
+        (s = int_option(c, l, "dilation", 1, 1, 1 << 16, &o.dil_h)) != NB_OK ||
+        (s = int_option(c, l, "groups", 1, 1, 1 << 20, &o.groups)) != NB_OK ||
+        (s = bool_option(c, l, "bias", 1, &bias)) != NB_OK ||
+        (s = parse_init(c, l, &o.weight_init)) != NB_OK)
+        return s;
+    o.stride_w = o.stride_h;
+    o.pad_w = o.pad_h;
+    o.dil_w = o.dil_h;
+    o.no_bias = !bias;
+    nb_node x;
+    if ((s = inputs(c, l, 1, &x)) != NB_OK) return s;
+    char prefix[48];
+    param_prefix(c, l, prefix, sizeof prefix);
+    *out = nb_conv2d_layer(c->g, x, cout, kh, kw, &o, prefix);
+    return NB_OK;
+}
+
+/* maxpool K / avgpool K: stride= (default K), padding=, ceil=, count_include_pad= */
+static nb_status layer_pool(spec_ctx *c, spec_line *l, nb_node *out) {
+    const char *pos[1] = {NULL};
+    int k;
+    if (positionals(l, pos, 1) != 1 || !parse_int(pos[0], &k) || k <= 0)
+        return fail(c, l, "%s: give the window size, e.g. '%s 2'", l->op, l->op);
+    int stride, pad, ceil_mode, include_pad = 1;
+    nb_status s;
+    if ((s = int_option(c, l, "stride", k, 1, 1 << 16, &stride)) != NB_OK ||
+        (s = int_option(c, l, "padding", 0, 0, 1 << 16, &pad)) != NB_OK ||
+        (s = bool_option(c, l, "ceil", 0, &ceil_mode)) != NB_OK)
+        return s;
+    if (l->op[0] == 'a' && (s = bool_option(c, l, "count_include_pad", 1, &include_pad)) != NB_OK)
+        return s;
+    nb_node x;
+    if ((s = inputs(c, l, 1, &x)) != NB_OK) return s;
+    *out = l->op[0] == 'm' ? nb_max_pool2d(c->g, x, k, k, stride, stride, pad, pad, ceil_mode)
+                           : nb_avg_pool2d(c->g, x, k, k, stride, stride, pad, pad, ceil_mode,
+                                           include_pad);
+    return NB_OK;
+}
+
+/* batchnorm / layernorm: eps=, momentum= (batch norm), affine=, dims= (layer norm) */
+static nb_status layer_norm(spec_ctx *c, spec_line *l, nb_node *out) {
+    nb_norm_opts o = {0};
+    nb_status s;
+    int affine, dims = 1;
+    if ((s = double_option(c, l, "eps", 1e-5, &o.eps)) != NB_OK ||
+        (s = bool_option(c, l, "affine", 1, &affine)) != NB_OK)
+        return s;
+    if (!(o.eps > 0)) return fail(c, l, "%s: eps must be positive", l->op);
+    o.no_affine = !affine;
+    if (l->op[0] == 'b') {
+        if ((s = double_option(c, l, "momentum", 0.1, &o.momentum)) != NB_OK) return s;
+        if (!(o.momentum > 0 && o.momentum <= 1))
+            return fail(c, l, "batchnorm: momentum must be in (0, 1]");
+    } else if ((s = int_option(c, l, "dims", 1, 1, NB_MAX_DIMS - 1, &dims)) != NB_OK) {
+        return s;
+    }
+    nb_node x;
+    if ((s = inputs(c, l, 1, &x)) != NB_OK) return s;
+    char prefix[48];
+    param_prefix(c, l, prefix, sizeof prefix);
+    *out = l->op[0] == 'b' ? nb_batch_norm(c->g, x, prefix, &o)
+                           : nb_layer_norm(c->g, x, dims, prefix, &o);
+    return NB_OK;
+}
+
+static nb_status layer_dropout(spec_ctx *c, spec_line *l, nb_node *out) {
+    const char *pos[1] = {NULL};
+    double p;
+    if (positionals(l, pos, 1) != 1 || !parse_double(pos[0], &p) || p < 0 || p >= 1)
+        return fail(c, l, "dropout: give the drop probability in [0, 1), e.g. 'dropout 0.2'");
+    nb_node x;
+    nb_status s = inputs(c, l, 1, &x);
+    if (s == NB_OK) *out = nb_dropout(c->g, x, (nb_real)p);
+    return s;
+}
+
+/* residual @x: previous output + x, through a 1x1 projection if shapes differ */
+static nb_status layer_residual(spec_ctx *c, spec_line *l, nb_node *out) {
+    nb_node in[2];
+    nb_status s = inputs(c, l, 2, in);
+    if (s != NB_OK) return s;
+    char prefix[48];
+    param_prefix(c, l, prefix, sizeof prefix);
+    *out = nb_residual(c->g, in[0], in[1], prefix);
+    return NB_OK;
+}
+
+static nb_status layer_global_pool(spec_ctx *c, spec_line *l, nb_node *out) {
+    nb_node x;
+    nb_status s = inputs(c, l, 1, &x);
+    if (s == NB_OK) *out = nb_global_avg_pool2d(c->g, x);
+    return s;
+}
+
 static nb_status layer_binary(spec_ctx *c, spec_line *l, nb_node *out) {
     nb_node in[2];
     nb_status s = inputs(c, l, 2, in);
@@ -362,7 +490,11 @@ static const struct {
     {"gelu", layer_unary, 1},      {"silu", layer_unary, 1},      {"elu", layer_unary, 1},
     {"softplus", layer_unary, 1},  {"flatten", layer_unary, 1},   {"scale", layer_unary, 1},
     {"reshape", layer_reshape, 1}, {"add", layer_binary, 1},      {"sub", layer_binary, 1},
-    {"mul", layer_binary, 1},      {"concat", layer_concat, 1},   {"loss", layer_loss, 0},
+    {"mul", layer_binary, 1},      {"concat", layer_concat, 1},   {"conv", layer_conv, 1},
+    {"maxpool", layer_pool, 1},    {"avgpool", layer_pool, 1},
+    {"global_avgpool", layer_global_pool, 1},                     {"batchnorm", layer_norm, 1},
+    {"layernorm", layer_norm, 1},  {"dropout", layer_dropout, 1},
+    {"residual", layer_residual, 1},                              {"loss", layer_loss, 0},
 };
 
 /* ------------------------------------------------------------ parsing */
