@@ -121,10 +121,67 @@ static void test_corpus(void) {
     }
 }
 
+/* The convolutional models: PyTorch's parameter and buffer names, shapes. */
+static void test_cnn_models(void) {
+    nb_model m;
+    CHECK_OK(nb_model_load("models/fashion_cnn.nn", &m));
+    if (m.graph) {
+        static const char *names[] = {"0.weight", "0.bias", "3.weight", "3.bias",
+                                      "8.weight", "8.bias", "11.weight", "11.bias"};
+        CHECK(nb_param_tensor_count(m.graph) == 8);
+        for (int i = 0; i < 8 && i < nb_param_tensor_count(m.graph); i++)
+            CHECKF(strcmp(nb_node_name(m.graph, nb_param_tensor(m.graph, i)), names[i]) == 0,
+                   "cnn param %d is %s", i, nb_node_name(m.graph, nb_param_tensor(m.graph, i)));
+        int ndim, dims[NB_MAX_DIMS];
+        CHECK_OK(nb_node_shape(m.graph, nb_find(m.graph, "8.weight"), &ndim, dims));
+        CHECK(ndim == 2 && dims[0] == 128 && dims[1] == 1600);
+        nb_model_free(&m);
+    }
+    CHECK_OK(nb_model_load("models/fashion_resnet.nn", &m));
+    if (m.graph) {
+        nb_graph *g = m.graph;
+        CHECK(nb_find(g, "stem.weight") != NB_NONE && nb_find(g, "stem.bias") == NB_NONE);
+        CHECK(nb_find(g, "b2.downsample.0.weight") != NB_NONE);
+        CHECK(nb_find(g, "b2.downsample.1.running_var") != NB_NONE);
+        CHECK(nb_find(g, "b1.downsample.0.weight") == NB_NONE); /* same shape: plain add */
+        CHECK(nb_buffer_count(g) == 3 * 9); /* 9 batch norms, 3 buffers each */
+        int ndim, dims[NB_MAX_DIMS];
+        CHECK_OK(nb_graph_set_batch(g, 2));
+        CHECK_OK(nb_node_shape(g, nb_find(g, "b3"), &ndim, dims));
+        CHECK(ndim == 4 && dims[1] == 128 && dims[2] == 4 && dims[3] == 4);
+        nb_model_free(&m);
+    }
+}
+
+static void test_layer_errors(void) {
+    static const struct { const char *text, *needle; } cases[] = {
+        {"input 1 8 8\nconv 4\n", ":2: conv: give output channels and kernel size"},
+        {"input 1 8 8\nconv 4 3 stride=0\n", ":2: conv: option stride=0 is not an integer from 1"},
+        {"input 1 8 8\nconv 4 9\n", ":2: conv2d"},
+        {"input 3 8 8\nconv 4 3 groups=2\n", "divisible"},
+        {"input 1 8 8\nmaxpool 0\n", ":2: maxpool: give the window size"},
+        {"input 1 8 8\navgpool 2 ceil=maybe\n", ":2: avgpool: option ceil=maybe must be true or false"},
+        {"input 4\ndropout 1\n", ":2: dropout: give the drop probability in [0, 1)"},
+        {"input 4\nbatchnorm momentum=2\n", ":2: batchnorm: momentum must be in (0, 1]"},
+        {"input 4\nlayernorm dims=9\n", ":2: layernorm: option dims=9"},
+        {"input 1 8 8\nx = conv 4 3\nconv 6 3\nresidual @x\n", ":4: residual"},
+        {"input 4\nglobal_avgpool\n", ":2: global_avg_pool2d"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        nb_model m;
+        nb_status s = nb_model_parse(cases[i].text, "layers.nn", &m);
+        CHECKF(s != NB_OK, "case %zu parsed", i);
+        CHECKF(strstr(nb_last_error(), cases[i].needle) != NULL, "case %zu: '%s' lacks '%s'", i,
+               nb_last_error(), cases[i].needle);
+    }
+}
+
 int main(void) {
     test_fashion_mlp();
     test_skip_connection();
     test_initialisers_and_options();
     test_corpus();
+    test_cnn_models();
+    test_layer_errors();
     TEST_END();
 }
