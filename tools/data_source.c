@@ -86,7 +86,7 @@ nb_status preprocess_from_data(const nb_data *d, preprocess *p) {
         memcpy(p->mean, d->mean, p->features * sizeof *p->mean);
         memcpy(p->inv_std, d->inv_std, p->features * sizeof *p->inv_std);
     }
-    if (d->n_classes) {
+    if (d->n_classes && d->class_names) { /* IDX labels have no names */
         p->class_names = calloc((size_t)d->n_classes, sizeof *p->class_names);
         if (!p->class_names) return nb_set_error(NB_ERR_NOMEM, "out of memory");
         p->n_classes = d->n_classes;
