@@ -69,6 +69,19 @@ check '[ "$right" -ge 270 ]' "predicted names right for $right of 300 rows"
 "$nabla" info "$work/iris.nn" > "$work/info.out"
 check 'grep -q "parameters: 131 " "$work/info.out"' "info counts 4*16+16+16*3+3 = 131 parameters"
 
+# --- IDX files (the Fashion-MNIST test split, when installed)
+fm=/usr/share/datasets/fashion-mnist
+if [ -f $fm/t10k-images-idx3-ubyte.gz ]; then
+    "$nabla" train models/fashion_mlp.nn --data "idx:$fm/t10k-images-idx3-ubyte.gz,$fm/t10k-labels-idx1-ubyte.gz" \
+        --epochs 1 --quiet --out "$work/idx.safetensors" > "$work/idx.out" 2>&1
+    check '[ $? -eq 0 ]' "train on IDX files: $(cat "$work/idx.out")"
+    "$nabla" predict models/fashion_mlp.nn --weights "$work/idx.safetensors" \
+        --input "idx:$fm/t10k-images-idx3-ubyte.gz" --limit 5 > "$work/idx.pred" 2>&1
+    check '[ $? -eq 0 ] && [ $(wc -l < "$work/idx.pred") -eq 6 ]' "predict IDX images"
+else
+    echo "skipped: IDX training (dataset-fashion-mnist not installed)"
+fi
+
 # --- SIGKILL mid-run, then --resume: bit-identical to an uninterrupted run
 awk 'BEGIN { s = 7; print "a,b,c,d,e,f,label";
     for (i = 0; i < 20000; i++) { line = "";
@@ -79,6 +92,7 @@ cat > "$work/big.nn" <<'EOF'
 input 6
 dense 512
 tanh
+dropout 0.1
 dense 512
 tanh
 dense 4
