@@ -126,15 +126,16 @@ static void test_cnn_models(void) {
     nb_model m;
     CHECK_OK(nb_model_load("models/fashion_cnn.nn", &m));
     if (m.graph) {
-        static const char *names[] = {"0.weight", "0.bias", "3.weight", "3.bias",
-                                      "8.weight", "8.bias", "11.weight", "11.bias"};
-        CHECK(nb_param_tensor_count(m.graph) == 8);
-        for (int i = 0; i < 8 && i < nb_param_tensor_count(m.graph); i++)
+        static const char *names[] = {"0.weight", "1.weight", "1.bias", "4.weight", "5.weight",
+                                      "5.bias", "10.weight", "10.bias", "13.weight", "13.bias"};
+        CHECK(nb_param_tensor_count(m.graph) == 10);
+        CHECK(nb_find(m.graph, "5.running_var") != NB_NONE);
+        for (int i = 0; i < 10 && i < nb_param_tensor_count(m.graph); i++)
             CHECKF(strcmp(nb_node_name(m.graph, nb_param_tensor(m.graph, i)), names[i]) == 0,
                    "cnn param %d is %s", i, nb_node_name(m.graph, nb_param_tensor(m.graph, i)));
         int ndim, dims[NB_MAX_DIMS];
-        CHECK_OK(nb_node_shape(m.graph, nb_find(m.graph, "8.weight"), &ndim, dims));
-        CHECK(ndim == 2 && dims[0] == 128 && dims[1] == 1600);
+        CHECK_OK(nb_node_shape(m.graph, nb_find(m.graph, "10.weight"), &ndim, dims));
+        CHECK(ndim == 2 && dims[0] == 128 && dims[1] == 64 * 7 * 7);
         nb_model_free(&m);
     }
     CHECK_OK(nb_model_load("models/fashion_resnet.nn", &m));
