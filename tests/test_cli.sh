@@ -162,5 +162,12 @@ done
 "$nabla" gradcheck "$work/iris.nn" > "$work/gc.out" 2>&1
 check '[ $? -eq 0 ] && grep -q "passed" "$work/gc.out"' "gradcheck: $(cat "$work/gc.out")"
 
+# the shipped convolutional models, in double precision (conv, pooling, batch
+# norm, dropout, residual projections)
+for m in fashion_cnn fashion_resnet; do
+    "$nabla" gradcheck models/$m.nn --samples 3 --batch 2 > "$work/gc.out" 2>&1
+    check '[ $? -eq 0 ] && grep -q "0 outside tolerance" "$work/gc.out"' "gradcheck $m: $(cat "$work/gc.out")"
+done
+
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]
