@@ -220,6 +220,51 @@ static void test_fit(void) {
     nb_graph_free(m.g);
 }
 
+/* The convolutional ops too: conv, batch norm (running statistics), max pool,
+ * dropout (random masks), a residual projection, global average pooling, and
+ * augmented batches; nb_fit with validation. */
+static nb_real img_x[N * 64];
+
+static void test_fit_cnn(void) {
+    nb_rng r;
+    nb_rng_seed(&r, 3);
+    for (int k = 0; k < N * 64; k++) img_x[k] = (nb_real)nb_rng_uniform(&r);
+    nb_graph *g = nb_graph_new();
+    int shape[3] = {1, 8, 8};
+    nb_node x = nb_input(g, "x", 3, shape), y = nb_input(g, "y", 0, NULL);
+    nb_conv_opts pad = {.pad_h = 1, .pad_w = 1};
+    nb_node c = nb_relu(g, nb_batch_norm(g, nb_conv2d_layer(g, x, 4, 3, 3, &pad, "c1"), "bn1", NULL));
+    nb_node p = nb_max_pool2d(g, c, 2, 2, 0, 0, 0, 0, 0);
+    nb_node c2 = nb_conv2d_layer(g, p, 8, 3, 3, &pad, "c2");
+    nb_node res = nb_residual(g, c2, p, "res");
+    nb_node out = nb_dense(g, nb_dropout(g, nb_global_avg_pool2d(g, res), 0.2f), OUT, "fc", NULL);
+    nb_node loss = nb_cross_entropy(g, out, y, 0);
+    CHECK_OK(nb_graph_status(g));
+    CHECK_OK(nb_graph_init(g, &r));
+    nb_dataset train = {.x = img_x, .y = data_y, .n = N, .x_size = 64, .y_size = 1};
+    nb_dataset val = {.x = img_x, .y = data_y, .n = 30, .x_size = 64, .y_size = 1};
+    nb_fit_config cfg = nb_fit_defaults(x, y, loss, out);
+    cfg.epochs = 6;
+    cfg.batch_size = BATCH;
+    cfg.augment_flip = 1;
+    cfg.augment_crop = 1;
+    window w;
+    memset(&w, 0, sizeof w);
+    w.epochs = cfg.epochs;
+    cfg.on_epoch = count_window;
+    cfg.user = &w;
+    CHECK_OK(nb_fit(g, &cfg, &train, &val, NULL));
+    counting = 0;
+    CHECKF(allocations() == 0 && n_free == 0,
+           "nb_fit (CNN) allocated during epochs 2..%d: malloc %ld calloc %ld realloc %ld free %ld",
+           cfg.epochs, n_malloc, n_calloc, n_realloc, n_free);
+#ifdef NB_HEAP_CHECK
+    CHECKF(w.heap_end == w.heap_start, "heap in use changed during nb_fit (CNN): %zu -> %zu",
+           w.heap_start, w.heap_end);
+#endif
+    nb_graph_free(g);
+}
+
 int main(void) {
 #ifdef NB_ASAN
     printf("note: AddressSanitizer build: counting through --wrap only (mallinfo2 heap "
@@ -229,5 +274,6 @@ int main(void) {
     test_wrap_works();
     test_manual_loop();
     test_fit();
+    test_fit_cnn();
     TEST_END();
 }
