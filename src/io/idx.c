@@ -5,7 +5,7 @@
  * field is checked against the file before anything is trusted: the data
  * buffer grows only as bytes actually arrive, so a header announcing a huge
  * tensor in a tiny file costs nothing before it is reported as truncated. */
-#include "../core/internal.h"
+#include "io.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -106,15 +106,8 @@ static nb_status read_idx(gzFile f, const char *path, nb_array *out) {
     unsigned char *buf = NULL;
     while (got < want) {
         if (got == cap) {
-            size_t ncap = cap ? cap * 2 : (1u << 20);
-            if (ncap > want) ncap = want;
-            unsigned char *nbuf = realloc(buf, ncap);
-            if (!nbuf) {
-                free(buf);
-                return nb_err(NB_ERR_NOMEM, "%s: out of memory for %zu bytes", path, ncap);
-            }
-            buf = nbuf;
-            cap = ncap;
+            nb_status s = nb__grow_toward(&buf, &cap, want, path);
+            if (s != NB_OK) return s;
         }
         size_t ask = cap - got;
         r = read_full(f, buf + got, ask);

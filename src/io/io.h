@@ -18,4 +18,10 @@ const char *nb__quote(char *dst, size_t cap, const char *s, size_t len, size_t m
  * max_bytes; memory grows only as bytes actually arrive. */
 nb_status nb__read_file(const char *path, size_t max_bytes, char **buf, size_t *len);
 
+/* Room for more of a `want`-byte payload that arrives in pieces: when the
+ * buffer is full (*cap bytes), double it, from 1 MiB up to want.  A header
+ * that lies about the size then costs at most about twice what the file
+ * really holds.  On failure *buf is freed and NB_ERR_NOMEM returned. */
+nb_status nb__grow_toward(unsigned char **buf, size_t *cap, size_t want, const char *name);
+
 #endif

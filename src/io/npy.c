@@ -358,15 +358,8 @@ static nb_status read_npy(npy_src *src, nb_array *out) {
         size_t cap = 0;
         while (got < want) {
             if (got == cap) {
-                size_t ncap = cap ? cap * 2 : (1u << 20);
-                if (ncap > want) ncap = want;
-                unsigned char *nbuf = realloc(buf, ncap);
-                if (!nbuf) {
-                    free(buf);
-                    return nb_err(NB_ERR_NOMEM, "%s: out of memory for %zu bytes", name, ncap);
-                }
-                buf = nbuf;
-                cap = ncap;
+                nb_status s = nb__grow_toward(&buf, &cap, want, name);
+                if (s != NB_OK) return s;
             }
             size_t ask = cap - got;
             size_t r = src_read(src, buf + got, ask);

@@ -132,3 +132,17 @@ nb_status nb__read_file(const char *path, size_t max_bytes, char **buf, size_t *
     *len = got;
     return NB_OK;
 }
+
+nb_status nb__grow_toward(unsigned char **buf, size_t *cap, size_t want, const char *name) {
+    size_t ncap = *cap ? *cap * 2 : (1u << 20);
+    if (ncap > want) ncap = want;
+    unsigned char *nbuf = realloc(*buf, ncap);
+    if (!nbuf) {
+        free(*buf);
+        *buf = NULL;
+        return nb_err(NB_ERR_NOMEM, "%s: out of memory for %zu bytes", name, ncap);
+    }
+    *buf = nbuf;
+    *cap = ncap;
+    return NB_OK;
+}
