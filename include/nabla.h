@@ -75,6 +75,10 @@ nb_status nb_set_error(nb_status s, const char *fmt, ...)
 /* Threads used by the matrix products (OpenBLAS); 1 without BLAS. */
 nb_status nb_set_threads(int threads);
 int nb_threads(void);
+/* The kernel family OpenBLAS uses ("Haswell", "SkylakeX", "Cooperlake", ...;
+ * "portable" without BLAS): detected from the CPU, or forced by the
+ * environment variable OPENBLAS_CORETYPE, which OpenBLAS reads when it loads. */
+const char *nb_blas_core(void);
 
 /* --------------------------------------------------------------------- rng */
 

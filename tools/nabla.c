@@ -34,7 +34,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("nabla %s\n", NB_VERSION);
+        printf("nabla %s (matrix kernels: %s, %d threads)\n", NB_VERSION, nb_blas_core(),
+               nb_threads());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

@@ -6,7 +6,16 @@
 #ifdef NB_USE_CBLAS
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
+char *openblas_get_corename(void);
 #endif
+
+const char *nb_blas_core(void) {
+#ifdef NB_USE_CBLAS
+    return openblas_get_corename();
+#else
+    return "portable";
+#endif
+}
 
 nb_status nb_set_threads(int threads) {
     if (threads < 1 || threads > 1024)
