@@ -169,6 +169,150 @@ static void run_free(run *r) {
     history_free(&r->hist);
 }
 
+/* A resumed run continues the checkpoint's run: same data, batch size,
+ * augmentation and seed (taken from the checkpoint), and its history. */
+static int check_resume(run *r, const char *resume, const char *seed_flag) {
+    nb_safetensors *ck;
+    if (nb_st_open(resume, &ck) != NB_OK) return cli_fail("train", "--resume: %s", nb_last_error());
+    const char *b = nb_st_meta(ck, "train.batch"), *d = nb_st_meta(ck, "train.data");
+    const char *aug = nb_st_meta(ck, "train.augment"), *sd = nb_st_meta(ck, "nabla.seed");
+    const char *hist = nb_st_meta(ck, "train.history");
+    int rc = 0;
+    if (!b || !d || !aug || !sd)
+        rc = cli_fail("train", "--resume %s: not a checkpoint written by nabla train", resume);
+    else if (atol(b) != r->batch)
+        rc = cli_fail("train", "--resume %s: the checkpoint was made with --batch %s, not %ld",
+                      resume, b, r->batch);
+    else if (strcmp(d, r->data_spec) != 0)
+        rc = cli_fail("train", "--resume %s: the checkpoint was made with --data %s", resume, d);
+    else if (strcmp(aug, r->augment) != 0)
+        rc = cli_fail("train", "--resume %s: the checkpoint was made with augmentation '%s', "
+                      "this run asks for '%s'", resume, aug, r->augment);
+    else if (seed_flag && strtoull(sd, NULL, 10) != r->seed)
+        rc = cli_fail("train", "--resume %s: the checkpoint was made with --seed %s", resume, sd);
+    else if (hist && history_parse(&r->hist, hist))
+        rc = cli_fail("train", "--resume %s: unreadable train.history", resume);
+    if (!rc) r->seed = strtoull(sd, NULL, 10);
+    nb_st_free(ck);
+    return rc;
+}
+
+/* Load the data, hold out validation data, scale bytes to [0, 1] or
+ * standardise features with training statistics, and check them against the
+ * model. */
+static int prepare_data(run *r, const char *test_spec, double val_split, int standardize) {
+    nb_status s = data_load(r->data_spec, "train", &r->train);
+    if (s == NB_OK && (test_spec || data_has_test_split(r->data_spec)))
+        s = data_load(test_spec ? test_spec : r->data_spec, "test", &r->test);
+    if (s == NB_OK && val_split > 0) {
+        nb_data all = r->train;
+        memset(&r->train, 0, sizeof r->train);
+        s = nb_data_split(&all, val_split, r->seed, &r->train, &r->val);
+        nb_data_free(&all);
+    }
+    if (s == NB_OK && r->train.x_u8) {
+        s = nb_data_scale_unit(&r->train);
+        if (s == NB_OK && r->val.n) s = nb_data_scale_unit(&r->val);
+        if (s == NB_OK && r->test.n) s = nb_data_scale_unit(&r->test);
+    } else if (s == NB_OK && standardize) {
+        s = nb_data_standardize(&r->train, r->val.n ? &r->val : NULL, r->test.n ? &r->test : NULL);
+    }
+    if (s == NB_OK) s = preprocess_from_data(&r->train, &r->pre);
+    if (s != NB_OK) return cli_fail("train", "%s", nb_last_error());
+    size_t in_size = cli_sample_size(r->m.graph, r->m.input);
+    if (r->train.sample_size != in_size)
+        return cli_fail("train", "%s: samples have %zu values but %s takes %zu values per sample",
+                        r->data_spec, r->train.sample_size, r->model_path, in_size);
+    if (r->m.classes && (check_labels(r->data_spec, &r->train, r->m.classes) ||
+                         check_labels("validation data", &r->val, r->m.classes) ||
+                         check_labels("test data", &r->test, r->m.classes)))
+        return 1;
+    return 0;
+}
+
+/* Parameters, optimiser state and position from the checkpoint. */
+static int restore(run *r, const char *resume, nb_fit_config *cfg, size_t per_epoch) {
+    nb_checkpoint ck = {.model = r->m.text};
+    if (nb_checkpoint_load(resume, r->m.graph, r->opt, &ck) != NB_OK)
+        return cli_fail("train", "--resume: %s", nb_last_error());
+    r->rng = ck.rng;
+    long step = nb_optim_steps(r->opt);
+    if (ck.epoch >= cfg->epochs)
+        return cli_fail("train", "--resume %s: %d epochs already done; ask for more with --epochs",
+                        resume, ck.epoch);
+    if (step < (long)((size_t)ck.epoch * per_epoch) ||
+        step >= (long)((size_t)(ck.epoch + 1) * per_epoch))
+        return cli_fail("train", "--resume %s: step %ld does not fall in epoch %d of %zu steps; "
+                        "were the data or batch size changed?", resume, step, ck.epoch + 1,
+                        per_epoch);
+    cfg->start_epoch = ck.epoch;
+    cfg->start_batch = (size_t)step - (size_t)ck.epoch * per_epoch;
+    if (!r->quiet) fprintf(stderr, "resuming %s at epoch %d, step %ld\n", resume, ck.epoch + 1, step);
+    return 0;
+}
+
+/* nb_fit with progress, checkpoints and Ctrl-C. */
+static int train(run *r, nb_fit_config *cfg, size_t per_epoch) {
+    nb_dataset train_ds, val_ds;
+    nb_status s = nb_data_as_dataset(&r->train, &train_ds);
+    if (s == NB_OK && r->val.n) s = nb_data_as_dataset(&r->val, &val_ds);
+    if (s != NB_OK) return cli_fail("train", "%s", nb_last_error());
+    if (!r->quiet) {
+        fprintf(stderr, "%s: %zu parameters; %zu training samples", r->model_path,
+                nb_param_count(r->m.graph), r->train.n);
+        if (r->val.n) fprintf(stderr, ", %zu validation", r->val.n);
+        fputc('\n', stderr);
+    }
+    progress_init(&r->prog, stderr, cfg->epochs, per_epoch, (size_t)r->batch);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, NULL);
+    s = nb_fit(r->m.graph, cfg, &train_ds, r->val.n ? &val_ds : NULL, NULL);
+    signal(SIGINT, SIG_DFL);
+    if (r->failed) return cli_fail("train", "%s", r->err);
+    if (s != NB_OK)
+        return cli_fail("train", "%s%s", nb_last_error(),
+                        r->ckpt ? " (the last checkpoint is intact)" : "");
+    if (interrupted) {
+        long step = nb_optim_steps(r->opt);
+        if (r->ckpt && save_checkpoint(r, (int)((size_t)step / per_epoch), step) == 0)
+            fprintf(stderr, "\ninterrupted at step %ld; continue with --resume %s\n", step, r->ckpt);
+        else
+            fprintf(stderr, "\ninterrupted at step %ld (no checkpoint: use --out or --checkpoint)\n",
+                    step);
+        return 130;
+    }
+    return 0;
+}
+
+/* Save the weights (with the model text and the input preprocessing) and
+ * report the test set's loss and accuracy. */
+static int keep_result(run *r, const char *out) {
+    nb_graph *g = r->m.graph;
+    if (out) {
+        nb_kv kv[8];
+        int n = 0;
+        kv[n++] = (nb_kv){"nabla.model", r->m.text};
+        n += preprocess_to_meta(&r->pre, kv + n);
+        if (nb_save_weights(g, out, kv, n) != NB_OK)
+            return cli_fail("train", "--out: %s", nb_last_error());
+        if (!r->quiet) fprintf(stderr, "weights saved to %s\n", out);
+    }
+    if (!r->test.n) return 0;
+    nb_dataset test_ds;
+    double loss, acc;
+    nb_status s = nb_data_as_dataset(&r->test, &test_ds);
+    if (s == NB_OK)
+        s = nb_evaluate(g, r->m.input, r->m.target, r->m.loss,
+                        r->m.classes ? r->m.output : NB_NONE, &test_ds, (int)r->batch, &loss, &acc);
+    if (s != NB_OK) return cli_fail("train", "test evaluation: %s", nb_last_error());
+    printf("test loss %.4f", loss);
+    if (acc >= 0) printf(", test accuracy %.2f%%", 100 * acc);
+    printf(" (%zu samples)\n", r->test.n);
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
     cli_flag f[] = {{"data", 1, 0},         {"test", 1, 0},     {"val-split", 1, 0},
                     {"no-standardize", 0, 0}, {"epochs", 1, 0},   {"batch", 1, 0},
@@ -189,6 +333,7 @@ int cmd_train(int argc, char **argv) {
 #define FLAG(name) cli_get(f, nf, name)
     if (!FLAG("data")) return cli_usage_error("train", "--data is required");
 
+    /* options */
     run r;
     memset(&r, 0, sizeof r);
     r.model_path = pos[0];
@@ -220,7 +365,7 @@ int cmd_train(int argc, char **argv) {
     nb_schedule sched = schedule_for(FLAG("schedule") ? FLAG("schedule") : "constant",
                                      (int)epochs, oc.lr, &ok);
     if (!ok) return cli_usage_error("train", "--schedule: %s", nb_last_error());
-    const char *out = FLAG("out");
+    const char *out = FLAG("out"), *resume = FLAG("resume");
     char ckpt_default[4096];
     r.ckpt = FLAG("checkpoint");
     if (!r.ckpt && out) {
@@ -229,102 +374,27 @@ int cmd_train(int argc, char **argv) {
     }
     if (r.ckpt_every && !r.ckpt)
         return cli_usage_error("train", "--checkpoint-every needs --checkpoint FILE or --out FILE");
-    const char *resume = FLAG("resume");
     snprintf(r.augment, sizeof r.augment, "flip=%d crop=%ld", FLAG("flip") != NULL, crop);
+    /* a long run must not fail at its end for want of a directory */
     if ((out && !cli_check_output("train", "out", out)) ||
         (r.ckpt && !cli_check_output("train", "checkpoint", r.ckpt)) ||
         (r.log && !cli_check_output("train", "log", r.log)) ||
         (r.plot && !cli_check_output("train", "plot", r.plot)))
         return 1;
-    if (threads && nb_set_threads((int)threads) != NB_OK) return cli_fail("train", "%s", nb_last_error());
-
-    /* the model */
-    if (nb_model_load(r.model_path, &r.m) != NB_OK) return cli_fail("train", "%s", nb_last_error());
-    if (r.m.loss == NB_NONE) {
-        run_free(&r);
-        return cli_fail("train", "%s: the model has no 'loss' line", r.model_path);
-    }
-    nb_graph *g = r.m.graph;
-
-    /* the seed of a resumed run comes from its checkpoint */
-    nb_safetensors *ck_file = NULL;
-    r.seed = (uint64_t)seed;
-    if (resume) {
-        if (nb_st_open(resume, &ck_file) != NB_OK) {
-            run_free(&r);
-            return cli_fail("train", "--resume: %s", nb_last_error());
-        }
-        const char *b = nb_st_meta(ck_file, "train.batch");
-        const char *d = nb_st_meta(ck_file, "train.data");
-        const char *sd = nb_st_meta(ck_file, "nabla.seed");
-        rc = 0;
-        if (!b || !d || !sd) rc = cli_fail("train", "--resume %s: not a checkpoint written by nabla train", resume);
-        else if (atol(b) != r.batch)
-            rc = cli_fail("train", "--resume %s: the checkpoint was made with --batch %s, not %ld", resume, b, r.batch);
-        else if (strcmp(d, r.data_spec) != 0)
-            rc = cli_fail("train", "--resume %s: the checkpoint was made with --data %s", resume, d);
-        else if (!nb_st_meta(ck_file, "train.augment") ||
-                 strcmp(nb_st_meta(ck_file, "train.augment"), r.augment) != 0)
-            rc = cli_fail("train", "--resume %s: the checkpoint was made with augmentation '%s', "
-                          "this run asks for '%s'", resume,
-                          nb_st_meta(ck_file, "train.augment") ? nb_st_meta(ck_file, "train.augment") : "?",
-                          r.augment);
-        else if (FLAG("seed") && strtoull(sd, NULL, 10) != (uint64_t)seed)
-            rc = cli_fail("train", "--resume %s: the checkpoint was made with --seed %s", resume, sd);
-        else r.seed = strtoull(sd, NULL, 10);
-        const char *hist = nb_st_meta(ck_file, "train.history");
-        if (!rc && hist && history_parse(&r.hist, hist))
-            rc = cli_fail("train", "--resume %s: unreadable train.history", resume);
-        nb_st_free(ck_file);
-        if (rc) {
-            run_free(&r);
-            return rc;
-        }
-    }
-
-    /* the data: load, split, scale */
-    nb_status s = data_load(r.data_spec, "train", &r.train);
-    if (s == NB_OK && (FLAG("test") || data_has_test_split(r.data_spec)))
-        s = data_load(FLAG("test") ? FLAG("test") : r.data_spec, "test", &r.test);
-    if (s == NB_OK && val_split > 0) {
-        nb_data all = r.train;
-        memset(&r.train, 0, sizeof r.train);
-        s = nb_data_split(&all, val_split, r.seed, &r.train, &r.val);
-        nb_data_free(&all);
-    }
-    if (s == NB_OK && r.train.x_u8) {
-        s = nb_data_scale_unit(&r.train);
-        if (s == NB_OK && r.val.n) s = nb_data_scale_unit(&r.val);
-        if (s == NB_OK && r.test.n) s = nb_data_scale_unit(&r.test);
-    } else if (s == NB_OK && !FLAG("no-standardize")) {
-        s = nb_data_standardize(&r.train, r.val.n ? &r.val : NULL, r.test.n ? &r.test : NULL);
-    }
-    if (s == NB_OK) s = preprocess_from_data(&r.train, &r.pre);
-    if (s != NB_OK) {
-        run_free(&r);
+    if (threads && nb_set_threads((int)threads) != NB_OK)
         return cli_fail("train", "%s", nb_last_error());
-    }
-    size_t in_size = cli_sample_size(g, r.m.input);
-    if (r.train.sample_size != in_size) {
-        rc = cli_fail("train", "%s: samples have %zu values but %s takes %zu values per "
-                      "sample", r.data_spec, r.train.sample_size, r.model_path, in_size);
-        run_free(&r);
-        return rc;
-    }
-    if (r.m.classes && (check_labels(r.data_spec, &r.train, r.m.classes) ||
-                        check_labels("validation data", &r.val, r.m.classes) ||
-                        check_labels("test data", &r.test, r.m.classes))) {
-        run_free(&r);
-        return 1;
-    }
+    r.seed = (uint64_t)seed;
 
-    /* parameters and optimiser: fresh, or from the checkpoint */
-    nb_rng_seed(&r.rng, r.seed);
-    r.opt = nb_optim_new(&oc, nb_param_count(g));
-    if (!r.opt || nb_graph_init(g, &r.rng) != NB_OK) {
-        rc = cli_fail("train", "%s", nb_last_error());
-        run_free(&r);
-        return rc;
+    /* model, data, parameters, optimiser; then train and keep the result */
+    if (nb_model_load(r.model_path, &r.m) != NB_OK) return cli_fail("train", "%s", nb_last_error());
+    if (r.m.loss == NB_NONE) rc = cli_fail("train", "%s: the model has no 'loss' line", r.model_path);
+    if (!rc && resume) rc = check_resume(&r, resume, FLAG("seed"));
+    if (!rc) rc = prepare_data(&r, FLAG("test"), val_split, !FLAG("no-standardize"));
+    if (!rc) {
+        nb_rng_seed(&r.rng, r.seed);
+        r.opt = nb_optim_new(&oc, nb_param_count(r.m.graph));
+        if (!r.opt || nb_graph_init(r.m.graph, &r.rng) != NB_OK)
+            rc = cli_fail("train", "%s", nb_last_error());
     }
     nb_fit_config cfg = nb_fit_defaults(r.m.input, r.m.target, r.m.loss,
                                         r.m.classes ? r.m.output : NB_NONE);
@@ -341,108 +411,10 @@ int cmd_train(int argc, char **argv) {
     cfg.on_epoch = on_epoch;
     cfg.user = &r;
     size_t per_epoch = (r.train.n + (size_t)r.batch - 1) / (size_t)r.batch;
-    if (resume) {
-        nb_checkpoint ck = {.model = r.m.text};
-        if (nb_checkpoint_load(resume, g, r.opt, &ck) != NB_OK) {
-            rc = cli_fail("train", "--resume: %s", nb_last_error());
-            run_free(&r);
-            return rc;
-        }
-        r.rng = ck.rng;
-        long step = nb_optim_steps(r.opt);
-        if (ck.epoch >= epochs) {
-            rc = cli_fail("train", "--resume %s: %d epochs already done; ask for more with --epochs",
-                          resume, ck.epoch);
-            run_free(&r);
-            return rc;
-        }
-        if (step < (long)((size_t)ck.epoch * per_epoch) || step >= (long)((size_t)(ck.epoch + 1) * per_epoch)) {
-            rc = cli_fail("train", "--resume %s: step %ld does not fall in epoch %d of %zu steps; "
-                          "were the data or batch size changed?", resume, step, ck.epoch + 1, per_epoch);
-            run_free(&r);
-            return rc;
-        }
-        cfg.start_epoch = ck.epoch;
-        cfg.start_batch = (size_t)step - (size_t)ck.epoch * per_epoch;
-        if (!r.quiet)
-            fprintf(stderr, "resuming %s at epoch %d, step %ld\n", resume, ck.epoch + 1, step);
-    }
-
-    nb_dataset train_ds, val_ds;
-    s = nb_data_as_dataset(&r.train, &train_ds);
-    if (s == NB_OK && r.val.n) s = nb_data_as_dataset(&r.val, &val_ds);
-    if (s != NB_OK) {
-        rc = cli_fail("train", "%s", nb_last_error());
-        run_free(&r);
-        return rc;
-    }
-    if (!r.quiet) {
-        fprintf(stderr, "%s: %zu parameters; %zu training samples%s", r.model_path,
-                nb_param_count(g), r.train.n, r.val.n ? "" : "\n");
-        if (r.val.n) fprintf(stderr, ", %zu validation\n", r.val.n);
-    }
-    progress_init(&r.prog, stderr, (int)epochs, per_epoch, (size_t)r.batch);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigaction(SIGINT, &sa, NULL);
-
-    nb_epoch_stats last;
-    s = nb_fit(g, &cfg, &train_ds, r.val.n ? &val_ds : NULL, &last);
-    signal(SIGINT, SIG_DFL);
-    if (r.failed) {
-        rc = cli_fail("train", "%s", r.err);
-        run_free(&r);
-        return rc;
-    }
-    if (s != NB_OK) {
-        rc = cli_fail("train", "%s%s", nb_last_error(),
-                      r.ckpt ? " (the last checkpoint is intact)" : "");
-        run_free(&r);
-        return rc;
-    }
-    if (interrupted) {
-        long step = nb_optim_steps(r.opt);
-        int done = (int)((size_t)step / per_epoch);
-        if (r.ckpt && save_checkpoint(&r, done, step) == 0)
-            fprintf(stderr, "\ninterrupted at step %ld; continue with --resume %s\n", step, r.ckpt);
-        else
-            fprintf(stderr, "\ninterrupted at step %ld (no checkpoint: use --out or --checkpoint)\n",
-                    step);
-        run_free(&r);
-        return 130;
-    }
-
-    /* keep the result */
-    if (out) {
-        nb_kv kv[8];
-        int n = 0;
-        kv[n++] = (nb_kv){"nabla.model", r.m.text};
-        n += preprocess_to_meta(&r.pre, kv + n);
-        if (nb_save_weights(g, out, kv, n) != NB_OK) {
-            rc = cli_fail("train", "--out: %s", nb_last_error());
-            run_free(&r);
-            return rc;
-        }
-        if (!r.quiet) fprintf(stderr, "weights saved to %s\n", out);
-    }
-    if (r.test.n) {
-        nb_dataset test_ds;
-        double loss, acc;
-        s = nb_data_as_dataset(&r.test, &test_ds);
-        if (s == NB_OK)
-            s = nb_evaluate(g, r.m.input, r.m.target, r.m.loss, r.m.classes ? r.m.output : NB_NONE,
-                            &test_ds, (int)r.batch, &loss, &acc);
-        if (s != NB_OK) {
-            rc = cli_fail("train", "test evaluation: %s", nb_last_error());
-            run_free(&r);
-            return rc;
-        }
-        printf("test loss %.4f", loss);
-        if (acc >= 0) printf(", test accuracy %.2f%%", 100 * acc);
-        printf(" (%zu samples)\n", r.test.n);
-    }
+    if (!rc && resume) rc = restore(&r, resume, &cfg, per_epoch);
+    if (!rc) rc = train(&r, &cfg, per_epoch);
+    if (!rc) rc = keep_result(&r, out);
     run_free(&r);
-    return 0;
+    return rc;
 #undef FLAG
 }
