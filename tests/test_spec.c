@@ -21,7 +21,7 @@ static void test_fashion_mlp(void) {
     CHECK_OK(nb_graph_set_batch(g, 7));
     CHECK_OK(nb_node_shape(g, m.output, &ndim, dims));
     CHECK(ndim == 2 && dims[0] == 7 && dims[1] == 10);
-    CHECK(strstr(m.text, "dense 256 init=he") != NULL);
+    CHECK(strstr(m.text, "loss cross_entropy label_smoothing=0.1") != NULL);
     nb_model_free(&m);
 }
 
