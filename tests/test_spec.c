@@ -177,6 +177,24 @@ static void test_layer_errors(void) {
     }
 }
 
+/* Models of every length from 1 to 80 layers: somewhere the node table
+ * grows exactly while the loss line creates its target (under AddressSanitizer
+ * this caught a read of the moved table). */
+static void test_every_length(void) {
+    static char text[4096];
+    for (int layers = 1; layers <= 80; layers++) {
+        size_t used = (size_t)snprintf(text, sizeof text, "input 3\n");
+        for (int k = 0; k < layers; k++)
+            used += (size_t)snprintf(text + used, sizeof text - used, "tanh\n");
+        snprintf(text + used, sizeof text - used, "dense 2\nloss %s\n",
+                 layers % 2 ? "cross_entropy" : "mse");
+        nb_model m;
+        CHECK_OK(nb_model_parse(text, "long.nn", &m));
+        CHECK(m.classes == (layers % 2 ? 2 : 0));
+        nb_model_free(&m);
+    }
+}
+
 int main(void) {
     test_fashion_mlp();
     test_skip_connection();
@@ -184,5 +202,6 @@ int main(void) {
     test_corpus();
     test_cnn_models();
     test_layer_errors();
+    test_every_length();
     TEST_END();
 }

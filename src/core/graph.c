@@ -185,6 +185,8 @@ nb_node nb_input(nb_graph *g, const char *name, int ndim, const int *sample_dims
                         "exceed %d", ndim, NB_MAX_DIMS);
     if (name_taken(g, name))
         return nb__fail(g, NB_ERR_ARG, "nb_input: name '%s' already used", name);
+    int shape[NB_MAX_DIMS]; /* sample_dims may point into a node that new_node moves */
+    for (int d = 0; d < ndim; d++) shape[d] = sample_dims[d];
     nb_node h = new_node(g, "nb_input");
     if (h == NB_NONE) return NB_NONE;
     nb_node_t *n = &g->nodes[h];
@@ -192,7 +194,7 @@ nb_node nb_input(nb_graph *g, const char *name, int ndim, const int *sample_dims
     n->batched = 1;
     n->ndim = ndim + 1;
     n->dims[0] = g->batch > 0 ? g->batch : 1;
-    for (int d = 0; d < ndim; d++) n->dims[d + 1] = sample_dims[d];
+    for (int d = 0; d < ndim; d++) n->dims[d + 1] = shape[d];
     if (name && name[0]) set_name(n, name);
     else snprintf(n->name, sizeof n->name, "input%d", h);
     return h;
@@ -243,12 +245,14 @@ nb_node nb_param(nb_graph *g, const char *name, int ndim, const int *dims, nb_in
         g->param_nodes = pn;
         g->cap_param_nodes = cap;
     }
+    int shape[NB_MAX_DIMS]; /* dims may point into a node that new_node moves */
+    if (ndim) memcpy(shape, dims, (size_t)ndim * sizeof *dims);
     nb_node h = new_node(g, "nb_param");
     if (h == NB_NONE) return NB_NONE;
     nb_node_t *n = &g->nodes[h];
     n->leaf = NB_LEAF_PARAM;
     n->ndim = ndim;
-    if (ndim) memcpy(n->dims, dims, (size_t)ndim * sizeof *dims);
+    if (ndim) memcpy(n->dims, shape, (size_t)ndim * sizeof *shape);
     n->requires_grad = 1;
     n->init = init;
     n->val_off = g->n_params;
@@ -271,6 +275,8 @@ nb_node nb_constant(nb_graph *g, const char *name, int ndim, const int *dims,
     nb_real *data = calloc(numel, sizeof *data);
     if (!data) return nb__fail(g, NB_ERR_NOMEM, "nb_constant: out of memory");
     if (values) memcpy(data, values, numel * sizeof *data);
+    int shape[NB_MAX_DIMS]; /* dims may point into a node that new_node moves */
+    if (ndim) memcpy(shape, dims, (size_t)ndim * sizeof *dims);
     nb_node h = new_node(g, "nb_constant");
     if (h == NB_NONE) {
         free(data);
@@ -279,7 +285,7 @@ nb_node nb_constant(nb_graph *g, const char *name, int ndim, const int *dims,
     nb_node_t *n = &g->nodes[h];
     n->leaf = NB_LEAF_CONST;
     n->ndim = ndim;
-    if (ndim) memcpy(n->dims, dims, (size_t)ndim * sizeof *dims);
+    if (ndim) memcpy(n->dims, shape, (size_t)ndim * sizeof *shape);
     n->const_data = data;
     n->val = data;
     if (name && name[0]) set_name(n, name);
@@ -306,6 +312,8 @@ nb_node nb__buffer(nb_graph *g, const char *name, int ndim, const int *dims, nb_
     nb_real *data = malloc(numel * sizeof *data);
     if (!data) return nb__fail(g, NB_ERR_NOMEM, "buffer: out of memory");
     for (size_t k = 0; k < numel; k++) data[k] = fill;
+    int shape[NB_MAX_DIMS]; /* dims may point into a node that new_node moves */
+    if (ndim) memcpy(shape, dims, (size_t)ndim * sizeof *dims);
     nb_node h = new_node(g, "buffer");
     if (h == NB_NONE) {
         free(data);
@@ -314,7 +322,7 @@ nb_node nb__buffer(nb_graph *g, const char *name, int ndim, const int *dims, nb_
     nb_node_t *n = &g->nodes[h];
     n->leaf = NB_LEAF_BUFFER;
     n->ndim = ndim;
-    if (ndim) memcpy(n->dims, dims, (size_t)ndim * sizeof *dims);
+    if (ndim) memcpy(n->dims, shape, (size_t)ndim * sizeof *shape);
     n->const_data = data;
     n->val = data;
     n->init = (nb_init){.kind = NB_INIT_CONSTANT, .a = (double)fill};

@@ -457,18 +457,19 @@ static nb_status layer_loss(spec_ctx *c, spec_line *l, nb_node *out) {
     nb_node x;
     nb_status s = inputs(c, l, 1, &x);
     if (s != NB_OK) return s;
-    const nb_node_t *X = nb__node(c->g, x);
+    /* a copy: creating the target moves the node table */
+    const nb_node_t X = *nb__node(c->g, x);
     if (strcmp(pos[0], "cross_entropy") == 0) {
         double eps;
         if ((s = double_option(c, l, "label_smoothing", 0, &eps)) != NB_OK) return s;
-        if (X->ndim != 2)
+        if (X.ndim != 2)
             return fail(c, l, "loss cross_entropy: expects [batch, classes] scores, the "
-                        "previous layer gives %d dimensions", X->ndim);
+                        "previous layer gives %d dimensions", X.ndim);
         c->m->target = nb_input(c->g, "target", 0, NULL);
         *out = nb_cross_entropy(c->g, x, c->m->target, (nb_real)eps);
-        c->m->classes = X->dims[1];
+        c->m->classes = X.dims[1];
     } else if (strcmp(pos[0], "mse") == 0 || strcmp(pos[0], "bce") == 0) {
-        c->m->target = nb_input(c->g, "target", X->ndim - 1, X->dims + 1);
+        c->m->target = nb_input(c->g, "target", X.ndim - 1, X.dims + 1);
         *out = pos[0][0] == 'm' ? nb_mse_loss(c->g, x, c->m->target)
                                 : nb_bce_with_logits(c->g, x, c->m->target);
     } else {
