@@ -5,6 +5,7 @@
  * file intact (shown with a real file-size limit, not a mock). */
 #define _POSIX_C_SOURCE 200809L
 #include "test.h"
+#include "files.h"
 #include "nabla.h"
 
 #include <dirent.h>
@@ -22,26 +23,6 @@ static char tmpdir[64];
     char var[600];                                                                         \
     snprintf(var, sizeof var, "%s/%s", tmpdir, name)
 
-static unsigned char *read_all(const char *path, size_t *len) {
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    unsigned char *buf = NULL;
-    size_t cap = 0;
-    for (;;) {
-        if (*len == cap) {
-            cap = cap ? 2 * cap : 4096;
-            unsigned char *nb = realloc(buf, cap);
-            if (!nb) break;
-            buf = nb;
-        }
-        size_t r = fread(buf + *len, 1, cap - *len, f);
-        if (r == 0) break;
-        *len += r;
-    }
-    fclose(f);
-    return buf;
-}
 
 static const char *MODEL = "input 5\ndense 7\ndense 3\n";
 static const char *MODEL6 = "input 5\ndense 6\ndense 3\n";
@@ -414,7 +395,7 @@ static void test_atomic(void) {
     nb_checkpoint ck = {1, 2, 3, data, MODEL, NULL, 0};
     CHECK_OK(nb_checkpoint_save(path, big, o, &ck));
     size_t old_len;
-    unsigned char *old = read_all(path, &old_len);
+    unsigned char *old = test_read_file(path, &old_len);
     CHECK(old && old_len > 64 * 1024);
     struct stat sb;
     CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0644);
@@ -434,7 +415,7 @@ static void test_atomic(void) {
     CHECKF(s == NB_ERR_IO && strstr(nb_last_error(), "write failed") &&
            strstr(nb_last_error(), "previous file is unchanged"), "%s", nb_last_error());
     size_t len;
-    unsigned char *now = read_all(path, &len);
+    unsigned char *now = test_read_file(path, &len);
     CHECK(now && len == old_len && memcmp(now, old, len) == 0);
     free(now);
     CHECK(stray_files("run.safetensors", NULL, 1) == 0);
@@ -454,7 +435,7 @@ static void test_atomic(void) {
     int status = 0;
     CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
     CHECKF(WIFSIGNALED(status) && WTERMSIG(status) == SIGXFSZ, "child status %d", status);
-    now = read_all(path, &len);
+    now = test_read_file(path, &len);
     CHECK(now && len == old_len && memcmp(now, old, len) == 0);
     free(now);
     CHECK(stray_files("run.safetensors", NULL, 1) == 1); /* the crashed write's temp file */
@@ -468,7 +449,7 @@ static void test_atomic(void) {
     /* 3. Replacing works and keeps the file's mode. */
     CHECK(chmod(path, 0600) == 0);
     CHECK_OK(nb_checkpoint_save(path, big, o, &ck));
-    now = read_all(path, &len);
+    now = test_read_file(path, &len);
     CHECK(now && !(len == old_len && memcmp(now, old, len) == 0));
     free(now);
     CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
@@ -494,12 +475,12 @@ static void test_atomic(void) {
         CHECK_OK(nb_save_weights(big, target, NULL, 0));
         chmod(ro, 0555);
         size_t before_len;
-        unsigned char *before = read_all(target, &before_len);
+        unsigned char *before = test_read_file(target, &before_len);
         nb_rng r;
         nb_rng_seed(&r, 11);
         nb_graph_init(big, &r);
         CHECK(nb_save_weights(big, target, NULL, 0) == NB_ERR_IO);
-        now = read_all(target, &len);
+        now = test_read_file(target, &len);
         CHECK(now && before && len == before_len && memcmp(now, before, len) == 0);
         free(now);
         free(before);

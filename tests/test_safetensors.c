@@ -3,6 +3,7 @@
  * each give a clear error, writer round trips, and graph weights. */
 #define _POSIX_C_SOURCE 200809L
 #include "test.h"
+#include "files.h"
 #include "nabla.h"
 #include "io/st_internal.h"
 
@@ -19,27 +20,6 @@ static char tmpdir[64];
     char var[600];                                                                         \
     snprintf(var, sizeof var, "%s/%s", tmpdir, name)
 
-static unsigned char *read_all(const char *path, size_t *len) {
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    unsigned char *buf = NULL;
-    size_t cap = 0;
-    *len = 0;
-    for (;;) {
-        if (*len == cap) {
-            cap = cap ? 2 * cap : 4096;
-            unsigned char *nb = realloc(buf, cap);
-            if (!nb) break;
-            buf = nb;
-        }
-        size_t r = fread(buf + *len, 1, cap - *len, f);
-        if (r == 0) break;
-        *len += r;
-    }
-    fclose(f);
-    return buf;
-}
 
 static uint64_t le(const void *p, int bytes, size_t k) {
     const unsigned char *b = (const unsigned char *)p + k * (size_t)bytes;
@@ -295,7 +275,7 @@ static void test_hostile(void) {
         CHECK(st == NULL);
         /* the same bytes from memory, labelled */
         size_t len;
-        unsigned char *bytes = read_all(path, &len);
+        unsigned char *bytes = test_read_file(path, &len);
         CHECK(bytes != NULL || len == 0);
         CHECK(nb_st_parse(bytes, len, "mem", &st) == NB_ERR_FORMAT && st == NULL);
         CHECKF(strncmp(nb_last_error(), "mem: ", 5) == 0, "%s", nb_last_error());
@@ -328,7 +308,7 @@ static void test_hostile(void) {
 /* Every truncation of a valid file is rejected cleanly. */
 static void test_truncations(void) {
     size_t len;
-    unsigned char *bytes = read_all(CORPUS "valid_dtypes.safetensors", &len);
+    unsigned char *bytes = test_read_file(CORPUS "valid_dtypes.safetensors", &len);
     CHECK(bytes != NULL);
     if (!bytes) return;
     int rejected = 0;
@@ -374,7 +354,7 @@ static void test_write_round_trip(void) {
     TMP(path, "round.safetensors");
     CHECK_OK(nb_st_write(path, t, n, meta, 3));
     size_t len;
-    unsigned char *bytes = read_all(path, &len);
+    unsigned char *bytes = test_read_file(path, &len);
     CHECK(bytes && len > 8);
     if (!bytes) return;
     uint64_t hlen = le(bytes, 8, 0);
