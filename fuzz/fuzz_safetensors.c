@@ -103,9 +103,13 @@ static void check_file(const uint8_t *data, size_t size) {
     }
 
     /* the parameter loader on whatever the file holds */
-    nb_real *staged = NULL;
-    if (nb__stage_params(st, "fuzz", graph(), 1, NULL, &staged) == NB_OK) free(staged);
-    else REQUIRE(staged == NULL);
+    nb_real *staged = NULL, *staged_buffers = NULL;
+    if (nb__stage_params(st, "fuzz", graph(), 1, NULL, &staged, &staged_buffers) == NB_OK) {
+        free(staged);
+        free(staged_buffers);
+    } else {
+        REQUIRE(staged == NULL && staged_buffers == NULL);
+    }
 
     /* write it again, read it back: the same file */
     if (writable) {
