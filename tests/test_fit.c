@@ -599,6 +599,73 @@ static void test_byte_inputs(void) {
     nb_graph_free(b.g);
 }
 
+/* The augmentation transform, on a 2-channel 3x4 image with distinct values. */
+static void test_augment_image(void) {
+    nb_real in[24], out[24];
+    for (int k = 0; k < 24; k++) in[k] = (nb_real)(k + 1);
+    nb_augment_image(in, out, 2, 3, 4, 0, 0, 0);
+    CHECK(memcmp(in, out, sizeof in) == 0);
+    nb_augment_image(in, out, 2, 3, 4, 1, 0, 0); /* mirror each row */
+    CHECK(out[0] == 4 && out[3] == 1 && out[4] == 8 && out[12] == 16 && out[15] == 13);
+    nb_augment_image(in, out, 2, 3, 4, 0, 1, -1); /* out[i][j] = in[i+1][j-1], zeros outside */
+    CHECK(out[0] == 0 && out[1] == 5 && out[2] == 6 && out[3] == 7);
+    CHECK(out[8] == 0 && out[9] == 0 && out[11] == 0 && out[13] == 17);
+    nb_augment_image(in, out, 2, 3, 4, 1, 0, 1); /* mirrored, then shifted */
+    CHECK(out[0] == 3 && out[1] == 2 && out[2] == 1 && out[3] == 0);
+}
+
+/* Augmented training is reproducible, depends on the seed, and resumes
+ * bit-identically in the middle of an epoch. */
+static void test_augmented_resume(void) {
+    enum { N = 40 };
+    static nb_real x[N * 16], y[N];
+    nb_rng r;
+    nb_rng_seed(&r, 4);
+    for (int k = 0; k < N * 16; k++) x[k] = (nb_real)nb_rng_uniform(&r);
+    for (int k = 0; k < N; k++) y[k] = (nb_real)(k % 3);
+    nb_dataset d = {.x = x, .y = y, .n = N, .x_size = 16, .y_size = 1};
+    nb_real *result[3];
+    size_t np = 0;
+    for (int run = 0; run < 3; run++) {
+        nb_graph *g = nb_graph_new();
+        int shape[3] = {1, 4, 4};
+        nb_node in = nb_input(g, "x", 3, shape), t = nb_input(g, "y", 0, NULL);
+        nb_node out = nb_dense(g, nb_flatten(g, in), 3, "fc", NULL);
+        nb_node loss = nb_cross_entropy(g, out, t, 0);
+        nb_rng ir;
+        nb_rng_seed(&ir, 1);
+        CHECK_OK(nb_graph_init(g, &ir));
+        nb_fit_config cfg = nb_fit_defaults(in, t, loss, out);
+        cfg.epochs = 3;
+        cfg.batch_size = 8;
+        cfg.seed = run == 2 ? 8 : 7;
+        cfg.augment_flip = 1;
+        cfg.augment_crop = 1;
+        if (run == 1) { /* stop after batch 2 of epoch 2, then resume */
+            nb_optim *opt = nb_optim_new(&cfg.optim, nb_param_count(g));
+            stop_at where = {2, 2};
+            cfg.optimizer = opt;
+            cfg.on_batch = stop_at_batch;
+            cfg.user = &where;
+            CHECK_OK(nb_fit(g, &cfg, &d, NULL, NULL));
+            cfg.on_batch = NULL;
+            cfg.start_epoch = 1;
+            cfg.start_batch = 2;
+            CHECK_OK(nb_fit(g, &cfg, &d, NULL, NULL));
+            nb_optim_free(opt);
+        } else {
+            CHECK_OK(nb_fit(g, &cfg, &d, NULL, NULL));
+        }
+        np = nb_param_count(g);
+        result[run] = malloc(np * sizeof(nb_real));
+        memcpy(result[run], nb_params(g), np * sizeof(nb_real));
+        nb_graph_free(g);
+    }
+    CHECK(memcmp(result[0], result[1], np * sizeof(nb_real)) == 0);
+    CHECK(memcmp(result[0], result[2], np * sizeof(nb_real)) != 0);
+    for (int run = 0; run < 3; run++) free(result[run]);
+}
+
 int main(void) {
     test_reproducible();
     test_learns();
@@ -613,5 +680,7 @@ int main(void) {
     test_errors();
     test_resume();
     test_byte_inputs();
+    test_augment_image();
+    test_augmented_resume();
     TEST_END();
 }
