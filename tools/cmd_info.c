@@ -1,5 +1,6 @@
 /* nabla info SPEC: what a model file builds. */
 #include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
 
@@ -26,8 +27,14 @@ int cmd_info(int argc, char **argv) {
     if (nb_model_load(pos[0], &m) != NB_OK) return cli_fail("info", "%s", nb_last_error());
     nb_graph *g = m.graph;
     nb_graph_set_batch(g, 1);
-    printf("model %s\n\n  %-4s %-16s %-12s %-20s %10s %12s\n", pos[0], "#", "node", "op", "shape",
-           "params", "FLOPs");
+    int wname = 4, wop = 2; /* column widths from the longest name and op */
+    for (int i = 0; i < nb_graph_node_count(g); i++) {
+        int ln = (int)strlen(nb_node_name(g, i)), lo = (int)strlen(nb_node_op(g, i));
+        if (ln > wname) wname = ln;
+        if (lo > wop) wop = lo;
+    }
+    printf("model %s\n\n  %-4s %-*s %-*s %-20s %10s %12s\n", pos[0], "#", wname, "node", wop, "op",
+           "shape", "params", "FLOPs");
     double flops = 0;
     for (int i = 0; i < nb_graph_node_count(g); i++) {
         int ndim, dims[NB_MAX_DIMS];
@@ -47,7 +54,7 @@ int cmd_info(int argc, char **argv) {
         flops += f;
         char fs[32] = "";
         if (f > 0) human(fs, sizeof fs, f);
-        printf("  %-4d %-16s %-12s %-20s %10zu %12s\n", i, nb_node_name(g, i), op, shape,
+        printf("  %-4d %-*s %-*s %-20s %10zu %12s\n", i, wname, nb_node_name(g, i), wop, op, shape,
                is_param ? nb_node_numel(g, i) : 0, fs);
     }
     char fs[32];
