@@ -2,6 +2,8 @@
 #   make            build everything into build/
 #   make test       build and run the default test suite
 #   make test-asan  the same under AddressSanitizer + UBSan (build-asan/)
+#   make bench      nabla against PyTorch on the Fashion-MNIST models (a few
+#                   minutes; not part of make test): bench/compare.sh
 #   make demo       train the Fashion-MNIST MLP and print its test accuracy
 #   make examples   run the course examples (XOR, regression)
 #   make deps       install the Debian packages the build needs (when missing)
@@ -19,7 +21,7 @@ CMAKE_FLAGS ?=
 DEB_PACKAGES = cmake gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 
-.PHONY: all build test test-asan demo examples deps clean fuzz fuzz-build fuzz-deps
+.PHONY: all build bench test test-asan demo examples deps clean fuzz fuzz-build fuzz-deps
 
 all: build
 
@@ -34,6 +36,9 @@ build: deps $(BUILD)/CMakeCache.txt
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+bench: build
+	sh bench/compare.sh $(BUILD)
 
 $(BUILD_ASAN)/CMakeCache.txt:
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DNB_SANITIZE=ON $(CMAKE_FLAGS)
