@@ -309,7 +309,8 @@ nb_node nb_bce_with_logits(nb_graph *g, nb_node logits, nb_node target);
 /* Inspection. */
 int nb_graph_node_count(const nb_graph *g);
 const char *nb_node_name(const nb_graph *g, nb_node n);
-/* Name of the op that made node n ("input", "param", "dense", ...). */
+/* Name of the op that made node n ("input", "param", "buffer", "constant",
+ * "linear", "relu", "conv2d", ...). */
 const char *nb_node_op(const nb_graph *g, nb_node n);
 /* Node by name, or NB_NONE. */
 nb_node nb_find(const nb_graph *g, const char *name);
@@ -503,7 +504,8 @@ typedef struct nb_epoch_stats {
     int epoch;               /* 1-based                                  */
     long step;               /* optimiser steps so far                   */
     double lr;
-    double train_loss;       /* mean over the epoch's batches            */
+    double train_loss;       /* mean per sample over the epoch (a resumed
+                                epoch: over the batches run since)     */
     double train_acc;        /* -1 when no output node is given          */
     double val_loss, val_acc;/* -1 when there is no validation set       */
     double seconds;          /* wall time of the epoch                   */
