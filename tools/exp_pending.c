@@ -1,0 +1,20 @@
+/* Experiments not written yet: each says so instead of pretending. */
+#include <stdio.h>
+
+#include "experiment.h"
+
+static int pending(const char *name) {
+    fprintf(stderr, "nabla experiment: '%s' is not implemented yet\n", name);
+    return 1;
+}
+
+int exp_init(const exp_ctx *ctx) { (void)ctx; return pending("init"); }
+int exp_depth(const exp_ctx *ctx) { (void)ctx; return pending("depth"); }
+int exp_ewa(const exp_ctx *ctx) { (void)ctx; return pending("ewa"); }
+int exp_xor(const exp_ctx *ctx) { (void)ctx; return pending("xor"); }
+int exp_regression(const exp_ctx *ctx) { (void)ctx; return pending("regression"); }
+int exp_approximation(const exp_ctx *ctx) { (void)ctx; return pending("approximation"); }
+
+
+int exp_optimizers(const exp_ctx *ctx) { (void)ctx; return pending("optimizers"); }
+int exp_schedules(const exp_ctx *ctx) { (void)ctx; return pending("schedules"); }
