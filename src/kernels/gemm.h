@@ -12,6 +12,28 @@ void nb_gemm(int trans_a, int trans_b, int M, int N, int K, nb_real alpha,
              const nb_real *A, int lda, const nb_real *B, int ldb, nb_real beta,
              nb_real *C, int ldc);
 
+/* nabla's own single-precision kernel for x86-64 CPUs with AVX-512
+ * (sgemm_avx512.c), chosen at run time when the CPU has it. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(NB_REAL_DOUBLE)
+#define NB_AVX512_GEMM 1
+int nb__sgemm_avx512_usable(void);
+void nb__sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                      const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                      int ldc);
+#endif
+
+/* Which kernel nb_gemm runs: the best available, unless the environment
+ * variable NB_GEMM says "avx512", "openblas" or "portable" (for comparisons;
+ * a kernel that is not available falls back to the next best).  Tests switch
+ * with nb__gemm_use. */
+enum { NB__GEMM_AVX512, NB__GEMM_OPENBLAS, NB__GEMM_PORTABLE };
+int nb__gemm_kernel(void);
+void nb__gemm_use(int kernel);
+
+/* Run fn(ctx, 0 .. parts-1) on the pool of threads (threads.c), part 0 on
+ * the caller; returns when all are done. */
+void nb__parallel(int parts, void (*fn)(void *ctx, int part), void *ctx);
+
 /* The portable kernel, always available. */
 void nb_gemm_portable(int trans_a, int trans_b, int M, int N, int K, nb_real alpha,
                       const nb_real *A, int lda, const nb_real *B, int ldb,

@@ -1,0 +1,308 @@
+/* Single-precision GEMM with AVX-512, for CPUs that have it.
+ *
+ * Why our own kernel: OpenBLAS picks its kernels once per process, and on
+ * CPUs it does not know (or when told to, by OPENBLAS_CORETYPE) it runs the
+ * 256-bit ones at half the machine's speed.  This file is the whole of what
+ * nabla needs: C = alpha op(A) op(B) + beta C, row-major, in the shapes of
+ * dense and convolution layers.
+ *
+ * Scheme (Goto/BLIS, with the roles chosen for row-major C):
+ *   - a micro-kernel keeps a 12 x 32 tile of C in 24 zmm registers and adds
+ *     one rank-1 update per k: two vector loads of a packed B panel, twelve
+ *     broadcasts of A;
+ *   - B is packed per K-block into panels of 32 columns, k-major, so the
+ *     micro-kernel reads it contiguously from L1 (op(B) = B^T is transposed
+ *     16 x 16 in registers while packing);
+ *   - A is read where it lies (a row or a column of A per broadcast), except
+ *     for the last, partial row block, which is copied into a zero-padded
+ *     buffer so that no read passes the end of A;
+ *   - threads split the columns of C (or its rows, when C is narrow).
+ * Memory: one packed block of B per thread, grown on first use and kept, so
+ * a training step allocates nothing. */
+#include "gemm.h"
+
+#ifdef NB_AVX512_GEMM
+
+#include <immintrin.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/internal.h"
+
+#define AVX512 __attribute__((target("avx512f")))
+#define INLINE static inline __attribute__((always_inline))
+
+enum {
+    MR = 12,   /* rows of the C tile    */
+    NR = 32,   /* columns of the C tile */
+    KC = 256,  /* depth of one K block: a packed panel is KC*NR*4 = 32 KiB (L1) */
+    MC = 96,   /* rows of A per pass over the packed block (kept in L2)       */
+};
+
+/* ---- packing B ---- */
+
+/* 16 x 16 transpose: r[i][j] -> r[j][i]. */
+INLINE AVX512 void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int g = 0; g < 4; g++) { /* u[4g+e]: rows 4g..4g+3, element e of each lane */
+        __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 2]);
+        __m512d c = _mm512_castps_pd(t[4 * g + 1]), d = _mm512_castps_pd(t[4 * g + 3]);
+        r[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+        r[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        r[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+        r[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+    }
+    for (int e = 0; e < 4; e++) { /* gather lane L of the four row groups */
+        __m512 v = _mm512_shuffle_f32x4(r[e], r[4 + e], 0x88);
+        __m512 w = _mm512_shuffle_f32x4(r[e], r[4 + e], 0xDD);
+        __m512 v2 = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], 0x88);
+        __m512 w2 = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], 0xDD);
+        t[e] = _mm512_shuffle_f32x4(v, v2, 0x88);
+        t[8 + e] = _mm512_shuffle_f32x4(v, v2, 0xDD);
+        t[4 + e] = _mm512_shuffle_f32x4(w, w2, 0x88);
+        t[12 + e] = _mm512_shuffle_f32x4(w, w2, 0xDD);
+    }
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+/* Pack op(B)[k0 .. k0+kc, j0 .. j0+nv) (nv <= NR) into dst[k*NR + j], zero
+ * beyond nv. */
+AVX512 static void pack_b(int tb, const float *B, int ldb, int k0, int kc, int j0, int nv,
+                          float *dst) {
+    if (!tb) {
+        __mmask16 m0 = (__mmask16)(nv >= 16 ? 0xFFFF : (1u << nv) - 1);
+        __mmask16 m1 = (__mmask16)(nv >= 32 ? 0xFFFF : nv > 16 ? (1u << (nv - 16)) - 1 : 0);
+        const float *src = B + (size_t)k0 * ldb + j0;
+        for (int k = 0; k < kc; k++, src += ldb) {
+            _mm512_store_ps(dst + k * NR, _mm512_maskz_loadu_ps(m0, src));
+            _mm512_store_ps(dst + k * NR + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+        }
+        return;
+    }
+    /* op(B)[k][j] = B[j][k]: rows of B become columns of the panel */
+    int k = 0;
+    if (nv == NR)
+        for (; k + 16 <= kc; k += 16)
+            for (int h = 0; h < 2; h++) {
+                __m512 r[16];
+                for (int j = 0; j < 16; j++)
+                    r[j] = _mm512_loadu_ps(B + (size_t)(j0 + 16 * h + j) * ldb + k0 + k);
+                transpose16(r);
+                for (int i = 0; i < 16; i++) _mm512_store_ps(dst + (k + i) * NR + 16 * h, r[i]);
+            }
+    for (; k < kc; k++) {
+        float *d = dst + k * NR;
+        for (int j = 0; j < nv; j++) d[j] = B[(size_t)(j0 + j) * ldb + k0 + k];
+        for (int j = nv; j < NR; j++) d[j] = 0;
+    }
+}
+
+/* ---- the micro-kernel ---- */
+
+/* C[0..m, 0..32) (masked to the valid columns) = alpha * sum_k a(i,k) b[k]
+ * + beta * C, where a(i, k) = a[i*rs + k*cs] and b is a packed panel.
+ * beta == 0 does not read C. */
+INLINE AVX512 void kernel(int kc, const float *a, long rs, long cs, const float *b, float *c,
+                          long ldc, int m, __mmask16 m0, __mmask16 m1, float alpha, float beta) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00,
+           c61 = c00, c70 = c00, c71 = c00, c80 = c00, c81 = c00, c90 = c00, c91 = c00,
+           ca0 = c00, ca1 = c00, cb0 = c00, cb1 = c00;
+#define NB_ROW(i, ci0, ci1)                                                                     \
+    do {                                                                                       \
+        __m512 ai = _mm512_set1_ps(a[(i) * rs]);                                               \
+        ci0 = _mm512_fmadd_ps(ai, b0, ci0);                                                    \
+        ci1 = _mm512_fmadd_ps(ai, b1, ci1);                                                    \
+    } while (0)
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        NB_ROW(0, c00, c01);
+        NB_ROW(1, c10, c11);
+        NB_ROW(2, c20, c21);
+        NB_ROW(3, c30, c31);
+        NB_ROW(4, c40, c41);
+        NB_ROW(5, c50, c51);
+        NB_ROW(6, c60, c61);
+        NB_ROW(7, c70, c71);
+        NB_ROW(8, c80, c81);
+        NB_ROW(9, c90, c91);
+        NB_ROW(10, ca0, ca1);
+        NB_ROW(11, cb0, cb1);
+        a += cs;
+        b += NR;
+    }
+#undef NB_ROW
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#define NB_STORE(i, ci0, ci1)                                                                   \
+    if ((i) < m) {                                                                             \
+        float *ci = c + (i) * ldc;                                                             \
+        __m512 r0 = _mm512_mul_ps(va, ci0), r1 = _mm512_mul_ps(va, ci1);                       \
+        if (beta != 0) {                                                                       \
+            r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), r0);                       \
+            r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), r1);                  \
+        }                                                                                      \
+        _mm512_mask_storeu_ps(ci, m0, r0);                                                     \
+        _mm512_mask_storeu_ps(ci + 16, m1, r1);                                                \
+    }
+    NB_STORE(0, c00, c01)
+    NB_STORE(1, c10, c11)
+    NB_STORE(2, c20, c21)
+    NB_STORE(3, c30, c31)
+    NB_STORE(4, c40, c41)
+    NB_STORE(5, c50, c51)
+    NB_STORE(6, c60, c61)
+    NB_STORE(7, c70, c71)
+    NB_STORE(8, c80, c81)
+    NB_STORE(9, c90, c91)
+    NB_STORE(10, ca0, ca1)
+    NB_STORE(11, cb0, cb1)
+#undef NB_STORE
+}
+
+/* The two layouts of A, each compiled with constant strides where it can. */
+AVX512 static void kernel_rows(int kc, const float *a, long lda, const float *b, float *c,
+                               long ldc, int m, __mmask16 m0, __mmask16 m1, float alpha,
+                               float beta) {
+    kernel(kc, a, lda, 1, b, c, ldc, m, m0, m1, alpha, beta);
+}
+AVX512 static void kernel_cols(int kc, const float *a, long lda, const float *b, float *c,
+                               long ldc, int m, __mmask16 m0, __mmask16 m1, float alpha,
+                               float beta) {
+    kernel(kc, a, 1, lda, b, c, ldc, m, m0, m1, alpha, beta);
+}
+
+/* ---- one thread's share: rows [i0, i1) x columns [j0, j1) of C ---- */
+
+typedef struct gemm_job {
+    int ta, tb, M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    int lda, ldb, ldc;
+    float *C;
+    int split_rows;   /* threads split rows (else columns) */
+    int parts;
+} gemm_job;
+
+/* Each thread's packed-B buffer, kept between calls. */
+static _Thread_local float *packed;
+static _Thread_local size_t packed_n;
+
+static float *buffer(size_t n) {
+    if (packed_n < n) {
+        free(packed);
+        packed = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+        packed_n = packed ? n : 0;
+    }
+    return packed;
+}
+
+AVX512 static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1, float *bp) {
+    int panels = (j1 - j0 + NR - 1) / NR;
+    float tail_a[MR * KC] __attribute__((aligned(64)));
+    for (int p0 = 0; p0 < g->K; p0 += KC) {
+        int kc = g->K - p0 < KC ? g->K - p0 : KC;
+        float beta = p0 == 0 ? g->beta : 1.0f;
+        for (int p = 0; p < panels; p++) {
+            int jj = j0 + p * NR, nv = j1 - jj < NR ? j1 - jj : NR;
+            pack_b(g->tb, g->B, g->ldb, p0, kc, jj, nv, bp + (size_t)p * kc * NR);
+        }
+        for (int ic = i0; ic < i1; ic += MC) {
+            int ie = ic + MC < i1 ? ic + MC : i1;
+            for (int p = 0; p < panels; p++) {
+                int jj = j0 + p * NR, nv = j1 - jj < NR ? j1 - jj : NR;
+                __mmask16 m0 = (__mmask16)(nv >= 16 ? 0xFFFF : (1u << nv) - 1);
+                __mmask16 m1 =
+                    (__mmask16)(nv >= 32 ? 0xFFFF : nv > 16 ? (1u << (nv - 16)) - 1 : 0);
+                const float *bpan = bp + (size_t)p * kc * NR;
+                for (int i = ic; i < ie; i += MR) {
+                    int m = ie - i < MR ? ie - i : MR;
+                    float *c = g->C + (size_t)i * g->ldc + jj;
+                    const float *a = g->ta ? g->A + (size_t)p0 * g->lda + i
+                                           : g->A + (size_t)i * g->lda + p0;
+                    if (m == MR) {
+                        if (g->ta) kernel_cols(kc, a, g->lda, bpan, c, g->ldc, MR, m0, m1,
+                                               g->alpha, beta);
+                        else kernel_rows(kc, a, g->lda, bpan, c, g->ldc, MR, m0, m1,
+                                         g->alpha, beta);
+                        continue;
+                    }
+                    /* partial row block: copy it, zero-padded, k-major */
+                    for (int k = 0; k < kc; k++)
+                        for (int r = 0; r < MR; r++)
+                            tail_a[k * MR + r] =
+                                r >= m ? 0
+                                : g->ta ? a[(size_t)k * g->lda + r] : a[(size_t)r * g->lda + k];
+                    kernel_cols(kc, tail_a, MR, bpan, c, g->ldc, m, m0, m1, g->alpha, beta);
+                }
+            }
+        }
+    }
+}
+
+static void gemm_part(void *ctx, int part) {
+    const gemm_job *g = ctx;
+    int i0 = 0, i1 = g->M, j0 = 0, j1 = g->N;
+    if (g->split_rows) { /* whole MR blocks per part */
+        int blocks = (g->M + MR - 1) / MR;
+        i0 = blocks * part / g->parts * MR;
+        i1 = blocks * (part + 1) / g->parts * MR;
+        if (i1 > g->M) i1 = g->M;
+    } else {
+        int panels = (g->N + NR - 1) / NR;
+        j0 = panels * part / g->parts * NR;
+        j1 = panels * (part + 1) / g->parts * NR;
+        if (j1 > g->N) j1 = g->N;
+    }
+    if (i0 >= i1 || j0 >= j1) return;
+    int kc = g->K < KC ? g->K : KC;
+    float *bp = buffer((size_t)((j1 - j0 + NR - 1) / NR) * NR * (size_t)kc);
+    if (!bp) { /* out of memory: the portable kernel needs none */
+        nb_gemm_portable(g->ta, g->tb, i1 - i0, j1 - j0, g->K, g->alpha,
+                         g->ta ? g->A + i0 : g->A + (size_t)i0 * g->lda, g->lda,
+                         g->tb ? g->B + (size_t)j0 * g->ldb : g->B + j0, g->ldb, g->beta,
+                         g->C + (size_t)i0 * g->ldc + j0, g->ldc);
+        return;
+    }
+    gemm_block(g, i0, i1, j0, j1, bp);
+}
+
+/* Below this many multiply-adds a second thread costs more than it saves. */
+#define PARALLEL_MIN_MACS (1 << 18)
+
+int nb__sgemm_avx512_usable(void) {
+    static int usable = -1;
+    if (usable < 0) {
+        __builtin_cpu_init();
+        usable = __builtin_cpu_supports("avx512f");
+    }
+    return usable;
+}
+
+void nb__sgemm_avx512(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc) {
+    gemm_job g = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
+                  .A = A, .B = B, .lda = lda, .ldb = ldb, .ldc = ldc, .C = C, .parts = 1};
+    if (K == 0 || alpha == 0) { /* C = beta C, as BLAS */
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++)
+                C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
+        return;
+    }
+    int threads = nb_threads();
+    double macs = (double)M * N * K;
+    int panels = (N + NR - 1) / NR, blocks = (M + MR - 1) / MR;
+    if (threads > 1 && macs >= PARALLEL_MIN_MACS) {
+        g.split_rows = panels < 2 * threads && blocks > panels;
+        int units = g.split_rows ? blocks : panels;
+        g.parts = units < threads ? units : threads;
+    }
+    if (g.parts > 1) nb__parallel(g.parts, gemm_part, &g);
+    else gemm_part(&g, 0);
+}
+
+#endif /* NB_AVX512_GEMM */
