@@ -40,6 +40,16 @@
 #define nb_fmin fminf
 #endif
 
+/* Hot elementwise loops (activations, the optimisers' updates): compiled
+ * for AVX-512, AVX2 and the baseline, the best one picked when the library
+ * loads, so a portable build still uses the machine's full vector width.
+ * The loops must be written so they vectorise (restrict, no branches). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define NB_VECTOR_LOOP __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define NB_VECTOR_LOOP
+#endif
+
 /* ---------------------------------------------------------------- errors */
 
 /* Set the thread's error message; returns s so callers can `return nb_err(...)`. */

@@ -271,6 +271,87 @@ static void gemm_part(void *ctx, int part) {
     gemm_block(g, i0, i1, j0, j1, bp);
 }
 
+/* ---- products with at most SMALL_M rows (batch-1 inference): no packing ---- */
+
+enum { SMALL_M = 4 };
+
+static inline __mmask16 tail_mask(int n) { return (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1); }
+
+/* y[j] = alpha dot(x, B[j, :]) + beta y[j] for j < N: B is [N, K] (op(B) = B^T),
+ * x has stride incx. Four rows of B per pass share each load of x. */
+AVX512 static void gemv_rows(int N, int K, float alpha, const float *x, long incx,
+                             const float *B, long ldb, float beta, float *y) {
+    float xbuf[1024] __attribute__((aligned(64)));
+    const float *xv = x;
+    if (incx != 1) { /* gather a strided x (a column of A) once per chunk */
+        if (K > 1024) {
+            for (int j = 0; j < N; j++) {
+                float s = 0;
+                for (int k = 0; k < K; k++) s += x[k * incx] * B[(size_t)j * ldb + k];
+                y[j] = alpha * s + (beta == 0 ? 0 : beta * y[j]);
+            }
+            return;
+        }
+        for (int k = 0; k < K; k++) xbuf[k] = x[k * incx];
+        xv = xbuf;
+    }
+    int j = 0;
+    for (; j + 4 <= N; j += 4) {
+        const float *b0 = B + (size_t)j * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
+        __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        for (int k = 0; k < K; k += 16) {
+            __mmask16 m = tail_mask(K - k);
+            __m512 xk = _mm512_maskz_loadu_ps(m, xv + k);
+            s0 = _mm512_fmadd_ps(xk, _mm512_maskz_loadu_ps(m, b0 + k), s0);
+            s1 = _mm512_fmadd_ps(xk, _mm512_maskz_loadu_ps(m, b1 + k), s1);
+            s2 = _mm512_fmadd_ps(xk, _mm512_maskz_loadu_ps(m, b2 + k), s2);
+            s3 = _mm512_fmadd_ps(xk, _mm512_maskz_loadu_ps(m, b3 + k), s3);
+        }
+        float d[4] = {_mm512_reduce_add_ps(s0), _mm512_reduce_add_ps(s1),
+                      _mm512_reduce_add_ps(s2), _mm512_reduce_add_ps(s3)};
+        for (int r = 0; r < 4; r++) y[j + r] = alpha * d[r] + (beta == 0 ? 0 : beta * y[j + r]);
+    }
+    for (; j < N; j++) {
+        const float *b0 = B + (size_t)j * ldb;
+        __m512 s0 = _mm512_setzero_ps();
+        for (int k = 0; k < K; k += 16) {
+            __mmask16 m = tail_mask(K - k);
+            s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, xv + k), _mm512_maskz_loadu_ps(m, b0 + k),
+                                 s0);
+        }
+        y[j] = alpha * _mm512_reduce_add_ps(s0) + (beta == 0 ? 0 : beta * y[j]);
+    }
+}
+
+/* y = alpha sum_k x[k] B[k, :] + beta y: B is [K, N], rows streamed once. */
+AVX512 static void gemv_cols(int N, int K, float alpha, const float *x, long incx,
+                             const float *B, long ldb, float beta, float *y) {
+    for (int j = 0; j < N; j += 64) {
+        __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        __mmask16 m0 = tail_mask(N - j), m1 = tail_mask(N - j - 16), m2 = tail_mask(N - j - 32),
+                  m3 = tail_mask(N - j - 48);
+        if (N - j < 16) m1 = 0;
+        if (N - j < 32) m2 = 0;
+        if (N - j < 48) m3 = 0;
+        const float *b = B + j;
+        for (int k = 0; k < K; k++, b += ldb) {
+            __m512 xk = _mm512_set1_ps(x[k * incx]);
+            s0 = _mm512_fmadd_ps(xk, _mm512_maskz_loadu_ps(m0, b), s0);
+            s1 = _mm512_fmadd_ps(xk, _mm512_maskz_loadu_ps(m1, b + 16), s1);
+            s2 = _mm512_fmadd_ps(xk, _mm512_maskz_loadu_ps(m2, b + 32), s2);
+            s3 = _mm512_fmadd_ps(xk, _mm512_maskz_loadu_ps(m3, b + 48), s3);
+        }
+        __m512 s[4] = {s0, s1, s2, s3};
+        __mmask16 m[4] = {m0, m1, m2, m3};
+        __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+        for (int q = 0; q < 4; q++) {
+            __m512 r = _mm512_mul_ps(va, s[q]);
+            if (beta != 0) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m[q], y + j + 16 * q), r);
+            _mm512_mask_storeu_ps(y + j + 16 * q, m[q], r);
+        }
+    }
+}
+
 /* Below this many multiply-adds a second thread costs more than it saves. */
 #define PARALLEL_MIN_MACS (1 << 18)
 
@@ -291,6 +372,15 @@ void nb__sgemm_avx512(int ta, int tb, int M, int N, int K, float alpha, const fl
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++)
                 C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
+        return;
+    }
+    if (M <= SMALL_M) { /* one row of C at a time, from row i of op(A) */
+        for (int i = 0; i < M; i++) {
+            const float *x = ta ? A + i : A + (size_t)i * lda;
+            long incx = ta ? lda : 1;
+            if (tb) gemv_rows(N, K, alpha, x, incx, B, ldb, beta, C + (size_t)i * ldc);
+            else gemv_cols(N, K, alpha, x, incx, B, ldb, beta, C + (size_t)i * ldc);
+        }
         return;
     }
     int threads = nb_threads();

@@ -84,22 +84,26 @@ int nb_threads(void) {
     return n;
 }
 
-/* ---- the pool ---- */
-
-/* Worker w runs part w of a region when its slot's ticket changes. */
-typedef struct slot {
-    atomic_uint ticket;
-    void (*fn)(void *, int);
-    void *ctx;
-} slot;
+/* ---- the pool ----
+ *
+ * A region's parts are claimed one at a time from a shared counter, by the
+ * caller and by every worker that is awake, so a worker the system has not
+ * scheduled yet costs nothing: the caller simply runs more parts itself.
+ * The counter carries the region's number in its high half; a worker late
+ * for a finished region fails its claim instead of running a part of the
+ * next one. */
 
 static struct {
     pthread_mutex_t lock;     /* guards sleeping and starting workers */
     pthread_cond_t wake;
-    pthread_mutex_t busy;     /* one parallel region at a time */
-    int started;              /* workers running: ids 1 .. started */
-    atomic_int remaining;     /* workers' parts not finished */
-    slot slots[MAX_THREADS];
+    pthread_mutex_t busy;     /* one region at a time */
+    int started;              /* workers running */
+    atomic_uint region;       /* number of the newest region */
+    _Atomic unsigned long long claim; /* region << 32 | next part */
+    atomic_int done;          /* parts finished */
+    void (*_Atomic fn)(void *, int);
+    void *_Atomic ctx;
+    atomic_int parts;
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER,
           .busy = PTHREAD_MUTEX_INITIALIZER};
 
@@ -109,31 +113,45 @@ static void cpu_relax(void) {
 #endif
 }
 
-static void *worker(void *arg) {
-    int id = (int)(intptr_t)arg;
-    slot *s = &pool.slots[id];
-    unsigned seen = 0;
+/* Claim and run parts of region `id` until none is left. */
+static void run_parts(unsigned id) {
+    void (*fn)(void *, int) = atomic_load(&pool.fn);
+    void *ctx = atomic_load(&pool.ctx);
+    unsigned long long parts = (unsigned long long)atomic_load(&pool.parts);
+    unsigned long long c = atomic_load(&pool.claim);
     for (;;) {
-        unsigned t;
+        if ((c >> 32) != id || (c & 0xFFFFFFFFull) >= parts) return;
+        if (!atomic_compare_exchange_weak(&pool.claim, &c, c + 1)) continue;
+        fn(ctx, (int)(c & 0xFFFFFFFFull)); /* fn, ctx, parts are the region's: the
+                                              claim succeeded while it was open */
+        atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
+        c = atomic_load(&pool.claim);
+    }
+}
+
+static void *worker(void *arg) {
+    (void)arg;
+    unsigned seen = atomic_load(&pool.region);
+    for (;;) {
+        unsigned r;
         int spins = 0;
-        while ((t = atomic_load_explicit(&s->ticket, memory_order_acquire)) == seen) {
+        while ((r = atomic_load_explicit(&pool.region, memory_order_acquire)) == seen) {
             if (++spins < SPIN_ROUNDS) {
                 cpu_relax();
                 continue;
             }
             pthread_mutex_lock(&pool.lock);
-            while ((t = atomic_load(&s->ticket)) == seen) pthread_cond_wait(&pool.wake, &pool.lock);
+            while ((r = atomic_load(&pool.region)) == seen) pthread_cond_wait(&pool.wake, &pool.lock);
             pthread_mutex_unlock(&pool.lock);
             break;
         }
-        seen = t;
-        s->fn(s->ctx, id);
-        atomic_fetch_sub_explicit(&pool.remaining, 1, memory_order_release);
+        seen = r;
+        run_parts(r);
     }
     return NULL;
 }
 
-/* Start workers up to id n-1; returns how many threads (with the caller) run. */
+/* Start workers until n threads (with the caller) can run; returns how many can. */
 static int ensure_workers(int n) {
     pthread_mutex_lock(&pool.lock);
     while (pool.started < n - 1) {
@@ -141,7 +159,7 @@ static int ensure_workers(int n) {
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        int rc = pthread_create(&t, &attr, worker, (void *)(intptr_t)(pool.started + 1));
+        int rc = pthread_create(&t, &attr, worker, NULL);
         pthread_attr_destroy(&attr);
         if (rc != 0) break;
         pool.started++;
@@ -152,20 +170,24 @@ static int ensure_workers(int n) {
 }
 
 void nb__parallel(int parts, void (*fn)(void *ctx, int part), void *ctx) {
-    if (parts > MAX_THREADS) parts = MAX_THREADS; /* callers never ask for more */
     if (parts > 1 && pthread_mutex_trylock(&pool.busy) == 0) {
-        if (ensure_workers(parts) >= parts) {
-            atomic_store(&pool.remaining, parts - 1);
+        int threads = nb_threads();
+        if (ensure_workers(parts < threads ? parts : threads) > 1) {
+            unsigned id = atomic_load(&pool.region) + 1;
+            /* close the counter under the new number before changing the region's
+             * description, so no late claim can pair old and new */
+            atomic_store(&pool.claim, (unsigned long long)id << 32 | 0xFFFFFFFFull);
+            atomic_store(&pool.fn, fn);
+            atomic_store(&pool.ctx, ctx);
+            atomic_store(&pool.parts, parts);
+            atomic_store(&pool.done, 0);
+            atomic_store(&pool.claim, (unsigned long long)id << 32);
             pthread_mutex_lock(&pool.lock);
-            for (int w = 1; w < parts; w++) {
-                pool.slots[w].fn = fn;
-                pool.slots[w].ctx = ctx;
-                atomic_fetch_add_explicit(&pool.slots[w].ticket, 1, memory_order_release);
-            }
+            atomic_store(&pool.region, id);
             pthread_cond_broadcast(&pool.wake);
             pthread_mutex_unlock(&pool.lock);
-            fn(ctx, 0);
-            while (atomic_load_explicit(&pool.remaining, memory_order_acquire) > 0) cpu_relax();
+            run_parts(id);
+            while (atomic_load_explicit(&pool.done, memory_order_acquire) < parts) cpu_relax();
             pthread_mutex_unlock(&pool.busy);
             return;
         }

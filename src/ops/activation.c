@@ -25,8 +25,8 @@ static inline act_args args_of(const nb_node_t *n) {
 }
 
 static inline void act_forward(nb_graph *g, nb_node_t *n, act_value_fn value) {
-    const nb_real *x = nb__in(g, n, 0)->val;
-    nb_real *y = n->val;
+    const nb_real *restrict x = nb__in(g, n, 0)->val;
+    nb_real *restrict y = n->val;
     act_args p = args_of(n);
     size_t total = nb__numel(n);
     for (size_t k = 0; k < total; k++) y[k] = value(x[k], p);
@@ -35,8 +35,8 @@ static inline void act_forward(nb_graph *g, nb_node_t *n, act_value_fn value) {
 static inline void act_backward(nb_graph *g, nb_node_t *n, act_slope_fn slope) {
     nb_node_t *in = nb__in(g, n, 0);
     if (!in->grad) return;
-    const nb_real *x = in->val, *y = n->val, *dy = n->grad;
-    nb_real *dx = in->grad;
+    const nb_real *restrict x = in->val, *restrict y = n->val, *restrict dy = n->grad;
+    nb_real *restrict dx = in->grad;
     act_args p = args_of(n);
     size_t total = nb__numel(n);
     for (size_t k = 0; k < total; k++) dx[k] += dy[k] * slope(x[k], y[k], p);
@@ -45,10 +45,10 @@ static inline void act_backward(nb_graph *g, nb_node_t *n, act_slope_fn slope) {
 /* Defines NAME_forward, NAME_backward and the op table entry op_NAME from
  * NAME_value and NAME_slope. */
 #define ACTIVATION_OP(NAME, LABEL)                                                     \
-    static void NAME##_forward(nb_graph *g, nb_node_t *n) {                            \
+    NB_VECTOR_LOOP static void NAME##_forward(nb_graph *g, nb_node_t *n) {             \
         act_forward(g, n, NAME##_value);                                               \
     }                                                                                  \
-    static void NAME##_backward(nb_graph *g, nb_node_t *n) {                           \
+    NB_VECTOR_LOOP static void NAME##_backward(nb_graph *g, nb_node_t *n) {            \
         act_backward(g, n, NAME##_slope);                                              \
     }                                                                                  \
     static const nb_op op_##NAME = {.name = LABEL, .forward = NAME##_forward,          \

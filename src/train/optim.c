@@ -374,7 +374,8 @@ static inline void adam_loop(nb_optim *o, nb_real *restrict p, const nb_real *re
     }
 }
 
-static void adam_step(nb_optim *o, nb_real *params, const nb_real *grads, double lr, long t) {
+NB_VECTOR_LOOP static void adam_step(nb_optim *o, nb_real *params, const nb_real *grads,
+                                     double lr, long t) {
     if (o->vmax) adam_loop(o, params, grads, lr, t, 1);
     else adam_loop(o, params, grads, lr, t, 0);
 }
