@@ -373,6 +373,22 @@ static void test_maxpool_ties(void) {
     CHECK(nb_value(g, y)[0] == 5);
     for (int k = 0; k < 9; k++) CHECKF(dx[k] == (k == 1), "dx[%d] = %g", k, dx[k]);
     nb_graph_free(g);
+
+    /* the 2x2 stride-2 fast path: windows {4,4,4,4}, {1,3,3,0}, {2,2,7,7}, {-inf x4} */
+    nb_real x2[16] = {4, 4, 1, 3,
+                      4, 4, 3, 0,
+                      2, 2, -INFINITY, -INFINITY,
+                      7, 7, -INFINITY, -INFINITY};
+    g = pool_graph(4, 4, 1, 2, 2, 0, 0, 0, x2, &xi, &y);
+    loss = nb_sum(g, y);
+    CHECK_OK(nb_forward(g, loss));
+    CHECK_OK(nb_backward(g, loss));
+    dx = nb_grad(g, xi);
+    const nb_real *v = nb_value(g, y);
+    CHECK(v[0] == 4 && v[1] == 3 && v[2] == 7 && v[3] == -INFINITY);
+    for (int k = 0; k < 16; k++)
+        CHECKF(dx[k] == (k == 0 || k == 3 || k == 12 || k == 10), "2x2 dx[%d] = %g", k, dx[k]);
+    nb_graph_free(g);
 }
 
 /* Padding is -inf: an all-negative image keeps its own maxima (never 0). */

@@ -33,6 +33,8 @@ void nb__gemm_use(int kernel);
 /* Run fn(ctx, 0 .. parts-1) on the pool of threads (threads.c), part 0 on
  * the caller; returns when all are done. */
 void nb__parallel(int parts, void (*fn)(void *ctx, int part), void *ctx);
+/* Threads a product may use here: 1 inside a part of a parallel region. */
+int nb__free_threads(void);
 
 /* The portable kernel, always available. */
 void nb_gemm_portable(int trans_a, int trans_b, int M, int N, int K, nb_real alpha,

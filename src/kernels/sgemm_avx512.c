@@ -383,7 +383,7 @@ void nb__sgemm_avx512(int ta, int tb, int M, int N, int K, float alpha, const fl
         }
         return;
     }
-    int threads = nb_threads();
+    int threads = nb__free_threads();
     double macs = (double)M * N * K;
     int panels = (N + NR - 1) / NR, blocks = (M + MR - 1) / MR;
     if (threads > 1 && macs >= PARALLEL_MIN_MACS) {

@@ -113,6 +113,11 @@ static void cpu_relax(void) {
 #endif
 }
 
+/* Set while this thread runs a part: products inside a part stay on it. */
+static _Thread_local int in_part;
+
+int nb__free_threads(void) { return in_part ? 1 : nb_threads(); }
+
 /* Claim and run parts of region `id` until none is left. */
 static void run_parts(unsigned id) {
     void (*fn)(void *, int) = atomic_load(&pool.fn);
@@ -122,8 +127,9 @@ static void run_parts(unsigned id) {
     for (;;) {
         if ((c >> 32) != id || (c & 0xFFFFFFFFull) >= parts) return;
         if (!atomic_compare_exchange_weak(&pool.claim, &c, c + 1)) continue;
-        fn(ctx, (int)(c & 0xFFFFFFFFull)); /* fn, ctx, parts are the region's: the
-                                              claim succeeded while it was open */
+        in_part = 1; /* fn, ctx, parts are the region's: the claim succeeded while it was open */
+        fn(ctx, (int)(c & 0xFFFFFFFFull));
+        in_part = 0;
         atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
         c = atomic_load(&pool.claim);
     }
@@ -170,7 +176,7 @@ static int ensure_workers(int n) {
 }
 
 void nb__parallel(int parts, void (*fn)(void *ctx, int part), void *ctx) {
-    if (parts > 1 && pthread_mutex_trylock(&pool.busy) == 0) {
+    if (parts > 1 && !in_part && pthread_mutex_trylock(&pool.busy) == 0) {
         int threads = nb_threads();
         if (ensure_workers(parts < threads ? parts : threads) > 1) {
             unsigned id = atomic_load(&pool.region) + 1;
@@ -193,5 +199,8 @@ void nb__parallel(int parts, void (*fn)(void *ctx, int part), void *ctx) {
         }
         pthread_mutex_unlock(&pool.busy);
     }
-    for (int p = 0; p < parts; p++) fn(ctx, p); /* in use elsewhere, or no threads */
+    int outer = in_part; /* in use elsewhere, or no threads: run the parts here */
+    in_part = 1;
+    for (int p = 0; p < parts; p++) fn(ctx, p);
+    in_part = outer;
 }

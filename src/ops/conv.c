@@ -76,10 +76,50 @@ static conv_shape shape_of(const nb_graph *g, const nb_node_t *n) {
     return s;
 }
 
+/* Chunks run in parallel, one lane of scratch per part (nb__parallel): a
+ * lane holds col, the chunk's Y / dY, and (lanes after the first) a private
+ * dW that is added into the weight gradient once all parts are done.  Each
+ * part always takes the same chunks and its own lane, so results do not
+ * depend on which thread ran it. */
+#define MAX_LANES 8
+
+static size_t lane_len(const conv_shape *s) {
+    size_t cols = (size_t)s->chunk * (size_t)s->P;
+    return (size_t)s->K * cols + (s->chunk > 1 ? (size_t)s->Cog * cols : 0) +
+           (size_t)s->Co * (size_t)s->K;
+}
+
+static int chunks_of(const conv_shape *s) { return (s->B + s->chunk - 1) / s->chunk; }
+
 static size_t conv_scratch(const nb_graph *g, const nb_node_t *n) {
     conv_shape s = shape_of(g, n);
-    size_t cols = (size_t)s.chunk * (size_t)s.P;
-    return (size_t)s.K * cols + (s.chunk > 1 ? (size_t)s.Cog * cols : 0);
+    int lanes = nb_threads() < MAX_LANES ? nb_threads() : MAX_LANES;
+    if (lanes > chunks_of(&s)) lanes = chunks_of(&s);
+    return (size_t)lanes * lane_len(&s);
+}
+
+typedef struct conv_job {
+    nb_graph *g;
+    nb_node_t *n;
+    conv_shape s;
+    int parts;
+} conv_job;
+
+/* How many parts the scratch planned for this batch allows now.  One when
+ * the products run on OpenBLAS, which threads each product itself. */
+static int parts_of(const nb_node_t *n, const conv_shape *s) {
+    if (nb__gemm_kernel() != NB__GEMM_AVX512) return 1;
+    size_t lanes = n->scratch_len / lane_len(s);
+    int parts = nb_threads() < (int)lanes ? nb_threads() : (int)lanes;
+    if (parts > chunks_of(s)) parts = chunks_of(s);
+    return parts < 1 ? 1 : parts;
+}
+
+/* Chunks [*c0, *c1) of part p. */
+static void part_chunks(const conv_job *j, int p, int *c0, int *c1) {
+    int nch = chunks_of(&j->s);
+    *c0 = (int)((long long)nch * p / j->parts);
+    *c1 = (int)((long long)nch * (p + 1) / j->parts);
 }
 
 /* im2col of samples s0 .. s0+nc-1, group grp, side by side in col. */
@@ -92,19 +132,24 @@ static void gather_columns(const conv_shape *s, const nb_real *x, int s0, int nc
     }
 }
 
-static void conv_forward(nb_graph *g, nb_node_t *n) {
-    const nb_node_t *x = nb__in(g, n, 0), *w = nb__in(g, n, 1);
-    const nb_real *bias = n->nin == 3 ? nb__in(g, n, 2)->val : NULL;
-    conv_shape s = shape_of(g, n);
+static void forward_part(void *ctx, int part) {
+    const conv_job *j = ctx;
+    const conv_shape s = j->s;
+    nb_node_t *n = j->n;
+    const nb_node_t *x = nb__in(j->g, n, 0), *w = nb__in(j->g, n, 1);
+    const nb_real *bias = n->nin == 3 ? nb__in(j->g, n, 2)->val : NULL;
     const size_t P = (size_t)s.P;
-    nb_real *col = n->scratch, *ybuf = col + (size_t)s.K * s.chunk * P;
-    for (int s0 = 0; s0 < s.B; s0 += s.chunk) {
-        int nc = s.B - s0 < s.chunk ? s.B - s0 : s.chunk;
+    nb_real *col = n->scratch + (size_t)part * lane_len(&s);
+    nb_real *ybuf = col + (size_t)s.K * s.chunk * P;
+    int c0, c1;
+    part_chunks(j, part, &c0, &c1);
+    for (int c = c0; c < c1; c++) {
+        int s0 = c * s.chunk, nc = s.B - s0 < s.chunk ? s.B - s0 : s.chunk;
         size_t ld = (size_t)nc * P;
         for (int grp = 0; grp < s.groups; grp++) {
             const nb_real *wg = w->val + (size_t)grp * s.Cog * s.K;
             gather_columns(&s, x->val, s0, nc, grp, col);
-            if (nc == 1) {
+            if (s.chunk == 1) {
                 /* one sample: the product lands in NCHW directly, on the bias */
                 nb_real *y = n->val + ((size_t)s0 * s.Co + (size_t)grp * s.Cog) * P;
                 for (int co = 0; co < s.Cog; co++) {
@@ -120,13 +165,19 @@ static void conv_forward(nb_graph *g, nb_node_t *n) {
                 int oc = grp * s.Cog + co;
                 nb_real b = bias ? bias[oc] : R(0);
                 for (int k = 0; k < nc; k++) {
-                    const nb_real *src = ybuf + co * ld + (size_t)k * P;
-                    nb_real *dst = n->val + ((size_t)(s0 + k) * s.Co + oc) * P;
+                    const nb_real *restrict src = ybuf + co * ld + (size_t)k * P;
+                    nb_real *restrict dst = n->val + ((size_t)(s0 + k) * s.Co + oc) * P;
                     for (size_t p = 0; p < P; p++) dst[p] = src[p] + b;
                 }
             }
         }
     }
+}
+
+static void conv_forward(nb_graph *g, nb_node_t *n) {
+    conv_job j = {.g = g, .n = n, .s = shape_of(g, n)};
+    j.parts = parts_of(n, &j.s);
+    nb__parallel(j.parts, forward_part, &j);
 }
 
 /* Sum of n values with eight independent partial sums: a single running
@@ -142,27 +193,27 @@ static nb_real sum_run(const nb_real *d, size_t n) {
                 ((part[4] + part[5]) + (part[6] + part[7])));
 }
 
-static void conv_backward(nb_graph *g, nb_node_t *n) {
-    nb_node_t *x = nb__in(g, n, 0), *w = nb__in(g, n, 1);
-    conv_shape s = shape_of(g, n);
+static void backward_part(void *ctx, int part) {
+    const conv_job *j = ctx;
+    const conv_shape s = j->s;
+    nb_node_t *n = j->n, *x = nb__in(j->g, n, 0), *w = nb__in(j->g, n, 1);
     const size_t P = (size_t)s.P;
     const nb_real *dy = n->grad;
-    if (n->nin == 3 && nb__in(g, n, 2)->grad) { /* db[co] += sum of dy over b and p */
-        nb_real *db = nb__in(g, n, 2)->grad;
-        for (int b = 0; b < s.B; b++)
-            for (int co = 0; co < s.Co; co++) {
-                const nb_real *d = dy + ((size_t)b * s.Co + co) * P;
-                db[co] += sum_run(d, P);
-            }
+    nb_real *col = n->scratch + (size_t)part * lane_len(&s);
+    nb_real *dybuf = col + (size_t)s.K * s.chunk * P;
+    nb_real *dw = w->grad;
+    if (w->grad && part > 0) { /* a private dW, added in after the region */
+        dw = col + lane_len(&s) - (size_t)s.Co * s.K;
+        memset(dw, 0, (size_t)s.Co * s.K * sizeof *dw);
     }
-    if (!x->grad && !w->grad) return;
-    nb_real *col = n->scratch, *dybuf = col + (size_t)s.K * s.chunk * P;
-    for (int s0 = 0; s0 < s.B; s0 += s.chunk) {
-        int nc = s.B - s0 < s.chunk ? s.B - s0 : s.chunk;
+    int c0, c1;
+    part_chunks(j, part, &c0, &c1);
+    for (int c = c0; c < c1; c++) {
+        int s0 = c * s.chunk, nc = s.B - s0 < s.chunk ? s.B - s0 : s.chunk;
         size_t ld = (size_t)nc * P;
         for (int grp = 0; grp < s.groups; grp++) {
             const nb_real *dyg;
-            if (nc == 1) {
+            if (s.chunk == 1) {
                 dyg = dy + ((size_t)s0 * s.Co + (size_t)grp * s.Cog) * P;
             } else { /* dY of the chunk in [channel, sample, position] order */
                 for (int co = 0; co < s.Cog; co++)
@@ -175,7 +226,7 @@ static void conv_backward(nb_graph *g, nb_node_t *n) {
             if (w->grad) { /* dW_g += dY · col^T */
                 gather_columns(&s, x->val, s0, nc, grp, col);
                 nb_gemm(0, 1, s.Cog, s.K, (int)ld, R(1), dyg, (int)ld, col, (int)ld, R(1),
-                        w->grad + (size_t)grp * s.Cog * s.K, s.K);
+                        dw + (size_t)grp * s.Cog * s.K, s.K);
             }
             if (x->grad) { /* dcol = W_g^T · dY, scattered back into dx */
                 nb_gemm(1, 0, s.K, (int)ld, s.Cog, R(1), w->val + (size_t)grp * s.Cog * s.K,
@@ -187,6 +238,29 @@ static void conv_backward(nb_graph *g, nb_node_t *n) {
             }
         }
     }
+}
+
+static void conv_backward(nb_graph *g, nb_node_t *n) {
+    nb_node_t *x = nb__in(g, n, 0), *w = nb__in(g, n, 1);
+    conv_job j = {.g = g, .n = n, .s = shape_of(g, n)};
+    const conv_shape s = j.s;
+    const size_t P = (size_t)s.P;
+    if (n->nin == 3 && nb__in(g, n, 2)->grad) { /* db[co] += sum of dy over b and p */
+        nb_real *db = nb__in(g, n, 2)->grad;
+        for (int b = 0; b < s.B; b++)
+            for (int co = 0; co < s.Co; co++)
+                db[co] += sum_run(n->grad + ((size_t)b * s.Co + co) * P, P);
+    }
+    if (!x->grad && !w->grad) return;
+    j.parts = parts_of(n, &s);
+    nb__parallel(j.parts, backward_part, &j);
+    if (w->grad) /* the other parts' dW, in part order */
+        for (int p = 1; p < j.parts; p++) {
+            const nb_real *restrict src =
+                n->scratch + (size_t)(p + 1) * lane_len(&s) - (size_t)s.Co * s.K;
+            nb_real *restrict dw = w->grad;
+            for (size_t k = 0; k < (size_t)s.Co * s.K; k++) dw[k] += src[k];
+        }
 }
 
 /* 2 per multiply-add: 2*C_out*(C/groups)*kh*kw*Ho*Wo per sample */

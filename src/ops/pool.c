@@ -77,10 +77,45 @@ static void col_span(int Wo, int W, int sw, int off, int *lo, int *hi) {
  * running maxima.  Each output still sees its window in row-major order, and
  * the passes are straight loops with no per-window bookkeeping (a window of
  * four values would otherwise cost more in loop overhead than in work). */
+/* The common 2x2 window with stride 2 and no padding, every window inside
+ * the image: four values per output, compared in the general loop's order
+ * (row-major; strictly greater wins; a NaN takes over), with no bookkeeping. */
+NB_VECTOR_LOOP static void maxpool_2x2(const pool_shape *s, const nb_real *restrict x,
+                                       nb_real *restrict y, int32_t *restrict arg) {
+    const int W = s->W, Wo = s->Wo, Ho = s->Ho;
+    const size_t in_plane = (size_t)s->H * W, out_plane = (size_t)Ho * Wo;
+    for (size_t pl = 0; pl < s->planes; pl++)
+        for (int oh = 0; oh < Ho; oh++) {
+            const nb_real *restrict r0 = x + pl * in_plane + (size_t)(2 * oh) * W;
+            const nb_real *restrict r1 = r0 + W;
+            nb_real *restrict m = y + pl * out_plane + (size_t)oh * Wo;
+            int32_t *restrict a = arg + pl * out_plane + (size_t)oh * Wo;
+            const int32_t base = 2 * oh * W;
+            for (int ow = 0; ow < Wo; ow++) {
+                nb_real best = r0[2 * ow], v;
+                int32_t at = base + 2 * ow;
+                int take;
+                v = r0[2 * ow + 1], take = (v > best) | (v != v);
+                best = take ? v : best, at = take ? base + 2 * ow + 1 : at;
+                v = r1[2 * ow], take = (v > best) | (v != v);
+                best = take ? v : best, at = take ? base + W + 2 * ow : at;
+                v = r1[2 * ow + 1], take = (v > best) | (v != v);
+                best = take ? v : best, at = take ? base + W + 2 * ow + 1 : at;
+                m[ow] = best;
+                a[ow] = at;
+            }
+        }
+}
+
 static void maxpool_forward(nb_graph *g, nb_node_t *n) {
     pool_shape s = shape_of(g, n);
     const nb_real *x = nb__in(g, n, 0)->val;
     int32_t *arg = (int32_t *)(void *)n->scratch;
+    if (s.kh == 2 && s.kw == 2 && s.sh == 2 && s.sw == 2 && s.ph == 0 && s.pw == 0 &&
+        2 * s.Ho <= s.H && 2 * s.Wo <= s.W) {
+        maxpool_2x2(&s, x, n->val, arg);
+        return;
+    }
     const size_t in_plane = (size_t)s.H * s.W, out_plane = (size_t)s.Ho * s.Wo;
     enum { SPAN_CACHE = 32 };
     int lo[SPAN_CACHE], hi[SPAN_CACHE];
