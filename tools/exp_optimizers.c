@@ -96,7 +96,7 @@ static const surface surfaces[] = {
      .lr = {1e-3, 1e-3, 1e-3, 1e-3, 0.5, 0.01, 0.05},
      .log_levels = 1, .lev_lo = 0.5, .lev_hi = 2000, .n_levels = 13},
     {.name = "saddle", .title = "saddle x^2 + (y^2-1)^2/4, start near y=0", .build = saddle_f,
-     .start = {-1.8, 1e-6}, .steps = 300, .tol = 1e-4, .x0 = -2.2, .x1 = 1.2, .y0 = -1.6,
+     .start = {-1.8, 1e-6}, .steps = 300, .tol = 1e-4, .x0 = -2.2, .x1 = 1.2, .y0 = -2,
      .y1 = 1.6, .lr = {0.05, 0.05, 0.05, 0.05, 0.3, 0.02, 0.05},
      .level_list = saddle_levels, .n_levels = sizeof saddle_levels / sizeof saddle_levels[0],
      .escape = 1},
