@@ -16,5 +16,3 @@ int exp_regression(const exp_ctx *ctx) { (void)ctx; return pending("regression")
 int exp_approximation(const exp_ctx *ctx) { (void)ctx; return pending("approximation"); }
 
 
-int exp_optimizers(const exp_ctx *ctx) { (void)ctx; return pending("optimizers"); }
-int exp_schedules(const exp_ctx *ctx) { (void)ctx; return pending("schedules"); }
