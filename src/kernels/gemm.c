@@ -60,7 +60,10 @@ int nb__gemm_kernel(void) {
     return chosen;
 }
 
-void nb__gemm_use(int kernel) { chosen = best_available(kernel); }
+void nb__gemm_use(int kernel) {
+    chosen = best_available(kernel);
+    nb__blas_threads();
+}
 
 void nb_gemm(int ta, int tb, int M, int N, int K, nb_real alpha, const nb_real *A, int lda,
              const nb_real *B, int ldb, nb_real beta, nb_real *C, int ldc) {

@@ -33,6 +33,8 @@ void nb__gemm_use(int kernel);
 /* Run fn(ctx, 0 .. parts-1) on the pool of threads (threads.c), part 0 on
  * the caller; returns when all are done. */
 void nb__parallel(int parts, void (*fn)(void *ctx, int part), void *ctx);
+/* Tell OpenBLAS the thread count if it runs the products, else 1. */
+void nb__blas_threads(void);
 /* Threads a product may use here: 1 inside a part of a parallel region. */
 int nb__free_threads(void);
 

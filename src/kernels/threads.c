@@ -67,10 +67,18 @@ nb_status nb_set_threads(int threads) {
         return nb_err(NB_ERR_ARG, "nb_set_threads: %d threads (expected 1 to 1024)", threads);
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     atomic_store(&thread_count, threads);
-#ifdef NB_USE_CBLAS
-    openblas_set_num_threads(threads);
-#endif
+    nb__blas_threads();
     return NB_OK;
+}
+
+/* OpenBLAS gets the thread count only while it runs the products: a thread
+ * it starts polls for work for a while, which would take a core from
+ * nabla's own workers. */
+void nb__blas_threads(void) {
+#ifdef NB_USE_CBLAS
+    int n = atomic_load(&thread_count);
+    if (n > 0) openblas_set_num_threads(nb__gemm_kernel() == NB__GEMM_OPENBLAS ? n : 1);
+#endif
 }
 
 int nb_threads(void) {
