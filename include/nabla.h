@@ -634,7 +634,8 @@ typedef struct nb_diag_row {
     const char *op;          /* nb_node_op: "param" for parameters                */
     int is_param;
     size_t numel;            /* elements (an activation: over the whole batch)     */
-    double mean, std;        /* of the values (population std)                    */
+    double mean, std;        /* of the values the batch was computed with (for a
+                                parameter given params_before: those); population */
     double dead;             /* relu: fraction of units that are 0 for every sample
                                 of the batch (unit: a feature of [B, F], a channel
                                 of [B, C, ...], over all its positions); else -1   */

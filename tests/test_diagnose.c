@@ -184,6 +184,9 @@ static void test_gradients_and_updates(void) {
         CHECK_CLOSE(w->update_ratio, 0.1 * sqrt(88.5625) / sqrt(1.25), 1e-6, 1e-6);
         CHECK_CLOSE(b->update_ratio, 0.05 / 0.25, 1e-6, 1e-6);
         CHECK_CLOSE(a->mean, 0.75, 1e-6, 0);
+        /* a parameter as the batch saw it, [0.5, -1], not as the step left it */
+        CHECK_CLOSE(w->mean, -0.25, 1e-7, 0);
+        CHECK_CLOSE(w->std, 0.75, 1e-7, 0);
         CHECK_CLOSE(a->std, 2.0, 1e-6, 0);
         CHECK(w->warn == NB_DIAG_UPDATE_LARGE); /* 0.84 > 0.1 */
         CHECK(b->warn == 0);                    /* biases are not judged */
@@ -194,6 +197,8 @@ static void test_gradients_and_updates(void) {
     /* without the old parameters there is no ratio */
     CHECK_OK(nb_diagnose(g, NULL, &d));
     CHECK(d.rows[0].update_ratio == -1 && d.rows[0].warn == 0);
+    CHECK_CLOSE(d.rows[0].mean, (-0.1 - 0.275) / 2, 1e-6, 0); /* now the current values */
+    CHECK_CLOSE(d.rows[0].weight_norm, sqrt(0.01 + 0.275 * 0.275), 1e-6, 1e-6);
     /* exploding: inputs 1e4 times larger give a weight gradient over 1e3 */
     const nb_real big[4] = {1e4, 2e4, 3e4, -1e4};
     CHECK_OK(nb_set_input(g, x, big, 2));

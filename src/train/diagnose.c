@@ -297,11 +297,13 @@ nb_status nb_diagnose(nb_graph *g, const nb_real *params_before, nb_diagnosis *d
         r->name = n->name; /* the node array may have moved */
         r->op = nb_node_op(g, r->node);
         r->numel = nb__numel(n);
+        /* a parameter as the batch saw it: before the step */
+        const nb_real *v = r->is_param && params_before ? params_before + n->val_off : n->val;
         double sum = 0, sq = 0;
-        for (size_t k = 0; k < r->numel; k++) sum += (double)n->val[k];
+        for (size_t k = 0; k < r->numel; k++) sum += (double)v[k];
         r->mean = sum / (double)r->numel;
         for (size_t k = 0; k < r->numel; k++) {
-            double e = (double)n->val[k] - r->mean;
+            double e = (double)v[k] - r->mean;
             sq += e * e;
         }
         r->std = sqrt(sq / (double)r->numel);
@@ -313,7 +315,7 @@ nb_status nb_diagnose(nb_graph *g, const nb_real *params_before, nb_diagnosis *d
         r->grad_norm = n->grad ? norm2(n->grad, r->numel) : -1;
         r->weight_norm = r->update_ratio = -1;
         if (r->is_param) {
-            const nb_real *before = params_before ? params_before + n->val_off : n->val;
+            const nb_real *before = v;
             r->weight_norm = norm2(before, r->numel);
             if (params_before && r->weight_norm > 0) {
                 double du = 0;
