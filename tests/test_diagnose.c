@@ -451,6 +451,13 @@ static void test_fit_messages(void) {
     HAS(nb_last_error(), "nb_fit: loss is -inf at epoch 1, step 2 of 2 (optimiser step 2): "
                          "parameter 'w' holds -inf (element 0; 1 of 1 elements non-finite); "
                          "it is read by 'mul");
+    HAS(nb_last_error(), "; optimiser step 1 wrote it from finite gradients: lower the "
+                         "learning rate");
+    /* a parameter that was not finite to begin with */
+    nb_value(g, w)[0] = NAN;
+    CHECK(nb_fit(g, &cfg, &d2, NULL, NULL) == NB_ERR_NUMERIC);
+    HAS(nb_last_error(), "at epoch 1, step 1 of 2 (optimiser step 1): parameter 'w' holds NaN");
+    HAS(nb_last_error(), "it was so before training started");
     nb_graph_free(g);
 }
 

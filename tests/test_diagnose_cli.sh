@@ -3,7 +3,7 @@
 # initialised far too large is reported as saturated (a WARNING naming the
 # layer); a model that overflows names the node and op; a run that diverges
 # stops with exit code 1 leaving the last checkpoint and the weights file
-# byte for byte as they were.
+# byte for byte as they were; an update that overflows is never checkpointed.
 # Usage: test_diagnose_cli.sh BUILD_DIR
 set -u
 build=$1
@@ -125,6 +125,30 @@ if [ -n "$e" ] && [ "$e" -ge 2 ]; then
     check 'cmp -s "$work/div.safetensors.ckpt" "$work/keep.ckpt"' "checkpoint byte for byte unchanged"
     check 'cmp -s "$work/div.safetensors" "$work/keep.safetensors"' "weights byte for byte unchanged"
 fi
+
+# --- an update that overflows (inputs scaled to 1e33 give weight gradients near
+# 1e33; times the learning rate 1e6 that is beyond float).  The gradients are
+# finite, so the step is taken; --checkpoint-every 1 would then save infinite
+# weights over the last good checkpoint, which must not happen.
+cat > "$work/ovf.nn" <<'EOF'
+input 4
+scale 1e33
+dense 3
+loss cross_entropy
+EOF
+echo "an earlier good checkpoint" > "$work/ovf.ckpt"
+cp "$work/ovf.ckpt" "$work/ovf.keep"
+"$nabla" train "$work/ovf.nn" --data "$data" --epochs 2 --batch 32 --optim sgd --lr 1e6 --quiet \
+    --checkpoint "$work/ovf.ckpt" --checkpoint-every 1 > /dev/null 2> "$work/ovf.err"
+rc=$?
+check '[ $rc -eq 1 ] && grep -q "^nabla train: after optimiser step 1 parameter .1.weight. is infinite (element [0-9]*): an update overflowed; lower the learning rate (checkpoint .*ovf.ckpt not written)$" "$work/ovf.err"' \
+    "an overflowing update is not checkpointed (exit $rc): $(cat "$work/ovf.err")"
+check 'cmp -s "$work/ovf.ckpt" "$work/ovf.keep"' "the earlier checkpoint is untouched"
+# without mid-epoch checkpoints the next step's loss names the parameter
+"$nabla" train "$work/ovf.nn" --data "$data" --epochs 2 --batch 32 --optim sgd --lr 1e6 --quiet \
+    > /dev/null 2> "$work/ovf2.err"
+check 'grep -q "(optimiser step 2): parameter .1.weight. holds -\{0,1\}inf (.*); it is read by .1. (linear); optimiser step 1 wrote it from finite gradients" "$work/ovf2.err"' \
+    "the next step names the parameter: $(cat "$work/ovf2.err")"
 
 # --- usage
 "$nabla" train --help > "$work/help"

@@ -118,7 +118,7 @@ static int save_checkpoint(run *r, int epochs_done, long step) {
     char bad[160];
     if (nonfinite_param(r->m.graph, bad, sizeof bad)) {
         snprintf(r->err, sizeof r->err, "after optimiser step %ld %s: an update overflowed; "
-                 "lower the learning rate (checkpoint %s not overwritten)", step, bad, r->ckpt);
+                 "lower the learning rate (checkpoint %s not written)", step, bad, r->ckpt);
         r->failed = 1;
         return -1;
     }

@@ -371,7 +371,7 @@ static int all_finite(const nb_real *v, size_t n) {
  * the arena), and, when it came with the data, which training sample. */
 static nb_status numeric_error(nb_graph *g, const nb_fit_config *cfg, const char *what,
                                int grads, int epoch, size_t b, size_t n_batches, long step,
-                               const size_t *idx, size_t start) {
+                               int first_step, const size_t *idx, size_t start) {
     char where[600] = "";
     nb_nonfinite r;
     if (nb_find_nonfinite(g, cfg->loss, grads, &r) == NB_OK && r.node != NB_NONE) {
@@ -382,6 +382,13 @@ static nb_status numeric_error(nb_graph *g, const nb_fit_config *cfg, const char
             size_t sample = r.index / (nb__numel(n) / (size_t)n->dims[0]);
             snprintf(where, sizeof where, ": %s; sample %zu of the batch is sample %zu of the "
                      "training set; check the data", desc, sample, idx[start + sample]);
+        } else if (!r.in_grad && n->leaf == NB_LEAF_PARAM && first_step) {
+            snprintf(where, sizeof where, ": %s; it was so before training started: check "
+                     "the initial or loaded weights", desc);
+        } else if (!r.in_grad && n->leaf == NB_LEAF_PARAM) {
+            /* the gradients of every step are checked: the update overflowed */
+            snprintf(where, sizeof where, ": %s; optimiser step %ld wrote it from finite "
+                     "gradients: lower the learning rate", desc, step - 1);
         } else {
             snprintf(where, sizeof where, ": %s; lower the learning rate or check the data",
                      desc);
@@ -473,6 +480,7 @@ nb_status nb_fit(nb_graph *g, const nb_fit_config *cfg, const nb_dataset *train,
         size_t first = epoch == cfg->start_epoch + 1 ? cfg->start_batch : 0;
         for (size_t b = first; b < n_batches; b++) {
             size_t start = b * (size_t)batch;
+            const int first_step = b == first && epoch == cfg->start_epoch + 1; /* of this call */
             int bs = (int)(n - start < (size_t)batch ? n - start : (size_t)batch);
             for (int r = 0; r < bs; r++) {
                 size_t k = idx[start + (size_t)r];
@@ -506,7 +514,7 @@ nb_status nb_fit(nb_graph *g, const nb_fit_config *cfg, const nb_dataset *train,
                                    : loss > 0     ? "loss is inf"
                                                   : "loss is -inf";
                 s = numeric_error(g, cfg, what, 0, epoch, b, n_batches,
-                                  nb_optim_steps(opt) + 1, idx, start);
+                                  nb_optim_steps(opt) + 1, first_step, idx, start);
                 goto restore;
             }
             nb_zero_grad(g);
@@ -521,7 +529,7 @@ nb_status nb_fit(nb_graph *g, const nb_fit_config *cfg, const nb_dataset *train,
             if (cfg->clip_norm > 0) norm = nb_clip_grad_norm(nb_grads(g), n_params, cfg->clip_norm);
             if (!is_finite(norm) || (cfg->clip_norm <= 0 && !all_finite(grads, n_params))) {
                 s = numeric_error(g, cfg, "gradient is not finite", 1, epoch, b, n_batches,
-                                  nb_optim_steps(opt) + 1, idx, start);
+                                  nb_optim_steps(opt) + 1, first_step, idx, start);
                 goto restore;
             }
             s = nb_optim_step(opt, params, grads, lr);
