@@ -414,7 +414,8 @@ static nb_status update_error(const nb_graph *g, int epoch, long step) {
                           n->val[k] != n->val[k] ? "NaN" : "infinite", k);
         }
     }
-    return NB_OK;
+    return nb_err(NB_ERR_NUMERIC, "nb_fit: optimiser step %ld (the last of epoch %d) made a "
+                  "parameter non-finite", step, epoch);
 }
 
 static void init_stats(nb_epoch_stats *st) {
