@@ -567,7 +567,15 @@ nb_fit_config nb_fit_defaults(nb_node input, nb_node target, nb_node loss, nb_no
 
 /* Mini-batch training: each epoch reshuffles the training set with a
  * permutation derived from (seed, epoch), so a run is reproducible and can be
- * resumed at any epoch.  val may be NULL. */
+ * resumed at any epoch.  val may be NULL.
+ * Every step checks that the loss and the gradients are finite; if not,
+ * nb_fit stops before the optimiser step (the parameters as they were) with
+ * NB_ERR_NUMERIC and a message naming the epoch, the step and where the
+ * first non-finite number appeared (nb_find_nonfinite): the node, its op,
+ * NaN or inf, and for bad data the training sample.  An update that
+ * overflows shows in the next step's loss (the message names the
+ * parameter); the parameters are also checked at the end of every epoch, so
+ * on_epoch and a successful return never see non-finite parameters. */
 nb_status nb_fit(nb_graph *g, const nb_fit_config *cfg, const nb_dataset *train,
                  const nb_dataset *val, nb_epoch_stats *last);
 
@@ -575,6 +583,94 @@ nb_status nb_fit(nb_graph *g, const nb_fit_config *cfg, const nb_dataset *train,
 nb_status nb_evaluate(nb_graph *g, nb_node input, nb_node target, nb_node loss,
                       nb_node output, const nb_dataset *data, int batch_size,
                       double *loss_out, double *acc_out);
+
+/* ------------------------------------------------------------ diagnostics */
+
+/* Where the first NaN or infinity of a forward / backward pass is. */
+typedef struct nb_nonfinite {
+    nb_node node;        /* NB_NONE: every value (and gradient) checked is finite */
+    int in_grad;         /* 0: in node's forward value; 1: in its gradient        */
+    int is_nan;          /* 1: the first bad element is NaN; 0: +inf or -inf      */
+    size_t index;        /* flat index of the first bad element in the node       */
+    size_t count;        /* how many of the node's elements are non-finite        */
+    nb_node source;      /* value of a leaf (input, parameter, ...): the first op
+                            that reads it; gradient: the op whose backward wrote
+                            it (of several consumers, the last one created);
+                            value of an op: the node itself                      */
+    int n_sources;       /* gradient: number of ops whose backward adds into it   */
+} nb_nonfinite;
+
+/* Find the first non-finite number of the last pass.  Values: loss and its
+ * ancestors as the last nb_forward left them, in creation (topological)
+ * order, leaves included, so the first hit is where the NaN or inf was born:
+ * an op computing it from finite inputs, or a leaf (data, parameter)
+ * holding it.  Then, if grads is non-zero (after nb_backward(g, loss)),
+ * their gradients in the order backward computed them (reverse creation
+ * order).  NB_OK with out->node = NB_NONE when all are finite. */
+nb_status nb_find_nonfinite(nb_graph *g, nb_node loss, int grads, nb_nonfinite *out);
+/* One sentence about r into buf, e.g. "the forward value of node 'h2' (scale)
+ * is inf (element 3, sample 0 of the batch, 4 of 16 elements non-finite);
+ * its inputs are finite".  Returns buf. */
+const char *nb_nonfinite_describe(const nb_graph *g, const nb_nonfinite *r, char *buf,
+                                  size_t size);
+
+/* Training diagnostics (docs/diagnostics.md): per layer statistics of one
+ * training batch.  A row is either a parameter or an activation: an op node
+ * with a batched value that the loss depends on (reshape and flatten, which
+ * only copy, are left out).  Warning flags of a row: */
+#define NB_DIAG_DEAD 1u          /* relu: more than 25% of its units dead            */
+#define NB_DIAG_SATURATED 2u     /* sigmoid/tanh: more than 50% of values saturated  */
+#define NB_DIAG_VANISHING 4u     /* weight: gradient norm < 1e-7, or RMS gradient
+                                    < 1e-3 times the largest weight's RMS gradient  */
+#define NB_DIAG_EXPLODING 8u     /* weight: gradient norm > 1e3, or > 10 and over 10x
+                                    the previous diagnosis                           */
+#define NB_DIAG_UPDATE_SMALL 16u /* weight: update/weight ratio < 1e-5               */
+#define NB_DIAG_UPDATE_LARGE 32u /* weight: update/weight ratio > 1e-1               */
+#define NB_DIAG_NONFINITE 64u    /* a NaN or inf in the values or the gradient       */
+
+typedef struct nb_diag_row {
+    nb_node node;
+    const char *name;        /* nb_node_name                                      */
+    const char *op;          /* nb_node_op: "param" for parameters                */
+    int is_param;
+    size_t numel;            /* elements (an activation: over the whole batch)     */
+    double mean, std;        /* of the values the batch was computed with (for a
+                                parameter given params_before: those); population */
+    double dead;             /* relu: fraction of units that are 0 for every sample
+                                of the batch (unit: a feature of [B, F], a channel
+                                of [B, C, ...], over all its positions); else -1   */
+    double saturated;        /* sigmoid: fraction of values outside [0.01, 0.99];
+                                tanh: fraction with |y| > 0.99; else -1             */
+    double grad_norm;        /* L2 norm of the gradient (dL/dw, or dL/da over the
+                                batch); -1 when the node has none                  */
+    double weight_norm;      /* parameter: ||w|| before the step; else -1          */
+    double update_ratio;     /* parameter: ||w - w_before|| / ||w_before||; -1 when
+                                unknown (no params_before, or w_before = 0)         */
+    double prev_grad_norm;   /* grad_norm of the previous nb_diagnose (-1: none)   */
+    unsigned warn;           /* NB_DIAG_* flags                                   */
+} nb_diag_row;
+
+typedef struct nb_diagnosis {
+    int n_rows;
+    nb_diag_row *rows;       /* in creation order                                  */
+    int n_warnings;          /* flags set over all rows by the last nb_diagnose    */
+    nb_node loss;
+} nb_diagnosis;
+
+/* Choose the rows for the graph and loss (allocates; the graph must not
+ * gain nodes afterwards).  Free with nb_diagnosis_free. */
+nb_status nb_diagnosis_init(nb_diagnosis *d, const nb_graph *g, nb_node loss);
+void nb_diagnosis_free(nb_diagnosis *d);
+/* Measure the current state: call after nb_forward and nb_backward of a
+ * training batch, optionally after the optimiser step.  params_before: a copy
+ * of nb_params(g) from before that step, for the update/weight ratios (NULL:
+ * none; the weight norms are then of the current parameters).  Gradients are
+ * read as they are (after clipping, if the trainer clips).  Allocates nothing. */
+nb_status nb_diagnose(nb_graph *g, const nb_real *params_before, nb_diagnosis *d);
+/* The warning of row r for one flag, as a sentence without "WARNING", e.g.
+ * "layer '2' (sigmoid): 87.5% of its values are saturated (outside [0.01,
+ * 0.99]); ...".  Returns buf ("" if the flag is not set). */
+const char *nb_diag_warning(const nb_diag_row *r, unsigned flag, char *buf, size_t size);
 
 /* ------------------------------------------------------------ data files */
 

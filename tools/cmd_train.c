@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "data_source.h"
+#include "diag_report.h"
 #include "history.h"
 #include "progress.h"
 
@@ -44,8 +45,17 @@ static const char *help =
     "  --resume FILE          continue from a checkpoint; same model, data and options\n"
     "  --log FILE             per-epoch metrics as CSV\n"
     "  --plot FILE            loss and accuracy curves as SVG\n"
-    "  --quiet                no progress output\n\n"
-    "Ctrl-C stops after the current step and writes the checkpoint.\n";
+    "  --quiet                no progress output\n"
+    "diagnostics (docs/diagnostics.md)\n"
+    "  --diagnose             a table per layer on the first batch of every epoch, on\n"
+    "                         stderr (also with --quiet): activation mean and std, dead\n"
+    "                         ReLU units and saturated sigmoid/tanh values (%), gradient\n"
+    "                         norms, update/weight ratios; then WARNING lines\n"
+    "  --diagnose-every N     the table every N optimiser steps instead (steps 1, N+1, ...)\n"
+    "  --diagnose-log FILE    the same measurements as CSV, one row per layer\n\n"
+    "Ctrl-C stops after the current step and writes the checkpoint.  A NaN or infinity\n"
+    "stops training with exit code 1 and names the node and op where it appeared (or the\n"
+    "training sample); the last checkpoint and the --out file are left as they were.\n";
 
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig) {
@@ -67,7 +77,31 @@ typedef struct run {
     int quiet, failed;
     char augment[64];        /* "flip=0 crop=0": must match when resuming */
     char err[600];
+    long ckpt_step;          /* step of the checkpoint on disk; -1: none written */
+    /* --diagnose */
+    int diag_print;
+    long diag_every;         /* steps between diagnoses; 0: off          */
+    const char *diag_log_path;
+    FILE *diag_log;
+    nb_diagnosis diag;
+    nb_real *diag_before;    /* the parameters after step diag_snap_step  */
+    long diag_snap_step;
 } run;
+
+/* The first non-finite parameter, described into buf; NULL if all are finite. */
+static const char *nonfinite_param(nb_graph *g, char *buf, size_t size) {
+    for (int i = 0; i < nb_param_tensor_count(g); i++) {
+        nb_node p = nb_param_tensor(g, i);
+        const nb_real *v = nb_value(g, p);
+        for (size_t k = 0, n = nb_node_numel(g, p); k < n; k++)
+            if (!(v[k] - v[k] == 0)) {
+                snprintf(buf, size, "parameter '%s' is %s (element %zu)", nb_node_name(g, p),
+                         v[k] != v[k] ? "NaN" : "infinite", k);
+                return buf;
+            }
+    }
+    return NULL;
+}
 
 /* The training options a resumed run must share with the one it continues. */
 static void run_meta(run *r, nb_kv *kv, int *n, char *buf, size_t size) {
@@ -79,6 +113,15 @@ static void run_meta(run *r, nb_kv *kv, int *n, char *buf, size_t size) {
 
 static int save_checkpoint(run *r, int epochs_done, long step) {
     if (!r->ckpt) return 0;
+    /* never replace a good checkpoint with a poisoned one (nb_fit checks
+     * the parameters at epoch ends; --checkpoint-every saves in between) */
+    char bad[160];
+    if (nonfinite_param(r->m.graph, bad, sizeof bad)) {
+        snprintf(r->err, sizeof r->err, "after optimiser step %ld %s: an update overflowed; "
+                 "lower the learning rate (checkpoint %s not written)", step, bad, r->ckpt);
+        r->failed = 1;
+        return -1;
+    }
     char *csv = history_csv(&r->hist);
     nb_kv kv[12];
     int n = 0;
@@ -95,11 +138,57 @@ static int save_checkpoint(run *r, int epochs_done, long step) {
         r->failed = 1;
         return -1;
     }
+    r->ckpt_step = step;
+    return 0;
+}
+
+/* --diagnose: measure at steps 1, N+1, 2N+1, ... and keep a copy of the
+ * parameters from the step before each, for the update/weight ratios.  The
+ * step's activations and gradients are still in the graph here. */
+static int diagnose_step(run *r, const nb_batch_stats *b) {
+    nb_graph *g = r->m.graph;
+    if ((b->step - 1) % r->diag_every == 0) {
+        const nb_real *before = r->diag_snap_step == b->step - 1 ? r->diag_before : NULL;
+        if (nb_diagnose(g, before, &r->diag) != NB_OK) {
+            snprintf(r->err, sizeof r->err, "--diagnose: %s", nb_last_error());
+            r->failed = 1;
+            return 1;
+        }
+        if (r->diag_print) {
+            progress_clear(&r->prog);
+            diag_print(stderr, &r->diag, b->epoch, b->batch, b->step, (size_t)nb_graph_batch(g));
+        }
+        if (r->diag_log && diag_log_write(r->diag_log, &r->diag, b->epoch, b->step)) {
+            snprintf(r->err, sizeof r->err, "--diagnose-log %s: %s", r->diag_log_path,
+                     strerror(errno));
+            r->failed = 1;
+            return 1;
+        }
+    }
+    if (b->step % r->diag_every == 0) {
+        memcpy(r->diag_before, nb_params(g), nb_param_count(g) * sizeof *r->diag_before);
+        r->diag_snap_step = b->step;
+    }
+    return 0;
+}
+
+static int diagnose_setup(run *r, int resumed) {
+    nb_graph *g = r->m.graph;
+    if (nb_diagnosis_init(&r->diag, g, r->m.loss) != NB_OK)
+        return cli_fail("train", "--diagnose: %s", nb_last_error());
+    size_t n = nb_param_count(g);
+    r->diag_before = malloc((n ? n : 1) * sizeof *r->diag_before);
+    if (!r->diag_before) return cli_fail("train", "--diagnose: out of memory");
+    memcpy(r->diag_before, nb_params(g), n * sizeof *r->diag_before);
+    r->diag_snap_step = nb_optim_steps(r->opt);
+    if (r->diag_log_path && !(r->diag_log = diag_log_open(r->diag_log_path, resumed)))
+        return cli_fail("train", "--diagnose-log %s: %s", r->diag_log_path, strerror(errno));
     return 0;
 }
 
 static int on_batch(const nb_batch_stats *b, void *user) {
     run *r = user;
+    if (r->diag_every && diagnose_step(r, b)) return 1;
     if (!r->quiet) progress_batch(&r->prog, b->epoch, b->batch, b->epoch_loss);
     if (r->ckpt_every && b->step % r->ckpt_every == 0 && b->batch < b->batches &&
         save_checkpoint(r, b->epoch - 1, b->step))
@@ -167,6 +256,9 @@ static void run_free(run *r) {
     nb_data_free(&r->test);
     preprocess_free(&r->pre);
     history_free(&r->hist);
+    nb_diagnosis_free(&r->diag);
+    free(r->diag_before);
+    if (r->diag_log) fclose(r->diag_log);
 }
 
 /* A resumed run continues the checkpoint's run: same data, batch size,
@@ -245,6 +337,7 @@ static int restore(run *r, const char *resume, nb_fit_config *cfg, size_t per_ep
         return cli_fail("train", "--resume %s: step %ld does not fall in epoch %d of %zu steps; "
                         "were the data or batch size changed?", resume, step, ck.epoch + 1,
                         per_epoch);
+    if (r->ckpt && strcmp(r->ckpt, resume) == 0) r->ckpt_step = step;
     cfg->start_epoch = ck.epoch;
     cfg->start_batch = (size_t)step - (size_t)ck.epoch * per_epoch;
     if (!r->quiet) fprintf(stderr, "resuming %s at epoch %d, step %ld\n", resume, ck.epoch + 1, step);
@@ -271,9 +364,15 @@ static int train(run *r, nb_fit_config *cfg, size_t per_epoch) {
     s = nb_fit(r->m.graph, cfg, &train_ds, r->val.n ? &val_ds : NULL, NULL);
     signal(SIGINT, SIG_DFL);
     if (r->failed) return cli_fail("train", "%s", r->err);
-    if (s != NB_OK)
-        return cli_fail("train", "%s%s", nb_last_error(),
-                        r->ckpt ? " (the last checkpoint is intact)" : "");
+    if (s != NB_OK) {
+        char kept[4200] = "";
+        if (r->ckpt && r->ckpt_step >= 0)
+            snprintf(kept, sizeof kept, " (checkpoint %s, from step %ld, is intact)", r->ckpt,
+                     r->ckpt_step);
+        else if (r->ckpt)
+            snprintf(kept, sizeof kept, " (no checkpoint was written)");
+        return cli_fail("train", "%s%s", nb_last_error(), kept);
+    }
     if (interrupted) {
         long step = nb_optim_steps(r->opt);
         if (r->ckpt && save_checkpoint(r, (int)((size_t)step / per_epoch), step) == 0)
@@ -290,6 +389,9 @@ static int train(run *r, nb_fit_config *cfg, size_t per_epoch) {
  * report the test set's loss and accuracy. */
 static int keep_result(run *r, const char *out) {
     nb_graph *g = r->m.graph;
+    char bad[160];
+    if (out && nonfinite_param(g, bad, sizeof bad))
+        return cli_fail("train", "%s: not saving --out %s", bad, out);
     if (out) {
         nb_kv kv[8];
         int n = 0;
@@ -321,7 +423,8 @@ int cmd_train(int argc, char **argv) {
                     {"threads", 1, 0},      {"out", 1, 0},      {"checkpoint", 1, 0},
                     {"checkpoint-every", 1, 0}, {"resume", 1, 0}, {"log", 1, 0},
                     {"plot", 1, 0},         {"quiet", 0, 0},    {"flip", 0, 0},
-                    {"crop", 1, 0}};
+                    {"crop", 1, 0},         {"diagnose", 0, 0}, {"diagnose-every", 1, 0},
+                    {"diagnose-log", 1, 0}};
     const int nf = (int)(sizeof f / sizeof f[0]);
     const char *pos[1];
     int npos, want_help;
@@ -341,6 +444,9 @@ int cmd_train(int argc, char **argv) {
     r.quiet = FLAG("quiet") != NULL;
     r.log = FLAG("log");
     r.plot = FLAG("plot");
+    r.ckpt_step = -1;
+    r.diag_log_path = FLAG("diagnose-log");
+    r.diag_print = FLAG("diagnose") || FLAG("diagnose-every");
     long epochs = 10, seed = 0, threads = 0, crop = 0;
     double val_split = 0, lr = -1, wd = 0, clip = 0;
     r.batch = 128;
@@ -353,6 +459,9 @@ int cmd_train(int argc, char **argv) {
     if ((v = FLAG("weight-decay")) && !cli_double("train", "weight-decay", v, 0, 1e6, &wd)) return 2;
     if ((v = FLAG("clip-norm")) && !cli_double("train", "clip-norm", v, 0, 1e12, &clip)) return 2;
     if ((v = FLAG("crop")) && !cli_int("train", "crop", v, 1, 1 << 16, &crop)) return 2;
+    if ((v = FLAG("diagnose-every")) &&
+        !cli_int("train", "diagnose-every", v, 1, 1L << 40, &r.diag_every))
+        return 2;
     if ((v = FLAG("checkpoint-every")) &&
         !cli_int("train", "checkpoint-every", v, 1, 1L << 40, &r.ckpt_every))
         return 2;
@@ -379,7 +488,8 @@ int cmd_train(int argc, char **argv) {
     if ((out && !cli_check_output("train", "out", out)) ||
         (r.ckpt && !cli_check_output("train", "checkpoint", r.ckpt)) ||
         (r.log && !cli_check_output("train", "log", r.log)) ||
-        (r.plot && !cli_check_output("train", "plot", r.plot)))
+        (r.plot && !cli_check_output("train", "plot", r.plot)) ||
+        (r.diag_log_path && !cli_check_output("train", "diagnose-log", r.diag_log_path)))
         return 1;
     if (threads && nb_set_threads((int)threads) != NB_OK)
         return cli_fail("train", "%s", nb_last_error());
@@ -412,6 +522,9 @@ int cmd_train(int argc, char **argv) {
     cfg.user = &r;
     size_t per_epoch = (r.train.n + (size_t)r.batch - 1) / (size_t)r.batch;
     if (!rc && resume) rc = restore(&r, resume, &cfg, per_epoch);
+    /* by default the first batch of every epoch */
+    if ((r.diag_print || r.diag_log_path) && !r.diag_every) r.diag_every = (long)per_epoch;
+    if (!rc && r.diag_every) rc = diagnose_setup(&r, resume != NULL);
     if (!rc) rc = train(&r, &cfg, per_epoch);
     if (!rc) rc = keep_result(&r, out);
     run_free(&r);

@@ -51,13 +51,17 @@ void progress_batch(progress *p, int epoch, size_t batch, double loss) {
     fflush(p->out);
 }
 
-void progress_epoch(progress *p, const nb_epoch_stats *s) {
+void progress_clear(progress *p) {
     if (p->tty && p->drawn_len) {
         fputc('\r', p->out);
         for (size_t i = 0; i < p->drawn_len; i++) fputc(' ', p->out);
         fputc('\r', p->out);
         p->drawn_len = 0;
     }
+}
+
+void progress_epoch(progress *p, const nb_epoch_stats *s) {
+    progress_clear(p);
     double rate = s->seconds > 0 && p->batches ? (double)(p->batches * p->batch_size) / s->seconds : 0;
     fprintf(p->out, "epoch %d/%d  loss %.4f", s->epoch, p->epochs, s->train_loss);
     if (s->train_acc >= 0) fprintf(p->out, "  acc %.2f%%", 100 * s->train_acc);

@@ -22,6 +22,8 @@ double progress_now(void);   /* monotonic seconds */
 void progress_init(progress *p, FILE *out, int epochs, size_t batches, size_t batch_size);
 /* After batch `batch` (1-based) of epoch `epoch`; redraws at most 10 times a second. */
 void progress_batch(progress *p, int epoch, size_t batch, double running_loss);
+/* Erase the live bar (if drawn) so other output can start on a clean line. */
+void progress_clear(progress *p);
 /* After an epoch: one permanent line with its metrics. */
 void progress_epoch(progress *p, const nb_epoch_stats *s);
 

@@ -347,6 +347,77 @@ static nb_status step_error(nb_status s, int epoch, size_t b, size_t n_batches) 
     return nb_err(s, "nb_fit: epoch %d, step %zu of %zu: %s", epoch, b + 1, n_batches, msg);
 }
 
+/* Are all of v[0..n) finite?  Every step checks its gradients, so this
+ * must cost next to nothing: a non-finite number has an all-ones exponent,
+ * and OR-ing integer comparisons is a reduction the compiler vectorises
+ * (a float one it may not reorder). */
+static int all_finite(const nb_real *v, size_t n) {
+#ifdef NB_REAL_DOUBLE
+    const uint64_t exp_mask = 0x7FF0000000000000ull;
+    uint64_t bad = 0, bits;
+#else
+    const uint32_t exp_mask = 0x7F800000u;
+    uint32_t bad = 0, bits;
+#endif
+    for (size_t k = 0; k < n; k++) {
+        memcpy(&bits, v + k, sizeof bits);
+        bad |= (bits & exp_mask) == exp_mask;
+    }
+    return bad == 0;
+}
+
+/* The error for a non-finite loss or gradient: where the first NaN or inf
+ * of the step was born (the step's activations and gradients are still in
+ * the arena), and, when it came with the data, which training sample. */
+static nb_status numeric_error(nb_graph *g, const nb_fit_config *cfg, const char *what,
+                               int grads, int epoch, size_t b, size_t n_batches, long step,
+                               int first_step, const size_t *idx, size_t start) {
+    char where[600] = "";
+    nb_nonfinite r;
+    if (nb_find_nonfinite(g, cfg->loss, grads, &r) == NB_OK && r.node != NB_NONE) {
+        char desc[480];
+        nb_nonfinite_describe(g, &r, desc, sizeof desc);
+        const nb_node_t *n = &g->nodes[r.node];
+        if (!r.in_grad && n->leaf == NB_LEAF_INPUT && n->dims[0] > 0) {
+            size_t sample = r.index / (nb__numel(n) / (size_t)n->dims[0]);
+            snprintf(where, sizeof where, ": %s; sample %zu of the batch is sample %zu of the "
+                     "training set; check the data", desc, sample, idx[start + sample]);
+        } else if (!r.in_grad && n->leaf == NB_LEAF_PARAM && first_step) {
+            snprintf(where, sizeof where, ": %s; it was so before training started: check "
+                     "the initial or loaded weights", desc);
+        } else if (!r.in_grad && n->leaf == NB_LEAF_PARAM) {
+            /* the gradients of every step are checked: the update overflowed */
+            snprintf(where, sizeof where, ": %s; optimiser step %ld wrote it from finite "
+                     "gradients: lower the learning rate", desc, step - 1);
+        } else {
+            snprintf(where, sizeof where, ": %s; lower the learning rate or check the data",
+                     desc);
+        }
+    } else {
+        snprintf(where, sizeof where, "; lower the learning rate or check the data");
+    }
+    return nb_err(NB_ERR_NUMERIC, "nb_fit: %s at epoch %d, step %zu of %zu (optimiser step "
+                  "%ld)%s", what, epoch, b + 1, n_batches, step, where);
+}
+
+/* The error for parameters an optimiser step made non-finite (the update
+ * overflowed: the gradients were finite). */
+static nb_status update_error(const nb_graph *g, int epoch, long step) {
+    for (int p = 0; p < g->n_param_nodes; p++) {
+        const nb_node_t *n = &g->nodes[g->param_nodes[p]];
+        size_t len = nb__numel(n);
+        for (size_t k = 0; k < len; k++) {
+            if (is_finite((double)n->val[k])) continue;
+            return nb_err(NB_ERR_NUMERIC, "nb_fit: optimiser step %ld (the last of epoch %d) "
+                          "made parameter '%s' %s (element %zu) from finite gradients; lower "
+                          "the learning rate", step, epoch, n->name,
+                          n->val[k] != n->val[k] ? "NaN" : "infinite", k);
+        }
+    }
+    return nb_err(NB_ERR_NUMERIC, "nb_fit: optimiser step %ld (the last of epoch %d) made a "
+                  "parameter non-finite", step, epoch);
+}
+
 static void init_stats(nb_epoch_stats *st) {
     memset(st, 0, sizeof *st);
     st->train_acc = st->val_loss = st->val_acc = -1;
@@ -410,6 +481,7 @@ nb_status nb_fit(nb_graph *g, const nb_fit_config *cfg, const nb_dataset *train,
         size_t first = epoch == cfg->start_epoch + 1 ? cfg->start_batch : 0;
         for (size_t b = first; b < n_batches; b++) {
             size_t start = b * (size_t)batch;
+            const int first_step = b == first && epoch == cfg->start_epoch + 1; /* of this call */
             int bs = (int)(n - start < (size_t)batch ? n - start : (size_t)batch);
             for (int r = 0; r < bs; r++) {
                 size_t k = idx[start + (size_t)r];
@@ -439,9 +511,11 @@ nb_status nb_fit(nb_graph *g, const nb_fit_config *cfg, const nb_dataset *train,
             }
             double loss = (double)g->nodes[cfg->loss].val[0];
             if (!is_finite(loss)) {
-                s = nb_err(NB_ERR_NUMERIC, "nb_fit: loss is %g at epoch %d, step %zu of %zu "
-                           "(optimiser step %ld); lower the learning rate or check the data",
-                           loss, epoch, b + 1, n_batches, nb_optim_steps(opt) + 1);
+                const char *what = loss != loss ? "loss is NaN"
+                                   : loss > 0     ? "loss is inf"
+                                                  : "loss is -inf";
+                s = numeric_error(g, cfg, what, 0, epoch, b, n_batches,
+                                  nb_optim_steps(opt) + 1, first_step, idx, start);
                 goto restore;
             }
             nb_zero_grad(g);
@@ -450,13 +524,14 @@ nb_status nb_fit(nb_graph *g, const nb_fit_config *cfg, const nb_dataset *train,
                 s = step_error(s, epoch, b, n_batches);
                 goto restore;
             }
-            if (cfg->clip_norm > 0) {
-                double norm = nb_clip_grad_norm(nb_grads(g), n_params, cfg->clip_norm);
-                if (!is_finite(norm)) {
-                    s = nb_err(NB_ERR_NUMERIC, "nb_fit: gradient norm is %g at epoch %d, "
-                               "step %zu of %zu", norm, epoch, b + 1, n_batches);
-                    goto restore;
-                }
+            /* a non-finite gradient would poison the parameters: stop before
+             * the step (clipping leaves a non-finite gradient as it is) */
+            double norm = 0;
+            if (cfg->clip_norm > 0) norm = nb_clip_grad_norm(nb_grads(g), n_params, cfg->clip_norm);
+            if (!is_finite(norm) || (cfg->clip_norm <= 0 && !all_finite(grads, n_params))) {
+                s = numeric_error(g, cfg, "gradient is not finite", 1, epoch, b, n_batches,
+                                  nb_optim_steps(opt) + 1, first_step, idx, start);
+                goto restore;
             }
             s = nb_optim_step(opt, params, grads, lr);
             if (s != NB_OK) goto restore;
@@ -470,6 +545,13 @@ nb_status nb_fit(nb_graph *g, const nb_fit_config *cfg, const nb_dataset *train,
             }
         }
         if (seen == 0) continue; /* resumed exactly at the end of an epoch */
+        /* An update that overflows shows in the next step's loss; only the
+         * last step of an epoch has none before the callback (which may save
+         * the weights) and the return, so that is checked here, once. */
+        if (!all_finite(params, n_params)) {
+            s = update_error(g, epoch, nb_optim_steps(opt));
+            goto restore;
+        }
         nb_epoch_stats st;
         init_stats(&st);
         st.epoch = epoch;
