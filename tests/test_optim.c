@@ -572,7 +572,38 @@ static void test_schedule_invalid(void) {
     CHECK_OK(nb_schedule_check(&s));
 }
 
+/* Large parameter vectors are updated in slices on several threads: the
+ * result must be bit-identical to one thread's, for every optimiser. */
+static void test_sliced_steps(void) {
+    const size_t n = 300007; /* several slices, and a ragged end */
+    nb_optim_kind kinds[] = {NB_OPT_SGD, NB_OPT_MOMENTUM_EMA, NB_OPT_ADAGRAD, NB_OPT_RMSPROP,
+                             NB_OPT_ADAM, NB_OPT_ADAMW};
+    nb_real *p1 = malloc(n * sizeof *p1), *p2 = malloc(n * sizeof *p2), *g = malloc(n * sizeof *g);
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        nb_optim_config c = nb_optim_defaults(kinds[k]);
+        c.momentum = kinds[k] == NB_OPT_SGD || kinds[k] == NB_OPT_RMSPROP ? 0.9 : c.momentum;
+        c.centered = kinds[k] == NB_OPT_RMSPROP;
+        c.weight_decay = 0.01;
+        nb_optim *o1 = nb_optim_new(&c, n), *o2 = nb_optim_new(&c, n);
+        for (size_t i = 0; i < n; i++) p1[i] = p2[i] = (nb_real)((double)(i % 97) / 50 - 1);
+        int same = 1;
+        for (int step = 0; step < 3; step++) {
+            for (size_t i = 0; i < n; i++) g[i] = (nb_real)((double)((i * 31 + step) % 89) / 40 - 1);
+            CHECK_OK(nb_set_threads(1));
+            CHECK_OK(nb_optim_step(o1, p1, g, 0.01));
+            CHECK_OK(nb_set_threads(2));
+            CHECK_OK(nb_optim_step(o2, p2, g, 0.01));
+        }
+        for (size_t i = 0; i < n; i++) same &= memcmp(&p1[i], &p2[i], sizeof *p1) == 0;
+        CHECKF(same, "%s: 2 threads differ from 1", nb_optim_name(kinds[k]));
+        nb_optim_free(o1);
+        nb_optim_free(o2);
+    }
+    free(p1), free(p2), free(g);
+}
+
 int main(void) {
+    test_sliced_steps();
     ref_file *f = ref_load(REF_PATH);
     CHECKF(f != NULL, "cannot load %s", REF_PATH);
     if (f) {

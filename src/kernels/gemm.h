@@ -7,6 +7,7 @@
 #define NB_GEMM_H
 
 #include "nabla.h"
+#include "parallel.h"
 
 void nb_gemm(int trans_a, int trans_b, int M, int N, int K, nb_real alpha,
              const nb_real *A, int lda, const nb_real *B, int ldb, nb_real beta,
@@ -30,13 +31,8 @@ enum { NB__GEMM_AVX512, NB__GEMM_OPENBLAS, NB__GEMM_PORTABLE };
 int nb__gemm_kernel(void);
 void nb__gemm_use(int kernel);
 
-/* Run fn(ctx, 0 .. parts-1) on the pool of threads (threads.c), part 0 on
- * the caller; returns when all are done. */
-void nb__parallel(int parts, void (*fn)(void *ctx, int part), void *ctx);
 /* Tell OpenBLAS the thread count if it runs the products, else 1. */
 void nb__blas_threads(void);
-/* Threads a product may use here: 1 inside a part of a parallel region. */
-int nb__free_threads(void);
 
 /* The portable kernel, always available. */
 void nb_gemm_portable(int trans_a, int trans_b, int M, int N, int K, nb_real alpha,

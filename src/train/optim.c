@@ -7,6 +7,7 @@
  * (bias corrections, 1 - beta, ...) are computed in double and rounded once:
  * in float, 1 - 0.999f alone is off by 1.3e-5 relative. */
 #include "../core/internal.h"
+#include "../kernels/parallel.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -252,7 +253,7 @@ const nb_optim_config *nb_optim_get_config(const nb_optim *o) { return o ? &o->c
 /* SGD: d = g + wd p; b = mu b + (1 - damp) d (b = d on the first step);
  * p -= lr (d + mu b) with Nesterov, else p -= lr b.  Written branch-free:
  * on the first step keep = 0, take = 1 gives b = d exactly. */
-static void sgd_step(nb_optim *o, nb_real *restrict p, const nb_real *restrict g, double lr) {
+NB_VECTOR_LOOP static void sgd_step(nb_optim *o, nb_real *restrict p, const nb_real *restrict g, double lr) {
     const size_t n = o->n;
     const nb_real rate = (nb_real)lr, wd = (nb_real)o->cfg.weight_decay;
     if (!o->buf) {
@@ -275,7 +276,7 @@ static void sgd_step(nb_optim *o, nb_real *restrict p, const nb_real *restrict g
 }
 
 /* The notes' momentum: v = beta v + (1 - beta) d, p -= lr v (v starts at 0). */
-static void ema_step(nb_optim *o, nb_real *restrict p, const nb_real *restrict g, double lr) {
+NB_VECTOR_LOOP static void ema_step(nb_optim *o, nb_real *restrict p, const nb_real *restrict g, double lr) {
     const size_t n = o->n;
     nb_real *restrict v = o->buf;
     const nb_real rate = (nb_real)lr, wd = (nb_real)o->cfg.weight_decay;
@@ -288,7 +289,7 @@ static void ema_step(nb_optim *o, nb_real *restrict p, const nb_real *restrict g
 }
 
 /* AdaGrad: S += d^2; p -= clr d / (sqrt(S) + eps), clr = lr / (1 + (t-1) lr_decay). */
-static void adagrad_step(nb_optim *o, nb_real *restrict p, const nb_real *restrict g,
+NB_VECTOR_LOOP static void adagrad_step(nb_optim *o, nb_real *restrict p, const nb_real *restrict g,
                          double lr, long t) {
     const size_t n = o->n;
     nb_real *restrict s = o->sum;
@@ -333,7 +334,7 @@ static inline void rmsprop_loop(nb_optim *o, nb_real *restrict p, const nb_real 
     }
 }
 
-static void rmsprop_step(nb_optim *o, nb_real *params, const nb_real *grads, double lr) {
+NB_VECTOR_LOOP static void rmsprop_step(nb_optim *o, nb_real *params, const nb_real *grads, double lr) {
     if (o->gavg && o->buf) rmsprop_loop(o, params, grads, lr, 1, 1);
     else if (o->gavg) rmsprop_loop(o, params, grads, lr, 1, 0);
     else if (o->buf) rmsprop_loop(o, params, grads, lr, 0, 1);
@@ -380,6 +381,42 @@ NB_VECTOR_LOOP static void adam_step(nb_optim *o, nb_real *params, const nb_real
     else adam_loop(o, params, grads, lr, t, 0);
 }
 
+/* The update of the parameters' slice `part` of j->parts: the same step
+ * on a view of the optimiser whose state starts at the slice. */
+enum { SLICE_MIN = 1 << 16 }; /* parameters per slice at least */
+
+typedef struct step_job {
+    nb_optim *o;
+    nb_real *params;
+    const nb_real *grads;
+    double lr;
+    long t;
+    int parts;
+} step_job;
+
+static nb_real *at(nb_real *p, size_t k) { return p ? p + k : NULL; }
+
+static void step_slice(void *ctx, int part) {
+    const step_job *j = ctx;
+    size_t n = j->o->n;
+    /* slice edges on multiples of 16 values: whole vectors, aligned alike */
+    size_t k0 = n * (size_t)part / (size_t)j->parts / 16 * 16;
+    size_t k1 = part + 1 == j->parts ? n : n * (size_t)(part + 1) / (size_t)j->parts / 16 * 16;
+    nb_optim v = *j->o;
+    v.n = k1 - k0;
+    v.buf = at(v.buf, k0), v.sum = at(v.sum, k0), v.sq = at(v.sq, k0);
+    v.gavg = at(v.gavg, k0), v.m = at(v.m, k0), v.vmax = at(v.vmax, k0);
+    nb_real *p = j->params + k0;
+    const nb_real *g = j->grads + k0;
+    switch (v.cfg.kind) {
+    case NB_OPT_SGD: sgd_step(&v, p, g, j->lr); break;
+    case NB_OPT_MOMENTUM_EMA: ema_step(&v, p, g, j->lr); break;
+    case NB_OPT_ADAGRAD: adagrad_step(&v, p, g, j->lr, j->t); break;
+    case NB_OPT_RMSPROP: rmsprop_step(&v, p, g, j->lr); break;
+    case NB_OPT_ADAM: case NB_OPT_ADAMW: adam_step(&v, p, g, j->lr, j->t); break;
+    }
+}
+
 nb_status nb_optim_step(nb_optim *o, nb_real *params, const nb_real *grads, double lr) {
     if (!o || !params || !grads)
         return nb_err(NB_ERR_ARG, "optim step: NULL %s",
@@ -387,15 +424,14 @@ nb_status nb_optim_step(nb_optim *o, nb_real *params, const nb_real *grads, doub
     if (!(lr >= 0) || !isfinite(lr))
         return nb_err(NB_ERR_ARG, "optim %s step: learning rate %g must be >= 0 and finite",
                       nb_optim_name(o->cfg.kind), lr);
-    long t = o->steps + 1;
-    switch (o->cfg.kind) {
-    case NB_OPT_SGD: sgd_step(o, params, grads, lr); break;
-    case NB_OPT_MOMENTUM_EMA: ema_step(o, params, grads, lr); break;
-    case NB_OPT_ADAGRAD: adagrad_step(o, params, grads, lr, t); break;
-    case NB_OPT_RMSPROP: rmsprop_step(o, params, grads, lr); break;
-    case NB_OPT_ADAM: case NB_OPT_ADAMW: adam_step(o, params, grads, lr, t); break;
-    }
-    o->steps = t;
+    step_job j = {.o = o, .params = params, .grads = grads, .lr = lr, .t = o->steps + 1};
+    /* every update is elementwise: slices of the parameters run in parallel */
+    size_t parts = o->n / SLICE_MIN;
+    int threads = nb__free_threads();
+    j.parts = parts < 1 ? 1 : parts > (size_t)threads ? threads : (int)parts;
+    if (j.parts > 1) nb__parallel(j.parts, step_slice, &j);
+    else step_slice(&j, 0);
+    o->steps = j.t;
     return NB_OK;
 }
 
