@@ -37,7 +37,7 @@ enum {
     MR = 12,   /* rows of the C tile    */
     NR = 32,   /* columns of the C tile */
     KC = 256,  /* depth of one K block: a packed panel is KC*NR*4 = 32 KiB (L1) */
-    MC = 96,   /* rows of A per pass over the packed block (kept in L2)       */
+    MC = 144,   /* rows of A per pass over the packed block (kept in L2)       */
 };
 
 /* ---- packing B ---- */

@@ -11,6 +11,7 @@
  * f[0] and f[1].  Values and slopes at kinks follow PyTorch exactly
  * (pytorch-semantics.md §6); the comment at each activation says which. */
 #include "../core/internal.h"
+#include "../kernels/parallel.h"
 
 typedef struct act_args {
     nb_real a, b; /* the activation's parameters, if any (f[0], f[1]) */
@@ -24,32 +25,66 @@ static inline act_args args_of(const nb_node_t *n) {
     return p;
 }
 
-static inline void act_forward(nb_graph *g, nb_node_t *n, act_value_fn value) {
-    const nb_real *restrict x = nb__in(g, n, 0)->val;
-    nb_real *restrict y = n->val;
-    act_args p = args_of(n);
-    size_t total = nb__numel(n);
-    for (size_t k = 0; k < total; k++) y[k] = value(x[k], p);
+/* Large tensors are split into slices that run in parallel (elementwise:
+ * the result does not depend on the split). */
+enum { SLICE_MIN = 1 << 17 }; /* values per slice at least */
+
+typedef struct act_job {
+    nb_graph *g;
+    nb_node_t *n;
+    int parts;
+} act_job;
+
+/* Values [*k0, *k1) of slice `part`, edges on multiples of 16 values. */
+static void slice_of(const act_job *j, int part, size_t *k0, size_t *k1) {
+    size_t total = nb__numel(j->n);
+    *k0 = total * (size_t)part / (size_t)j->parts / 16 * 16;
+    *k1 = part + 1 == j->parts ? total : total * (size_t)(part + 1) / (size_t)j->parts / 16 * 16;
 }
 
-static inline void act_backward(nb_graph *g, nb_node_t *n, act_slope_fn slope) {
-    nb_node_t *in = nb__in(g, n, 0);
-    if (!in->grad) return;
+static void run_slices(nb_graph *g, nb_node_t *n, void (*slice)(void *, int)) {
+    act_job j = {.g = g, .n = n, .parts = 1};
+    size_t parts = nb__numel(n) / SLICE_MIN;
+    int threads = nb__free_threads();
+    j.parts = parts < 1 ? 1 : parts > (size_t)threads ? threads : (int)parts;
+    if (j.parts > 1) nb__parallel(j.parts, slice, &j);
+    else slice(&j, 0);
+}
+
+static inline void act_forward(const act_job *j, int part, act_value_fn value) {
+    nb_node_t *n = j->n;
+    size_t k0, k1;
+    slice_of(j, part, &k0, &k1);
+    const nb_real *restrict x = nb__in(j->g, n, 0)->val;
+    nb_real *restrict y = n->val;
+    act_args p = args_of(n);
+    for (size_t k = k0; k < k1; k++) y[k] = value(x[k], p);
+}
+
+static inline void act_backward(const act_job *j, int part, act_slope_fn slope) {
+    nb_node_t *n = j->n, *in = nb__in(j->g, n, 0);
+    size_t k0, k1;
+    slice_of(j, part, &k0, &k1);
     const nb_real *restrict x = in->val, *restrict y = n->val, *restrict dy = n->grad;
     nb_real *restrict dx = in->grad;
     act_args p = args_of(n);
-    size_t total = nb__numel(n);
-    for (size_t k = 0; k < total; k++) dx[k] += dy[k] * slope(x[k], y[k], p);
+    for (size_t k = k0; k < k1; k++) dx[k] += dy[k] * slope(x[k], y[k], p);
 }
 
 /* Defines NAME_forward, NAME_backward and the op table entry op_NAME from
  * NAME_value and NAME_slope. */
 #define ACTIVATION_OP(NAME, LABEL)                                                     \
-    NB_VECTOR_LOOP static void NAME##_forward(nb_graph *g, nb_node_t *n) {             \
-        act_forward(g, n, NAME##_value);                                               \
+    NB_VECTOR_LOOP static void NAME##_forward_slice(void *job, int part) {             \
+        act_forward(job, part, NAME##_value);                                          \
     }                                                                                  \
-    NB_VECTOR_LOOP static void NAME##_backward(nb_graph *g, nb_node_t *n) {            \
-        act_backward(g, n, NAME##_slope);                                              \
+    NB_VECTOR_LOOP static void NAME##_backward_slice(void *job, int part) {            \
+        act_backward(job, part, NAME##_slope);                                         \
+    }                                                                                  \
+    static void NAME##_forward(nb_graph *g, nb_node_t *n) {                            \
+        run_slices(g, n, NAME##_forward_slice);                                        \
+    }                                                                                  \
+    static void NAME##_backward(nb_graph *g, nb_node_t *n) {                           \
+        if (nb__in(g, n, 0)->grad) run_slices(g, n, NAME##_backward_slice);            \
     }                                                                                  \
     static const nb_op op_##NAME = {.name = LABEL, .forward = NAME##_forward,          \
                                    .backward = NAME##_backward};

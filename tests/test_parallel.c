@@ -1,0 +1,93 @@
+/* Work split over threads: activations (slices), convolution (sample chunks
+ * with a private weight gradient per part) and pooling must give the same
+ * result on 2 threads as on 1 — bit for bit where each value is computed the
+ * same way, and to rounding for the weight gradient, whose per-part sums are
+ * added in a different grouping. */
+#include "nabla.h"
+#include "test.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef nb_node (*act_fn)(nb_graph *, nb_node);
+
+/* A model large enough to be split: x [B, 3, 30, 30] -> conv 16 3x3 pad 1 ->
+ * activation -> max pool 2 -> sum * weights (so every output gets its own
+ * gradient). */
+typedef struct run {
+    nb_real *y, *dx, *dw, *db;
+    size_t ny, nx, nw, nb;
+} run;
+
+static void free_run(run *r) {
+    free(r->y), free(r->dx), free(r->dw), free(r->db);
+}
+
+static nb_real *copy(const nb_real *p, size_t n) {
+    nb_real *c = malloc(n * sizeof *c);
+    memcpy(c, p, n * sizeof *c);
+    return c;
+}
+
+static run forward_backward(int threads, act_fn act, const nb_real *xdata, int B) {
+    run r;
+    memset(&r, 0, sizeof r);
+    CHECK_OK(nb_set_threads(threads));
+    nb_graph *g = nb_graph_new();
+    int xd[3] = {3, 30, 30};
+    nb_node x = nb_input(g, "x", 3, xd);
+    CHECK_OK(nb_requires_grad(g, x, 1));
+    nb_node c = nb_conv2d_layer(g, x, 16, 3, 3, &(nb_conv_opts){.pad_h = 1, .pad_w = 1}, "conv");
+    nb_node a = act(g, c);
+    nb_node p = nb_max_pool2d(g, a, 2, 2, 0, 0, 0, 0, 0);
+    nb_node loss = nb_sum(g, nb_mul(g, p, p));
+    nb_rng rng;
+    nb_rng_seed(&rng, 7);
+    CHECK_OK(nb_graph_init(g, &rng));
+    CHECK_OK(nb_set_input(g, x, xdata, B));
+    nb_zero_grad(g);
+    CHECK_OK(nb_forward(g, loss));
+    CHECK_OK(nb_backward(g, loss));
+    r.ny = nb_node_numel(g, a);
+    r.y = copy(nb_value(g, a), r.ny);
+    r.nx = nb_node_numel(g, x);
+    r.dx = copy(nb_grad(g, x), r.nx);
+    nb_node w = nb_find(g, "conv.weight"), b = nb_find(g, "conv.bias");
+    r.nw = nb_node_numel(g, w);
+    r.dw = copy(nb_grad(g, w), r.nw);
+    r.nb = nb_node_numel(g, b);
+    r.db = copy(nb_grad(g, b), r.nb);
+    nb_graph_free(g);
+    return r;
+}
+
+static void compare(const char *what, act_fn act, const nb_real *x, int B) {
+    run one = forward_backward(1, act, x, B), two = forward_backward(2, act, x, B);
+    CHECKF(memcmp(one.y, two.y, one.ny * sizeof *one.y) == 0, "%s: activations differ", what);
+    CHECKF(memcmp(one.dx, two.dx, one.nx * sizeof *one.dx) == 0, "%s: input gradients differ",
+           what);
+    CHECKF(memcmp(one.db, two.db, one.nb * sizeof *one.db) == 0, "%s: bias gradients differ",
+           what);
+    double worst = 0, scale = 0;
+    for (size_t k = 0; k < one.nw; k++) {
+        double d = fabs((double)one.dw[k] - (double)two.dw[k]);
+        if (d > worst) worst = d;
+        if (fabs((double)one.dw[k]) > scale) scale = fabs((double)one.dw[k]);
+    }
+    CHECKF(worst <= 1e-5 * scale, "%s: weight gradients differ by %g (largest %g)", what, worst,
+           scale);
+    free_run(&one);
+    free_run(&two);
+}
+
+int main(void) {
+    const int B = 40; /* 40*16*30*30 = 576000 activations: several slices and chunks */
+    nb_real *x = malloc((size_t)B * 3 * 30 * 30 * sizeof *x);
+    for (size_t k = 0; k < (size_t)B * 3 * 30 * 30; k++)
+        x[k] = (nb_real)((double)((k * 7919) % 1000) / 500.0 - 1.0);
+    compare("relu", nb_relu, x, B);
+    compare("sigmoid", nb_sigmoid, x, B);
+    compare("tanh", nb_tanh, x, B);
+    free(x);
+    TEST_END();
+}
