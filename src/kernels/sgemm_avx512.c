@@ -278,7 +278,7 @@ enum { SMALL_M = 4 };
 static inline __mmask16 tail_mask(int n) { return (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1); }
 
 /* y[j] = alpha dot(x, B[j, :]) + beta y[j] for j < N: B is [N, K] (op(B) = B^T),
- * x has stride incx. Four rows of B per pass share each load of x. */
+ * x has stride incx. Eight rows of B per pass share each load of x. */
 AVX512 static void gemv_rows(int N, int K, float alpha, const float *x, long incx,
                              const float *B, long ldb, float beta, float *y) {
     float xbuf[1024] __attribute__((aligned(64)));
@@ -296,20 +296,27 @@ AVX512 static void gemv_rows(int N, int K, float alpha, const float *x, long inc
         xv = xbuf;
     }
     int j = 0;
-    for (; j + 4 <= N; j += 4) {
-        const float *b0 = B + (size_t)j * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
-        __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (; j + 8 <= N; j += 8) { /* eight rows in flight keep the loads from L2 busy */
+        const float *b = B + (size_t)j * ldb;
+        __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0,
+               s7 = s0;
         for (int k = 0; k < K; k += 16) {
             __mmask16 m = tail_mask(K - k);
             __m512 xk = _mm512_maskz_loadu_ps(m, xv + k);
-            s0 = _mm512_fmadd_ps(xk, _mm512_maskz_loadu_ps(m, b0 + k), s0);
-            s1 = _mm512_fmadd_ps(xk, _mm512_maskz_loadu_ps(m, b1 + k), s1);
-            s2 = _mm512_fmadd_ps(xk, _mm512_maskz_loadu_ps(m, b2 + k), s2);
-            s3 = _mm512_fmadd_ps(xk, _mm512_maskz_loadu_ps(m, b3 + k), s3);
+            s0 = _mm512_fmadd_ps(xk, _mm512_maskz_loadu_ps(m, b + k), s0);
+            s1 = _mm512_fmadd_ps(xk, _mm512_maskz_loadu_ps(m, b + ldb + k), s1);
+            s2 = _mm512_fmadd_ps(xk, _mm512_maskz_loadu_ps(m, b + 2 * ldb + k), s2);
+            s3 = _mm512_fmadd_ps(xk, _mm512_maskz_loadu_ps(m, b + 3 * ldb + k), s3);
+            s4 = _mm512_fmadd_ps(xk, _mm512_maskz_loadu_ps(m, b + 4 * ldb + k), s4);
+            s5 = _mm512_fmadd_ps(xk, _mm512_maskz_loadu_ps(m, b + 5 * ldb + k), s5);
+            s6 = _mm512_fmadd_ps(xk, _mm512_maskz_loadu_ps(m, b + 6 * ldb + k), s6);
+            s7 = _mm512_fmadd_ps(xk, _mm512_maskz_loadu_ps(m, b + 7 * ldb + k), s7);
         }
-        float d[4] = {_mm512_reduce_add_ps(s0), _mm512_reduce_add_ps(s1),
-                      _mm512_reduce_add_ps(s2), _mm512_reduce_add_ps(s3)};
-        for (int r = 0; r < 4; r++) y[j + r] = alpha * d[r] + (beta == 0 ? 0 : beta * y[j + r]);
+        float d[8] = {_mm512_reduce_add_ps(s0), _mm512_reduce_add_ps(s1),
+                      _mm512_reduce_add_ps(s2), _mm512_reduce_add_ps(s3),
+                      _mm512_reduce_add_ps(s4), _mm512_reduce_add_ps(s5),
+                      _mm512_reduce_add_ps(s6), _mm512_reduce_add_ps(s7)};
+        for (int r = 0; r < 8; r++) y[j + r] = alpha * d[r] + (beta == 0 ? 0 : beta * y[j + r]);
     }
     for (; j < N; j++) {
         const float *b0 = B + (size_t)j * ldb;
@@ -352,6 +359,26 @@ AVX512 static void gemv_cols(int N, int K, float alpha, const float *x, long inc
     }
 }
 
+/* Columns [j0, j1) of C (multiples of 64 apart from the end) for part
+ * `part`, one row of C at a time from row i of op(A). */
+static void gemv_part(void *ctx, int part) {
+    const gemm_job *g = ctx;
+    int blocks = (g->N + 63) / 64;
+    int j0 = blocks * part / g->parts * 64, j1 = blocks * (part + 1) / g->parts * 64;
+    if (j1 > g->N) j1 = g->N;
+    for (int i = 0; i < g->M && j0 < j1; i++) {
+        const float *x = g->ta ? g->A + i : g->A + (size_t)i * g->lda;
+        long incx = g->ta ? g->lda : 1;
+        float *y = g->C + (size_t)i * g->ldc + j0;
+        if (g->tb) gemv_rows(j1 - j0, g->K, g->alpha, x, incx, g->B + (size_t)j0 * g->ldb, g->ldb,
+                             g->beta, y);
+        else gemv_cols(j1 - j0, g->K, g->alpha, x, incx, g->B + j0, g->ldb, g->beta, y);
+    }
+}
+
+/* A matrix-vector product splits between threads from this many values of B. */
+#define GEMV_PARALLEL_MIN (1 << 16)
+
 /* Below this many multiply-adds a second thread costs more than it saves. */
 #define PARALLEL_MIN_MACS (1 << 18)
 
@@ -374,16 +401,19 @@ void nb__sgemm_avx512(int ta, int tb, int M, int N, int K, float alpha, const fl
                 C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
         return;
     }
-    if (M <= SMALL_M) { /* one row of C at a time, from row i of op(A) */
-        for (int i = 0; i < M; i++) {
-            const float *x = ta ? A + i : A + (size_t)i * lda;
-            long incx = ta ? lda : 1;
-            if (tb) gemv_rows(N, K, alpha, x, incx, B, ldb, beta, C + (size_t)i * ldc);
-            else gemv_cols(N, K, alpha, x, incx, B, ldb, beta, C + (size_t)i * ldc);
+    int threads = nb__free_threads();
+    if (M <= SMALL_M) {
+        /* bound by reading B: threads split its columns (rows of B^T), each
+         * streaming its share from its own core's cache */
+        int parts = (N + 63) / 64;
+        if (threads > 1 && (double)N * K >= GEMV_PARALLEL_MIN && parts > 1) {
+            g.parts = parts < threads ? parts : threads;
+            nb__parallel(g.parts, gemv_part, &g);
+        } else {
+            gemv_part(&g, 0);
         }
         return;
     }
-    int threads = nb__free_threads();
     double macs = (double)M * N * K;
     int panels = (N + NR - 1) / NR, blocks = (M + MR - 1) / MR;
     if (threads > 1 && macs >= PARALLEL_MIN_MACS) {
