@@ -188,22 +188,42 @@ typedef struct gemm_job {
     int parts;
 } gemm_job;
 
-/* Each thread's packed-B buffer, kept between calls. */
-static _Thread_local float *packed;
-static _Thread_local size_t packed_n;
+/* Each thread's packing buffers, kept between calls: one for B, one for
+ * a block of A. */
+typedef struct pack_buffer {
+    float *p;
+    size_t n;
+} pack_buffer;
+static _Thread_local pack_buffer packed_b, packed_a;
 
-static float *buffer(size_t n) {
-    if (packed_n < n) {
-        free(packed);
-        packed = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
-        packed_n = packed ? n : 0;
+static float *buffer(pack_buffer *b, size_t n) {
+    if (b->n < n) {
+        free(b->p);
+        b->p = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+        b->n = b->p ? n : 0;
     }
-    return packed;
+    return b->p;
 }
 
-AVX512 static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1, float *bp) {
+/* Copy micro-panel rows [i, i+m) x [p0, p0+kc) of op(A) k-major into dst
+ * (dst[k*MR + r]), zero rows m .. MR-1. */
+static void pack_a(const gemm_job *g, int i, int m, int p0, int kc, float *dst) {
+    for (int r = 0; r < MR; r++) {
+        if (r >= m) {
+            for (int k = 0; k < kc; k++) dst[k * MR + r] = 0;
+        } else if (g->ta) {
+            const float *src = g->A + (size_t)p0 * g->lda + i + r;
+            for (int k = 0; k < kc; k++) dst[k * MR + r] = src[(size_t)k * g->lda];
+        } else {
+            const float *src = g->A + (size_t)(i + r) * g->lda + p0;
+            for (int k = 0; k < kc; k++) dst[k * MR + r] = src[k];
+        }
+    }
+}
+
+AVX512 static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1, float *bp,
+                              float *ap) {
     int panels = (j1 - j0 + NR - 1) / NR;
-    float tail_a[MR * KC] __attribute__((aligned(64)));
     for (int p0 = 0; p0 < g->K; p0 += KC) {
         int kc = g->K - p0 < KC ? g->K - p0 : KC;
         float beta = p0 == 0 ? g->beta : 1.0f;
@@ -213,6 +233,12 @@ AVX512 static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1,
         }
         for (int ic = i0; ic < i1; ic += MC) {
             int ie = ic + MC < i1 ? ic + MC : i1;
+            /* the partial last micro-panel is packed (zero-padded) once per
+             * block, so no read passes the end of A; full ones are read in place
+             * (packing them all measured no faster) */
+            for (int i = ic; i < ie; i += MR)
+                if (ie - i < MR)
+                    pack_a(g, i, ie - i, p0, kc, ap);
             for (int p = 0; p < panels; p++) {
                 int jj = j0 + p * NR, nv = j1 - jj < NR ? j1 - jj : NR;
                 __mmask16 m0 = (__mmask16)(nv >= 16 ? 0xFFFF : (1u << nv) - 1);
@@ -222,22 +248,15 @@ AVX512 static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1,
                 for (int i = ic; i < ie; i += MR) {
                     int m = ie - i < MR ? ie - i : MR;
                     float *c = g->C + (size_t)i * g->ldc + jj;
-                    const float *a = g->ta ? g->A + (size_t)p0 * g->lda + i
-                                           : g->A + (size_t)i * g->lda + p0;
-                    if (m == MR) {
-                        if (g->ta) kernel_cols(kc, a, g->lda, bpan, c, g->ldc, MR, m0, m1,
-                                               g->alpha, beta);
-                        else kernel_rows(kc, a, g->lda, bpan, c, g->ldc, MR, m0, m1,
-                                         g->alpha, beta);
-                        continue;
-                    }
-                    /* partial row block: copy it, zero-padded, k-major */
-                    for (int k = 0; k < kc; k++)
-                        for (int r = 0; r < MR; r++)
-                            tail_a[k * MR + r] =
-                                r >= m ? 0
-                                : g->ta ? a[(size_t)k * g->lda + r] : a[(size_t)r * g->lda + k];
-                    kernel_cols(kc, tail_a, MR, bpan, c, g->ldc, m, m0, m1, g->alpha, beta);
+                    if (m < MR)
+                        kernel_cols(kc, ap, MR, bpan, c,
+                                    g->ldc, m, m0, m1, g->alpha, beta);
+                    else if (g->ta)
+                        kernel_cols(kc, g->A + (size_t)p0 * g->lda + i, g->lda, bpan, c,
+                                    g->ldc, MR, m0, m1, g->alpha, beta);
+                    else
+                        kernel_rows(kc, g->A + (size_t)i * g->lda + p0, g->lda, bpan, c,
+                                    g->ldc, MR, m0, m1, g->alpha, beta);
                 }
             }
         }
@@ -260,22 +279,25 @@ static void gemm_part(void *ctx, int part) {
     }
     if (i0 >= i1 || j0 >= j1) return;
     int kc = g->K < KC ? g->K : KC;
-    float *bp = buffer((size_t)((j1 - j0 + NR - 1) / NR) * NR * (size_t)kc);
-    if (!bp) { /* out of memory: the portable kernel needs none */
+    float *bp = buffer(&packed_b, (size_t)((j1 - j0 + NR - 1) / NR) * NR * (size_t)kc);
+    float *ap = buffer(&packed_a, (size_t)MR * (size_t)kc);
+    if (!bp || !ap) { /* out of memory: the portable kernel needs none */
         nb_gemm_portable(g->ta, g->tb, i1 - i0, j1 - j0, g->K, g->alpha,
                          g->ta ? g->A + i0 : g->A + (size_t)i0 * g->lda, g->lda,
                          g->tb ? g->B + (size_t)j0 * g->ldb : g->B + j0, g->ldb, g->beta,
                          g->C + (size_t)i0 * g->ldc + j0, g->ldc);
         return;
     }
-    gemm_block(g, i0, i1, j0, j1, bp);
+    gemm_block(g, i0, i1, j0, j1, bp, ap);
 }
 
 /* ---- products with at most SMALL_M rows (batch-1 inference): no packing ---- */
 
 enum { SMALL_M = 4 };
 
-static inline __mmask16 tail_mask(int n) { return (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1); }
+static inline __mmask16 tail_mask(int n) {
+    return (__mmask16)(n <= 0 ? 0 : n >= 16 ? 0xFFFF : (1u << n) - 1);
+}
 
 /* y[j] = alpha dot(x, B[j, :]) + beta y[j] for j < N: B is [N, K] (op(B) = B^T),
  * x has stride incx. Eight rows of B per pass share each load of x. */
@@ -337,9 +359,6 @@ AVX512 static void gemv_cols(int N, int K, float alpha, const float *x, long inc
         __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
         __mmask16 m0 = tail_mask(N - j), m1 = tail_mask(N - j - 16), m2 = tail_mask(N - j - 32),
                   m3 = tail_mask(N - j - 48);
-        if (N - j < 16) m1 = 0;
-        if (N - j < 32) m2 = 0;
-        if (N - j < 48) m3 = 0;
         const float *b = B + j;
         for (int k = 0; k < K; k++, b += ldb) {
             __m512 xk = _mm512_set1_ps(x[k * incx]);
