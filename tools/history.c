@@ -106,11 +106,15 @@ int history_plot(const history *h, const char *path, const char *title) {
         has_val |= s->val_loss >= 0;
         has_acc |= s->train_acc >= 0;
     }
-    svg_series loss[2] = {{"training", x, tl, n, 0}, {"validation", x, vl, n, 1}};
-    svg_series acc[2] = {{"training", x, ta, n, 0}, {"validation", x, va, n, 1}};
+    svg_series loss[2] = {{.label = "training", .x = x, .y = tl, .n = n},
+                          {.label = "validation", .x = x, .y = vl, .n = n, .dashed = 1}};
+    svg_series acc[2] = {{.label = "training", .x = x, .y = ta, .n = n},
+                         {.label = "validation", .x = x, .y = va, .n = n, .dashed = 1}};
     svg_panel panels[2] = {
-        {"loss", "epoch", "loss", 1, loss, has_val ? 2 : 1},
-        {"accuracy", "epoch", "accuracy (%)", 0, acc, has_val ? 2 : 1},
+        {.title = "loss", .xlabel = "epoch", .ylabel = "loss", .log_y = 1, .series = loss,
+         .n_series = has_val ? 2 : 1},
+        {.title = "accuracy", .xlabel = "epoch", .ylabel = "accuracy (%)", .series = acc,
+         .n_series = has_val ? 2 : 1},
     };
     int rc = svg_write(path, title, panels, has_acc ? 2 : 1);
     free(x);

@@ -54,8 +54,14 @@ static void panel(FILE *f, const svg_panel *p, double ox) {
     double x0, x1, y0, y1;
     data_range(p, 0, &x0, &x1);
     data_range(p, 1, &y0, &y1);
-    double pad = (y1 - y0) * 0.05;
-    y0 -= pad, y1 += pad;
+    int fixed = p->y_min < p->y_max && (!p->log_y || p->y_min > 0);
+    if (fixed) {
+        y0 = p->log_y ? log10(p->y_min) : p->y_min;
+        y1 = p->log_y ? log10(p->y_max) : p->y_max;
+    } else {
+        double pad = (y1 - y0) * 0.05;
+        y0 -= pad, y1 += pad;
+    }
     double left = ox + MARGIN_L, right = ox + PANEL_W - MARGIN_R;
     double top = MARGIN_T, bottom = PANEL_H - MARGIN_B;
 #define PX(v) (left + ((v) - x0) / (x1 - x0) * (right - left))
@@ -72,11 +78,14 @@ static void panel(FILE *f, const svg_panel *p, double ox) {
                 PX(v), bottom + 15, fabs(v) < 1e-12 * xs ? 0 : v);
     }
     if (p->log_y) {
-        /* ticks at 1, 2 and 5 times powers of ten (all of 1..9 over a short range) */
-        int dense = y1 - y0 < 0.7;
+        /* ticks at 1, 2 and 5 times powers of ten (all of 1..9 over a short range;
+         * over many decades only every few powers of ten) */
+        int dense = y1 - y0 < 0.7, sparse = y1 - y0 > 3;
+        double every = y1 - y0 > 8 ? ceil((y1 - y0) / 7) : 1;
         for (double dec = floor(y0); dec <= ceil(y1); dec++)
             for (int m = 1; m <= 9; m++) {
                 if (!dense && m != 1 && m != 2 && m != 5) continue;
+                if (sparse && (m != 1 || fmod(dec, every) != 0)) continue;
                 double v = dec + log10(m);
                 if (v < y0 - 1e-9 || v > y1 + 1e-9) continue;
                 fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#eee'/>\n", left,
@@ -105,13 +114,20 @@ static void panel(FILE *f, const svg_panel *p, double ox) {
     put_text(f, p->ylabel);
     fputs(p->log_y ? " (log)</text>\n" : "</text>\n", f);
     /* series, then the legend on a light box above them */
+    static int clip_id; /* unique ids of the clipping rectangles in a file */
+    if (fixed) {
+        clip_id++;
+        fprintf(f, "<clipPath id='clip%d'><rect x='%.1f' y='%.1f' width='%.1f' height='%.1f'/>"
+                "</clipPath>\n<g clip-path='url(#clip%d)'>\n", clip_id, left, top, right - left,
+                bottom - top, clip_id);
+    }
     for (int s = 0; s < p->n_series; s++) {
         const svg_series *se = &p->series[s];
         const char *color = palette[s % 8];
         int open = 0;
         for (int i = 0; i < se->n; i++) {
             double y = se->y[i];
-            int ok = isfinite(y) && isfinite(se->x[i]) && (!p->log_y || y > 0);
+            int ok = !se->marker && isfinite(y) && isfinite(se->x[i]) && (!p->log_y || y > 0);
             if (!ok) {
                 if (open) fputs("'/>\n", f);
                 open = 0;
@@ -125,21 +141,39 @@ static void panel(FILE *f, const svg_panel *p, double ox) {
             open = 1;
         }
         if (open) fputs("'/>\n", f);
-        if (se->n == 1 && isfinite(se->y[0]))
+        for (int i = 0; i < se->n && se->marker; i++)
+            if (isfinite(se->y[i]) && isfinite(se->x[i]) && (!p->log_y || se->y[i] > 0))
+                fprintf(f, "<circle cx='%.1f' cy='%.1f' r='2' fill='%s' fill-opacity='0.6'/>\n",
+                        PX(se->x[i]), PY(p->log_y ? log10(se->y[i]) : se->y[i]), color);
+        if (se->n == 1 && isfinite(se->y[0]) && !se->marker)
             fprintf(f, "<circle cx='%.2f' cy='%.2f' r='3' fill='%s'/>\n", PX(se->x[0]),
                     PY(p->log_y ? log10(se->y[0]) : se->y[0]), color);
     }
-    if (p->n_series)
-        fprintf(f, "<rect x='%.1f' y='%.1f' width='128' height='%d' fill='white' "
-                "fill-opacity='0.85' stroke='#ccc'/>\n", right - 134, top + 3, 16 * p->n_series + 4);
+    if (fixed) fputs("</g>\n", f);
+    /* legend box as wide as the longest label (about 6 px a character) */
+    double lw = 128;
     for (int s = 0; s < p->n_series; s++) {
+        double w = p->series[s].label ? 32 + 6.0 * (double)strlen(p->series[s].label) : 0;
+        if (w > lw) lw = w;
+    }
+    int lh = 16 * p->n_series + 4;
+    double lx = p->legend == 1 || p->legend == 3 ? left + 6 : right - lw - 6;
+    double ly0 = p->legend == 2 || p->legend == 3 ? bottom - 3 - lh : top + 3;
+    if (p->n_series && p->legend >= 0)
+        fprintf(f, "<rect x='%.1f' y='%.1f' width='%.0f' height='%d' fill='white' "
+                "fill-opacity='0.85' stroke='#ccc'/>\n", lx, ly0, lw, lh);
+    for (int s = 0; s < p->n_series && p->legend >= 0; s++) {
         const svg_series *se = &p->series[s];
         const char *color = palette[s % 8];
-        double ly = top + 14 + 16 * s;
-        fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='%s' stroke-width='2'%s/>\n",
-                right - 130, ly - 4, right - 110, ly - 4, color,
-                se->dashed ? " stroke-dasharray='6 4'" : "");
-        fprintf(f, "<text x='%.1f' y='%.1f' font-size='11'>", right - 105, ly);
+        double ly = ly0 + 11 + 16 * s;
+        if (se->marker)
+            fprintf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n", lx + 14, ly - 4,
+                    color);
+        else
+            fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='%s' "
+                    "stroke-width='2'%s/>\n", lx + 4, ly - 4, lx + 24, ly - 4, color,
+                    se->dashed ? " stroke-dasharray='6 4'" : "");
+        fprintf(f, "<text x='%.1f' y='%.1f' font-size='11'>", lx + 29, ly);
         put_text(f, se->label);
         fputs("</text>\n", f);
     }
@@ -159,6 +193,34 @@ int svg_write(const char *path, const char *title, const svg_panel *panels, int 
     put_text(f, title);
     fputs("</text>\n", f);
     for (int i = 0; i < n_panels; i++) panel(f, &panels[i], (double)i * PANEL_W);
+    fputs("</svg>\n", f);
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) return -1;
+    return 0;
+}
+
+int svg_write_grid(const char *path, const char *title, const svg_panel *panels, int n_panels,
+                   int columns) {
+    if (columns < 1) columns = 1;
+    int cols = n_panels < columns ? (n_panels > 0 ? n_panels : 1) : columns;
+    int rows = n_panels > 0 ? (n_panels + cols - 1) / cols : 1;
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    enum { TITLE_H = 14 }; /* room for the title above the panels' own titles */
+    int width = PANEL_W * cols, height = PANEL_H * rows + TITLE_H;
+    fprintf(f, "<?xml version='1.0' encoding='UTF-8'?>\n<svg xmlns='http://www.w3.org/2000/svg' "
+            "width='%d' height='%d' viewBox='0 0 %d %d' font-family='sans-serif'>\n"
+            "<rect width='100%%' height='100%%' fill='white'/>\n", width, height, width, height);
+    fprintf(f, "<text x='%d' y='18' font-size='15' font-weight='bold' text-anchor='middle'>",
+            width / 2);
+    put_text(f, title);
+    fputs("</text>\n", f);
+    /* each row drawn as the one-row layout, shifted down */
+    for (int i = 0; i < n_panels; i++) {
+        fprintf(f, "<g transform='translate(0,%d)'>\n", TITLE_H + PANEL_H * (i / cols));
+        panel(f, &panels[i], (double)(i % cols) * PANEL_W);
+        fputs("</g>\n", f);
+    }
     fputs("</svg>\n", f);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) return -1;
