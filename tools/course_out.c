@@ -81,3 +81,37 @@ double course_slope(const double *x, const double *y, int n) {
     for (int i = 0; i < n; i++) sxy += (x[i] - mx) * (y[i] - my), sxx += (x[i] - mx) * (x[i] - mx);
     return sxx > 0 ? sxy / sxx : 0;
 }
+
+int course_least_squares(const double *a, const double *y, int m, int p, double *z) {
+    enum { PMAX = 16 };
+    double A[PMAX][PMAX] = {{0}}, r[PMAX] = {0}, L[PMAX][PMAX] = {{0}}, t[PMAX];
+    if (p < 1 || p > PMAX) return 0;
+    for (int k = 0; k < m; k++)
+        for (int i = 0; i < p; i++) {
+            r[i] += a[k * p + i] * y[k];
+            for (int j = 0; j < p; j++) A[i][j] += a[k * p + i] * a[k * p + j];
+        }
+    /* A = L L^T, then L t = r and L^T z = t */
+    for (int i = 0; i < p; i++)
+        for (int j = 0; j <= i; j++) {
+            double s = A[i][j];
+            for (int k = 0; k < j; k++) s -= L[i][k] * L[j][k];
+            if (i == j) {
+                if (s <= 1e-12 * (A[i][i] > 0 ? A[i][i] : 1)) return 0;
+                L[i][i] = sqrt(s);
+            } else {
+                L[i][j] = s / L[j][j];
+            }
+        }
+    for (int i = 0; i < p; i++) {
+        double s = r[i];
+        for (int k = 0; k < i; k++) s -= L[i][k] * t[k];
+        t[i] = s / L[i][i];
+    }
+    for (int i = p - 1; i >= 0; i--) {
+        double s = t[i];
+        for (int k = i + 1; k < p; k++) s -= L[k][i] * z[k];
+        z[i] = s / L[i][i];
+    }
+    return 1;
+}

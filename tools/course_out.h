@@ -43,4 +43,10 @@ double course_std(const nb_real *v, size_t n);
 /* Least-squares slope of y against x over n points. */
 double course_slope(const double *x, const double *y, int n);
 
+/* Least squares: z (p values) minimising sum_m (y_m - a_m . z)^2 for the
+ * m x p design matrix a (row-major), by the normal equations
+ * (A^T A) z = A^T y solved with Cholesky.  p <= 16; returns 0 if A^T A is
+ * not positive definite (the columns of A are dependent). */
+int course_least_squares(const double *a, const double *y, int m, int p, double *z);
+
 #endif

@@ -56,6 +56,7 @@ typedef struct ewa_result {
     double beta[EWA_BETAS];
     double err10_plain[EWA_BETAS], err10_corrected[EWA_BETAS]; /* mean |v_t - trend_t|, t <= 10 */
     int lag[EWA_BETAS];              /* shift that best aligns v with the trend (late part) */
+    double wave_lag[EWA_BETAS], wave_gain[EWA_BETAS]; /* predicted for the trend's wave */
     double noise_raw, noise[EWA_BETAS]; /* std of (series - trend) and of (v - trend shifted) */
 } ewa_result;
 

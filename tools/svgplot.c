@@ -143,8 +143,9 @@ static void panel(FILE *f, const svg_panel *p, double ox) {
         if (open) fputs("'/>\n", f);
         for (int i = 0; i < se->n && se->marker; i++)
             if (isfinite(se->y[i]) && isfinite(se->x[i]) && (!p->log_y || se->y[i] > 0))
-                fprintf(f, "<circle cx='%.1f' cy='%.1f' r='2' fill='%s' fill-opacity='0.6'/>\n",
-                        PX(se->x[i]), PY(p->log_y ? log10(se->y[i]) : se->y[i]), color);
+                fprintf(f, "<circle cx='%.1f' cy='%.1f' r='%d' fill='%s' fill-opacity='0.6'/>\n",
+                        PX(se->x[i]), PY(p->log_y ? log10(se->y[i]) : se->y[i]),
+                        se->marker > 1 ? se->marker : 2, color);
         if (se->n == 1 && isfinite(se->y[0]) && !se->marker)
             fprintf(f, "<circle cx='%.2f' cy='%.2f' r='3' fill='%s'/>\n", PX(se->x[0]),
                     PY(p->log_y ? log10(se->y[0]) : se->y[0]), color);

@@ -8,7 +8,8 @@ typedef struct svg_series {
     const double *x, *y;   /* n points; non-finite y values break the line */
     int n;
     int dashed;
-    int marker;            /* points only, as small dots (a scatter), no line */
+    int marker;            /* points only, as dots (a scatter), no line; a value
+                              above 1 is the dots' radius in pixels (else 2) */
 } svg_series;
 
 typedef struct svg_panel {
