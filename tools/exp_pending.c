@@ -8,8 +8,6 @@ static int pending(const char *name) {
     return 1;
 }
 
-int exp_regression(const exp_ctx *ctx) { (void)ctx; return pending("regression"); }
-int exp_approximation(const exp_ctx *ctx) { (void)ctx; return pending("approximation"); }
 
 
 int exp_optimizers(const exp_ctx *ctx) { (void)ctx; return pending("optimizers"); }

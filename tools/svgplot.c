@@ -123,7 +123,7 @@ static void panel(FILE *f, const svg_panel *p, double ox) {
     }
     for (int s = 0; s < p->n_series; s++) {
         const svg_series *se = &p->series[s];
-        const char *color = palette[s % 8];
+        const char *color = se->color ? se->color : palette[s % 8];
         int open = 0;
         for (int i = 0; i < se->n; i++) {
             double y = se->y[i];
@@ -165,7 +165,7 @@ static void panel(FILE *f, const svg_panel *p, double ox) {
                 "fill-opacity='0.85' stroke='#ccc'/>\n", lx, ly0, lw, lh);
     for (int s = 0; s < p->n_series && p->legend >= 0; s++) {
         const svg_series *se = &p->series[s];
-        const char *color = palette[s % 8];
+        const char *color = se->color ? se->color : palette[s % 8];
         double ly = ly0 + 11 + 16 * s;
         if (se->marker)
             fprintf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n", lx + 14, ly - 4,

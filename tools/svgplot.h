@@ -10,6 +10,7 @@ typedef struct svg_series {
     int dashed;
     int marker;            /* points only, as dots (a scatter), no line; a value
                               above 1 is the dots' radius in pixels (else 2) */
+    const char *color;     /* an SVG colour; NULL: the palette's, by position */
 } svg_series;
 
 typedef struct svg_panel {
