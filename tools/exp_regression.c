@@ -117,9 +117,9 @@ int exp_regression_run(const exp_ctx *ctx, regression_result *res) {
     double measured = nfit > 2 ? exp(course_slope(lx, ly, nfit)) : NAN;
     opt_line[0] = opt_line[1] = res->closed_mse;
 
-    course_say(&out, "Least squares (notes 004): %d points y = %.1f x %+.1f + noise (std %.1f),\n"
+    course_say(&out, "Least squares (notes 004): %d points y = %.1f x %c %.1f + noise (std %.1f),\n"
                "x uniform in [-1, 3]; model f(x) = w x + b, risk (1/M) sum (y - w x - b)^2.\n\n",
-               M, w_true, b_true, noise);
+               M, w_true, b_true < 0 ? '-' : '+', fabs(b_true), noise);
     course_say(&out, "%-38s %12s %12s %14s\n", "", "w", "b", "risk");
     course_say(&out, "%-38s %12.7f %12.7f %14.10f\n", "closed form (normal equations)",
                res->closed[0], res->closed[1], res->closed_mse);
