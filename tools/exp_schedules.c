@@ -334,7 +334,7 @@ int exp_schedules(const exp_ctx *ctx) {
                                    .n = N_ETA + 1, .dashed = 1};
     svg_panel panels[3] = {
         {.title = "learning rate per step", .xlabel = "step", .ylabel = "eta_k",
-         .series = lr_series, .n_series = N_SCHED},
+         .series = lr_series, .n_series = N_SCHED, .legend_at = SVG_LEGEND_BOTTOM_LEFT},
         {.title = "SGD noise: excess loss L - L*", .xlabel = "step", .ylabel = "L(theta_k) - L*",
          .log_y = 1, .series = ex_series, .n_series = N_SCHED + 2,
          .legend_at = SVG_LEGEND_BOTTOM_LEFT},

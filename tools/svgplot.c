@@ -1,3 +1,4 @@
+/* Line charts as SVG (see svgplot.h). */
 #include "svgplot.h"
 
 #include <math.h>
@@ -137,8 +138,8 @@ static void contour_walk(FILE *f, contour_map *m, int start) {
     }
 }
 
-/* The level curves of c, one <path class='contour'> per level, inside the
- * plot box left..right x top..bottom. */
+/* The level curves of c, one <path class='contour'> per level; the grid's
+ * extent is drawn at pixels left..right x top..bottom. */
 static void contour_paths(FILE *f, const svg_contour *c, double left, double right, double top,
                           double bottom) {
     if (!c->z || !c->levels || c->nx < 2 || c->ny < 2) return;
@@ -170,37 +171,31 @@ static void contour_paths(FILE *f, const svg_contour *c, double left, double rig
     free(m.seen);
 }
 
-static void panel(FILE *f, const svg_panel *p, double ox) {
-    double x0, x1, y0, y1;
-    data_range(p, 0, &x0, &x1);
-    data_range(p, 1, &y0, &y1);
-    double pad = (y1 - y0) * 0.05;
-    y0 -= pad, y1 += pad;
-    const svg_contour *ct = p->contour;
-    if (ct) x0 = ct->x0, x1 = ct->x1, y0 = ct->y0, y1 = ct->y1;
-    double left = ox + MARGIN_L, right = ox + PANEL_W - MARGIN_R;
-    double top = MARGIN_T, bottom = PANEL_H - MARGIN_B;
-#define PX(v) (left + ((v) - x0) / (x1 - x0) * (right - left))
+/* ------------------------------------------------------------- panels */
+
+static const char *series_color(const svg_series *se, int s) {
+    return se->color ? se->color : palette[s % 8];
+}
+
+/* Dot radius of a series' points: its marker, or 2 for a scatter without one. */
+static double dot_radius(const svg_series *se) {
+    return se->marker > 0 ? se->marker : se->no_line ? 2 : 0;
+}
+
+/* The y-axis ticks: a "nice" linear step, or on a log axis the powers of ten
+ * with 2 and 5 times them (all of 1..9 within less than 0.7 decades), only
+ * the powers of ten beyond 3 decades, and beyond 8 decades only every few, so
+ * that about 7 labels remain. */
+static void y_ticks(FILE *f, const svg_panel *p, double y0, double y1, double left, double right,
+                    double top, double bottom) {
 #define PY(v) (bottom - ((v) - y0) / (y1 - y0) * (bottom - top))
-    fprintf(f, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='white' stroke='#888'/>\n",
-            left, top, right - left, bottom - top);
-    /* ticks and grid */
-    double xs = nice_step(x1 - x0, 6);
-    if (integer_x(p) && xs < 1) xs = 1; /* epochs, steps: no fractional ticks */
-    for (double v = ceil(x0 / xs) * xs; v <= x1 + 1e-9 * xs; v += xs) {
-        fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#eee'/>\n", PX(v), top,
-                PX(v), bottom);
-        fprintf(f, "<text x='%.1f' y='%.1f' font-size='11' text-anchor='middle'>%g</text>\n",
-                PX(v), bottom + 15, fabs(v) < 1e-12 * xs ? 0 : v);
-    }
     if (p->log_y) {
-        /* ticks at 1, 2 and 5 times powers of ten (all of 1..9 over a short range) */
-        int dense = y1 - y0 < 0.7, wide = y1 - y0 > 4.5;
-        int every = y1 - y0 > 9 ? 2 : 1; /* decades between labels */
+        int dense = y1 - y0 < 0.7, sparse = y1 - y0 > 3;
+        double every = y1 - y0 > 8 ? ceil((y1 - y0) / 7) : 1;
         for (double dec = floor(y0); dec <= ceil(y1); dec++)
             for (int m = 1; m <= 9; m++) {
                 if (!dense && m != 1 && m != 2 && m != 5) continue;
-                if (wide && (m != 1 || (long)floor(dec) % every != 0)) continue;
+                if (sparse && (m != 1 || fmod(dec, every) != 0)) continue;
                 double v = dec + log10(m);
                 if (v < y0 - 1e-9 || v > y1 + 1e-9) continue;
                 fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#eee'/>\n", left,
@@ -217,6 +212,77 @@ static void panel(FILE *f, const svg_panel *p, double ox) {
                     left - 5, PY(v) + 4, fabs(v) < 1e-12 * ys ? 0 : v);
         }
     }
+#undef PY
+}
+
+/* The legend box in the corner p->legend_at names, as wide as the longest
+ * label (about 6 px a character, at least 128 px).  Each entry shows what the
+ * series draws: a line, a dot, or a line with a dot. */
+static void legend(FILE *f, const svg_panel *p, double left, double right, double top,
+                   double bottom) {
+    if (!p->n_series || p->legend_at == SVG_LEGEND_NONE) return;
+    double w = 128, h = 16 * p->n_series + 4;
+    for (int s = 0; s < p->n_series; s++) {
+        const char *label = p->series[s].label;
+        double lw = label ? 32 + 6.0 * (double)strlen(label) : 0;
+        if (lw > w) w = lw;
+    }
+    int at_left = p->legend_at == SVG_LEGEND_TOP_LEFT || p->legend_at == SVG_LEGEND_BOTTOM_LEFT;
+    int at_bottom =
+        p->legend_at == SVG_LEGEND_BOTTOM_RIGHT || p->legend_at == SVG_LEGEND_BOTTOM_LEFT;
+    double bx = at_left ? left + 6 : right - w - 6, by = at_bottom ? bottom - 3 - h : top + 3;
+    fprintf(f, "<rect x='%.1f' y='%.1f' width='%.0f' height='%.0f' fill='white' "
+            "fill-opacity='0.85' stroke='#ccc'/>\n", bx, by, w, h);
+    for (int s = 0; s < p->n_series; s++) {
+        const svg_series *se = &p->series[s];
+        const char *color = series_color(se, s);
+        double ly = by + 11 + 16 * s, r = dot_radius(se);
+        if (!se->no_line)
+            fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='%s' "
+                    "stroke-width='2'%s/>\n", bx + 4, ly - 4, bx + 24, ly - 4, color,
+                    se->dashed ? " stroke-dasharray='6 4'" : "");
+        if (r > 0)
+            fprintf(f, "<circle cx='%.1f' cy='%.1f' r='%.1f' fill='%s'/>\n", bx + 14, ly - 4,
+                    r < 3 ? r : 3, color);
+        fprintf(f, "<text x='%.1f' y='%.1f' font-size='11'>", bx + 29, ly);
+        put_text(f, se->label);
+        fputs("</text>\n", f);
+    }
+}
+
+/* One panel at horizontal offset ox; id (the panel's index in the file) names
+ * its clipping rectangle. */
+static void panel(FILE *f, const svg_panel *p, double ox, int id) {
+    double x0, x1, y0, y1;
+    data_range(p, 0, &x0, &x1);
+    data_range(p, 1, &y0, &y1);
+    double pad = (y1 - y0) * 0.05;
+    y0 -= pad, y1 += pad;
+    const svg_contour *ct = p->contour;
+    if (ct) x0 = ct->x0, x1 = ct->x1, y0 = ct->y0, y1 = ct->y1;
+    int fixed_y = p->y_min < p->y_max && (!p->log_y || p->y_min > 0);
+    if (fixed_y) {
+        y0 = p->log_y ? log10(p->y_min) : p->y_min;
+        y1 = p->log_y ? log10(p->y_max) : p->y_max;
+    }
+    /* a fixed range may cut series: those are clipped to the box */
+    int clip = ct || fixed_y;
+    double left = ox + MARGIN_L, right = ox + PANEL_W - MARGIN_R;
+    double top = MARGIN_T, bottom = PANEL_H - MARGIN_B;
+#define PX(v) (left + ((v) - x0) / (x1 - x0) * (right - left))
+#define PY(v) (bottom - ((v) - y0) / (y1 - y0) * (bottom - top))
+    fprintf(f, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='white' stroke='#888'/>\n",
+            left, top, right - left, bottom - top);
+    /* ticks and grid */
+    double xs = nice_step(x1 - x0, 6);
+    if (integer_x(p) && xs < 1) xs = 1; /* epochs, steps: no fractional ticks */
+    for (double v = ceil(x0 / xs) * xs; v <= x1 + 1e-9 * xs; v += xs) {
+        fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#eee'/>\n", PX(v), top,
+                PX(v), bottom);
+        fprintf(f, "<text x='%.1f' y='%.1f' font-size='11' text-anchor='middle'>%g</text>\n",
+                PX(v), bottom + 15, fabs(v) < 1e-12 * xs ? 0 : v);
+    }
+    y_ticks(f, p, y0, y1, left, right, top, bottom);
     fprintf(f, "<text x='%.1f' y='%d' font-size='14' text-anchor='middle'>", (left + right) / 2,
             MARGIN_T - 28);
     put_text(f, p->title);
@@ -228,21 +294,18 @@ static void panel(FILE *f, const svg_panel *p, double ox) {
             (top + bottom) / 2);
     put_text(f, p->ylabel);
     fputs(p->log_y ? " (log)</text>\n" : "</text>\n", f);
-    /* series (over the level curves, clipped to the box), then the legend on
-     * a light box above them */
-    static unsigned clip_ids;
-    if (ct) {
-        contour_paths(f, ct, left, right, top, bottom);
-        fprintf(f, "<clipPath id='plotbox%u'><rect x='%.1f' y='%.1f' width='%.1f' height='%.1f'/>"
-                "</clipPath>\n<g clip-path='url(#plotbox%u)'>\n", clip_ids, left, top,
-                right - left, bottom - top, clip_ids);
-        clip_ids++;
-    }
+    /* the level curves, then the series over them, then the legend on a light
+     * box above everything */
+    if (clip)
+        fprintf(f, "<clipPath id='plotbox%d'><rect x='%.1f' y='%.1f' width='%.1f' height='%.1f'/>"
+                "</clipPath>\n<g clip-path='url(#plotbox%d)'>\n", id, left, top, right - left,
+                bottom - top, id);
+    if (ct) contour_paths(f, ct, PX(ct->x0), PX(ct->x1), PY(ct->y1), PY(ct->y0));
     for (int s = 0; s < p->n_series; s++) {
         const svg_series *se = &p->series[s];
-        const char *color = palette[s % 8];
+        const char *color = series_color(se, s);
         int open = 0;
-        for (int i = 0; i < se->n; i++) {
+        for (int i = 0; i < se->n && !se->no_line; i++) {
             double y = se->y[i];
             int ok = isfinite(y) && isfinite(se->x[i]) && (!p->log_y || y > 0);
             if (!ok) {
@@ -258,68 +321,32 @@ static void panel(FILE *f, const svg_panel *p, double ox) {
             open = 1;
         }
         if (open) fputs("'/>\n", f);
-        if (se->n == 1 && isfinite(se->y[0]))
-            fprintf(f, "<circle cx='%.2f' cy='%.2f' r='3' fill='%s'/>\n", PX(se->x[0]),
-                    PY(p->log_y ? log10(se->y[0]) : se->y[0]), color);
-        for (int i = 0; se->marker > 0 && i < se->n; i++) {
+        /* dots: a lone point would not show as a line, so it gets one too;
+         * a scatter's dots are translucent where they pile up */
+        double r = dot_radius(se);
+        if (r <= 0 && se->n == 1) r = 3;
+        for (int i = 0; r > 0 && i < se->n; i++) {
             double y = se->y[i];
             if (!isfinite(y) || !isfinite(se->x[i]) || (p->log_y && y <= 0)) continue;
-            fprintf(f, "<circle cx='%.1f' cy='%.1f' r='%.1f' fill='%s'/>\n", PX(se->x[i]),
-                    PY(p->log_y ? log10(y) : y), se->marker, color);
+            fprintf(f, "<circle cx='%.1f' cy='%.1f' r='%.1f' fill='%s'%s/>\n", PX(se->x[i]),
+                    PY(p->log_y ? log10(y) : y), r, color,
+                    se->no_line ? " fill-opacity='0.6'" : "");
         }
     }
-    if (ct) fputs("</g>\n", f);
-    /* the legend box: 128 px wide, in the corner legend_at names */
-    int show_legend = p->n_series && p->legend_at != SVG_LEGEND_NONE;
-    double box_h = 16 * p->n_series + 4;
-    int at_left = p->legend_at == SVG_LEGEND_BOTTOM_LEFT || p->legend_at == SVG_LEGEND_TOP_LEFT;
-    double bx = at_left ? left + 6 : right - 134;
-    double by = p->legend_at == SVG_LEGEND_BOTTOM_RIGHT || p->legend_at == SVG_LEGEND_BOTTOM_LEFT
-                    ? bottom - 3 - box_h
-                    : top + 3;
-    if (show_legend)
-        fprintf(f, "<rect x='%.1f' y='%.1f' width='128' height='%.0f' fill='white' "
-                "fill-opacity='0.85' stroke='#ccc'/>\n", bx, by, box_h);
-    for (int s = 0; s < p->n_series && show_legend; s++) {
-        const svg_series *se = &p->series[s];
-        const char *color = palette[s % 8];
-        double ly = by + 11 + 16 * s;
-        fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='%s' stroke-width='2'%s/>\n",
-                bx + 4, ly - 4, bx + 24, ly - 4, color,
-                se->dashed ? " stroke-dasharray='6 4'" : "");
-        fprintf(f, "<text x='%.1f' y='%.1f' font-size='11'>", bx + 29, ly);
-        put_text(f, se->label);
-        fputs("</text>\n", f);
-    }
+    if (clip) fputs("</g>\n", f);
+    legend(f, p, left, right, top, bottom);
 #undef PX
 #undef PY
 }
 
-int svg_write(const char *path, const char *title, const svg_panel *panels, int n_panels) {
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    int width = PANEL_W * (n_panels > 0 ? n_panels : 1);
-    fprintf(f, "<?xml version='1.0' encoding='UTF-8'?>\n<svg xmlns='http://www.w3.org/2000/svg' "
-            "width='%d' height='%d' viewBox='0 0 %d %d' font-family='sans-serif'>\n"
-            "<rect width='100%%' height='100%%' fill='white'/>\n", width, PANEL_H, width, PANEL_H);
-    fprintf(f, "<text x='%d' y='18' font-size='15' font-weight='bold' text-anchor='middle'>",
-            width / 2);
-    put_text(f, title);
-    fputs("</text>\n", f);
-    for (int i = 0; i < n_panels; i++) panel(f, &panels[i], (double)i * PANEL_W);
-    fputs("</svg>\n", f);
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) return -1;
-    return 0;
-}
-
 int svg_write_grid(const char *path, const char *title, const svg_panel *panels, int n_panels,
-                   int cols) {
-    if (cols < 1 || cols > n_panels) cols = n_panels > 0 ? n_panels : 1;
+                   int columns) {
+    int cols = columns >= 1 && columns <= n_panels ? columns : n_panels > 0 ? n_panels : 1;
     int rows = n_panels > 0 ? (n_panels + cols - 1) / cols : 1;
     FILE *f = fopen(path, "w");
     if (!f) return -1;
-    enum { TITLE_H = 22 }; /* a band for the title above the panels' own titles */
+    /* a band for the title, so that it stays clear of the panels' own titles */
+    enum { TITLE_H = 22 };
     int width = PANEL_W * cols, height = TITLE_H + PANEL_H * rows;
     fprintf(f, "<?xml version='1.0' encoding='UTF-8'?>\n<svg xmlns='http://www.w3.org/2000/svg' "
             "width='%d' height='%d' viewBox='0 0 %d %d' font-family='sans-serif'>\n"
@@ -328,13 +355,18 @@ int svg_write_grid(const char *path, const char *title, const svg_panel *panels,
             width / 2);
     put_text(f, title);
     fputs("</text>\n", f);
+    /* each panel drawn as in one row, shifted down to its row */
     for (int i = 0; i < n_panels; i++) {
         fprintf(f, "<g transform='translate(0 %d)'>\n", TITLE_H + PANEL_H * (i / cols));
-        panel(f, &panels[i], (double)(i % cols) * PANEL_W);
+        panel(f, &panels[i], (double)(i % cols) * PANEL_W, i);
         fputs("</g>\n", f);
     }
     fputs("</svg>\n", f);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) return -1;
     return 0;
+}
+
+int svg_write(const char *path, const char *title, const svg_panel *panels, int n_panels) {
+    return svg_write_grid(path, title, panels, n_panels, n_panels);
 }

@@ -1,5 +1,10 @@
-/* Line charts written as SVG: one or more panels side by side, each with
- * axes, ticks, a legend and any number of series. */
+/* Line charts written as SVG: panels in a grid under a title, each with axes,
+ * ticks, a legend and any number of series (lines, dots or both), optionally
+ * over the level curves of a function of (x, y).
+ *
+ * Every field added after the first version sits at the end of its struct
+ * and means "nothing special" when zero, so designated initialisers that
+ * leave it out keep the old picture. */
 #ifndef NB_SVGPLOT_H
 #define NB_SVGPLOT_H
 
@@ -8,12 +13,15 @@ typedef struct svg_series {
     const double *x, *y;   /* n points; non-finite y values break the line */
     int n;
     int dashed;
-    double marker;         /* radius of a dot drawn at every point; 0: none */
+    double marker;         /* radius in pixels of a dot drawn at every point; 0: none */
+    int no_line;           /* points only (a scatter): the dots, no line between them;
+                              dots of radius 2 when marker is 0 */
+    const char *color;     /* an SVG colour; NULL: the palette's, by position */
 } svg_series;
 
 /* Level curves of a function sampled on a regular grid, drawn under a panel's
- * series.  The grid's extent becomes the panel's fixed axis ranges (series
- * are clipped to it); use linear axes (log_y 0) with it. */
+ * series.  The grid's extent becomes the panel's axis ranges (series are
+ * clipped to it); use linear axes (log_y 0) with it. */
 typedef struct svg_contour {
     int nx, ny;             /* grid points along x and y, each >= 2             */
     double x0, x1, y0, y1;  /* z[j*nx + i] is the value at x0 + i (x1-x0)/(nx-1),
@@ -23,24 +31,29 @@ typedef struct svg_contour {
     int n_levels;
 } svg_contour;
 
+/* Where a panel's legend box goes. */
+enum {
+    SVG_LEGEND_TOP_RIGHT = 0, SVG_LEGEND_TOP_LEFT, SVG_LEGEND_BOTTOM_RIGHT,
+    SVG_LEGEND_BOTTOM_LEFT, SVG_LEGEND_NONE
+};
+
 typedef struct svg_panel {
     const char *title, *xlabel, *ylabel;
     int log_y;             /* logarithmic y axis (non-positive values skipped) */
     const svg_series *series;
     int n_series;
     const svg_contour *contour; /* optional level curves (NULL: none)            */
-    int legend_at;         /* where the legend box goes: SVG_LEGEND_* (0: top right) */
+    int legend_at;         /* SVG_LEGEND_*; 0 is the top right                    */
+    double y_min, y_max;   /* a fixed y range when y_min < y_max (log_y: y_min > 0);
+                              overrides the contour's; series are clipped to it */
 } svg_panel;
 
-enum {
-    SVG_LEGEND_TOP_RIGHT = 0, SVG_LEGEND_NONE, SVG_LEGEND_BOTTOM_RIGHT, SVG_LEGEND_BOTTOM_LEFT,
-    SVG_LEGEND_TOP_LEFT
-};
-
-/* Write the panels to path; returns 0 on success, -1 (errno set) on failure. */
-int svg_write(const char *path, const char *title, const svg_panel *panels, int n_panels);
-/* The same with the panels in rows of cols (filled left to right, top to bottom). */
+/* Write the panels in rows of `columns` (filled left to right, top to bottom;
+ * columns < 1 or > n_panels: one row) under a band holding the title.
+ * Returns 0 on success, -1 (errno set) on failure. */
 int svg_write_grid(const char *path, const char *title, const svg_panel *panels, int n_panels,
-                   int cols);
+                   int columns);
+/* The panels side by side in one row: svg_write_grid with columns = n_panels. */
+int svg_write(const char *path, const char *title, const svg_panel *panels, int n_panels);
 
 #endif
