@@ -72,12 +72,18 @@ nb_status nb_set_error(nb_status s, const char *fmt, ...)
 #endif
     ;
 
-/* Threads used by the matrix products (OpenBLAS); 1 without BLAS. */
+/* Threads of the library: matrix products, convolutions, large elementwise
+ * ops and optimiser updates split their work over this many (the caller and
+ * a pool of workers that sleep when idle).  Default: OpenBLAS's default
+ * (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS, else the cores); without BLAS,
+ * the cores.  Results are repeatable for a given thread count. */
 nb_status nb_set_threads(int threads);
 int nb_threads(void);
-/* The kernel family OpenBLAS uses ("Haswell", "SkylakeX", "Cooperlake", ...;
- * "portable" without BLAS): detected from the CPU, or forced by the
- * environment variable OPENBLAS_CORETYPE, which OpenBLAS reads when it loads. */
+/* The matrix kernels in use, for reports: "nabla-avx512 (...)" (nabla's own
+ * single-precision kernel, chosen when the CPU has AVX-512), "OpenBLAS
+ * Haswell" (OpenBLAS and the kernel family it chose from the CPU or from the
+ * environment variable OPENBLAS_CORETYPE), or "portable".  The environment
+ * variable NB_GEMM=openblas or NB_GEMM=portable selects another kernel. */
 const char *nb_blas_core(void);
 
 /* --------------------------------------------------------------------- rng */
