@@ -16,9 +16,11 @@
  *   - A is read where it lies (a row or a column of A per broadcast), except
  *     for the last, partial row block, which is copied into a zero-padded
  *     buffer so that no read passes the end of A;
- *   - threads split the columns of C (or its rows, when C is narrow).
- * Memory: one packed block of B per thread, grown on first use and kept, so
- * a training step allocates nothing. */
+ *   - threads split the columns of C (or its rows, when C is narrow);
+ *   - products with at most four rows (batch-1 inference) skip packing:
+ *     dot products or row updates streamed straight from B.
+ * Memory: packing buffers per thread (a block of B, one micro-panel of A),
+ * grown on first use and kept, so a training step allocates nothing. */
 #include "gemm.h"
 
 #ifdef NB_AVX512_GEMM
@@ -37,7 +39,7 @@ enum {
     MR = 12,   /* rows of the C tile    */
     NR = 32,   /* columns of the C tile */
     KC = 256,  /* depth of one K block: a packed panel is KC*NR*4 = 32 KiB (L1) */
-    MC = 144,   /* rows of A per pass over the packed block (kept in L2)       */
+    MC = 144,  /* rows of A per pass over the packed block (kept in L2)       */
 };
 
 /* ---- packing B ---- */
