@@ -8,6 +8,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 typedef nb_node (*act_fn)(nb_graph *, nb_node);
 
@@ -88,6 +90,23 @@ int main(void) {
     compare("relu", nb_relu, x, B);
     compare("sigmoid", nb_sigmoid, x, B);
     compare("tanh", nb_tanh, x, B);
+
+    /* A child forked after the pool has run has none of its workers: its
+     * parallel regions must still finish, with the same result. */
+    run parent = forward_backward(2, nb_relu, x, B);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        run child = forward_backward(2, nb_relu, x, B);
+        int same = memcmp(child.y, parent.y, child.ny * sizeof *child.y) == 0 &&
+                   memcmp(child.dx, parent.dx, child.nx * sizeof *child.dx) == 0 &&
+                   memcmp(child.dw, parent.dw, child.nw * sizeof *child.dw) == 0;
+        _exit(same && nb_test_failed == 0 ? 0 : 1);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "forked child: status %d", status);
+    free_run(&parent);
     free(x);
     TEST_END();
 }

@@ -165,8 +165,20 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+/* A child process has only the thread that forked: start its workers anew. */
+static void forget_workers(void) {
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_mutex_init(&pool.busy, NULL);
+    pthread_cond_init(&pool.wake, NULL);
+    pool.started = 0;
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void register_atfork(void) { pthread_atfork(NULL, NULL, forget_workers); }
+
 /* Start workers until n threads (with the caller) can run; returns how many can. */
 static int ensure_workers(int n) {
+    pthread_once(&atfork_once, register_atfork);
     pthread_mutex_lock(&pool.lock);
     while (pool.started < n - 1) {
         pthread_t t;
