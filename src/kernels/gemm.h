@@ -21,6 +21,11 @@ int nb__sgemm_avx512_usable(void);
 void nb__sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha,
                       const float *A, int lda, const float *B, int ldb, float beta, float *C,
                       int ldc);
+/* Allocate the calling thread's packing buffers now (pool workers do this
+ * when they start, so no training step allocates them later). */
+void nb__gemm_thread_init(void);
+#else
+static inline void nb__gemm_thread_init(void) {}
 #endif
 
 /* Which kernel nb_gemm runs: the best available, unless the environment

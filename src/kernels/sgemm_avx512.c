@@ -19,8 +19,8 @@
  *   - threads split the columns of C (or its rows, when C is narrow);
  *   - products with at most four rows (batch-1 inference) skip packing:
  *     dot products or row updates streamed straight from B.
- * Memory: packing buffers per thread (a block of B, one micro-panel of A),
- * grown on first use and kept, so a training step allocates nothing. */
+ * Memory: fixed packing buffers per thread (a KC x NC block of B, one
+ * micro-panel of A), allocated once, so a training step allocates nothing. */
 #include "gemm.h"
 
 #ifdef NB_AVX512_GEMM
@@ -40,6 +40,7 @@ enum {
     NR = 32,   /* columns of the C tile */
     KC = 256,  /* depth of one K block: a packed panel is KC*NR*4 = 32 KiB (L1) */
     MC = 144,  /* rows of A per pass over the packed block (kept in L2)       */
+    NC = 2048, /* columns of B per packed block: bounds the packing buffer    */
 };
 
 /* ---- packing B ---- */
@@ -190,21 +191,21 @@ typedef struct gemm_job {
     int parts;
 } gemm_job;
 
-/* Each thread's packing buffers, kept between calls: one for B, one for
- * a block of A. */
-typedef struct pack_buffer {
-    float *p;
-    size_t n;
-} pack_buffer;
-static _Thread_local pack_buffer packed_b, packed_a;
+/* Each thread's packing buffers: a KC x NC block of B and one micro-panel of
+ * A, of fixed size, allocated once per thread (pool workers when they start,
+ * other threads at their first product) and kept.  A size that grew with the
+ * products would make a thread allocate whenever it first ran a larger one,
+ * which, with parts claimed dynamically, could be in any later step. */
+static _Thread_local float *packed_b, *packed_a;
 
-static float *buffer(pack_buffer *b, size_t n) {
-    if (b->n < n) {
-        free(b->p);
-        b->p = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
-        b->n = b->p ? n : 0;
-    }
-    return b->p;
+static int pack_buffers(void) {
+    if (!packed_b) packed_b = aligned_alloc(64, (size_t)KC * NC * sizeof(float));
+    if (!packed_a) packed_a = aligned_alloc(64, (size_t)KC * MR * sizeof(float));
+    return packed_b && packed_a;
+}
+
+void nb__gemm_thread_init(void) {
+    if (nb__sgemm_avx512_usable()) pack_buffers();
 }
 
 /* Copy micro-panel rows [i, i+m) x [p0, p0+kc) of op(A) k-major into dst
@@ -280,17 +281,15 @@ static void gemm_part(void *ctx, int part) {
         if (j1 > g->N) j1 = g->N;
     }
     if (i0 >= i1 || j0 >= j1) return;
-    int kc = g->K < KC ? g->K : KC;
-    float *bp = buffer(&packed_b, (size_t)((j1 - j0 + NR - 1) / NR) * NR * (size_t)kc);
-    float *ap = buffer(&packed_a, (size_t)MR * (size_t)kc);
-    if (!bp || !ap) { /* out of memory: the portable kernel needs none */
+    if (!pack_buffers()) { /* out of memory: the portable kernel needs none */
         nb_gemm_portable(g->ta, g->tb, i1 - i0, j1 - j0, g->K, g->alpha,
                          g->ta ? g->A + i0 : g->A + (size_t)i0 * g->lda, g->lda,
                          g->tb ? g->B + (size_t)j0 * g->ldb : g->B + j0, g->ldb, g->beta,
                          g->C + (size_t)i0 * g->ldc + j0, g->ldc);
         return;
     }
-    gemm_block(g, i0, i1, j0, j1, bp, ap);
+    for (int jc = j0; jc < j1; jc += NC)
+        gemm_block(g, i0, i1, jc, j1 - jc < NC ? j1 : jc + NC, packed_b, packed_a);
 }
 
 /* ---- products with at most SMALL_M rows (batch-1 inference): no packing ---- */

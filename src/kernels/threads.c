@@ -14,6 +14,7 @@
 #include "gemm.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +107,7 @@ static struct {
     pthread_cond_t wake;
     pthread_mutex_t busy;     /* one region at a time */
     int started;              /* workers running */
+    atomic_int ready;         /* workers done with their own setup */
     atomic_uint region;       /* number of the newest region */
     _Atomic unsigned long long claim; /* region << 32 | next part */
     atomic_int done;          /* parts finished */
@@ -145,7 +147,9 @@ static void run_parts(unsigned id) {
 
 static void *worker(void *arg) {
     (void)arg;
+    nb__gemm_thread_init();
     unsigned seen = atomic_load(&pool.region);
+    atomic_fetch_add(&pool.ready, 1); /* set up: ensure_workers may return */
     for (;;) {
         unsigned r;
         int spins = 0;
@@ -171,6 +175,7 @@ static void forget_workers(void) {
     pthread_mutex_init(&pool.busy, NULL);
     pthread_cond_init(&pool.wake, NULL);
     pool.started = 0;
+    atomic_store(&pool.ready, 0);
 }
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -192,6 +197,9 @@ static int ensure_workers(int n) {
     }
     int have = pool.started + 1;
     pthread_mutex_unlock(&pool.lock);
+    /* a new worker allocates its buffers first: wait, so that this happens
+     * during the call that started it, not in some later step */
+    while (atomic_load(&pool.ready) < have - 1) sched_yield();
     return have;
 }
 
