@@ -79,8 +79,8 @@ int main(void) {
                     float alpha = ab == 1 ? -0.5f : 1, beta = ab == 0 ? 0 : ab == 1 ? 1 : 0.25f;
                     double e = run_case(kernels[kk], t & 1, (t >> 1) & 1, M, N, K, alpha, beta);
                     CHECKF(e >= 0 && e < 1e-5, "%s threads %d ta %d tb %d M %d N %d K %d: "
-                           "alpha %g beta %g: error %g", names[kk], threads, t & 1, (t >> 1) & 1, M, N, K,
-                           alpha, beta, e);
+                           "alpha %g beta %g: error %g", names[kk], threads, t & 1,
+                           (t >> 1) & 1, M, N, K, alpha, beta, e);
                 }
         }
     }

@@ -137,7 +137,9 @@ static void run_parts(unsigned id) {
     for (;;) {
         if ((c >> 32) != id || (c & 0xFFFFFFFFull) >= parts) return;
         if (!atomic_compare_exchange_weak(&pool.claim, &c, c + 1)) continue;
-        in_part = 1; /* fn, ctx, parts are the region's: the claim succeeded while it was open */
+        /* the claim succeeded while the region was open, so fn, ctx and parts
+         * (read before it) are the region's */
+        in_part = 1;
         fn(ctx, (int)(c & 0xFFFFFFFFull));
         in_part = 0;
         atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
@@ -159,7 +161,8 @@ static void *worker(void *arg) {
                 continue;
             }
             pthread_mutex_lock(&pool.lock);
-            while ((r = atomic_load(&pool.region)) == seen) pthread_cond_wait(&pool.wake, &pool.lock);
+            while ((r = atomic_load(&pool.region)) == seen)
+                pthread_cond_wait(&pool.wake, &pool.lock);
             pthread_mutex_unlock(&pool.lock);
             break;
         }

@@ -112,7 +112,8 @@ __attribute__((target("avx512f"))) static int row_2x2_avx512(const float *r0, co
     for (; ow < Wo; ow += 16, r0 += 32, r1 += 32, at0 = _mm512_add_epi32(at0, step)) {
         int left = Wo - ow < 16 ? Wo - ow : 16; /* outputs; 2*left inputs per row */
         __mmask16 lo = (__mmask16)(left >= 8 ? 0xFFFF : (1u << (2 * left)) - 1);
-        __mmask16 hi = (__mmask16)(left >= 16 ? 0xFFFF : left > 8 ? (1u << (2 * (left - 8))) - 1 : 0);
+        __mmask16 hi =
+            (__mmask16)(left >= 16 ? 0xFFFF : left > 8 ? (1u << (2 * (left - 8))) - 1 : 0);
         __mmask16 out = (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1);
         __m512 a0 = _mm512_maskz_loadu_ps(lo, r0), a1 = _mm512_maskz_loadu_ps(hi, r0 + 16);
         __m512 b0 = _mm512_maskz_loadu_ps(lo, r1), b1 = _mm512_maskz_loadu_ps(hi, r1 + 16);

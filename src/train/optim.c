@@ -253,7 +253,8 @@ const nb_optim_config *nb_optim_get_config(const nb_optim *o) { return o ? &o->c
 /* SGD: d = g + wd p; b = mu b + (1 - damp) d (b = d on the first step);
  * p -= lr (d + mu b) with Nesterov, else p -= lr b.  Written branch-free:
  * on the first step keep = 0, take = 1 gives b = d exactly. */
-NB_VECTOR_LOOP static void sgd_step(nb_optim *o, nb_real *restrict p, const nb_real *restrict g, double lr) {
+NB_VECTOR_LOOP static void sgd_step(nb_optim *o, nb_real *restrict p, const nb_real *restrict g,
+                                    double lr) {
     const size_t n = o->n;
     const nb_real rate = (nb_real)lr, wd = (nb_real)o->cfg.weight_decay;
     if (!o->buf) {
@@ -276,7 +277,8 @@ NB_VECTOR_LOOP static void sgd_step(nb_optim *o, nb_real *restrict p, const nb_r
 }
 
 /* The notes' momentum: v = beta v + (1 - beta) d, p -= lr v (v starts at 0). */
-NB_VECTOR_LOOP static void ema_step(nb_optim *o, nb_real *restrict p, const nb_real *restrict g, double lr) {
+NB_VECTOR_LOOP static void ema_step(nb_optim *o, nb_real *restrict p, const nb_real *restrict g,
+                                    double lr) {
     const size_t n = o->n;
     nb_real *restrict v = o->buf;
     const nb_real rate = (nb_real)lr, wd = (nb_real)o->cfg.weight_decay;
@@ -334,7 +336,8 @@ static inline void rmsprop_loop(nb_optim *o, nb_real *restrict p, const nb_real 
     }
 }
 
-NB_VECTOR_LOOP static void rmsprop_step(nb_optim *o, nb_real *params, const nb_real *grads, double lr) {
+NB_VECTOR_LOOP static void rmsprop_step(nb_optim *o, nb_real *params, const nb_real *grads,
+                                        double lr) {
     if (o->gavg && o->buf) rmsprop_loop(o, params, grads, lr, 1, 1);
     else if (o->gavg) rmsprop_loop(o, params, grads, lr, 1, 0);
     else if (o->buf) rmsprop_loop(o, params, grads, lr, 0, 1);
