@@ -233,19 +233,41 @@ static void maxpool_forward(nb_graph *g, nb_node_t *n) {
     }
 }
 
+/* Each gradient goes to its window's argmax; planes are split between
+ * threads (a plane's inputs get gradients only from its own outputs). */
+typedef struct unpool_job {
+    const pool_shape *s;
+    const int32_t *arg;
+    const nb_real *dy;
+    nb_real *dx;
+    int parts;
+} unpool_job;
+
+static void maxpool_backward_part(void *ctx, int part) {
+    const unpool_job *j = ctx;
+    size_t in_plane = (size_t)j->s->H * j->s->W, out_plane = (size_t)j->s->Ho * j->s->Wo;
+    size_t p0 = j->s->planes * (size_t)part / (size_t)j->parts;
+    size_t p1 = j->s->planes * (size_t)(part + 1) / (size_t)j->parts;
+    for (size_t pl = p0; pl < p1; pl++) {
+        nb_real *dx = j->dx + pl * in_plane;
+        const int32_t *arg = j->arg + pl * out_plane;
+        const nb_real *dy = j->dy + pl * out_plane;
+        for (size_t k = 0; k < out_plane; k++) dx[arg[k]] += dy[k];
+    }
+}
+
 static void maxpool_backward(nb_graph *g, nb_node_t *n) {
     nb_node_t *x = nb__in(g, n, 0);
     if (!x->grad) return;
     pool_shape s = shape_of(g, n);
-    const int32_t *arg = (const int32_t *)(const void *)n->scratch;
-    const nb_real *dy = n->grad;
-    size_t in_plane = (size_t)s.H * s.W, out_plane = (size_t)s.Ho * s.Wo;
-    for (size_t pl = 0; pl < s.planes; pl++) {
-        nb_real *dx = x->grad + pl * in_plane;
-        for (size_t k = 0; k < out_plane; k++) dx[arg[k]] += dy[k];
-        arg += out_plane;
-        dy += out_plane;
-    }
+    unpool_job j = {.s = &s, .arg = (const int32_t *)(const void *)n->scratch, .dy = n->grad,
+                    .dx = x->grad, .parts = 1};
+    size_t parts = nb__numel(n) / ((size_t)1 << 15); /* outputs per part at least */
+    int threads = nb__free_threads();
+    j.parts = parts < 1 ? 1 : parts > (size_t)threads ? threads : (int)parts;
+    if ((size_t)j.parts > s.planes) j.parts = (int)s.planes;
+    if (j.parts > 1) nb__parallel(j.parts, maxpool_backward_part, &j);
+    else maxpool_backward_part(&j, 0);
 }
 
 /* comparisons per output element */
