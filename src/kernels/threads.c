@@ -46,7 +46,7 @@ const char *nb_blas_core(void) {
 #ifdef NB_AVX512_GEMM
     if (nb__sgemm_avx512_usable() && nb__gemm_kernel() == NB__GEMM_AVX512) {
 #ifdef NB_USE_CBLAS
-        snprintf(name, sizeof name, "nabla-avx512 (OpenBLAS %s unused for float)",
+        snprintf(name, sizeof name, "nabla-avx512 (OpenBLAS %s for double only)",
                  openblas_get_corename());
 #else
         snprintf(name, sizeof name, "nabla-avx512");
