@@ -19,7 +19,7 @@
  *   - writing an accepted file again and reading it back gives the same
  *     tensors and metadata (when its names are writable: non-empty). */
 #include "nabla.h"
-#include "io/st_internal.h"
+#include "formats/st_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

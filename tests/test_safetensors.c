@@ -5,7 +5,7 @@
 #include "test.h"
 #include "files.h"
 #include "nabla.h"
-#include "io/st_internal.h"
+#include "formats/st_internal.h"
 
 #include <dirent.h>
 #include <stdlib.h>

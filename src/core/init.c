@@ -1,5 +1,5 @@
 /* Weight initialisers, following torch.nn.init (see docs/api.md). */
-#include "../core/internal.h"
+#include "internal.h"
 
 #include <string.h>
 

@@ -1,4 +1,4 @@
-/* Helpers shared by the file loaders in src/io/.  Not part of the public API. */
+/* Helpers shared by the file loaders in src/formats/.  Not part of the public API. */
 #ifndef NB_IO_H
 #define NB_IO_H
 

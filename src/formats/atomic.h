@@ -1,7 +1,7 @@
 /* Atomic file replacement for every file nabla writes (weights, checkpoints).
- * Internal to src/io. */
-#ifndef NB_IO_ATOMIC_H
-#define NB_IO_ATOMIC_H
+ * Internal to src/formats. */
+#ifndef NB_FORMATS_ATOMIC_H
+#define NB_FORMATS_ATOMIC_H
 
 #include "../core/internal.h"
 

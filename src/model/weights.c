@@ -4,7 +4,7 @@
  * buffers (num_batches_tracked) are I64 scalars, as PyTorch stores them.  Loading checks the whole file against the
  * graph into a staging copy first: the graph changes only when everything
  * fits. */
-#include "st_internal.h"
+#include "../formats/st_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* Internals shared by the safetensors reader/writer, graph weights and
- * checkpoints (src/io only). */
-#ifndef NB_IO_ST_INTERNAL_H
-#define NB_IO_ST_INTERNAL_H
+ * checkpoints (src/formats and src/model only). */
+#ifndef NB_FORMATS_ST_INTERNAL_H
+#define NB_FORMATS_ST_INTERNAL_H
 
 #include "../core/internal.h"
 

@@ -16,7 +16,7 @@
  *
  * Loading validates the whole file against the graph and the optimiser first
  * and changes nothing unless everything fits. */
-#include "st_internal.h"
+#include "../formats/st_internal.h"
 
 #include <errno.h>
 #include <limits.h>
