@@ -17,6 +17,6 @@ cc -std=c11 -Wall -Wextra -Wpedantic -Werror -o "$prefix/quickstart" \
 "$prefix/quickstart"
 cc -std=c11 -o "$prefix/quickstart_static" "$src/examples/quickstart.c" \
    $(pkg-config --cflags nabla) "$(dirname "$libdir")/libnabla.a" \
-   $(pkg-config --libs-only-l --static openblas 2>/dev/null || echo -lopenblas) -lm
+   $(pkg-config --libs-only-l --static nabla | sed 's/-lnabla//')
 "$prefix/quickstart_static"
 echo "1 passed, 0 failed"
