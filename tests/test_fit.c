@@ -690,6 +690,88 @@ static void test_augmented_resume(void) {
     for (int run = 0; run < 3; run++) free(result[run]);
 }
 
+/* The gradient hook: called once per step between backward and the update
+ * with the whole flat gradient buffer; what it leaves there is what the
+ * optimiser uses; an error from it stops training. */
+typedef struct hook_log {
+    int calls;
+    size_t n;
+    nb_real *grads;
+    nb_status answer;
+} hook_log;
+static nb_status zero_gradients(nb_real *grads, size_t n, void *user) {
+    hook_log *h = user;
+    h->calls++;
+    h->n = n;
+    h->grads = grads;
+    memset(grads, 0, n * sizeof *grads);
+    if (h->answer != NB_OK) return nb_set_error(h->answer, "the other processes are gone");
+    return NB_OK;
+}
+
+static void test_gradient_hook(void) {
+    make_blobs(1);
+    model m = make_model(3);
+    nb_data d = blobs();
+    size_t n = nb_param_count(m.g);
+    nb_real *before = malloc(n * sizeof *before);
+    memcpy(before, nb_params(m.g), n * sizeof *before);
+    nb_fit_config cfg = nb_fit_defaults(m.x, m.y, m.loss, m.out);
+    cfg.epochs = 2;
+    cfg.batch_size = 30;
+    cfg.optimizer = test_optim(m.g, NB_OPT_SGD, 0.5);
+    hook_log h = {0, 0, NULL, NB_OK};
+    cfg.on_gradients = zero_gradients;
+    cfg.user = &h;
+    nb_epoch_stats last;
+    CHECK_OK(nb_fit(m.g, &cfg, &d, NULL, &last));
+    CHECK(h.calls == 6 && last.step == 6);
+    CHECK(h.n == n && h.grads == nb_grads(m.g));
+    /* plain SGD from zeroed gradients: nothing moved */
+    CHECK(memcmp(before, nb_params(m.g), n * sizeof *before) == 0);
+    h.answer = NB_ERR_IO;
+    CHECK_ERR(nb_fit(m.g, &cfg, &d, NULL, NULL), NB_ERR_IO,
+              "nb_fit: epoch 1, step 1 of 3: nb_train_step: on_gradients: the other processes "
+              "are gone");
+    free(before);
+    nb_graph_free(m.g);
+}
+
+/* nb_fit is its batches run through nb_train_step: the same steps by hand
+ * (no shuffling, so batch b holds samples b*B ...) give the same bits. */
+static void test_train_step(void) {
+    make_blobs(1);
+    model a = make_model(7), b = make_model(7);
+    nb_data d = blobs();
+    nb_fit_config cfg = nb_fit_defaults(a.x, a.y, a.loss, a.out);
+    cfg.epochs = 1;
+    cfg.batch_size = 40; /* 90 = 40 + 40 + 10 */
+    cfg.no_shuffle = 1;
+    cfg.clip_norm = 0.5;
+    cfg.optimizer = test_optim(a.g, NB_OPT_ADAM, 0.01);
+    CHECK_OK(nb_fit(a.g, &cfg, &d, NULL, NULL));
+
+    nb_fit_config step = cfg;
+    step.input = b.x, step.target = b.y, step.loss = b.loss, step.output = b.out;
+    step.optimizer = test_optim(b.g, NB_OPT_ADAM, 0.01);
+    for (int start = 0; start < BLOB_N; start += 40) {
+        int bs = BLOB_N - start < 40 ? BLOB_N - start : 40;
+        double loss = -1;
+        CHECK_OK(nb_set_input(b.g, b.x, blob_x + 2 * start, bs));
+        CHECK_OK(nb_set_input(b.g, b.y, blob_onehot + CLASSES * start, bs));
+        CHECK_OK(nb_train_step(b.g, &step, 0.01, &loss));
+        CHECK(loss == (double)nb_value(b.g, b.loss)[0] && loss > 0);
+    }
+    CHECK(nb_optim_steps(step.optimizer) == 3);
+    CHECK(memcmp(nb_params(a.g), nb_params(b.g), nb_param_count(a.g) * sizeof(nb_real)) == 0);
+    /* its own checks */
+    step.optimizer = NULL;
+    CHECK_ERR(nb_train_step(b.g, &step, 0.01, NULL), NB_ERR_ARG, "nb_train_step: no optimizer");
+    CHECK_ERR(nb_train_step(b.g, NULL, 0.01, NULL), NB_ERR_ARG, "config is NULL");
+    nb_graph_free(a.g);
+    nb_graph_free(b.g);
+}
+
 int main(void) {
     test_reproducible();
     test_learns();
@@ -706,6 +788,8 @@ int main(void) {
     test_byte_inputs();
     test_augment_image();
     test_augmented_resume();
+    test_gradient_hook();
+    test_train_step();
     test_free_optims();
     TEST_END();
 }
