@@ -31,6 +31,12 @@
 extern "C" {
 #endif
 
+/* What this header declares is the library's interface: exported from the
+ * shared library, which is built with every other symbol hidden. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #define NB_VERSION "0.1.0"
 
 /* The scalar type.  Always float in the installed library; the test suite
@@ -998,6 +1004,10 @@ nb_status nb_checkpoint_save(const char *path, const nb_graph *g, const nb_optim
  * step, seed and rng (ck->model is left as it was). */
 nb_status nb_checkpoint_load(const char *path, nb_graph *g, nb_optim *opt,
                              nb_checkpoint *ck);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }
