@@ -29,12 +29,16 @@ int main(void) {
     nb_rng_seed(&rng, 42); /* explicit seed: the same run every time */
     nb_graph_init(g, &rng);
 
+    nb_optim_config adam = nb_optim_defaults(NB_OPT_ADAM);
+    adam.lr = 0.01;
+    nb_optim *opt = nb_optim_new(&adam, nb_param_count(g));
+    nb_data data;
+    nb_data_from_reals(x, y, N, 1, 1, &data); /* N samples of 1 input and 1 target */
+
     nb_fit_config cfg = nb_fit_defaults(in, target, loss, NB_NONE);
     cfg.epochs = 300;
     cfg.batch_size = 32;
-    cfg.optim = nb_optim_defaults(NB_OPT_ADAM);
-    cfg.optim.lr = 0.01;
-    nb_dataset data = {.x = x, .y = y, .n = N, .x_size = 1, .y_size = 1};
+    cfg.optimizer = opt;
     nb_epoch_stats last;
     if (nb_fit(g, &cfg, &data, NULL, &last) != NB_OK) {
         fprintf(stderr, "training: %s\n", nb_last_error());
@@ -47,6 +51,8 @@ int main(void) {
     nb_set_input(g, in, &q, 1);
     nb_forward(g, out);
     printf("net(1.0) = %.4f, sin(1.0) = %.4f\n", nb_value(g, out)[0], sinf(q));
+    nb_data_free(&data);
+    nb_optim_free(opt);
     nb_graph_free(g);
     return last.train_loss < 1e-3 ? 0 : 1;
 }

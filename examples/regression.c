@@ -114,16 +114,22 @@ int main(void) {
         return 1;
     }
     nb_graph_init(g, &rng);
+    nb_optim_config sgd = nb_optim_defaults(NB_OPT_SGD);
+    sgd.lr = 0.1;
+    nb_optim *opt = nb_optim_new(&sgd, nb_param_count(g));
+    nb_data data;
+    if (nb_data_from_reals(x, y, N, F, 1, &data) != NB_OK || !opt) {
+        printf("out of memory: %s\n", nb_last_error());
+        return 1;
+    }
     nb_fit_config cfg = nb_fit_defaults(xi, yi, loss, NB_NONE);
-    cfg.optim = nb_optim_defaults(NB_OPT_SGD);
-    cfg.optim.lr = 0.1;
+    cfg.optimizer = opt;
     cfg.epochs = 1000;  /* at most; report() stops earlier */
     cfg.batch_size = N; /* full batch: plain gradient descent */
     cfg.on_epoch = report;
     cfg.user = g;
-    nb_dataset data = {.x = x, .y = y, .n = N, .x_size = F, .y_size = 1};
     nb_epoch_stats last;
-    printf("gradient descent (SGD lr %.2f, full batch):\n", cfg.optim.lr);
+    printf("gradient descent (SGD lr %.2f, full batch):\n", sgd.lr);
     if (nb_fit(g, &cfg, &data, NULL, &last) != NB_OK) {
         printf("training failed: %s\n", nb_last_error());
         return 1;
@@ -145,6 +151,8 @@ int main(void) {
     printf("\n\nfinal MSE %.8f after %ld steps\n", final_loss, last.step);
     printf("max |gradient - closed form| = %.2e  %s\n", maxdiff,
            ok ? "[agree to 1e-4]" : "[DO NOT AGREE to 1e-4]");
+    nb_data_free(&data);
+    nb_optim_free(opt);
     nb_graph_free(g);
     return ok ? 0 : 1;
 }

@@ -31,6 +31,12 @@
 extern "C" {
 #endif
 
+/* What this header declares is the library's interface: exported from the
+ * shared library, which is built with every other symbol hidden. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #define NB_VERSION "0.1.0"
 
 /* The scalar type.  Always float in the installed library; the test suite
@@ -439,6 +445,9 @@ nb_optim_config nb_optim_defaults(nb_optim_kind kind);
  * "adam", "adamw" into defaults for that optimiser. */
 nb_status nb_optim_parse(const char *name, nb_optim_config *out);
 const char *nb_optim_name(nb_optim_kind kind);
+/* Check a configuration's fields (nb_optim_new does); NB_ERR_ARG with a
+ * message naming the field if invalid. */
+nb_status nb_optim_check(const nb_optim_config *cfg);
 
 typedef struct nb_optim nb_optim;
 /* An optimiser for n scalars (all state allocated here, once). */
@@ -493,18 +502,9 @@ nb_status nb_schedule_check(const nb_schedule *s);
 
 /* ----------------------------------------------------------------- training */
 
-/* In-memory data: n samples of x_size inputs and y_size targets each
- * (y_size 1 for class indices).  The inputs are either reals (x) or bytes
- * (x_u8, converted per batch as x_u8 * x_scale + x_offset: images stay four
- * times smaller in memory).  Exactly one of x and x_u8 is set. */
-typedef struct nb_dataset {
-    const nb_real *x;
-    const nb_real *y;
-    size_t n;
-    size_t x_size, y_size;
-    const uint8_t *x_u8;
-    nb_real x_scale, x_offset;
-} nb_dataset;
+/* The training data is an nb_data (see "training data" below): what the
+ * loaders return, or nb_data_from_reals for arrays already in memory. */
+typedef struct nb_data nb_data;
 
 typedef struct nb_epoch_stats {
     int epoch;               /* 1-based                                  */
@@ -532,26 +532,33 @@ typedef struct nb_batch_stats {
  * (nb_fit then returns NB_OK with the epoch unfinished). */
 typedef int (*nb_batch_callback)(const nb_batch_stats *stats, void *user);
 
+/* Called by nb_train_step between backward and clipping with the flat
+ * gradient buffer (nb_grads): the one place where gradients of several
+ * processes are combined (summed or averaged) before every process takes
+ * the same optimiser step.  Return NB_OK, or an error to stop the step. */
+typedef nb_status (*nb_gradient_hook)(nb_real *grads, size_t n, void *user);
+
 typedef struct nb_fit_config {
     nb_node input, target, loss;
     nb_node output;          /* scores for accuracy (argmax); NB_NONE: none */
     int epochs;
     int batch_size;
-    uint64_t seed;           /* drives shuffling                          */
+    uint64_t seed;           /* drives shuffling and augmentation         */
     int no_shuffle;
     int drop_last;           /* skip a final partial batch                */
-    nb_optim_config optim;
-    nb_schedule schedule;    /* per epoch                                 */
+    /* The optimiser (required, caller-owned, from nb_optim_new): its
+     * configuration holds the base learning rate, and its state carries over
+     * between calls and can be checkpointed. */
+    nb_optim *optimizer;
+    nb_schedule schedule;    /* the rate per epoch, from the base rate    */
     double clip_norm;        /* 0: no clipping                            */
     nb_epoch_callback on_epoch;
     nb_batch_callback on_batch;
-    void *user;              /* passed to both callbacks                  */
-    /* Resuming: a caller-owned optimiser (its state carries over between
-     * calls and can be checkpointed; cfg.optim is then ignored), and the
-     * position to start from: start_epoch epochs and start_batch batches of
-     * the next epoch already done.  With the same seed the remaining steps
-     * are exactly those an uninterrupted run would take. */
-    nb_optim *optimizer;
+    nb_gradient_hook on_gradients; /* NULL: none                         */
+    void *user;              /* passed to the callbacks and the hook      */
+    /* Resuming: start_epoch epochs and start_batch batches of the next epoch
+     * already done.  With the same seed the remaining steps are exactly
+     * those an uninterrupted run would take. */
     int start_epoch;
     size_t start_batch;
     /* Image augmentation of the training batches (inputs [B, C, H, W] or
@@ -568,12 +575,28 @@ typedef struct nb_fit_config {
 void nb_augment_image(const nb_real *in, nb_real *out, int c, int h, int w, int flip, int dy,
                       int dx);
 
-/* Defaults: 10 epochs, batch 32, seed 0, Adam, constant schedule. */
+/* Defaults: 10 epochs, batch 32, seed 0, constant schedule, no optimiser
+ * (set cfg.optimizer). */
 nb_fit_config nb_fit_defaults(nb_node input, nb_node target, nb_node loss, nb_node output);
+
+/* Check the settings of cfg that depend on neither the graph nor the data
+ * (epochs, batch size, clipping, schedule, augmentation, resume position).  nb_fit runs this check itself; a program may call it
+ * early to report bad settings before loading anything. */
+nb_status nb_fit_check(const nb_fit_config *cfg);
+
+/* One training step on the batch already set on cfg->input and cfg->target
+ * (nb_set_input): zero the gradients, forward (loss and cfg->output in one
+ * pass), backward, cfg->on_gradients, clip to cfg->clip_norm, and one step
+ * of cfg->optimizer at learning rate lr.  *loss receives the batch loss.
+ * A non-finite loss or gradient stops the step before the update with
+ * NB_ERR_NUMERIC; the step's values and gradients are left in place, so
+ * nb_find_nonfinite can say where the first NaN or inf appeared. */
+nb_status nb_train_step(nb_graph *g, const nb_fit_config *cfg, double lr, double *loss);
 
 /* Mini-batch training: each epoch reshuffles the training set with a
  * permutation derived from (seed, epoch), so a run is reproducible and can be
- * resumed at any epoch.  val may be NULL.
+ * resumed at any epoch.  val may be NULL.  The learning rate of epoch e is
+ * nb_schedule_lr(&cfg->schedule, the optimiser's lr, e - 1).
  * Every step checks that the loss and the gradients are finite; if not,
  * nb_fit stops before the optimiser step (the parameters as they were) with
  * NB_ERR_NUMERIC and a message naming the epoch, the step and where the
@@ -582,12 +605,12 @@ nb_fit_config nb_fit_defaults(nb_node input, nb_node target, nb_node loss, nb_no
  * overflows shows in the next step's loss (the message names the
  * parameter); the parameters are also checked at the end of every epoch, so
  * on_epoch and a successful return never see non-finite parameters. */
-nb_status nb_fit(nb_graph *g, const nb_fit_config *cfg, const nb_dataset *train,
-                 const nb_dataset *val, nb_epoch_stats *last);
+nb_status nb_fit(nb_graph *g, const nb_fit_config *cfg, const nb_data *train,
+                 const nb_data *val, nb_epoch_stats *last);
 
-/* Mean loss and accuracy (-1 when output is NB_NONE) over a dataset, in eval mode. */
+/* Mean loss and accuracy (-1 when output is NB_NONE) over a data set, in eval mode. */
 nb_status nb_evaluate(nb_graph *g, nb_node input, nb_node target, nb_node loss,
-                      nb_node output, const nb_dataset *data, int batch_size,
+                      nb_node output, const nb_data *data, int batch_size,
                       double *loss_out, double *acc_out);
 
 /* ------------------------------------------------------------ diagnostics */
@@ -768,8 +791,11 @@ nb_status nb_npy_parse(const void *data, size_t len, const char *name, nb_array 
  * 1 byte per value in memory) or as reals; nb_data_batch converts a batch to
  * reals on the fly, applying
  *     x = (raw * scale - mean[j]) * inv_std[j]        (j: feature index)
- * where mean/inv_std are set by nb_data_standardize (NULL: 0 and 1). */
-typedef struct nb_data {
+ * where mean/inv_std are set by nb_data_standardize (NULL: 0 and 1), in
+ * double (bytes without standardisation: raw * scale in nb_real, as fast as
+ * a copy).  nb_fit and nb_evaluate read their batches this way, so byte
+ * images stay four times smaller in memory during training. */
+struct nb_data {
     size_t n;
     int ndim;
     int dims[NB_MAX_DIMS];
@@ -785,10 +811,13 @@ typedef struct nb_data {
     char **class_names;     /* n_classes names, or NULL                          */
     char **feature_names;   /* sample_size names (from a CSV header), or NULL    */
     char *label_name;       /* or NULL                                           */
-    nb_real *cache;         /* converted features kept for nb_data_as_dataset    */
-} nb_data;
+};
 
 void nb_data_free(nb_data *d);
+/* n samples copied from x (n * x_size reals, per-sample shape [x_size]) and
+ * y (n * y_size reals; NULL when y_size is 0). */
+nb_status nb_data_from_reals(const nb_real *x, const nb_real *y, size_t n, size_t x_size,
+                             size_t y_size, nb_data *out);
 /* Take over a CSV table (csv is emptied): per-sample shape [features]. */
 nb_status nb_data_from_csv(nb_csv_data *csv, nb_data *out);
 /* Samples from x [N, ...] (any element type; u8 stays bytes) and labels y
@@ -821,12 +850,6 @@ nb_status nb_data_split(const nb_data *all, double val_fraction, uint64_t seed,
  * sample far outside the training set's spread). */
 nb_status nb_data_batch(const nb_data *d, const size_t *idx, size_t start, size_t count,
                         nb_real *x, nb_real *y);
-/* A view for nb_fit / nb_evaluate, valid until d is scaled, standardised or
- * freed.  Plain reals are viewed in place; byte data without standardisation
- * stay bytes (nb_fit converts them batch by batch); other transformed data
- * are converted once into d->cache (n * sample_size reals: this costs memory). */
-nb_status nb_data_as_dataset(nb_data *d, nb_dataset *out);
-
 /* Load a named data set's split ("train" or "test") from dir/<name>/ (or
  * dir/ itself when it holds the files).  dir NULL: $NABLA_DATA_DIR, else
  * /usr/share/datasets.  Known names: "fashion-mnist" (u8 images [1, 28, 28],
@@ -981,6 +1004,10 @@ nb_status nb_checkpoint_save(const char *path, const nb_graph *g, const nb_optim
  * step, seed and rng (ck->model is left as it was). */
 nb_status nb_checkpoint_load(const char *path, nb_graph *g, nb_optim *opt,
                              nb_checkpoint *ck);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -15,8 +15,15 @@ cc -std=c11 -Wall -Wextra -Wpedantic -Werror -o "$prefix/quickstart" \
    "$src/examples/quickstart.c" $(pkg-config --cflags nabla) \
    $(pkg-config --libs nabla) -lm -Wl,-rpath,"$prefix/lib" -Wl,-rpath,"$(dirname "$libdir")"
 "$prefix/quickstart"
+# the shared library exports the interface of nabla.h and nothing else
+so=$(find "$prefix" -name 'libnabla.so' | head -n 1)
+exported=$(nm -D --defined-only "$so" | awk '{print $3}')
+echo "$exported" | grep -qx nb_fit || { echo "libnabla.so does not export nb_fit"; exit 1; }
+echo "$exported" | grep -qx nb_train_step || { echo "libnabla.so does not export nb_train_step"; exit 1; }
+internal=$(echo "$exported" | grep -E '^nb__|^nb_err$|^nb_err_prefix$|^nb_gemm' || true)
+[ -z "$internal" ] || { echo "libnabla.so exports internal symbols:"; echo "$internal"; exit 1; }
 cc -std=c11 -o "$prefix/quickstart_static" "$src/examples/quickstart.c" \
    $(pkg-config --cflags nabla) "$(dirname "$libdir")/libnabla.a" \
-   $(pkg-config --libs-only-l --static openblas 2>/dev/null || echo -lopenblas) -lm
+   $(pkg-config --libs-only-l --static nabla | sed 's/-lnabla//')
 "$prefix/quickstart_static"
 echo "1 passed, 0 failed"

@@ -73,13 +73,11 @@ static void test_from_arrays(void) {
     CHECK(nb_data_batch(&d, bad_idx, 0, 1, xb, yb) == NB_ERR_ARG);
     CHECK(strstr(nb_last_error(), "sample index 10 out of range"));
     CHECK(nb_data_batch(&d, NULL, 9, 2, xb, yb) == NB_ERR_ARG);
-    /* the nb_dataset view converts bytes once into the cache */
-    nb_dataset ds;
-    CHECK_OK(nb_data_as_dataset(&d, &ds));
-    CHECK(ds.n == 10 && ds.x_size == 6 && ds.y_size == 1 && ds.x == d.cache && ds.y == d.y);
-    if (ds.x) CHECK_CLOSE(ds.x[59], copy[59] / 255.0, 1e-7, 1e-7);
+    /* the last value of the last sample: what nb_fit reads is the whole set */
+    CHECK_OK(nb_data_batch(&d, NULL, 9, 1, xb, yb));
+    CHECK_CLOSE(xb[5], copy[59] / 255.0, 1e-7, 1e-7);
     nb_data_free(&d);
-    CHECK(d.x_u8 == NULL && d.cache == NULL);
+    CHECK(d.x_u8 == NULL);
 
     /* f64 features become reals; NaN is refused; label count must match */
     double vals[6] = {1, 2, 3, 4, 5, 6};
@@ -98,8 +96,6 @@ static void test_from_arrays(void) {
     ((double *)fx.data)[4] = 5;
     CHECK_OK(nb_data_from_arrays(&fx, NULL, &d));
     CHECK(d.x_real && !d.x_u8 && d.y == NULL && d.y_size == 0 && d.sample_size == 2);
-    CHECK_OK(nb_data_as_dataset(&d, &ds));
-    CHECK(ds.x == d.x_real && d.cache == NULL); /* plain reals: a view, no copy */
     CHECK(nb_data_scale_unit(&d) == NB_ERR_ARG);
     CHECK(nb_data_scale(&d, 0) == NB_ERR_ARG);
     CHECK(nb_data_scale(&d, NAN) == NB_ERR_ARG);
@@ -154,11 +150,6 @@ static void test_standardize(void) {
         CHECK_CLOSE(vb[2 * i], (vcopy[2 * i] - mean) / sd, 1e-5, 1e-5);
         CHECK_CLOSE(vb[2 * i + 1], vcopy[2 * i + 1] - 3.25, 1e-6, 1e-6);
     }
-    /* the dataset view applies the same transform */
-    nb_dataset ds;
-    CHECK_OK(nb_data_as_dataset(&val, &ds));
-    CHECK(ds.x == val.cache);
-    if (ds.x) CHECK(memcmp(ds.x, vb, sizeof vb) == 0);
     /* a held-out value far outside a tiny training spread does not fit a float */
     nb_array sx = {NB_F32, 2, {2, 1}, 2, NULL}, sv = {NB_F32, 2, {1, 1}, 1, NULL};
     float *sxv = malloc(2 * sizeof(float)), *svv = malloc(sizeof(float));
@@ -284,9 +275,7 @@ static void test_from_csv(void) {
     CHECK_OK(nb_data_split(&d, 0.5, 1, &a, &b));
     CHECK(a.feature_names && strcmp(a.feature_names[3], "petal_width") == 0);
     CHECK(b.class_names && strcmp(b.class_names[2], "virginica") == 0);
-    nb_dataset ds;
-    CHECK_OK(nb_data_as_dataset(&a, &ds));
-    CHECK(ds.x == a.x_real && ds.n == 2 && ds.x_size == 4);
+    CHECK(a.x_real && a.n == 2 && a.sample_size == 4);
     nb_data_free(&a);
     nb_data_free(&b);
     nb_data_free(&d);
@@ -309,6 +298,28 @@ static void write_idx_gz(const char *path, int ndim, const int *dims, const uint
 }
 
 /* A fake Fashion-MNIST: 3 test images of 28x28 in dir/fashion-mnist/. */
+/* Samples copied from arrays in memory: owned, shaped [x_size], read back. */
+static void test_from_reals(void) {
+    nb_real x[6] = {1, 2, 3, 4, 5, 6}, y[3] = {0, 1, 2};
+    nb_data d;
+    CHECK_OK(nb_data_from_reals(x, y, 3, 2, 1, &d));
+    CHECK(d.n == 3 && d.ndim == 1 && d.dims[0] == 2 && d.sample_size == 2 && d.y_size == 1);
+    CHECK(d.x_real != x && d.x_u8 == NULL && d.scale == 1);
+    x[0] = 99; /* a copy: later changes to the caller's array do not show */
+    nb_real xb[2], yb[1];
+    size_t idx[3] = {2, 0, 1};
+    CHECK_OK(nb_data_batch(&d, idx, 1, 1, xb, yb));
+    CHECK(xb[0] == 1 && xb[1] == 2 && yb[0] == 0);
+    nb_data_free(&d);
+    CHECK(nb_data_from_reals(NULL, y, 3, 2, 1, &d) == NB_ERR_ARG);
+    CHECK(strstr(nb_last_error(), "x is NULL"));
+    CHECK(nb_data_from_reals(x, NULL, 3, 2, 1, &d) == NB_ERR_ARG);
+    CHECK(nb_data_from_reals(x, y, 3, 0, 1, &d) == NB_ERR_ARG);
+    CHECK_OK(nb_data_from_reals(x, NULL, 3, 2, 0, &d)); /* no labels */
+    CHECK(d.y == NULL && d.y_size == 0);
+    nb_data_free(&d);
+}
+
 static void test_load_by_name_fake(void) {
     char dir[] = "/tmp/nabla_data_XXXXXX";
     if (!mkdtemp(dir)) {
@@ -401,6 +412,7 @@ int main(void) {
     test_standardize();
     test_split();
     test_from_csv();
+    test_from_reals();
     test_load_by_name_fake();
     test_fashion_mnist();
     TEST_END();

@@ -4,6 +4,7 @@
  * the node that made it (data, parameter, forward op, backward op), also
  * through nb_fit's error messages. */
 #include "test.h"
+#include "fit_support.h"
 #include "nabla.h"
 
 #include <math.h>
@@ -369,10 +370,10 @@ static void test_gradient_overflow(void) {
     HAS(buf, "(mul)");
     /* nb_fit stops before the optimiser step: the parameters are unchanged */
     nb_fit_config cfg = nb_fit_defaults(o.x, o.y, o.loss, NB_NONE);
-    cfg.optim = nb_optim_defaults(NB_OPT_SGD);
+    cfg.optimizer = test_optim(o.g, NB_OPT_SGD, -1);
     cfg.batch_size = 2;
     nb_real ys[4] = {0, 0, 0, 0};
-    nb_dataset data = {.x = xs, .y = ys, .n = 4, .x_size = 1, .y_size = 1};
+    nb_data data = test_data(xs, ys, 4, 1, 1);
     nb_real before[2];
     memcpy(before, nb_params(o.g), sizeof before);
     CHECK(nb_fit(o.g, &cfg, &data, NULL, NULL) == NB_ERR_NUMERIC);
@@ -382,6 +383,7 @@ static void test_gradient_overflow(void) {
     CHECK(memcmp(before, nb_params(o.g), sizeof before) == 0);
     /* the same with clipping (the norm is what detects it then) */
     cfg.clip_norm = 1;
+    cfg.optimizer = test_optim(o.g, NB_OPT_SGD, -1);
     CHECK(nb_fit(o.g, &cfg, &data, NULL, NULL) == NB_ERR_NUMERIC);
     HAS(nb_last_error(), "the gradient of node 'w1' (param) is inf");
     CHECK(memcmp(before, nb_params(o.g), sizeof before) == 0);
@@ -396,10 +398,11 @@ static void test_fit_messages(void) {
     for (int k = 0; k < 24; k++) xs[k] = R(0.1) * (nb_real)(k % 7) - R(0.3);
     for (int k = 0; k < 16; k++) ts[k] = (nb_real)(k % 3 == 0);
     xs[6 * 3 + 2] = NAN;
-    nb_dataset data = {.x = xs, .y = ts, .n = 8, .x_size = 3, .y_size = 2};
+    nb_data data = test_data(xs, ts, 8, 3, 2);
     nb_fit_config cfg = nb_fit_defaults(m.x, m.t, m.loss, NB_NONE);
     cfg.batch_size = 4;
     cfg.no_shuffle = 1;
+    cfg.optimizer = test_optim(m.g, NB_OPT_ADAM, -1);
     CHECK(nb_fit(m.g, &cfg, &data, NULL, NULL) == NB_ERR_NUMERIC);
     HAS(nb_last_error(), "nb_fit: loss is NaN at epoch 1, step 2 of 2 (optimiser step 2): "
                          "input 'x' holds NaN (element 8, sample 2 of the batch");
@@ -410,6 +413,7 @@ static void test_fit_messages(void) {
     nb_rng rng;
     nb_rng_seed(&rng, 5);
     CHECK_OK(nb_graph_init(m.g, &rng));
+    cfg.optimizer = test_optim(m.g, NB_OPT_ADAM, -1);
     CHECK(nb_fit(m.g, &cfg, &data, NULL, NULL) == NB_ERR_NUMERIC);
     HAS(nb_last_error(), "is sample 6 of the training set; check the data");
     xs[6 * 3 + 2] = 0;
@@ -421,6 +425,7 @@ static void test_fit_messages(void) {
     nb_value(m.g, nb_find(m.g, "out.weight"))[2] = R(3e38);
     nb_value(m.g, nb_find(m.g, "out.weight"))[3] = R(3e38);
     nb_value(m.g, nb_find(m.g, "h.bias"))[0] = 10; /* ReLU unit 0 fires for all */
+    cfg.optimizer = test_optim(m.g, NB_OPT_ADAM, -1);
     CHECK(nb_fit(m.g, &cfg, &data, NULL, NULL) == NB_ERR_NUMERIC);
     HAS(nb_last_error(), "the forward value of node 'out' (linear) is inf");
     nb_graph_free(m.g);
@@ -435,10 +440,9 @@ static void test_fit_messages(void) {
     nb_rng_seed(&rng, 1);
     CHECK_OK(nb_graph_init(g, &rng));
     nb_real tens[2] = {10, 10}, zeros[2] = {0, 0};
-    nb_dataset d2 = {.x = tens, .y = zeros, .n = 2, .x_size = 1, .y_size = 1};
+    nb_data d2 = test_data(tens, zeros, 2, 1, 1);
     cfg = nb_fit_defaults(x, y, loss, NB_NONE);
-    cfg.optim = nb_optim_defaults(NB_OPT_SGD);
-    cfg.optim.lr = 1e38;
+    cfg.optimizer = test_optim(g, NB_OPT_SGD, 1e38);
     CHECK(nb_fit(g, &cfg, &d2, NULL, NULL) == NB_ERR_NUMERIC);
     HAS(nb_last_error(), "nb_fit: optimiser step 1 (the last of epoch 1) made parameter 'w' "
                          "infinite (element 0) from finite gradients");
@@ -447,6 +451,7 @@ static void test_fit_messages(void) {
     nb_rng_seed(&rng, 1);
     CHECK_OK(nb_graph_init(g, &rng));
     cfg.batch_size = 1;
+    cfg.optimizer = test_optim(g, NB_OPT_SGD, 1e38);
     CHECK(nb_fit(g, &cfg, &d2, NULL, NULL) == NB_ERR_NUMERIC);
     HAS(nb_last_error(), "nb_fit: loss is -inf at epoch 1, step 2 of 2 (optimiser step 2): "
                          "parameter 'w' holds -inf (element 0; 1 of 1 elements non-finite); "
@@ -455,6 +460,7 @@ static void test_fit_messages(void) {
                          "learning rate");
     /* a parameter that was not finite to begin with */
     nb_value(g, w)[0] = NAN;
+    cfg.optimizer = test_optim(g, NB_OPT_SGD, 1e38);
     CHECK(nb_fit(g, &cfg, &d2, NULL, NULL) == NB_ERR_NUMERIC);
     HAS(nb_last_error(), "at epoch 1, step 1 of 2 (optimiser step 1): parameter 'w' holds NaN");
     HAS(nb_last_error(), "it was so before training started");
@@ -469,5 +475,6 @@ int main(void) {
     test_find_nonfinite();
     test_gradient_overflow();
     test_fit_messages();
+    test_free_optims();
     TEST_END();
 }

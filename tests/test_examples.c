@@ -3,6 +3,7 @@
  * nb_fit, while the example writes its loop by hand). */
 #define _POSIX_C_SOURCE 200809L
 #include "test.h"
+#include "fit_support.h"
 #include "nabla.h"
 
 #include <stdlib.h>
@@ -152,9 +153,9 @@ static double xor_train(xor_net *n, double lr, nb_epoch_callback stop, nb_real f
     nb_fit_config cfg = nb_fit_defaults(n->x, n->y, n->loss, NB_NONE);
     cfg.epochs = 2000;
     cfg.batch_size = 4;
-    cfg.optim.lr = lr;
+    cfg.optimizer = test_optim(n->g, NB_OPT_ADAM, lr);
     cfg.on_epoch = stop;
-    nb_dataset d = {.x = xor_x, .y = xor_y, .n = 4, .x_size = 2, .y_size = 1};
+    nb_data d = test_data(xor_x, xor_y, 4, 2, 1);
     nb_epoch_stats last;
     CHECK_OK(nb_fit(n->g, &cfg, &d, NULL, &last));
     *steps = last.step;
@@ -216,5 +217,6 @@ int main(void) {
     test_xor_by_hand();
     test_xor_linear();
     test_xor_mlp();
+    test_free_optims();
     TEST_END();
 }

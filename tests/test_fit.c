@@ -5,6 +5,7 @@
 #include "test.h"
 #include "nabla.h"
 #include "core/internal.h"
+#include "fit_support.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -55,9 +56,8 @@ static model make_model(uint64_t init_seed) {
     return m;
 }
 
-static nb_dataset blobs(void) {
-    nb_dataset d = {.x = blob_x, .y = blob_onehot, .n = BLOB_N, .x_size = 2, .y_size = CLASSES};
-    return d;
+static nb_data blobs(void) {
+    return test_data(blob_x, blob_onehot, BLOB_N, 2, CLASSES);
 }
 
 static nb_real *trained_params(uint64_t shuffle_seed, int no_shuffle, size_t *n) {
@@ -67,8 +67,8 @@ static nb_real *trained_params(uint64_t shuffle_seed, int no_shuffle, size_t *n)
     cfg.batch_size = 8; /* 90 = 11 * 8 + 2: a partial last batch */
     cfg.seed = shuffle_seed;
     cfg.no_shuffle = no_shuffle;
-    cfg.optim.lr = 0.01;
-    nb_dataset d = blobs();
+    cfg.optimizer = test_optim(m.g, NB_OPT_ADAM, 0.01);
+    nb_data d = blobs();
     CHECK_OK(nb_fit(m.g, &cfg, &d, NULL, NULL));
     *n = nb_param_count(m.g);
     nb_real *p = malloc(*n * sizeof *p);
@@ -103,20 +103,20 @@ static int record_loss(const nb_epoch_stats *s, void *user) {
 static void test_learns(void) {
     make_blobs(1);
     model m = make_model(3);
-    nb_dataset d = blobs();
+    nb_data d = blobs();
     /* a separate validation set from the same distribution */
     static nb_real vx[BLOB_N * 2], vy[BLOB_N * CLASSES];
     make_blobs(2);
     memcpy(vx, blob_x, sizeof vx);
     memcpy(vy, blob_onehot, sizeof vy);
     make_blobs(1);
-    nb_dataset v = {.x = vx, .y = vy, .n = BLOB_N, .x_size = 2, .y_size = CLASSES};
+    nb_data v = test_data(vx, vy, BLOB_N, 2, CLASSES);
     double before_loss, before_acc;
     CHECK_OK(nb_evaluate(m.g, m.x, m.y, m.loss, m.out, &v, 16, &before_loss, &before_acc));
     nb_fit_config cfg = nb_fit_defaults(m.x, m.y, m.loss, m.out);
     cfg.epochs = 40;
     cfg.batch_size = 16;
-    cfg.optim.lr = 0.02;
+    cfg.optimizer = test_optim(m.g, NB_OPT_ADAM, 0.02);
     double first = -1;
     cfg.on_epoch = record_loss;
     cfg.user = &first;
@@ -142,7 +142,7 @@ static void test_learns(void) {
 static void test_evaluate_exact(void) {
     make_blobs(1);
     model m = make_model(4);
-    nb_dataset d = blobs();
+    nb_data d = blobs();
     double l7, a7, l90, a90;
     CHECK_OK(nb_evaluate(m.g, m.x, m.y, m.loss, m.out, &d, 7, &l7, &a7));
     CHECK_OK(nb_evaluate(m.g, m.x, m.y, m.loss, m.out, &d, 90, &l90, &a90));
@@ -208,7 +208,7 @@ static void test_class_index_accuracy(void) {
         }
         expect += best == (int)blob_class[s];
     }
-    nb_dataset d = {.x = blob_x, .y = blob_class, .n = BLOB_N, .x_size = 2, .y_size = 1};
+    nb_data d = test_data(blob_x, blob_class, BLOB_N, 2, 1);
     double l, a;
     CHECK_OK(nb_evaluate(g, x, y, loss, out, &d, 32, &l, &a));
     CHECK_CLOSE(a, (double)expect / BLOB_N, 0, 0);
@@ -216,7 +216,7 @@ static void test_class_index_accuracy(void) {
     /* shift every label by one class: accuracy must collapse */
     static nb_real wrong[BLOB_N];
     for (int s = 0; s < BLOB_N; s++) wrong[s] = (nb_real)(((int)blob_class[s] + 1) % CLASSES);
-    nb_dataset dw = {.x = blob_x, .y = wrong, .n = BLOB_N, .x_size = 2, .y_size = 1};
+    nb_data dw = test_data(blob_x, wrong, BLOB_N, 2, 1);
     CHECK_OK(nb_evaluate(g, x, y, loss, out, &dw, 32, &l, &a));
     CHECKF(a < 0.1, "accuracy with wrong labels %g", a);
     nb_graph_free(g);
@@ -236,13 +236,13 @@ static void test_cross_entropy_classifier(void) {
     nb_rng r;
     nb_rng_seed(&r, 9);
     CHECK_OK(nb_graph_init(g, &r));
-    nb_dataset d = {.x = blob_x, .y = blob_class, .n = BLOB_N, .x_size = 2, .y_size = 1};
+    nb_data d = test_data(blob_x, blob_class, BLOB_N, 2, 1);
     double loss0, acc0;
     CHECK_OK(nb_evaluate(g, x, y, loss, logits, &d, 32, &loss0, &acc0));
     nb_fit_config cfg = nb_fit_defaults(x, y, loss, logits);
     cfg.epochs = 30;
     cfg.batch_size = 16;
-    cfg.optim.lr = 0.01;
+    cfg.optimizer = test_optim(g, NB_OPT_ADAM, 0.01);
     cfg.seed = 3;
     nb_epoch_stats last;
     CHECK_OK(nb_fit(g, &cfg, &d, &d, &last));
@@ -254,9 +254,10 @@ static void test_cross_entropy_classifier(void) {
     static nb_real bad[BLOB_N];
     memcpy(bad, blob_class, sizeof bad);
     bad[21] = 7;
-    nb_dataset db = {.x = blob_x, .y = bad, .n = BLOB_N, .x_size = 2, .y_size = 1};
+    nb_data db = test_data(blob_x, bad, BLOB_N, 2, 1);
     cfg.no_shuffle = 1;
     cfg.batch_size = 10;
+    cfg.optimizer = test_optim(g, NB_OPT_ADAM, 0.01);
     nb_status s = nb_fit(g, &cfg, &db, NULL, &last);
     CHECKF(s != NB_OK && strstr(nb_last_error(), "nb_fit: epoch 1, step 3 of 9") != NULL,
            "status %s, message: %s", nb_status_name(s), nb_last_error());
@@ -264,6 +265,7 @@ static void test_cross_entropy_classifier(void) {
     CHECKF(s != NB_OK && strstr(nb_last_error(), "nb_evaluate: samples 16..23") != NULL,
            "status %s, message: %s", nb_status_name(s), nb_last_error());
     cfg.no_shuffle = 0;
+    cfg.optimizer = test_optim(g, NB_OPT_ADAM, 0.01);
     s = nb_fit(g, &cfg, &d, &db, &last);
     CHECKF(s != NB_OK && strstr(nb_last_error(), "nb_fit: validation: samples 20..29"),
            "status %s, message: %s", nb_status_name(s), nb_last_error());
@@ -280,13 +282,14 @@ static int stop_at_3(const nb_epoch_stats *s, void *user) {
 static void test_callback_stop(void) {
     make_blobs(1);
     model m = make_model(3);
-    nb_dataset d = blobs();
+    nb_data d = blobs();
     nb_fit_config cfg = nb_fit_defaults(m.x, m.y, m.loss, NB_NONE);
     cfg.epochs = 10;
     cfg.batch_size = 30;
     int calls = 0;
     cfg.on_epoch = stop_at_3;
     cfg.user = &calls;
+    cfg.optimizer = test_optim(m.g, NB_OPT_ADAM, -1);
     nb_epoch_stats last;
     CHECK_OK(nb_fit(m.g, &cfg, &d, NULL, &last));
     CHECK(calls == 3);
@@ -300,19 +303,22 @@ static void test_callback_stop(void) {
 static void test_drop_last(void) {
     make_blobs(1);
     model m = make_model(3);
-    nb_dataset d = blobs();
+    nb_data d = blobs();
     nb_fit_config cfg = nb_fit_defaults(m.x, m.y, m.loss, m.out);
     cfg.epochs = 2;
     cfg.batch_size = 40; /* 90 = 2 * 40 + 10 */
     nb_epoch_stats last;
+    cfg.optimizer = test_optim(m.g, NB_OPT_ADAM, -1);
     CHECK_OK(nb_fit(m.g, &cfg, &d, NULL, &last));
     CHECK(last.step == 6);
     cfg.drop_last = 1;
+    cfg.optimizer = test_optim(m.g, NB_OPT_ADAM, -1);
     CHECK_OK(nb_fit(m.g, &cfg, &d, NULL, &last));
     CHECK(last.step == 4);
     /* batch larger than the dataset: one batch of everything */
     cfg.drop_last = 0;
     cfg.batch_size = 1000;
+    cfg.optimizer = test_optim(m.g, NB_OPT_ADAM, -1);
     CHECK_OK(nb_fit(m.g, &cfg, &d, NULL, &last));
     CHECK(last.step == 2);
     nb_graph_free(m.g);
@@ -328,11 +334,10 @@ static int record_lr(const nb_epoch_stats *s, void *user) {
 static void test_schedule_and_mode(void) {
     make_blobs(1);
     model m = make_model(3);
-    nb_dataset d = blobs();
+    nb_data d = blobs();
     nb_fit_config cfg = nb_fit_defaults(m.x, m.y, m.loss, m.out);
     cfg.epochs = 6;
-    cfg.optim = nb_optim_defaults(NB_OPT_SGD);
-    cfg.optim.lr = 0.1;
+    cfg.optimizer = test_optim(m.g, NB_OPT_SGD, 0.1);
     cfg.schedule = nb_schedule_defaults(NB_SCHED_STEP);
     cfg.schedule.step_size = 2;
     cfg.schedule.gamma = 0.5;
@@ -343,6 +348,7 @@ static void test_schedule_and_mode(void) {
     for (int e = 0; e < 6; e++) CHECK_CLOSE(lrs[e], want[e], 1e-15, 1e-12);
     CHECKF(m.g->training == 0, "nb_fit did not restore eval mode");
     nb_graph_set_training(m.g, 1);
+    cfg.optimizer = test_optim(m.g, NB_OPT_SGD, 0.1);
     CHECK_OK(nb_fit(m.g, &cfg, &d, &d, NULL));
     CHECKF(m.g->training == 1, "nb_fit did not restore train mode");
     nb_graph_free(m.g);
@@ -353,15 +359,14 @@ static void test_schedule_and_mode(void) {
 static void test_clip(void) {
     make_blobs(1);
     model m = make_model(3);
-    nb_dataset d = blobs();
+    nb_data d = blobs();
     size_t n = nb_param_count(m.g);
     nb_real *before = malloc(n * sizeof *before);
     memcpy(before, nb_params(m.g), n * sizeof *before);
     nb_fit_config cfg = nb_fit_defaults(m.x, m.y, m.loss, NB_NONE);
     cfg.epochs = 1;
     cfg.batch_size = BLOB_N;
-    cfg.optim = nb_optim_defaults(NB_OPT_SGD);
-    cfg.optim.lr = 1;
+    cfg.optimizer = test_optim(m.g, NB_OPT_SGD, 1);
     cfg.clip_norm = 1e-3;
     CHECK_OK(nb_fit(m.g, &cfg, &d, NULL, NULL));
     double sq = 0;
@@ -381,10 +386,11 @@ static void test_nan(void) {
     static nb_real x[BLOB_N * 2];
     memcpy(x, blob_x, sizeof x);
     x[2 * 9 + 1] = NAN;
-    nb_dataset d = {.x = x, .y = blob_onehot, .n = BLOB_N, .x_size = 2, .y_size = CLASSES};
+    nb_data d = test_data(x, blob_onehot, BLOB_N, 2, CLASSES);
     nb_fit_config cfg = nb_fit_defaults(m.x, m.y, m.loss, m.out);
     cfg.batch_size = 4;
     cfg.no_shuffle = 1;
+    cfg.optimizer = test_optim(m.g, NB_OPT_ADAM, -1);
     nb_epoch_stats last;
     nb_status s = nb_fit(m.g, &cfg, &d, NULL, &last);
     CHECK(s == NB_ERR_NUMERIC);
@@ -395,10 +401,9 @@ static void test_nan(void) {
     /* divergence: a huge learning rate blows the loss up in a later epoch */
     make_blobs(1);
     model m2 = make_model(3);
-    d.x = blob_x;
+    d.x_real = blob_x;
     cfg = nb_fit_defaults(m2.x, m2.y, m2.loss, m2.out);
-    cfg.optim = nb_optim_defaults(NB_OPT_SGD);
-    cfg.optim.lr = 1e3;
+    cfg.optimizer = test_optim(m2.g, NB_OPT_SGD, 1e3);
     cfg.epochs = 50;
     s = nb_fit(m2.g, &cfg, &d, NULL, &last);
     CHECK(s == NB_ERR_NUMERIC);
@@ -423,13 +428,15 @@ static void test_nan(void) {
 static void test_errors(void) {
     make_blobs(1);
     model m = make_model(3);
-    nb_dataset d = blobs();
+    nb_data d = blobs();
     nb_fit_config ok = nb_fit_defaults(m.x, m.y, m.loss, m.out);
+    CHECK(ok.optimizer == NULL); /* the caller's to give */
+    ok.optimizer = test_optim(m.g, NB_OPT_ADAM, -1);
     nb_fit_config c;
     nb_epoch_stats last;
 
     CHECK(ok.epochs == 10 && ok.batch_size == 32 && ok.seed == 0 &&
-          ok.optim.kind == NB_OPT_ADAM && ok.schedule.kind == NB_SCHED_CONSTANT &&
+          ok.schedule.kind == NB_SCHED_CONSTANT &&
           ok.clip_norm == 0 && ok.on_epoch == NULL);
     CHECK_ERR(nb_fit(NULL, &ok, &d, NULL, NULL), NB_ERR_ARG, "graph is NULL");
     CHECK_ERR(nb_fit(m.g, NULL, &d, NULL, NULL), NB_ERR_ARG, "config is NULL");
@@ -451,17 +458,23 @@ static void test_errors(void) {
     CHECK_ERR(nb_fit(m.g, &c, &d, NULL, NULL), NB_ERR_SHAPE, "expected a scalar");
     c = ok; c.clip_norm = -1;
     CHECK_ERR(nb_fit(m.g, &c, &d, NULL, NULL), NB_ERR_ARG, "clip_norm");
-    c = ok; c.optim.lr = NAN;
-    CHECK_ERR(nb_fit(m.g, &c, &d, NULL, NULL), NB_ERR_ARG, "learning rate");
-    c = ok; c.optim.beta1 = 2;
-    CHECK_ERR(nb_fit(m.g, &c, &d, NULL, NULL), NB_ERR_ARG, "nb_fit: ");
+    c = ok; c.optimizer = NULL;
+    CHECK_ERR(nb_fit(m.g, &c, &d, NULL, NULL), NB_ERR_ARG, "no optimizer");
+    /* the learning rate and the other optimiser settings are the optimiser's
+     * to check, once, when it is made */
+    nb_optim_config oc = nb_optim_defaults(NB_OPT_ADAM);
+    oc.lr = NAN;
+    CHECK(nb_optim_new(&oc, nb_param_count(m.g)) == NULL);
+    CHECK(strstr(nb_last_error(), "lr = nan") != NULL);
+    oc = nb_optim_defaults(NB_OPT_ADAM); oc.beta1 = 2;
+    CHECK_ERR(nb_optim_check(&oc), NB_ERR_ARG, "beta1");
     c = ok; c.schedule = nb_schedule_defaults(NB_SCHED_STEP); c.schedule.step_size = 0;
     CHECK_ERR(nb_fit(m.g, &c, &d, NULL, NULL), NB_ERR_ARG, "nb_fit: ");
     c = ok; c.drop_last = 1; c.batch_size = 100;
     CHECK_ERR(nb_fit(m.g, &c, &d, NULL, NULL), NB_ERR_ARG, "leaves no batch");
 
-    nb_dataset bad = d;
-    bad.x_size = 3;
+    nb_data bad = d;
+    bad.sample_size = 3;
     CHECK_ERR(nb_fit(m.g, &ok, &bad, NULL, NULL), NB_ERR_SHAPE,
               "training dataset has x_size 3 but input 'x' takes 2");
     bad = d; bad.y_size = 1;
@@ -471,7 +484,7 @@ static void test_errors(void) {
     CHECK_ERR(nb_fit(m.g, &ok, &bad, NULL, NULL), NB_ERR_ARG, "no samples");
     bad = d; bad.y = NULL;
     CHECK_ERR(nb_fit(m.g, &ok, &bad, NULL, NULL), NB_ERR_ARG, "NULL y");
-    bad = d; bad.x_size = 5;
+    bad = d; bad.sample_size = 5;
     CHECK_ERR(nb_fit(m.g, &ok, &d, &bad, NULL), NB_ERR_SHAPE,
               "validation dataset has x_size 5");
 
@@ -494,7 +507,7 @@ static void test_errors(void) {
               "batch_size 0");
     CHECK_ERR(nb_evaluate(m.g, m.x, m.y, m.loss, m.out, NULL, 4, NULL, NULL), NB_ERR_ARG,
               "dataset is NULL");
-    bad = d; bad.x_size = 7;
+    bad = d; bad.sample_size = 7;
     CHECK_ERR(nb_evaluate(m.g, m.x, m.y, m.loss, m.out, &bad, 4, NULL, NULL), NB_ERR_SHAPE,
               "x_size 7");
 
@@ -503,6 +516,7 @@ static void test_errors(void) {
     nb_node bx = nb_input(broken, "x", 1, &two);
     nb_dense(broken, bx, 0, "bad", NULL);
     c = nb_fit_defaults(bx, bx, 0, NB_NONE);
+    c.optimizer = ok.optimizer;
     CHECK_ERR(nb_fit(broken, &c, &d, NULL, NULL), NB_ERR_ARG, "build error");
     nb_graph_free(broken);
     nb_graph_free(m.g);
@@ -522,17 +536,18 @@ static int stop_at_batch(const nb_batch_stats *b, void *user) {
  * position with the same optimiser state: the final weights are identical,
  * bit for bit, to an uninterrupted run. */
 static void test_resume(void) {
-    nb_dataset d = blobs();
+    nb_data d = blobs();
     model a = make_model(11), b = make_model(11);
     nb_fit_config cfg = nb_fit_defaults(a.x, a.y, a.loss, a.out);
     cfg.epochs = 4;
     cfg.batch_size = 16; /* 6 batches per epoch, the last one short */
     cfg.seed = 5;
-    cfg.optim = nb_optim_defaults(NB_OPT_ADAM);
-    cfg.optim.lr = 0.01;
+    nb_optim_config adam = nb_optim_defaults(NB_OPT_ADAM);
+    adam.lr = 0.01;
+    cfg.optimizer = test_optim(a.g, NB_OPT_ADAM, 0.01);
     CHECK_OK(nb_fit(a.g, &cfg, &d, NULL, NULL));
 
-    nb_optim *opt = nb_optim_new(&cfg.optim, nb_param_count(b.g));
+    nb_optim *opt = nb_optim_new(&adam, nb_param_count(b.g));
     nb_fit_config part = cfg;
     part.input = b.x;
     part.target = b.y;
@@ -554,7 +569,7 @@ static void test_resume(void) {
 
     part.start_epoch = 4; /* nothing left to do is a mistake worth reporting */
     CHECK(nb_fit(b.g, &part, &d, NULL, NULL) == NB_ERR_ARG);
-    nb_optim *small = nb_optim_new(&cfg.optim, 3);
+    nb_optim *small = nb_optim_new(&adam, 3);
     part.start_epoch = 0;
     part.optimizer = small;
     CHECK(nb_fit(b.g, &part, &d, NULL, NULL) == NB_ERR_ARG);
@@ -574,29 +589,36 @@ static void test_byte_inputs(void) {
         int c = i % CLASSES;
         xu[2 * i] = (uint8_t)(40 + 80 * c + i % 7);
         xu[2 * i + 1] = (uint8_t)(200 - 60 * c - i % 5);
-        for (int k = 0; k < 2; k++) xf[2 * i + k] = (nb_real)xu[2 * i + k] * (nb_real)(1.0 / 255) - 0.5f;
+        for (int k = 0; k < 2; k++) xf[2 * i + k] = (nb_real)(xu[2 * i + k] * (1.0 / 255) - 0.5);
         for (int k = 0; k < CLASSES; k++) y[i * CLASSES + k] = (nb_real)(k == c);
     }
-    nb_dataset df = {.x = xf, .y = y, .n = N, .x_size = 2, .y_size = CLASSES};
-    nb_dataset du = {.x_u8 = xu, .y = y, .n = N, .x_size = 2, .y_size = CLASSES,
-                     .x_scale = (nb_real)(1.0 / 255), .x_offset = -0.5f};
+    nb_data df = test_data(xf, y, N, 2, CLASSES);
+    /* the bytes scaled to [0, 1] and centred: x = (raw / 255 - 0.5) / 1 */
+    double mean[2] = {0.5, 0.5}, inv_std[2] = {1, 1};
+    nb_data du = test_data(NULL, y, N, 2, CLASSES);
+    du.x_u8 = xu;
+    du.scale = 1.0 / 255;
+    du.mean = mean;
+    du.inv_std = inv_std;
     model a = make_model(3), b = make_model(3);
     nb_fit_config cfg = nb_fit_defaults(a.x, a.y, a.loss, a.out);
     cfg.epochs = 3;
     cfg.batch_size = 8;
+    cfg.optimizer = test_optim(a.g, NB_OPT_ADAM, -1);
     CHECK_OK(nb_fit(a.g, &cfg, &df, &df, NULL));
     cfg.input = b.x;
     cfg.target = b.y;
     cfg.loss = b.loss;
     cfg.output = b.out;
+    cfg.optimizer = test_optim(b.g, NB_OPT_ADAM, -1);
     CHECK_OK(nb_fit(b.g, &cfg, &du, &du, NULL));
     CHECK(memcmp(nb_params(a.g), nb_params(b.g), nb_param_count(a.g) * sizeof(nb_real)) == 0);
     double la, lb;
     CHECK_OK(nb_evaluate(a.g, a.x, a.y, a.loss, NB_NONE, &df, 7, &la, NULL));
     CHECK_OK(nb_evaluate(a.g, a.x, a.y, a.loss, NB_NONE, &du, 7, &lb, NULL));
     CHECK(la == lb);
-    nb_dataset both = du;
-    both.x = xf;
+    nb_data both = du;
+    both.x_real = xf;
     CHECK(nb_fit(b.g, &cfg, &both, NULL, NULL) == NB_ERR_ARG);
     CHECK(strstr(nb_last_error(), "exactly one of x and x_u8") != NULL);
     nb_graph_free(a.g);
@@ -627,7 +649,7 @@ static void test_augmented_resume(void) {
     nb_rng_seed(&r, 4);
     for (int k = 0; k < N * 16; k++) x[k] = (nb_real)nb_rng_uniform(&r);
     for (int k = 0; k < N; k++) y[k] = (nb_real)(k % 3);
-    nb_dataset d = {.x = x, .y = y, .n = N, .x_size = 16, .y_size = 1};
+    nb_data d = test_data(x, y, N, 16, 1);
     nb_real *result[3];
     size_t np = 0;
     for (int run = 0; run < 3; run++) {
@@ -645,10 +667,9 @@ static void test_augmented_resume(void) {
         cfg.seed = run == 2 ? 8 : 7;
         cfg.augment_flip = 1;
         cfg.augment_crop = 1;
+        cfg.optimizer = test_optim(g, NB_OPT_ADAM, -1);
         if (run == 1) { /* stop after batch 2 of epoch 2, then resume */
-            nb_optim *opt = nb_optim_new(&cfg.optim, nb_param_count(g));
             stop_at where = {2, 2};
-            cfg.optimizer = opt;
             cfg.on_batch = stop_at_batch;
             cfg.user = &where;
             CHECK_OK(nb_fit(g, &cfg, &d, NULL, NULL));
@@ -656,7 +677,6 @@ static void test_augmented_resume(void) {
             cfg.start_epoch = 1;
             cfg.start_batch = 2;
             CHECK_OK(nb_fit(g, &cfg, &d, NULL, NULL));
-            nb_optim_free(opt);
         } else {
             CHECK_OK(nb_fit(g, &cfg, &d, NULL, NULL));
         }
@@ -668,6 +688,88 @@ static void test_augmented_resume(void) {
     CHECK(memcmp(result[0], result[1], np * sizeof(nb_real)) == 0);
     CHECK(memcmp(result[0], result[2], np * sizeof(nb_real)) != 0);
     for (int run = 0; run < 3; run++) free(result[run]);
+}
+
+/* The gradient hook: called once per step between backward and the update
+ * with the whole flat gradient buffer; what it leaves there is what the
+ * optimiser uses; an error from it stops training. */
+typedef struct hook_log {
+    int calls;
+    size_t n;
+    nb_real *grads;
+    nb_status answer;
+} hook_log;
+static nb_status zero_gradients(nb_real *grads, size_t n, void *user) {
+    hook_log *h = user;
+    h->calls++;
+    h->n = n;
+    h->grads = grads;
+    memset(grads, 0, n * sizeof *grads);
+    if (h->answer != NB_OK) return nb_set_error(h->answer, "the other processes are gone");
+    return NB_OK;
+}
+
+static void test_gradient_hook(void) {
+    make_blobs(1);
+    model m = make_model(3);
+    nb_data d = blobs();
+    size_t n = nb_param_count(m.g);
+    nb_real *before = malloc(n * sizeof *before);
+    memcpy(before, nb_params(m.g), n * sizeof *before);
+    nb_fit_config cfg = nb_fit_defaults(m.x, m.y, m.loss, m.out);
+    cfg.epochs = 2;
+    cfg.batch_size = 30;
+    cfg.optimizer = test_optim(m.g, NB_OPT_SGD, 0.5);
+    hook_log h = {0, 0, NULL, NB_OK};
+    cfg.on_gradients = zero_gradients;
+    cfg.user = &h;
+    nb_epoch_stats last;
+    CHECK_OK(nb_fit(m.g, &cfg, &d, NULL, &last));
+    CHECK(h.calls == 6 && last.step == 6);
+    CHECK(h.n == n && h.grads == nb_grads(m.g));
+    /* plain SGD from zeroed gradients: nothing moved */
+    CHECK(memcmp(before, nb_params(m.g), n * sizeof *before) == 0);
+    h.answer = NB_ERR_IO;
+    CHECK_ERR(nb_fit(m.g, &cfg, &d, NULL, NULL), NB_ERR_IO,
+              "nb_fit: epoch 1, step 1 of 3: nb_train_step: on_gradients: the other processes "
+              "are gone");
+    free(before);
+    nb_graph_free(m.g);
+}
+
+/* nb_fit is its batches run through nb_train_step: the same steps by hand
+ * (no shuffling, so batch b holds samples b*B ...) give the same bits. */
+static void test_train_step(void) {
+    make_blobs(1);
+    model a = make_model(7), b = make_model(7);
+    nb_data d = blobs();
+    nb_fit_config cfg = nb_fit_defaults(a.x, a.y, a.loss, a.out);
+    cfg.epochs = 1;
+    cfg.batch_size = 40; /* 90 = 40 + 40 + 10 */
+    cfg.no_shuffle = 1;
+    cfg.clip_norm = 0.5;
+    cfg.optimizer = test_optim(a.g, NB_OPT_ADAM, 0.01);
+    CHECK_OK(nb_fit(a.g, &cfg, &d, NULL, NULL));
+
+    nb_fit_config step = cfg;
+    step.input = b.x, step.target = b.y, step.loss = b.loss, step.output = b.out;
+    step.optimizer = test_optim(b.g, NB_OPT_ADAM, 0.01);
+    for (int start = 0; start < BLOB_N; start += 40) {
+        int bs = BLOB_N - start < 40 ? BLOB_N - start : 40;
+        double loss = -1;
+        CHECK_OK(nb_set_input(b.g, b.x, blob_x + 2 * start, bs));
+        CHECK_OK(nb_set_input(b.g, b.y, blob_onehot + CLASSES * start, bs));
+        CHECK_OK(nb_train_step(b.g, &step, 0.01, &loss));
+        CHECK(loss == (double)nb_value(b.g, b.loss)[0] && loss > 0);
+    }
+    CHECK(nb_optim_steps(step.optimizer) == 3);
+    CHECK(memcmp(nb_params(a.g), nb_params(b.g), nb_param_count(a.g) * sizeof(nb_real)) == 0);
+    /* its own checks */
+    step.optimizer = NULL;
+    CHECK_ERR(nb_train_step(b.g, &step, 0.01, NULL), NB_ERR_ARG, "nb_train_step: no optimizer");
+    CHECK_ERR(nb_train_step(b.g, NULL, 0.01, NULL), NB_ERR_ARG, "config is NULL");
+    nb_graph_free(a.g);
+    nb_graph_free(b.g);
 }
 
 int main(void) {
@@ -686,5 +788,8 @@ int main(void) {
     test_byte_inputs();
     test_augment_image();
     test_augmented_resume();
+    test_gradient_hook();
+    test_train_step();
+    test_free_optims();
     TEST_END();
 }

@@ -10,6 +10,7 @@
  * Counting is switched on only after the first batch, and nothing that may
  * allocate (printf) runs while it is on. */
 #include "test.h"
+#include "fit_support.h"
 #include "nabla.h"
 
 #include <stdlib.h>
@@ -194,9 +195,10 @@ static int count_window(const nb_epoch_stats *s, void *user) {
 
 static void test_fit(void) {
     model m = make_model();
-    nb_dataset train = {.x = data_x, .y = data_y, .n = N, .x_size = IN, .y_size = 1};
-    nb_dataset val = {.x = data_x, .y = data_y, .n = 30, .x_size = IN, .y_size = 1}; /* 30 = 16 + 14: short batch */
+    nb_data train = test_data(data_x, data_y, N, IN, 1);
+    nb_data val = test_data(data_x, data_y, 30, IN, 1); /* 30 = 16 + 14: short batch */
     nb_fit_config cfg = nb_fit_defaults(m.x, m.y, m.loss, m.out);
+    cfg.optimizer = test_optim(m.g, NB_OPT_ADAM, -1);
     cfg.epochs = 12;
     cfg.batch_size = BATCH;
     cfg.clip_norm = 1.0;
@@ -241,9 +243,10 @@ static void test_fit_cnn(void) {
     nb_node loss = nb_cross_entropy(g, out, y, 0);
     CHECK_OK(nb_graph_status(g));
     CHECK_OK(nb_graph_init(g, &r));
-    nb_dataset train = {.x = img_x, .y = data_y, .n = N, .x_size = 64, .y_size = 1};
-    nb_dataset val = {.x = img_x, .y = data_y, .n = 30, .x_size = 64, .y_size = 1};
+    nb_data train = test_data(img_x, data_y, N, 64, 1);
+    nb_data val = test_data(img_x, data_y, 30, 64, 1);
     nb_fit_config cfg = nb_fit_defaults(x, y, loss, out);
+    cfg.optimizer = test_optim(g, NB_OPT_ADAM, -1);
     cfg.epochs = 6;
     cfg.batch_size = BATCH;
     cfg.augment_flip = 1;
@@ -275,5 +278,6 @@ int main(void) {
     test_manual_loop();
     test_fit();
     test_fit_cnn();
+    test_free_optims();
     TEST_END();
 }

@@ -106,6 +106,18 @@ int cli_double(const char *cmd, const char *flag, const char *s, double lo, doub
     return 1;
 }
 
+int cli_number(const char *cmd, const char *flag, const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (*end || end == s || errno == ERANGE || !isfinite(v)) {
+        cli_usage_error(cmd, "--%s %s: expected a number", flag, s);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
 size_t cli_sample_size(const nb_graph *g, nb_node n) {
     int ndim, dims[NB_MAX_DIMS];
     if (nb_node_shape(g, n, &ndim, dims) != NB_OK) return 0;

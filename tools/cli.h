@@ -34,6 +34,8 @@ const char *cli_get(const cli_flag *flags, int nflags, const char *name);
 
 /* Strict conversions of a flag value; return 0 and print an error when invalid. */
 int cli_int(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out);
+/* A finite number (its range is the library's to check). */
+int cli_number(const char *cmd, const char *flag, const char *s, double *out);
 int cli_double(const char *cmd, const char *flag, const char *s, double lo, double hi,
                double *out);
 

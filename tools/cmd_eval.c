@@ -48,14 +48,12 @@ int cmd_eval(int argc, char **argv) {
     nb_data d;
     nb_status s = data_load(spec, data_has_test_split(spec) ? "test" : "train", &d);
     if (s == NB_OK) s = preprocess_apply(&pre, &d);
-    nb_dataset ds;
-    if (s == NB_OK) s = nb_data_as_dataset(&d, &ds);
     double loss, acc;
     if (s == NB_OK && d.sample_size != cli_sample_size(m.graph, m.input))
         s = nb_set_error(NB_ERR_SHAPE, "%s: %zu values per sample, the model takes %zu", spec,
                    d.sample_size, cli_sample_size(m.graph, m.input));
     if (s == NB_OK)
-        s = nb_evaluate(m.graph, m.input, m.target, m.loss, m.classes ? m.output : NB_NONE, &ds,
+        s = nb_evaluate(m.graph, m.input, m.target, m.loss, m.classes ? m.output : NB_NONE, &d,
                         (int)batch, &loss, &acc);
     if (s != NB_OK) {
         rc = cli_fail("eval", "%s", nb_last_error());

@@ -346,10 +346,6 @@ static int restore(run *r, const char *resume, nb_fit_config *cfg, size_t per_ep
 
 /* nb_fit with progress, checkpoints and Ctrl-C. */
 static int train(run *r, nb_fit_config *cfg, size_t per_epoch) {
-    nb_dataset train_ds, val_ds;
-    nb_status s = nb_data_as_dataset(&r->train, &train_ds);
-    if (s == NB_OK && r->val.n) s = nb_data_as_dataset(&r->val, &val_ds);
-    if (s != NB_OK) return cli_fail("train", "%s", nb_last_error());
     if (!r->quiet) {
         fprintf(stderr, "%s: %zu parameters; %zu training samples", r->model_path,
                 nb_param_count(r->m.graph), r->train.n);
@@ -361,7 +357,7 @@ static int train(run *r, nb_fit_config *cfg, size_t per_epoch) {
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, NULL);
-    s = nb_fit(r->m.graph, cfg, &train_ds, r->val.n ? &val_ds : NULL, NULL);
+    nb_status s = nb_fit(r->m.graph, cfg, &r->train, r->val.n ? &r->val : NULL, NULL);
     signal(SIGINT, SIG_DFL);
     if (r->failed) return cli_fail("train", "%s", r->err);
     if (s != NB_OK) {
@@ -402,12 +398,10 @@ static int keep_result(run *r, const char *out) {
         if (!r->quiet) fprintf(stderr, "weights saved to %s\n", out);
     }
     if (!r->test.n) return 0;
-    nb_dataset test_ds;
     double loss, acc;
-    nb_status s = nb_data_as_dataset(&r->test, &test_ds);
-    if (s == NB_OK)
-        s = nb_evaluate(g, r->m.input, r->m.target, r->m.loss,
-                        r->m.classes ? r->m.output : NB_NONE, &test_ds, (int)r->batch, &loss, &acc);
+    nb_status s = nb_evaluate(g, r->m.input, r->m.target, r->m.loss,
+                              r->m.classes ? r->m.output : NB_NONE, &r->test, (int)r->batch,
+                              &loss, &acc);
     if (s != NB_OK) return cli_fail("train", "test evaluation: %s", nb_last_error());
     printf("test loss %.4f", loss);
     if (acc >= 0) printf(", test accuracy %.2f%%", 100 * acc);
@@ -448,16 +442,17 @@ int cmd_train(int argc, char **argv) {
     r.diag_log_path = FLAG("diagnose-log");
     r.diag_print = FLAG("diagnose") || FLAG("diagnose-every");
     long epochs = 10, seed = 0, threads = 0, crop = 0;
-    double val_split = 0, lr = -1, wd = 0, clip = 0;
+    double val_split = 0, lr = 0, wd = 0, clip = 0;
     r.batch = 128;
     if ((v = FLAG("epochs")) && !cli_int("train", "epochs", v, 1, 1000000, &epochs)) return 2;
     if ((v = FLAG("batch")) && !cli_int("train", "batch", v, 1, 1 << 20, &r.batch)) return 2;
     if ((v = FLAG("seed")) && !cli_int("train", "seed", v, 0, 2147483647L, &seed)) return 2;
     if ((v = FLAG("threads")) && !cli_int("train", "threads", v, 1, 1024, &threads)) return 2;
     if ((v = FLAG("val-split")) && !cli_double("train", "val-split", v, 0, 0.99, &val_split)) return 2;
-    if ((v = FLAG("lr")) && !cli_double("train", "lr", v, 0, 1e6, &lr)) return 2;
-    if ((v = FLAG("weight-decay")) && !cli_double("train", "weight-decay", v, 0, 1e6, &wd)) return 2;
-    if ((v = FLAG("clip-norm")) && !cli_double("train", "clip-norm", v, 0, 1e12, &clip)) return 2;
+    /* numbers only here: their ranges are checked once, by the library below */
+    if ((v = FLAG("lr")) && !cli_number("train", "lr", v, &lr)) return 2;
+    if ((v = FLAG("weight-decay")) && !cli_number("train", "weight-decay", v, &wd)) return 2;
+    if ((v = FLAG("clip-norm")) && !cli_number("train", "clip-norm", v, &clip)) return 2;
     if ((v = FLAG("crop")) && !cli_int("train", "crop", v, 1, 1 << 16, &crop)) return 2;
     if ((v = FLAG("diagnose-every")) &&
         !cli_int("train", "diagnose-every", v, 1, 1L << 40, &r.diag_every))
@@ -468,12 +463,23 @@ int cmd_train(int argc, char **argv) {
     nb_optim_config oc;
     if (nb_optim_parse(FLAG("optim") ? FLAG("optim") : "adam", &oc) != NB_OK)
         return cli_usage_error("train", "--optim: %s", nb_last_error());
-    if (lr >= 0) oc.lr = lr;
+    if (FLAG("lr")) oc.lr = lr;
     oc.weight_decay = wd;
+    if (nb_optim_check(&oc) != NB_OK) return cli_usage_error("train", "%s", nb_last_error());
     int ok;
-    nb_schedule sched = schedule_for(FLAG("schedule") ? FLAG("schedule") : "constant",
-                                     (int)epochs, oc.lr, &ok);
+    nb_fit_config cfg = nb_fit_defaults(NB_NONE, NB_NONE, NB_NONE, NB_NONE);
+    cfg.schedule = schedule_for(FLAG("schedule") ? FLAG("schedule") : "constant", (int)epochs,
+                                oc.lr, &ok);
     if (!ok) return cli_usage_error("train", "--schedule: %s", nb_last_error());
+    cfg.epochs = (int)epochs;
+    cfg.batch_size = (int)r.batch;
+    cfg.clip_norm = clip;
+    cfg.augment_flip = FLAG("flip") != NULL;
+    cfg.augment_crop = (int)crop;
+    cfg.on_batch = on_batch;
+    cfg.on_epoch = on_epoch;
+    cfg.user = &r;
+    if (nb_fit_check(&cfg) != NB_OK) return cli_usage_error("train", "%s", nb_last_error());
     const char *out = FLAG("out"), *resume = FLAG("resume");
     char ckpt_default[4096];
     r.ckpt = FLAG("checkpoint");
@@ -506,20 +512,12 @@ int cmd_train(int argc, char **argv) {
         if (!r.opt || nb_graph_init(r.m.graph, &r.rng) != NB_OK)
             rc = cli_fail("train", "%s", nb_last_error());
     }
-    nb_fit_config cfg = nb_fit_defaults(r.m.input, r.m.target, r.m.loss,
-                                        r.m.classes ? r.m.output : NB_NONE);
-    cfg.epochs = (int)epochs;
-    cfg.batch_size = (int)r.batch;
+    cfg.input = r.m.input;
+    cfg.target = r.m.target;
+    cfg.loss = r.m.loss;
+    cfg.output = r.m.classes ? r.m.output : NB_NONE;
     cfg.seed = r.seed;
-    cfg.optim = oc;
     cfg.optimizer = r.opt;
-    cfg.schedule = sched;
-    cfg.clip_norm = clip;
-    cfg.augment_flip = FLAG("flip") != NULL;
-    cfg.augment_crop = (int)crop;
-    cfg.on_batch = on_batch;
-    cfg.on_epoch = on_epoch;
-    cfg.user = &r;
     size_t per_epoch = (r.train.n + (size_t)r.batch - 1) / (size_t)r.batch;
     if (!rc && resume) rc = restore(&r, resume, &cfg, per_epoch);
     /* by default the first batch of every epoch */

@@ -115,3 +115,16 @@ int course_least_squares(const double *a, const double *y, int m, int p, double 
     }
     return 1;
 }
+
+nb_status course_fit(nb_graph *g, const nb_fit_config *cfg, const nb_optim_config *oc,
+                     const nb_real *x, const nb_real *y, size_t n, size_t x_size) {
+    nb_data data;
+    nb_status s = nb_data_from_reals(x, y, n, x_size, 1, &data);
+    if (s != NB_OK) return s;
+    nb_fit_config c = *cfg;
+    c.optimizer = nb_optim_new(oc, nb_param_count(g));
+    s = c.optimizer ? nb_fit(g, &c, &data, NULL, NULL) : NB_ERR_ARG;
+    nb_optim_free(c.optimizer);
+    nb_data_free(&data);
+    return s;
+}

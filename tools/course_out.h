@@ -39,6 +39,11 @@ int course_fail(const char *name, const char *fmt, ...)
     ;
 
 /* Population standard deviation of n values (0 for n < 1). */
+/* nb_fit on n samples held in arrays (x: n * x_size, y: n targets), with a
+ * fresh optimiser configured by oc. */
+nb_status course_fit(nb_graph *g, const nb_fit_config *cfg, const nb_optim_config *oc,
+                     const nb_real *x, const nb_real *y, size_t n, size_t x_size);
+
 double course_std(const nb_real *v, size_t n);
 /* Least-squares slope of y against x over n points. */
 double course_slope(const double *x, const double *y, int n);

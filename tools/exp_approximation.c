@@ -39,18 +39,17 @@ static int fit(int width, uint64_t seed, int steps, const nb_real *x, const nb_r
     nb_node f = nb_dense(g, h, 1, "out", NULL);
     nb_node loss = nb_mse_loss(g, f, yi);
     nb_fit_config cfg = nb_fit_defaults(xi, yi, loss, NB_NONE);
-    cfg.optim = nb_optim_defaults(NB_OPT_ADAM);
-    cfg.optim.lr = 0.01;
+    nb_optim_config adam = nb_optim_defaults(NB_OPT_ADAM);
+    adam.lr = 0.01;
     cfg.epochs = steps;
     cfg.batch_size = POINTS; /* full batch */
     cfg.no_shuffle = 1;
     cfg.schedule = nb_schedule_defaults(NB_SCHED_COSINE); /* decay to 0 for a precise end */
     cfg.schedule.t_max = steps;
-    nb_dataset data = {.x = x, .y = y, .n = POINTS, .x_size = 1, .y_size = 1};
     nb_rng rng;
     nb_rng_seed(&rng, seed);
     int ok = nb_graph_status(g) == NB_OK && nb_graph_init(g, &rng) == NB_OK &&
-             nb_fit(g, &cfg, &data, NULL, NULL) == NB_OK &&
+             course_fit(g, &cfg, &adam, x, y, POINTS, 1) == NB_OK &&
              nb_set_input(g, xi, x, POINTS) == NB_OK && nb_set_input(g, yi, y, POINTS) == NB_OK &&
              nb_forward(g, loss) == NB_OK;
     if (ok) {

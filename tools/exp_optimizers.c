@@ -260,15 +260,13 @@ static int run_fashion(const exp_ctx *ctx, const fm_setup *su, fm_run *runs, siz
     }
     int rc = -1;
     nb_graph *g = NULL;
-    nb_dataset dtr, dte;
-    if (nb_data_scale_unit(&tr) != NB_OK || nb_data_scale_unit(&te) != NB_OK ||
-        nb_data_as_dataset(&tr, &dtr) != NB_OK || nb_data_as_dataset(&te, &dte) != NB_OK)
-        goto done;
+    nb_optim *opt = NULL;
+    if (nb_data_scale_unit(&tr) != NB_OK || nb_data_scale_unit(&te) != NB_OK) goto done;
     /* the first n of each split: both files are in random class order */
-    if (su->n_train < dtr.n) dtr.n = su->n_train;
-    if (su->n_test < dte.n) dte.n = su->n_test;
-    *n_train = dtr.n;
-    *n_test = dte.n;
+    if (su->n_train < tr.n) tr.n = su->n_train;
+    if (su->n_test < te.n) te.n = su->n_test;
+    *n_train = tr.n;
+    *n_test = te.n;
 
     g = nb_graph_new();
     if (!g) goto done;
@@ -279,7 +277,7 @@ static int run_fashion(const exp_ctx *ctx, const fm_setup *su, fm_run *runs, siz
     nb_node out = nb_dense(g, h, 10, "fc2", NULL);
     nb_node loss = nb_cross_entropy(g, out, target, R(0));
     if (nb_graph_status(g) != NB_OK) goto done;
-    size_t batches = (dtr.n + FM_BATCH - 1) / FM_BATCH;
+    size_t batches = (tr.n + FM_BATCH - 1) / FM_BATCH;
     for (int k = 0; k < N_OPT; k++) {
         fm_run *r = &runs[k];
         r->batches = batches;
@@ -291,15 +289,20 @@ static int run_fashion(const exp_ctx *ctx, const fm_setup *su, fm_run *runs, siz
         cfg.epochs = su->epochs;
         cfg.batch_size = FM_BATCH;
         cfg.seed = ctx->seed;
-        if (nb_optim_parse(optimisers[k].name, &cfg.optim) != NB_OK) goto done;
-        cfg.optim.lr = su->lr[k];
+        nb_optim_config oc;
+        if (nb_optim_parse(optimisers[k].name, &oc) != NB_OK) goto done;
+        oc.lr = su->lr[k];
+        nb_optim_free(opt);
+        if (!(opt = nb_optim_new(&oc, nb_param_count(g)))) goto done;
+        cfg.optimizer = opt;
         cfg.on_batch = fm_on_batch;
         cfg.on_epoch = fm_on_epoch;
         cfg.user = r;
-        if (nb_fit(g, &cfg, &dtr, &dte, NULL) != NB_OK) goto done;
+        if (nb_fit(g, &cfg, &tr, &te, NULL) != NB_OK) goto done;
     }
     rc = 0;
 done:
+    nb_optim_free(opt);
     nb_graph_free(g);
     nb_data_free(&tr);
     nb_data_free(&te);

@@ -79,16 +79,15 @@ int exp_regression_run(const exp_ctx *ctx, regression_result *res) {
     nb_node loss = nb_mse_loss(t.g, pred, yi);
     t.w = nb_find(t.g, "linear.weight"), t.b = nb_find(t.g, "linear.bias"), t.k = 0;
     nb_fit_config cfg = nb_fit_defaults(xi, yi, loss, NB_NONE);
-    cfg.optim = nb_optim_defaults(NB_OPT_SGD);
-    cfg.optim.lr = lr;
+    nb_optim_config sgd = nb_optim_defaults(NB_OPT_SGD);
+    sgd.lr = lr;
     cfg.epochs = STEPS;
     cfg.batch_size = M; /* full batch: plain gradient descent */
     cfg.on_epoch = after_step;
     cfg.user = &t;
-    nb_dataset data = {.x = xr, .y = yr, .n = M, .x_size = 1, .y_size = 1};
     int ok = nb_graph_status(t.g) == NB_OK && nb_graph_init(t.g, &rng) == NB_OK;
     if (ok) read_params(&t);
-    ok = ok && nb_fit(t.g, &cfg, &data, NULL, NULL) == NB_OK;
+    ok = ok && course_fit(t.g, &cfg, &sgd, xr, yr, M, 1) == NB_OK;
     nb_graph_free(t.g);
     if (!ok || t.k != STEPS)
         return course_close(&out, course_fail("regression", "training failed: %s",

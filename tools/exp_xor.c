@@ -67,16 +67,15 @@ static int train(net *n, uint64_t seed, double lr, int steps, double *losses) {
     nb_rng_seed(&rng, seed);
     nb_graph_init(n->g, &rng);
     nb_fit_config cfg = nb_fit_defaults(n->x, n->y, n->loss, NB_NONE);
-    cfg.optim = nb_optim_defaults(NB_OPT_ADAM);
-    cfg.optim.lr = lr;
+    nb_optim_config adam = nb_optim_defaults(NB_OPT_ADAM);
+    adam.lr = lr;
     cfg.epochs = steps;
     cfg.batch_size = 4;
     cfg.no_shuffle = 1;
     curve c = {losses, 0};
     cfg.on_epoch = record;
     cfg.user = &c;
-    nb_dataset data = {.x = X, .y = Y, .n = 4, .x_size = 2, .y_size = 1};
-    if (nb_fit(n->g, &cfg, &data, NULL, NULL) != NB_OK) {
+    if (course_fit(n->g, &cfg, &adam, X, Y, 4, 2) != NB_OK) {
         course_fail("xor", "training failed: %s", nb_last_error());
         return 0;
     }

@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char last_error[512];
 
@@ -10,6 +11,25 @@ nb_status nb_err(nb_status s, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
+    return s;
+}
+
+nb_status nb_err_prefix(nb_status s, const char *fmt, ...) {
+    char cause[sizeof last_error], prefix[sizeof last_error];
+    snprintf(cause, sizeof cause, "%s", last_error);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    size_t used = strlen(prefix);
+    memcpy(last_error, prefix, used + 1);
+    if (used + 2 < sizeof last_error) {
+        memcpy(last_error + used, ": ", 3);
+        used += 2;
+        size_t room = sizeof last_error - 1 - used, len = strlen(cause);
+        memcpy(last_error + used, cause, len < room ? len : room);
+        last_error[used + (len < room ? len : room)] = '\0';
+    }
     return s;
 }
 

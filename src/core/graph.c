@@ -627,6 +627,19 @@ nb_status nb_forward(nb_graph *g, nb_node target) {
     return NB_OK;
 }
 
+nb_status nb__forward_both(nb_graph *g, nb_node a, nb_node b) {
+    if (!g) return nb_err(NB_ERR_ARG, "nb_forward: graph is NULL");
+    nb_node target = a;
+    if (b != NB_NONE && b != a) {
+        if (!valid(g, a, "nb_forward") || !valid(g, b, "nb_forward")) return NB_ERR_ARG;
+        nb_status s = ensure_planned(g, "nb_forward");
+        if (s != NB_OK) return s;
+        mark_ancestors(g, a);
+        if (!(g->mark[b] & MARK_NEEDED)) target = NB_NONE;
+    }
+    return nb_forward(g, target);
+}
+
 nb_status nb_backward(nb_graph *g, nb_node loss) {
     if (!valid(g, loss, "nb_backward")) return NB_ERR_ARG;
     nb_node_t *L = &g->nodes[loss];

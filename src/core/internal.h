@@ -59,6 +59,13 @@ nb_status nb_err(nb_status s, const char *fmt, ...)
 #endif
     ;
 
+/* Prefix the current message: "<prefix>: <current message>"; returns s. */
+nb_status nb_err_prefix(nb_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 /* Format a shape as "[2, 3]" into buf (at least 64 bytes). */
 const char *nb_shape_str(char *buf, size_t size, int ndim, const int *dims);
 
@@ -195,6 +202,11 @@ void nb__run_fail(nb_graph *g, nb_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+/* Forward so that both a and b (NB_NONE: only a) are computed in ONE pass:
+ * a alone when b is among its ancestors, else the whole graph.  One pass
+ * matters for random ops (dropout): both must see the same draw. */
+nb_status nb__forward_both(nb_graph *g, nb_node a, nb_node b);
 
 /* A buffer leaf called name (required), filled with fill now and again by
  * nb_graph_init.  is_counter: a whole-number count saved as I64. */

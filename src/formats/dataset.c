@@ -9,6 +9,8 @@
 
 #include <errno.h>
 #include <float.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,13 +39,36 @@ void nb_data_free(nb_data *d) {
         for (size_t j = 0; j < d->sample_size; j++) free(d->feature_names[j]);
     free(d->feature_names);
     free(d->label_name);
-    free(d->cache);
     memset(d, 0, sizeof *d);
 }
 
-static void drop_cache(nb_data *d) {
-    free(d->cache);
-    d->cache = NULL;
+nb_status nb_data_from_reals(const nb_real *x, const nb_real *y, size_t n, size_t x_size,
+                             size_t y_size, nb_data *out) {
+    const char *fn = "nb_data_from_reals";
+    if (!out) return nb_err(NB_ERR_ARG, "%s: out is NULL", fn);
+    memset(out, 0, sizeof *out);
+    if (!x || (!y && y_size)) return nb_err(NB_ERR_ARG, "%s: %s is NULL", fn, x ? "y" : "x");
+    if (x_size == 0 || x_size > INT_MAX)
+        return nb_err(NB_ERR_ARG, "%s: %zu values per sample (expected 1 to %d)", fn, x_size,
+                      INT_MAX);
+    if (n > SIZE_MAX / sizeof(nb_real) / x_size || (y_size && n > SIZE_MAX / sizeof(nb_real) / y_size))
+        return nb_err(NB_ERR_NOMEM, "%s: %zu samples do not fit in memory", fn, n);
+    const size_t cells = n * x_size, labels = n * y_size;
+    out->x_real = malloc(sizeof(nb_real) * (cells ? cells : 1));
+    out->y = y_size ? malloc(sizeof(nb_real) * (labels ? labels : 1)) : NULL;
+    if (!out->x_real || (y_size && !out->y)) {
+        nb_data_free(out);
+        return nb_err(NB_ERR_NOMEM, "%s: out of memory for %zu samples", fn, n);
+    }
+    memcpy(out->x_real, x, sizeof(nb_real) * cells);
+    if (y_size) memcpy(out->y, y, sizeof(nb_real) * labels);
+    out->n = n;
+    out->ndim = 1;
+    out->dims[0] = (int)x_size;
+    out->sample_size = x_size;
+    out->y_size = y_size;
+    out->scale = 1;
+    return NB_OK;
 }
 
 nb_status nb_data_from_csv(nb_csv_data *csv, nb_data *out) {
@@ -158,7 +183,6 @@ nb_status nb_data_scale(nb_data *d, double factor) {
         return nb_err(NB_ERR_ARG, "nb_data_scale: overall scale %g is outside 1e-30 .. 1e30",
                       scale);
     d->scale = scale;
-    drop_cache(d);
     return NB_OK;
 }
 
@@ -191,7 +215,6 @@ static nb_status set_stats(nb_data *d, const double *mean, const double *inv_std
     free(d->inv_std);
     d->mean = m;
     d->inv_std = s;
-    drop_cache(d);
     return NB_OK;
 }
 
@@ -385,7 +408,8 @@ nb_status nb_data_batch(const nb_data *d, const size_t *idx, size_t start, size_
         nb_real *row = x + b * f;
         if (d->x_u8 && !d->mean) { /* 255 * 1e30 fits in a float: no range check */
             const uint8_t *src = d->x_u8 + i * f;
-            for (size_t j = 0; j < f; j++) row[j] = (nb_real)(src[j] * d->scale);
+            const nb_real scale = (nb_real)d->scale;
+            for (size_t j = 0; j < f; j++) row[j] = (nb_real)src[j] * scale;
         } else if (!d->mean && d->scale == 1) {
             memcpy(row, d->x_real + i * f, sizeof *row * f);
         } else {
@@ -403,47 +427,6 @@ nb_status nb_data_batch(const nb_data *d, const size_t *idx, size_t start, size_
         if (y && d->y_size)
             memcpy(y + b * d->y_size, d->y + i * d->y_size, sizeof *y * d->y_size);
     }
-    return NB_OK;
-}
-
-nb_status nb_data_as_dataset(nb_data *d, nb_dataset *out) {
-    if (!d || !out) return nb_err(NB_ERR_ARG, "nb_data_as_dataset: NULL argument");
-    memset(out, 0, sizeof *out);
-    const nb_real *x = d->x_real;
-    if (d->x_u8 && !d->mean) {
-        /* bytes stay bytes: the trainer converts each batch as it copies it */
-        out->x_u8 = d->x_u8;
-        out->x_scale = (nb_real)d->scale;
-        out->x_offset = 0;
-        out->y = d->y;
-        out->n = d->n;
-        out->x_size = d->sample_size;
-        out->y_size = d->y_size;
-        return NB_OK;
-    }
-    if (d->x_u8 || d->scale != 1 || d->mean) {
-        if (!d->cache) {
-            if (d->sample_size && d->n > SIZE_MAX / sizeof(nb_real) / d->sample_size)
-                return nb_err(NB_ERR_NOMEM, "nb_data_as_dataset: %zu samples of %zu values do "
-                              "not fit in memory", d->n, d->sample_size);
-            size_t cells = d->n * d->sample_size;
-            d->cache = malloc(sizeof(nb_real) * (cells ? cells : 1));
-            if (!d->cache)
-                return nb_err(NB_ERR_NOMEM, "nb_data_as_dataset: out of memory for %zu x %zu "
-                              "reals", d->n, d->sample_size);
-            nb_status s = nb_data_batch(d, NULL, 0, d->n, d->cache, NULL);
-            if (s != NB_OK) {
-                drop_cache(d);
-                return s;
-            }
-        }
-        x = d->cache;
-    }
-    out->x = x;
-    out->y = d->y;
-    out->n = d->n;
-    out->x_size = d->sample_size;
-    out->y_size = d->y_size;
     return NB_OK;
 }
 

@@ -115,7 +115,8 @@ static nb_status bad_field(const nb_optim_config *c, const char *field, double v
 #define POSITIVE(field) NEED(c->field > 0 && isfinite(c->field), field, "> 0 and finite")
 #define IN_0_1(field) NEED(c->field >= 0 && c->field < 1, field, "in [0, 1)")
 
-static nb_status check_config(const nb_optim_config *c) {
+nb_status nb_optim_check(const nb_optim_config *c) {
+    if (!c) return nb_err(NB_ERR_ARG, "optim: config is NULL");
     switch (c->kind) {
     case NB_OPT_SGD: case NB_OPT_MOMENTUM_EMA: case NB_OPT_ADAGRAD:
     case NB_OPT_RMSPROP: case NB_OPT_ADAM: case NB_OPT_ADAMW: break;
@@ -161,7 +162,7 @@ nb_optim *nb_optim_new(const nb_optim_config *cfg, size_t n) {
         nb_err(NB_ERR_ARG, "optim: NULL config");
         return NULL;
     }
-    if (check_config(cfg) != NB_OK) return NULL;
+    if (nb_optim_check(cfg) != NB_OK) return NULL;
     if (n == 0) {
         nb_err(NB_ERR_ARG, "optim %s: nothing to optimise (0 parameters)",
                nb_optim_name(cfg->kind));

@@ -1,0 +1,65 @@
+/* One training step: zero the gradients, forward, backward, combine the
+ * gradients of several processes, clip, and one optimiser step. */
+#include "train.h"
+
+#include <string.h>
+
+/* Are all of v[0..n) finite?  Every step checks its gradients, so this
+ * must cost next to nothing: a non-finite number has an all-ones exponent,
+ * and OR-ing integer comparisons is a reduction the compiler vectorises
+ * (a float one it may not reorder). */
+static int all_finite(const nb_real *v, size_t n) {
+#ifdef NB_REAL_DOUBLE
+    const uint64_t exp_mask = 0x7FF0000000000000ull;
+    uint64_t bad = 0, bits;
+#else
+    const uint32_t exp_mask = 0x7F800000u;
+    uint32_t bad = 0, bits;
+#endif
+    for (size_t k = 0; k < n; k++) {
+        memcpy(&bits, v + k, sizeof bits);
+        bad |= (bits & exp_mask) == exp_mask;
+    }
+    return bad == 0;
+}
+
+static nb_status check_step(nb_graph *g, const nb_fit_config *cfg) {
+    const char *fn = "nb_train_step";
+    if (!cfg) return nb_err(NB_ERR_ARG, "%s: config is NULL", fn);
+    nb_status s = nb__check_nodes(g, fn, cfg->input, cfg->target, cfg->loss, cfg->output);
+    if (s == NB_OK) s = nb__check_optimizer(g, fn, cfg->optimizer);
+    if (s == NB_OK && !g->nodes[cfg->loss].requires_grad)
+        s = nb_err(NB_ERR_ARG, "%s: loss '%s' does not depend on any parameter", fn,
+                   g->nodes[cfg->loss].name);
+    return s;
+}
+
+nb_status nb_train_step(nb_graph *g, const nb_fit_config *cfg, double lr, double *loss) {
+    nb_status s = check_step(g, cfg);
+    if (s != NB_OK) return s;
+    nb_real *params = nb_params(g), *grads = nb_grads(g);
+    const size_t n = nb_param_count(g);
+
+    nb_zero_grad(g);
+    s = nb__forward_both(g, cfg->loss, cfg->output);
+    if (s != NB_OK) return s;
+    const double value = (double)g->nodes[cfg->loss].val[0];
+    if (loss) *loss = value;
+    if (!nb__is_finite(value))
+        return nb_err(NB_ERR_NUMERIC, "nb_train_step: loss is %s",
+                      value != value ? "NaN" : value > 0 ? "inf" : "-inf");
+    s = nb_backward(g, cfg->loss);
+    if (s != NB_OK) return s;
+
+    /* Gradients of several processes are combined here, so that every
+     * process clips and steps from the same sum (docs/design.md). */
+    if (cfg->on_gradients && (s = cfg->on_gradients(grads, n, cfg->user)) != NB_OK)
+        return nb_err_prefix(s, "nb_train_step: on_gradients");
+
+    /* a non-finite gradient would poison the parameters: stop before the
+     * step (clipping leaves a non-finite gradient as it is) */
+    double norm = cfg->clip_norm > 0 ? nb_clip_grad_norm(grads, n, cfg->clip_norm) : 0;
+    if (!nb__is_finite(norm) || (cfg->clip_norm <= 0 && !all_finite(grads, n)))
+        return nb_err(NB_ERR_NUMERIC, "nb_train_step: gradient is not finite");
+    return nb_optim_step(cfg->optimizer, params, grads, lr);
+}

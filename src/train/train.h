@@ -1,0 +1,90 @@
+/* Internals shared by the trainer's files (src/train only): the checks of a
+ * training setup, batch augmentation, accuracy counting and the messages
+ * that say where training failed. */
+#ifndef NB_TRAIN_H
+#define NB_TRAIN_H
+
+#include "../core/internal.h"
+
+static inline int nb__is_finite(double v) { return v == v && v - v == 0; }
+
+/* Per-sample element count of a batched node. */
+static inline size_t nb__sample_numel(const nb_node_t *n) { return nb__numel_from(n, 1); }
+
+static inline uint64_t nb__mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* The generator for one epoch's random choices: a function of (seed, epoch)
+ * only, so epoch e of a run is the same whether or not epochs 1..e-1 ran
+ * before. */
+static inline void nb__epoch_rng(nb_rng *r, uint64_t seed, int epoch) {
+    nb_rng_seed(r, nb__mix64(seed) ^ nb__mix64(0x9E3779B97F4A7C15ull * (uint64_t)epoch + 1));
+}
+
+/* ------------------------------------------------------------ checks (fit_check.c) */
+
+/* The nodes of a training or evaluation setup fit together; fn names the
+ * caller in messages, output may be NB_NONE. */
+nb_status nb__check_nodes(const nb_graph *g, const char *fn, nb_node input, nb_node target,
+                          nb_node loss, nb_node output);
+/* A data set fits the input and the target; which: "training", ... */
+nb_status nb__check_data(const nb_graph *g, const char *fn, const char *which,
+                         const nb_data *d, nb_node input, nb_node target);
+/* The optimiser exists and is sized for the graph. */
+nb_status nb__check_optimizer(const nb_graph *g, const char *fn, const nb_optim *o);
+
+/* ------------------------------------------------------------ augmentation (augment.c) */
+
+typedef struct nb__augment {
+    int flip, crop;        /* the settings of nb_fit_config           */
+    int c, h, w;           /* image geometry of the input             */
+    nb_real *plain;        /* one image before augmenting (c*h*w)     */
+} nb__augment;
+
+/* Image geometry of a batched input: [B, C, H, W] or [B, H, W]; 0 otherwise. */
+int nb__image_dims(const nb_node_t *in, int *c, int *h, int *w);
+/* Set up (allocates the one-image buffer) and release. */
+nb_status nb__augment_init(nb__augment *a, const nb_graph *g, const nb_fit_config *cfg);
+void nb__augment_free(nb__augment *a);
+/* Augment rows [0, bs) of a batch in place; row r is position first + r of
+ * the epoch's order (so a resumed epoch draws what an uninterrupted one does). */
+void nb__augment_batch(const nb__augment *a, nb_real *x, int bs, size_t first, uint64_t seed,
+                       int epoch);
+
+/* ------------------------------------------------------------ evaluation (evaluate.c) */
+
+/* Rows of out (batch x c) whose argmax matches the target: a class index
+ * (ys == 1) or the argmax of a probability row (ys == c). */
+size_t nb__count_correct(const nb_real *out, const nb_real *y, int batch, size_t c, size_t ys);
+/* Mean loss and accuracy over d in eval mode; xb holds batch_size samples
+ * of inputs, so nothing is allocated once the arena fits batch_size. */
+nb_status nb__evaluate(const char *fn, nb_graph *g, nb_node input, nb_node target,
+                       nb_node loss, nb_node output, const nb_data *d, int batch_size,
+                       nb_real *xb, double *loss_out, double *acc_out);
+
+/* ------------------------------------------------------------ failures (fit_errors.c) */
+
+/* Where in training a step failed: epoch, step of the epoch, and the
+ * training samples of the batch (idx[start ...]). */
+typedef struct nb__step_place {
+    int epoch;
+    size_t batch, batches;
+    long step;             /* the optimiser step that was being taken */
+    int first_step;        /* the first step of this nb_fit call       */
+    const size_t *idx;
+    size_t start;
+} nb__step_place;
+
+/* The nb_fit error for a failed nb_train_step: for a non-finite loss or
+ * gradient, where the first NaN or inf was born (the step's values and
+ * gradients are still in the graph); otherwise the step's own message with
+ * the place in front. */
+nb_status nb__explain_step_error(nb_graph *g, const nb_fit_config *cfg, nb_status s,
+                                 const nb__step_place *at);
+/* The error for parameters the last step of an epoch made non-finite. */
+nb_status nb__update_error(const nb_graph *g, int epoch, long step);
+
+#endif
