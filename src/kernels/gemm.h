@@ -1,8 +1,9 @@
 /* General matrix multiply on row-major matrices:
  *   C = alpha * op(A) * op(B) + beta * C
  * op(X) is X or X^T; op(A) is M x K, op(B) is K x N, C is M x N.
- * Backed by CBLAS when built with it (NB_USE_CBLAS), else by a portable
- * blocked kernel (also used by the tests as the reference). */
+ * nb_gemm (gemm.c) runs one of three kernels: nabla's own AVX-512 kernel
+ * (sgemm_avx512.c), OpenBLAS when built with it (NB_USE_CBLAS), or the
+ * portable one (gemm_portable.c). */
 #ifndef NB_GEMM_H
 #define NB_GEMM_H
 
@@ -39,7 +40,7 @@ void nb__gemm_use(int kernel);
 /* Tell OpenBLAS the thread count if it runs the products, else 1. */
 void nb__blas_threads(void);
 
-/* The portable kernel, always available. */
+/* The portable kernel, always available (gemm_portable.c). */
 void nb_gemm_portable(int trans_a, int trans_b, int M, int N, int K, nb_real alpha,
                       const nb_real *A, int lda, const nb_real *B, int ldb,
                       nb_real beta, nb_real *C, int ldc);
