@@ -22,11 +22,6 @@ int nb__sgemm_avx512_usable(void);
 void nb__sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha,
                       const float *A, int lda, const float *B, int ldb, float beta, float *C,
                       int ldc);
-/* Allocate the calling thread's packing buffers now (pool workers do this
- * when they start, so no training step allocates them later). */
-void nb__gemm_thread_init(void);
-#else
-static inline void nb__gemm_thread_init(void) {}
 #endif
 
 /* Which kernel nb_gemm runs: the best available, unless the environment
@@ -36,9 +31,6 @@ static inline void nb__gemm_thread_init(void) {}
 enum { NB__GEMM_AVX512, NB__GEMM_OPENBLAS, NB__GEMM_PORTABLE };
 int nb__gemm_kernel(void);
 void nb__gemm_use(int kernel);
-
-/* Tell OpenBLAS the thread count if it runs the products, else 1. */
-void nb__blas_threads(void);
 
 /* The portable kernel, always available (gemm_portable.c). */
 void nb_gemm_portable(int trans_a, int trans_b, int M, int N, int K, nb_real alpha,

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "parallel.h"
 
 #define AVX512 __attribute__((target("avx512f")))
 #define INLINE static inline __attribute__((always_inline))
@@ -204,8 +205,13 @@ static int pack_buffers(void) {
     return packed_b && packed_a;
 }
 
-void nb__gemm_thread_init(void) {
+static void worker_buffers(void) {
     if (nb__sgemm_avx512_usable()) pack_buffers();
+}
+
+/* Registered before main, so before the pool starts any worker. */
+__attribute__((constructor)) static void allocate_on_worker_start(void) {
+    nb__pool_at_worker_start(worker_buffers);
 }
 
 /* Copy micro-panel rows [i, i+m) x [p0, p0+kc) of op(A) k-major into dst
