@@ -8,7 +8,6 @@
 #define NB_GEMM_H
 
 #include "nabla.h"
-#include "parallel.h"
 
 void nb_gemm(int trans_a, int trans_b, int M, int N, int K, nb_real alpha,
              const nb_real *A, int lda, const nb_real *B, int ldb, nb_real beta,

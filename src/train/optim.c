@@ -403,8 +403,8 @@ static void step_slice(void *ctx, int part) {
     const step_job *j = ctx;
     size_t n = j->o->n;
     /* slice edges on multiples of 16 values: whole vectors, aligned alike */
-    size_t k0 = n * (size_t)part / (size_t)j->parts / 16 * 16;
-    size_t k1 = part + 1 == j->parts ? n : n * (size_t)(part + 1) / (size_t)j->parts / 16 * 16;
+    size_t k0, k1;
+    nb__part_range(n, part, j->parts, 16, &k0, &k1);
     nb_optim v = *j->o;
     v.n = k1 - k0;
     v.buf = at(v.buf, k0), v.sum = at(v.sum, k0), v.sq = at(v.sq, k0);
