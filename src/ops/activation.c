@@ -9,7 +9,7 @@
  *
  * The op's parameters (slope, alpha, beta, threshold) are kept in the node's
  * f[0] and f[1].  Values and slopes at kinks follow PyTorch exactly
- * (pytorch-semantics.md §6); the comment at each activation says which. */
+ * (docs/definitions.md, Activations); the comment at each activation says which. */
 #include "../core/internal.h"
 #include "../kernels/parallel.h"
 

@@ -1,7 +1,7 @@
 /* 2-D pooling on NCHW images: max, average and global average.
  *
  * Output sizes, window clipping and divisors follow PyTorch's CPU kernels
- * exactly (pytorch-semantics.md §7):
+ * exactly (docs/definitions.md, Pooling):
  *   out = floor((H + 2p - k + (ceil ? s-1 : 0)) / s) + 1, and with ceil_mode
  *   out -= 1 when the last window would start at or past H + p.
  * Window oh covers rows [oh*s - p, oh*s - p + k); padding ≤ k/2 and the rule

@@ -1,8 +1,8 @@
 /* The trainer: mini-batch gradient descent over an in-memory dataset.
  *
  * Each epoch visits the training set in an order that depends only on
- * (seed, epoch), takes consecutive batches of that order (the notes'
- * "reordenamos los índices ... elegimos M' índices consecutivos"), and for
+ * (seed, epoch), takes consecutive batches of that order (mini-batches with
+ * reshuffling, docs/definitions.md), and for
  * each batch runs zero_grad / forward / backward / (clip) / optimiser step.
  *
  * Everything the step loop needs (index permutation, batch buffers, the

@@ -1,6 +1,5 @@
-/* Optimisers over flat buffers, following PyTorch 1.13's update rules
- * (shared/reference/pytorch-semantics.md §2), plus the course notes'
- * exponential-average momentum.
+/* Optimisers over flat buffers, following PyTorch 1.13's update rules, plus
+ * momentum as an exponential average (docs/definitions.md, Optimisers).
  *
  * Parameters, gradients and all optimiser state are each one flat array, so
  * every update is one simple loop over all scalars.  Per-step coefficients
@@ -276,7 +275,8 @@ NB_VECTOR_LOOP static void sgd_step(nb_optim *o, nb_real *restrict p, const nb_r
     }
 }
 
-/* The notes' momentum: v = beta v + (1 - beta) d, p -= lr v (v starts at 0). */
+/* Momentum as an exponential average of the gradients (docs/definitions.md):
+ * v = beta v + (1 - beta) d, p -= lr v (v starts at 0). */
 NB_VECTOR_LOOP static void ema_step(nb_optim *o, nb_real *restrict p, const nb_real *restrict g,
                                     double lr) {
     const size_t n = o->n;
