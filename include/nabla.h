@@ -113,6 +113,8 @@ void nb_rng_shuffle(nb_rng *r, size_t *idx, size_t n);
 
 /* ---------------------------------------------------------------- initialisers */
 
+/* The formulas, and which PyTorch function each follows: docs/definitions.md. */
+
 typedef enum nb_init_kind {
     NB_INIT_DEFAULT = 0,     /* the layer's own default (PyTorch's); for a bare
                                 nb_param: TORCH_LINEAR, or zeros below 2 dims    */
@@ -122,7 +124,7 @@ typedef enum nb_init_kind {
     NB_INIT_NORMAL,          /* N(mean a, std b)                                  */
     NB_INIT_XAVIER_UNIFORM,  /* bound gain*sqrt(6/(fan_in+fan_out))               */
     NB_INIT_XAVIER_NORMAL,   /* std gain*sqrt(2/(fan_in+fan_out))                 */
-    NB_INIT_LECUN_UNIFORM,   /* bound sqrt(3/fan_in)   (the notes' "Xavier 1/n")  */
+    NB_INIT_LECUN_UNIFORM,   /* bound sqrt(3/fan_in)   (variance 1/fan_in)        */
     NB_INIT_LECUN_NORMAL,    /* std 1/sqrt(fan_in)                                */
     NB_INIT_KAIMING_UNIFORM, /* bound gain*sqrt(3/fan)                            */
     NB_INIT_KAIMING_NORMAL,  /* std gain/sqrt(fan)                                */
@@ -413,9 +415,12 @@ nb_status nb_gradcheck_sampled(nb_graph *g, nb_node loss, double eps, double ato
 
 /* ---------------------------------------------------------------- optimisers */
 
+/* The update rules, PyTorch's and the exponential-average momentum:
+ * docs/definitions.md, Optimisers. */
+
 typedef enum nb_optim_kind {
     NB_OPT_SGD = 0,     /* PyTorch SGD: weight decay, classical momentum, Nesterov */
-    NB_OPT_MOMENTUM_EMA,/* the notes' v = beta v + (1-beta) g, theta -= lr v       */
+    NB_OPT_MOMENTUM_EMA,/* exponential average v = beta v + (1-beta) g, theta -= lr v */
     NB_OPT_ADAGRAD,
     NB_OPT_RMSPROP,
     NB_OPT_ADAM,
@@ -470,13 +475,15 @@ double nb_clip_grad_norm(nb_real *grads, size_t n, double max_norm);
 
 /* --------------------------------------------------------------- schedules */
 
+/* The schedules and their defaults: docs/definitions.md, Learning-rate schedules. */
+
 typedef enum nb_schedule_kind {
     NB_SCHED_CONSTANT = 0,
     NB_SCHED_STEP,         /* base * gamma^floor(e / step_size)                 */
     NB_SCHED_EXPONENTIAL,  /* base * gamma^e                                    */
     NB_SCHED_COSINE,       /* eta_min + (base-eta_min)(1+cos(pi e/t_max))/2     */
     NB_SCHED_WARMUP,       /* PyTorch LinearLR: base*(s + (f-s) min(T,e)/T)     */
-    NB_SCHED_LINEAR_DECAY  /* the notes': (1-e/tau) base + (e/tau) lr_tau, then lr_tau */
+    NB_SCHED_LINEAR_DECAY  /* (1-e/tau) base + (e/tau) lr_tau, then lr_tau         */
 } nb_schedule_kind;
 
 typedef struct nb_schedule {

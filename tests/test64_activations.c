@@ -110,7 +110,7 @@ static void value_and_slope(op_builder build, const nb_real *xs, int n, nb_real 
 static void test_kinks(void) {
     const nb_real zero[1] = {0};
     nb_real y[2], d[2];
-    /* PyTorch's conventions (pytorch-semantics.md §6), exactly */
+    /* PyTorch's conventions (docs/definitions.md, Activations), exactly */
     value_and_slope(build_relu, zero, 1, y, d);
     CHECK(y[0] == 0 && d[0] == 0);                   /* ReLU'(0) = 0 */
     value_and_slope(build_leaky, zero, 1, y, d);

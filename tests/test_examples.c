@@ -195,7 +195,7 @@ static void test_xor_linear(void) {
     nb_graph_free(n.g);
 }
 
-/* The notes' hand-set weights give XOR exactly. */
+/* The course's hand-set weights (docs/course.md) give XOR exactly. */
 static void test_xor_by_hand(void) {
     xor_net n = xor_build(2, 1);
     const nb_real W1[4] = {1, 1, 1, 1}, b1[2] = {0, -1}, w2[2] = {1, -2};

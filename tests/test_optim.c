@@ -197,7 +197,7 @@ static void test_defaults(const ref_file *f) {
         SAME(initial_accumulator, "initial_accumulator");
 #undef SAME
     }
-    /* where PyTorch has no default: the header's lr 1e-2, and the notes' beta 0.9 */
+    /* where PyTorch has no default: the header's lr 1e-2, and beta 0.9 (docs/definitions.md) */
     CHECK(nb_optim_defaults(NB_OPT_SGD).lr == 1e-2);
     nb_optim_config ema = nb_optim_defaults(NB_OPT_MOMENTUM_EMA);
     CHECK(ema.lr == 1e-2 && ema.beta == 0.9 && ema.weight_decay == 0);

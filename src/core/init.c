@@ -1,4 +1,4 @@
-/* Weight initialisers, following torch.nn.init (see docs/api.md). */
+/* Weight initialisers, following torch.nn.init (docs/definitions.md, Initialisers). */
 #include "internal.h"
 
 #include <string.h>

@@ -1,40 +1,38 @@
+/* nb_gemm: chooses the matrix kernel (nabla's AVX-512 kernel when the CPU
+ * has it, else OpenBLAS when built with it, else the portable kernel; the
+ * environment variable NB_GEMM can ask for another) and runs it.  Also the
+ * glue to OpenBLAS: its thread count and its name for reports. */
 #include "gemm.h"
+#include "parallel.h"
 
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #ifdef NB_USE_CBLAS
 #include <cblas.h>
-#endif
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+char *openblas_get_corename(void);
 
-/* Blocked i-k-j loop: the inner loop runs over contiguous rows of B and C so
- * the compiler vectorises it; blocks keep a panel of B in cache. */
-enum { BLOCK_K = 256, BLOCK_N = 512 };
-
-void nb_gemm_portable(int ta, int tb, int M, int N, int K, nb_real alpha, const nb_real *A,
-                      int lda, const nb_real *B, int ldb, nb_real beta, nb_real *C, int ldc) {
-    for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
-    for (int k0 = 0; k0 < K; k0 += BLOCK_K) {
-        int k1 = k0 + BLOCK_K < K ? k0 + BLOCK_K : K;
-        for (int j0 = 0; j0 < N; j0 += BLOCK_N) {
-            int j1 = j0 + BLOCK_N < N ? j0 + BLOCK_N : N;
-            for (int i = 0; i < M; i++) {
-                nb_real *c = C + (size_t)i * ldc;
-                for (int k = k0; k < k1; k++) {
-                    nb_real a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
-                    a *= alpha;
-                    if (!tb) {
-                        const nb_real *b = B + (size_t)k * ldb;
-                        for (int j = j0; j < j1; j++) c[j] += a * b[j];
-                    } else {
-                        for (int j = j0; j < j1; j++) c[j] += a * B[(size_t)j * ldb + k];
-                    }
-                }
-            }
-        }
-    }
+/* The library's default thread count is OpenBLAS's (it honours
+ * OPENBLAS_NUM_THREADS and OMP_NUM_THREADS, else the cores), registered
+ * before any count is read. */
+__attribute__((constructor)) static void follow_blas_default(void) {
+    nb__pool_default_threads(openblas_get_num_threads);
 }
+
+/* OpenBLAS is given the library's thread count just before it runs a
+ * product, and only then: a thread it starts polls for work for a while,
+ * which would take a core from nabla's own workers when another kernel runs
+ * the products. */
+static void blas_follow_threads(void) {
+    static atomic_int told; /* the count last given to OpenBLAS; 0: none */
+    int n = nb_threads();
+    if (atomic_exchange(&told, n) != n) openblas_set_num_threads(n);
+}
+#endif
 
 static int chosen = -1;
 
@@ -60,10 +58,7 @@ int nb__gemm_kernel(void) {
     return chosen;
 }
 
-void nb__gemm_use(int kernel) {
-    chosen = best_available(kernel);
-    nb__blas_threads();
-}
+void nb__gemm_use(int kernel) { chosen = best_available(kernel); }
 
 void nb_gemm(int ta, int tb, int M, int N, int K, nb_real alpha, const nb_real *A, int lda,
              const nb_real *B, int ldb, nb_real beta, nb_real *C, int ldc) {
@@ -77,6 +72,7 @@ void nb_gemm(int ta, int tb, int M, int N, int K, nb_real alpha, const nb_real *
 #endif
 #ifdef NB_USE_CBLAS
     if (kernel == NB__GEMM_OPENBLAS) {
+        blas_follow_threads();
 #ifdef NB_REAL_DOUBLE
         cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                     M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -89,4 +85,21 @@ void nb_gemm(int ta, int tb, int M, int N, int K, nb_real alpha, const nb_real *
 #endif
     (void)kernel;
     nb_gemm_portable(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+const char *nb_blas_core(void) {
+    int kernel = nb__gemm_kernel();
+#ifdef NB_USE_CBLAS
+    static char name[96];
+    if (kernel == NB__GEMM_AVX512) {
+        snprintf(name, sizeof name, "nabla-avx512 (OpenBLAS %s for double only)",
+                 openblas_get_corename());
+        return name;
+    }
+    if (kernel == NB__GEMM_OPENBLAS) {
+        snprintf(name, sizeof name, "OpenBLAS %s", openblas_get_corename());
+        return name;
+    }
+#endif
+    return kernel == NB__GEMM_AVX512 ? "nabla-avx512" : "portable";
 }

@@ -1,13 +1,13 @@
 /* General matrix multiply on row-major matrices:
  *   C = alpha * op(A) * op(B) + beta * C
  * op(X) is X or X^T; op(A) is M x K, op(B) is K x N, C is M x N.
- * Backed by CBLAS when built with it (NB_USE_CBLAS), else by a portable
- * blocked kernel (also used by the tests as the reference). */
+ * nb_gemm (gemm.c) runs one of three kernels: nabla's own AVX-512 kernel
+ * (sgemm_avx512.c), OpenBLAS when built with it (NB_USE_CBLAS), or the
+ * portable one (gemm_portable.c). */
 #ifndef NB_GEMM_H
 #define NB_GEMM_H
 
 #include "nabla.h"
-#include "parallel.h"
 
 void nb_gemm(int trans_a, int trans_b, int M, int N, int K, nb_real alpha,
              const nb_real *A, int lda, const nb_real *B, int ldb, nb_real beta,
@@ -21,11 +21,6 @@ int nb__sgemm_avx512_usable(void);
 void nb__sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha,
                       const float *A, int lda, const float *B, int ldb, float beta, float *C,
                       int ldc);
-/* Allocate the calling thread's packing buffers now (pool workers do this
- * when they start, so no training step allocates them later). */
-void nb__gemm_thread_init(void);
-#else
-static inline void nb__gemm_thread_init(void) {}
 #endif
 
 /* Which kernel nb_gemm runs: the best available, unless the environment
@@ -36,10 +31,7 @@ enum { NB__GEMM_AVX512, NB__GEMM_OPENBLAS, NB__GEMM_PORTABLE };
 int nb__gemm_kernel(void);
 void nb__gemm_use(int kernel);
 
-/* Tell OpenBLAS the thread count if it runs the products, else 1. */
-void nb__blas_threads(void);
-
-/* The portable kernel, always available. */
+/* The portable kernel, always available (gemm_portable.c). */
 void nb_gemm_portable(int trans_a, int trans_b, int M, int N, int K, nb_real alpha,
                       const nb_real *A, int lda, const nb_real *B, int ldb,
                       nb_real beta, nb_real *C, int ldc);

@@ -1,15 +1,41 @@
-/* The library's pool of threads (threads.c). */
+/* The library's threads (threads.c): one thread count and a pool of workers
+ * that run the parts of parallel regions. */
 #ifndef NB_PARALLEL_H
 #define NB_PARALLEL_H
+
+#include <stddef.h>
 
 /* Run fn(ctx, 0 .. parts-1), part 0 on the caller and the others on the
  * pool's workers; returns when all are done.  Each part runs on exactly one
  * thread, but which thread is not fixed: a part's result must depend only on
- * its number. */
+ * its number.  A region started inside a part runs its parts there, in
+ * order. */
 void nb__parallel(int parts, void (*fn)(void *ctx, int part), void *ctx);
 
 /* Threads a part of work may use here: 1 inside a part of a parallel
  * region, else nb_threads(). */
 int nb__free_threads(void);
+
+/* The items [*lo, *hi) of n that part `part` of `parts` takes: equal shares
+ * in part order, each edge rounded down to a multiple of `align` except the
+ * end of the last part, which is n.  Depends only on the part number. */
+static inline void nb__part_range(size_t n, int part, int parts, size_t align, size_t *lo,
+                                  size_t *hi) {
+    *lo = n * (size_t)part / (size_t)parts / align * align;
+    *hi = part + 1 == parts ? n : n * (size_t)(part + 1) / (size_t)parts / align * align;
+}
+
+/* Run setup on each worker thread when it starts, before its first part:
+ * for instance to allocate per-thread buffers, so that no later region
+ * allocates.  The thread that started the worker waits for it.  Register
+ * before the first region (from a constructor): a worker that is already
+ * running does not run a setup registered later.  At most four; returns 0,
+ * or -1 when they are taken. */
+int nb__pool_at_worker_start(void (*setup)(void));
+
+/* Where nb_threads() takes its count until nb_set_threads sets one (by
+ * default the cores): code with a thread setting of its own to follow
+ * registers it before nb_threads() is first called (from a constructor). */
+void nb__pool_default_threads(int (*count)(void));
 
 #endif

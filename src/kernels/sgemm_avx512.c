@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "parallel.h"
 
 #define AVX512 __attribute__((target("avx512f")))
 #define INLINE static inline __attribute__((always_inline))
@@ -204,8 +205,13 @@ static int pack_buffers(void) {
     return packed_b && packed_a;
 }
 
-void nb__gemm_thread_init(void) {
+static void worker_buffers(void) {
     if (nb__sgemm_avx512_usable()) pack_buffers();
+}
+
+/* Registered before main, so before the pool starts any worker. */
+__attribute__((constructor)) static void allocate_on_worker_start(void) {
+    nb__pool_at_worker_start(worker_buffers);
 }
 
 /* Copy micro-panel rows [i, i+m) x [p0, p0+kc) of op(A) k-major into dst
@@ -269,16 +275,15 @@ AVX512 static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1,
 static void gemm_part(void *ctx, int part) {
     const gemm_job *g = ctx;
     int i0 = 0, i1 = g->M, j0 = 0, j1 = g->N;
+    size_t lo, hi;
     if (g->split_rows) { /* whole MR blocks per part */
-        int blocks = (g->M + MR - 1) / MR;
-        i0 = blocks * part / g->parts * MR;
-        i1 = blocks * (part + 1) / g->parts * MR;
-        if (i1 > g->M) i1 = g->M;
-    } else {
-        int panels = (g->N + NR - 1) / NR;
-        j0 = panels * part / g->parts * NR;
-        j1 = panels * (part + 1) / g->parts * NR;
-        if (j1 > g->N) j1 = g->N;
+        nb__part_range((size_t)(g->M + MR - 1) / MR, part, g->parts, 1, &lo, &hi);
+        i0 = (int)lo * MR;
+        i1 = (int)hi * MR < g->M ? (int)hi * MR : g->M;
+    } else { /* whole NR panels per part */
+        nb__part_range((size_t)(g->N + NR - 1) / NR, part, g->parts, 1, &lo, &hi);
+        j0 = (int)lo * NR;
+        j1 = (int)hi * NR < g->N ? (int)hi * NR : g->N;
     }
     if (i0 >= i1 || j0 >= j1) return;
     if (!pack_buffers()) { /* out of memory: the portable kernel needs none */
@@ -383,9 +388,9 @@ AVX512 static void gemv_cols(int N, int K, float alpha, const float *x, long inc
  * `part`, one row of C at a time from row i of op(A). */
 static void gemv_part(void *ctx, int part) {
     const gemm_job *g = ctx;
-    int blocks = (g->N + 63) / 64;
-    int j0 = blocks * part / g->parts * 64, j1 = blocks * (part + 1) / g->parts * 64;
-    if (j1 > g->N) j1 = g->N;
+    size_t lo, hi;
+    nb__part_range((size_t)(g->N + 63) / 64, part, g->parts, 1, &lo, &hi);
+    int j0 = (int)lo * 64, j1 = (int)hi * 64 < g->N ? (int)hi * 64 : g->N;
     for (int i = 0; i < g->M && j0 < j1; i++) {
         const float *x = g->ta ? g->A + i : g->A + (size_t)i * g->lda;
         long incx = g->ta ? g->lda : 1;

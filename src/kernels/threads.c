@@ -1,66 +1,39 @@
-/* Threads of the matrix kernels.
- *
- * One count for the whole library (nb_set_threads): nabla's own GEMM splits
- * its products over a small pool of persistent workers, and OpenBLAS (used
- * where nabla's kernel does not run) is told the same count.  Only one of the
- * two runs a given product, and nabla's other loops stay on the calling
- * thread, so the cores are never oversubscribed.
+/* The library's threads: one count for all of nabla (nb_set_threads), and a
+ * pool of persistent workers that run the parts of parallel regions
+ * (nb__parallel).  Work that splits itself (matrix products, convolutions,
+ * large elementwise ops, optimiser updates) asks nb__free_threads() how many
+ * threads it may use: inside a part the answer is 1, so nested work never
+ * asks for more threads than the count.
  *
  * The pool: workers wait for a new generation of work, spinning briefly (the
- * next product of a training step usually follows within microseconds) and
- * then sleeping on a condition variable, so an idle program uses no CPU. */
+ * next region of a training step usually follows within microseconds) and
+ * then sleeping on a condition variable, so an idle program uses no CPU.
+ * Code whose threads need setup, or whose own library has a thread setting
+ * to follow, registers it here (parallel.h); the pool knows nothing else of
+ * the work it runs. */
 #define _GNU_SOURCE /* sched_yield is POSIX; sysconf's _SC_NPROCESSORS_ONLN */
 #include "../core/internal.h"
-#include "gemm.h"
+#include "parallel.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <unistd.h>
 
-#ifdef NB_USE_CBLAS
-void openblas_set_num_threads(int num_threads);
-int openblas_get_num_threads(void);
-char *openblas_get_corename(void);
-#endif
-
 #define MAX_THREADS 64
+#define MAX_SETUPS 4
 #define SPIN_ROUNDS 20000 /* about 50-100 us of polling before sleeping */
 
 static atomic_int thread_count; /* 0: not chosen yet */
+static int (*_Atomic default_count)(void); /* NULL: the cores */
+
+void nb__pool_default_threads(int (*count)(void)) { atomic_store(&default_count, count); }
 
 static int default_threads(void) {
-#ifdef NB_USE_CBLAS
-    /* honours OPENBLAS_NUM_THREADS / OMP_NUM_THREADS, else the cores */
-    return openblas_get_num_threads();
-#else
+    int (*count)(void) = atomic_load(&default_count);
+    if (count) return count();
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
-#endif
-}
-
-const char *nb_blas_core(void) {
-    static char name[96];
-#ifdef NB_AVX512_GEMM
-    if (nb__sgemm_avx512_usable() && nb__gemm_kernel() == NB__GEMM_AVX512) {
-#ifdef NB_USE_CBLAS
-        snprintf(name, sizeof name, "nabla-avx512 (OpenBLAS %s for double only)",
-                 openblas_get_corename());
-#else
-        snprintf(name, sizeof name, "nabla-avx512");
-#endif
-        return name;
-    }
-#endif
-#ifdef NB_USE_CBLAS
-    if (nb__gemm_kernel() != NB__GEMM_PORTABLE) {
-        snprintf(name, sizeof name, "OpenBLAS %s", openblas_get_corename());
-        return name;
-    }
-#endif
-    return "portable";
 }
 
 nb_status nb_set_threads(int threads) {
@@ -68,18 +41,7 @@ nb_status nb_set_threads(int threads) {
         return nb_err(NB_ERR_ARG, "nb_set_threads: %d threads (expected 1 to 1024)", threads);
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     atomic_store(&thread_count, threads);
-    nb__blas_threads();
     return NB_OK;
-}
-
-/* OpenBLAS gets the thread count only while it runs the products: a thread
- * it starts polls for work for a while, which would take a core from
- * nabla's own workers. */
-void nb__blas_threads(void) {
-#ifdef NB_USE_CBLAS
-    int n = atomic_load(&thread_count);
-    if (n > 0) openblas_set_num_threads(nb__gemm_kernel() == NB__GEMM_OPENBLAS ? n : 1);
-#endif
 }
 
 int nb_threads(void) {
@@ -114,6 +76,8 @@ static struct {
     void (*_Atomic fn)(void *, int);
     void *_Atomic ctx;
     atomic_int parts;
+    void (*setup[MAX_SETUPS])(void); /* run by each worker when it starts */
+    atomic_int setups;
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER,
           .busy = PTHREAD_MUTEX_INITIALIZER};
 
@@ -123,7 +87,7 @@ static void cpu_relax(void) {
 #endif
 }
 
-/* Set while this thread runs a part: products inside a part stay on it. */
+/* Set while this thread runs a part: work inside a part stays on it. */
 static _Thread_local int in_part;
 
 int nb__free_threads(void) { return in_part ? 1 : nb_threads(); }
@@ -147,9 +111,21 @@ static void run_parts(unsigned id) {
     }
 }
 
+int nb__pool_at_worker_start(void (*setup)(void)) {
+    pthread_mutex_lock(&pool.lock);
+    int k = atomic_load(&pool.setups), ok = k < MAX_SETUPS;
+    if (ok) {
+        pool.setup[k] = setup;
+        atomic_store(&pool.setups, k + 1); /* after the entry: a worker reads the count first */
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return ok ? 0 : -1;
+}
+
 static void *worker(void *arg) {
     (void)arg;
-    nb__gemm_thread_init();
+    int setups = atomic_load(&pool.setups);
+    for (int k = 0; k < setups; k++) pool.setup[k]();
     unsigned seen = atomic_load(&pool.region);
     atomic_fetch_add(&pool.ready, 1); /* set up: ensure_workers may return */
     for (;;) {
@@ -200,8 +176,8 @@ static int ensure_workers(int n) {
     }
     int have = pool.started + 1;
     pthread_mutex_unlock(&pool.lock);
-    /* a new worker allocates its buffers first: wait, so that this happens
-     * during the call that started it, not in some later step */
+    /* a new worker runs its setup first: wait, so that this happens during
+     * the call that started it, not in some later region */
     while (atomic_load(&pool.ready) < have - 1) sched_yield();
     return have;
 }

@@ -9,7 +9,7 @@
  *
  * The op's parameters (slope, alpha, beta, threshold) are kept in the node's
  * f[0] and f[1].  Values and slopes at kinks follow PyTorch exactly
- * (pytorch-semantics.md §6); the comment at each activation says which. */
+ * (docs/definitions.md, Activations); the comment at each activation says which. */
 #include "../core/internal.h"
 #include "../kernels/parallel.h"
 
@@ -38,8 +38,7 @@ typedef struct act_job {
 /* Values [*k0, *k1) of slice `part`, edges on multiples of 16 values. */
 static void slice_of(const act_job *j, int part, size_t *k0, size_t *k1) {
     size_t total = nb__numel(j->n);
-    *k0 = total * (size_t)part / (size_t)j->parts / 16 * 16;
-    *k1 = part + 1 == j->parts ? total : total * (size_t)(part + 1) / (size_t)j->parts / 16 * 16;
+    nb__part_range(total, part, j->parts, 16, k0, k1);
 }
 
 static void run_slices(nb_graph *g, nb_node_t *n, void (*slice)(void *, int)) {

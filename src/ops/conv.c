@@ -25,6 +25,7 @@
  * packed as h*PAIR + w; i[3] groups. */
 #include "../core/internal.h"
 #include "../kernels/gemm.h"
+#include "../kernels/parallel.h"
 #include "../kernels/im2col.h"
 
 #include <stdio.h>
@@ -122,9 +123,9 @@ static int parts_of(const nb_node_t *n, conv_shape *s) {
 
 /* Chunks [*c0, *c1) of part p. */
 static void part_chunks(const conv_job *j, int p, int *c0, int *c1) {
-    int nch = chunks_of(&j->s);
-    *c0 = (int)((long long)nch * p / j->parts);
-    *c1 = (int)((long long)nch * (p + 1) / j->parts);
+    size_t lo, hi;
+    nb__part_range((size_t)chunks_of(&j->s), p, j->parts, 1, &lo, &hi);
+    *c0 = (int)lo, *c1 = (int)hi;
 }
 
 /* im2col of samples s0 .. s0+nc-1, group grp, side by side in col. */

@@ -1,5 +1,5 @@
 /* Normalisation layers: batch norm and layer norm (PyTorch's definitions,
- * /work/shared/reference/pytorch-semantics.md §4).
+ * docs/definitions.md, Batch norm and layer norm).
  *
  * Both normalise x-hat = (x - mean) * invstd with invstd = 1/sqrt(var + eps),
  * var the biased variance, then apply y = x-hat * weight + bias.  They differ

@@ -1,7 +1,7 @@
 /* 2-D pooling on NCHW images: max, average and global average.
  *
  * Output sizes, window clipping and divisors follow PyTorch's CPU kernels
- * exactly (pytorch-semantics.md §7):
+ * exactly (docs/definitions.md, Pooling):
  *   out = floor((H + 2p - k + (ceil ? s-1 : 0)) / s) + 1, and with ceil_mode
  *   out -= 1 when the last window would start at or past H + p.
  * Window oh covers rows [oh*s - p, oh*s - p + k); padding ≤ k/2 and the rule
@@ -142,8 +142,8 @@ static void maxpool_2x2_part(void *ctx, int part) {
     const pool_shape *s = j->s;
     const int W = s->W, Wo = s->Wo, Ho = s->Ho;
     const size_t in_plane = (size_t)s->H * W, out_plane = (size_t)Ho * Wo;
-    size_t p0 = s->planes * (size_t)part / (size_t)j->parts;
-    size_t p1 = s->planes * (size_t)(part + 1) / (size_t)j->parts;
+    size_t p0, p1;
+    nb__part_range(s->planes, part, j->parts, 1, &p0, &p1);
 #if POOL_AVX512
     int vector = __builtin_cpu_supports("avx512f");
 #endif
@@ -246,8 +246,8 @@ typedef struct unpool_job {
 static void maxpool_backward_part(void *ctx, int part) {
     const unpool_job *j = ctx;
     size_t in_plane = (size_t)j->s->H * j->s->W, out_plane = (size_t)j->s->Ho * j->s->Wo;
-    size_t p0 = j->s->planes * (size_t)part / (size_t)j->parts;
-    size_t p1 = j->s->planes * (size_t)(part + 1) / (size_t)j->parts;
+    size_t p0, p1;
+    nb__part_range(j->s->planes, part, j->parts, 1, &p0, &p1);
     for (size_t pl = p0; pl < p1; pl++) {
         nb_real *dx = j->dx + pl * in_plane;
         const int32_t *arg = j->arg + pl * out_plane;

@@ -3,8 +3,8 @@
  * The tensor is seen as rows of `cols` values (cols = last dim, rows =
  * numel / cols); each row is normalised on its own.  Both ops subtract the
  * row maximum before exponentiating, so no exp can overflow, and both
- * differentiate from their saved output (pytorch-semantics.md §5), so they
- * need no scratch memory:
+ * differentiate from their saved output (docs/definitions.md, Softmax and
+ * log-softmax), so they need no scratch memory:
  *   softmax:     dx = (g - sum(g y)) y
  *   log_softmax: dx = g - exp(y) sum(g)                                       */
 #include "../core/internal.h"

@@ -1,8 +1,9 @@
 /* The trainer: mini-batch gradient descent over an in-memory data set.
  *
  * Each epoch visits the training set in an order that depends only on
- * (seed, epoch) and takes consecutive batches of that order; each batch is
- * one nb_train_step (step.c).
+ * (seed, epoch) and takes consecutive batches of that order (mini-batches
+ * with reshuffling, docs/definitions.md); each batch is one nb_train_step
+ * (step.c).
  *
  * Everything the step loop needs (index permutation, batch buffers, the
  * optimiser state, the activation arena) is allocated before the first step,

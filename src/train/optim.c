@@ -1,6 +1,5 @@
-/* Optimisers over flat buffers, following PyTorch 1.13's update rules
- * (shared/reference/pytorch-semantics.md §2), plus the course notes'
- * exponential-average momentum.
+/* Optimisers over flat buffers, following PyTorch 1.13's update rules, plus
+ * momentum as an exponential average (docs/definitions.md, Optimisers).
  *
  * Parameters, gradients and all optimiser state are each one flat array, so
  * every update is one simple loop over all scalars.  Per-step coefficients
@@ -277,7 +276,8 @@ NB_VECTOR_LOOP static void sgd_step(nb_optim *o, nb_real *restrict p, const nb_r
     }
 }
 
-/* The notes' momentum: v = beta v + (1 - beta) d, p -= lr v (v starts at 0). */
+/* Momentum as an exponential average of the gradients (docs/definitions.md):
+ * v = beta v + (1 - beta) d, p -= lr v (v starts at 0). */
 NB_VECTOR_LOOP static void ema_step(nb_optim *o, nb_real *restrict p, const nb_real *restrict g,
                                     double lr) {
     const size_t n = o->n;
@@ -404,8 +404,8 @@ static void step_slice(void *ctx, int part) {
     const step_job *j = ctx;
     size_t n = j->o->n;
     /* slice edges on multiples of 16 values: whole vectors, aligned alike */
-    size_t k0 = n * (size_t)part / (size_t)j->parts / 16 * 16;
-    size_t k1 = part + 1 == j->parts ? n : n * (size_t)(part + 1) / (size_t)j->parts / 16 * 16;
+    size_t k0, k1;
+    nb__part_range(n, part, j->parts, 16, &k0, &k1);
     nb_optim v = *j->o;
     v.n = k1 - k0;
     v.buf = at(v.buf, k0), v.sum = at(v.sum, k0), v.sq = at(v.sq, k0);

@@ -1,7 +1,7 @@
-/* Learning-rate schedules as closed forms of the counter e (PyTorch's
- * schedulers, shared/reference/pytorch-semantics.md §3, and the course notes'
- * linear decay).  A closed form needs no state, so resuming at any epoch
- * gives the same rates. */
+/* Learning-rate schedules as closed forms of the counter e: PyTorch's
+ * schedulers, and a linear decay to a final rate (docs/definitions.md,
+ * Learning-rate schedules).  A closed form needs no state, so resuming at any
+ * epoch gives the same rates. */
 #include "../core/internal.h"
 
 #include <string.h>
@@ -24,7 +24,7 @@ const char *nb_schedule_name(nb_schedule_kind kind) {
 
 /* PyTorch's defaults where it has them (StepLR gamma 0.1, LinearLR 1/3 -> 1
  * over 5, CosineAnnealingLR eta_min 0).  Where PyTorch requires the argument
- * (step_size, ExponentialLR's gamma, T_max) and for the notes' linear decay,
+ * (step_size, ExponentialLR's gamma, T_max) and for the linear decay,
  * the values suit the trainer's default of 10 epochs. */
 nb_schedule nb_schedule_defaults(nb_schedule_kind kind) {
     nb_schedule s;

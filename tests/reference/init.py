@@ -13,7 +13,7 @@ distributions' parameters, not samples:
           value, a, b, gain, mode), the shape dims, and the distribution it must
           draw from: family (0 normal, 1 uniform, 2 constant), mean, std, and for
           uniforms lo and hi.
-The mean/std/bounds come from the formulas in pytorch-semantics.md §1; before
+The mean/std/bounds come from the formulas in docs/definitions.md; before
 writing them, this script draws the same initialiser with torch.nn.init on the
 same shape and asserts that PyTorch's samples fit them (std within 1%, samples
 inside the bounds and reaching them), so the formulas are PyTorch's.

@@ -145,7 +145,7 @@ def ln_case(name, shape, ndim, eps=1e-5, affine=True):
 
 
 def write_safetensors(path, tensors):
-    """The safetensors layout (pytorch-semantics.md §9): u64 header length,
+    """The safetensors layout (docs/weights-and-checkpoints.md): u64 header length,
     JSON header padded with spaces to a multiple of 8, then the data."""
     header, data = {}, b""
     for name, t in tensors.items():

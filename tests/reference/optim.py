@@ -12,11 +12,11 @@ difference cannot change the gradients the C test feeds in).  The case holds
 the configuration as scalar attributes named like nb_optim_config's fields
 (kind = nb_optim_kind's value), the learning rate of every step lrs [STEPS]
 (varied in the *_lrs cases, as a scheduler would), and params [STEPS, N]: the
-parameters after each step.  The notes' exponential-average momentum has no
-PyTorch class; it is computed by hand here.
+parameters after each step.  Momentum as an exponential average has no
+PyTorch class (docs/definitions.md); it is computed by hand here.
 
 Schedule cases ("sched_*"): the learning rate at counters 0..E-1 from
-PyTorch's scheduler classes (the notes' linear decay by hand), with the
+PyTorch's scheduler classes (the linear decay by hand), with the
 schedule's fields as attributes (kind = nb_schedule_kind's value).
 
 Clipping cases ("clip_*"): torch.nn.utils.clip_grad_norm_ on the gradient
@@ -115,7 +115,7 @@ def run_torch(kind, cfg, lrs):
 
 
 def run_ema(cfg, lrs):
-    """The notes' momentum: v = beta v + (1 - beta)(g + wd p), p -= lr v, v0 = 0."""
+    """Momentum as an exponential average: v = beta v + (1 - beta)(g + wd p), p -= lr v, v0 = 0."""
     beta, wd = cfg["beta"], cfg["weight_decay"]
     p = list(X0)
     v = [0.0] * N
@@ -216,7 +216,7 @@ def scheduler_lrs(make, base, counters):
 
 
 def linear_decay(base, tau, lr_tau, counters):
-    """The notes' decay: (1 - k/tau) eta0 + (k/tau) eta_tau for k <= tau, then eta_tau."""
+    """The linear decay: (1 - k/tau) eta0 + (k/tau) eta_tau for k <= tau, then eta_tau."""
     return [(1 - k / tau) * base + (k / tau) * lr_tau if k <= tau else lr_tau
             for k in range(counters)]
 

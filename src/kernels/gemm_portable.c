@@ -1,0 +1,36 @@
+/* The portable GEMM: plain C that any compiler vectorises, always available.
+ * nb_gemm runs it when neither nabla's AVX-512 kernel nor OpenBLAS is in use
+ * (gemm.c), and the AVX-512 kernel falls back to it when its packing buffers
+ * cannot be allocated. */
+#include "gemm.h"
+
+#include <stddef.h>
+
+/* Blocked i-k-j loop: the inner loop runs over contiguous rows of B and C so
+ * the compiler vectorises it; blocks keep a panel of B in cache. */
+enum { BLOCK_K = 256, BLOCK_N = 512 };
+
+void nb_gemm_portable(int ta, int tb, int M, int N, int K, nb_real alpha, const nb_real *A,
+                      int lda, const nb_real *B, int ldb, nb_real beta, nb_real *C, int ldc) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
+    for (int k0 = 0; k0 < K; k0 += BLOCK_K) {
+        int k1 = k0 + BLOCK_K < K ? k0 + BLOCK_K : K;
+        for (int j0 = 0; j0 < N; j0 += BLOCK_N) {
+            int j1 = j0 + BLOCK_N < N ? j0 + BLOCK_N : N;
+            for (int i = 0; i < M; i++) {
+                nb_real *c = C + (size_t)i * ldc;
+                for (int k = k0; k < k1; k++) {
+                    nb_real a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                    a *= alpha;
+                    if (!tb) {
+                        const nb_real *b = B + (size_t)k * ldb;
+                        for (int j = j0; j < j1; j++) c[j] += a * b[j];
+                    } else {
+                        for (int j = j0; j < j1; j++) c[j] += a * B[(size_t)j * ldb + k];
+                    }
+                }
+            }
+        }
+    }
+}
