@@ -72,8 +72,9 @@ static inline void act_backward(const act_job *j, int part, act_slope_fn slope) 
 }
 
 /* Defines NAME_forward, NAME_backward and the op table entry op_NAME from
- * NAME_value and NAME_slope. */
-#define ACTIVATION_OP(NAME, LABEL)                                                     \
+ * NAME_value and NAME_slope; the remaining arguments set the entry's traits
+ * (.flags, and .range for a saturating op). */
+#define ACTIVATION_OP(NAME, LABEL, ...)                                                \
     NB_VECTOR_LOOP static void NAME##_forward_slice(void *job, int part) {             \
         act_forward(job, part, NAME##_value);                                          \
     }                                                                                  \
@@ -87,7 +88,7 @@ static inline void act_backward(const act_job *j, int part, act_slope_fn slope) 
         if (nb__in(g, n, 0)->grad) run_slices(g, n, NAME##_backward_slice);            \
     }                                                                                  \
     static const nb_op op_##NAME = {.name = LABEL, .forward = NAME##_forward,          \
-                                   .backward = NAME##_backward};
+                                   .backward = NAME##_backward, __VA_ARGS__};
 
 /* Logistic function without overflow: exp is only ever taken of a
  * non-positive number, so it lies in (0, 1] for any x. */
@@ -107,7 +108,7 @@ static inline nb_real relu_slope(nb_real x, nb_real y, act_args p) {
     (void)y, (void)p;
     return x <= 0 ? R(0) : R(1);
 }
-ACTIVATION_OP(relu, "relu")
+ACTIVATION_OP(relu, "relu", .flags = NB_OP_CAN_DIE)
 
 /* ---- leaky_relu (slope a): slope*x for x <= 0, so f'(0) = slope. */
 static inline nb_real leaky_relu_value(nb_real x, act_args p) {
@@ -117,7 +118,7 @@ static inline nb_real leaky_relu_slope(nb_real x, nb_real y, act_args p) {
     (void)y;
     return x > 0 ? R(1) : p.a;
 }
-ACTIVATION_OP(leaky_relu, "leaky_relu")
+ACTIVATION_OP(leaky_relu, "leaky_relu", .flags = 0)
 
 /* ---- abs: f'(x) = sign(x) with sign(0) = 0 (PyTorch's sgn). */
 static inline nb_real abs_value(nb_real x, act_args p) {
@@ -128,7 +129,7 @@ static inline nb_real abs_slope(nb_real x, nb_real y, act_args p) {
     (void)y, (void)p;
     return x > 0 ? R(1) : x < 0 ? R(-1) : R(0);
 }
-ACTIVATION_OP(abs, "abs")
+ACTIVATION_OP(abs, "abs", .flags = 0)
 
 /* ---- sigmoid: f' = y (1 - y) from the saved output. */
 static inline nb_real sigmoid_value(nb_real x, act_args p) {
@@ -139,7 +140,7 @@ static inline nb_real sigmoid_slope(nb_real x, nb_real y, act_args p) {
     (void)x, (void)p;
     return y * (R(1) - y);
 }
-ACTIVATION_OP(sigmoid, "sigmoid")
+ACTIVATION_OP(sigmoid, "sigmoid", .flags = NB_OP_SATURATING, .range = {0, 1})
 
 /* ---- tanh: f' = 1 - y^2 from the saved output. */
 static inline nb_real tanh_value(nb_real x, act_args p) {
@@ -150,7 +151,7 @@ static inline nb_real tanh_slope(nb_real x, nb_real y, act_args p) {
     (void)x, (void)p;
     return R(1) - y * y;
 }
-ACTIVATION_OP(tanh, "tanh")
+ACTIVATION_OP(tanh, "tanh", .flags = NB_OP_SATURATING, .range = {-1, 1})
 
 /* ---- gelu, exact: x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)); f' = Phi(x) + x phi(x).
  * The same formulas as PyTorch's CPU kernel. */
@@ -169,7 +170,7 @@ static inline nb_real gelu_slope(nb_real x, nb_real y, act_args p) {
     nb_real pdf = NB_INV_SQRT_2PI * nb_exp(R(-0.5) * x * x);
     return cdf + x * pdf;
 }
-ACTIVATION_OP(gelu, "gelu")
+ACTIVATION_OP(gelu, "gelu", .flags = 0)
 
 /* ---- gelu, PyTorch's tanh approximation:
  * 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3). */
@@ -184,7 +185,7 @@ static inline nb_real gelu_tanh_slope(nb_real x, nb_real y, act_args p) {
     nb_real du = NB_SQRT_2_PI * (R(1) + R(3) * NB_GELU_KAPPA * x * x);
     return R(0.5) * (R(1) + t) + R(0.5) * x * (R(1) - t * t) * du;
 }
-ACTIVATION_OP(gelu_tanh, "gelu_tanh")
+ACTIVATION_OP(gelu_tanh, "gelu_tanh", .flags = 0)
 
 /* ---- silu: x sigma(x); f' = sigma (1 + x (1 - sigma)). */
 static inline nb_real silu_value(nb_real x, act_args p) {
@@ -196,7 +197,7 @@ static inline nb_real silu_slope(nb_real x, nb_real y, act_args p) {
     nb_real s = stable_sigmoid(x);
     return s * (R(1) + x * (R(1) - s));
 }
-ACTIVATION_OP(silu, "silu")
+ACTIVATION_OP(silu, "silu", .flags = 0)
 
 /* ---- elu (alpha a): alpha expm1(x) for x <= 0, so at 0 the value is 0 and
  * the slope is alpha (PyTorch takes the x <= 0 branch there too). */
@@ -207,7 +208,7 @@ static inline nb_real elu_slope(nb_real x, nb_real y, act_args p) {
     (void)y;
     return x <= 0 ? p.a * nb_exp(x) : R(1);
 }
-ACTIVATION_OP(elu, "elu")
+ACTIVATION_OP(elu, "elu", .flags = 0)
 
 /* ---- softplus (beta a, threshold b): x where beta x > threshold (slope 1),
  * else log(1 + e^(beta x)) / beta with slope sigma(beta x).  The log is
@@ -223,7 +224,7 @@ static inline nb_real softplus_slope(nb_real x, nb_real y, act_args p) {
     nb_real z = p.a * x;
     return z > p.b ? R(1) : stable_sigmoid(z);
 }
-ACTIVATION_OP(softplus, "softplus")
+ACTIVATION_OP(softplus, "softplus", .flags = 0)
 
 /* ------------------------------------------------------------ builders */
 

@@ -25,11 +25,13 @@ static const nb_op op_reshape = {
     .name = "reshape",
     .forward = copy_forward,
     .backward = copy_backward,
+    .flags = NB_OP_VIEW,
 };
 static const nb_op op_flatten = {
     .name = "flatten",
     .forward = copy_forward,
     .backward = copy_backward,
+    .flags = NB_OP_VIEW,
 };
 
 nb_node nb_reshape(nb_graph *g, nb_node x, int ndim, const int *dims) {
