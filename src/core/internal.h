@@ -4,6 +4,7 @@
 #define NB_INTERNAL_H
 
 #include "nabla.h"
+#include "op_settings.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -118,6 +119,7 @@ struct nb_node_t {
     /* op attributes, meaning defined by each op */
     double f[4];
     int i[4];
+    nb_op_settings settings;  /* the op's settings (op_settings.h)          */
     /* storage: offsets into the param buffers (params) or the arena (rest) */
     size_t val_off, grad_off, scratch_off;
     size_t scratch_len;
