@@ -116,10 +116,7 @@ struct nb_node_t {
     int dims[NB_MAX_DIMS];    /* dims[0] is the batch size when batched        */
     int batched;
     int requires_grad;        /* params, marked leaves, and ops depending on them */
-    /* op attributes, meaning defined by each op */
-    double f[4];
-    int i[4];
-    nb_op_settings settings;  /* the op's settings (op_settings.h)          */
+    nb_op_settings settings;  /* typed per op family (op_settings.h)         */
     /* storage: offsets into the param buffers (params) or the arena (rest) */
     size_t val_off, grad_off, scratch_off;
     size_t scratch_len;
