@@ -606,6 +606,7 @@ static const layer_kind layers[] = {
     {"log_softmax", layer_unary, 1, nb_log_softmax, NULL},
     {"gelu", layer_gelu, 1, NULL, NULL},
     {"silu", layer_unary, 1, nb_silu, NULL},
+    {"hardswish", layer_unary, 1, nb_hardswish, NULL},
     {"elu", layer_elu, 1, NULL, NULL},
     {"softplus", layer_softplus, 1, NULL, NULL},
     {"flatten", layer_unary, 1, nb_flatten, NULL},

@@ -1,5 +1,5 @@
 /* Elementwise activations: relu, leaky_relu, abs, sigmoid, tanh, gelu (exact
- * and tanh form), silu, elu, softplus.
+ * and tanh form), silu, hardswish, elu, softplus.
  *
  * Each activation is a pair of small functions: its value f(x) and its slope
  * f'(x), given both x and the saved output y (sigmoid and tanh differentiate
@@ -190,6 +190,26 @@ static inline nb_real silu_slope(nb_real x, nb_real y, nb_activation_settings p)
 }
 ACTIVATION_OP(silu, "silu", .flags = 0)
 
+/* ---- hardswish: x relu6(x + 3) / 6, written as PyTorch's CPU kernel
+ * computes it, x min(max(x + 3, 0), 6) / 6.  Slope 0 for x < -3, 1 for
+ * x >= 3, x/3 + 1/2 between: at x = -3 the middle piece's -1/2, at x = 3 the
+ * right piece's 1, as PyTorch's vectorised CPU backward gives (its scalar
+ * loop, which takes only the last few elements of a tensor, gives 3/2 at
+ * x = 3).  A unit whose inputs all lie below -3 is 0 with slope 0: it can
+ * die like a relu unit. */
+static inline nb_real hardswish_value(nb_real x, nb_activation_settings p) {
+    (void)p;
+    nb_real r = x + R(3);
+    r = r < R(0) ? R(0) : r;
+    r = R(6) < r ? R(6) : r;
+    return x * r / R(6);
+}
+static inline nb_real hardswish_slope(nb_real x, nb_real y, nb_activation_settings p) {
+    (void)y, (void)p;
+    return x < R(-3) ? R(0) : x >= R(3) ? R(1) : x / R(3) + R(0.5);
+}
+ACTIVATION_OP(hardswish, "hardswish", .flags = NB_OP_CAN_DIE)
+
 /* ---- elu: alpha expm1(x) for x <= 0, so at 0 the value is 0 and the slope
  * is alpha (PyTorch takes the x <= 0 branch there too). */
 static inline nb_real elu_value(nb_real x, nb_activation_settings p) {
@@ -239,6 +259,7 @@ nb_node nb_abs(nb_graph *g, nb_node x) { return plain_activation(g, &op_abs, x);
 nb_node nb_sigmoid(nb_graph *g, nb_node x) { return plain_activation(g, &op_sigmoid, x); }
 nb_node nb_tanh(nb_graph *g, nb_node x) { return plain_activation(g, &op_tanh, x); }
 nb_node nb_silu(nb_graph *g, nb_node x) { return plain_activation(g, &op_silu, x); }
+nb_node nb_hardswish(nb_graph *g, nb_node x) { return plain_activation(g, &op_hardswish, x); }
 
 nb_node nb_gelu(nb_graph *g, nb_node x, int tanh_approx) {
     return plain_activation(g, tanh_approx ? &op_gelu_tanh : &op_gelu, x);
