@@ -226,6 +226,8 @@ nb_node nb_log_softmax(nb_graph *g, nb_node x);
 /* GELU, exact (erf) or with PyTorch's tanh approximation. */
 nb_node nb_gelu(nb_graph *g, nb_node x, int tanh_approx);
 nb_node nb_silu(nb_graph *g, nb_node x);
+/* Hardswish (PyTorch's nn.Hardswish): x relu6(x + 3) / 6. */
+nb_node nb_hardswish(nb_graph *g, nb_node x);
 nb_node nb_elu(nb_graph *g, nb_node x, nb_real alpha);
 nb_node nb_softplus(nb_graph *g, nb_node x, nb_real beta, nb_real threshold);
 

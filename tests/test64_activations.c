@@ -25,6 +25,7 @@ static nb_node build_tanh(nb_graph *g, nb_node x) { return nb_tanh(g, x); }
 static nb_node build_gelu(nb_graph *g, nb_node x) { return nb_gelu(g, x, 0); }
 static nb_node build_gelu_tanh(nb_graph *g, nb_node x) { return nb_gelu(g, x, 1); }
 static nb_node build_silu(nb_graph *g, nb_node x) { return nb_silu(g, x); }
+static nb_node build_hardswish(nb_graph *g, nb_node x) { return nb_hardswish(g, x); }
 static nb_node build_elu(nb_graph *g, nb_node x) { return nb_elu(g, x, 1.5); }
 static nb_node build_softplus(nb_graph *g, nb_node x) { return nb_softplus(g, x, 1, 20); }
 static nb_node build_softplus_b(nb_graph *g, nb_node x) { return nb_softplus(g, x, 2, 10); }
@@ -40,6 +41,7 @@ static const struct {
     {"sigmoid", build_sigmoid},   {"tanh", build_tanh},
     {"gelu", build_gelu},         {"gelu_tanh", build_gelu_tanh},
     {"silu", build_silu},         {"elu", build_elu},
+    {"hardswish", build_hardswish},
     {"softplus", build_softplus}, {"softplus(2,10)", build_softplus_b},
     {"softmax", build_softmax},   {"log_softmax", build_log_softmax},
 };
@@ -154,6 +156,26 @@ static void test_kinks(void) {
     CHECK_CLOSE(d[0], 1.5 * exp(-1e-3), 1e-15, 0);
     CHECK_CLOSE(y[0], 1.5 * expm1(-1e-3), 1e-18, 1e-15);
     CHECK(d[1] == 1 && y[1] == 1e-3);
+}
+
+/* Hardswish's kinks at -3 and 3 take PyTorch's slopes: the middle piece's
+ * x/3 + 1/2 at -3, the right piece's 1 at 3. */
+static void test_hardswish_kinks(void) {
+    const nb_real at[3] = {-3, 0, 3};
+    nb_real y[4], d[4];
+    value_and_slope(build_hardswish, at, 3, y, d);
+    CHECK(y[0] == 0 && d[0] == -0.5);
+    CHECK(y[1] == 0 && d[1] == 0.5);
+    CHECK(y[2] == 3 && d[2] == 1);
+    const nb_real around[4] = {-3.001, -2.999, 2.999, 3.001};
+    value_and_slope(build_hardswish, around, 4, y, d);
+    CHECK(y[0] == 0 && d[0] == 0);
+    CHECK_CLOSE(y[1], -2.999 * 0.001 / 6, 1e-15, 1e-12);
+    CHECK_CLOSE(d[1], -2.999 / 3 + 0.5, 1e-15, 0);
+    CHECK_CLOSE(y[2], 2.999 * 5.999 / 6, 1e-15, 0);
+    CHECK_CLOSE(d[2], 2.999 / 3 + 0.5, 1e-15, 0);
+    CHECK_CLOSE(y[3], 3.001, 1e-15, 0);
+    CHECK(d[3] == 1);
 }
 
 /* ------------------------------------------------------------ stability */
@@ -448,6 +470,7 @@ static void test_errors(void) {
 int main(void) {
     for (int k = 0; k < N_OPS; k++) gradcheck_op(k);
     test_kinks();
+    test_hardswish_kinks();
     test_extremes();
     test_softmax_rows();
     test_shapes();

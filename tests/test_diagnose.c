@@ -68,6 +68,32 @@ static void test_dead_dense(void) {
     nb_graph_free(g);
 }
 
+/* Hardswish units die like relu units, where every input is below -3:
+ * features 0 and 1 of [2, 4] are dead, 2 and 3 are not.  Leaky ReLU passes
+ * a gradient everywhere: no dead fraction. */
+static void test_dead_hardswish(void) {
+    nb_graph *g = nb_graph_new();
+    int four = 4;
+    nb_node x = nb_input(g, "x", 1, &four);
+    nb_node hs = nb_hardswish(g, x), lr = nb_leaky_relu(g, x, R(0.01));
+    nb_node loss = nb_add(g, nb_mean(g, hs), nb_mean(g, lr));
+    CHECK_OK(nb_graph_status(g));
+    const nb_real xs[8] = {-6, -5, -4, 10, R(-3.5), -4, 1, 2};
+    CHECK_OK(nb_set_input(g, x, xs, 2));
+    CHECK_OK(nb_forward(g, loss));
+    nb_diagnosis d;
+    CHECK_OK(nb_diagnosis_init(&d, g, loss));
+    CHECK_OK(nb_diagnose(g, NULL, &d));
+    const nb_diag_row *rh = row_of(&d, nb_node_name(g, hs)), *rl = row_of(&d, nb_node_name(g, lr));
+    CHECK(rh && rl);
+    if (rh && rl) {
+        CHECK(rh->dead == 0.5 && rh->warn == NB_DIAG_DEAD && rh->saturated == -1);
+        CHECK(rl->dead == -1 && rl->warn == 0);
+    }
+    nb_diagnosis_free(&d);
+    nb_graph_free(g);
+}
+
 /* Channels of [B, C, H, W]: a channel is dead when all its positions are 0
  * for every sample.  Channel 0 has one positive value (sample 1, last
  * position), channel 1 none, channel 2 all: dead 1 of 3. */
@@ -470,6 +496,7 @@ static void test_fit_messages(void) {
 int main(void) {
     test_dead_dense();
     test_dead_channels();
+    test_dead_hardswish();
     test_saturation();
     test_gradients_and_updates();
     test_find_nonfinite();

@@ -23,6 +23,7 @@ static nb_node build_op(nb_graph *g, const ref_case *c, nb_node x) {
     if (!strcmp(name, "gelu")) return nb_gelu(g, x, 0);
     if (!strcmp(name, "gelu_tanh")) return nb_gelu(g, x, 1);
     if (!strcmp(name, "silu")) return nb_silu(g, x);
+    if (!strncmp(name, "hardswish", 9)) return nb_hardswish(g, x);
     if (!strncmp(name, "elu", 3)) return nb_elu(g, x, (nb_real)alpha);
     if (!strncmp(name, "softplus", 8))
         return nb_softplus(g, x, (nb_real)beta, (nb_real)threshold);

@@ -88,6 +88,28 @@ static void test_initialisers_and_options(void) {
     nb_model_free(&m);
 }
 
+/* Each keyword of a one-input op without options builds its op. */
+static void test_plain_keywords(void) {
+    static const struct { const char *keyword, *op; } cases[] = {
+        {"relu", "relu"},         {"abs", "abs"},         {"sigmoid", "sigmoid"},
+        {"tanh", "tanh"},         {"silu", "silu"},       {"hardswish", "hardswish"},
+        {"softmax", "softmax"},   {"log_softmax", "log_softmax"},
+        {"flatten", "flatten"},   {"global_avgpool", "global_avg_pool2d"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char text[64];
+        snprintf(text, sizeof text, "input 2 3 3\ndense 4\n%s\n", cases[k].keyword);
+        if (strcmp(cases[k].keyword, "global_avgpool") == 0)
+            snprintf(text, sizeof text, "input 2 3 3\n%s\n", cases[k].keyword);
+        nb_model m;
+        CHECKF(nb_model_parse(text, "plain.nn", &m) == NB_OK, "%s: %s", cases[k].keyword,
+               nb_last_error());
+        if (!m.graph) continue;
+        CHECKF(strcmp(nb_node_op(m.graph, m.output), cases[k].op) == 0, "%s", cases[k].keyword);
+        nb_model_free(&m);
+    }
+}
+
 static void test_corpus(void) {
     static const struct { const char *file, *needle; } cases[] = {
         {"unknown_layer.nn", ":2: unknown layer 'dence'"},
@@ -199,6 +221,7 @@ int main(void) {
     test_fashion_mlp();
     test_skip_connection();
     test_initialisers_and_options();
+    test_plain_keywords();
     test_corpus();
     test_cnn_models();
     test_layer_errors();

@@ -4,6 +4,7 @@
 #define NB_INTERNAL_H
 
 #include "nabla.h"
+#include "op_settings.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -74,6 +75,17 @@ const char *nb_shape_str(char *buf, size_t size, int ndim, const int *dims);
 typedef struct nb_node_t nb_node_t;
 typedef struct nb_graph nb_graph;
 
+/* Traits of an op that code outside it relies on (the diagnostics), so that
+ * nothing recognises an op by its name. */
+enum nb_op_flag {
+    NB_OP_SATURATING = 1u << 0, /* bounded output (nb_op.range) whose gradient
+                                   vanishes near the bounds: sigmoid, tanh   */
+    NB_OP_CAN_DIE = 1u << 1,    /* a unit can get stuck where its output and
+                                   gradient are 0 for every input: relu      */
+    NB_OP_VIEW = 1u << 2        /* the output is the input's values in a new
+                                   shape: reshape, flatten                   */
+};
+
 /* One op = one dispatch-table entry.  forward computes n->val from the inputs;
  * backward adds n->grad's contribution into the inputs' grads (those that are
  * non-NULL).  scratch returns how many reals of per-batch scratch the node
@@ -86,6 +98,8 @@ typedef struct nb_op {
     /* forward floating-point operations at the current batch (NULL: one per
      * output element) */
     double (*flops)(const nb_graph *g, const nb_node_t *n);
+    unsigned flags;  /* enum nb_op_flag */
+    double range[2]; /* NB_OP_SATURATING: the output's lower and upper bound */
 } nb_op;
 
 typedef enum nb_leaf_kind {
@@ -109,9 +123,7 @@ struct nb_node_t {
     int dims[NB_MAX_DIMS];    /* dims[0] is the batch size when batched        */
     int batched;
     int requires_grad;        /* params, marked leaves, and ops depending on them */
-    /* op attributes, meaning defined by each op */
-    double f[4];
-    int i[4];
+    nb_op_settings settings;  /* typed per op family (op_settings.h)         */
     /* storage: offsets into the param buffers (params) or the arena (rest) */
     size_t val_off, grad_off, scratch_off;
     size_t scratch_len;

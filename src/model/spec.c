@@ -18,6 +18,7 @@ typedef struct spec_line {
     int used[MAX_TOKENS];   /* options consumed by the layer's builder */
     const char *label;      /* "name = ..." or NULL */
     const char *op;
+    const struct layer_kind *kind; /* the op's entry in the layer table */
     int first_arg;          /* index of the first token after the op */
 } spec_line;
 
@@ -218,7 +219,17 @@ static nb_status parse_init(spec_ctx *c, spec_line *l, nb_init *init) {
 
 /* ------------------------------------------------------------ layers */
 
-typedef nb_status (*layer_fn)(spec_ctx *c, spec_line *l, nb_node *out);
+/* A layer keyword: the builder that reads its line, and for the layers that
+ * are one call of a graph op without options, that op.  The table `layers`
+ * below lists every keyword once; parsing and the "known:" list of the
+ * unknown-layer message both read it. */
+typedef struct layer_kind {
+    const char *keyword;
+    nb_status (*build)(spec_ctx *c, spec_line *l, nb_node *out);
+    int sequential; /* counts as a layer of the equivalent nn.Sequential */
+    nb_node (*unary)(nb_graph *g, nb_node x);             /* layer_unary  */
+    nb_node (*binary)(nb_graph *g, nb_node a, nb_node b); /* layer_binary */
+} layer_kind;
 
 static void param_prefix(const spec_ctx *c, const spec_line *l, char *buf, size_t size) {
     if (l->label) snprintf(buf, size, "%s", l->label);
@@ -261,42 +272,69 @@ static nb_status layer_dense(spec_ctx *c, spec_line *l, nb_node *out) {
     return NB_OK;
 }
 
-/* Activations and other one-input ops without parameters. */
+/* Activations and other one-input ops without options or parameters: the
+ * op is the keyword's entry in `layers`. */
 static nb_status layer_unary(spec_ctx *c, spec_line *l, nb_node *out) {
     nb_node x;
     nb_status s = inputs(c, l, 1, &x);
+    if (s == NB_OK) *out = l->kind->unary(c->g, x);
+    return s;
+}
+
+static nb_status layer_leaky_relu(spec_ctx *c, spec_line *l, nb_node *out) {
+    nb_node x;
+    double slope;
+    nb_status s;
+    if ((s = inputs(c, l, 1, &x)) != NB_OK ||
+        (s = double_option(c, l, "slope", 0.01, &slope)) != NB_OK)
+        return s;
+    *out = nb_leaky_relu(c->g, x, (nb_real)slope);
+    return NB_OK;
+}
+
+static nb_status layer_elu(spec_ctx *c, spec_line *l, nb_node *out) {
+    nb_node x;
+    double alpha;
+    nb_status s;
+    if ((s = inputs(c, l, 1, &x)) != NB_OK ||
+        (s = double_option(c, l, "alpha", 1.0, &alpha)) != NB_OK)
+        return s;
+    *out = nb_elu(c->g, x, (nb_real)alpha);
+    return NB_OK;
+}
+
+static nb_status layer_softplus(spec_ctx *c, spec_line *l, nb_node *out) {
+    nb_node x;
+    double beta, threshold;
+    nb_status s;
+    if ((s = inputs(c, l, 1, &x)) != NB_OK ||
+        (s = double_option(c, l, "beta", 1.0, &beta)) != NB_OK ||
+        (s = double_option(c, l, "threshold", 20.0, &threshold)) != NB_OK)
+        return s;
+    *out = nb_softplus(c->g, x, (nb_real)beta, (nb_real)threshold);
+    return NB_OK;
+}
+
+static nb_status layer_gelu(spec_ctx *c, spec_line *l, nb_node *out) {
+    nb_node x;
+    nb_status s = inputs(c, l, 1, &x);
     if (s != NB_OK) return s;
-    const char *op = l->op;
-    double a, b;
-    if (strcmp(op, "relu") == 0) *out = nb_relu(c->g, x);
-    else if (strcmp(op, "abs") == 0) *out = nb_abs(c->g, x);
-    else if (strcmp(op, "sigmoid") == 0) *out = nb_sigmoid(c->g, x);
-    else if (strcmp(op, "tanh") == 0) *out = nb_tanh(c->g, x);
-    else if (strcmp(op, "softmax") == 0) *out = nb_softmax(c->g, x);
-    else if (strcmp(op, "log_softmax") == 0) *out = nb_log_softmax(c->g, x);
-    else if (strcmp(op, "silu") == 0) *out = nb_silu(c->g, x);
-    else if (strcmp(op, "flatten") == 0) *out = nb_flatten(c->g, x);
-    else if (strcmp(op, "leaky_relu") == 0) {
-        if ((s = double_option(c, l, "slope", 0.01, &a)) != NB_OK) return s;
-        *out = nb_leaky_relu(c->g, x, (nb_real)a);
-    } else if (strcmp(op, "elu") == 0) {
-        if ((s = double_option(c, l, "alpha", 1.0, &a)) != NB_OK) return s;
-        *out = nb_elu(c->g, x, (nb_real)a);
-    } else if (strcmp(op, "softplus") == 0) {
-        if ((s = double_option(c, l, "beta", 1.0, &a)) != NB_OK) return s;
-        if ((s = double_option(c, l, "threshold", 20.0, &b)) != NB_OK) return s;
-        *out = nb_softplus(c->g, x, (nb_real)a, (nb_real)b);
-    } else if (strcmp(op, "gelu") == 0) {
-        const char *approx = option(l, "approximate");
-        if (approx && strcmp(approx, "tanh") && strcmp(approx, "none"))
-            return fail(c, l, "gelu: approximate=%s must be none or tanh", approx);
-        *out = nb_gelu(c->g, x, approx && strcmp(approx, "tanh") == 0);
-    } else if (strcmp(op, "scale") == 0) {
-        const char *pos[1] = {NULL};
-        if (positionals(l, pos, 1) != 1 || !parse_double(pos[0], &a))
-            return fail(c, l, "scale: give the factor, e.g. 'scale 0.5'");
-        *out = nb_scale(c->g, x, (nb_real)a);
-    }
+    const char *approx = option(l, "approximate");
+    if (approx && strcmp(approx, "tanh") && strcmp(approx, "none"))
+        return fail(c, l, "gelu: approximate=%s must be none or tanh", approx);
+    *out = nb_gelu(c->g, x, approx && strcmp(approx, "tanh") == 0);
+    return NB_OK;
+}
+
+static nb_status layer_scale(spec_ctx *c, spec_line *l, nb_node *out) {
+    nb_node x;
+    nb_status s = inputs(c, l, 1, &x);
+    if (s != NB_OK) return s;
+    const char *pos[1] = {NULL};
+    double factor;
+    if (positionals(l, pos, 1) != 1 || !parse_double(pos[0], &factor))
+        return fail(c, l, "scale: give the factor, e.g. 'scale 0.5'");
+    *out = nb_scale(c->g, x, (nb_real)factor);
     return NB_OK;
 }
 
@@ -345,51 +383,86 @@ static nb_status layer_conv(spec_ctx *c, spec_line *l, nb_node *out) {
     return NB_OK;
 }
 
-/* maxpool K / avgpool K: stride= (default K), padding=, ceil=, count_include_pad= */
-static nb_status layer_pool(spec_ctx *c, spec_line *l, nb_node *out) {
+/* What maxpool and avgpool share: the window size K, stride= (default K),
+ * padding=, ceil=. */
+static nb_status pool_args(spec_ctx *c, spec_line *l, int *k, int *stride, int *pad,
+                           int *ceil_mode) {
     const char *pos[1] = {NULL};
-    int k;
-    if (positionals(l, pos, 1) != 1 || !parse_int(pos[0], &k) || k <= 0)
+    if (positionals(l, pos, 1) != 1 || !parse_int(pos[0], k) || *k <= 0)
         return fail(c, l, "%s: give the window size, e.g. '%s 2'", l->op, l->op);
-    int stride, pad, ceil_mode, include_pad = 1;
     nb_status s;
-    if ((s = int_option(c, l, "stride", k, 1, 1 << 16, &stride)) != NB_OK ||
-        (s = int_option(c, l, "padding", 0, 0, 1 << 16, &pad)) != NB_OK ||
-        (s = bool_option(c, l, "ceil", 0, &ceil_mode)) != NB_OK)
+    if ((s = int_option(c, l, "stride", *k, 1, 1 << 16, stride)) != NB_OK ||
+        (s = int_option(c, l, "padding", 0, 0, 1 << 16, pad)) != NB_OK)
         return s;
-    if (l->op[0] == 'a' && (s = bool_option(c, l, "count_include_pad", 1, &include_pad)) != NB_OK)
-        return s;
+    return bool_option(c, l, "ceil", 0, ceil_mode);
+}
+
+static nb_status layer_maxpool(spec_ctx *c, spec_line *l, nb_node *out) {
+    int k = 0, stride = 0, pad = 0, ceil_mode = 0;
     nb_node x;
-    if ((s = inputs(c, l, 1, &x)) != NB_OK) return s;
-    *out = l->op[0] == 'm' ? nb_max_pool2d(c->g, x, k, k, stride, stride, pad, pad, ceil_mode)
-                           : nb_avg_pool2d(c->g, x, k, k, stride, stride, pad, pad, ceil_mode,
-                                           include_pad);
+    nb_status s;
+    if ((s = pool_args(c, l, &k, &stride, &pad, &ceil_mode)) != NB_OK ||
+        (s = inputs(c, l, 1, &x)) != NB_OK)
+        return s;
+    *out = nb_max_pool2d(c->g, x, k, k, stride, stride, pad, pad, ceil_mode);
     return NB_OK;
 }
 
-/* batchnorm / layernorm: eps=, momentum= (batch norm), affine=, dims= (layer norm) */
-static nb_status layer_norm(spec_ctx *c, spec_line *l, nb_node *out) {
-    nb_norm_opts o = {0};
+/* avgpool K: the pool options and count_include_pad= */
+static nb_status layer_avgpool(spec_ctx *c, spec_line *l, nb_node *out) {
+    int k = 0, stride = 0, pad = 0, ceil_mode = 0, include_pad = 1;
+    nb_node x;
     nb_status s;
-    int affine, dims = 1;
-    if ((s = double_option(c, l, "eps", 1e-5, &o.eps)) != NB_OK ||
+    if ((s = pool_args(c, l, &k, &stride, &pad, &ceil_mode)) != NB_OK ||
+        (s = bool_option(c, l, "count_include_pad", 1, &include_pad)) != NB_OK ||
+        (s = inputs(c, l, 1, &x)) != NB_OK)
+        return s;
+    *out = nb_avg_pool2d(c->g, x, k, k, stride, stride, pad, pad, ceil_mode, include_pad);
+    return NB_OK;
+}
+
+/* What batchnorm and layernorm share: eps=, affine= */
+static nb_status norm_args(spec_ctx *c, spec_line *l, nb_norm_opts *o) {
+    nb_status s;
+    int affine;
+    if ((s = double_option(c, l, "eps", 1e-5, &o->eps)) != NB_OK ||
         (s = bool_option(c, l, "affine", 1, &affine)) != NB_OK)
         return s;
-    if (!(o.eps > 0)) return fail(c, l, "%s: eps must be positive", l->op);
-    o.no_affine = !affine;
-    if (l->op[0] == 'b') {
-        if ((s = double_option(c, l, "momentum", 0.1, &o.momentum)) != NB_OK) return s;
-        if (!(o.momentum > 0 && o.momentum <= 1))
-            return fail(c, l, "batchnorm: momentum must be in (0, 1]");
-    } else if ((s = int_option(c, l, "dims", 1, 1, NB_MAX_DIMS - 1, &dims)) != NB_OK) {
+    if (!(o->eps > 0)) return fail(c, l, "%s: eps must be positive", l->op);
+    o->no_affine = !affine;
+    return NB_OK;
+}
+
+/* batchnorm: the norm options and momentum= */
+static nb_status layer_batchnorm(spec_ctx *c, spec_line *l, nb_node *out) {
+    nb_norm_opts o = {0};
+    nb_status s;
+    if ((s = norm_args(c, l, &o)) != NB_OK ||
+        (s = double_option(c, l, "momentum", 0.1, &o.momentum)) != NB_OK)
         return s;
-    }
+    if (!(o.momentum > 0 && o.momentum <= 1))
+        return fail(c, l, "batchnorm: momentum must be in (0, 1]");
     nb_node x;
     if ((s = inputs(c, l, 1, &x)) != NB_OK) return s;
     char prefix[48];
     param_prefix(c, l, prefix, sizeof prefix);
-    *out = l->op[0] == 'b' ? nb_batch_norm(c->g, x, prefix, &o)
-                           : nb_layer_norm(c->g, x, dims, prefix, &o);
+    *out = nb_batch_norm(c->g, x, prefix, &o);
+    return NB_OK;
+}
+
+/* layernorm: the norm options and dims= */
+static nb_status layer_layernorm(spec_ctx *c, spec_line *l, nb_node *out) {
+    nb_norm_opts o = {0};
+    nb_status s;
+    int dims;
+    nb_node x;
+    if ((s = norm_args(c, l, &o)) != NB_OK ||
+        (s = int_option(c, l, "dims", 1, 1, NB_MAX_DIMS - 1, &dims)) != NB_OK ||
+        (s = inputs(c, l, 1, &x)) != NB_OK)
+        return s;
+    char prefix[48];
+    param_prefix(c, l, prefix, sizeof prefix);
+    *out = nb_layer_norm(c->g, x, dims, prefix, &o);
     return NB_OK;
 }
 
@@ -415,21 +488,12 @@ static nb_status layer_residual(spec_ctx *c, spec_line *l, nb_node *out) {
     return NB_OK;
 }
 
-static nb_status layer_global_pool(spec_ctx *c, spec_line *l, nb_node *out) {
-    nb_node x;
-    nb_status s = inputs(c, l, 1, &x);
-    if (s == NB_OK) *out = nb_global_avg_pool2d(c->g, x);
-    return s;
-}
-
+/* add, sub, mul: the op is the keyword's entry in `layers` */
 static nb_status layer_binary(spec_ctx *c, spec_line *l, nb_node *out) {
     nb_node in[2];
     nb_status s = inputs(c, l, 2, in);
-    if (s != NB_OK) return s;
-    if (strcmp(l->op, "add") == 0) *out = nb_add(c->g, in[0], in[1]);
-    else if (strcmp(l->op, "sub") == 0) *out = nb_sub(c->g, in[0], in[1]);
-    else *out = nb_mul(c->g, in[0], in[1]);
-    return NB_OK;
+    if (s == NB_OK) *out = l->kind->binary(c->g, in[0], in[1]);
+    return s;
 }
 
 static nb_status layer_concat(spec_ctx *c, spec_line *l, nb_node *out) {
@@ -449,53 +513,118 @@ static nb_status layer_concat(spec_ctx *c, spec_line *l, nb_node *out) {
     return s;
 }
 
+/* ------------------------------------------------------------ losses */
+
+/* loss cross_entropy: label_smoothing=; the target holds class indices */
+static nb_status loss_cross_entropy(spec_ctx *c, spec_line *l, nb_node x, nb_node *out) {
+    double eps;
+    nb_status s = double_option(c, l, "label_smoothing", 0, &eps);
+    if (s != NB_OK) return s;
+    const nb_node_t *X = nb__node(c->g, x);
+    if (X->ndim != 2)
+        return fail(c, l, "loss cross_entropy: expects [batch, classes] scores, the "
+                    "previous layer gives %d dimensions", X->ndim);
+    int classes = X->dims[1];
+    c->m->target = nb_input(c->g, "target", 0, NULL); /* moves the node table */
+    *out = nb_cross_entropy(c->g, x, c->m->target, (nb_real)eps);
+    c->m->classes = classes;
+    return NB_OK;
+}
+
+/* loss mse and loss bce: the target is shaped like the output */
+static void target_like(spec_ctx *c, nb_node x) {
+    const nb_node_t X = *nb__node(c->g, x); /* a copy: nb_input moves the table */
+    c->m->target = nb_input(c->g, "target", X.ndim - 1, X.dims + 1);
+}
+
+static nb_status loss_mse(spec_ctx *c, spec_line *l, nb_node x, nb_node *out) {
+    (void)l;
+    target_like(c, x);
+    *out = nb_mse_loss(c->g, x, c->m->target);
+    return NB_OK;
+}
+
+static nb_status loss_bce(spec_ctx *c, spec_line *l, nb_node x, nb_node *out) {
+    (void)l;
+    target_like(c, x);
+    *out = nb_bce_with_logits(c->g, x, c->m->target);
+    return NB_OK;
+}
+
+/* Every loss keyword, once: dispatch and the lists in messages read it. */
+static const struct {
+    const char *keyword;
+    nb_status (*build)(spec_ctx *c, spec_line *l, nb_node x, nb_node *out);
+} losses[] = {
+    {"cross_entropy", loss_cross_entropy},
+    {"mse", loss_mse},
+    {"bce", loss_bce},
+};
+
+/* "cross_entropy, mse, bce" */
+static const char *loss_names(char *buf, size_t size) {
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof losses / sizeof losses[0]; i++) {
+        strncat(buf, i ? ", " : "", size - strlen(buf) - 1);
+        strncat(buf, losses[i].keyword, size - strlen(buf) - 1);
+    }
+    return buf;
+}
+
 static nb_status layer_loss(spec_ctx *c, spec_line *l, nb_node *out) {
     const char *pos[1] = {NULL};
+    char names[64];
     if (positionals(l, pos, 1) != 1)
-        return fail(c, l, "loss: give one of cross_entropy, mse, bce");
+        return fail(c, l, "loss: give one of %s", loss_names(names, sizeof names));
     if (c->m->loss != NB_NONE) return fail(c, l, "loss: a model has one loss");
     nb_node x;
     nb_status s = inputs(c, l, 1, &x);
     if (s != NB_OK) return s;
-    /* a copy: creating the target moves the node table */
-    const nb_node_t X = *nb__node(c->g, x);
-    if (strcmp(pos[0], "cross_entropy") == 0) {
-        double eps;
-        if ((s = double_option(c, l, "label_smoothing", 0, &eps)) != NB_OK) return s;
-        if (X.ndim != 2)
-            return fail(c, l, "loss cross_entropy: expects [batch, classes] scores, the "
-                        "previous layer gives %d dimensions", X.ndim);
-        c->m->target = nb_input(c->g, "target", 0, NULL);
-        *out = nb_cross_entropy(c->g, x, c->m->target, (nb_real)eps);
-        c->m->classes = X.dims[1];
-    } else if (strcmp(pos[0], "mse") == 0 || strcmp(pos[0], "bce") == 0) {
-        c->m->target = nb_input(c->g, "target", X.ndim - 1, X.dims + 1);
-        *out = pos[0][0] == 'm' ? nb_mse_loss(c->g, x, c->m->target)
-                                : nb_bce_with_logits(c->g, x, c->m->target);
-    } else {
-        return fail(c, l, "loss: unknown loss '%s' (known: cross_entropy, mse, bce)", pos[0]);
-    }
+    size_t which = 0, n = sizeof losses / sizeof losses[0];
+    while (which < n && strcmp(losses[which].keyword, pos[0]) != 0) which++;
+    if (which == n)
+        return fail(c, l, "loss: unknown loss '%s' (known: %s)", pos[0],
+                    loss_names(names, sizeof names));
+    if ((s = losses[which].build(c, l, x, out)) != NB_OK) return s;
     c->m->output = x;
     c->m->loss = *out;
     return NB_OK;
 }
 
-static const struct {
-    const char *name;
-    layer_fn fn;
-    int sequential; /* counts as a layer of the equivalent nn.Sequential */
-} layers[] = {
-    {"input", layer_input, 0},     {"dense", layer_dense, 1},     {"relu", layer_unary, 1},
-    {"leaky_relu", layer_unary, 1}, {"abs", layer_unary, 1},      {"sigmoid", layer_unary, 1},
-    {"tanh", layer_unary, 1},      {"softmax", layer_unary, 1},   {"log_softmax", layer_unary, 1},
-    {"gelu", layer_unary, 1},      {"silu", layer_unary, 1},      {"elu", layer_unary, 1},
-    {"softplus", layer_unary, 1},  {"flatten", layer_unary, 1},   {"scale", layer_unary, 1},
-    {"reshape", layer_reshape, 1}, {"add", layer_binary, 1},      {"sub", layer_binary, 1},
-    {"mul", layer_binary, 1},      {"concat", layer_concat, 1},   {"conv", layer_conv, 1},
-    {"maxpool", layer_pool, 1},    {"avgpool", layer_pool, 1},
-    {"global_avgpool", layer_global_pool, 1},                     {"batchnorm", layer_norm, 1},
-    {"layernorm", layer_norm, 1},  {"dropout", layer_dropout, 1},
-    {"residual", layer_residual, 1},                              {"loss", layer_loss, 0},
+/* ------------------------------------------------------------ the layer table */
+
+/* Every layer keyword, once, in the order the unknown-layer message lists them. */
+static const layer_kind layers[] = {
+    {"input", layer_input, 0, NULL, NULL},
+    {"dense", layer_dense, 1, NULL, NULL},
+    {"relu", layer_unary, 1, nb_relu, NULL},
+    {"leaky_relu", layer_leaky_relu, 1, NULL, NULL},
+    {"abs", layer_unary, 1, nb_abs, NULL},
+    {"sigmoid", layer_unary, 1, nb_sigmoid, NULL},
+    {"tanh", layer_unary, 1, nb_tanh, NULL},
+    {"softmax", layer_unary, 1, nb_softmax, NULL},
+    {"log_softmax", layer_unary, 1, nb_log_softmax, NULL},
+    {"gelu", layer_gelu, 1, NULL, NULL},
+    {"silu", layer_unary, 1, nb_silu, NULL},
+    {"hardswish", layer_unary, 1, nb_hardswish, NULL},
+    {"elu", layer_elu, 1, NULL, NULL},
+    {"softplus", layer_softplus, 1, NULL, NULL},
+    {"flatten", layer_unary, 1, nb_flatten, NULL},
+    {"scale", layer_scale, 1, NULL, NULL},
+    {"reshape", layer_reshape, 1, NULL, NULL},
+    {"add", layer_binary, 1, NULL, nb_add},
+    {"sub", layer_binary, 1, NULL, nb_sub},
+    {"mul", layer_binary, 1, NULL, nb_mul},
+    {"concat", layer_concat, 1, NULL, NULL},
+    {"conv", layer_conv, 1, NULL, NULL},
+    {"maxpool", layer_maxpool, 1, NULL, NULL},
+    {"avgpool", layer_avgpool, 1, NULL, NULL},
+    {"global_avgpool", layer_unary, 1, nb_global_avg_pool2d, NULL},
+    {"batchnorm", layer_batchnorm, 1, NULL, NULL},
+    {"layernorm", layer_layernorm, 1, NULL, NULL},
+    {"dropout", layer_dropout, 1, NULL, NULL},
+    {"residual", layer_residual, 1, NULL, NULL},
+    {"loss", layer_loss, 0, NULL, NULL},
 };
 
 /* ------------------------------------------------------------ parsing */
@@ -521,22 +650,23 @@ static nb_status parse_line(spec_ctx *c, spec_line *l) {
     if (k >= l->ntok) return fail(c, l, "'%s =' needs a layer after it", l->tok[0]);
     l->op = l->tok[k];
     l->first_arg = k + 1;
-    int which = -1;
-    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++)
-        if (strcmp(layers[i].name, l->op) == 0) which = (int)i;
-    if (which < 0) {
+    const layer_kind *kind = NULL;
+    for (size_t i = 0; i < sizeof layers / sizeof layers[0] && !kind; i++)
+        if (strcmp(layers[i].keyword, l->op) == 0) kind = &layers[i];
+    if (!kind) {
         char known[512] = "";
         for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
             strncat(known, i ? ", " : "", sizeof known - strlen(known) - 1);
-            strncat(known, layers[i].name, sizeof known - strlen(known) - 1);
+            strncat(known, layers[i].keyword, sizeof known - strlen(known) - 1);
         }
         return fail(c, l, "unknown layer '%s' (known: %s)", l->op, known);
     }
-    if (c->m->input == NB_NONE && strcmp(l->op, "input") != 0)
+    l->kind = kind;
+    if (c->m->input == NB_NONE && kind->build != layer_input)
         return fail(c, l, "%s: the first layer must be 'input'", l->op);
     if (c->m->loss != NB_NONE) return fail(c, l, "%s: nothing may follow the loss", l->op);
     nb_node out = NB_NONE;
-    nb_status s = layers[which].fn(c, l, &out);
+    nb_status s = kind->build(c, l, &out);
     if (s != NB_OK) return s;
     for (int t = l->first_arg; t < l->ntok; t++)
         if (!l->used[t])
@@ -547,14 +677,14 @@ static nb_status parse_line(spec_ctx *c, spec_line *l) {
     /* the node takes the layer's name: its label, or its Sequential index */
     nb_node_t *node = nb__node(c->g, out);
     if (l->label) snprintf(node->name, sizeof node->name, "%s", l->label);
-    else if (layers[which].sequential) snprintf(node->name, sizeof node->name, "%d", c->layer_index);
+    else if (kind->sequential) snprintf(node->name, sizeof node->name, "%d", c->layer_index);
     else if (out == c->m->loss) snprintf(node->name, sizeof node->name, "loss");
     if (l->label) {
         if (c->n_names == MAX_NAMES) return fail(c, l, "too many named nodes");
         snprintf(c->names[c->n_names].name, sizeof c->names[0].name, "%s", l->label);
         c->names[c->n_names++].node = out;
     }
-    if (layers[which].sequential) c->layer_index++;
+    if (kind->sequential) c->layer_index++;
     c->prev = out;
     return NB_OK;
 }

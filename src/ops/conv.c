@@ -21,8 +21,7 @@
  * Scratch (from the arena, no allocation per call): col, K*chunk*P reals,
  * then, when chunk > 1, Y / dY, Cog*chunk*P reals.
  *
- * Node attributes: i[0] stride, i[1] padding, i[2] dilation, each a pair
- * packed as h*PAIR + w; i[3] groups. */
+ * Settings: stride, padding, dilation and groups (nb_conv_settings). */
 #include "../core/internal.h"
 #include "../kernels/gemm.h"
 #include "../kernels/parallel.h"
@@ -42,12 +41,7 @@
  * per product. */
 static size_t target_columns(void) { return nb__gemm_kernel() == NB__GEMM_AVX512 ? 1 : 1024; }
 #define SCRATCH_BUDGET ((size_t)1 << 20)
-#define PAIR 65536
-#define PAIR_MAX 32767
-
-static int pack(int h, int w) { return h * PAIR + w; }
-static int high(int v) { return v / PAIR; }
-static int low(int v) { return v % PAIR; }
+#define AXIS_MAX 32767 /* largest stride, padding and dilation accepted */
 
 typedef struct conv_shape {
     int B, C, Co, groups, Cg, Cog;
@@ -63,13 +57,14 @@ static conv_shape shape_of(const nb_graph *g, const nb_node_t *n) {
     s.B = x->dims[0];
     s.C = x->dims[1];
     s.Co = w->dims[0];
-    s.groups = n->i[3];
+    const nb_conv_settings *cs = &n->settings.conv;
+    s.groups = cs->groups;
     s.Cg = s.C / s.groups;
     s.Cog = s.Co / s.groups;
     s.geom = (nb_conv_geom){
         .C = s.Cg, .H = x->dims[2], .W = x->dims[3], .kh = w->dims[2], .kw = w->dims[3],
-        .sh = high(n->i[0]), .sw = low(n->i[0]), .ph = high(n->i[1]), .pw = low(n->i[1]),
-        .dh = high(n->i[2]), .dw = low(n->i[2]), .Ho = n->dims[2], .Wo = n->dims[3]};
+        .sh = cs->stride.h, .sw = cs->stride.w, .ph = cs->pad.h, .pw = cs->pad.w,
+        .dh = cs->dilation.h, .dw = cs->dilation.w, .Ho = n->dims[2], .Wo = n->dims[3]};
     s.K = s.Cg * s.geom.kh * s.geom.kw;
     s.P = s.geom.Ho * s.geom.Wo;
     size_t fit = SCRATCH_BUDGET / ((size_t)(s.K + s.Cog) * (size_t)s.P);
@@ -304,15 +299,15 @@ nb_node nb_conv2d(nb_graph *g, nb_node x, nb_node w, nb_node b, int stride_h, in
     if (Wt->ndim != 4 || Wt->batched)
         return nb__fail(g, NB_ERR_SHAPE, "conv2d: weight '%s' has shape %s; expected an "
                         "unbatched [out_channels, in_channels/groups, kh, kw]", Wt->name, sw);
-    if (stride_h < 1 || stride_w < 1 || stride_h > PAIR_MAX || stride_w > PAIR_MAX)
+    if (stride_h < 1 || stride_w < 1 || stride_h > AXIS_MAX || stride_w > AXIS_MAX)
         return nb__fail(g, NB_ERR_ARG, "conv2d: stride %dx%d must be 1 to %d", stride_h,
-                        stride_w, PAIR_MAX);
-    if (dil_h < 1 || dil_w < 1 || dil_h > PAIR_MAX || dil_w > PAIR_MAX)
+                        stride_w, AXIS_MAX);
+    if (dil_h < 1 || dil_w < 1 || dil_h > AXIS_MAX || dil_w > AXIS_MAX)
         return nb__fail(g, NB_ERR_ARG, "conv2d: dilation %dx%d must be 1 to %d", dil_h, dil_w,
-                        PAIR_MAX);
-    if (pad_h < 0 || pad_w < 0 || pad_h > PAIR_MAX || pad_w > PAIR_MAX)
+                        AXIS_MAX);
+    if (pad_h < 0 || pad_w < 0 || pad_h > AXIS_MAX || pad_w > AXIS_MAX)
         return nb__fail(g, NB_ERR_ARG, "conv2d: padding %dx%d must be 0 to %d", pad_h, pad_w,
-                        PAIR_MAX);
+                        AXIS_MAX);
     int C = X->dims[1], Co = Wt->dims[0];
     if (groups < 1)
         return nb__fail(g, NB_ERR_ARG, "conv2d: groups %d is not positive", groups);
@@ -348,11 +343,9 @@ nb_node nb_conv2d(nb_graph *g, nb_node x, nb_node w, nb_node b, int stride_h, in
     int dims[4] = {X->dims[0], Co, (int)Ho, (int)Wo};
     nb_node h = nb__add_node(g, &op_conv2d, nin, in, 4, dims, X->batched);
     if (h == NB_NONE) return NB_NONE;
-    nb_node_t *n = nb__node(g, h);
-    n->i[0] = pack(stride_h, stride_w);
-    n->i[1] = pack(pad_h, pad_w);
-    n->i[2] = pack(dil_h, dil_w);
-    n->i[3] = groups;
+    nb__node(g, h)->settings.conv = (nb_conv_settings){
+        .stride = {stride_h, stride_w}, .pad = {pad_h, pad_w}, .dilation = {dil_h, dil_w},
+        .groups = groups};
     return h;
 }
 

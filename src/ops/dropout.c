@@ -7,14 +7,14 @@
  * is reused, as long as it was drawn for the current arena layout (a new batch
  * size moves the scratch and needs a new mask).
  *
- * Node attributes: f[0] p; f[1] the plan_id the mask was drawn under, i[1]
- * non-zero once a mask exists; i[0] non-zero when the last forward applied
- * the mask (training mode), which backward follows. */
+ * Settings: p, and the mask's state (nb_dropout_settings): whether the last
+ * forward applied the mask (training mode), which backward follows, and
+ * the arena layout the mask was drawn under. */
 #include "../core/internal.h"
 
 #include <string.h>
 
-static int uses_mask(const nb_node_t *n) { return n->f[0] > 0; }
+static int uses_mask(const nb_node_t *n) { return n->settings.dropout.p > 0; }
 
 static size_t dropout_scratch(const nb_graph *g, const nb_node_t *n) {
     (void)g;
@@ -22,24 +22,26 @@ static size_t dropout_scratch(const nb_graph *g, const nb_node_t *n) {
 }
 
 static void draw_mask(nb_graph *g, nb_node_t *n) {
-    const double keep = 1.0 - n->f[0];
+    nb_dropout_settings *ds = &n->settings.dropout;
+    const double keep = 1.0 - (double)ds->p;
     const nb_real scale = (nb_real)(1.0 / keep);
     nb_real *mask = n->scratch;
     for (size_t k = 0, len = nb__numel(n); k < len; k++)
         mask[k] = nb_rng_uniform(&g->rng) < keep ? scale : R(0);
-    n->f[1] = (double)g->plan_id;
-    n->i[1] = 1;
+    ds->mask_plan = g->plan_id;
+    ds->has_mask = 1;
 }
 
 static void dropout_forward(nb_graph *g, nb_node_t *n) {
     const nb_node_t *x = nb__in(g, n, 0);
     const size_t len = nb__numel(n);
-    n->i[0] = g->training && uses_mask(n);
-    if (!n->i[0]) {
+    nb_dropout_settings *ds = &n->settings.dropout;
+    ds->masked = g->training && uses_mask(n);
+    if (!ds->masked) {
         memcpy(n->val, x->val, len * sizeof *n->val);
         return;
     }
-    int have_mask = n->i[1] && n->f[1] == (double)g->plan_id;
+    int have_mask = ds->has_mask && ds->mask_plan == g->plan_id;
     if (!g->freeze_random || !have_mask) draw_mask(g, n);
     for (size_t k = 0; k < len; k++) n->val[k] = x->val[k] * n->scratch[k];
 }
@@ -48,7 +50,7 @@ static void dropout_backward(nb_graph *g, nb_node_t *n) {
     nb_node_t *x = nb__in(g, n, 0);
     if (!x->grad) return;
     const size_t len = nb__numel(n);
-    if (n->i[0])
+    if (n->settings.dropout.masked)
         for (size_t k = 0; k < len; k++) x->grad[k] += n->grad[k] * n->scratch[k];
     else
         for (size_t k = 0; k < len; k++) x->grad[k] += n->grad[k];
@@ -71,6 +73,6 @@ nb_node nb_dropout(nb_graph *g, nb_node x, nb_real p) {
     int dims[NB_MAX_DIMS]; /* a copy: adding the node may move the node table */
     memcpy(dims, X->dims, sizeof dims);
     nb_node y = nb__add_node(g, &op_dropout, 1, &x, X->ndim, dims, X->batched);
-    if (y != NB_NONE) nb__node(g, y)->f[0] = (double)p;
+    if (y != NB_NONE) nb__node(g, y)->settings.dropout = (nb_dropout_settings){.p = p};
     return y;
 }

@@ -3,52 +3,53 @@
  * Broadcasting: the smaller operand is repeated over the leading rows of the
  * larger one.  It must either have the same shape, match the larger one's
  * trailing dims (optionally with leading 1s: [N] or [1, N] against [B, N]),
- * or hold a single element.  i[0] records which side is the small one (0: b,
- * 1: a), i[1] its element count (0: same shape) and i[2] the operation. */
+ * or hold a single element.  The settings (nb_binary_settings) record the
+ * operation, which side is the small one and its element count. */
 #include "../core/internal.h"
 
 #include <string.h>
 
-enum { EW_ADD, EW_SUB, EW_MUL };
-
 static void ew_forward(nb_graph *g, nb_node_t *n) {
     const nb_node_t *a = nb__in(g, n, 0), *b = nb__in(g, n, 1);
-    size_t total = nb__numel(n), inner = n->i[1] ? (size_t)n->i[1] : total;
-    int small_is_a = n->i[0];
+    const nb_binary_settings *bs = &n->settings.binary;
+    size_t total = nb__numel(n), inner = bs->small_numel ? (size_t)bs->small_numel : total;
+    int small_is_a = bs->small_is_a;
     const nb_real *A = a->val, *B = b->val;
     nb_real *y = n->val;
     for (size_t o = 0; o < total; o += inner) {
         const nb_real *pa = small_is_a ? A : A + o;
         const nb_real *pb = small_is_a ? B + o : B;
         nb_real *py = y + o;
-        switch (n->i[2]) {
-        case EW_ADD: for (size_t k = 0; k < inner; k++) py[k] = pa[k] + pb[k]; break;
-        case EW_SUB: for (size_t k = 0; k < inner; k++) py[k] = pa[k] - pb[k]; break;
-        default: for (size_t k = 0; k < inner; k++) py[k] = pa[k] * pb[k]; break;
+        switch (bs->kind) {
+        case NB_BINARY_ADD: for (size_t k = 0; k < inner; k++) py[k] = pa[k] + pb[k]; break;
+        case NB_BINARY_SUB: for (size_t k = 0; k < inner; k++) py[k] = pa[k] - pb[k]; break;
+        case NB_BINARY_MUL: for (size_t k = 0; k < inner; k++) py[k] = pa[k] * pb[k]; break;
         }
     }
 }
 
 static void ew_backward(nb_graph *g, nb_node_t *n) {
     const nb_node_t *a = nb__in(g, n, 0), *b = nb__in(g, n, 1);
-    size_t total = nb__numel(n), inner = n->i[1] ? (size_t)n->i[1] : total;
-    int small_is_a = n->i[0], kind = n->i[2];
+    const nb_binary_settings *bs = &n->settings.binary;
+    size_t total = nb__numel(n), inner = bs->small_numel ? (size_t)bs->small_numel : total;
+    int small_is_a = bs->small_is_a;
+    nb_binary_kind kind = bs->kind;
     const nb_real *dy = n->grad;
     for (size_t o = 0; o < total; o += inner) {
         size_t oa = small_is_a ? 0 : o, ob = small_is_a ? o : 0;
         const nb_real *g0 = dy + o;
         if (a->grad) {
             nb_real *ga = a->grad + oa;
-            if (kind == EW_MUL)
+            if (kind == NB_BINARY_MUL)
                 for (size_t k = 0; k < inner; k++) ga[k] += g0[k] * b->val[ob + k];
             else
                 for (size_t k = 0; k < inner; k++) ga[k] += g0[k];
         }
         if (b->grad) {
             nb_real *gb = b->grad + ob;
-            if (kind == EW_MUL)
+            if (kind == NB_BINARY_MUL)
                 for (size_t k = 0; k < inner; k++) gb[k] += g0[k] * a->val[oa + k];
-            else if (kind == EW_SUB)
+            else if (kind == NB_BINARY_SUB)
                 for (size_t k = 0; k < inner; k++) gb[k] -= g0[k];
             else
                 for (size_t k = 0; k < inner; k++) gb[k] += g0[k];
@@ -78,7 +79,8 @@ static int broadcasts(const nb_node_t *big, const nb_node_t *small) {
     return 1;
 }
 
-static nb_node elementwise(nb_graph *g, const nb_op *op, int kind, nb_node a, nb_node b) {
+static nb_node elementwise(nb_graph *g, const nb_op *op, nb_binary_kind kind, nb_node a,
+                           nb_node b) {
     nb_node in[2] = {a, b};
     if (!nb__begin(g, op->name, 2, in)) return NB_NONE;
     const nb_node_t *A = nb__node(g, a), *B = nb__node(g, b);
@@ -99,22 +101,26 @@ static nb_node elementwise(nb_graph *g, const nb_op *op, int kind, nb_node a, nb
     }
     nb_node h = nb__add_node(g, op, 2, in, big->ndim, big->dims, big->batched);
     if (h == NB_NONE) return NB_NONE;
-    nb_node_t *n = nb__node(g, h);
-    n->i[0] = small_is_a;
-    n->i[1] = same ? 0 : (int)nb__numel(small);
-    n->i[2] = kind;
+    nb__node(g, h)->settings.binary = (nb_binary_settings){
+        .kind = kind, .small_is_a = small_is_a, .small_numel = same ? 0 : (int)nb__numel(small)};
     return h;
 }
 
-nb_node nb_add(nb_graph *g, nb_node a, nb_node b) { return elementwise(g, &op_add, EW_ADD, a, b); }
-nb_node nb_sub(nb_graph *g, nb_node a, nb_node b) { return elementwise(g, &op_sub, EW_SUB, a, b); }
-nb_node nb_mul(nb_graph *g, nb_node a, nb_node b) { return elementwise(g, &op_mul, EW_MUL, a, b); }
+nb_node nb_add(nb_graph *g, nb_node a, nb_node b) {
+    return elementwise(g, &op_add, NB_BINARY_ADD, a, b);
+}
+nb_node nb_sub(nb_graph *g, nb_node a, nb_node b) {
+    return elementwise(g, &op_sub, NB_BINARY_SUB, a, b);
+}
+nb_node nb_mul(nb_graph *g, nb_node a, nb_node b) {
+    return elementwise(g, &op_mul, NB_BINARY_MUL, a, b);
+}
 
-/* ---- scale: y = s x, s stored in f[0] ---- */
+/* ---- scale: y = s x, s the node's settings.scale ---- */
 
 static void scale_forward(nb_graph *g, nb_node_t *n) {
     const nb_node_t *x = nb__in(g, n, 0);
-    nb_real s = (nb_real)n->f[0];
+    nb_real s = n->settings.scale;
     size_t total = nb__numel(n);
     for (size_t k = 0; k < total; k++) n->val[k] = s * x->val[k];
 }
@@ -122,7 +128,7 @@ static void scale_forward(nb_graph *g, nb_node_t *n) {
 static void scale_backward(nb_graph *g, nb_node_t *n) {
     nb_node_t *x = nb__in(g, n, 0);
     if (!x->grad) return;
-    nb_real s = (nb_real)n->f[0];
+    nb_real s = n->settings.scale;
     size_t total = nb__numel(n);
     for (size_t k = 0; k < total; k++) x->grad[k] += s * n->grad[k];
 }
@@ -138,6 +144,6 @@ nb_node nb_scale(nb_graph *g, nb_node x, nb_real s) {
     if (!isfinite(s)) return nb__fail(g, NB_ERR_ARG, "scale: factor is not finite");
     const nb_node_t *X = nb__node(g, x);
     nb_node h = nb__add_node(g, &op_scale, 1, &x, X->ndim, X->dims, X->batched);
-    if (h != NB_NONE) nb__node(g, h)->f[0] = (double)s;
+    if (h != NB_NONE) nb__node(g, h)->settings.scale = s;
     return h;
 }

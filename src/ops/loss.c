@@ -76,8 +76,8 @@ nb_node nb_mse_loss(nb_graph *g, nb_node pred, nb_node target) {
  *   d/dx_j = (p_j sum_c q_c - q_j) / B    (sum_c q_c = 1 for labels)
  *   d/dt_c = -(1-eps) log p_c / B         (probability targets; the loss is
                                          piecewise constant in class indices)
- * Forward keeps log p in scratch for backward.  f[0] = eps, i[0] = 1 for
- * index targets. */
+ * Forward keeps log p in scratch for backward.  Settings: eps (label
+ * smoothing) and the kind of targets (nb_cross_entropy_settings). */
 
 /* Is v a valid class index in [0, C)?  (NaN fails every comparison.) */
 static int class_index(nb_real v, int C, int *out) {
@@ -88,8 +88,9 @@ static int class_index(nb_real v, int C, int *out) {
 
 static void ce_forward(nb_graph *g, nb_node_t *n) {
     const nb_node_t *x = nb__in(g, n, 0), *t = nb__in(g, n, 1);
-    int B = x->dims[0], C = x->dims[1], labels = n->i[0];
-    double eps = n->f[0];
+    const nb_cross_entropy_settings *cs = &n->settings.cross_entropy;
+    int B = x->dims[0], C = x->dims[1], labels = cs->index_targets;
+    double eps = (double)cs->label_smoothing;
     nb_real *logp = n->scratch;
     double acc = 0;
     for (int r = 0; r < B; r++) {
@@ -126,8 +127,9 @@ static void ce_forward(nb_graph *g, nb_node_t *n) {
 
 static void ce_backward(nb_graph *g, nb_node_t *n) {
     nb_node_t *x = nb__in(g, n, 0), *t = nb__in(g, n, 1);
-    int B = x->dims[0], C = x->dims[1], labels = n->i[0];
-    nb_real eps = (nb_real)n->f[0];
+    const nb_cross_entropy_settings *cs = &n->settings.cross_entropy;
+    int B = x->dims[0], C = x->dims[1], labels = cs->index_targets;
+    nb_real eps = cs->label_smoothing;
     nb_real gs = n->grad[0] / (nb_real)B, smooth = eps / (nb_real)C;
     const nb_real *logp = n->scratch;
     for (int r = 0; r < B; r++) {
@@ -190,9 +192,8 @@ nb_node nb_cross_entropy(nb_graph *g, nb_node logits, nb_node target,
                               "classes] of probabilities, batched like the logits");
     nb_node h = nb__add_node(g, &op_cross_entropy, 2, in, 0, NULL, 0);
     if (h == NB_NONE) return NB_NONE;
-    nb_node_t *n = nb__node(g, h);
-    n->f[0] = (double)label_smoothing;
-    n->i[0] = labels;
+    nb__node(g, h)->settings.cross_entropy = (nb_cross_entropy_settings){
+        .label_smoothing = label_smoothing, .index_targets = labels};
     return h;
 }
 

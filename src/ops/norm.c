@@ -63,10 +63,9 @@ static int affine_params(nb_graph *g, const char *base, int ndim, const int *dim
 
 /* ------------------------------------------------------------ batch norm */
 
-/* Node attributes: inputs x [, weight, bias]; i[0..2] the buffers
- * running_mean, running_var, num_batches_tracked; i[3] non-zero when the
- * last forward used batch statistics (training mode); f[0] eps, f[1]
- * momentum.  Scratch: mean[C], invstd[C] of the last forward. */
+/* Inputs x [, weight, bias]; settings eps, momentum and the buffers
+ * (nb_batch_norm_settings).  Scratch: mean[C], invstd[C] of the last
+ * forward. */
 
 /* x viewed as [outer, C, inner]: outer = batch, inner = the spatial size. */
 static void bn_layout(const nb_node_t *x, size_t *outer, size_t *C, size_t *inner) {
@@ -87,10 +86,11 @@ static void bn_forward(nb_graph *g, nb_node_t *n) {
     const int affine = n->nin == 3;
     const nb_real *w = affine ? nb__in(g, n, 1)->val : NULL;
     const nb_real *b = affine ? nb__in(g, n, 2)->val : NULL;
-    nb_real *rmean = g->nodes[n->i[0]].val, *rvar = g->nodes[n->i[1]].val;
+    nb_batch_norm_settings *bs = &n->settings.batch_norm;
+    nb_real *rmean = g->nodes[bs->running_mean].val, *rvar = g->nodes[bs->running_var].val;
     nb_real *mean = n->scratch, *invstd = n->scratch + C;
-    const double eps = n->f[0], m = n->f[1];
-    n->i[3] = g->training;
+    const double eps = bs->eps, m = bs->momentum;
+    bs->batch_stats = g->training;
     if (g->training && count < 2) {
         char s[128];
         nb__run_fail(g, NB_ERR_ARG, "batch_norm '%s': input %s has 1 value per channel; "
@@ -127,7 +127,7 @@ static void bn_forward(nb_graph *g, nb_node_t *n) {
             invstd[c] = (nb_real)(1.0 / sqrt((double)rvar[c] + eps));
         }
     }
-    if (g->training) g->nodes[n->i[2]].val[0] += R(1);
+    if (g->training) g->nodes[bs->num_batches_tracked].val[0] += R(1);
     for (size_t o = 0; o < outer; o++)
         for (size_t c = 0; c < C; c++) {
             size_t base = (o * C + c) * inner;
@@ -148,7 +148,7 @@ static void bn_backward(nb_graph *g, nb_node_t *n) {
     nb_real *dw = affine ? nb__in(g, n, 1)->grad : NULL;
     nb_real *db = affine ? nb__in(g, n, 2)->grad : NULL;
     const nb_real *mean = n->scratch, *invstd = n->scratch + C;
-    const int batch_stats = n->i[3];
+    const int batch_stats = n->settings.batch_norm.batch_stats;
     for (size_t c = 0; c < C; c++) {
         const nb_real mu = mean[c], is = invstd[c];
         double s1 = 0, s2 = 0; /* sum g, sum g x-hat over the channel */
@@ -226,22 +226,22 @@ nb_node nb_batch_norm(nb_graph *g, nb_node x, const char *name, const nb_norm_op
     nb_node y = nb__add_node(g, &op_batch_norm, nin, in, X->ndim, dims, X->batched);
     if (y == NB_NONE) return NB_NONE;
     nb_node_t *Y = nb__node(g, y);
-    Y->i[0] = rmean;
-    Y->i[1] = rvar;
-    Y->i[2] = tracked;
-    Y->f[0] = o.eps;
-    Y->f[1] = o.momentum;
+    Y->settings.batch_norm = (nb_batch_norm_settings){
+        .eps = o.eps, .momentum = o.momentum, .running_mean = rmean, .running_var = rvar,
+        .num_batches_tracked = tracked};
     snprintf(Y->name, sizeof Y->name, "%s", base);
     return y;
 }
 
 /* ------------------------------------------------------------ layer norm */
 
-/* Node attributes: inputs x [, weight, bias]; i[0] the number of normalised
- * trailing dims; f[0] eps.  Scratch: mean and invstd of every row (a row =
+/* Inputs x [, weight, bias]; settings eps and the number of normalised
+ * trailing dims (nb_layer_norm_settings).  Scratch: mean and invstd of every row (a row =
  * the D values normalised together). */
 
-static size_t ln_row_size(const nb_node_t *n) { return nb__numel_from(n, n->ndim - n->i[0]); }
+static size_t ln_row_size(const nb_node_t *n) {
+    return nb__numel_from(n, n->ndim - n->settings.layer_norm.normalized_ndim);
+}
 
 static size_t ln_scratch(const nb_graph *g, const nb_node_t *n) {
     (void)g;
@@ -255,6 +255,7 @@ static void ln_forward(nb_graph *g, nb_node_t *n) {
     const nb_real *w = affine ? nb__in(g, n, 1)->val : NULL;
     const nb_real *b = affine ? nb__in(g, n, 2)->val : NULL;
     nb_real *mean = n->scratch, *invstd = n->scratch + rows;
+    const double eps = n->settings.layer_norm.eps;
     for (size_t r = 0; r < rows; r++) {
         const nb_real *xr = x->val + r * D;
         nb_real *yr = n->val + r * D;
@@ -265,7 +266,7 @@ static void ln_forward(nb_graph *g, nb_node_t *n) {
             double d = (double)xr[j] - mu;
             sq += d * d;
         }
-        const nb_real m = (nb_real)mu, is = (nb_real)(1.0 / sqrt(sq / (double)D + n->f[0]));
+        const nb_real m = (nb_real)mu, is = (nb_real)(1.0 / sqrt(sq / (double)D + eps));
         mean[r] = m;
         invstd[r] = is;
         if (affine)
@@ -346,8 +347,8 @@ nb_node nb_layer_norm(nb_graph *g, nb_node x, int normalized_ndim, const char *n
     nb_node y = nb__add_node(g, &op_layer_norm, nin, in, X->ndim, dims, X->batched);
     if (y == NB_NONE) return NB_NONE;
     nb_node_t *Y = nb__node(g, y);
-    Y->i[0] = normalized_ndim;
-    Y->f[0] = o.eps;
+    Y->settings.layer_norm = (nb_layer_norm_settings){.eps = o.eps,
+                                                      .normalized_ndim = normalized_ndim};
     snprintf(Y->name, sizeof Y->name, "%s", base);
     return y;
 }

@@ -12,36 +12,31 @@
  * (exact for any plane size, in the float and the double build); backward
  * routes each gradient to that one input.
  *
- * Node attributes: i[0] kernel, i[1] stride, i[2] padding, each a pair packed
- * as h*PAIR + w; i[3] flags (1: ceil_mode, 2: count_include_pad). */
+ * Settings: kernel, stride, padding, ceil_mode, count_include_pad
+ * (nb_pool_settings). */
 #include "../core/internal.h"
 #include "../kernels/parallel.h"
 
 #include <stdint.h>
 #include <string.h>
 
-#define PAIR 65536
-#define PAIR_MAX 32767
-enum { CEIL_MODE = 1, COUNT_PAD = 2 };
-
-static int pack(int h, int w) { return h * PAIR + w; }
-static int high(int v) { return v / PAIR; }
-static int low(int v) { return v % PAIR; }
+#define AXIS_MAX 32767 /* largest kernel and stride accepted */
 
 typedef struct pool_shape {
     size_t planes;           /* B*C                    */
     int H, W, Ho, Wo;
     int kh, kw, sh, sw, ph, pw;
-    int flags;
+    int count_include_pad;
 } pool_shape;
 
 static pool_shape shape_of(const nb_graph *g, const nb_node_t *n) {
     const nb_node_t *x = &g->nodes[n->in[0]];
+    const nb_pool_settings *ps = &n->settings.pool;
     pool_shape s = {
         .planes = (size_t)x->dims[0] * (size_t)x->dims[1], .H = x->dims[2], .W = x->dims[3],
-        .Ho = n->dims[2], .Wo = n->dims[3], .kh = high(n->i[0]), .kw = low(n->i[0]),
-        .sh = high(n->i[1]), .sw = low(n->i[1]), .ph = high(n->i[2]), .pw = low(n->i[2]),
-        .flags = n->i[3]};
+        .Ho = n->dims[2], .Wo = n->dims[3], .kh = ps->kernel.h, .kw = ps->kernel.w,
+        .sh = ps->stride.h, .sw = ps->stride.w, .ph = ps->pad.h, .pw = ps->pad.w,
+        .count_include_pad = ps->count_include_pad};
     return s;
 }
 
@@ -288,7 +283,7 @@ static const nb_op op_max_pool2d = {
 
 static nb_real avg_divisor(const pool_shape *s, int h0, int h1, int hspan, int w0, int w1,
                            int wspan) {
-    return (s->flags & COUNT_PAD) ? (nb_real)(hspan * wspan) : (nb_real)((h1 - h0) * (w1 - w0));
+    return s->count_include_pad ? (nb_real)(hspan * wspan) : (nb_real)((h1 - h0) * (w1 - w0));
 }
 
 static void avgpool_forward(nb_graph *g, nb_node_t *n) {
@@ -352,8 +347,8 @@ static long long pool_out(int in, int k, int s, int p, int ceil_mode) {
     return out;
 }
 
-static nb_node pool(nb_graph *g, const nb_op *op, nb_node x, int kh, int kw, int sh, int sw,
-                    int ph, int pw, int flags) {
+static nb_node pool(nb_graph *g, const nb_op *op, nb_node x, nb_pool_settings ps) {
+    const int kh = ps.kernel.h, kw = ps.kernel.w, ph = ps.pad.h, pw = ps.pad.w;
     const char *name = op->name;
     if (!nb__begin(g, name, 1, &x)) return NB_NONE;
     const nb_node_t *X = nb__node(g, x);
@@ -362,14 +357,15 @@ static nb_node pool(nb_graph *g, const nb_op *op, nb_node x, int kh, int kw, int
     if (X->ndim != 4)
         return nb__fail(g, NB_ERR_SHAPE, "%s: input '%s' has shape %s; expected [batch, "
                         "channels, height, width]", name, X->name, sx);
-    if (kh < 1 || kw < 1 || kh > PAIR_MAX || kw > PAIR_MAX)
+    if (kh < 1 || kw < 1 || kh > AXIS_MAX || kw > AXIS_MAX)
         return nb__fail(g, NB_ERR_ARG, "%s: kernel %dx%d must be 1 to %d", name, kh, kw,
-                        PAIR_MAX);
-    if (sh == 0) sh = kh;
-    if (sw == 0) sw = kw;
-    if (sh < 1 || sw < 1 || sh > PAIR_MAX || sw > PAIR_MAX)
+                        AXIS_MAX);
+    if (ps.stride.h == 0) ps.stride.h = kh; /* 0: the kernel */
+    if (ps.stride.w == 0) ps.stride.w = kw;
+    const int sh = ps.stride.h, sw = ps.stride.w;
+    if (sh < 1 || sw < 1 || sh > AXIS_MAX || sw > AXIS_MAX)
         return nb__fail(g, NB_ERR_ARG, "%s: stride %dx%d must be 1 to %d (or 0: the kernel)",
-                        name, sh, sw, PAIR_MAX);
+                        name, sh, sw, AXIS_MAX);
     if (ph < 0 || pw < 0 || ph > kh / 2 || pw > kw / 2)
         return nb__fail(g, NB_ERR_ARG, "%s: padding %dx%d must be between 0 and half the "
                         "kernel %dx%d", name, ph, pw, kh, kw);
@@ -377,8 +373,8 @@ static nb_node pool(nb_graph *g, const nb_op *op, nb_node x, int kh, int kw, int
     if ((double)H * (double)W > 2147483647.0) /* max pool's indices are int32 */
         return nb__fail(g, NB_ERR_SHAPE, "%s: input %s: an image plane of more than 2^31 "
                         "values is not supported", name, sx);
-    long long Ho = pool_out(H, kh, sh, ph, flags & CEIL_MODE);
-    long long Wo = pool_out(W, kw, sw, pw, flags & CEIL_MODE);
+    long long Ho = pool_out(H, kh, sh, ph, ps.ceil_mode);
+    long long Wo = pool_out(W, kw, sw, pw, ps.ceil_mode);
     if (Ho < 1 || Wo < 1)
         return nb__fail(g, NB_ERR_SHAPE, "%s: kernel %dx%d is larger than the padded input "
                         "%lldx%lld (input %s, padding %dx%d)", name, kh, kw,
@@ -386,24 +382,23 @@ static nb_node pool(nb_graph *g, const nb_op *op, nb_node x, int kh, int kw, int
     int dims[4] = {X->dims[0], X->dims[1], (int)Ho, (int)Wo};
     nb_node h = nb__add_node(g, op, 1, &x, 4, dims, X->batched);
     if (h == NB_NONE) return NB_NONE;
-    nb_node_t *n = nb__node(g, h);
-    n->i[0] = pack(kh, kw);
-    n->i[1] = pack(sh, sw);
-    n->i[2] = pack(ph, pw);
-    n->i[3] = flags;
+    nb__node(g, h)->settings.pool = ps;
     return h;
 }
 
 nb_node nb_max_pool2d(nb_graph *g, nb_node x, int kh, int kw, int stride_h, int stride_w,
                       int pad_h, int pad_w, int ceil_mode) {
-    return pool(g, &op_max_pool2d, x, kh, kw, stride_h, stride_w, pad_h, pad_w,
-                ceil_mode ? CEIL_MODE : 0);
+    nb_pool_settings ps = {.kernel = {kh, kw}, .stride = {stride_h, stride_w},
+                           .pad = {pad_h, pad_w}, .ceil_mode = ceil_mode != 0};
+    return pool(g, &op_max_pool2d, x, ps);
 }
 
 nb_node nb_avg_pool2d(nb_graph *g, nb_node x, int kh, int kw, int stride_h, int stride_w,
                       int pad_h, int pad_w, int ceil_mode, int count_include_pad) {
-    return pool(g, &op_avg_pool2d, x, kh, kw, stride_h, stride_w, pad_h, pad_w,
-                (ceil_mode ? CEIL_MODE : 0) | (count_include_pad ? COUNT_PAD : 0));
+    nb_pool_settings ps = {.kernel = {kh, kw}, .stride = {stride_h, stride_w},
+                           .pad = {pad_h, pad_w}, .ceil_mode = ceil_mode != 0,
+                           .count_include_pad = count_include_pad != 0};
+    return pool(g, &op_avg_pool2d, x, ps);
 }
 
 /* ---- global average pool: [B, C, H, W] -> [B, C] ---- */

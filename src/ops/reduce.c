@@ -1,5 +1,5 @@
-/* Reductions to a scalar: sum and mean of all elements. f[0] is the factor
- * applied to the sum (1 for sum, 1/numel for mean, fixed at run time). */
+/* Reductions to a scalar: sum and mean of all elements.  settings.mean says
+ * whether the sum is divided by the element count (known at run time). */
 #include "../core/internal.h"
 
 static void reduce_forward(nb_graph *g, nb_node_t *n) {
@@ -7,14 +7,14 @@ static void reduce_forward(nb_graph *g, nb_node_t *n) {
     size_t total = nb__numel(x);
     double acc = 0; /* accumulate in double: sums of many floats drift */
     for (size_t k = 0; k < total; k++) acc += (double)x->val[k];
-    n->val[0] = (nb_real)(n->i[0] ? acc / (double)total : acc);
+    n->val[0] = (nb_real)(n->settings.mean ? acc / (double)total : acc);
 }
 
 static void reduce_backward(nb_graph *g, nb_node_t *n) {
     nb_node_t *x = nb__in(g, n, 0);
     if (!x->grad) return;
     size_t total = nb__numel(x);
-    nb_real d = n->i[0] ? n->grad[0] / (nb_real)total : n->grad[0];
+    nb_real d = n->settings.mean ? n->grad[0] / (nb_real)total : n->grad[0];
     for (size_t k = 0; k < total; k++) x->grad[k] += d;
 }
 
@@ -32,7 +32,7 @@ static const nb_op op_mean = {
 static nb_node reduce(nb_graph *g, const nb_op *op, int mean, nb_node x) {
     if (!nb__begin(g, op->name, 1, &x)) return NB_NONE;
     nb_node h = nb__add_node(g, op, 1, &x, 0, NULL, 0);
-    if (h != NB_NONE) nb__node(g, h)->i[0] = mean;
+    if (h != NB_NONE) nb__node(g, h)->settings.mean = mean;
     return h;
 }
 

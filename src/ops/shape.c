@@ -25,11 +25,13 @@ static const nb_op op_reshape = {
     .name = "reshape",
     .forward = copy_forward,
     .backward = copy_backward,
+    .flags = NB_OP_VIEW,
 };
 static const nb_op op_flatten = {
     .name = "flatten",
     .forward = copy_forward,
     .backward = copy_backward,
+    .flags = NB_OP_VIEW,
 };
 
 nb_node nb_reshape(nb_graph *g, nb_node x, int ndim, const int *dims) {
@@ -99,10 +101,10 @@ nb_node nb_flatten(nb_graph *g, nb_node x) {
 /* ---- concat along one axis ----
  * Every input is viewed as [outer, len_k * inner] where outer is the product
  * of the dims before the axis; the output row o is the inputs' rows o laid
- * end to end.  i[0] holds the axis. */
+ * end to end.  settings.concat_axis holds the axis. */
 
 static void concat_geometry(const nb_node_t *n, size_t *outer, size_t *inner) {
-    int axis = n->i[0];
+    int axis = n->settings.concat_axis;
     *outer = 1;
     for (int d = 0; d < axis; d++) *outer *= (size_t)n->dims[d];
     *inner = nb__numel_from(n, axis + 1);
@@ -111,10 +113,10 @@ static void concat_geometry(const nb_node_t *n, size_t *outer, size_t *inner) {
 static void concat_forward(nb_graph *g, nb_node_t *n) {
     size_t outer, inner, off = 0;
     concat_geometry(n, &outer, &inner);
-    size_t row = (size_t)n->dims[n->i[0]] * inner;
+    size_t row = (size_t)n->dims[n->settings.concat_axis] * inner;
     for (int k = 0; k < n->nin; k++) {
         const nb_node_t *x = nb__in(g, n, k);
-        size_t len = (size_t)x->dims[n->i[0]] * inner;
+        size_t len = (size_t)x->dims[n->settings.concat_axis] * inner;
         for (size_t o = 0; o < outer; o++)
             memcpy(n->val + o * row + off, x->val + o * len, len * sizeof *n->val);
         off += len;
@@ -124,10 +126,10 @@ static void concat_forward(nb_graph *g, nb_node_t *n) {
 static void concat_backward(nb_graph *g, nb_node_t *n) {
     size_t outer, inner, off = 0;
     concat_geometry(n, &outer, &inner);
-    size_t row = (size_t)n->dims[n->i[0]] * inner;
+    size_t row = (size_t)n->dims[n->settings.concat_axis] * inner;
     for (int k = 0; k < n->nin; k++) {
         nb_node_t *x = nb__in(g, n, k);
-        size_t len = (size_t)x->dims[n->i[0]] * inner;
+        size_t len = (size_t)x->dims[n->settings.concat_axis] * inner;
         if (x->grad)
             for (size_t o = 0; o < outer; o++) {
                 const nb_real *dy = n->grad + o * row + off;
@@ -180,7 +182,7 @@ nb_node nb_concat(nb_graph *g, int n, const nb_node *xs, int axis) {
     out[axis] = (int)len;
     if (n <= NB_MAX_INPUTS) {
         nb_node h = nb__add_node(g, &op_concat, n, xs, ndim, out, F->batched);
-        if (h != NB_NONE) nb__node(g, h)->i[0] = axis;
+        if (h != NB_NONE) nb__node(g, h)->settings.concat_axis = axis;
         return h;
     }
     /* A node has at most NB_MAX_INPUTS inputs: concatenate groups first

@@ -15,9 +15,9 @@
 /* Warning thresholds (documented in nabla.h and docs/diagnostics.md). */
 #define DEAD_WARN 0.25          /* fraction of dead ReLU units               */
 #define SATURATED_WARN 0.5      /* fraction of saturated sigmoid/tanh values */
-#define SIGMOID_LOW 0.01        /* sigmoid saturated outside [LOW, HIGH]     */
-#define SIGMOID_HIGH 0.99
-#define TANH_HIGH 0.99          /* tanh saturated where |y| > TANH_HIGH      */
+#define SATURATION_MARGIN 0.01  /* saturated: within this of a bound of the
+                                   op's output range (sigmoid outside
+                                   [0.01, 0.99], tanh where |y| > 0.99)      */
 #define GRAD_TINY 1e-7          /* a weight gradient norm below this vanishes */
 #define GRAD_RELATIVE 1e-3      /* ... as does an RMS gradient this far below
                                    the largest weight's                      */
@@ -183,9 +183,8 @@ const char *nb_nonfinite_describe(const nb_graph *g, const nb_nonfinite *r, char
 
 /* ------------------------------------------------------------ diagnostics */
 
-static int is_copy_op(const nb_node_t *n) {
-    return strcmp(n->op->name, "reshape") == 0 || strcmp(n->op->name, "flatten") == 0;
-}
+/* The op's traits (none for a leaf). */
+static unsigned traits(const nb_node_t *n) { return n->op ? n->op->flags : 0; }
 
 nb_status nb_diagnosis_init(nb_diagnosis *d, const nb_graph *g, nb_node loss) {
     const char *fn = "nb_diagnosis_init";
@@ -205,7 +204,8 @@ nb_status nb_diagnosis_init(nb_diagnosis *d, const nb_graph *g, nb_node loss) {
         for (int i = 0; i < loss; i++) {
             const nb_node_t *t = &g->nodes[i];
             int param = t->leaf == NB_LEAF_PARAM;
-            int act = t->op && t->batched && !is_copy_op(t);
+            /* a view repeats its input's values: no row of its own */
+            int act = t->op && t->batched && !(traits(t) & NB_OP_VIEW);
             if (!anc[i] || !(param || act)) continue;
             if (pass == 1) {
                 nb_diag_row *r = &d->rows[n];
@@ -247,7 +247,7 @@ static double norm2(const nb_real *v, size_t n) {
     return sqrt(s);
 }
 
-/* Fraction of relu units that are 0 for every sample: a unit is a feature
+/* Fraction of units that are 0 for every sample: a unit is a feature
  * of [B, F], or a channel of [B, C, ...] over all its positions. */
 static double dead_fraction(const nb_node_t *n) {
     size_t batch = (size_t)n->dims[0];
@@ -269,12 +269,14 @@ static double dead_fraction(const nb_node_t *n) {
     return (double)dead / (double)units;
 }
 
-static double saturated_fraction(const nb_node_t *n, int tanh_op) {
+/* Fraction of values within SATURATION_MARGIN of a bound of the op's range. */
+static double saturated_fraction(const nb_node_t *n) {
+    const double low = n->op->range[0] + SATURATION_MARGIN;
+    const double high = n->op->range[1] - SATURATION_MARGIN;
     size_t total = nb__numel(n), sat = 0;
     for (size_t k = 0; k < total; k++) {
         double y = (double)n->val[k];
-        if (tanh_op) sat += fabs(y) > TANH_HIGH;
-        else sat += y < SIGMOID_LOW || y > SIGMOID_HIGH;
+        sat += y < low || y > high;
     }
     return (double)sat / (double)total;
 }
@@ -308,9 +310,8 @@ nb_status nb_diagnose(nb_graph *g, const nb_real *params_before, nb_diagnosis *d
         }
         r->std = sqrt(sq / (double)r->numel);
         r->dead = r->saturated = -1;
-        if (!r->is_param && strcmp(r->op, "relu") == 0) r->dead = dead_fraction(n);
-        if (!r->is_param && (strcmp(r->op, "sigmoid") == 0 || strcmp(r->op, "tanh") == 0))
-            r->saturated = saturated_fraction(n, r->op[0] == 't');
+        if (traits(n) & NB_OP_CAN_DIE) r->dead = dead_fraction(n);
+        if (traits(n) & NB_OP_SATURATING) r->saturated = saturated_fraction(n);
         r->prev_grad_norm = r->grad_norm;
         r->grad_norm = n->grad ? norm2(n->grad, r->numel) : -1;
         r->weight_norm = r->update_ratio = -1;
@@ -358,6 +359,13 @@ nb_status nb_diagnose(nb_graph *g, const nb_real *params_before, nb_diagnosis *d
     return NB_OK;
 }
 
+/* The saturation band as the warning names it.  A row holds only the op's
+ * name, not the op and its range, so the name tells tanh's band from
+ * sigmoid's here. */
+static const char *saturation_band(const char *op) {
+    return strcmp(op, "tanh") == 0 ? "|y| > 0.99" : "outside [0.01, 0.99]";
+}
+
 const char *nb_diag_warning(const nb_diag_row *r, unsigned flag, char *buf, size_t size) {
     if (!buf || size == 0) return buf;
     buf[0] = '\0';
@@ -374,7 +382,7 @@ const char *nb_diag_warning(const nb_diag_row *r, unsigned flag, char *buf, size
         snprintf(buf, size, "layer '%s' (%s): %.1f%% of its values are saturated (%s; warning "
                  "above %.0f%%), where its gradient nearly vanishes; use a smaller init "
                  "(xavier), standardised inputs or batch norm", name, op, 100 * r->saturated,
-                 op[0] == 't' ? "|y| > 0.99" : "outside [0.01, 0.99]", 100 * SATURATED_WARN);
+                 saturation_band(op), 100 * SATURATED_WARN);
         break;
     case NB_DIAG_VANISHING:
         snprintf(buf, size, "parameter '%s': gradient norm %.3g is vanishing (below %g, or "

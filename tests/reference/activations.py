@@ -34,6 +34,17 @@ ELEMENTWISE_X = [
 ]
 ELEMENTWISE_SHAPE = (3, 2, 5)
 
+# Hardswish's kinks, shape [2, 8]: exactly -3 and 3, either side of them, the
+# flat and linear parts and 0.  PyTorch's CPU backward takes the slope at 3
+# from its vectorised loop (1) for all but a tensor's last few elements, where
+# a scalar loop gives 3/2; 16 values keep every element in the vectorised
+# loop, and main() checks the slopes at the kinks.
+HARDSWISH_X = [
+    -3.0, 3.0, -3.0078125, -2.9921875, 2.9921875, 3.0078125, -6.0, 6.0,
+    -1.5, 1.5, 0.0, -0.0078125, 0.5, -0.5, 4.5, -4.5,
+]
+HARDSWISH_SHAPE = (2, 8)
+
 # Softmax input, shape [4, 6]: ordinary logits, a row spanning +-100, a row of
 # large negative logits (exp would underflow without the max shift), and a
 # uniform row.
@@ -76,7 +87,17 @@ def cases():
          {"beta": 2.0, "threshold": 10.0}, ELEMENTWISE_X, ELEMENTWISE_SHAPE),
         ("softmax", lambda x: F.softmax(x, dim=-1), {}, SOFTMAX_X, SOFTMAX_SHAPE),
         ("log_softmax", lambda x: F.log_softmax(x, dim=-1), {}, SOFTMAX_X, SOFTMAX_SHAPE),
+        ("hardswish", F.hardswish, {}, ELEMENTWISE_X, ELEMENTWISE_SHAPE),
+        ("hardswish_kinks", F.hardswish, {}, HARDSWISH_X, HARDSWISH_SHAPE),
     ]
+
+
+def check_hardswish_kinks(xs, w, dx):
+    """The slopes at -3 and 3 are the ones nabla follows: -1/2 and 1."""
+    for k, v in enumerate(xs):
+        if abs(v) == 3.0:
+            want = (-0.5 if v < 0 else 1.0) * w[k]
+            assert dx[k] == want, f"hardswish slope at {v}: {dx[k] / w[k]}, expected {want / w[k]}"
 
 
 def fmt_tensor(name, t):
@@ -97,6 +118,8 @@ def main():
         w = torch.tensor(upstream(len(xs)), dtype=torch.float64).reshape(shape)
         y = fn(x)
         (y * w).sum().backward()
+        if name.startswith("hardswish"):
+            check_hardswish_kinks(xs, w.reshape(-1).tolist(), x.grad.reshape(-1).tolist())
         lines.append(f"case {name}")
         for key, value in params.items():
             lines.append(f"{key} = {value!r}")
