@@ -1,8 +1,8 @@
-/* The course experiments (nabla experiment NAME, tools/exp_*.c) in their
+/* The course experiments (nabla experiment NAME, tools/experiments/) in their
  * --quick form: each writes a plot and a summary, and its numbers show what
  * the notes claim.  The thresholds come from the maths (stated next to each
- * check), not from earlier runs.  Linked with the experiments' sources (see
- * CMakeLists.txt); the command itself is run once through NB_BUILD_DIR. */
+ * check), not from earlier runs.  Linked with the experiments' library
+ * (nb_experiments); the command itself is run once through NB_BUILD_DIR. */
 #define _POSIX_C_SOURCE 200809L
 #include "test.h"
 #include "files.h"
