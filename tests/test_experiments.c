@@ -1,8 +1,8 @@
-/* The course experiments (nabla experiment NAME, tools/exp_*.c) in their
+/* The course experiments (nabla experiment NAME, tools/experiments/) in their
  * --quick form: each writes a plot and a summary, and its numbers show what
- * the notes claim.  The thresholds come from the maths (stated next to each
- * check), not from earlier runs.  Linked with the experiments' sources (see
- * CMakeLists.txt); the command itself is run once through NB_BUILD_DIR. */
+ * docs/course.md says.  The thresholds come from the maths (stated next to each
+ * check), not from earlier runs.  Linked with the experiments' library
+ * (nb_experiments); the command itself is run once through NB_BUILD_DIR. */
 #define _POSIX_C_SOURCE 200809L
 #include "test.h"
 #include "files.h"
@@ -181,7 +181,7 @@ static void test_xor(void) {
     xor_result r, again;
     CHECK(exp_xor_run(&c, &r) == 0);
     check_outputs(dir, "xor");
-    /* the notes: w = 0, b = 1/2, MSE 1/4 */
+    /* least squares on XOR: w = 0, b = 1/2, MSE 1/4 */
     CHECK(fabs(r.lin_w[0]) < 1e-9 && fabs(r.lin_w[1]) < 1e-9);
     CHECK_CLOSE(r.lin_b, 0.5, 1e-9, 0);
     CHECK_CLOSE(r.lin_mse, 0.25, 1e-9, 0);

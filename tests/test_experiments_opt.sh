@@ -1,6 +1,6 @@
 #!/bin/sh
 # nabla experiment optimizers / schedules with --quick: both run, write their
-# plot and summary, and the summaries show what the course notes claim:
+# plot and summary, and the summaries show what docs/course.md says:
 # momentum and Adam beat plain gradient descent at the same rate on an
 # ill-conditioned quadratic, adaptive steps escape a saddle first, SGD's noise
 # near the minimum grows in proportion to eta and a decaying rate removes it.

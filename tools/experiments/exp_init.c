@@ -1,15 +1,14 @@
 /*
  * nabla experiment init — why the scale of the initial weights matters
- * (notes 001 "Inicialización de pesos", notes 003 Aufgaben 2 and 3, notes 000
- * question 1, notes 004 "Inicialización de los parámetros").
+ * (docs/course.md, "init: the scale of the initial weights").
  *
  * A 20-layer MLP  z_l = W_l h_{l-1} + b_l,  h_l = act(z_l),  h_0 = x  (square
  * layers of `width` units, b_l = 0), fed a batch of standard-normal inputs,
  * at initialisation.  Forward: the std of h_l per layer.  Backward: the loss
  * L = sum(h_20 * R) with R standard normal, so dL/dh_20 = R, and the std of
- * dL/dh_l per layer (the backward signal of notes 003, Aufgabe 2 d-g).
- * Notes 003, Aufgabe 2: Var(z_i) = n_in sigma^2 Var(h_i), so sigma^2 = 1/n_in
- * keeps a linear layer's forward variance; the backward needs 1/n_out, and
+ * dL/dh_l per layer (the backward signal).
+ * A linear layer gives Var(z_i) = n_in sigma^2 Var(h_i), so sigma^2 = 1/n_in
+ * keeps its forward variance; the backward needs 1/n_out, and
  * Xavier 2/(n_in + n_out) balances both.  For ReLU, which zeroes half of its
  * inputs, He's 2/n_in.
  *
@@ -53,7 +52,7 @@ static void fill_normal(nb_real *v, size_t n, nb_rng *r) {
 }
 
 /* n sigma_w^2 for square layers of n units: the factor a linear layer
- * multiplies the second moment by (notes 003, Aufgabe 2 b). */
+ * multiplies the second moment by (E[z^2] = n sigma_w^2 E[h^2]). */
 static double weight_var_n(int kind, int n) {
     switch (kind) {
     case INIT_ZEROS: return 0;
@@ -260,8 +259,8 @@ int exp_init_run(const exp_ctx *ctx, init_result *res) {
         }
     course_say(&out, "zeros: h_l = 0 at every layer and dL/dh_l = 0 below the last one.\n");
     /* the linear map alone: the second moment is multiplied by n sigma^2 */
-    course_say(&out, "\nrms(z_l) / rms(h_{l-1}), the linear layer alone (notes 003, Aufgabe 2:\n"
-               "E[z^2] = n sigma^2 E[h^2]), range over the layers:\n");
+    course_say(&out, "\nrms(z_l) / rms(h_{l-1}), the linear layer alone (it multiplies the second\n"
+               "moment by n sigma^2: E[z^2] = n sigma^2 E[h^2]), range over the layers:\n");
     for (int a = 0; a < INIT_ACTS; a++)
         for (int k = INIT_XAVIER; k <= INIT_HE; k++) {
             double lo = INFINITY, hi = 0;

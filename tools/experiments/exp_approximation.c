@@ -1,7 +1,7 @@
 /*
  * nabla experiment approximation — one hidden layer is enough if it is wide
- * enough (notes 004, "Teorema Universal de Aproximación", Cybenko 1989 /
- * Hornik 1991):  f(x; Theta) = w2^T sigma(W1 x + b1) (+ b2)  comes within any
+ * enough (docs/course.md, "approximation: one hidden layer of growing width";
+ * the universal approximation theorem, Cybenko 1989 / Hornik 1991):  f(x; Theta) = w2^T sigma(W1 x + b1) (+ b2)  comes within any
  * epsilon of a continuous f on a compact set for some width N1, with sigma
  * continuous, bounded, non-constant and increasing — here tanh.
  *
@@ -75,7 +75,7 @@ int exp_approximation_run(const exp_ctx *ctx, approx_result *res) {
         y[i] = (nb_real)target(xd[i]);
         yd[i] = y[i];
     }
-    course_say(&out, "Universal approximation (notes 004): f(x) = sin(3x) + 0.3 x^2 on [-2, 2],\n"
+    course_say(&out, "Universal approximation: f(x) = sin(3x) + 0.3 x^2 on [-2, 2],\n"
                "%d evenly spaced points; networks x -> tanh(W1 x + b1) -> w2^T h + b2 of width\n"
                "N1 (W1, b1 uniform in [-3, 3]), Adam lr 0.01 with cosine decay, %d full-batch\n"
                "steps, best of %d random starts.\n\n",

@@ -1,11 +1,12 @@
 /*
  * nabla experiment xor — a linear model cannot learn XOR, one ReLU layer can
- * (notes 004, "Perceptrón Aprende XOR"; examples/xor.c tells the longer story).
+ * (docs/course.md, "xor: a linear model against a ReLU layer"; examples/xor.c
+ * tells the longer story).
  *
  *   1. The linear model f(x) = w^T x + b by least squares in closed form
  *      (normal equations): w = 0, b = 1/2, f = 0.5 everywhere, MSE 1/4.  The
  *      same model trained by gradient descent stops at the same loss.
- *   2. The notes' network f(x) = w2^T ReLU(W1 x + b1) + b2 with
+ *   2. The hand-set network f(x) = w2^T ReLU(W1 x + b1) + b2 with
  *      W1 = [[1,1],[1,1]], b1 = [0,-1], w2 = [1,-2], b2 = 0 is exactly XOR.
  *   3. A 2-8-1 ReLU network trained with Adam from random weights (PyTorch's
  *      default init) finds such a solution.
@@ -139,7 +140,7 @@ int exp_xor_run(const exp_ctx *ctx, xor_result *res) {
         double e = Y[m] - (z[0] * X[2 * m] + z[1] * X[2 * m + 1] + z[2]);
         res->lin_mse += e * e / 4;
     }
-    course_say(&out, "XOR (notes 004): four points (0,0)->0 (0,1)->1 (1,0)->1 (1,1)->0, loss MSE.\n\n"
+    course_say(&out, "XOR: four points (0,0)->0 (0,1)->1 (1,0)->1 (1,1)->0, loss MSE.\n\n"
                "1. linear model f(x) = w^T x + b, least squares (normal equations):\n"
                "   w = [%.4f, %.4f], b = %.4f, MSE = %.4f\n", clean(res->lin_w[0]),
                clean(res->lin_w[1]), clean(res->lin_b), res->lin_mse);
@@ -160,7 +161,7 @@ int exp_xor_run(const exp_ctx *ctx, xor_result *res) {
     nb_graph_free(n.g);
     if (!ok) return course_close(&out, 1);
 
-    /* 2. the notes' hand-set network */
+    /* 2. the hand-set network */
     if (!build(&n, 2)) return course_close(&out, 1);
     static const nb_real W1[4] = {1, 1, 1, 1}, b1[2] = {0, -1}, w2[2] = {1, -2}, b2[1] = {0};
     static const char *names[4] = {"hidden.weight", "hidden.bias", "out.weight", "out.bias"};
@@ -174,7 +175,7 @@ int exp_xor_run(const exp_ctx *ctx, xor_result *res) {
     res->hand_exact = ok;
     for (int m = 0; m < 4 && ok; m++) res->hand_exact &= f[m] == Y[m];
     if (ok)
-        course_say(&out, "2. the notes' network w2^T ReLU(W1 x + b1) + b2, W1 = [[1,1],[1,1]],\n"
+        course_say(&out, "2. the hand-set network w2^T ReLU(W1 x + b1) + b2, W1 = [[1,1],[1,1]],\n"
                    "   b1 = [0,-1], w2 = [1,-2], b2 = 0: outputs %g %g %g %g, MSE %g (%s)\n\n",
                    f[0], f[1], f[2], f[3], res->hand_mse,
                    res->hand_exact ? "exactly XOR" : "NOT XOR");
@@ -223,8 +224,8 @@ int exp_xor_run(const exp_ctx *ctx, xor_result *res) {
     svg_series slice_s[7] = {
         {.label = "targets", .x = tx, .y = ty, .n = 4, .marker = 6, .no_line = 1},
         {.label = "linear, x2 = 0 and 1", .x = t, .y = s_lin[0], .n = SLICE},
-        {.label = "notes' net, x2 = 0", .x = t, .y = s_hand[0], .n = SLICE},
-        {.label = "notes' net, x2 = 1", .x = t, .y = s_hand[1], .n = SLICE},
+        {.label = "hand-set net, x2 = 0", .x = t, .y = s_hand[0], .n = SLICE},
+        {.label = "hand-set net, x2 = 1", .x = t, .y = s_hand[1], .n = SLICE},
         {.label = "trained, x2 = 0", .x = t, .y = s_mlp[0], .n = SLICE, .dashed = 1},
         {.label = "trained, x2 = 1", .x = t, .y = s_mlp[1], .n = SLICE, .dashed = 1},
     };

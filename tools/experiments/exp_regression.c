@@ -1,12 +1,12 @@
 /*
- * nabla experiment regression — least squares two ways (notes 004,
- * "Ejemplo: Parametrización Lineal"; examples/regression.c does the same with
- * three features).
+ * nabla experiment regression — least squares two ways (docs/course.md,
+ * "regression: closed form and gradient descent"; examples/regression.c does
+ * the same with three features).
  *
  * Data: M points y = 1.5 x - 0.5 + noise, x uniform in [-1, 3].  The linear
  * model f(x) = w x + b minimises the empirical risk (1/M) sum (y_m - w x_m - b)^2:
  *   in closed form, by the normal equations  theta* = (A^T A)^{-1} A^T y
- *   with A = [x 1], theta = (w, b) (the notes' w* = [sum x x^T]^{-1} sum y x);
+ *   with A = [x 1], theta = (w, b) (that is, w* = [sum x x^T]^{-1} sum y x);
  *   by gradient descent, a dense layer trained with nb_fit (full batch, SGD).
  * The risk is quadratic with Hessian H = (2/M) A^T A, so gradient descent
  * with step eta shrinks the error theta - theta* by at most
@@ -116,7 +116,7 @@ int exp_regression_run(const exp_ctx *ctx, regression_result *res) {
     double measured = nfit > 2 ? exp(course_slope(lx, ly, nfit)) : NAN;
     opt_line[0] = opt_line[1] = res->closed_mse;
 
-    course_say(&out, "Least squares (notes 004): %d points y = %.1f x %c %.1f + noise (std %.1f),\n"
+    course_say(&out, "Least squares: %d points y = %.1f x %c %.1f + noise (std %.1f),\n"
                "x uniform in [-1, 3]; model f(x) = w x + b, risk (1/M) sum (y - w x - b)^2.\n\n",
                M, w_true, b_true < 0 ? '-' : '+', fabs(b_true), noise);
     course_say(&out, "%-38s %12s %12s %14s\n", "", "w", "b", "risk");

@@ -67,7 +67,7 @@ int exp_ewa_run(const exp_ctx *ctx, ewa_result *r);
 typedef struct xor_result {
     double lin_w[2], lin_b, lin_mse;   /* least squares in closed form */
     double lin_trained_mse;            /* the linear model trained by gradient descent */
-    double hand_mse;                   /* the notes' ReLU network */
+    double hand_mse;                   /* the hand-set ReLU network */
     int hand_exact;                    /* its four outputs equal XOR exactly */
     int mlp_runs, mlp_solved;          /* trained 2-8-1 ReLU networks solving XOR */
     double mlp_best_mse;

@@ -1,6 +1,6 @@
 /*
  * nabla experiment ewa — exponentially weighted averages and their bias
- * correction (notes 001, "Exponentially weighted average"):
+ * correction (docs/course.md, "ewa: exponentially weighted averages"):
  *   v_0 = 0,  v_t = beta v_{t-1} + (1 - beta) theta_t,  corrected v_t / (1 - beta^t).
  *
  * The series theta_t is a smooth trend (a slow wave around 10, like a daily
@@ -8,7 +8,7 @@
  * average needs about 1/(1 - beta) steps to forget its start; dividing by
  * 1 - beta^t (the sum of the weights so far) removes that bias.  The
  * average of a trend lags behind it: by beta/(1 - beta) steps for a linear
- * trend.  The same v is what the notes' momentum keeps for the gradients:
+ * trend.  Momentum in its averaging form keeps the same v for the gradients:
  * nabla's optimiser "ema-momentum" (NB_OPT_MOMENTUM_EMA) is checked to
  * produce exactly this sequence.
  */
@@ -60,7 +60,7 @@ int exp_ewa_run(const exp_ctx *ctx, ewa_result *res) {
             v[b][t] = beta * v[b][t - 1] + (1 - beta) * theta[t];
             vc[b][t] = v[b][t] / (1 - pow(beta, t));
         }
-        /* the same average kept by the notes' momentum optimiser: with the
+        /* the same average kept by the ema-momentum optimiser: with the
          * parameter reset to 0 before each step and lr 1, it becomes -v_t */
         nb_optim_config oc = nb_optim_defaults(NB_OPT_MOMENTUM_EMA);
         oc.beta = beta;
@@ -91,7 +91,7 @@ int exp_ewa_run(const exp_ctx *ctx, ewa_result *res) {
     for (int t = 1; t <= T; t++) ss += (theta[t] - trend[t]) * (theta[t] - trend[t]);
     res->noise_raw = sqrt(ss / T);
 
-    course_say(&out, "Exponentially weighted averages (notes 001): v_0 = 0,\n"
+    course_say(&out, "Exponentially weighted averages: v_0 = 0,\n"
                "v_t = beta v_{t-1} + (1 - beta) theta_t, bias-corrected v_t / (1 - beta^t).\n"
                "theta_t = 10 + 4 sin(2 pi t / 160) + noise (std %.1f), t = 1..%d.\n\n",
                noise_std, T);

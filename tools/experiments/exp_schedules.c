@@ -1,5 +1,6 @@
 /* nabla experiment schedules: learning-rate decay and the noise of SGD near a
- * minimum (notes 004, "Convergencia de SGD").
+ * minimum (docs/course.md, "schedules: learning-rate decay and SGD noise near a
+ * minimum").
  *
  * Mini-batch SGD on least squares with label noise: the batch gradient is an
  * unbiased but noisy estimate of the full gradient, and the noise does not
@@ -158,8 +159,8 @@ static double excess_loss(problem *pb) {
 
 /* How a batch is drawn: B independent uniform samples (the textbook model:
  * every batch gradient is an independent unbiased estimate), or consecutive
- * indices of an order reshuffled every epoch (notes 004's practical recipe,
- * what nb_fit does). */
+ * indices of an order reshuffled every epoch (the usual practice, and what
+ * nb_fit does). */
 typedef enum { DRAW_IID, DRAW_RESHUFFLE } draw_mode;
 
 /* SGD from theta = 0 for `steps` steps with rate nb_schedule_lr(s, base_lr, k).
@@ -252,7 +253,7 @@ int exp_schedules(const exp_ctx *ctx) {
     sched[2].t_max = steps;
     sched[2].eta_min = LR_FLOOR;
 
-    say(txt, "schedules: learning-rate decay and the noise of SGD near a minimum (notes 004)\n");
+    say(txt, "schedules: learning-rate decay and the noise of SGD near a minimum\n");
     say(txt, "problem: least squares y = x.w + b + noise, n %d, %d features + bias, noise sd %g; "
              "mini-batch SGD (nb_optim sgd), batch %d drawn uniformly and independently, %d "
              "steps from theta = 0\n", N_SAMPLES, FEATURES, NOISE_SD, BATCH, steps);

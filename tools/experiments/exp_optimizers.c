@@ -1,6 +1,7 @@
-/* nabla experiment optimizers: the optimisers of notes 001 and 004 compared
- * (a) on three 2-D functions, with their paths drawn over the level curves as
- * in notes 001's comparison, and (b) training a small MLP on Fashion-MNIST.
+/* nabla experiment optimizers: the optimisers compared (a) on three 2-D
+ * functions, with their paths drawn over the level curves, and (b) training a
+ * small MLP on Fashion-MNIST (docs/course.md, "optimizers: paths on 2-D
+ * functions and on Fashion-MNIST").
  *
  * The paths come from the library itself: each function is a tiny graph whose
  * one parameter is the 2-vector theta = (x, y) and whose output is f(x, y),
@@ -87,7 +88,7 @@ static const double saddle_levels[] = {0.01, 0.05, 0.12, 0.25, 0.4, 0.6, 0.85,
  * shares one rate per function so the comparison is at equal eta; the
  * adaptive methods get rates that suit their normalised steps. */
 static const surface surfaces[] = {
-    {.name = "quadratic", .title = "f = x^2/20 + y^2 (notes 001 form)", .build = quadratic_f,
+    {.name = "quadratic", .title = "f = x^2/20 + y^2 (elongated bowl)", .build = quadratic_f,
      .start = {-7, 2}, .steps = 300, .tol = 1e-4, .x0 = -8, .x1 = 8, .y0 = -3, .y1 = 3,
      .lr = {0.3, 0.3, 0.3, 0.3, 1.5, 0.1, 0.3},
      .log_levels = 1, .lev_lo = 0.01, .lev_hi = 60, .n_levels = 13},
@@ -345,11 +346,10 @@ int exp_optimizers(const exp_ctx *ctx) {
     memset(fm_series, 0, sizeof fm_series);
     memset(panels, 0, sizeof panels);
 
-    say(txt, "optimizers: the optimisers of notes 001/004 on three 2-D functions and on "
-             "Fashion-MNIST\n");
+    say(txt, "optimizers: nabla's optimisers on three 2-D functions and on Fashion-MNIST\n");
     say(txt, "update rules (nb_optim, PyTorch 1.13 semantics): sgd p -= lr g; momentum "
-             "v = 0.9 v - lr g, p += v (notes 004); ema-momentum v = 0.9 v + 0.1 g, p -= lr v "
-             "(notes 001); nesterov mu 0.9; adagrad eps 1e-10; rmsprop alpha 0.99 eps 1e-8; "
+             "v = 0.9 v - lr g, p += v (classical form); ema-momentum v = 0.9 v + 0.1 g, "
+             "p -= lr v (exponential-average form); nesterov mu 0.9; adagrad eps 1e-10; rmsprop alpha 0.99 eps 1e-8; "
              "adam betas 0.9/0.999 eps 1e-8\n");
     say(txt, "(a) 2-D paths from the same start; steps_to_tol = first step with f < tol "
              "(min f = 0); escape = first step with |y| > 0.5\n");

@@ -1,21 +1,21 @@
 /*
- * nabla experiment depth — vanishing gradients and skip connections (notes 003,
- * Aufgabe 1).
+ * nabla experiment depth — vanishing gradients and skip connections
+ * (docs/course.md, "depth: vanishing gradients and skip connections").
  *
  * A chain of N dense layers  s_i = W_i o_{i-1} + b_i,  o_i = sigma(s_i),
- * o_0 = x, of `width` units each.  The exercise's derivative (a) is a product
+ * o_0 = x, of `width` units each.  The derivative is a product
  *   d o_N / d w_1 = sigma'(s_N) w_N ... sigma'(s_2) w_2 sigma'(s_1) x,
  * one factor w_i sigma'(s_i) per layer, so the gradient at the first layer
  * shrinks (or grows) geometrically with the depth.  With skip connections
- * over the pairs of layers (2j, 2j+1) (exercise (c)):
+ * over the pairs of layers (2j, 2j+1):
  *   o_{2j+1} = sigma(s_{2j+1}) + o_{2j-1},
  * each pair contributes a factor (1 + w sigma' w sigma') instead, which does
- * not vanish (d, e).  Layer 1 and layer N stay outside the pairs, so N = 2
+ * not vanish.  Layer 1 and layer N stay outside the pairs, so N = 2
  * has no skip and both chains agree there.
  *
  * We measure ||dL/dW_1|| (Frobenius) for L = sum(o_N * R) / B with R
  * standard normal, at initialisation, for N = 2, 4, ..., with sigmoid and
- * with ReLU.  Every case uses the same initialisation, the notes' Xavier
+ * with ReLU.  Every case uses the same initialisation, Xavier
  * (normal, Var(w) = 2/(n_in + n_out) = 1/n for these square layers, b = 0),
  * and the chains of one seed share their first layers' weights.  The norms
  * are geometric means over a few seeds (independent weights and inputs).
@@ -132,8 +132,8 @@ int exp_depth_run(const exp_ctx *ctx, depth_result *res) {
 
     int last = res->n_depths - 1;
     course_say(&out, "Depth: ||dL/dW_1|| at initialisation for chains of N dense layers of width\n"
-               "%d, with and without skip connections over the pairs of layers (2j, 2j+1)\n"
-               "(notes 003, Aufgabe 1).  Init: Xavier normal for every case (Var 1/%d), b = 0.\n"
+               "%d, with and without skip connections over the pairs of layers (2j, 2j+1).\n"
+               "Init: Xavier normal for every case (Var 1/%d), b = 0.\n"
                "Batch %d, L = sum(o_N * R) / %d; geometric mean over %d seeds.\n\n",
                width, width, batch, batch, seeds);
     course_say(&out, "%6s", "N");
