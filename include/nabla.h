@@ -674,11 +674,14 @@ typedef struct nb_diag_row {
     size_t numel;            /* elements (an activation: over the whole batch)     */
     double mean, std;        /* of the values the batch was computed with (for a
                                 parameter given params_before: those); population */
-    double dead;             /* relu: fraction of units that are 0 for every sample
-                                of the batch (unit: a feature of [B, F], a channel
-                                of [B, C, ...], over all its positions); else -1   */
-    double saturated;        /* sigmoid: fraction of values outside [0.01, 0.99];
-                                tanh: fraction with |y| > 0.99; else -1             */
+    double dead;             /* ops whose units can die (relu, hardswish): fraction
+                                of units that are 0 for every sample of the batch
+                                (unit: a feature of [B, F], a channel of [B, C,
+                                ...], over all its positions); else -1             */
+    double saturated;        /* saturating ops (sigmoid, tanh): fraction of values
+                                outside [sat_low, sat_high]; else -1               */
+    double sat_low, sat_high;/* within 0.01 of the op's output range: sigmoid
+                                [0.01, 0.99], tanh [-0.99, 0.99]                   */
     double grad_norm;        /* L2 norm of the gradient (dL/dw, or dL/da over the
                                 batch); -1 when the node has none                  */
     double weight_norm;      /* parameter: ||w|| before the step; else -1          */

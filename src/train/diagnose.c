@@ -269,10 +269,9 @@ static double dead_fraction(const nb_node_t *n) {
     return (double)dead / (double)units;
 }
 
-/* Fraction of values within SATURATION_MARGIN of a bound of the op's range. */
-static double saturated_fraction(const nb_node_t *n) {
-    const double low = n->op->range[0] + SATURATION_MARGIN;
-    const double high = n->op->range[1] - SATURATION_MARGIN;
+/* Fraction of values outside [low, high]: within SATURATION_MARGIN of a
+ * bound of the op's range. */
+static double saturated_fraction(const nb_node_t *n, double low, double high) {
     size_t total = nb__numel(n), sat = 0;
     for (size_t k = 0; k < total; k++) {
         double y = (double)n->val[k];
@@ -311,7 +310,11 @@ nb_status nb_diagnose(nb_graph *g, const nb_real *params_before, nb_diagnosis *d
         r->std = sqrt(sq / (double)r->numel);
         r->dead = r->saturated = -1;
         if (traits(n) & NB_OP_CAN_DIE) r->dead = dead_fraction(n);
-        if (traits(n) & NB_OP_SATURATING) r->saturated = saturated_fraction(n);
+        if (traits(n) & NB_OP_SATURATING) {
+            r->sat_low = n->op->range[0] + SATURATION_MARGIN;
+            r->sat_high = n->op->range[1] - SATURATION_MARGIN;
+            r->saturated = saturated_fraction(n, r->sat_low, r->sat_high);
+        }
         r->prev_grad_norm = r->grad_norm;
         r->grad_norm = n->grad ? norm2(n->grad, r->numel) : -1;
         r->weight_norm = r->update_ratio = -1;
@@ -359,11 +362,12 @@ nb_status nb_diagnose(nb_graph *g, const nb_real *params_before, nb_diagnosis *d
     return NB_OK;
 }
 
-/* The saturation band as the warning names it.  A row holds only the op's
- * name, not the op and its range, so the name tells tanh's band from
- * sigmoid's here. */
-static const char *saturation_band(const char *op) {
-    return strcmp(op, "tanh") == 0 ? "|y| > 0.99" : "outside [0.01, 0.99]";
+/* The saturation band as the warning names it: "|y| > 0.99" for a range
+ * symmetric about 0, else "outside [0.01, 0.99]". */
+static const char *saturation_band(const nb_diag_row *r, char *buf, size_t size) {
+    if (r->sat_low == -r->sat_high) snprintf(buf, size, "|y| > %g", r->sat_high);
+    else snprintf(buf, size, "outside [%g, %g]", r->sat_low, r->sat_high);
+    return buf;
 }
 
 const char *nb_diag_warning(const nb_diag_row *r, unsigned flag, char *buf, size_t size) {
@@ -371,6 +375,7 @@ const char *nb_diag_warning(const nb_diag_row *r, unsigned flag, char *buf, size
     buf[0] = '\0';
     if (!r || !(r->warn & flag)) return buf;
     const char *name = r->name ? r->name : "?", *op = r->op ? r->op : "?";
+    char band[64];
     switch (flag) {
     case NB_DIAG_DEAD:
         snprintf(buf, size, "layer '%s' (%s): %.1f%% of its units are dead (0 for every "
@@ -382,7 +387,7 @@ const char *nb_diag_warning(const nb_diag_row *r, unsigned flag, char *buf, size
         snprintf(buf, size, "layer '%s' (%s): %.1f%% of its values are saturated (%s; warning "
                  "above %.0f%%), where its gradient nearly vanishes; use a smaller init "
                  "(xavier), standardised inputs or batch norm", name, op, 100 * r->saturated,
-                 saturation_band(op), 100 * SATURATED_WARN);
+                 saturation_band(r, band, sizeof band), 100 * SATURATED_WARN);
         break;
     case NB_DIAG_VANISHING:
         snprintf(buf, size, "parameter '%s': gradient norm %.3g is vanishing (below %g, or "
