@@ -1,6 +1,6 @@
 /*
  * xor — why a neural network needs a non-linearity, and how gradient descent
- * finds one.  Follows the course notes ("Perceptrón Aprende XOR"):
+ * finds one (the course's XOR example, docs/course.md):
  *
  *   (a) The network  f(x) = w2^T ReLU(W1 x + b1) + b2  with hand-set weights
  *       W1 = [[1,1],[1,1]], b1 = [0,-1], w2 = [1,-2], b2 = 0  is exactly XOR.
@@ -133,7 +133,7 @@ static void set(net *n, const char *param, const nb_real *values, int count) {
 /* ---------------------------------------------------------------- (a) */
 
 static int part_a(void) {
-    printf("(a) The notes' network f(x) = w2^T ReLU(W1 x + b1) + b2, weights set by hand\n"
+    printf("(a) The hand-set network f(x) = w2^T ReLU(W1 x + b1) + b2, weights set by hand\n"
            "    W1 = [[1,1],[1,1]], b1 = [0,-1], w2 = [1,-2], b2 = 0\n\n");
     net n;
     if (!build(&n, 2)) return 0;
@@ -173,7 +173,7 @@ static int part_b(void) {
            f[3]);
     int ok = fabs(r.loss - 0.25) <= 1e-4;
     for (int m = 0; m < 4; m++) ok &= fabs(f[m] - 0.5) <= 1e-2;
-    printf("    As in the notes: w = 0, b = 1/2, f(x) = 0.5 everywhere, MSE = 1/4.\n"
+    printf("    Least squares: w = 0, b = 1/2, f(x) = 0.5 everywhere, MSE = 1/4.\n"
            "    No straight line separates {(0,1),(1,0)} from {(0,0),(1,1)}: the symmetric\n"
            "    answer 0.5 is the best a linear model can do.  %s\n\n",
            ok ? "[holds]" : "[DOES NOT HOLD]");
