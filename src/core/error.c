@@ -2,21 +2,38 @@
 #include "internal.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char last_error[512];
+
+/* Format into a local buffer first: an argument may be last_error itself. */
+static void set_message(const char *fmt, va_list ap) {
+    char msg[sizeof last_error] = "";
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    memcpy(last_error, msg, strlen(msg) + 1);
+}
 
 nb_status nb_err(nb_status s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    set_message(fmt, ap);
     va_end(ap);
     return s;
+}
+
+nb_status nb_err_prefix(nb_status s, const char *fmt, ...) {
+    char prefix[sizeof last_error];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    return nb_err(s, "%s: %s", prefix, last_error);
 }
 
 nb_status nb_set_error(nb_status s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    set_message(fmt, ap);
     va_end(ap);
     return s;
 }

@@ -121,7 +121,7 @@ nb_status nb_checkpoint_save(const char *path, const nb_graph *g, const nb_optim
     unsigned char *bytes;
     int n;
     nb_status s = nb__state_entries(g, REAL_DTYPE, &params, &bytes, &n);
-    if (s != NB_OK) return nb_err(s, "%s: %s", path, nb_last_error());
+    if (s != NB_OK) return nb_err_prefix(s, "%s", path);
     nb_st_entry *all = malloc((size_t)(n + 1) * sizeof *all);
     unsigned char *state_bytes = NULL;
     int state_dim = 0;

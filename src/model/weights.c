@@ -144,7 +144,7 @@ nb_status nb_save_weights(const nb_graph *g, const char *path, const nb_kv *meta
     unsigned char *b;
     int n;
     nb_status s = nb__state_entries(g, NB_ST_F32, &e, &b, &n);
-    if (s != NB_OK) return nb_err(s, "%s: %s", path, nb_last_error());
+    if (s != NB_OK) return nb_err_prefix(s, "%s", path);
     s = nb_st_write(path, e, n, meta, n_meta);
     free(e);
     free(b);
