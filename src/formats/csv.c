@@ -9,6 +9,7 @@
  * locale's decimal point, so "0.5" would stop at the '.' in a program that
  * called setlocale(LC_ALL, "de_DE.UTF-8").  parse_real always means '.'. */
 #include "io.h"
+#include "utf8.h"
 
 #include <float.h>
 #include <stdio.h>

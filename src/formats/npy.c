@@ -13,6 +13,7 @@
  * from a file (nb_npy_load); for files the data buffer grows only as bytes
  * arrive, so a header announcing a huge array costs nothing. */
 #include "io.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -21,6 +21,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "atomic.h"
 #include "st_internal.h"
+#include "utf8.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -118,6 +119,8 @@ static nb_status format_err(const char *label, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+static int utf8_valid(const char *s) { return nb__utf8_valid(s, strlen(s)); }
+
 static nb_status format_err(const char *label, const char *fmt, ...) {
     char msg[400];
     va_list ap;
@@ -125,45 +128,6 @@ static nb_status format_err(const char *label, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     return nb_err(NB_ERR_FORMAT, "%s: %s", label, msg);
-}
-
-/* ------------------------------------------------------------ UTF-8 */
-
-/* Offset of the first byte that is not part of well-formed UTF-8 (no
- * overlong forms, no surrogates, nothing above U+10FFFF), or len. */
-static size_t utf8_invalid_at(const unsigned char *s, size_t len) {
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n;
-        unsigned char lo = 0x80, hi = 0xBF; /* range of the second byte */
-        if (c >= 0xC2 && c <= 0xDF) n = 1;
-        else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            if (c == 0xE0) lo = 0xA0;        /* overlong */
-            else if (c == 0xED) hi = 0x9F;   /* surrogates */
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            if (c == 0xF0) lo = 0x90;        /* overlong */
-            else if (c == 0xF4) hi = 0x8F;   /* above U+10FFFF */
-        } else
-            return i;
-        if (len - i <= n) return i;
-        if (s[i + 1] < lo || s[i + 1] > hi) return i;
-        for (size_t k = 2; k <= n; k++)
-            if ((s[i + k] & 0xC0) != 0x80) return i;
-        i += n + 1;
-    }
-    return len;
-}
-
-static int utf8_valid(const char *s) {
-    size_t len = strlen(s);
-    return utf8_invalid_at((const unsigned char *)s, len) == len;
 }
 
 /* ------------------------------------------------------------ strict JSON check */
@@ -413,7 +377,7 @@ static int jscan_value(jscan *js) {
 /* The whole header: valid UTF-8, then exactly one strict JSON value
  * surrounded by optional whitespace (writers pad with spaces). */
 static int header_check(const unsigned char *h, size_t n, const char *label) {
-    size_t bad = utf8_invalid_at(h, n);
+    size_t bad = nb__utf8_invalid_at((const char *)h, n);
     if (bad < n) {
         format_err(label, "header is not valid UTF-8 (byte 0x%02x at header offset %zu)",
                    h[bad], bad);
