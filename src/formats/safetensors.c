@@ -5,25 +5,21 @@
  * {"dtype", "shape", "data_offsets": [begin, end]} (offsets relative to the
  * data buffer, end exclusive) and may hold "__metadata__": {string: string}.
  *
- * The header is untrusted.  It goes through three gates before anything in
- * it is used:
- *   1. UTF-8: checked here, byte by byte (cJSON does not check it);
- *   2. strict JSON (RFC 8259): checked here too, because cJSON is lenient
- *      (raw control characters, "01", "+1", ".5", trailing garbage) and loses
- *      the text of numbers, so "2.0" and "2" look alike to it.  Every number
- *      must be a plain non-negative integer within int64: in a valid header
- *      numbers only appear in shape and data_offsets;
- *   3. the meaning: cJSON builds the tree and every rule of the format is
- *      checked on it (known dtype, string metadata, no duplicate keys, which
- *      cJSON would keep both of, sizes without overflow, offsets covering the
- *      data buffer exactly, with no gap or overlap).
+ * The header is untrusted.  It is read once, by nabla's strict JSON parser
+ * (json.c), which checks UTF-8 and strict JSON (RFC 8259: no raw control
+ * characters, "01", "+1", ".5" or trailing text; every number a plain
+ * non-negative integer within int64, as numbers only appear in shape and
+ * data_offsets) while it builds the tree.  Every rule of the format is then
+ * checked on the tree: known dtype, string metadata, no duplicate keys,
+ * sizes without overflow, offsets covering the data buffer exactly, with no
+ * gap or overlap.
  * Every failure names the file and the tensor or field. */
 #define _POSIX_C_SOURCE 200809L
 #include "atomic.h"
+#include "json.h"
 #include "st_internal.h"
 #include "utf8.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -130,270 +126,44 @@ static nb_status format_err(const char *label, const char *fmt, ...) {
     return nb_err(NB_ERR_FORMAT, "%s: %s", label, msg);
 }
 
-/* ------------------------------------------------------------ strict JSON check */
+/* ------------------------------------------------------------ header JSON */
 
-typedef struct jscan {
-    const unsigned char *start, *p, *end;
-    const char *label;
-    int depth;
-    /* context for messages: the raw key at depth 1 (tensor) and 2 (field) */
-    const unsigned char *key[2];
-    size_t key_len[2];
-} jscan;
+static const nb_json_limits header_limits = {ST_MAX_DEPTH, ST_MAX_ARRAY};
 
-static int jscan_fail(jscan *js, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-static int jscan_fail(jscan *js, const char *fmt, ...) {
-    char msg[200], ctx[240] = "";
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    /* the tensor and field being read, raw (already checked to be UTF-8
-     * without control characters) */
-    int n0 = (int)(js->key_len[0] > 80 ? 80 : js->key_len[0]);
-    int n1 = (int)(js->key_len[1] > 80 ? 80 : js->key_len[1]);
-    int meta = js->key_len[0] == 12 && memcmp(js->key[0], "__metadata__", 12) == 0;
-    if (js->key[0] && js->key[1] && js->depth >= 2)
-        snprintf(ctx, sizeof ctx, "%s'%.*s' %s '%.*s': ", meta ? "" : "tensor ", n0,
-                 (const char *)js->key[0], meta ? "key" : "field", n1,
-                 (const char *)js->key[1]);
-    else if (js->key[0])
-        snprintf(ctx, sizeof ctx, "%s'%.*s': ", meta ? "" : "tensor ", n0,
-                 (const char *)js->key[0]);
-    format_err(js->label, "invalid header at byte %zu: %s%s", (size_t)(js->p - js->start),
-               ctx, js->p >= js->end ? "unexpected end of the header" : msg);
-    return 0;
+static char printable(unsigned char c) { return c >= 0x20 && c < 0x7F ? (char)c : '?'; }
+
+/* "tensor 'w' field 'shape': " (or "'__metadata__' key 'a': "): where in
+ * the header a syntax error is, from the raw member names being read. */
+static void syntax_context(const nb_json_error *e, char *ctx, size_t size) {
+    int n0 = (int)(e->name_len[0] > 80 ? 80 : e->name_len[0]);
+    int n1 = (int)(e->name_len[1] > 80 ? 80 : e->name_len[1]);
+    int meta = e->name_len[0] == 12 && memcmp(e->name[0], "__metadata__", 12) == 0;
+    ctx[0] = '\0';
+    if (e->name[0] && e->name[1] && e->depth >= 2)
+        snprintf(ctx, size, "%s'%.*s' %s '%.*s': ", meta ? "" : "tensor ", n0, e->name[0],
+                 meta ? "key" : "field", n1, e->name[1]);
+    else if (e->name[0])
+        snprintf(ctx, size, "%s'%.*s': ", meta ? "" : "tensor ", n0, e->name[0]);
 }
 
-static void jscan_ws(jscan *js) {
-    while (js->p < js->end &&
-           (*js->p == ' ' || *js->p == '\t' || *js->p == '\n' || *js->p == '\r'))
-        js->p++;
-}
-
-static int hexval(unsigned char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* Four hex digits at p (which has at least 4 bytes), or -1. */
-static long hex4(const unsigned char *p) {
-    long v = 0;
-    for (int k = 0; k < 4; k++) {
-        int h = hexval(p[k]);
-        if (h < 0) return -1;
-        v = v * 16 + h;
+/* The message for a header the JSON parser refused. */
+static nb_status header_error(const nb_json_error *e, const unsigned char *h,
+                              const char *label) {
+    char ctx[240];
+    switch (e->fault) {
+    case NB_JSON_FAULT_UTF8:
+        return format_err(label, "header is not valid UTF-8 (byte 0x%02x at header offset %zu)",
+                          h[e->at], e->at);
+    case NB_JSON_FAULT_NOT_OBJECT:
+        return format_err(label, "header is not a JSON object (it starts with '%c')",
+                          printable(h[e->at]));
+    case NB_JSON_FAULT_NOMEM:
+        return nb_err(NB_ERR_NOMEM, "%s: out of memory for the header", label);
+    default:
+        syntax_context(e, ctx, sizeof ctx);
+        return format_err(label, "invalid header at byte %zu: %s%s", e->at, ctx,
+                          e->at_end ? "unexpected end of the header" : e->msg);
     }
-    return v;
-}
-
-/* A string starting at the opening quote; its raw content span in *s, *n. */
-static int jscan_string(jscan *js, const unsigned char **s, size_t *n) {
-    js->p++; /* opening quote */
-    const unsigned char *begin = js->p;
-    for (;;) {
-        if (js->p >= js->end) return jscan_fail(js, "unterminated string");
-        unsigned char c = *js->p;
-        if (c == '"') break;
-        if (c < 0x20) return jscan_fail(js, "control character 0x%02x inside a string", c);
-        if (c != '\\') {
-            js->p++;
-            continue;
-        }
-        if (js->end - js->p < 2) return jscan_fail(js, "unterminated escape");
-        unsigned char e = js->p[1];
-        if (e && strchr("\"\\/bfnrt", e)) {
-            js->p += 2;
-            continue;
-        }
-        if (e != 'u')
-            return jscan_fail(js, "invalid escape '\\%c'", e >= 0x20 && e < 0x7F ? e : '?');
-        long u = js->end - js->p >= 6 ? hex4(js->p + 2) : -1;
-        if (u < 0) return jscan_fail(js, "invalid \\u escape");
-        if (u == 0) return jscan_fail(js, "string contains a NUL character (\\u0000)");
-        if (u >= 0xDC00 && u <= 0xDFFF) return jscan_fail(js, "unpaired surrogate \\u%04lx", u);
-        if (u >= 0xD800 && u <= 0xDBFF) {
-            long lo = js->end - js->p >= 12 && js->p[6] == '\\' && js->p[7] == 'u'
-                          ? hex4(js->p + 8) : -1;
-            if (lo < 0xDC00 || lo > 0xDFFF)
-                return jscan_fail(js, "unpaired surrogate \\u%04lx", u);
-            js->p += 6;
-        }
-        js->p += 6;
-    }
-    *s = begin;
-    *n = (size_t)(js->p - begin);
-    js->p++; /* closing quote */
-    return 1;
-}
-
-/* A number: must follow the JSON grammar, and be a non-negative integer that
- * fits in int64 (the only numbers a valid header holds). */
-static int jscan_number(jscan *js) {
-    const unsigned char *b = js->p, *q = js->p;
-    int negative = 0, fraction = 0;
-    if (q < js->end && *q == '-') {
-        negative = 1;
-        q++;
-    }
-    if (q >= js->end || !(*q >= '0' && *q <= '9')) return jscan_fail(js, "malformed number");
-    if (*q == '0') q++;
-    else
-        while (q < js->end && *q >= '0' && *q <= '9') q++;
-    const unsigned char *int_end = q;
-    if (q < js->end && *q == '.') {
-        fraction = 1;
-        q++;
-        if (q >= js->end || !(*q >= '0' && *q <= '9')) return jscan_fail(js, "malformed number");
-        while (q < js->end && *q >= '0' && *q <= '9') q++;
-    }
-    if (q < js->end && (*q == 'e' || *q == 'E')) {
-        fraction = 1;
-        q++;
-        if (q < js->end && (*q == '+' || *q == '-')) q++;
-        if (q >= js->end || !(*q >= '0' && *q <= '9')) return jscan_fail(js, "malformed number");
-        while (q < js->end && *q >= '0' && *q <= '9') q++;
-    }
-    int len = (int)(q - b);
-    int shown = len > 40 ? 40 : len;
-    if (negative || fraction)
-        return jscan_fail(js, "%.*s%s is not a non-negative integer", shown, (const char *)b,
-                          len > shown ? "..." : "");
-    uint64_t v = 0;
-    for (const unsigned char *d = b; d < int_end; d++) {
-        unsigned digit = (unsigned)(*d - '0');
-        if (v > ((uint64_t)INT64_MAX - digit) / 10)
-            return jscan_fail(js, "%.*s%s does not fit in int64", shown, (const char *)b,
-                              len > shown ? "..." : "");
-        v = v * 10 + digit;
-    }
-    js->p = q;
-    return 1;
-}
-
-static int jscan_value(jscan *js);
-
-static int jscan_object(jscan *js) {
-    js->p++; /* { */
-    jscan_ws(js);
-    if (js->p < js->end && *js->p == '}') {
-        js->p++;
-        return 1;
-    }
-    for (;;) {
-        jscan_ws(js);
-        if (js->p >= js->end || *js->p != '"')
-            return jscan_fail(js, "expected a string key in an object");
-        const unsigned char *k;
-        size_t kn;
-        if (!jscan_string(js, &k, &kn)) return 0;
-        if (js->depth <= 2) {
-            js->key[js->depth - 1] = k;
-            js->key_len[js->depth - 1] = kn;
-            if (js->depth == 1) js->key[1] = NULL;
-        }
-        jscan_ws(js);
-        if (js->p >= js->end || *js->p != ':') return jscan_fail(js, "expected ':' after a key");
-        js->p++;
-        if (!jscan_value(js)) return 0;
-        jscan_ws(js);
-        if (js->p < js->end && *js->p == ',') {
-            js->p++;
-            continue;
-        }
-        if (js->p < js->end && *js->p == '}') {
-            js->p++;
-            return 1;
-        }
-        return jscan_fail(js, "expected ',' or '}' in an object");
-    }
-}
-
-static int jscan_array(jscan *js) {
-    js->p++; /* [ */
-    jscan_ws(js);
-    if (js->p < js->end && *js->p == ']') {
-        js->p++;
-        return 1;
-    }
-    for (int count = 1;; count++) {
-        /* valid headers hold only short arrays (shapes, offset pairs): a
-         * long one is rejected before cJSON spends memory on it */
-        if (count > ST_MAX_ARRAY)
-            return jscan_fail(js, "array longer than %d elements", ST_MAX_ARRAY);
-        if (!jscan_value(js)) return 0;
-        jscan_ws(js);
-        if (js->p < js->end && *js->p == ',') {
-            js->p++;
-            continue;
-        }
-        if (js->p < js->end && *js->p == ']') {
-            js->p++;
-            return 1;
-        }
-        return jscan_fail(js, "expected ',' or ']' in an array");
-    }
-}
-
-static int jscan_literal(jscan *js, const char *word) {
-    size_t n = strlen(word);
-    if ((size_t)(js->end - js->p) < n || memcmp(js->p, word, n) != 0)
-        return jscan_fail(js, "unexpected character '%c'",
-                          *js->p >= 0x20 && *js->p < 0x7F ? *js->p : '?');
-    js->p += n;
-    return 1;
-}
-
-static int jscan_value(jscan *js) {
-    jscan_ws(js);
-    if (js->p >= js->end) return jscan_fail(js, "unexpected end of the header");
-    unsigned char c = *js->p;
-    if (c == '{' || c == '[') {
-        if (js->depth >= ST_MAX_DEPTH)
-            return jscan_fail(js, "nested deeper than %d levels", ST_MAX_DEPTH);
-        js->depth++;
-        int ok = c == '{' ? jscan_object(js) : jscan_array(js);
-        js->depth--;
-        return ok;
-    }
-    if (c == '"') {
-        const unsigned char *s;
-        size_t n;
-        return jscan_string(js, &s, &n);
-    }
-    if (c == '-' || (c >= '0' && c <= '9')) return jscan_number(js);
-    if (c == 't') return jscan_literal(js, "true");
-    if (c == 'f') return jscan_literal(js, "false");
-    if (c == 'n') return jscan_literal(js, "null");
-    return jscan_fail(js, "unexpected character '%c'", c >= 0x20 && c < 0x7F ? c : '?');
-}
-
-/* The whole header: valid UTF-8, then exactly one strict JSON value
- * surrounded by optional whitespace (writers pad with spaces). */
-static int header_check(const unsigned char *h, size_t n, const char *label) {
-    size_t bad = nb__utf8_invalid_at((const char *)h, n);
-    if (bad < n) {
-        format_err(label, "header is not valid UTF-8 (byte 0x%02x at header offset %zu)",
-                   h[bad], bad);
-        return 0;
-    }
-    jscan js = {h, h, h + n, label, 0, {NULL, NULL}, {0, 0}};
-    jscan_ws(&js);
-    if (js.p < js.end && *js.p != '{') {
-        format_err(label, "header is not a JSON object (it starts with '%c')",
-                   *js.p >= 0x20 && *js.p < 0x7F ? *js.p : '?');
-        return 0;
-    }
-    if (!jscan_value(&js)) return 0;
-    jscan_ws(&js);
-    if (js.p != js.end) return jscan_fail(&js, "unexpected text after the JSON object");
-    return 1;
 }
 
 /* ------------------------------------------------------------ reader */
@@ -439,106 +209,89 @@ static char *dup_str(const char *s) {
     return d;
 }
 
-static const char *json_kind(const cJSON *j) {
-    if (cJSON_IsObject(j)) return "an object";
-    if (cJSON_IsArray(j)) return "an array";
-    if (cJSON_IsString(j)) return "a string";
-    if (cJSON_IsNumber(j)) return "a number";
-    if (cJSON_IsBool(j)) return "a boolean";
-    if (cJSON_IsNull(j)) return "null";
-    return "invalid";
-}
+/* The three fields of a tensor entry, each exactly once. */
+typedef struct entry_fields {
+    const nb_json *dtype, *shape, *offsets;
+} entry_fields;
 
-static int cmp_cstr(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* The first key appearing twice among an object's members, or NULL. */
-static const char *duplicate_key(const cJSON *obj, nb_status *s) {
-    int n = cJSON_GetArraySize(obj);
-    *s = NB_OK;
-    if (n < 2) return NULL;
-    const char **keys = malloc((size_t)n * sizeof *keys);
-    if (!keys) {
-        *s = NB_ERR_NOMEM;
-        return NULL;
-    }
-    int k = 0;
-    for (const cJSON *c = obj->child; c; c = c->next) keys[k++] = c->string;
-    qsort(keys, (size_t)n, sizeof *keys, cmp_cstr);
-    const char *dup = NULL;
-    for (k = 1; k < n && !dup; k++)
-        if (strcmp(keys[k - 1], keys[k]) == 0) dup = keys[k];
-    free(keys);
-    return dup;
-}
-
-/* One tensor entry {"dtype", "shape", "data_offsets"} into *t (name excluded). */
-static nb_status parse_entry(const cJSON *e, const char *label, uint64_t data_size,
-                             st_info *t) {
-    char nm[100], fld[100];
-    nb__st_show(nm, e->string);
-    if (!cJSON_IsObject(e))
-        return format_err(label, "tensor '%s': entry is %s, not an object", nm, json_kind(e));
-    const cJSON *dtype = NULL, *shape = NULL, *offsets = NULL;
-    for (const cJSON *f = e->child; f; f = f->next) {
-        const cJSON **slot = strcmp(f->string, "dtype") == 0          ? &dtype
-                             : strcmp(f->string, "shape") == 0        ? &shape
-                             : strcmp(f->string, "data_offsets") == 0 ? &offsets
-                                                                      : NULL;
+static nb_status find_fields(const nb_json *e, const char *label, const char *nm,
+                             entry_fields *f) {
+    char fld[100];
+    *f = (entry_fields){NULL, NULL, NULL};
+    for (const nb_json *c = e->child; c; c = c->next) {
+        const nb_json **slot = strcmp(c->key, "dtype") == 0          ? &f->dtype
+                               : strcmp(c->key, "shape") == 0        ? &f->shape
+                               : strcmp(c->key, "data_offsets") == 0 ? &f->offsets
+                                                                     : NULL;
         if (!slot)
             return format_err(label, "tensor '%s': unknown field '%s' (expected dtype, shape, "
-                              "data_offsets)", nm, nb__st_show(fld, f->string));
+                              "data_offsets)", nm, nb__st_show(fld, c->key));
         if (*slot)
-            return format_err(label, "tensor '%s': field '%s' appears twice", nm, f->string);
-        *slot = f;
+            return format_err(label, "tensor '%s': field '%s' appears twice", nm, c->key);
+        *slot = c;
     }
-    if (!dtype || !shape || !offsets)
+    if (!f->dtype || !f->shape || !f->offsets)
         return format_err(label, "tensor '%s': missing field '%s'", nm,
-                          !dtype ? "dtype" : !shape ? "shape" : "data_offsets");
+                          !f->dtype ? "dtype" : !f->shape ? "shape" : "data_offsets");
+    return NB_OK;
+}
 
-    if (!cJSON_IsString(dtype))
+static nb_status read_dtype(const nb_json *dtype, const char *label, const char *nm,
+                            st_info *t) {
+    char shown[100];
+    if (dtype->type != NB_JSON_STRING)
         return format_err(label, "tensor '%s': dtype is %s, not a string", nm,
-                          json_kind(dtype));
-    if (!dtype_lookup(dtype->valuestring, &t->dtype))
+                          nb_json_type_name(dtype));
+    if (!dtype_lookup(dtype->str, &t->dtype))
         return format_err(label, "tensor '%s': unknown dtype '%s'", nm,
-                          nb__st_show(fld, dtype->valuestring));
+                          nb__st_show(shown, dtype->str));
+    return NB_OK;
+}
 
-    if (!cJSON_IsArray(shape))
+static nb_status read_shape(const nb_json *shape, const char *label, const char *nm,
+                            st_info *t) {
+    if (shape->type != NB_JSON_ARRAY)
         return format_err(label, "tensor '%s': shape is %s, not an array", nm,
-                          json_kind(shape));
-    int ndim = cJSON_GetArraySize(shape);
-    if (ndim > NB_MAX_DIMS)
+                          nb_json_type_name(shape));
+    if (shape->count > NB_MAX_DIMS)
         return format_err(label, "tensor '%s': shape has %d dimensions (at most %d supported)",
-                          nm, ndim, NB_MAX_DIMS);
+                          nm, shape->count, NB_MAX_DIMS);
     t->ndim = 0;
-    for (const cJSON *d = shape->child; d; d = d->next) {
-        /* the JSON check let only non-negative integers through */
-        if (!cJSON_IsNumber(d))
+    for (const nb_json *d = shape->child; d; d = d->next) {
+        /* the JSON parser let only non-negative integers through */
+        if (d->type != NB_JSON_NUMBER)
             return format_err(label, "tensor '%s': shape entry %d is %s, not an integer", nm,
-                              t->ndim, json_kind(d));
-        if (d->valuedouble > (double)INT_MAX)
-            return format_err(label, "tensor '%s': shape entry %d is %.0f, beyond the limit "
-                              "%d", nm, t->ndim, d->valuedouble, INT_MAX);
-        t->dims[t->ndim++] = (int)d->valuedouble;
+                              t->ndim, nb_json_type_name(d));
+        if (d->num > (uint64_t)INT_MAX)
+            return format_err(label, "tensor '%s': shape entry %d is %llu, beyond the limit "
+                              "%d", nm, t->ndim, (unsigned long long)d->num, INT_MAX);
+        t->dims[t->ndim++] = (int)d->num;
     }
+    return NB_OK;
+}
 
-    if (!cJSON_IsArray(offsets) || cJSON_GetArraySize(offsets) != 2 ||
-        !cJSON_IsNumber(offsets->child) || !cJSON_IsNumber(offsets->child->next))
+static nb_status read_offsets(const nb_json *offsets, const char *label, const char *nm,
+                              uint64_t data_size, st_info *t) {
+    const nb_json *b = offsets->child, *e = b ? b->next : NULL;
+    if (offsets->type != NB_JSON_ARRAY || offsets->count != 2 || b->type != NB_JSON_NUMBER ||
+        e->type != NB_JSON_NUMBER)
         return format_err(label, "tensor '%s': data_offsets must be [begin, end] (two "
                           "integers)", nm);
-    double b = offsets->child->valuedouble, en = offsets->child->next->valuedouble;
-    if (en < b)
-        return format_err(label, "tensor '%s': data_offsets [%.0f, %.0f] end before they "
-                          "begin", nm, b, en);
-    if (en > (double)data_size)
-        return format_err(label, "tensor '%s': data_offsets [%.0f, %.0f] reach past the end "
-                          "of the file (the data buffer has %llu bytes)", nm, b, en,
+    if (e->num < b->num)
+        return format_err(label, "tensor '%s': data_offsets [%llu, %llu] end before they "
+                          "begin", nm, (unsigned long long)b->num, (unsigned long long)e->num);
+    if (e->num > data_size)
+        return format_err(label, "tensor '%s': data_offsets [%llu, %llu] reach past the end "
+                          "of the file (the data buffer has %llu bytes)", nm,
+                          (unsigned long long)b->num, (unsigned long long)e->num,
                           (unsigned long long)data_size);
-    /* exact: both are at most data_size, far below 2^53 */
-    t->begin = (uint64_t)b;
-    t->end = (uint64_t)en;
+    t->begin = b->num;
+    t->end = e->num;
+    return NB_OK;
+}
 
+/* The shape and dtype must fill the bytes data_offsets give exactly. */
+static nb_status check_size(const char *label, const char *nm, st_info *t) {
     int ok;
     uint64_t numel = shape_numel(t->ndim, t->dims, &ok), bytes = 0;
     const char *why = "overflows 64 bits";
@@ -557,24 +310,41 @@ static nb_status parse_entry(const cJSON *e, const char *label, uint64_t data_si
     return NB_OK;
 }
 
-static nb_status parse_metadata(nb_safetensors *st, const cJSON *m, const char *label) {
+/* One tensor entry {"dtype", "shape", "data_offsets"} into *t (name excluded). */
+static nb_status parse_entry(const nb_json *e, const char *label, uint64_t data_size,
+                             st_info *t) {
+    char nm[100];
+    nb__st_show(nm, e->key);
+    if (e->type != NB_JSON_OBJECT)
+        return format_err(label, "tensor '%s': entry is %s, not an object", nm,
+                          nb_json_type_name(e));
+    entry_fields f;
+    nb_status s = find_fields(e, label, nm, &f);
+    if (s == NB_OK) s = read_dtype(f.dtype, label, nm, t);
+    if (s == NB_OK) s = read_shape(f.shape, label, nm, t);
+    if (s == NB_OK) s = read_offsets(f.offsets, label, nm, data_size, t);
+    if (s == NB_OK) s = check_size(label, nm, t);
+    return s;
+}
+
+static nb_status parse_metadata(nb_safetensors *st, const nb_json *m, const char *label) {
     char k[100];
-    if (!cJSON_IsObject(m))
-        return format_err(label, "__metadata__ is %s, not an object of strings", json_kind(m));
-    nb_status s;
-    const char *dup = duplicate_key(m, &s);
-    if (s != NB_OK) return nb_err(s, "%s: out of memory", label);
+    if (m->type != NB_JSON_OBJECT)
+        return format_err(label, "__metadata__ is %s, not an object of strings",
+                          nb_json_type_name(m));
+    int nomem;
+    const char *dup = nb_json_duplicate_key(m, &nomem);
+    if (nomem) return nb_err(NB_ERR_NOMEM, "%s: out of memory", label);
     if (dup) return format_err(label, "__metadata__: key '%s' appears twice", nb__st_show(k, dup));
-    int n = cJSON_GetArraySize(m);
-    st->meta = calloc(n ? (size_t)n : 1, sizeof *st->meta);
+    st->meta = calloc(m->count ? (size_t)m->count : 1, sizeof *st->meta);
     if (!st->meta) return nb_err(NB_ERR_NOMEM, "%s: out of memory", label);
-    for (const cJSON *c = m->child; c; c = c->next) {
-        if (!cJSON_IsString(c))
+    for (const nb_json *c = m->child; c; c = c->next) {
+        if (c->type != NB_JSON_STRING)
             return format_err(label, "__metadata__: value of '%s' is %s, not a string",
-                              nb__st_show(k, c->string), json_kind(c));
+                              nb__st_show(k, c->key), nb_json_type_name(c));
         nb_kv *kv = &st->meta[st->n_meta];
-        kv->key = dup_str(c->string);
-        kv->value = kv->key ? dup_str(c->valuestring) : NULL;
+        kv->key = dup_str(c->key);
+        kv->value = kv->key ? dup_str(c->str) : NULL;
         if (!kv->key || !kv->value) {
             free((char *)kv->key);
             kv->key = NULL;
@@ -585,11 +355,67 @@ static nb_status parse_metadata(nb_safetensors *st, const cJSON *m, const char *
     return NB_OK;
 }
 
+/* Every member of the header: tensor entries and __metadata__. */
+static nb_status read_members(nb_safetensors *st, const nb_json *root, const char *label) {
+    char nm[100];
+    uint64_t data_size = st->size - st->data_off;
+    int nomem;
+    const char *dup = nb_json_duplicate_key(root, &nomem);
+    if (nomem) return nb_err(NB_ERR_NOMEM, "%s: out of memory", label);
+    if (dup)
+        return format_err(label, "tensor '%s' appears twice in the header", nb__st_show(nm, dup));
+    st->t = calloc(root->count ? (size_t)root->count : 1, sizeof *st->t);
+    if (!st->t) return nb_err(NB_ERR_NOMEM, "%s: out of memory", label);
+    for (const nb_json *e = root->child; e; e = e->next) {
+        nb_status s;
+        if (strcmp(e->key, "__metadata__") == 0) {
+            if ((s = parse_metadata(st, e, label)) != NB_OK) return s;
+            continue;
+        }
+        st_info *t = &st->t[st->n];
+        if ((s = parse_entry(e, label, data_size, t)) != NB_OK) return s;
+        t->name = dup_str(e->key);
+        if (!t->name) return nb_err(NB_ERR_NOMEM, "%s: out of memory", label);
+        st->n++;
+    }
+    return NB_OK;
+}
+
 static int cmp_by_offset(const void *a, const void *b) {
     const st_info *x = a, *y = b;
     if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
     if (x->end != y->end) return x->end < y->end ? -1 : 1;
     return strcmp(x->name, y->name); /* zero-size tensors: still a fixed order */
+}
+
+/* The data buffer must be covered exactly: sorted by offset, each tensor
+ * begins where the previous one ended, the first at 0, the last at the end
+ * of the file.  Leaves st->t in data order. */
+static nb_status check_coverage(nb_safetensors *st, const char *label) {
+    char nm[100], prev[100];
+    uint64_t data_size = st->size - st->data_off, pos = 0;
+    qsort(st->t, (size_t)st->n, sizeof *st->t, cmp_by_offset);
+    for (int i = 0; i < st->n; i++) {
+        const st_info *t = &st->t[i];
+        if (t->begin == pos) {
+            pos = t->end;
+            continue;
+        }
+        if (i == 0)
+            return format_err(label, "tensor '%s': data_offsets begin at %llu; the first "
+                              "tensor must begin at 0", nb__st_show(nm, t->name),
+                              (unsigned long long)t->begin);
+        return format_err(label, "tensor '%s': data_offsets [%llu, %llu] %s tensor '%s', "
+                          "which ends at %llu", nb__st_show(nm, t->name),
+                          (unsigned long long)t->begin, (unsigned long long)t->end,
+                          t->begin > pos ? "leave a gap after" : "overlap",
+                          nb__st_show(prev, st->t[i - 1].name), (unsigned long long)pos);
+    }
+    if (pos != data_size)
+        return format_err(label, "the tensors cover %llu bytes of data but %llu follow the "
+                          "header: the data must end exactly at the end of the file",
+                          (unsigned long long)pos, (unsigned long long)data_size);
+    return NB_OK;
 }
 
 /* qsort has no context argument: sort indices through a pointer into a
@@ -603,98 +429,33 @@ static int cmp_name_index(const void *a, const void *b) {
     return strcmp(((const name_index *)a)->name, ((const name_index *)b)->name);
 }
 
-static nb_status parse_header(nb_safetensors *st, const char *label) {
-    const unsigned char *h = st->buf + 8;
-    size_t n = st->data_off - 8;
-    if (!header_check(h, n, label)) return NB_ERR_FORMAT;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts((const char *)h, n, &end, 0);
-    if (!root)
-        return nb_err(NB_ERR_NOMEM, "%s: the JSON parser failed on a checked header "
-                      "(out of memory?)", label);
-    nb_status s = NB_OK;
-    char nm[100];
-    uint64_t data_size = st->size - st->data_off, pos = 0;
-    const char *dup;
-    int count;
-    name_index *ni = NULL;
-    if (!cJSON_IsObject(root)) {
-        s = format_err(label, "header is %s, not a JSON object", json_kind(root));
-        goto done;
-    }
-    dup = duplicate_key(root, &s);
-    if (s != NB_OK) {
-        s = nb_err(s, "%s: out of memory", label);
-        goto done;
-    }
-    if (dup) {
-        s = format_err(label, "tensor '%s' appears twice in the header", nb__st_show(nm, dup));
-        goto done;
-    }
-    count = cJSON_GetArraySize(root);
-    st->t = calloc(count ? (size_t)count : 1, sizeof *st->t);
-    if (!st->t) {
-        s = nb_err(NB_ERR_NOMEM, "%s: out of memory", label);
-        goto done;
-    }
-    for (const cJSON *e = root->child; e; e = e->next) {
-        if (strcmp(e->string, "__metadata__") == 0) {
-            s = parse_metadata(st, e, label);
-            if (s != NB_OK) goto done;
-            continue;
-        }
-        st_info *t = &st->t[st->n];
-        s = parse_entry(e, label, data_size, t);
-        if (s != NB_OK) goto done;
-        t->name = dup_str(e->string);
-        if (!t->name) {
-            s = nb_err(NB_ERR_NOMEM, "%s: out of memory", label);
-            goto done;
-        }
-        st->n++;
-    }
-    /* The data buffer must be covered exactly: sorted by offset, each tensor
-     * begins where the previous one ended, the first at 0, the last at the
-     * end of the file. */
-    qsort(st->t, (size_t)st->n, sizeof *st->t, cmp_by_offset);
-    for (int i = 0; i < st->n; i++) {
-        const st_info *t = &st->t[i];
-        if (t->begin == pos) {
-            pos = t->end;
-            continue;
-        }
-        char prev[100];
-        if (i == 0)
-            s = format_err(label, "tensor '%s': data_offsets begin at %llu; the first tensor "
-                           "must begin at 0", nb__st_show(nm, t->name),
-                           (unsigned long long)t->begin);
-        else
-            s = format_err(label, "tensor '%s': data_offsets [%llu, %llu] %s tensor '%s', "
-                           "which ends at %llu", nb__st_show(nm, t->name),
-                           (unsigned long long)t->begin, (unsigned long long)t->end,
-                           t->begin > pos ? "leave a gap after" : "overlap",
-                           nb__st_show(prev, st->t[i - 1].name), (unsigned long long)pos);
-        goto done;
-    }
-    if (pos != data_size) {
-        s = format_err(label, "the tensors cover %llu bytes of data but %llu follow the "
-                       "header: the data must end exactly at the end of the file",
-                       (unsigned long long)pos, (unsigned long long)data_size);
-        goto done;
-    }
-    ni = malloc((st->n ? (size_t)st->n : 1) * sizeof *ni);
+/* st->by_name: the tensors' indices sorted by name, for nb_st_find. */
+static nb_status index_names(nb_safetensors *st, const char *label) {
+    name_index *ni = malloc((st->n ? (size_t)st->n : 1) * sizeof *ni);
     st->by_name = malloc((st->n ? (size_t)st->n : 1) * sizeof *st->by_name);
     if (!ni || !st->by_name) {
         free(ni);
-        s = nb_err(NB_ERR_NOMEM, "%s: out of memory", label);
-        goto done;
+        return nb_err(NB_ERR_NOMEM, "%s: out of memory", label);
     }
     for (int i = 0; i < st->n; i++) ni[i] = (name_index){st->t[i].name, i};
     qsort(ni, (size_t)st->n, sizeof *ni, cmp_name_index);
     for (int i = 0; i < st->n; i++) st->by_name[i] = ni[i].index;
     free(ni);
-done:
-    cJSON_Delete(root);
+    return NB_OK;
+}
+
+/* The header: parsed once into a tree, then every rule of the format
+ * checked on it. */
+static nb_status parse_header(nb_safetensors *st, const char *label) {
+    const unsigned char *h = st->buf + 8;
+    nb_json_error err;
+    nb_json_doc *doc = nb_json_parse_object((const char *)h, st->data_off - 8, header_limits,
+                                            &err);
+    if (!doc) return header_error(&err, h, label);
+    nb_status s = read_members(st, nb_json_root(doc), label);
+    if (s == NB_OK) s = check_coverage(st, label);
+    if (s == NB_OK) s = index_names(st, label);
+    nb_json_free(doc);
     return s;
 }
 
@@ -912,6 +673,10 @@ static int cmp_w_item(const void *a, const void *b) {
     int bx = dtypes[x->e->dtype].bits, by = dtypes[y->e->dtype].bits;
     if (bx != by) return bx > by ? -1 : 1; /* widest first keeps data aligned */
     return strcmp(x->e->name, y->e->name);
+}
+
+static int cmp_cstr(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 static int cmp_kv(const void *a, const void *b) {
