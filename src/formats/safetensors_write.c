@@ -98,92 +98,103 @@ static void plan_free(w_plan *p) {
     free(p->items);
 }
 
-static nb_status plan_file(const char *label, const nb_st_entry *t, int n, const nb_kv *meta,
-                           int n_meta, w_plan *plan) {
-    memset(plan, 0, sizeof *plan);
+/* One tensor to write: a usable name, dtype and shape, data present; its
+ * size in *bytes. */
+static nb_status check_tensor(const char *label, int i, const nb_st_entry *e, uint64_t *bytes) {
     char nm[100];
-    if (n < 0 || n_meta < 0 || (n > 0 && !t) || (n_meta > 0 && !meta))
-        return nb_err(NB_ERR_ARG, "%s: invalid tensor or metadata list (%d tensors, %d "
-                      "metadata pairs)", label, n, n_meta);
-    plan->items = malloc((n ? (size_t)n : 1) * sizeof *plan->items);
-    nb_kv *kv = malloc((n_meta ? (size_t)n_meta : 1) * sizeof *kv);
-    const char **names = NULL;
-    nb_status s = NB_OK;
-    if (!plan->items || !kv) {
-        s = nb_err(NB_ERR_NOMEM, "%s: out of memory", label);
-        goto done;
-    }
+    if (!e->name || !e->name[0] || !utf8_valid(e->name) || strcmp(e->name, "__metadata__") == 0)
+        return nb_err(NB_ERR_ARG, "%s: tensor %d: name '%s' is empty, not UTF-8 or reserved",
+                      label, i, nb__st_show(nm, e->name));
+    if (!nb_st_dtype_bits(e->dtype) || e->ndim < 0 || e->ndim > NB_MAX_DIMS ||
+        (e->ndim > 0 && !e->dims))
+        return nb_err(NB_ERR_ARG, "%s: tensor '%s': invalid dtype %d or %d dimensions", label,
+                      nb__st_show(nm, e->name), (int)e->dtype, e->ndim);
+    for (int d = 0; d < e->ndim; d++)
+        if (e->dims[d] < 0)
+            return nb_err(NB_ERR_ARG, "%s: tensor '%s': dimension %d is %d", label,
+                          nb__st_show(nm, e->name), d, e->dims[d]);
+    int ok;
+    uint64_t numel = nb__st_shape_numel(e->ndim, e->dims, &ok);
+    const char *why = "overflows 64 bits";
+    if (!ok || !nb__st_tensor_bytes(numel, e->dtype, bytes, &why) || *bytes > SIZE_MAX)
+        return nb_err(NB_ERR_ARG, "%s: tensor '%s': size %s", label, nb__st_show(nm, e->name),
+                      why);
+    if (*bytes && !e->data)
+        return nb_err(NB_ERR_ARG, "%s: tensor '%s': data is NULL", label,
+                      nb__st_show(nm, e->name));
+    return NB_OK;
+}
+
+/* Check every tensor and put them in write order in plan->items. */
+static nb_status plan_tensors(const char *label, const nb_st_entry *t, int n, w_plan *plan) {
     for (int i = 0; i < n; i++) {
-        const nb_st_entry *e = &t[i];
-        if (!e->name || !e->name[0] || !utf8_valid(e->name) ||
-            strcmp(e->name, "__metadata__") == 0) {
-            s = nb_err(NB_ERR_ARG, "%s: tensor %d: name '%s' is empty, not UTF-8 or reserved",
-                       label, i, nb__st_show(nm, e->name));
-            goto done;
-        }
-        if (!nb_st_dtype_bits(e->dtype) || e->ndim < 0 || e->ndim > NB_MAX_DIMS ||
-            (e->ndim > 0 && !e->dims)) {
-            s = nb_err(NB_ERR_ARG, "%s: tensor '%s': invalid dtype %d or %d dimensions", label,
-                       nb__st_show(nm, e->name), (int)e->dtype, e->ndim);
-            goto done;
-        }
-        for (int d = 0; d < e->ndim; d++)
-            if (e->dims[d] < 0) {
-                s = nb_err(NB_ERR_ARG, "%s: tensor '%s': dimension %d is %d", label,
-                           nb__st_show(nm, e->name), d, e->dims[d]);
-                goto done;
-            }
-        int ok;
-        uint64_t numel = nb__st_shape_numel(e->ndim, e->dims, &ok), bytes = 0;
-        const char *why = "overflows 64 bits";
-        if (!ok || !nb__st_tensor_bytes(numel, e->dtype, &bytes, &why) || bytes > SIZE_MAX) {
-            s = nb_err(NB_ERR_ARG, "%s: tensor '%s': size %s", label, nb__st_show(nm, e->name),
-                       why);
-            goto done;
-        }
-        if (bytes && !e->data) {
-            s = nb_err(NB_ERR_ARG, "%s: tensor '%s': data is NULL", label,
-                       nb__st_show(nm, e->name));
-            goto done;
-        }
-        if (plan->data_bytes > UINT64_MAX - bytes) {
-            s = nb_err(NB_ERR_ARG, "%s: total size overflows", label);
-            goto done;
-        }
+        uint64_t bytes = 0;
+        nb_status s = check_tensor(label, i, &t[i], &bytes);
+        if (s != NB_OK) return s;
+        if (plan->data_bytes > UINT64_MAX - bytes)
+            return nb_err(NB_ERR_ARG, "%s: total size overflows", label);
         plan->data_bytes += bytes;
-        plan->items[i] = (w_item){e, bytes};
+        plan->items[i] = (w_item){&t[i], bytes};
     }
     qsort(plan->items, (size_t)n, sizeof *plan->items, cmp_w_item);
-    names = malloc((n ? (size_t)n : 1) * sizeof *names);
-    if (!names) {
-        s = nb_err(NB_ERR_NOMEM, "%s: out of memory", label);
-        goto done;
-    }
+    return NB_OK;
+}
+
+static nb_status check_unique_names(const char *label, const nb_st_entry *t, int n) {
+    char nm[100];
+    if (n < 2) return NB_OK;
+    const char **names = malloc((size_t)n * sizeof *names);
+    if (!names) return nb_err(NB_ERR_NOMEM, "%s: out of memory", label);
     for (int i = 0; i < n; i++) names[i] = t[i].name;
     qsort(names, (size_t)n, sizeof *names, cmp_cstr);
-    for (int i = 1; i < n; i++)
-        if (strcmp(names[i - 1], names[i]) == 0) {
+    nb_status s = NB_OK;
+    for (int i = 1; i < n && s == NB_OK; i++)
+        if (strcmp(names[i - 1], names[i]) == 0)
             s = nb_err(NB_ERR_ARG, "%s: two tensors are named '%s'", label,
                        nb__st_show(nm, names[i]));
-            goto done;
-        }
+    free(names);
+    return s;
+}
+
+/* Check the metadata pairs and copy them into kv, sorted by key. */
+static nb_status sort_metadata(const char *label, const nb_kv *meta, int n_meta, nb_kv *kv) {
+    char nm[100];
     for (int i = 0; i < n_meta; i++) {
         kv[i] = meta[i];
         if (!kv[i].key || !kv[i].key[0] || !kv[i].value || !utf8_valid(kv[i].key) ||
-            !utf8_valid(kv[i].value)) {
-            s = nb_err(NB_ERR_ARG, "%s: metadata pair %d ('%s'): key empty, or key or value "
-                       "NULL or not UTF-8", label, i, nb__st_show(nm, kv[i].key));
-            goto done;
-        }
+            !utf8_valid(kv[i].value))
+            return nb_err(NB_ERR_ARG, "%s: metadata pair %d ('%s'): key empty, or key or value "
+                          "NULL or not UTF-8", label, i, nb__st_show(nm, kv[i].key));
     }
     qsort(kv, (size_t)n_meta, sizeof *kv, cmp_kv);
     for (int i = 1; i < n_meta; i++)
-        if (strcmp(kv[i - 1].key, kv[i].key) == 0) {
-            s = nb_err(NB_ERR_ARG, "%s: metadata key '%s' given twice", label,
-                       nb__st_show(nm, kv[i].key));
-            goto done;
-        }
+        if (strcmp(kv[i - 1].key, kv[i].key) == 0)
+            return nb_err(NB_ERR_ARG, "%s: metadata key '%s' given twice", label,
+                          nb__st_show(nm, kv[i].key));
+    return NB_OK;
+}
 
+/* {"dtype":"F32","shape":[2,3],"data_offsets":[begin,end]} under its name. */
+static void put_entry(sbuf *h, const nb_st_entry *e, uint64_t begin, uint64_t end) {
+    sb_json_string(h, e->name);
+    sb_str(h, ":{\"dtype\":\"");
+    sb_str(h, nb_st_dtype_name(e->dtype));
+    sb_str(h, "\",\"shape\":[");
+    for (int d = 0; d < e->ndim; d++) {
+        if (d) sb_str(h, ",");
+        sb_u64(h, (uint64_t)e->dims[d]);
+    }
+    sb_str(h, "],\"data_offsets\":[");
+    sb_u64(h, begin);
+    sb_str(h, ",");
+    sb_u64(h, end);
+    sb_str(h, "]}");
+}
+
+/* The header after its 8-byte length: metadata first, then the tensors in
+ * write order, padded with spaces so the data starts 8-byte aligned. */
+static nb_status put_header(const char *label, w_plan *plan, int n, const nb_kv *kv,
+                            int n_meta) {
     sbuf *h = &plan->head;
     sb_add(h, "\0\0\0\0\0\0\0\0", 8); /* length, filled in below */
     sb_str(h, "{");
@@ -199,41 +210,38 @@ static nb_status plan_file(const char *label, const nb_st_entry *t, int n, const
     }
     uint64_t off = 0;
     for (int i = 0; i < n; i++) {
-        const nb_st_entry *e = plan->items[i].e;
         if (i || n_meta > 0) sb_str(h, ",");
-        sb_json_string(h, e->name);
-        sb_str(h, ":{\"dtype\":\"");
-        sb_str(h, nb_st_dtype_name(e->dtype));
-        sb_str(h, "\",\"shape\":[");
-        for (int d = 0; d < e->ndim; d++) {
-            if (d) sb_str(h, ",");
-            sb_u64(h, (uint64_t)e->dims[d]);
-        }
-        sb_str(h, "],\"data_offsets\":[");
-        sb_u64(h, off);
-        sb_str(h, ",");
+        put_entry(h, plan->items[i].e, off, off + plan->items[i].bytes);
         off += plan->items[i].bytes;
-        sb_u64(h, off);
-        sb_str(h, "]}");
     }
     sb_str(h, "}");
     while (!h->oom && h->len % 8 != 0) sb_str(h, " ");
-    if (h->oom) {
-        s = nb_err(NB_ERR_NOMEM, "%s: out of memory for the header", label);
-        goto done;
-    }
+    if (h->oom) return nb_err(NB_ERR_NOMEM, "%s: out of memory for the header", label);
     uint64_t hlen = h->len - 8;
-    if (hlen > NB_ST_MAX_HEADER) {
-        s = nb_err(NB_ERR_ARG, "%s: header of %llu bytes exceeds the format's limit of %u",
-                   label, (unsigned long long)hlen, NB_ST_MAX_HEADER);
-        goto done;
-    }
+    if (hlen > NB_ST_MAX_HEADER)
+        return nb_err(NB_ERR_ARG, "%s: header of %llu bytes exceeds the format's limit of %u",
+                      label, (unsigned long long)hlen, NB_ST_MAX_HEADER);
     for (int k = 0; k < 8; k++) h->p[k] = (char)(hlen >> (8 * k) & 0xFF);
-    plan->n = n;
-done:
+    return NB_OK;
+}
+
+static nb_status plan_file(const char *label, const nb_st_entry *t, int n, const nb_kv *meta,
+                           int n_meta, w_plan *plan) {
+    memset(plan, 0, sizeof *plan);
+    if (n < 0 || n_meta < 0 || (n > 0 && !t) || (n_meta > 0 && !meta))
+        return nb_err(NB_ERR_ARG, "%s: invalid tensor or metadata list (%d tensors, %d "
+                      "metadata pairs)", label, n, n_meta);
+    plan->items = malloc((n ? (size_t)n : 1) * sizeof *plan->items);
+    nb_kv *kv = malloc((n_meta ? (size_t)n_meta : 1) * sizeof *kv);
+    nb_status s = NB_OK;
+    if (!plan->items || !kv) s = nb_err(NB_ERR_NOMEM, "%s: out of memory", label);
+    if (s == NB_OK) s = plan_tensors(label, t, n, plan);
+    if (s == NB_OK) s = check_unique_names(label, t, n);
+    if (s == NB_OK) s = sort_metadata(label, meta, n_meta, kv);
+    if (s == NB_OK) s = put_header(label, plan, n, kv, n_meta);
+    if (s == NB_OK) plan->n = n;
+    else plan_free(plan);
     free(kv);
-    free(names);
-    if (s != NB_OK) plan_free(plan);
     return s;
 }
 
