@@ -1,9 +1,9 @@
 /* Graph weights as safetensors: every parameter and buffer under its node
  * name, so a graph built with PyTorch's state_dict names ("0.weight",
  * "1.running_mean", ...) exchanges weights with PyTorch directly.  Counting
- * buffers (num_batches_tracked) are I64 scalars, as PyTorch stores them.  Loading checks the whole file against the
- * graph into a staging copy first: the graph changes only when everything
- * fits. */
+ * buffers (num_batches_tracked) are I64 scalars, as PyTorch stores them.
+ * Loading checks the whole file against the graph into a staging copy
+ * first: the graph changes only when everything fits. */
 #include "../formats/st_internal.h"
 
 #include <stdlib.h>
