@@ -5,7 +5,7 @@
  *
  *   clang -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined \
  *       -fno-sanitize-recover=all -Iinclude -Isrc \
- *       fuzz/fuzz_safetensors.c $(find src -name '*.c') -lcjson -lz -lm -o build/fuzz_safetensors
+ *       fuzz/fuzz_safetensors.c $(find src -name '*.c') -lz -lm -o build/fuzz_safetensors
  *   mkdir -p build/fuzz-st-corpus
  *   build/fuzz_safetensors -dict=fuzz/safetensors.dict -max_len=4096 \
  *       -max_total_time=120 build/fuzz-st-corpus tests/corpus/safetensors fuzz/seeds

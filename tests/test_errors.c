@@ -1,12 +1,30 @@
 /* Misuse of the graph, the basic ops, the losses and the shape ops: every
  * error must come back as a status or NB_NONE with a message naming the op
- * and the offending shapes or values, never as a crash. */
+ * and the offending shapes or values, never as a crash.  Errors passed up
+ * through several layers keep their cause.
+ *
+ * This program is linked with -Wl,--wrap=malloc (see CMakeLists.txt), so it
+ * can make one allocation of the library fail on purpose. */
+#define _POSIX_C_SOURCE 200809L
 #include "nabla.h"
 #include "test.h"
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+void *__real_malloc(size_t size);
+static int fail_next_malloc;
+
+void *__wrap_malloc(size_t size) {
+    if (fail_next_malloc) {
+        fail_next_malloc = 0;
+        return NULL;
+    }
+    return __real_malloc(size);
+}
 
 /* Does the last error message contain every string of the NULL-ended list? */
 static int msg_has(const char *first, ...) {
@@ -522,6 +540,89 @@ static void test_bad_labels(void) {
     nb_graph_free(g);
 }
 
+/* ------------------------------------------------------------ wrapped causes */
+
+/* How often needle occurs in the last error message. */
+static int msg_count(const char *needle) {
+    int n = 0;
+    for (const char *p = nb_last_error(); (p = strstr(p, needle)); p += strlen(needle)) n++;
+    return n;
+}
+
+/* The message holds the place and the cause, each exactly once. */
+#define CHECK_CAUSE(where, cause)                                                      \
+    CHECKF(msg_count(where) == 1 && msg_count(cause) == 1,                             \
+           "message '%s' should name '%s' and '%s' once each", nb_last_error(), where,  \
+           cause)
+
+static void test_graph_init_cause(void) {
+    nb_node x;
+    nb_graph *g = graph_with_x(&x);
+    int dims[2] = {4, 3};
+    nb_param(g, "fc1.weight", 2, dims, (nb_init){NB_INIT_UNIFORM, 1, 0, 0, NB_FAN_IN});
+    nb_rng r;
+    nb_rng_seed(&r, 1);
+    CHECK(nb_graph_init(g, &r) == NB_ERR_ARG);
+    CHECK_CAUSE("nb_graph_init: parameter 'fc1.weight': ", "init: uniform bounds [1, 0)");
+    nb_graph_free(g);
+}
+
+/* A graph with one parameter "w" [rows, 3]. */
+static nb_graph *graph_with_w(int rows) {
+    nb_graph *g = nb_graph_new();
+    int dims[2] = {rows, 3};
+    nb_param(g, "w", 2, dims, (nb_init){NB_INIT_CONSTANT, 0.5, 0, 0, NB_FAN_IN});
+    nb_rng r;
+    nb_rng_seed(&r, 1);
+    nb_graph_init(g, &r);
+    return g;
+}
+
+static void test_weights_cause(const char *dir) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/w.safetensors", dir);
+    nb_graph *g = graph_with_w(2), *other = graph_with_w(4);
+    fail_next_malloc = 1;
+    CHECK(nb_save_weights(g, path, NULL, 0) == NB_ERR_NOMEM);
+    CHECK_CAUSE(path, "out of memory");
+    CHECK(access(path, F_OK) != 0);
+    CHECK_OK(nb_save_weights(g, path, NULL, 0));
+    CHECK(nb_load_weights(other, path, 0) == NB_ERR_SHAPE);
+    CHECK_CAUSE(path, "tensor 'w' has shape [2, 3] but the graph's parameter is [4, 3]");
+    unlink(path);
+    nb_graph_free(g);
+    nb_graph_free(other);
+}
+
+static void test_checkpoint_cause(const char *dir) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/ck.safetensors", dir);
+    nb_graph *g = graph_with_w(2), *other = graph_with_w(4);
+    nb_checkpoint ck = {0};
+    fail_next_malloc = 1;
+    CHECK(nb_checkpoint_save(path, g, NULL, &ck) == NB_ERR_NOMEM);
+    CHECK_CAUSE(path, "out of memory");
+    CHECK(access(path, F_OK) != 0);
+    CHECK_OK(nb_checkpoint_save(path, g, NULL, &ck));
+    CHECK(nb_checkpoint_load(path, other, NULL, &ck) == NB_ERR_SHAPE);
+    CHECK_CAUSE(path, "tensor 'w' has shape [2, 3] but the graph's parameter is [4, 3]");
+    unlink(path);
+    nb_graph_free(g);
+    nb_graph_free(other);
+}
+
+static void test_wrapped_causes(void) {
+    char dir[] = "/tmp/nb-errors-XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECKF(0, "mkdtemp failed");
+        return;
+    }
+    test_graph_init_cause();
+    test_weights_cause(dir);
+    test_checkpoint_cause(dir);
+    CHECKF(rmdir(dir) == 0, "files left in %s", dir);
+}
+
 int main(void) {
     test_shape_mismatch();
     test_null_graph();
@@ -533,5 +634,6 @@ int main(void) {
     test_other_build_errors();
     test_run_state();
     test_bad_labels();
+    test_wrapped_causes();
     TEST_END();
 }

@@ -6,37 +6,34 @@
 
 static _Thread_local char last_error[512];
 
+/* Format into a local buffer first: an argument may be last_error itself. */
+static void set_message(const char *fmt, va_list ap) {
+    char msg[sizeof last_error] = "";
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    memcpy(last_error, msg, strlen(msg) + 1);
+}
+
 nb_status nb_err(nb_status s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    set_message(fmt, ap);
     va_end(ap);
     return s;
 }
 
 nb_status nb_err_prefix(nb_status s, const char *fmt, ...) {
-    char cause[sizeof last_error], prefix[sizeof last_error];
-    snprintf(cause, sizeof cause, "%s", last_error);
+    char prefix[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    size_t used = strlen(prefix);
-    memcpy(last_error, prefix, used + 1);
-    if (used + 2 < sizeof last_error) {
-        memcpy(last_error + used, ": ", 3);
-        used += 2;
-        size_t room = sizeof last_error - 1 - used, len = strlen(cause);
-        memcpy(last_error + used, cause, len < room ? len : room);
-        last_error[used + (len < room ? len : room)] = '\0';
-    }
-    return s;
+    return nb_err(s, "%s: %s", prefix, last_error);
 }
 
 nb_status nb_set_error(nb_status s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    set_message(fmt, ap);
     va_end(ap);
     return s;
 }

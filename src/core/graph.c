@@ -438,8 +438,7 @@ nb_status nb_graph_init(nb_graph *g, nb_rng *r) {
         if (init.kind == NB_INIT_DEFAULT)
             init.kind = n->ndim >= 2 ? NB_INIT_TORCH_LINEAR : NB_INIT_ZEROS;
         nb_status s = nb_init_tensor(n->val, n->ndim, n->dims, init, r);
-        if (s != NB_OK) return nb_err(s, "nb_graph_init: parameter '%s': %s", n->name,
-                                      nb_last_error());
+        if (s != NB_OK) return nb_err_prefix(s, "nb_graph_init: parameter '%s'", n->name);
     }
     /* a fresh model also starts with fresh statistics */
     for (int k = 0; k < g->n_buffer_nodes; k++) {

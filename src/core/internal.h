@@ -53,14 +53,16 @@
 
 /* ---------------------------------------------------------------- errors */
 
-/* Set the thread's error message; returns s so callers can `return nb_err(...)`. */
+/* Set the thread's error message; returns s so callers can `return nb_err(...)`.
+ * An argument may be nb_last_error() itself. */
 nb_status nb_err(nb_status s, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
 
-/* Prefix the current message: "<prefix>: <current message>"; returns s. */
+/* Put "<formatted prefix>: " in front of the thread's error message, so a
+ * caller adds where it happened and keeps the cause; returns s. */
 nb_status nb_err_prefix(nb_status s, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))

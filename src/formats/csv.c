@@ -9,6 +9,7 @@
  * locale's decimal point, so "0.5" would stop at the '.' in a program that
  * called setlocale(LC_ALL, "de_DE.UTF-8").  parse_real always means '.'. */
 #include "io.h"
+#include "utf8.h"
 
 #include <float.h>
 #include <stdio.h>
@@ -226,12 +227,8 @@ static int eat_newline(csv_reader *r) {
     FAIL("%s:%zu: line longer than %zu bytes (the limit; see nb_csv_opts.max_line_bytes)", \
          r->name, r->rec_line, r->max_line)
 
-/* Read the next non-blank record.  Returns 1 with the cells in r, 0 at the
- * end of the input, -1 on error (message set, status in r->status).  A byte
- * at offset max_line or beyond from the record's start makes the record too
- * long, and is caught before it is copied. */
-static int read_record(csv_reader *r) {
-    /* skip blank lines (nothing but spaces or tabs) */
+/* Skip blank lines (nothing but spaces or tabs); 0 at the end of the input. */
+static int skip_blank_lines(csv_reader *r) {
     for (;;) {
         const char *q = r->p;
         while (q < r->end && is_space(r, *q)) q++;
@@ -239,10 +236,75 @@ static int read_record(csv_reader *r) {
             r->p = q;
             return 0;
         }
-        if (*q != '\r' && *q != '\n') break;
+        if (*q != '\r' && *q != '\n') return 1;
         r->p = q;
         eat_newline(r);
     }
+}
+
+/* The quoted cell at r->p (column c of the record starting at start) into
+ * the buffer, and what follows it up to the delimiter.  0, or -1 on error. */
+static int read_quoted_cell(csv_reader *r, const char *start, int c) {
+    size_t qline = r->line;
+    r->p++;
+    for (;;) {
+        if (r->p == r->end)
+            FAIL("%s:%zu: column %d: quoted cell is never closed (missing '\"')", r->name, qline,
+                 c);
+        if ((size_t)(r->p - start) >= r->max_line) FAIL_LONG();
+        char ch = *r->p;
+        if (ch == '"') {
+            if (r->p + 1 < r->end && r->p[1] == '"') {
+                if ((r->status = buf_put(r, '"')) != NB_OK) return -1;
+                r->p += 2;
+                continue;
+            }
+            r->p++;
+            break;
+        }
+        if (ch == '\0')
+            FAIL("%s:%zu: column %d: NUL byte (binary data?)", r->name, r->line, c);
+        if (ch == '\r' || ch == '\n') { /* a line break inside quotes is data */
+            if ((r->status = buf_put(r, '\n')) != NB_OK) return -1;
+            eat_newline(r);
+            continue;
+        }
+        if ((r->status = buf_put(r, ch)) != NB_OK) return -1;
+        r->p++;
+    }
+    while (r->p < r->end && is_space(r, *r->p)) r->p++;
+    if (r->p < r->end && *r->p != r->delim && *r->p != '\r' && *r->p != '\n') {
+        char shown[32];
+        FAIL("%s:%zu: column %d: '%s' after a closing quote (expected the delimiter or the end "
+             "of the line)", r->name, r->line, c, nb__quote(shown, sizeof shown, r->p, 1, 1));
+    }
+    return 0;
+}
+
+/* The unquoted cell at r->p into the buffer (from offset first), without
+ * trailing spaces.  0, or -1 on error. */
+static int read_plain_cell(csv_reader *r, const char *start, int c, size_t first) {
+    while (r->p < r->end && *r->p != r->delim && *r->p != '\r' && *r->p != '\n') {
+        char ch = *r->p;
+        if (ch == '"')
+            FAIL("%s:%zu: column %d: quote inside an unquoted cell (quote the whole cell and "
+                 "double the inner quotes)", r->name, r->line, c);
+        if (ch == '\0')
+            FAIL("%s:%zu: column %d: NUL byte (binary data?)", r->name, r->line, c);
+        if ((size_t)(r->p - start) >= r->max_line) FAIL_LONG();
+        if ((r->status = buf_put(r, ch)) != NB_OK) return -1;
+        r->p++;
+    }
+    while (r->buf_len > first && is_space(r, r->buf[r->buf_len - 1])) r->buf_len--;
+    return 0;
+}
+
+/* Read the next non-blank record.  Returns 1 with the cells in r, 0 at the
+ * end of the input, -1 on error (message set, status in r->status).  A byte
+ * at offset max_line or beyond from the record's start makes the record too
+ * long, and is caught before it is copied. */
+static int read_record(csv_reader *r) {
+    if (!skip_blank_lines(r)) return 0;
     const char *start = r->p;
     r->rec_line = r->line;
     r->ncells = 0;
@@ -252,56 +314,9 @@ static int read_record(csv_reader *r) {
         int c = r->ncells; /* 1-based column for messages */
         size_t first = r->buf_len;
         while (r->p < r->end && is_space(r, *r->p)) r->p++;
-        if (r->p < r->end && *r->p == '"') {
-            size_t qline = r->line;
-            r->p++;
-            for (;;) {
-                if (r->p == r->end)
-                    FAIL("%s:%zu: column %d: quoted cell is never closed (missing '\"')",
-                         r->name, qline, c);
-                if ((size_t)(r->p - start) >= r->max_line) FAIL_LONG();
-                char ch = *r->p;
-                if (ch == '"') {
-                    if (r->p + 1 < r->end && r->p[1] == '"') {
-                        if ((r->status = buf_put(r, '"')) != NB_OK) return -1;
-                        r->p += 2;
-                        continue;
-                    }
-                    r->p++;
-                    break;
-                }
-                if (ch == '\0')
-                    FAIL("%s:%zu: column %d: NUL byte (binary data?)", r->name, r->line, c);
-                if (ch == '\r' || ch == '\n') { /* a line break inside quotes is data */
-                    if ((r->status = buf_put(r, '\n')) != NB_OK) return -1;
-                    eat_newline(r);
-                    continue;
-                }
-                if ((r->status = buf_put(r, ch)) != NB_OK) return -1;
-                r->p++;
-            }
-            while (r->p < r->end && is_space(r, *r->p)) r->p++;
-            if (r->p < r->end && *r->p != r->delim && *r->p != '\r' && *r->p != '\n') {
-                char shown[32];
-                FAIL("%s:%zu: column %d: '%s' after a closing quote (expected the delimiter or "
-                     "the end of the line)", r->name, r->line, c,
-                     nb__quote(shown, sizeof shown, r->p, 1, 1));
-            }
-        } else {
-            while (r->p < r->end && *r->p != r->delim && *r->p != '\r' && *r->p != '\n') {
-                char ch = *r->p;
-                if (ch == '"')
-                    FAIL("%s:%zu: column %d: quote inside an unquoted cell (quote the whole cell "
-                         "and double the inner quotes)", r->name, r->line, c);
-                if (ch == '\0')
-                    FAIL("%s:%zu: column %d: NUL byte (binary data?)", r->name, r->line, c);
-                if ((size_t)(r->p - start) >= r->max_line) FAIL_LONG();
-                if ((r->status = buf_put(r, ch)) != NB_OK) return -1;
-                r->p++;
-            }
-            /* trailing spaces are not part of an unquoted cell */
-            while (r->buf_len > first && is_space(r, r->buf[r->buf_len - 1])) r->buf_len--;
-        }
+        int bad = r->p < r->end && *r->p == '"' ? read_quoted_cell(r, start, c)
+                                                 : read_plain_cell(r, start, c, first);
+        if (bad) return -1;
         if ((size_t)(r->p - start) > r->max_line) FAIL_LONG(); /* spaces after the cell */
         r->len[r->ncells - 1] = r->buf_len - first;
         if ((r->status = buf_put(r, '\0')) != NB_OK) return -1;

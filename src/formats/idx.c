@@ -61,7 +61,8 @@ static void from_big_endian(unsigned char *p, size_t count, size_t sz) {
         }
 }
 
-static nb_status read_idx(gzFile f, const char *path, nb_array *out) {
+/* The 4-byte magic (zeros, element type, ndim) and the dimensions. */
+static nb_status read_idx_header(gzFile f, const char *path, nb_array *shape) {
     unsigned char head[4];
     long r = read_full(f, head, 4);
     if (r < 0) return gz_error(f, path);
@@ -69,8 +70,7 @@ static nb_status read_idx(gzFile f, const char *path, nb_array *out) {
     if (head[0] != 0 || head[1] != 0)
         return nb_err(NB_ERR_FORMAT, "%s: not an IDX file (magic %02x %02x %02x %02x; expected "
                       "00 00 <type> <ndim>)", path, head[0], head[1], head[2], head[3]);
-    nb_dtype dtype;
-    if (!idx_dtype(head[2], &dtype))
+    if (!idx_dtype(head[2], &shape->dtype))
         return nb_err(NB_ERR_FORMAT, "%s: unknown IDX element type 0x%02x (known: 08 09 0B 0C "
                       "0D 0E)", path, head[2]);
     int ndim = head[3];
@@ -83,9 +83,8 @@ static nb_status read_idx(gzFile f, const char *path, nb_array *out) {
     if (r < 4 * ndim)
         return nb_err(NB_ERR_FORMAT, "%s: truncated IDX header (%d dimensions announced)", path,
                       ndim);
-    size_t esize = nb_dtype_size(dtype);
+    size_t esize = nb_dtype_size(shape->dtype);
     uint64_t numel = 1;
-    int dims[NB_MAX_DIMS];
     for (int d = 0; d < ndim; d++) {
         const unsigned char *p = dbytes + 4 * d;
         uint32_t v = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -97,13 +96,20 @@ static nb_status read_idx(gzFile f, const char *path, nb_array *out) {
             return nb_err(NB_ERR_FORMAT, "%s: IDX dimensions announce more than %llu bytes of "
                           "data", path, (unsigned long long)IDX_MAX_BYTES);
         numel *= v;
-        dims[d] = (int)v;
+        shape->dims[d] = (int)v;
     }
-    size_t want = (size_t)numel * esize;
+    shape->ndim = ndim;
+    shape->numel = (size_t)numel;
+    return NB_OK;
+}
+
+/* Exactly want bytes of data, nothing after them, into *data (malloc'ed). */
+static nb_status read_idx_data(gzFile f, const char *path, size_t want, unsigned char **data) {
     /* Grow the buffer as data arrives, so a lying header cannot make us
      * allocate more than the file really holds (plus one chunk). */
     size_t cap = 0, got = 0;
     unsigned char *buf = NULL;
+    long r;
     while (got < want) {
         if (got == cap) {
             nb_status s = nb__grow_toward(&buf, &cap, want, path);
@@ -131,13 +137,22 @@ static nb_status read_idx(gzFile f, const char *path, nb_array *out) {
         return nb_err(NB_ERR_FORMAT, "%s: trailing bytes after the %zu bytes of IDX data the "
                       "header announces", path, want);
     }
-    from_big_endian(buf, (size_t)numel, esize);
-    memset(out, 0, sizeof *out);
-    out->dtype = dtype;
-    out->ndim = ndim;
-    memcpy(out->dims, dims, sizeof dims[0] * (size_t)ndim);
-    out->numel = (size_t)numel;
-    out->data = buf;
+    *data = buf;
+    return NB_OK;
+}
+
+static nb_status read_idx(gzFile f, const char *path, nb_array *out) {
+    nb_array a;
+    memset(&a, 0, sizeof a);
+    nb_status s = read_idx_header(f, path, &a);
+    if (s != NB_OK) return s;
+    size_t esize = nb_dtype_size(a.dtype);
+    unsigned char *buf = NULL;
+    s = read_idx_data(f, path, a.numel * esize, &buf);
+    if (s != NB_OK) return s;
+    from_big_endian(buf, a.numel, esize);
+    a.data = buf;
+    *out = a;
     return NB_OK;
 }
 

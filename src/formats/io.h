@@ -4,10 +4,6 @@
 
 #include "../core/internal.h"
 
-/* 1 if s[0..len) is well-formed UTF-8 (no overlong forms, surrogates or
- * code points above U+10FFFF), else 0. */
-int nb__utf8_valid(const char *s, size_t len);
-
 /* Copy untrusted text into dst (cap bytes, always terminated) so it can be
  * shown in an error message: valid UTF-8 is kept, control characters and
  * stray bytes become \xNN, and more than max_bytes of input ends in "...". */

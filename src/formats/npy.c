@@ -13,6 +13,7 @@
  * from a file (nb_npy_load); for files the data buffer grows only as bytes
  * arrive, so a header announcing a huge array costs nothing. */
 #include "io.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -317,6 +318,51 @@ static nb_status read_header(npy_src *src, npy_header *hd) {
     return s;
 }
 
+/* Exactly want bytes of data after the header, into *data (malloc'ed). */
+static nb_status read_npy_data(npy_src *src, size_t want, unsigned char **data) {
+    const char *name = src->name;
+    unsigned char *buf = NULL;
+    size_t got = 0;
+    if (src->mem) {
+        size_t have = src->len - src->pos;
+        if (have != want)
+            return nb_err(NB_ERR_FORMAT, "%s: .npy data is %zu bytes but the shape and dtype "
+                          "need %zu (%s)", name, have, want,
+                          have < want ? "truncated" : "trailing bytes");
+        buf = malloc(want);
+        if (!buf) return nb_err(NB_ERR_NOMEM, "%s: out of memory for %zu bytes", name, want);
+        src_read(src, buf, want);
+        *data = buf;
+        return NB_OK;
+    }
+    /* grow as data arrives: a lying header cannot make us allocate more
+     * than the file holds (plus one chunk) */
+    size_t cap = 0;
+    while (got < want) {
+        if (got == cap) {
+            nb_status s = nb__grow_toward(&buf, &cap, want, name);
+            if (s != NB_OK) return s;
+        }
+        size_t ask = cap - got;
+        size_t r = src_read(src, buf + got, ask);
+        got += r;
+        if (r < ask) break; /* end of file */
+    }
+    if (got < want) {
+        free(buf);
+        return nb_err(NB_ERR_FORMAT, "%s: .npy data is %zu bytes but the shape and dtype "
+                      "need %zu (truncated)", name, got, want);
+    }
+    unsigned char extra;
+    if (src_read(src, &extra, 1)) {
+        free(buf);
+        return nb_err(NB_ERR_FORMAT, "%s: .npy data is longer than the %zu bytes the shape "
+                      "and dtype need (trailing bytes)", name, want);
+    }
+    *data = buf;
+    return NB_OK;
+}
+
 static nb_status read_npy(npy_src *src, nb_array *out) {
     const char *name = src->name;
     npy_header hd;
@@ -342,42 +388,7 @@ static nb_status read_npy(npy_src *src, nb_array *out) {
     }
     size_t want = (size_t)numel * esize;
     unsigned char *buf = NULL;
-    size_t got = 0;
-    if (src->mem) {
-        size_t have = src->len - src->pos;
-        if (have != want)
-            return nb_err(NB_ERR_FORMAT, "%s: .npy data is %zu bytes but the shape and dtype "
-                          "need %zu (%s)", name, have, want,
-                          have < want ? "truncated" : "trailing bytes");
-        buf = malloc(want);
-        if (!buf) return nb_err(NB_ERR_NOMEM, "%s: out of memory for %zu bytes", name, want);
-        got = src_read(src, buf, want);
-    } else {
-        /* grow as data arrives: a lying header cannot make us allocate more
-         * than the file holds (plus one chunk) */
-        size_t cap = 0;
-        while (got < want) {
-            if (got == cap) {
-                nb_status s = nb__grow_toward(&buf, &cap, want, name);
-                if (s != NB_OK) return s;
-            }
-            size_t ask = cap - got;
-            size_t r = src_read(src, buf + got, ask);
-            got += r;
-            if (r < ask) break; /* end of file */
-        }
-        if (got < want) {
-            free(buf);
-            return nb_err(NB_ERR_FORMAT, "%s: .npy data is %zu bytes but the shape and dtype "
-                          "need %zu (truncated)", name, got, want);
-        }
-        unsigned char extra;
-        if (src_read(src, &extra, 1)) {
-            free(buf);
-            return nb_err(NB_ERR_FORMAT, "%s: .npy data is longer than the %zu bytes the shape "
-                          "and dtype need (trailing bytes)", name, want);
-        }
-    }
+    if ((s = read_npy_data(src, want, &buf)) != NB_OK) return s;
     if (is_bool)
         for (size_t k = 0; k < want; k++)
             if (buf[k] > 1) {

@@ -1,9 +1,23 @@
-/* Internals shared by the safetensors reader/writer, graph weights and
- * checkpoints (src/formats and src/model only). */
+/* Internals shared by the safetensors reader (safetensors_read.c), writer
+ * (safetensors_write.c), graph weights and checkpoints (src/formats and
+ * src/model only). */
 #ifndef NB_FORMATS_ST_INTERNAL_H
 #define NB_FORMATS_ST_INTERNAL_H
 
 #include "../core/internal.h"
+
+/* Largest header either side accepts: the reference implementation's limit. */
+#define NB_ST_MAX_HEADER 100000000u
+
+/* The dtype called name (exact, upper case); 0 if there is none. */
+int nb__st_dtype_lookup(const char *name, nb_st_dtype *out);
+
+/* Element count of a shape; 0 with *ok = 0 when it overflows 64 bits. */
+uint64_t nb__st_shape_numel(int ndim, const int *dims, int *ok);
+
+/* Byte size of numel elements of dtype t into *bytes; 0 with *why set when
+ * it overflows or is not a whole number of bytes. */
+int nb__st_tensor_bytes(uint64_t numel, nb_st_dtype t, uint64_t *bytes, const char **why);
 
 /* Serialise tensors and metadata into one malloc'ed buffer (what
  * nb_st_write would put in the file).  Used by the tests and the fuzzer. */

@@ -1,6 +1,7 @@
-/* Text and file helpers shared by the loaders: UTF-8 validation, quoting of
- * untrusted text for error messages, reading a whole file. */
+/* Text and file helpers shared by the loaders: quoting of untrusted text
+ * for error messages, reading a whole file. */
 #include "io.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -9,44 +10,12 @@
 #include <string.h>
 #include <zlib.h>
 
-/* Length of the UTF-8 sequence starting at s (at most n bytes available),
- * or 0 if it is malformed. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    size_t len;
-    unsigned min;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) len = 2, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF) len = 3, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4) len = 4, min = 0x10000;
-    else return 0; /* continuation byte, overlong 2-byte lead, or beyond U+10FFFF */
-    if (n < len) return 0;
-    unsigned cp = c & (0x7F >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = cp << 6 | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
-}
-
-int nb__utf8_valid(const char *s, size_t len) {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        size_t k = utf8_seq(p + i, len - i);
-        if (!k) return 0;
-        i += k;
-    }
-    return 1;
-}
-
 const char *nb__quote(char *dst, size_t cap, const char *s, size_t len, size_t max_bytes) {
     const unsigned char *p = (const unsigned char *)s;
     size_t o = 0, i = 0;
     if (!cap) return dst;
     while (i < len && i < max_bytes) {
-        size_t k = utf8_seq(p + i, len - i);
+        size_t k = nb__utf8_seq(p + i, len - i);
         char tmp[8];
         size_t tlen;
         if (k == 1 && p[i] >= 0x20 && p[i] != 0x7F) {

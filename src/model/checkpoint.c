@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,13 +66,28 @@ static double field_value(const nb_optim_config *c, size_t k) {
 /* Metadata strings live in one fixed table of small buffers. */
 enum { MAX_META = 40, META_LEN = 80 };
 
-nb_status nb_checkpoint_save(const char *path, const nb_graph *g, const nb_optim *opt,
-                             const nb_checkpoint *ck) {
-    if (!path || !g || !ck)
-        return nb_err(NB_ERR_ARG, "nb_checkpoint_save: %s is NULL",
-                      !path ? "path" : !g ? "graph" : "checkpoint info");
-    if (g->status != NB_OK)
-        return nb_err(NB_ERR_STATE, "%s: the graph has a build error; not saving", path);
+typedef struct meta_table {
+    char val[MAX_META][META_LEN];
+    nb_kv kv[MAX_META];
+    int n;
+} meta_table;
+
+static void meta_put(meta_table *t, const char *key, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static void meta_put(meta_table *t, const char *key, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->val[t->n], META_LEN, fmt, ap);
+    va_end(ap);
+    t->kv[t->n] = (nb_kv){key, t->val[t->n]};
+    t->n++;
+}
+
+/* The parameter and buffer names must leave the optimiser's prefix free. */
+static nb_status check_reserved_names(const char *path, const nb_graph *g) {
     for (int i = 0; i < g->n_param_nodes + g->n_buffer_nodes; i++) {
         int buffer = i >= g->n_param_nodes;
         const char *name = g->nodes[buffer ? g->buffer_nodes[i - g->n_param_nodes]
@@ -80,77 +96,96 @@ nb_status nb_checkpoint_save(const char *path, const nb_graph *g, const nb_optim
             return nb_err(NB_ERR_ARG, "%s: %s name '%s' is reserved for the optimiser",
                           path, buffer ? "buffer" : "parameter", name);
     }
-    char val[MAX_META][META_LEN];
-    nb_kv meta[MAX_META];
-    int m = 0;
-#define META(k, ...) (snprintf(val[m], META_LEN, __VA_ARGS__), meta[m] = (nb_kv){k, val[m]}, m++)
-    META("nabla.format", "checkpoint");
-    META("nabla.version", "1");
-    META("nabla.real", "%s", nb_st_dtype_name(REAL_DTYPE));
-    META("nabla.epoch", "%d", ck->epoch);
-    META("nabla.step", "%ld", ck->step);
-    META("nabla.seed", "%llu", (unsigned long long)ck->seed);
-    META("nabla.rng", "%016llx %016llx %016llx %016llx", (unsigned long long)ck->rng.s[0],
-         (unsigned long long)ck->rng.s[1], (unsigned long long)ck->rng.s[2],
-         (unsigned long long)ck->rng.s[3]);
-    META("nabla.graph_rng", "%016llx %016llx %016llx %016llx",
-         (unsigned long long)g->rng.s[0], (unsigned long long)g->rng.s[1],
-         (unsigned long long)g->rng.s[2], (unsigned long long)g->rng.s[3]);
-    if (ck->model) meta[m++] = (nb_kv){"nabla.model", ck->model};
+    return NB_OK;
+}
+
+/* nabla.* and optim.* metadata (see the top of this file). */
+static void own_metadata(meta_table *t, const nb_graph *g, const nb_optim *opt,
+                         const nb_checkpoint *ck) {
+    meta_put(t, "nabla.format", "checkpoint");
+    meta_put(t, "nabla.version", "1");
+    meta_put(t, "nabla.real", "%s", nb_st_dtype_name(REAL_DTYPE));
+    meta_put(t, "nabla.epoch", "%d", ck->epoch);
+    meta_put(t, "nabla.step", "%ld", ck->step);
+    meta_put(t, "nabla.seed", "%llu", (unsigned long long)ck->seed);
+    meta_put(t, "nabla.rng", "%016llx %016llx %016llx %016llx",
+             (unsigned long long)ck->rng.s[0], (unsigned long long)ck->rng.s[1],
+             (unsigned long long)ck->rng.s[2], (unsigned long long)ck->rng.s[3]);
+    meta_put(t, "nabla.graph_rng", "%016llx %016llx %016llx %016llx",
+             (unsigned long long)g->rng.s[0], (unsigned long long)g->rng.s[1],
+             (unsigned long long)g->rng.s[2], (unsigned long long)g->rng.s[3]);
+    if (ck->model) t->kv[t->n++] = (nb_kv){"nabla.model", ck->model};
     const nb_optim_config *cfg = opt ? nb_optim_get_config(opt) : NULL;
-    META("optim.kind", "%s", cfg ? nb_optim_name(cfg->kind) : "none");
-    if (cfg) {
-        META("optim.steps", "%ld", nb_optim_steps(opt));
-        for (size_t k = 0; k < N_OPTIM_FIELDS; k++)
-            META(optim_fields[k].key, "%.17g", field_value(cfg, k));
-    }
-#undef META
-    if (ck->n_meta < 0 || (ck->n_meta && !ck->meta) || ck->n_meta > MAX_META - m)
+    meta_put(t, "optim.kind", "%s", cfg ? nb_optim_name(cfg->kind) : "none");
+    if (!cfg) return;
+    meta_put(t, "optim.steps", "%ld", nb_optim_steps(opt));
+    for (size_t k = 0; k < N_OPTIM_FIELDS; k++)
+        meta_put(t, optim_fields[k].key, "%.17g", field_value(cfg, k));
+}
+
+/* The caller's metadata (ck->meta), after ours: no reserved prefixes. */
+static nb_status extra_metadata(meta_table *t, const char *path, const nb_checkpoint *ck) {
+    if (ck->n_meta < 0 || (ck->n_meta && !ck->meta) || ck->n_meta > MAX_META - t->n)
         return nb_err(NB_ERR_ARG, "%s: %d extra metadata entries (at most %d)", path,
-                      ck->n_meta, MAX_META - m);
+                      ck->n_meta, MAX_META - t->n);
     for (int k = 0; k < ck->n_meta; k++) {
         const char *key = ck->meta[k].key;
         if (!key || !ck->meta[k].value || !strncmp(key, "nabla.", 6) ||
             !strncmp(key, "optim.", 6))
             return nb_err(NB_ERR_ARG, "%s: extra metadata key '%s' is missing, has no value or "
                           "uses a reserved prefix (nabla., optim.)", path, key ? key : "(null)");
-        meta[m++] = ck->meta[k];
+        t->kv[t->n++] = ck->meta[k];
     }
+    return NB_OK;
+}
+
+/* The optimiser's state as the tensor OPTIM_STATE; *bytes (malloc'ed) and
+ * *dim hold its data and shape. */
+static nb_status optim_state_entry(const char *path, const nb_optim *opt, int *dim,
+                                   unsigned char **bytes, nb_st_entry *out) {
+    size_t len;
+    nb_real *state = nb_optim_state((nb_optim *)opt, &len);
+    size_t esize = REAL_DTYPE == NB_ST_F64 ? 8 : 4;
+    if (len > (size_t)INT32_MAX)
+        return nb_err(NB_ERR_ARG, "%s: optimiser state of %zu values exceeds the limit", path,
+                      len);
+    *dim = (int)len;
+    *bytes = malloc(len ? len * esize : 1);
+    if (!*bytes) return nb_err(NB_ERR_NOMEM, "%s: out of memory", path);
+    for (size_t k = 0; k < len; k++) nb__st_put_real(*bytes + k * esize, REAL_DTYPE, state[k]);
+    *out = (nb_st_entry){OPTIM_STATE, REAL_DTYPE, 1, dim, *bytes};
+    return NB_OK;
+}
+
+nb_status nb_checkpoint_save(const char *path, const nb_graph *g, const nb_optim *opt,
+                             const nb_checkpoint *ck) {
+    if (!path || !g || !ck)
+        return nb_err(NB_ERR_ARG, "nb_checkpoint_save: %s is NULL",
+                      !path ? "path" : !g ? "graph" : "checkpoint info");
+    if (g->status != NB_OK)
+        return nb_err(NB_ERR_STATE, "%s: the graph has a build error; not saving", path);
+    nb_status s = check_reserved_names(path, g);
+    if (s != NB_OK) return s;
+    meta_table meta;
+    meta.n = 0;
+    own_metadata(&meta, g, opt, ck);
+    if ((s = extra_metadata(&meta, path, ck)) != NB_OK) return s;
 
     nb_st_entry *params;
     unsigned char *bytes;
     int n;
-    nb_status s = nb__state_entries(g, REAL_DTYPE, &params, &bytes, &n);
-    if (s != NB_OK) return nb_err(s, "%s: %s", path, nb_last_error());
+    s = nb__state_entries(g, REAL_DTYPE, &params, &bytes, &n);
+    if (s != NB_OK) return nb_err_prefix(s, "%s", path);
     nb_st_entry *all = malloc((size_t)(n + 1) * sizeof *all);
     unsigned char *state_bytes = NULL;
     int state_dim = 0;
-    if (!all) {
-        s = nb_err(NB_ERR_NOMEM, "%s: out of memory", path);
-        goto done;
+    if (!all) s = nb_err(NB_ERR_NOMEM, "%s: out of memory", path);
+    if (s == NB_OK && n) memcpy(all, params, (size_t)n * sizeof *all);
+    if (s == NB_OK && opt) {
+        s = optim_state_entry(path, opt, &state_dim, &state_bytes, &all[n]);
+        n++;
     }
-    if (n) memcpy(all, params, (size_t)n * sizeof *all);
-    if (opt) {
-        size_t len;
-        nb_real *state = nb_optim_state((nb_optim *)opt, &len);
-        size_t esize = REAL_DTYPE == NB_ST_F64 ? 8 : 4;
-        if (len > (size_t)INT32_MAX) {
-            s = nb_err(NB_ERR_ARG, "%s: optimiser state of %zu values exceeds the limit", path,
-                       len);
-            goto done;
-        }
-        state_dim = (int)len;
-        state_bytes = malloc(len ? len * esize : 1);
-        if (!state_bytes) {
-            s = nb_err(NB_ERR_NOMEM, "%s: out of memory", path);
-            goto done;
-        }
-        for (size_t k = 0; k < len; k++) nb__st_put_real(state_bytes + k * esize, REAL_DTYPE,
-                                                         state[k]);
-        all[n++] = (nb_st_entry){OPTIM_STATE, REAL_DTYPE, 1, &state_dim, state_bytes};
-    }
-    s = nb_st_write(path, all, n, meta, m);
-done:
+    if (s == NB_OK) s = nb_st_write(path, all, n, meta.kv, meta.n);
     free(all);
     free(params);
     free(bytes);
@@ -308,6 +343,79 @@ static nb_status check_optim(const nb_safetensors *st, const char *path, const n
     return NB_OK;
 }
 
+/* A nabla checkpoint of the version this library reads, and (when
+ * ck->model is given) of the same model text. */
+static nb_status check_identity(const nb_safetensors *st, const char *path,
+                                const nb_checkpoint *ck) {
+    const char *v;
+    if (need_meta(st, path, "nabla.format", &v) != NB_OK)
+        return nb_err(NB_ERR_FORMAT, "%s: not a nabla checkpoint (no 'nabla.format' metadata)",
+                      path);
+    if (strcmp(v, "checkpoint") != 0) return bad_meta(path, "nabla.format", v, "'checkpoint'");
+    nb_status s = need_meta(st, path, "nabla.version", &v);
+    if (s != NB_OK) return s;
+    if (strcmp(v, "1") != 0)
+        return bad_meta(path, "nabla.version", v, "1 (the version this library reads)");
+    if (!ck->model) return NB_OK;
+    const char *saved = nb_st_meta(st, "nabla.model");
+    if (!saved)
+        return nb_err(NB_ERR_ARG, "%s: checkpoint has no model text to compare with", path);
+    if (strcmp(saved, ck->model) != 0)
+        return nb_err(NB_ERR_ARG, "%s: checkpoint was saved for a different model (the model "
+                      "texts differ from line %d)", path, first_diff_line(saved, ck->model));
+    return NB_OK;
+}
+
+/* Where the run stands: epoch, step, seed and the generators. */
+typedef struct run_state {
+    long long epoch, step;
+    uint64_t seed;
+    nb_rng rng, graph_rng;
+    int have_rng, have_graph_rng;
+} run_state;
+
+static nb_status read_run_state(const nb_safetensors *st, const char *path, run_state *r) {
+    nb_status s;
+    if ((s = meta_int(st, path, "nabla.epoch", INT_MIN, INT_MAX, &r->epoch)) != NB_OK ||
+        (s = meta_int(st, path, "nabla.step", LONG_MIN, LONG_MAX, &r->step)) != NB_OK ||
+        (s = meta_u64(st, path, "nabla.seed", &r->seed)) != NB_OK ||
+        (s = meta_rng(st, path, "nabla.rng", 0, &r->rng, &r->have_rng)) != NB_OK)
+        return s;
+    return meta_rng(st, path, "nabla.graph_rng", 1, &r->graph_rng, &r->have_graph_rng);
+}
+
+/* Tensor names under the optimiser's prefix other than its state. */
+static nb_status check_reserved_tensors(const nb_safetensors *st, const char *path) {
+    for (int i = 0; i < nb_st_count(st); i++) {
+        nb_st_tensor t;
+        nb_st_tensor_at(st, i, &t);
+        if (strncmp(t.name, RESERVED, strlen(RESERVED)) == 0 && strcmp(t.name, OPTIM_STATE)) {
+            char shown[100];
+            return nb_err(NB_ERR_FORMAT, "%s: unknown reserved tensor '%s'", path,
+                          nb__st_show(shown, t.name));
+        }
+    }
+    return NB_OK;
+}
+
+/* Everything checked: put it in place. */
+static void apply_checkpoint(nb_graph *g, nb_optim *opt, nb_checkpoint *ck, const run_state *r,
+                             const nb_real *params, const nb_real *buffers,
+                             const nb_real *state, long optim_steps) {
+    nb__apply_staged(g, params, buffers);
+    if (r->have_graph_rng) g->rng = r->graph_rng;
+    if (opt && state) {
+        size_t len;
+        nb_real *dst = nb_optim_state(opt, &len);
+        if (len) memcpy(dst, state, len * sizeof *dst);
+        nb_optim_set_steps(opt, optim_steps);
+    }
+    ck->epoch = (int)r->epoch;
+    ck->step = (long)r->step;
+    ck->seed = r->seed;
+    ck->rng = r->rng;
+}
+
 nb_status nb_checkpoint_load(const char *path, nb_graph *g, nb_optim *opt, nb_checkpoint *ck) {
     if (!path || !g || !ck)
         return nb_err(NB_ERR_ARG, "nb_checkpoint_load: %s is NULL",
@@ -318,72 +426,14 @@ nb_status nb_checkpoint_load(const char *path, nb_graph *g, nb_optim *opt, nb_ch
     nb_status s = nb_st_open(path, &st);
     if (s != NB_OK) return s;
     nb_real *params = NULL, *buffers = NULL, *state = NULL;
-    long long epoch = 0, step = 0;
     long optim_steps = 0;
-    uint64_t seed = 0;
-    nb_rng rng = {{0, 0, 0, 0}}, graph_rng = {{0, 0, 0, 0}};
-    int have_rng, have_graph_rng;
-    const char *v;
-    if ((s = need_meta(st, path, "nabla.format", &v)) != NB_OK) {
-        s = nb_err(NB_ERR_FORMAT, "%s: not a nabla checkpoint (no 'nabla.format' metadata)",
-                   path);
-        goto done;
-    }
-    if (strcmp(v, "checkpoint") != 0) {
-        s = bad_meta(path, "nabla.format", v, "'checkpoint'");
-        goto done;
-    }
-    if ((s = need_meta(st, path, "nabla.version", &v)) != NB_OK) goto done;
-    if (strcmp(v, "1") != 0) {
-        s = bad_meta(path, "nabla.version", v, "1 (the version this library reads)");
-        goto done;
-    }
-    if (ck->model) {
-        const char *saved = nb_st_meta(st, "nabla.model");
-        if (!saved) {
-            s = nb_err(NB_ERR_ARG, "%s: checkpoint has no model text to compare with", path);
-            goto done;
-        }
-        if (strcmp(saved, ck->model) != 0) {
-            s = nb_err(NB_ERR_ARG, "%s: checkpoint was saved for a different model (the model "
-                       "texts differ from line %d)", path, first_diff_line(saved, ck->model));
-            goto done;
-        }
-    }
-    if ((s = meta_int(st, path, "nabla.epoch", INT_MIN, INT_MAX, &epoch)) != NB_OK ||
-        (s = meta_int(st, path, "nabla.step", LONG_MIN, LONG_MAX, &step)) != NB_OK ||
-        (s = meta_u64(st, path, "nabla.seed", &seed)) != NB_OK ||
-        (s = meta_rng(st, path, "nabla.rng", 0, &rng, &have_rng)) != NB_OK ||
-        (s = meta_rng(st, path, "nabla.graph_rng", 1, &graph_rng, &have_graph_rng)) != NB_OK)
-        goto done;
-    for (int i = 0; i < nb_st_count(st); i++) {
-        nb_st_tensor t;
-        nb_st_tensor_at(st, i, &t);
-        if (strncmp(t.name, RESERVED, strlen(RESERVED)) == 0 && strcmp(t.name, OPTIM_STATE)) {
-            char shown[100];
-            s = nb_err(NB_ERR_FORMAT, "%s: unknown reserved tensor '%s'", path,
-                       nb__st_show(shown, t.name));
-            goto done;
-        }
-    }
-    if ((s = nb__stage_params(st, path, g, 0, RESERVED, &params, &buffers)) != NB_OK)
-        goto done;
-    if ((s = check_optim(st, path, opt, &optim_steps, &state)) != NB_OK) goto done;
-
-    /* everything checked: apply */
-    nb__apply_staged(g, params, buffers);
-    if (have_graph_rng) g->rng = graph_rng;
-    if (opt && state) {
-        size_t len;
-        nb_real *dst = nb_optim_state(opt, &len);
-        if (len) memcpy(dst, state, len * sizeof *dst);
-        nb_optim_set_steps(opt, optim_steps);
-    }
-    ck->epoch = (int)epoch;
-    ck->step = (long)step;
-    ck->seed = seed;
-    ck->rng = rng;
-done:
+    run_state run = {0, 0, 0, {{0, 0, 0, 0}}, {{0, 0, 0, 0}}, 0, 0};
+    s = check_identity(st, path, ck);
+    if (s == NB_OK) s = read_run_state(st, path, &run);
+    if (s == NB_OK) s = check_reserved_tensors(st, path);
+    if (s == NB_OK) s = nb__stage_params(st, path, g, 0, RESERVED, &params, &buffers);
+    if (s == NB_OK) s = check_optim(st, path, opt, &optim_steps, &state);
+    if (s == NB_OK) apply_checkpoint(g, opt, ck, &run, params, buffers, state, optim_steps);
     free(params);
     free(buffers);
     free(state);

@@ -1,9 +1,9 @@
 /* Graph weights as safetensors: every parameter and buffer under its node
  * name, so a graph built with PyTorch's state_dict names ("0.weight",
  * "1.running_mean", ...) exchanges weights with PyTorch directly.  Counting
- * buffers (num_batches_tracked) are I64 scalars, as PyTorch stores them.  Loading checks the whole file against the
- * graph into a staging copy first: the graph changes only when everything
- * fits. */
+ * buffers (num_batches_tracked) are I64 scalars, as PyTorch stores them.
+ * Loading checks the whole file against the graph into a staging copy
+ * first: the graph changes only when everything fits. */
 #include "../formats/st_internal.h"
 
 #include <stdlib.h>
@@ -144,7 +144,7 @@ nb_status nb_save_weights(const nb_graph *g, const char *path, const nb_kv *meta
     unsigned char *b;
     int n;
     nb_status s = nb__state_entries(g, NB_ST_F32, &e, &b, &n);
-    if (s != NB_OK) return nb_err(s, "%s: %s", path, nb_last_error());
+    if (s != NB_OK) return nb_err_prefix(s, "%s", path);
     s = nb_st_write(path, e, n, meta, n_meta);
     free(e);
     free(b);
