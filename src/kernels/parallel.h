@@ -25,6 +25,14 @@ static inline void nb__part_range(size_t n, int part, int parts, size_t align, s
     *hi = part + 1 == parts ? n : n * (size_t)(part + 1) / (size_t)parts / align * align;
 }
 
+/* How many parts to split `work` items into so each part has at least
+ * `per_part` of them: between 1 and the threads free to take them. */
+static inline int nb__part_count(size_t work, size_t per_part) {
+    size_t parts = work / per_part;
+    int threads = nb__free_threads();
+    return parts < 1 ? 1 : parts > (size_t)threads ? threads : (int)parts;
+}
+
 /* Run setup on each worker thread when it starts, before its first part:
  * for instance to allocate per-thread buffers, so that no later region
  * allocates.  The thread that started the worker waits for it.  Register

@@ -673,7 +673,7 @@ static nb_status parse_line(spec_ctx *c, spec_line *l) {
             return fail(c, l, "%s: unexpected %s '%s'", l->op,
                         is_option(l->tok[t]) ? "option" : "argument", l->tok[t]);
     if (out == NB_NONE) /* the graph rejected it: shapes, values */
-        return fail(c, l, "%s", nb_last_error());
+        return nb_err_prefix(NB_ERR_FORMAT, "%s:%d", c->source, l->lineno);
     /* the node takes the layer's name: its label, or its Sequential index */
     nb_node_t *node = nb__node(c->g, out);
     if (l->label) snprintf(node->name, sizeof node->name, "%s", l->label);

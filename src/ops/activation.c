@@ -34,9 +34,7 @@ static void slice_of(const act_job *j, int part, size_t *k0, size_t *k1) {
 
 static void run_slices(nb_graph *g, nb_node_t *n, void (*slice)(void *, int)) {
     act_job j = {.g = g, .n = n, .parts = 1};
-    size_t parts = nb__numel(n) / SLICE_MIN;
-    int threads = nb__free_threads();
-    j.parts = parts < 1 ? 1 : parts > (size_t)threads ? threads : (int)parts;
+    j.parts = nb__part_count(nb__numel(n), SLICE_MIN);
     if (j.parts > 1) nb__parallel(j.parts, slice, &j);
     else slice(&j, 0);
 }

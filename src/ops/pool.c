@@ -171,10 +171,8 @@ static void maxpool_2x2_part(void *ctx, int part) {
 
 static void maxpool_2x2(const pool_shape *s, const nb_real *x, nb_real *y, int32_t *arg) {
     pool_job j = {.s = s, .x = x, .y = y, .arg = arg, .parts = 1};
-    size_t per_part = (size_t)1 << 16; /* input values per part at least */
-    size_t parts = s->planes * (size_t)s->H * (size_t)s->W / per_part;
-    int threads = nb__free_threads();
-    j.parts = parts < 1 ? 1 : parts > (size_t)threads ? threads : (int)parts;
+    /* at least 2^16 input values per part */
+    j.parts = nb__part_count(s->planes * (size_t)s->H * (size_t)s->W, (size_t)1 << 16);
     if ((size_t)j.parts > s->planes) j.parts = (int)s->planes;
     if (j.parts > 1) nb__parallel(j.parts, maxpool_2x2_part, &j);
     else maxpool_2x2_part(&j, 0);
@@ -257,9 +255,7 @@ static void maxpool_backward(nb_graph *g, nb_node_t *n) {
     pool_shape s = shape_of(g, n);
     unpool_job j = {.s = &s, .arg = (const int32_t *)(const void *)n->scratch, .dy = n->grad,
                     .dx = x->grad, .parts = 1};
-    size_t parts = nb__numel(n) / ((size_t)1 << 15); /* outputs per part at least */
-    int threads = nb__free_threads();
-    j.parts = parts < 1 ? 1 : parts > (size_t)threads ? threads : (int)parts;
+    j.parts = nb__part_count(nb__numel(n), (size_t)1 << 15); /* at least 2^15 outputs each */
     if ((size_t)j.parts > s.planes) j.parts = (int)s.planes;
     if (j.parts > 1) nb__parallel(j.parts, maxpool_backward_part, &j);
     else maxpool_backward_part(&j, 0);

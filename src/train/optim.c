@@ -430,9 +430,7 @@ nb_status nb_optim_step(nb_optim *o, nb_real *params, const nb_real *grads, doub
                       nb_optim_name(o->cfg.kind), lr);
     step_job j = {.o = o, .params = params, .grads = grads, .lr = lr, .t = o->steps + 1};
     /* every update is elementwise: slices of the parameters run in parallel */
-    size_t parts = o->n / SLICE_MIN;
-    int threads = nb__free_threads();
-    j.parts = parts < 1 ? 1 : parts > (size_t)threads ? threads : (int)parts;
+    j.parts = nb__part_count(o->n, SLICE_MIN);
     if (j.parts > 1) nb__parallel(j.parts, step_slice, &j);
     else step_slice(&j, 0);
     o->steps = j.t;
