@@ -51,7 +51,8 @@ nb_status nb_data_from_reals(const nb_real *x, const nb_real *y, size_t n, size_
     if (x_size == 0 || x_size > INT_MAX)
         return nb_err(NB_ERR_ARG, "%s: %zu values per sample (expected 1 to %d)", fn, x_size,
                       INT_MAX);
-    if (n > SIZE_MAX / sizeof(nb_real) / x_size || (y_size && n > SIZE_MAX / sizeof(nb_real) / y_size))
+    const size_t most = SIZE_MAX / sizeof(nb_real);
+    if (n > most / x_size || (y_size && n > most / y_size))
         return nb_err(NB_ERR_NOMEM, "%s: %zu samples do not fit in memory", fn, n);
     const size_t cells = n * x_size, labels = n * y_size;
     out->x_real = malloc(sizeof(nb_real) * (cells ? cells : 1));

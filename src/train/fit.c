@@ -90,7 +90,8 @@ static nb_status run_init(fit_run *r, nb_graph *g, const nb_fit_config *cfg,
     const size_t n = train->n;
     *r = (fit_run){.g = g, .cfg = cfg, .train = train, .val = val, .last = last};
     r->batch = n < (size_t)cfg->batch_size ? (int)n : cfg->batch_size;
-    r->n_batches = cfg->drop_last ? n / (size_t)r->batch : (n + (size_t)r->batch - 1) / (size_t)r->batch;
+    r->n_batches = cfg->drop_last ? n / (size_t)r->batch
+                                  : (n + (size_t)r->batch - 1) / (size_t)r->batch;
     r->classes = cfg->output != NB_NONE ? nb__sample_numel(&g->nodes[cfg->output]) : 0;
     r->idx = malloc(n * sizeof *r->idx);
     r->xb = malloc((size_t)r->batch * train->sample_size * sizeof *r->xb);
@@ -176,7 +177,8 @@ static nb_status run_epoch(fit_run *r, int epoch, int *stop) {
         nb_status s = fill_batch(r, epoch, b, &bs);
         if (s != NB_OK) return s;
         s = nb_train_step(r->g, cfg, lr, &loss);
-        if (s != NB_OK) return step_failed(r, s, epoch, b, b == first && epoch == cfg->start_epoch + 1);
+        if (s != NB_OK)
+            return step_failed(r, s, epoch, b, b == first && epoch == cfg->start_epoch + 1);
         loss_sum += loss * bs;
         seen += (size_t)bs;
         if (r->classes)
