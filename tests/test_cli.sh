@@ -139,6 +139,11 @@ expect_error 2 "unknown option '--epoch'" train "$work/iris.nn" --data fashion-m
 expect_error 2 "needs a value" train "$work/iris.nn" --data
 expect_error 2 "expected an integer from 1" train "$work/iris.nn" --data x --epochs 0
 expect_error 2 "--optim: .*unknown optimiser .adamm" train "$work/iris.nn" --data x --optim adamm
+# settings are checked once, by the library, before anything is loaded
+expect_error 2 "--lr / --weight-decay: optim adam: lr = -1, must be >= 0" train "$work/iris.nn" --data x --lr -1
+expect_error 2 "--lr / --weight-decay: optim sgd: weight_decay = -3" train "$work/iris.nn" --data x --optim sgd --weight-decay -3
+expect_error 2 "--clip-norm / --schedule: nb_fit: clip_norm -1 must be finite" train "$work/iris.nn" --data x --clip-norm -1
+expect_error 2 "--lr abc: expected a number" train "$work/iris.nn" --data x --lr abc
 expect_error 1 "no_such.csv: cannot open" train "$work/iris.nn" --data "csv:$work/no_such.csv"
 printf 'input 4\ndense 16 inti=he\n' > "$work/bad.nn"
 expect_error 1 "bad.nn:2: dense: unexpected option 'inti=he'" train "$work/bad.nn" --data x

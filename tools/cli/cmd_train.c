@@ -465,7 +465,8 @@ int cmd_train(int argc, char **argv) {
         return cli_usage_error("train", "--optim: %s", nb_last_error());
     if (FLAG("lr")) oc.lr = lr;
     oc.weight_decay = wd;
-    if (nb_optim_check(&oc) != NB_OK) return cli_usage_error("train", "%s", nb_last_error());
+    if (nb_optim_check(&oc) != NB_OK)
+        return cli_usage_error("train", "--lr / --weight-decay: %s", nb_last_error());
     int ok;
     nb_fit_config cfg = nb_fit_defaults(NB_NONE, NB_NONE, NB_NONE, NB_NONE);
     cfg.schedule = schedule_for(FLAG("schedule") ? FLAG("schedule") : "constant", (int)epochs,
@@ -479,7 +480,8 @@ int cmd_train(int argc, char **argv) {
     cfg.on_batch = on_batch;
     cfg.on_epoch = on_epoch;
     cfg.user = &r;
-    if (nb_fit_check(&cfg) != NB_OK) return cli_usage_error("train", "%s", nb_last_error());
+    if (nb_fit_check(&cfg) != NB_OK)
+        return cli_usage_error("train", "--clip-norm / --schedule: %s", nb_last_error());
     const char *out = FLAG("out"), *resume = FLAG("resume");
     char ckpt_default[4096];
     r.ckpt = FLAG("checkpoint");
