@@ -69,6 +69,41 @@ check '[ "$right" -ge 270 ]' "predicted names right for $right of 300 rows"
 "$nabla" info "$work/iris.nn" > "$work/info.out"
 check 'grep -q "parameters: 131 " "$work/info.out"' "info counts 4*16+16+16*3+3 = 131 parameters"
 
+# --- class labels keep their training meaning: a test file without setosa
+# would number versicolor 0 and virginica 1 on its own
+grep -v setosa "$work/train.csv" > "$work/no_setosa.csv"
+"$nabla" eval "$work/iris.nn" --weights "$work/iris.safetensors" \
+    --data "csv:$work/no_setosa.csv,label=species" > "$work/eval2.out" 2>&1
+acc2=$(sed -n 's/.*accuracy \([0-9.]*\)%.*/\1/p' "$work/eval2.out")
+check 'awk -v a="$acc2" "BEGIN { exit !(a >= 90) }"' \
+    "eval on a file lacking one class: accuracy $acc2% >= 90%: $(cat "$work/eval2.out")"
+"$nabla" train "$work/iris.nn" --data "csv:$work/train.csv,label=species" --epochs 40 \
+    --batch 16 --seed 3 --test "csv:$work/no_setosa.csv,label=species" --quiet \
+    > "$work/test2.out" 2>&1
+acc3=$(sed -n 's/.*test accuracy \([0-9.]*\)%.*/\1/p' "$work/test2.out")
+check 'awk -v a="$acc3" "BEGIN { exit !(a >= 90) }"' \
+    "train --test on a file lacking one class: accuracy $acc3% >= 90%: $(cat "$work/test2.out")"
+sed '5s/setosa/setosaa/' "$work/train.csv" > "$work/unknown.csv"
+if ! grep -q setosaa "$work/unknown.csv"; then bad "unknown.csv lacks its unknown class"; fi
+"$nabla" eval "$work/iris.nn" --weights "$work/iris.safetensors" \
+    --data "csv:$work/unknown.csv,label=species" > "$work/out" 2> "$work/err"
+check '[ $? -eq 1 ] && grep -q "unknown.csv:5: .*label .setosaa. is not a class the model was trained on (it knows classes .setosa., .versicolor., .virginica.)" "$work/err"' \
+    "eval refuses a class never trained on: $(cat "$work/err")"
+"$nabla" train "$work/iris.nn" --data "csv:$work/train.csv,label=species" --epochs 1 --quiet \
+    --test "csv:$work/unknown.csv,label=species" > "$work/out" 2> "$work/err"
+check '[ $? -eq 1 ] && grep -q "unknown.csv:5: .*setosaa" "$work/err"' \
+    "train --test refuses a class never trained on: $(cat "$work/err")"
+# class numbers: a label at or above the trained class count
+sed -e 1d -e 's/setosa/0/; s/versicolor/1/; s/virginica/2/' "$work/train.csv" > "$work/numbers.csv"
+"$nabla" train "$work/iris.nn" --data "csv:$work/numbers.csv,label=2" --epochs 1 --quiet \
+    --out "$work/numbers.safetensors" > "$work/out" 2>&1
+check '[ $? -eq 0 ]' "train on class numbers: $(cat "$work/out")"
+sed '6s/,2,/,3,/' "$work/numbers.csv" > "$work/numbers3.csv"
+"$nabla" eval "$work/iris.nn" --weights "$work/numbers.safetensors" \
+    --data "csv:$work/numbers3.csv,label=2" > "$work/out" 2> "$work/err"
+check '[ $? -eq 1 ] && grep -q "numbers3.csv:6: .*label .3. is not a class the model was trained on (it knows classes 0 to 2)" "$work/err"' \
+    "eval refuses class number 3 of 3 classes: $(cat "$work/err")"
+
 # --- IDX files (the Fashion-MNIST test split, when installed)
 fm=/usr/share/datasets/fashion-mnist
 if [ -f $fm/t10k-images-idx3-ubyte.gz ]; then

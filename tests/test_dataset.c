@@ -407,12 +407,51 @@ static void test_fashion_mnist(void) {
     nb_data_free(&test);
 }
 
+/* Labels renumbered through a trained model's class list. */
+static void test_map_classes(void) {
+    char *const names[] = {"cat", "dog", "emu"};
+    const char *text = "a,label\n1,emu\n2,dog\n3,emu\n";
+    nb_csv_data c;
+    nb_data d;
+    CHECK_OK(nb_csv_parse(text, strlen(text), "t.csv", NULL, &c));
+    CHECK_OK(nb_data_from_csv(&c, &d)); /* its own classes: dog 0, emu 1 */
+    CHECK(d.n_classes == 2 && d.y[0] == 1);
+    CHECK_OK(nb_data_map_classes(&d, names, 3, "t.csv"));
+    CHECK(d.n_classes == 3 && d.y[0] == 2 && d.y[1] == 1 && d.y[2] == 2);
+    CHECK(d.class_names && strcmp(d.class_names[1], "dog") == 0);
+    nb_data_free(&d);
+    text = "a,label\n1,emu\n2,cow\n";
+    CHECK_OK(nb_csv_parse(text, strlen(text), "t.csv", NULL, &c));
+    CHECK_OK(nb_data_from_csv(&c, &d));
+    CHECK(nb_data_map_classes(&d, names, 3, "t.csv") == NB_ERR_FORMAT);
+    CHECK(strstr(nb_last_error(), "t.csv: sample 1 has class 'cow'") &&
+          strstr(nb_last_error(), "classes 'cat', 'dog', 'emu'"));
+    CHECK(d.n_classes == 2 && d.y[0] == 1); /* untouched on failure (emu stays 1, not 2) */
+    nb_data_free(&d);
+    /* integer labels i % 4: class numbers, checked against the count */
+    nb_array x, y;
+    make_arrays(6, &x, &y);
+    CHECK_OK(nb_data_from_arrays(&x, &y, &d));
+    CHECK(nb_data_map_classes(&d, NULL, 3, "y.npy") == NB_ERR_FORMAT);
+    CHECK(strstr(nb_last_error(), "y.npy: sample 3 has label 3") &&
+          strstr(nb_last_error(), "classes 0 to 2"));
+    CHECK_OK(nb_data_map_classes(&d, NULL, 5, "y.npy"));
+    CHECK(d.n_classes == 5 && d.class_names == NULL && d.y[5] == 1);
+    CHECK(nb_data_map_classes(&d, names, 3, "y.npy") == NB_ERR_FORMAT);
+    char *const four[] = {"a", "b", "c", "d"};
+    CHECK_OK(nb_data_map_classes(&d, four, 4, "y.npy")); /* numbers index the names */
+    CHECK(d.n_classes == 4 && d.class_names && strcmp(d.class_names[3], "d") == 0);
+    CHECK(d.y[3] == 3);
+    nb_data_free(&d);
+}
+
 int main(void) {
     test_from_arrays();
     test_standardize();
     test_split();
     test_from_csv();
     test_from_reals();
+    test_map_classes();
     test_load_by_name_fake();
     test_fashion_mnist();
     TEST_END();

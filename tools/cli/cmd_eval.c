@@ -46,7 +46,10 @@ int cmd_eval(int argc, char **argv) {
         goto done_model;
     }
     nb_data d;
-    nb_status s = data_load(spec, data_has_test_split(spec) ? "test" : "train", &d);
+    /* labels numbered as in training (the class list saved with the weights) */
+    int n_classes = pre.n_classes ? pre.n_classes : m.classes;
+    nb_status s = data_load_classes(spec, data_has_test_split(spec) ? "test" : "train",
+                                    pre.n_classes ? pre.class_names : NULL, n_classes, &d);
     if (s == NB_OK) s = preprocess_apply(&pre, &d);
     double loss, acc;
     if (s == NB_OK && d.sample_size != cli_sample_size(m.graph, m.input))

@@ -294,8 +294,12 @@ static int check_resume(run *r, const char *resume, const char *seed_flag) {
  * model. */
 static int prepare_data(run *r, const char *test_spec, double val_split, int standardize) {
     nb_status s = data_load(r->data_spec, "train", &r->train);
+    /* test labels numbered as the training data's classes */
+    char *const *names = r->m.classes ? r->train.class_names : NULL;
+    int n_classes = names ? r->train.n_classes : r->m.classes;
     if (s == NB_OK && (test_spec || data_has_test_split(r->data_spec)))
-        s = data_load(test_spec ? test_spec : r->data_spec, "test", &r->test);
+        s = data_load_classes(test_spec ? test_spec : r->data_spec, "test", names, n_classes,
+                              &r->test);
     if (s == NB_OK && val_split > 0) {
         nb_data all = r->train;
         memset(&r->train, 0, sizeof r->train);

@@ -29,11 +29,13 @@ static nb_status load_idx(const char *spec, nb_data *out) {
 }
 
 /* "csv:PATH[,label=COLUMN][,header=yes|no]" */
-static nb_status load_csv(const char *spec, nb_data *out) {
+static nb_status load_csv(const char *spec, char *const *classes, int n_classes, nb_data *out) {
     char path[4096];
     if (snprintf(path, sizeof path, "%s", spec) >= (int)sizeof path)
         return nb_set_error(NB_ERR_ARG, "--data: path too long");
     nb_csv_opts o = nb_csv_defaults();
+    o.classes = classes;
+    o.n_classes = n_classes;
     /* options are the trailing ",key=value" parts; the path may hold commas */
     for (char *opt; (opt = strrchr(path, ',')) && strchr(opt, '=');) {
         *opt++ = '\0';
@@ -67,10 +69,23 @@ static nb_status load_csv(const char *spec, nb_data *out) {
 nb_status data_load(const char *spec, const char *split, nb_data *out) {
     memset(out, 0, sizeof *out);
     if (strncmp(spec, "idx:", 4) == 0) return load_idx(spec + 4, out);
-    if (strncmp(spec, "csv:", 4) == 0) return load_csv(spec + 4, out);
+    if (strncmp(spec, "csv:", 4) == 0) return load_csv(spec + 4, NULL, 0, out);
     if (strchr(spec, ':') == NULL) return nb_data_load(spec, split, NULL, out);
     return nb_set_error(NB_ERR_ARG, "--data %s: unknown source (use fashion-mnist, "
                   "idx:IMAGES,LABELS or csv:FILE)", spec);
+}
+
+nb_status data_load_classes(const char *spec, const char *split, char *const *classes,
+                            int n_classes, nb_data *out) {
+    if (n_classes < 1) return data_load(spec, split, out);
+    if (strncmp(spec, "csv:", 4) == 0) { /* mapped while parsing: errors name the line */
+        memset(out, 0, sizeof *out);
+        return load_csv(spec + 4, classes, n_classes, out);
+    }
+    nb_status s = data_load(spec, split, out);
+    if (s == NB_OK && (s = nb_data_map_classes(out, classes, n_classes, spec)) != NB_OK)
+        nb_data_free(out);
+    return s;
 }
 
 /* ------------------------------------------------------------ preprocessing */

@@ -12,6 +12,12 @@
  * status with nb_last_error() set. */
 nb_status data_load(const char *spec, const char *split, nb_data *out);
 
+/* data_load for data to evaluate a trained model on: every label must be one
+ * of its n_classes classes (classes: their names, matched by name; NULL: class
+ * numbers), and is numbered as in training.  n_classes 0: data_load. */
+nb_status data_load_classes(const char *spec, const char *split, char *const *classes,
+                            int n_classes, nb_data *out);
+
 /* Does spec name a data set that has its own test split? */
 int data_has_test_split(const char *spec);
 
