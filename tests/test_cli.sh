@@ -104,6 +104,19 @@ sed '6s/,2,/,3,/' "$work/numbers.csv" > "$work/numbers3.csv"
 check '[ $? -eq 1 ] && grep -q "numbers3.csv:6: .*label .3. is not a class the model was trained on (it knows classes 0 to 2)" "$work/err"' \
     "eval refuses class number 3 of 3 classes: $(cat "$work/err")"
 
+# --- each optimiser's own defaults (AdamW: weight decay 0.01), printed at the start
+set -- train "$work/iris.nn" --data "csv:$work/train.csv,label=species" --epochs 2 --seed 1 \
+    --optim adamw
+"$nabla" "$@" --out "$work/adamw.safetensors" > /dev/null 2> "$work/adamw.err"
+check 'grep -q "^optimiser adamw: lr 0.001, weight decay 0.01, betas 0.9 0.999, eps 1e-08$" "$work/adamw.err"' \
+    "train prints the optimiser settings: $(cat "$work/adamw.err")"
+"$nabla" "$@" --weight-decay 0.01 --out "$work/adamw01.safetensors" --quiet > /dev/null 2>&1
+"$nabla" "$@" --weight-decay 0 --out "$work/adamw0.safetensors" --quiet > /dev/null 2>&1
+check 'cmp -s "$work/adamw.safetensors" "$work/adamw01.safetensors"' \
+    "adamw without --weight-decay trains as with --weight-decay 0.01"
+check '! cmp -s "$work/adamw.safetensors" "$work/adamw0.safetensors"' \
+    "adamw --weight-decay 0 differs from the default"
+
 # --- IDX files (the Fashion-MNIST test split, when installed)
 fm=/usr/share/datasets/fashion-mnist
 if [ -f $fm/t10k-images-idx3-ubyte.gz ]; then

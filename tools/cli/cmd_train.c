@@ -11,6 +11,7 @@
 #include "data_source.h"
 #include "diag_report.h"
 #include "history.h"
+#include "optim_text.h"
 #include "progress.h"
 
 static const char *help =
@@ -26,9 +27,12 @@ static const char *help =
     "  --epochs N             passes over the training data (default 10)\n"
     "  --batch N              mini-batch size (default 128)\n"
     "  --optim NAME           sgd, momentum, nesterov, ema-momentum, adagrad, rmsprop,\n"
-    "                         adam (default), adamw\n"
-    "  --lr X                 learning rate (default: the optimiser's, 1e-3 for Adam)\n"
-    "  --weight-decay X       L2 penalty (decoupled for adamw)\n"
+    "                         adam (default), adamw; with PyTorch's defaults (momentum\n"
+    "                         and nesterov: momentum 0.9); training starts by printing them\n"
+    "  --lr X                 learning rate (default: the optimiser's, 1e-3 for adam and\n"
+    "                         adamw, 1e-2 for the others)\n"
+    "  --weight-decay X       L2 penalty, decoupled for adamw (default: the optimiser's,\n"
+    "                         0.01 for adamw, 0 for the others)\n"
     "  --schedule NAME        constant (default), step (x0.1 every third of the epochs),\n"
     "                         exponential (x0.9 per epoch), cosine (to 0 at the last epoch),\n"
     "                         warmup (linear from lr/3 over 5 epochs), linear-decay\n"
@@ -64,7 +68,7 @@ static void on_sigint(int sig) {
 }
 
 typedef struct run {
-    const char *model_path, *data_spec, *ckpt, *log, *plot;
+    const char *model_path, *data_spec, *ckpt, *log, *plot, *optim_name;
     nb_model m;
     nb_data train, val, test;
     preprocess pre;
@@ -354,7 +358,9 @@ static int train(run *r, nb_fit_config *cfg, size_t per_epoch) {
         fprintf(stderr, "%s: %zu parameters; %zu training samples", r->model_path,
                 nb_param_count(r->m.graph), r->train.n);
         if (r->val.n) fprintf(stderr, ", %zu validation", r->val.n);
-        fputc('\n', stderr);
+        char text[256];
+        fprintf(stderr, "\noptimiser %s\n",
+                optim_text(nb_optim_get_config(r->opt), r->optim_name, text, sizeof text));
     }
     progress_init(&r->prog, stderr, cfg->epochs, per_epoch, (size_t)r->batch);
     struct sigaction sa;
@@ -465,10 +471,11 @@ int cmd_train(int argc, char **argv) {
         !cli_int("train", "checkpoint-every", v, 1, 1L << 40, &r.ckpt_every))
         return 2;
     nb_optim_config oc;
-    if (nb_optim_parse(FLAG("optim") ? FLAG("optim") : "adam", &oc) != NB_OK)
+    r.optim_name = FLAG("optim") ? FLAG("optim") : "adam";
+    if (nb_optim_parse(r.optim_name, &oc) != NB_OK)
         return cli_usage_error("train", "--optim: %s", nb_last_error());
     if (FLAG("lr")) oc.lr = lr;
-    oc.weight_decay = wd;
+    if (FLAG("weight-decay")) oc.weight_decay = wd;
     if (nb_optim_check(&oc) != NB_OK)
         return cli_usage_error("train", "--lr / --weight-decay: %s", nb_last_error());
     int ok;
