@@ -855,6 +855,11 @@ nb_status nb_data_from_arrays(nb_array *x, nb_array *y, nb_data *out);
  * classes.  With classes, d's class names become copies of them.  Data
  * without labels are left as they are. */
 nb_status nb_data_map_classes(nb_data *d, char *const *classes, int n_classes, const char *what);
+/* Samples stored channels last, [H, W, C] (NumPy image arrays, IDX files of
+ * colour images), rearranged to channels first, [C, H, W], as convolutions
+ * and `input C H W` take them.  [H, W] becomes [1, H, W].  Must come before
+ * nb_data_standardize. */
+nb_status nb_data_hwc_to_chw(nb_data *d);
 /* Multiply the raw features by factor (e.g. 1.0/255 maps u8 images to
  * [0, 1]).  Must come before nb_data_standardize; the overall scale must stay
  * within 1e-30 .. 1e30 in magnitude. */

@@ -445,6 +445,33 @@ static void test_map_classes(void) {
     nb_data_free(&d);
 }
 
+/* Channels last to channels first: value (y, x, c) moves to (c, y, x). */
+static void test_hwc_to_chw(void) {
+    nb_array x = {0};
+    x.dtype = NB_U8;
+    x.ndim = 4;
+    int dims[4] = {2, 2, 3, 3}; /* 2 samples of H 2, W 3, C 3 */
+    memcpy(x.dims, dims, sizeof dims);
+    x.numel = 36;
+    x.data = bytes_of(36, 3);
+    uint8_t raw[36];
+    memcpy(raw, x.data, 36);
+    nb_data d;
+    CHECK_OK(nb_data_from_arrays(&x, NULL, &d));
+    CHECK_OK(nb_data_hwc_to_chw(&d));
+    CHECK(d.ndim == 3 && d.dims[0] == 3 && d.dims[1] == 2 && d.dims[2] == 3);
+    for (int i = 0; i < 2; i++)
+        for (int y = 0; y < 2; y++)
+            for (int xx = 0; xx < 3; xx++)
+                for (int c = 0; c < 3; c++)
+                    CHECK(d.x_u8[i * 18 + (c * 2 + y) * 3 + xx] == raw[i * 18 + (y * 3 + xx) * 3 + c]);
+    nb_data_free(&d);
+    nb_real r[4] = {1, 2, 3, 4};
+    CHECK_OK(nb_data_from_reals(r, NULL, 1, 4, 0, &d));
+    CHECK(nb_data_hwc_to_chw(&d) == NB_ERR_SHAPE && strstr(nb_last_error(), "[4], not [H, W, C]"));
+    nb_data_free(&d);
+}
+
 int main(void) {
     test_from_arrays();
     test_standardize();
@@ -452,6 +479,7 @@ int main(void) {
     test_from_csv();
     test_from_reals();
     test_map_classes();
+    test_hwc_to_chw();
     test_load_by_name_fake();
     test_fashion_mnist();
     TEST_END();

@@ -55,6 +55,7 @@ int cmd_eval(int argc, char **argv) {
     if (s == NB_OK && d.sample_size != cli_sample_size(m.graph, m.input))
         s = nb_set_error(NB_ERR_SHAPE, "%s: %zu values per sample, the model takes %zu", spec,
                    d.sample_size, cli_sample_size(m.graph, m.input));
+    if (s == NB_OK) s = data_check_shape(&d, spec, m.graph, m.input);
     if (s == NB_OK)
         s = nb_evaluate(m.graph, m.input, m.target, m.loss, m.classes ? m.output : NB_NONE, &d,
                         (int)batch, &loss, &acc);

@@ -18,7 +18,10 @@ static const char *help =
     "usage: nabla train MODEL.nn --data SOURCE [options]\n\n"
     "Train the model described in MODEL.nn (see docs/model-format.md).\n\n"
     "data\n"
-    "  --data SOURCE          fashion-mnist | idx:IMAGES,LABELS | csv:FILE[,label=COL][,header=yes|no]\n"
+    "  --data SOURCE          fashion-mnist | idx:IMAGES,LABELS | npy:X.npy,Y.npy |\n"
+    "                         csv:FILE[,label=COL][,header=yes|no]; idx and npy take\n"
+    "                         ,layout=hwc for channels-last images [N, H, W, C]; a file\n"
+    "                         without a prefix is read by its extension (.csv, .npy, -ubyte)\n"
     "  --test SOURCE          data for the final evaluation (fashion-mnist: its test split)\n"
     "  --val-split F          hold out this fraction of the training data (default 0)\n"
     "  --no-standardize       CSV features as they are (default: standardised with\n"
@@ -323,6 +326,10 @@ static int prepare_data(run *r, const char *test_spec, double val_split, int sta
     if (r->train.sample_size != in_size)
         return cli_fail("train", "%s: samples have %zu values but %s takes %zu values per sample",
                         r->data_spec, r->train.sample_size, r->model_path, in_size);
+    if (data_check_shape(&r->train, r->data_spec, r->m.graph, r->m.input) != NB_OK ||
+        (r->test.n && data_check_shape(&r->test, test_spec ? test_spec : r->data_spec, r->m.graph,
+                                       r->m.input) != NB_OK))
+        return cli_fail("train", "%s", nb_last_error());
     if (r->m.classes && (check_labels(r->data_spec, &r->train, r->m.classes) ||
                          check_labels("validation data", &r->val, r->m.classes) ||
                          check_labels("test data", &r->test, r->m.classes)))
