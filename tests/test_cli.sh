@@ -276,6 +276,15 @@ expect_error 1 "spiral.txt: unknown data source; write csv:FILE for a CSV file, 
 check '! grep -q "nb_[a-z_]*:" "$work/err"' "no function name in: $(cat "$work/err")"
 expect_error 1 "layout=sideways" train "$work/rgb.nn" --data "npy:$work/chw.npy,layout=sideways"
 
+# --- a shipped model by name, from any directory
+abs=$(cd "$build" && pwd)/nabla
+(cd "$work" && "$abs" info fashion_mlp > "$work/info2.out" 2>&1)
+check '[ $? -eq 0 ] && grep -q "^model .*models/fashion_mlp.nn$" "$work/info2.out"' \
+    "info finds fashion_mlp by name: $(head -n 1 "$work/info2.out")"
+(cd "$work" && "$abs" gradcheck fashion_mlp --samples 2 --batch 1 > "$work/gc2.out" 2>&1)
+check '[ $? -eq 0 ]' "gradcheck finds fashion_mlp by name: $(cat "$work/gc2.out")"
+expect_error 1 "no_such_model: cannot open" info no_such_model
+
 for cmd in train eval predict info gradcheck; do
     "$nabla" $cmd --help > "$work/help" 2>&1
     check '[ $? -eq 0 ] && grep -q "^usage: nabla $cmd" "$work/help"' "nabla $cmd --help"

@@ -15,6 +15,8 @@ static const char *help =
 /* Load model, weights and their preprocessing: shared with predict. */
 int load_trained(const char *cmd, const char *model_path, const char *weights, nb_model *m,
                  preprocess *pre) {
+    char path[4096];
+    model_path = cli_model_path(model_path, path, sizeof path);
     if (nb_model_load(model_path, m) != NB_OK) return cli_fail(cmd, "%s", nb_last_error());
     if (nb_load_weights(m->graph, weights, NB_LOAD_ALLOW_EXTRA) != NB_OK ||
         preprocess_from_file(weights, pre) != NB_OK) {

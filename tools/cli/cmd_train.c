@@ -450,7 +450,8 @@ int cmd_train(int argc, char **argv) {
     /* options */
     run r;
     memset(&r, 0, sizeof r);
-    r.model_path = pos[0];
+    char model_path[4096];
+    r.model_path = cli_model_path(pos[0], model_path, sizeof model_path);
     r.data_spec = FLAG("data");
     r.quiet = FLAG("quiet") != NULL;
     r.log = FLAG("log");
