@@ -745,7 +745,8 @@ nb_status nb_idx_load(const char *path, nb_array *out);
  * anything else that is not a finite decimal number are errors naming the
  * file, the line and the column (columns are counted from 1 in messages, as
  * lines are).  Labels: if every label is a number they are kept as numbers;
- * otherwise they are class names, mapped to 0..K-1 in byte-wise sorted order. */
+ * otherwise they are class names, mapped to 0..K-1 in byte-wise sorted order
+ * (or to a trained model's classes: nb_csv_opts.classes). */
 typedef enum nb_csv_header {
     NB_CSV_HEADER_AUTO = 0, /* a header if the first row has a non-numeric cell in a
                                feature column (always one when label_name is set) */
@@ -765,6 +766,15 @@ typedef struct nb_csv_opts {
     int max_columns;          /* default 65536                                     */
     size_t max_rows;          /* default 100 million                               */
     size_t max_file_bytes;    /* nb_csv_load only; default 4 GiB                    */
+    /* The classes of a trained model, for data to evaluate it on.  When
+     * n_classes > 0, every label is a class of that list: with names, the
+     * label's text is looked up (numbers too: "3" is the class named "3");
+     * without (classes NULL), a whole number 0..n_classes-1.  Anything else is
+     * an error naming the file, the line and the known classes, and the
+     * result has exactly these classes (names copied), so a file lacking one
+     * of them still numbers the others as in training. */
+    char *const *classes;
+    int n_classes;
 } nb_csv_opts;
 
 nb_csv_opts nb_csv_defaults(void);
@@ -836,6 +846,20 @@ nb_status nb_data_from_csv(nb_csv_data *csv, nb_data *out);
  * [N] or [N, k] (may be NULL: no labels, y_size 0).  Both arrays are emptied
  * on success (their buffers are taken over or converted). */
 nb_status nb_data_from_arrays(nb_array *x, nb_array *y, nb_data *out);
+/* Renumber d's class labels as the n_classes classes of a trained model
+ * (classes: their names, or NULL when it was trained on class numbers), so
+ * labels keep their meaning whatever classes a file happens to hold.  Labels
+ * with names are matched by name when classes is given; otherwise every label
+ * must be a whole number below n_classes.  A label outside the list is
+ * NB_ERR_FORMAT naming what (e.g. the file), the sample and the known
+ * classes.  With classes, d's class names become copies of them.  Data
+ * without labels are left as they are. */
+nb_status nb_data_map_classes(nb_data *d, char *const *classes, int n_classes, const char *what);
+/* Samples stored channels last, [H, W, C] (NumPy image arrays, IDX files of
+ * colour images), rearranged to channels first, [C, H, W], as convolutions
+ * and `input C H W` take them.  [H, W] becomes [1, H, W].  Must come before
+ * nb_data_standardize. */
+nb_status nb_data_hwc_to_chw(nb_data *d);
 /* Multiply the raw features by factor (e.g. 1.0/255 maps u8 images to
  * [0, 1]).  Must come before nb_data_standardize; the overall scale must stay
  * within 1e-30 .. 1e30 in magnitude. */

@@ -26,4 +26,8 @@ cc -std=c11 -o "$prefix/quickstart_static" "$src/examples/quickstart.c" \
    $(pkg-config --cflags nabla) "$(dirname "$libdir")/libnabla.a" \
    $(pkg-config --libs-only-l --static nabla | sed 's/-lnabla//')
 "$prefix/quickstart_static"
+# the command and the shipped models, found by name wherever the prefix is
+[ -f "$prefix/share/nabla/models/fashion_mlp.nn" ] || { echo "models not installed"; exit 1; }
+(cd / && "$prefix/bin/nabla" info fashion_cnn) | grep -q "^model $prefix/bin/../share/nabla/models/fashion_cnn.nn$" ||
+    { echo "installed nabla does not find fashion_cnn by name"; exit 1; }
 echo "1 passed, 0 failed"

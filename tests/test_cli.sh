@@ -69,6 +69,54 @@ check '[ "$right" -ge 270 ]' "predicted names right for $right of 300 rows"
 "$nabla" info "$work/iris.nn" > "$work/info.out"
 check 'grep -q "parameters: 131 " "$work/info.out"' "info counts 4*16+16+16*3+3 = 131 parameters"
 
+# --- class labels keep their training meaning: a test file without setosa
+# would number versicolor 0 and virginica 1 on its own
+grep -v setosa "$work/train.csv" > "$work/no_setosa.csv"
+"$nabla" eval "$work/iris.nn" --weights "$work/iris.safetensors" \
+    --data "csv:$work/no_setosa.csv,label=species" > "$work/eval2.out" 2>&1
+acc2=$(sed -n 's/.*accuracy \([0-9.]*\)%.*/\1/p' "$work/eval2.out")
+check 'awk -v a="$acc2" "BEGIN { exit !(a >= 90) }"' \
+    "eval on a file lacking one class: accuracy $acc2% >= 90%: $(cat "$work/eval2.out")"
+"$nabla" train "$work/iris.nn" --data "csv:$work/train.csv,label=species" --epochs 40 \
+    --batch 16 --seed 3 --test "csv:$work/no_setosa.csv,label=species" --quiet \
+    > "$work/test2.out" 2>&1
+acc3=$(sed -n 's/.*test accuracy \([0-9.]*\)%.*/\1/p' "$work/test2.out")
+check 'awk -v a="$acc3" "BEGIN { exit !(a >= 90) }"' \
+    "train --test on a file lacking one class: accuracy $acc3% >= 90%: $(cat "$work/test2.out")"
+sed '5s/setosa/setosaa/' "$work/train.csv" > "$work/unknown.csv"
+if ! grep -q setosaa "$work/unknown.csv"; then bad "unknown.csv lacks its unknown class"; fi
+"$nabla" eval "$work/iris.nn" --weights "$work/iris.safetensors" \
+    --data "csv:$work/unknown.csv,label=species" > "$work/out" 2> "$work/err"
+check '[ $? -eq 1 ] && grep -q "unknown.csv:5: .*label .setosaa. is not a class the model was trained on (it knows classes .setosa., .versicolor., .virginica.)" "$work/err"' \
+    "eval refuses a class never trained on: $(cat "$work/err")"
+"$nabla" train "$work/iris.nn" --data "csv:$work/train.csv,label=species" --epochs 1 --quiet \
+    --test "csv:$work/unknown.csv,label=species" > "$work/out" 2> "$work/err"
+check '[ $? -eq 1 ] && grep -q "unknown.csv:5: .*setosaa" "$work/err"' \
+    "train --test refuses a class never trained on: $(cat "$work/err")"
+# class numbers: a label at or above the trained class count
+sed -e 1d -e 's/setosa/0/; s/versicolor/1/; s/virginica/2/' "$work/train.csv" > "$work/numbers.csv"
+"$nabla" train "$work/iris.nn" --data "csv:$work/numbers.csv,label=2" --epochs 1 --quiet \
+    --out "$work/numbers.safetensors" > "$work/out" 2>&1
+check '[ $? -eq 0 ]' "train on class numbers: $(cat "$work/out")"
+sed '6s/,2,/,3,/' "$work/numbers.csv" > "$work/numbers3.csv"
+"$nabla" eval "$work/iris.nn" --weights "$work/numbers.safetensors" \
+    --data "csv:$work/numbers3.csv,label=2" > "$work/out" 2> "$work/err"
+check '[ $? -eq 1 ] && grep -q "numbers3.csv:6: .*label .3. is not a class the model was trained on (it knows classes 0 to 2)" "$work/err"' \
+    "eval refuses class number 3 of 3 classes: $(cat "$work/err")"
+
+# --- each optimiser's own defaults (AdamW: weight decay 0.01), printed at the start
+set -- train "$work/iris.nn" --data "csv:$work/train.csv,label=species" --epochs 2 --seed 1 \
+    --optim adamw
+"$nabla" "$@" --out "$work/adamw.safetensors" > /dev/null 2> "$work/adamw.err"
+check 'grep -q "^optimiser adamw: lr 0.001, weight decay 0.01, betas 0.9 0.999, eps 1e-08$" "$work/adamw.err"' \
+    "train prints the optimiser settings: $(cat "$work/adamw.err")"
+"$nabla" "$@" --weight-decay 0.01 --out "$work/adamw01.safetensors" --quiet > /dev/null 2>&1
+"$nabla" "$@" --weight-decay 0 --out "$work/adamw0.safetensors" --quiet > /dev/null 2>&1
+check 'cmp -s "$work/adamw.safetensors" "$work/adamw01.safetensors"' \
+    "adamw without --weight-decay trains as with --weight-decay 0.01"
+check '! cmp -s "$work/adamw.safetensors" "$work/adamw0.safetensors"' \
+    "adamw --weight-decay 0 differs from the default"
+
 # --- IDX files (the Fashion-MNIST test split, when installed)
 fm=/usr/share/datasets/fashion-mnist
 if [ -f $fm/t10k-images-idx3-ubyte.gz ]; then
@@ -160,6 +208,83 @@ cp "$work/iris.safetensors" "$work/keep.safetensors"
 expect_error 1 "--out .*no_such_dir/w.safetensors: cannot write in directory" train "$work/iris.nn" --data "csv:$work/train.csv,label=species" \
     --epochs 1 --quiet --out "$work/no_such_dir/w.safetensors"
 check 'cmp -s "$work/iris.safetensors" "$work/keep.safetensors"' "earlier weights untouched"
+# --- arrays: 60 RGB images of 4x4, channels last (HWC) and first (CHW), the
+# same pixels; bytes written by printf from octal escapes
+npy_u8() { # npy_u8 FILE SHAPE: an .npy header for u8 data of SHAPE, e.g. "60, 4, 4, 3"
+    head="{'descr': '|u1', 'fortran_order': False, 'shape': ($2), }"
+    pad=$(( (64 - (10 + ${#head} + 1) % 64) % 64 ))
+    len=$(( ${#head} + pad + 1 ))
+    printf "\223NUMPY\001\000$(printf '\\%03o\\%03o' $((len % 256)) $((len / 256)))" > "$1"
+    printf "%s%*s\n" "$head" "$pad" "" >> "$1"
+}
+pixels() { # pixels hwc|chw: the image bytes as octal escapes
+    awk -v order="$1" 'BEGIN { s = 99;
+        for (i = 0; i < 60; i++) { c = i % 3;
+            for (k = 0; k < 3; k++) for (p = 0; p < 16; p++) {
+                s = (s * 1103515245 + 12345) % 2147483648;
+                v[k, p] = (k == c ? 120 : 0) + int(s / 2147483648 * 100) }
+            if (order == "hwc") { for (p = 0; p < 16; p++) for (k = 0; k < 3; k++) printf "\\%03o", v[k, p] }
+            else { for (k = 0; k < 3; k++) for (p = 0; p < 16; p++) printf "\\%03o", v[k, p] } } }'
+}
+labels() { # labels BAD_SAMPLE BAD_LABEL: i % 3, but BAD_LABEL for sample BAD_SAMPLE
+    awk -v b="$1" -v l="$2" 'BEGIN { for (i = 0; i < 60; i++) printf "\\%03o", i == b ? l : i % 3 }'
+}
+npy_u8 "$work/hwc.npy" "60, 4, 4, 3" && printf "$(pixels hwc)" >> "$work/hwc.npy"
+npy_u8 "$work/chw.npy" "60, 3, 4, 4" && printf "$(pixels chw)" >> "$work/chw.npy"
+npy_u8 "$work/y.npy" "60," && printf "$(labels -1 0)" >> "$work/y.npy"
+npy_u8 "$work/y5.npy" "60," && printf "$(labels 7 5)" >> "$work/y5.npy"
+check '[ $(wc -c < "$work/hwc.npy") -eq $((128 + 2880)) ] && [ $(wc -c < "$work/y.npy") -eq $((128 + 60)) ]' \
+    "test arrays written: $(wc -c < "$work/hwc.npy") and $(wc -c < "$work/y.npy") bytes"
+# the same images as an IDX file: magic 0 0 8 4, then the dimensions big-endian
+printf '\000\000\010\004\000\000\000\074\000\000\000\004\000\000\000\004\000\000\000\003' > "$work/hwc-ubyte"
+printf "$(pixels hwc)" >> "$work/hwc-ubyte"
+cat > "$work/rgb.nn" <<'EOF'
+input 3 4 4
+conv 4 3 padding=1
+relu
+flatten
+dense 3
+loss cross_entropy
+EOF
+set -- train "$work/rgb.nn" --epochs 2 --batch 8 --seed 5 --quiet
+expect_error 1 "hwc.npy,.*samples are \[4, 4, 3\], channels last (H W C), but the model's input is C H W \[3, 4, 4\]; add ,layout=hwc" \
+    "$@" --data "npy:$work/hwc.npy,$work/y.npy"
+expect_error 1 "hwc-ubyte: samples are \[4, 4, 3\], channels last .*layout=hwc" "$@" --data "idx:$work/hwc-ubyte"
+"$nabla" "$@" --data "npy:$work/chw.npy,$work/y.npy" --out "$work/chw.safetensors" > "$work/out" 2>&1
+check '[ $? -eq 0 ]' "train on a CHW array: $(cat "$work/out")"
+"$nabla" "$@" --data "npy:$work/hwc.npy,$work/y.npy,layout=hwc" --out "$work/hwc.safetensors" \
+    > "$work/out" 2>&1
+check '[ $? -eq 0 ]' "train on an HWC array with layout=hwc: $(cat "$work/out")"
+check 'cmp -s "$work/chw.safetensors" "$work/hwc.safetensors"' \
+    "layout=hwc gives the weights of the CHW array, byte for byte"
+"$nabla" "$@" --data "$work/hwc.npy,$work/y.npy,layout=hwc" --out "$work/plain.safetensors" \
+    > "$work/out" 2>&1
+check '[ $? -eq 0 ] && cmp -s "$work/chw.safetensors" "$work/plain.safetensors"' \
+    "--data X.npy,Y.npy without a prefix: $(cat "$work/out")"
+"$nabla" eval "$work/rgb.nn" --weights "$work/chw.safetensors" --data "npy:$work/chw.npy,$work/y.npy" \
+    > "$work/out" 2>&1
+check '[ $? -eq 0 ] && grep -q "(60 samples)" "$work/out"' "eval on arrays: $(cat "$work/out")"
+expect_error 1 "y5.npy: sample 7 has label 5, which is not a class of the model (it knows classes 0 to 2)" \
+    eval "$work/rgb.nn" --weights "$work/chw.safetensors" --data "npy:$work/chw.npy,$work/y5.npy"
+
+# --- data files without a prefix, and messages without function names
+"$nabla" train "$work/iris.nn" --data "$work/train.csv,label=species" --epochs 1 --quiet \
+    > "$work/out" 2>&1
+check '[ $? -eq 0 ]' "--data FILE.csv without csv: works: $(cat "$work/out")"
+expect_error 1 "spiral.txt: unknown data source; write csv:FILE for a CSV file, npy:X.npy,Y.npy" \
+    train "$work/iris.nn" --data spiral.txt
+check '! grep -q "nb_[a-z_]*:" "$work/err"' "no function name in: $(cat "$work/err")"
+expect_error 1 "layout=sideways" train "$work/rgb.nn" --data "npy:$work/chw.npy,layout=sideways"
+
+# --- a shipped model by name, from any directory
+abs=$(cd "$build" && pwd)/nabla
+(cd "$work" && "$abs" info fashion_mlp > "$work/info2.out" 2>&1)
+check '[ $? -eq 0 ] && grep -q "^model .*models/fashion_mlp.nn$" "$work/info2.out"' \
+    "info finds fashion_mlp by name: $(head -n 1 "$work/info2.out")"
+(cd "$work" && "$abs" gradcheck fashion_mlp --samples 2 --batch 1 > "$work/gc2.out" 2>&1)
+check '[ $? -eq 0 ]' "gradcheck finds fashion_mlp by name: $(cat "$work/gc2.out")"
+expect_error 1 "no_such_model: cannot open" info no_such_model
+
 for cmd in train eval predict info gradcheck; do
     "$nabla" $cmd --help > "$work/help" 2>&1
     check '[ $? -eq 0 ] && grep -q "^usage: nabla $cmd" "$work/help"' "nabla $cmd --help"

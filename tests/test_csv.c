@@ -432,12 +432,52 @@ static void test_gzip_file(void) {
     rmdir(dir);
 }
 
+/* Data to evaluate a trained model on: labels are that model's classes, by
+ * name, so a file lacking a class numbers the others as in training. */
+static void test_trained_classes(void) {
+    char *const names[] = {"cat", "dog", "emu"};
+    nb_csv_opts o = nb_csv_defaults();
+    o.classes = names;
+    o.n_classes = 3;
+    nb_csv_data d;
+    CHECK_OK(parse("a,label\n1,dog\n2,emu\n3,dog\n", &o, &d));
+    CHECK(d.rows == 3 && d.n_classes == 3 && d.class_names);
+    if (d.y) CHECK(d.y[0] == 1 && d.y[1] == 2 && d.y[2] == 1);
+    if (d.class_names) CHECK(strcmp(d.class_names[0], "cat") == 0 && d.class_names[0] != names[0]);
+    nb_csv_free(&d);
+    /* without the list the same file numbers its own classes from 0 */
+    CHECK_OK(parse("a,label\n1,dog\n2,emu\n3,dog\n", NULL, &d));
+    if (d.y) CHECK(d.y[0] == 0 && d.y[1] == 1);
+    nb_csv_free(&d);
+    CHECK_FAILS("a,label\n1,dog\n\n2,cow\n", &o, "t.csv:4:", "column 2 ('label')", "'cow'",
+                "classes 'cat', 'dog', 'emu'");
+    /* names that look like numbers are still names */
+    char *const mixed[] = {"1", "2", "x"};
+    o.classes = mixed;
+    CHECK_OK(parse("a,label\n1,2\n2,1\n", &o, &d));
+    if (d.y) CHECK(d.y[0] == 1 && d.y[1] == 0);
+    nb_csv_free(&d);
+    CHECK_FAILS("a,label\n1,2.0\n", &o, "t.csv:2:", "'2.0'");
+    /* a model trained on class numbers: whole numbers below n_classes */
+    o.classes = NULL;
+    CHECK_OK(parse("1,2\n2,0\n", &o, &d));
+    CHECK(d.n_classes == 3 && d.class_names == NULL);
+    if (d.y) CHECK(d.y[0] == 2 && d.y[1] == 0);
+    nb_csv_free(&d);
+    CHECK_FAILS("1,2\n2,3\n", &o, "t.csv:2:", "label '3'", "classes 0 to 2");
+    CHECK_FAILS("1,1.5\n", &o, "t.csv:1:", "label '1.5'");
+    CHECK_FAILS("1,dog\n", &o, "t.csv:1:", "label 'dog'");
+    o.n_classes = -1;
+    CHECK(parse("1,2\n", &o, &d) == NB_ERR_ARG);
+}
+
 int main(void) {
     test_iris();
     test_noheader_and_numbers();
     test_quoted_and_label_by_name();
     test_header_modes();
     test_labels();
+    test_trained_classes();
     test_dialects();
     test_numbers();
     test_locale();

@@ -407,12 +407,79 @@ static void test_fashion_mnist(void) {
     nb_data_free(&test);
 }
 
+/* Labels renumbered through a trained model's class list. */
+static void test_map_classes(void) {
+    char *const names[] = {"cat", "dog", "emu"};
+    const char *text = "a,label\n1,emu\n2,dog\n3,emu\n";
+    nb_csv_data c;
+    nb_data d;
+    CHECK_OK(nb_csv_parse(text, strlen(text), "t.csv", NULL, &c));
+    CHECK_OK(nb_data_from_csv(&c, &d)); /* its own classes: dog 0, emu 1 */
+    CHECK(d.n_classes == 2 && d.y[0] == 1);
+    CHECK_OK(nb_data_map_classes(&d, names, 3, "t.csv"));
+    CHECK(d.n_classes == 3 && d.y[0] == 2 && d.y[1] == 1 && d.y[2] == 2);
+    CHECK(d.class_names && strcmp(d.class_names[1], "dog") == 0);
+    nb_data_free(&d);
+    text = "a,label\n1,emu\n2,cow\n";
+    CHECK_OK(nb_csv_parse(text, strlen(text), "t.csv", NULL, &c));
+    CHECK_OK(nb_data_from_csv(&c, &d));
+    CHECK(nb_data_map_classes(&d, names, 3, "t.csv") == NB_ERR_FORMAT);
+    CHECK(strstr(nb_last_error(), "t.csv: sample 1 has class 'cow'") &&
+          strstr(nb_last_error(), "classes 'cat', 'dog', 'emu'"));
+    CHECK(d.n_classes == 2 && d.y[0] == 1); /* untouched on failure (emu stays 1, not 2) */
+    nb_data_free(&d);
+    /* integer labels i % 4: class numbers, checked against the count */
+    nb_array x, y;
+    make_arrays(6, &x, &y);
+    CHECK_OK(nb_data_from_arrays(&x, &y, &d));
+    CHECK(nb_data_map_classes(&d, NULL, 3, "y.npy") == NB_ERR_FORMAT);
+    CHECK(strstr(nb_last_error(), "y.npy: sample 3 has label 3") &&
+          strstr(nb_last_error(), "classes 0 to 2"));
+    CHECK_OK(nb_data_map_classes(&d, NULL, 5, "y.npy"));
+    CHECK(d.n_classes == 5 && d.class_names == NULL && d.y[5] == 1);
+    CHECK(nb_data_map_classes(&d, names, 3, "y.npy") == NB_ERR_FORMAT);
+    char *const four[] = {"a", "b", "c", "d"};
+    CHECK_OK(nb_data_map_classes(&d, four, 4, "y.npy")); /* numbers index the names */
+    CHECK(d.n_classes == 4 && d.class_names && strcmp(d.class_names[3], "d") == 0);
+    CHECK(d.y[3] == 3);
+    nb_data_free(&d);
+}
+
+/* Channels last to channels first: value (y, x, c) moves to (c, y, x). */
+static void test_hwc_to_chw(void) {
+    nb_array x = {0};
+    x.dtype = NB_U8;
+    x.ndim = 4;
+    int dims[4] = {2, 2, 3, 3}; /* 2 samples of H 2, W 3, C 3 */
+    memcpy(x.dims, dims, sizeof dims);
+    x.numel = 36;
+    x.data = bytes_of(36, 3);
+    uint8_t raw[36];
+    memcpy(raw, x.data, 36);
+    nb_data d;
+    CHECK_OK(nb_data_from_arrays(&x, NULL, &d));
+    CHECK_OK(nb_data_hwc_to_chw(&d));
+    CHECK(d.ndim == 3 && d.dims[0] == 3 && d.dims[1] == 2 && d.dims[2] == 3);
+    for (int i = 0; i < 2; i++)
+        for (int y = 0; y < 2; y++)
+            for (int xx = 0; xx < 3; xx++)
+                for (int c = 0; c < 3; c++)
+                    CHECK(d.x_u8[i * 18 + (c * 2 + y) * 3 + xx] == raw[i * 18 + (y * 3 + xx) * 3 + c]);
+    nb_data_free(&d);
+    nb_real r[4] = {1, 2, 3, 4};
+    CHECK_OK(nb_data_from_reals(r, NULL, 1, 4, 0, &d));
+    CHECK(nb_data_hwc_to_chw(&d) == NB_ERR_SHAPE && strstr(nb_last_error(), "[4], not [H, W, C]"));
+    nb_data_free(&d);
+}
+
 int main(void) {
     test_from_arrays();
     test_standardize();
     test_split();
     test_from_csv();
     test_from_reals();
+    test_map_classes();
+    test_hwc_to_chw();
     test_load_by_name_fake();
     test_fashion_mnist();
     TEST_END();

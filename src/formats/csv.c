@@ -358,6 +358,7 @@ typedef struct csv_state {
     size_t ltext_len, ltext_cap;
     size_t *loff, loff_cap;
     int any_text;
+    nb__class_lookup known;  /* nb_csv_opts.classes, sorted for lookup */
 } csv_state;
 
 static void state_free(csv_state *st) {
@@ -372,6 +373,7 @@ static void state_free(csv_state *st) {
     free(st->y);
     free(st->ltext);
     free(st->loff);
+    nb__class_lookup_free(&st->known);
 }
 
 /* "column 3 ('petal_width')" or "column 3" into buf. */
@@ -504,6 +506,27 @@ static nb_status keep_header(csv_state *st) {
     return NB_OK;
 }
 
+/* A label as a class of nb_csv_opts.classes (by name) or, without names, as
+ * a class number below n_classes. */
+static nb_status known_label(csv_state *st, const nb_csv_opts *o, const char *s, size_t n,
+                             nb_real *y) {
+    nb_real v;
+    long k = -1;
+    if (o->classes) k = nb__class_find(&st->known, s, n);
+    else if (parse_real(s, n, &v) == NUM_OK && v >= 0 && v < o->n_classes && v == (long)v)
+        k = (long)v;
+    if (k >= 0) {
+        *y = (nb_real)k;
+        return NB_OK;
+    }
+    char q[4 * CSV_SHOW], desc[4 * CSV_SHOW], known[1024];
+    return nb_err(NB_ERR_FORMAT, "%s:%zu: %s: label '%s' is not a class the model was trained "
+                  "on (it knows %s)", st->r.name, st->r.cell_line[st->label],
+                  col_desc(st, st->label, desc, sizeof desc),
+                  nb__quote(q, sizeof q, s, n, CSV_SHOW),
+                  nb__class_list(known, sizeof known, o->classes, o->n_classes));
+}
+
 /* One data record into row st->rows. */
 static nb_status add_row(csv_state *st, const nb_csv_opts *o) {
     csv_reader *r = &st->r;
@@ -539,6 +562,11 @@ static nb_status add_row(csv_state *st, const nb_csv_opts *o) {
     if (n == 0)
         return nb_err(NB_ERR_FORMAT, "%s:%zu: %s: empty label", r->name,
                       r->cell_line[st->label], col_desc(st, st->label, desc, sizeof desc));
+    if (o->n_classes > 0) {
+        nb_status ks = known_label(st, o, s, n, &st->y[row]);
+        if (ks == NB_OK) st->rows++;
+        return ks;
+    }
     int got = parse_real(s, n, &st->y[row]);
     if (got == NUM_RANGE || (got == NUM_NOT && is_nan_or_inf(s, n)))
         return cell_error(st, st->label, s, n, got);
@@ -615,6 +643,20 @@ static nb_status make_classes(csv_state *st, nb_csv_data *out) {
     return NB_OK;
 }
 
+/* The classes of nb_csv_opts into out. */
+static nb_status copy_classes(const nb_csv_opts *o, nb_csv_data *out) {
+    out->n_classes = o->n_classes;
+    if (!o->classes) return NB_OK;
+    out->class_names = calloc((size_t)o->n_classes, sizeof *out->class_names);
+    if (!out->class_names) return nb_err(NB_ERR_NOMEM, "out of memory");
+    for (int k = 0; k < o->n_classes; k++) {
+        size_t len = strlen(o->classes[k]) + 1;
+        if (!(out->class_names[k] = malloc(len))) return nb_err(NB_ERR_NOMEM, "out of memory");
+        memcpy(out->class_names[k], o->classes[k], len);
+    }
+    return NB_OK;
+}
+
 static nb_status parse_table(csv_state *st, const nb_csv_opts *o, nb_csv_data *out) {
     csv_reader *r = &st->r;
     int got = read_record(r);
@@ -633,7 +675,9 @@ static nb_status parse_table(csv_state *st, const nb_csv_opts *o, nb_csv_data *o
     if (got < 0) return r->status;
     if (st->rows == 0)
         return nb_err(NB_ERR_FORMAT, "%s: a header but no data rows", r->name);
-    if (st->any_text && (s = make_classes(st, out)) != NB_OK) return s;
+    if (o->n_classes > 0) s = copy_classes(o, out);
+    else if (st->any_text) s = make_classes(st, out);
+    if (s != NB_OK) return s;
 
     int nf = st->ncols - (st->label >= 0);
     out->rows = st->rows;
@@ -681,6 +725,9 @@ static nb_status resolve_opts(const nb_csv_opts *opts, const char *name, nb_csv_
     if (o->header != NB_CSV_HEADER_AUTO && o->header != NB_CSV_HEADER_YES &&
         o->header != NB_CSV_HEADER_NO)
         return nb_err(NB_ERR_ARG, "%s: unknown header mode %d", name, (int)o->header);
+    if (o->n_classes < 0) return nb_err(NB_ERR_ARG, "%s: %d classes", name, o->n_classes);
+    for (int k = 0; o->classes && k < o->n_classes; k++)
+        if (!o->classes[k]) return nb_err(NB_ERR_ARG, "%s: class name %d is NULL", name, k);
     return NB_OK;
 }
 
@@ -704,7 +751,8 @@ nb_status nb_csv_parse(const char *text, size_t len, const char *name, const nb_
     st.r.line = 1;
     st.r.max_line = o.max_line_bytes;
     st.r.max_cols = o.max_columns;
-    s = parse_table(&st, &o, out);
+    s = nb__class_lookup_init(&st.known, o.n_classes > 0 ? o.classes : NULL, o.n_classes);
+    if (s == NB_OK) s = parse_table(&st, &o, out);
     state_free(&st);
     if (s != NB_OK) nb_csv_free(out);
     return s;

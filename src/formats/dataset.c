@@ -124,10 +124,10 @@ nb_status nb_data_from_arrays(nb_array *x, nb_array *y, nb_data *out) {
     size_t n = (size_t)x->dims[0];
     if (y) {
         if (!y->data || y->ndim < 1 || y->ndim > 2)
-            return nb_err(NB_ERR_SHAPE, "nb_data_from_arrays: labels must be [N] or [N, k], "
+            return nb_err(NB_ERR_SHAPE, "labels must be [N] or [N, k], "
                           "got %s", nb_shape_str(sy, sizeof sy, y->ndim, y->dims));
         if ((size_t)y->dims[0] != n)
-            return nb_err(NB_ERR_SHAPE, "nb_data_from_arrays: x %s has %zu samples but y %s has "
+            return nb_err(NB_ERR_SHAPE, "x %s has %zu samples but y %s has "
                           "%d", nb_shape_str(sx, sizeof sx, x->ndim, x->dims), n,
                           nb_shape_str(sy, sizeof sy, y->ndim, y->dims), y->dims[0]);
     }
@@ -223,12 +223,12 @@ static nb_status check_like(const nb_data *train, const nb_data *other, const ch
     if (!other) return NB_OK;
     if (other->sample_size != train->sample_size) {
         char a[64], b[64];
-        return nb_err(NB_ERR_SHAPE, "nb_data_standardize: %s samples are %s but training "
+        return nb_err(NB_ERR_SHAPE, "%s samples are %s but training "
                       "samples are %s", what, nb_shape_str(a, sizeof a, other->ndim, other->dims),
                       nb_shape_str(b, sizeof b, train->ndim, train->dims));
     }
     if (other->scale != train->scale)
-        return nb_err(NB_ERR_ARG, "nb_data_standardize: %s is scaled by %g but the training "
+        return nb_err(NB_ERR_ARG, "%s is scaled by %g but the training "
                       "set by %g", what, other->scale, train->scale);
     return NB_OK;
 }
@@ -363,7 +363,7 @@ nb_status nb_data_split(const nb_data *all, double val_fraction, uint64_t seed, 
     size_t n = all->n;
     size_t n_val = (size_t)(val_fraction * (double)n + 0.5);
     if (n_val == 0 || n_val >= n)
-        return nb_err(NB_ERR_ARG, "nb_data_split: a validation fraction of %g of %zu samples "
+        return nb_err(NB_ERR_ARG, "a validation fraction of %g of %zu samples "
                       "leaves %s empty", val_fraction, n,
                       n_val == 0 ? "the validation set" : "the training set");
     size_t *perm = malloc(sizeof *perm * n);
@@ -419,7 +419,7 @@ nb_status nb_data_batch(const nb_data *d, const size_t *idx, size_t start, size_
                 double v = scaled(d, i, j);
                 if (d->mean) v = (v - d->mean[j]) * d->inv_std[j];
                 if (fabs(v) > REAL_MAX)
-                    return nb_err(NB_ERR_NUMERIC, "nb_data_batch: sample %zu, feature %zu is "
+                    return nb_err(NB_ERR_NUMERIC, "sample %zu, feature %zu is "
                                   "%g after scaling and standardisation, beyond the range of "
                                   "nb_real", i, j, v);
                 row[j] = (nb_real)v;
@@ -514,13 +514,13 @@ nb_status nb_data_load(const char *name, const char *split, const char *dir, nb_
     if (!name || !split || !out) return nb_err(NB_ERR_ARG, "nb_data_load: NULL argument");
     memset(out, 0, sizeof *out);
     if (strcmp(name, "fashion-mnist") != 0)
-        return nb_err(NB_ERR_ARG, "nb_data_load: unknown data set '%s' (known: fashion-mnist)",
+        return nb_err(NB_ERR_ARG, "unknown data set '%s' (known: fashion-mnist)",
                       name);
     const char *prefix = strcmp(split, "train") == 0 ? "train"
                          : strcmp(split, "test") == 0 ? "t10k"
                                                       : NULL;
     if (!prefix)
-        return nb_err(NB_ERR_ARG, "nb_data_load: unknown split '%s' of %s (use \"train\" or "
+        return nb_err(NB_ERR_ARG, "unknown split '%s' of %s (use \"train\" or "
                       "\"test\")", split, name);
     if (!dir || !dir[0]) dir = getenv("NABLA_DATA_DIR");
     if (!dir || !dir[0]) dir = DEFAULT_DATA_DIR;

@@ -20,4 +20,22 @@ nb_status nb__read_file(const char *path, size_t max_bytes, char **buf, size_t *
  * really holds.  On failure *buf is freed and NB_ERR_NOMEM returned. */
 nb_status nb__grow_toward(unsigned char **buf, size_t *cap, size_t want, const char *name);
 
+/* Class names looked up by text (src/formats/classes.c): sorted once, then
+ * a binary search per label. */
+typedef struct nb__class_entry {
+    const char *name;
+    int index;
+} nb__class_entry;
+typedef struct nb__class_lookup {
+    nb__class_entry *entries;
+    int n;
+} nb__class_lookup;
+/* names[0..n) (not copied: they must outlive l); n 0 or names NULL: empty. */
+nb_status nb__class_lookup_init(nb__class_lookup *l, char *const *names, int n);
+/* The index of the class named s[0..len), or -1. */
+int nb__class_find(const nb__class_lookup *l, const char *s, size_t len);
+void nb__class_lookup_free(nb__class_lookup *l);
+/* "classes 'a', 'b', 'c'" (at most 20 names) or, names NULL, "classes 0 to n-1". */
+const char *nb__class_list(char *buf, size_t size, char *const *names, int n);
+
 #endif

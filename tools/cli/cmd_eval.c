@@ -15,6 +15,8 @@ static const char *help =
 /* Load model, weights and their preprocessing: shared with predict. */
 int load_trained(const char *cmd, const char *model_path, const char *weights, nb_model *m,
                  preprocess *pre) {
+    char path[4096];
+    model_path = cli_model_path(model_path, path, sizeof path);
     if (nb_model_load(model_path, m) != NB_OK) return cli_fail(cmd, "%s", nb_last_error());
     if (nb_load_weights(m->graph, weights, NB_LOAD_ALLOW_EXTRA) != NB_OK ||
         preprocess_from_file(weights, pre) != NB_OK) {
@@ -46,12 +48,16 @@ int cmd_eval(int argc, char **argv) {
         goto done_model;
     }
     nb_data d;
-    nb_status s = data_load(spec, data_has_test_split(spec) ? "test" : "train", &d);
+    /* labels numbered as in training (the class list saved with the weights) */
+    int n_classes = pre.n_classes ? pre.n_classes : m.classes;
+    nb_status s = data_load_classes(spec, data_has_test_split(spec) ? "test" : "train",
+                                    pre.n_classes ? pre.class_names : NULL, n_classes, &d);
     if (s == NB_OK) s = preprocess_apply(&pre, &d);
     double loss, acc;
     if (s == NB_OK && d.sample_size != cli_sample_size(m.graph, m.input))
         s = nb_set_error(NB_ERR_SHAPE, "%s: %zu values per sample, the model takes %zu", spec,
                    d.sample_size, cli_sample_size(m.graph, m.input));
+    if (s == NB_OK) s = data_check_shape(&d, spec, m.graph, m.input);
     if (s == NB_OK)
         s = nb_evaluate(m.graph, m.input, m.target, m.loss, m.classes ? m.output : NB_NONE, &d,
                         (int)batch, &loss, &acc);

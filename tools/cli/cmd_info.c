@@ -24,6 +24,8 @@ int cmd_info(int argc, char **argv) {
     if (want_help) return fputs(help, stdout), 0;
     if (npos != 1) return cli_usage_error("info", "expected one model file");
     nb_model m;
+    char path[4096];
+    pos[0] = cli_model_path(pos[0], path, sizeof path);
     if (nb_model_load(pos[0], &m) != NB_OK) return cli_fail("info", "%s", nb_last_error());
     nb_graph *g = m.graph;
     nb_graph_set_batch(g, 1);

@@ -8,7 +8,8 @@
 
 static const char *help =
     "usage: nabla predict MODEL.nn --weights FILE --input SOURCE [--limit N]\n\n"
-    "Predict every sample of SOURCE (csv:FILE[,label=COL|none] or idx:IMAGES) and\n"
+    "Predict every sample of SOURCE (csv:FILE[,label=COL|none], idx:IMAGES or\n"
+    "npy:X.npy, with ,layout=hwc for channels-last images; see nabla train --help) and\n"
     "print CSV on standard output: for a classifier the sample number, the\n"
     "predicted class (and its name when known) and the probability of every class;\n"
     "for a regression model the outputs.  With csv:FILE a label column (by default\n"
@@ -58,7 +59,7 @@ int cmd_predict(int argc, char **argv) {
     nb_data d;
     nb_status s = data_load(spec, "test", &d);
     /* a CSV whose last column is the label: drop it rather than refuse */
-    if (s == NB_OK && strncmp(spec, "csv:", 4) == 0 && !strstr(spec, ",label=") &&
+    if (s == NB_OK && data_is_csv(spec) && !strstr(spec, ",label=") &&
         d.sample_size + 1 == in_size) {
         nb_data_free(&d);
         char with_none[4200];
@@ -68,6 +69,7 @@ int cmd_predict(int argc, char **argv) {
     if (s == NB_OK && d.sample_size != in_size)
         s = nb_set_error(NB_ERR_SHAPE, "%s: %zu values per sample, the model takes %zu", spec,
                    d.sample_size, in_size);
+    if (s == NB_OK) s = data_check_shape(&d, spec, g, m.input);
     if (s == NB_OK) s = preprocess_apply(&pre, &d);
     size_t n = limit > 0 && (size_t)limit < d.n ? (size_t)limit : d.n;
     enum { BATCH = 256 };

@@ -11,13 +11,17 @@
 #include "data_source.h"
 #include "diag_report.h"
 #include "history.h"
+#include "optim_text.h"
 #include "progress.h"
 
 static const char *help =
     "usage: nabla train MODEL.nn --data SOURCE [options]\n\n"
     "Train the model described in MODEL.nn (see docs/model-format.md).\n\n"
     "data\n"
-    "  --data SOURCE          fashion-mnist | idx:IMAGES,LABELS | csv:FILE[,label=COL][,header=yes|no]\n"
+    "  --data SOURCE          fashion-mnist | idx:IMAGES,LABELS | npy:X.npy,Y.npy |\n"
+    "                         csv:FILE[,label=COL][,header=yes|no]; idx and npy take\n"
+    "                         ,layout=hwc for channels-last images [N, H, W, C]; a file\n"
+    "                         without a prefix is read by its extension (.csv, .npy, -ubyte)\n"
     "  --test SOURCE          data for the final evaluation (fashion-mnist: its test split)\n"
     "  --val-split F          hold out this fraction of the training data (default 0)\n"
     "  --no-standardize       CSV features as they are (default: standardised with\n"
@@ -26,9 +30,12 @@ static const char *help =
     "  --epochs N             passes over the training data (default 10)\n"
     "  --batch N              mini-batch size (default 128)\n"
     "  --optim NAME           sgd, momentum, nesterov, ema-momentum, adagrad, rmsprop,\n"
-    "                         adam (default), adamw\n"
-    "  --lr X                 learning rate (default: the optimiser's, 1e-3 for Adam)\n"
-    "  --weight-decay X       L2 penalty (decoupled for adamw)\n"
+    "                         adam (default), adamw; with PyTorch's defaults (momentum\n"
+    "                         and nesterov: momentum 0.9); training starts by printing them\n"
+    "  --lr X                 learning rate (default: the optimiser's, 1e-3 for adam and\n"
+    "                         adamw, 1e-2 for the others)\n"
+    "  --weight-decay X       L2 penalty, decoupled for adamw (default: the optimiser's,\n"
+    "                         0.01 for adamw, 0 for the others)\n"
     "  --schedule NAME        constant (default), step (x0.1 every third of the epochs),\n"
     "                         exponential (x0.9 per epoch), cosine (to 0 at the last epoch),\n"
     "                         warmup (linear from lr/3 over 5 epochs), linear-decay\n"
@@ -64,7 +71,7 @@ static void on_sigint(int sig) {
 }
 
 typedef struct run {
-    const char *model_path, *data_spec, *ckpt, *log, *plot;
+    const char *model_path, *data_spec, *ckpt, *log, *plot, *optim_name;
     nb_model m;
     nb_data train, val, test;
     preprocess pre;
@@ -294,8 +301,12 @@ static int check_resume(run *r, const char *resume, const char *seed_flag) {
  * model. */
 static int prepare_data(run *r, const char *test_spec, double val_split, int standardize) {
     nb_status s = data_load(r->data_spec, "train", &r->train);
+    /* test labels numbered as the training data's classes */
+    char *const *names = r->m.classes ? r->train.class_names : NULL;
+    int n_classes = names ? r->train.n_classes : r->m.classes;
     if (s == NB_OK && (test_spec || data_has_test_split(r->data_spec)))
-        s = data_load(test_spec ? test_spec : r->data_spec, "test", &r->test);
+        s = data_load_classes(test_spec ? test_spec : r->data_spec, "test", names, n_classes,
+                              &r->test);
     if (s == NB_OK && val_split > 0) {
         nb_data all = r->train;
         memset(&r->train, 0, sizeof r->train);
@@ -315,6 +326,10 @@ static int prepare_data(run *r, const char *test_spec, double val_split, int sta
     if (r->train.sample_size != in_size)
         return cli_fail("train", "%s: samples have %zu values but %s takes %zu values per sample",
                         r->data_spec, r->train.sample_size, r->model_path, in_size);
+    if (data_check_shape(&r->train, r->data_spec, r->m.graph, r->m.input) != NB_OK ||
+        (r->test.n && data_check_shape(&r->test, test_spec ? test_spec : r->data_spec, r->m.graph,
+                                       r->m.input) != NB_OK))
+        return cli_fail("train", "%s", nb_last_error());
     if (r->m.classes && (check_labels(r->data_spec, &r->train, r->m.classes) ||
                          check_labels("validation data", &r->val, r->m.classes) ||
                          check_labels("test data", &r->test, r->m.classes)))
@@ -350,7 +365,9 @@ static int train(run *r, nb_fit_config *cfg, size_t per_epoch) {
         fprintf(stderr, "%s: %zu parameters; %zu training samples", r->model_path,
                 nb_param_count(r->m.graph), r->train.n);
         if (r->val.n) fprintf(stderr, ", %zu validation", r->val.n);
-        fputc('\n', stderr);
+        char text[256];
+        fprintf(stderr, "\noptimiser %s\n",
+                optim_text(nb_optim_get_config(r->opt), r->optim_name, text, sizeof text));
     }
     progress_init(&r->prog, stderr, cfg->epochs, per_epoch, (size_t)r->batch);
     struct sigaction sa;
@@ -433,7 +450,8 @@ int cmd_train(int argc, char **argv) {
     /* options */
     run r;
     memset(&r, 0, sizeof r);
-    r.model_path = pos[0];
+    char model_path[4096];
+    r.model_path = cli_model_path(pos[0], model_path, sizeof model_path);
     r.data_spec = FLAG("data");
     r.quiet = FLAG("quiet") != NULL;
     r.log = FLAG("log");
@@ -461,10 +479,11 @@ int cmd_train(int argc, char **argv) {
         !cli_int("train", "checkpoint-every", v, 1, 1L << 40, &r.ckpt_every))
         return 2;
     nb_optim_config oc;
-    if (nb_optim_parse(FLAG("optim") ? FLAG("optim") : "adam", &oc) != NB_OK)
+    r.optim_name = FLAG("optim") ? FLAG("optim") : "adam";
+    if (nb_optim_parse(r.optim_name, &oc) != NB_OK)
         return cli_usage_error("train", "--optim: %s", nb_last_error());
     if (FLAG("lr")) oc.lr = lr;
-    oc.weight_decay = wd;
+    if (FLAG("weight-decay")) oc.weight_decay = wd;
     if (nb_optim_check(&oc) != NB_OK)
         return cli_usage_error("train", "--lr / --weight-decay: %s", nb_last_error());
     int ok;

@@ -9,31 +9,55 @@
 
 int data_has_test_split(const char *spec) { return strcmp(spec, "fashion-mnist") == 0; }
 
-/* "idx:IMAGES[,LABELS]" */
-static nb_status load_idx(const char *spec, nb_data *out) {
-    char images[4096], *labels = NULL;
-    if (snprintf(images, sizeof images, "%s", spec) >= (int)sizeof images)
+/* spec's message prefixed to the library's last error. */
+static nb_status with_spec(nb_status s, const char *kind, const char *spec) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", nb_last_error());
+    if (strstr(msg, spec)) return nb_set_error(s, "%s", msg); /* names its file already */
+    return nb_set_error(s, "%s%s: %s", kind, spec, msg);
+}
+
+/* Arrays: "KIND:SAMPLES[,LABELS][,layout=hwc|chw]" with KIND idx or npy. */
+static nb_status load_arrays(const char *kind, const char *spec, nb_data *out) {
+    char paths[4096], *labels = NULL;
+    int hwc = 0;
+    if (snprintf(paths, sizeof paths, "%s", spec) >= (int)sizeof paths)
         return nb_set_error(NB_ERR_ARG, "--data: path too long");
-    char *comma = strchr(images, ',');
+    for (char *opt; (opt = strrchr(paths, ',')) && strchr(opt, '=');) {
+        *opt++ = '\0';
+        if (strcmp(opt, "layout=hwc") == 0) hwc = 1;
+        else if (strcmp(opt, "layout=chw") != 0)
+            return nb_set_error(NB_ERR_ARG, "%s:%s: unknown option '%s' (known: layout=hwc, "
+                                "layout=chw)", kind, spec, opt);
+    }
+    char *comma = strchr(paths, ',');
     if (comma) {
         *comma = '\0';
         labels = comma + 1;
     }
+    nb_status (*load)(const char *, nb_array *) = kind[0] == 'i' ? nb_idx_load : nb_npy_load;
     nb_array x = {0}, y = {0};
-    nb_status s = nb_idx_load(images, &x);
-    if (s == NB_OK && labels) s = nb_idx_load(labels, &y);
-    if (s == NB_OK) s = nb_data_from_arrays(&x, labels ? &y : NULL, out);
+    nb_status s = load(paths, &x);
+    if (s == NB_OK && labels) s = load(labels, &y);
+    if (s == NB_OK && (s = nb_data_from_arrays(&x, labels ? &y : NULL, out)) != NB_OK)
+        s = with_spec(s, kind[0] == 'i' ? "idx:" : "npy:", spec);
     nb_array_free(&x);
     nb_array_free(&y);
+    if (s == NB_OK && hwc && (s = nb_data_hwc_to_chw(out)) != NB_OK) {
+        s = with_spec(s, kind[0] == 'i' ? "idx:" : "npy:", spec);
+        nb_data_free(out);
+    }
     return s;
 }
 
 /* "csv:PATH[,label=COLUMN][,header=yes|no]" */
-static nb_status load_csv(const char *spec, nb_data *out) {
+static nb_status load_csv(const char *spec, char *const *classes, int n_classes, nb_data *out) {
     char path[4096];
     if (snprintf(path, sizeof path, "%s", spec) >= (int)sizeof path)
         return nb_set_error(NB_ERR_ARG, "--data: path too long");
     nb_csv_opts o = nb_csv_defaults();
+    o.classes = classes;
+    o.n_classes = n_classes;
     /* options are the trailing ",key=value" parts; the path may hold commas */
     for (char *opt; (opt = strrchr(path, ',')) && strchr(opt, '=');) {
         *opt++ = '\0';
@@ -64,13 +88,99 @@ static nb_status load_csv(const char *spec, nb_data *out) {
     return s;
 }
 
+static int ends_with(const char *s, const char *tail) {
+    size_t n = strlen(s), m = strlen(tail);
+    return n >= m && strcmp(s + n - m, tail) == 0;
+}
+
+/* The prefix a data file without one gets from its name ("" if unknown). */
+static const char *kind_of(const char *spec) {
+    char first[4096];
+    snprintf(first, sizeof first, "%s", spec);
+    char *comma = strchr(first, ',');
+    if (comma) *comma = '\0';
+    if (ends_with(first, ".csv") || ends_with(first, ".csv.gz")) return "csv:";
+    if (ends_with(first, ".npy")) return "npy:";
+    if (ends_with(first, "-ubyte") || ends_with(first, "-ubyte.gz") || ends_with(first, ".idx") ||
+        ends_with(first, ".idx.gz"))
+        return "idx:";
+    return "";
+}
+
 nb_status data_load(const char *spec, const char *split, nb_data *out) {
     memset(out, 0, sizeof *out);
-    if (strncmp(spec, "idx:", 4) == 0) return load_idx(spec + 4, out);
-    if (strncmp(spec, "csv:", 4) == 0) return load_csv(spec + 4, out);
-    if (strchr(spec, ':') == NULL) return nb_data_load(spec, split, NULL, out);
-    return nb_set_error(NB_ERR_ARG, "--data %s: unknown source (use fashion-mnist, "
-                  "idx:IMAGES,LABELS or csv:FILE)", spec);
+    if (strncmp(spec, "idx:", 4) == 0) return load_arrays("idx", spec + 4, out);
+    if (strncmp(spec, "npy:", 4) == 0) return load_arrays("npy", spec + 4, out);
+    if (strncmp(spec, "csv:", 4) == 0) return load_csv(spec + 4, NULL, 0, out);
+    const char *kind = kind_of(spec);
+    if (strcmp(kind, "csv:") == 0) return load_csv(spec, NULL, 0, out);
+    if (kind[0]) return load_arrays(kind[0] == 'i' ? "idx" : "npy", spec, out);
+    if (strcmp(spec, "fashion-mnist") == 0) return nb_data_load(spec, split, NULL, out);
+    return nb_set_error(NB_ERR_ARG, "%s: unknown data source; write csv:FILE for a CSV file, "
+                        "npy:X.npy,Y.npy for NumPy arrays, idx:IMAGES,LABELS for IDX files, "
+                        "or fashion-mnist", spec);
+}
+
+nb_status data_load_classes(const char *spec, const char *split, char *const *classes,
+                            int n_classes, nb_data *out) {
+    if (n_classes < 1) return data_load(spec, split, out);
+    const char *csv = strncmp(spec, "csv:", 4) == 0 ? spec + 4
+                      : strcmp(kind_of(spec), "csv:") == 0 ? spec
+                                                           : NULL;
+    if (csv) { /* mapped while parsing: errors name the line */
+        memset(out, 0, sizeof *out);
+        return load_csv(csv, classes, n_classes, out);
+    }
+    nb_status s = data_load(spec, split, out);
+    if (s == NB_OK && (s = nb_data_map_classes(out, classes, n_classes, spec)) != NB_OK)
+        nb_data_free(out);
+    return s;
+}
+
+int data_is_csv(const char *spec) {
+    return strncmp(spec, "csv:", 4) == 0 || strcmp(kind_of(spec), "csv:") == 0;
+}
+
+/* "[3, 32, 32]" into buf */
+static const char *shape_text(char *buf, size_t size, int ndim, const int *dims) {
+    size_t used = (size_t)snprintf(buf, size, "[");
+    for (int k = 0; k < ndim && used < size; k++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%d", k ? ", " : "", dims[k]);
+    if (used < size) snprintf(buf + used, size - used, "]");
+    return buf;
+}
+
+/* dims without the dimensions of size 1 */
+static int squeeze(int ndim, const int *dims, int *out) {
+    int n = 0;
+    for (int k = 0; k < ndim; k++)
+        if (dims[k] != 1) out[n++] = dims[k];
+    return n;
+}
+
+static int same_shape(int na, const int *a, int nb, const int *b) {
+    int sa[NB_MAX_DIMS], sb[NB_MAX_DIMS];
+    na = squeeze(na, a, sa);
+    nb = squeeze(nb, b, sb);
+    return na == nb && memcmp(sa, sb, sizeof *sa * (size_t)na) == 0;
+}
+
+nb_status data_check_shape(const nb_data *d, const char *spec, const nb_graph *g, nb_node input) {
+    int ndim, dims[NB_MAX_DIMS];
+    if (nb_node_shape(g, input, &ndim, dims) != NB_OK) return NB_ERR_ARG;
+    int skip = nb_node_is_batched(g, input) ? 1 : 0, *m = dims + skip, nm = ndim - skip;
+    /* flat features (CSV) or a flat input (dense layers) take any layout */
+    if (d->ndim <= 1 || nm <= 1 || same_shape(d->ndim, d->dims, nm, m)) return NB_OK;
+    char ds[64], ms[64];
+    shape_text(ds, sizeof ds, d->ndim, d->dims);
+    shape_text(ms, sizeof ms, nm, m);
+    int hwc[3] = {nm == 3 ? m[1] : 0, nm == 3 ? m[2] : 0, nm == 3 ? m[0] : 0};
+    if (nm == 3 && same_shape(d->ndim, d->dims, 3, hwc))
+        return nb_set_error(NB_ERR_SHAPE, "%s: samples are %s, channels last (H W C), but the "
+                            "model's input is C H W %s; add ,layout=hwc to the source to "
+                            "transpose them", spec, ds, ms);
+    return nb_set_error(NB_ERR_SHAPE, "%s: samples are %s but the model's input is %s", spec, ds,
+                        ms);
 }
 
 /* ------------------------------------------------------------ preprocessing */

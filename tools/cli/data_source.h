@@ -6,11 +6,29 @@
 #include "nabla.h"
 
 /* Load SPEC: "fashion-mnist" (split "train" or "test"), "idx:IMAGES,LABELS",
- * "idx:IMAGES" (no labels), or "csv:PATH[,label=COLUMN][,header=yes|no]" with
- * COLUMN a header name or a 0-based index (default: the last column; with
- * label=none every column is a feature).  Prints nothing; on error returns a
- * status with nb_last_error() set. */
+ * "npy:X.npy,Y.npy" (either without labels: "idx:IMAGES", "npy:X.npy"; both
+ * with ",layout=hwc" for channels-last samples, transposed to C H W), or
+ * "csv:PATH[,label=COLUMN][,header=yes|no]" with COLUMN a header name or a
+ * 0-based index (default: the last column; with label=none every column is a
+ * feature).  Without a prefix, a file's name says which: .csv (.csv.gz), .npy,
+ * -ubyte or .idx (.gz).  Prints nothing; on error returns a status with
+ * nb_last_error() set. */
 nb_status data_load(const char *spec, const char *split, nb_data *out);
+
+/* data_load for data to evaluate a trained model on: every label must be one
+ * of its n_classes classes (classes: their names, matched by name; NULL: class
+ * numbers), and is numbered as in training.  n_classes 0: data_load. */
+nb_status data_load_classes(const char *spec, const char *split, char *const *classes,
+                            int n_classes, nb_data *out);
+
+/* Is spec a CSV file (csv:FILE, or FILE.csv)? */
+int data_is_csv(const char *spec);
+
+/* Do d's samples have the shape of the model's input?  Flat samples or a
+ * flat input match any shape of the same size, and dimensions of size 1 do
+ * not count; channels-last samples for a C H W input are an error that
+ * suggests layout=hwc. */
+nb_status data_check_shape(const nb_data *d, const char *spec, const nb_graph *g, nb_node input);
 
 /* Does spec name a data set that has its own test split? */
 int data_has_test_split(const char *spec);

@@ -33,6 +33,8 @@ int gradcheck_main(int argc, char **argv) {
     if ((v = cli_get(flags, nf, "samples")) && !cli_int("gradcheck", "samples", v, 0, 1L << 30, &samples))
         return 2;
     nb_model m;
+    char path[4096];
+    pos[0] = cli_model_path(pos[0], path, sizeof path);
     if (nb_model_load(pos[0], &m) != NB_OK) return cli_fail("gradcheck", "%s", nb_last_error());
     if (m.loss == NB_NONE) {
         nb_model_free(&m);
