@@ -147,7 +147,8 @@ static void check_regression(const ref_case *c) {
     nb_real *pv = reals(p), *tv = reals(t);
     nb_report r;
     nb_status st = nb_report_init(&r, 0, 0, m);
-    for (size_t i = 0; i < n && st == NB_OK; i++) st = nb_report_add(&r, pv + i * m, tv + i * m, 1, m);
+    for (size_t i = 0; i < n && st == NB_OK; i++) /* one row at a time */
+        st = nb_report_add(&r, pv + i * m, tv + i * m, 1, m);
     if (st == NB_OK) st = nb_report_finish(&r);
     CHECKF(st == NB_OK, "%s: %s", c->name, nb_last_error());
     if (st == NB_OK) {
