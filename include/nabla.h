@@ -622,6 +622,74 @@ nb_status nb_evaluate(nb_graph *g, nb_node input, nb_node target, nb_node loss,
                       nb_node output, const nb_data *data, int batch_size,
                       double *loss_out, double *acc_out);
 
+/* ------------------------------------------------------- evaluation reports */
+
+/* The figures of one class, or an average over the classes, defined as
+ * scikit-learn's classification_report defines them (docs/metrics.md):
+ * precision = TP / predicted, recall = TP / support, F1 = 2 TP / (support +
+ * predicted).  A 0/0 is taken as 0 (scikit-learn's default zero_division)
+ * and flagged. */
+typedef struct nb_class_metrics {
+    double precision, recall, f1;
+    size_t support;          /* samples of this true class (averages: all)      */
+    size_t predicted;        /* samples predicted as this class (averages: all) */
+    unsigned zero_division;  /* NB_ZERO_DIV_* of the figures that were 0/0;
+                                an average: of any class                       */
+} nb_class_metrics;
+
+#define NB_ZERO_DIV_PRECISION 1u /* never predicted: precision 0/0, taken as 0   */
+#define NB_ZERO_DIV_RECALL 2u    /* support 0: recall 0/0, taken as 0            */
+#define NB_ZERO_DIV_F1 4u        /* neither occurs nor predicted: F1 0/0, as 0  */
+
+/* An evaluation report: a classifier's per-class figures, confusion matrix
+ * and top-k accuracy, or a regression model's MAE, RMSE and R^2.  Made by
+ * nb_report_init, filled by nb_report_add (or nb_evaluate_report), computed
+ * by nb_report_finish. */
+typedef struct nb_report {
+    int n_classes;           /* > 0: a classifier's report; 0: regression       */
+    int top_k;               /* 0: no top-k accuracy; else 1 .. n_classes       */
+    size_t n_outputs;        /* values per sample (a classifier: n_classes)     */
+    size_t n;                /* samples counted                                 */
+    double loss;             /* nb_evaluate_report: mean loss; otherwise NaN    */
+    /* classification */
+    size_t *confusion;       /* n_classes x n_classes, row-major: row = true
+                                class, column = predicted class (argmax, the
+                                first of equal scores)                          */
+    nb_class_metrics *per_class; /* n_classes, by class index                  */
+    nb_class_metrics macro;  /* unweighted means of the per-class figures       */
+    nb_class_metrics weighted; /* means weighted by support                     */
+    size_t correct, top_k_correct;
+    double accuracy;         /* correct / n                                     */
+    double top_k_accuracy;   /* true class among the top_k scores; -1: top_k 0  */
+    unsigned zero_division;  /* NB_ZERO_DIV_* of any class                      */
+    /* regression: per output (n_outputs each), then their means (RMSE: the
+     * root of the mean squared error over all outputs) */
+    double *mae_out, *rmse_out, *r2_out;
+    double mae, rmse, r2;    /* R^2: NaN with fewer than 2 samples              */
+    double *sums;            /* running sums (internal)                         */
+} nb_report;
+
+/* Start a report: a classifier's with n_classes >= 2 (top_k 0 .. n_classes,
+ * n_outputs ignored), or with n_classes 0 a regression report of n_outputs
+ * >= 1 values per sample (top_k 0).  Allocates; free with nb_report_free. */
+nb_status nb_report_init(nb_report *r, int n_classes, int top_k, size_t n_outputs);
+/* Count rows samples: out holds rows x n_outputs scores or predictions,
+ * target rows x target_size values.  A classifier's target is a class index
+ * (target_size 1; an integer in 0 .. n_classes-1, else NB_ERR_ARG naming the
+ * sample) or a row of n_classes probabilities (its argmax).  A regression
+ * target has n_outputs values. */
+nb_status nb_report_add(nb_report *r, const nb_real *out, const nb_real *target, size_t rows,
+                        size_t target_size);
+/* Compute the figures from the counts (at least one sample). */
+nb_status nb_report_finish(nb_report *r);
+void nb_report_free(nb_report *r);
+/* Run the model once over data in eval mode (like nb_evaluate) and fill r,
+ * started by nb_report_init with output's width: its mean loss and, after
+ * nb_report_finish, every figure. */
+nb_status nb_evaluate_report(nb_graph *g, nb_node input, nb_node target, nb_node loss,
+                             nb_node output, const nb_data *data, int batch_size,
+                             nb_report *r);
+
 /* ------------------------------------------------------------ diagnostics */
 
 /* Where the first NaN or infinity of a forward / backward pass is. */

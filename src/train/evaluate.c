@@ -3,25 +3,17 @@
 
 #include <stdlib.h>
 
-/* Index of the largest of v[0..n) (the first one on ties; NaN never wins). */
-static size_t argmax(const nb_real *v, size_t n) {
-    size_t best = 0;
-    for (size_t j = 1; j < n; j++)
-        if (v[j] > v[best] || v[best] != v[best]) best = j;
-    return best;
-}
-
 size_t nb__count_correct(const nb_real *out, const nb_real *y, int batch, size_t c, size_t ys) {
     size_t correct = 0;
     for (int r = 0; r < batch; r++) {
-        size_t pred = argmax(out + (size_t)r * c, c);
+        size_t pred = nb__argmax(out + (size_t)r * c, c);
         size_t want;
         if (ys == 1) {
             double t = (double)y[r];
             if (!(t >= 0 && t < (double)c)) continue; /* not a class: counts as wrong */
             want = (size_t)t;
         } else {
-            want = argmax(y + (size_t)r * ys, ys);
+            want = nb__argmax(y + (size_t)r * ys, ys);
         }
         correct += pred == want;
     }
@@ -41,29 +33,51 @@ static nb_status eval_batch(const char *fn, nb_graph *g, nb_node input, nb_node 
     return NB_OK;
 }
 
-nb_status nb__evaluate(const char *fn, nb_graph *g, nb_node input, nb_node target,
-                       nb_node loss, nb_node output, const nb_data *d, int batch_size,
-                       nb_real *xb, double *loss_out, double *acc_out) {
+/* The evaluation pass: mean loss, correct argmax rows when classes is set,
+ * and every batch's outputs counted into rep (NULL: none). */
+static nb_status eval_pass(const char *fn, nb_graph *g, nb_node input, nb_node target,
+                           nb_node loss, nb_node output, int classes, const nb_data *d,
+                           int batch_size, nb_real *xb, nb_report *rep, double *loss_out,
+                           size_t *correct) {
     int was_training = g->training;
     nb_graph_set_training(g, 0);
     double loss_sum = 0;
-    size_t correct = 0;
     size_t c = output != NB_NONE ? nb__sample_numel(&g->nodes[output]) : 0;
     nb_status s = NB_OK;
+    *correct = 0;
     for (size_t start = 0; start < d->n && s == NB_OK; start += (size_t)batch_size) {
         int bs = (int)(d->n - start < (size_t)batch_size ? d->n - start : (size_t)batch_size);
         s = eval_batch(fn, g, input, target, loss, output, d, start, bs, xb);
         if (s != NB_OK) break;
         /* mean losses: the data set's mean is the batch means weighted by size */
         loss_sum += (double)g->nodes[loss].val[0] * bs;
-        if (c) correct += nb__count_correct(g->nodes[output].val, d->y + start * d->y_size, bs,
-                                            c, d->y_size);
+        const nb_real *y = d->y + start * d->y_size;
+        if (classes) *correct += nb__count_correct(g->nodes[output].val, y, bs, c, d->y_size);
+        if (rep) s = nb_report_add(rep, g->nodes[output].val, y, (size_t)bs, d->y_size);
+        if (s != NB_OK) s = nb_err_prefix(s, "%s", fn);
     }
     nb_graph_set_training(g, was_training);
+    if (s == NB_OK) *loss_out = loss_sum / (double)d->n;
+    return s;
+}
+
+nb_status nb__evaluate(const char *fn, nb_graph *g, nb_node input, nb_node target,
+                       nb_node loss, nb_node output, const nb_data *d, int batch_size,
+                       nb_real *xb, double *loss_out, double *acc_out) {
+    double mean_loss;
+    size_t correct;
+    nb_status s = eval_pass(fn, g, input, target, loss, output, output != NB_NONE, d,
+                            batch_size, xb, NULL, &mean_loss, &correct);
     if (s != NB_OK) return s;
-    if (loss_out) *loss_out = loss_sum / (double)d->n;
-    if (acc_out) *acc_out = c ? (double)correct / (double)d->n : -1;
+    if (loss_out) *loss_out = mean_loss;
+    if (acc_out) *acc_out = output != NB_NONE ? (double)correct / (double)d->n : -1;
     return NB_OK;
+}
+
+/* A batch buffer for data (at most batch_size samples); NULL: out of memory. */
+static nb_real *batch_buffer(const nb_data *data, int batch_size) {
+    size_t rows = data->n < (size_t)batch_size ? data->n : (size_t)batch_size;
+    return malloc(rows * data->sample_size * sizeof(nb_real));
 }
 
 nb_status nb_evaluate(nb_graph *g, nb_node input, nb_node target, nb_node loss,
@@ -75,11 +89,52 @@ nb_status nb_evaluate(nb_graph *g, nb_node input, nb_node target, nb_node loss,
     if (s != NB_OK) return s;
     if (batch_size <= 0)
         return nb_err(NB_ERR_ARG, "%s: batch_size %d is not positive", fn, batch_size);
-    size_t rows = data->n < (size_t)batch_size ? data->n : (size_t)batch_size;
-    nb_real *xb = malloc(rows * data->sample_size * sizeof *xb);
+    nb_real *xb = batch_buffer(data, batch_size);
     if (!xb) return nb_err(NB_ERR_NOMEM, "%s: out of memory", fn);
     s = nb__evaluate(fn, g, input, target, loss, output, data, batch_size, xb, loss_out,
                      acc_out);
     free(xb);
+    return s;
+}
+
+/* The output node gives the report's n_outputs values per sample, and the
+ * target fits the report's kind. */
+static nb_status check_report(const nb_graph *g, const char *fn, nb_node target,
+                              nb_node output, const nb_report *r) {
+    if (!r || !r->n_outputs) return nb_err(NB_ERR_ARG, "%s: the report is not started", fn);
+    if (r->n) return nb_err(NB_ERR_ARG, "%s: the report already counts %zu samples", fn, r->n);
+    if (output < 0 || output >= g->n_nodes)
+        return nb_err(NB_ERR_ARG, "%s: output node %d does not exist (graph has %d nodes)", fn,
+                      output, g->n_nodes);
+    const nb_node_t *O = &g->nodes[output];
+    size_t c = nb__sample_numel(O), t = nb__sample_numel(&g->nodes[target]);
+    if (!O->batched || c != r->n_outputs)
+        return nb_err(NB_ERR_SHAPE, "%s: output '%s' %s %zu values per sample; the report "
+                      "was started for %zu", fn, O->name, O->batched ? "has" : "is not "
+                      "batched, with", c, r->n_outputs);
+    if (r->n_classes ? t != 1 && t != c : t != c)
+        return nb_err(NB_ERR_SHAPE, "%s: target '%s' has %zu values per sample; expected %s%zu",
+                      fn, g->nodes[target].name, t, r->n_classes ? "1 (class index) or " : "",
+                      c);
+    return NB_OK;
+}
+
+nb_status nb_evaluate_report(nb_graph *g, nb_node input, nb_node target, nb_node loss,
+                             nb_node output, const nb_data *data, int batch_size,
+                             nb_report *r) {
+    const char *fn = "nb_evaluate_report";
+    nb_status s = nb__check_nodes(g, fn, input, target, loss, NB_NONE);
+    if (s == NB_OK) s = check_report(g, fn, target, output, r);
+    if (s == NB_OK) s = nb__check_data(g, fn, "the", data, input, target);
+    if (s != NB_OK) return s;
+    if (batch_size <= 0)
+        return nb_err(NB_ERR_ARG, "%s: batch_size %d is not positive", fn, batch_size);
+    nb_real *xb = batch_buffer(data, batch_size);
+    if (!xb) return nb_err(NB_ERR_NOMEM, "%s: out of memory", fn);
+    size_t correct;
+    s = eval_pass(fn, g, input, target, loss, output, 0, data, batch_size, xb, r, &r->loss,
+                  &correct);
+    free(xb);
+    if (s == NB_OK) s = nb_report_finish(r);
     return s;
 }

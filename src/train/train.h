@@ -56,6 +56,14 @@ void nb__augment_batch(const nb__augment *a, nb_real *x, int bs, size_t first, u
 
 /* ------------------------------------------------------------ evaluation (evaluate.c) */
 
+/* Index of the largest of v[0..n): the first one on ties; NaN never wins. */
+static inline size_t nb__argmax(const nb_real *v, size_t n) {
+    size_t best = 0;
+    for (size_t j = 1; j < n; j++)
+        if (v[j] > v[best] || v[best] != v[best]) best = j;
+    return best;
+}
+
 /* Rows of out (batch x c) whose argmax matches the target: a class index
  * (ys == 1) or the argmax of a probability row (ys == c). */
 size_t nb__count_correct(const nb_real *out, const nb_real *y, int batch, size_t c, size_t ys);

@@ -4,13 +4,23 @@
 
 #include "cli.h"
 #include "data_source.h"
+#include "report.h"
 
 static const char *help =
-    "usage: nabla eval MODEL.nn --weights FILE --data SOURCE [--batch N]\n\n"
+    "usage: nabla eval MODEL.nn --weights FILE --data SOURCE [options]\n\n"
     "Loss and accuracy of the weights in FILE (written by 'nabla train --out', a\n"
     "checkpoint, or PyTorch with the same tensor names) on SOURCE. For fashion-mnist\n"
     "the test split is used. Inputs are prepared as they were for training (the\n"
-    "weights file records how).\n";
+    "weights file records how).\n\n"
+    "A classifier (loss cross_entropy) also gets per-class precision, recall, F1 and\n"
+    "support, their macro and weighted averages, top-k accuracy and the confusion\n"
+    "matrix (rows: true class, columns: predicted); a regression model (loss mse)\n"
+    "gets MAE, RMSE and R^2.  Definitions: docs/metrics.md.\n\n"
+    "  --batch N              samples per forward pass (default 256)\n"
+    "  --top-k K              top-K accuracy (default: 5 with more than 5 classes,\n"
+    "                         else none; 0: none)\n"
+    "  --report FILE.json     write the whole report as JSON\n"
+    "  --confusion FILE.svg   draw the confusion matrix\n";
 
 /* Load model, weights and their preprocessing: shared with predict. */
 int load_trained(const char *cmd, const char *model_path, const char *weights, nb_model *m,
@@ -28,8 +38,9 @@ int load_trained(const char *cmd, const char *model_path, const char *weights, n
 }
 
 int cmd_eval(int argc, char **argv) {
-    cli_flag f[] = {{"weights", 1, 0}, {"data", 1, 0}, {"batch", 1, 0}};
-    const int nf = 3;
+    cli_flag f[] = {{"weights", 1, 0}, {"data", 1, 0}, {"batch", 1, 0},
+                    {"top-k", 1, 0},   {"report", 1, 0}, {"confusion", 1, 0}};
+    const int nf = (int)(sizeof f / sizeof f[0]);
     const char *pos[1];
     int npos, want_help;
     int rc = cli_parse("eval", argc, argv, 2, f, nf, pos, 1, &npos, &want_help);
@@ -40,6 +51,10 @@ int cmd_eval(int argc, char **argv) {
     if (!weights || !spec) return cli_usage_error("eval", "--weights and --data are required");
     long batch = 256;
     if ((v = cli_get(f, nf, "batch")) && !cli_int("eval", "batch", v, 1, 1 << 20, &batch)) return 2;
+    report_opts ro;
+    if ((rc = report_options("eval", cli_get(f, nf, "top-k"), cli_get(f, nf, "report"),
+                             cli_get(f, nf, "confusion"), &ro)))
+        return rc;
     nb_model m;
     preprocess pre;
     if ((rc = load_trained("eval", pos[0], weights, &m, &pre))) return rc;
@@ -53,21 +68,15 @@ int cmd_eval(int argc, char **argv) {
     nb_status s = data_load_classes(spec, data_has_test_split(spec) ? "test" : "train",
                                     pre.n_classes ? pre.class_names : NULL, n_classes, &d);
     if (s == NB_OK) s = preprocess_apply(&pre, &d);
-    double loss, acc;
     if (s == NB_OK && d.sample_size != cli_sample_size(m.graph, m.input))
         s = nb_set_error(NB_ERR_SHAPE, "%s: %zu values per sample, the model takes %zu", spec,
                    d.sample_size, cli_sample_size(m.graph, m.input));
     if (s == NB_OK) s = data_check_shape(&d, spec, m.graph, m.input);
-    if (s == NB_OK)
-        s = nb_evaluate(m.graph, m.input, m.target, m.loss, m.classes ? m.output : NB_NONE, &d,
-                        (int)batch, &loss, &acc);
-    if (s != NB_OK) {
+    if (s != NB_OK)
         rc = cli_fail("eval", "%s", nb_last_error());
-    } else {
-        printf("loss %.4f", loss);
-        if (acc >= 0) printf(", accuracy %.2f%%", 100 * acc);
-        printf(" (%zu samples)\n", d.n);
-    }
+    else
+        rc = report_evaluate("eval", &m, &d, (int)batch, report_class_names(&pre, &d, m.classes),
+                             "", &ro);
     nb_data_free(&d);
 done_model:
     preprocess_free(&pre);

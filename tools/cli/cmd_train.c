@@ -13,6 +13,7 @@
 #include "history.h"
 #include "optim_text.h"
 #include "progress.h"
+#include "report.h"
 
 static const char *help =
     "usage: nabla train MODEL.nn --data SOURCE [options]\n\n"
@@ -53,6 +54,8 @@ static const char *help =
     "  --log FILE             per-epoch metrics as CSV\n"
     "  --plot FILE            loss and accuracy curves as SVG\n"
     "  --quiet                no progress output\n"
+    "  --top-k K, --report FILE.json, --confusion FILE.svg\n"
+    "                         the test data's report, as for 'nabla eval' (see its --help)\n"
     "diagnostics (docs/diagnostics.md)\n"
     "  --diagnose             a table per layer on the first batch of every epoch, on\n"
     "                         stderr (also with --quiet): activation mean and std, dead\n"
@@ -72,6 +75,7 @@ static void on_sigint(int sig) {
 
 typedef struct run {
     const char *model_path, *data_spec, *ckpt, *log, *plot, *optim_name;
+    report_opts report;      /* of the test data: --top-k, --report, --confusion */
     nb_model m;
     nb_data train, val, test;
     preprocess pre;
@@ -415,15 +419,9 @@ static int keep_result(run *r, const char *out) {
         if (!r->quiet) fprintf(stderr, "weights saved to %s\n", out);
     }
     if (!r->test.n) return 0;
-    double loss, acc;
-    nb_status s = nb_evaluate(g, r->m.input, r->m.target, r->m.loss,
-                              r->m.classes ? r->m.output : NB_NONE, &r->test, (int)r->batch,
-                              &loss, &acc);
-    if (s != NB_OK) return cli_fail("train", "test evaluation: %s", nb_last_error());
-    printf("test loss %.4f", loss);
-    if (acc >= 0) printf(", test accuracy %.2f%%", 100 * acc);
-    printf(" (%zu samples)\n", r->test.n);
-    return 0;
+    return report_evaluate("train", &r->m, &r->test, (int)r->batch,
+                           report_class_names(&r->pre, &r->test, r->m.classes), "test ",
+                           &r->report);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -435,7 +433,8 @@ int cmd_train(int argc, char **argv) {
                     {"checkpoint-every", 1, 0}, {"resume", 1, 0}, {"log", 1, 0},
                     {"plot", 1, 0},         {"quiet", 0, 0},    {"flip", 0, 0},
                     {"crop", 1, 0},         {"diagnose", 0, 0}, {"diagnose-every", 1, 0},
-                    {"diagnose-log", 1, 0}};
+                    {"diagnose-log", 1, 0}, {"top-k", 1, 0}, {"report", 1, 0},
+                    {"confusion", 1, 0}};
     const int nf = (int)(sizeof f / sizeof f[0]);
     const char *pos[1];
     int npos, want_help;
@@ -518,6 +517,13 @@ int cmd_train(int argc, char **argv) {
         (r.plot && !cli_check_output("train", "plot", r.plot)) ||
         (r.diag_log_path && !cli_check_output("train", "diagnose-log", r.diag_log_path)))
         return 1;
+    if ((rc = report_options("train", FLAG("top-k"), FLAG("report"), FLAG("confusion"),
+                             &r.report)))
+        return rc;
+    if ((FLAG("top-k") || FLAG("report") || FLAG("confusion")) && !FLAG("test") &&
+        !data_has_test_split(r.data_spec))
+        return cli_usage_error("train", "--top-k, --report and --confusion need test data "
+                               "(--test SOURCE)");
     if (threads && nb_set_threads((int)threads) != NB_OK)
         return cli_fail("train", "%s", nb_last_error());
     r.seed = (uint64_t)seed;
@@ -525,6 +531,7 @@ int cmd_train(int argc, char **argv) {
     /* model, data, parameters, optimiser; then train and keep the result */
     if (nb_model_load(r.model_path, &r.m) != NB_OK) return cli_fail("train", "%s", nb_last_error());
     if (r.m.loss == NB_NONE) rc = cli_fail("train", "%s: the model has no 'loss' line", r.model_path);
+    if (!rc) rc = report_check("train", &r.m, &r.report);
     if (!rc && resume) rc = check_resume(&r, resume, FLAG("seed"));
     if (!rc) rc = prepare_data(&r, FLAG("test"), val_split, !FLAG("no-standardize"));
     if (!rc) {
