@@ -4,13 +4,15 @@
 
 #include "cli.h"
 #include "data_source.h"
+#include "folder_source.h"
 
 static const char *help =
-    "usage: nabla eval MODEL.nn --weights FILE --data SOURCE [--batch N]\n\n"
+    "usage: nabla eval MODEL.nn --weights FILE --data SOURCE [--batch N] [--skip-bad]\n\n"
     "Loss and accuracy of the weights in FILE (written by 'nabla train --out', a\n"
     "checkpoint, or PyTorch with the same tensor names) on SOURCE. For fashion-mnist\n"
     "the test split is used. Inputs are prepared as they were for training (the\n"
-    "weights file records how).\n";
+    "weights file records how).  With folder:DIR, --skip-bad skips images that do\n"
+    "not decode (counted) instead of failing.\n";
 
 /* Load model, weights and their preprocessing: shared with predict. */
 int load_trained(const char *cmd, const char *model_path, const char *weights, nb_model *m,
@@ -26,8 +28,8 @@ int load_trained(const char *cmd, const char *model_path, const char *weights, n
 }
 
 int cmd_eval(int argc, char **argv) {
-    cli_flag f[] = {{"weights", 1, 0}, {"data", 1, 0}, {"batch", 1, 0}};
-    const int nf = 3;
+    cli_flag f[] = {{"weights", 1, 0}, {"data", 1, 0}, {"batch", 1, 0}, {"skip-bad", 0, 0}};
+    const int nf = 4;
     const char *pos[1];
     int npos, want_help;
     int rc = cli_parse("eval", argc, argv, 2, f, nf, pos, 1, &npos, &want_help);
@@ -41,6 +43,7 @@ int cmd_eval(int argc, char **argv) {
     nb_model m;
     preprocess pre;
     if ((rc = load_trained("eval", pos[0], weights, &m, &pre))) return rc;
+    folder_source_setup(&m, cli_get(f, nf, "skip-bad") != NULL, 0);
     if (m.loss == NB_NONE) {
         rc = cli_fail("eval", "%s: the model has no loss line", pos[0]);
         goto done_model;

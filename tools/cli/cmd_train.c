@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "data_source.h"
 #include "diag_report.h"
+#include "folder_source.h"
 #include "history.h"
 #include "progress.h"
 
@@ -18,7 +19,9 @@ static const char *help =
     "Train the model described in MODEL.nn (see docs/model-format.md).\n\n"
     "data\n"
     "  --data SOURCE          fashion-mnist | idx:IMAGES,LABELS | csv:FILE[,label=COL][,header=yes|no]\n"
+    "                         | folder:DIR (DIR/CLASS/*.png|jpg|jpeg, see docs/images.md)\n"
     "  --test SOURCE          data for the final evaluation (fashion-mnist: its test split)\n"
+    "  --skip-bad             skip images that do not decode (counted) instead of failing\n"
     "  --val-split F          hold out this fraction of the training data (default 0)\n"
     "  --no-standardize       CSV features as they are (default: standardised with\n"
     "                         training statistics); byte images are always scaled to [0, 1]\n"
@@ -418,7 +421,7 @@ int cmd_train(int argc, char **argv) {
                     {"checkpoint-every", 1, 0}, {"resume", 1, 0}, {"log", 1, 0},
                     {"plot", 1, 0},         {"quiet", 0, 0},    {"flip", 0, 0},
                     {"crop", 1, 0},         {"diagnose", 0, 0}, {"diagnose-every", 1, 0},
-                    {"diagnose-log", 1, 0}};
+                    {"diagnose-log", 1, 0}, {"skip-bad", 0, 0}};
     const int nf = (int)(sizeof f / sizeof f[0]);
     const char *pos[1];
     int npos, want_help;
@@ -507,6 +510,7 @@ int cmd_train(int argc, char **argv) {
     if (nb_model_load(r.model_path, &r.m) != NB_OK) return cli_fail("train", "%s", nb_last_error());
     if (r.m.loss == NB_NONE) rc = cli_fail("train", "%s: the model has no 'loss' line", r.model_path);
     if (!rc && resume) rc = check_resume(&r, resume, FLAG("seed"));
+    folder_source_setup(&r.m, FLAG("skip-bad") != NULL, r.quiet);
     if (!rc) rc = prepare_data(&r, FLAG("test"), val_split, !FLAG("no-standardize"));
     if (!rc) {
         nb_rng_seed(&r.rng, r.seed);

@@ -1,5 +1,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "data_source.h"
+#include "folder_source.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -66,11 +67,13 @@ static nb_status load_csv(const char *spec, nb_data *out) {
 
 nb_status data_load(const char *spec, const char *split, nb_data *out) {
     memset(out, 0, sizeof *out);
+    if (strncmp(spec, "folder:", 7) == 0) return folder_source_load(spec + 7, out);
+    if (folder_source_is_image(spec)) return folder_source_load(spec, out);
     if (strncmp(spec, "idx:", 4) == 0) return load_idx(spec + 4, out);
     if (strncmp(spec, "csv:", 4) == 0) return load_csv(spec + 4, out);
     if (strchr(spec, ':') == NULL) return nb_data_load(spec, split, NULL, out);
     return nb_set_error(NB_ERR_ARG, "--data %s: unknown source (use fashion-mnist, "
-                  "idx:IMAGES,LABELS or csv:FILE)", spec);
+                  "idx:IMAGES,LABELS, csv:FILE or folder:DIR)", spec);
 }
 
 /* ------------------------------------------------------------ preprocessing */

@@ -8,8 +8,9 @@
 /* Load SPEC: "fashion-mnist" (split "train" or "test"), "idx:IMAGES,LABELS",
  * "idx:IMAGES" (no labels), or "csv:PATH[,label=COLUMN][,header=yes|no]" with
  * COLUMN a header name or a 0-based index (default: the last column; with
- * label=none every column is a feature).  Prints nothing; on error returns a
- * status with nb_last_error() set. */
+ * label=none every column is a feature), "folder:DIR" or an image file
+ * (folder_source.h: prints decoding progress on stderr).  Otherwise prints
+ * nothing; on error returns a status with nb_last_error() set. */
 nb_status data_load(const char *spec, const char *split, nb_data *out);
 
 /* Does spec name a data set that has its own test split? */
