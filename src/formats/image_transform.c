@@ -7,11 +7,11 @@
  *
  * Resizing is separable, each axis on its own:
  *   - shrinking: area averaging.  An output pixel covers in/out input pixels
- *     (fractions included) and is their mean weighted by the area covered,
- *     like OpenCV's INTER_AREA and Pillow's BOX filter;
+ *     (fractions included) and is their mean weighted by the area covered
+ *     (for whole-number factors, the plain mean Pillow's BOX filter gives);
  *   - growing: bilinear interpolation between the two nearest input pixels,
  *     pixel centres aligned (x_in = (x_out + 0.5) * in / out - 0.5, clamped
- *     at the edges), like Pillow's BILINEAR and align_corners=False;
+ *     at the edges), as Pillow's BILINEAR and align_corners=False do;
  *   - the same size: a copy.
  * The sums are in double and rounded to the nearest byte once, at the end. */
 #include "io.h"
