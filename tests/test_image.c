@@ -557,7 +557,56 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return remove(path);
 }
 
-int main(void) {
+/* --make-folder DIR: an image folder for tests/test_images_cli.sh.
+ * DIR/train and DIR/test hold classes blue, green and red: noisy patches of
+ * their colour, as RGB PNG, grey PNG and RGB JPEG of several sizes; then
+ * DIR/train/red/broken.png is not an image. */
+static int make_folder(const char *dir) {
+    static const char *const names[3] = {"blue", "green", "red"};
+    static const int colour[3][3] = {{20, 20, 160}, {60, 230, 60}, {230, 60, 40}};
+    static const char kinds[3] = {'c', 'g', 'j'};
+    static const int sizes[4][2] = {{8, 8}, {12, 10}, {5, 7}, {20, 16}};
+    unsigned s = 1;
+    for (int split = 0; split < 2; split++) {
+        for (int k = 0; k < 3; k++)
+            for (int i = 0; i < (split ? 6 : 24); i++) {
+                int h = sizes[i % 4][0], w = sizes[i % 4][1];
+                char kind = kinds[i % 3], name[256];
+                int c = kind == 'g' ? 1 : 3;
+                uint8_t *p = malloc((size_t)h * (size_t)w * 3);
+                for (int j = 0; j < h * w * 3; j++) {
+                    s = s * 1103515245u + 12345u;
+                    int v = colour[k][j % 3] + (int)(s >> 16) % 41 - 20;
+                    p[j] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+                }
+                if (c == 1)
+                    for (int j = 0; j < h * w; j++)
+                        p[j] = (uint8_t)((p[3 * j] * 19595u + p[3 * j + 1] * 38470u +
+                                          p[3 * j + 2] * 7471u + 0x8000u) >> 16);
+                snprintf(name, sizeof name, "%s/%s", dir, split ? "test" : "train");
+                mkdir(name, 0777);
+                snprintf(name, sizeof name, "%s/%s/%s/%03d.%s", dir, split ? "test" : "train",
+                         names[k], i, kind == 'j' ? "jpg" : "png");
+                char *slash = strrchr(name, '/');
+                *slash = '\0';
+                mkdir(name, 0777);
+                *slash = '/';
+                if (kind == 'j') write_jpeg(name, p, h, w, 3);
+                else write_png(name, p, h, w, c);
+                free(p);
+            }
+    }
+    char bad[512];
+    snprintf(bad, sizeof bad, "%s/train/red/broken.png", dir);
+    write_bytes(bad, "\x89PNG\r\n\x1a\n broken", 16);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "--make-folder") == 0) {
+        mkdir(argv[2], 0777);
+        return make_folder(argv[2]);
+    }
     snprintf(tmp, sizeof tmp, "/tmp/nb_test_image_XXXXXX");
     if (!mkdtemp(tmp)) return perror("mkdtemp"), 1;
     test_png_kinds();

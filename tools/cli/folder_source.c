@@ -87,9 +87,12 @@ nb_status folder_source_load(const char *path, nb_data *out) {
         fprintf(stderr, "nabla: %s: %zu image%s skipped (do not decode), %zu used\n", path,
                 skipped, skipped == 1 ? "" : "s", out->n);
     double t = progress_now() - r.start;
+    size_t n = out->n + skipped;
+    char classes[32] = "";
+    if (out->n_classes) snprintf(classes, sizeof classes, ", %d classes", out->n_classes);
     if (!setup.quiet)
-        fprintf(stderr, "%s: %zu images, %d classes, as %d x %d x %d, decoded in %.2f s "
-                "(%.0f images/s)\n", path, out->n + skipped, out->n_classes, setup.channels,
-                setup.height, setup.width, t, t > 0 ? (double)(out->n + skipped) / t : 0);
+        fprintf(stderr, "%s: %zu image%s%s, as %d x %d x %d, decoded in %.2f s (%.0f images/s)\n",
+                path, n, n == 1 ? "" : "s", classes, setup.channels, setup.height, setup.width, t,
+                t > 0 ? (double)n / t : 0);
     return NB_OK;
 }
