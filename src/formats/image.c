@@ -46,6 +46,7 @@ void nb_image_free(nb_image *im) {
     memset(im, 0, sizeof *im);
 }
 
+#if defined(NB_HAVE_PNG) || defined(NB_HAVE_JPEG)
 static nb_status image_alloc(nb_image *im, int h, int w, int c, const char *name) {
     memset(im, 0, sizeof *im);
     if (h < 1 || w < 1 || h > MAX_SIDE || w > MAX_SIDE || (size_t)h * (size_t)w > MAX_PIXELS)
@@ -58,6 +59,7 @@ static nb_status image_alloc(nb_image *im, int h, int w, int c, const char *name
     im->c = c;
     return NB_OK;
 }
+#endif
 
 /* ------------------------------------------------------------------- PNG */
 
