@@ -960,6 +960,64 @@ nb_status nb_data_batch(const nb_data *d, const size_t *idx, size_t start, size_
  * 10 classes with their names; raw values 0..255, see nb_data_scale_unit). */
 nb_status nb_data_load(const char *name, const char *split, const char *dir, nb_data *out);
 
+/* ------------------------------------------------------------------ images */
+
+/* An 8-bit image: h rows of w pixels of c channels (1: grey, 3: RGB), row by
+ * row and pixel by pixel (HWC).  PNG and JPEG files are decoded by libpng and
+ * libjpeg when the build found them (nb_image_formats); see docs/images.md
+ * for the conversions. */
+typedef struct nb_image {
+    int h, w, c;
+    uint8_t *pix;
+} nb_image;
+
+enum { NB_IMAGE_PNG = 1, NB_IMAGE_JPEG = 2 };
+/* The formats this build decodes: NB_IMAGE_PNG | NB_IMAGE_JPEG, or fewer. */
+int nb_image_formats(void);
+/* Decode a PNG or JPEG file image in memory (the format from its first
+ * bytes); name is used in error messages.  Palettes are expanded, 16-bit
+ * samples scaled to 8 bits and transparency dropped, so the result is grey
+ * or RGB.  A corrupt or truncated file gives NB_ERR_FORMAT naming it. */
+nb_status nb_image_parse(const void *data, size_t len, const char *name, nb_image *out);
+nb_status nb_image_load(const char *path, nb_image *out);
+void nb_image_free(nb_image *im);
+/* in with 1 or 3 channels: grey from RGB is ITU-R BT.601 luma as Pillow's
+ * convert("L") computes it; RGB from grey repeats the value. */
+nb_status nb_image_convert(const nb_image *in, int channels, nb_image *out);
+/* in resized to h x w: area averaging along an axis that shrinks, bilinear
+ * interpolation (pixel centres aligned) along one that grows. */
+nb_status nb_image_resize(const nb_image *in, int h, int w, nb_image *out);
+/* in converted to `channels`, resized to h x w, and written channels first
+ * (channels * h * w bytes) to chw: the layout a model's "input C H W" takes. */
+nb_status nb_image_to_chw(const nb_image *in, int channels, int h, int w, uint8_t *chw);
+
+/* How nb_data_from_folder prepares images, and what it reports. */
+typedef struct nb_folder_opts {
+    int channels;           /* 1 (grey) or 3 (RGB)                               */
+    int height, width;      /* every image is resized to this                    */
+    int skip_bad;           /* skip images that do not decode instead of failing */
+    /* Optional, called on the calling thread: progress after each block of
+     * images, and each skipped image's error message, in sample order. */
+    void (*progress)(size_t done, size_t total, void *user);
+    void (*on_skip)(const char *message, void *user);
+    void *user;
+} nb_folder_opts;
+
+/* Images of a folder as byte samples [channels, height, width], decoded once
+ * on nb_threads() threads (the result does not depend on their number).
+ * path is one of:
+ *   - a folder of class folders, path/CLASS/ *.png|jpg|jpeg (torchvision's
+ *     ImageFolder): classes sorted by name, the label is the class's place
+ *     in that order, and class_names are set;
+ *   - a folder of image files without class folders, or one image file: no
+ *     labels (y_size 0), for prediction.
+ * Names starting with '.' and files with other extensions are ignored.
+ * Samples are in file-name order across classes (equal names: class order).
+ * A file that does not decode is an error naming it, unless opts->skip_bad;
+ * *skipped (may be NULL) is the number skipped. */
+nb_status nb_data_from_folder(const char *path, const nb_folder_opts *opts, nb_data *out,
+                              size_t *skipped);
+
 /* ------------------------------------------------------------ model files */
 
 /* A model built from the text format of docs/model-format.md. */

@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "data_source.h"
+#include "folder_source.h"
 #include "report.h"
 
 static const char *help =
@@ -20,7 +21,9 @@ static const char *help =
     "  --top-k K              top-K accuracy (default: 5 with more than 5 classes,\n"
     "                         else none; 0: none)\n"
     "  --report FILE.json     write the whole report as JSON\n"
-    "  --confusion FILE.svg   draw the confusion matrix\n";
+    "  --confusion FILE.svg   draw the confusion matrix\n"
+    "  --skip-bad             with folder:DIR, skip images that do not decode\n"
+    "                         (counted) instead of failing\n";
 
 /* Load model, weights and their preprocessing: shared with predict. */
 int load_trained(const char *cmd, const char *model_path, const char *weights, nb_model *m,
@@ -38,8 +41,9 @@ int load_trained(const char *cmd, const char *model_path, const char *weights, n
 }
 
 int cmd_eval(int argc, char **argv) {
-    cli_flag f[] = {{"weights", 1, 0}, {"data", 1, 0}, {"batch", 1, 0},
-                    {"top-k", 1, 0},   {"report", 1, 0}, {"confusion", 1, 0}};
+    cli_flag f[] = {{"weights", 1, 0}, {"data", 1, 0},   {"batch", 1, 0},
+                    {"top-k", 1, 0},   {"report", 1, 0}, {"confusion", 1, 0},
+                    {"skip-bad", 0, 0}};
     const int nf = (int)(sizeof f / sizeof f[0]);
     const char *pos[1];
     int npos, want_help;
@@ -58,6 +62,7 @@ int cmd_eval(int argc, char **argv) {
     nb_model m;
     preprocess pre;
     if ((rc = load_trained("eval", pos[0], weights, &m, &pre))) return rc;
+    folder_source_setup(&m, cli_get(f, nf, "skip-bad") != NULL, 0);
     if (m.loss == NB_NONE) {
         rc = cli_fail("eval", "%s: the model has no loss line", pos[0]);
         goto done_model;

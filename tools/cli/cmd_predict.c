@@ -5,16 +5,19 @@
 
 #include "cli.h"
 #include "data_source.h"
+#include "folder_source.h"
 
 static const char *help =
-    "usage: nabla predict MODEL.nn --weights FILE --input SOURCE [--limit N]\n\n"
-    "Predict every sample of SOURCE (csv:FILE[,label=COL|none], idx:IMAGES or\n"
-    "npy:X.npy, with ,layout=hwc for channels-last images; see nabla train --help) and\n"
+    "usage: nabla predict MODEL.nn --weights FILE --input SOURCE [--limit N] [--skip-bad]\n\n"
+    "Predict every sample of SOURCE (csv:FILE[,label=COL|none], idx:IMAGES,\n"
+    "npy:X.npy (idx and npy with ,layout=hwc for channels-last images), folder:DIR\n"
+    "or one image file, IMAGE.png|jpg|jpeg; see nabla train --help) and\n"
     "print CSV on standard output: for a classifier the sample number, the\n"
     "predicted class (and its name when known) and the probability of every class;\n"
     "for a regression model the outputs.  With csv:FILE a label column (by default\n"
     "the last column, when the file has one more column than the model has inputs)\n"
-    "is ignored.\n";
+    "is ignored.  Images are numbered in file-name order (docs/images.md);\n"
+    "--skip-bad skips those that do not decode.\n";
 
 int load_trained(const char *cmd, const char *model_path, const char *weights, nb_model *m,
                  preprocess *pre);
@@ -39,8 +42,8 @@ static void print_header(const nb_model *m, const preprocess *pre, size_t outs) 
 }
 
 int cmd_predict(int argc, char **argv) {
-    cli_flag f[] = {{"weights", 1, 0}, {"input", 1, 0}, {"limit", 1, 0}};
-    const int nf = 3;
+    cli_flag f[] = {{"weights", 1, 0}, {"input", 1, 0}, {"limit", 1, 0}, {"skip-bad", 0, 0}};
+    const int nf = 4;
     const char *pos[1];
     int npos, want_help;
     int rc = cli_parse("predict", argc, argv, 2, f, nf, pos, 1, &npos, &want_help);
@@ -54,6 +57,7 @@ int cmd_predict(int argc, char **argv) {
     nb_model m;
     preprocess pre;
     if ((rc = load_trained("predict", pos[0], weights, &m, &pre))) return rc;
+    folder_source_setup(&m, cli_get(f, nf, "skip-bad") != NULL, 0);
     nb_graph *g = m.graph;
     size_t in_size = cli_sample_size(g, m.input);
     nb_data d;

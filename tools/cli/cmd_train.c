@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "data_source.h"
 #include "diag_report.h"
+#include "folder_source.h"
 #include "history.h"
 #include "optim_text.h"
 #include "progress.h"
@@ -20,10 +21,13 @@ static const char *help =
     "Train the model described in MODEL.nn (see docs/model-format.md).\n\n"
     "data\n"
     "  --data SOURCE          fashion-mnist | idx:IMAGES,LABELS | npy:X.npy,Y.npy |\n"
-    "                         csv:FILE[,label=COL][,header=yes|no]; idx and npy take\n"
-    "                         ,layout=hwc for channels-last images [N, H, W, C]; a file\n"
-    "                         without a prefix is read by its extension (.csv, .npy, -ubyte)\n"
+    "                         csv:FILE[,label=COL][,header=yes|no] | folder:DIR\n"
+    "                         (DIR/CLASS/*.png|jpg|jpeg, see docs/images.md); idx and npy\n"
+    "                         take ,layout=hwc for channels-last images [N, H, W, C]; a file\n"
+    "                         without a prefix is read by its extension (.csv, .npy, -ubyte,\n"
+    "                         .png, .jpg)\n"
     "  --test SOURCE          data for the final evaluation (fashion-mnist: its test split)\n"
+    "  --skip-bad             skip images that do not decode (counted) instead of failing\n"
     "  --val-split F          hold out this fraction of the training data (default 0)\n"
     "  --no-standardize       CSV features as they are (default: standardised with\n"
     "                         training statistics); byte images are always scaled to [0, 1]\n"
@@ -434,7 +438,7 @@ int cmd_train(int argc, char **argv) {
                     {"plot", 1, 0},         {"quiet", 0, 0},    {"flip", 0, 0},
                     {"crop", 1, 0},         {"diagnose", 0, 0}, {"diagnose-every", 1, 0},
                     {"diagnose-log", 1, 0}, {"top-k", 1, 0}, {"report", 1, 0},
-                    {"confusion", 1, 0}};
+                    {"confusion", 1, 0},    {"skip-bad", 0, 0}};
     const int nf = (int)(sizeof f / sizeof f[0]);
     const char *pos[1];
     int npos, want_help;
@@ -533,6 +537,7 @@ int cmd_train(int argc, char **argv) {
     if (r.m.loss == NB_NONE) rc = cli_fail("train", "%s: the model has no 'loss' line", r.model_path);
     if (!rc) rc = report_check("train", &r.m, &r.report);
     if (!rc && resume) rc = check_resume(&r, resume, FLAG("seed"));
+    folder_source_setup(&r.m, FLAG("skip-bad") != NULL, r.quiet);
     if (!rc) rc = prepare_data(&r, FLAG("test"), val_split, !FLAG("no-standardize"));
     if (!rc) {
         nb_rng_seed(&r.rng, r.seed);

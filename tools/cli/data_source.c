@@ -1,5 +1,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "data_source.h"
+#include "folder_source.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -109,6 +110,8 @@ static const char *kind_of(const char *spec) {
 
 nb_status data_load(const char *spec, const char *split, nb_data *out) {
     memset(out, 0, sizeof *out);
+    if (strncmp(spec, "folder:", 7) == 0) return folder_source_load(spec + 7, out);
+    if (folder_source_is_image(spec)) return folder_source_load(spec, out);
     if (strncmp(spec, "idx:", 4) == 0) return load_arrays("idx", spec + 4, out);
     if (strncmp(spec, "npy:", 4) == 0) return load_arrays("npy", spec + 4, out);
     if (strncmp(spec, "csv:", 4) == 0) return load_csv(spec + 4, NULL, 0, out);
@@ -118,7 +121,8 @@ nb_status data_load(const char *spec, const char *split, nb_data *out) {
     if (strcmp(spec, "fashion-mnist") == 0) return nb_data_load(spec, split, NULL, out);
     return nb_set_error(NB_ERR_ARG, "%s: unknown data source; write csv:FILE for a CSV file, "
                         "npy:X.npy,Y.npy for NumPy arrays, idx:IMAGES,LABELS for IDX files, "
-                        "or fashion-mnist", spec);
+                        "folder:DIR for a folder of class folders of images, or fashion-mnist",
+                        spec);
 }
 
 nb_status data_load_classes(const char *spec, const char *split, char *const *classes,

@@ -7,12 +7,13 @@
 
 /* Load SPEC: "fashion-mnist" (split "train" or "test"), "idx:IMAGES,LABELS",
  * "npy:X.npy,Y.npy" (either without labels: "idx:IMAGES", "npy:X.npy"; both
- * with ",layout=hwc" for channels-last samples, transposed to C H W), or
+ * with ",layout=hwc" for channels-last samples, transposed to C H W),
  * "csv:PATH[,label=COLUMN][,header=yes|no]" with COLUMN a header name or a
  * 0-based index (default: the last column; with label=none every column is a
- * feature).  Without a prefix, a file's name says which: .csv (.csv.gz), .npy,
- * -ubyte or .idx (.gz).  Prints nothing; on error returns a status with
- * nb_last_error() set. */
+ * feature), "folder:DIR" or an image file (folder_source.h: prints decoding
+ * progress on stderr).  Without a prefix, a file's name says which: .csv
+ * (.csv.gz), .npy, -ubyte or .idx (.gz).  Otherwise prints nothing; on error
+ * returns a status with nb_last_error() set. */
 nb_status data_load(const char *spec, const char *split, nb_data *out);
 
 /* data_load for data to evaluate a trained model on: every label must be one
