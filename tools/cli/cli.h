@@ -39,8 +39,10 @@ int cli_number(const char *cmd, const char *flag, const char *s, double *out);
 int cli_double(const char *cmd, const char *flag, const char *s, double lo, double hi,
                double *out);
 
-/* Can a file be written at path (its directory exists and is writable)?
- * Prints the error and returns 0 if not: checked before a long run starts. */
+/* Can a file be written at path: a regular file or a new path (never a
+ * device, a FIFO, a directory or a symbolic link to one), in a directory that
+ * exists and is writable?  Prints the error and returns 0 if not: checked
+ * before a long run starts. */
 int cli_check_output(const char *cmd, const char *flag, const char *path);
 
 /* Values per sample of a batched node (its shape without the batch). */

@@ -11,6 +11,7 @@
 #include "data_source.h"
 #include "diag_report.h"
 #include "history.h"
+#include "outputs.h"
 #include "progress.h"
 
 static const char *help =
@@ -86,6 +87,7 @@ typedef struct run {
     nb_diagnosis diag;
     nb_real *diag_before;    /* the parameters after step diag_snap_step  */
     long diag_snap_step;
+    cli_files files;         /* inputs and outputs, the outputs locked    */
 } run;
 
 /* The first non-finite parameter, described into buf; NULL if all are finite. */
@@ -259,6 +261,25 @@ static void run_free(run *r) {
     nb_diagnosis_free(&r->diag);
     free(r->diag_before);
     if (r->diag_log) fclose(r->diag_log);
+    cli_files_release(&r->files);
+}
+
+/* No output may replace an input or another output, and no other run may
+ * write them at the same time: checked before anything is loaded. */
+static int claim_files(run *r, const char *out, const char *test_spec, const char *resume) {
+    cli_files *fs = &r->files;
+    cli_files_input(fs, "the model file", r->model_path);
+    cli_files_data(fs, "--data", r->data_spec);
+    cli_files_data(fs, "--test", test_spec);
+    cli_files_input(fs, "--resume", resume);
+    cli_files_output(fs, "--out", out);
+    cli_files_output(fs, "--checkpoint", r->ckpt);
+    cli_files_output(fs, "--log", r->log);
+    cli_files_output(fs, "--plot", r->plot);
+    cli_files_output(fs, "--diagnose-log", r->diag_log_path);
+    cli_files_may_rewrite(fs, "--resume", "--checkpoint"); /* a checkpoint is rewritten */
+    int rc = cli_files_check(fs, "train");
+    return rc ? rc : cli_files_lock(fs, "train");
 }
 
 /* A resumed run continues the checkpoint's run: same data, batch size,
@@ -504,8 +525,10 @@ int cmd_train(int argc, char **argv) {
     r.seed = (uint64_t)seed;
 
     /* model, data, parameters, optimiser; then train and keep the result */
-    if (nb_model_load(r.model_path, &r.m) != NB_OK) return cli_fail("train", "%s", nb_last_error());
-    if (r.m.loss == NB_NONE) rc = cli_fail("train", "%s: the model has no 'loss' line", r.model_path);
+    rc = claim_files(&r, out, FLAG("test"), resume);
+    if (!rc && nb_model_load(r.model_path, &r.m) != NB_OK)
+        rc = cli_fail("train", "%s", nb_last_error());
+    if (!rc && r.m.loss == NB_NONE) rc = cli_fail("train", "%s: the model has no 'loss' line", r.model_path);
     if (!rc && resume) rc = check_resume(&r, resume, FLAG("seed"));
     if (!rc) rc = prepare_data(&r, FLAG("test"), val_split, !FLAG("no-standardize"));
     if (!rc) {
