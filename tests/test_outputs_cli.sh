@@ -100,5 +100,59 @@ check 'cmp -s "$work/r.st.ckpt" "$work/r.keep"' "the checkpoint is untouched"
 train --epochs 3 --out "$work/r.st" --resume "$work/r.st.ckpt" > /dev/null 2> "$work/err"
 check '[ $? -eq 0 ]' "resume rewrites its own checkpoint: $(cat "$work/err")"
 
+# --- a full disk (a file size limit) leaves the log and the plot whole: the
+# last version written, never one cut mid-row; no temporary file is left
+limited() { # limited BLOCKS ARGS...: train with writes limited to BLOCKS blocks
+    blocks=$1
+    shift
+    (trap '' XFSZ; ulimit -f "$blocks"; exec "$nabla" train "$work/m.nn" --data "$data" \
+        --epochs 80 --batch 32 --quiet "$@") > /dev/null 2> "$work/err"
+}
+mkdir "$work/full"
+limited 2 --log "$work/full/log.csv"
+check '[ $? -eq 1 ] && grep -q "^nabla train: --log $work/full/log.csv: File too large" "$work/err"' \
+    "the run stops when the log cannot be written: $(cat "$work/err")"
+check '[ $(wc -l < "$work/full/log.csv") -gt 2 ] && [ "$(tail -c 1 "$work/full/log.csv" | od -An -c | tr -d " ")" = "\n" ] &&
+       awk -F, "NF != 8 { exit 1 }" "$work/full/log.csv"' \
+    "the log is whole: $(tail -n 2 "$work/full/log.csv")"
+limited 7 --plot "$work/full/plot.svg"
+check '[ $? -eq 1 ] && grep -q "^nabla train: --plot $work/full/plot.svg: File too large" "$work/err"' \
+    "the run stops when the plot cannot be written: $(cat "$work/err")"
+check '[ "$(tail -n 1 "$work/full/plot.svg")" = "</svg>" ]' "the plot is whole"
+check '[ "$(ls -A "$work/full" | wc -l)" -eq 2 ]' "no temporary file left: $(ls -A "$work/full")"
+
+# --- two runs on one output: the second refuses, naming the first one's lock
+awk 'BEGIN { s = 7; print "a,b,c,d,label";
+    for (i = 0; i < 20000; i++) { line = "";
+        for (j = 0; j < 4; j++) { s = (s * 1103515245 + 12345) % 2147483648;
+            line = line sprintf("%.5f,", s / 2147483648) }
+        print line (i % 3) } }' > "$work/big.csv"
+"$nabla" train "$work/m.nn" --data "csv:$work/big.csv" --epochs 100000 --batch 4 --quiet \
+    --out "$work/shared.st" --checkpoint "$work/first.ckpt" > /dev/null 2>&1 &
+pid=$!
+i=0
+while [ ! -f "$work/first.ckpt" ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i + 1)); done
+expect_error 1 "--out $work/shared.st is being written by another run (process $pid holds its lock file $work/shared.st.lock)" \
+    train --out "$work/shared.st"
+expect_error 1 "--checkpoint $work/first.ckpt is being written by another run" \
+    train --out "$work/other.st" --checkpoint "$work/first.ckpt"
+check '[ ! -e "$work/other.st" ] && [ ! -e "$work/other.st.lock" ]' "the refused run wrote nothing"
+kill -9 $pid
+wait $pid 2> /dev/null
+check '[ -f "$work/shared.st.lock" ]' "the killed run left its lock file"
+# a lock file left by a killed run stops nobody; the temporary files that
+# killed writes left are removed, other files are not
+for f in .shared.st.tmp-aB3xZ9 .shared.st.log.tmp-000000 .shared.st.ckpt.tmp-Qw12Er; do
+    echo partial > "$work/$f"
+done
+echo mine > "$work/.shared.st.tmp-keep"
+train --out "$work/shared.st" --log "$work/shared.st.log" > /dev/null 2> "$work/err"
+check '[ $? -eq 0 ]' "a stale lock file stops nobody: $(cat "$work/err")"
+check '[ ! -e "$work/.shared.st.tmp-aB3xZ9" ] && [ ! -e "$work/.shared.st.log.tmp-000000" ] &&
+       [ ! -e "$work/.shared.st.ckpt.tmp-Qw12Er" ]' "temporary files of killed writes removed"
+check '[ -f "$work/.shared.st.tmp-keep" ]' "a file that is not one kept"
+check '[ ! -e "$work/shared.st.lock" ] && [ ! -e "$work/shared.st.ckpt.lock" ] &&
+       [ ! -e "$work/shared.st.log.lock" ]' "the run removed its lock files: $(ls "$work" | grep lock)"
+
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -47,6 +47,8 @@ static const char *help =
     "  --log FILE             per-epoch metrics as CSV\n"
     "  --plot FILE            loss and accuracy curves as SVG\n"
     "  --quiet                no progress output\n"
+    "  Outputs are regular files or new paths, never an input or another output;\n"
+    "  each is locked (FILE.lock) so that a second run on it stops.\n"
     "diagnostics (docs/diagnostics.md)\n"
     "  --diagnose             a table per layer on the first batch of every epoch, on\n"
     "                         stderr (also with --quiet): activation mean and std, dead\n"
