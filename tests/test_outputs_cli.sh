@@ -100,6 +100,20 @@ check 'cmp -s "$work/r.st.ckpt" "$work/r.keep"' "the checkpoint is untouched"
 train --epochs 3 --out "$work/r.st" --resume "$work/r.st.ckpt" > /dev/null 2> "$work/err"
 check '[ $? -eq 0 ]' "resume rewrites its own checkpoint: $(cat "$work/err")"
 
+# --- a run killed while it writes its outputs: --resume writes them
+train --out "$work/k.st" --log "$work/k.csv" > /dev/null 2>&1
+cp "$work/k.st" "$work/k.keep"
+cp "$work/k.csv" "$work/k.csv.keep"
+rm "$work/k.st" "$work/k.csv"
+echo partial > "$work/.k.st.tmp-Xy12ab"
+train --out "$work/k.st" --log "$work/k.csv" --resume "$work/k.st.ckpt" > /dev/null 2> "$work/err"
+check '[ $? -eq 0 ]' "resuming a run that ended writes its outputs: $(cat "$work/err")"
+check 'cmp -s "$work/k.st" "$work/k.keep" && cmp -s "$work/k.csv" "$work/k.csv.keep"' \
+    "the weights and the log are those of the run"
+check '[ ! -e "$work/.k.st.tmp-Xy12ab" ]' "the killed write's temporary file is removed"
+expect_error 1 "3 epochs already done; ask for more with --epochs" \
+    train --epochs 2 --out "$work/k2.st" --resume "$work/r.st.ckpt"
+
 # --- a full disk (a file size limit) leaves the log and the plot whole: the
 # last version written, never one cut mid-row; no temporary file is left
 limited() { # limited BLOCKS ARGS...: train with writes limited to BLOCKS blocks

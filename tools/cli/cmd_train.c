@@ -78,6 +78,7 @@ typedef struct run {
     history hist;
     progress prog;
     int quiet, failed;
+    int finished;            /* resumed after the last epoch: outputs only */
     char augment[64];        /* "flip=0 crop=0": must match when resuming */
     char err[600];
     long ckpt_step;          /* step of the checkpoint on disk; -1: none written */
@@ -352,6 +353,13 @@ static int restore(run *r, const char *resume, nb_fit_config *cfg, size_t per_ep
         return cli_fail("train", "--resume: %s", nb_last_error());
     r->rng = ck.rng;
     long step = nb_optim_steps(r->opt);
+    if (ck.epoch == cfg->epochs && step == (long)((size_t)ck.epoch * per_epoch)) {
+        /* the run ended, but was killed while it wrote its outputs */
+        if (!r->quiet) fprintf(stderr, "%s: all %d epochs done; writing the outputs\n", resume,
+                               ck.epoch);
+        r->finished = 1;
+        return 0;
+    }
     if (ck.epoch >= cfg->epochs)
         return cli_fail("train", "--resume %s: %d epochs already done; ask for more with --epochs",
                         resume, ck.epoch);
@@ -401,6 +409,15 @@ static int train(run *r, nb_fit_config *cfg, size_t per_epoch) {
                     step);
         return 130;
     }
+    return 0;
+}
+
+/* The log and the plot of a finished run, from its checkpoint's history. */
+static int rewrite_history(run *r) {
+    if (r->log && history_write_log(&r->hist, r->log))
+        return cli_fail("train", "--log %s: %s", r->log, strerror(errno));
+    if (r->plot && history_plot(&r->hist, r->plot, r->model_path))
+        return cli_fail("train", "--plot %s: %s", r->plot, strerror(errno));
     return 0;
 }
 
@@ -550,7 +567,8 @@ int cmd_train(int argc, char **argv) {
     /* by default the first batch of every epoch */
     if ((r.diag_print || r.diag_log_path) && !r.diag_every) r.diag_every = (long)per_epoch;
     if (!rc && r.diag_every) rc = diagnose_setup(&r, resume != NULL);
-    if (!rc) rc = train(&r, &cfg, per_epoch);
+    if (!rc && !r.finished) rc = train(&r, &cfg, per_epoch);
+    if (!rc && r.finished) rc = rewrite_history(&r);
     if (!rc) rc = keep_result(&r, out);
     run_free(&r);
     return rc;
