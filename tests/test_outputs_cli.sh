@@ -114,6 +114,18 @@ check '[ ! -e "$work/.k.st.tmp-Xy12ab" ]' "the killed write's temporary file is 
 expect_error 1 "3 epochs already done; ask for more with --epochs" \
     train --epochs 2 --out "$work/k2.st" --resume "$work/r.st.ckpt"
 
+# --- predict: the CSV header names the columns the rows have, also when the
+# class list (2 names) and the model's outputs (3) differ
+awk -F, 'NR == 1 { print; next } $5 != 2 { print $1 "," $2 "," $3 "," $4 "," ($5 ? "yes" : "no") }' \
+    "$work/train.csv" > "$work/two.csv"
+"$nabla" train "$work/m.nn" --data "csv:$work/two.csv" --epochs 1 --quiet --out "$work/two.st" \
+    > /dev/null 2>&1
+"$nabla" predict "$work/m.nn" --weights "$work/two.st" --input "csv:$work/two.csv" > "$work/two.pred" \
+    2> "$work/err"
+check '[ $? -eq 0 ] && [ $(wc -l < "$work/two.pred") -eq 201 ]' "predict: $(cat "$work/err")"
+check 'awk -F, "NR == 1 { n = NF } NF != n { exit 1 }" "$work/two.pred"' \
+    "header and rows have the same columns: $(head -n 2 "$work/two.pred")"
+
 # --- a full disk (a file size limit) leaves the log and the plot whole: the
 # last version written, never one cut mid-row; no temporary file is left
 limited() { # limited BLOCKS ARGS...: train with writes limited to BLOCKS blocks
