@@ -126,6 +126,20 @@ check '[ $? -eq 0 ] && [ $(wc -l < "$work/two.pred") -eq 201 ]' "predict: $(cat 
 check 'awk -F, "NR == 1 { n = NF } NF != n { exit 1 }" "$work/two.pred"' \
     "header and rows have the same columns: $(head -n 2 "$work/two.pred")"
 
+# --- NaN or infinite weights are refused by eval and predict, naming the tensor
+# (the data of 0.bias comes first in the file: patch its element 2)
+poison() { # poison FILE BYTES: a float32 written over element 2 of the first tensor
+    cp "$work/two.st" "$1"
+    hl=$(od -An -t u8 -N8 "$1" | tr -d ' ')
+    printf "$2" | dd of="$1" bs=1 seek=$((8 + hl + 8)) conv=notrunc 2> /dev/null
+}
+poison "$work/nan.st" '\000\000\300\177'
+poison "$work/inf.st" '\000\000\200\377'
+expect_error 1 "--weights $work/nan.st: parameter '0.bias' is NaN (element 2)" \
+    "$nabla" eval "$work/m.nn" --weights "$work/nan.st" --data "csv:$work/two.csv"
+expect_error 1 "--weights $work/inf.st: parameter '0.bias' is infinite (element 2)" \
+    "$nabla" predict "$work/m.nn" --weights "$work/inf.st" --input "csv:$work/two.csv"
+
 # --- a full disk (a file size limit) leaves the log and the plot whole: the
 # last version written, never one cut mid-row; no temporary file is left
 limited() { # limited BLOCKS ARGS...: train with writes limited to BLOCKS blocks

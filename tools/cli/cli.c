@@ -119,6 +119,20 @@ int cli_number(const char *cmd, const char *flag, const char *s, double *out) {
     return 1;
 }
 
+const char *cli_nonfinite_param(nb_graph *g, char *buf, size_t size) {
+    for (int i = 0; i < nb_param_tensor_count(g); i++) {
+        nb_node p = nb_param_tensor(g, i);
+        const nb_real *v = nb_value(g, p);
+        for (size_t k = 0, n = nb_node_numel(g, p); k < n; k++)
+            if (!(v[k] - v[k] == 0)) {
+                snprintf(buf, size, "parameter '%s' is %s (element %zu)", nb_node_name(g, p),
+                         v[k] != v[k] ? "NaN" : "infinite", k);
+                return buf;
+            }
+    }
+    return NULL;
+}
+
 size_t cli_sample_size(const nb_graph *g, nb_node n) {
     int ndim, dims[NB_MAX_DIMS];
     if (nb_node_shape(g, n, &ndim, dims) != NB_OK) return 0;

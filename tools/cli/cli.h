@@ -45,6 +45,10 @@ int cli_double(const char *cmd, const char *flag, const char *s, double lo, doub
  * before a long run starts. */
 int cli_check_output(const char *cmd, const char *flag, const char *path);
 
+/* The first parameter with a NaN or infinite value, described into buf
+ * ("parameter 'NAME' is NaN (element K)"); NULL if all are finite. */
+const char *cli_nonfinite_param(nb_graph *g, char *buf, size_t size);
+
 /* Values per sample of a batched node (its shape without the batch). */
 size_t cli_sample_size(const nb_graph *g, nb_node n);
 

@@ -93,21 +93,6 @@ typedef struct run {
     cli_files files;         /* inputs and outputs, the outputs locked    */
 } run;
 
-/* The first non-finite parameter, described into buf; NULL if all are finite. */
-static const char *nonfinite_param(nb_graph *g, char *buf, size_t size) {
-    for (int i = 0; i < nb_param_tensor_count(g); i++) {
-        nb_node p = nb_param_tensor(g, i);
-        const nb_real *v = nb_value(g, p);
-        for (size_t k = 0, n = nb_node_numel(g, p); k < n; k++)
-            if (!(v[k] - v[k] == 0)) {
-                snprintf(buf, size, "parameter '%s' is %s (element %zu)", nb_node_name(g, p),
-                         v[k] != v[k] ? "NaN" : "infinite", k);
-                return buf;
-            }
-    }
-    return NULL;
-}
-
 /* The training options a resumed run must share with the one it continues. */
 static void run_meta(run *r, nb_kv *kv, int *n, char *buf, size_t size) {
     snprintf(buf, size, "%ld", r->batch);
@@ -121,7 +106,7 @@ static int save_checkpoint(run *r, int epochs_done, long step) {
     /* never replace a good checkpoint with a poisoned one (nb_fit checks
      * the parameters at epoch ends; --checkpoint-every saves in between) */
     char bad[160];
-    if (nonfinite_param(r->m.graph, bad, sizeof bad)) {
+    if (cli_nonfinite_param(r->m.graph, bad, sizeof bad)) {
         snprintf(r->err, sizeof r->err, "after optimiser step %ld %s: an update overflowed; "
                  "lower the learning rate (checkpoint %s not written)", step, bad, r->ckpt);
         r->failed = 1;
@@ -426,7 +411,7 @@ static int rewrite_history(run *r) {
 static int keep_result(run *r, const char *out) {
     nb_graph *g = r->m.graph;
     char bad[160];
-    if (out && nonfinite_param(g, bad, sizeof bad))
+    if (out && cli_nonfinite_param(g, bad, sizeof bad))
         return cli_fail("train", "%s: not saving --out %s", bad, out);
     if (out) {
         nb_kv kv[8];
