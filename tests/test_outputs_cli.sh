@@ -140,6 +140,26 @@ expect_error 1 "--weights $work/nan.st: parameter '0.bias' is NaN (element 2)" \
 expect_error 1 "--weights $work/inf.st: parameter '0.bias' is infinite (element 2)" \
     "$nabla" predict "$work/m.nn" --weights "$work/inf.st" --input "csv:$work/two.csv"
 
+# --- a second Ctrl-C cannot kill the write of the interrupt checkpoint: the
+# run is sent SIGINT again and again until it ends
+run_and_interrupt() { # the process in $pid, SIGINT once its checkpoint exists
+    i=0
+    while [ ! -f "$work/int.ckpt" ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i + 1)); done
+    while kill -INT $pid 2> /dev/null; do :; done
+    wait $pid
+}
+awk 'BEGIN { s = 7; print "a,b,c,d,label";
+    for (i = 0; i < 20000; i++) { line = "";
+        for (j = 0; j < 4; j++) { s = (s * 1103515245 + 12345) % 2147483648;
+            line = line sprintf("%.5f,", s / 2147483648) }
+        print line (i % 3) } }' > "$work/big.csv"
+"$nabla" train "$work/m.nn" --data "csv:$work/big.csv" --epochs 100000 --batch 4 --quiet \
+    --checkpoint "$work/int.ckpt" > /dev/null 2> "$work/int.err" &
+pid=$!
+run_and_interrupt
+check '[ $? -eq 130 ] && grep -q "^interrupted at step [0-9]*; continue with --resume $work/int.ckpt" "$work/int.err"' \
+    "the interrupt checkpoint is written: $(cat "$work/int.err")"
+
 # --- a full disk (a file size limit) leaves the log and the plot whole: the
 # last version written, never one cut mid-row; no temporary file is left
 limited() { # limited BLOCKS ARGS...: train with writes limited to BLOCKS blocks
@@ -162,11 +182,6 @@ check '[ "$(tail -n 1 "$work/full/plot.svg")" = "</svg>" ]' "the plot is whole"
 check '[ "$(ls -A "$work/full" | wc -l)" -eq 2 ]' "no temporary file left: $(ls -A "$work/full")"
 
 # --- two runs on one output: the second refuses, naming the first one's lock
-awk 'BEGIN { s = 7; print "a,b,c,d,label";
-    for (i = 0; i < 20000; i++) { line = "";
-        for (j = 0; j < 4; j++) { s = (s * 1103515245 + 12345) % 2147483648;
-            line = line sprintf("%.5f,", s / 2147483648) }
-        print line (i % 3) } }' > "$work/big.csv"
 "$nabla" train "$work/m.nn" --data "csv:$work/big.csv" --epochs 100000 --batch 4 --quiet \
     --out "$work/shared.st" --checkpoint "$work/first.ckpt" > /dev/null 2>&1 &
 pid=$!

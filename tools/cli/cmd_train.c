@@ -56,7 +56,8 @@ static const char *help =
     "                         norms, update/weight ratios; then WARNING lines\n"
     "  --diagnose-every N     the table every N optimiser steps instead (steps 1, N+1, ...)\n"
     "  --diagnose-log FILE    the same measurements as CSV, one row per layer\n\n"
-    "Ctrl-C stops after the current step and writes the checkpoint.  A NaN or infinity\n"
+    "Ctrl-C stops after the current step and writes the checkpoint (another Ctrl-C\n"
+    "meanwhile is ignored until it is written).  A NaN or infinity\n"
     "stops training with exit code 1 and names the node and op where it appeared (or the\n"
     "training sample); the last checkpoint and the --out file are left as they were.\n";
 
@@ -372,9 +373,12 @@ static int train(run *r, nb_fit_config *cfg, size_t per_epoch) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESTART;
     sigaction(SIGINT, &sa, NULL);
     nb_status s = nb_fit(r->m.graph, cfg, &r->train, r->val.n ? &r->val : NULL, NULL);
-    signal(SIGINT, SIG_DFL);
+    /* the handler stays until the interrupt checkpoint is written: another
+     * Ctrl-C must not kill that write */
+    if (!interrupted) signal(SIGINT, SIG_DFL);
     if (r->failed) return cli_fail("train", "%s", r->err);
     if (s != NB_OK) {
         char kept[4200] = "";
@@ -392,6 +396,7 @@ static int train(run *r, nb_fit_config *cfg, size_t per_epoch) {
         else
             fprintf(stderr, "\ninterrupted at step %ld (no checkpoint: use --out or --checkpoint)\n",
                     step);
+        signal(SIGINT, SIG_DFL);
         return 130;
     }
     return 0;
