@@ -483,6 +483,16 @@ static void test_write_not_regular(void) {
     rmdir(dir);
 }
 
+/* An endless input is not read to its end: the header length (0) cannot be
+ * valid, so reading stops there (before, /dev/zero was read until memory ran
+ * out). */
+static void test_endless_input(void) {
+    nb_safetensors *st = NULL;
+    CHECKF(nb_st_open("/dev/zero", &st) == NB_ERR_FORMAT && strstr(nb_last_error(), "/dev/zero"),
+           "%s", nb_last_error());
+    CHECK(st == NULL);
+}
+
 /* ------------------------------------------------------------ graph weights */
 
 static nb_graph *mlp(int hidden, uint64_t seed) {
@@ -610,6 +620,7 @@ int main(void) {
     test_write_round_trip();
     test_write_errors();
     test_write_not_regular();
+    test_endless_input();
     test_graph_weights();
     test_f64_overflow();
     CHECKF(rmdir(tmpdir) == 0, "files left in %s", tmpdir); /* each test removes its own */
