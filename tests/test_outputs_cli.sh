@@ -160,6 +160,18 @@ run_and_interrupt
 check '[ $? -eq 130 ] && grep -q "^interrupted at step [0-9]*; continue with --resume $work/int.ckpt" "$work/int.err"' \
     "the interrupt checkpoint is written: $(cat "$work/int.err")"
 
+# --- a float64 value beyond float32 (1e300) is refused at load, naming the
+# sample, rather than poisoning the standardisation of its feature
+zero='\000\000\000\000\000\000\000\000'
+huge='\176\067\344\074\210\000\165\234' # 1e300, big-endian
+{ printf '\000\000\016\002\000\000\000\003\000\000\000\004'
+  for k in 0 1 2 3 4 5 6 7 8 9 10 11; do
+      if [ $k -eq 9 ]; then printf "$huge"; else printf "$zero"; fi
+  done; } > "$work/huge.idx"
+printf '\000\000\010\001\000\000\000\003\000\001\002' > "$work/huge-labels.idx"
+expect_error 1 "huge.idx: x element 9 (sample 2, value 1) is 1e+300, beyond the range of float32" \
+    "$nabla" train "$work/m.nn" --data "idx:$work/huge.idx,$work/huge-labels.idx" --quiet
+
 # --- a full disk (a file size limit) leaves the log and the plot whole: the
 # last version written, never one cut mid-row; no temporary file is left
 limited() { # limited BLOCKS ARGS...: train with writes limited to BLOCKS blocks

@@ -22,7 +22,11 @@ static nb_status load_idx(const char *spec, nb_data *out) {
     nb_array x = {0}, y = {0};
     nb_status s = nb_idx_load(images, &x);
     if (s == NB_OK && labels) s = nb_idx_load(labels, &y);
-    if (s == NB_OK) s = nb_data_from_arrays(&x, labels ? &y : NULL, out);
+    if (s == NB_OK && (s = nb_data_from_arrays(&x, labels ? &y : NULL, out)) != NB_OK) {
+        char msg[512]; /* say which file */
+        snprintf(msg, sizeof msg, "%s", nb_last_error());
+        s = nb_set_error(s, "%s: %s", images, msg);
+    }
     nb_array_free(&x);
     nb_array_free(&y);
     return s;
