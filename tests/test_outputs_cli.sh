@@ -172,6 +172,31 @@ printf '\000\000\010\001\000\000\000\003\000\001\002' > "$work/huge-labels.idx"
 expect_error 1 "huge.idx: x element 9 (sample 2, value 1) is 1e+300, beyond the range of float32" \
     "$nabla" train "$work/m.nn" --data "idx:$work/huge.idx,$work/huge-labels.idx" --quiet
 
+# --- a damaged checkpoint is blamed, not the settings: counters that
+# disagree, a NaN parameter, a NaN in the optimiser state
+train --checkpoint "$work/c.ckpt" > /dev/null 2>&1
+hl=$(od -An -t u8 -N8 "$work/c.ckpt" | tr -d ' ')
+LC_ALL=C sed 's/"nabla.step":"20"/"nabla.step":"19"/' "$work/c.ckpt" > "$work/steps.ckpt"
+check '! cmp -s "$work/c.ckpt" "$work/steps.ckpt"' "the step counter patched"
+LC_ALL=C sed 's/"nabla.epoch":"2"/"nabla.epoch":"1"/' "$work/c.ckpt" > "$work/epoch.ckpt"
+check '! cmp -s "$work/c.ckpt" "$work/epoch.ckpt"' "the epoch counter patched"
+patch_nan() { # patch_nan FILE BYTE_OFFSET_IN_DATA
+    cp "$work/c.ckpt" "$1"
+    printf '\000\000\300\177' | dd of="$1" bs=1 seek=$((8 + hl + $2)) conv=notrunc 2> /dev/null
+}
+state=$(head -c $((8 + hl)) "$work/c.ckpt" | LC_ALL=C sed -n 's/.*"__optim__.state":{[^}]*"data_offsets":\[\([0-9]*\),.*/\1/p')
+patch_nan "$work/param.ckpt" 8                  # 0.bias comes first: its element 2
+patch_nan "$work/state.ckpt" $((state + 8))     # optimiser state value 2
+expect_error 1 "--resume $work/steps.ckpt: the checkpoint's counters disagree (epoch 2, step 19, optimiser steps 20)" \
+    train --epochs 3 --resume "$work/steps.ckpt" --checkpoint "$work/c2.ckpt"
+expect_error 1 "--resume $work/epoch.ckpt: the checkpoint's history has 2 epochs" \
+    train --epochs 3 --resume "$work/epoch.ckpt" --checkpoint "$work/c2.ckpt"
+expect_error 1 "--resume $work/param.ckpt: parameter '0.bias' is NaN (element 2); the checkpoint is damaged" \
+    train --epochs 3 --resume "$work/param.ckpt" --checkpoint "$work/c2.ckpt"
+expect_error 1 "$work/state.ckpt: optimiser state value 2 is NaN; the checkpoint is damaged" \
+    train --epochs 3 --resume "$work/state.ckpt" --checkpoint "$work/c2.ckpt"
+check '[ ! -e "$work/c2.ckpt" ]' "no checkpoint written from a damaged one"
+
 # --- a full disk (a file size limit) leaves the log and the plot whole: the
 # last version written, never one cut mid-row; no temporary file is left
 limited() { # limited BLOCKS ARGS...: train with writes limited to BLOCKS blocks

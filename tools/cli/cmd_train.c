@@ -332,6 +332,26 @@ static int prepare_data(run *r, const char *test_spec, double val_split, int sta
     return 0;
 }
 
+/* A checkpoint of nabla train counts the same steps twice (the run's and
+ * the optimiser's), one history row per finished epoch at most, and holds
+ * finite parameters: anything else is a damaged file, said before training
+ * fails in a way that blames the settings. */
+static int check_counters(run *r, const char *resume, const nb_checkpoint *ck, long steps) {
+    char bad[160];
+    if (ck->step != steps || ck->epoch < 0)
+        return cli_fail("train", "--resume %s: the checkpoint's counters disagree (epoch %d, "
+                        "step %ld, optimiser steps %ld); the file is damaged", resume, ck->epoch,
+                        ck->step, steps);
+    if (r->hist.n > ck->epoch || (r->hist.n && r->hist.rows[r->hist.n - 1].step > steps))
+        return cli_fail("train", "--resume %s: the checkpoint's history has %d epochs (to step "
+                        "%ld) but the checkpoint is at epoch %d, step %ld; the file is damaged",
+                        resume, r->hist.n, r->hist.n ? r->hist.rows[r->hist.n - 1].step : 0,
+                        ck->epoch, steps);
+    if (cli_nonfinite_param(r->m.graph, bad, sizeof bad))
+        return cli_fail("train", "--resume %s: %s; the checkpoint is damaged", resume, bad);
+    return 0;
+}
+
 /* Parameters, optimiser state and position from the checkpoint. */
 static int restore(run *r, const char *resume, nb_fit_config *cfg, size_t per_epoch) {
     nb_checkpoint ck = {.model = r->m.text};
@@ -339,6 +359,7 @@ static int restore(run *r, const char *resume, nb_fit_config *cfg, size_t per_ep
         return cli_fail("train", "--resume: %s", nb_last_error());
     r->rng = ck.rng;
     long step = nb_optim_steps(r->opt);
+    if (check_counters(r, resume, &ck, step)) return 1;
     if (ck.epoch == cfg->epochs && step == (long)((size_t)ck.epoch * per_epoch)) {
         /* the run ended, but was killed while it wrote its outputs */
         if (!r->quiet) fprintf(stderr, "%s: all %d epochs done; writing the outputs\n", resume,
