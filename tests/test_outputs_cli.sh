@@ -197,6 +197,29 @@ expect_error 1 "$work/state.ckpt: optimiser state value 2 is NaN; the checkpoint
     train --epochs 3 --resume "$work/state.ckpt" --checkpoint "$work/c2.ckpt"
 check '[ ! -e "$work/c2.ckpt" ]' "no checkpoint written from a damaged one"
 
+# --- a resumed epoch reports the whole epoch: stopped in the middle of epoch
+# 1 (Ctrl-C after its first mid-epoch checkpoint) and resumed, the log's
+# loss and accuracy equal those of a run never stopped; its time includes the
+# time spent before the stop, saved in the checkpoint
+set -- train "$work/m.nn" --data "csv:$work/big.csv" --epochs 2 --batch 1 --seed 4 --quiet
+"$nabla" "$@" --log "$work/whole.csv" > /dev/null 2>&1
+rm -f "$work/int.ckpt"
+"$nabla" "$@" --checkpoint "$work/int.ckpt" --checkpoint-every 2000 > /dev/null 2> "$work/int.err" &
+pid=$!
+run_and_interrupt
+at=$(sed -n 's/^interrupted at step \([0-9]*\);.*/\1/p' "$work/int.err")
+check '[ -n "$at" ] && [ $((at % 20000)) -ne 0 ]' "stopped in the middle of an epoch: $(cat "$work/int.err")"
+hl=$(od -An -t u8 -N8 "$work/int.ckpt" | tr -d ' ')
+saved=$(head -c $((8 + hl)) "$work/int.ckpt" | LC_ALL=C sed -n 's/.*"train.epoch_sums":"[^"]* \([0-9.e+-]*\)".*/\1/p')
+"$nabla" "$@" --checkpoint "$work/int.ckpt" --resume "$work/int.ckpt" --log "$work/resumed.csv" \
+    > /dev/null 2> "$work/err"
+check '[ $? -eq 0 ]' "resumed: $(cat "$work/err")"
+check '[ "$(cut -d, -f1-5 "$work/whole.csv")" = "$(cut -d, -f1-5 "$work/resumed.csv")" ]' \
+    "loss and accuracy of the resumed epoch: $(sed -n 2p "$work/whole.csv") vs $(sed -n 2p "$work/resumed.csv")"
+seconds=$(awk -F, -v e=$((at / 20000 + 1)) '$1 == e { print $8 }' "$work/resumed.csv")
+check '[ -n "$saved" ] && awk -v a="$seconds" -v b="$saved" "BEGIN { exit !(a + 0.001 >= b) }"' \
+    "the resumed epoch's time ($seconds s) includes the $saved s before the stop"
+
 # --- a full disk (a file size limit) leaves the log and the plot whole: the
 # last version written, never one cut mid-row; no temporary file is left
 limited() { # limited BLOCKS ARGS...: train with writes limited to BLOCKS blocks

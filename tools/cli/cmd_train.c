@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "data_source.h"
 #include "diag_report.h"
+#include "epoch_sums.h"
 #include "history.h"
 #include "outputs.h"
 #include "progress.h"
@@ -92,6 +93,8 @@ typedef struct run {
     nb_real *diag_before;    /* the parameters after step diag_snap_step  */
     long diag_snap_step;
     cli_files files;         /* inputs and outputs, the outputs locked    */
+    epoch_sums sums;         /* the epoch in progress, for resumed epochs  */
+    char sums_meta[160];     /* train.epoch_sums of the --resume checkpoint */
 } run;
 
 /* The training options a resumed run must share with the one it continues. */
@@ -120,6 +123,11 @@ static int save_checkpoint(run *r, int epochs_done, long step) {
     run_meta(r, kv, &n, batch, sizeof batch);
     n += preprocess_to_meta(&r->pre, kv + n);
     if (csv) kv[n++] = (nb_kv){"train.history", csv};
+    char sums[160];
+    if (r->sums.epoch == epochs_done + 1 && r->sums.seen) { /* in the middle of an epoch */
+        epoch_sums_format(&r->sums, sums, sizeof sums);
+        kv[n++] = (nb_kv){"train.epoch_sums", sums};
+    }
     nb_checkpoint ck = {.epoch = epochs_done, .step = step, .seed = r->seed, .rng = r->rng,
                         .model = r->m.text, .meta = kv, .n_meta = n};
     nb_status s = nb_checkpoint_save(r->ckpt, r->m.graph, r->opt, &ck);
@@ -179,6 +187,7 @@ static int diagnose_setup(run *r, int resumed) {
 
 static int on_batch(const nb_batch_stats *b, void *user) {
     run *r = user;
+    epoch_sums_batch(&r->sums, b, r->m.graph, r->m.classes ? r->m.output : NB_NONE, r->m.target);
     if (r->diag_every && diagnose_step(r, b)) return 1;
     if (!r->quiet) progress_batch(&r->prog, b->epoch, b->batch, b->epoch_loss);
     if (r->ckpt_every && b->step % r->ckpt_every == 0 && b->batch < b->batches &&
@@ -187,8 +196,10 @@ static int on_batch(const nb_batch_stats *b, void *user) {
     return interrupted ? 1 : 0;
 }
 
-static int on_epoch(const nb_epoch_stats *s, void *user) {
+static int on_epoch(const nb_epoch_stats *fit_stats, void *user) {
     run *r = user;
+    nb_epoch_stats whole = *fit_stats, *s = &whole; /* a resumed epoch: all of it */
+    epoch_sums_finish(&r->sums, &whole);
     if (history_add(&r->hist, s)) {
         snprintf(r->err, sizeof r->err, "out of memory");
         r->failed = 1;
@@ -279,6 +290,8 @@ static int check_resume(run *r, const char *resume, const char *seed_flag) {
     const char *b = nb_st_meta(ck, "train.batch"), *d = nb_st_meta(ck, "train.data");
     const char *aug = nb_st_meta(ck, "train.augment"), *sd = nb_st_meta(ck, "nabla.seed");
     const char *hist = nb_st_meta(ck, "train.history");
+    const char *sums = nb_st_meta(ck, "train.epoch_sums");
+    if (sums) snprintf(r->sums_meta, sizeof r->sums_meta, "%s", sums);
     int rc = 0;
     if (!b || !d || !aug || !sd)
         rc = cli_fail("train", "--resume %s: not a checkpoint written by nabla train", resume);
@@ -378,6 +391,10 @@ static int restore(run *r, const char *resume, nb_fit_config *cfg, size_t per_ep
     if (r->ckpt && strcmp(r->ckpt, resume) == 0) r->ckpt_step = step;
     cfg->start_epoch = ck.epoch;
     cfg->start_batch = (size_t)step - (size_t)ck.epoch * per_epoch;
+    if (cfg->start_batch && r->sums_meta[0] &&
+        epoch_sums_restore(&r->sums, r->sums_meta, ck.epoch + 1,
+                           cfg->start_batch * (size_t)r->batch) != 0)
+        return cli_fail("train", "--resume %s: unreadable train.epoch_sums", resume);
     if (!r->quiet) fprintf(stderr, "resuming %s at epoch %d, step %ld\n", resume, ck.epoch + 1, step);
     return 0;
 }
@@ -391,6 +408,7 @@ static int train(run *r, nb_fit_config *cfg, size_t per_epoch) {
         fputc('\n', stderr);
     }
     progress_init(&r->prog, stderr, cfg->epochs, per_epoch, (size_t)r->batch);
+    epoch_sums_start(&r->sums);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
