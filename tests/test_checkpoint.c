@@ -9,6 +9,7 @@
 #include "nabla.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -497,6 +498,34 @@ static void test_atomic(void) {
     nb_graph_free(big);
 }
 
+/* No optimiser keeps a NaN: a checkpoint whose state holds one is damaged,
+ * and loading it says so (naming the file) instead of letting the next step
+ * fail as if the learning rate were too high. */
+static void test_nonfinite_state(void) {
+    TMP(path, "nan.ckpt");
+    nb_optim_config c = config("adam");
+    nb_graph *a = mlp(7, 1), *b = mlp(7, 2);
+    nb_optim *oa = nb_optim_new(&c, nb_param_count(a)), *ob = nb_optim_new(&c, nb_param_count(b));
+    nb_rng data;
+    nb_rng_seed(&data, 5);
+    train(a, oa, &data, 2);
+    size_t len;
+    nb_real *state = nb_optim_state(oa, &len);
+    CHECK(len > 3);
+    state[3] = (nb_real)NAN;
+    nb_checkpoint ck = {1, 2, 3, data, NULL, NULL, 0}, got = {0};
+    CHECK_OK(nb_checkpoint_save(path, a, oa, &ck));
+    CHECK(nb_checkpoint_load(path, b, ob, &got) == NB_ERR_NUMERIC);
+    CHECKF(strstr(nb_last_error(), "nan.ckpt: optimiser state value 3 is NaN; the checkpoint "
+                  "is damaged"), "%s", nb_last_error());
+    CHECK(nb_optim_steps(ob) == 0); /* nothing restored */
+    nb_optim_free(oa);
+    nb_optim_free(ob);
+    nb_graph_free(a);
+    nb_graph_free(b);
+    unlink(path);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/nb-ck-XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -506,6 +535,7 @@ int main(void) {
     test_round_trip_every_optimiser();
     test_mismatches();
     test_atomic();
+    test_nonfinite_state();
     CHECK(stray_files(NULL, NULL, 1) == 0);
     CHECKF(rmdir(tmpdir) == 0, "files left in %s", tmpdir);
     TEST_END();

@@ -6,6 +6,7 @@
 #include "test.h"
 #include "nabla.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -472,8 +473,24 @@ static void test_hwc_to_chw(void) {
     nb_data_free(&d);
 }
 
+/* A feature with an infinity has no finite mean or variance: standardising
+ * it would make every sample's value NaN.  Refused, naming the feature and
+ * the sample. */
+static void test_standardize_nonfinite(void) {
+    nb_real x[6] = {1, 2, 3, (nb_real)INFINITY, 5, 6}, y[3] = {0, 1, 2};
+    nb_data d;
+    CHECK_OK(nb_data_from_reals(x, y, 3, 2, 1, &d));
+    CHECK(nb_data_standardize(&d, NULL, NULL) == NB_ERR_NUMERIC);
+    CHECKF(strstr(nb_last_error(), "feature 1 of the training data") &&
+               strstr(nb_last_error(), "sample 1 has inf"),
+           "%s", nb_last_error());
+    CHECK(d.mean == NULL && d.inv_std == NULL);
+    nb_data_free(&d);
+}
+
 int main(void) {
     test_from_arrays();
+    test_standardize_nonfinite();
     test_standardize();
     test_split();
     test_from_csv();

@@ -8,6 +8,7 @@
 #include "formats/st_internal.h"
 
 #include <dirent.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -448,6 +449,50 @@ static void test_write_errors(void) {
     unlink(path);
 }
 
+/* Only a regular file is ever replaced: a FIFO, a directory, a symbolic link
+ * to one and a device stay what they were (the rename of the new file would
+ * put a regular file in their place). */
+static void test_write_not_regular(void) {
+    const float w[2] = {1, 2};
+    int d2[1] = {2};
+    nb_st_entry x = {"x", NB_ST_F32, 1, d2, w};
+    TMP(fifo, "fifo");
+    TMP(dir, "dir");
+    TMP(link, "link");
+    CHECK(mkfifo(fifo, 0600) == 0 && mkdir(dir, 0700) == 0 && symlink(fifo, link) == 0);
+    const char *targets[] = {fifo, dir, link, "/dev/null"};
+    const char *kinds[] = {"is a FIFO", "is a directory", "is a FIFO", "is a character device"};
+    for (int i = 0; i < 4; i++) {
+        CHECKF(nb_st_write(targets[i], &x, 1, NULL, 0) == NB_ERR_IO &&
+                   strstr(nb_last_error(), kinds[i]),
+               "%s: %s", targets[i], nb_last_error());
+    }
+    struct stat st, lst;
+    CHECK(stat(fifo, &st) == 0 && S_ISFIFO(st.st_mode));
+    CHECK(stat(dir, &st) == 0 && S_ISDIR(st.st_mode));
+    CHECK(lstat(link, &lst) == 0 && S_ISLNK(lst.st_mode));
+    CHECK(stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode));
+    DIR *d = opendir(tmpdir); /* and no temporary file is left */
+    int entries = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        entries += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    if (d) closedir(d);
+    CHECKF(entries == 3, "%d files in %s", entries, tmpdir);
+    unlink(link);
+    unlink(fifo);
+    rmdir(dir);
+}
+
+/* An endless input is not read to its end: the header length (0) cannot be
+ * valid, so reading stops there (before, /dev/zero was read until memory ran
+ * out). */
+static void test_endless_input(void) {
+    nb_safetensors *st = NULL;
+    CHECKF(nb_st_open("/dev/zero", &st) == NB_ERR_FORMAT && strstr(nb_last_error(), "/dev/zero"),
+           "%s", nb_last_error());
+    CHECK(st == NULL);
+}
+
 /* ------------------------------------------------------------ graph weights */
 
 static nb_graph *mlp(int hidden, uint64_t seed) {
@@ -574,6 +619,8 @@ int main(void) {
     test_truncations();
     test_write_round_trip();
     test_write_errors();
+    test_write_not_regular();
+    test_endless_input();
     test_graph_weights();
     test_f64_overflow();
     CHECKF(rmdir(tmpdir) == 0, "files left in %s", tmpdir); /* each test removes its own */

@@ -4,6 +4,10 @@
 #include "test.h"
 #include "nabla.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
 static void test_fashion_mlp(void) {
     nb_model m;
     CHECK_OK(nb_model_load("models/fashion_mlp.nn", &m));
@@ -217,6 +221,37 @@ static void test_every_length(void) {
     }
 }
 
+/* 60,000 dense layers (a 480 KB file) parse in linear time: every new
+ * parameter's name is checked for uniqueness, and a scan of all nodes made
+ * that quadratic (minutes).  CPU time, so a loaded machine does not matter. */
+static void test_many_layers(void) {
+    enum { LAYERS = 60000 };
+    char *text = malloc(16 + (size_t)LAYERS * 8);
+    if (!text) return;
+    size_t used = (size_t)sprintf(text, "input 4\n");
+    for (int k = 0; k < LAYERS; k++) used += (size_t)sprintf(text + used, "dense 4\n");
+    clock_t t0 = clock();
+    nb_model m;
+    CHECK_OK(nb_model_parse(text, "many.nn", &m));
+    double seconds = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    CHECKF(seconds < 10, "%d layers took %.1f s of CPU time", LAYERS, seconds);
+    if (m.graph) {
+        nb_graph *g = m.graph;
+        CHECK(nb_param_tensor_count(g) == 2 * LAYERS);
+        /* the name index answers like a scan: layers, parameters, absent names */
+        nb_node w = nb_find(g, "59999.weight"), b = nb_find(g, "30000.bias");
+        CHECK(w != NB_NONE && strcmp(nb_node_name(g, w), "59999.weight") == 0);
+        CHECK(b != NB_NONE && strcmp(nb_node_name(g, b), "30000.bias") == 0);
+        nb_node last = nb_find(g, "59999");
+        CHECK(last != NB_NONE && nb_node_numel(g, w) == 16);
+        CHECK(nb_find(g, "60000") == NB_NONE && nb_find(g, "0.weigh") == NB_NONE);
+        for (int i = 0; i < nb_graph_node_count(g); i += 997)
+            CHECKF(nb_find(g, nb_node_name(g, i)) == i, "node %d '%s'", i, nb_node_name(g, i));
+    }
+    nb_model_free(&m);
+    free(text);
+}
+
 int main(void) {
     test_fashion_mlp();
     test_skip_connection();
@@ -226,5 +261,6 @@ int main(void) {
     test_cnn_models();
     test_layer_errors();
     test_every_length();
+    test_many_layers();
     TEST_END();
 }

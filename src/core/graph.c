@@ -37,6 +37,7 @@ void nb_graph_free(nb_graph *g) {
     free(g->buffer_nodes);
     free(g->arena);
     free(g->mark);
+    nb__free_names(g);
     free(g);
 }
 
@@ -143,8 +144,11 @@ static nb_node new_node(nb_graph *g, const char *op) {
     return h;
 }
 
-static void set_name(nb_node_t *n, const char *name) {
-    snprintf(n->name, sizeof n->name, "%s", name ? name : "");
+/* name, or PREFIX followed by the handle when there is none */
+static void set_name(nb_graph *g, nb_node h, const char *name, const char *prefix) {
+    char buf[64];
+    if (!name || !name[0]) snprintf(buf, sizeof buf, "%s%d", prefix, h);
+    nb__set_name(g, h, name && name[0] ? name : buf);
 }
 
 static int name_taken(const nb_graph *g, const char *name) {
@@ -173,7 +177,7 @@ nb_node nb__add_node(nb_graph *g, const nb_op *op, int nin, const nb_node *in, i
     if (ndim) memcpy(n->dims, shape, (size_t)ndim * sizeof *shape);
     n->batched = batched;
     if (batched) n->dims[0] = g->batch > 0 ? g->batch : 1;
-    snprintf(n->name, sizeof n->name, "%s%d", op->name, h);
+    set_name(g, h, NULL, op->name);
     return h;
 }
 
@@ -195,8 +199,7 @@ nb_node nb_input(nb_graph *g, const char *name, int ndim, const int *sample_dims
     n->ndim = ndim + 1;
     n->dims[0] = g->batch > 0 ? g->batch : 1;
     for (int d = 0; d < ndim; d++) n->dims[d + 1] = shape[d];
-    if (name && name[0]) set_name(n, name);
-    else snprintf(n->name, sizeof n->name, "input%d", h);
+    set_name(g, h, name, "input");
     return h;
 }
 
@@ -258,9 +261,9 @@ nb_node nb_param(nb_graph *g, const char *name, int ndim, const int *dims, nb_in
     n->val_off = g->n_params;
     g->n_params += numel;
     g->param_nodes[g->n_param_nodes++] = h;
-    if (name && name[0]) set_name(n, name);
-    else snprintf(n->name, sizeof n->name, "param%d", h);
-    bind_params(g);
+    set_name(g, h, name, "param");
+    n->val = g->params + n->val_off; /* the others are bound already */
+    n->grad = g->grads + n->val_off;
     return h;
 }
 
@@ -288,8 +291,7 @@ nb_node nb_constant(nb_graph *g, const char *name, int ndim, const int *dims,
     if (ndim) memcpy(n->dims, shape, (size_t)ndim * sizeof *shape);
     n->const_data = data;
     n->val = data;
-    if (name && name[0]) set_name(n, name);
-    else snprintf(n->name, sizeof n->name, "const%d", h);
+    set_name(g, h, name, "const");
     return h;
 }
 
@@ -327,7 +329,7 @@ nb_node nb__buffer(nb_graph *g, const char *name, int ndim, const int *dims, nb_
     n->val = data;
     n->init = (nb_init){.kind = NB_INIT_CONSTANT, .a = (double)fill};
     n->is_counter = is_counter != 0;
-    set_name(n, name);
+    set_name(g, h, name, "buffer");
     g->buffer_nodes[g->n_buffer_nodes++] = h;
     return h;
 }
@@ -368,9 +370,7 @@ const char *nb_node_op(const nb_graph *g, nb_node n) {
 
 nb_node nb_find(const nb_graph *g, const char *name) {
     if (!g || !name) return NB_NONE;
-    for (int i = 0; i < g->n_nodes; i++)
-        if (strcmp(g->nodes[i].name, name) == 0) return i;
-    return NB_NONE;
+    return nb__find_name(g, name);
 }
 
 nb_status nb_node_shape(const nb_graph *g, nb_node n, int *ndim, int dims[NB_MAX_DIMS]) {

@@ -166,7 +166,16 @@ struct nb_graph {
     nb_status run_status;      /* first bad-data error of the last forward */
     char run_error[256];
     int auto_names;            /* counter for generated layer names      */
+    /* the node names indexed (names.c) */
+    int *name_slot, *name_count;
+    int name_cap, name_used, name_broken;
 };
+
+/* Name node h (every node name is written through here, so that the index
+ * stays exact); the first node with a name, or NB_NONE.  names.c */
+void nb__set_name(nb_graph *g, int h, const char *name);
+nb_node nb__find_name(const nb_graph *g, const char *name);
+void nb__free_names(nb_graph *g);
 
 /* Node pointer for a handle (handles are validated by the builders). */
 static inline nb_node_t *nb__node(nb_graph *g, int h) { return &g->nodes[h]; }

@@ -31,6 +31,19 @@ static char *dir_of(const char *path) {
     return d;
 }
 
+/* Only a regular file is ever replaced: the rename would put the new file
+ * in the place of a device, a FIFO or a directory (and of a symbolic link to
+ * one). */
+static nb_status not_regular(const char *path, unsigned mode) {
+    const char *kind = S_ISDIR(mode)    ? "a directory"
+                       : S_ISCHR(mode)  ? "a character device"
+                       : S_ISBLK(mode)  ? "a block device"
+                       : S_ISFIFO(mode) ? "a FIFO"
+                       : S_ISSOCK(mode) ? "a socket"
+                                        : "not a regular file";
+    return nb_err(NB_ERR_IO, "%s: is %s; only a regular file is replaced", path, kind);
+}
+
 nb_status nb__afile_open(nb_afile *f, const char *path) {
     memset(f, 0, sizeof *f);
     f->fd = -1;
@@ -40,7 +53,7 @@ nb_status nb__afile_open(nb_afile *f, const char *path) {
     if (path[len - 1] == '/') return nb_err(NB_ERR_ARG, "%s: is a directory name", path);
     struct stat st;
     if (stat(path, &st) == 0) {
-        if (S_ISDIR(st.st_mode)) return nb_err(NB_ERR_IO, "%s: is a directory", path);
+        if (!S_ISREG(st.st_mode)) return not_regular(path, st.st_mode);
         f->have_mode = 1;
         f->mode = (unsigned)(st.st_mode & 07777);
     }
@@ -101,6 +114,13 @@ nb_status nb__afile_commit(nb_afile *f) {
     int fd = f->fd;
     f->fd = -1;
     if (close(fd) != 0) return fail(f, "close", errno);
+    /* checked again at the last moment: the path may have changed meanwhile */
+    struct stat st;
+    if (stat(f->path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        nb_status s = not_regular(f->path, st.st_mode);
+        nb__afile_abort(f);
+        return s;
+    }
     if (rename(f->tmp, f->path) != 0) return fail(f, "rename", errno);
     free(f->tmp);
     f->tmp = NULL;

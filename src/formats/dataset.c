@@ -98,12 +98,18 @@ nb_status nb_data_from_csv(nb_csv_data *csv, nb_data *out) {
  * the array in messages). */
 static nb_status to_reals(const nb_array *a, const char *what, nb_real **out) {
     *out = NULL;
+    size_t per_sample = a->ndim > 0 && a->dims[0] > 0 ? a->numel / (size_t)a->dims[0] : 1;
     if (a->dtype == NB_F32 || a->dtype == NB_F64)
         for (size_t k = 0; k < a->numel; k++) {
             double v = nb_array_get(a, k);
             if (!isfinite(v))
                 return nb_err(NB_ERR_NUMERIC, "%s element %zu is %s", what, k,
                               isnan(v) ? "NaN" : "infinite");
+            /* 1e300 in a float64 file would become an infinity here */
+            if (!isfinite((double)(nb_real)v))
+                return nb_err(NB_ERR_NUMERIC, "%s element %zu (sample %zu, value %zu) is %g, "
+                              "beyond the range of %s", what, k, k / per_sample, k % per_sample,
+                              v, sizeof(nb_real) == 4 ? "float32" : "the reals");
         }
     nb_real *r = malloc(sizeof *r * (a->numel ? a->numel : 1));
     if (!r) return nb_err(NB_ERR_NOMEM, "%s: out of memory for %zu values", what, a->numel);
@@ -233,6 +239,21 @@ static nb_status check_like(const nb_data *train, const nb_data *other, const ch
     return NB_OK;
 }
 
+/* A feature whose mean or standard deviation is not finite (an infinity,
+ * or values so large that the squares overflow) would turn every sample's
+ * value into NaN: name the feature and the sample with its largest value. */
+static nb_status unusable_feature(const nb_data *d, size_t j) {
+    size_t worst = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        double v = scaled(d, i, j), w = scaled(d, worst, j);
+        if (!isfinite(w)) break;
+        if (!isfinite(v) || fabs(v) > fabs(w)) worst = i;
+    }
+    return nb_err(NB_ERR_NUMERIC, "nb_data_standardize: feature %zu of the training data cannot "
+                  "be standardised (its mean or variance is not finite): sample %zu has %g",
+                  j, worst, scaled(d, worst, j));
+}
+
 nb_status nb_data_standardize(nb_data *train, nb_data *val, nb_data *test) {
     if (!train) return nb_err(NB_ERR_ARG, "nb_data_standardize: train is NULL");
     if (train->n == 0 || train->sample_size == 0)
@@ -272,6 +293,10 @@ nb_status nb_data_standardize(nb_data *train, nb_data *val, nb_data *test) {
         double sd = lo[j] == hi[j] ? 1.0 : sqrt(sq[j] / (double)n);
         mean[j] = lo[j] == hi[j] ? lo[j] : sum[j];
         inv[j] = 1.0 / sd;
+        if (!isfinite(mean[j]) || !isfinite(sd) || inv[j] == 0) {
+            s = unusable_feature(train, j);
+            goto done;
+        }
     }
     if ((s = set_stats(train, mean, inv)) != NB_OK) goto done;
     if (val && (s = set_stats(val, mean, inv)) != NB_OK) goto done;

@@ -426,6 +426,20 @@ nb_status nb_st_parse(const void *bytes, size_t size, const char *label, nb_safe
     return parse_owned(buf, size, label, out);
 }
 
+/* Reading can stop at a header that cannot be valid: a header length over
+ * the limit, or a header that is not a JSON object.  parse_owned then says
+ * why, and an endless device (/dev/zero) or pipe is not read to the end. */
+static int header_is_bad(const unsigned char *buf, size_t len) {
+    if (len < 8) return 0;
+    uint64_t n = 0;
+    for (int k = 7; k >= 0; k--) n = n << 8 | buf[k];
+    if (n > NB_ST_MAX_HEADER || n < 2) return 1;
+    if (len < 8 + n) return 0;
+    size_t i = 8;
+    while (i < 8 + n && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\n' || buf[i] == '\r')) i++;
+    return i == 8 + n || buf[i] != '{';
+}
+
 nb_status nb_st_open(const char *path, nb_safetensors **out) {
     if (!out) return nb_err(NB_ERR_ARG, "nb_st_open: out is NULL");
     *out = NULL;
@@ -475,6 +489,7 @@ nb_status nb_st_open(const char *path, nb_safetensors **out) {
         }
         if (r == 0) break;
         len += (size_t)r;
+        if (header_is_bad(buf, len)) break; /* the error needs no more bytes */
     }
     close(fd);
     return parse_owned(buf, len, path, out);

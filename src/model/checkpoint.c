@@ -338,6 +338,14 @@ static nb_status check_optim(const nb_safetensors *st, const char *path, const n
             return nb_err(NB_ERR_NUMERIC, "%s: optimiser state value %zu does not fit in the "
                           "parameter type", path, k);
         }
+        /* no optimiser keeps a NaN or an infinity: the file is damaged, and
+         * training from it would fail later as if the learning rate were */
+        if (!((double)vals[k] - (double)vals[k] == 0)) {
+            double v = (double)vals[k];
+            free(vals);
+            return nb_err(NB_ERR_NUMERIC, "%s: optimiser state value %zu is %s; the checkpoint "
+                          "is damaged", path, k, v != v ? "NaN" : "infinite");
+        }
     }
     *state = vals;
     return NB_OK;

@@ -675,10 +675,11 @@ static nb_status parse_line(spec_ctx *c, spec_line *l) {
     if (out == NB_NONE) /* the graph rejected it: shapes, values */
         return nb_err_prefix(NB_ERR_FORMAT, "%s:%d", c->source, l->lineno);
     /* the node takes the layer's name: its label, or its Sequential index */
-    nb_node_t *node = nb__node(c->g, out);
-    if (l->label) snprintf(node->name, sizeof node->name, "%s", l->label);
-    else if (kind->sequential) snprintf(node->name, sizeof node->name, "%d", c->layer_index);
-    else if (out == c->m->loss) snprintf(node->name, sizeof node->name, "loss");
+    char index[16];
+    snprintf(index, sizeof index, "%d", c->layer_index);
+    if (l->label) nb__set_name(c->g, out, l->label);
+    else if (kind->sequential) nb__set_name(c->g, out, index);
+    else if (out == c->m->loss) nb__set_name(c->g, out, "loss");
     if (l->label) {
         if (c->n_names == MAX_NAMES) return fail(c, l, "too many named nodes");
         snprintf(c->names[c->n_names].name, sizeof c->names[0].name, "%s", l->label);

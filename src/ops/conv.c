@@ -397,6 +397,6 @@ nb_node nb_conv2d_layer(nb_graph *g, nb_node x, int out_channels, int kh, int kw
     nb_node y = nb_conv2d(g, x, w, b, o.stride_h, o.stride_w, o.pad_h, o.pad_w, o.dil_h,
                           o.dil_w, o.groups);
     if (y != NB_NONE)
-        snprintf(nb__node(g, y)->name, sizeof nb__node(g, y)->name, "%s", base);
+        nb__set_name(g, y, base);
     return y;
 }

@@ -115,7 +115,7 @@ nb_node nb_dense(nb_graph *g, nb_node x, int out_features, const char *name,
     }
     if (w == NB_NONE) return NB_NONE;
     nb_node y = nb_linear(g, x, w, b);
-    if (y != NB_NONE) snprintf(nb__node(g, y)->name, sizeof nb__node(g, y)->name, "%s", base);
+    if (y != NB_NONE) nb__set_name(g, y, base);
     return y;
 }
 

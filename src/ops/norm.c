@@ -229,7 +229,7 @@ nb_node nb_batch_norm(nb_graph *g, nb_node x, const char *name, const nb_norm_op
     Y->settings.batch_norm = (nb_batch_norm_settings){
         .eps = o.eps, .momentum = o.momentum, .running_mean = rmean, .running_var = rvar,
         .num_batches_tracked = tracked};
-    snprintf(Y->name, sizeof Y->name, "%s", base);
+    nb__set_name(g, y, base);
     return y;
 }
 
@@ -349,6 +349,6 @@ nb_node nb_layer_norm(nb_graph *g, nb_node x, int normalized_ndim, const char *n
     nb_node_t *Y = nb__node(g, y);
     Y->settings.layer_norm = (nb_layer_norm_settings){.eps = o.eps,
                                                       .normalized_ndim = normalized_ndim};
-    snprintf(Y->name, sizeof Y->name, "%s", base);
+    nb__set_name(g, y, base);
     return y;
 }

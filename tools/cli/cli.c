@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void vreport(const char *cmd, const char *fmt, va_list ap) {
@@ -118,6 +119,20 @@ int cli_number(const char *cmd, const char *flag, const char *s, double *out) {
     return 1;
 }
 
+const char *cli_nonfinite_param(nb_graph *g, char *buf, size_t size) {
+    for (int i = 0; i < nb_param_tensor_count(g); i++) {
+        nb_node p = nb_param_tensor(g, i);
+        const nb_real *v = nb_value(g, p);
+        for (size_t k = 0, n = nb_node_numel(g, p); k < n; k++)
+            if (!(v[k] - v[k] == 0)) {
+                snprintf(buf, size, "parameter '%s' is %s (element %zu)", nb_node_name(g, p),
+                         v[k] != v[k] ? "NaN" : "infinite", k);
+                return buf;
+            }
+    }
+    return NULL;
+}
+
 size_t cli_sample_size(const nb_graph *g, nb_node n) {
     int ndim, dims[NB_MAX_DIMS];
     if (nb_node_shape(g, n, &ndim, dims) != NB_OK) return 0;
@@ -126,7 +141,38 @@ size_t cli_sample_size(const nb_graph *g, nb_node n) {
     return size;
 }
 
+/* What a file that is not a regular file is, for messages. */
+static const char *kind_of(mode_t m) {
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISSOCK(m)) return "a socket";
+    return "not a regular file";
+}
+
+/* Only a regular file or a new path: a device, a FIFO or a directory (or a
+ * symbolic link to one) would be replaced by the rename of the new file. */
+static int check_kind(const char *cmd, const char *flag, const char *path) {
+    struct stat st, lst;
+    const char *why = NULL, *link = "";
+    if (path[strlen(path) - 1] == '/') why = "a directory name";
+    else if (lstat(path, &lst) != 0) return 1; /* a new file */
+    else if (S_ISLNK(lst.st_mode)) {
+        link = "a symbolic link to ";
+        if (stat(path, &st) != 0) why = "a missing file";
+        else if (!S_ISREG(st.st_mode)) why = kind_of(st.st_mode);
+    } else if (!S_ISREG(lst.st_mode)) {
+        why = kind_of(lst.st_mode);
+    }
+    if (!why) return 1;
+    cli_fail(cmd, "--%s %s: is %s%s; an output must be a regular file or a new path", flag, path,
+             link, why);
+    return 0;
+}
+
 int cli_check_output(const char *cmd, const char *flag, const char *path) {
+    if (!check_kind(cmd, flag, path)) return 0;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');

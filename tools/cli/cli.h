@@ -39,14 +39,19 @@ int cli_number(const char *cmd, const char *flag, const char *s, double *out);
 int cli_double(const char *cmd, const char *flag, const char *s, double lo, double hi,
                double *out);
 
-/* Can a file be written at path (its directory exists and is writable)?
- * Prints the error and returns 0 if not: checked before a long run starts. */
+/* Can a file be written at path: a regular file or a new path (never a
+ * device, a FIFO, a directory or a symbolic link to one), in a directory that
+ * exists and is writable?  Prints the error and returns 0 if not: checked
+ * before a long run starts. */
 int cli_check_output(const char *cmd, const char *flag, const char *path);
 
 /* The model file arg names: arg itself if it is a file or a path, else the
  * shipped model of that name (arg or arg.nn) from $NABLA_MODEL_DIR, the
  * installed share/nabla/models, or a source tree's models/ (buf holds it). */
 const char *cli_model_path(const char *arg, char *buf, size_t size);
+/* The first parameter with a NaN or infinite value, described into buf
+ * ("parameter 'NAME' is NaN (element K)"); NULL if all are finite. */
+const char *cli_nonfinite_param(nb_graph *g, char *buf, size_t size);
 
 /* Values per sample of a batched node (its shape without the batch). */
 size_t cli_sample_size(const nb_graph *g, nb_node n);

@@ -37,6 +37,12 @@ int load_trained(const char *cmd, const char *model_path, const char *weights, n
         nb_model_free(m);
         return rc;
     }
+    char bad[160];
+    if (cli_nonfinite_param(m->graph, bad, sizeof bad)) {
+        preprocess_free(pre);
+        nb_model_free(m);
+        return cli_fail(cmd, "--weights %s: %s; these weights cannot be used", weights, bad);
+    }
     return 0;
 }
 

@@ -22,17 +22,22 @@ static const char *help =
 int load_trained(const char *cmd, const char *model_path, const char *weights, nb_model *m,
                  preprocess *pre);
 
+/* Class names are printed only when there is one per output. */
+static int named_classes(const nb_model *m, const preprocess *pre, size_t outs) {
+    return pre->n_classes > 0 && pre->n_classes == m->classes && (size_t)m->classes == outs;
+}
+
 static void print_header(const nb_model *m, const preprocess *pre, size_t outs) {
     printf("sample");
     if (m->classes) {
-        printf(",class%s", pre->n_classes ? ",name" : "");
-        for (int c = 0; c < m->classes; c++) {
-            if (pre->n_classes == m->classes) {
+        printf(",class%s", named_classes(m, pre, outs) ? ",name" : "");
+        for (size_t c = 0; c < outs; c++) {
+            if (named_classes(m, pre, outs)) {
                 fputs(",p_", stdout);
                 for (const char *p = pre->class_names[c]; *p; p++) /* keep the CSV valid */
                     putchar(*p == ',' || *p == '"' || *p == '\n' ? '_' : *p);
             } else {
-                printf(",p%d", c);
+                printf(",p%zu", c);
             }
         }
     } else {
@@ -97,7 +102,7 @@ int cmd_predict(int argc, char **argv) {
                 for (size_t c = 1; c < outs; c++)
                     if (p[c] > p[best]) best = c;
                 printf(",%zu", best);
-                if (pre.n_classes == m.classes) {
+                if (named_classes(&m, &pre, outs)) {
                     putchar(',');
                     for (const char *q = pre.class_names[best]; *q; q++)
                         putchar(*q == ',' || *q == '"' || *q == '\n' ? '_' : *q);

@@ -10,9 +10,11 @@
 #include "cli.h"
 #include "data_source.h"
 #include "diag_report.h"
+#include "epoch_sums.h"
 #include "folder_source.h"
 #include "history.h"
 #include "optim_text.h"
+#include "outputs.h"
 #include "progress.h"
 #include "report.h"
 
@@ -60,6 +62,8 @@ static const char *help =
     "  --quiet                no progress output\n"
     "  --top-k K, --report FILE.json, --confusion FILE.svg\n"
     "                         the test data's report, as for 'nabla eval' (see its --help)\n"
+    "  Outputs are regular files or new paths, never an input or another output;\n"
+    "  each is locked (FILE.lock) so that a second run on it stops.\n"
     "diagnostics (docs/diagnostics.md)\n"
     "  --diagnose             a table per layer on the first batch of every epoch, on\n"
     "                         stderr (also with --quiet): activation mean and std, dead\n"
@@ -67,7 +71,8 @@ static const char *help =
     "                         norms, update/weight ratios; then WARNING lines\n"
     "  --diagnose-every N     the table every N optimiser steps instead (steps 1, N+1, ...)\n"
     "  --diagnose-log FILE    the same measurements as CSV, one row per layer\n\n"
-    "Ctrl-C stops after the current step and writes the checkpoint.  A NaN or infinity\n"
+    "Ctrl-C stops after the current step and writes the checkpoint (another Ctrl-C\n"
+    "meanwhile is ignored until it is written).  A NaN or infinity\n"
     "stops training with exit code 1 and names the node and op where it appeared (or the\n"
     "training sample); the last checkpoint and the --out file are left as they were.\n";
 
@@ -90,6 +95,7 @@ typedef struct run {
     history hist;
     progress prog;
     int quiet, failed;
+    int finished;            /* resumed after the last epoch: outputs only */
     char augment[64];        /* "flip=0 crop=0": must match when resuming */
     char err[600];
     long ckpt_step;          /* step of the checkpoint on disk; -1: none written */
@@ -101,22 +107,10 @@ typedef struct run {
     nb_diagnosis diag;
     nb_real *diag_before;    /* the parameters after step diag_snap_step  */
     long diag_snap_step;
+    cli_files files;         /* inputs and outputs, the outputs locked    */
+    epoch_sums sums;         /* the epoch in progress, for resumed epochs  */
+    char sums_meta[160];     /* train.epoch_sums of the --resume checkpoint */
 } run;
-
-/* The first non-finite parameter, described into buf; NULL if all are finite. */
-static const char *nonfinite_param(nb_graph *g, char *buf, size_t size) {
-    for (int i = 0; i < nb_param_tensor_count(g); i++) {
-        nb_node p = nb_param_tensor(g, i);
-        const nb_real *v = nb_value(g, p);
-        for (size_t k = 0, n = nb_node_numel(g, p); k < n; k++)
-            if (!(v[k] - v[k] == 0)) {
-                snprintf(buf, size, "parameter '%s' is %s (element %zu)", nb_node_name(g, p),
-                         v[k] != v[k] ? "NaN" : "infinite", k);
-                return buf;
-            }
-    }
-    return NULL;
-}
 
 /* The training options a resumed run must share with the one it continues. */
 static void run_meta(run *r, nb_kv *kv, int *n, char *buf, size_t size) {
@@ -131,7 +125,7 @@ static int save_checkpoint(run *r, int epochs_done, long step) {
     /* never replace a good checkpoint with a poisoned one (nb_fit checks
      * the parameters at epoch ends; --checkpoint-every saves in between) */
     char bad[160];
-    if (nonfinite_param(r->m.graph, bad, sizeof bad)) {
+    if (cli_nonfinite_param(r->m.graph, bad, sizeof bad)) {
         snprintf(r->err, sizeof r->err, "after optimiser step %ld %s: an update overflowed; "
                  "lower the learning rate (checkpoint %s not written)", step, bad, r->ckpt);
         r->failed = 1;
@@ -144,6 +138,11 @@ static int save_checkpoint(run *r, int epochs_done, long step) {
     run_meta(r, kv, &n, batch, sizeof batch);
     n += preprocess_to_meta(&r->pre, kv + n);
     if (csv) kv[n++] = (nb_kv){"train.history", csv};
+    char sums[160];
+    if (r->sums.epoch == epochs_done + 1 && r->sums.seen) { /* in the middle of an epoch */
+        epoch_sums_format(&r->sums, sums, sizeof sums);
+        kv[n++] = (nb_kv){"train.epoch_sums", sums};
+    }
     nb_checkpoint ck = {.epoch = epochs_done, .step = step, .seed = r->seed, .rng = r->rng,
                         .model = r->m.text, .meta = kv, .n_meta = n};
     nb_status s = nb_checkpoint_save(r->ckpt, r->m.graph, r->opt, &ck);
@@ -203,6 +202,7 @@ static int diagnose_setup(run *r, int resumed) {
 
 static int on_batch(const nb_batch_stats *b, void *user) {
     run *r = user;
+    epoch_sums_batch(&r->sums, b, r->m.graph, r->m.classes ? r->m.output : NB_NONE, r->m.target);
     if (r->diag_every && diagnose_step(r, b)) return 1;
     if (!r->quiet) progress_batch(&r->prog, b->epoch, b->batch, b->epoch_loss);
     if (r->ckpt_every && b->step % r->ckpt_every == 0 && b->batch < b->batches &&
@@ -211,8 +211,10 @@ static int on_batch(const nb_batch_stats *b, void *user) {
     return interrupted ? 1 : 0;
 }
 
-static int on_epoch(const nb_epoch_stats *s, void *user) {
+static int on_epoch(const nb_epoch_stats *fit_stats, void *user) {
     run *r = user;
+    nb_epoch_stats whole = *fit_stats, *s = &whole; /* a resumed epoch: all of it */
+    epoch_sums_finish(&r->sums, &whole);
     if (history_add(&r->hist, s)) {
         snprintf(r->err, sizeof r->err, "out of memory");
         r->failed = 1;
@@ -274,6 +276,25 @@ static void run_free(run *r) {
     nb_diagnosis_free(&r->diag);
     free(r->diag_before);
     if (r->diag_log) fclose(r->diag_log);
+    cli_files_release(&r->files);
+}
+
+/* No output may replace an input or another output, and no other run may
+ * write them at the same time: checked before anything is loaded. */
+static int claim_files(run *r, const char *out, const char *test_spec, const char *resume) {
+    cli_files *fs = &r->files;
+    cli_files_input(fs, "the model file", r->model_path);
+    cli_files_data(fs, "--data", r->data_spec);
+    cli_files_data(fs, "--test", test_spec);
+    cli_files_input(fs, "--resume", resume);
+    cli_files_output(fs, "--out", out);
+    cli_files_output(fs, "--checkpoint", r->ckpt);
+    cli_files_output(fs, "--log", r->log);
+    cli_files_output(fs, "--plot", r->plot);
+    cli_files_output(fs, "--diagnose-log", r->diag_log_path);
+    cli_files_may_rewrite(fs, "--resume", "--checkpoint"); /* a checkpoint is rewritten */
+    int rc = cli_files_check(fs, "train");
+    return rc ? rc : cli_files_lock(fs, "train");
 }
 
 /* A resumed run continues the checkpoint's run: same data, batch size,
@@ -284,6 +305,8 @@ static int check_resume(run *r, const char *resume, const char *seed_flag) {
     const char *b = nb_st_meta(ck, "train.batch"), *d = nb_st_meta(ck, "train.data");
     const char *aug = nb_st_meta(ck, "train.augment"), *sd = nb_st_meta(ck, "nabla.seed");
     const char *hist = nb_st_meta(ck, "train.history");
+    const char *sums = nb_st_meta(ck, "train.epoch_sums");
+    if (sums) snprintf(r->sums_meta, sizeof r->sums_meta, "%s", sums);
     int rc = 0;
     if (!b || !d || !aug || !sd)
         rc = cli_fail("train", "--resume %s: not a checkpoint written by nabla train", resume);
@@ -345,6 +368,26 @@ static int prepare_data(run *r, const char *test_spec, double val_split, int sta
     return 0;
 }
 
+/* A checkpoint of nabla train counts the same steps twice (the run's and
+ * the optimiser's), one history row per finished epoch at most, and holds
+ * finite parameters: anything else is a damaged file, said before training
+ * fails in a way that blames the settings. */
+static int check_counters(run *r, const char *resume, const nb_checkpoint *ck, long steps) {
+    char bad[160];
+    if (ck->step != steps || ck->epoch < 0)
+        return cli_fail("train", "--resume %s: the checkpoint's counters disagree (epoch %d, "
+                        "step %ld, optimiser steps %ld); the file is damaged", resume, ck->epoch,
+                        ck->step, steps);
+    if (r->hist.n > ck->epoch || (r->hist.n && r->hist.rows[r->hist.n - 1].step > steps))
+        return cli_fail("train", "--resume %s: the checkpoint's history has %d epochs (to step "
+                        "%ld) but the checkpoint is at epoch %d, step %ld; the file is damaged",
+                        resume, r->hist.n, r->hist.n ? r->hist.rows[r->hist.n - 1].step : 0,
+                        ck->epoch, steps);
+    if (cli_nonfinite_param(r->m.graph, bad, sizeof bad))
+        return cli_fail("train", "--resume %s: %s; the checkpoint is damaged", resume, bad);
+    return 0;
+}
+
 /* Parameters, optimiser state and position from the checkpoint. */
 static int restore(run *r, const char *resume, nb_fit_config *cfg, size_t per_epoch) {
     nb_checkpoint ck = {.model = r->m.text};
@@ -352,6 +395,14 @@ static int restore(run *r, const char *resume, nb_fit_config *cfg, size_t per_ep
         return cli_fail("train", "--resume: %s", nb_last_error());
     r->rng = ck.rng;
     long step = nb_optim_steps(r->opt);
+    if (check_counters(r, resume, &ck, step)) return 1;
+    if (ck.epoch == cfg->epochs && step == (long)((size_t)ck.epoch * per_epoch)) {
+        /* the run ended, but was killed while it wrote its outputs */
+        if (!r->quiet) fprintf(stderr, "%s: all %d epochs done; writing the outputs\n", resume,
+                               ck.epoch);
+        r->finished = 1;
+        return 0;
+    }
     if (ck.epoch >= cfg->epochs)
         return cli_fail("train", "--resume %s: %d epochs already done; ask for more with --epochs",
                         resume, ck.epoch);
@@ -363,6 +414,10 @@ static int restore(run *r, const char *resume, nb_fit_config *cfg, size_t per_ep
     if (r->ckpt && strcmp(r->ckpt, resume) == 0) r->ckpt_step = step;
     cfg->start_epoch = ck.epoch;
     cfg->start_batch = (size_t)step - (size_t)ck.epoch * per_epoch;
+    if (cfg->start_batch && r->sums_meta[0] &&
+        epoch_sums_restore(&r->sums, r->sums_meta, ck.epoch + 1,
+                           cfg->start_batch * (size_t)r->batch) != 0)
+        return cli_fail("train", "--resume %s: unreadable train.epoch_sums", resume);
     if (!r->quiet) fprintf(stderr, "resuming %s at epoch %d, step %ld\n", resume, ck.epoch + 1, step);
     return 0;
 }
@@ -378,12 +433,16 @@ static int train(run *r, nb_fit_config *cfg, size_t per_epoch) {
                 optim_text(nb_optim_get_config(r->opt), r->optim_name, text, sizeof text));
     }
     progress_init(&r->prog, stderr, cfg->epochs, per_epoch, (size_t)r->batch);
+    epoch_sums_start(&r->sums);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESTART;
     sigaction(SIGINT, &sa, NULL);
     nb_status s = nb_fit(r->m.graph, cfg, &r->train, r->val.n ? &r->val : NULL, NULL);
-    signal(SIGINT, SIG_DFL);
+    /* the handler stays until the interrupt checkpoint is written: another
+     * Ctrl-C must not kill that write */
+    if (!interrupted) signal(SIGINT, SIG_DFL);
     if (r->failed) return cli_fail("train", "%s", r->err);
     if (s != NB_OK) {
         char kept[4200] = "";
@@ -401,8 +460,18 @@ static int train(run *r, nb_fit_config *cfg, size_t per_epoch) {
         else
             fprintf(stderr, "\ninterrupted at step %ld (no checkpoint: use --out or --checkpoint)\n",
                     step);
+        signal(SIGINT, SIG_DFL);
         return 130;
     }
+    return 0;
+}
+
+/* The log and the plot of a finished run, from its checkpoint's history. */
+static int rewrite_history(run *r) {
+    if (r->log && history_write_log(&r->hist, r->log))
+        return cli_fail("train", "--log %s: %s", r->log, strerror(errno));
+    if (r->plot && history_plot(&r->hist, r->plot, r->model_path))
+        return cli_fail("train", "--plot %s: %s", r->plot, strerror(errno));
     return 0;
 }
 
@@ -411,7 +480,7 @@ static int train(run *r, nb_fit_config *cfg, size_t per_epoch) {
 static int keep_result(run *r, const char *out) {
     nb_graph *g = r->m.graph;
     char bad[160];
-    if (out && nonfinite_param(g, bad, sizeof bad))
+    if (out && cli_nonfinite_param(g, bad, sizeof bad))
         return cli_fail("train", "%s: not saving --out %s", bad, out);
     if (out) {
         nb_kv kv[8];
@@ -533,8 +602,10 @@ int cmd_train(int argc, char **argv) {
     r.seed = (uint64_t)seed;
 
     /* model, data, parameters, optimiser; then train and keep the result */
-    if (nb_model_load(r.model_path, &r.m) != NB_OK) return cli_fail("train", "%s", nb_last_error());
-    if (r.m.loss == NB_NONE) rc = cli_fail("train", "%s: the model has no 'loss' line", r.model_path);
+    rc = claim_files(&r, out, FLAG("test"), resume);
+    if (!rc && nb_model_load(r.model_path, &r.m) != NB_OK)
+        rc = cli_fail("train", "%s", nb_last_error());
+    if (!rc && r.m.loss == NB_NONE) rc = cli_fail("train", "%s: the model has no 'loss' line", r.model_path);
     if (!rc) rc = report_check("train", &r.m, &r.report);
     if (!rc && resume) rc = check_resume(&r, resume, FLAG("seed"));
     folder_source_setup(&r.m, FLAG("skip-bad") != NULL, r.quiet);
@@ -556,7 +627,8 @@ int cmd_train(int argc, char **argv) {
     /* by default the first batch of every epoch */
     if ((r.diag_print || r.diag_log_path) && !r.diag_every) r.diag_every = (long)per_epoch;
     if (!rc && r.diag_every) rc = diagnose_setup(&r, resume != NULL);
-    if (!rc) rc = train(&r, &cfg, per_epoch);
+    if (!rc && !r.finished) rc = train(&r, &cfg, per_epoch);
+    if (!rc && r.finished) rc = rewrite_history(&r);
     if (!rc) rc = keep_result(&r, out);
     run_free(&r);
     return rc;

@@ -1,7 +1,11 @@
+#define _POSIX_C_SOURCE 200809L
 #include "diag_report.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 static const struct {
     unsigned flag;
@@ -56,10 +60,24 @@ void diag_print(FILE *out, const nb_diagnosis *d, int epoch, size_t batch, long 
 static const char *header = "epoch,step,layer,op,numel,mean,std,dead,saturated,grad_norm,"
                             "weight_norm,update_ratio,warnings\n";
 
+/* A run killed in the middle of a write may have left a cut last row: drop it. */
+static int drop_cut_row(FILE *f) {
+    if (fseek(f, 0, SEEK_END) != 0) return -1;
+    long end = ftell(f), keep = end;
+    while (keep > 0) {
+        if (fseek(f, keep - 1, SEEK_SET) != 0) return -1;
+        if (fgetc(f) == '\n') break;
+        keep--;
+    }
+    if (keep < end && ftruncate(fileno(f), (off_t)keep) != 0) return -1;
+    return fseek(f, 0, SEEK_END);
+}
+
 FILE *diag_log_open(const char *path, int append) {
-    FILE *f = fopen(path, append ? "a" : "w");
+    FILE *f = fopen(path, append ? "a+" : "w");
     if (!f) return NULL;
-    if ((fseek(f, 0, SEEK_END) != 0 || ftell(f) == 0) && fputs(header, f) < 0) {
+    if ((append && drop_cut_row(f) != 0) ||
+        ((fseek(f, 0, SEEK_END) != 0 || ftell(f) == 0) && fputs(header, f) < 0)) {
         int e = errno;
         fclose(f);
         errno = e;
@@ -74,7 +92,7 @@ static void field(FILE *f, double v) {
     else fprintf(f, ",%.9g", v);
 }
 
-int diag_log_write(FILE *f, const nb_diagnosis *d, int epoch, long step) {
+static void rows(FILE *f, const nb_diagnosis *d, int epoch, long step) {
     for (int i = 0; i < d->n_rows; i++) {
         const nb_diag_row *r = &d->rows[i];
         /* node names are letters, digits, '_' and '.': no quoting needed */
@@ -95,5 +113,25 @@ int diag_log_write(FILE *f, const nb_diagnosis *d, int epoch, long step) {
             }
         fputc('\n', f);
     }
-    return fflush(f) == 0 && !ferror(f) ? 0 : -1;
+}
+
+/* The rows are appended whole or not at all: a failed write (a full disk)
+ * is cut back to the rows before it. */
+int diag_log_write(FILE *f, const nb_diagnosis *d, int epoch, long step) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    if (!m) return -1;
+    rows(m, d, epoch, step);
+    int ok = fclose(m) == 0;
+    long before = ftell(f);
+    ok = ok && before >= 0 && fwrite(buf, 1, len, f) == len && fflush(f) == 0;
+    int e = errno;
+    free(buf);
+    if (!ok) {
+        if (before >= 0 && ftruncate(fileno(f), (off_t)before) == 0) clearerr(f);
+        errno = e;
+        return -1;
+    }
+    return 0;
 }

@@ -12,9 +12,11 @@
 void diag_print(FILE *out, const nb_diagnosis *d, int epoch, size_t batch, long step,
                 size_t samples);
 /* Open the CSV log: appended to when `append` and it already has rows (a
- * resumed run), else created with its header.  NULL with errno on failure. */
+ * resumed run; a row cut by a kill is dropped), else created with its
+ * header.  NULL with errno on failure. */
 FILE *diag_log_open(const char *path, int append);
-/* One row per layer; flushed.  0 on success, -1 with errno. */
+/* One row per layer, appended whole and flushed; on failure the file is cut
+ * back to its previous rows.  0 on success, -1 with errno. */
 int diag_log_write(FILE *f, const nb_diagnosis *d, int epoch, long step);
 
 #endif

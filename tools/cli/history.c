@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L
 #include "history.h"
 
 #include <errno.h>
@@ -5,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "outfile.h"
 #include "svgplot.h"
 
 static const char *header = "epoch,step,lr,train_loss,train_acc,val_loss,val_acc,seconds\n";
@@ -83,11 +86,18 @@ int history_write_log(const history *h, const char *path) {
         errno = ENOMEM;
         return -1;
     }
-    FILE *f = fopen(path, "w");
+    outfile o;
+    FILE *f = outfile_open(&o, path);
     int ok = f && fputs(csv, f) >= 0;
-    if (f && fclose(f) != 0) ok = 0;
+    int e = errno;
     free(csv);
-    return ok ? 0 : -1;
+    if (!f) return -1;
+    if (!ok) {
+        outfile_abort(&o);
+        errno = e;
+        return -1;
+    }
+    return outfile_commit(&o);
 }
 
 int history_plot(const history *h, const char *path, const char *title) {
@@ -116,7 +126,15 @@ int history_plot(const history *h, const char *path, const char *title) {
         {.title = "accuracy", .xlabel = "epoch", .ylabel = "accuracy (%)", .series = acc,
          .n_series = has_val ? 2 : 1, .legend_at = SVG_LEGEND_BOTTOM_RIGHT}, /* it rises */
     };
-    int rc = svg_write(path, title, panels, has_acc ? 2 : 1);
+    char *tmp;
+    int rc = outfile_temp(path, &tmp);
+    if (rc == 0) {
+        rc = svg_write(tmp, title, panels, has_acc ? 2 : 1);
+        int e = errno;
+        if (rc == 0) rc = outfile_replace(tmp, path);
+        else unlink(tmp), errno = e;
+        free(tmp);
+    }
     free(x);
     return rc;
 }

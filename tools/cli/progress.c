@@ -28,14 +28,18 @@ static void clock_str(char *buf, size_t n, double s) {
 }
 
 void progress_batch(progress *p, int epoch, size_t batch, double loss) {
-    if (!p->tty) return;
     double now = progress_now();
-    if (batch == 1) p->epoch_start = now;
+    if (epoch != p->epoch) { /* a resumed epoch starts after its first batches */
+        p->epoch = epoch;
+        p->done_before = batch - 1; /* the clock runs from progress_init or the last epoch */
+    }
+    if (!p->tty) return;
     if (batch < p->batches && now - p->last_draw < 0.1) return;
     p->last_draw = now;
     double elapsed = now - p->epoch_start;
-    double rate = elapsed > 0 ? (double)(batch * p->batch_size) / elapsed : 0;
-    double eta = batch ? elapsed / (double)batch * (double)(p->batches - batch) : 0;
+    size_t timed = batch - p->done_before; /* the batches this run has timed */
+    double rate = elapsed > 0 ? (double)(timed * p->batch_size) / elapsed : 0;
+    double eta = timed ? elapsed / (double)timed * (double)(p->batches - batch) : 0;
     char bar[31], eta_s[32];
     int fill = p->batches ? (int)(30.0 * (double)batch / (double)p->batches) : 30;
     for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
@@ -62,11 +66,16 @@ void progress_clear(progress *p) {
 
 void progress_epoch(progress *p, const nb_epoch_stats *s) {
     progress_clear(p);
-    double rate = s->seconds > 0 && p->batches ? (double)(p->batches * p->batch_size) / s->seconds : 0;
+    /* samples/s of the samples this run timed (a resumed epoch: the rest) */
+    double now = progress_now(), elapsed = now - p->epoch_start;
+    size_t timed = p->batches > p->done_before ? p->batches - p->done_before : 0;
+    double rate = elapsed > 0 ? (double)(timed * p->batch_size) / elapsed : 0;
     fprintf(p->out, "epoch %d/%d  loss %.4f", s->epoch, p->epochs, s->train_loss);
     if (s->train_acc >= 0) fprintf(p->out, "  acc %.2f%%", 100 * s->train_acc);
     if (s->val_loss >= 0) fprintf(p->out, "  val_loss %.4f", s->val_loss);
     if (s->val_acc >= 0) fprintf(p->out, "  val_acc %.2f%%", 100 * s->val_acc);
     fprintf(p->out, "  lr %.3g  %.1fs  %.0f samples/s\n", s->lr, s->seconds, rate);
     fflush(p->out);
+    p->epoch_start = now; /* the next epoch's clock */
+    p->done_before = 0;
 }

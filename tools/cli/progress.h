@@ -14,6 +14,8 @@ typedef struct progress {
     size_t batches;          /* per epoch                                */
     size_t batch_size;
     double epoch_start;      /* seconds, monotonic                       */
+    int epoch;               /* the epoch the bar is drawn for           */
+    size_t done_before;      /* its batches done before this run (resume) */
     double last_draw;
     size_t drawn_len;
 } progress;
