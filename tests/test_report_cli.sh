@@ -164,5 +164,21 @@ check '[ $? -eq 2 ] && grep -q "need test data" "$work/err"' "train --report wit
 check '[ $? -eq 1 ] && grep -q -- "--report .*no/such/dir/r.json: cannot write" "$work/err"' \
     "--report in a missing directory: $(cat "$work/err")"
 
+# a report never replaces an input or the other report, and is written whole
+cp "$work/test.csv" "$work/test.keep"
+"$nabla" eval "$work/four.nn" --weights "$work/w.st" --data "csv:$work/test.csv" \
+    --report "$work/test.csv" > /dev/null 2> "$work/err"
+check '[ $? -ne 0 ] && grep -q -- "--report" "$work/err" && cmp -s "$work/test.csv" "$work/test.keep"' \
+    "--report onto the evaluated data is refused and the data kept: $(cat "$work/err")"
+"$nabla" eval "$work/four.nn" --weights "$work/w.st" --data "csv:$work/test.csv" \
+    --report "$work/same" --confusion "$work/same" > /dev/null 2> "$work/err"
+check '[ $? -ne 0 ] && grep -q -- "--confusion" "$work/err" && [ ! -e "$work/same" ]' \
+    "--report and --confusion on one file are refused: $(cat "$work/err")"
+"$nabla" train "$work/four.nn" --data "csv:$work/train.csv" --test "csv:$work/test.csv" \
+    --epochs 1 --quiet --report "$work/four.nn" > /dev/null 2> "$work/err"
+check '[ $? -ne 0 ] && grep -q -- "--report" "$work/err" && grep -q "^loss cross_entropy" "$work/four.nn"' \
+    "train --report onto the model file is refused: $(cat "$work/err")"
+check '[ -z "$(ls -a "$work" | grep "\.tmp-")" ]' "no temporary file is left: $(ls -a "$work")"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

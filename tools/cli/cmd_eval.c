@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "data_source.h"
 #include "folder_source.h"
+#include "outputs.h"
 #include "report.h"
 
 static const char *help =
@@ -65,9 +66,23 @@ int cmd_eval(int argc, char **argv) {
     if ((rc = report_options("eval", cli_get(f, nf, "top-k"), cli_get(f, nf, "report"),
                              cli_get(f, nf, "confusion"), &ro)))
         return rc;
+    cli_files files; /* the reports are neither an input nor each other, and locked */
+    cli_files_init(&files);
+    cli_files_input(&files, "the model file", pos[0]);
+    cli_files_input(&files, "--weights", weights);
+    cli_files_data(&files, "--data", spec);
+    cli_files_output(&files, "--report", ro.json);
+    cli_files_output(&files, "--confusion", ro.svg);
+    if ((rc = cli_files_check(&files, "eval")) || (rc = cli_files_lock(&files, "eval"))) {
+        cli_files_release(&files);
+        return rc;
+    }
     nb_model m;
     preprocess pre;
-    if ((rc = load_trained("eval", pos[0], weights, &m, &pre))) return rc;
+    if ((rc = load_trained("eval", pos[0], weights, &m, &pre))) {
+        cli_files_release(&files);
+        return rc;
+    }
     folder_source_setup(&m, cli_get(f, nf, "skip-bad") != NULL, 0);
     if (m.loss == NB_NONE) {
         rc = cli_fail("eval", "%s: the model has no loss line", pos[0]);
@@ -92,5 +107,6 @@ int cmd_eval(int argc, char **argv) {
 done_model:
     preprocess_free(&pre);
     nb_model_free(&m);
+    cli_files_release(&files);
     return rc;
 }

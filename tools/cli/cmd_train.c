@@ -292,6 +292,8 @@ static int claim_files(run *r, const char *out, const char *test_spec, const cha
     cli_files_output(fs, "--log", r->log);
     cli_files_output(fs, "--plot", r->plot);
     cli_files_output(fs, "--diagnose-log", r->diag_log_path);
+    cli_files_output(fs, "--report", r->report.json);
+    cli_files_output(fs, "--confusion", r->report.svg);
     cli_files_may_rewrite(fs, "--resume", "--checkpoint"); /* a checkpoint is rewritten */
     int rc = cli_files_check(fs, "train");
     return rc ? rc : cli_files_lock(fs, "train");

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "outfile.h"
 #include "svgheat.h"
 
 /* Wider confusion matrices are left to --report and --confusion. */
@@ -166,9 +167,11 @@ static int write_json(const char *cmd, const char *path, const nb_report *r,
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text) return cli_fail(cmd, "--report %s: out of memory", path);
-    FILE *f = fopen(path, "w");
+    outfile o; /* replaced whole or not at all */
+    FILE *f = outfile_open(&o, path);
     int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    ok = f && fclose(f) == 0 && ok;
+    if (f && ok) ok = outfile_commit(&o) == 0;
+    else if (f) outfile_abort(&o);
     free(text);
     return ok ? 0 : cli_fail(cmd, "--report %s: cannot write the file", path);
 }
@@ -189,7 +192,11 @@ static int write_svg(const char *cmd, const char *path, const nb_report *r,
              100 * r->accuracy);
     svg_heatmap h = {title, "predicted class", "true class", (int)k, (int)k, numbers, shade,
                      names, names, "shade: share of the true class's samples (grey: none)"};
-    int rc = svg_write_heatmap(path, &h);
+    char *tmp = NULL; /* replaced whole or not at all */
+    int rc = outfile_temp(path, &tmp);
+    if (rc == 0 && (rc = svg_write_heatmap(tmp, &h)) == 0) rc = outfile_replace(tmp, path);
+    else if (tmp) remove(tmp);
+    free(tmp);
     free(numbers);
     return rc == 0 ? 0 : cli_fail(cmd, "--confusion %s: cannot write the file", path);
 }
