@@ -88,10 +88,11 @@ clean:
 
 	rm -rf $(BUILD) $(BUILD_ASAN)
 
-# Regenerate the committed PyTorch reference values (needs Debian's python3-torch).
+# Regenerate the committed PyTorch reference values (needs Debian's python3-torch;
+# python3-mpmath for the few values float64 cannot hold).
 .PHONY: reference
 reference:
-	@sh scripts/install-deps.sh python3-torch python3-numpy
+	@sh scripts/install-deps.sh python3-torch python3-numpy python3-mpmath
 	for s in tests/reference/*.py; do /usr/bin/python3 $$s || exit 1; done
 
 # Weights to and from PyTorch with Python's safetensors reader: a virtual
