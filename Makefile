@@ -89,11 +89,12 @@ clean:
 
 	rm -rf $(BUILD) $(BUILD_ASAN)
 
-# Regenerate the committed reference values (Debian's python3-torch; the
-# evaluation report's from python3-sklearn).
+# Regenerate the committed reference values (Debian's python3-torch;
+# python3-mpmath for the few values float64 cannot hold; the evaluation
+# report's from python3-sklearn).
 .PHONY: reference
 reference:
-	@sh scripts/install-deps.sh python3-torch python3-numpy python3-sklearn
+	@sh scripts/install-deps.sh python3-torch python3-numpy python3-mpmath python3-sklearn
 	for s in tests/reference/*.py; do /usr/bin/python3 $$s || exit 1; done
 
 # Weights to and from PyTorch with Python's safetensors reader: a virtual

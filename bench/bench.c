@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #ifdef NB_BENCH_CBLAS
 #include <cblas.h>
+void openblas_set_num_threads(int num_threads);
 #endif
 
 #define BATCH 128
@@ -229,7 +230,8 @@ static void sgemm_bench(int threads) {
         b[i] = (float)((i * 5) % 11) * 0.1f;
     }
     for (int which = 0; which < 2; which++) {
-        /* nabla gives OpenBLAS its threads only while OpenBLAS runs the products */
+        /* nabla runs OpenBLAS on one thread per tile; the ceiling is OpenBLAS
+         * threading one product itself */
         nb__gemm_use(which == 0 ? NB__GEMM_OPENBLAS : NB__GEMM_AVX512);
 #ifndef NB_BENCH_CBLAS
         if (which == 0) {
@@ -241,10 +243,11 @@ static void sgemm_bench(int threads) {
         for (int rep = 0; rep < 4; rep++) { /* the first one warms up */
             double s = now();
 #ifdef NB_BENCH_CBLAS
-            if (which == 0) /* OpenBLAS's own threads, as many as nabla's */
+            if (which == 0) { /* OpenBLAS's own threads, as many as nabla's */
+                openblas_set_num_threads(nb_threads());
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n,
                             0.0f, c, n);
-            else
+            } else
 #endif
                 nb_gemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
             double dt = now() - s;

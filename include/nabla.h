@@ -371,9 +371,11 @@ void nb_graph_freeze_random(nb_graph *g, int frozen);
  * when the batch grows; training at a fixed batch never allocates. */
 nb_status nb_graph_set_batch(nb_graph *g, int batch);
 int nb_graph_batch(const nb_graph *g);
-/* Copy batch * sample-numel values into an input (sets the batch size). */
+/* Copy batch * sample-numel values into an input (sets the batch size).  A
+ * new batch size asks for every input again. */
 nb_status nb_set_input(nb_graph *g, nb_node input, const nb_real *data, int batch);
-/* Pointer to a node's current value / gradient (NULL if it has none). */
+/* Pointer to a node's current value / gradient (NULL if it has none).  An
+ * input's values may be written through it: it then counts as set. */
 nb_real *nb_value(nb_graph *g, nb_node n);
 nb_real *nb_grad(nb_graph *g, nb_node n);
 /* Mark a non-parameter leaf as needing a gradient (for gradient checks). */
@@ -381,7 +383,8 @@ nb_status nb_requires_grad(nb_graph *g, nb_node n, int on);
 /* Compute target and everything it depends on (target NB_NONE: all nodes).
  * Bad data found while running (e.g. a class label out of range) is
  * reported here; every node is still computed (with NaN where the data was
- * bad) and nb_backward refuses to run on that forward. */
+ * bad) and nb_backward refuses to run on that forward.  NB_ERR_STATE, naming
+ * it, if an input the target needs has not been set for this batch size. */
 nb_status nb_forward(nb_graph *g, nb_node target);
 /* Reverse-mode autodiff from a scalar node, after nb_forward.  Gradients are
  * added into parameter gradients (call nb_zero_grad between steps, as in

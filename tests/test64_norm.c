@@ -529,9 +529,13 @@ static void test_errors(void) {
     /* [1, C, H, W] has H*W values per channel: fine unless H*W = 1 */
     g = nb_graph_new();
     int c11[3] = {2, 1, 1}, c21[3] = {2, 2, 1};
-    nb_node a = nb_batch_norm(g, nb_input(g, "a", 3, c11), "bna", NULL);
-    nb_node b = nb_batch_norm(g, nb_input(g, "b", 3, c21), "bnb", NULL);
+    nb_node ai = nb_input(g, "a", 3, c11), bi = nb_input(g, "b", 3, c21);
+    nb_node a = nb_batch_norm(g, ai, "bna", NULL);
+    nb_node b = nb_batch_norm(g, bi, "bnb", NULL);
+    const nb_real av[2] = {0.5, -1}, bv[4] = {1, 2, -3, 0.25};
     CHECK_OK(nb_graph_set_batch(g, 1));
+    CHECK_OK(nb_set_input(g, ai, av, 1));
+    CHECK_OK(nb_set_input(g, bi, bv, 1));
     CHECK_OK(nb_forward(g, b));
     CHECK(nb_forward(g, a) == NB_ERR_ARG);
     CHECKF(strstr(nb_last_error(), "[1, 2, 1, 1]"), "%s", nb_last_error());

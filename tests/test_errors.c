@@ -499,6 +499,48 @@ static void test_run_state(void) {
     nb_graph_free(g);
 }
 
+/* nb_forward refuses to read an input that holds no values for the current
+ * batch size: never set, or set for another batch size. */
+static void test_unset_inputs(void) {
+    nb_node x;
+    nb_graph *g = graph_with_x(&x);
+    int two = 2;
+    nb_node t = nb_input(g, "target", 1, &two);
+    nb_node d = nb_dense(g, x, 2, "fc", NULL);
+    nb_node l = nb_mse_loss(g, d, t);
+    CHECK_OK(nb_graph_status(g));
+    nb_rng r;
+    nb_rng_seed(&r, 1);
+    CHECK_OK(nb_graph_init(g, &r));
+    CHECK_OK(nb_graph_set_batch(g, 2));
+    CHECK(nb_forward(g, l) == NB_ERR_STATE);
+    CHECK_MSG("input 'x'", "not been set", "nb_set_input");
+    CHECK(nb_backward(g, l) == NB_ERR_STATE); /* nothing was computed */
+
+    /* only the inputs the target needs */
+    CHECK_OK(nb_set_input(g, x, (nb_real[]){1, 2, 3, 4, 5, 6}, 2));
+    CHECK(nb_forward(g, l) == NB_ERR_STATE);
+    CHECK_MSG("input 'target'", "batch size 2");
+    CHECK_OK(nb_forward(g, d));
+    CHECK_OK(nb_set_input(g, t, (nb_real[]){1, 0, 0, 1}, 2));
+    CHECK_OK(nb_forward(g, l));
+
+    /* a new batch size: every input must be given again */
+    CHECK_OK(nb_set_input(g, x, (nb_real[]){1, 2, 3, 4, 5, 6, 7, 8, 9}, 3));
+    CHECK(nb_forward(g, l) == NB_ERR_STATE);
+    CHECK_MSG("input 'target'", "batch size 3");
+    CHECK_OK(nb_set_input(g, t, (nb_real[]){1, 0, 0, 1, 1, 1}, 3));
+    CHECK_OK(nb_forward(g, l));
+    nb_real loss = nb_value(g, l)[0];
+
+    /* a new plan for the same batch size keeps the values */
+    CHECK_OK(nb_requires_grad(g, x, 1));
+    CHECK_OK(nb_forward(g, l));
+    CHECK(nb_value(g, l)[0] == loss);
+    CHECK_OK(nb_backward(g, l));
+    nb_graph_free(g);
+}
+
 /* Bad class labels are found while running: nb_forward reports them, the
  * loss is NaN, backward refuses that forward, a corrected batch works. */
 static void test_bad_labels(void) {
@@ -633,6 +675,7 @@ int main(void) {
     test_reshape_flatten_errors();
     test_other_build_errors();
     test_run_state();
+    test_unset_inputs();
     test_bad_labels();
     test_wrapped_causes();
     TEST_END();

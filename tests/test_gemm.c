@@ -2,13 +2,15 @@
  * OpenBLAS where built with it, the portable one) against a product computed
  * in double: all four transpose cases, shapes around the kernels' tile and
  * block edges, leading dimensions larger than the rows, alpha and beta
- * (beta == 0 must not read C: it starts as NaN there), on 1 and 2 threads. */
+ * (beta == 0 must not read C: it starts as NaN there), on 1 and 2 threads.
+ * And every kernel gives the same bits on 1, 2 and 3 threads. */
 #include "nabla.h"
 #include "test.h"
 #include "kernels/gemm.h"
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 static unsigned long long state = 12345;
 static float uniform(void) { /* in [-1, 1), exactly representable */
@@ -56,6 +58,42 @@ static double run_case(int kernel, int ta, int tb, int M, int N, int K, float al
     return worst;
 }
 
+/* C = op(A) op(B) + C on `threads` threads, into a new array. */
+static float *product(int threads, int ta, int tb, int M, int N, int K, const float *A,
+                      const float *B, const float *C0) {
+    float *C = malloc((size_t)M * N * sizeof *C);
+    for (size_t i = 0; i < (size_t)M * N; i++) C[i] = C0[i];
+    CHECK_OK(nb_set_threads(threads));
+    nb_gemm(ta, tb, M, N, K, 1, A, ta ? M : K, B, tb ? K : N, 1, C, N);
+    return C;
+}
+
+/* The products of a dense layer's training step (784 -> 256 on 128 rows)
+ * and a wide one must not change with the thread count. */
+static void check_repeatable(int kernel, const char *name) {
+    static const int shapes[][3] = {{128, 256, 784}, {128, 784, 256}, {256, 784, 128},
+                                    {128, 128, 256}, {300, 1000, 200}, {1000, 70, 300}};
+    nb__gemm_use(kernel);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int t = 0; t < 4; t++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = t & 1, tb = t >> 1;
+            float *A = malloc((size_t)M * K * sizeof *A), *B = malloc((size_t)K * N * sizeof *B);
+            float *C0 = malloc((size_t)M * N * sizeof *C0);
+            for (size_t i = 0; i < (size_t)M * K; i++) A[i] = uniform();
+            for (size_t i = 0; i < (size_t)K * N; i++) B[i] = uniform();
+            for (size_t i = 0; i < (size_t)M * N; i++) C0[i] = uniform();
+            float *one = product(1, ta, tb, M, N, K, A, B, C0);
+            for (int threads = 2; threads <= 3; threads++) {
+                float *more = product(threads, ta, tb, M, N, K, A, B, C0);
+                CHECKF(memcmp(one, more, (size_t)M * N * sizeof *one) == 0,
+                       "%s: ta %d tb %d M %d N %d K %d: 1 and %d threads differ", name, ta, tb,
+                       M, N, K, threads);
+                free(more);
+            }
+            free(one), free(A), free(B), free(C0);
+        }
+}
+
 int main(void) {
     static const int shapes[][3] = {
         {1, 1, 1},     {1, 10, 784},  {3, 7, 5},     {12, 32, 1},   {11, 31, 17},
@@ -83,6 +121,7 @@ int main(void) {
                            (t >> 1) & 1, M, N, K, alpha, beta, e);
                 }
         }
+        check_repeatable(kernels[kk], names[kk]);
     }
     /* K = 0: C = beta C */
     float c[4] = {1, 2, 3, 4}, a[1] = {0}, b[1] = {0};

@@ -226,6 +226,15 @@ int main(void) {
         snprintf(name, sizeof name, "%s_smooth", ce[k]);
         test_loss(name);
     }
+    /* confident rows: logits [a, 0, 0], labelled with a */
+    static const char *sure[] = {"10_5", "14", "20", "30"};
+    for (size_t k = 0; k < sizeof sure / sizeof *sure; k++)
+        for (int kind = 0; kind < 4; kind++) {
+            char name[64];
+            snprintf(name, sizeof name, "ce_sure_%s_%s%s", kind & 1 ? "probs" : "labels", sure[k],
+                     kind & 2 ? "_smooth" : "");
+            test_loss(name);
+        }
     test_loss("bce");
     test_loss("bce_small");
     ref_free(ref);

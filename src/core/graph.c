@@ -495,6 +495,14 @@ static nb_status plan(nb_graph *g) {
     }
     g->planned = 1;
     g->plan_id++;
+    /* Values come first in the arena, in node order, sized by the batch: a
+     * new plan for the same batch size (a node added, a gradient asked for)
+     * keeps every value where it was, and realloc keeps the contents.  A new
+     * batch size moves them, so inputs must be set again. */
+    if (g->layout_batch != g->batch) {
+        g->layout_batch = g->batch;
+        g->value_layout++;
+    }
     g->forwarded = 0;
     return NB_OK;
 }
@@ -535,6 +543,7 @@ nb_status nb_set_input(nb_graph *g, nb_node input, const nb_real *data, int batc
     nb_status s = nb_graph_set_batch(g, batch);
     if (s != NB_OK) return s;
     memcpy(n->val, data, nb__numel(n) * sizeof *data);
+    n->set_layout = g->value_layout;
     return NB_OK;
 }
 
@@ -546,6 +555,7 @@ nb_real *nb_value(nb_graph *g, nb_node n) {
         nb_err(NB_ERR_STATE, "nb_value: no batch size set yet (nb_graph_set_batch)");
         return NULL;
     }
+    if (t->leaf == NB_LEAF_INPUT) t->set_layout = g->value_layout; /* the caller may fill it */
     return t->val;
 }
 
@@ -587,6 +597,20 @@ static nb_status ensure_planned(nb_graph *g, const char *fn) {
     return plan(g);
 }
 
+/* An input among the needed nodes that has no values for the current batch
+ * size (never set, or set before the batch size changed): its memory would be
+ * stale or uninitialised. */
+static nb_status check_inputs_set(const nb_graph *g, nb_node last) {
+    for (int i = 0; i <= last; i++) {
+        const nb_node_t *n = &g->nodes[i];
+        if (n->leaf == NB_LEAF_INPUT && (g->mark[i] & MARK_NEEDED) &&
+            n->set_layout != g->value_layout)
+            return nb_err(NB_ERR_STATE, "nb_forward: input '%s' has not been set for batch "
+                          "size %d (nb_set_input)", n->name, g->batch);
+    }
+    return NB_OK;
+}
+
 /* Mark target and all its ancestors with MARK_NEEDED (other bits kept). */
 static void mark_ancestors(nb_graph *g, nb_node target) {
     for (int i = 0; i < g->n_nodes; i++) g->mark[i] &= (unsigned char)~MARK_NEEDED;
@@ -609,6 +633,11 @@ nb_status nb_forward(nb_graph *g, nb_node target) {
         for (int i = 0; i < g->n_nodes; i++) g->mark[i] = MARK_NEEDED;
     else
         mark_ancestors(g, target);
+    s = check_inputs_set(g, last);
+    if (s != NB_OK) {
+        g->forwarded = 0; /* nothing computed: backward must not run */
+        return s;
+    }
     g->run_status = NB_OK;
     g->run_error[0] = '\0';
     for (int i = 0; i <= last; i++) {

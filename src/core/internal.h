@@ -137,6 +137,9 @@ struct nb_node_t {
     /* buffers: holds a whole-number count (saved as I64, like PyTorch's
      * num_batches_tracked) */
     int is_counter;
+    /* inputs: the value layout (nb_graph.value_layout) for which values were
+     * last given (nb_set_input, or a pointer handed out by nb_value); 0: never */
+    unsigned set_layout;
 };
 
 struct nb_graph {
@@ -158,6 +161,8 @@ struct nb_graph {
     nb_rng rng;
     int freeze_random;         /* random ops reuse their last draw        */
     unsigned plan_id;          /* changes whenever the arena is laid out  */
+    unsigned value_layout;     /* changes when the batch size moves values */
+    int layout_batch;          /* the batch size value_layout is for      */
     /* activations, their gradients and op scratch */
     nb_real *arena;
     size_t arena_len, arena_cap;

@@ -1,11 +1,11 @@
 /* nb_gemm: chooses the matrix kernel (nabla's AVX-512 kernel when the CPU
  * has it, else OpenBLAS when built with it, else the portable kernel; the
  * environment variable NB_GEMM can ask for another) and runs it.  Also the
- * glue to OpenBLAS: its thread count and its name for reports. */
+ * glue to OpenBLAS: how a product is split between nabla's threads, and its
+ * name for reports. */
 #include "gemm.h"
 #include "parallel.h"
 
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,14 +23,75 @@ __attribute__((constructor)) static void follow_blas_default(void) {
     nb__pool_default_threads(openblas_get_num_threads);
 }
 
-/* OpenBLAS is given the library's thread count just before it runs a
- * product, and only then: a thread it starts polls for work for a while,
- * which would take a core from nabla's own workers when another kernel runs
- * the products. */
-static void blas_follow_threads(void) {
-    static atomic_int told; /* the count last given to OpenBLAS; 0: none */
-    int n = nb_threads();
-    if (atomic_exchange(&told, n) != n) openblas_set_num_threads(n);
+/* OpenBLAS splits a product between its own threads by their number, and an
+ * element's value can depend on where the split falls (its kernels for the
+ * edges of a block sum in another order): results would change with the
+ * thread count.  So OpenBLAS always runs on one thread, and nabla cuts each
+ * product into tiles whose bounds depend only on the product's shape, one
+ * OpenBLAS call per tile, shared between nabla's threads.  Every element of C
+ * is then computed by the same call whatever the thread count.
+ *
+ * Tiles cut C's wider side into strips of 64 to 256 rows or columns (at
+ * least 8 strips while they stay 64 wide, so 2 to 8 threads share them
+ * evenly), with at least 2^21 multiply-adds each.  A narrower strip repacks
+ * the other operand more often. */
+enum { TILE_MIN = 64, TILE_MAX = 256, TILES_WANTED = 8, TILE_ALIGN = 16 };
+#define TILE_MIN_WORK ((size_t)1 << 21)
+
+typedef struct blas_product {
+    int ta, tb, M, N, K, lda, ldb, ldc;
+    nb_real alpha, beta;
+    const nb_real *A, *B;
+    nb_real *C;
+    int by_rows; /* strips of rows of C, else of columns */
+    int tiles, parts;
+} blas_product;
+
+static int tile_count(int M, int N, int K) {
+    size_t side = (size_t)(M > N ? M : N), work = (size_t)M * (size_t)N * (size_t)K;
+    size_t want = side / TILE_MIN < TILES_WANTED ? side / TILE_MIN : TILES_WANTED;
+    if (want < side / TILE_MAX) want = side / TILE_MAX;
+    if (want > work / TILE_MIN_WORK) want = work / TILE_MIN_WORK;
+    return want < 1 ? 1 : want > 4096 ? 4096 : (int)want;
+}
+
+/* C[i0 .. i0+m, j0 .. j0+n) on the calling thread. */
+static void blas_call(const blas_product *p, int i0, int m, int j0, int n) {
+    const nb_real *a = p->A + (p->ta ? (size_t)i0 : (size_t)i0 * (size_t)p->lda);
+    const nb_real *b = p->B + (p->tb ? (size_t)j0 * (size_t)p->ldb : (size_t)j0);
+    nb_real *c = p->C + (size_t)i0 * (size_t)p->ldc + (size_t)j0;
+#ifdef NB_REAL_DOUBLE
+    cblas_dgemm(CblasRowMajor, p->ta ? CblasTrans : CblasNoTrans, p->tb ? CblasTrans : CblasNoTrans,
+                m, n, p->K, p->alpha, a, p->lda, b, p->ldb, p->beta, c, p->ldc);
+#else
+    cblas_sgemm(CblasRowMajor, p->ta ? CblasTrans : CblasNoTrans, p->tb ? CblasTrans : CblasNoTrans,
+                m, n, p->K, p->alpha, a, p->lda, b, p->ldb, p->beta, c, p->ldc);
+#endif
+}
+
+/* Part `part` runs its share of the tiles, each tile one call. */
+static void blas_part(void *ctx, int part) {
+    const blas_product *p = ctx;
+    size_t t0, t1, side = (size_t)(p->by_rows ? p->M : p->N);
+    nb__part_range((size_t)p->tiles, part, p->parts, 1, &t0, &t1);
+    for (size_t t = t0; t < t1; t++) {
+        size_t lo, hi;
+        nb__part_range(side, (int)t, p->tiles, TILE_ALIGN, &lo, &hi);
+        if (p->by_rows) blas_call(p, (int)lo, (int)(hi - lo), 0, p->N);
+        else blas_call(p, 0, p->M, (int)lo, (int)(hi - lo));
+    }
+}
+
+static void blas_gemm(int ta, int tb, int M, int N, int K, nb_real alpha, const nb_real *A,
+                      int lda, const nb_real *B, int ldb, nb_real beta, nb_real *C, int ldc) {
+    (void)nb_threads(); /* fixed first: by default it follows OpenBLAS's count */
+    if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+    int threads = nb__free_threads();
+    blas_product p = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb,
+                      .ldc = ldc, .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C,
+                      .by_rows = M > N, .tiles = tile_count(M, N, K)};
+    p.parts = p.tiles < threads ? p.tiles : threads;
+    nb__parallel(p.parts, blas_part, &p);
 }
 #endif
 
@@ -72,14 +133,7 @@ void nb_gemm(int ta, int tb, int M, int N, int K, nb_real alpha, const nb_real *
 #endif
 #ifdef NB_USE_CBLAS
     if (kernel == NB__GEMM_OPENBLAS) {
-        blas_follow_threads();
-#ifdef NB_REAL_DOUBLE
-        cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-#else
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-#endif
+        blas_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
 #endif

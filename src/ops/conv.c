@@ -104,7 +104,8 @@ typedef struct conv_job {
 } conv_job;
 
 /* How many parts the scratch planned for this batch allows now.  One when
- * the products run on OpenBLAS, which threads each product itself.  If the
+ * the products run on OpenBLAS: nb_gemm splits each product between the
+ * threads itself, so that part runs outside a parallel region.  If the
  * kernel changed since the scratch was planned (tests switch kernels), the
  * chunk falls back to one sample, which any planned lane holds. */
 static int parts_of(const nb_node_t *n, conv_shape *s) {
@@ -178,7 +179,8 @@ static void forward_part(void *ctx, int part) {
 static void conv_forward(nb_graph *g, nb_node_t *n) {
     conv_job j = {.g = g, .n = n, .s = shape_of(g, n)};
     j.parts = parts_of(n, &j.s);
-    nb__parallel(j.parts, forward_part, &j);
+    if (nb__gemm_kernel() != NB__GEMM_AVX512) forward_part(&j, 0); /* outside a region */
+    else nb__parallel(j.parts, forward_part, &j);
 }
 
 /* Sum of n values with eight independent partial sums: a single running
@@ -254,7 +256,8 @@ static void conv_backward(nb_graph *g, nb_node_t *n) {
     }
     if (!x->grad && !w->grad) return;
     j.parts = parts_of(n, &j.s);
-    nb__parallel(j.parts, backward_part, &j);
+    if (nb__gemm_kernel() != NB__GEMM_AVX512) backward_part(&j, 0);
+    else nb__parallel(j.parts, backward_part, &j);
     if (w->grad) /* the other parts' dW, in part order */
         for (int p = 1; p < j.parts; p++) {
             const nb_real *restrict src =

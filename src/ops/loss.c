@@ -77,13 +77,40 @@ nb_node nb_mse_loss(nb_graph *g, nb_node pred, nb_node target) {
  *   d/dt_c = -(1-eps) log p_c / B         (probability targets; the loss is
                                          piecewise constant in class indices)
  * Forward keeps log p in scratch for backward.  Settings: eps (label
- * smoothing) and the kind of targets (nb_cross_entropy_settings). */
+ * smoothing) and the kind of targets (nb_cross_entropy_settings).
+ *
+ * Confident rows (logits [30, 0, 0]) have a loss near 2 exp(-30) and p near
+ * 1: log p is computed as (x - max) - log1p(the other classes' share), and
+ * p - q near p = 1 from expm1, so neither rounds to the precision of 1 or of
+ * the largest logit. */
 
 /* Is v a valid class index in [0, C)?  (NaN fails every comparison.) */
 static int class_index(nb_real v, int C, int *out) {
     if (!(v >= 0 && v < (nb_real)C) || (double)v != floor((double)v)) return 0;
     *out = (int)v;
     return 1;
+}
+
+/* log p of one row of C logits: (x_c - m) - log1p(s), s the sum of
+ * exp(x_c - m) over every class but the first maximum m (which contributes
+ * exactly 1).  A NaN logit makes the whole row NaN. */
+static void row_log_softmax(const nb_real *x, int C, nb_real *lp) {
+    int top = 0;
+    for (int c = 1; c < C; c++)
+        if (x[c] > x[top]) top = c;
+    nb_real m = x[top], others = 0;
+    for (int c = 0; c < C; c++)
+        if (c != top) others += nb_exp(x[c] - m);
+    nb_real log_sum = nb_log1p(others);
+    for (int c = 0; c < C; c++) lp[c] = (x[c] - m) - log_sum;
+}
+
+/* d loss_row / d x_c up to the factor 1/B: p qsum - q with p = exp(lp).  For
+ * p > 1/2 (the one class that can be), p - 1 comes from expm1 and the rest
+ * is qsum - q, so that p near 1 and q near 1 do not cancel. */
+static nb_real prob_minus_target(nb_real lp, nb_real qsum, nb_real q) {
+    if (lp > -R(0.6931471805599453)) return nb_expm1(lp) * qsum + (qsum - q);
+    return nb_exp(lp) * qsum - q;
 }
 
 static void ce_forward(nb_graph *g, nb_node_t *n) {
@@ -96,16 +123,9 @@ static void ce_forward(nb_graph *g, nb_node_t *n) {
     for (int r = 0; r < B; r++) {
         const nb_real *xr = x->val + (size_t)r * C;
         nb_real *lr = logp + (size_t)r * C;
-        nb_real m = xr[0];
-        for (int c = 1; c < C; c++) m = nb_fmax(m, xr[c]);
-        nb_real se = 0;
-        for (int c = 0; c < C; c++) se += nb_exp(xr[c] - m);
-        nb_real lse = m + nb_log(se);
+        row_log_softmax(xr, C, lr);
         double sum_logp = 0, nll;
-        for (int c = 0; c < C; c++) {
-            lr[c] = xr[c] - lse;
-            sum_logp += (double)lr[c];
-        }
+        for (int c = 0; c < C; c++) sum_logp += (double)lr[c];
         if (labels) {
             int y;
             if (!class_index(t->val[r], C, &y)) {
@@ -142,14 +162,15 @@ static void ce_backward(nb_graph *g, nb_node_t *n) {
                     for (int c = 0; c < C; c++) dx[c] = NAN;
                     continue;
                 }
-                for (int c = 0; c < C; c++) dx[c] += gs * (nb_exp(lr[c]) - smooth);
-                dx[y] -= gs * (R(1) - eps);
+                for (int c = 0; c < C; c++)
+                    dx[c] += gs * prob_minus_target(lr[c], R(1),
+                                                    (c == y ? R(1) - eps : R(0)) + smooth);
             } else {
                 const nb_real *tr = t->val + (size_t)r * C;
                 nb_real qsum = 0;
                 for (int c = 0; c < C; c++) qsum += (R(1) - eps) * tr[c] + smooth;
                 for (int c = 0; c < C; c++)
-                    dx[c] += gs * (nb_exp(lr[c]) * qsum - ((R(1) - eps) * tr[c] + smooth));
+                    dx[c] += gs * prob_minus_target(lr[c], qsum, (R(1) - eps) * tr[c] + smooth);
             }
         }
         if (!labels && t->grad) {

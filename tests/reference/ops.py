@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Reference values for nabla's basic ops and losses, computed with PyTorch 1.13
-in float64 from inputs that are exactly representable in float32.
+in float64 from inputs that are exactly representable in float32 (the
+confident cross-entropy rows in 50-digit arithmetic with mpmath, see below).
 
 Run from the repository root with Debian's interpreter:
     /usr/bin/python3 tests/reference/ops.py
@@ -14,6 +15,7 @@ scalar output the loss is gscale * y.
 """
 import os
 
+import mpmath
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -146,6 +148,56 @@ bce_t = f32([[1, 0, 0.5, 0.25, 1, 0], [0, 1, 0.75, 0.5, 0, 1], [1, 0.125, 0, 1, 
 case("bce", {"x": bce_x, "t": bce_t}, lambda x, t: F.binary_cross_entropy_with_logits(x, t))
 case("bce_small", {"x": randn(B, 4), "t": f32(rng.uniform(0, 1, size=(B, 4)))},
      lambda x, t: F.binary_cross_entropy_with_logits(x, t))
+
+
+# Confident rows: logits [a, 0, 0] (the large one in each position), labelled
+# with the large one, for a up to 30.  Their loss is about 2 exp(-a), below
+# the rounding of log-sum-exp near 1 even in float64 (at a = 30), so these
+# values come from the definition in 50-digit arithmetic (mpmath), and are
+# checked against PyTorch's float64 loss and gradients to float64's rounding.
+def ce_exact(x, t, eps, labels, gscale):
+    mpmath.mp.dps = 50
+    B, C = x.shape
+    loss, dx, dt = mpmath.mpf(0), np.zeros((B, C)), np.zeros((B, C))
+    for r in range(B):
+        xs = [mpmath.mpf(float(v)) for v in x[r]]
+        lse = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in xs))
+        logp = [v - lse for v in xs]
+        q = [(1 - mpmath.mpf(eps)) * (c == t[r] if labels else mpmath.mpf(float(t[r][c])))
+             + mpmath.mpf(eps) / C for c in range(C)]
+        loss -= mpmath.fsum(qc * lp for qc, lp in zip(q, logp))
+        for c in range(C):
+            dx[r, c] = gscale / B * (mpmath.exp(logp[c]) * mpmath.fsum(q) - q[c])
+            dt[r, c] = -gscale / B * (1 - mpmath.mpf(eps)) * logp[c]
+    return float(loss / B), dx, dt
+
+
+def ce_sure_case(name, x, t, eps, a, labels):
+    gscale = 0.75
+    y, dx, dt = ce_exact(x, t, eps, labels, gscale)
+    xl, tl = leaf(x), leaf(t, not labels)
+    yt = F.cross_entropy(xl, tl.long() if labels else tl, label_smoothing=eps)
+    (gscale * yt).backward()
+    assert abs(float(yt) - y) < 1e-15 and np.abs(xl.grad.numpy() - dx).max() < 1e-15
+    assert labels or np.abs(tl.grad.numpy() - dt).max() < 1e-14
+    lines.append("case " + name)
+    attr("eps", eps)
+    attr("a", a)
+    put("x", x)
+    put("t", t)
+    attr("gscale", gscale)
+    put("y", np.float64(y))
+    put("dx", dx)
+    if not labels:
+        put("dt", dt)
+
+
+for a in (10.5, 14, 20, 30):
+    sure = f32(np.eye(3) * a)
+    for eps in (0.0, 0.1):
+        tag = ("_%g" % a).replace(".", "_") + ("_smooth" if eps else "")
+        ce_sure_case("ce_sure_labels" + tag, sure, f32([0, 1, 2]), eps, a, True)
+        ce_sure_case("ce_sure_probs" + tag, sure, f32(np.eye(3)), eps, a, False)
 
 with open(OUT, "w") as fp:
     fp.write("\n".join(lines) + "\n")

@@ -3,6 +3,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+const char *test_source_path(const char *relative) {
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/%s", NB_SOURCE_DIR, relative);
+    return path;
+}
+
 unsigned char *test_read_file(const char *path, size_t *len) {
     *len = 0;
     FILE *f = fopen(path, "rb");

@@ -36,6 +36,15 @@ static int nb_test_passed, nb_test_failed;
         CHECKF(s_ == NB_OK, "%s -> %s: %s", #expr, nb_status_name(s_), nb_last_error()); \
     } while (0)
 
+/* CHECK_OK that returns from the calling void function on failure: for a
+ * step whose result the rest of the function uses. */
+#define REQUIRE_OK(expr)                                                               \
+    do {                                                                               \
+        nb_status r_ = (expr);                                                         \
+        CHECKF(r_ == NB_OK, "%s -> %s: %s", #expr, nb_status_name(r_), nb_last_error()); \
+        if (r_ != NB_OK) return;                                                       \
+    } while (0)
+
 /* |a - b| <= atol + rtol |b| */
 #define CHECK_CLOSE(a, b, atol, rtol)                                                  \
     do {                                                                               \
