@@ -5,16 +5,7 @@
 # stops with exit code 1 leaving the last checkpoint and the weights file
 # byte for byte as they were; an update that overflows is never checkpointed.
 # Usage: test_diagnose_cli.sh BUILD_DIR
-set -u
-build=$1
-nabla=$build/nabla
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAILED: $*" >&2; }
-check() { if eval "$1"; then ok; else bad "$2"; fi; }
+. "$(dirname "$0")/support/harness.sh"
 
 # 3 classes of 4 features around different centres (a fixed LCG sequence)
 awk -v n=300 'BEGIN {
@@ -157,5 +148,4 @@ check 'grep -q -- "--diagnose-every N" "$work/help" && grep -q -- "--diagnose-lo
 "$nabla" train "$work/sat.nn" --data "$data" --diagnose-every 0 > /dev/null 2> "$work/err"
 check '[ $? -eq 2 ] && grep -q "diagnose-every" "$work/err"' "--diagnose-every 0 is refused: $(cat "$work/err")"
 
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish

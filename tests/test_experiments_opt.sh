@@ -7,16 +7,7 @@
 # The Fashion-MNIST part is checked when the data set is installed; without
 # it the command must still succeed with the 2-D part.
 # Usage: test_experiments_opt.sh BUILD_DIR
-set -u
-build=$1
-nabla=$build/nabla
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAILED: $*" >&2; }
-check() { if eval "$1"; then ok; else bad "$2"; fi; }
+. "$(dirname "$0")/support/harness.sh"
 # the field in column $3 of the summary row whose first two columns are $1 $2
 field() { awk -v a="$1" -v b="$2" -v c="$3" '$1 == a && $2 == b { print $c; exit }' "$4"; }
 # awk as a calculator: true when the expression holds
@@ -113,5 +104,4 @@ check 'awk "{ q = \$2 / \$3; if (q < 0.8 || q > 1.35) exit 1 }" "$work/noise"' \
 check 'awk "NR == 1 { exit !(\$4 < \$2) }" "$work/noise"' \
     "reshuffled epochs are less noisy than independent batches at a small eta"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -4,16 +4,7 @@
 # test_image writes; a corrupt file is an error naming it, or skipped and
 # counted with --skip-bad.
 # Usage: test_images_cli.sh BUILD_DIR
-set -u
-build=$1
-nabla=$build/nabla
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAILED: $*" >&2; }
-check() { if eval "$1"; then ok; else bad "$2"; fi; }
+. "$(dirname "$0")/support/harness.sh"
 
 "$build/tests/test_image" --make-folder "$work/img" || { echo "cannot make the images"; exit 1; }
 printf 'input 3 8 8\nflatten\ndense 16\nrelu\ndense 3\nloss cross_entropy\n' > "$work/rgb.nn"
@@ -62,5 +53,4 @@ check '[ $? -eq 1 ] && grep -q "images need a model whose input is C H W.*this o
     > /dev/null 2> "$work/err"
 check '[ $? -eq 1 ] && grep -q "nothing: No such file" "$work/err"' "a missing folder: $(cat "$work/err")"
 
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish

@@ -5,16 +5,7 @@
 # plots are replaced whole; a run killed while writing its outputs finishes
 # them on --resume.
 # Usage: test_outputs_cli.sh BUILD_DIR
-set -u
-build=$1
-nabla=$build/nabla
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAILED: $*" >&2; }
-check() { if eval "$1"; then ok; else bad "$2"; fi; }
+. "$(dirname "$0")/support/harness.sh"
 
 # 3 classes of 4 features around different centres (a fixed LCG sequence)
 awk -v n=300 'BEGIN {
@@ -39,16 +30,6 @@ loss cross_entropy
 EOF
 data="csv:$work/train.csv"
 
-expect_error() { # expect_error CODE PATTERN COMMAND...: exit code and one matching line
-    code=$1
-    pattern=$2
-    shift 2
-    "$@" > "$work/out" 2> "$work/err"
-    rc=$?
-    lines=$(grep -c . "$work/err")
-    if [ $rc -eq "$code" ] && grep -q -- "$pattern" "$work/err" && [ "$lines" -eq 1 ]; then ok
-    else bad "$*: exit $rc (want $code), stderr: $(cat "$work/err")"; fi
-}
 train() { "$nabla" train "$work/m.nn" --data "$data" --epochs 2 --batch 32 --quiet "$@"; }
 
 # --- only a regular file or a new path
@@ -269,5 +250,4 @@ check '[ -f "$work/.shared.st.tmp-keep" ]' "a file that is not one kept"
 check '[ ! -e "$work/shared.st.lock" ] && [ ! -e "$work/shared.st.ckpt.lock" ] &&
        [ ! -e "$work/shared.st.log.lock" ]' "the run removed its lock files: $(ls "$work" | grep lock)"
 
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish

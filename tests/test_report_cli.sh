@@ -7,16 +7,7 @@
 # default above 5 classes; a regression model gets MAE, RMSE and R^2; options
 # that do not suit the model are refused before any training.
 # Usage: test_report_cli.sh BUILD_DIR
-set -u
-build=$1
-nabla=$build/nabla
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAILED: $*" >&2; }
-check() { if eval "$1"; then ok; else bad "$2"; fi; }
+. "$(dirname "$0")/support/harness.sh"
 
 # NC classes of 4 noisy features (a fixed LCG sequence), named by a list
 make_csv() { # FILE NROWS NC SKIP_CLASS(-1: none) SEED
@@ -180,5 +171,4 @@ check '[ $? -ne 0 ] && grep -q -- "--report" "$work/err" && grep -q "^loss cross
     "train --report onto the model file is refused: $(cat "$work/err")"
 check '[ -z "$(ls -a "$work" | grep "\.tmp-")" ]' "no temporary file is left: $(ls -a "$work")"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
