@@ -177,7 +177,8 @@ nabla_error 2 "--optim: .*unknown optimiser .adamm" train "$work/iris.nn" --data
 # settings are checked once, by the library, before anything is loaded
 nabla_error 2 "--lr / --weight-decay: optim adam: lr = -1, must be >= 0" train "$work/iris.nn" --data x --lr -1
 nabla_error 2 "--lr / --weight-decay: optim sgd: weight_decay = -3" train "$work/iris.nn" --data x --optim sgd --weight-decay -3
-nabla_error 2 "--clip-norm / --schedule: nb_fit: clip_norm -1 must be finite" train "$work/iris.nn" --data x --clip-norm -1
+nabla_error 2 "--clip-norm / --schedule: clip_norm -1 must be finite" train "$work/iris.nn" --data x --clip-norm -1
+check '! grep -q "nb_[a-z_]*:" "$work/err"' "no library function names in messages: $(cat "$work/err")"
 nabla_error 2 "--lr abc: expected a number" train "$work/iris.nn" --data x --lr abc
 nabla_error 1 "no_such.csv: cannot open" train "$work/iris.nn" --data "csv:$work/no_such.csv"
 printf 'input 4\ndense 16 inti=he\n' > "$work/bad.nn"

@@ -75,7 +75,7 @@ EOF
     --out "$work/inf.safetensors" > /dev/null 2> "$work/inf.err"
 rc=$?
 check '[ $rc -eq 1 ]' "overflow exits 1 (got $rc)"
-check 'grep -q "nabla train: nb_fit: loss is NaN at epoch 1, step 1 of 10 (optimiser step 1): the forward value of node .huge. (scale) is -\{0,1\}inf (.*); its inputs are finite" "$work/inf.err"' \
+check 'grep -q "nabla train: loss is NaN at epoch 1, step 1 of 10 (optimiser step 1): the forward value of node .huge. (scale) is -\{0,1\}inf (.*); its inputs are finite" "$work/inf.err"' \
     "overflow names node 'huge' (scale): $(cat "$work/inf.err")"
 check 'grep -q "(no checkpoint was written)$" "$work/inf.err"' "says no checkpoint was written"
 check '[ $(grep -c . "$work/inf.err") -eq 1 ]' "one line"

@@ -10,10 +10,32 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Is s[0..] "nb_NAME: ", the library function a message comes from? */
+static size_t function_prefix(const char *s) {
+    if (strncmp(s, "nb_", 3) != 0) return 0;
+    size_t n = 3;
+    while ((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') || s[n] == '_') n++;
+    return s[n] == ':' && s[n + 1] == ' ' ? n + 2 : 0;
+}
+
+/* msg without the library's function names ("nb_fit: epoch 2: ..." reads
+ * "epoch 2: ..."): a user of the command never called them. */
+static void drop_function_names(char *msg) {
+    char *w = msg;
+    for (const char *r = msg; *r;) {
+        int at_start = r == msg || (r >= msg + 2 && r[-2] == ':' && r[-1] == ' ');
+        size_t skip = at_start ? function_prefix(r) : 0;
+        if (skip) r += skip;
+        else *w++ = *r++;
+    }
+    *w = '\0';
+}
+
 static void vreport(const char *cmd, const char *fmt, va_list ap) {
-    fprintf(stderr, "nabla%s%s: ", cmd ? " " : "", cmd ? cmd : "");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    char msg[4096];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    drop_function_names(msg);
+    fprintf(stderr, "nabla%s%s: %s\n", cmd ? " " : "", cmd ? cmd : "", msg);
 }
 
 int cli_fail(const char *cmd, const char *fmt, ...) {
@@ -30,6 +52,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    drop_function_names(msg);
     fprintf(stderr, "nabla %s: %s (see 'nabla %s --help')\n", cmd, msg, cmd);
     return 2;
 }
