@@ -462,6 +462,10 @@ static int train(run *r, nb_fit_config *cfg, size_t per_epoch) {
                 optim_text(nb_optim_get_config(r->opt), r->optim_name, text, sizeof text));
     }
     progress_init(&r->prog, stderr, cfg->epochs, per_epoch, (size_t)r->batch);
+    if (r->hist.n) { /* resumed: the bar shows the last validation metrics */
+        r->prog.val_loss = r->hist.rows[r->hist.n - 1].val_loss;
+        r->prog.val_acc = r->hist.rows[r->hist.n - 1].val_acc;
+    }
     epoch_sums_start(&r->sums);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
