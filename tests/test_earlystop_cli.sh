@@ -118,6 +118,16 @@ check '[ $? -eq 0 ] && grep -q "50 training samples, 50 validation" "$work/v.err
 vk=$(awk -F, 'NR > 1 && (best == "" || $6 < best) { best = $6; k = $1 } END { print k }' "$work/v.csv")
 check 'grep -q "^weights of epoch $vk (the best" "$work/v.err"' "--val keeps its best epoch $vk"
 
+# --- --monitor val_acc: the epoch of the best validation accuracy (the first
+# of equals, as a later equal value is no improvement)
+"$nabla" "$@" --epochs 20 --monitor val_acc --early-stop $P --out "$work/acc.st" \
+    --log "$work/acc.csv" 2> "$work/acc.err"
+ak=$(awk -F, 'NR > 1 && (best == "" || $7 > best) { best = $7; k = $1 } END { print k }' \
+    "$work/acc.csv")
+alast=$(tail -n 1 "$work/acc.csv" | cut -d, -f1)
+check '[ "$alast" = $((ak + P)) ] && grep -q "^weights of epoch $ak (the best, val_acc [0-9.]*%)" "$work/acc.err"' \
+    "--monitor val_acc: best epoch $ak, stopped after $alast: $(tail -n 2 "$work/acc.err")"
+
 # --- usage errors
 m="$work/m.nn"
 d="csv:$work/d.csv"

@@ -81,16 +81,23 @@ int early_stop_setup(early_stop_cli *e, nb_graph *g, int classes, const char *mo
     return 0;
 }
 
+/* "val_loss 0.1234" or "val_acc 87.50%", as the epoch lines show them. */
+static void best_text(const early_stop_cli *e, char *buf, size_t n) {
+    if (e->monitor_acc) snprintf(buf, n, "val_acc %.2f%%", 100 * e->es.best);
+    else snprintf(buf, n, "val_loss %.4f", e->es.best);
+}
+
 int early_stop_epoch(early_stop_cli *e, nb_graph *g, const nb_epoch_stats *s, int quiet) {
     if (!e->validating) return 0;
     double v = e->monitor_acc ? s->val_acc : s->val_loss;
     int r = nb_early_stop_update(&e->es, s->epoch, v);
     if (r == NB_EARLY_IMPROVED && e->best) weights_copy(g, e->best, 0);
     if (r != NB_EARLY_STOP) return 0;
+    char best[48];
+    best_text(e, best, sizeof best);
     if (!quiet)
-        fprintf(stderr, "early stop: %s has not improved for %d epochs since epoch %d (%s %.4f)\n",
-                e->monitor_acc ? "val_acc" : "val_loss", e->es.wait, e->es.best_epoch,
-                e->monitor_acc ? "val_acc" : "val_loss", e->es.best);
+        fprintf(stderr, "early stop: %s has not improved for %d epochs since epoch %d (%s)\n",
+                e->monitor_acc ? "val_acc" : "val_loss", e->es.wait, e->es.best_epoch, best);
     return 1;
 }
 
@@ -136,7 +143,9 @@ int early_stop_choose(early_stop_cli *e, nb_graph *g, int epochs_done, char *why
         return epochs_done;
     }
     weights_copy(g, e->best, 1);
-    snprintf(why, n, "the best, %s %.4f", e->monitor_acc ? "val_acc" : "val_loss", e->es.best);
+    char best[48];
+    best_text(e, best, sizeof best);
+    snprintf(why, n, "the best, %s", best);
     return e->es.best_epoch;
 }
 
