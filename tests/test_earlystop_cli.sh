@@ -1,6 +1,6 @@
 #!/bin/sh
 # nabla train --early-stop / --keep best end to end, on a small problem that
-# overfits (100 samples of 8 features, a 20% of labels flipped, a 68k-parameter
+# overfits (100 samples of 8 features, 20% of the labels flipped, a 68k-parameter
 # MLP): validation loss is lowest at some epoch k and rises after it.
 #  - --early-stop P stops at epoch k + P, and --out holds the weights of epoch
 #    k, byte for byte those of a plain run of k epochs;
