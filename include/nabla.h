@@ -620,6 +620,30 @@ nb_status nb_train_step(nb_graph *g, const nb_fit_config *cfg, double lr, double
 nb_status nb_fit(nb_graph *g, const nb_fit_config *cfg, const nb_data *train,
                  const nb_data *val, nb_epoch_stats *last);
 
+/* Early stopping (Keras' EarlyStopping): a monitored value, e.g. the
+ * validation loss of nb_epoch_stats, is fed once per epoch from an on_epoch
+ * callback, which returns non-zero to stop nb_fit on NB_EARLY_STOP.  The
+ * struct is plain data: save and restore it to resume a run exactly. */
+typedef struct nb_early_stop {
+    int patience;            /* epochs without improvement before stopping;
+                                0: never stop (only track the best)       */
+    double min_delta;        /* an improvement must exceed it             */
+    int maximize;            /* 1: higher is better (accuracy); 0: lower  */
+    double best;             /* the best value so far                     */
+    int best_epoch;          /* its epoch; 0: none yet                    */
+    int wait;                /* epochs since the best                     */
+    int stopped;             /* NB_EARLY_STOP was returned                */
+} nb_early_stop;
+
+enum { NB_EARLY_WAIT = 0, NB_EARLY_IMPROVED = 1, NB_EARLY_STOP = 2 };
+
+void nb_early_stop_init(nb_early_stop *es, int patience, double min_delta, int maximize);
+/* The value of epoch `epoch`: NB_EARLY_IMPROVED when it beats the best by
+ * more than min_delta (the first finite value always does; NaN never),
+ * NB_EARLY_STOP when patience epochs have passed without improvement (the
+ * best epoch is then es->best_epoch), NB_EARLY_WAIT otherwise. */
+int nb_early_stop_update(nb_early_stop *es, int epoch, double value);
+
 /* Mean loss and accuracy (-1 when output is NB_NONE) over a data set, in eval mode. */
 nb_status nb_evaluate(nb_graph *g, nb_node input, nb_node target, nb_node loss,
                       nb_node output, const nb_data *data, int batch_size,
@@ -1146,6 +1170,14 @@ typedef struct nb_checkpoint {
     const char *model;    /* model description text; NULL: none              */
     const nb_kv *meta;    /* more metadata saved with it (keys not starting   */
     int n_meta;           /* with "nabla." or "optim."); read with nb_st_meta */
+    /* A second set of n_best values kept with the checkpoint, e.g. the best
+     * weights so far (the tensor "__optim__.best"; its layout is the
+     * caller's).  Save: written when best is non-NULL.  Load: with best
+     * non-NULL, a file holding it must hold n_best values, copied to best
+     * (has_best = 1); a file without it sets has_best = 0. */
+    nb_real *best;
+    size_t n_best;
+    int has_best;
 } nb_checkpoint;
 
 /* Save parameters and buffers (F32 tensors under their node names, as

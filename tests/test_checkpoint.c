@@ -115,13 +115,13 @@ static void test_round_trip_every_optimiser(void) {
         nb_rng data;
         nb_rng_seed(&data, 99);
         train(a, oa, &data, 5);
-        nb_checkpoint ck = {3, 42, 1234, data, MODEL, NULL, 0};
+        nb_checkpoint ck = {3, 42, 1234, data, MODEL, NULL, 0, NULL, 0, 0};
         CHECK_OK(nb_checkpoint_save(path, a, oa, &ck));
 
         /* a fresh run restores it exactly */
         nb_graph *b = mlp(7, 2);
         nb_optim *ob = nb_optim_new(&c, nb_param_count(b));
-        nb_checkpoint got = {0, 0, 0, {{0, 0, 0, 0}}, MODEL, NULL, 0};
+        nb_checkpoint got = {0, 0, 0, {{0, 0, 0, 0}}, MODEL, NULL, 0, NULL, 0, 0};
         CHECK_OK(nb_checkpoint_load(path, b, ob, &got));
         size_t n = nb_param_count(a), ns_a, ns_b;
         CHECKF(memcmp(nb_params(a), nb_params(b), n * sizeof(nb_real)) == 0, "%s params",
@@ -147,7 +147,7 @@ static void test_round_trip_every_optimiser(void) {
 
     /* without optimiser; extreme values of the training state */
     nb_graph *a = mlp(7, 1), *b = mlp(7, 2);
-    nb_checkpoint ck = {-1, -5, UINT64_MAX, {{0, UINT64_MAX, 1, 0x8000000000000000ull}}, NULL, NULL, 0};
+    nb_checkpoint ck = {-1, -5, UINT64_MAX, {{0, UINT64_MAX, 1, 0x8000000000000000ull}}, NULL, NULL, 0, NULL, 0, 0};
     CHECK_OK(nb_checkpoint_save(path, a, NULL, &ck));
     nb_checkpoint got = {0};
     CHECK_OK(nb_checkpoint_load(path, b, NULL, &got));
@@ -219,14 +219,14 @@ static void test_mismatches(void) {
     nb_rng data;
     nb_rng_seed(&data, 5);
     train(a, oa, &data, 3);
-    nb_checkpoint ck = {2, 30, 77, data, MODEL, NULL, 0};
+    nb_checkpoint ck = {2, 30, 77, data, MODEL, NULL, 0, NULL, 0, 0};
     CHECK_OK(nb_checkpoint_save(path, a, oa, &ck));
 
     nb_graph *b = mlp(7, 2);
     nb_optim *ob = nb_optim_new(&adam, nb_param_count(b));
     train(b, ob, &data, 1);
     snapshot before = snap(b, ob);
-    const nb_checkpoint ck_before = {-7, -7, 7, {{7, 7, 7, 7}}, MODEL, NULL, 0};
+    const nb_checkpoint ck_before = {-7, -7, 7, {{7, 7, 7, 7}}, MODEL, NULL, 0, NULL, 0, 0};
     nb_checkpoint got = ck_before;
 #define REJECT(call, status, needle)                                                       \
     do {                                                                                   \
@@ -400,7 +400,7 @@ static void test_atomic(void) {
     nb_rng data;
     nb_rng_seed(&data, 8);
     train(big, o, &data, 2);
-    nb_checkpoint ck = {1, 2, 3, data, MODEL, NULL, 0};
+    nb_checkpoint ck = {1, 2, 3, data, MODEL, NULL, 0, NULL, 0, 0};
     CHECK_OK(nb_checkpoint_save(path, big, o, &ck));
     size_t old_len;
     unsigned char *old = test_read_file(path, &old_len);
@@ -520,7 +520,7 @@ static void test_nonfinite_state(void) {
     nb_real *state = nb_optim_state(oa, &len);
     CHECK(len > 3);
     state[3] = (nb_real)NAN;
-    nb_checkpoint ck = {1, 2, 3, data, NULL, NULL, 0}, got = {0};
+    nb_checkpoint ck = {1, 2, 3, data, NULL, NULL, 0, NULL, 0, 0}, got = {0};
     CHECK_OK(nb_checkpoint_save(path, a, oa, &ck));
     CHECK(nb_checkpoint_load(path, b, ob, &got) == NB_ERR_NUMERIC);
     CHECKF(strstr(nb_last_error(), "nan.ckpt: optimiser state value 3 is NaN; the checkpoint "
@@ -533,6 +533,48 @@ static void test_nonfinite_state(void) {
     unlink(path);
 }
 
+/* A second set of values (the best weights) travels with the checkpoint
+ * bit-exactly, is optional, and a wrong size is refused without changes. */
+static void test_best_values(void) {
+    TMP(path, "best.safetensors");
+    TMP(plain, "plain.safetensors");
+    nb_graph *a = mlp(7, 1), *b = mlp(7, 2);
+    size_t n = nb_param_count(a);
+    nb_real best[64], got_best[64];
+    for (size_t i = 0; i < n && i < 64; i++) best[i] = (nb_real)(0.001 * (double)i - 0.01);
+    nb_rng data;
+    nb_rng_seed(&data, 3);
+    nb_checkpoint ck = {1, 2, 3, data, NULL, NULL, 0, best, 64, 0};
+    CHECK_OK(nb_checkpoint_save(path, a, NULL, &ck));
+    nb_checkpoint got = {0};
+    got.best = got_best;
+    got.n_best = 64;
+    CHECK_OK(nb_checkpoint_load(path, b, NULL, &got));
+    CHECK(got.has_best == 1 && memcmp(best, got_best, sizeof best) == 0);
+    CHECK(memcmp(nb_params(a), nb_params(b), n * sizeof(nb_real)) == 0);
+    /* the wrong size: an error naming the tensor, nothing changed */
+    nb_graph *c = mlp(7, 4);
+    nb_real before = nb_params(c)[0];
+    got.n_best = 63;
+    CHECK(nb_checkpoint_load(path, c, NULL, &got) == NB_ERR_SHAPE);
+    CHECK(strstr(nb_last_error(), "__optim__.best") != NULL && nb_params(c)[0] == before);
+    /* without one: has_best = 0; a caller who does not ask ignores it */
+    ck.best = NULL;
+    CHECK_OK(nb_checkpoint_save(plain, a, NULL, &ck));
+    got.n_best = 64;
+    got.has_best = 1;
+    CHECK_OK(nb_checkpoint_load(plain, b, NULL, &got));
+    CHECK(got.has_best == 0);
+    nb_checkpoint ignore = {0};
+    CHECK_OK(nb_checkpoint_load(path, b, NULL, &ignore));
+    CHECK(ignore.has_best == 0);
+    remove(path);
+    remove(plain);
+    nb_graph_free(a);
+    nb_graph_free(b);
+    nb_graph_free(c);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/nb-ck-XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -543,6 +585,7 @@ int main(void) {
     test_mismatches();
     test_atomic();
     test_nonfinite_state();
+    test_best_values();
     CHECK(stray_files(NULL, NULL, 1) == 0);
     CHECKF(rmdir(tmpdir) == 0, "files left in %s", tmpdir);
     TEST_END();

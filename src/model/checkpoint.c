@@ -5,7 +5,9 @@
  *                is also a weights file PyTorch can read), in the library's
  *                own float type (F32; F64 in the double test build), raw
  *                bits, counting buffers as I64;
- *                "__optim__.state": the optimiser's flat state array.
+ *                "__optim__.state": the optimiser's flat state array;
+ *                "__optim__.best": the caller's second set of values
+ *                (nb_checkpoint.best, e.g. the best weights), if given.
  *   __metadata__ nabla.format = "checkpoint", nabla.version = "1",
  *                nabla.real, nabla.epoch, nabla.step, nabla.seed,
  *                nabla.rng and nabla.graph_rng (the generator of dropout)
@@ -26,6 +28,7 @@
 #include <string.h>
 
 #define OPTIM_STATE "__optim__.state"
+#define BEST_STATE "__optim__.best"
 #define RESERVED "__optim__."
 
 #ifdef NB_REAL_DOUBLE
@@ -139,21 +142,18 @@ static nb_status extra_metadata(meta_table *t, const char *path, const nb_checkp
     return NB_OK;
 }
 
-/* The optimiser's state as the tensor OPTIM_STATE; *bytes (malloc'ed) and
- * *dim hold its data and shape. */
-static nb_status optim_state_entry(const char *path, const nb_optim *opt, int *dim,
-                                   unsigned char **bytes, nb_st_entry *out) {
-    size_t len;
-    nb_real *state = nb_optim_state((nb_optim *)opt, &len);
+/* len values as the 1-D tensor `name`; *bytes (malloc'ed) and *dim hold its
+ * data and shape. */
+static nb_status flat_entry(const char *path, const char *name, const nb_real *vals, size_t len,
+                            int *dim, unsigned char **bytes, nb_st_entry *out) {
     size_t esize = REAL_DTYPE == NB_ST_F64 ? 8 : 4;
     if (len > (size_t)INT32_MAX)
-        return nb_err(NB_ERR_ARG, "%s: optimiser state of %zu values exceeds the limit", path,
-                      len);
+        return nb_err(NB_ERR_ARG, "%s: %s of %zu values exceeds the limit", path, name, len);
     *dim = (int)len;
     *bytes = malloc(len ? len * esize : 1);
     if (!*bytes) return nb_err(NB_ERR_NOMEM, "%s: out of memory", path);
-    for (size_t k = 0; k < len; k++) nb__st_put_real(*bytes + k * esize, REAL_DTYPE, state[k]);
-    *out = (nb_st_entry){OPTIM_STATE, REAL_DTYPE, 1, dim, *bytes};
+    for (size_t k = 0; k < len; k++) nb__st_put_real(*bytes + k * esize, REAL_DTYPE, vals[k]);
+    *out = (nb_st_entry){name, REAL_DTYPE, 1, dim, *bytes};
     return NB_OK;
 }
 
@@ -176,20 +176,24 @@ nb_status nb_checkpoint_save(const char *path, const nb_graph *g, const nb_optim
     int n;
     s = nb__state_entries(g, REAL_DTYPE, &params, &bytes, &n);
     if (s != NB_OK) return nb_err_prefix(s, "%s", path);
-    nb_st_entry *all = malloc((size_t)(n + 1) * sizeof *all);
-    unsigned char *state_bytes = NULL;
-    int state_dim = 0;
+    nb_st_entry *all = malloc((size_t)(n + 2) * sizeof *all);
+    unsigned char *state_bytes = NULL, *best_bytes = NULL;
+    int state_dim = 0, best_dim = 0;
     if (!all) s = nb_err(NB_ERR_NOMEM, "%s: out of memory", path);
     if (s == NB_OK && n) memcpy(all, params, (size_t)n * sizeof *all);
     if (s == NB_OK && opt) {
-        s = optim_state_entry(path, opt, &state_dim, &state_bytes, &all[n]);
-        n++;
+        size_t len;
+        const nb_real *state = nb_optim_state((nb_optim *)opt, &len);
+        s = flat_entry(path, OPTIM_STATE, state, len, &state_dim, &state_bytes, &all[n++]);
     }
+    if (s == NB_OK && ck->best)
+        s = flat_entry(path, BEST_STATE, ck->best, ck->n_best, &best_dim, &best_bytes, &all[n++]);
     if (s == NB_OK) s = nb_st_write(path, all, n, meta.kv, meta.n);
     free(all);
     free(params);
     free(bytes);
     free(state_bytes);
+    free(best_bytes);
     return s;
 }
 
@@ -397,12 +401,36 @@ static nb_status check_reserved_tensors(const nb_safetensors *st, const char *pa
     for (int i = 0; i < nb_st_count(st); i++) {
         nb_st_tensor t;
         nb_st_tensor_at(st, i, &t);
-        if (strncmp(t.name, RESERVED, strlen(RESERVED)) == 0 && strcmp(t.name, OPTIM_STATE)) {
+        if (strncmp(t.name, RESERVED, strlen(RESERVED)) == 0 && strcmp(t.name, OPTIM_STATE) &&
+            strcmp(t.name, BEST_STATE)) {
             char shown[100];
             return nb_err(NB_ERR_FORMAT, "%s: unknown reserved tensor '%s'", path,
                           nb__st_show(shown, t.name));
         }
     }
+    return NB_OK;
+}
+
+/* The caller's second set of values (BEST_STATE), read into a new array
+ * *out when the caller asks for it and the file has it. */
+static nb_status read_best(const nb_safetensors *st, const char *path, const nb_checkpoint *ck,
+                           nb_real **out) {
+    *out = NULL;
+    int idx = nb_st_find(st, BEST_STATE);
+    if (!ck->best || idx < 0) return NB_OK;
+    nb_st_tensor t;
+    nb_st_tensor_at(st, idx, &t);
+    if (t.ndim != 1 || (size_t)t.dims[0] != ck->n_best || t.dtype != REAL_DTYPE)
+        return nb_err(NB_ERR_SHAPE, "%s: tensor '%s' holds %zu values of %s; %zu values of %s "
+                      "expected", path, BEST_STATE, t.numel, nb_st_dtype_name(t.dtype),
+                      ck->n_best, nb_st_dtype_name(REAL_DTYPE));
+    nb_real *vals = malloc(ck->n_best ? ck->n_best * sizeof *vals : 1);
+    if (!vals) return nb_err(NB_ERR_NOMEM, "%s: out of memory", path);
+    for (size_t k = 0; k < ck->n_best; k++) {
+        int ok;
+        vals[k] = nb__st_get_real(&t, k, &ok);
+    }
+    *out = vals;
     return NB_OK;
 }
 
@@ -422,6 +450,7 @@ static void apply_checkpoint(nb_graph *g, nb_optim *opt, nb_checkpoint *ck, cons
     ck->step = (long)r->step;
     ck->seed = r->seed;
     ck->rng = r->rng;
+    ck->has_best = 0;
 }
 
 nb_status nb_checkpoint_load(const char *path, nb_graph *g, nb_optim *opt, nb_checkpoint *ck) {
@@ -433,7 +462,7 @@ nb_status nb_checkpoint_load(const char *path, nb_graph *g, nb_optim *opt, nb_ch
     nb_safetensors *st;
     nb_status s = nb_st_open(path, &st);
     if (s != NB_OK) return s;
-    nb_real *params = NULL, *buffers = NULL, *state = NULL;
+    nb_real *params = NULL, *buffers = NULL, *state = NULL, *best = NULL;
     long optim_steps = 0;
     run_state run = {0, 0, 0, {{0, 0, 0, 0}}, {{0, 0, 0, 0}}, 0, 0};
     s = check_identity(st, path, ck);
@@ -441,7 +470,13 @@ nb_status nb_checkpoint_load(const char *path, nb_graph *g, nb_optim *opt, nb_ch
     if (s == NB_OK) s = check_reserved_tensors(st, path);
     if (s == NB_OK) s = nb__stage_params(st, path, g, 0, RESERVED, &params, &buffers);
     if (s == NB_OK) s = check_optim(st, path, opt, &optim_steps, &state);
+    if (s == NB_OK) s = read_best(st, path, ck, &best);
     if (s == NB_OK) apply_checkpoint(g, opt, ck, &run, params, buffers, state, optim_steps);
+    if (s == NB_OK && best) {
+        memcpy(ck->best, best, ck->n_best * sizeof *best);
+        ck->has_best = 1;
+    }
+    free(best);
     free(params);
     free(buffers);
     free(state);

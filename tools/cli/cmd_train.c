@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "data_source.h"
 #include "diag_report.h"
+#include "early_stop_cli.h"
 #include "epoch_sums.h"
 #include "folder_source.h"
 #include "history.h"
@@ -31,6 +32,8 @@ static const char *help =
     "  --test SOURCE          data for the final evaluation (fashion-mnist: its test split)\n"
     "  --skip-bad             skip images that do not decode (counted) instead of failing\n"
     "  --val-split F          hold out this fraction of the training data (default 0)\n"
+    "  --val SOURCE           validation data (as --data; labels mapped to the training\n"
+    "                         classes, standardised with the training statistics)\n"
     "  --no-standardize       CSV features as they are (default: standardised with\n"
     "                         training statistics); byte images are always scaled to [0, 1]\n"
     "training\n"
@@ -51,9 +54,13 @@ static const char *help =
     "  --flip                 augment images: mirror at random (probability 1/2)\n"
     "  --crop P               augment images: random crops after padding P pixels\n"
     "  --seed N               seed of the initialisation, split and shuffling (default 0)\n"
-    "  --threads N            threads of the matrix products (default: OpenBLAS's choice)\n"
+    "  --threads N            threads of the matrix products (default: OpenBLAS's choice)\n";
+
+/* (split: a C99 compiler need not take a longer string) */
+static const char *help_output =
     "output\n"
-    "  --out FILE             save the trained weights (safetensors, PyTorch names)\n"
+    "  --out FILE             save the trained weights (safetensors, PyTorch names);\n"
+    "                         without it, training says that they will not be saved\n"
     "  --checkpoint FILE      checkpoint file (default FILE.ckpt for --out FILE)\n"
     "  --checkpoint-every N   also checkpoint every N steps (always: at each epoch end)\n"
     "  --resume FILE          continue from a checkpoint; same model, data and options\n"
@@ -110,6 +117,8 @@ typedef struct run {
     cli_files files;         /* inputs and outputs, the outputs locked    */
     epoch_sums sums;         /* the epoch in progress, for resumed epochs  */
     char sums_meta[160];     /* train.epoch_sums of the --resume checkpoint */
+    const char *val_spec;    /* --val */
+    early_stop_cli stop;     /* --early-stop, --monitor, --keep            */
 } run;
 
 /* The training options a resumed run must share with the one it continues. */
@@ -132,19 +141,21 @@ static int save_checkpoint(run *r, int epochs_done, long step) {
         return -1;
     }
     char *csv = history_csv(&r->hist);
-    nb_kv kv[12];
+    nb_kv kv[16];
     int n = 0;
     char batch[32];
     run_meta(r, kv, &n, batch, sizeof batch);
     n += preprocess_to_meta(&r->pre, kv + n);
     if (csv) kv[n++] = (nb_kv){"train.history", csv};
+    n += early_stop_to_meta(&r->stop, kv + n);
     char sums[160];
     if (r->sums.epoch == epochs_done + 1 && r->sums.seen) { /* in the middle of an epoch */
         epoch_sums_format(&r->sums, sums, sizeof sums);
         kv[n++] = (nb_kv){"train.epoch_sums", sums};
     }
     nb_checkpoint ck = {.epoch = epochs_done, .step = step, .seed = r->seed, .rng = r->rng,
-                        .model = r->m.text, .meta = kv, .n_meta = n};
+                        .model = r->m.text, .meta = kv, .n_meta = n,
+                        .best = early_stop_best(&r->stop), .n_best = r->stop.n_best};
     nb_status s = nb_checkpoint_save(r->ckpt, r->m.graph, r->opt, &ck);
     free(csv);
     if (s != NB_OK) {
@@ -231,8 +242,9 @@ static int on_epoch(const nb_epoch_stats *fit_stats, void *user) {
         r->failed = 1;
         return 1;
     }
+    int stop = early_stop_epoch(&r->stop, r->m.graph, s, r->quiet);
     if (save_checkpoint(r, s->epoch, s->step)) return 1;
-    return interrupted ? 1 : 0;
+    return stop || interrupted ? 1 : 0;
 }
 
 /* Class labels must be whole numbers in [0, classes): say so before training. */
@@ -273,6 +285,7 @@ static void run_free(run *r) {
     nb_data_free(&r->test);
     preprocess_free(&r->pre);
     history_free(&r->hist);
+    early_stop_free(&r->stop);
     nb_diagnosis_free(&r->diag);
     free(r->diag_before);
     if (r->diag_log) fclose(r->diag_log);
@@ -286,6 +299,7 @@ static int claim_files(run *r, const char *out, const char *test_spec, const cha
     cli_files_input(fs, "the model file", r->model_path);
     cli_files_data(fs, "--data", r->data_spec);
     cli_files_data(fs, "--test", test_spec);
+    cli_files_data(fs, "--val", r->val_spec);
     cli_files_input(fs, "--resume", resume);
     cli_files_output(fs, "--out", out);
     cli_files_output(fs, "--checkpoint", r->ckpt);
@@ -324,6 +338,9 @@ static int check_resume(run *r, const char *resume, const char *seed_flag) {
         rc = cli_fail("train", "--resume %s: the checkpoint was made with --seed %s", resume, sd);
     else if (hist && history_parse(&r->hist, hist))
         rc = cli_fail("train", "--resume %s: unreadable train.history", resume);
+    else
+        rc = early_stop_check_resume(&r->stop, resume, nb_st_meta(ck, "train.early_stop"),
+                                     nb_st_meta(ck, "train.early_stop.state"));
     if (!rc) r->seed = strtoull(sd, NULL, 10);
     nb_st_free(ck);
     return rc;
@@ -340,6 +357,8 @@ static int prepare_data(run *r, const char *test_spec, double val_split, int sta
     if (s == NB_OK && (test_spec || data_has_test_split(r->data_spec)))
         s = data_load_classes(test_spec ? test_spec : r->data_spec, "test", names, n_classes,
                               &r->test);
+    if (s == NB_OK && r->val_spec) /* labels numbered as the training data's */
+        s = data_load_classes(r->val_spec, "test", names, n_classes, &r->val);
     if (s == NB_OK && val_split > 0) {
         nb_data all = r->train;
         memset(&r->train, 0, sizeof r->train);
@@ -360,6 +379,7 @@ static int prepare_data(run *r, const char *test_spec, double val_split, int sta
         return cli_fail("train", "%s: samples have %zu values but %s takes %zu values per sample",
                         r->data_spec, r->train.sample_size, r->model_path, in_size);
     if (data_check_shape(&r->train, r->data_spec, r->m.graph, r->m.input) != NB_OK ||
+        (r->val_spec && data_check_shape(&r->val, r->val_spec, r->m.graph, r->m.input) != NB_OK) ||
         (r->test.n && data_check_shape(&r->test, test_spec ? test_spec : r->data_spec, r->m.graph,
                                        r->m.input) != NB_OK))
         return cli_fail("train", "%s", nb_last_error());
@@ -392,12 +412,19 @@ static int check_counters(run *r, const char *resume, const nb_checkpoint *ck, l
 
 /* Parameters, optimiser state and position from the checkpoint. */
 static int restore(run *r, const char *resume, nb_fit_config *cfg, size_t per_epoch) {
-    nb_checkpoint ck = {.model = r->m.text};
+    nb_checkpoint ck = {.model = r->m.text, .best = r->stop.best, .n_best = r->stop.n_best};
     if (nb_checkpoint_load(resume, r->m.graph, r->opt, &ck) != NB_OK)
         return cli_fail("train", "--resume: %s", nb_last_error());
     r->rng = ck.rng;
     long step = nb_optim_steps(r->opt);
-    if (check_counters(r, resume, &ck, step)) return 1;
+    if (check_counters(r, resume, &ck, step) || early_stop_restored(&r->stop, resume, ck.has_best))
+        return 1;
+    if (r->stop.es.stopped) { /* it stopped early, but was killed while it wrote its outputs */
+        if (!r->quiet) fprintf(stderr, "%s: stopped early after epoch %d; writing the outputs\n",
+                               resume, ck.epoch);
+        r->finished = 1;
+        return 0;
+    }
     if (ck.epoch == cfg->epochs && step == (long)((size_t)ck.epoch * per_epoch)) {
         /* the run ended, but was killed while it wrote its outputs */
         if (!r->quiet) fprintf(stderr, "%s: all %d epochs done; writing the outputs\n", resume,
@@ -435,6 +462,10 @@ static int train(run *r, nb_fit_config *cfg, size_t per_epoch) {
                 optim_text(nb_optim_get_config(r->opt), r->optim_name, text, sizeof text));
     }
     progress_init(&r->prog, stderr, cfg->epochs, per_epoch, (size_t)r->batch);
+    if (r->hist.n) { /* resumed: the bar shows the last validation metrics */
+        r->prog.val_loss = r->hist.rows[r->hist.n - 1].val_loss;
+        r->prog.val_acc = r->hist.rows[r->hist.n - 1].val_acc;
+    }
     epoch_sums_start(&r->sums);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -481,6 +512,8 @@ static int rewrite_history(run *r) {
  * report the test set's loss and accuracy. */
 static int keep_result(run *r, const char *out) {
     nb_graph *g = r->m.graph;
+    char why[64];
+    int epoch = early_stop_choose(&r->stop, g, r->hist.n, why, sizeof why); /* --keep best */
     char bad[160];
     if (out && cli_nonfinite_param(g, bad, sizeof bad))
         return cli_fail("train", "%s: not saving --out %s", bad, out);
@@ -491,7 +524,7 @@ static int keep_result(run *r, const char *out) {
         n += preprocess_to_meta(&r->pre, kv + n);
         if (nb_save_weights(g, out, kv, n) != NB_OK)
             return cli_fail("train", "--out: %s", nb_last_error());
-        if (!r->quiet) fprintf(stderr, "weights saved to %s\n", out);
+        if (!r->quiet) fprintf(stderr, "weights of epoch %d (%s) saved to %s\n", epoch, why, out);
     }
     if (!r->test.n) return 0;
     return report_evaluate("train", &r->m, &r->test, (int)r->batch,
@@ -509,13 +542,15 @@ int cmd_train(int argc, char **argv) {
                     {"plot", 1, 0},         {"quiet", 0, 0},    {"flip", 0, 0},
                     {"crop", 1, 0},         {"diagnose", 0, 0}, {"diagnose-every", 1, 0},
                     {"diagnose-log", 1, 0}, {"top-k", 1, 0}, {"report", 1, 0},
-                    {"confusion", 1, 0},    {"skip-bad", 0, 0}};
+                    {"confusion", 1, 0},    {"skip-bad", 0, 0}, {"val", 1, 0},
+                    {"early-stop", 1, 0},   {"monitor", 1, 0}, {"min-delta", 1, 0},
+                    {"keep", 1, 0}};
     const int nf = (int)(sizeof f / sizeof f[0]);
     const char *pos[1];
     int npos, want_help;
     int rc = cli_parse("train", argc, argv, 2, f, nf, pos, 1, &npos, &want_help);
     if (rc) return rc;
-    if (want_help) return fputs(help, stdout), 0;
+    if (want_help) return printf("%s%s%s", help, early_stop_help, help_output), 0;
     if (npos != 1) return cli_usage_error("train", "expected one model file");
     const char *v;
 #define FLAG(name) cli_get(f, nf, name)
@@ -552,6 +587,15 @@ int cmd_train(int argc, char **argv) {
     if ((v = FLAG("checkpoint-every")) &&
         !cli_int("train", "checkpoint-every", v, 1, 1L << 40, &r.ckpt_every))
         return 2;
+    r.val_spec = FLAG("val");
+    if (r.val_spec && val_split > 0)
+        return cli_usage_error("train", "--val and --val-split exclude each other");
+    char split_name[64];
+    snprintf(split_name, sizeof split_name, "split:%.17g", val_split);
+    if ((rc = early_stop_options(&r.stop, FLAG("early-stop"), FLAG("monitor"), FLAG("min-delta"),
+                                 FLAG("keep"), r.val_spec ? r.val_spec :
+                                 val_split > 0 ? split_name : NULL)))
+        return rc;
     nb_optim_config oc;
     r.optim_name = FLAG("optim") ? FLAG("optim") : "adam";
     if (nb_optim_parse(r.optim_name, &oc) != NB_OK)
@@ -609,6 +653,7 @@ int cmd_train(int argc, char **argv) {
         rc = cli_fail("train", "%s", nb_last_error());
     if (!rc && r.m.loss == NB_NONE) rc = cli_fail("train", "%s: the model has no 'loss' line", r.model_path);
     if (!rc) rc = report_check("train", &r.m, &r.report);
+    if (!rc) rc = early_stop_setup(&r.stop, r.m.graph, r.m.classes, r.model_path);
     if (!rc && resume) rc = check_resume(&r, resume, FLAG("seed"));
     folder_source_setup(&r.m, FLAG("skip-bad") != NULL, r.quiet);
     if (!rc) rc = prepare_data(&r, FLAG("test"), val_split, !FLAG("no-standardize"));
@@ -629,6 +674,8 @@ int cmd_train(int argc, char **argv) {
     /* by default the first batch of every epoch */
     if ((r.diag_print || r.diag_log_path) && !r.diag_every) r.diag_every = (long)per_epoch;
     if (!rc && r.diag_every) rc = diagnose_setup(&r, resume != NULL);
+    if (!rc && !r.finished && !out && !r.quiet)
+        fprintf(stderr, "note: no --out: the trained weights will not be saved\n");
     if (!rc && !r.finished) rc = train(&r, &cfg, per_epoch);
     if (!rc && r.finished) rc = rewrite_history(&r);
     if (!rc) rc = keep_result(&r, out);
