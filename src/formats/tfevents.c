@@ -160,8 +160,9 @@ static nb_status create_at(const char *path, double wall_time, nb_tb_writer **ou
     if (w->fd < 0) {
         int e = errno;
         free(p), free(w);
-        errno = e;
-        return nb_err(NB_ERR_IO, "%s: %s", path, strerror(e));
+        nb_status s = nb_err(NB_ERR_IO, "%s: %s", path, strerror(e));
+        errno = e; /* EEXIST: nb_tb_open tries another name */
+        return s;
     }
     Tensorboard__Event ev = TENSORBOARD__EVENT__INIT;
     ev.wall_time = wall_time > 0 ? wall_time : now();
