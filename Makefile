@@ -7,6 +7,8 @@
 #   make demo       train the Fashion-MNIST MLP and print its test accuracy
 #   make examples   run the course examples (XOR, regression)
 #   make deps       install the Debian packages the build needs (when missing)
+#   make tensorboard-check  TensorBoard's reader on nabla's event files (a
+#                   virtual environment with tensorboard and tbparse from PyPI)
 #   make fuzz       build the libFuzzer targets with clang (build-fuzz/) and run
 #                   each for FUZZ_SECONDS (default 60); see docs/fuzzing.md
 
@@ -19,7 +21,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
 DEB_PACKAGES = cmake gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev \
-               libpng-dev libjpeg62-turbo-dev
+               libpng-dev libjpeg62-turbo-dev protobuf-c-compiler libprotobuf-c-dev
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 
 .PHONY: all build bench test test-asan demo examples deps clean fuzz fuzz-build fuzz-deps
@@ -106,3 +108,14 @@ interop: build
 	[ -x $(PYENV)/bin/python ] || /usr/bin/python3 -m venv --system-site-packages $(PYENV)
 	$(PYENV)/bin/python -c 'import safetensors' 2>/dev/null || $(PYENV)/bin/pip install -q safetensors
 	$(PYENV)/bin/python tests/torch_interop.py $(BUILD)
+
+# TensorBoard's own reader on nabla's event files (tests/tensorboard_check.py):
+# a virtual environment with the tensorboard and tbparse packages.
+TBENV ?= $(BUILD)/venv-tb
+.PHONY: tensorboard-check
+tensorboard-check: build
+	@sh scripts/install-deps.sh python3-venv
+	[ -x $(TBENV)/bin/python ] || /usr/bin/python3 -m venv $(TBENV)
+	$(TBENV)/bin/python -c 'import tensorboard, tbparse' 2>/dev/null || \
+	  $(TBENV)/bin/pip install -q tensorboard tbparse
+	NB_TB_PYTHON=$(TBENV)/bin/python $(TBENV)/bin/python tests/tensorboard_check.py $(BUILD)

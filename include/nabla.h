@@ -1063,6 +1063,38 @@ nb_status nb_model_parse(const char *text, const char *source, nb_model *m);
 nb_status nb_model_load(const char *path, nb_model *m);
 void nb_model_free(nb_model *m);
 
+/* --------------------------------------------------------- TensorBoard logs */
+
+/* Event files that TensorBoard reads (docs/tensorboard.md): scalars, each an
+ * Event record holding a Summary value, framed as TFRecords.  Built when the
+ * build found protobuf-c (nb_tb_available); without it nb_tb_open and
+ * nb_tb_create fail with NB_ERR_STATE saying so.  A writer is not thread-safe. */
+typedef struct nb_tb_writer nb_tb_writer;
+
+/* 1 if this build writes event files, else 0. */
+int nb_tb_available(void);
+/* Create dir (and its missing parents) and a new event file in it,
+ * dir/events.out.tfevents.<unix time>.<host> (with a suffix .1, .2, ... if
+ * that name is taken: an existing file is never written to).  TensorBoard
+ * shows the files of one directory as one run, so a resumed run opens a new
+ * file in the same directory. */
+nb_status nb_tb_open(const char *dir, nb_tb_writer **out);
+/* The same at exactly `path`, which must not exist; the version record gets
+ * wall_time (seconds since the Unix epoch; <= 0: now). */
+nb_status nb_tb_create(const char *path, double wall_time, nb_tb_writer **out);
+/* The file's path ("" for NULL). */
+const char *nb_tb_path(const nb_tb_writer *w);
+/* Add a scalar: tag (non-empty UTF-8, e.g. "train/loss"), step, value
+ * (stored as float, as TensorBoard's simple_value), wall_time (<= 0: now).
+ * Records are kept in memory and written whole when 64 KiB gather, on
+ * nb_tb_flush and on nb_tb_close; after a failed write every call fails. */
+nb_status nb_tb_scalar(nb_tb_writer *w, const char *tag, int64_t step, double value,
+                       double wall_time);
+/* Write the records kept so far, so that a running TensorBoard sees them. */
+nb_status nb_tb_flush(nb_tb_writer *w);
+/* Flush, close and free (NULL: nothing).  Returns the flush's or close's error. */
+nb_status nb_tb_close(nb_tb_writer *w);
+
 /* ------------------------------------------------------------- safetensors */
 
 /* A key/value pair of strings (file metadata). */

@@ -18,6 +18,7 @@
 #include "outputs.h"
 #include "progress.h"
 #include "report.h"
+#include "tb_log.h"
 
 static const char *help =
     "usage: nabla train MODEL.nn --data SOURCE [options]\n\n"
@@ -66,6 +67,10 @@ static const char *help_output =
     "  --resume FILE          continue from a checkpoint; same model, data and options\n"
     "  --log FILE             per-epoch metrics as CSV\n"
     "  --plot FILE            loss and accuracy curves as SVG\n"
+    "  --tensorboard DIR      TensorBoard logs (docs/tensorboard.md): a new event file in\n"
+    "                         DIR per run (and per --resume) with the loss and lr of every\n"
+    "                         step, the epoch metrics (train and validation) and, with\n"
+    "                         --diagnose, its figures; view with tensorboard --logdir DIR\n"
     "  --quiet                no progress output\n"
     "  --top-k K, --report FILE.json, --confusion FILE.svg\n"
     "                         the test data's report, as for 'nabla eval' (see its --help)\n"
@@ -119,7 +124,14 @@ typedef struct run {
     char sums_meta[160];     /* train.epoch_sums of the --resume checkpoint */
     const char *val_spec;    /* --val */
     early_stop_cli stop;     /* --early-stop, --monitor, --keep            */
+    tb_log tb;               /* --tensorboard                              */
 } run;
+
+static int tb_failed(run *r) {
+    snprintf(r->err, sizeof r->err, "--tensorboard: %s", nb_last_error());
+    r->failed = 1;
+    return 1;
+}
 
 /* The training options a resumed run must share with the one it continues. */
 static void run_meta(run *r, nb_kv *kv, int *n, char *buf, size_t size) {
@@ -183,6 +195,7 @@ static int diagnose_step(run *r, const nb_batch_stats *b) {
             progress_clear(&r->prog);
             diag_print(stderr, &r->diag, b->epoch, b->batch, b->step, (size_t)nb_graph_batch(g));
         }
+        if (r->tb.w && tb_log_diagnosis(&r->tb, &r->diag, b->step) != NB_OK) return tb_failed(r);
         if (r->diag_log && diag_log_write(r->diag_log, &r->diag, b->epoch, b->step)) {
             snprintf(r->err, sizeof r->err, "--diagnose-log %s: %s", r->diag_log_path,
                      strerror(errno));
@@ -215,6 +228,7 @@ static int on_batch(const nb_batch_stats *b, void *user) {
     run *r = user;
     epoch_sums_batch(&r->sums, b, r->m.graph, r->m.classes ? r->m.output : NB_NONE, r->m.target);
     if (r->diag_every && diagnose_step(r, b)) return 1;
+    if (r->tb.w && tb_log_batch(&r->tb, b) != NB_OK) return tb_failed(r);
     if (!r->quiet) progress_batch(&r->prog, b->epoch, b->batch, b->epoch_loss);
     if (r->ckpt_every && b->step % r->ckpt_every == 0 && b->batch < b->batches &&
         save_checkpoint(r, b->epoch - 1, b->step))
@@ -231,6 +245,7 @@ static int on_epoch(const nb_epoch_stats *fit_stats, void *user) {
         r->failed = 1;
         return 1;
     }
+    if (r->tb.w && tb_log_epoch(&r->tb, s) != NB_OK) return tb_failed(r);
     if (!r->quiet) progress_epoch(&r->prog, s);
     if (r->log && history_write_log(&r->hist, r->log)) {
         snprintf(r->err, sizeof r->err, "--log %s: %s", r->log, strerror(errno));
@@ -289,6 +304,7 @@ static void run_free(run *r) {
     nb_diagnosis_free(&r->diag);
     free(r->diag_before);
     if (r->diag_log) fclose(r->diag_log);
+    tb_log_close(&r->tb);
     cli_files_release(&r->files);
 }
 
@@ -544,7 +560,7 @@ int cmd_train(int argc, char **argv) {
                     {"diagnose-log", 1, 0}, {"top-k", 1, 0}, {"report", 1, 0},
                     {"confusion", 1, 0},    {"skip-bad", 0, 0}, {"val", 1, 0},
                     {"early-stop", 1, 0},   {"monitor", 1, 0}, {"min-delta", 1, 0},
-                    {"keep", 1, 0}};
+                    {"keep", 1, 0},         {"tensorboard", 1, 0}};
     const int nf = (int)(sizeof f / sizeof f[0]);
     const char *pos[1];
     int npos, want_help;
@@ -643,6 +659,10 @@ int cmd_train(int argc, char **argv) {
         !data_has_test_split(r.data_spec))
         return cli_usage_error("train", "--top-k, --report and --confusion need test data "
                                "(--test SOURCE)");
+    if (FLAG("tensorboard") && !nb_tb_available())
+        return cli_fail("train", "--tensorboard needs protobuf-c: this nabla was built without "
+                        "it (install protobuf-c-compiler and libprotobuf-c-dev, make deps, and "
+                        "rebuild)");
     if (threads && nb_set_threads((int)threads) != NB_OK)
         return cli_fail("train", "%s", nb_last_error());
     r.seed = (uint64_t)seed;
@@ -676,7 +696,11 @@ int cmd_train(int argc, char **argv) {
     if (!rc && r.diag_every) rc = diagnose_setup(&r, resume != NULL);
     if (!rc && !r.finished && !out && !r.quiet)
         fprintf(stderr, "note: no --out: the trained weights will not be saved\n");
+    if (!rc && FLAG("tensorboard") && !r.finished &&
+        tb_log_open(&r.tb, FLAG("tensorboard"), &cfg.schedule, oc.lr) != NB_OK)
+        rc = cli_fail("train", "--tensorboard: %s", nb_last_error());
     if (!rc && !r.finished) rc = train(&r, &cfg, per_epoch);
+    if (!rc && tb_log_close(&r.tb) != NB_OK) rc = cli_fail("train", "--tensorboard: %s", nb_last_error());
     if (!rc && r.finished) rc = rewrite_history(&r);
     if (!rc) rc = keep_result(&r, out);
     run_free(&r);
