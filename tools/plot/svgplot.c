@@ -36,8 +36,9 @@ static void data_range(const svg_panel *p, int axis_y, double *lo, double *hi) {
     for (int s = 0; s < p->n_series; s++)
         for (int i = 0; i < p->series[s].n; i++) {
             double v = axis_y ? p->series[s].y[i] : p->series[s].x[i];
-            if (!isfinite(v) || (axis_y && p->log_y && v <= 0)) continue;
-            if (axis_y && p->log_y) v = log10(v);
+            int log = axis_y ? p->log_y : p->log_x;
+            if (!isfinite(v) || (log && v <= 0)) continue;
+            if (log) v = log10(v);
             if (v < *lo) *lo = v;
             if (v > *hi) *hi = v;
         }
@@ -273,14 +274,14 @@ static void panel(FILE *f, const svg_panel *p, double ox, int id) {
 #define PY(v) (bottom - ((v) - y0) / (y1 - y0) * (bottom - top))
     fprintf(f, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='white' stroke='#888'/>\n",
             left, top, right - left, bottom - top);
-    /* ticks and grid */
-    double xs = nice_step(x1 - x0, 6);
-    if (integer_x(p) && xs < 1) xs = 1; /* epochs, steps: no fractional ticks */
+    /* ticks and grid; a log axis ticks whole decades */
+    double xs = p->log_x ? ceil((x1 - x0) / 8) : nice_step(x1 - x0, 6);
+    if ((p->log_x || integer_x(p)) && xs < 1) xs = 1; /* epochs, steps: no fractional ticks */
     for (double v = ceil(x0 / xs) * xs; v <= x1 + 1e-9 * xs; v += xs) {
         fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#eee'/>\n", PX(v), top,
                 PX(v), bottom);
         fprintf(f, "<text x='%.1f' y='%.1f' font-size='11' text-anchor='middle'>%g</text>\n",
-                PX(v), bottom + 15, fabs(v) < 1e-12 * xs ? 0 : v);
+                PX(v), bottom + 15, p->log_x ? pow(10, v) : fabs(v) < 1e-12 * xs ? 0 : v);
     }
     y_ticks(f, p, y0, y1, left, right, top, bottom);
     fprintf(f, "<text x='%.1f' y='%d' font-size='14' text-anchor='middle'>", (left + right) / 2,
@@ -289,7 +290,8 @@ static void panel(FILE *f, const svg_panel *p, double ox, int id) {
     fprintf(f, "</text>\n<text x='%.1f' y='%d' font-size='12' text-anchor='middle'>",
             (left + right) / 2, PANEL_H - 10);
     put_text(f, p->xlabel);
-    fprintf(f, "</text>\n<text x='%.1f' y='%.1f' font-size='12' text-anchor='middle' "
+    fprintf(f, "%s</text>", p->log_x ? " (log)" : "");
+    fprintf(f, "\n<text x='%.1f' y='%.1f' font-size='12' text-anchor='middle' "
             "transform='rotate(-90 %.1f %.1f)'>", ox + 16, (top + bottom) / 2, ox + 16,
             (top + bottom) / 2);
     put_text(f, p->ylabel);
@@ -306,8 +308,8 @@ static void panel(FILE *f, const svg_panel *p, double ox, int id) {
         const char *color = series_color(se, s);
         int open = 0;
         for (int i = 0; i < se->n && !se->no_line; i++) {
-            double y = se->y[i];
-            int ok = isfinite(y) && isfinite(se->x[i]) && (!p->log_y || y > 0);
+            double y = se->y[i], x = se->x[i];
+            int ok = isfinite(y) && isfinite(x) && (!p->log_y || y > 0) && (!p->log_x || x > 0);
             if (!ok) {
                 if (open) fputs("'/>\n", f);
                 open = 0;
@@ -317,7 +319,7 @@ static void panel(FILE *f, const svg_panel *p, double ox, int id) {
             if (!open)
                 fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='1.8'%s points='",
                         color, se->dashed ? " stroke-dasharray='6 4'" : "");
-            fprintf(f, "%.2f,%.2f ", PX(se->x[i]), PY(y));
+            fprintf(f, "%.2f,%.2f ", PX(p->log_x ? log10(x) : x), PY(y));
             open = 1;
         }
         if (open) fputs("'/>\n", f);
@@ -326,9 +328,11 @@ static void panel(FILE *f, const svg_panel *p, double ox, int id) {
         double r = dot_radius(se);
         if (r <= 0 && se->n == 1) r = 3;
         for (int i = 0; r > 0 && i < se->n; i++) {
-            double y = se->y[i];
-            if (!isfinite(y) || !isfinite(se->x[i]) || (p->log_y && y <= 0)) continue;
-            fprintf(f, "<circle cx='%.1f' cy='%.1f' r='%.1f' fill='%s'%s/>\n", PX(se->x[i]),
+            double y = se->y[i], x = se->x[i];
+            if (!isfinite(y) || !isfinite(x) || (p->log_y && y <= 0) || (p->log_x && x <= 0))
+                continue;
+            fprintf(f, "<circle cx='%.1f' cy='%.1f' r='%.1f' fill='%s'%s/>\n",
+                    PX(p->log_x ? log10(x) : x),
                     PY(p->log_y ? log10(y) : y), r, color,
                     se->no_line ? " fill-opacity='0.6'" : "");
         }

@@ -46,6 +46,7 @@ typedef struct svg_panel {
     int legend_at;         /* SVG_LEGEND_*; 0 is the top right                    */
     double y_min, y_max;   /* a fixed y range when y_min < y_max (log_y: y_min > 0);
                               overrides the contour's; series are clipped to it */
+    int log_x;             /* logarithmic x axis (non-positive values skipped) */
 } svg_panel;
 
 /* Write the panels in rows of `columns` (filled left to right, top to bottom;
