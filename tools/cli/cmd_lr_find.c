@@ -1,8 +1,9 @@
 /* nabla lr-find MODEL --data SRC: the learning-rate range test of fastai's
- * lr_find.  The rate grows exponentially from --start-lr to --end-lr over at
- * most one pass, one optimiser step per rate; the loss, smoothed, is recorded
- * until it exceeds 4 times its best; the suggestion is fastai's "valley".
- * Nothing is saved: the command only measures. */
+ * lr_find.  The rate grows exponentially from --start-lr to --end-lr over
+ * one pass, one optimiser step per rate; the loss, smoothed, is recorded
+ * until it exceeds 4 times its best; the suggestion is fastai's "minimum"
+ * rule (the rate of the lowest smoothed loss, divided by 10).  Nothing is
+ * saved: the command only measures. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,25 +22,27 @@ static const char *help =
     "from --start-lr to --end-lr, over at most one pass of the shuffled data.  The\n"
     "loss is smoothed (exponentially weighted average, beta 0.98, bias corrected);\n"
     "the test stops early once the smoothed loss exceeds 4 times its lowest value\n"
-    "(or the loss is no longer finite).  The suggested rate is fastai's 'valley':\n"
-    "leaving out the first tenth of the steps and the last 5 points, take the\n"
-    "longest run of decreasing smoothed losses (a longest decreasing subsequence)\n"
-    "and the rate at half of its length past its first third.  The minimum's\n"
-    "rate / 10 and the steepest descent are printed for comparison.  No weights are\n"
+    "(or the loss is no longer finite).  The suggested rate is fastai's 'minimum'\n"
+    "rule: the rate of the lowest smoothed loss divided by 10, leaving out the\n"
+    "first tenth of the steps and the last 5 points, as fastai does.  fastai's\n"
+    "'valley' (within the longest run of falling losses) and 'steep' (steepest\n"
+    "descent against log rate) rules are printed for comparison.  No weights are\n"
     "written.  The data are prepared as 'nabla train' prepares them.\n\n"
     "  --data SOURCE          as for 'nabla train' (see its --help)\n"
     "  --batch N              mini-batch size (default 128)\n"
     "  --optim NAME           as for 'nabla train' (default adam)\n"
     "  --start-lr X           first rate (default 1e-7)\n"
     "  --end-lr X             last rate (default 10)\n"
-    "  --steps N              steps from start to end (default: 100, or one pass\n"
-    "                         if it has fewer mini-batches; at most one pass)\n"
+    "  --steps N              steps from start to end (default: the mini-batches of\n"
+    "                         one pass, at most that many)\n"
     "  --plot FILE.svg        smoothed loss against rate (log axis), the\n"
     "                         suggestion marked\n"
     "  --seed N               seed of the initialisation and shuffling (default 0)\n"
     "  --no-standardize       CSV features as they are (as for 'nabla train')\n";
 
-enum { BETA_PERCENT = 98 };
+/* fastai leaves out the first tenth of the steps and the last 5 points; a
+ * suggestion needs 2 points left */
+enum { BETA_PERCENT = 98, MIN_STEPS = 8, SKIP_END = 5 };
 
 typedef struct lr_trace {
     double *lr, *loss, *smooth;
@@ -65,9 +68,9 @@ static int valley(const double *y, int lo, int hi) {
     return lo + (idx < n ? idx : n - 1);
 }
 
-/* The other two rules of fastai: rate at the minimum / 10, and the rate where
- * the smoothed loss falls fastest against log(rate). */
-static void other_rules(const lr_trace *t, int lo, int hi, double *min10, double *steep) {
+/* fastai's "minimum" (the index of the lowest smoothed loss) and "steep"
+ * (the rate where the smoothed loss falls fastest against log(rate)). */
+static void min_and_steep(const lr_trace *t, int lo, int hi, int *min, double *steep) {
     int imin = lo, isteep = lo;
     double best = INFINITY;
     for (int i = lo; i < hi; i++) {
@@ -77,7 +80,7 @@ static void other_rules(const lr_trace *t, int lo, int hi, double *min10, double
             if (g < best) best = g, isteep = i;
         }
     }
-    *min10 = t->lr[imin] / 10;
+    *min = imin;
     *steep = t->lr[isteep];
 }
 
@@ -147,10 +150,15 @@ static int range_test(const nb_model *m, nb_fit_config *cfg, const nb_data *d, i
     return rc;
 }
 
-static int plot(const char *path, const char *model, const lr_trace *t, int sug) {
-    double sx[1] = {t->lr[sug]}, sy[1] = {t->smooth[sug]};
+/* The smoothed loss, the suggestion marked on it (at the nearest recorded
+ * rate). */
+static int plot(const char *path, const char *model, const lr_trace *t, double sug) {
+    int at = 0;
+    for (int i = 1; i < t->n; i++)
+        if (fabs(log(t->lr[i] / sug)) < fabs(log(t->lr[at] / sug))) at = i;
+    double sx[1] = {sug}, sy[1] = {t->smooth[at]};
     char label[64];
-    snprintf(label, sizeof label, "suggestion %.2g", t->lr[sug]);
+    snprintf(label, sizeof label, "suggestion %.2g", sug);
     svg_series se[] = {{.label = "smoothed loss", .x = t->lr, .y = t->smooth, .n = t->n},
                        {.label = label, .x = sx, .y = sy, .n = 1, .marker = 5,
                         .no_line = 1, .color = "#d62728"}};
@@ -159,22 +167,27 @@ static int plot(const char *path, const char *model, const lr_trace *t, int sug)
     return svg_write(path, "learning-rate range test", &p, 1);
 }
 
-/* The table (about 12 rows), the suggestion, and the other rules. */
-static void report(const lr_trace *t, int lo, int hi, int sug, int steps) {
+/* The table (about 12 rows), the suggestion, and the other rules; returns
+ * the suggested rate, or -1 without memory. */
+static double report(const lr_trace *t, int lo, int hi, int steps) {
+    int imin, ivalley = valley(t->smooth, lo, hi);
+    double steep;
+    if (ivalley < 0) return -1;
+    min_and_steep(t, lo, hi, &imin, &steep);
     printf("%6s %12s %12s %12s\n", "step", "rate", "loss", "smoothed");
     int every = t->n > 12 ? (t->n + 11) / 12 : 1;
     for (int i = 0; i < t->n; i++)
-        if (i % every == 0 || i == t->n - 1 || i == sug)
+        if (i % every == 0 || i == t->n - 1 || i == imin)
             printf("%6d %12.4g %12.4g %12.4g%s\n", i + 1, t->lr[i], t->loss[i], t->smooth[i],
-                   i == sug ? "  <- suggestion" : "");
+                   i == imin ? "  <- lowest smoothed loss" : "");
     if (t->stopped)
         printf("stopped after %d of %d steps: %s\n", t->n, steps,
                t->stopped == 1 ? "the smoothed loss passed 4 times its lowest value"
                                : "the loss or a gradient was no longer finite");
-    double min10, steep;
-    other_rules(t, lo, hi, &min10, &steep);
-    printf("other rules: minimum/10 %.3g, steepest descent %.3g\n", min10, steep);
-    printf("suggested learning rate: %.3g (valley)\n", t->lr[sug]);
+    printf("other rules: valley %.3g, steepest descent %.3g\n", t->lr[ivalley], steep);
+    printf("suggested learning rate: %.3g (the lowest smoothed loss's rate / 10)\n",
+           t->lr[imin] / 10);
+    return t->lr[imin] / 10;
 }
 
 typedef struct lr_opts {
@@ -201,7 +214,7 @@ static int parse(int argc, char **argv, const char **model, const char **spec,
     *o = (lr_opts){.batch = 128, .start = 1e-7, .end = 10, .plot = cli_get(f, nf, "plot"),
                    .standardize = !cli_get(f, nf, "no-standardize")};
     if (((v = cli_get(f, nf, "batch")) && !cli_int("lr-find", "batch", v, 1, 1 << 20, &o->batch)) ||
-        ((v = cli_get(f, nf, "steps")) && !cli_int("lr-find", "steps", v, 2, 1L << 30, &o->steps)) ||
+        ((v = cli_get(f, nf, "steps")) && !cli_int("lr-find", "steps", v, MIN_STEPS, 1L << 30, &o->steps)) ||
         ((v = cli_get(f, nf, "seed")) && !cli_int("lr-find", "seed", v, 0, 2147483647L, &o->seed)) ||
         ((v = cli_get(f, nf, "start-lr")) && !cli_double("lr-find", "start-lr", v, 1e-30, 1e30,
                                                          &o->start)) ||
@@ -228,10 +241,11 @@ static int find(const char *model, nb_model *m, const nb_data *d, const nb_optim
     if (o->steps > (long)batches)
         return cli_usage_error("lr-find", "--steps %ld: one pass over the data has only %zu "
                                "mini-batches of %ld", o->steps, batches, o->batch);
-    if (!o->steps) o->steps = batches < 100 ? (long)batches : 100;
-    if (o->steps < 2)
-        return cli_fail("lr-find", "one pass over the data is a single mini-batch of %ld; "
-                        "use a smaller --batch", o->batch);
+    if (!o->steps) o->steps = (long)batches;
+    if (o->steps < MIN_STEPS)
+        return cli_fail("lr-find", "one pass over the data has %ld mini-batches of %ld; the "
+                        "test takes at least %d steps: use a smaller --batch", o->steps,
+                        o->batch, MIN_STEPS);
     nb_rng rng;
     nb_rng_seed(&rng, (uint64_t)o->seed);
     nb_optim *opt = nb_optim_new(oc, nb_param_count(m->graph));
@@ -248,18 +262,18 @@ static int find(const char *model, nb_model *m, const nb_data *d, const nb_optim
     if (!rc)
         rc = range_test(m, &cfg, d, (int)o->batch, (int)o->steps, o->start, o->end,
                         (uint64_t)o->seed, &t);
-    /* fastai leaves out the first tenth of the steps and the last 5 points */
-    int lo = (int)(o->steps / 10), hi = t.n - 5;
+    int lo = (int)(o->steps / 10), hi = t.n - SKIP_END;
     if (!rc && hi - lo < 2)
         rc = cli_fail("lr-find", "the loss diverged after %d of %ld steps, too early for a "
                       "suggestion; lower --start-lr or --end-lr", t.n, o->steps);
-    int sug = rc ? -1 : valley(t.smooth, lo, hi);
-    if (!rc && sug < 0) rc = cli_fail("lr-find", "out of memory");
+    double sug = 0;
     if (!rc) {
         char text[256];
         printf("%s: %zu training samples, batch %ld, optimiser %s\n", model, d->n, o->batch,
                optim_text(nb_optim_get_config(opt), o->optim, text, sizeof text));
-        report(&t, lo, hi, sug, (int)o->steps);
+        if ((sug = report(&t, lo, hi, (int)o->steps)) < 0) rc = cli_fail("lr-find", "out of memory");
+    }
+    if (!rc) {
         if (o->plot && plot(o->plot, model, &t, sug) != 0)
             rc = cli_fail("lr-find", "--plot %s: cannot write the file", o->plot);
     }
