@@ -70,6 +70,11 @@ check 'cmp -s "$work/run.out" "$work/again.out"' "a second run with --seed 4 pri
 check 'awk "\$1 == 10 { f = (\$2 == 10) } END { exit !f }" "$work/ten.out"' \
     "--steps 10 ends at step 10 at the default --end-lr 10: $(cat "$work/ten.out")"
 check 'grep -q "^suggested learning rate" "$work/ten.out"' "--steps 10 gives a suggestion"
+# a range that starts past the lowest loss suggests --start-lr and says so
+"$nabla" lr-find "$work/iris.nn" --data "$data" --batch 8 --start-lr 0.3 --end-lr 30 \
+    > "$work/high.out" 2>&1
+check 'grep -q "^suggested learning rate: 0.3 (--start-lr: .*try a lower --start-lr)" "$work/high.out"' \
+    "a range past the minimum suggests --start-lr: $(tail -n 1 "$work/high.out")"
 
 # --- errors
 expect_error 2 "lr-find: --data is required" "$nabla" lr-find "$work/iris.nn"
@@ -98,5 +103,11 @@ expect_error 1 "label 2; the model has 2 classes" "$nabla" lr-find "$work/two.nn
 expect_error 1 "diverged after .* too early for a suggestion" \
     "$nabla" lr-find "$work/iris.nn" --data "$data" --batch 16 --optim sgd --start-lr 1e6 \
     --end-lr 1e30
+cp "$work/train.csv" "$work/keep.csv"
+expect_error 2 "plot .*train.csv is the same file as --data" \
+    "$nabla" lr-find "$work/iris.nn" --data "$data" --plot "$work/train.csv"
+check 'cmp -s "$work/train.csv" "$work/keep.csv"' "the data file is left as it was"
+expect_error 2 "plot .*iris.nn is the same file as the model file" \
+    "$nabla" lr-find "$work/iris.nn" --data "$data" --plot "$work/iris.nn"
 check '[ ! -e "$work/no" ]' "no directory created for a bad --plot"
 finish

@@ -4,15 +4,20 @@
  * until it exceeds 4 times its best; the suggestion is fastai's "minimum"
  * rule (the rate of the lowest smoothed loss, divided by 10).  Nothing is
  * saved: the command only measures. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "data_source.h"
 #include "folder_source.h"
 #include "optim_text.h"
+#include "outfile.h"
+#include "outputs.h"
 #include "svgplot.h"
 
 static const char *help =
@@ -24,10 +29,11 @@ static const char *help =
     "the test stops early once the smoothed loss exceeds 4 times its lowest value\n"
     "(or the loss is no longer finite).  The suggested rate is fastai's 'minimum'\n"
     "rule: the rate of the lowest smoothed loss divided by 10, leaving out the\n"
-    "first tenth of the steps and the last 5 points, as fastai does.  fastai's\n"
-    "'valley' (within the longest run of falling losses) and 'steep' (steepest\n"
-    "descent against log rate) rules are printed for comparison.  No weights are\n"
-    "written.  The data are prepared as 'nabla train' prepares them.\n\n"
+    "first tenth of the steps and the last 5 points as fastai does (--start-lr\n"
+    "when that is below the range).  fastai's 'valley' (within the longest run of\n"
+    "falling losses) and 'steep' (steepest descent against log rate) rules are\n"
+    "printed for comparison.  No weights are written.  The data are prepared as\n"
+    "'nabla train' prepares them.\n\n"
     "  --data SOURCE          as for 'nabla train' (see its --help)\n"
     "  --batch N              mini-batch size (default 128)\n"
     "  --optim NAME           as for 'nabla train' (default adam)\n"
@@ -164,7 +170,17 @@ static int plot(const char *path, const char *model, const lr_trace *t, double s
                         .no_line = 1, .color = "#d62728"}};
     svg_panel p = {.title = model, .xlabel = "learning rate", .ylabel = "training loss",
                    .series = se, .n_series = 2, .log_x = 1};
-    return svg_write(path, "learning-rate range test", &p, 1);
+    /* written beside and renamed: a failed write leaves an older plot whole */
+    char *tmp;
+    int rc = outfile_temp(path, &tmp);
+    if (rc == 0) {
+        rc = svg_write(tmp, "learning-rate range test", &p, 1);
+        int e = errno;
+        if (rc == 0) rc = outfile_replace(tmp, path);
+        else unlink(tmp), errno = e;
+        free(tmp);
+    }
+    return rc;
 }
 
 /* The table (about 12 rows), the suggestion, and the other rules; returns
@@ -185,9 +201,14 @@ static double report(const lr_trace *t, int lo, int hi, int steps) {
                t->stopped == 1 ? "the smoothed loss passed 4 times its lowest value"
                                : "the loss or a gradient was no longer finite");
     printf("other rules: valley %.3g, steepest descent %.3g\n", t->lr[ivalley], steep);
-    printf("suggested learning rate: %.3g (the lowest smoothed loss's rate / 10)\n",
-           t->lr[imin] / 10);
-    return t->lr[imin] / 10;
+    double sug = t->lr[imin] / 10;
+    if (sug < t->lr[0]) { /* the range starts too high to show a descent */
+        printf("suggested learning rate: %.3g (--start-lr: the lowest smoothed loss's rate / 10 "
+               "is below the range; try a lower --start-lr)\n", t->lr[0]);
+        return t->lr[0];
+    }
+    printf("suggested learning rate: %.3g (the lowest smoothed loss's rate / 10)\n", sug);
+    return sug;
 }
 
 typedef struct lr_opts {
@@ -275,7 +296,7 @@ static int find(const char *model, nb_model *m, const nb_data *d, const nb_optim
     }
     if (!rc) {
         if (o->plot && plot(o->plot, model, &t, sug) != 0)
-            rc = cli_fail("lr-find", "--plot %s: cannot write the file", o->plot);
+            rc = cli_fail("lr-find", "--plot %s: %s", o->plot, strerror(errno));
     }
     free(t.lr);
     free(t.loss);
@@ -292,8 +313,20 @@ int cmd_lr_find(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     char path[4096];
     model = cli_model_path(model, path, sizeof path);
+    cli_files files; /* the plot is no input, and locked while written */
+    cli_files_init(&files);
+    cli_files_input(&files, "the model file", model);
+    cli_files_data(&files, "--data", spec);
+    cli_files_output(&files, "--plot", o.plot);
+    if ((rc = cli_files_check(&files, "lr-find")) || (rc = cli_files_lock(&files, "lr-find"))) {
+        cli_files_release(&files);
+        return rc;
+    }
     nb_model m;
-    if (nb_model_load(model, &m) != NB_OK) return cli_fail("lr-find", "%s", nb_last_error());
+    if (nb_model_load(model, &m) != NB_OK) {
+        cli_files_release(&files);
+        return cli_fail("lr-find", "%s", nb_last_error());
+    }
     nb_data d = {0};
     folder_source_setup(&m, 0, 1);
     if (m.loss == NB_NONE) rc = cli_fail("lr-find", "%s: the model has no 'loss' line", model);
@@ -301,5 +334,6 @@ int cmd_lr_find(int argc, char **argv) {
     if (!rc) rc = find(model, &m, &d, &oc, &o);
     nb_data_free(&d);
     nb_model_free(&m);
+    cli_files_release(&files);
     return rc;
 }
