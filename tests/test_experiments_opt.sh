@@ -65,6 +65,16 @@ if grep -q '^fmnist ' "$txt"; then
     check 'holds "$(field fmnist momentum 5 "$txt") < $(field fmnist sgd 5 "$txt")"' \
         "fashion-mnist: momentum's training loss below sgd's at the same rate"
     check '[ $(grep -c "Fashion-MNIST" "$svg") -ge 3 ]' "fashion-mnist panels in the plot"
+    # the training-loss curve has a point per batch to the last epoch (the
+    # --quick run has fewer than 20 batches an epoch) and its axis says so
+    awk '/<g transform=/ { g = "" } { g = g $0 "\n" }
+         /<\/g>/ && g ~ /Fashion-MNIST: training loss/ { printf "%s", g; exit }' "$svg" \
+        > "$work/loss_panel.svg"
+    sizes=$(sed -n 's/.*batch \([0-9]*\), \([0-9]*\) training .*, \([0-9]*\) epochs.*/\1 \2 \3/p' "$txt")
+    want=$(echo "$sizes" | awk '{ print int(($2 + $1 - 1) / $1) * $3 }')
+    got=$(grep -m 1 "<polyline" "$work/loss_panel.svg" | sed "s/.*points='\([^']*\)'.*/\1/" | wc -w)
+    check '[ "$got" -eq "$want" ]' "training-loss curve: $got points, want one per batch ($sizes): $want"
+    check 'grep -q ">mean loss per batch" "$work/loss_panel.svg"' "training-loss axis: per batch"
 else
     echo "note: Fashion-MNIST not installed; its part was not checked" >&2
 fi

@@ -124,7 +124,7 @@ int history_plot(const history *h, const char *path, const char *title) {
         {.title = "loss", .xlabel = "epoch", .ylabel = "loss", .log_y = 1, .series = loss,
          .n_series = has_val ? 2 : 1},
         {.title = "accuracy", .xlabel = "epoch", .ylabel = "accuracy (%)", .series = acc,
-         .n_series = has_val ? 2 : 1, .legend_at = SVG_LEGEND_BOTTOM_RIGHT}, /* it rises */
+         .n_series = has_val ? 2 : 1, .legend_at = SVG_LEGEND_AUTO},
     };
     char *tmp;
     int rc = outfile_temp(path, &tmp);

@@ -116,7 +116,7 @@ int exp_approximation_run(const exp_ctx *ctx, approx_result *res) {
     svg_panel panels[2] = {
         {.title = "the target and the fits", .xlabel = "x", .ylabel = "f(x)", .series = fits,
          .n_series = APPROX_WIDTHS + 1, .y_min = -3.2, .y_max = 2.2,
-         .legend_at = SVG_LEGEND_BOTTOM_RIGHT},
+         .legend_at = SVG_LEGEND_AUTO},
         {.title = "final training MSE against width", .xlabel = "log2(width)",
          .ylabel = "MSE", .log_y = 1, .series = &mse_s, .n_series = 1,
          .legend_at = SVG_LEGEND_NONE},

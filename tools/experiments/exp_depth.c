@@ -162,7 +162,7 @@ int exp_depth_run(const exp_ctx *ctx, depth_result *res) {
                                                                c == DEPTH_RELU_SKIP};
     svg_panel panel = {.title = "first-layer gradient against depth", .xlabel = "layers N",
                        .ylabel = "||dL/dW_1||", .log_y = 1, .series = series,
-                       .n_series = DEPTH_CASES, .legend_at = SVG_LEGEND_BOTTOM_LEFT};
+                       .n_series = DEPTH_CASES, .legend_at = SVG_LEGEND_AUTO};
     int rc = course_plot(&out, "Vanishing gradients and skip connections", &panel, 1, 1);
     return course_close(&out, rc);
 }

@@ -130,9 +130,9 @@ int exp_ewa_run(const exp_ctx *ctx, ewa_result *res) {
     }
     svg_panel panels[2] = {
         {.title = "v_t, no bias correction", .xlabel = "t", .ylabel = "value",
-         .series = s[0], .n_series = EWA_BETAS + 2, .y_min = -1, .y_max = 20},
+         .series = s[0], .n_series = EWA_BETAS + 2, .y_min = -1, .y_max = 24},
         {.title = "v_t / (1 - beta^t), bias corrected", .xlabel = "t", .ylabel = "value",
-         .series = s[1], .n_series = EWA_BETAS + 2, .y_min = -1, .y_max = 20,
+         .series = s[1], .n_series = EWA_BETAS + 2, .y_min = -1, .y_max = 24,
          .legend_at = SVG_LEGEND_NONE},
     };
     int rc = course_plot(&out, "Exponentially weighted averages", panels, 2, 2);

@@ -289,7 +289,9 @@ int exp_init_run(const exp_ctx *ctx, init_result *res) {
         for (int dir = 0; dir < 2; dir++) {
             for (int k = 0; k < INIT_KINDS; k++)
                 series[a][dir][k] = (svg_series){
-                    .label = init_labels[k], .x = layer,
+                    /* a log axis cannot draw 0: the legend says why it is missing */
+                    .label = k == INIT_ZEROS ? "zeros: identically 0, not drawn" : init_labels[k],
+                    .x = layer,
                     .y = dir ? res->bwd[a][k] : res->fwd[a][k], .n = INIT_LAYERS,
                     .dashed = k == INIT_LECUN};
             panels[2 * a + dir] = (svg_panel){
@@ -297,7 +299,7 @@ int exp_init_run(const exp_ctx *ctx, init_result *res) {
                 .ylabel = dir ? "std of dL/dh_l" : "std of h_l", .log_y = 1,
                 .series = series[a][dir], .n_series = INIT_KINDS,
                 .y_min = 1e-4, .y_max = 1e5, /* the others leave the frame */
-                .legend_at = a == 0 && dir == 0 ? SVG_LEGEND_TOP_RIGHT : SVG_LEGEND_NONE};
+                .legend_at = a == 0 && dir == 0 ? SVG_LEGEND_AUTO : SVG_LEGEND_NONE};
         }
     int rc = course_plot(&out, "Activation and gradient std per layer at initialisation",
                          panels, 4, 2);

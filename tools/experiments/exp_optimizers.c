@@ -283,6 +283,14 @@ static int run_fashion(const exp_ctx *ctx, const fm_setup *su, fm_run *runs, siz
         fm_run *r = &runs[k];
         r->batches = batches;
         r->block = batches >= 20 ? (int)(batches / 10) : 1;
+        /* a point per whole block and one for the end of each epoch */
+        r->cap_loss = su->epochs * (int)(batches / (size_t)r->block + 1);
+        r->loss_x = malloc((size_t)r->cap_loss * sizeof(double));
+        r->loss_y = malloc((size_t)r->cap_loss * sizeof(double));
+        if (!r->loss_x || !r->loss_y) {
+            nb_set_error(NB_ERR_NOMEM, "out of memory for the training-loss curve");
+            goto done;
+        }
         nb_rng rng;
         nb_rng_seed(&rng, ctx->seed);
         if (nb_graph_init(g, &rng) != NB_OK) goto done;
@@ -433,7 +441,7 @@ int exp_optimizers(const exp_ctx *ctx) {
         panels[n_panels++] = (svg_panel){
             .title = surfaces[s].title, .xlabel = "x", .ylabel = "y", .series = traj[s],
             .n_series = N_OPT, .contour = &contours[s],
-            .legend_at = s == N_SURF - 1 ? SVG_LEGEND_BOTTOM_LEFT : SVG_LEGEND_NONE};
+            .legend_at = s == N_SURF - 1 ? SVG_LEGEND_AUTO : SVG_LEGEND_NONE};
     for (int s = 0; s < N_SURF; s++)
         panels[n_panels++] = (svg_panel){.title = surfaces[s].name, .xlabel = "step",
                                          .ylabel = "f (floor 1e-10)", .log_y = 1,
@@ -447,14 +455,11 @@ int exp_optimizers(const exp_ctx *ctx) {
                    .lr = {0.05, 0.05, 0.05, 0.05, 0.05, 1e-3, 1e-3}};
     for (int k = 0; k < N_OPT; k++) {
         fm_run *r = &runs[k];
-        r->cap_loss = fs.epochs * 12 + 2;
-        r->loss_x = malloc((size_t)r->cap_loss * sizeof(double));
-        r->loss_y = malloc((size_t)r->cap_loss * sizeof(double));
         r->acc = malloc((size_t)fs.epochs * sizeof(double));
         r->test_loss = malloc((size_t)fs.epochs * sizeof(double));
         r->train_loss = malloc((size_t)fs.epochs * sizeof(double));
         r->epoch_x = malloc((size_t)fs.epochs * sizeof(double));
-        if (!r->loss_x || !r->loss_y || !r->acc || !r->test_loss || !r->train_loss ||
+        if (!r->acc || !r->test_loss || !r->train_loss ||
             !r->epoch_x) {
             fprintf(stderr, "nabla experiment optimizers: out of memory\n");
             goto done;
@@ -493,12 +498,14 @@ int exp_optimizers(const exp_ctx *ctx) {
         }
         panels[n_panels++] = (svg_panel){.title = "Fashion-MNIST: training loss",
                                          .xlabel = "epoch",
-                                         .ylabel = "mean loss per tenth of an epoch",
+                                         .ylabel = runs[0].block > 1
+                                                       ? "mean loss per tenth of an epoch"
+                                                       : "mean loss per batch",
                                          .log_y = 1, .series = fm_series[0], .n_series = N_OPT};
         panels[n_panels++] = (svg_panel){.title = "Fashion-MNIST: test accuracy",
                                          .xlabel = "epoch", .ylabel = "accuracy %",
                                          .series = fm_series[1], .n_series = N_OPT,
-                                         .legend_at = SVG_LEGEND_BOTTOM_RIGHT};
+                                         .legend_at = SVG_LEGEND_AUTO};
         panels[n_panels++] = (svg_panel){.title = "Fashion-MNIST: test loss", .xlabel = "epoch",
                                          .ylabel = "loss", .series = fm_series[2],
                                          .n_series = N_OPT, .legend_at = SVG_LEGEND_NONE};

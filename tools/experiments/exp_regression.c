@@ -158,7 +158,7 @@ int exp_regression_run(const exp_ctx *ctx, regression_result *res) {
     };
     svg_panel panels[3] = {
         {.title = "data and fitted lines", .xlabel = "x", .ylabel = "y", .series = fit_s,
-         .n_series = SHOWN + 2, .legend_at = SVG_LEGEND_TOP_LEFT},
+         .n_series = SHOWN + 2, .legend_at = SVG_LEGEND_AUTO},
         {.title = "risk against steps", .xlabel = "step", .ylabel = "risk (MSE)",
          .series = risk_s, .n_series = 2},
         {.title = "excess risk over the optimum", .xlabel = "step",

@@ -335,13 +335,13 @@ int exp_schedules(const exp_ctx *ctx) {
                                    .n = N_ETA + 1, .dashed = 1};
     svg_panel panels[3] = {
         {.title = "learning rate per step", .xlabel = "step", .ylabel = "eta_k",
-         .series = lr_series, .n_series = N_SCHED, .legend_at = SVG_LEGEND_BOTTOM_LEFT},
+         .series = lr_series, .n_series = N_SCHED, .legend_at = SVG_LEGEND_AUTO},
         {.title = "SGD noise: excess loss L - L*", .xlabel = "step", .ylabel = "L(theta_k) - L*",
          .log_y = 1, .series = ex_series, .n_series = N_SCHED + 2,
-         .legend_at = SVG_LEGEND_BOTTOM_LEFT},
+         .legend_at = SVG_LEGEND_AUTO},
         {.title = "noise level against a constant eta", .xlabel = "eta",
          .ylabel = "mean excess loss, second half", .series = noise_series, .n_series = 3,
-         .legend_at = SVG_LEGEND_TOP_LEFT},
+         .legend_at = SVG_LEGEND_AUTO},
     };
     if (svg_write_grid(svg_path, "Learning-rate schedules and SGD noise near the minimum",
                        panels, 3, 3) != 0) {

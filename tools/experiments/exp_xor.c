@@ -232,10 +232,10 @@ int exp_xor_run(const exp_ctx *ctx, xor_result *res) {
     svg_panel panels[2] = {
         {.title = "training loss", .xlabel = "step", .ylabel = "MSE", .log_y = 1,
          .series = loss_s, .n_series = ns, .y_min = 1e-8, .y_max = 2,
-         .legend_at = SVG_LEGEND_BOTTOM_RIGHT},
+         .legend_at = SVG_LEGEND_AUTO},
         {.title = "f(x1, x2) along x2 = 0 and x2 = 1", .xlabel = "x1", .ylabel = "f",
          .series = slice_s, .n_series = 6, .y_min = -1.7, .y_max = 1.7,
-         .legend_at = SVG_LEGEND_BOTTOM_LEFT},
+         .legend_at = SVG_LEGEND_AUTO},
     };
     int rc = course_plot(&out, "XOR: a linear model against a ReLU layer", panels, 2, 2);
     return course_close(&out, rc);

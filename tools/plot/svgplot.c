@@ -36,8 +36,9 @@ static void data_range(const svg_panel *p, int axis_y, double *lo, double *hi) {
     for (int s = 0; s < p->n_series; s++)
         for (int i = 0; i < p->series[s].n; i++) {
             double v = axis_y ? p->series[s].y[i] : p->series[s].x[i];
-            if (!isfinite(v) || (axis_y && p->log_y && v <= 0)) continue;
-            if (axis_y && p->log_y) v = log10(v);
+            int log = axis_y ? p->log_y : p->log_x;
+            if (!isfinite(v) || (log && v <= 0)) continue;
+            if (log) v = log10(v);
             if (v < *lo) *lo = v;
             if (v > *hi) *hi = v;
         }
@@ -215,36 +216,137 @@ static void y_ticks(FILE *f, const svg_panel *p, double y0, double y1, double le
 #undef PY
 }
 
-/* The legend box in the corner p->legend_at names, as wide as the longest
- * label (about 6 px a character, at least 128 px).  Each entry shows what the
- * series draws: a line, a dot, or a line with a dot. */
-static void legend(FILE *f, const svg_panel *p, double left, double right, double top,
-                   double bottom) {
-    if (!p->n_series || p->legend_at == SVG_LEGEND_NONE) return;
-    double w = 128, h = 16 * p->n_series + 4;
-    for (int s = 0; s < p->n_series; s++) {
-        const char *label = p->series[s].label;
-        double lw = label ? 32 + 6.0 * (double)strlen(label) : 0;
-        if (lw > w) w = lw;
+/* A panel's data area: axis ranges (log10 of the values on a log axis) and
+ * the pixel box they are drawn in. */
+typedef struct frame {
+    double x0, x1, y0, y1, left, right, top, bottom;
+} frame;
+
+static double frame_x(const frame *fr, double v) {
+    return fr->left + (v - fr->x0) / (fr->x1 - fr->x0) * (fr->right - fr->left);
+}
+static double frame_y(const frame *fr, double v) {
+    return fr->bottom - (v - fr->y0) / (fr->y1 - fr->y0) * (fr->bottom - fr->top);
+}
+
+/* Besides the corners, a legend can be a band across the top of the plot,
+ * its entries side by side in as many rows as they need. */
+enum { LEGEND_BAND = SVG_LEGEND_NONE + 1 };
+
+/* Width of a legend entry: its line or dot and its label (about 6 px a character). */
+static double entry_width(const svg_series *se) {
+    return 32 + 6.0 * (double)(se->label ? strlen(se->label) : 0);
+}
+
+/* Where entry s starts (its top-left corner) within a band of width w. */
+static void band_entry(const svg_panel *p, int s, double w, double *ex, double *ey) {
+    double x = 0, y = 0;
+    for (int i = 0; i < s; i++) {
+        x += entry_width(&p->series[i]) + 8;
+        if (x + entry_width(&p->series[i + 1]) > w && x > 0) x = 0, y += 16;
     }
-    int at_left = p->legend_at == SVG_LEGEND_TOP_LEFT || p->legend_at == SVG_LEGEND_BOTTOM_LEFT;
-    int at_bottom =
-        p->legend_at == SVG_LEGEND_BOTTOM_RIGHT || p->legend_at == SVG_LEGEND_BOTTOM_LEFT;
-    double bx = at_left ? left + 6 : right - w - 6, by = at_bottom ? bottom - 3 - h : top + 3;
+    *ex = x, *ey = y;
+}
+
+/* The legend box in a corner (SVG_LEGEND_TOP_RIGHT ..), as wide as the
+ * longest label and at least 128 px, or the band across the top. */
+static void legend_box(const svg_panel *p, int corner, const frame *fr, double *bx, double *by,
+                       double *w, double *h) {
+    if (corner == LEGEND_BAND) {
+        double ex, ey;
+        *w = fr->right - fr->left - 12;
+        band_entry(p, p->n_series - 1, *w - 8, &ex, &ey);
+        *h = ey + 20, *bx = fr->left + 6, *by = fr->top + 3;
+        return;
+    }
+    *w = 128, *h = 16 * p->n_series + 4;
+    for (int s = 0; s < p->n_series; s++)
+        if (entry_width(&p->series[s]) > *w) *w = entry_width(&p->series[s]);
+    int at_left = corner == SVG_LEGEND_TOP_LEFT || corner == SVG_LEGEND_BOTTOM_LEFT;
+    int at_bottom = corner == SVG_LEGEND_BOTTOM_RIGHT || corner == SVG_LEGEND_BOTTOM_LEFT;
+    *bx = at_left ? fr->left + 6 : fr->right - *w - 6;
+    *by = at_bottom ? fr->bottom - 3 - *h : fr->top + 3;
+}
+
+/* How much of the series the box (x, y, w, h), grown by 3 px, would hide:
+ * the dots in it, and the points of every line sampled every 2 px. */
+static int covered(const svg_panel *p, const frame *fr, double x, double y, double w, double h) {
+    int count = 0;
+    x -= 3, y -= 3, w += 6, h += 6;
+    for (int s = 0; s < p->n_series; s++) {
+        const svg_series *se = &p->series[s];
+        double qx = 0, qy = 0;
+        int have_prev = 0;
+        for (int i = 0; i < se->n; i++) {
+            double vx = se->x[i], vy = se->y[i];
+            int ok = isfinite(vx) && isfinite(vy) && (!p->log_x || vx > 0) && (!p->log_y || vy > 0);
+            if (!ok) {
+                have_prev = 0;
+                continue;
+            }
+            double px = frame_x(fr, p->log_x ? log10(vx) : vx);
+            double py = frame_y(fr, p->log_y ? log10(vy) : vy);
+            if (!have_prev || se->no_line) qx = px, qy = py; /* the point alone */
+            int steps = 1 + (int)(hypot(px - qx, py - qy) / 2);
+            if (steps > 10000) steps = 10000;
+            for (int k = 1; k <= steps; k++) { /* along the segment from the last point */
+                double t = (double)k / steps, sx = qx + t * (px - qx), sy = qy + t * (py - qy);
+                count += sx >= x && sx <= x + w && sy >= y && sy <= y + h;
+            }
+            qx = px, qy = py, have_prev = 1;
+        }
+    }
+    return count;
+}
+
+/* The first place, of the four corners and the band across the top, where
+ * the legend hides no point; when there is none and the y axis may grow
+ * (free_y), fr->y1 grows so that the band sits above the data; else the
+ * place that hides the fewest. */
+static int legend_auto(const svg_panel *p, frame *fr, int free_y) {
+    static const int places[5] = {SVG_LEGEND_TOP_RIGHT, SVG_LEGEND_TOP_LEFT,
+                                  SVG_LEGEND_BOTTOM_RIGHT, SVG_LEGEND_BOTTOM_LEFT, LEGEND_BAND};
+    int best = places[0], least = -1;
+    double bx, by, w, h;
+    for (int c = 0; c < 5 && least != 0; c++) {
+        legend_box(p, places[c], fr, &bx, &by, &w, &h);
+        int n = covered(p, fr, bx, by, w, h);
+        if (least < 0 || n < least) least = n, best = places[c];
+    }
+    legend_box(p, LEGEND_BAND, fr, &bx, &by, &w, &h);
+    double need = h + 9, height = fr->bottom - fr->top;
+    if (least > 0 && free_y && need < 0.5 * height) {
+        fr->y1 = fr->y0 + (fr->y1 - fr->y0) * height / (height - need);
+        return LEGEND_BAND;
+    }
+    return best;
+}
+
+/* The legend box in the corner given.  Each entry shows what the series
+ * draws: a line, a dot, or a line with a dot. */
+static void legend(FILE *f, const svg_panel *p, int corner, const frame *fr) {
+    if (!p->n_series || corner == SVG_LEGEND_NONE) return;
+    double bx, by, w, h;
+    legend_box(p, corner, fr, &bx, &by, &w, &h);
     fprintf(f, "<rect x='%.1f' y='%.1f' width='%.0f' height='%.0f' fill='white' "
             "fill-opacity='0.85' stroke='#ccc'/>\n", bx, by, w, h);
     for (int s = 0; s < p->n_series; s++) {
         const svg_series *se = &p->series[s];
         const char *color = series_color(se, s);
-        double ly = by + 11 + 16 * s, r = dot_radius(se);
+        double ex = bx, ey = by + 16 * s;
+        if (corner == LEGEND_BAND) {
+            band_entry(p, s, w - 8, &ex, &ey);
+            ex += bx, ey += by;
+        }
+        double ly = ey + 11, r = dot_radius(se);
         if (!se->no_line)
             fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='%s' "
-                    "stroke-width='2'%s/>\n", bx + 4, ly - 4, bx + 24, ly - 4, color,
+                    "stroke-width='2'%s/>\n", ex + 4, ly - 4, ex + 24, ly - 4, color,
                     se->dashed ? " stroke-dasharray='6 4'" : "");
         if (r > 0)
-            fprintf(f, "<circle cx='%.1f' cy='%.1f' r='%.1f' fill='%s'/>\n", bx + 14, ly - 4,
+            fprintf(f, "<circle cx='%.1f' cy='%.1f' r='%.1f' fill='%s'/>\n", ex + 14, ly - 4,
                     r < 3 ? r : 3, color);
-        fprintf(f, "<text x='%.1f' y='%.1f' font-size='11'>", bx + 29, ly);
+        fprintf(f, "<text x='%.1f' y='%.1f' font-size='11'>", ex + 29, ly);
         put_text(f, se->label);
         fputs("</text>\n", f);
     }
@@ -269,18 +371,22 @@ static void panel(FILE *f, const svg_panel *p, double ox, int id) {
     int clip = ct || fixed_y;
     double left = ox + MARGIN_L, right = ox + PANEL_W - MARGIN_R;
     double top = MARGIN_T, bottom = PANEL_H - MARGIN_B;
+    frame fr = {x0, x1, y0, y1, left, right, top, bottom};
+    int corner = p->legend_at;
+    if (corner == SVG_LEGEND_AUTO && p->n_series) corner = legend_auto(p, &fr, !clip);
+    y1 = fr.y1;
 #define PX(v) (left + ((v) - x0) / (x1 - x0) * (right - left))
 #define PY(v) (bottom - ((v) - y0) / (y1 - y0) * (bottom - top))
     fprintf(f, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='white' stroke='#888'/>\n",
             left, top, right - left, bottom - top);
-    /* ticks and grid */
-    double xs = nice_step(x1 - x0, 6);
-    if (integer_x(p) && xs < 1) xs = 1; /* epochs, steps: no fractional ticks */
+    /* ticks and grid; a log axis ticks whole decades */
+    double xs = p->log_x ? ceil((x1 - x0) / 8) : nice_step(x1 - x0, 6);
+    if ((p->log_x || integer_x(p)) && xs < 1) xs = 1; /* epochs, steps: no fractional ticks */
     for (double v = ceil(x0 / xs) * xs; v <= x1 + 1e-9 * xs; v += xs) {
         fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#eee'/>\n", PX(v), top,
                 PX(v), bottom);
         fprintf(f, "<text x='%.1f' y='%.1f' font-size='11' text-anchor='middle'>%g</text>\n",
-                PX(v), bottom + 15, fabs(v) < 1e-12 * xs ? 0 : v);
+                PX(v), bottom + 15, p->log_x ? pow(10, v) : fabs(v) < 1e-12 * xs ? 0 : v);
     }
     y_ticks(f, p, y0, y1, left, right, top, bottom);
     fprintf(f, "<text x='%.1f' y='%d' font-size='14' text-anchor='middle'>", (left + right) / 2,
@@ -289,7 +395,8 @@ static void panel(FILE *f, const svg_panel *p, double ox, int id) {
     fprintf(f, "</text>\n<text x='%.1f' y='%d' font-size='12' text-anchor='middle'>",
             (left + right) / 2, PANEL_H - 10);
     put_text(f, p->xlabel);
-    fprintf(f, "</text>\n<text x='%.1f' y='%.1f' font-size='12' text-anchor='middle' "
+    fprintf(f, "%s</text>", p->log_x ? " (log)" : "");
+    fprintf(f, "\n<text x='%.1f' y='%.1f' font-size='12' text-anchor='middle' "
             "transform='rotate(-90 %.1f %.1f)'>", ox + 16, (top + bottom) / 2, ox + 16,
             (top + bottom) / 2);
     put_text(f, p->ylabel);
@@ -306,8 +413,8 @@ static void panel(FILE *f, const svg_panel *p, double ox, int id) {
         const char *color = series_color(se, s);
         int open = 0;
         for (int i = 0; i < se->n && !se->no_line; i++) {
-            double y = se->y[i];
-            int ok = isfinite(y) && isfinite(se->x[i]) && (!p->log_y || y > 0);
+            double y = se->y[i], x = se->x[i];
+            int ok = isfinite(y) && isfinite(x) && (!p->log_y || y > 0) && (!p->log_x || x > 0);
             if (!ok) {
                 if (open) fputs("'/>\n", f);
                 open = 0;
@@ -317,7 +424,7 @@ static void panel(FILE *f, const svg_panel *p, double ox, int id) {
             if (!open)
                 fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='1.8'%s points='",
                         color, se->dashed ? " stroke-dasharray='6 4'" : "");
-            fprintf(f, "%.2f,%.2f ", PX(se->x[i]), PY(y));
+            fprintf(f, "%.2f,%.2f ", PX(p->log_x ? log10(x) : x), PY(y));
             open = 1;
         }
         if (open) fputs("'/>\n", f);
@@ -326,15 +433,18 @@ static void panel(FILE *f, const svg_panel *p, double ox, int id) {
         double r = dot_radius(se);
         if (r <= 0 && se->n == 1) r = 3;
         for (int i = 0; r > 0 && i < se->n; i++) {
-            double y = se->y[i];
-            if (!isfinite(y) || !isfinite(se->x[i]) || (p->log_y && y <= 0)) continue;
-            fprintf(f, "<circle cx='%.1f' cy='%.1f' r='%.1f' fill='%s'%s/>\n", PX(se->x[i]),
+            double y = se->y[i], x = se->x[i];
+            if (!isfinite(y) || !isfinite(x) || (p->log_y && y <= 0) || (p->log_x && x <= 0))
+                continue;
+            fprintf(f, "<circle cx='%.1f' cy='%.1f' r='%.1f' fill='%s'%s/>\n",
+                    PX(p->log_x ? log10(x) : x),
                     PY(p->log_y ? log10(y) : y), r, color,
                     se->no_line ? " fill-opacity='0.6'" : "");
         }
     }
     if (clip) fputs("</g>\n", f);
-    legend(f, p, left, right, top, bottom);
+    fr.y1 = y1;
+    legend(f, p, corner, &fr);
 #undef PX
 #undef PY
 }

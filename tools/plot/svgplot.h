@@ -31,9 +31,12 @@ typedef struct svg_contour {
     int n_levels;
 } svg_contour;
 
-/* Where a panel's legend box goes. */
+/* Where a panel's legend box goes.  AUTO (the default): the corner whose box
+ * covers the fewest points of the series' lines and dots; when every corner
+ * covers some and the y range is free (no contour, no fixed range), the y
+ * axis is extended upwards so that the legend sits in a band above the data. */
 enum {
-    SVG_LEGEND_TOP_RIGHT = 0, SVG_LEGEND_TOP_LEFT, SVG_LEGEND_BOTTOM_RIGHT,
+    SVG_LEGEND_AUTO = 0, SVG_LEGEND_TOP_RIGHT, SVG_LEGEND_TOP_LEFT, SVG_LEGEND_BOTTOM_RIGHT,
     SVG_LEGEND_BOTTOM_LEFT, SVG_LEGEND_NONE
 };
 
@@ -43,9 +46,10 @@ typedef struct svg_panel {
     const svg_series *series;
     int n_series;
     const svg_contour *contour; /* optional level curves (NULL: none)            */
-    int legend_at;         /* SVG_LEGEND_*; 0 is the top right                    */
+    int legend_at;         /* SVG_LEGEND_*; 0 is AUTO                             */
     double y_min, y_max;   /* a fixed y range when y_min < y_max (log_y: y_min > 0);
                               overrides the contour's; series are clipped to it */
+    int log_x;             /* logarithmic x axis (non-positive values skipped) */
 } svg_panel;
 
 /* Write the panels in rows of `columns` (filled left to right, top to bottom;
