@@ -173,6 +173,13 @@ static void test_freeze_gradients(void) {
     CHECK(nb_grad(m.g, m.hidden) != NULL && nb_grad(m.g, nb_find(m.g, "0.weight")) != NULL);
     r = nb_trainable_ranges(m.g, &n);
     CHECK(n == 1 && r[0] == 0 && r[1] == nb_param_count(m.g));
+    /* a parameter added after freezing trains; the frozen ones stay out */
+    CHECK_OK(nb_freeze_matching(m.g, "0.*", 1, NULL));
+    int three = 3;
+    nb_node extra = nb_param(m.g, "extra", 1, &three, (nb_init){0});
+    CHECK(extra != NB_NONE && nb_grad(m.g, extra) != NULL);
+    r = nb_trainable_ranges(m.g, &n);
+    CHECK(n == 1 && r[0] == off0 && r[1] == nb_param_count(m.g));
     nb_graph_free(m.g);
 }
 

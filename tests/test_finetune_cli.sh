@@ -93,6 +93,8 @@ expect_error 2 "\-\-freeze 'fc\*' matches no parameter" \
     "$nabla" train "$work/five.nn" --data "$d" --freeze '1.*,fc*'
 expect_error 2 "\-\-freeze: an empty pattern" "$nabla" train "$work/five.nn" --data "$d" --freeze '1.*,'
 expect_error 2 "\-\-freeze freezes every parameter" "$nabla" train "$work/five.nn" --data "$d" --freeze '*'
+expect_error 2 "\-\-out .*base.safetensors is the same file as \-\-init" "$nabla" train "$work/five.nn" \
+    --data "$d" --init "$work/base.safetensors" --init-skip '5.*' --out "$work/base.safetensors"
 expect_error 2 "\-\-init-skip needs \-\-init FILE" "$nabla" train "$work/five.nn" --data "$d" --init-skip '5.*'
 expect_error 1 "no_such.safetensors" "$nabla" train "$work/five.nn" --data "$d" \
     --init "$work/no_such.safetensors"
