@@ -91,6 +91,8 @@ expect_error 2 "\-\-init-skip '9\.\*' matches no parameter of .*five.nn (they ar
     "$nabla" train "$work/five.nn" --data "$d" --init "$work/base.safetensors" --init-skip '9.*'
 expect_error 2 "\-\-freeze 'fc\*' matches no parameter" \
     "$nabla" train "$work/five.nn" --data "$d" --freeze '1.*,fc*'
+expect_error 2 "\-\-freeze given 2 times; list several patterns comma-separated" \
+    "$nabla" train "$work/five.nn" --data "$d" --freeze '1.*' --freeze='3.*'
 expect_error 2 "\-\-freeze: an empty pattern" "$nabla" train "$work/five.nn" --data "$d" --freeze '1.*,'
 expect_error 2 "\-\-freeze freezes every parameter" "$nabla" train "$work/five.nn" --data "$d" --freeze '*'
 expect_error 2 "\-\-out .*base.safetensors is the same file as \-\-init" "$nabla" train "$work/five.nn" \

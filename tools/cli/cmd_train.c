@@ -524,6 +524,7 @@ int cmd_train(int argc, char **argv) {
     if (rc) return rc;
     if (want_help) return printf("%s%s%s", help, finetune_help, help_diagnostics), 0;
     if (npos != 1) return cli_usage_error("train", "expected one model file");
+    if ((rc = finetune_check_repeats(argc, argv))) return rc;
     const char *v;
 #define FLAG(name) cli_get(f, nf, name)
     if (!FLAG("data")) return cli_usage_error("train", "--data is required");

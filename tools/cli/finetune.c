@@ -130,6 +130,22 @@ int finetune_apply(nb_graph *g, const char *model, const char *init, const char 
     return rc;
 }
 
+/* cli_parse keeps the last of a repeated option: a second --freeze would
+ * silently drop the first one's patterns. */
+int finetune_check_repeats(int argc, char **argv) {
+    const char *flags[] = {"--init", "--init-skip", "--freeze"};
+    for (int f = 0; f < 3; f++) {
+        size_t len = strlen(flags[f]);
+        int seen = 0;
+        for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+            seen += strncmp(argv[i], flags[f], len) == 0 && (!argv[i][len] || argv[i][len] == '=');
+        if (seen > 1)
+            return cli_usage_error("train", "%s given %d times; list several patterns "
+                                   "comma-separated in one", flags[f], seen);
+    }
+    return 0;
+}
+
 int finetune_check_resume(const char *resume, const char *freeze_list) {
     nb_safetensors *ck;
     if (nb_st_open(resume, &ck) != NB_OK) return cli_fail("train", "--resume: %s", nb_last_error());

@@ -15,6 +15,10 @@ extern const char finetune_help[];
 int finetune_apply(nb_graph *g, const char *model, const char *init, const char *skip,
                    const char *freeze, int quiet);
 
+/* Refuse --init, --init-skip or --freeze given twice (the last would win).
+ * Returns the exit code (0: none repeated). */
+int finetune_check_repeats(int argc, char **argv);
+
 /* The checkpoint `resume` must have been made with the same --freeze
  * (its metadata train.freeze).  Returns the exit code (0: same). */
 int finetune_check_resume(const char *resume, const char *freeze);
