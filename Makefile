@@ -108,6 +108,7 @@ interop: build
 	[ -x $(PYENV)/bin/python ] || /usr/bin/python3 -m venv --system-site-packages $(PYENV)
 	$(PYENV)/bin/python -c 'import safetensors' 2>/dev/null || $(PYENV)/bin/pip install -q safetensors
 	$(PYENV)/bin/python tests/torch_interop.py $(BUILD)
+	$(PYENV)/bin/python tests/torch_finetune.py $(BUILD)
 
 # TensorBoard's own reader on nabla's event files (tests/tensorboard_check.py):
 # a virtual environment with the tensorboard and tbparse packages.

@@ -104,7 +104,7 @@ static void check_file(const uint8_t *data, size_t size) {
 
     /* the parameter loader on whatever the file holds */
     nb_real *staged = NULL, *staged_buffers = NULL;
-    if (nb__stage_params(st, "fuzz", graph(), 1, NULL, &staged, &staged_buffers) == NB_OK) {
+    if (nb__stage_params(st, "fuzz", graph(), 1, NULL, NULL, 0, &staged, &staged_buffers) == NB_OK) {
         free(staged);
         free(staged_buffers);
     } else {

@@ -380,6 +380,22 @@ nb_real *nb_value(nb_graph *g, nb_node n);
 nb_real *nb_grad(nb_graph *g, nb_node n);
 /* Mark a non-parameter leaf as needing a gradient (for gradient checks). */
 nb_status nb_requires_grad(nb_graph *g, nb_node n, int on);
+/* Freeze (frozen 1) or unfreeze (0) a parameter, for fine-tuning: training
+ * (nb_train_step, nb_fit) leaves a frozen parameter's values and optimiser
+ * state as they are.  It has no gradient (nb_grad gives NULL): backward
+ * computes none for it, nor for the parts of the graph that lead only to
+ * frozen parameters.  Buffers (batch-norm statistics) still update in train
+ * mode, as in PyTorch; use eval mode to keep them too. */
+nb_status nb_param_freeze(nb_graph *g, nb_node param, int frozen);
+int nb_param_is_frozen(const nb_graph *g, nb_node param);
+/* Freeze or unfreeze every parameter whose name matches a glob pattern
+ * (fnmatch: "*" and "?" match any characters, dots too; "[...]" a set), as
+ * in "1.*" or "fc3.weight".  *count (may be NULL) gets how many matched. */
+nb_status nb_freeze_matching(nb_graph *g, const char *pattern, int frozen, int *count);
+/* The unfrozen parameters' positions in nb_params: *n [begin, end) pairs,
+ * for nb_optim_step_ranges.  Valid until the graph's parameters or frozen
+ * set change. */
+const size_t *nb_trainable_ranges(const nb_graph *g, int *n);
 /* Compute target and everything it depends on (target NB_NONE: all nodes).
  * Bad data found while running (e.g. a class label out of range) is
  * reported here; every node is still computed (with NaN where the data was
@@ -465,6 +481,12 @@ nb_optim *nb_optim_new(const nb_optim_config *cfg, size_t n);
 void nb_optim_free(nb_optim *o);
 /* One update of params from grads with learning rate lr (from a schedule). */
 nb_status nb_optim_step(nb_optim *o, nb_real *params, const nb_real *grads, double lr);
+/* The same step on the values in n_ranges [begin, end) pairs only
+ * (ranges[2r], ranges[2r + 1]; in order, not overlapping): the others, and
+ * their optimiser state, stay as they are; weight decay does not touch them
+ * either.  nb_trainable_ranges gives a graph's unfrozen parameters. */
+nb_status nb_optim_step_ranges(nb_optim *o, nb_real *params, const nb_real *grads, double lr,
+                               const size_t *ranges, int n_ranges);
 /* Steps taken so far (t in the bias corrections). */
 long nb_optim_steps(const nb_optim *o);
 /* Number of parameters the optimiser was made for. */
@@ -1190,6 +1212,21 @@ nb_status nb_save_weights(const nb_graph *g, const char *path, const nb_kv *meta
  * error unless flags has NB_LOAD_ALLOW_EXTRA.  The graph changes only if the
  * whole file validates. */
 nb_status nb_load_weights(nb_graph *g, const char *path, int flags);
+
+/* What nb_load_weights_opts loads (all zero: as nb_load_weights with flags 0). */
+typedef struct nb_load_opts {
+    int flags;               /* NB_LOAD_ALLOW_EXTRA */
+    const char *const *skip; /* n_skip glob patterns (fnmatch, as nb_freeze_matching) */
+    int n_skip;
+} nb_load_opts;
+
+/* nb_load_weights, except that parameters and buffers whose names match a
+ * skip pattern keep their values (say, a new classifier head at its
+ * initialiser), and tensors of the file that match one are ignored.  Every
+ * other parameter and buffer must be in the file with its shape; a tensor
+ * the graph lacks is an error unless NB_LOAD_ALLOW_EXTRA (which also reads
+ * the weights of a checkpoint, leaving its optimiser state). */
+nb_status nb_load_weights_opts(nb_graph *g, const char *path, const nb_load_opts *opts);
 
 /* ------------------------------------------------------------ checkpoints */
 

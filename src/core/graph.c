@@ -37,6 +37,7 @@ void nb_graph_free(nb_graph *g) {
     free(g->buffer_nodes);
     free(g->arena);
     free(g->mark);
+    free(g->train_ranges);
     nb__free_names(g);
     free(g);
 }
@@ -208,7 +209,7 @@ static void bind_params(nb_graph *g) {
     for (int k = 0; k < g->n_param_nodes; k++) {
         nb_node_t *n = &g->nodes[g->param_nodes[k]];
         n->val = g->params + n->val_off;
-        n->grad = g->grads + n->val_off;
+        n->grad = n->requires_grad ? g->grads + n->val_off : NULL; /* frozen: none */
     }
 }
 
@@ -264,6 +265,8 @@ nb_node nb_param(nb_graph *g, const char *name, int ndim, const int *dims, nb_in
     set_name(g, h, name, "param");
     n->val = g->params + n->val_off; /* the others are bound already */
     n->grad = g->grads + n->val_off;
+    if (nb__add_train_range(g, n->val_off, g->n_params) != NB_OK)
+        return nb__fail(g, NB_ERR_NOMEM, "nb_param: out of memory");
     return h;
 }
 
@@ -575,16 +578,19 @@ nb_status nb_requires_grad(nb_graph *g, nb_node n, int on) {
                       "buffers are state, not differentiable)", t->name);
     if ((t->requires_grad != 0) == (on != 0)) return NB_OK;
     t->requires_grad = on != 0;
-    /* Propagate to every later node; creation order is topological. */
-    for (int i = n + 1; i < g->n_nodes; i++) {
+    nb__propagate_requires_grad(g, n);
+    return NB_OK;
+}
+
+void nb__propagate_requires_grad(nb_graph *g, int from) {
+    for (int i = from + 1; i < g->n_nodes; i++) {
         nb_node_t *m = &g->nodes[i];
         if (m->leaf != NB_LEAF_NONE) continue;
         m->requires_grad = 0;
         for (int k = 0; k < m->nin; k++)
             if (g->nodes[m->in[k]].requires_grad) m->requires_grad = 1;
     }
-    g->planned = 0;
-    return NB_OK;
+    g->planned = 0; /* gradient storage follows requires_grad */
 }
 
 /* ------------------------------------------------------------ execution */

@@ -171,6 +171,10 @@ struct nb_graph {
     nb_status run_status;      /* first bad-data error of the last forward */
     char run_error[256];
     int auto_names;            /* counter for generated layer names      */
+    /* the trainable parameters' [begin, end) ranges in params (freeze.c) */
+    size_t *train_ranges;
+    int n_train_ranges, cap_train_ranges;
+    int n_frozen;              /* frozen parameter tensors               */
     /* the node names indexed (names.c) */
     int *name_slot, *name_count;
     int name_cap, name_used, name_broken;
@@ -240,6 +244,13 @@ nb_status nb__forward_both(nb_graph *g, nb_node a, nb_node b);
  * nb_graph_init.  is_counter: a whole-number count saved as I64. */
 nb_node nb__buffer(nb_graph *g, const char *name, int ndim, const int *dims, nb_real fill,
                    int is_counter);
+
+/* Recompute every op node's requires_grad after node `from` changed it
+ * (creation order is topological). */
+void nb__propagate_requires_grad(nb_graph *g, int from);
+
+/* Append values [begin, end) of params to the trainable ranges (freeze.c). */
+nb_status nb__add_train_range(nb_graph *g, size_t begin, size_t end);
 
 /* Unique generated name "<prefix><k>" into buf. */
 void nb__auto_name(nb_graph *g, const char *prefix, char *buf, size_t size);

@@ -36,9 +36,12 @@ nb_status nb__state_entries(const nb_graph *g, nb_st_dtype dtype, nb_st_entry **
  * new malloc'ed arrays: *staged laid out like nb_params(g), *staged_buffers
  * the buffers one after another in nb_buffer_tensor order.  A tensor that is
  * neither is an error unless allow_extra, or its name starts with
- * reserved_prefix (may be NULL).  label names the file in messages. */
+ * reserved_prefix (may be NULL).  Names matching one of the n_skip glob
+ * patterns skip (fnmatch) are ignored in the file and staged from the
+ * graph's current values.  label names the file in messages. */
 nb_status nb__stage_params(const nb_safetensors *st, const char *label, const nb_graph *g,
-                           int allow_extra, const char *reserved_prefix, nb_real **staged,
+                           int allow_extra, const char *reserved_prefix,
+                           const char *const *skip, int n_skip, nb_real **staged,
                            nb_real **staged_buffers);
 
 /* Copy what nb__stage_params staged into g's parameters and buffers. */

@@ -468,7 +468,7 @@ nb_status nb_checkpoint_load(const char *path, nb_graph *g, nb_optim *opt, nb_ch
     s = check_identity(st, path, ck);
     if (s == NB_OK) s = read_run_state(st, path, &run);
     if (s == NB_OK) s = check_reserved_tensors(st, path);
-    if (s == NB_OK) s = nb__stage_params(st, path, g, 0, RESERVED, &params, &buffers);
+    if (s == NB_OK) s = nb__stage_params(st, path, g, 0, RESERVED, NULL, 0, &params, &buffers);
     if (s == NB_OK) s = check_optim(st, path, opt, &optim_steps, &state);
     if (s == NB_OK) s = read_best(st, path, ck, &best);
     if (s == NB_OK) apply_checkpoint(g, opt, ck, &run, params, buffers, state, optim_steps);

@@ -4,8 +4,10 @@
  * buffers (num_batches_tracked) are I64 scalars, as PyTorch stores them.
  * Loading checks the whole file against the graph into a staging copy
  * first: the graph changes only when everything fits. */
+#define _POSIX_C_SOURCE 200809L
 #include "../formats/st_internal.h"
 
+#include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -207,18 +209,22 @@ static size_t buffer_values(const nb_graph *g) {
     return total;
 }
 
-nb_status nb__stage_params(const nb_safetensors *st, const char *label, const nb_graph *g,
-                           int allow_extra, const char *reserved_prefix, nb_real **staged,
-                           nb_real **staged_buffers) {
-    *staged = NULL;
-    *staged_buffers = NULL;
+static int skipped(const char *name, const char *const *skip, int n_skip) {
+    for (int k = 0; k < n_skip; k++)
+        if (fnmatch(skip[k], name, 0) == 0) return 1;
+    return 0;
+}
+
+/* Every tensor of st must be a parameter or a buffer of g, or allowed. */
+static nb_status check_extra(const nb_safetensors *st, const char *label, const nb_graph *g,
+                             const char *reserved_prefix, const char *const *skip, int n_skip) {
     char nm[100];
-    /* every tensor must be a parameter or a buffer (or allowed) */
-    for (int i = 0; i < nb_st_count(st) && !allow_extra; i++) {
+    for (int i = 0; i < nb_st_count(st); i++) {
         nb_st_tensor t;
         nb_st_tensor_at(st, i, &t);
         if (reserved_prefix && strncmp(t.name, reserved_prefix, strlen(reserved_prefix)) == 0)
             continue;
+        if (skipped(t.name, skip, n_skip)) continue;
         nb_node h = nb_find(g, t.name);
         if (h == NB_NONE ||
             (g->nodes[h].leaf != NB_LEAF_PARAM && g->nodes[h].leaf != NB_LEAF_BUFFER))
@@ -226,6 +232,26 @@ nb_status nb__stage_params(const nb_safetensors *st, const char *label, const nb
                           "graph%s", label, nb__st_show(nm, t.name),
                           reserved_prefix ? "" : " (NB_LOAD_ALLOW_EXTRA ignores such tensors)");
     }
+    return NB_OK;
+}
+
+/* Node p's values from st, or its current ones if skipped. */
+static nb_status stage_or_keep(const nb_safetensors *st, const char *label, const nb_node_t *p,
+                               const char *kind, const char *const *skip, int n_skip,
+                               nb_real *dst) {
+    if (!skipped(p->name, skip, n_skip)) return stage_one(st, label, p, kind, dst);
+    memcpy(dst, p->val, nb__numel(p) * sizeof *dst);
+    return NB_OK;
+}
+
+nb_status nb__stage_params(const nb_safetensors *st, const char *label, const nb_graph *g,
+                           int allow_extra, const char *reserved_prefix,
+                           const char *const *skip, int n_skip, nb_real **staged,
+                           nb_real **staged_buffers) {
+    *staged = NULL;
+    *staged_buffers = NULL;
+    nb_status s = allow_extra ? NB_OK : check_extra(st, label, g, reserved_prefix, skip, n_skip);
+    if (s != NB_OK) return s;
     size_t nbuf = buffer_values(g);
     nb_real *vals = malloc(g->n_params ? g->n_params * sizeof *vals : 1);
     nb_real *bvals = malloc(nbuf ? nbuf * sizeof *bvals : 1);
@@ -234,15 +260,14 @@ nb_status nb__stage_params(const nb_safetensors *st, const char *label, const nb
         free(bvals);
         return nb_err(NB_ERR_NOMEM, "%s: out of memory", label);
     }
-    nb_status s = NB_OK;
     for (int k = 0; k < g->n_param_nodes && s == NB_OK; k++) {
         const nb_node_t *p = &g->nodes[g->param_nodes[k]];
-        s = stage_one(st, label, p, "parameter", vals + p->val_off);
+        s = stage_or_keep(st, label, p, "parameter", skip, n_skip, vals + p->val_off);
     }
     size_t off = 0;
     for (int k = 0; k < g->n_buffer_nodes && s == NB_OK; k++) {
         const nb_node_t *p = &g->nodes[g->buffer_nodes[k]];
-        s = stage_one(st, label, p, "buffer", bvals + off);
+        s = stage_or_keep(st, label, p, "buffer", skip, n_skip, bvals + off);
         off += nb__numel(p);
     }
     if (s != NB_OK) {
@@ -265,22 +290,35 @@ void nb__apply_staged(nb_graph *g, const nb_real *params, const nb_real *buffers
     }
 }
 
-nb_status nb_load_weights(nb_graph *g, const char *path, int flags) {
+nb_status nb_load_weights_opts(nb_graph *g, const char *path, const nb_load_opts *opts) {
+    const nb_load_opts none = {0, NULL, 0};
+    if (!opts) opts = &none;
     if (!g || !path)
         return nb_err(NB_ERR_ARG, "nb_load_weights: %s is NULL", g ? "path" : "graph");
     if (g->status != NB_OK)
         return nb_err(NB_ERR_STATE, "%s: the graph has a build error; not loading", path);
-    if (flags & ~NB_LOAD_ALLOW_EXTRA)
-        return nb_err(NB_ERR_ARG, "nb_load_weights: unknown flags 0x%x", (unsigned)flags);
+    if (opts->flags & ~NB_LOAD_ALLOW_EXTRA)
+        return nb_err(NB_ERR_ARG, "nb_load_weights: unknown flags 0x%x", (unsigned)opts->flags);
+    if (opts->n_skip < 0 || (opts->n_skip > 0 && !opts->skip))
+        return nb_err(NB_ERR_ARG, "nb_load_weights: %d skip patterns at NULL", opts->n_skip);
+    for (int k = 0; k < opts->n_skip; k++)
+        if (!opts->skip[k])
+            return nb_err(NB_ERR_ARG, "nb_load_weights: skip pattern %d is NULL", k);
     nb_safetensors *st;
     nb_status s = nb_st_open(path, &st);
     if (s != NB_OK) return s;
     nb_real *vals, *bvals;
-    s = nb__stage_params(st, path, g, flags & NB_LOAD_ALLOW_EXTRA, NULL, &vals, &bvals);
+    s = nb__stage_params(st, path, g, opts->flags & NB_LOAD_ALLOW_EXTRA, NULL, opts->skip,
+                         opts->n_skip, &vals, &bvals);
     nb_st_free(st);
     if (s != NB_OK) return s;
     nb__apply_staged(g, vals, bvals);
     free(vals);
     free(bvals);
     return NB_OK;
+}
+
+nb_status nb_load_weights(nb_graph *g, const char *path, int flags) {
+    const nb_load_opts opts = {flags, NULL, 0};
+    return nb_load_weights_opts(g, path, &opts);
 }

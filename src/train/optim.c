@@ -385,8 +385,6 @@ NB_VECTOR_LOOP static void adam_step(nb_optim *o, nb_real *params, const nb_real
     else adam_loop(o, params, grads, lr, t, 0);
 }
 
-/* The update of the parameters' slice `part` of j->parts: the same step
- * on a view of the optimiser whose state starts at the slice. */
 enum { SLICE_MIN = 1 << 16 }; /* parameters per slice at least */
 
 typedef struct step_job {
@@ -396,16 +394,15 @@ typedef struct step_job {
     double lr;
     long t;
     int parts;
+    const size_t *ranges; /* [begin, end) pairs of the values to update */
+    int n_ranges;
 } step_job;
 
 static nb_real *at(nb_real *p, size_t k) { return p ? p + k : NULL; }
 
-static void step_slice(void *ctx, int part) {
-    const step_job *j = ctx;
-    size_t n = j->o->n;
-    /* slice edges on multiples of 16 values: whole vectors, aligned alike */
-    size_t k0, k1;
-    nb__part_range(n, part, j->parts, 16, &k0, &k1);
+/* The update of values [k0, k1): the step on a view of the optimiser whose
+ * state starts at k0. */
+static void step_range(const step_job *j, size_t k0, size_t k1) {
     nb_optim v = *j->o;
     v.n = k1 - k0;
     v.buf = at(v.buf, k0), v.sum = at(v.sum, k0), v.sq = at(v.sq, k0);
@@ -421,20 +418,56 @@ static void step_slice(void *ctx, int part) {
     }
 }
 
-nb_status nb_optim_step(nb_optim *o, nb_real *params, const nb_real *grads, double lr) {
+/* Slice `part` of j->parts: the parts of the ranges that fall in it. */
+static void step_slice(void *ctx, int part) {
+    const step_job *j = ctx;
+    /* slice edges on multiples of 16 values: whole vectors, aligned alike */
+    size_t k0, k1;
+    nb__part_range(j->o->n, part, j->parts, 16, &k0, &k1);
+    for (int r = 0; r < j->n_ranges; r++) {
+        size_t b = j->ranges[2 * r] > k0 ? j->ranges[2 * r] : k0;
+        size_t e = j->ranges[2 * r + 1] < k1 ? j->ranges[2 * r + 1] : k1;
+        if (b < e) step_range(j, b, e);
+    }
+}
+
+static nb_status check_ranges(const nb_optim *o, const size_t *ranges, int n_ranges) {
+    if (n_ranges < 0 || (n_ranges > 0 && !ranges))
+        return nb_err(NB_ERR_ARG, "optim step: %d ranges at %p", n_ranges, (const void *)ranges);
+    size_t last = 0;
+    for (int r = 0; r < n_ranges; r++) {
+        size_t b = ranges[2 * r], e = ranges[2 * r + 1];
+        if (b < last || e < b || e > o->n)
+            return nb_err(NB_ERR_ARG, "optim step: range %d [%zu, %zu) is not in order within "
+                          "[0, %zu)", r, b, e, o->n);
+        last = e;
+    }
+    return NB_OK;
+}
+
+nb_status nb_optim_step_ranges(nb_optim *o, nb_real *params, const nb_real *grads, double lr,
+                               const size_t *ranges, int n_ranges) {
     if (!o || !params || !grads)
         return nb_err(NB_ERR_ARG, "optim step: NULL %s",
                       !o ? "optimiser" : !params ? "parameters" : "gradients");
     if (!(lr >= 0) || !isfinite(lr))
         return nb_err(NB_ERR_ARG, "optim %s step: learning rate %g must be >= 0 and finite",
                       nb_optim_name(o->cfg.kind), lr);
-    step_job j = {.o = o, .params = params, .grads = grads, .lr = lr, .t = o->steps + 1};
+    nb_status s = check_ranges(o, ranges, n_ranges);
+    if (s != NB_OK) return s;
+    step_job j = {.o = o, .params = params, .grads = grads, .lr = lr, .t = o->steps + 1,
+                  .ranges = ranges, .n_ranges = n_ranges};
     /* every update is elementwise: slices of the parameters run in parallel */
     j.parts = nb__part_count(o->n, SLICE_MIN);
     if (j.parts > 1) nb__parallel(j.parts, step_slice, &j);
     else step_slice(&j, 0);
     o->steps = j.t;
     return NB_OK;
+}
+
+nb_status nb_optim_step(nb_optim *o, nb_real *params, const nb_real *grads, double lr) {
+    const size_t all[2] = {0, o ? o->n : 0};
+    return nb_optim_step_ranges(o, params, grads, lr, all, 1);
 }
 
 /* ------------------------------------------------------------ clipping */

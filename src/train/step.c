@@ -29,8 +29,8 @@ static nb_status check_step(nb_graph *g, const nb_fit_config *cfg) {
     nb_status s = nb__check_nodes(g, fn, cfg->input, cfg->target, cfg->loss, cfg->output);
     if (s == NB_OK) s = nb__check_optimizer(g, fn, cfg->optimizer);
     if (s == NB_OK && !g->nodes[cfg->loss].requires_grad)
-        s = nb_err(NB_ERR_ARG, "%s: loss '%s' does not depend on any parameter", fn,
-                   g->nodes[cfg->loss].name);
+        s = nb_err(NB_ERR_ARG, "%s: loss '%s' does not depend on any %sparameter", fn,
+                   g->nodes[cfg->loss].name, g->n_frozen ? "unfrozen " : "");
     return s;
 }
 
@@ -61,5 +61,7 @@ nb_status nb_train_step(nb_graph *g, const nb_fit_config *cfg, double lr, double
     double norm = cfg->clip_norm > 0 ? nb_clip_grad_norm(grads, n, cfg->clip_norm) : 0;
     if (!nb__is_finite(norm) || (cfg->clip_norm <= 0 && !all_finite(grads, n)))
         return nb_err(NB_ERR_NUMERIC, "nb_train_step: gradient is not finite");
-    return nb_optim_step(cfg->optimizer, params, grads, lr);
+    /* frozen parameters are left out: neither stepped nor decayed */
+    return nb_optim_step_ranges(cfg->optimizer, params, grads, lr, g->train_ranges,
+                                g->n_train_ranges);
 }

@@ -12,6 +12,7 @@
 #include "diag_report.h"
 #include "early_stop_cli.h"
 #include "epoch_sums.h"
+#include "finetune.h"
 #include "folder_source.h"
 #include "history.h"
 #include "optim_text.h"
@@ -75,7 +76,8 @@ static const char *help_output =
     "  --top-k K, --report FILE.json, --confusion FILE.svg\n"
     "                         the test data's report, as for 'nabla eval' (see its --help)\n"
     "  Outputs are regular files or new paths, never an input or another output;\n"
-    "  each is locked (FILE.lock) so that a second run on it stops.\n"
+    "  each is locked (FILE.lock) so that a second run on it stops.\n";
+static const char *help_diagnostics =
     "diagnostics (docs/diagnostics.md)\n"
     "  --diagnose             a table per layer on the first batch of every epoch, on\n"
     "                         stderr (also with --quiet): activation mean and std, dead\n"
@@ -109,6 +111,8 @@ typedef struct run {
     int quiet, failed;
     int finished;            /* resumed after the last epoch: outputs only */
     char augment[64];        /* "flip=0 crop=0": must match when resuming */
+    const char *init;        /* --init: the starting weights              */
+    const char *freeze;      /* --freeze: must match when resuming        */
     char err[600];
     long ckpt_step;          /* step of the checkpoint on disk; -1: none written */
     /* --diagnose */
@@ -139,6 +143,7 @@ static void run_meta(run *r, nb_kv *kv, int *n, char *buf, size_t size) {
     kv[(*n)++] = (nb_kv){"train.batch", buf};
     kv[(*n)++] = (nb_kv){"train.data", r->data_spec};
     kv[(*n)++] = (nb_kv){"train.augment", r->augment};
+    if (r->freeze) kv[(*n)++] = (nb_kv){"train.freeze", r->freeze};
 }
 
 static int save_checkpoint(run *r, int epochs_done, long step) {
@@ -317,6 +322,7 @@ static int claim_files(run *r, const char *out, const char *test_spec, const cha
     cli_files_data(fs, "--test", test_spec);
     cli_files_data(fs, "--val", r->val_spec);
     cli_files_input(fs, "--resume", resume);
+    cli_files_input(fs, "--init", r->init);
     cli_files_output(fs, "--out", out);
     cli_files_output(fs, "--checkpoint", r->ckpt);
     cli_files_output(fs, "--log", r->log);
@@ -560,14 +566,18 @@ int cmd_train(int argc, char **argv) {
                     {"diagnose-log", 1, 0}, {"top-k", 1, 0}, {"report", 1, 0},
                     {"confusion", 1, 0},    {"skip-bad", 0, 0}, {"val", 1, 0},
                     {"early-stop", 1, 0},   {"monitor", 1, 0}, {"min-delta", 1, 0},
-                    {"keep", 1, 0},         {"tensorboard", 1, 0}};
+                    {"keep", 1, 0},         {"tensorboard", 1, 0},
+                    {"init", 1, 0},         {"init-skip", 1, 0}, {"freeze", 1, 0}};
     const int nf = (int)(sizeof f / sizeof f[0]);
     const char *pos[1];
     int npos, want_help;
     int rc = cli_parse("train", argc, argv, 2, f, nf, pos, 1, &npos, &want_help);
     if (rc) return rc;
-    if (want_help) return printf("%s%s%s", help, early_stop_help, help_output), 0;
+    if (want_help)
+        return printf("%s%s%s%s%s", help, early_stop_help, finetune_help, help_output,
+                      help_diagnostics), 0;
     if (npos != 1) return cli_usage_error("train", "expected one model file");
+    if ((rc = finetune_check_repeats(argc, argv))) return rc;
     const char *v;
 #define FLAG(name) cli_get(f, nf, name)
     if (!FLAG("data")) return cli_usage_error("train", "--data is required");
@@ -642,6 +652,11 @@ int cmd_train(int argc, char **argv) {
         snprintf(ckpt_default, sizeof ckpt_default, "%s.ckpt", out);
         r.ckpt = ckpt_default;
     }
+    if ((FLAG("init") && resume) || (FLAG("init-skip") && !FLAG("init")))
+        return cli_usage_error("train", FLAG("init") ? "--init starts a run; --resume continues "
+                               "one" : "--init-skip needs --init FILE");
+    r.init = FLAG("init");
+    r.freeze = FLAG("freeze");
     if (r.ckpt_every && !r.ckpt)
         return cli_usage_error("train", "--checkpoint-every needs --checkpoint FILE or --out FILE");
     snprintf(r.augment, sizeof r.augment, "flip=%d crop=%ld", FLAG("flip") != NULL, crop);
@@ -683,6 +698,9 @@ int cmd_train(int argc, char **argv) {
         if (!r.opt || nb_graph_init(r.m.graph, &r.rng) != NB_OK)
             rc = cli_fail("train", "%s", nb_last_error());
     }
+    if (!rc && resume) rc = finetune_check_resume(resume, r.freeze);
+    if (!rc) rc = finetune_apply(r.m.graph, r.model_path, r.init, FLAG("init-skip"),
+                                 r.freeze, r.quiet);
     cfg.input = r.m.input;
     cfg.target = r.m.target;
     cfg.loss = r.m.loss;
