@@ -6,24 +6,7 @@
 # Usage: test_lr_find_cli.sh BUILD_DIR
 . "$(dirname "$0")/support/harness.sh"
 
-# 3 classes of 4 features around different centres (a fixed linear
-# congruential sequence), with a header and text labels
-awk -v n=300 'BEGIN {
-    print "a,b,species,c,d";
-    split("setosa versicolor virginica", names, " ");
-    s = 12345;
-    for (i = 0; i < n; i++) {
-        c = i % 3;
-        line = "";
-        for (j = 0; j < 4; j++) {
-            s = (s * 1103515245 + 12345) % 2147483648;
-            v = c * (j + 1) + (s / 2147483648 - 0.5) * 1.5;
-            if (j == 2) line = line "," names[c + 1];
-            line = line (j ? "," : "") sprintf("%.4f", v);
-        }
-        print line;
-    }
-}' > "$work/train.csv"
+iris_csv "$work/train.csv" # 3 classes of 4 features, text labels
 cat > "$work/iris.nn" <<'NN'
 input 4
 dense 16 init=he
