@@ -164,6 +164,33 @@ static void test_cnn(void) {
     nb_graph_free(g);
 }
 
+/* ceil_mode where PyTorch's rule drops the last window (it would start in
+ * the right padding): 3 -> 2 in nabla, so ONNX must round down there. */
+static void test_ceil_mode(void) {
+    nb_graph *g = nb_graph_new();
+    nb_node x = nb_input(g, "x", 3, (int[]){1, 3, 5});
+    nb_node y = nb_avg_pool2d(g, x, 2, 2, 2, 2, 1, 1, 1, 1);
+    int ndim, dims[NB_MAX_DIMS];
+    CHECK_OK(nb_node_shape(g, y, &ndim, dims));
+    CHECK(dims[2] == 2 && dims[3] == 3);
+    CHECK_OK(nb_export_onnx(g, x, y, path, NULL, 0));
+    Onnx__ModelProto *m = read_back();
+    CHECK(m && m->graph->n_node == 1);
+    if (m && m->graph->n_node == 1) {
+        const Onnx__AttributeProto *a = find_attr(m->graph->node[0], "ceil_mode");
+        CHECK(a && a->i == 0);
+        const Onnx__TensorShapeProto *sh = m->graph->output[0]->type->tensor_type->shape;
+        CHECK(sh->n_dim == 4 && sh->dim[2]->dim_value == 2);
+    }
+    if (m) onnx__model_proto__free_unpacked(m, NULL);
+    /* one axis up (4 -> 3), the other dropped (5 -> 3): no ONNX equivalent */
+    nb_node x2 = nb_input(g, "x2", 3, (int[]){1, 4, 5});
+    nb_node y2 = nb_max_pool2d(g, x2, 2, 2, 2, 2, 1, 1, 1);
+    CHECK(nb_export_onnx(g, x2, y2, path, NULL, 0) == NB_ERR_ARG);
+    CHECKF(strstr(nb_last_error(), "ceil_mode"), "%s", nb_last_error());
+    nb_graph_free(g);
+}
+
 /* An op without a counterpart is named with its node; bad arguments fail. */
 static void test_errors(void) {
     nb_graph *g = nb_graph_new();
@@ -194,6 +221,7 @@ int main(void) {
     snprintf(path, sizeof path, "/tmp/nb_test_onnx_%d.onnx", (int)getpid());
     test_mlp();
     test_cnn();
+    test_ceil_mode();
     test_errors();
     unlink(path);
     TEST_END();

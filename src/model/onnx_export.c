@@ -205,15 +205,37 @@ static Onnx__NodeProto *ex_conv(exporter *e, int h, const nb_node_t *n) {
     return nd;
 }
 
+/* ONNX (to opset 18) rounds up without PyTorch's rule that the last window
+ * start inside the input or its left padding; where the rule dropped that
+ * window, nabla's size is the rounded-down one. */
+static int onnx_ceil_mode(const nb_graph *g, const nb_node_t *n) {
+    const nb_pool_settings *p = &n->settings.pool;
+    const nb_node_t *x = &g->nodes[n->in[0]];
+    if (!p->ceil_mode) return 0;
+    int in[2] = {x->dims[2], x->dims[3]}, k[2] = {p->kernel.h, p->kernel.w};
+    int s[2] = {p->stride.h, p->stride.w}, pad[2] = {p->pad.h, p->pad.w}, up[2];
+    for (int a = 0; a < 2; a++) {
+        int span = in[a] + 2 * pad[a] - k[a];
+        up[a] = (span + s[a] - 1) / s[a] + 1 == n->dims[2 + a];
+    }
+    if (up[0] != up[1])
+        return nb_err(NB_ERR_ARG, "ONNX export: pool node '%s': ceil_mode rounds one axis up "
+                      "and drops the last window of the other, which ONNX cannot express",
+                      n->name), -1;
+    return up[0];
+}
+
 static Onnx__NodeProto *ex_pool(exporter *e, int h, const nb_node_t *n, int average) {
     const nb_pool_settings *p = &n->settings.pool;
+    int ceil_mode = onnx_ceil_mode(e->g, n);
+    if (ceil_mode < 0) return NULL;
     Onnx__NodeProto *nd = ex_node(e, average ? "AveragePool" : "MaxPool", n->name, 1,
                                   (char *[]){IN(0)}, e->names[h]);
     int pads[4] = {p->pad.h, p->pad.w, p->pad.h, p->pad.w};
     attr_ints(e, nd, "kernel_shape", 2, (int[]){p->kernel.h, p->kernel.w});
     attr_ints(e, nd, "strides", 2, (int[]){p->stride.h, p->stride.w});
     attr_ints(e, nd, "pads", 4, pads);
-    attr_i(e, nd, "ceil_mode", p->ceil_mode);
+    attr_i(e, nd, "ceil_mode", ceil_mode);
     if (average) attr_i(e, nd, "count_include_pad", p->count_include_pad);
     return nd;
 }
