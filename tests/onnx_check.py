@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """ONNX export of the three models of models/, checked by ONNX's own tools.
 
-For fashion_mlp, fashion_cnn and fashion_resnet: nabla trains the model
+For fashion_mlp, fashion_cnn, fashion_resnet and tests/models/onnx_every_op.nn
+(every op the export maps, some with their non-default settings): nabla trains the model
 briefly (one epoch on 1000 Fashion-MNIST test images, so that the batch-norm
 statistics are not their initial values), `nabla export` writes the ONNX file,
 and onnx.checker.check_model accepts it.  When onnxruntime is importable, its
@@ -127,8 +128,9 @@ def main():
         images, labels = write_subset(tmp)
         _, body = read_idx("t10k-images-idx3-ubyte.gz", LIMIT, 16, 784)
         x = np.frombuffer(body, dtype=np.uint8).astype(np.float32) / 255
-        for model in ("fashion_mlp.nn", "fashion_cnn.nn", "fashion_resnet.nn"):
-            check_model(os.path.join(ROOT, "models", model), tmp, images, labels, x)
+        for model in ("models/fashion_mlp.nn", "models/fashion_cnn.nn",
+                      "models/fashion_resnet.nn", "tests/models/onnx_every_op.nn"):
+            check_model(os.path.join(ROOT, model), tmp, images, labels, x)
     if onnxruntime is None:
         print("onnxruntime is not installed: the outputs were not compared")
     print(f"{passed} passed, {failed} failed")

@@ -262,10 +262,10 @@ nabla_error 2 "--weights and --onnx are required" export "$work/iris.nn" --weigh
 if "$nabla" export "$work/iris.nn" --weights "$work/iris.safetensors" --onnx "$work/iris.onnx" \
     > "$work/export.out" 2>&1; then
     check '[ -s "$work/iris.onnx" ] && grep -q "data.input" "$work/iris.onnx"' "export writes the model"
-    printf 'input 4\nfc = dense 3\nsilu\nloss cross_entropy\n' > "$work/gelu.nn"
+    printf 'input 4\nfc = dense 3\nhardswish\nloss cross_entropy\n' > "$work/gelu.nn"
     "$nabla" train "$work/gelu.nn" --data "csv:$work/train.csv,label=species" --epochs 1 --quiet \
         --out "$work/gelu.safetensors" > /dev/null 2>&1
-    nabla_error 1 "op 'silu' of node" export "$work/gelu.nn" --weights "$work/gelu.safetensors" \
+    nabla_error 1 "op 'hardswish' of node" export "$work/gelu.nn" --weights "$work/gelu.safetensors" \
         --onnx "$work/gelu.onnx"
     check '[ ! -e "$work/gelu.onnx" ]' "a failed export writes nothing"
 else

@@ -191,6 +191,32 @@ static void test_ceil_mode(void) {
     nb_graph_free(g);
 }
 
+/* Ops made of several ONNX ops, and layer norm over the last two dims. */
+static void test_composed(void) {
+    nb_graph *g = nb_graph_new();
+    nb_node x = nb_input(g, "x", 2, (int[]){3, 4});
+    nb_node y = nb_gelu(g, nb_silu(g, nb_layer_norm(g, x, 2, "ln", NULL)), 0);
+    nb_rng r;
+    nb_rng_seed(&r, 5);
+    CHECK_OK(nb_graph_init(g, &r));
+    CHECK_OK(nb_export_onnx(g, x, y, path, NULL, 0));
+    Onnx__ModelProto *m = read_back();
+    const char *want[] = {"LayerNormalization", "Sigmoid", "Mul", "Mul", "Erf", "Add", "Mul",
+                          "Mul"};
+    CHECK(m && m->graph->n_node == 8);
+    for (size_t k = 0; m && k < 8 && k < m->graph->n_node; k++)
+        CHECKF(!strcmp(m->graph->node[k]->op_type, want[k]), "node %zu: %s", k,
+               m->graph->node[k]->op_type);
+    if (m && m->graph->n_node == 8) {
+        const Onnx__AttributeProto *a = find_attr(m->graph->node[0], "axis");
+        CHECK(a && a->i == 1);
+        CHECK(!strcmp(m->graph->node[0]->input[1], "ln.weight"));
+        CHECK(!strcmp(m->graph->node[7]->output[0], m->graph->output[0]->name));
+    }
+    if (m) onnx__model_proto__free_unpacked(m, NULL);
+    nb_graph_free(g);
+}
+
 /* An op without a counterpart is named with its node; bad arguments fail. */
 static void test_errors(void) {
     nb_graph *g = nb_graph_new();
@@ -222,6 +248,7 @@ int main(void) {
     test_mlp();
     test_cnn();
     test_ceil_mode();
+    test_composed();
     test_errors();
     unlink(path);
     TEST_END();

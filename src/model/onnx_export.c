@@ -240,27 +240,93 @@ static Onnx__NodeProto *ex_pool(exporter *e, int h, const nb_node_t *n, int aver
     return nd;
 }
 
+/* A float initializer of ndim dims filled with v; its name, or NULL. */
+static char *ex_fill(exporter *e, int h, const char *what, int ndim, const int *dims, double v) {
+    size_t count = 1;
+    for (int k = 0; k < ndim; k++) count *= (size_t)dims[k];
+    nb_real *vals = malloc(count * sizeof *vals);
+    char *name = ex_temp(e, h, what);
+    if (!vals || !name) return free(vals), e->oom = 1, NULL;
+    for (size_t k = 0; k < count; k++) vals[k] = (nb_real)v;
+    int ok = ex_init_reals(e, name, ndim, dims, vals);
+    free(vals);
+    return ok ? name : NULL;
+}
+
 /* BatchNormalization in inference form: the running statistics, and a unit
  * scale and zero shift when the norm has no affine parameters. */
 static Onnx__NodeProto *ex_batch_norm(exporter *e, int h, const nb_node_t *n) {
     const nb_batch_norm_settings *b = &n->settings.batch_norm;
     int C = e->g->nodes[b->running_mean].ndim ? e->g->nodes[b->running_mean].dims[0] : 1;
-    char *scale = n->nin > 1 ? IN(1) : ex_temp(e, h, "scale");
-    char *shift = n->nin > 2 ? IN(2) : ex_temp(e, h, "shift");
-    if (n->nin < 3) {
-        nb_real *v = calloc((size_t)C * 2, sizeof *v);
-        if (!v) return e->oom = 1, NULL;
-        for (int k = 0; k < C; k++) v[k] = R(1);
-        int ok = ex_init_reals(e, scale, 1, &C, v) && ex_init_reals(e, shift, 1, &C, v + C);
-        free(v);
-        if (!ok) return NULL;
-    }
+    char *scale = n->nin > 1 ? IN(1) : ex_fill(e, h, "scale", 1, &C, 1);
+    char *shift = n->nin > 2 ? IN(2) : ex_fill(e, h, "shift", 1, &C, 0);
+    if (!scale || !shift) return NULL;
     if (!ex_leaf(e, b->running_mean) || !ex_leaf(e, b->running_var)) return NULL;
     Onnx__NodeProto *nd = ex_node(e, "BatchNormalization", n->name, 5,
                                   (char *[]){IN(0), scale, shift, e->names[b->running_mean],
                                              e->names[b->running_var]}, e->names[h]);
     attr_f(e, nd, "epsilon", b->eps);
     attr_f(e, nd, "momentum", 1.0 - b->momentum);
+    return nd;
+}
+
+/* LayerNormalization (opset 17) over the trailing normalized_ndim dims. */
+static Onnx__NodeProto *ex_layer_norm(exporter *e, int h, const nb_node_t *n) {
+    const nb_layer_norm_settings *l = &n->settings.layer_norm;
+    const int *tail = n->dims + (n->ndim - l->normalized_ndim);
+    char *scale = n->nin > 1 ? IN(1) : ex_fill(e, h, "scale", l->normalized_ndim, tail, 1);
+    char *shift = n->nin > 2 ? IN(2) : ex_fill(e, h, "shift", l->normalized_ndim, tail, 0);
+    if (!scale || !shift) return NULL;
+    Onnx__NodeProto *nd = ex_node(e, "LayerNormalization", n->name, 3,
+                                  (char *[]){IN(0), scale, shift}, e->names[h]);
+    attr_i(e, nd, "axis", n->ndim - l->normalized_ndim);
+    attr_f(e, nd, "epsilon", l->eps);
+    return nd;
+}
+
+/* x times a scalar initializer, into out. */
+static Onnx__NodeProto *ex_mul_scalar(exporter *e, int h, const char *name, char *x, double v,
+                                      char *out) {
+    char *c = ex_fill(e, h, "scalar", 0, NULL, v);
+    return c ? ex_node(e, "Mul", name, 2, (char *[]){x, c}, out) : NULL;
+}
+
+/* silu x * sigmoid(x); gelu 0.5 x (1 + erf(x / sqrt 2)), from primitives. */
+static Onnx__NodeProto *ex_composed(exporter *e, int h, const nb_node_t *n, int gelu) {
+    char *x = IN(0), *y = e->names[h];
+    char *sig = ex_temp(e, h, "sigmoid");
+    if (!gelu)
+        return ex_node(e, "Sigmoid", ex_str(e, "%s/sigmoid", n->name), 1, (char *[]){x}, sig)
+                   ? ex_node(e, "Mul", n->name, 2, (char *[]){x, sig}, y) : NULL;
+    char *scaled = ex_temp(e, h, "scaled"), *erf = ex_temp(e, h, "erf");
+    char *plus = ex_temp(e, h, "plus"), *half = ex_temp(e, h, "half");
+    char *one = ex_fill(e, h, "one", 0, NULL, 1);
+    if (!one || !ex_mul_scalar(e, h, ex_str(e, "%s/scale", n->name), x, 0.70710678118654752,
+                               scaled) ||
+        !ex_node(e, "Erf", ex_str(e, "%s/erf", n->name), 1, (char *[]){scaled}, erf) ||
+        !ex_node(e, "Add", ex_str(e, "%s/add", n->name), 2, (char *[]){erf, one}, plus) ||
+        !ex_mul_scalar(e, h, ex_str(e, "%s/half", n->name), x, 0.5, half))
+        return NULL;
+    return ex_node(e, "Mul", n->name, 2, (char *[]){half, plus}, y);
+}
+
+/* Softplus is ln(1 + e^x); nabla's beta b gives softplus(b x) / b. */
+static Onnx__NodeProto *ex_softplus(exporter *e, int h, const nb_node_t *n) {
+    double beta = n->settings.activation.beta;
+    if (beta == 1)
+        return ex_node(e, "Softplus", n->name, 1, (char *[]){IN(0)}, e->names[h]);
+    char *bx = ex_temp(e, h, "beta_x"), *sp = ex_temp(e, h, "softplus");
+    if (!ex_mul_scalar(e, h, ex_str(e, "%s/beta", n->name), IN(0), beta, bx) ||
+        !ex_node(e, "Softplus", ex_str(e, "%s/softplus", n->name), 1, (char *[]){bx}, sp))
+        return NULL;
+    return ex_mul_scalar(e, h, n->name, sp, 1.0 / beta, e->names[h]);
+}
+
+static Onnx__NodeProto *ex_concat(exporter *e, int h, const nb_node_t *n) {
+    char *in[NB_MAX_INPUTS];
+    for (int k = 0; k < n->nin; k++) in[k] = IN(k);
+    Onnx__NodeProto *nd = ex_node(e, "Concat", n->name, n->nin, in, e->names[h]);
+    attr_i(e, nd, "axis", n->settings.concat_axis);
     return nd;
 }
 
@@ -329,6 +395,12 @@ static int ex_op(exporter *e, int h) {
     else if (!strcmp(op, "global_avg_pool2d")) nd = ex_global_avg(e, h, n);
     else if (!strcmp(op, "batch_norm")) nd = ex_batch_norm(e, h, n);
     else if (!strcmp(op, "reshape") || !strcmp(op, "flatten")) nd = ex_reshape(e, h, n);
+    else if (!strcmp(op, "layer_norm")) nd = ex_layer_norm(e, h, n);
+    else if (!strcmp(op, "silu") || !strcmp(op, "gelu")) nd = ex_composed(e, h, n, op[0] == 'g');
+    else if (!strcmp(op, "softplus")) nd = ex_softplus(e, h, n);
+    else if (!strcmp(op, "concat")) nd = ex_concat(e, h, n);
+    else if (!strcmp(op, "scale"))
+        nd = ex_mul_scalar(e, h, n->name, IN(0), n->settings.scale, e->names[h]);
     else if (!strcmp(op, "matmul")) nd = ex_node(e, "MatMul", n->name, 2,
                                                  (char *[]){IN(0), IN(1)}, e->names[h]);
     else if (!strcmp(op, "add") || !strcmp(op, "sub") || !strcmp(op, "mul")) {
