@@ -23,7 +23,7 @@ import tempfile
 DATA = "/usr/share/datasets/fashion-mnist/"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = 1000
-LIMIT = 128
+LIMIT = 500
 
 
 def skip(why):
