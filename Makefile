@@ -9,6 +9,8 @@
 #   make deps       install the Debian packages the build needs (when missing)
 #   make tensorboard-check  TensorBoard's reader on nabla's event files (a
 #                   virtual environment with tensorboard and tbparse from PyPI)
+#   make onnx-check  ONNX export checked by onnx.checker and ONNX Runtime (a
+#                   virtual environment with onnxruntime from PyPI)
 #   make fuzz       build the libFuzzer targets with clang (build-fuzz/) and run
 #                   each for FUZZ_SECONDS (default 60); see docs/fuzzing.md
 
@@ -21,7 +23,8 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
 DEB_PACKAGES = cmake gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev \
-               libpng-dev libjpeg62-turbo-dev protobuf-c-compiler libprotobuf-c-dev
+               libpng-dev libjpeg62-turbo-dev protobuf-c-compiler libprotobuf-c-dev \
+               libonnx-dev
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 
 .PHONY: all build bench test test-asan demo examples deps clean fuzz fuzz-build fuzz-deps
@@ -109,6 +112,17 @@ interop: build
 	$(PYENV)/bin/python -c 'import safetensors' 2>/dev/null || $(PYENV)/bin/pip install -q safetensors
 	$(PYENV)/bin/python tests/torch_interop.py $(BUILD)
 	$(PYENV)/bin/python tests/torch_finetune.py $(BUILD)
+
+# ONNX export checked by onnx.checker and ONNX Runtime (tests/onnx_check.py):
+# Debian's python3-onnx, and onnxruntime from PyPI in a virtual environment.
+ONNXENV ?= $(BUILD)/venv-onnx
+.PHONY: onnx-check
+onnx-check: build
+	@sh scripts/install-deps.sh python3-onnx python3-numpy python3-venv dataset-fashion-mnist
+	[ -x $(ONNXENV)/bin/python ] || /usr/bin/python3 -m venv --system-site-packages $(ONNXENV)
+	$(ONNXENV)/bin/python -c 'import onnxruntime' 2>/dev/null || \
+	  $(ONNXENV)/bin/pip install -q onnxruntime
+	$(ONNXENV)/bin/python tests/onnx_check.py $(BUILD)
 
 # TensorBoard's own reader on nabla's event files (tests/tensorboard_check.py):
 # a virtual environment with the tensorboard and tbparse packages.

@@ -1202,6 +1202,17 @@ nb_status nb_st_write(const char *path, const nb_st_entry *tensors, int n,
 nb_status nb_save_weights(const nb_graph *g, const char *path, const nb_kv *meta,
                           int n_meta);
 
+/* Write the part of g from input to output (the model without its loss) as
+ * an ONNX model at path: IR version 8, opset 17, float32, a dynamic batch
+ * dimension named "batch", the parameters and batch-norm running statistics
+ * as initializers under their node names, and meta as metadata_props.
+ * Inference form: dropout becomes Identity, batch norm uses its running
+ * statistics.  An op without an ONNX counterpart is NB_ERR_ARG naming the op
+ * and the node; NB_ERR_STATE if nabla was built without ONNX support.
+ * Atomic, like nb_save_weights.  docs/onnx.md lists the mapping. */
+nb_status nb_export_onnx(const nb_graph *g, nb_node input, nb_node output, const char *path,
+                         const nb_kv *meta, int n_meta);
+
 /* Flags of nb_load_weights. */
 #define NB_LOAD_ALLOW_EXTRA 1  /* ignore tensors that are not parameters or buffers */
 

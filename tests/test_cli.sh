@@ -257,7 +257,21 @@ check '[ $? -eq 0 ] && grep -q "^model .*models/fashion_mlp.nn$" "$work/info2.ou
 check '[ $? -eq 0 ]' "gradcheck finds fashion_mlp by name: $(cat "$work/gc2.out")"
 nabla_error 1 "no_such_model: cannot open" info no_such_model
 
-for cmd in train eval predict info gradcheck; do
+# nabla export: usage, the file written, an op without an ONNX counterpart
+nabla_error 2 "--weights and --onnx are required" export "$work/iris.nn" --weights "$work/iris.safetensors"
+if "$nabla" export "$work/iris.nn" --weights "$work/iris.safetensors" --onnx "$work/iris.onnx" \
+    > "$work/export.out" 2>&1; then
+    check '[ -s "$work/iris.onnx" ] && grep -q "data.input" "$work/iris.onnx"' "export writes the model"
+    printf 'input 4\nfc = dense 3\nhardswish\nloss cross_entropy\n' > "$work/gelu.nn"
+    "$nabla" train "$work/gelu.nn" --data "csv:$work/train.csv,label=species" --epochs 1 --quiet \
+        --out "$work/gelu.safetensors" > /dev/null 2>&1
+    nabla_error 1 "op 'hardswish' of node" export "$work/gelu.nn" --weights "$work/gelu.safetensors" \
+        --onnx "$work/gelu.onnx"
+    check '[ ! -e "$work/gelu.onnx" ]' "a failed export writes nothing"
+else
+    check 'grep -q "libonnx-dev" "$work/export.out"' "export without ONNX support: $(cat "$work/export.out")"
+fi
+for cmd in train eval predict info gradcheck export; do
     "$nabla" $cmd --help > "$work/help" 2>&1
     check '[ $? -eq 0 ] && grep -q "^usage: nabla $cmd" "$work/help"' "nabla $cmd --help"
 done
