@@ -20,16 +20,11 @@ import subprocess
 import sys
 import tempfile
 
-DATA = "/usr/share/datasets/fashion-mnist/"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
+from pycheck import DATA, ROOT, NABLA as nabla, check, finish, skip  # noqa: E402
+
 TRAIN = 1000
 LIMIT = 500
-
-
-def skip(why):
-    print(f"skipped: {why}")
-    print("0 passed, 0 failed, 1 skipped")
-    sys.exit(0)
 
 
 try:
@@ -43,18 +38,6 @@ except ImportError:
     onnxruntime = None
 if not os.path.exists(DATA + "t10k-images-idx3-ubyte.gz"):
     skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
-
-nabla = os.path.join(sys.argv[1] if len(sys.argv) > 1 else "build", "nabla")
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAILED: {what}", file=sys.stderr)
 
 
 def read_idx(name, count, header, size):
@@ -133,8 +116,7 @@ def main():
             check_model(os.path.join(ROOT, model), tmp, images, labels, x)
     if onnxruntime is None:
         print("onnxruntime is not installed: the outputs were not compared")
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    finish()
 
 
 main()

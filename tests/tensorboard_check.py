@@ -34,14 +34,8 @@ import sys
 import tempfile
 import time
 
-BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
-SOURCE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def skip(why):
-    print(f"skipped: {why}")
-    print("0 passed, 0 failed, 1 skipped")
-    sys.exit(0)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
+from pycheck import BUILD, NABLA, ROOT as SOURCE, check, finish, skip  # noqa: E402
 
 
 try:
@@ -59,17 +53,6 @@ except ImportError as e:
 sys.path.insert(0, os.path.join(SOURCE, "tests", "reference"))
 import tfevents as reference  # noqa: E402
 
-NABLA = os.path.join(BUILD, "nabla")
-passed = failed = 0
-
-
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAILED: {what}")
 
 
 def events(path):
@@ -290,8 +273,7 @@ def main():
         check_run(work, write_data(work, 320))
         check_resume(work, write_data(work, 320))
         check_killed(work, write_data(work, 48))
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    finish()
 
 
 if __name__ == "__main__":

@@ -22,14 +22,8 @@ import subprocess
 import sys
 import tempfile
 
-DATA = "/usr/share/datasets/fashion-mnist/"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def skip(why):
-    print(f"skipped: {why}")
-    print("0 passed, 0 failed, 1 skipped")
-    sys.exit(0)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
+from pycheck import DATA, ROOT, NABLA as nabla, check, finish, skip  # noqa: E402
 
 
 try:
@@ -40,18 +34,6 @@ except ImportError as e:
     skip(f"{e.name} is not installed")
 if not os.path.exists(DATA + "train-images-idx3-ubyte.gz"):
     skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
-
-nabla = os.path.join(sys.argv[1] if len(sys.argv) > 1 else "build", "nabla")
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAILED: {what}", file=sys.stderr)
 
 
 def idx(name, offset):
@@ -149,5 +131,4 @@ def main():
 
 
 main()
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()
