@@ -7,20 +7,7 @@
 # Usage: test_diagnose_cli.sh BUILD_DIR
 . "$(dirname "$0")/support/harness.sh"
 
-# 3 classes of 4 features around different centres (a fixed LCG sequence)
-awk -v n=300 'BEGIN {
-    print "a,b,c,d,label";
-    s = 12345;
-    for (i = 0; i < n; i++) {
-        c = i % 3; line = "";
-        for (j = 0; j < 4; j++) {
-            s = (s * 1103515245 + 12345) % 2147483648;
-            v = c * (j + 1) + (s / 2147483648 - 0.5) * 1.5;
-            line = line (j ? "," : "") sprintf("%.4f", v);
-        }
-        print line "," c;
-    }
-}' > "$work/train.csv"
+iris_csv "$work/train.csv" numeric # 3 classes of 4 features, labels 0-2
 data="csv:$work/train.csv"
 
 # --- saturation: N(0, 3^2) weights make the pre-activations of the second

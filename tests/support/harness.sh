@@ -5,9 +5,11 @@
 #   expect_error CODE PATTERN COMMAND...
 #                           COMMAND exits with CODE and prints one line to
 #                           stderr, matching PATTERN (kept in $work/err)
-#   iris_csv FILE           300 rows of 3 classes (setosa, versicolor,
+#   iris_csv FILE [numeric] 300 rows of 3 classes (setosa, versicolor,
 #                           virginica) of 4 features around different
 #                           centres, a header, and the class name in column 3
+#                           (numeric: header a,b,c,d,label and the class
+#                           number last)
 #   finish                  print the counts; exit status 1 if any failed
 set -u
 build=$1
@@ -30,8 +32,9 @@ expect_error() {
     else bad "$*: exit $rc (want $code), stderr: $(cat "$work/err")"; fi
 }
 iris_csv() { # a fixed linear congruential sequence: the same file every time
-    awk -v n=300 'BEGIN {
-        print "sepal_length,sepal_width,species,petal_length,petal_width";
+    awk -v n=300 -v numeric="${2:-}" 'BEGIN {
+        if (numeric) print "a,b,c,d,label";
+        else print "sepal_length,sepal_width,species,petal_length,petal_width";
         split("setosa versicolor virginica", names, " ");
         s = 12345;
         for (i = 0; i < n; i++) {
@@ -40,10 +43,10 @@ iris_csv() { # a fixed linear congruential sequence: the same file every time
             for (j = 0; j < 4; j++) {
                 s = (s * 1103515245 + 12345) % 2147483648;
                 v = c * (j + 1) + (s / 2147483648 - 0.5) * 1.5;
-                if (j == 2) line = line "," names[c + 1];
+                if (j == 2 && !numeric) line = line "," names[c + 1];
                 line = line (j ? "," : "") sprintf("%.4f", v);
             }
-            print line;
+            print numeric ? line "," c : line;
         }
     }' > "$1"
 }
