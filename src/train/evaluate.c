@@ -80,17 +80,25 @@ static nb_real *batch_buffer(const nb_data *data, int batch_size) {
     return malloc(rows * data->sample_size * sizeof(nb_real));
 }
 
+/* The data fit the input and the target, and *xb holds a batch of inputs. */
+static nb_status prepare(const char *fn, const nb_graph *g, nb_node input, nb_node target,
+                         const nb_data *data, int batch_size, nb_real **xb) {
+    nb_status s = nb__check_data(g, fn, "the", data, input, target);
+    if (s != NB_OK) return s;
+    if (batch_size <= 0)
+        return nb_err(NB_ERR_ARG, "%s: batch_size %d is not positive", fn, batch_size);
+    *xb = batch_buffer(data, batch_size);
+    return *xb ? NB_OK : nb_err(NB_ERR_NOMEM, "%s: out of memory", fn);
+}
+
 nb_status nb_evaluate(nb_graph *g, nb_node input, nb_node target, nb_node loss,
                       nb_node output, const nb_data *data, int batch_size,
                       double *loss_out, double *acc_out) {
     const char *fn = "nb_evaluate";
+    nb_real *xb = NULL;
     nb_status s = nb__check_nodes(g, fn, input, target, loss, output);
-    if (s == NB_OK) s = nb__check_data(g, fn, "the", data, input, target);
+    if (s == NB_OK) s = prepare(fn, g, input, target, data, batch_size, &xb);
     if (s != NB_OK) return s;
-    if (batch_size <= 0)
-        return nb_err(NB_ERR_ARG, "%s: batch_size %d is not positive", fn, batch_size);
-    nb_real *xb = batch_buffer(data, batch_size);
-    if (!xb) return nb_err(NB_ERR_NOMEM, "%s: out of memory", fn);
     s = nb__evaluate(fn, g, input, target, loss, output, data, batch_size, xb, loss_out,
                      acc_out);
     free(xb);
@@ -124,13 +132,10 @@ nb_status nb_evaluate_report(nb_graph *g, nb_node input, nb_node target, nb_node
                              nb_report *r) {
     const char *fn = "nb_evaluate_report";
     nb_status s = nb__check_nodes(g, fn, input, target, loss, NB_NONE);
+    nb_real *xb = NULL;
     if (s == NB_OK) s = check_report(g, fn, target, output, r);
-    if (s == NB_OK) s = nb__check_data(g, fn, "the", data, input, target);
+    if (s == NB_OK) s = prepare(fn, g, input, target, data, batch_size, &xb);
     if (s != NB_OK) return s;
-    if (batch_size <= 0)
-        return nb_err(NB_ERR_ARG, "%s: batch_size %d is not positive", fn, batch_size);
-    nb_real *xb = batch_buffer(data, batch_size);
-    if (!xb) return nb_err(NB_ERR_NOMEM, "%s: out of memory", fn);
     size_t correct;
     s = eval_pass(fn, g, input, target, loss, output, 0, data, batch_size, xb, r, &r->loss,
                   &correct);
