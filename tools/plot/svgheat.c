@@ -1,5 +1,6 @@
 /* Heat maps as SVG (see svgheat.h). */
 #include "svgheat.h"
+#include "svgplot.h"
 
 #include <errno.h>
 #include <math.h>
@@ -8,20 +9,8 @@
 
 enum { TITLE_H = 34, GAP = 8, AXIS_TITLE = 20, FONT_W = 7, MAX_LABEL = 200 };
 
-/* Write s with XML special characters escaped. */
-static void put_text(FILE *f, const char *s) {
-    for (; s && *s; s++) {
-        switch (*s) {
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '&': fputs("&amp;", f); break;
-        default: fputc(*s, f);
-        }
-    }
-}
-
 static void put_label(FILE *f, const char *const *labels, int i) {
-    if (labels && labels[i]) put_text(f, labels[i]);
+    if (labels && labels[i]) svg_put_text(f, labels[i]);
     else fprintf(f, "%d", i);
 }
 
@@ -106,22 +95,22 @@ int svg_write_heatmap(const char *path, const svg_heatmap *h) {
             "<rect width='100%%' height='100%%' fill='white'/>\n<text x='%d' y='22' "
             "font-size='15' font-weight='bold' text-anchor='middle'>", width, height, width,
             height, width / 2);
-    put_text(f, h->title);
+    svg_put_text(f, h->title);
     fputs("</text>\n", f);
     cells(f, h, left, TITLE_H, cell);
     labels(f, h, left, TITLE_H, cell);
     int mid_y = TITLE_H + grid_h / 2, mid_x = left + h->cols * cell / 2;
     fprintf(f, "<text x='14' y='%d' font-size='12' text-anchor='middle' "
             "transform='rotate(-90 14 %d)'>", mid_y, mid_y);
-    put_text(f, h->ylabel);
+    svg_put_text(f, h->ylabel);
     fprintf(f, "</text>\n<text x='%d' y='%d' font-size='12' text-anchor='middle'>", mid_x,
             TITLE_H + grid_h + below - GAP);
-    put_text(f, h->xlabel);
+    svg_put_text(f, h->xlabel);
     fputs("</text>\n", f);
     if (h->note) {
         fprintf(f, "<text x='%d' y='%d' font-size='11' text-anchor='middle' fill='#555555'>",
                 width / 2, height - GAP);
-        put_text(f, h->note);
+        svg_put_text(f, h->note);
         fputs("</text>\n", f);
     }
     fputs("</svg>\n", f);

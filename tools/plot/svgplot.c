@@ -11,8 +11,7 @@ enum { PANEL_W = 460, PANEL_H = 340, MARGIN_L = 64, MARGIN_R = 16, MARGIN_T = 56
 static const char *palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
                                 "#9467bd", "#8c564b", "#e377c2", "#17becf"};
 
-/* Write s with XML special characters escaped. */
-static void put_text(FILE *f, const char *s) {
+void svg_put_text(FILE *f, const char *s) {
     for (; s && *s; s++) {
         switch (*s) {
         case '<': fputs("&lt;", f); break;
@@ -347,7 +346,7 @@ static void legend(FILE *f, const svg_panel *p, int corner, const frame *fr) {
             fprintf(f, "<circle cx='%.1f' cy='%.1f' r='%.1f' fill='%s'/>\n", ex + 14, ly - 4,
                     r < 3 ? r : 3, color);
         fprintf(f, "<text x='%.1f' y='%.1f' font-size='11'>", ex + 29, ly);
-        put_text(f, se->label);
+        svg_put_text(f, se->label);
         fputs("</text>\n", f);
     }
 }
@@ -391,15 +390,15 @@ static void panel(FILE *f, const svg_panel *p, double ox, int id) {
     y_ticks(f, p, y0, y1, left, right, top, bottom);
     fprintf(f, "<text x='%.1f' y='%d' font-size='14' text-anchor='middle'>", (left + right) / 2,
             MARGIN_T - 28);
-    put_text(f, p->title);
+    svg_put_text(f, p->title);
     fprintf(f, "</text>\n<text x='%.1f' y='%d' font-size='12' text-anchor='middle'>",
             (left + right) / 2, PANEL_H - 10);
-    put_text(f, p->xlabel);
+    svg_put_text(f, p->xlabel);
     fprintf(f, "%s</text>", p->log_x ? " (log)" : "");
     fprintf(f, "\n<text x='%.1f' y='%.1f' font-size='12' text-anchor='middle' "
             "transform='rotate(-90 %.1f %.1f)'>", ox + 16, (top + bottom) / 2, ox + 16,
             (top + bottom) / 2);
-    put_text(f, p->ylabel);
+    svg_put_text(f, p->ylabel);
     fputs(p->log_y ? " (log)</text>\n" : "</text>\n", f);
     /* the level curves, then the series over them, then the legend on a light
      * box above everything */
@@ -463,7 +462,7 @@ int svg_write_grid(const char *path, const char *title, const svg_panel *panels,
             "<rect width='100%%' height='100%%' fill='white'/>\n", width, height, width, height);
     fprintf(f, "<text x='%d' y='18' font-size='15' font-weight='bold' text-anchor='middle'>",
             width / 2);
-    put_text(f, title);
+    svg_put_text(f, title);
     fputs("</text>\n", f);
     /* each panel drawn as in one row, shifted down to its row */
     for (int i = 0; i < n_panels; i++) {

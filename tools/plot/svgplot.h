@@ -8,6 +8,8 @@
 #ifndef NB_SVGPLOT_H
 #define NB_SVGPLOT_H
 
+#include <stdio.h>
+
 typedef struct svg_series {
     const char *label;
     const double *x, *y;   /* n points; non-finite y values break the line */
@@ -59,5 +61,8 @@ int svg_write_grid(const char *path, const char *title, const svg_panel *panels,
                    int columns);
 /* The panels side by side in one row: svg_write_grid with columns = n_panels. */
 int svg_write(const char *path, const char *title, const svg_panel *panels, int n_panels);
+
+/* Write s into an SVG document with XML special characters escaped. */
+void svg_put_text(FILE *f, const char *s);
 
 #endif
