@@ -238,7 +238,9 @@ static int on_batch(const nb_batch_stats *b, void *user) {
     if (r->ckpt_every && b->step % r->ckpt_every == 0 && b->batch < b->batches &&
         save_checkpoint(r, b->epoch - 1, b->step))
         return 1;
-    return interrupted ? 1 : 0;
+    /* an interrupt in an epoch's last step lets the epoch finish, so that
+     * its row is logged and its checkpoint is whole */
+    return interrupted && b->batch < b->batches ? 1 : 0;
 }
 
 static int on_epoch(const nb_epoch_stats *fit_stats, void *user) {
