@@ -413,7 +413,10 @@ void nb_graph_set_training(nb_graph *g, int training);
 /* Compare the gradient of scalar node loss with respect to every parameter
  * and every leaf marked with nb_requires_grad against central differences
  * with step eps.  Passes when |analytic - numeric| <= atol + rtol*|numeric|
- * everywhere.  Inputs must be set; parameters are restored afterwards.
+ * everywhere.  A scalar outside that is measured again with step eps/100:
+ * a difference that straddles a kink (a ReLU input or a max-pool switch
+ * within eps) is not a derivative.  Inputs must be set; parameters are
+ * restored afterwards.
  * It runs forward many times in the current mode: random ops draw once, in
  * the first forward, and are frozen for the rest (as nb_graph_freeze_random);
  * afterwards the buffers (batch-norm statistics), the generator and the

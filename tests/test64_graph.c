@@ -2,6 +2,7 @@
  * gradients over a DAG with fan-out and a skip connection, batch changes. */
 #include "test.h"
 #include "nabla.h"
+#include "core/internal.h"
 
 static void test_dense_values(void) {
     nb_graph *g = nb_graph_new();
@@ -81,10 +82,61 @@ static void test_many_nodes(void) {
     nb_graph_free(g);
 }
 
+/* The check can fail: an op whose backward is off by 1% is caught. */
+static void square_forward(nb_graph *g, nb_node_t *n) {
+    const nb_node_t *x = &g->nodes[n->in[0]];
+    for (size_t k = 0; k < nb__numel(n); k++) n->val[k] = x->val[k] * x->val[k];
+}
+static void square_backward_wrong(nb_graph *g, nb_node_t *n) {
+    nb_node_t *x = &g->nodes[n->in[0]];
+    for (size_t k = 0; k < nb__numel(n); k++) x->grad[k] += 2.02 * x->val[k] * n->grad[k];
+}
+static const nb_op wrong_square = {.name = "wrong_square", .forward = square_forward,
+                                   .backward = square_backward_wrong};
+
+static void test_gradcheck_fails_on_wrong_gradient(void) {
+    nb_graph *g = nb_graph_new();
+    int in = 3;
+    nb_node x = nb_input(g, "x", 1, &in);
+    const nb_node_t *X = nb__node(g, x);
+    nb_node sq = nb__add_node(g, &wrong_square, 1, &x, X->ndim, X->dims, X->batched);
+    nb_node l = nb_sum(g, sq);
+    CHECK_OK(nb_graph_status(g));
+    nb_real xs[3] = {0.5, -1.5, 2};
+    CHECK_OK(nb_set_input(g, x, xs, 1));
+    CHECK_OK(nb_requires_grad(g, x, 1));
+    nb_gradcheck_report rep;
+    CHECK_OK(nb_gradcheck(g, l, 1e-6, 1e-5, 1e-3, &rep));
+    CHECKF(rep.failed == 3 && rep.checked == 3, "checked %zu failed %zu", rep.checked, rep.failed);
+    CHECK_CLOSE(rep.worst_analytic, 2.02 * 2, 1e-12, 0); /* the largest error: x = 2 */
+    nb_graph_free(g);
+}
+
+/* A ReLU input 3e-7 above its kink: the difference over +-1e-6 straddles
+ * the kink (it gives 0.65, not 1); the check measures again with a smaller
+ * step and passes, as the gradient is right. */
+static void test_gradcheck_kink_within_step(void) {
+    nb_graph *g = nb_graph_new();
+    int in = 2;
+    nb_node x = nb_input(g, "x", 1, &in);
+    nb_node l = nb_sum(g, nb_relu(g, x));
+    CHECK_OK(nb_graph_status(g));
+    nb_real xs[2] = {3e-7, 0.5};
+    CHECK_OK(nb_set_input(g, x, xs, 1));
+    CHECK_OK(nb_requires_grad(g, x, 1));
+    nb_gradcheck_report rep;
+    CHECK_OK(nb_gradcheck(g, l, 1e-6, 1e-5, 1e-3, &rep));
+    CHECKF(rep.failed == 0 && rep.checked == 2, "checked %zu failed %zu worst numeric %g",
+           rep.checked, rep.failed, rep.worst_numeric);
+    nb_graph_free(g);
+}
+
 int main(void) {
     test_dense_values();
     test_gradcheck_dag();
     test_default_init();
     test_many_nodes();
+    test_gradcheck_fails_on_wrong_gradient();
+    test_gradcheck_kink_within_step();
     TEST_END();
 }

@@ -12,7 +12,9 @@ static const char *help =
     "Build the model in double precision with random parameters, random inputs and\n"
     "random targets, and compare the gradient of the loss with respect to every\n"
     "parameter tensor with central finite differences (step 1e-6), as PyTorch's\n"
-    "gradcheck does: pass when |analytic - numeric| <= 1e-5 + 1e-3 |numeric|.\n\n"
+    "gradcheck does: pass when |analytic - numeric| <= 1e-5 + 1e-3 |numeric|.\n"
+    "A value outside that is measured again with step 1e-8, in case the first\n"
+    "difference straddled a kink (a ReLU input or a max-pool switch near it).\n\n"
     "  --seed N      random seed (default 1)\n"
     "  --batch N     samples in the batch (default 3)\n"
     "  --samples N   scalars compared per tensor, evenly spaced (default 64; 0: all)\n";
