@@ -8,6 +8,9 @@
 #include "formats/st_internal.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -493,6 +496,35 @@ static void test_endless_input(void) {
     CHECK(st == NULL);
 }
 
+/* A pipe that carries a whole file and then endless data: reading stops one
+ * byte past the data the header describes, and the extra data is refused
+ * (before, the pipe was read until memory ran out). */
+static void test_endless_pipe(void) {
+    const char header[] = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+    char fifo[256];
+    snprintf(fifo, sizeof fifo, "%s/endless.fifo", tmpdir);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    pid_t child = fork();
+    if (child == 0) { /* the writer: the file, then zeros until the reader leaves */
+        signal(SIGPIPE, SIG_DFL);
+        int fd = open(fifo, O_WRONLY);
+        unsigned char len[8] = {(unsigned char)(sizeof header - 1)}, zeros[4096] = {0};
+        if (write(fd, len, 8) != 8 || write(fd, header, sizeof header - 1) < 0) _exit(1);
+        for (;;)
+            if (write(fd, zeros, sizeof zeros) < 0) _exit(0);
+    }
+    alarm(20); /* an endless read fails the test rather than hanging it */
+    nb_safetensors *st = NULL;
+    nb_status s = nb_st_open(fifo, &st);
+    alarm(0);
+    CHECKF(s == NB_ERR_FORMAT && strstr(nb_last_error(), "must end exactly at the end"), "%s",
+           nb_last_error());
+    CHECK(st == NULL);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    unlink(fifo);
+}
+
 /* ------------------------------------------------------------ graph weights */
 
 static nb_graph *mlp(int hidden, uint64_t seed) {
@@ -621,6 +653,7 @@ int main(void) {
     test_write_errors();
     test_write_not_regular();
     test_endless_input();
+    test_endless_pipe();
     test_graph_weights();
     test_f64_overflow();
     CHECKF(rmdir(tmpdir) == 0, "files left in %s", tmpdir); /* each test removes its own */

@@ -440,6 +440,29 @@ static int header_is_bad(const unsigned char *buf, size_t len) {
     return i == 8 + n || buf[i] != '{';
 }
 
+/* For a pipe or device: the bytes the file should have, once its header is
+ * in (0 before).  The largest end offset the header gives, plus one byte
+ * so that data past it is seen and refused; the rest of the header is
+ * checked by parse_owned.  An unreadable header needs no more bytes. */
+static size_t bytes_needed(const unsigned char *buf, size_t len) {
+    if (len < 8) return 0;
+    uint64_t n = 0;
+    for (int k = 7; k >= 0; k--) n = n << 8 | buf[k];
+    if (len < 8 + n) return 0;
+    nb_json_error err;
+    nb_json_doc *doc = nb_json_parse_object((const char *)buf + 8, (size_t)n, header_limits, &err);
+    if (!doc) return len;
+    uint64_t end = 0;
+    for (const nb_json *e = nb_json_root(doc)->child; e; e = e->next) {
+        const nb_json *o = e->type == NB_JSON_OBJECT ? e->child : NULL;
+        while (o && strcmp(o->key, "data_offsets") != 0) o = o->next;
+        const nb_json *last = o && o->type == NB_JSON_ARRAY && o->child ? o->child->next : NULL;
+        if (last && last->type == NB_JSON_NUMBER && last->num > end) end = last->num;
+    }
+    nb_json_free(doc);
+    return end > SIZE_MAX - 9 - n ? SIZE_MAX : (size_t)(8 + n + end + 1);
+}
+
 nb_status nb_st_open(const char *path, nb_safetensors **out) {
     if (!out) return nb_err(NB_ERR_ARG, "nb_st_open: out is NULL");
     *out = NULL;
@@ -459,7 +482,7 @@ nb_status nb_st_open(const char *path, nb_safetensors **out) {
     /* Read to the end (the size is only a hint: the file may be a pipe). */
     size_t cap = sb.st_size > 0 && (uintmax_t)sb.st_size < SIZE_MAX ? (size_t)sb.st_size + 1
                                                                       : 65536;
-    size_t len = 0;
+    size_t len = 0, needed = 0;
     unsigned char *buf = malloc(cap);
     for (;;) {
         if (!buf) {
@@ -490,6 +513,8 @@ nb_status nb_st_open(const char *path, nb_safetensors **out) {
         if (r == 0) break;
         len += (size_t)r;
         if (header_is_bad(buf, len)) break; /* the error needs no more bytes */
+        if (!S_ISREG(sb.st_mode) && !needed) needed = bytes_needed(buf, len);
+        if (needed && len >= needed) break; /* an endless pipe is not read to its end */
     }
     close(fd);
     return parse_owned(buf, len, path, out);
