@@ -310,6 +310,18 @@ nb_node nb_global_avg_pool2d(nb_graph *g, nb_node x);
  * "<name>.downsample.0.weight", "<name>.downsample.1.*"). */
 nb_node nb_residual(nb_graph *g, nb_node main_path, nb_node x, const char *name);
 
+/* Multi-head self-attention over sequences x [B, T, D], PyTorch's
+ * nn.MultiheadAttention(D, heads, batch_first=True) with query = key = value
+ * = x: parameters "<name>.in_proj_weight" [3D, D] (xavier_uniform),
+ * "<name>.in_proj_bias" [3D] (zeros), "<name>.out_proj.weight" [D, D] and
+ * "<name>.out_proj.bias" [D] (zeros) (name NULL: "attention<k>").  D must be
+ * a multiple of heads.  causal: position i attends to positions 0..i only. */
+nb_node nb_attention(nb_graph *g, nb_node x, int heads, int causal, const char *name);
+/* Its core, scaled dot-product attention per head, on the packed in-projection
+ * qkv [B, T, 3D] (q, k, v along the last dim; head h owns columns h*D/heads ..
+ * of each): softmax(q k^T / sqrt(D/heads)) v -> [B, T, D]. */
+nb_node nb_dot_product_attention(nb_graph *g, nb_node qkv, int heads, int causal);
+
 /* Losses (each returns a scalar, averaged like PyTorch's 'mean' reduction). */
 /* Mean of (pred - target)^2 over all elements. */
 nb_node nb_mse_loss(nb_graph *g, nb_node pred, nb_node target);
