@@ -24,7 +24,7 @@ CMAKE_FLAGS ?=
 
 DEB_PACKAGES = cmake gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev \
                libpng-dev libjpeg62-turbo-dev protobuf-c-compiler libprotobuf-c-dev \
-               libonnx-dev
+               libonnx-dev wamerican
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 
 .PHONY: all build bench test test-asan demo examples deps clean fuzz fuzz-build fuzz-deps
