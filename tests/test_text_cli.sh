@@ -35,6 +35,8 @@ cat > "$work/vocab.txt" <<'TXT'
 "data.classes":"[\"\\n\",\"a\",\"b\",\"c\",\"d\",\"w\",\"x\",\"y\"]"
 TXT
 check 'grep -q -F -f "$work/vocab.txt" "$work/w.safetensors"' "the vocabulary is saved as data.classes"
+# ids stay ids: text is never standardised
+check 'grep -q -F "\"data.input\":\"raw\"" "$work/w.safetensors"' "text input is saved as raw"
 
 # --- predict on new text uses the saved vocabulary: alone, "wxy" would number w 1
 printf 'wxy\n' > "$work/wxy.txt"
