@@ -1,13 +1,16 @@
 /* Multi-head self-attention of the float library against PyTorch's
  * nn.MultiheadAttention (tests/reference/attention.ref, written by
  * tests/reference/attention.py): forward output and the gradients of x and
- * of every parameter, under PyTorch's state_dict names, causal and not. */
+ * of every parameter, under PyTorch's state_dict names, causal and not.
+ * Then the (sample, head) pairs split between threads: the same bits on 1
+ * and on 4 threads. */
 #include "nabla.h"
 #include "refdata.h"
 #include "test.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define RTOL 1e-5
 
@@ -78,6 +81,45 @@ static void test_case(const ref_file *ref, const char *name) {
     nb_graph_free(g);
 }
 
+/* y and every gradient of attention on [4, 32, 64] with 4 heads, on the
+ * given number of threads, appended to out (n values). */
+static size_t run_threads(int threads, nb_real *out) {
+    CHECK_OK(nb_set_threads(threads));
+    nb_graph *g = nb_graph_new();
+    int sd[2] = {32, 64};
+    nb_node x = nb_input(g, "x", 2, sd), wy = nb_input(g, "wy", 2, sd);
+    nb_node y = nb_attention(g, x, 4, 1, "attn");
+    nb_node loss = nb_sum(g, nb_mul(g, y, wy));
+    CHECK_OK(nb_requires_grad(g, x, 1));
+    nb_rng r;
+    nb_rng_seed(&r, 5);
+    CHECK_OK(nb_graph_init(g, &r));
+    size_t n = 4 * 32 * 64, k = 0;
+    nb_real *v = malloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++) v[i] = (nb_real)nb_rng_normal(&r);
+    CHECK_OK(nb_set_input(g, x, v, 4));
+    for (size_t i = 0; i < n; i++) v[i] = (nb_real)nb_rng_normal(&r);
+    CHECK_OK(nb_set_input(g, wy, v, 4));
+    free(v);
+    CHECK_OK(nb_forward(g, loss));
+    nb_zero_grad(g);
+    CHECK_OK(nb_backward(g, loss));
+    memcpy(out + k, nb_value(g, y), n * sizeof *out), k += n;
+    memcpy(out + k, nb_grad(g, x), n * sizeof *out), k += n;
+    memcpy(out + k, nb_grads(g), nb_param_count(g) * sizeof *out), k += nb_param_count(g);
+    nb_graph_free(g);
+    return k;
+}
+
+static void test_threads(void) {
+    size_t cap = 2 * 4 * 32 * 64 + 4 * 64 * 64 + 4 * 64;
+    nb_real *one = calloc(cap, sizeof *one), *four = calloc(cap, sizeof *four);
+    size_t n1 = run_threads(1, one), n4 = run_threads(4, four);
+    CHECK(n1 == cap && n4 == cap && memcmp(one, four, cap * sizeof *one) == 0);
+    free(one);
+    free(four);
+}
+
 int main(void) {
     ref_file *ref = ref_load("tests/reference/attention.ref");
     CHECK(ref != NULL);
@@ -87,5 +129,6 @@ int main(void) {
     test_case(ref, "causal_4heads");
     test_case(ref, "one_head");
     ref_free(ref);
+    test_threads();
     TEST_END();
 }

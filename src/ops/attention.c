@@ -16,9 +16,10 @@
  *     dS = P * (dP - rowsum(dP * P)),           (softmax's backward)
  *     dq = dS k / sqrt(dh),  dk = dS^T q / sqrt(dh).
  * A masked entry has P = 0, so it gets no gradient.  The scratch holds P for
- * every sample and head, and one T x T block for dP. */
+ * every sample and head, and a T x T block for dP per part. */
 #include "../core/internal.h"
 #include "../kernels/gemm.h"
+#include "../kernels/parallel.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -34,11 +35,50 @@ static attn_shape shape_of(const nb_node_t *n) {
     return s;
 }
 
+/* The (sample, head) pairs run in parallel: each writes its own block of P,
+ * its own columns of the output and of the input gradient, so a pair's
+ * result does not depend on the thread.  Backward needs a T x T block for
+ * dP per part: the scratch holds one lane per thread (at most MAX_LANES). */
+#define MAX_LANES 16
+#define MIN_PART_FLOPS 65536.0
+
+static int lanes_for(const attn_shape *s) {
+    int lanes = nb_threads() < MAX_LANES ? nb_threads() : MAX_LANES;
+    if (lanes > s->B * s->H) lanes = s->B * s->H;
+    return lanes < 1 ? 1 : lanes;
+}
+
 static size_t attn_scratch(const nb_graph *g, const nb_node_t *n) {
     (void)g;
     attn_shape s = shape_of(n);
     size_t tt = (size_t)s.T * (size_t)s.T;
-    return ((size_t)s.B * (size_t)s.H + 1) * tt;
+    return ((size_t)s.B * (size_t)s.H + (size_t)lanes_for(&s)) * tt;
+}
+
+typedef struct attn_job {
+    nb_graph *g;
+    nb_node_t *n;
+    attn_shape s;
+    int parts;
+} attn_job;
+
+/* Parts for the pairs: enough work for each, no more than the threads free
+ * now and the dP lanes planned. */
+static attn_job job_of(nb_graph *g, nb_node_t *n) {
+    attn_job j = {.g = g, .n = n, .s = shape_of(n)};
+    size_t pairs = (size_t)j.s.B * (size_t)j.s.H, tt = (size_t)j.s.T * (size_t)j.s.T;
+    double flops = 4.0 * (double)tt * j.s.dh;
+    size_t per_part = flops >= MIN_PART_FLOPS ? 1 : (size_t)(MIN_PART_FLOPS / flops) + 1;
+    size_t lanes = (n->scratch_len - pairs * tt) / tt;
+    j.parts = nb__part_count(pairs, per_part);
+    if ((size_t)j.parts > lanes) j.parts = (int)lanes;
+    if (j.parts < 1) j.parts = 1;
+    return j;
+}
+
+static void run_parts(attn_job *j, void (*fn)(void *, int)) {
+    if (j->parts == 1) fn(j, 0);
+    else nb__parallel(j->parts, fn, j);
 }
 
 /* Row i of the scores in place: masked (causal) softmax. */
@@ -57,23 +97,29 @@ static void softmax_row(nb_real *row, int T, int i, int causal) {
     for (int j = valid; j < T; j++) row[j] = 0;
 }
 
-static void attn_forward(nb_graph *g, nb_node_t *n) {
-    const nb_node_t *x = nb__in(g, n, 0);
-    attn_shape s = shape_of(n);
-    const int ld = 3 * s.D, causal = n->settings.attention.causal;
+static void forward_part(void *ctx, int part) {
+    attn_job *j = ctx;
+    const attn_shape s = j->s;
+    const nb_node_t *x = nb__in(j->g, j->n, 0);
+    const int ld = 3 * s.D, causal = j->n->settings.attention.causal;
     const nb_real scale = R(1) / nb_sqrt((nb_real)s.dh);
     const size_t tt = (size_t)s.T * (size_t)s.T;
-    for (int b = 0; b < s.B; b++) {
-        const nb_real *qkv = x->val + (size_t)b * s.T * ld;
-        nb_real *out = n->val + (size_t)b * s.T * s.D;
-        for (int h = 0; h < s.H; h++) {
-            const nb_real *q = qkv + h * s.dh, *k = q + s.D, *v = q + 2 * s.D;
-            nb_real *P = n->scratch + ((size_t)b * s.H + h) * tt;
-            nb_gemm(0, 1, s.T, s.T, s.dh, scale, q, ld, k, ld, R(0), P, s.T);
-            for (int i = 0; i < s.T; i++) softmax_row(P + (size_t)i * s.T, s.T, i, causal);
-            nb_gemm(0, 0, s.T, s.dh, s.T, R(1), P, s.T, v, ld, R(0), out + h * s.dh, s.D);
-        }
+    size_t lo, hi;
+    nb__part_range((size_t)s.B * s.H, part, j->parts, 1, &lo, &hi);
+    for (size_t pair = lo; pair < hi; pair++) {
+        int b = (int)(pair / (size_t)s.H), h = (int)(pair % (size_t)s.H);
+        const nb_real *q = x->val + (size_t)b * s.T * ld + h * s.dh, *k = q + s.D, *v = q + 2 * s.D;
+        nb_real *P = j->n->scratch + pair * tt;
+        nb_real *out = j->n->val + (size_t)b * s.T * s.D + h * s.dh;
+        nb_gemm(0, 1, s.T, s.T, s.dh, scale, q, ld, k, ld, R(0), P, s.T);
+        for (int i = 0; i < s.T; i++) softmax_row(P + (size_t)i * s.T, s.T, i, causal);
+        nb_gemm(0, 0, s.T, s.dh, s.T, R(1), P, s.T, v, ld, R(0), out, s.D);
     }
+}
+
+static void attn_forward(nb_graph *g, nb_node_t *n) {
+    attn_job j = job_of(g, n);
+    run_parts(&j, forward_part);
 }
 
 /* dP becomes dS = P * (dP - rowsum(dP * P)), row by row. */
@@ -87,30 +133,34 @@ static void softmax_grad(nb_real *dP, const nb_real *P, int T) {
     }
 }
 
-static void attn_backward(nb_graph *g, nb_node_t *n) {
-    nb_node_t *x = nb__in(g, n, 0);
-    if (!x->grad) return;
-    attn_shape s = shape_of(n);
+static void backward_part(void *ctx, int part) {
+    attn_job *j = ctx;
+    const attn_shape s = j->s;
+    nb_node_t *x = nb__in(j->g, j->n, 0);
     const int ld = 3 * s.D;
     const nb_real scale = R(1) / nb_sqrt((nb_real)s.dh);
-    const size_t tt = (size_t)s.T * (size_t)s.T;
-    nb_real *dP = n->scratch + (size_t)s.B * s.H * tt;
-    for (int b = 0; b < s.B; b++) {
-        const nb_real *qkv = x->val + (size_t)b * s.T * ld;
-        nb_real *dqkv = x->grad + (size_t)b * s.T * ld;
-        const nb_real *dout = n->grad + (size_t)b * s.T * s.D;
-        for (int h = 0; h < s.H; h++) {
-            const int off = h * s.dh;
-            const nb_real *q = qkv + off, *k = q + s.D, *v = q + 2 * s.D;
-            nb_real *dq = dqkv + off, *dk = dq + s.D, *dv = dq + 2 * s.D;
-            const nb_real *P = n->scratch + ((size_t)b * s.H + h) * tt, *dh = dout + off;
-            nb_gemm(0, 1, s.T, s.T, s.dh, R(1), dh, s.D, v, ld, R(0), dP, s.T);
-            nb_gemm(1, 0, s.T, s.dh, s.T, R(1), P, s.T, dh, s.D, R(1), dv, ld);
-            softmax_grad(dP, P, s.T);
-            nb_gemm(0, 0, s.T, s.dh, s.T, scale, dP, s.T, k, ld, R(1), dq, ld);
-            nb_gemm(1, 0, s.T, s.dh, s.T, scale, dP, s.T, q, ld, R(1), dk, ld);
-        }
+    const size_t tt = (size_t)s.T * (size_t)s.T, pairs = (size_t)s.B * s.H;
+    nb_real *dP = j->n->scratch + (pairs + (size_t)part) * tt; /* this part's lane */
+    size_t lo, hi;
+    nb__part_range(pairs, part, j->parts, 1, &lo, &hi);
+    for (size_t pair = lo; pair < hi; pair++) {
+        size_t b = pair / (size_t)s.H, off = b * s.T * ld + pair % (size_t)s.H * s.dh;
+        const nb_real *q = x->val + off, *k = q + s.D, *v = q + 2 * s.D;
+        nb_real *dq = x->grad + off, *dk = dq + s.D, *dv = dq + 2 * s.D;
+        const nb_real *P = j->n->scratch + pair * tt;
+        const nb_real *dh = j->n->grad + b * s.T * s.D + pair % (size_t)s.H * s.dh;
+        nb_gemm(0, 1, s.T, s.T, s.dh, R(1), dh, s.D, v, ld, R(0), dP, s.T);
+        nb_gemm(1, 0, s.T, s.dh, s.T, R(1), P, s.T, dh, s.D, R(1), dv, ld);
+        softmax_grad(dP, P, s.T);
+        nb_gemm(0, 0, s.T, s.dh, s.T, scale, dP, s.T, k, ld, R(1), dq, ld);
+        nb_gemm(1, 0, s.T, s.dh, s.T, scale, dP, s.T, q, ld, R(1), dk, ld);
     }
+}
+
+static void attn_backward(nb_graph *g, nb_node_t *n) {
+    if (!nb__in(g, n, 0)->grad) return;
+    attn_job j = job_of(g, n);
+    run_parts(&j, backward_part);
 }
 
 /* two products of 2 T T dh per head, and the softmax (about 5 per score) */
