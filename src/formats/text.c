@@ -131,33 +131,31 @@ static int cmp_u32(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Mark the characters that count: of the lines, or of the whole stream. */
-static void mark_used(const text *t, int lines, unsigned char *used) {
+/* The characters that count, in order: the lines', or the whole stream's. */
+static size_t gather(const text *t, int lines, uint32_t *out) {
     if (!lines) {
-        for (size_t i = 0; i < t->n; i++) used[t->cp[i]] = 1;
-        return;
+        memcpy(out, t->cp, t->n * sizeof *out);
+        return t->n;
     }
+    size_t n = 0;
     for (size_t l = 0; l < t->n_lines; l++)
-        for (size_t k = 0; k < t->line_len[l]; k++) used[t->cp[t->line_at[l] + k]] = 1;
+        for (size_t k = 0; k < t->line_len[l]; k++) out[n++] = t->cp[t->line_at[l] + k];
+    return n;
 }
 
 /* The vocabulary of the file: its characters in code-point order, after
- * the line boundary for lines. */
+ * the line boundary (which no line contains) for lines. */
 static nb_status build_vocab(text *t, int lines) {
-    unsigned char *used = calloc(0x110000, 1);
-    if (!used) return nb_err(NB_ERR_NOMEM, "%s: out of memory", t->name);
-    mark_used(t, lines, used);
-    size_t count = lines;
-    for (uint32_t c = 0; c < 0x110000; c++) count += used[c] && !(lines && c == BOUNDARY);
-    t->vocab = malloc(count * sizeof *t->vocab);
-    if (!t->vocab) {
-        free(used);
-        return nb_err(NB_ERR_NOMEM, "%s: out of memory", t->name);
-    }
-    if (lines) t->vocab[t->vocab_size++] = BOUNDARY;
-    for (uint32_t c = 0; c < 0x110000; c++)
-        if (used[c] && !(lines && c == BOUNDARY)) t->vocab[t->vocab_size++] = c;
-    free(used);
+    uint32_t *all = malloc((t->n + 1) * sizeof *all);
+    if (!all) return nb_err(NB_ERR_NOMEM, "%s: out of memory", t->name);
+    size_t n = gather(t, lines, all + lines);
+    if (lines) all[0] = BOUNDARY;
+    qsort(all + lines, n, sizeof *all, cmp_u32);
+    size_t count = (size_t)lines, first = (size_t)lines; /* keep the boundary */
+    for (size_t i = first; i < first + n; i++) /* in place: all[i - 1] is intact here */
+        if (i == first || all[i] != all[i - 1]) all[count++] = all[i];
+    t->vocab = all;
+    t->vocab_size = (int)count;
     return NB_OK;
 }
 

@@ -236,8 +236,14 @@ nb_node nb_attention(nb_graph *g, nb_node x, int heads, int causal, const char *
     if (wo == NB_NONE) return NB_NONE;
     nb_node bo = member(g, base, "out_proj.bias", 1, &D, (nb_init){.kind = NB_INIT_ZEROS});
     if (bo == NB_NONE) return NB_NONE;
+    char part[64];
     nb_node qkv = nb_linear(g, x, wi, bi);
-    nb_node y = nb_linear(g, nb_dot_product_attention(g, qkv, heads, causal), wo, bo);
+    snprintf(part, sizeof part, "%s.qkv", base); /* names that diagnostics can show */
+    if (qkv != NB_NONE) nb__set_name(g, qkv, part);
+    nb_node heads_out = nb_dot_product_attention(g, qkv, heads, causal);
+    snprintf(part, sizeof part, "%s.heads", base);
+    if (heads_out != NB_NONE) nb__set_name(g, heads_out, part);
+    nb_node y = nb_linear(g, heads_out, wo, bo);
     if (y != NB_NONE) nb__set_name(g, y, base);
     return y;
 }
