@@ -197,6 +197,11 @@ static void test_given_vocab(void) {
     o.vocab_size = 2;
     CHECK(parse("ab", &o, &d) == NB_ERR_FORMAT);
     CHECK_MSG("t.txt: vocabulary entry 1 'ab' is not one character");
+    static char *twice[] = {"\n", "b", "a", "b"};
+    o.vocab = twice;
+    o.vocab_size = 4;
+    CHECK(parse("ab", &o, &d) == NB_ERR_FORMAT);
+    CHECK_MSG("t.txt: vocabulary entries 1 and 3 are both U+0062");
 }
 
 /* held out by whole lines: every line in exactly one part, the same

@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_TEXT_BYTES ((size_t)1 << 31)
+#define MAX_TEXT_BYTES ((size_t)1 << 30) /* 4 bytes of code point and of id each */
 #define MAX_VALUES ((size_t)1 << 30) /* reals in all samples of one part */
 #define BOUNDARY 0x0Au
 
@@ -59,16 +59,11 @@ static void where(const text *t, size_t k, size_t *line, size_t *col) {
 
 /* The UTF-8 bytes of code point c into buf (at least 5 bytes). */
 static const char *utf8_of(uint32_t c, char *buf) {
-    unsigned char *b = (unsigned char *)buf;
-    if (c < 0x80) b[0] = (unsigned char)c, b[1] = 0;
-    else if (c < 0x800) b[0] = (unsigned char)(0xC0 | c >> 6), b[1] = (unsigned char)(0x80 | (c & 0x3F)), b[2] = 0;
-    else if (c < 0x10000)
-        b[0] = (unsigned char)(0xE0 | c >> 12), b[1] = (unsigned char)(0x80 | (c >> 6 & 0x3F)),
-        b[2] = (unsigned char)(0x80 | (c & 0x3F)), b[3] = 0;
-    else
-        b[0] = (unsigned char)(0xF0 | c >> 18), b[1] = (unsigned char)(0x80 | (c >> 12 & 0x3F)),
-        b[2] = (unsigned char)(0x80 | (c >> 6 & 0x3F)), b[3] = (unsigned char)(0x80 | (c & 0x3F)),
-        b[4] = 0;
+    static const unsigned char lead[5] = {0, 0, 0xC0, 0xE0, 0xF0};
+    int len = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+    buf[len] = '\0';
+    for (int i = len - 1; i > 0; i--, c >>= 6) buf[i] = (char)(0x80 | (c & 0x3F));
+    buf[0] = (char)(lead[len] | c);
     return buf;
 }
 
@@ -226,6 +221,12 @@ static nb_status encode(text *t, int lines) {
     for (int k = 0; k < t->vocab_size; k++) e[k] = (vocab_entry){t->vocab[k], k};
     qsort(e, (size_t)t->vocab_size, sizeof *e, cmp_entry);
     nb_status s = NB_OK;
+    for (int k = 1; k < t->vocab_size && s == NB_OK; k++)
+        if (e[k].cp == e[k - 1].cp) { /* a given vocabulary: one id per character */
+            int a = e[k - 1].id < e[k].id ? e[k - 1].id : e[k].id, b = e[k - 1].id + e[k].id - a;
+            s = nb_err(NB_ERR_FORMAT, "%s: vocabulary entries %d and %d are both U+%04X",
+                       t->name, a, b, (unsigned)e[k].cp);
+        }
     if (!lines) s = encode_range(t, e, 0, t->n);
     for (size_t l = 0; lines && l < t->n_lines && s == NB_OK; l++)
         s = encode_range(t, e, t->line_at[l], t->line_at[l] + t->line_len[l]);
