@@ -268,6 +268,11 @@ static void test_split_stream(void) {
     CHECK(nb_text_parse(text, 200, "s.txt", &o, &tr, &va) == NB_ERR_ARG);
     CHECK_MSG("s.txt: the validation span of 20 characters is shorter than one window (context "
               "50 + 1)");
+    o.context = 4;
+    o.val_fraction = 0.5;
+    CHECK(nb_text_parse(text, 9, "s.txt", &o, &tr, &va) == NB_ERR_ARG); /* 5 held out, 4 left */
+    CHECK_MSG("s.txt: no window of 4 + 1 characters fits outside the validation span; hold out "
+              "less");
 }
 
 static void test_options_and_file(void) {

@@ -244,7 +244,9 @@ typedef struct layout {
  * and the vocabulary as class names. */
 static nb_status new_part(const text *t, size_t n, size_t x_size, size_t y_size, nb_data *d) {
     memset(d, 0, sizeof *d);
-    if (n == 0) return nb_err(NB_ERR_ARG, "%s: no samples", t->name);
+    if (n == 0) /* only a stream's part can be too short for a window */
+        return nb_err(NB_ERR_ARG, "%s: no window of %zu + 1 characters fits outside the "
+                      "validation span; hold out less", t->name, x_size);
     if (n > MAX_VALUES / (x_size + y_size))
         return nb_err(NB_ERR_NOMEM, "%s: %zu samples of %zu values are more than %zu values; "
                       "use a larger stride= or less text", t->name, n, x_size + y_size,
