@@ -66,11 +66,25 @@ expect_error 1 "--data lines: unknown option 'stride' (known: context, length)" 
     "$nabla" train "$work/m.nn" --data "lines:$work/words.txt,stride=2" --epochs 1
 expect_error 1 "--data text:$work/words.txt needs context=T, the window length" \
     "$nabla" train "$work/m.nn" --data "text:$work/words.txt" --epochs 1
-# whole padded lines are 5 positions here: the model takes 3
-expect_error 1 "samples have 5 values but $work/m.nn takes 3 values per sample" \
+# whole lines are padded to the model's input: 3 positions cannot hold abcd
+expect_error 1 "$work/words.txt:1: the line has 4 characters; with its boundary it needs 5 positions, more than length=3" \
     "$nabla" train "$work/m.nn" --data "lines:$work/words.txt" --epochs 1
+# length= sets it: here to a size the model does not take
+expect_error 1 "samples have 6 values but $work/m.nn takes 3 values per sample" \
+    "$nabla" train "$work/m.nn" --data "lines:$work/words.txt,length=6" --epochs 1
 expect_error 1 "$work/words.txt:1: the line has 4 characters; with its boundary it needs 5 positions, more than length=3" \
     "$nabla" train "$work/m.nn" --data "lines:$work/words.txt,length=3" --epochs 1
+
+# a model of 6 positions gets lines padded to 6, in training and in predict
+cat > "$work/p.nn" <<'NN'
+input 6
+dense 6
+loss mse
+NN
+check '"$nabla" train "$work/p.nn" --data "lines:$work/words.txt" --epochs 1 --quiet --out "$work/p.safetensors"' \
+    "train on whole lines padded to the input"
+check '"$nabla" predict "$work/p.nn" --weights "$work/p.safetensors" --input "lines:$work/wxy.txt" > "$work/p.csv" && [ "$(wc -l < "$work/p.csv")" -eq 2 ]' \
+    "predict pads new lines to the input"
 
 # --- a stream: windows of 6 characters, targets shifted by one (here as
 # regression targets, which is all a dense model can do with them)

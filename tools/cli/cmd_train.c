@@ -31,7 +31,8 @@ static const char *help =
     "                         take ,layout=hwc for channels-last images [N, H, W, C]; a file\n"
     "                         without a prefix is read by its extension (.csv, .npy, -ubyte,\n"
     "                         .png, .jpg); text of characters (docs/sequences.md):\n"
-    "                         lines:FILE[,context=K][,length=T] (a sequence per line) |\n"
+    "                         lines:FILE[,context=K][,length=T] (a sequence per line,\n"
+    "                         padded to the model's input without context=) |\n"
     "                         text:FILE,context=T[,stride=S] (windows of the stream)\n"
     "  --test SOURCE          data for the final evaluation (fashion-mnist: its test split)\n"
     "  --skip-bad             skip images that do not decode (counted) instead of failing\n"
@@ -375,6 +376,7 @@ static int check_resume(run *r, const char *resume, const char *seed_flag) {
  * standardise features with training statistics, and check them against the
  * model. */
 static int prepare_data(run *r, const char *test_spec, double val_split, int standardize) {
+    data_text_default_length(cli_sample_size(r->m.graph, r->m.input));
     /* text is held out by line or by span, not by sample */
     int text = data_is_text(r->data_spec), text_split = text && val_split > 0;
     nb_status s = text_split ? data_load_split(r->data_spec, NULL, 0, val_split, r->seed,

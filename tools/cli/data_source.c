@@ -93,6 +93,11 @@ int data_is_text(const char *spec) {
     return strncmp(spec, "lines:", 6) == 0 || strncmp(spec, "text:", 5) == 0;
 }
 
+/* lines: without context= or length= pads to the model's input size */
+static size_t text_length;
+
+void data_text_default_length(size_t n) { text_length = n; }
+
 /* A positive whole number of a text option, or 0. */
 static int text_int(const char *val) {
     char *end;
@@ -129,6 +134,7 @@ static nb_status load_text(const char *spec, char *const *vocab, int n_vocab, do
                                 "1000000", kind, opt, val_s);
         *field = v;
     }
+    if (lines && !o.context && !o.length && text_length <= 1000000) o.length = (int)text_length;
     if (!lines && !o.context)
         return nb_set_error(NB_ERR_ARG, "--data text:%s needs context=T, the window length "
                             "(e.g. text:%s,context=64)", path, path);

@@ -28,6 +28,10 @@ nb_status data_load_classes(const char *spec, const char *split, char *const *cl
  * validation and test data and travels with the weights. */
 int data_is_text(const char *spec);
 
+/* The length that lines: data without context= or length= pad every line
+ * to: the size of the model's input (0: the longest line + 1). */
+void data_text_default_length(size_t n);
+
 /* Text data with a held-out fraction: whole lines (lines:) or one span of
  * the stream (text:) chosen by seed (vocab: as data_load_classes). */
 nb_status data_load_split(const char *spec, char *const *vocab, int n_vocab, double val_fraction,
