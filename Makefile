@@ -18,13 +18,13 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= idx csv npy safetensors spec image
+FUZZ_TARGETS ?= idx csv npy safetensors spec image text
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
 DEB_PACKAGES = cmake gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev \
                libpng-dev libjpeg62-turbo-dev protobuf-c-compiler libprotobuf-c-dev \
-               libonnx-dev
+               libonnx-dev wamerican
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 
 .PHONY: all build bench test test-asan demo examples deps clean fuzz fuzz-build fuzz-deps

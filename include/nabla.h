@@ -310,6 +310,18 @@ nb_node nb_global_avg_pool2d(nb_graph *g, nb_node x);
  * "<name>.downsample.0.weight", "<name>.downsample.1.*"). */
 nb_node nb_residual(nb_graph *g, nb_node main_path, nb_node x, const char *name);
 
+/* Multi-head self-attention over sequences x [B, T, D], PyTorch's
+ * nn.MultiheadAttention(D, heads, batch_first=True) with query = key = value
+ * = x: parameters "<name>.in_proj_weight" [3D, D] (xavier_uniform),
+ * "<name>.in_proj_bias" [3D] (zeros), "<name>.out_proj.weight" [D, D] and
+ * "<name>.out_proj.bias" [D] (zeros) (name NULL: "attention<k>").  D must be
+ * a multiple of heads.  causal: position i attends to positions 0..i only. */
+nb_node nb_attention(nb_graph *g, nb_node x, int heads, int causal, const char *name);
+/* Its core, scaled dot-product attention per head, on the packed in-projection
+ * qkv [B, T, 3D] (q, k, v along the last dim; head h owns columns h*D/heads ..
+ * of each): softmax(q k^T / sqrt(D/heads)) v -> [B, T, D]. */
+nb_node nb_dot_product_attention(nb_graph *g, nb_node qkv, int heads, int causal);
+
 /* Losses (each returns a scalar, averaged like PyTorch's 'mean' reduction). */
 /* Mean of (pred - target)^2 over all elements. */
 nb_node nb_mse_loss(nb_graph *g, nb_node pred, nb_node target);
@@ -966,6 +978,40 @@ nb_status nb_data_from_csv(nb_csv_data *csv, nb_data *out);
  * [N] or [N, k] (may be NULL: no labels, y_size 0).  Both arrays are emptied
  * on success (their buffers are taken over or converted). */
 nb_status nb_data_from_arrays(nb_array *x, nb_array *y, nb_data *out);
+/* Text for character models (docs/sequences.md, Text data).  A character is
+ * a Unicode code point of UTF-8 text; its token id (an exact integer in
+ * x_real) is its index in the vocabulary, which becomes the class names
+ * (n_classes, class_names) of the data.  NB_TEXT_LINES: one sequence per
+ * non-empty line (a trailing \r dropped), the newline "\n" the line
+ * boundary, id 0, that starts and ends every line; with context = K > 0,
+ * every character of a line and its end is a sample x [K] (the K characters
+ * before it, boundaries before the line) with y [1] that character; with
+ * context 0, a sample is the whole line: x [length] = boundary, line,
+ * boundaries; y [length] = line, boundary, NB_TEXT_IGNORE (length 0: the
+ * longest line + 1).  NB_TEXT_STREAM: the whole text as one sequence, windows
+ * x = c[i .. i+context), y = c[i+1 .. i+context+1) every stride characters. */
+typedef enum nb_text_kind { NB_TEXT_LINES = 0, NB_TEXT_STREAM = 1 } nb_text_kind;
+/* The target of padding positions: PyTorch's default ignore_index. */
+#define NB_TEXT_IGNORE (-100)
+typedef struct nb_text_opts {
+    nb_text_kind kind;
+    int context;          /* lines: K (0: whole lines); stream: window length  */
+    int length;           /* lines without context: positions (0: longest + 1) */
+    int stride;           /* stream: between window starts (0: 1)              */
+    double val_fraction;  /* [0, 1): held out as val, by line (lines) or as one
+                             span of the stream (no window crosses into it)    */
+    uint64_t seed;        /* chooses the held-out lines or span                */
+    char *const *vocab;   /* a trained model's vocabulary (one character each) */
+    int vocab_size;       /* 0: built from the text, in code-point order (lines:
+                             the boundary first); a character not in a given
+                             vocabulary is an error naming its line and column */
+} nb_text_opts;
+/* Parse text data[0..len) named name; val (may be NULL without a validation
+ * fraction) gets the held-out part.  Bad UTF-8, NUL bytes, an empty text and a
+ * line longer than length are NB_ERR_FORMAT errors naming line and column. */
+nb_status nb_text_parse(const char *data, size_t len, const char *name, const nb_text_opts *opts,
+                        nb_data *train, nb_data *val);
+nb_status nb_text_load(const char *path, const nb_text_opts *opts, nb_data *train, nb_data *val);
 /* Renumber d's class labels as the n_classes classes of a trained model
  * (classes: their names, or NULL when it was trained on class numbers), so
  * labels keep their meaning whatever classes a file happens to hold.  Labels

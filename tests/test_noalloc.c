@@ -268,6 +268,46 @@ static void test_fit_cnn(void) {
     nb_graph_free(g);
 }
 
+/* A pre-LN transformer block over sequences [8, 8] (layer norm, causal
+ * attention, GELU, adds), flattened into a classifier; nb_fit with
+ * validation (batches of 16 and short ones). */
+static void test_fit_transformer(void) {
+    nb_rng r;
+    nb_rng_seed(&r, 4);
+    nb_graph *g = nb_graph_new();
+    int shape[2] = {8, 8};
+    nb_node x = nb_input(g, "x", 2, shape), y = nb_input(g, "y", 0, NULL);
+    nb_node a = nb_attention(g, nb_layer_norm(g, x, 1, "ln1", NULL), 2, 1, "attn");
+    nb_node h = nb_add(g, a, x);
+    nb_node f = nb_gelu(g, nb_dense(g, nb_layer_norm(g, h, 1, "ln2", NULL), 16, "up", NULL), 0);
+    h = nb_add(g, nb_dense(g, f, 8, "down", NULL), h);
+    nb_node out = nb_dense(g, nb_flatten(g, h), OUT, "fc", NULL);
+    nb_node loss = nb_cross_entropy(g, out, y, 0);
+    CHECK_OK(nb_graph_status(g));
+    CHECK_OK(nb_graph_init(g, &r));
+    nb_data train = test_data(img_x, data_y, N, 64, 1);
+    nb_data val = test_data(img_x, data_y, 30, 64, 1);
+    nb_fit_config cfg = nb_fit_defaults(x, y, loss, out);
+    cfg.optimizer = test_optim(g, NB_OPT_ADAM, -1);
+    cfg.epochs = 4;
+    cfg.batch_size = BATCH;
+    window w;
+    memset(&w, 0, sizeof w);
+    w.epochs = cfg.epochs;
+    cfg.on_epoch = count_window;
+    cfg.user = &w;
+    CHECK_OK(nb_fit(g, &cfg, &train, &val, NULL));
+    counting = 0;
+    CHECKF(allocations() == 0 && n_free == 0,
+           "nb_fit (transformer) allocated during epochs 2..%d: malloc %ld calloc %ld realloc "
+           "%ld free %ld", cfg.epochs, n_malloc, n_calloc, n_realloc, n_free);
+#ifdef NB_HEAP_CHECK
+    CHECKF(w.heap_end == w.heap_start, "heap in use changed during nb_fit (transformer): %zu "
+           "-> %zu", w.heap_start, w.heap_end);
+#endif
+    nb_graph_free(g);
+}
+
 int main(void) {
 #ifdef NB_ASAN
     printf("note: AddressSanitizer build: counting through --wrap only (mallinfo2 heap "
@@ -278,6 +318,7 @@ int main(void) {
     test_manual_loop();
     test_fit();
     test_fit_cnn();
+    test_fit_transformer();
     test_free_optims();
     TEST_END();
 }

@@ -193,6 +193,8 @@ static void test_layer_errors(void) {
         {"input 4\nlayernorm dims=9\n", ":2: layernorm: option dims=9"},
         {"input 1 8 8\nx = conv 4 3\nconv 6 3\nresidual @x\n", ":4: residual"},
         {"input 4\nglobal_avgpool\n", ":2: global_avg_pool2d"},
+        {"input 4 6\nattention 4\n", ":2: attention: 4 heads do not divide the model dimension D = 6"},
+        {"input 24\nattention 2\n", ":2: attention: input 'input' has shape [1, 24]; expected [batch, T, D]"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         nb_model m;

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Weights move both ways between nabla and PyTorch, for the MLP, the CNN and
-the residual network of models/.
+the residual network of models/, and a transformer block over image rows
+(tests/models/rows_transformer.nn: nn.MultiheadAttention's parameters).
 
 For each model:
 1. nabla trains it briefly and saves safetensors; Python's `safetensors` reader
@@ -103,7 +104,29 @@ class ResNet(nn.Module):
         return self.fc(r3.mean(dim=(2, 3)))
 
 
-MODELS = [("fashion_mlp.nn", mlp), ("fashion_cnn.nn", cnn), ("fashion_resnet.nn", ResNet)]
+class RowsTransformer(nn.Module):
+    """tests/models/rows_transformer.nn: a pre-LN transformer block over the
+    image's rows, its modules named by their line's nn.Sequential index."""
+
+    def __init__(self):
+        super().__init__()
+        parts = {"0": nn.LayerNorm(28), "1": nn.MultiheadAttention(28, 4, batch_first=True),
+                 "3": nn.LayerNorm(28), "4": nn.Linear(28, 56), "6": nn.Linear(56, 28),
+                 "9": nn.Linear(28 * 28, 10)}
+        for name, module in parts.items():
+            self.add_module(name, module)
+
+    def forward(self, x):
+        m = dict(self.named_children())
+        x = x.reshape(-1, 28, 28)
+        a = m["0"](x)
+        h = x + m["1"](a, a, a, need_weights=False)[0]
+        h = h + m["6"](nn.functional.gelu(m["4"](m["3"](h))))
+        return m["9"](h.flatten(1))
+
+
+MODELS = [("fashion_mlp.nn", mlp), ("fashion_cnn.nn", cnn), ("fashion_resnet.nn", ResNet),
+          ("tests/models/rows_transformer.nn", RowsTransformer)]
 
 
 def nabla_probabilities(model, weights):
@@ -131,7 +154,7 @@ def compare(what, p_torch, p_nabla):
 x = test_images()
 with tempfile.TemporaryDirectory() as tmp:
     for name, twin in MODELS:
-        model = os.path.join(ROOT, "models", name)
+        model = os.path.join(ROOT, name if "/" in name else os.path.join("models", name))
         # nabla -> PyTorch: a short real training run, so batch-norm statistics move
         w = os.path.join(tmp, "nabla.safetensors")
         subprocess.run([nabla, "train", model, "--data", f"idx:{images_path},"

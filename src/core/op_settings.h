@@ -71,6 +71,12 @@ typedef struct nb_binary_settings {
     int small_numel;        /* its element count; 0: equal shapes          */
 } nb_binary_settings;
 
+/* attention (src/ops/attention.c) */
+typedef struct nb_attention_settings {
+    int heads;
+    int causal;             /* position i attends to positions <= i only   */
+} nb_attention_settings;
+
 typedef union nb_op_settings {
     nb_conv_settings conv;
     nb_pool_settings pool;
@@ -80,6 +86,7 @@ typedef union nb_op_settings {
     nb_dropout_settings dropout;
     nb_cross_entropy_settings cross_entropy;
     nb_binary_settings binary;
+    nb_attention_settings attention;
     nb_real scale;          /* scale: the factor (src/ops/elementwise.c)   */
     int mean;               /* sum, mean: divide by the count (reduce.c)   */
     int concat_axis;        /* concat: the axis joined along (shape.c)     */

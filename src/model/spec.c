@@ -477,6 +477,23 @@ static nb_status layer_dropout(spec_ctx *c, spec_line *l, nb_node *out) {
     return s;
 }
 
+/* attention HEADS: causal= (default false) */
+static nb_status layer_attention(spec_ctx *c, spec_line *l, nb_node *out) {
+    const char *pos[1] = {NULL};
+    int heads, causal;
+    nb_status s;
+    if (positionals(l, pos, 1) != 1 || !parse_int(pos[0], &heads) || heads <= 0)
+        return fail(c, l, "attention: give the number of heads, e.g. 'attention 4 causal=true'");
+    nb_node x;
+    if ((s = bool_option(c, l, "causal", 0, &causal)) != NB_OK ||
+        (s = inputs(c, l, 1, &x)) != NB_OK)
+        return s;
+    char prefix[48];
+    param_prefix(c, l, prefix, sizeof prefix);
+    *out = nb_attention(c->g, x, heads, causal, prefix);
+    return NB_OK;
+}
+
 /* residual @x: previous output + x, through a 1x1 projection if shapes differ */
 static nb_status layer_residual(spec_ctx *c, spec_line *l, nb_node *out) {
     nb_node in[2];
@@ -623,6 +640,7 @@ static const layer_kind layers[] = {
     {"batchnorm", layer_batchnorm, 1, NULL, NULL},
     {"layernorm", layer_layernorm, 1, NULL, NULL},
     {"dropout", layer_dropout, 1, NULL, NULL},
+    {"attention", layer_attention, 1, NULL, NULL},
     {"residual", layer_residual, 1, NULL, NULL},
     {"loss", layer_loss, 0, NULL, NULL},
 };

@@ -89,6 +89,7 @@ int cmd_eval(int argc, char **argv) {
         goto done_model;
     }
     nb_data d;
+    data_text_default_length(cli_sample_size(m.graph, m.input));
     /* labels numbered as in training (the class list saved with the weights) */
     int n_classes = pre.n_classes ? pre.n_classes : m.classes;
     nb_status s = data_load_classes(spec, data_has_test_split(spec) ? "test" : "train",

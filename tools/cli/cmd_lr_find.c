@@ -92,9 +92,10 @@ static void min_and_steep(const lr_trace *t, int lo, int hi, int *min, double *s
 
 /* The data as nabla train prepares them, checked against the model. */
 static int prepare(const char *spec, const nb_model *m, int standardize, nb_data *d) {
+    data_text_default_length(cli_sample_size(m->graph, m->input));
     nb_status s = data_load(spec, "train", d);
     if (s == NB_OK && d->x_u8) s = nb_data_scale_unit(d);
-    else if (s == NB_OK && standardize) s = nb_data_standardize(d, NULL, NULL);
+    else if (s == NB_OK && standardize && !data_is_text(spec)) s = nb_data_standardize(d, NULL, NULL);
     if (s == NB_OK && d->sample_size != cli_sample_size(m->graph, m->input))
         s = nb_set_error(NB_ERR_SHAPE, "%s: samples have %zu values but the model takes %zu "
                          "values per sample", spec, d->sample_size,

@@ -66,7 +66,10 @@ int cmd_predict(int argc, char **argv) {
     nb_graph *g = m.graph;
     size_t in_size = cli_sample_size(g, m.input);
     nb_data d;
-    nb_status s = data_load(spec, "test", &d);
+    data_text_default_length(in_size);
+    nb_status s = data_is_text(spec) /* encoded with the model's vocabulary */
+                      ? data_load_classes(spec, "test", pre.class_names, pre.n_classes, &d)
+                      : data_load(spec, "test", &d);
     /* a CSV whose last column is the label: drop it rather than refuse */
     if (s == NB_OK && data_is_csv(spec) && !strstr(spec, ",label=") &&
         d.sample_size + 1 == in_size) {

@@ -30,10 +30,14 @@ static const char *help =
     "                         (DIR/CLASS/*.png|jpg|jpeg, see docs/images.md); idx and npy\n"
     "                         take ,layout=hwc for channels-last images [N, H, W, C]; a file\n"
     "                         without a prefix is read by its extension (.csv, .npy, -ubyte,\n"
-    "                         .png, .jpg)\n"
+    "                         .png, .jpg); text of characters (docs/sequences.md):\n"
+    "                         lines:FILE[,context=K][,length=T] (a sequence per line,\n"
+    "                         padded to the model's input without context=) |\n"
+    "                         text:FILE,context=T[,stride=S] (windows of the stream)\n"
     "  --test SOURCE          data for the final evaluation (fashion-mnist: its test split)\n"
     "  --skip-bad             skip images that do not decode (counted) instead of failing\n"
-    "  --val-split F          hold out this fraction of the training data (default 0)\n"
+    "  --val-split F          hold out this fraction of the training data (default 0;\n"
+    "                         text: whole lines, or one span of the stream, by --seed)\n"
     "  --val SOURCE           validation data (as --data; labels mapped to the training\n"
     "                         classes, standardised with the training statistics)\n"
     "  --no-standardize       CSV features as they are (default: standardised with\n"
@@ -374,16 +378,21 @@ static int check_resume(run *r, const char *resume, const char *seed_flag) {
  * standardise features with training statistics, and check them against the
  * model. */
 static int prepare_data(run *r, const char *test_spec, double val_split, int standardize) {
-    nb_status s = data_load(r->data_spec, "train", &r->train);
-    /* test labels numbered as the training data's classes */
-    char *const *names = r->m.classes ? r->train.class_names : NULL;
+    data_text_default_length(cli_sample_size(r->m.graph, r->m.input));
+    /* text is held out by line or by span, not by sample */
+    int text = data_is_text(r->data_spec), text_split = text && val_split > 0;
+    nb_status s = text_split ? data_load_split(r->data_spec, NULL, 0, val_split, r->seed,
+                                               &r->train, &r->val)
+                             : data_load(r->data_spec, "train", &r->train);
+    /* test labels numbered as the training data's classes (text: its vocabulary) */
+    char *const *names = r->m.classes || text ? r->train.class_names : NULL;
     int n_classes = names ? r->train.n_classes : r->m.classes;
     if (s == NB_OK && (test_spec || data_has_test_split(r->data_spec)))
         s = data_load_classes(test_spec ? test_spec : r->data_spec, "test", names, n_classes,
                               &r->test);
     if (s == NB_OK && r->val_spec) /* labels numbered as the training data's */
         s = data_load_classes(r->val_spec, "test", names, n_classes, &r->val);
-    if (s == NB_OK && val_split > 0) {
+    if (s == NB_OK && val_split > 0 && !text_split) {
         nb_data all = r->train;
         memset(&r->train, 0, sizeof r->train);
         s = nb_data_split(&all, val_split, r->seed, &r->train, &r->val);
@@ -393,7 +402,7 @@ static int prepare_data(run *r, const char *test_spec, double val_split, int sta
         s = nb_data_scale_unit(&r->train);
         if (s == NB_OK && r->val.n) s = nb_data_scale_unit(&r->val);
         if (s == NB_OK && r->test.n) s = nb_data_scale_unit(&r->test);
-    } else if (s == NB_OK && standardize) {
+    } else if (s == NB_OK && standardize && !text) { /* ids stay ids */
         s = nb_data_standardize(&r->train, r->val.n ? &r->val : NULL, r->test.n ? &r->test : NULL);
     }
     if (s == NB_OK) s = preprocess_from_data(&r->train, &r->pre);

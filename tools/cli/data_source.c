@@ -89,6 +89,65 @@ static nb_status load_csv(const char *spec, char *const *classes, int n_classes,
     return s;
 }
 
+int data_is_text(const char *spec) {
+    return strncmp(spec, "lines:", 6) == 0 || strncmp(spec, "text:", 5) == 0;
+}
+
+/* lines: without context= or length= pads to the model's input size */
+static size_t text_length;
+
+void data_text_default_length(size_t n) { text_length = n; }
+
+/* A positive whole number of a text option, or 0. */
+static int text_int(const char *val) {
+    char *end;
+    errno = 0;
+    long v = strtol(val, &end, 10);
+    return *val && !*end && errno == 0 && v > 0 && v <= 1000000 ? (int)v : 0;
+}
+
+/* "lines:FILE[,context=K][,length=T]" or "text:FILE,context=T[,stride=S]",
+ * encoded with the vocabulary given (n_vocab 0: built from the file); val
+ * gets the held-out fraction (0: none). */
+static nb_status load_text(const char *spec, char *const *vocab, int n_vocab, double val_fraction,
+                           uint64_t seed, nb_data *train, nb_data *val) {
+    int lines = spec[0] == 'l';
+    const char *kind = lines ? "lines" : "text", *known = lines ? "context, length" : "context, stride";
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s", spec + (lines ? 6 : 5)) >= (int)sizeof path)
+        return nb_set_error(NB_ERR_ARG, "--data: path too long");
+    nb_text_opts o = {.kind = lines ? NB_TEXT_LINES : NB_TEXT_STREAM, .vocab = vocab,
+                      .vocab_size = n_vocab, .val_fraction = val_fraction, .seed = seed};
+    for (char *opt; (opt = strrchr(path, ',')) && strchr(opt, '=');) {
+        *opt++ = '\0';
+        char *val_s = strchr(opt, '=');
+        *val_s++ = '\0';
+        int v = text_int(val_s), *field = strcmp(opt, "context") == 0 ? &o.context
+                                         : strcmp(opt, "length") == 0 && lines ? &o.length
+                                         : strcmp(opt, "stride") == 0 && !lines ? &o.stride
+                                                                                 : NULL;
+        if (!field)
+            return nb_set_error(NB_ERR_ARG, "--data %s: unknown option '%s' (known: %s)", kind,
+                                opt, known);
+        if (!v)
+            return nb_set_error(NB_ERR_ARG, "--data %s: %s=%s is not a whole number from 1 to "
+                                "1000000", kind, opt, val_s);
+        *field = v;
+    }
+    if (lines && !o.context && !o.length && text_length <= 1000000) o.length = (int)text_length;
+    if (!lines && !o.context)
+        return nb_set_error(NB_ERR_ARG, "--data text:%s needs context=T, the window length "
+                            "(e.g. text:%s,context=64)", path, path);
+    return nb_text_load(path, &o, train, val);
+}
+
+nb_status data_load_split(const char *spec, char *const *vocab, int n_vocab, double val_fraction,
+                          uint64_t seed, nb_data *train, nb_data *val) {
+    memset(train, 0, sizeof *train);
+    memset(val, 0, sizeof *val);
+    return load_text(spec, vocab, n_vocab, val_fraction, seed, train, val);
+}
+
 static int ends_with(const char *s, const char *tail) {
     size_t n = strlen(s), m = strlen(tail);
     return n >= m && strcmp(s + n - m, tail) == 0;
@@ -115,18 +174,24 @@ nb_status data_load(const char *spec, const char *split, nb_data *out) {
     if (strncmp(spec, "idx:", 4) == 0) return load_arrays("idx", spec + 4, out);
     if (strncmp(spec, "npy:", 4) == 0) return load_arrays("npy", spec + 4, out);
     if (strncmp(spec, "csv:", 4) == 0) return load_csv(spec + 4, NULL, 0, out);
+    if (data_is_text(spec)) return load_text(spec, NULL, 0, 0, 0, out, NULL);
     const char *kind = kind_of(spec);
     if (strcmp(kind, "csv:") == 0) return load_csv(spec, NULL, 0, out);
     if (kind[0]) return load_arrays(kind[0] == 'i' ? "idx" : "npy", spec, out);
     if (strcmp(spec, "fashion-mnist") == 0) return nb_data_load(spec, split, NULL, out);
     return nb_set_error(NB_ERR_ARG, "%s: unknown data source; write csv:FILE for a CSV file, "
                         "npy:X.npy,Y.npy for NumPy arrays, idx:IMAGES,LABELS for IDX files, "
-                        "folder:DIR for a folder of class folders of images, or fashion-mnist",
+                        "folder:DIR for a folder of class folders of images, lines:FILE or "
+                        "text:FILE,context=T for text, or fashion-mnist",
                         spec);
 }
 
 nb_status data_load_classes(const char *spec, const char *split, char *const *classes,
                             int n_classes, nb_data *out) {
+    if (data_is_text(spec)) { /* the vocabulary encodes the inputs too */
+        memset(out, 0, sizeof *out);
+        return load_text(spec, classes, classes ? n_classes : 0, 0, 0, out, NULL);
+    }
     if (n_classes < 1) return data_load(spec, split, out);
     const char *csv = strncmp(spec, "csv:", 4) == 0 ? spec + 4
                       : strcmp(kind_of(spec), "csv:") == 0 ? spec

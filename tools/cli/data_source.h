@@ -12,7 +12,8 @@
  * 0-based index (default: the last column; with label=none every column is a
  * feature), "folder:DIR" or an image file (folder_source.h: prints decoding
  * progress on stderr).  Without a prefix, a file's name says which: .csv
- * (.csv.gz), .npy, -ubyte or .idx (.gz).  Otherwise prints nothing; on error
+ * (.csv.gz), .npy, -ubyte or .idx (.gz).  Text: "lines:FILE[,context=K]
+ * [,length=T]" and "text:FILE,context=T[,stride=S]" (nb_text_load).  Otherwise prints nothing; on error
  * returns a status with nb_last_error() set. */
 nb_status data_load(const char *spec, const char *split, nb_data *out);
 
@@ -21,6 +22,20 @@ nb_status data_load(const char *spec, const char *split, nb_data *out);
  * numbers), and is numbered as in training.  n_classes 0: data_load. */
 nb_status data_load_classes(const char *spec, const char *split, char *const *classes,
                             int n_classes, nb_data *out);
+
+/* Is spec text (lines:FILE..., text:FILE...)?  Text data is character ids:
+ * never standardised, and its vocabulary (the class names) encodes the
+ * validation and test data and travels with the weights. */
+int data_is_text(const char *spec);
+
+/* The length that lines: data without context= or length= pad every line
+ * to: the size of the model's input (0: the longest line + 1). */
+void data_text_default_length(size_t n);
+
+/* Text data with a held-out fraction: whole lines (lines:) or one span of
+ * the stream (text:) chosen by seed (vocab: as data_load_classes). */
+nb_status data_load_split(const char *spec, char *const *vocab, int n_vocab, double val_fraction,
+                          uint64_t seed, nb_data *train, nb_data *val);
 
 /* Is spec a CSV file (csv:FILE, or FILE.csv)? */
 int data_is_csv(const char *spec);
