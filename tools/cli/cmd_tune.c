@@ -494,7 +494,8 @@ int cmd_tune(int argc, char **argv) {
     r.search = pos[0];
     if ((rc = options(&r, f, nf))) return rc;
     if ((rc = tune_space_load(r.search, &r.s))) return rc;
-    snprintf(r.model, sizeof r.model, "%s", cli_model_path(r.s.model, r.model, sizeof r.model));
+    char found[4096];
+    snprintf(r.model, sizeof r.model, "%s", cli_model_path(r.s.model, found, sizeof found));
     r.values = calloc((size_t)r.s.trials, sizeof *r.values);
     r.pid = calloc((size_t)r.s.trials, sizeof *r.pid);
     if (!r.values || !r.pid || asha_init(&r.a, &r.s, r.random))

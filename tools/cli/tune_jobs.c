@@ -84,12 +84,14 @@ pid_t tune_job_start(const tune_job *j) {
     int fd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0) return -1;
     fflush(NULL);
-    pid_t pid = fork();
+    pid_t parent = getpid(), pid = fork();
     if (pid == 0) {
 #ifdef __linux__
         /* a search killed outright takes its trials with it: no orphan keeps
          * training (and holding the trial's lock) for a --resume to trip on */
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) _exit(127);
+#else
+        (void)parent;
 #endif
         signal(SIGINT, SIG_DFL);
         if (dup2(fd, 1) < 0 || dup2(fd, 2) < 0) _exit(127);
