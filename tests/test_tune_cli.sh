@@ -165,6 +165,8 @@ check 'grep -q "resuming .*/$tt.ckpt at epoch 6, " "$work/mid/trials/$tt.out" &&
     "trial $t went on from epoch 6: $(cat "$work/mid/trials/$tt.out")"
 
 # ------------------------------------------------------------ errors
+"$nabla" tune --help > "$work/out" 2>&1
+check '[ $? -eq 0 ] && grep -q "^usage: nabla tune SEARCH.json --out DIR" "$work/out"' "tune --help"
 s=$work/bad.json
 printf '{"modle": "m.nn"}' > "$s"
 expect_error 1 "bad.json: modle: unknown key (known: model, data, " "$nabla" tune "$s" --out "$work/e"

@@ -408,8 +408,8 @@ static int finish(tune_run *r) {
     tune_print_table(stdout, &r->s, &r->a, (const tune_values *)r->values);
     char title[600], what[600] = "";
     if (best >= 0) describe(r, best, what, sizeof what);
-    snprintf(title, sizeof title, "nabla tune %s (%s, %d trials): best trial %d", r->search,
-             r->random ? "random" : "asha", r->s.trials, best + 1);
+    snprintf(title, sizeof title, "%s search of %d trials: best trial %d",
+             r->random ? "random" : "ASHA", r->s.trials, best + 1);
     if (tune_plot(r->svg_path, r->dir, title, &r->s, &r->a))
         return cli_fail("tune", "%s: %s", r->svg_path, strerror(errno));
     if (best < 0) return cli_fail("tune", "no trial finished a rung (see %s/trials/*.out)", r->dir);
@@ -493,7 +493,10 @@ int cmd_tune(int argc, char **argv) {
     memset(&r, 0, sizeof r);
     r.search = pos[0];
     if ((rc = options(&r, f, nf))) return rc;
-    if ((rc = tune_space_load(r.search, &r.s))) return rc;
+    if ((rc = tune_space_load(r.search, &r.s))) {
+        tune_space_free(&r.s);
+        return rc;
+    }
     char found[4096];
     snprintf(r.model, sizeof r.model, "%s", cli_model_path(r.s.model, found, sizeof found));
     r.values = calloc((size_t)r.s.trials, sizeof *r.values);
