@@ -121,7 +121,14 @@ pid=$!
 wait_for "^done 4 " "$work/killed/journal"
 kill -KILL $pid
 wait $pid
-sleep 0.2 # its trial ends with it
+for lock in "$work/killed/trials/"*.ckpt.lock; do # its trial ends with it
+    child=$(cat "$lock" 2>/dev/null)
+    i=0
+    while [ -n "$child" ] && [ $i -lt 500 ] && kill -0 "$child" 2>/dev/null; do
+        sleep 0.01
+        i=$((i + 1))
+    done
+done
 "$nabla" tune "$work/b.json" --out "$work/killed" --resume --quiet > "$work/out" 2> "$work/err"
 check '[ $? -eq 0 ] && cmp -s "$work/whole/trials.csv" "$work/killed/trials.csv" &&
        cmp -s "$work/whole/best.safetensors" "$work/killed/best.safetensors"' \
