@@ -27,7 +27,7 @@ DEB_PACKAGES = cmake gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev
                libonnx-dev wamerican
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 
-.PHONY: all build bench test test-asan demo examples deps clean fuzz fuzz-build fuzz-deps
+.PHONY: all build bench test test-asan demo examples deps clean fuzz fuzz-build fuzz-deps tune-demo
 
 all: build
 
@@ -83,6 +83,12 @@ demo: build
 	  --optim adam --seed 0 --out $(BUILD)/demo/fashion_mlp.safetensors \
 	  --log $(BUILD)/demo/fashion_mlp.csv --plot $(BUILD)/demo/fashion_mlp.svg
 	@echo "curves: $(BUILD)/demo/fashion_mlp.svg  weights: $(BUILD)/demo/fashion_mlp.safetensors"
+
+# Hyperparameter search: ASHA against plain random search on Fashion-MNIST
+# (docs/tune.md); about 300 epochs of an MLP, not part of the test suite.
+tune-demo: build
+	@sh scripts/install-deps.sh dataset-fashion-mnist
+	sh scripts/tune-demo.sh $(BUILD)/nabla $(BUILD)/tune-demo
 
 # The course examples: XOR and linear regression.
 examples: build

@@ -1133,6 +1133,17 @@ typedef struct nb_model {
 nb_status nb_model_parse(const char *text, const char *source, nb_model *m);
 nb_status nb_model_load(const char *path, nb_model *m);
 void nb_model_free(nb_model *m);
+/* The same with values for the model's variables: ${NAME} in the text takes
+ * the value of NAME in vars, or its default, ${NAME:-DEFAULT} (inside
+ * comments nothing is replaced).  m->text is the text with the values in.
+ * A variable without a value or default, a malformed ${...} and a variable
+ * of vars that the text does not use are errors (NB_ERR_FORMAT / NB_ERR_ARG)
+ * that name source, line and variable. */
+struct nb_kv;
+nb_status nb_model_parse_vars(const char *text, const char *source, const struct nb_kv *vars,
+                             int n_vars, nb_model *m);
+nb_status nb_model_load_vars(const char *path, const struct nb_kv *vars, int n_vars,
+                             nb_model *m);
 
 /* --------------------------------------------------------- TensorBoard logs */
 

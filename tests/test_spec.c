@@ -254,6 +254,53 @@ static void test_many_layers(void) {
     free(text);
 }
 
+/* ${NAME} and ${NAME:-DEFAULT}: the values go into the model text, defaults
+ * apply when no value is given, and every mistake names file, line and
+ * variable. */
+static void test_variables(void) {
+    const char *text = "input 4   # ${not_a_variable_in_a_comment}\n"
+                       "dense ${width:-8}\n"
+                       "relu\n"
+                       "dense ${width:-8}\n"
+                       "dense ${classes}\n"
+                       "loss cross_entropy\n";
+    nb_kv set[] = {{"classes", "3"}, {"width", "5"}};
+    nb_model m;
+    CHECK_OK(nb_model_parse_vars(text, "vars.nn", set, 2, &m));
+    if (m.graph) {
+        CHECK(nb_param_count(m.graph) == 4 * 5 + 5 + 5 * 5 + 5 + 5 * 3 + 3);
+        CHECK(strstr(m.text, "dense 5\n") && strstr(m.text, "dense 3\n"));
+        CHECK(strstr(m.text, "# ${not_a_variable_in_a_comment}") != NULL);
+        nb_model_free(&m);
+    }
+    CHECK_OK(nb_model_parse_vars(text, "vars.nn", set, 1, &m)); /* width: its default */
+    if (m.graph) CHECK(nb_param_count(m.graph) == 4 * 8 + 8 + 8 * 8 + 8 + 8 * 3 + 3);
+    nb_model_free(&m);
+    static const struct { const char *text; nb_kv set; int n; const char *msg; } bad[] = {
+        {"input 4\ndense ${width}\n", {"x", "1"}, 0,
+         "v.nn:2: variable 'width' has no value: set it (nabla ... --set width=VALUE) or give it "
+         "a default, ${width:-VALUE}"},
+        {"input 4\ndense ${width:-2}\n", {"widht", "3"}, 1,
+         "v.nn: the model has no variable 'widht' (its variables: width)"},
+        {"input 4\ndense 3\n", {"w", "3"}, 1, "v.nn: the model has no variable 'w' (it has no "
+         "variables)"},
+        {"input 4\ndense ${width\n", {"x", "1"}, 0, "v.nn:2: '${' without its '}'"},
+        {"input 4\ndense ${2w}\n", {"x", "1"}, 0,
+         "v.nn:2: '${2w}' is not a variable: write ${NAME} or ${NAME:-DEFAULT}"},
+        {"input 4\ndense ${w:-3}\ndense ${w:-4}\n", {"x", "1"}, 0,
+         "v.nn:3: variable 'w' has the default '4' here but '3' on line 2"},
+        {"input 4\ndense ${w}\n", {"w", "3 4"}, 1, "v.nn: variable 'w': the value '3 4' is "
+         "not one token (no space, '#', '$' or braces; at most 127 characters)"},
+        {"input 4\ndense ${w}\n", {"w", "abc"}, 1, "v.nn:2: dense:"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        nb_status s = nb_model_parse_vars(bad[i].text, "v.nn", &bad[i].set, bad[i].n, &m);
+        CHECKF(s != NB_OK && strncmp(nb_last_error(), bad[i].msg, strlen(bad[i].msg)) == 0,
+               "case %zu: %s", i, nb_last_error());
+        CHECK(m.graph == NULL && m.text == NULL);
+    }
+}
+
 int main(void) {
     test_fashion_mlp();
     test_skip_connection();
@@ -264,5 +311,6 @@ int main(void) {
     test_layer_errors();
     test_every_length();
     test_many_layers();
+    test_variables();
     TEST_END();
 }

@@ -2,6 +2,7 @@
  * The format is documented in docs/model-format.md.  Every error names the
  * source, the line and the offending token. */
 #include "../core/internal.h"
+#include "spec_vars.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -725,8 +726,8 @@ static void tokenize(char *text, spec_line *l) {
     }
 }
 
-nb_status nb_model_parse(const char *text, const char *source, nb_model *m) {
-    if (!text || !m) return nb_err(NB_ERR_ARG, "nb_model_parse: %s is NULL", text ? "model" : "text");
+/* The text without variables (spec_vars.c). */
+static nb_status parse_text(const char *text, const char *source, nb_model *m) {
     memset(m, 0, sizeof *m);
     m->input = m->output = m->target = m->loss = NB_NONE;
     if (!source) source = "<model>";
@@ -779,7 +780,30 @@ nb_status nb_model_parse(const char *text, const char *source, nb_model *m) {
     return s;
 }
 
+nb_status nb_model_parse_vars(const char *text, const char *source, const nb_kv *vars,
+                             int n_vars, nb_model *m) {
+    if (!text || !m) return nb_err(NB_ERR_ARG, "nb_model_parse: %s is NULL", text ? "model" : "text");
+    if (!source) source = "<model>";
+    char *expanded;
+    nb_status s = nb__model_expand(text, source, vars, n_vars, MAX_TEXT, &expanded);
+    if (s != NB_OK) {
+        memset(m, 0, sizeof *m);
+        return s;
+    }
+    s = parse_text(expanded, source, m);
+    free(expanded);
+    return s;
+}
+
+nb_status nb_model_parse(const char *text, const char *source, nb_model *m) {
+    return nb_model_parse_vars(text, source, NULL, 0, m);
+}
+
 nb_status nb_model_load(const char *path, nb_model *m) {
+    return nb_model_load_vars(path, NULL, 0, m);
+}
+
+nb_status nb_model_load_vars(const char *path, const nb_kv *vars, int n_vars, nb_model *m) {
     if (!path || !m) return nb_err(NB_ERR_ARG, "nb_model_load: %s is NULL", path ? "model" : "path");
     FILE *f = fopen(path, "rb");
     if (!f) return nb_err(NB_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
@@ -797,7 +821,7 @@ nb_status nb_model_load(const char *path, nb_model *m) {
     else if (memchr(buf, '\0', n)) s = nb_err(NB_ERR_FORMAT, "%s: contains a NUL byte (not a text file)", path);
     else {
         buf[n] = '\0';
-        s = nb_model_parse(buf, path, m);
+        s = nb_model_parse_vars(buf, path, vars, n_vars, m);
     }
     free(buf);
     return s;

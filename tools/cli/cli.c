@@ -95,6 +95,7 @@ int cli_parse(const char *cmd, int argc, char **argv, int first, cli_flag *flags
         }
         if (f->takes_value && f->value[0] == '\0')
             return cli_usage_error(cmd, "option '--%s' has an empty value", f->name);
+        if (strcmp(f->name, "set") == 0 && cli_model_set(cmd, f->value)) return 2;
     }
     return 0;
 }

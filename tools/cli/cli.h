@@ -56,6 +56,14 @@ const char *cli_nonfinite_param(nb_graph *g, char *buf, size_t size);
 /* Values per sample of a batched node (its shape without the batch). */
 size_t cli_sample_size(const nb_graph *g, nb_node n);
 
+/* --set NAME=VALUE (model_vars.c): cli_parse passes every --set of a command
+ * that takes it to cli_model_set (usage error 2, else 0); cli_model_load
+ * loads a model file with those values (nb_model_load_vars). */
+int cli_model_set(const char *cmd, const char *arg);
+int cli_model_vars(const nb_kv **vars);
+nb_status cli_model_load(const char *path, nb_model *m);
+extern const char *const cli_set_help;
+
 /* Subcommands. */
 int cmd_info(int argc, char **argv);
 int cmd_gradcheck(int argc, char **argv);
@@ -65,5 +73,6 @@ int cmd_predict(int argc, char **argv);
 int cmd_experiment(int argc, char **argv);
 int cmd_lr_find(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
 
 #endif

@@ -31,7 +31,7 @@ int load_trained(const char *cmd, const char *model_path, const char *weights, n
                  preprocess *pre) {
     char path[4096];
     model_path = cli_model_path(model_path, path, sizeof path);
-    if (nb_model_load(model_path, m) != NB_OK) return cli_fail(cmd, "%s", nb_last_error());
+    if (cli_model_load(model_path, m) != NB_OK) return cli_fail(cmd, "%s", nb_last_error());
     if (nb_load_weights(m->graph, weights, NB_LOAD_ALLOW_EXTRA) != NB_OK ||
         preprocess_from_file(weights, pre) != NB_OK) {
         int rc = cli_fail(cmd, "%s", nb_last_error());
@@ -50,13 +50,13 @@ int load_trained(const char *cmd, const char *model_path, const char *weights, n
 int cmd_eval(int argc, char **argv) {
     cli_flag f[] = {{"weights", 1, 0}, {"data", 1, 0},   {"batch", 1, 0},
                     {"top-k", 1, 0},   {"report", 1, 0}, {"confusion", 1, 0},
-                    {"skip-bad", 0, 0}};
+                    {"skip-bad", 0, 0}, {"set", 1, 0}};
     const int nf = (int)(sizeof f / sizeof f[0]);
     const char *pos[1];
     int npos, want_help;
     int rc = cli_parse("eval", argc, argv, 2, f, nf, pos, 1, &npos, &want_help);
     if (rc) return rc;
-    if (want_help) return fputs(help, stdout), 0;
+    if (want_help) return printf("%s%s", help, cli_set_help), 0;
     if (npos != 1) return cli_usage_error("eval", "expected one model file");
     const char *weights = cli_get(f, nf, "weights"), *spec = cli_get(f, nf, "data"), *v;
     if (!weights || !spec) return cli_usage_error("eval", "--weights and --data are required");

@@ -37,13 +37,13 @@ static int export_model(const char *model, const char *weights, const char *out,
 }
 
 int cmd_export(int argc, char **argv) {
-    cli_flag f[] = {{"weights", 1, 0}, {"onnx", 1, 0}, {"logits", 0, 0}};
+    cli_flag f[] = {{"weights", 1, 0}, {"onnx", 1, 0}, {"logits", 0, 0}, {"set", 1, 0}};
     const int nf = (int)(sizeof f / sizeof f[0]);
     const char *pos[1];
     int npos, want_help;
     int rc = cli_parse("export", argc, argv, 2, f, nf, pos, 1, &npos, &want_help);
     if (rc) return rc;
-    if (want_help) return fputs(help, stdout), 0;
+    if (want_help) return printf("%s%s", help, cli_set_help), 0;
     if (npos != 1) return cli_usage_error("export", "expected one model file");
     const char *weights = cli_get(f, nf, "weights"), *out = cli_get(f, nf, "onnx");
     if (!weights || !out) return cli_usage_error("export", "--weights and --onnx are required");

@@ -5,7 +5,7 @@
 #include "cli.h"
 
 static const char *help =
-    "usage: nabla info MODEL.nn\n\n"
+    "usage: nabla info MODEL.nn [--set NAME=VALUE ...]\n\n"
     "Print every node of the model with its shape (B is the batch), the number of\n"
     "parameters, and the floating-point operations of a forward pass per sample.\n";
 
@@ -17,16 +17,17 @@ static void human(char *buf, size_t n, double v) {
 }
 
 int cmd_info(int argc, char **argv) {
+    cli_flag f[] = {{"set", 1, 0}};
     const char *pos[1];
     int npos, want_help;
-    int rc = cli_parse("info", argc, argv, 2, NULL, 0, pos, 1, &npos, &want_help);
+    int rc = cli_parse("info", argc, argv, 2, f, 1, pos, 1, &npos, &want_help);
     if (rc) return rc;
-    if (want_help) return fputs(help, stdout), 0;
+    if (want_help) return printf("%s%s", help, cli_set_help), 0;
     if (npos != 1) return cli_usage_error("info", "expected one model file");
     nb_model m;
     char path[4096];
     pos[0] = cli_model_path(pos[0], path, sizeof path);
-    if (nb_model_load(pos[0], &m) != NB_OK) return cli_fail("info", "%s", nb_last_error());
+    if (cli_model_load(pos[0], &m) != NB_OK) return cli_fail("info", "%s", nb_last_error());
     nb_graph *g = m.graph;
     nb_graph_set_batch(g, 1);
     int wname = 4, wop = 2; /* column widths from the longest name and op */

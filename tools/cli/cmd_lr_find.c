@@ -223,13 +223,14 @@ static int parse(int argc, char **argv, const char **model, const char **spec,
                  nb_optim_config *oc, lr_opts *o) {
     cli_flag f[] = {{"data", 1, 0},   {"batch", 1, 0}, {"optim", 1, 0},
                     {"start-lr", 1, 0}, {"end-lr", 1, 0}, {"steps", 1, 0},
-                    {"plot", 1, 0},   {"seed", 1, 0},  {"no-standardize", 0, 0}};
+                    {"plot", 1, 0},   {"seed", 1, 0},  {"no-standardize", 0, 0},
+                    {"set", 1, 0}};
     const int nf = (int)(sizeof f / sizeof f[0]);
     const char *pos[1], *v;
     int npos, want_help;
     int rc = cli_parse("lr-find", argc, argv, 2, f, nf, pos, 1, &npos, &want_help);
     if (rc) return rc;
-    if (want_help) return fputs(help, stdout), -1;
+    if (want_help) return printf("%s%s", help, cli_set_help), -1;
     if (npos != 1) return cli_usage_error("lr-find", "expected one model file");
     if (!(*spec = cli_get(f, nf, "data"))) return cli_usage_error("lr-find", "--data is required");
     *model = pos[0];
@@ -324,7 +325,7 @@ int cmd_lr_find(int argc, char **argv) {
         return rc;
     }
     nb_model m;
-    if (nb_model_load(model, &m) != NB_OK) {
+    if (cli_model_load(model, &m) != NB_OK) {
         cli_files_release(&files);
         return cli_fail("lr-find", "%s", nb_last_error());
     }

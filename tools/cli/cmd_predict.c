@@ -47,13 +47,14 @@ static void print_header(const nb_model *m, const preprocess *pre, size_t outs) 
 }
 
 int cmd_predict(int argc, char **argv) {
-    cli_flag f[] = {{"weights", 1, 0}, {"input", 1, 0}, {"limit", 1, 0}, {"skip-bad", 0, 0}};
-    const int nf = 4;
+    cli_flag f[] = {{"weights", 1, 0}, {"input", 1, 0}, {"limit", 1, 0}, {"skip-bad", 0, 0},
+                    {"set", 1, 0}};
+    const int nf = (int)(sizeof f / sizeof f[0]);
     const char *pos[1];
     int npos, want_help;
     int rc = cli_parse("predict", argc, argv, 2, f, nf, pos, 1, &npos, &want_help);
     if (rc) return rc;
-    if (want_help) return fputs(help, stdout), 0;
+    if (want_help) return printf("%s%s", help, cli_set_help), 0;
     if (npos != 1) return cli_usage_error("predict", "expected one model file");
     const char *weights = cli_get(f, nf, "weights"), *spec = cli_get(f, nf, "input"), *v;
     if (!weights || !spec) return cli_usage_error("predict", "--weights and --input are required");

@@ -578,15 +578,16 @@ int cmd_train(int argc, char **argv) {
                     {"confusion", 1, 0},    {"skip-bad", 0, 0}, {"val", 1, 0},
                     {"early-stop", 1, 0},   {"monitor", 1, 0}, {"min-delta", 1, 0},
                     {"keep", 1, 0},         {"tensorboard", 1, 0},
-                    {"init", 1, 0},         {"init-skip", 1, 0}, {"freeze", 1, 0}};
+                    {"init", 1, 0},         {"init-skip", 1, 0}, {"freeze", 1, 0},
+                    {"set", 1, 0}};
     const int nf = (int)(sizeof f / sizeof f[0]);
     const char *pos[1];
     int npos, want_help;
     int rc = cli_parse("train", argc, argv, 2, f, nf, pos, 1, &npos, &want_help);
     if (rc) return rc;
     if (want_help)
-        return printf("%s%s%s%s%s", help, early_stop_help, finetune_help, help_output,
-                      help_diagnostics), 0;
+        return printf("%s%s%s%s%s%s", help, cli_set_help, early_stop_help, finetune_help,
+                      help_output, help_diagnostics), 0;
     if (npos != 1) return cli_usage_error("train", "expected one model file");
     if ((rc = finetune_check_repeats(argc, argv))) return rc;
     const char *v;
@@ -695,7 +696,7 @@ int cmd_train(int argc, char **argv) {
 
     /* model, data, parameters, optimiser; then train and keep the result */
     rc = claim_files(&r, out, FLAG("test"), resume);
-    if (!rc && nb_model_load(r.model_path, &r.m) != NB_OK)
+    if (!rc && cli_model_load(r.model_path, &r.m) != NB_OK)
         rc = cli_fail("train", "%s", nb_last_error());
     if (!rc && r.m.loss == NB_NONE) rc = cli_fail("train", "%s: the model has no 'loss' line", r.model_path);
     if (!rc) rc = report_check("train", &r.m, &r.report);

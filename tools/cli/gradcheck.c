@@ -20,13 +20,14 @@ static const char *help =
     "  --samples N   scalars compared per tensor, evenly spaced (default 64; 0: all)\n";
 
 int gradcheck_main(int argc, char **argv) {
-    cli_flag flags[] = {{"seed", 1, NULL}, {"batch", 1, NULL}, {"samples", 1, NULL}};
-    const int nf = 3;
+    cli_flag flags[] = {{"seed", 1, NULL}, {"batch", 1, NULL}, {"samples", 1, NULL},
+                          {"set", 1, NULL}};
+    const int nf = (int)(sizeof flags / sizeof flags[0]);
     const char *pos[1];
     int npos, want_help;
     int rc = cli_parse("gradcheck", argc, argv, 2, flags, nf, pos, 1, &npos, &want_help);
     if (rc) return rc;
-    if (want_help) return fputs(help, stdout), 0;
+    if (want_help) return printf("%s%s", help, cli_set_help), 0;
     if (npos != 1) return cli_usage_error("gradcheck", "expected one model file");
     long seed = 1, batch = 3, samples = 64;
     const char *v;
@@ -37,7 +38,7 @@ int gradcheck_main(int argc, char **argv) {
     nb_model m;
     char path[4096];
     pos[0] = cli_model_path(pos[0], path, sizeof path);
-    if (nb_model_load(pos[0], &m) != NB_OK) return cli_fail("gradcheck", "%s", nb_last_error());
+    if (cli_model_load(pos[0], &m) != NB_OK) return cli_fail("gradcheck", "%s", nb_last_error());
     if (m.loss == NB_NONE) {
         nb_model_free(&m);
         return cli_fail("gradcheck", "%s: the model has no loss line", pos[0]);

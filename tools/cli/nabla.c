@@ -16,6 +16,7 @@ static const struct {
     {"info", cmd_info, "layers, shapes, parameter count and FLOPs of a model"},
     {"gradcheck", cmd_gradcheck, "compare a model's gradients with finite differences"},
     {"lr-find", cmd_lr_find, "learning-rate range test: loss against rate, a suggestion"},
+    {"tune", cmd_tune, "hyperparameter search: random search with successive halving"},
     {"experiment", cmd_experiment, "run and plot one of the course's experiments"},
 };
 
@@ -44,6 +45,6 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc, argv);
     fprintf(stderr, "nabla: unknown command '%s' (commands: train, eval, predict, info, "
-            "gradcheck, lr-find, experiment; see 'nabla --help')\n", argv[1]);
+            "gradcheck, lr-find, tune, experiment; see 'nabla --help')\n", argv[1]);
     return 2;
 }
