@@ -37,7 +37,8 @@ static const char *help =
     "  --val SOURCE           validation data (as --data; labels mapped to the training\n"
     "                         classes, standardised with the training statistics)\n"
     "  --no-standardize       CSV features as they are (default: standardised with\n"
-    "                         training statistics); byte images are always scaled to [0, 1]\n"
+    "                         training statistics); byte images are always scaled to [0, 1];\n"
+    "                         the token ids of 'input T tokens=V' are never changed\n"
     "training\n"
     "  --epochs N             passes over the training data (default 10)\n"
     "  --batch N              mini-batch size (default 128)\n"
@@ -268,8 +269,10 @@ static int on_epoch(const nb_epoch_stats *fit_stats, void *user) {
 }
 
 /* Class labels must be whole numbers in [0, classes): say so before training. */
-static int check_labels(const char *what, const nb_data *d, int classes) {
+static int check_labels(const char *what, const nb_data *d, int classes, size_t per_sample) {
     if (d->n == 0) return 0;
+    if (per_sample > 1 && d->y_size == per_sample)
+        return 0; /* one per position: the loss checks them, knowing its ignore_index */
     if (d->y_size != 1)
         return cli_fail("train", "%s: %zu label values per sample; a cross_entropy model needs "
                         "one class index per sample", what, d->y_size);
@@ -387,7 +390,9 @@ static int prepare_data(run *r, const char *test_spec, double val_split, int sta
         s = nb_data_split(&all, val_split, r->seed, &r->train, &r->val);
         nb_data_free(&all);
     }
-    if (s == NB_OK && r->train.x_u8) {
+    if (s == NB_OK && r->m.vocab) {
+        /* token ids stay the whole numbers they are */
+    } else if (s == NB_OK && r->train.x_u8) {
         s = nb_data_scale_unit(&r->train);
         if (s == NB_OK && r->val.n) s = nb_data_scale_unit(&r->val);
         if (s == NB_OK && r->test.n) s = nb_data_scale_unit(&r->test);
@@ -405,9 +410,10 @@ static int prepare_data(run *r, const char *test_spec, double val_split, int sta
         (r->test.n && data_check_shape(&r->test, test_spec ? test_spec : r->data_spec, r->m.graph,
                                        r->m.input) != NB_OK))
         return cli_fail("train", "%s", nb_last_error());
-    if (r->m.classes && (check_labels(r->data_spec, &r->train, r->m.classes) ||
-                         check_labels("validation data", &r->val, r->m.classes) ||
-                         check_labels("test data", &r->test, r->m.classes)))
+    size_t labels = cli_sample_size(r->m.graph, r->m.target);
+    if (r->m.classes && (check_labels(r->data_spec, &r->train, r->m.classes, labels) ||
+                         check_labels("validation data", &r->val, r->m.classes, labels) ||
+                         check_labels("test data", &r->test, r->m.classes, labels)))
         return 1;
     return 0;
 }
