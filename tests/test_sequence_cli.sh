@@ -1,5 +1,5 @@
 #!/bin/sh
-# Token models end to end with nabla train and predict: token ids stay the
+# Token models end to end with nabla train, predict and gradcheck: token ids stay the
 # whole numbers they are (never scaled nor standardised); a GRU's last state
 # learns to recall the first token of a sequence; an LSTM learns a label
 # per position (NumPy labels [N, T], ignore_index for the first position);
@@ -51,6 +51,11 @@ right=$(awk -F, 'NR == FNR { if (FNR > 1) want[FNR - 2] = $6; next }
                  FNR > 1 && $2 == want[$1] { n++ } END { print n + 0 }' \
         "$work/first.csv" "$work/pred.csv")
 check '[ "$right" -ge 38 ]' "predict recalls the first token of $right of 40 rows"
+
+# nabla gradcheck draws token ids from the vocabulary, not features
+"$nabla" gradcheck "$work/first.nn" > "$work/gc.out" 2> "$work/gc.err"
+check '[ $? -eq 0 ] && grep -q "^passed" "$work/gc.out"' \
+    "gradcheck of a token model passes: $(cat "$work/gc.out" "$work/gc.err")"
 
 # a token outside the vocabulary, at position 2 of one sequence (batches of
 # one sample: it is sample 0 of its batch)
