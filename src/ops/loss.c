@@ -66,15 +66,17 @@ nb_node nb_mse_loss(nb_graph *g, nb_node pred, nb_node target) {
     return nb__add_node(g, &op_mse, 2, in, 0, NULL, 0);
 }
 
-/* ---- cross-entropy from logits [B, C] ----
+/* ---- cross-entropy from logits [B, C] or [B, T, C] ----
  *
  * With q the (smoothed) target distribution of a row and p = softmax(x):
  *   loss_row = -sum_c q_c log p_c,  q = (1-eps) t + eps/C,
  * where t is one-hot of the label (index targets) or the given row
  * (probability targets) -- PyTorch 1.13's definition for both kinds.  The
- * loss is the mean over the B rows.  Gradients:
- *   d/dx_j = (p_j sum_c q_c - q_j) / B    (sum_c q_c = 1 for labels)
- *   d/dt_c = -(1-eps) log p_c / B         (probability targets; the loss is
+ * rows are the B samples, or the B*T positions of [B, T, C] logits.  Rows
+ * whose index target is ignore_index are left out; the loss is the mean
+ * over the n rows that count (0 when none does).  Gradients:
+ *   d/dx_j = (p_j sum_c q_c - q_j) / n    (sum_c q_c = 1 for labels)
+ *   d/dt_c = -(1-eps) log p_c / n         (probability targets; the loss is
                                          piecewise constant in class indices)
  * Forward keeps log p in scratch for backward.  Settings: eps (label
  * smoothing) and the kind of targets (nb_cross_entropy_settings).
