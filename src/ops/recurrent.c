@@ -37,13 +37,14 @@ typedef struct rec_view {
     nb_real *hs;     /* [T, B, H]   h_t                                       */
     nb_real *gates;  /* [T, B, GH]  activated gates (LSTM i f g o; GRU r z n)  */
     nb_real *extra;  /* [T, B, H]   LSTM: c_t; GRU: W_hn h_{t-1} + b_hn       */
+                     /* (the RNN has neither: both point at dhh, never read)  */
     nb_real *dhh;    /* [T, B, GH]  d(hh) per step; forward: hh of the step   */
     nb_real *dh, *dh2, *dc; /* [B, H] each: running gradients of h and c      */
 } rec_view;
 
 static size_t rec_scratch_len(int kind, size_t B, size_t T, size_t H) {
-    size_t GH = (size_t)gates_of[kind] * H;
-    return T * B * (H + 2 * GH + (kind == NB_RNN_TANH ? 0 : H)) + 3 * B * H;
+    size_t GH = (size_t)gates_of[kind] * H, kept = kind == NB_RNN_TANH ? 0 : GH + H;
+    return T * B * (H + kept + GH) + 3 * B * H;
 }
 
 static rec_view rec_view_of(const nb_graph *g, const nb_node_t *n) {
@@ -56,8 +57,8 @@ static rec_view rec_view_of(const nb_graph *g, const nb_node_t *n) {
     v.GH = xp->dims[2];
     size_t TB = (size_t)v.T * v.B, BH = (size_t)v.B * v.H;
     v.hs = n->scratch;
-    v.gates = v.hs + TB * v.H;
-    v.extra = v.gates + TB * v.GH;
+    v.gates = v.hs + TB * v.H; /* the RNN keeps neither gates nor extra: h is enough */
+    v.extra = v.gates + (v.kind == NB_RNN_TANH ? 0 : TB * v.GH);
     v.dhh = v.extra + (v.kind == NB_RNN_TANH ? 0 : TB * v.H);
     v.dh = v.dhh + TB * v.GH;
     v.dh2 = v.dh + BH;
@@ -71,34 +72,53 @@ static size_t rec_scratch(const nb_graph *g, const nb_node_t *n) {
                            (size_t)xp->dims[1], (size_t)n->settings.recurrent.hidden);
 }
 
-/* ---- one step forward: h_t (and gates) from xp_t, hh and h_{t-1} ---- */
+/* ---- one step forward of one sample: h_t (and what backward needs) from
+ * xp_t, hh = W_hh h_{t-1} + b_hh, and h_{t-1} and c_{t-1} (NULL at t = 0) ---- */
+
+typedef struct cell_io {
+    const nb_real *xp, *hh, *hp, *cp; /* inputs; hp, cp NULL at t = 0   */
+    nb_real *h, *gt, *ex;             /* h_t, the gates, extra (c or hn) */
+} cell_io;
+
+static void rnn_cell(const cell_io *c, int H) {
+    for (int j = 0; j < H; j++) c->h[j] = nb_tanh_r(c->xp[j] + c->hh[j]);
+}
+
+static void lstm_cell(const cell_io *c, int H) {
+    const nb_real *xp = c->xp, *hh = c->hh;
+    for (int j = 0; j < H; j++) {
+        nb_real i = sigm(xp[j] + hh[j]), f = sigm(xp[H + j] + hh[H + j]);
+        nb_real gg = nb_tanh_r(xp[2 * H + j] + hh[2 * H + j]);
+        nb_real o = sigm(xp[3 * H + j] + hh[3 * H + j]);
+        nb_real cell = i * gg + (c->cp ? f * c->cp[j] : R(0));
+        c->gt[j] = i, c->gt[H + j] = f, c->gt[2 * H + j] = gg, c->gt[3 * H + j] = o;
+        c->ex[j] = cell;
+        c->h[j] = o * nb_tanh_r(cell);
+    }
+}
+
+/* n = tanh(W_in x + b_in + r (W_hn h + b_hn)): the input part is not gated */
+static void gru_cell(const cell_io *c, int H) {
+    const nb_real *xp = c->xp, *hh = c->hh;
+    for (int j = 0; j < H; j++) {
+        nb_real r = sigm(xp[j] + hh[j]), z = sigm(xp[H + j] + hh[H + j]);
+        nb_real nn = nb_tanh_r(xp[2 * H + j] + r * hh[2 * H + j]);
+        c->gt[j] = r, c->gt[H + j] = z, c->gt[2 * H + j] = nn;
+        c->ex[j] = hh[2 * H + j];
+        c->h[j] = (R(1) - z) * nn + z * (c->hp ? c->hp[j] : R(0));
+    }
+}
 
 static void cell_forward(const rec_view *v, int t, const nb_real *xp_all) {
     const int H = v->H, GH = v->GH;
     for (int b = 0; b < v->B; b++) {
-        const size_t row = (size_t)t * v->B + b;
-        const nb_real *xp = xp_all + ((size_t)b * v->T + t) * GH, *hh = v->dhh + row * GH;
-        const nb_real *hp = t ? v->hs + (row - v->B) * H : NULL;
-        nb_real *h = v->hs + row * H, *gt = v->gates + row * GH, *ex = v->extra + row * H;
-        for (int j = 0; j < H; j++) {
-            if (v->kind == NB_RNN_TANH) {
-                h[j] = nb_tanh_r(xp[j] + hh[j]);
-            } else if (v->kind == NB_LSTM) {
-                nb_real i = sigm(xp[j] + hh[j]), f = sigm(xp[H + j] + hh[H + j]);
-                nb_real gg = nb_tanh_r(xp[2 * H + j] + hh[2 * H + j]);
-                nb_real o = sigm(xp[3 * H + j] + hh[3 * H + j]);
-                nb_real c = i * gg + (t ? f * v->extra[(row - v->B) * H + j] : R(0));
-                gt[j] = i, gt[H + j] = f, gt[2 * H + j] = gg, gt[3 * H + j] = o;
-                ex[j] = c;
-                h[j] = o * nb_tanh_r(c);
-            } else { /* GRU: n = tanh(W_in x + b_in + r (W_hn h + b_hn)) */
-                nb_real r = sigm(xp[j] + hh[j]), z = sigm(xp[H + j] + hh[H + j]);
-                nb_real nn = nb_tanh_r(xp[2 * H + j] + r * hh[2 * H + j]);
-                gt[j] = r, gt[H + j] = z, gt[2 * H + j] = nn;
-                ex[j] = hh[2 * H + j];
-                h[j] = (R(1) - z) * nn + z * (hp ? hp[j] : R(0));
-            }
-        }
+        const size_t row = (size_t)t * v->B + b, prev = row - (size_t)v->B;
+        cell_io c = {xp_all + ((size_t)b * v->T + t) * GH, v->dhh + row * GH,
+                     t ? v->hs + prev * H : NULL, t ? v->extra + prev * H : NULL,
+                     v->hs + row * H, v->gates + row * GH, v->extra + row * H};
+        if (v->kind == NB_RNN_TANH) rnn_cell(&c, H);
+        else if (v->kind == NB_LSTM) lstm_cell(&c, H);
+        else gru_cell(&c, H);
     }
 }
 
@@ -127,46 +147,67 @@ static void rec_forward(nb_graph *g, nb_node_t *n) {
     }
 }
 
-/* ---- one step backward: from dh (into h_t) and dc (into c_t) to d(xp_t),
- * d(hh_t), the direct part of d(h_{t-1}) in dh2, and d(c_{t-1}) in dc ---- */
+/* ---- one step backward of one sample: from dh (into h_t) and dc (into
+ * c_t) to d(hh_t), d(xp_t) where it differs from d(hh_t) (the GRU's n gate),
+ * the direct part of d(h_{t-1}) in dh2, and d(c_{t-1}) in dc ---- */
+
+typedef struct cell_grad {
+    const nb_real *h, *gt, *ex, *hp, *cp, *dh; /* hp, cp NULL at t = 0    */
+    nb_real *dhh, *dxp, *dh2, *dc;             /* dxp NULL: not needed    */
+} cell_grad;
+
+static void rnn_cell_back(const cell_grad *c, int H) {
+    for (int j = 0; j < H; j++) {
+        c->dhh[j] = c->dh[j] * (R(1) - c->h[j] * c->h[j]);
+        c->dh2[j] = 0;
+    }
+}
+
+static void lstm_cell_back(const cell_grad *c, int H) {
+    const nb_real *gt = c->gt, *dh = c->dh;
+    nb_real *dhh = c->dhh;
+    for (int j = 0; j < H; j++) {
+        nb_real i = gt[j], f = gt[H + j], gg = gt[2 * H + j], o = gt[3 * H + j];
+        nb_real tc = nb_tanh_r(c->ex[j]), cp = c->cp ? c->cp[j] : R(0);
+        nb_real dcv = c->dc[j] + dh[j] * o * (R(1) - tc * tc);
+        dhh[j] = dcv * gg * i * (R(1) - i);
+        dhh[H + j] = dcv * cp * f * (R(1) - f);
+        dhh[2 * H + j] = dcv * i * (R(1) - gg * gg);
+        dhh[3 * H + j] = dh[j] * tc * o * (R(1) - o);
+        c->dc[j] = dcv * f;
+        c->dh2[j] = 0;
+    }
+}
+
+static void gru_cell_back(const cell_grad *c, int H) {
+    const nb_real *gt = c->gt, *dh = c->dh;
+    nb_real *dhh = c->dhh;
+    for (int j = 0; j < H; j++) {
+        nb_real r = gt[j], z = gt[H + j], nn = gt[2 * H + j], hp = c->hp ? c->hp[j] : R(0);
+        nb_real dn = dh[j] * (R(1) - z) * (R(1) - nn * nn); /* d(n's argument) */
+        dhh[j] = dn * c->ex[j] * r * (R(1) - r);
+        dhh[H + j] = dh[j] * (hp - nn) * z * (R(1) - z);
+        dhh[2 * H + j] = dn * r;
+        if (c->dxp) c->dxp[2 * H + j] += dn;
+        c->dh2[j] = dh[j] * z;
+    }
+}
 
 static void cell_backward(const rec_view *v, int t, nb_real *dxp_all) {
     const int H = v->H, GH = v->GH;
     for (int b = 0; b < v->B; b++) {
-        const size_t row = (size_t)t * v->B + b;
-        const nb_real *h = v->hs + row * H, *gt = v->gates + row * GH, *ex = v->extra + row * H;
-        const nb_real *hp = t ? v->hs + (row - v->B) * H : NULL;
-        const nb_real *dh = v->dh + (size_t)b * H;
-        nb_real *dhh = v->dhh + row * GH, *dh2 = v->dh2 + (size_t)b * H;
-        nb_real *dc = v->dc + (size_t)b * H;
+        const size_t row = (size_t)t * v->B + b, prev = row - (size_t)v->B;
         nb_real *dxp = dxp_all ? dxp_all + ((size_t)b * v->T + t) * GH : NULL;
-        for (int j = 0; j < H; j++) {
-            if (v->kind == NB_RNN_TANH) {
-                dhh[j] = dh[j] * (R(1) - h[j] * h[j]);
-                dh2[j] = 0;
-            } else if (v->kind == NB_LSTM) {
-                nb_real i = gt[j], f = gt[H + j], gg = gt[2 * H + j], o = gt[3 * H + j];
-                nb_real tc = nb_tanh_r(ex[j]), cp = t ? v->extra[(row - v->B) * H + j] : R(0);
-                nb_real dcv = dc[j] + dh[j] * o * (R(1) - tc * tc);
-                dhh[j] = dcv * gg * i * (R(1) - i);
-                dhh[H + j] = dcv * cp * f * (R(1) - f);
-                dhh[2 * H + j] = dcv * i * (R(1) - gg * gg);
-                dhh[3 * H + j] = dh[j] * tc * o * (R(1) - o);
-                dc[j] = dcv * f;
-                dh2[j] = 0;
-            } else {
-                nb_real r = gt[j], z = gt[H + j], nn = gt[2 * H + j], hpj = hp ? hp[j] : R(0);
-                nb_real dn = dh[j] * (R(1) - z) * (R(1) - nn * nn);
-                dhh[j] = dn * ex[j] * r * (R(1) - r);
-                dhh[H + j] = dh[j] * (hpj - nn) * z * (R(1) - z);
-                dhh[2 * H + j] = dn * r;
-                if (dxp) dxp[2 * H + j] += dn; /* the n gate's input part is not scaled by r */
-                dh2[j] = dh[j] * z;
-            }
-        }
+        cell_grad c = {v->hs + row * H, v->gates + row * GH, v->extra + row * H,
+                       t ? v->hs + prev * H : NULL, t ? v->extra + prev * H : NULL,
+                       v->dh + (size_t)b * H, v->dhh + row * GH, dxp,
+                       v->dh2 + (size_t)b * H, v->dc + (size_t)b * H};
+        if (v->kind == NB_RNN_TANH) rnn_cell_back(&c, H);
+        else if (v->kind == NB_LSTM) lstm_cell_back(&c, H);
+        else gru_cell_back(&c, H);
         if (!dxp) continue;
         int shared = v->kind == NB_GRU ? 2 * H : GH; /* d(xp) = d(hh) for these */
-        for (int k = 0; k < shared; k++) dxp[k] += dhh[k];
+        for (int k = 0; k < shared; k++) dxp[k] += c.dhh[k];
     }
 }
 
