@@ -1,5 +1,5 @@
 #!/bin/sh
-# Token models end to end with nabla train, predict and gradcheck: token ids stay the
+# Token models end to end with nabla train, eval, predict and gradcheck: token ids stay the
 # whole numbers they are (never scaled nor standardised); a GRU's last state
 # learns to recall the first token of a sequence; an LSTM learns a label
 # per position (NumPy labels [N, T], ignore_index for the first position);
@@ -96,5 +96,15 @@ check '[ $? -eq 0 ]' "train (labels per position) exits 0: $(cat "$work/sum.err"
 acc=$(val_acc "$work/sum.out" "$work/sum.err")
 check 'awk -v a="$acc" "BEGIN { exit !(a >= 95) }"' \
     "the LSTM learns every position: val_acc $acc% (want >= 95%): $(tail -2 "$work/sum.out")"
+# nabla eval: loss and accuracy per position; the per-class report is refused
+"$nabla" eval "$work/sum.nn" --weights "$work/sum.safetensors" --data "npy:$work/x.npy,$work/y.npy" \
+    > "$work/eval.out" 2> "$work/eval.err"
+check '[ $? -eq 0 ]' "eval exits 0: $(cat "$work/eval.err")"
+acc=$(sed -n 's/^loss [0-9.]*, accuracy \([0-9.]*\)% (240 samples)$/\1/p' "$work/eval.out")
+check 'awk -v a="$acc" "BEGIN { exit !(a >= 95) }"' \
+    "eval's accuracy per position: '$acc' from $(cat "$work/eval.out")"
+expect_error 2 "report: a model with a class per position gives its loss and accuracy only" \
+    "$nabla" eval "$work/sum.nn" --weights "$work/sum.safetensors" \
+    --data "npy:$work/x.npy,$work/y.npy" --report "$work/r.json"
 
 finish

@@ -377,8 +377,9 @@ static int check_resume(run *r, const char *resume, const char *seed_flag) {
 static int prepare_data(run *r, const char *test_spec, double val_split, int standardize) {
     nb_status s = data_load(r->data_spec, "train", &r->train);
     /* test labels numbered as the training data's classes */
-    char *const *names = r->m.classes ? r->train.class_names : NULL;
-    int n_classes = names ? r->train.n_classes : r->m.classes;
+    int positions = cli_per_position(&r->m); /* labels per position stay numbers */
+    char *const *names = r->m.classes && !positions ? r->train.class_names : NULL;
+    int n_classes = positions ? 0 : names ? r->train.n_classes : r->m.classes;
     if (s == NB_OK && (test_spec || data_has_test_split(r->data_spec)))
         s = data_load_classes(test_spec ? test_spec : r->data_spec, "test", names, n_classes,
                               &r->test);
