@@ -1,5 +1,6 @@
 #!/bin/sh
-# Token models end to end with nabla train, eval, predict and gradcheck: token ids stay the
+# Token models end to end with nabla train, eval, predict (a class per
+# position too) and gradcheck: token ids stay the
 # whole numbers they are (never scaled nor standardised); a GRU's last state
 # learns to recall the first token of a sequence; an LSTM learns a label
 # per position (NumPy labels [N, T], ignore_index for the first position);
@@ -96,6 +97,16 @@ check '[ $? -eq 0 ]' "train (labels per position) exits 0: $(cat "$work/sum.err"
 acc=$(val_acc "$work/sum.out" "$work/sum.err")
 check 'awk -v a="$acc" "BEGIN { exit !(a >= 95) }"' \
     "the LSTM learns every position: val_acc $acc% (want >= 95%): $(tail -2 "$work/sum.out")"
+# nabla predict: a class per position, class1 .. class4 (class0 has no label)
+"$nabla" predict "$work/sum.nn" --weights "$work/sum.safetensors" --input "npy:$work/x.npy" \
+    --limit 40 > "$work/sum_pred.csv" 2> "$work/sum_pred.err"
+check '[ $? -eq 0 ] && head -1 "$work/sum_pred.csv" | grep -q "^sample,class0,class1,class2,class3,class4,p0_0,p0_1,"' \
+    "predict's header has a class per position: $(head -1 "$work/sum_pred.csv") $(cat "$work/sum_pred.err")"
+right=$(awk -F, 'NR == FNR { if (FNR > 1) for (j = 2; j <= 5; j++) want[FNR - 2, j] = ($j + $(j - 1)) % 4; next }
+                 FNR > 1 { for (j = 2; j <= 5; j++) n += $(j + 1) == want[$1, j] } END { print n + 0 }' \
+        "$work/first.csv" "$work/sum_pred.csv")
+check '[ "$right" -ge 152 ]' "predict gets $right of 160 positions right"
+
 # nabla eval: loss and accuracy per position; the per-class report is refused
 "$nabla" eval "$work/sum.nn" --weights "$work/sum.safetensors" --data "npy:$work/x.npy,$work/y.npy" \
     > "$work/eval.out" 2> "$work/eval.err"
