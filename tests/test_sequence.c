@@ -1,6 +1,7 @@
 /* Sequences in the model language and in training: `input T tokens=V`,
  * embedding, pos_embedding, rnn/lstm/gru (last=) and the cross-entropy per
- * position with ignore_index build with PyTorch's parameter names, and
+ * position with ignore_index build with PyTorch's parameter names and
+ * initialisation, and
  * their mistakes give errors naming the line; nb_evaluate and nb_fit count
  * accuracy per position, leave ignored targets out, and weight the loss
  * of each batch by the positions it averaged; a bad token in the data is
@@ -173,7 +174,42 @@ static void test_accuracy_per_position(void) {
     nb_graph_free(g);
 }
 
+/* PyTorch's initialisation: the tables N(0, 1), the recurrent weights and
+ * biases U(-1/sqrt(H), 1/sqrt(H)). */
+static void test_init(void) {
+    nb_model m;
+    REQUIRE_OK(nb_model_parse("input 40 tokens=50\nembedding 40\npos_embedding\nlstm 16\n"
+                              "gru 25\nrnn 100\n", "init.nn", &m));
+    nb_rng r;
+    nb_rng_seed(&r, 11);
+    CHECK_OK(nb_graph_init(m.graph, &r));
+    for (int i = 0; i < nb_param_tensor_count(m.graph); i++) {
+        nb_node p = nb_param_tensor(m.graph, i);
+        const char *name = nb_node_name(m.graph, p);
+        const nb_real *v = nb_value(m.graph, p);
+        size_t n = nb_node_numel(m.graph, p);
+        double sum = 0, sq = 0, lo = INFINITY, hi = -INFINITY;
+        for (size_t k = 0; k < n; k++) {
+            sum += v[k], sq += (double)v[k] * v[k];
+            lo = fmin(lo, v[k]), hi = fmax(hi, v[k]);
+        }
+        double mean = sum / n, sd = sqrt(sq / n - mean * mean);
+        if (i < 2) { /* the two tables, 2000 and 1600 values */
+            CHECKF(fabs(mean) < 0.1 && fabs(sd - 1) < 0.06, "%s: mean %g sd %g, want N(0, 1)",
+                   name, mean, sd);
+            continue;
+        }
+        int H = i < 6 ? 16 : i < 10 ? 25 : 100;
+        double bound = 1 / sqrt((double)H);
+        CHECKF(lo >= -bound && hi <= bound && hi - lo > 1.6 * bound,
+               "%s: values in [%g, %g], want U(+-%g)", name, lo, hi, bound);
+    }
+    CHECK(nb_param_tensor_count(m.graph) == 14);
+    nb_model_free(&m);
+}
+
 int main(void) {
+    test_init();
     test_model_file();
     test_model_errors();
     test_accuracy_per_position();
