@@ -595,6 +595,13 @@ typedef struct nb_batch_stats {
     long step;               /* optimiser steps so far                   */
     double loss;             /* this batch's loss                        */
     double epoch_loss;       /* mean loss of the epoch's batches so far  */
+    double loss_weight;      /* what the batch's loss averaged: its
+                                samples, or the positions that count of a
+                                loss per position; the epoch's loss is the
+                                batch losses' mean with these weights     */
+    size_t correct, counted; /* accuracy of the batch (cfg.output set):
+                                right predictions of the rows or positions
+                                counted                                   */
 } nb_batch_stats;
 
 /* Called after every optimiser step; return non-zero to stop training

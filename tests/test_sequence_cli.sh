@@ -5,7 +5,8 @@
 # learns to recall the first token of a sequence; an LSTM learns a label
 # per position (NumPy labels [N, T], ignore_index for the first position);
 # a token outside the vocabulary fails with one line naming the sample of
-# the batch and the position.
+# the batch and the position; an epoch resumed from a mid-epoch checkpoint
+# reports the loss and accuracy per position of the whole epoch.
 # Usage: test_sequence_cli.sh BUILD_DIR
 . "$(dirname "$0")/support/harness.sh"
 
@@ -106,6 +107,32 @@ right=$(awk -F, 'NR == FNR { if (FNR > 1) for (j = 2; j <= 5; j++) want[FNR - 2,
                  FNR > 1 { for (j = 2; j <= 5; j++) n += $(j + 1) == want[$1, j] } END { print n + 0 }' \
         "$work/first.csv" "$work/sum_pred.csv")
 check '[ "$right" -ge 152 ]' "predict gets $right of 160 positions right"
+
+# a run stopped with Ctrl-C in the middle of an epoch and resumed logs the
+# loss and accuracy per position of a run never stopped (4000 sequences,
+# batches of one: 4000 steps per epoch)
+awk 'BEGIN { s = 99; for (i = 0; i < 20000; i++) { s = (s * 1103515245 + 12345) % 2147483648;
+    print int(s / 2147483648 * 4) } }' > "$work/many.txt"
+LC_ALL=C npy_i4 "$work/xm.npy" 4000 5 < "$work/many.txt"
+awk '{ print NR % 5 == 1 ? -1 : ($1 + prev) % 4; prev = $1 }' "$work/many.txt" |
+    LC_ALL=C npy_i4 "$work/ym.npy" 4000 5
+set -- train "$work/sum.nn" --data "npy:$work/xm.npy,$work/ym.npy" --epochs 2 --batch 1 \
+    --seed 3 --quiet
+"$nabla" "$@" --log "$work/whole.csv" > "$work/whole.out" 2>&1
+check '[ $? -eq 0 ]' "the whole run: $(cat "$work/whole.out")"
+"$nabla" "$@" --checkpoint "$work/int.ckpt" --checkpoint-every 500 > /dev/null 2> "$work/int.err" &
+pid=$!
+i=0 # SIGINT once the first checkpoint exists
+while [ ! -f "$work/int.ckpt" ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i + 1)); done
+while kill -INT $pid 2> /dev/null; do :; done
+wait $pid
+at=$(sed -n 's/^interrupted at step \([0-9]*\);.*/\1/p' "$work/int.err")
+check '[ -n "$at" ] && [ $((at % 4000)) -ne 0 ]' "stopped in the middle of an epoch: $(cat "$work/int.err")"
+"$nabla" "$@" --checkpoint "$work/int.ckpt" --resume "$work/int.ckpt" --log "$work/resumed.csv" \
+    > /dev/null 2> "$work/err"
+check '[ $? -eq 0 ]' "resumed: $(cat "$work/err")"
+check '[ "$(cut -d, -f1-5 "$work/whole.csv")" = "$(cut -d, -f1-5 "$work/resumed.csv")" ]' \
+    "loss and accuracy of the resumed epoch: $(cat "$work/whole.csv") vs $(cat "$work/resumed.csv")"
 
 # nabla eval: loss and accuracy per position; the per-class report is refused
 "$nabla" eval "$work/sum.nn" --weights "$work/sum.safetensors" --data "npy:$work/x.npy,$work/y.npy" \

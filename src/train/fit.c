@@ -187,11 +187,13 @@ static nb_status run_epoch(fit_run *r, int epoch, int *stop) {
         if (w > 0) loss_sum += loss * w;
         weight_sum += w;
         seen += (size_t)bs;
+        size_t right = 0, rows = 0;
         if (r->classes)
-            correct += nb__count_correct(&r->acc, r->g->nodes[cfg->output].val, r->yb, bs,
-                                         &counted);
+            right = nb__count_correct(&r->acc, r->g->nodes[cfg->output].val, r->yb, bs, &rows);
+        correct += right;
+        counted += rows;
         nb_batch_stats bst = {epoch, b + 1, r->n_batches, nb_optim_steps(cfg->optimizer), loss,
-                              weight_sum > 0 ? loss_sum / weight_sum : 0};
+                              weight_sum > 0 ? loss_sum / weight_sum : 0, w, right, rows};
         if (cfg->on_batch && (*stop = cfg->on_batch(&bst, cfg->user))) return NB_OK;
     }
     if (seen == 0) return NB_OK; /* resumed exactly at the end of an epoch */
