@@ -322,15 +322,50 @@ nb_node nb_attention(nb_graph *g, nb_node x, int heads, int causal, const char *
  * of each): softmax(q k^T / sqrt(D/heads)) v -> [B, T, D]. */
 nb_node nb_dot_product_attention(nb_graph *g, nb_node qkv, int heads, int causal);
 
+/* Sequences (docs/sequences.md).  Token ids travel as reals holding whole
+ * numbers: a batch of sequences is an input [B, T] of ids. */
+/* An embedding table "<name>.weight" [vocab, dim], drawn from N(0, 1) like
+ * PyTorch's nn.Embedding (name NULL: "embedding<k>"): ids [B, ...] ->
+ * [B, ..., dim], each id picking its row.  An id that is not an integer in
+ * [0, vocab) makes nb_forward return NB_ERR_ARG naming the sample of the
+ * batch and the position (its row of the output is NaN). */
+nb_node nb_embedding(nb_graph *g, nb_node ids, int vocab, int dim, const char *name);
+/* The same lookup in a given table [V, D] (a parameter or constant). */
+nb_node nb_embedding_lookup(nb_graph *g, nb_node ids, nb_node table);
+/* Learned positional embeddings: x [B, T, D] + a table "<name>.weight"
+ * [T, D] (N(0, 1), name NULL: "pos_embedding<k>"), the same rows for every
+ * sample: row t is added at position t. */
+nb_node nb_pos_embedding(nb_graph *g, nb_node x, const char *name);
+/* Recurrent layers with PyTorch's equations and gate order: nn.RNN (tanh),
+ * nn.LSTM (gates i, f, g, o) and nn.GRU (r, z, n with
+ * n = tanh(W_in x + b_in + r (W_hn h + b_hn))), one layer, batch_first,
+ * h0 = c0 = 0.  x [B, T, D] -> every state [B, T, H], or with last_only the
+ * last one [B, H].  Parameters "<name>.weight_ih_l0" [G*H, D],
+ * "<name>.weight_hh_l0" [G*H, H], "<name>.bias_ih_l0" and
+ * "<name>.bias_hh_l0" [G*H] (G = 1, 4, 3), all U(+-1/sqrt(H)) as in PyTorch
+ * (name NULL: "rnn<k>", "lstm<k>", "gru<k>"). */
+typedef enum nb_rnn_kind { NB_RNN_TANH = 0, NB_LSTM, NB_GRU } nb_rnn_kind;
+nb_node nb_recurrent(nb_graph *g, nb_node x, nb_rnn_kind kind, int hidden, int last_only,
+                     const char *name);
+
 /* Losses (each returns a scalar, averaged like PyTorch's 'mean' reduction). */
 /* Mean of (pred - target)^2 over all elements. */
 nb_node nb_mse_loss(nb_graph *g, nb_node pred, nb_node target);
 /* Cross-entropy from logits [B, C] (stable log-softmax).  target is either
  * [B] class indices (stored as reals) or [B, C] probabilities.
  * label_smoothing in [0, 1).  A class index that is not an integer in [0, C)
- * makes nb_forward return NB_ERR_ARG (the loss is NaN). */
+ * makes nb_forward return NB_ERR_ARG (the loss is NaN).  Logits [B, T, C]
+ * are T positions per sample, with targets [B, T] of class indices or
+ * [B, T, C] of probabilities: the loss is the mean over all positions.
+ * Index targets equal to -100 (PyTorch's default ignore_index) are left out
+ * of the mean. */
 nb_node nb_cross_entropy(nb_graph *g, nb_node logits, nb_node target,
                          nb_real label_smoothing);
+/* The same with another ignore_index: index targets equal to it are left
+ * out of the mean (a batch in which every target is left out has loss 0
+ * and zero gradients; PyTorch gives 0/0 there). */
+nb_node nb_cross_entropy_ignore(nb_graph *g, nb_node logits, nb_node target,
+                                nb_real label_smoothing, int ignore_index);
 /* Binary cross-entropy with logits, mean over all elements. */
 nb_node nb_bce_with_logits(nb_graph *g, nb_node logits, nb_node target);
 
@@ -575,6 +610,13 @@ typedef struct nb_batch_stats {
     long step;               /* optimiser steps so far                   */
     double loss;             /* this batch's loss                        */
     double epoch_loss;       /* mean loss of the epoch's batches so far  */
+    double loss_weight;      /* what the batch's loss averaged: its
+                                samples, or the positions that count of a
+                                loss per position; the epoch's loss is the
+                                batch losses' mean with these weights     */
+    size_t correct, counted; /* accuracy of the batch (cfg.output set):
+                                right predictions of the rows or positions
+                                counted                                   */
 } nb_batch_stats;
 
 /* Called after every optimiser step; return non-zero to stop training
@@ -1126,6 +1168,7 @@ typedef struct nb_model {
     nb_node target;     /* created by the loss line; NB_NONE without one    */
     nb_node loss;       /* NB_NONE for an inference-only model              */
     int classes;        /* classes of a cross_entropy model, else 0         */
+    int vocab;          /* 'input T tokens=V': V, else 0                    */
     char *text;         /* the model text as parsed (saved in checkpoints)  */
 } nb_model;
 

@@ -308,6 +308,54 @@ static void test_fit_transformer(void) {
     nb_graph_free(g);
 }
 
+/* The sequence ops: token ids through an embedding, positional
+ * embeddings, an LSTM and a GRU (their scratch holds every step), an RNN's
+ * last state, and the cross-entropy per position with ignored targets;
+ * nb_fit with validation (accuracy per position). */
+enum { SEQ_T = 6, SEQ_V = 7 };
+static nb_real seq_x[N * SEQ_T], seq_y[N * SEQ_T];
+
+static void test_fit_sequence(void) {
+    for (int k = 0; k < N * SEQ_T; k++) {
+        seq_x[k] = (nb_real)((k * 5 + k / SEQ_T) % SEQ_V);
+        seq_y[k] = k % 4 == 3 ? 0 : (nb_real)((k * 3 + 1) % SEQ_V); /* 0: ignored */
+    }
+    nb_graph *g = nb_graph_new();
+    int t = SEQ_T;
+    nb_node x = nb_input(g, "x", 1, &t), y = nb_input(g, "y", 1, &t);
+    nb_node e = nb_pos_embedding(g, nb_embedding(g, x, SEQ_V, 8, "emb"), "pos");
+    nb_node h = nb_recurrent(g, nb_recurrent(g, e, NB_LSTM, 12, 0, "lstm"), NB_GRU, 10, 0, "gru");
+    nb_node last = nb_recurrent(g, h, NB_RNN_TANH, 4, 1, "rnn"); /* [B, 4] */
+    nb_node out = nb_dense(g, h, SEQ_V, "out", NULL);
+    nb_node loss = nb_add(g, nb_cross_entropy_ignore(g, out, y, 0, 0),
+                          nb_scale(g, nb_mean(g, last), 0.1f));
+    CHECK_OK(nb_graph_status(g));
+    nb_rng r;
+    nb_rng_seed(&r, 4);
+    CHECK_OK(nb_graph_init(g, &r));
+    nb_data train = test_data(seq_x, seq_y, N, SEQ_T, SEQ_T);
+    nb_data val = test_data(seq_x, seq_y, 30, SEQ_T, SEQ_T);
+    nb_fit_config cfg = nb_fit_defaults(x, y, loss, out);
+    cfg.optimizer = test_optim(g, NB_OPT_ADAM, -1);
+    cfg.epochs = 4;
+    cfg.batch_size = BATCH;
+    window w;
+    memset(&w, 0, sizeof w);
+    w.epochs = cfg.epochs;
+    cfg.on_epoch = count_window;
+    cfg.user = &w;
+    CHECK_OK(nb_fit(g, &cfg, &train, &val, NULL));
+    counting = 0;
+    CHECKF(allocations() == 0 && n_free == 0,
+           "nb_fit (sequence) allocated during epochs 2..%d: malloc %ld calloc %ld realloc %ld "
+           "free %ld", cfg.epochs, n_malloc, n_calloc, n_realloc, n_free);
+#ifdef NB_HEAP_CHECK
+    CHECKF(w.heap_end == w.heap_start, "heap in use changed during nb_fit (sequence): %zu -> %zu",
+           w.heap_start, w.heap_end);
+#endif
+    nb_graph_free(g);
+}
+
 int main(void) {
 #ifdef NB_ASAN
     printf("note: AddressSanitizer build: counting through --wrap only (mallinfo2 heap "
@@ -319,6 +367,7 @@ int main(void) {
     test_fit();
     test_fit_cnn();
     test_fit_transformer();
+    test_fit_sequence();
     test_free_optims();
     TEST_END();
 }

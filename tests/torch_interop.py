@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Weights move both ways between nabla and PyTorch, for the MLP, the CNN and
-the residual network of models/, and a transformer block over image rows
-(tests/models/rows_transformer.nn: nn.MultiheadAttention's parameters).
+the residual network of models/, a transformer block over image rows
+(tests/models/rows_transformer.nn: nn.MultiheadAttention's parameters), and two
+small token models (embedding -> positional embedding -> GRU's last state ->
+dense, and embedding -> LSTM -> dense per position) trained on token data made here.
 
 For each model:
 1. nabla trains it briefly and saves safetensors; Python's `safetensors` reader
@@ -11,8 +13,9 @@ For each model:
 2. PyTorch saves a freshly initialised module with safetensors; `nabla predict`
    loads it and again gives PyTorch's probabilities.
 
-Needs torch, numpy, the `safetensors` package and Debian's dataset-fashion-mnist;
-prints "skipped: ..." and exits 0 when one is missing.  `make interop` sets up
+Needs torch, numpy, the `safetensors` package and, for the image models,
+Debian's dataset-fashion-mnist; prints "skipped: ..." and exits 0 when torch,
+numpy or safetensors is missing.  `make interop` sets up
 a virtual environment with the package and runs this script.
 
 Usage: torch_interop.py BUILD_DIR
@@ -36,9 +39,6 @@ try:
     from safetensors.torch import load_file, save_file
 except ImportError as e:
     skip(f"{e.name} is not installed (make interop installs what it needs)")
-if not os.path.exists(DATA + "t10k-images-idx3-ubyte.gz"):
-    skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
-
 images_path = DATA + "t10k-images-idx3-ubyte.gz"
 
 
@@ -144,12 +144,123 @@ def torch_probabilities(net, x):
         return torch.softmax(net(x), dim=1).numpy()
 
 
-def compare(what, p_torch, p_nabla):
+def compare(what, p_torch, p_nabla, count=LIMIT):
+    check(p_torch.shape == p_nabla.shape, f"{what}: shapes {p_torch.shape} and {p_nabla.shape}")
+    if p_torch.shape != p_nabla.shape:
+        return
     diff = np.abs(p_torch - p_nabla).max()
     check(diff < 1e-5, f"{what}: probabilities differ by {diff}")
     check((p_torch.argmax(1) == p_nabla.argmax(1)).all(), f"{what}: predicted classes")
-    print(f"{what}: {LIMIT} predictions, largest probability difference {diff:.2e}")
+    print(f"{what}: {count} predictions, largest probability difference {diff:.2e}")
 
+
+# ---- token models: their model files and PyTorch twins ----
+
+SEQ_T, SEQ_V, SEQ_N = 6, 5, 120
+
+GRU_LAST = """input 6 tokens=5
+embedding 8
+pos_embedding
+gru 12 last=true
+dense 5
+loss cross_entropy
+"""
+
+LSTM_SEQ = """input 6 tokens=5
+emb = embedding 8
+rec = lstm 10
+out = dense 5
+loss cross_entropy ignore_index=-1
+"""
+
+
+class Tokens(nn.Module):
+    """A token model whose parameter names are the model file's layer names."""
+
+    def __init__(self, names, recurrent, pos):
+        super().__init__()
+        self.names, self.pos = names, pos
+        self.add_module(names[0], nn.Embedding(SEQ_V, 8))
+        if pos:
+            self.add_module(names[1], nn.Embedding(SEQ_T, 8))  # a [T, D] table, added
+        self.add_module(names[2], recurrent)
+        self.add_module(names[3], nn.Linear(recurrent.hidden_size, SEQ_V))
+
+    def forward(self, ids):
+        m = self._modules
+        h = m[self.names[0]](ids)
+        if self.pos:
+            h = h + m[self.names[1]].weight
+        out = m[self.names[2]](h)[0]
+        return m[self.names[3]](out[:, -1] if self.pos else out)
+
+
+TOKEN_MODELS = [
+    ("gru_last", GRU_LAST, lambda: Tokens(("0", "1", "2", "3"), nn.GRU(8, 12, batch_first=True), True)),
+    ("lstm_seq", LSTM_SEQ, lambda: Tokens(("emb", None, "rec", "out"), nn.LSTM(8, 10, batch_first=True), False)),
+]
+
+
+def token_data(tmp):
+    """Token sequences, each one's first token as its label, and labels per
+    position (the sum of a token and the one before, mod V; -1 first) as .npy."""
+    rng = np.random.default_rng(5)
+    ids = rng.integers(0, SEQ_V, size=(SEQ_N, SEQ_T))
+    per_pos = (ids + np.roll(ids, 1, axis=1)) % SEQ_V
+    per_pos[:, 0] = -1
+    paths = [os.path.join(tmp, n) for n in ("ids.npy", "first.npy", "per_pos.npy")]
+    for path, a in zip(paths, (ids, ids[:, 0], per_pos)):
+        np.save(path, a.astype(np.int32))
+    return torch.tensor(ids), paths
+
+
+def torch_token_probabilities(net, ids):
+    net.eval()
+    with torch.no_grad():
+        return torch.softmax(net(ids), dim=-1).reshape(len(ids), -1).numpy()
+
+
+def nabla_token_probabilities(model, weights, ids_path):
+    out = subprocess.run([nabla, "predict", model, "--weights", weights, "--input",
+                          f"npy:{ids_path}"], check=True, capture_output=True,
+                         text=True).stdout.splitlines()
+    first_p = next(i for i, h in enumerate(out[0].split(",")) if h.startswith("p"))
+    return np.array([[float(v) for v in line.split(",")[first_p:]] for line in out[1:]])
+
+
+def token_models(tmp):
+    ids, (ids_path, first_path, per_pos_path) = token_data(tmp)
+    for name, text, twin in TOKEN_MODELS:
+        model = os.path.join(tmp, name + ".nn")
+        with open(model, "w") as f:
+            f.write(text)
+        labels = per_pos_path if name == "lstm_seq" else first_path
+        w = os.path.join(tmp, name + ".safetensors")
+        subprocess.run([nabla, "train", model, "--data", f"npy:{ids_path},{labels}",
+                        "--epochs", "3", "--batch", "16", "--out", w, "--quiet"],
+                       check=True, capture_output=True)
+        net = twin()
+        state = load_file(w)
+        check(sorted(state) == sorted(net.state_dict()),
+              f"{name}: tensor names {sorted(set(state) ^ set(net.state_dict()))} differ")
+        net.load_state_dict(state, strict=True)
+        compare(f"{name} nabla -> PyTorch", torch_token_probabilities(net, ids),
+                nabla_token_probabilities(model, w, ids_path), len(ids))
+        torch.manual_seed(2)
+        net = twin()
+        w = os.path.join(tmp, name + "_torch.safetensors")
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, w,
+                  metadata={"data.input": "raw"})
+        compare(f"{name} PyTorch -> nabla", torch_token_probabilities(net, ids),
+                nabla_token_probabilities(model, w, ids_path), len(ids))
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    token_models(tmp)
+if not os.path.exists(images_path):
+    print("image models skipped: Fashion-MNIST is not installed "
+          "(apt-get install dataset-fashion-mnist)")
+    finish()
 
 x = test_images()
 with tempfile.TemporaryDirectory() as tmp:

@@ -100,6 +100,11 @@ typedef struct nb_op {
     /* forward floating-point operations at the current batch (NULL: one per
      * output element) */
     double (*flops)(const nb_graph *g, const nb_node_t *n);
+    /* losses: how many terms the last forward's mean averaged, the weight of
+     * its value when the means of batches are combined (NULL: one per
+     * sample); and whether a target value is left out of it (NULL: none) */
+    size_t (*terms)(const nb_graph *g, const nb_node_t *n);
+    int (*skips_target)(const nb_node_t *n, nb_real target);
     unsigned flags;  /* enum nb_op_flag */
     double range[2]; /* NB_OP_SATURATING: the output's lower and upper bound */
 } nb_op;

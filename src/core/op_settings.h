@@ -60,7 +60,16 @@ typedef struct nb_dropout_settings {
 typedef struct nb_cross_entropy_settings {
     nb_real label_smoothing;
     int index_targets;      /* targets are class indices, not probabilities */
+    double ignore_index;    /* index targets equal to it are left out       */
+    size_t counted;         /* state: rows the last forward averaged over   */
 } nb_cross_entropy_settings;
+
+/* rnn, lstm, gru (src/ops/recurrent.c) */
+typedef struct nb_recurrent_settings {
+    int kind;               /* nb_rnn_kind                                 */
+    int hidden;             /* H                                           */
+    int last;               /* output h_{T-1} only, [B, H]                 */
+} nb_recurrent_settings;
 
 /* add, sub, mul (src/ops/elementwise.c) */
 typedef enum nb_binary_kind { NB_BINARY_ADD, NB_BINARY_SUB, NB_BINARY_MUL } nb_binary_kind;
@@ -85,6 +94,7 @@ typedef union nb_op_settings {
     nb_layer_norm_settings layer_norm;
     nb_dropout_settings dropout;
     nb_cross_entropy_settings cross_entropy;
+    nb_recurrent_settings recurrent;
     nb_binary_settings binary;
     nb_attention_settings attention;
     nb_real scale;          /* scale: the factor (src/ops/elementwise.c)   */

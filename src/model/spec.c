@@ -248,6 +248,11 @@ static nb_status layer_input(spec_ctx *c, spec_line *l, nb_node *out) {
     for (int k = 0; k < n; k++)
         if (!parse_int(pos[k], &dims[k]) || dims[k] <= 0)
             return fail(c, l, "input: dimension '%s' is not a positive integer", pos[k]);
+    nb_status s = int_option(c, l, "tokens", 0, 1, 1 << 24, &c->m->vocab);
+    if (s != NB_OK) return s;
+    if (c->m->vocab && n != 1)
+        return fail(c, l, "input: token input takes one dimension, the positions: 'input T "
+                    "tokens=V'");
     *out = nb_input(c->g, l->label ? l->label : "input", n, dims);
     c->m->input = *out;
     return NB_OK;
@@ -531,20 +536,71 @@ static nb_status layer_concat(spec_ctx *c, spec_line *l, nb_node *out) {
     return s;
 }
 
+/* embedding D: a table of the model's vocabulary (input T tokens=V) */
+static nb_status layer_embedding(spec_ctx *c, spec_line *l, nb_node *out) {
+    const char *pos[1] = {NULL};
+    int dim;
+    if (positionals(l, pos, 1) != 1 || !parse_int(pos[0], &dim) || dim <= 0)
+        return fail(c, l, "embedding: give the embedding dimension, e.g. 'embedding 32'");
+    if (!c->m->vocab)
+        return fail(c, l, "embedding: the model input must be tokens, e.g. 'input 16 "
+                    "tokens=27'");
+    nb_node x;
+    nb_status s = inputs(c, l, 1, &x);
+    if (s != NB_OK) return s;
+    char prefix[48];
+    param_prefix(c, l, prefix, sizeof prefix);
+    *out = nb_embedding(c->g, x, c->m->vocab, dim, prefix);
+    return NB_OK;
+}
+
+static nb_status layer_pos_embedding(spec_ctx *c, spec_line *l, nb_node *out) {
+    nb_node x;
+    nb_status s = inputs(c, l, 1, &x);
+    if (s != NB_OK) return s;
+    char prefix[48];
+    param_prefix(c, l, prefix, sizeof prefix);
+    *out = nb_pos_embedding(c->g, x, prefix);
+    return NB_OK;
+}
+
+/* rnn H, lstm H, gru H: last= (only the last state) */
+static nb_status layer_recurrent(spec_ctx *c, spec_line *l, nb_node *out) {
+    const char *pos[1] = {NULL};
+    int hidden, last;
+    if (positionals(l, pos, 1) != 1 || !parse_int(pos[0], &hidden) || hidden <= 0)
+        return fail(c, l, "%s: give the hidden size, e.g. '%s 64'", l->op, l->op);
+    nb_node x;
+    nb_status s;
+    if ((s = bool_option(c, l, "last", 0, &last)) != NB_OK || (s = inputs(c, l, 1, &x)) != NB_OK)
+        return s;
+    nb_rnn_kind kind = strcmp(l->op, "lstm") == 0 ? NB_LSTM
+                       : strcmp(l->op, "gru") == 0 ? NB_GRU : NB_RNN_TANH;
+    char prefix[48];
+    param_prefix(c, l, prefix, sizeof prefix);
+    *out = nb_recurrent(c->g, x, kind, hidden, last, prefix);
+    return NB_OK;
+}
+
 /* ------------------------------------------------------------ losses */
 
-/* loss cross_entropy: label_smoothing=; the target holds class indices */
+/* loss cross_entropy: label_smoothing=, ignore_index=; the target holds
+ * class indices, one per sample ([batch, classes] scores) or one per
+ * position ([batch, positions, classes]) */
 static nb_status loss_cross_entropy(spec_ctx *c, spec_line *l, nb_node x, nb_node *out) {
     double eps;
+    int ignore;
     nb_status s = double_option(c, l, "label_smoothing", 0, &eps);
+    if (s == NB_OK) s = int_option(c, l, "ignore_index", -100, -(1 << 30), 1 << 30, &ignore);
     if (s != NB_OK) return s;
     const nb_node_t *X = nb__node(c->g, x);
-    if (X->ndim != 2)
-        return fail(c, l, "loss cross_entropy: expects [batch, classes] scores, the "
-                    "previous layer gives %d dimensions", X->ndim);
-    int classes = X->dims[1];
-    c->m->target = nb_input(c->g, "target", 0, NULL); /* moves the node table */
-    *out = nb_cross_entropy(c->g, x, c->m->target, (nb_real)eps);
+    if (X->ndim != 2 && X->ndim != 3)
+        return fail(c, l, "loss cross_entropy: expects [batch, classes] or [batch, positions, "
+                    "classes] scores, the previous layer gives %d dimensions", X->ndim);
+    int classes = X->dims[X->ndim - 1], positions = X->ndim == 3 ? X->dims[1] : 0;
+    /* nb_input moves the node table */
+    c->m->target = nb_input(c->g, "target", positions ? 1 : 0, &positions);
+    *out = nb_cross_entropy_ignore(c->g, x, c->m->target, (nb_real)eps, ignore);
     c->m->classes = classes;
     return NB_OK;
 }
@@ -643,6 +699,11 @@ static const layer_kind layers[] = {
     {"dropout", layer_dropout, 1, NULL, NULL},
     {"attention", layer_attention, 1, NULL, NULL},
     {"residual", layer_residual, 1, NULL, NULL},
+    {"embedding", layer_embedding, 1, NULL, NULL},
+    {"pos_embedding", layer_pos_embedding, 1, NULL, NULL},
+    {"rnn", layer_recurrent, 1, NULL, NULL},
+    {"lstm", layer_recurrent, 1, NULL, NULL},
+    {"gru", layer_recurrent, 1, NULL, NULL},
     {"loss", layer_loss, 0, NULL, NULL},
 };
 

@@ -66,15 +66,17 @@ nb_node nb_mse_loss(nb_graph *g, nb_node pred, nb_node target) {
     return nb__add_node(g, &op_mse, 2, in, 0, NULL, 0);
 }
 
-/* ---- cross-entropy from logits [B, C] ----
+/* ---- cross-entropy from logits [B, C] or [B, T, C] ----
  *
  * With q the (smoothed) target distribution of a row and p = softmax(x):
  *   loss_row = -sum_c q_c log p_c,  q = (1-eps) t + eps/C,
  * where t is one-hot of the label (index targets) or the given row
  * (probability targets) -- PyTorch 1.13's definition for both kinds.  The
- * loss is the mean over the B rows.  Gradients:
- *   d/dx_j = (p_j sum_c q_c - q_j) / B    (sum_c q_c = 1 for labels)
- *   d/dt_c = -(1-eps) log p_c / B         (probability targets; the loss is
+ * rows are the B samples, or the B*T positions of [B, T, C] logits.  Rows
+ * whose index target is ignore_index are left out; the loss is the mean
+ * over the n rows that count (0 when none does).  Gradients:
+ *   d/dx_j = (p_j sum_c q_c - q_j) / n    (sum_c q_c = 1 for labels)
+ *   d/dt_c = -(1-eps) log p_c / n         (probability targets; the loss is
                                          piecewise constant in class indices)
  * Forward keeps log p in scratch for backward.  Settings: eps (label
  * smoothing) and the kind of targets (nb_cross_entropy_settings).
@@ -113,68 +115,105 @@ static nb_real prob_minus_target(nb_real lp, nb_real qsum, nb_real q) {
     return nb_exp(lp) * qsum - q;
 }
 
+/* The shape of a cross-entropy node: rows of C logits, per sample. */
+static void ce_rows(const nb_node_t *x, size_t *rows, int *C, size_t *per_sample) {
+    *C = x->dims[x->ndim - 1];
+    *rows = nb__numel(x) / (size_t)*C;
+    *per_sample = *rows / (size_t)x->dims[0];
+}
+
+static int ce_ignored(const nb_cross_entropy_settings *cs, nb_real v) {
+    return cs->index_targets && (double)v == cs->ignore_index;
+}
+
+/* The label of row r, or -1 (reported) if it is not a class index. */
+static int ce_label(nb_graph *g, const nb_node_t *t, size_t r, int C, size_t per_sample) {
+    int y;
+    if (class_index(t->val[r], C, &y)) return y;
+    if (t->ndim == 1)
+        nb__run_fail(g, NB_ERR_ARG, "cross_entropy: target[%zu] = %g is not a class index in "
+                     "[0, %d)", r, (double)t->val[r], C);
+    else
+        nb__run_fail(g, NB_ERR_ARG, "cross_entropy: target of sample %zu of the batch, "
+                     "position %zu = %g is not a class index in [0, %d) nor the ignore_index",
+                     r / per_sample, r % per_sample, (double)t->val[r], C);
+    return -1;
+}
+
 static void ce_forward(nb_graph *g, nb_node_t *n) {
     const nb_node_t *x = nb__in(g, n, 0), *t = nb__in(g, n, 1);
-    const nb_cross_entropy_settings *cs = &n->settings.cross_entropy;
-    int B = x->dims[0], C = x->dims[1], labels = cs->index_targets;
+    nb_cross_entropy_settings *cs = &n->settings.cross_entropy;
+    size_t rows, per_sample, counted = 0;
+    int C, labels = cs->index_targets;
+    ce_rows(x, &rows, &C, &per_sample);
     double eps = (double)cs->label_smoothing;
     nb_real *logp = n->scratch;
     double acc = 0;
-    for (int r = 0; r < B; r++) {
-        const nb_real *xr = x->val + (size_t)r * C;
-        nb_real *lr = logp + (size_t)r * C;
+    for (size_t r = 0; r < rows; r++) {
+        if (labels && ce_ignored(cs, t->val[r])) continue;
+        counted++;
+        const nb_real *xr = x->val + r * C;
+        nb_real *lr = logp + r * C;
         row_log_softmax(xr, C, lr);
         double sum_logp = 0, nll;
         for (int c = 0; c < C; c++) sum_logp += (double)lr[c];
         if (labels) {
-            int y;
-            if (!class_index(t->val[r], C, &y)) {
-                nb__run_fail(g, NB_ERR_ARG, "cross_entropy: target[%d] = %g is not a class "
-                             "index in [0, %d)", r, (double)t->val[r], C);
+            int y = ce_label(g, t, r, C, per_sample);
+            if (y < 0) {
                 acc = NAN;
                 continue;
             }
             nll = -(double)lr[y];
         } else {
-            const nb_real *tr = t->val + (size_t)r * C;
+            const nb_real *tr = t->val + r * C;
             nll = 0;
             for (int c = 0; c < C; c++) nll -= (double)tr[c] * (double)lr[c];
         }
         acc += (1 - eps) * nll - eps / C * sum_logp;
     }
-    n->val[0] = (nb_real)(acc / B);
+    cs->counted = counted;
+    n->val[0] = counted ? (nb_real)(acc / (double)counted) : R(0);
+}
+
+/* d loss / d logits of one row with a class index y, scaled by gs */
+static void ce_row_grad_label(const nb_real *lr, int C, int y, nb_real eps, nb_real gs,
+                              nb_real *dx) {
+    nb_real smooth = eps / (nb_real)C;
+    if (y < 0) { /* forward reported it */
+        for (int c = 0; c < C; c++) dx[c] = NAN;
+        return;
+    }
+    for (int c = 0; c < C; c++)
+        dx[c] += gs * prob_minus_target(lr[c], R(1), (c == y ? R(1) - eps : R(0)) + smooth);
 }
 
 static void ce_backward(nb_graph *g, nb_node_t *n) {
     nb_node_t *x = nb__in(g, n, 0), *t = nb__in(g, n, 1);
     const nb_cross_entropy_settings *cs = &n->settings.cross_entropy;
-    int B = x->dims[0], C = x->dims[1], labels = cs->index_targets;
+    size_t rows, per_sample;
+    int C, labels = cs->index_targets;
+    ce_rows(x, &rows, &C, &per_sample);
+    if (!cs->counted) return; /* every target left out: the loss is the constant 0 */
     nb_real eps = cs->label_smoothing;
-    nb_real gs = n->grad[0] / (nb_real)B, smooth = eps / (nb_real)C;
+    nb_real gs = n->grad[0] / (nb_real)cs->counted, smooth = eps / (nb_real)C;
     const nb_real *logp = n->scratch;
-    for (int r = 0; r < B; r++) {
-        const nb_real *lr = logp + (size_t)r * C;
-        if (x->grad) {
-            nb_real *dx = x->grad + (size_t)r * C;
-            if (labels) {
-                int y;
-                if (!class_index(t->val[r], C, &y)) { /* forward reported it */
-                    for (int c = 0; c < C; c++) dx[c] = NAN;
-                    continue;
-                }
-                for (int c = 0; c < C; c++)
-                    dx[c] += gs * prob_minus_target(lr[c], R(1),
-                                                    (c == y ? R(1) - eps : R(0)) + smooth);
-            } else {
-                const nb_real *tr = t->val + (size_t)r * C;
-                nb_real qsum = 0;
-                for (int c = 0; c < C; c++) qsum += (R(1) - eps) * tr[c] + smooth;
-                for (int c = 0; c < C; c++)
-                    dx[c] += gs * prob_minus_target(lr[c], qsum, (R(1) - eps) * tr[c] + smooth);
-            }
+    for (size_t r = 0; r < rows; r++) {
+        if (labels && ce_ignored(cs, t->val[r])) continue;
+        const nb_real *lr = logp + r * C;
+        if (x->grad && labels) {
+            int y;
+            ce_row_grad_label(lr, C, class_index(t->val[r], C, &y) ? y : -1, eps, gs,
+                              x->grad + r * C);
+        } else if (x->grad) {
+            nb_real *dx = x->grad + r * C;
+            const nb_real *tr = t->val + r * C;
+            nb_real qsum = 0;
+            for (int c = 0; c < C; c++) qsum += (R(1) - eps) * tr[c] + smooth;
+            for (int c = 0; c < C; c++)
+                dx[c] += gs * prob_minus_target(lr[c], qsum, (R(1) - eps) * tr[c] + smooth);
         }
         if (!labels && t->grad) {
-            nb_real *dt = t->grad + (size_t)r * C;
+            nb_real *dt = t->grad + r * C;
             for (int c = 0; c < C; c++) dt[c] -= gs * (R(1) - eps) * lr[c];
         }
     }
@@ -184,38 +223,63 @@ static size_t ce_scratch(const nb_graph *g, const nb_node_t *n) {
     return nb__numel(&g->nodes[n->in[0]]); /* log-softmax of the logits */
 }
 
+static size_t ce_terms(const nb_graph *g, const nb_node_t *n) {
+    (void)g;
+    return n->settings.cross_entropy.counted;
+}
+
+static int ce_skips_target(const nb_node_t *n, nb_real target) {
+    return ce_ignored(&n->settings.cross_entropy, target);
+}
+
 static const nb_op op_cross_entropy = {
     .name = "cross_entropy",
     .forward = ce_forward,
     .backward = ce_backward,
     .scratch = ce_scratch,
+    .terms = ce_terms,
+    .skips_target = ce_skips_target,
 };
 
-nb_node nb_cross_entropy(nb_graph *g, nb_node logits, nb_node target,
-                         nb_real label_smoothing) {
+/* Do the target's shape and the logits' fit?  *labels: index targets. */
+static int ce_target_fits(const nb_node_t *X, const nb_node_t *T, int *labels) {
+    *labels = T->ndim == X->ndim - 1;
+    if (T->batched != X->batched || T->dims[0] != X->dims[0]) return 0;
+    if (!*labels && T->ndim != X->ndim) return 0;
+    return memcmp(T->dims + 1, X->dims + 1, (size_t)(T->ndim - 1) * sizeof(int)) == 0;
+}
+
+nb_node nb_cross_entropy_ignore(nb_graph *g, nb_node logits, nb_node target,
+                                nb_real label_smoothing, int ignore_index) {
     nb_node in[2] = {logits, target};
     if (!nb__begin(g, "cross_entropy", 2, in)) return NB_NONE;
     const nb_node_t *X = nb__node(g, logits), *T = nb__node(g, target);
     char sx[96];
     nb_shape_str(sx, sizeof sx, X->ndim, X->dims);
-    if (X->ndim != 2)
+    if (X->ndim != 2 && !(X->ndim == 3 && X->batched))
         return nb__fail(g, NB_ERR_SHAPE, "cross_entropy: logits %s; expected [batch, "
-                        "classes]", sx);
+                        "classes] or [batch, positions, classes]", sx);
     if (!(label_smoothing >= 0 && label_smoothing < 1))
         return nb__fail(g, NB_ERR_ARG, "cross_entropy: label_smoothing %g is not in [0, 1)",
                         (double)label_smoothing);
-    int labels = T->ndim == 1;
-    int fits = T->batched == X->batched && T->dims[0] == X->dims[0] &&
-               (labels || (T->ndim == 2 && T->dims[1] == X->dims[1]));
-    if (!fits)
+    int labels;
+    if (!ce_target_fits(X, T, &labels))
         return shape_mismatch(g, "cross_entropy", "logits", X, "target", T,
-                              "expected target [batch] of class indices or [batch, "
-                              "classes] of probabilities, batched like the logits");
+                              X->ndim == 2 ? "expected target [batch] of class indices or "
+                              "[batch, classes] of probabilities, batched like the logits"
+                              : "expected target [batch, positions] of class indices or "
+                              "[batch, positions, classes] of probabilities");
     nb_node h = nb__add_node(g, &op_cross_entropy, 2, in, 0, NULL, 0);
     if (h == NB_NONE) return NB_NONE;
     nb__node(g, h)->settings.cross_entropy = (nb_cross_entropy_settings){
-        .label_smoothing = label_smoothing, .index_targets = labels};
+        .label_smoothing = label_smoothing, .index_targets = labels,
+        .ignore_index = ignore_index};
     return h;
+}
+
+nb_node nb_cross_entropy(nb_graph *g, nb_node logits, nb_node target,
+                         nb_real label_smoothing) {
+    return nb_cross_entropy_ignore(g, logits, target, label_smoothing, -100);
 }
 
 /* ---- binary cross-entropy with logits, mean over all elements ----

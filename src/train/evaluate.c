@@ -3,17 +3,32 @@
 
 #include <stdlib.h>
 
-size_t nb__count_correct(const nb_real *out, const nb_real *y, int batch, size_t c, size_t ys) {
-    size_t correct = 0;
-    for (int r = 0; r < batch; r++) {
-        size_t pred = nb__argmax(out + (size_t)r * c, c);
+nb__acc_layout nb__acc_layout_of(const nb_graph *g, nb_node output, nb_node target,
+                                 nb_node loss) {
+    const nb_node_t *O = &g->nodes[output];
+    size_t c = nb__sample_numel(O), t = nb__sample_numel(&g->nodes[target]);
+    nb__acc_layout a = {c, 1, t, &g->nodes[loss]};
+    if (t != 1 && t != c) /* one class index per position (checked by check_output) */
+        a = (nb__acc_layout){(size_t)O->dims[O->ndim - 1], t, 1, &g->nodes[loss]};
+    return a;
+}
+
+size_t nb__count_correct(const nb__acc_layout *a, const nb_real *out, const nb_real *y,
+                         int batch, size_t *counted) {
+    size_t correct = 0, c = a->classes, rows = (size_t)batch * a->rows;
+    int (*skips)(const nb_node_t *, nb_real) = a->loss->op ? a->loss->op->skips_target : NULL;
+    for (size_t r = 0; r < rows; r++) {
+        size_t pred = nb__argmax(out + r * c, c);
         size_t want;
-        if (ys == 1) {
+        if (a->ys == 1) {
+            if (skips && skips(a->loss, y[r])) continue;
             double t = (double)y[r];
+            ++*counted;
             if (!(t >= 0 && t < (double)c)) continue; /* not a class: counts as wrong */
             want = (size_t)t;
         } else {
-            want = nb__argmax(y + (size_t)r * ys, ys);
+            ++*counted;
+            want = nb__argmax(y + r * a->ys, a->ys);
         }
         correct += pred == want;
     }
@@ -33,31 +48,35 @@ static nb_status eval_batch(const char *fn, nb_graph *g, nb_node input, nb_node 
     return NB_OK;
 }
 
-/* The evaluation pass: mean loss, correct argmax rows when classes is set,
- * and every batch's outputs counted into rep (NULL: none). */
+/* The evaluation pass: mean loss, correct argmax rows when with_acc is set,
+ * and every batch's outputs counted into rep (NULL: none).  The mean loss
+ * weights each batch's mean by the terms it averaged, so it is the mean
+ * over every position that counts, as accuracy is. */
 static nb_status eval_pass(const char *fn, nb_graph *g, nb_node input, nb_node target,
-                           nb_node loss, nb_node output, int classes, const nb_data *d,
+                           nb_node loss, nb_node output, int with_acc, const nb_data *d,
                            int batch_size, nb_real *xb, nb_report *rep, double *loss_out,
-                           size_t *correct) {
+                           size_t *correct, size_t *counted) {
     int was_training = g->training;
     nb_graph_set_training(g, 0);
-    double loss_sum = 0;
-    size_t c = output != NB_NONE ? nb__sample_numel(&g->nodes[output]) : 0;
+    double loss_sum = 0, weight_sum = 0;
+    nb__acc_layout acc = {0};
+    if (with_acc) acc = nb__acc_layout_of(g, output, target, loss);
     nb_status s = NB_OK;
-    *correct = 0;
+    *correct = *counted = 0;
     for (size_t start = 0; start < d->n && s == NB_OK; start += (size_t)batch_size) {
         int bs = (int)(d->n - start < (size_t)batch_size ? d->n - start : (size_t)batch_size);
         s = eval_batch(fn, g, input, target, loss, output, d, start, bs, xb);
         if (s != NB_OK) break;
-        /* mean losses: the data set's mean is the batch means weighted by size */
-        loss_sum += (double)g->nodes[loss].val[0] * bs;
+        double w = nb__loss_weight(g, loss, bs);
+        if (w > 0) loss_sum += (double)g->nodes[loss].val[0] * w;
+        weight_sum += w;
         const nb_real *y = d->y + start * d->y_size;
-        if (classes) *correct += nb__count_correct(g->nodes[output].val, y, bs, c, d->y_size);
+        if (with_acc) *correct += nb__count_correct(&acc, g->nodes[output].val, y, bs, counted);
         if (rep) s = nb_report_add(rep, g->nodes[output].val, y, (size_t)bs, d->y_size);
         if (s != NB_OK) s = nb_err_prefix(s, "%s", fn);
     }
     nb_graph_set_training(g, was_training);
-    if (s == NB_OK) *loss_out = loss_sum / (double)d->n;
+    if (s == NB_OK) *loss_out = weight_sum > 0 ? loss_sum / weight_sum : 0;
     return s;
 }
 
@@ -65,12 +84,13 @@ nb_status nb__evaluate(const char *fn, nb_graph *g, nb_node input, nb_node targe
                        nb_node loss, nb_node output, const nb_data *d, int batch_size,
                        nb_real *xb, double *loss_out, double *acc_out) {
     double mean_loss;
-    size_t correct;
+    size_t correct, counted;
     nb_status s = eval_pass(fn, g, input, target, loss, output, output != NB_NONE, d,
-                            batch_size, xb, NULL, &mean_loss, &correct);
+                            batch_size, xb, NULL, &mean_loss, &correct, &counted);
     if (s != NB_OK) return s;
     if (loss_out) *loss_out = mean_loss;
-    if (acc_out) *acc_out = output != NB_NONE ? (double)correct / (double)d->n : -1;
+    if (acc_out)
+        *acc_out = output == NB_NONE ? -1 : counted ? (double)correct / (double)counted : 0;
     return NB_OK;
 }
 
@@ -136,9 +156,9 @@ nb_status nb_evaluate_report(nb_graph *g, nb_node input, nb_node target, nb_node
     if (s == NB_OK) s = check_report(g, fn, target, output, r);
     if (s == NB_OK) s = prepare(fn, g, input, target, data, batch_size, &xb);
     if (s != NB_OK) return s;
-    size_t correct;
+    size_t correct, counted;
     s = eval_pass(fn, g, input, target, loss, output, 0, data, batch_size, xb, r, &r->loss,
-                  &correct);
+                  &correct, &counted);
     free(xb);
     if (s == NB_OK) s = nb_report_finish(r);
     return s;

@@ -49,6 +49,7 @@ typedef struct fit_run {
     size_t n_batches;
     int batch;               /* the full batch size                       */
     size_t classes;          /* scores per sample for accuracy; 0: none   */
+    nb__acc_layout acc;      /* how accuracy reads the output             */
     size_t *idx;             /* the epoch's order of the training samples */
     nb_real *xb, *yb;        /* one batch                                 */
     nb__augment aug;
@@ -93,6 +94,7 @@ static nb_status run_init(fit_run *r, nb_graph *g, const nb_fit_config *cfg,
     r->n_batches = cfg->drop_last ? n / (size_t)r->batch
                                   : (n + (size_t)r->batch - 1) / (size_t)r->batch;
     r->classes = cfg->output != NB_NONE ? nb__sample_numel(&g->nodes[cfg->output]) : 0;
+    if (r->classes) r->acc = nb__acc_layout_of(g, cfg->output, cfg->target, cfg->loss);
     r->idx = malloc(n * sizeof *r->idx);
     r->xb = malloc((size_t)r->batch * train->sample_size * sizeof *r->xb);
     r->yb = malloc((size_t)r->batch * train->y_size * sizeof *r->yb);
@@ -169,8 +171,8 @@ static nb_status run_epoch(fit_run *r, int epoch, int *stop) {
     const double lr = nb_schedule_lr(&cfg->schedule, nb_optim_get_config(cfg->optimizer)->lr,
                                      epoch - 1);
     const size_t first = epoch == cfg->start_epoch + 1 ? cfg->start_batch : 0;
-    double loss_sum = 0, loss = 0;
-    size_t seen = 0, correct = 0;
+    double loss_sum = 0, loss = 0, weight_sum = 0;
+    size_t seen = 0, correct = 0, counted = 0;
     shuffle(r, epoch);
     for (size_t b = first; b < r->n_batches; b++) {
         int bs;
@@ -179,22 +181,27 @@ static nb_status run_epoch(fit_run *r, int epoch, int *stop) {
         s = nb_train_step(r->g, cfg, lr, &loss);
         if (s != NB_OK)
             return step_failed(r, s, epoch, b, b == first && epoch == cfg->start_epoch + 1);
-        loss_sum += loss * bs;
+        /* weighted by the terms each batch averaged: the mean per sample (or
+         * per position that counts) even with a short last batch */
+        double w = nb__loss_weight(r->g, cfg->loss, bs);
+        if (w > 0) loss_sum += loss * w;
+        weight_sum += w;
         seen += (size_t)bs;
+        size_t right = 0, rows = 0;
         if (r->classes)
-            correct += nb__count_correct(r->g->nodes[cfg->output].val, r->yb, bs, r->classes,
-                                         r->train->y_size);
+            right = nb__count_correct(&r->acc, r->g->nodes[cfg->output].val, r->yb, bs, &rows);
+        correct += right;
+        counted += rows;
         nb_batch_stats bst = {epoch, b + 1, r->n_batches, nb_optim_steps(cfg->optimizer), loss,
-                              loss_sum / (double)seen};
+                              weight_sum > 0 ? loss_sum / weight_sum : 0, w, right, rows};
         if (cfg->on_batch && (*stop = cfg->on_batch(&bst, cfg->user))) return NB_OK;
     }
     if (seen == 0) return NB_OK; /* resumed exactly at the end of an epoch */
     nb_epoch_stats st;
     init_stats(&st, epoch, lr);
     st.step = nb_optim_steps(cfg->optimizer);
-    /* weighted by batch size: the per-sample mean even with a short last batch */
-    st.train_loss = loss_sum / (double)seen;
-    if (r->classes) st.train_acc = (double)correct / (double)seen;
+    st.train_loss = weight_sum > 0 ? loss_sum / weight_sum : 0;
+    if (r->classes) st.train_acc = counted ? (double)correct / (double)counted : 0;
     return finish_epoch(r, &st, t0, stop);
 }
 

@@ -40,10 +40,13 @@ static nb_status check_output(const nb_graph *g, const char *fn, nb_node target,
         return nb_err(NB_ERR_SHAPE, "%s: output '%s' has %zu score per sample; accuracy "
                       "(argmax) needs at least 2 classes (pass NB_NONE as output)", fn,
                       O->name, c);
-    if (t != 1 && t != c)
+    /* [B, T, C] scores: one class index per position */
+    size_t positions = O->ndim >= 3 ? c / (size_t)O->dims[O->ndim - 1] : 1;
+    if (t != 1 && t != c && t != positions)
         return nb_err(NB_ERR_SHAPE, "%s: output '%s' has %zu scores per sample but target "
                       "'%s' has %zu values; expected 1 (class index) or %zu "
-                      "(probabilities)", fn, O->name, c, g->nodes[target].name, t, c);
+                      "(probabilities)%s", fn, O->name, c, g->nodes[target].name, t, c,
+                      positions > 1 ? " per sample, or one class index per position" : "");
     return NB_OK;
 }
 

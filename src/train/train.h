@@ -64,9 +64,28 @@ static inline size_t nb__argmax(const nb_real *v, size_t n) {
     return best;
 }
 
-/* Rows of out (batch x c) whose argmax matches the target: a class index
- * (ys == 1) or the argmax of a probability row (ys == c). */
-size_t nb__count_correct(const nb_real *out, const nb_real *y, int batch, size_t c, size_t ys);
+/* How accuracy reads an output: each sample is `rows` rows of `classes`
+ * scores (one row, or one per position of a [B, T, C] output), each row
+ * against ys targets (1: a class index; classes: probabilities), and the
+ * loss says which index targets it leaves out (ignore_index). */
+typedef struct nb__acc_layout {
+    size_t classes, rows, ys;
+    const nb_node_t *loss;
+} nb__acc_layout;
+
+nb__acc_layout nb__acc_layout_of(const nb_graph *g, nb_node output, nb_node target,
+                                 nb_node loss);
+/* Rows of a batch whose argmax matches the target; *counted (added to)
+ * gets the rows that count, those whose target the loss does not leave
+ * out.  A class index out of range counts as wrong. */
+size_t nb__count_correct(const nb__acc_layout *a, const nb_real *out, const nb_real *y,
+                         int batch, size_t *counted);
+/* The weight of a batch's mean loss when batch means are combined: the
+ * terms it averaged (positions that count), or the batch size. */
+static inline double nb__loss_weight(const nb_graph *g, nb_node loss, int bs) {
+    const nb_node_t *L = &g->nodes[loss];
+    return L->op && L->op->terms ? (double)L->op->terms(g, L) : (double)bs;
+}
 /* Mean loss and accuracy over d in eval mode; xb holds batch_size samples
  * of inputs, so nothing is allocated once the arena fits batch_size. */
 nb_status nb__evaluate(const char *fn, nb_graph *g, nb_node input, nb_node target,

@@ -165,6 +165,10 @@ size_t cli_sample_size(const nb_graph *g, nb_node n) {
     return size;
 }
 
+int cli_per_position(const nb_model *m) {
+    return m->classes && m->target != NB_NONE && cli_sample_size(m->graph, m->target) > 1;
+}
+
 /* What a file that is not a regular file is, for messages. */
 static const char *kind_of(mode_t m) {
     if (S_ISDIR(m)) return "a directory";

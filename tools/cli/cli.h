@@ -55,6 +55,9 @@ const char *cli_nonfinite_param(nb_graph *g, char *buf, size_t size);
 
 /* Values per sample of a batched node (its shape without the batch). */
 size_t cli_sample_size(const nb_graph *g, nb_node n);
+/* A classifier of positions: scores [B, T, C] against a class index per
+ * position (labels are kept as numbers, no class names). */
+int cli_per_position(const nb_model *m);
 
 /* --set NAME=VALUE (model_vars.c): cli_parse passes every --set of a command
  * that takes it to cli_model_set (usage error 2, else 0); cli_model_load

@@ -17,7 +17,9 @@ static const char *help =
     "A classifier (loss cross_entropy) also gets per-class precision, recall, F1 and\n"
     "support, their macro and weighted averages, top-k accuracy and the confusion\n"
     "matrix (rows: true class, columns: predicted); a regression model (loss mse)\n"
-    "gets MAE, RMSE and R^2.  Definitions: docs/metrics.md.\n\n"
+    "gets MAE, RMSE and R^2.  Definitions: docs/metrics.md.  A model with a class\n"
+    "per position (scores [B, T, C]) gets its loss and accuracy over the positions\n"
+    "that count (docs/sequences.md).\n\n"
     "  --batch N              samples per forward pass (default 256)\n"
     "  --top-k K              top-K accuracy (default: 5 with more than 5 classes,\n"
     "                         else none; 0: none)\n"
@@ -91,7 +93,7 @@ int cmd_eval(int argc, char **argv) {
     nb_data d;
     data_text_default_length(cli_sample_size(m.graph, m.input));
     /* labels numbered as in training (the class list saved with the weights) */
-    int n_classes = pre.n_classes ? pre.n_classes : m.classes;
+    int n_classes = cli_per_position(&m) ? 0 : pre.n_classes ? pre.n_classes : m.classes;
     nb_status s = data_load_classes(spec, data_has_test_split(spec) ? "test" : "train",
                                     pre.n_classes ? pre.class_names : NULL, n_classes, &d);
     if (s == NB_OK) s = preprocess_apply(&pre, &d);

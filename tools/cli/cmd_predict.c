@@ -14,6 +14,8 @@ static const char *help =
     "or one image file, IMAGE.png|jpg|jpeg; see nabla train --help) and\n"
     "print CSV on standard output: for a classifier the sample number, the\n"
     "predicted class (and its name when known) and the probability of every class;\n"
+    "for a model with a class per position the class of each (class0, class1, ...)\n"
+    "and the probabilities of each (p0_0, p0_1, ...: position, class);\n"
     "for a regression model the outputs.  With csv:FILE a label column (by default\n"
     "the last column, when the file has one more column than the model has inputs)\n"
     "is ignored.  Images are numbered in file-name order (docs/images.md);\n"
@@ -22,14 +24,32 @@ static const char *help =
 int load_trained(const char *cmd, const char *model_path, const char *weights, nb_model *m,
                  preprocess *pre);
 
+/* The first largest of p[0..n). */
+static size_t argmax(const nb_real *p, size_t n) {
+    size_t best = 0;
+    for (size_t c = 1; c < n; c++)
+        if (p[c] > p[best]) best = c;
+    return best;
+}
+
 /* Class names are printed only when there is one per output. */
 static int named_classes(const nb_model *m, const preprocess *pre, size_t outs) {
     return pre->n_classes > 0 && pre->n_classes == m->classes && (size_t)m->classes == outs;
 }
 
+/* Positions per sample: a model with a class per position predicts one at
+ * each (columns class0.., p0_0..), any other one class per sample. */
+static size_t positions_of(const nb_model *m) {
+    return cli_per_position(m) ? cli_sample_size(m->graph, m->target) : 1;
+}
+
 static void print_header(const nb_model *m, const preprocess *pre, size_t outs) {
     printf("sample");
-    if (m->classes) {
+    size_t P = positions_of(m);
+    if (P > 1) {
+        for (size_t t = 0; t < P; t++) printf(",class%zu", t);
+        for (size_t k = 0; k < outs; k++) printf(",p%zu_%zu", k / (outs / P), k % (outs / P));
+    } else if (m->classes) {
         printf(",class%s", named_classes(m, pre, outs) ? ",name" : "");
         for (size_t c = 0; c < outs; c++) {
             if (named_classes(m, pre, outs)) {
@@ -101,10 +121,12 @@ int cmd_predict(int argc, char **argv) {
         const nb_real *p = s == NB_OK ? nb_value(g, out) : NULL;
         for (size_t i = 0; p && i < count; i++, p += outs) {
             printf("%zu", start + i);
-            if (m.classes) {
-                size_t best = 0;
-                for (size_t c = 1; c < outs; c++)
-                    if (p[c] > p[best]) best = c;
+            if (positions_of(&m) > 1) {
+                size_t P = positions_of(&m), C = outs / P;
+                for (size_t t = 0; t < P; t++) printf(",%zu", argmax(p + t * C, C));
+                for (size_t c = 0; c < outs; c++) printf(",%.6f", (double)p[c]);
+            } else if (m.classes) {
+                size_t best = argmax(p, outs);
                 printf(",%zu", best);
                 if (named_classes(&m, &pre, outs)) {
                     putchar(',');

@@ -41,7 +41,8 @@ static const char *help =
     "  --val SOURCE           validation data (as --data; labels mapped to the training\n"
     "                         classes, standardised with the training statistics)\n"
     "  --no-standardize       CSV features as they are (default: standardised with\n"
-    "                         training statistics); byte images are always scaled to [0, 1]\n"
+    "                         training statistics); byte images are always scaled to [0, 1];\n"
+    "                         the token ids of 'input T tokens=V' are never changed\n"
     "training\n"
     "  --epochs N             passes over the training data (default 10)\n"
     "  --batch N              mini-batch size (default 128)\n"
@@ -235,7 +236,7 @@ static int diagnose_setup(run *r, int resumed) {
 
 static int on_batch(const nb_batch_stats *b, void *user) {
     run *r = user;
-    epoch_sums_batch(&r->sums, b, r->m.graph, r->m.classes ? r->m.output : NB_NONE, r->m.target);
+    epoch_sums_batch(&r->sums, b, nb_graph_batch(r->m.graph), r->m.classes != 0);
     if (r->diag_every && diagnose_step(r, b)) return 1;
     if (r->tb.w && tb_log_batch(&r->tb, b) != NB_OK) return tb_failed(r);
     if (!r->quiet) progress_batch(&r->prog, b->epoch, b->batch, b->epoch_loss);
@@ -274,8 +275,10 @@ static int on_epoch(const nb_epoch_stats *fit_stats, void *user) {
 }
 
 /* Class labels must be whole numbers in [0, classes): say so before training. */
-static int check_labels(const char *what, const nb_data *d, int classes) {
+static int check_labels(const char *what, const nb_data *d, int classes, size_t per_sample) {
     if (d->n == 0) return 0;
+    if (per_sample > 1 && d->y_size == per_sample)
+        return 0; /* one per position: the loss checks them, knowing its ignore_index */
     if (d->y_size != 1)
         return cli_fail("train", "%s: %zu label values per sample; a cross_entropy model needs "
                         "one class index per sample", what, d->y_size);
@@ -384,9 +387,11 @@ static int prepare_data(run *r, const char *test_spec, double val_split, int sta
     nb_status s = text_split ? data_load_split(r->data_spec, NULL, 0, val_split, r->seed,
                                                &r->train, &r->val)
                              : data_load(r->data_spec, "train", &r->train);
-    /* test labels numbered as the training data's classes (text: its vocabulary) */
-    char *const *names = r->m.classes || text ? r->train.class_names : NULL;
-    int n_classes = names ? r->train.n_classes : r->m.classes;
+    /* test labels numbered as the training data's classes (text: its
+     * vocabulary); other labels per position stay numbers */
+    int positions = cli_per_position(&r->m) && !text;
+    char *const *names = (r->m.classes && !positions) || text ? r->train.class_names : NULL;
+    int n_classes = positions ? 0 : names ? r->train.n_classes : r->m.classes;
     if (s == NB_OK && (test_spec || data_has_test_split(r->data_spec)))
         s = data_load_classes(test_spec ? test_spec : r->data_spec, "test", names, n_classes,
                               &r->test);
@@ -398,7 +403,9 @@ static int prepare_data(run *r, const char *test_spec, double val_split, int sta
         s = nb_data_split(&all, val_split, r->seed, &r->train, &r->val);
         nb_data_free(&all);
     }
-    if (s == NB_OK && r->train.x_u8) {
+    if (s == NB_OK && r->m.vocab) {
+        /* token ids stay the whole numbers they are */
+    } else if (s == NB_OK && r->train.x_u8) {
         s = nb_data_scale_unit(&r->train);
         if (s == NB_OK && r->val.n) s = nb_data_scale_unit(&r->val);
         if (s == NB_OK && r->test.n) s = nb_data_scale_unit(&r->test);
@@ -416,9 +423,10 @@ static int prepare_data(run *r, const char *test_spec, double val_split, int sta
         (r->test.n && data_check_shape(&r->test, test_spec ? test_spec : r->data_spec, r->m.graph,
                                        r->m.input) != NB_OK))
         return cli_fail("train", "%s", nb_last_error());
-    if (r->m.classes && (check_labels(r->data_spec, &r->train, r->m.classes) ||
-                         check_labels("validation data", &r->val, r->m.classes) ||
-                         check_labels("test data", &r->test, r->m.classes)))
+    size_t labels = cli_sample_size(r->m.graph, r->m.target);
+    if (r->m.classes && (check_labels(r->data_spec, &r->train, r->m.classes, labels) ||
+                         check_labels("validation data", &r->val, r->m.classes, labels) ||
+                         check_labels("test data", &r->test, r->m.classes, labels)))
         return 1;
     return 0;
 }

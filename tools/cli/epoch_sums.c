@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
 #include "progress.h"
 
 void epoch_sums_start(epoch_sums *e) {
@@ -19,35 +18,22 @@ static void begin(epoch_sums *e, int epoch) {
     e->t0 = t0;
 }
 
-/* Correct predictions of the batch, counted as nb_fit counts them: the first
- * largest score against the class label. */
-static size_t count_correct(nb_graph *g, nb_node output, nb_node target, int batch) {
-    size_t classes = cli_sample_size(g, output), correct = 0;
-    const nb_real *p = nb_value(g, output), *y = nb_value(g, target);
-    if (!p || !y || classes == 0 || cli_sample_size(g, target) != 1) return 0;
-    for (int r = 0; r < batch; r++, p += classes) {
-        size_t best = 0;
-        for (size_t c = 1; c < classes; c++)
-            if (p[c] > p[best]) best = c;
-        double t = (double)y[r];
-        correct += t >= 0 && t < (double)classes && best == (size_t)t;
-    }
-    return correct;
-}
-
-void epoch_sums_batch(epoch_sums *e, const nb_batch_stats *b, nb_graph *g, nb_node output,
-                      nb_node target) {
+void epoch_sums_batch(epoch_sums *e, const nb_batch_stats *b, int batch_size, int with_output) {
     begin(e, b->epoch);
-    int bs = nb_graph_batch(g);
-    e->loss_sum += b->loss * bs;
-    e->seen += (size_t)bs;
-    if (output != NB_NONE) e->correct += count_correct(g, output, target, bs);
+    e->loss_sum += b->loss * b->loss_weight;
+    e->weight += b->loss_weight;
+    e->seen += (size_t)batch_size;
+    if (with_output) {
+        e->correct += b->correct;
+        e->counted += b->counted;
+    }
 }
 
 void epoch_sums_finish(epoch_sums *e, nb_epoch_stats *s) {
     if (e->restored && e->epoch == s->epoch && e->seen > 0) {
-        s->train_loss = e->loss_sum / (double)e->seen;
-        if (s->train_acc >= 0) s->train_acc = (double)e->correct / (double)e->seen;
+        s->train_loss = e->weight > 0 ? e->loss_sum / e->weight : 0;
+        if (s->train_acc >= 0)
+            s->train_acc = e->counted ? (double)e->correct / (double)e->counted : 0;
         s->seconds += e->seconds_before;
     }
     e->epoch = 0;
@@ -55,22 +41,31 @@ void epoch_sums_finish(epoch_sums *e, nb_epoch_stats *s) {
 }
 
 void epoch_sums_format(const epoch_sums *e, char *buf, size_t size) {
-    snprintf(buf, size, "%d %.17g %zu %zu %.17g", e->epoch, e->loss_sum, e->seen, e->correct,
-             e->seconds_before + (progress_now() - e->t0));
+    snprintf(buf, size, "%d %.17g %zu %zu %.17g %zu %.17g", e->epoch, e->loss_sum, e->seen,
+             e->correct, e->weight, e->counted, e->seconds_before + (progress_now() - e->t0));
 }
 
 int epoch_sums_restore(epoch_sums *e, const char *text, int epoch, size_t seen) {
     int ep, used = 0;
-    double loss, seconds;
-    size_t n, correct;
-    if (sscanf(text, "%d %lf %zu %zu %lf%n", &ep, &loss, &n, &correct, &seconds, &used) != 5 ||
-        text[used] != '\0' || correct > n || !(seconds >= 0))
-        return -1;
+    double loss, seconds, weight;
+    size_t n, correct, counted;
+    if (sscanf(text, "%d %lf %zu %zu %lf %zu %lf%n", &ep, &loss, &n, &correct, &weight,
+               &counted, &seconds, &used) != 7 || text[used] != '\0') {
+        used = 0; /* an earlier version's: the weights are the samples */
+        if (sscanf(text, "%d %lf %zu %zu %lf%n", &ep, &loss, &n, &correct, &seconds, &used) != 5 ||
+            text[used] != '\0')
+            return -1;
+        weight = (double)n;
+        counted = n;
+    }
+    if (correct > counted || !(seconds >= 0) || !(weight >= 0)) return -1;
     if (ep != epoch || n != seen) return 0;
     begin(e, epoch);
     e->loss_sum = loss;
+    e->weight = weight;
     e->seen = n;
     e->correct = correct;
+    e->counted = counted;
     e->seconds_before = seconds;
     e->restored = 1;
     return 0;

@@ -11,8 +11,10 @@
 
 typedef struct epoch_sums {
     int epoch;               /* the epoch summed; 0: none yet              */
-    double loss_sum;         /* batch loss times batch size, summed        */
-    size_t seen, correct;
+    double loss_sum;         /* batch loss times its weight, summed        */
+    double weight;           /* the weights: samples, or positions counted */
+    size_t seen;             /* samples                                    */
+    size_t correct, counted; /* right predictions of the rows counted      */
     double seconds_before;   /* time earlier runs spent on this epoch      */
     double t0;               /* when this run began the epoch (monotonic)  */
     int restored;            /* sums of an earlier run were added back     */
@@ -20,15 +22,16 @@ typedef struct epoch_sums {
 
 /* This run starts training now (before nb_fit; the struct starts zeroed). */
 void epoch_sums_start(epoch_sums *e);
-/* After a step: add its loss, samples and (output given) correct predictions
- * of the batch still in the graph. */
-void epoch_sums_batch(epoch_sums *e, const nb_batch_stats *b, nb_graph *g, nb_node output,
-                      nb_node target);
+/* After a step: add its loss, samples and (with an output) correct
+ * predictions, as nb_fit counted them (per position for a loss per position). */
+void epoch_sums_batch(epoch_sums *e, const nb_batch_stats *b, int batch_size, int with_output);
 /* After an epoch ends: the whole-epoch loss, accuracy and seconds replace
  * nb_fit's (which cover only this run) when sums were restored; then the
  * next epoch starts. */
 void epoch_sums_finish(epoch_sums *e, nb_epoch_stats *s);
-/* "EPOCH LOSS_SUM SEEN CORRECT SECONDS" for a mid-epoch checkpoint. */
+/* "EPOCH LOSS_SUM SEEN CORRECT WEIGHT COUNTED SECONDS" for a mid-epoch
+ * checkpoint (checkpoints of earlier versions hold "EPOCH LOSS_SUM SEEN
+ * CORRECT SECONDS": weight and counted are the samples there). */
 void epoch_sums_format(const epoch_sums *e, char *buf, size_t size);
 /* Add back the sums of a checkpoint taken after `seen` samples of `epoch`;
  * sums of another position are ignored (0), malformed ones are -1. */

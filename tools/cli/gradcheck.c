@@ -51,7 +51,8 @@ int gradcheck_main(int argc, char **argv) {
     /* random inputs; targets that suit the loss */
     if (s == NB_OK) {
         nb_real *x = nb_value(g, m.input), *t = nb_value(g, m.target);
-        for (size_t k = 0; k < nb_node_numel(g, m.input); k++) x[k] = nb_rng_normal(&r);
+        for (size_t k = 0; k < nb_node_numel(g, m.input); k++) /* token ids, or features */
+            x[k] = m.vocab ? (nb_real)nb_rng_below(&r, (uint64_t)m.vocab) : nb_rng_normal(&r);
         for (size_t k = 0; k < nb_node_numel(g, m.target); k++) {
             if (m.classes) t[k] = (nb_real)nb_rng_below(&r, (uint64_t)m.classes);
             else if (nb_node_op(g, m.loss)[0] == 'b') t[k] = (nb_real)nb_rng_below(&r, 2);

@@ -211,10 +211,14 @@ static int report_kind(const char *cmd, const nb_model *m, const report_opts *o,
                                o->svg ? "confusion" : "top-k");
     if (!m->classes && !*regression && o->json)
         return cli_usage_error(cmd, "--report needs a model with loss cross_entropy or mse");
+    if (cli_per_position(m) && (o->svg || o->json || o->top_k > 0))
+        return cli_usage_error(cmd, "--%s: a model with a class per position gives its loss "
+                               "and accuracy only", o->svg ? "confusion" : o->json ? "report"
+                                                                          : "top-k");
     if (o->top_k > m->classes)
         return cli_usage_error(cmd, "--top-k %ld: the model has %d classes", o->top_k,
                                m->classes);
-    *top_k = o->top_k >= 0 ? (int)o->top_k : m->classes > 5 ? 5 : 0;
+    *top_k = o->top_k >= 0 ? (int)o->top_k : m->classes > 5 && !cli_per_position(m) ? 5 : 0;
     return 0;
 }
 
@@ -230,7 +234,10 @@ int report_evaluate(const char *cmd, nb_model *m, const nb_data *d, int batch,
     nb_report r;
     memset(&r, 0, sizeof r);
     nb_status s;
-    if (m->classes || regression) { /* else (bce) the loss only */
+    if (cli_per_position(m)) { /* loss and accuracy over the positions that count */
+        s = nb_evaluate(m->graph, m->input, m->target, m->loss, m->output, d, batch, &r.loss,
+                        &r.accuracy);
+    } else if (m->classes || regression) { /* else (bce) the loss only */
         s = nb_report_init(&r, m->classes, top_k, cli_sample_size(m->graph, m->output));
         if (s == NB_OK)
             s = nb_evaluate_report(m->graph, m->input, m->target, m->loss, m->output, d, batch,
@@ -246,7 +253,7 @@ int report_evaluate(const char *cmd, nb_model *m, const nb_data *d, int batch,
     printf("%sloss %.4f", prefix, r.loss);
     if (m->classes) printf(", %saccuracy %.2f%%", prefix, 100 * r.accuracy);
     printf(" (%zu samples)\n", d->n);
-    if (m->classes) print_classes(&r, names);
+    if (m->classes && !cli_per_position(m)) print_classes(&r, names);
     else if (regression) print_regression(&r);
     if (o->json) rc = write_json(cmd, o->json, &r, names);
     if (!rc && o->svg) rc = write_svg(cmd, o->svg, &r, names);

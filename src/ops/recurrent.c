@@ -1,0 +1,315 @@
+/* Recurrent layers over [B, T, D] (PyTorch's nn.RNN with tanh, nn.LSTM and
+ * nn.GRU, one layer, batch_first, h0 = c0 = 0): equations, gate order and
+ * parameter names as in PyTorch (docs/definitions.md, Recurrent layers).
+ *
+ * A layer is two nodes.  The input projection of all T steps,
+ *     xp = x W_ih^T + b_ih   [B, T, G*H],
+ * is one linear node: one GEMM over the B*T rows forward, and its backward
+ * is two GEMMs too.  The recurrence is the op here: per step t one GEMM
+ *     hh = h_{t-1} W_hh^T + b_hh   [B, G*H]
+ * and the cell's elementwise update.  Backpropagation through time runs
+ * inside the op, backwards over t: per step the cell's gradient gives
+ * d(xp) (straight into the projection's gradient) and d(hh), and one GEMM
+ * d(h_{t-1}) += d(hh) W_hh.  The weight gradient of all steps is one GEMM at
+ * the end, dW_hh += d(hh)[1..T-1]^T h[0..T-2], because h is kept time-major.
+ *
+ * Everything the op keeps for backward lives in its scratch (the arena), so
+ * no step allocates: the states h_t, the activated gates, the LSTM's cell
+ * states or the GRU's W_hn h + b_hn, and the per-step gradients. */
+#include "../core/internal.h"
+#include "../kernels/gemm.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const int gates_of[3] = {1, 4, 3}; /* NB_RNN_TANH, NB_LSTM, NB_GRU */
+static const char *const kind_names[3] = {"rnn", "lstm", "gru"};
+
+static inline nb_real sigm(nb_real x) {
+    if (x >= 0) return R(1) / (R(1) + nb_exp(-x));
+    nb_real e = nb_exp(x);
+    return e / (R(1) + e);
+}
+
+/* The sizes of a node and the parts of its scratch (time-major). */
+typedef struct rec_view {
+    int kind, B, T, H, GH;
+    nb_real *hs;     /* [T, B, H]   h_t                                       */
+    nb_real *gates;  /* [T, B, GH]  activated gates (LSTM i f g o; GRU r z n)  */
+    nb_real *extra;  /* [T, B, H]   LSTM: c_t; GRU: W_hn h_{t-1} + b_hn       */
+                     /* (the RNN has neither: both point at dhh, never read)  */
+    nb_real *dhh;    /* [T, B, GH]  d(hh) per step; forward: hh of the step   */
+    nb_real *dh, *dh2, *dc; /* [B, H] each: running gradients of h and c      */
+} rec_view;
+
+static size_t rec_scratch_len(int kind, size_t B, size_t T, size_t H) {
+    size_t GH = (size_t)gates_of[kind] * H, kept = kind == NB_RNN_TANH ? 0 : GH + H;
+    return T * B * (H + kept + GH) + 3 * B * H;
+}
+
+static rec_view rec_view_of(const nb_graph *g, const nb_node_t *n) {
+    const nb_node_t *xp = &g->nodes[n->in[0]];
+    rec_view v;
+    v.kind = n->settings.recurrent.kind;
+    v.B = xp->dims[0];
+    v.T = xp->dims[1];
+    v.H = n->settings.recurrent.hidden;
+    v.GH = xp->dims[2];
+    size_t TB = (size_t)v.T * v.B, BH = (size_t)v.B * v.H;
+    v.hs = n->scratch;
+    v.gates = v.hs + TB * v.H; /* the RNN keeps neither gates nor extra: h is enough */
+    v.extra = v.gates + (v.kind == NB_RNN_TANH ? 0 : TB * v.GH);
+    v.dhh = v.extra + (v.kind == NB_RNN_TANH ? 0 : TB * v.H);
+    v.dh = v.dhh + TB * v.GH;
+    v.dh2 = v.dh + BH;
+    v.dc = v.dh2 + BH;
+    return v;
+}
+
+static size_t rec_scratch(const nb_graph *g, const nb_node_t *n) {
+    const nb_node_t *xp = &g->nodes[n->in[0]];
+    return rec_scratch_len(n->settings.recurrent.kind, (size_t)xp->dims[0],
+                           (size_t)xp->dims[1], (size_t)n->settings.recurrent.hidden);
+}
+
+/* ---- one step forward of one sample: h_t (and what backward needs) from
+ * xp_t, hh = W_hh h_{t-1} + b_hh, and h_{t-1} and c_{t-1} (NULL at t = 0) ---- */
+
+typedef struct cell_io {
+    const nb_real *xp, *hh, *hp, *cp; /* inputs; hp, cp NULL at t = 0   */
+    nb_real *h, *gt, *ex;             /* h_t, the gates, extra (c or hn) */
+} cell_io;
+
+static void rnn_cell(const cell_io *c, int H) {
+    for (int j = 0; j < H; j++) c->h[j] = nb_tanh_r(c->xp[j] + c->hh[j]);
+}
+
+static void lstm_cell(const cell_io *c, int H) {
+    const nb_real *xp = c->xp, *hh = c->hh;
+    for (int j = 0; j < H; j++) {
+        nb_real i = sigm(xp[j] + hh[j]), f = sigm(xp[H + j] + hh[H + j]);
+        nb_real gg = nb_tanh_r(xp[2 * H + j] + hh[2 * H + j]);
+        nb_real o = sigm(xp[3 * H + j] + hh[3 * H + j]);
+        nb_real cell = i * gg + (c->cp ? f * c->cp[j] : R(0));
+        c->gt[j] = i, c->gt[H + j] = f, c->gt[2 * H + j] = gg, c->gt[3 * H + j] = o;
+        c->ex[j] = cell;
+        c->h[j] = o * nb_tanh_r(cell);
+    }
+}
+
+/* n = tanh(W_in x + b_in + r (W_hn h + b_hn)): the input part is not gated */
+static void gru_cell(const cell_io *c, int H) {
+    const nb_real *xp = c->xp, *hh = c->hh;
+    for (int j = 0; j < H; j++) {
+        nb_real r = sigm(xp[j] + hh[j]), z = sigm(xp[H + j] + hh[H + j]);
+        nb_real nn = nb_tanh_r(xp[2 * H + j] + r * hh[2 * H + j]);
+        c->gt[j] = r, c->gt[H + j] = z, c->gt[2 * H + j] = nn;
+        c->ex[j] = hh[2 * H + j];
+        c->h[j] = (R(1) - z) * nn + z * (c->hp ? c->hp[j] : R(0));
+    }
+}
+
+static void cell_forward(const rec_view *v, int t, const nb_real *xp_all) {
+    const int H = v->H, GH = v->GH;
+    for (int b = 0; b < v->B; b++) {
+        const size_t row = (size_t)t * v->B + b, prev = row - (size_t)v->B;
+        cell_io c = {xp_all + ((size_t)b * v->T + t) * GH, v->dhh + row * GH,
+                     t ? v->hs + prev * H : NULL, t ? v->extra + prev * H : NULL,
+                     v->hs + row * H, v->gates + row * GH, v->extra + row * H};
+        if (v->kind == NB_RNN_TANH) rnn_cell(&c, H);
+        else if (v->kind == NB_LSTM) lstm_cell(&c, H);
+        else gru_cell(&c, H);
+    }
+}
+
+static void rec_forward(nb_graph *g, nb_node_t *n) {
+    const nb_node_t *xp = nb__in(g, n, 0), *w = nb__in(g, n, 1), *bias = nb__in(g, n, 2);
+    rec_view v = rec_view_of(g, n);
+    for (int t = 0; t < v.T; t++) {
+        nb_real *hh = v.dhh + (size_t)t * v.B * v.GH;
+        for (int b = 0; b < v.B; b++)
+            memcpy(hh + (size_t)b * v.GH, bias->val, (size_t)v.GH * sizeof *hh);
+        if (t) /* h0 = 0 adds nothing at t = 0 */
+            nb_gemm(0, 1, v.B, v.GH, v.H, R(1), v.hs + (size_t)(t - 1) * v.B * v.H, v.H, w->val,
+                    v.H, R(1), hh, v.GH);
+        cell_forward(&v, t, xp->val);
+    }
+    /* the output: every h_t as [B, T, H], or h_{T-1} as [B, H] */
+    int last = n->settings.recurrent.last;
+    size_t hb = (size_t)v.H * sizeof *n->val;
+    for (int b = 0; b < v.B; b++) {
+        if (last) {
+            memcpy(n->val + (size_t)b * v.H, v.hs + ((size_t)(v.T - 1) * v.B + b) * v.H, hb);
+            continue;
+        }
+        for (int t = 0; t < v.T; t++)
+            memcpy(n->val + ((size_t)b * v.T + t) * v.H, v.hs + ((size_t)t * v.B + b) * v.H, hb);
+    }
+}
+
+/* ---- one step backward of one sample: from dh (into h_t) and dc (into
+ * c_t) to d(hh_t), d(xp_t) where it differs from d(hh_t) (the GRU's n gate),
+ * the direct part of d(h_{t-1}) in dh2, and d(c_{t-1}) in dc ---- */
+
+typedef struct cell_grad {
+    const nb_real *h, *gt, *ex, *hp, *cp, *dh; /* hp, cp NULL at t = 0    */
+    nb_real *dhh, *dxp, *dh2, *dc;             /* dxp NULL: not needed    */
+} cell_grad;
+
+static void rnn_cell_back(const cell_grad *c, int H) {
+    for (int j = 0; j < H; j++) {
+        c->dhh[j] = c->dh[j] * (R(1) - c->h[j] * c->h[j]);
+        c->dh2[j] = 0;
+    }
+}
+
+static void lstm_cell_back(const cell_grad *c, int H) {
+    const nb_real *gt = c->gt, *dh = c->dh;
+    nb_real *dhh = c->dhh;
+    for (int j = 0; j < H; j++) {
+        nb_real i = gt[j], f = gt[H + j], gg = gt[2 * H + j], o = gt[3 * H + j];
+        nb_real tc = nb_tanh_r(c->ex[j]), cp = c->cp ? c->cp[j] : R(0);
+        nb_real dcv = c->dc[j] + dh[j] * o * (R(1) - tc * tc);
+        dhh[j] = dcv * gg * i * (R(1) - i);
+        dhh[H + j] = dcv * cp * f * (R(1) - f);
+        dhh[2 * H + j] = dcv * i * (R(1) - gg * gg);
+        dhh[3 * H + j] = dh[j] * tc * o * (R(1) - o);
+        c->dc[j] = dcv * f;
+        c->dh2[j] = 0;
+    }
+}
+
+static void gru_cell_back(const cell_grad *c, int H) {
+    const nb_real *gt = c->gt, *dh = c->dh;
+    nb_real *dhh = c->dhh;
+    for (int j = 0; j < H; j++) {
+        nb_real r = gt[j], z = gt[H + j], nn = gt[2 * H + j], hp = c->hp ? c->hp[j] : R(0);
+        nb_real dn = dh[j] * (R(1) - z) * (R(1) - nn * nn); /* d(n's argument) */
+        dhh[j] = dn * c->ex[j] * r * (R(1) - r);
+        dhh[H + j] = dh[j] * (hp - nn) * z * (R(1) - z);
+        dhh[2 * H + j] = dn * r;
+        if (c->dxp) c->dxp[2 * H + j] += dn;
+        c->dh2[j] = dh[j] * z;
+    }
+}
+
+static void cell_backward(const rec_view *v, int t, nb_real *dxp_all) {
+    const int H = v->H, GH = v->GH;
+    for (int b = 0; b < v->B; b++) {
+        const size_t row = (size_t)t * v->B + b, prev = row - (size_t)v->B;
+        nb_real *dxp = dxp_all ? dxp_all + ((size_t)b * v->T + t) * GH : NULL;
+        cell_grad c = {v->hs + row * H, v->gates + row * GH, v->extra + row * H,
+                       t ? v->hs + prev * H : NULL, t ? v->extra + prev * H : NULL,
+                       v->dh + (size_t)b * H, v->dhh + row * GH, dxp,
+                       v->dh2 + (size_t)b * H, v->dc + (size_t)b * H};
+        if (v->kind == NB_RNN_TANH) rnn_cell_back(&c, H);
+        else if (v->kind == NB_LSTM) lstm_cell_back(&c, H);
+        else gru_cell_back(&c, H);
+        if (!dxp) continue;
+        int shared = v->kind == NB_GRU ? 2 * H : GH; /* d(xp) = d(hh) for these */
+        for (int k = 0; k < shared; k++) dxp[k] += c.dhh[k];
+    }
+}
+
+/* dh += the output's gradient at step t */
+static void add_output_grad(const rec_view *v, const nb_node_t *n, int t) {
+    int last = n->settings.recurrent.last;
+    if (last && t != v->T - 1) return;
+    for (int b = 0; b < v->B; b++) {
+        const nb_real *dy = last ? n->grad + (size_t)b * v->H
+                                 : n->grad + ((size_t)b * v->T + t) * v->H;
+        nb_real *dh = v->dh + (size_t)b * v->H;
+        for (int j = 0; j < v->H; j++) dh[j] += dy[j];
+    }
+}
+
+static void rec_backward(nb_graph *g, nb_node_t *n) {
+    nb_node_t *xp = nb__in(g, n, 0), *w = nb__in(g, n, 1), *bias = nb__in(g, n, 2);
+    rec_view v = rec_view_of(g, n);
+    size_t BH = (size_t)v.B * v.H, TB = (size_t)v.T * v.B;
+    memset(v.dh, 0, BH * sizeof *v.dh);
+    memset(v.dc, 0, BH * sizeof *v.dc);
+    for (int t = v.T - 1; t >= 0; t--) {
+        add_output_grad(&v, n, t);
+        cell_backward(&v, t, xp->grad);
+        if (t) /* d(h_{t-1}) += d(hh_t) W_hh */
+            nb_gemm(0, 0, v.B, v.H, v.GH, R(1), v.dhh + (size_t)t * v.B * v.GH, v.GH, w->val,
+                    v.H, R(1), v.dh2, v.H);
+        nb_real *swap = v.dh;
+        v.dh = v.dh2;
+        v.dh2 = swap;
+    }
+    if (w->grad && v.T > 1) /* dW_hh += sum_t d(hh_t)^T h_{t-1}, t >= 1 (h0 = 0) */
+        nb_gemm(1, 0, v.GH, v.H, (int)(TB - (size_t)v.B), R(1), v.dhh + (size_t)v.B * v.GH,
+                v.GH, v.hs, v.H, R(1), w->grad, v.H);
+    if (bias->grad)
+        for (size_t r = 0; r < TB; r++)
+            for (int k = 0; k < v.GH; k++) bias->grad[k] += v.dhh[r * v.GH + k];
+}
+
+/* the recurrent products, 2 per multiply-add, plus the cells */
+static double rec_flops(const nb_graph *g, const nb_node_t *n) {
+    const nb_node_t *xp = &g->nodes[n->in[0]];
+    double steps = (double)xp->dims[0] * xp->dims[1], H = n->settings.recurrent.hidden;
+    return steps * xp->dims[2] * (2.0 * H + 4.0);
+}
+
+static const nb_op op_recurrent[3] = {
+    {.name = "rnn", .forward = rec_forward, .backward = rec_backward, .scratch = rec_scratch,
+     .flops = rec_flops},
+    {.name = "lstm", .forward = rec_forward, .backward = rec_backward, .scratch = rec_scratch,
+     .flops = rec_flops},
+    {.name = "gru", .forward = rec_forward, .backward = rec_backward, .scratch = rec_scratch,
+     .flops = rec_flops},
+};
+
+/* The layer's four parameters, PyTorch's names and init U(+-1/sqrt(H)). */
+static int rec_params(nb_graph *g, const char *base, int GH, int H, int D, nb_node p[4]) {
+    static const char *const names[4] = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0",
+                                         "bias_hh_l0"};
+    double k = 1.0 / sqrt((double)H);
+    nb_init init = {.kind = NB_INIT_UNIFORM, .a = -k, .b = k};
+    int dims[4][2] = {{GH, D}, {GH, H}, {GH, 0}, {GH, 0}};
+    for (int i = 0; i < 4; i++) {
+        char pname[64];
+        snprintf(pname, sizeof pname, "%s.%s", base, names[i]);
+        p[i] = nb_param(g, pname, i < 2 ? 2 : 1, dims[i], init);
+        if (p[i] == NB_NONE) return 0;
+    }
+    return 1;
+}
+
+nb_node nb_recurrent(nb_graph *g, nb_node x, nb_rnn_kind kind, int hidden, int last_only,
+                     const char *name) {
+    if (!nb__begin(g, "recurrent", 1, &x)) return NB_NONE;
+    if (kind < NB_RNN_TANH || kind > NB_GRU)
+        return nb__fail(g, NB_ERR_ARG, "recurrent: unknown kind %d", (int)kind);
+    const char *op = kind_names[kind];
+    const nb_node_t *X = nb__node(g, x);
+    if (!X->batched || X->ndim != 3) {
+        char sx[96];
+        return nb__fail(g, NB_ERR_SHAPE, "%s: input '%s' has shape %s; expected a batched "
+                        "[batch, steps, features]", op, X->name,
+                        nb_shape_str(sx, sizeof sx, X->ndim, X->dims));
+    }
+    int T = X->dims[1], D = X->dims[2], GH = gates_of[kind] * hidden;
+    if (hidden <= 0 || hidden > (1 << 20))
+        return nb__fail(g, NB_ERR_ARG, "%s: hidden size %d is not from 1 to %d", op, hidden,
+                        1 << 20);
+    char base[48];
+    if (name && name[0]) snprintf(base, sizeof base, "%s", name);
+    else nb__auto_name(g, op, base, sizeof base);
+    nb_node p[4];
+    if (!rec_params(g, base, GH, hidden, D, p)) return NB_NONE;
+    nb_node xp = nb_linear(g, x, p[0], p[2]); /* all T steps in one product */
+    nb_node in[3] = {xp, p[1], p[3]};
+    if (!nb__begin(g, op, 3, in)) return NB_NONE;
+    int dims[3] = {1, T, hidden};
+    if (last_only) dims[1] = hidden;
+    nb_node y = nb__add_node(g, &op_recurrent[kind], 3, in, last_only ? 2 : 3, dims, 1);
+    if (y == NB_NONE) return NB_NONE;
+    nb__node(g, y)->settings.recurrent =
+        (nb_recurrent_settings){.kind = (int)kind, .hidden = hidden, .last = !!last_only};
+    nb__set_name(g, y, base);
+    return y;
+}
