@@ -268,10 +268,34 @@ if "$nabla" export "$work/iris.nn" --weights "$work/iris.safetensors" --onnx "$w
     nabla_error 1 "op 'hardswish' of node" export "$work/gelu.nn" --weights "$work/gelu.safetensors" \
         --onnx "$work/gelu.onnx"
     check '[ ! -e "$work/gelu.onnx" ]' "a failed export writes nothing"
+    # nabla import: the exported model comes back, predicts the same and trains on
+    "$nabla" import "$work/iris.onnx" > "$work/import.out" 2>&1
+    check '[ $? -eq 0 ] && grep -q "^dense 16" "$work/import.out" && grep -q "^loss cross_entropy" "$work/import.out"' \
+        "import prints the model text: $(cat "$work/import.out")"
+    "$nabla" import "$work/iris.onnx" --out "$work/back.nn" --weights "$work/back.safetensors" \
+        > "$work/import.out" 2>&1
+    check '[ $? -eq 0 ] && [ ! -s "$work/import.out" ] && [ -s "$work/back.nn" ]' \
+        "import writes a model file and weights: $(cat "$work/import.out")"
+    "$nabla" predict "$work/back.nn" --weights "$work/back.safetensors" \
+        --input "csv:$work/features.csv" > "$work/back.csv" 2>&1
+    check 'cmp -s "$work/pred.csv" "$work/back.csv"' "the imported model predicts the same (class names included)"
+    "$nabla" train "$work/back.nn" --data "csv:$work/train.csv,label=species" --epochs 1 --quiet \
+        --init "$work/back.safetensors" --out "$work/back2.safetensors" > "$work/import.out" 2>&1
+    check '[ $? -eq 0 ]' "the imported model trains on: $(cat "$work/import.out")"
+    nabla_error 2 "--out needs --weights" import "$work/iris.onnx" --out "$work/back.nn"
+    nabla_error 2 "--loss hinge" import "$work/iris.onnx" --loss hinge
+    nabla_error 2 "an output must not replace an input" import "$work/iris.onnx" --out "$work/iris.onnx" \
+        --weights "$work/w.safetensors"
+    nabla_error 1 "not an ONNX model" import "$work/train.csv"
+    cp "$work/back.nn" "$work/back.before"
+    head -c 200 "$work/iris.onnx" > "$work/cut.onnx"
+    nabla_error 1 "cut.onnx: not an ONNX model" import "$work/cut.onnx" --out "$work/back.nn" \
+        --weights "$work/back.safetensors"
+    check 'cmp -s "$work/back.nn" "$work/back.before"' "a failed import leaves the outputs as they were"
 else
     check 'grep -q "libonnx-dev" "$work/export.out"' "export without ONNX support: $(cat "$work/export.out")"
 fi
-for cmd in train eval predict info gradcheck export; do
+for cmd in train eval predict info gradcheck export import; do
     "$nabla" $cmd --help > "$work/help" 2>&1
     check '[ $? -eq 0 ] && grep -q "^usage: nabla $cmd" "$work/help"' "nabla $cmd --help"
 done

@@ -554,8 +554,9 @@ static nb_status initializers(importer *im) {
         char what[128], q[96];
         snprintf(what, sizeof what, "initializer '%s'",
                  nb__quote(q, sizeof q, imp_str(t->name), strlen(imp_str(t->name)), 60));
+        if (imp_find(im, t->name)) return imp_fail(im, NULL, "%s is defined twice", what);
         imp_value *v = imp_define(im, NULL, t->name);
-        if (!v) return nb_err_prefix(im->err, "%s", what);
+        if (!v) return im->err;
         nb_status s = imp_const_from_tensor(im, t, what, &v->c);
         if (s != NB_OK) return s;
     }

@@ -209,8 +209,8 @@ static nb_status unary(importer *im, const Onnx__NodeProto *nd, const char *keyw
         xv.nb_ndim = xv.ndim;
         memcpy(xv.nb_dims, xv.dims, sizeof xv.dims);
     }
-    imp_line *l = imp_add_line(im, nd, keyword, NULL, out_name(nd), xv.nb_ndim, xv.nb_dims,
-                               "%s", args);
+    imp_line *l = imp_add_line(im, nd, keyword, module_path(im, nd), out_name(nd), xv.nb_ndim,
+                               xv.nb_dims, "%s", args);
     if (!l) return im->err;
     l->in[l->n_in++] = line;
     imp_value *y = imp_find(im, out_name(nd));
@@ -459,7 +459,8 @@ static nb_status pool(importer *im, const Onnx__NodeProto *nd, int average) {
     int C = x->dims[0];
     if ((s = imp_materialize(im, nd, x, &line)) != NB_OK) return s;
     int dims[3] = {C, ho, wo};
-    imp_line *l = imp_add_line(im, nd, average ? "avgpool" : "maxpool", NULL, out_name(nd), 3,
+    imp_line *l = imp_add_line(im, nd, average ? "avgpool" : "maxpool", module_path(im, nd),
+                               out_name(nd), 3,
                                dims, "%s", args);
     if (!l) return im->err;
     l->in[l->n_in++] = line;
@@ -474,7 +475,7 @@ static nb_status global_pool(importer *im, const Onnx__NodeProto *nd, int keep) 
     if (s == NB_OK) s = imp_materialize(im, nd, x, &line);
     if (s != NB_OK) return s;
     int C = imp_find(im, input_name(nd, 0))->dims[0];
-    imp_line *l = imp_add_line(im, nd, "global_avgpool", NULL, out_name(nd), 1, &C,
+    imp_line *l = imp_add_line(im, nd, "global_avgpool", module_path(im, nd), out_name(nd), 1, &C,
                                "global_avgpool");
     if (!l) return im->err;
     l->in[l->n_in++] = line;
@@ -518,8 +519,8 @@ static nb_status reshape_to(importer *im, const Onnx__NodeProto *nd, imp_value *
             snprintf(args + strlen(args), sizeof args - strlen(args), " %d", dims[k]);
     }
     int line = x->line;
-    imp_line *l = imp_add_line(im, nd, ndim > 1 ? "reshape" : "flatten", NULL, out_name(nd),
-                               ndim, dims, "%s", args);
+    imp_line *l = imp_add_line(im, nd, ndim > 1 ? "reshape" : "flatten", module_path(im, nd),
+                               out_name(nd), ndim, dims, "%s", args);
     if (!l) return im->err;
     l->in[l->n_in++] = line;
     return NB_OK;
