@@ -185,7 +185,7 @@ static void test_hostile_data(void) {
     unsigned char *buf = malloc(len);
     onnx__model_proto__pack(m, buf);
     expect_bytes("truncated", buf, len / 2, "does not decode", "truncated");
-    expect_bytes("empty", buf, 0, "opset 0", NULL);
+    expect_bytes("empty", buf, 0, "no opset of the default domain", NULL);
     free(buf);
     Onnx__TensorProto *w = gp->initializer[0];
     CHECK(!strcmp(w->name, "fc1.weight") && w->n_dims == 2);

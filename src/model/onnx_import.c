@@ -786,6 +786,8 @@ static nb_status check_model(importer *im) {
         const char *d = imp_str(m->opset_import[k]->domain);
         if (!d[0] || !strcmp(d, "ai.onnx")) im->opset = (int)m->opset_import[k]->version;
     }
+    if (!im->opset)
+        return imp_fail(im, NULL, "no opset of the default domain (not an ONNX model?)");
     if (im->opset < 13 || im->opset > 17)
         return imp_fail(im, NULL, "opset %d of the default domain; nabla imports opsets 13 to 17",
                         im->opset);
