@@ -62,6 +62,12 @@ nb_status imp_fail(importer *im, const Onnx__NodeProto *nd, const char *fmt, ...
     return nb_err(NB_ERR_FORMAT, "%s: node '%s' (%s): %s", im->label, name, op, msg);
 }
 
+const char *imp_q(importer *im, const char *s) {
+    char q[96];
+    const char *c = imp_strf(im, "%s", nb__quote(q, sizeof q, imp_str(s), strlen(imp_str(s)), 60));
+    return c ? c : "?";
+}
+
 nb_status imp_oom(importer *im) {
     im->err = NB_ERR_NOMEM;
     return nb_err(NB_ERR_NOMEM, "%s: out of memory", im->label);
@@ -269,7 +275,7 @@ imp_line *imp_add_line(importer *im, const Onnx__NodeProto *nd, const char *keyw
 
 nb_status imp_materialize(importer *im, const Onnx__NodeProto *nd, imp_value *v, int *line) {
     if (v->c || v->line < 0)
-        return imp_fail(im, nd, "value '%s' is not computed by a layer", v->name);
+        return imp_fail(im, nd, "value '%s' is not computed by a layer", imp_q(im, v->name));
     int same = v->ndim == v->nb_ndim &&
                !memcmp(v->dims, v->nb_dims, (size_t)v->ndim * sizeof *v->dims);
     if (same || v->shaped) {
@@ -350,8 +356,8 @@ static nb_status find_producers(importer *im, graph_maps *gm) {
             int *slot = map_slot(&gm->producer, name, 1);
             if (!slot) return imp_oom(im);
             if (*slot)
-                return imp_fail(im, nd, "output '%s' is also the output of node '%s'", name,
-                                imp_str(node_at(im, *slot - 1)->name));
+                return imp_fail(im, nd, "output '%s' is also the output of node '%s'", imp_q(im, name),
+                                imp_q(im, node_at(im, *slot - 1)->name));
             *slot = (int)k + 1; /* 0: not yet set */
         }
     }
@@ -514,11 +520,11 @@ static nb_status graph_input(importer *im) {
         imp_value *v = imp_find(im, vi->name);
         if (v && v->c) continue; /* an initializer listed as an input (IR < 4) */
         if (in) return imp_fail(im, NULL, "graph inputs '%s' and '%s': a nabla model has one",
-                                imp_str(in->name), imp_str(vi->name));
+                                imp_q(im, in->name), imp_q(im, vi->name));
         in = vi;
     }
     if (!in) return imp_fail(im, NULL, "the graph has no input");
-    const char *name = imp_str(in->name);
+    const char *name = imp_q(im, in->name);
     const Onnx__TypeProto__Tensor *tt = in->type && in->type->value_case ==
         ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ? in->type->tensor_type : NULL;
     if (!tt || !tt->has_elem_type || tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
@@ -542,7 +548,7 @@ static nb_status graph_input(importer *im) {
     const Onnx__TensorShapeProto__Dimension *b = sh->dim[0];
     if (b->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
         im->batch = b->dim_value;
-    return imp_add_line(im, NULL, "input", NULL, name, n, dims, "%s", args) ? NB_OK : im->err;
+    return imp_add_line(im, NULL, "input", NULL, in->name, n, dims, "%s", args) ? NB_OK : im->err;
 }
 
 static nb_status initializers(importer *im) {
@@ -575,7 +581,7 @@ static nb_status inputs_defined(importer *im, graph_maps *gm, int k) {
         int p = producer(gm, in);
         if (p >= k)
             return imp_fail(im, nd, "input '%s' is computed by node '%s', which comes after it "
-                            "(a cycle, or nodes out of order)", q, imp_str(node_at(im, p)->name));
+                            "(a cycle, or nodes out of order)", q, imp_q(im, node_at(im, p)->name));
         if (p < 0)
             return imp_fail(im, nd, "input '%s' is not a graph input, an initializer or the "
                             "output of a node (a missing initializer?)", q);
@@ -594,13 +600,13 @@ static nb_status translate(importer *im, graph_maps *gm) {
     imp_value *out = imp_find(im, im->output);
     int line = 0;
     if (!out || out->c || out->line < 1)
-        return imp_fail(im, NULL, "the graph output '%s' is %s", im->output,
+        return imp_fail(im, NULL, "the graph output '%s' is %s", imp_q(im, im->output),
                         !out ? "not computed by any node" : out->c ? "a constant"
                         : out->line == 0 ? "the input itself" : "not computed by nabla");
     if ((s = imp_materialize(im, NULL, out, &line)) != NB_OK) return s;
     if (line != im->n_lines - 1)
         return imp_fail(im, NULL, "the graph output '%s' is not the last value computed",
-                        im->output);
+                        imp_q(im, im->output));
     im->out = out;
     return NB_OK;
 }
@@ -613,7 +619,7 @@ static nb_status choose_loss(importer *im) {
     if (strcmp(im->loss, "cross_entropy")) return NB_OK;
     if (out->ndim != 1)
         return imp_fail(im, NULL, "loss cross_entropy needs a [batch, classes] output; the "
-                        "graph output '%s' has %d dimensions", out->name, out->ndim + 1);
+                        "graph output '%s' has %d dimensions", imp_q(im, out->name), out->ndim + 1);
     imp_line *last = &im->lines[im->n_lines - 1];
     if (!strcmp(last->keyword, "softmax") && last->in[0] == im->n_lines - 2) im->n_lines--;
     return NB_OK;

@@ -97,6 +97,9 @@ nb_status imp_fail(importer *im, const Onnx__NodeProto *nd, const char *fmt, ...
     ;
 nb_status imp_oom(importer *im);
 const char *imp_str(const char *s); /* s, or "" for NULL */
+/* A name as it may appear in a message: control characters escaped, long
+ * names cut (a copy owned by the importer). */
+const char *imp_q(importer *im, const char *s);
 char *imp_strf(importer *im, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))

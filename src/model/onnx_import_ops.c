@@ -87,12 +87,12 @@ static nb_status computed(importer *im, const Onnx__NodeProto *nd, int i, imp_va
     const char *name = input_name(nd, i);
     *v = name ? imp_find(im, name) : NULL;
     if (!name) return imp_fail(im, nd, "input %d is missing", i + 1);
-    if (!*v) return imp_fail(im, nd, "input '%s' is not defined", name);
+    if (!*v) return imp_fail(im, nd, "input '%s' is not defined", imp_q(im, name));
     if ((*v)->c)
         return imp_fail(im, nd, "input %d ('%s') is a constant; nabla needs it computed from "
-                        "the model's input", i + 1, name);
+                        "the model's input", i + 1, imp_q(im, name));
     if ((*v)->line < 0)
-        return imp_fail(im, nd, "input '%s' is an output nabla does not compute", name);
+        return imp_fail(im, nd, "input '%s' is an output nabla does not compute", imp_q(im, name));
     return NB_OK;
 }
 
@@ -104,10 +104,10 @@ static nb_status constant(importer *im, const Onnx__NodeProto *nd, int i, int op
     *c = NULL;
     if (!name && optional) return NB_OK;
     if (!name) return imp_fail(im, nd, "input %d is missing", i + 1);
-    if (!v) return imp_fail(im, nd, "input '%s' is not defined", name);
+    if (!v) return imp_fail(im, nd, "input '%s' is not defined", imp_q(im, name));
     if (!v->c || v->c->is_int)
         return imp_fail(im, nd, "input %d ('%s') must be a float32 initializer or Constant",
-                        i + 1, name);
+                        i + 1, imp_q(im, name));
     *c = v->c;
     return NB_OK;
 }
@@ -192,7 +192,7 @@ static nb_status unary(importer *im, const Onnx__NodeProto *nd, const char *keyw
     if (x_name) {
         x = imp_find(im, x_name);
         if (!x || x->c || x->line < 0)
-            return imp_fail(im, nd, "input '%s' is not computed by a layer", x_name);
+            return imp_fail(im, nd, "input '%s' is not computed by a layer", imp_q(im, x_name));
     } else if ((s = computed(im, nd, 0, &x)) != NB_OK) {
         return s;
     }
@@ -247,9 +247,9 @@ static nb_status binary(importer *im, const Onnx__NodeProto *nd, const char *key
     if (!a || !b) return imp_fail(im, nd, "needs two inputs");
     if (!strcmp(keyword, "mul") && (a->c || b->c)) {
         const imp_const *c = a->c ? a->c : b->c;
-        if (c->is_int || c->count != 1)
+        if (c->is_int || c->count != 1 || !isfinite(c->f[0]))
             return imp_fail(im, nd, "a product with a constant tensor of %zu elements (only a "
-                            "float scalar: nabla's scale)", c->count);
+                            "finite float scalar: nabla's scale)", c->count);
         char f[32], args[48];
         imp_float_text(f, sizeof f, c->f[0]);
         snprintf(args, sizeof args, "scale %s", f);
@@ -258,7 +258,7 @@ static nb_status binary(importer *im, const Onnx__NodeProto *nd, const char *key
     if (a->c || b->c)
         return imp_fail(im, nd, "input '%s' is a constant; nabla's %s takes two computed "
                         "tensors (a constant is added only as the bias of a MatMul)",
-                        a->c ? an : bn, keyword);
+                        imp_q(im, a->c ? an : bn), keyword);
     if (a->line < 0 || b->line < 0)
         return imp_fail(im, nd, "an input is an output nabla does not compute");
     if (!same_shape(a, b)) {
@@ -745,7 +745,8 @@ nb_status imp_node(importer *im, int k) {
     const Onnx__NodeProto *nd = im->gp->node[k];
     const char *op = imp_str(nd->op_type), *domain = imp_str(nd->domain);
     if (domain[0] && strcmp(domain, "ai.onnx"))
-        return imp_fail(im, nd, "op '%s' of domain '%s' is not supported", op, domain);
+        return imp_fail(im, nd, "op '%s' of domain '%s' is not supported", imp_q(im, op),
+                        imp_q(im, domain));
     if (!out_name(nd)) return imp_fail(im, nd, "has no output");
     switch (im->fused[k]) {
     case FUSE_GELU: return unary(im, nd, "gelu", "gelu", im->fused_x[k]);
