@@ -217,6 +217,38 @@ static void test_composed(void) {
     nb_graph_free(g);
 }
 
+/* A dense layer on [batch, T, in]: MatMul by the transposed weight, Add of
+ * the bias; the weight is only there transposed. */
+static void test_dense_3d(void) {
+    nb_graph *g = nb_graph_new();
+    nb_node x = nb_input(g, "x", 2, (int[]){3, 4});
+    nb_node y = nb_dense(g, x, 2, "fc", NULL);
+    nb_rng r;
+    nb_rng_seed(&r, 9);
+    CHECK_OK(nb_graph_init(g, &r));
+    CHECK_OK(nb_export_onnx(g, x, y, path, NULL, 0));
+    Onnx__ModelProto *m = read_back();
+    CHECK(m && m->graph->n_node == 2 && m->graph->n_initializer == 2);
+    if (m && m->graph->n_node == 2) {
+        const Onnx__GraphProto *gp = m->graph;
+        CHECK(!strcmp(gp->node[0]->op_type, "MatMul") && !strcmp(gp->node[1]->op_type, "Add"));
+        CHECK(!strcmp(gp->node[1]->input[1], "fc.bias") && !find_init(gp, "fc.weight"));
+        const Onnx__TensorProto *t = find_init(gp, gp->node[0]->input[1]);
+        CHECK(t && !strcmp(t->name, "fc.weight_t") && t->n_dims == 2 && t->dims[0] == 4 &&
+              t->dims[1] == 2 && t->raw_data.len == 8 * sizeof(float));
+        const nb_real *w = nb_value(g, nb_find(g, "fc.weight")); /* [2, 4] */
+        for (int i = 0; t && w && t->raw_data.len == 32 && i < 4; i++)
+            for (int o = 0; o < 2; o++) {
+                float f;
+                memcpy(&f, t->raw_data.data + (i * 2 + o) * sizeof f, sizeof f);
+                CHECK(f == (float)w[o * 4 + i]);
+            }
+        check_param(g, gp, "fc.bias");
+    }
+    if (m) onnx__model_proto__free_unpacked(m, NULL);
+    nb_graph_free(g);
+}
+
 /* An op without a counterpart is named with its node; bad arguments fail. */
 static void test_errors(void) {
     nb_graph *g = nb_graph_new();
@@ -249,6 +281,7 @@ int main(void) {
     test_cnn();
     test_ceil_mode();
     test_composed();
+    test_dense_3d();
     test_errors();
     unlink(path);
     TEST_END();

@@ -341,12 +341,33 @@ static Onnx__NodeProto *ex_reshape(exporter *e, int h, const nb_node_t *n) {
     return ex_node(e, "Reshape", n->name, 2, (char *[]){IN(0), target}, e->names[h]);
 }
 
+/* A linear over the last axis of a tensor of more than 2 dims: MatMul by the
+ * weight transposed to [in, out] (an initializer "<weight>_t"), then Add of
+ * the bias, as PyTorch exports nn.Linear there. */
+static Onnx__NodeProto *ex_matmul_add(exporter *e, int h, const nb_node_t *n) {
+    const nb_node_t *w = &e->g->nodes[n->in[1]];
+    int out = w->dims[0], in = w->dims[1], dims[2] = {in, out};
+    nb_real *t = malloc((size_t)in * (size_t)out * sizeof *t);
+    char *name = ex_str(e, "%s_t", IN(1));
+    if (!t || !name) return free(t), e->oom = 1, NULL;
+    const nb_real *v = w->leaf == NB_LEAF_PARAM ? e->g->params + w->val_off
+                       : w->val ? w->val : w->const_data;
+    if (!v) return free(t), nb_err(NB_ERR_STATE, "ONNX export: node '%s' has no values yet",
+                                   w->name), NULL;
+    for (size_t i = 0; i < (size_t)in; i++)
+        for (size_t o = 0; o < (size_t)out; o++) t[i * (size_t)out + o] = v[o * (size_t)in + i];
+    int ok = ex_init_reals(e, name, 2, dims, t);
+    free(t);
+    if (!ok) return NULL;
+    char *prod = n->nin > 2 ? ex_temp(e, h, "matmul") : e->names[h];
+    Onnx__NodeProto *nd = ex_node(e, "MatMul", n->name, 2, (char *[]){IN(0), name}, prod);
+    if (!nd || n->nin < 3) return nd;
+    return ex_node(e, "Add", ex_str(e, "%s/bias", n->name), 2, (char *[]){prod, IN(2)},
+                   e->names[h]);
+}
+
 static Onnx__NodeProto *ex_linear(exporter *e, int h, const nb_node_t *n) {
-    if (n->ndim != 2) {
-        nb_err(NB_ERR_ARG, "ONNX export: linear node '%s' has a %d-D input; only 2-D "
-               "[batch, features] is exported", n->name, n->ndim);
-        return NULL;
-    }
+    if (n->ndim != 2) return ex_matmul_add(e, h, n);
     Onnx__NodeProto *nd = ex_node(e, "Gemm", n->name, n->nin, (char *[]){IN(0), IN(1),
                                   n->nin > 2 ? IN(2) : NULL}, e->names[h]);
     attr_i(e, nd, "transB", 1);
@@ -487,11 +508,26 @@ static int ex_names(exporter *e, const unsigned char *need) {
     return !e->oom;
 }
 
+/* Leaves that are an initializer as they are: all but a weight that only
+ * linears of more than 2 dims use (they write it transposed). */
+static unsigned char *ex_plain_leaves(exporter *e, const unsigned char *need) {
+    unsigned char *plain = ex_alloc(e, (size_t)e->g->n_nodes);
+    for (int h = 0; plain && h < e->g->n_nodes; h++) {
+        const nb_node_t *n = &e->g->nodes[h];
+        for (int k = 0; need[h] && n->op && k < n->nin; k++)
+            if (k != 1 || strcmp(n->op->name, "linear") || n->ndim == 2) plain[n->in[k]] = 1;
+    }
+    return plain;
+}
+
 /* Nodes and initializers in creation order (which is topological). */
 static int ex_body(exporter *e, const unsigned char *need, nb_node input) {
+    unsigned char *plain = ex_plain_leaves(e, need);
+    if (!plain) return nb_err(NB_ERR_NOMEM, "ONNX export: out of memory"), 0;
     for (int h = 0; h < e->g->n_nodes; h++) {
         if (!need[h] || h == input) continue;
         const nb_node_t *n = &e->g->nodes[h];
+        if (!n->op && !plain[h]) continue;
         int ok = n->op ? ex_op(e, h) : ex_leaf(e, h);
         if (!ok) return 0;
     }
