@@ -6,7 +6,9 @@ and the residual network): a seeded module whose batch-norm statistics have
 moved (one training-mode forward) is exported in eval mode with
 torch.onnx.export, at opsets from 13 to 17, as PyTorch folds batch norm into
 the convolutions (TrainingMode.EVAL) and with TrainingMode.PRESERVE
-(BatchNormalization nodes kept).  `nabla import --out --weights --data-input bytes/255` writes a
+(BatchNormalization nodes kept).  A fourth model has the activations and the
+layer norm PyTorch exports as several ops (GELU in both forms, Hardswish,
+SiLU).  `nabla import --out --weights --data-input bytes/255` writes a
 model file and weights, and `nabla predict` on 500 Fashion-MNIST test images
 gives PyTorch's classes, with probabilities within 1e-5 (printed to 6
 decimals).
@@ -51,6 +53,13 @@ def twins():
     scope = {"torch": torch, "nn": nn}
     exec(compile(src[start:end], path, "exec"), scope)
     return scope["MODELS"]
+
+
+def activations():
+    """Not a twin: the activations and norms PyTorch exports as several ops."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.GELU(approximate="tanh"),
+                         nn.Hardswish(), nn.LayerNorm(64), nn.SiLU(), nn.GELU(),
+                         nn.Linear(64, 10))
 
 
 def test_images():
@@ -106,9 +115,9 @@ def main():
     x = test_images()
     fold, keep = torch.onnx.TrainingMode.EVAL, torch.onnx.TrainingMode.PRESERVE
     runs = {"fashion_mlp.nn": [(13, fold)], "fashion_cnn.nn": [(14, fold), (17, keep)],
-            "fashion_resnet.nn": [(13, keep), (17, fold)]}
+            "fashion_resnet.nn": [(13, keep), (17, fold)], "activations": [(17, fold)]}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, twin in twins():
+        for name, twin in twins() + [("activations", activations)]:
             for opset, mode in runs[name]:
                 check_twin(tmp, name, twin, x, opset, mode)
     finish()

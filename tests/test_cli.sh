@@ -257,17 +257,19 @@ check '[ $? -eq 0 ] && grep -q "^model .*models/fashion_mlp.nn$" "$work/info2.ou
 check '[ $? -eq 0 ]' "gradcheck finds fashion_mlp by name: $(cat "$work/gc2.out")"
 nabla_error 1 "no_such_model: cannot open" info no_such_model
 
-# nabla export: usage, the file written, an op without an ONNX counterpart
+# nabla export: usage, the file written, a pool without an ONNX counterpart
 nabla_error 2 "--weights and --onnx are required" export "$work/iris.nn" --weights "$work/iris.safetensors"
 if "$nabla" export "$work/iris.nn" --weights "$work/iris.safetensors" --onnx "$work/iris.onnx" \
     > "$work/export.out" 2>&1; then
     check '[ -s "$work/iris.onnx" ] && grep -q "data.input" "$work/iris.onnx"' "export writes the model"
-    printf 'input 4\nfc = dense 3\nhardswish\nloss cross_entropy\n' > "$work/gelu.nn"
-    "$nabla" train "$work/gelu.nn" --data "csv:$work/train.csv,label=species" --epochs 1 --quiet \
-        --out "$work/gelu.safetensors" > /dev/null 2>&1
-    nabla_error 1 "op 'hardswish' of node" export "$work/gelu.nn" --weights "$work/gelu.safetensors" \
-        --onnx "$work/gelu.onnx"
-    check '[ ! -e "$work/gelu.onnx" ]' "a failed export writes nothing"
+    # a pool whose ceil_mode drops the last window of one axis only: no ONNX equivalent
+    printf 'input 1 1 4\nmaxpool 2 padding=1 ceil=true\nflatten\nfc = dense 3\nloss cross_entropy\n' \
+        > "$work/ceil.nn"
+    "$nabla" train "$work/ceil.nn" --data "csv:$work/train.csv,label=species" --epochs 1 --quiet \
+        --out "$work/ceil.safetensors" > /dev/null 2>&1
+    nabla_error 1 "ceil_mode rounds one axis up" export "$work/ceil.nn" --weights "$work/ceil.safetensors" \
+        --onnx "$work/ceil.onnx"
+    check '[ ! -e "$work/ceil.onnx" ]' "a failed export writes nothing"
     # nabla import: the exported model comes back, predicts the same and trains on
     "$nabla" import "$work/iris.onnx" > "$work/import.out" 2>&1
     check '[ $? -eq 0 ] && grep -q "^dense 16" "$work/import.out" && grep -q "^loss cross_entropy" "$work/import.out"' \

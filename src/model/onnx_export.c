@@ -310,6 +310,25 @@ static Onnx__NodeProto *ex_composed(exporter *e, int h, const nb_node_t *n, int 
     return ex_node(e, "Mul", n->name, 2, (char *[]){half, plus}, y);
 }
 
+/* gelu's tanh form 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in the
+ * order PyTorch exports it (ONNX's Gelu is opset 20). */
+static Onnx__NodeProto *ex_gelu_tanh(exporter *e, int h, const nb_node_t *n) {
+    char *x = IN(0), *x2 = ex_temp(e, h, "x2"), *x3 = ex_temp(e, h, "x3");
+    char *a = ex_temp(e, h, "cubic"), *b = ex_temp(e, h, "inner"), *c = ex_temp(e, h, "scaled");
+    char *t = ex_temp(e, h, "tanh"), *p = ex_temp(e, h, "plus"), *m = ex_temp(e, h, "times");
+    char *one = ex_fill(e, h, "one", 0, NULL, 1);
+    if (!one || !ex_node(e, "Mul", ex_str(e, "%s/square", n->name), 2, (char *[]){x, x}, x2) ||
+        !ex_node(e, "Mul", ex_str(e, "%s/cube", n->name), 2, (char *[]){x, x2}, x3) ||
+        !ex_mul_scalar(e, h, ex_str(e, "%s/kappa", n->name), x3, 0.044715, a) ||
+        !ex_node(e, "Add", ex_str(e, "%s/inner", n->name), 2, (char *[]){x, a}, b) ||
+        !ex_mul_scalar(e, h, ex_str(e, "%s/scale", n->name), b, 0.79788456080286535588, c) ||
+        !ex_node(e, "Tanh", ex_str(e, "%s/tanh", n->name), 1, (char *[]){c}, t) ||
+        !ex_node(e, "Add", ex_str(e, "%s/add", n->name), 2, (char *[]){t, one}, p) ||
+        !ex_node(e, "Mul", ex_str(e, "%s/times", n->name), 2, (char *[]){x, p}, m))
+        return NULL;
+    return ex_mul_scalar(e, h, n->name, m, 0.5, e->names[h]);
+}
+
 /* Softplus is ln(1 + e^x); nabla's beta b gives softplus(b x) / b. */
 static Onnx__NodeProto *ex_softplus(exporter *e, int h, const nb_node_t *n) {
     double beta = n->settings.activation.beta;
@@ -379,7 +398,7 @@ static const char *simple_op(const char *op) {
     static const char *const map[][2] = {
         {"relu", "Relu"}, {"sigmoid", "Sigmoid"}, {"tanh", "Tanh"}, {"abs", "Abs"},
         {"dropout", "Identity"}, {"softmax", "Softmax"}, {"log_softmax", "LogSoftmax"},
-        {"leaky_relu", "LeakyRelu"}, {"elu", "Elu"}};
+        {"leaky_relu", "LeakyRelu"}, {"elu", "Elu"}, {"hardswish", "HardSwish"}};
     for (size_t k = 0; k < sizeof map / sizeof map[0]; k++)
         if (!strcmp(op, map[k][0])) return map[k][1];
     return NULL;
@@ -418,6 +437,7 @@ static int ex_op(exporter *e, int h) {
     else if (!strcmp(op, "reshape") || !strcmp(op, "flatten")) nd = ex_reshape(e, h, n);
     else if (!strcmp(op, "layer_norm")) nd = ex_layer_norm(e, h, n);
     else if (!strcmp(op, "silu") || !strcmp(op, "gelu")) nd = ex_composed(e, h, n, op[0] == 'g');
+    else if (!strcmp(op, "gelu_tanh")) nd = ex_gelu_tanh(e, h, n);
     else if (!strcmp(op, "softplus")) nd = ex_softplus(e, h, n);
     else if (!strcmp(op, "concat")) nd = ex_concat(e, h, n);
     else if (!strcmp(op, "scale"))

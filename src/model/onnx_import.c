@@ -429,6 +429,16 @@ static const char *other_input(importer *im, int k, const char *op, const char *
 
 static const char *out0(importer *im, int k) { return imp_str(node_at(im, k)->output[0]); }
 
+/* Node k is Mul of value by a scalar near v: its other input, used once. */
+static const char *other_scalar(importer *im, graph_maps *gm, int k, const char *value, double v) {
+    if (k < 0 || !value || map_get(&gm->uses, value, 0) != 1) return NULL;
+    const Onnx__NodeProto *nd = node_at(im, k);
+    if (!is_op(im, k, "Mul") || nd->n_input != 2 || !nd->input[0] || !nd->input[1]) return NULL;
+    for (int s = 0; s < 2; s++)
+        if (near(scalar_of(im, gm, nd->input[s]), v)) return nd->input[1 - s];
+    return NULL;
+}
+
 /* x / sqrt 2 (Mul by 1/sqrt 2 or Div by sqrt 2) feeding Erf node e: x, or NULL. */
 static const char *gelu_input(importer *im, graph_maps *gm, int e, int *u) {
     const char *in = node_at(im, e)->input[0];
@@ -442,30 +452,65 @@ static const char *gelu_input(importer *im, graph_maps *gm, int e, int *u) {
     return NULL;
 }
 
-/* 0.5 x (1 + erf(x / sqrt 2)) around Erf node e: the node that computes it
- * becomes gelu, the others are left out. */
-static void match_gelu(importer *im, graph_maps *gm, int e) {
-    int u, h = -1, last;
-    const char *x = gelu_input(im, gm, e, &u), *one, *a;
-    int add = only_consumer(im, gm, out0(im, e));
-    if (!x || !(one = other_input(im, add, "Add", out0(im, e))) || !near(scalar_of(im, gm, one), 1))
-        return;
-    int m1 = only_consumer(im, gm, out0(im, add));
-    if (!(a = other_input(im, m1, "Mul", out0(im, add)))) return;
+/* x + 0.044715 x^3 scaled by sqrt(2/pi) feeding Tanh node t (PyTorch's
+ * order): x, or NULL; its nodes go to parts[0..4]. */
+static const char *gelu_tanh_input(importer *im, graph_maps *gm, int t, int *parts) {
+    const char *c = node_at(im, t)->input[0], *b, *a, *x3, *x2, *x = NULL;
+    parts[0] = producer(gm, c);
+    if (!(b = other_scalar(im, gm, parts[0], c, 0.79788456080286535588))) return NULL;
+    parts[1] = producer(gm, b);
+    for (int s = 0; s < 2 && !x && is_op(im, parts[1], "Add") && map_get(&gm->uses, b, 0) == 1; s++) {
+        a = node_at(im, parts[1])->input[s];
+        parts[2] = producer(gm, a);
+        x3 = other_scalar(im, gm, parts[2], a, 0.044715);
+        parts[3] = x3 ? producer(gm, x3) : -1;
+        const char *cand = node_at(im, parts[1])->input[1 - s];
+        x2 = cand ? other_input(im, parts[3], "Mul", cand) : NULL;
+        parts[4] = x2 ? producer(gm, x2) : -1;
+        if (x2 && map_get(&gm->uses, x3, 0) == 1 && map_get(&gm->uses, x2, 0) == 1 &&
+            other_input(im, parts[4], "Mul", cand) && !strcmp(other_input(im, parts[4], "Mul", cand), cand))
+            x = cand;
+    }
+    return x;
+}
+
+/* After the Erf or Tanh node k: Add 1, then times x and 0.5 in either order.
+ * The node that computes the result, or -1; tail[] gets the others. */
+static int gelu_tail(importer *im, graph_maps *gm, int k, const char *x, int *tail) {
+    const char *one, *a;
+    int add = only_consumer(im, gm, out0(im, k)), last;
+    if (!(one = other_input(im, add, "Add", out0(im, k))) || !near(scalar_of(im, gm, one), 1))
+        return -1;
+    int m1 = only_consumer(im, gm, out0(im, add)), h = -1;
+    if (!(a = other_input(im, m1, "Mul", out0(im, add)))) return -1;
     if (!strcmp(a, x)) { /* (x * (1 + erf)) * 0.5 */
         last = only_consumer(im, gm, out0(im, m1));
         const char *half = other_input(im, last, "Mul", out0(im, m1));
-        if (!half || !near(scalar_of(im, gm, half), 0.5)) return;
+        if (!half || !near(scalar_of(im, gm, half), 0.5)) return -1;
     } else { /* (x * 0.5) * (1 + erf) */
         h = producer(gm, a);
         const char *half = other_input(im, h, "Mul", x);
-        if (map_get(&gm->uses, a, 0) != 1 || !half || !near(scalar_of(im, gm, half), 0.5)) return;
+        if (map_get(&gm->uses, a, 0) != 1 || !half || !near(scalar_of(im, gm, half), 0.5))
+            return -1;
         last = m1;
     }
-    int parts[] = {u, e, add, m1, h};
-    for (int k = 0; k < 5; k++)
+    tail[0] = add, tail[1] = m1, tail[2] = h;
+    return last;
+}
+
+/* 0.5 x (1 + erf(x / sqrt 2)) around Erf node e, or the tanh form around
+ * Tanh node e: the node that computes it becomes gelu, the others are left
+ * out. */
+static void match_gelu(importer *im, graph_maps *gm, int e, int tanh_form) {
+    int parts[9] = {-1, -1, -1, -1, -1, -1, -1, -1, -1};
+    const char *x = tanh_form ? gelu_tanh_input(im, gm, e, parts)
+                              : gelu_input(im, gm, e, &parts[0]);
+    int last = x ? gelu_tail(im, gm, e, x, parts + 5) : -1;
+    if (last < 0) return;
+    for (int k = 0; k < 8; k++)
         if (parts[k] >= 0 && parts[k] != last) im->fused[parts[k]] = FUSE_SKIP;
-    im->fused[last] = FUSE_GELU;
+    im->fused[e] = FUSE_SKIP;
+    im->fused[last] = tanh_form ? FUSE_GELU_TANH : FUSE_GELU;
     im->fused_x[last] = x;
 }
 
@@ -504,7 +549,8 @@ static void find_patterns(importer *im, graph_maps *gm) {
         if (!im->needed[k] || im->fused[k] || node_at(im, (int)k)->n_output < 1 ||
             node_at(im, (int)k)->n_input < 1)
             continue;
-        if (is_op(im, (int)k, "Erf")) match_gelu(im, gm, (int)k);
+        if (is_op(im, (int)k, "Erf")) match_gelu(im, gm, (int)k, 0);
+        else if (is_op(im, (int)k, "Tanh")) match_gelu(im, gm, (int)k, 1);
         else if (is_op(im, (int)k, "Sigmoid")) match_silu(im, gm, (int)k);
         else if (is_op(im, (int)k, "MatMul")) match_dense(im, gm, (int)k);
     }
@@ -572,7 +618,8 @@ static nb_status initializers(importer *im) {
 /* Every input of node k is defined by now, else why not. */
 static nb_status inputs_defined(importer *im, graph_maps *gm, int k) {
     const Onnx__NodeProto *nd = node_at(im, k);
-    int fused = im->fused[k] == FUSE_GELU || im->fused[k] == FUSE_SILU;
+    int fused = im->fused[k] == FUSE_GELU || im->fused[k] == FUSE_GELU_TANH ||
+                im->fused[k] == FUSE_SILU;
     for (size_t i = 0; i < (fused ? 1 : nd->n_input); i++) {
         const char *in = fused ? im->fused_x[k] : nd->input[i];
         if (!in || !in[0] || imp_find(im, in)) continue;

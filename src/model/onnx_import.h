@@ -87,7 +87,7 @@ typedef struct importer {
     nb_status err;        /* the status of the first failure */
 } importer;
 
-enum { FUSE_NONE = 0, FUSE_SKIP, FUSE_GELU, FUSE_SILU, FUSE_DENSE };
+enum { FUSE_NONE = 0, FUSE_SKIP, FUSE_GELU, FUSE_GELU_TANH, FUSE_SILU, FUSE_DENSE };
 
 /* messages name the file and the node */
 nb_status imp_fail(importer *im, const Onnx__NodeProto *nd, const char *fmt, ...)

@@ -750,6 +750,8 @@ nb_status imp_node(importer *im, int k) {
     if (!out_name(nd)) return imp_fail(im, nd, "has no output");
     switch (im->fused[k]) {
     case FUSE_GELU: return unary(im, nd, "gelu", "gelu", im->fused_x[k]);
+    case FUSE_GELU_TANH:
+        return unary(im, nd, "gelu", "gelu approximate=tanh", im->fused_x[k]);
     case FUSE_SILU: return unary(im, nd, "silu", "silu", im->fused_x[k]);
     default: break;
     }
