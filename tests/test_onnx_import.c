@@ -298,6 +298,28 @@ static void test_hostile_attributes(void) {
     onnx__model_proto__free_unpacked(m, NULL);
 }
 
+/* A model whose graph holds a node whose attribute holds a graph ..., 100000
+ * levels deep: refused before protobuf-c unpacks it recursively. */
+static void test_deep_nesting(void) {
+    enum { LEVELS = 100000, CAP = LEVELS * 3 * 6 + 16 };
+    static const unsigned char tags[3] = {0x32, 0x2a, 0x0a}; /* attribute.g, node.attribute, graph.node */
+    unsigned char *buf = malloc(CAP);
+    if (!buf) return;
+    size_t start = CAP; /* the bytes are built from the innermost message outwards */
+    for (int k = 0; k <= 3 * LEVELS; k++) {
+        size_t len = CAP - start;
+        unsigned char v[10];
+        int n = 0;
+        do v[n++] = (unsigned char)((len & 0x7f) | (len > 0x7f ? 0x80 : 0)); while ((len >>= 7));
+        start -= (size_t)n;
+        memcpy(buf + start, v, (size_t)n);
+        buf[--start] = k == 3 * LEVELS ? 0x3a : tags[k % 3]; /* model.graph outermost */
+    }
+    expect_bytes("deep nesting", buf + start, CAP - start, "not an ONNX model: messages nested "
+                 "more than 64 deep", NULL);
+    free(buf);
+}
+
 static void test_args(void) {
     nb_model m;
     CHECK(nb_model_from_onnx("/nonexistent-dir/m.onnx", NULL, &m, NULL, NULL) == NB_ERR_IO);
@@ -315,6 +337,7 @@ int main(void) {
     test_hostile_data();
     test_hostile_graph();
     test_hostile_attributes();
+    test_deep_nesting();
     test_args();
     unlink(path);
     TEST_END();

@@ -908,6 +908,45 @@ static void importer_free(importer *im) {
     if (im->m) onnx__model_proto__free_unpacked(im->m, NULL);
 }
 
+/* protobuf-c unpacks nested messages recursively, so a file that nests them
+ * deeper than any ONNX model could overflow the stack: the nesting is
+ * measured first, with the schema's descriptors, to at most MAX_DEPTH.  A
+ * malformed encoding passes here and fails to unpack. */
+enum { MAX_DEPTH = 64 };
+
+static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+    *v = 0;
+    for (int shift = 0; *p < end && shift < 64; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return 1;
+    }
+    return 0;
+}
+
+static int nesting_ok(const uint8_t *p, const uint8_t *end, const ProtobufCMessageDescriptor *d,
+                      int depth) {
+    if (depth > MAX_DEPTH) return 0;
+    uint64_t key, len;
+    while (p < end && read_varint(&p, end, &key)) {
+        int wire = (int)(key & 7);
+        if (wire == 0 && !read_varint(&p, end, &len)) return 1;
+        if ((wire == 1 && end - p < 8) || (wire == 5 && end - p < 4)) return 1;
+        if (wire == 1 || wire == 5) p += wire == 1 ? 8 : 4;
+        if (wire == 2) {
+            if (!read_varint(&p, end, &len) || len > (uint64_t)(end - p)) return 1;
+            const ProtobufCFieldDescriptor *f =
+                key >> 3 <= 0xffffffffu ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3)) : NULL;
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+                !nesting_ok(p, p + len, f->descriptor, depth + 1))
+                return 0;
+            p += len;
+        }
+        if (wire != 0 && wire != 1 && wire != 2 && wire != 5) return 1;
+    }
+    return 1;
+}
+
 nb_status nb_model_from_onnx_bytes(const void *bytes, size_t size, const char *label,
                                    const char *loss, nb_model *m, nb_kv **meta, int *n_meta) {
     if (!m || (!bytes && size)) return nb_err(NB_ERR_ARG, "nb_model_from_onnx: %s is NULL",
@@ -921,6 +960,9 @@ nb_status nb_model_from_onnx_bytes(const void *bytes, size_t size, const char *l
         return nb_err(NB_ERR_ARG, "nb_model_from_onnx: unknown loss '%s' (cross_entropy, mse, "
                       "bce or none)", loss);
     importer im = {.label = label ? label : "<onnx>", .loss = loss};
+    if (size && !nesting_ok(bytes, (const uint8_t *)bytes + size, &onnx__model_proto__descriptor, 0))
+        return nb_err(NB_ERR_FORMAT, "%s: not an ONNX model: messages nested more than %d deep",
+                      im.label, MAX_DEPTH);
     im.m = onnx__model_proto__unpack(NULL, size, bytes);
     nb_status s = im.m ? NB_OK
                        : nb_err(NB_ERR_FORMAT, "%s: not an ONNX model: the protobuf message does "

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """Write the ONNX test corpus (tests/corpus/onnx/): small valid models of
 every op nabla imports, made with onnx.helper, and hostile files made from
-them (truncated, huge dimensions, an unknown op, a cycle, a missing
-initializer, a wrong raw_data size, a double tensor, an unsupported
-attribute value).  Run with Debian's /usr/bin/python3 (python3-onnx,
+them (truncated, nested too deep, huge dimensions, an unknown op, a cycle,
+a missing initializer, a wrong raw_data size, a double tensor, an
+unsupported attribute value).  Run with Debian's /usr/bin/python3 (python3-onnx,
 numpy); the outputs are committed, and the fuzz_replay_onnx test feeds them
 to fuzz/fuzz_onnx.c."""
 import os
@@ -150,6 +150,22 @@ def opset(m):
     m.opset_import[0].version = 9
 
 
+def nested(levels):
+    """A graph in a node's attribute in a graph ..., levels messages deep."""
+    data = b""
+    for k in range(levels):
+        tag = 0x3a if k == levels - 1 else (0x32, 0x2a, 0x0a)[k % 3]
+        n, length = b"", len(data)
+        while True:
+            n += bytes([(length & 0x7f) | (0x80 if length > 0x7f else 0)])
+            length >>= 7
+            if not length:
+                break
+        data = bytes([tag]) + n + data
+    return data
+
+
+write("bad_deep_nesting.onnx", nested(100))
 variant("bad_huge_dim.onnx", mlp, huge)
 variant("bad_huge_input.onnx", mlp, huge_input)
 variant("bad_unknown_op.onnx", mlp, unknown)
