@@ -289,6 +289,11 @@ if "$nabla" export "$work/iris.nn" --weights "$work/iris.safetensors" --onnx "$w
     nabla_error 2 "an output must not replace an input" import "$work/iris.onnx" --out "$work/iris.onnx" \
         --weights "$work/w.safetensors"
     nabla_error 1 "not an ONNX model" import "$work/train.csv"
+    mkdir "$work/adir" && mkfifo "$work/fifo"
+    nabla_error 1 "--out $work/adir: is a directory" import "$work/iris.onnx" --out "$work/adir" \
+        --weights "$work/w.safetensors"
+    nabla_error 1 "--weights $work/fifo: is a FIFO" import "$work/iris.onnx" --weights "$work/fifo"
+    check '[ -p "$work/fifo" ] && [ ! -e "$work/w.safetensors" ]' "refused outputs stay as they were"
     cp "$work/back.nn" "$work/back.before"
     head -c 200 "$work/iris.onnx" > "$work/cut.onnx"
     nabla_error 1 "cut.onnx: not an ONNX model" import "$work/cut.onnx" --out "$work/back.nn" \
