@@ -286,6 +286,7 @@ if "$nabla" export "$work/iris.nn" --weights "$work/iris.safetensors" --onnx "$w
     check '[ $? -eq 0 ]' "the imported model trains on: $(cat "$work/import.out")"
     nabla_error 2 "--out needs --weights" import "$work/iris.onnx" --out "$work/back.nn"
     nabla_error 2 "--loss hinge" import "$work/iris.onnx" --loss hinge
+    nabla_error 2 "--data-input bytes: expected bytes/255 or raw" import "$work/iris.onnx" --data-input bytes
     nabla_error 2 "an output must not replace an input" import "$work/iris.onnx" --out "$work/iris.onnx" \
         --weights "$work/w.safetensors"
     nabla_error 1 "not an ONNX model" import "$work/train.csv"
