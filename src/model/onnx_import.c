@@ -339,6 +339,7 @@ static void map_free(strmap *mp) {
 typedef struct graph_maps {
     strmap producer; /* value -> node */
     strmap uses;     /* value -> number of uses by needed nodes and the output */
+    strmap consumer; /* value -> the last needed node using it, + 1 */
 } graph_maps;
 
 static const Onnx__NodeProto *node_at(const importer *im, int k) { return im->gp->node[k]; }
@@ -379,12 +380,15 @@ static nb_status mark_needed(importer *im, graph_maps *gm) {
     if (!u) return free(stack), imp_oom(im);
     (*u)++;
     while (top > 0) {
-        const Onnx__NodeProto *nd = node_at(im, stack[--top]);
+        int k = stack[--top], *c;
+        const Onnx__NodeProto *nd = node_at(im, k);
         for (size_t i = 0; i < nd->n_input; i++) {
             const char *in = nd->input[i];
             if (!in || !in[0]) continue;
-            if (!(u = map_slot(&gm->uses, in, 1))) return free(stack), imp_oom(im);
+            if (!(u = map_slot(&gm->uses, in, 1)) || !(c = map_slot(&gm->consumer, in, 1)))
+                return free(stack), imp_oom(im);
             (*u)++;
+            *c = k + 1;
             p = producer(gm, in);
             if (p >= 0 && !im->needed[p]) im->needed[p] = 1, stack[top++] = p;
         }
@@ -409,14 +413,9 @@ static int near(float a, double b) { return fabs((double)a - b) <= 1e-6 * fabs(b
 
 /* The one needed node that reads value (used exactly once), else -1. */
 static int only_consumer(importer *im, graph_maps *gm, const char *value) {
+    (void)im;
     if (!value || map_get(&gm->uses, value, 0) != 1) return -1;
-    for (size_t k = 0; k < im->gp->n_node; k++) {
-        const Onnx__NodeProto *nd = node_at(im, (int)k);
-        if (!im->needed[k]) continue;
-        for (size_t i = 0; i < nd->n_input; i++)
-            if (nd->input[i] && !strcmp(nd->input[i], value)) return (int)k;
-    }
-    return -1;
+    return map_get(&gm->consumer, value, 0) - 1;
 }
 
 /* Node k is op with two inputs, one of them a; the other is returned. */
@@ -675,8 +674,9 @@ static nb_status choose_loss(importer *im) {
 /* ------------------------------------------------------------ names and text */
 
 /* A label from hint: letters, digits and _, not starting with a digit, not
- * taken. */
-static const char *pick_label(strmap *taken, const char *hint, char *buf, size_t size) {
+ * taken; base_2, base_3, ... after base (next: where to go on for a base). */
+static const char *pick_label(importer *im, strmap *taken, strmap *next, const char *hint,
+                              char *buf, size_t size) {
     char base[40];
     size_t n = 0;
     if (hint && hint[0] >= '0' && hint[0] <= '9') base[n++] = 'l';
@@ -684,11 +684,14 @@ static const char *pick_label(strmap *taken, const char *hint, char *buf, size_t
         base[n++] = (char)(((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
                             (*p >= '0' && *p <= '9')) ? *p : '_');
     base[n] = '\0';
+    int k = map_get(next, base, 2);
     snprintf(buf, size, "%s", base);
-    for (int k = 2; map_get(taken, buf, 0) || !strcmp(buf, "target") || !strcmp(buf, "loss") ||
-                    !strcmp(buf, "input");
-         k++)
-        snprintf(buf, size, "%s_%d", base, k);
+    while (map_get(taken, buf, 0) || !strcmp(buf, "target") || !strcmp(buf, "loss") ||
+           !strcmp(buf, "input"))
+        snprintf(buf, size, "%s_%d", base, k++);
+    const char *key = imp_strf(im, "%s", base);
+    int *slot = key ? map_slot(next, key, 1) : NULL;
+    if (slot) *slot = k;
     return buf;
 }
 
@@ -696,7 +699,7 @@ static const char *pick_label(strmap *taken, const char *hint, char *buf, size_t
  * layer with parameters then takes its index (PyTorch's Sequential names). */
 static nb_status name_lines(importer *im) {
     unsigned char *ref = calloc((size_t)im->n_lines, 1);
-    strmap taken = {0};
+    strmap taken = {0}, next = {0};
     if (!ref) return imp_oom(im);
     for (int j = 1; j < im->n_lines; j++)
         for (int i = 0; i < im->lines[j].n_in; i++)
@@ -709,13 +712,14 @@ static nb_status name_lines(importer *im) {
         snprintf(index, sizeof index, "%d", j - 1);
         int by_index = !ref[j] && (!l->hint || !strcmp(l->hint, index));
         if ((l->n_params && by_index) || (!l->n_params && !ref[j])) continue;
-        pick_label(&taken, l->hint ? l->hint : l->keyword, l->label, sizeof l->label);
+        pick_label(im, &taken, &next, l->hint ? l->hint : l->keyword, l->label, sizeof l->label);
         int *slot = map_slot(&taken, l->label, 1);
         if (!slot) s = imp_oom(im);
         else *slot = 1;
     }
     free(ref);
     map_free(&taken);
+    map_free(&next);
     return s;
 }
 
@@ -861,7 +865,7 @@ static nb_status check_model(importer *im) {
 }
 
 static nb_status import_graph(importer *im, nb_model *m) {
-    graph_maps gm = {{0}, {0}};
+    graph_maps gm = {{0}, {0}, {0}};
     nb_status s = check_model(im);
     if (s == NB_OK) s = initializers(im);
     if (s == NB_OK) s = find_producers(im, &gm);
@@ -870,6 +874,7 @@ static nb_status import_graph(importer *im, nb_model *m) {
     if (s == NB_OK) s = translate(im, &gm);
     map_free(&gm.producer);
     map_free(&gm.uses);
+    map_free(&gm.consumer);
     if (s == NB_OK) s = choose_loss(im);
     if (s == NB_OK) s = name_lines(im);
     char *text = s == NB_OK ? model_text(im) : NULL;
