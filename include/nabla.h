@@ -1316,6 +1316,27 @@ nb_status nb_save_weights(const nb_graph *g, const char *path, const nb_kv *meta
 nb_status nb_export_onnx(const nb_graph *g, nb_node input, nb_node output, const char *path,
                          const nb_kv *meta, int n_meta);
 
+/* Load an ONNX model made of the ops the export writes, and of what
+ * torch.onnx.export writes for such models (opsets 13 to 17; docs/onnx.md
+ * lists them): its nodes become the lines of a model text (m->text, as
+ * `nabla import` writes it), parsed as nb_model_parse does, and its
+ * initializers the parameters and batch-norm statistics, named after the
+ * ONNX names where they allow ("fc.weight").  loss is the loss line added:
+ * "cross_entropy", "mse", "bce" or "none"; NULL chooses cross_entropy for a
+ * [batch, C] output (C >= 2) and none otherwise.  Before cross_entropy a
+ * final Softmax is left out: the loss and nabla predict apply it.  meta (may
+ * be NULL) receives the metadata_props, *n_meta pairs, to free with
+ * nb_kv_free.  Any problem of the file is NB_ERR_FORMAT naming the file, the
+ * node or initializer and what is wrong; NB_ERR_STATE if nabla was built
+ * without ONNX support. */
+nb_status nb_model_from_onnx(const char *path, const char *loss, nb_model *m, nb_kv **meta,
+                             int *n_meta);
+/* The same for a file in memory; label names it in messages. */
+nb_status nb_model_from_onnx_bytes(const void *bytes, size_t size, const char *label,
+                                   const char *loss, nb_model *m, nb_kv **meta, int *n_meta);
+/* Free n pairs whose strings were allocated by nabla, and the array. */
+void nb_kv_free(nb_kv *kv, int n);
+
 /* Flags of nb_load_weights. */
 #define NB_LOAD_ALLOW_EXTRA 1  /* ignore tensors that are not parameters or buffers */
 

@@ -257,21 +257,53 @@ check '[ $? -eq 0 ] && grep -q "^model .*models/fashion_mlp.nn$" "$work/info2.ou
 check '[ $? -eq 0 ]' "gradcheck finds fashion_mlp by name: $(cat "$work/gc2.out")"
 nabla_error 1 "no_such_model: cannot open" info no_such_model
 
-# nabla export: usage, the file written, an op without an ONNX counterpart
+# nabla export: usage, the file written, a pool without an ONNX counterpart
 nabla_error 2 "--weights and --onnx are required" export "$work/iris.nn" --weights "$work/iris.safetensors"
 if "$nabla" export "$work/iris.nn" --weights "$work/iris.safetensors" --onnx "$work/iris.onnx" \
     > "$work/export.out" 2>&1; then
     check '[ -s "$work/iris.onnx" ] && grep -q "data.input" "$work/iris.onnx"' "export writes the model"
-    printf 'input 4\nfc = dense 3\nhardswish\nloss cross_entropy\n' > "$work/gelu.nn"
-    "$nabla" train "$work/gelu.nn" --data "csv:$work/train.csv,label=species" --epochs 1 --quiet \
-        --out "$work/gelu.safetensors" > /dev/null 2>&1
-    nabla_error 1 "op 'hardswish' of node" export "$work/gelu.nn" --weights "$work/gelu.safetensors" \
-        --onnx "$work/gelu.onnx"
-    check '[ ! -e "$work/gelu.onnx" ]' "a failed export writes nothing"
+    # a pool whose ceil_mode drops the last window of one axis only: no ONNX equivalent
+    printf 'input 1 1 4\nmaxpool 2 padding=1 ceil=true\nflatten\nfc = dense 3\nloss cross_entropy\n' \
+        > "$work/ceil.nn"
+    "$nabla" train "$work/ceil.nn" --data "csv:$work/train.csv,label=species" --epochs 1 --quiet \
+        --out "$work/ceil.safetensors" > /dev/null 2>&1
+    nabla_error 1 "ceil_mode rounds one axis up" export "$work/ceil.nn" --weights "$work/ceil.safetensors" \
+        --onnx "$work/ceil.onnx"
+    check '[ ! -e "$work/ceil.onnx" ]' "a failed export writes nothing"
+    # nabla import: the exported model comes back, predicts the same and trains on
+    "$nabla" import "$work/iris.onnx" > "$work/import.out" 2>&1
+    check '[ $? -eq 0 ] && grep -q "^dense 16" "$work/import.out" && grep -q "^loss cross_entropy" "$work/import.out"' \
+        "import prints the model text: $(cat "$work/import.out")"
+    "$nabla" import "$work/iris.onnx" --out "$work/back.nn" --weights "$work/back.safetensors" \
+        > "$work/import.out" 2>&1
+    check '[ $? -eq 0 ] && [ ! -s "$work/import.out" ] && [ -s "$work/back.nn" ]' \
+        "import writes a model file and weights: $(cat "$work/import.out")"
+    "$nabla" predict "$work/back.nn" --weights "$work/back.safetensors" \
+        --input "csv:$work/features.csv" > "$work/back.csv" 2>&1
+    check 'cmp -s "$work/pred.csv" "$work/back.csv"' "the imported model predicts the same (class names included)"
+    "$nabla" train "$work/back.nn" --data "csv:$work/train.csv,label=species" --epochs 1 --quiet \
+        --init "$work/back.safetensors" --out "$work/back2.safetensors" > "$work/import.out" 2>&1
+    check '[ $? -eq 0 ]' "the imported model trains on: $(cat "$work/import.out")"
+    nabla_error 2 "--out needs --weights" import "$work/iris.onnx" --out "$work/back.nn"
+    nabla_error 2 "--loss hinge" import "$work/iris.onnx" --loss hinge
+    nabla_error 2 "--data-input bytes: expected bytes/255 or raw" import "$work/iris.onnx" --data-input bytes
+    nabla_error 2 "an output must not replace an input" import "$work/iris.onnx" --out "$work/iris.onnx" \
+        --weights "$work/w.safetensors"
+    nabla_error 1 "not an ONNX model" import "$work/train.csv"
+    mkdir "$work/adir" && mkfifo "$work/fifo"
+    nabla_error 1 "--out $work/adir: is a directory" import "$work/iris.onnx" --out "$work/adir" \
+        --weights "$work/w.safetensors"
+    nabla_error 1 "--weights $work/fifo: is a FIFO" import "$work/iris.onnx" --weights "$work/fifo"
+    check '[ -p "$work/fifo" ] && [ ! -e "$work/w.safetensors" ]' "refused outputs stay as they were"
+    cp "$work/back.nn" "$work/back.before"
+    head -c 200 "$work/iris.onnx" > "$work/cut.onnx"
+    nabla_error 1 "cut.onnx: not an ONNX model" import "$work/cut.onnx" --out "$work/back.nn" \
+        --weights "$work/back.safetensors"
+    check 'cmp -s "$work/back.nn" "$work/back.before"' "a failed import leaves the outputs as they were"
 else
     check 'grep -q "libonnx-dev" "$work/export.out"' "export without ONNX support: $(cat "$work/export.out")"
 fi
-for cmd in train eval predict info gradcheck export; do
+for cmd in train eval predict info gradcheck export import; do
     "$nabla" $cmd --help > "$work/help" 2>&1
     check '[ $? -eq 0 ] && grep -q "^usage: nabla $cmd" "$work/help"' "nabla $cmd --help"
 done

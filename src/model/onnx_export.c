@@ -310,6 +310,25 @@ static Onnx__NodeProto *ex_composed(exporter *e, int h, const nb_node_t *n, int 
     return ex_node(e, "Mul", n->name, 2, (char *[]){half, plus}, y);
 }
 
+/* gelu's tanh form 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in the
+ * order PyTorch exports it (ONNX's Gelu is opset 20). */
+static Onnx__NodeProto *ex_gelu_tanh(exporter *e, int h, const nb_node_t *n) {
+    char *x = IN(0), *x2 = ex_temp(e, h, "x2"), *x3 = ex_temp(e, h, "x3");
+    char *a = ex_temp(e, h, "cubic"), *b = ex_temp(e, h, "inner"), *c = ex_temp(e, h, "scaled");
+    char *t = ex_temp(e, h, "tanh"), *p = ex_temp(e, h, "plus"), *m = ex_temp(e, h, "times");
+    char *one = ex_fill(e, h, "one", 0, NULL, 1);
+    if (!one || !ex_node(e, "Mul", ex_str(e, "%s/square", n->name), 2, (char *[]){x, x}, x2) ||
+        !ex_node(e, "Mul", ex_str(e, "%s/cube", n->name), 2, (char *[]){x, x2}, x3) ||
+        !ex_mul_scalar(e, h, ex_str(e, "%s/kappa", n->name), x3, 0.044715, a) ||
+        !ex_node(e, "Add", ex_str(e, "%s/inner", n->name), 2, (char *[]){x, a}, b) ||
+        !ex_mul_scalar(e, h, ex_str(e, "%s/scale", n->name), b, 0.79788456080286535588, c) ||
+        !ex_node(e, "Tanh", ex_str(e, "%s/tanh", n->name), 1, (char *[]){c}, t) ||
+        !ex_node(e, "Add", ex_str(e, "%s/add", n->name), 2, (char *[]){t, one}, p) ||
+        !ex_node(e, "Mul", ex_str(e, "%s/times", n->name), 2, (char *[]){x, p}, m))
+        return NULL;
+    return ex_mul_scalar(e, h, n->name, m, 0.5, e->names[h]);
+}
+
 /* Softplus is ln(1 + e^x); nabla's beta b gives softplus(b x) / b. */
 static Onnx__NodeProto *ex_softplus(exporter *e, int h, const nb_node_t *n) {
     double beta = n->settings.activation.beta;
@@ -341,12 +360,33 @@ static Onnx__NodeProto *ex_reshape(exporter *e, int h, const nb_node_t *n) {
     return ex_node(e, "Reshape", n->name, 2, (char *[]){IN(0), target}, e->names[h]);
 }
 
+/* A linear over the last axis of a tensor of more than 2 dims: MatMul by the
+ * weight transposed to [in, out] (an initializer "<weight>_t"), then Add of
+ * the bias, as PyTorch exports nn.Linear there. */
+static Onnx__NodeProto *ex_matmul_add(exporter *e, int h, const nb_node_t *n) {
+    const nb_node_t *w = &e->g->nodes[n->in[1]];
+    int out = w->dims[0], in = w->dims[1], dims[2] = {in, out};
+    nb_real *t = malloc((size_t)in * (size_t)out * sizeof *t);
+    char *name = ex_str(e, "%s_t", IN(1));
+    if (!t || !name) return free(t), e->oom = 1, NULL;
+    const nb_real *v = w->leaf == NB_LEAF_PARAM ? e->g->params + w->val_off
+                       : w->val ? w->val : w->const_data;
+    if (!v) return free(t), nb_err(NB_ERR_STATE, "ONNX export: node '%s' has no values yet",
+                                   w->name), NULL;
+    for (size_t i = 0; i < (size_t)in; i++)
+        for (size_t o = 0; o < (size_t)out; o++) t[i * (size_t)out + o] = v[o * (size_t)in + i];
+    int ok = ex_init_reals(e, name, 2, dims, t);
+    free(t);
+    if (!ok) return NULL;
+    char *prod = n->nin > 2 ? ex_temp(e, h, "matmul") : e->names[h];
+    Onnx__NodeProto *nd = ex_node(e, "MatMul", n->name, 2, (char *[]){IN(0), name}, prod);
+    if (!nd || n->nin < 3) return nd;
+    return ex_node(e, "Add", ex_str(e, "%s/bias", n->name), 2, (char *[]){prod, IN(2)},
+                   e->names[h]);
+}
+
 static Onnx__NodeProto *ex_linear(exporter *e, int h, const nb_node_t *n) {
-    if (n->ndim != 2) {
-        nb_err(NB_ERR_ARG, "ONNX export: linear node '%s' has a %d-D input; only 2-D "
-               "[batch, features] is exported", n->name, n->ndim);
-        return NULL;
-    }
+    if (n->ndim != 2) return ex_matmul_add(e, h, n);
     Onnx__NodeProto *nd = ex_node(e, "Gemm", n->name, n->nin, (char *[]){IN(0), IN(1),
                                   n->nin > 2 ? IN(2) : NULL}, e->names[h]);
     attr_i(e, nd, "transB", 1);
@@ -358,7 +398,7 @@ static const char *simple_op(const char *op) {
     static const char *const map[][2] = {
         {"relu", "Relu"}, {"sigmoid", "Sigmoid"}, {"tanh", "Tanh"}, {"abs", "Abs"},
         {"dropout", "Identity"}, {"softmax", "Softmax"}, {"log_softmax", "LogSoftmax"},
-        {"leaky_relu", "LeakyRelu"}, {"elu", "Elu"}};
+        {"leaky_relu", "LeakyRelu"}, {"elu", "Elu"}, {"hardswish", "HardSwish"}};
     for (size_t k = 0; k < sizeof map / sizeof map[0]; k++)
         if (!strcmp(op, map[k][0])) return map[k][1];
     return NULL;
@@ -397,6 +437,7 @@ static int ex_op(exporter *e, int h) {
     else if (!strcmp(op, "reshape") || !strcmp(op, "flatten")) nd = ex_reshape(e, h, n);
     else if (!strcmp(op, "layer_norm")) nd = ex_layer_norm(e, h, n);
     else if (!strcmp(op, "silu") || !strcmp(op, "gelu")) nd = ex_composed(e, h, n, op[0] == 'g');
+    else if (!strcmp(op, "gelu_tanh")) nd = ex_gelu_tanh(e, h, n);
     else if (!strcmp(op, "softplus")) nd = ex_softplus(e, h, n);
     else if (!strcmp(op, "concat")) nd = ex_concat(e, h, n);
     else if (!strcmp(op, "scale"))
@@ -487,11 +528,26 @@ static int ex_names(exporter *e, const unsigned char *need) {
     return !e->oom;
 }
 
+/* Leaves that are an initializer as they are: all but a weight that only
+ * linears of more than 2 dims use (they write it transposed). */
+static unsigned char *ex_plain_leaves(exporter *e, const unsigned char *need) {
+    unsigned char *plain = ex_alloc(e, (size_t)e->g->n_nodes);
+    for (int h = 0; plain && h < e->g->n_nodes; h++) {
+        const nb_node_t *n = &e->g->nodes[h];
+        for (int k = 0; need[h] && n->op && k < n->nin; k++)
+            if (k != 1 || strcmp(n->op->name, "linear") || n->ndim == 2) plain[n->in[k]] = 1;
+    }
+    return plain;
+}
+
 /* Nodes and initializers in creation order (which is topological). */
 static int ex_body(exporter *e, const unsigned char *need, nb_node input) {
+    unsigned char *plain = ex_plain_leaves(e, need);
+    if (!plain) return nb_err(NB_ERR_NOMEM, "ONNX export: out of memory"), 0;
     for (int h = 0; h < e->g->n_nodes; h++) {
         if (!need[h] || h == input) continue;
         const nb_node_t *n = &e->g->nodes[h];
+        if (!n->op && !plain[h]) continue;
         int ok = n->op ? ex_op(e, h) : ex_leaf(e, h);
         if (!ok) return 0;
     }

@@ -77,5 +77,6 @@ int cmd_experiment(int argc, char **argv);
 int cmd_lr_find(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@ static const struct {
     {"eval", cmd_eval, "loss and accuracy of saved weights on data"},
     {"predict", cmd_predict, "class and probabilities for CSV rows or IDX images"},
     {"export", cmd_export, "the model with its weights as an ONNX file"},
+    {"import", cmd_import, "an ONNX file as a model file and weights"},
     {"info", cmd_info, "layers, shapes, parameter count and FLOPs of a model"},
     {"gradcheck", cmd_gradcheck, "compare a model's gradients with finite differences"},
     {"lr-find", cmd_lr_find, "learning-rate range test: loss against rate, a suggestion"},

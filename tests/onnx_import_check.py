@@ -1,0 +1,127 @@
+#!/usr/bin/python3
+"""PyTorch models exported with torch.onnx.export, imported by `nabla import`.
+
+For each PyTorch twin of models/ in tests/torch_interop.py (the MLP, the CNN
+and the residual network): a seeded module whose batch-norm statistics have
+moved (one training-mode forward) is exported in eval mode with
+torch.onnx.export, at opsets from 13 to 17, as PyTorch folds batch norm into
+the convolutions (TrainingMode.EVAL) and with TrainingMode.PRESERVE
+(BatchNormalization nodes kept).  A fourth model has the activations and the
+layer norm PyTorch exports as several ops (GELU in both forms, Hardswish,
+SiLU).  `nabla import --out --weights --data-input bytes/255` writes a
+model file and weights, and `nabla predict` on 500 Fashion-MNIST test images
+gives PyTorch's classes, with probabilities within 1e-5 (printed to 6
+decimals).
+
+Needs torch, numpy and Debian's dataset-fashion-mnist; prints "skipped: ..."
+and exits 0 when one is missing.
+
+Usage: onnx_import_check.py BUILD_DIR
+"""
+import gzip
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
+from pycheck import DATA, ROOT, NABLA as nabla, check, finish, skip  # noqa: E402
+
+LIMIT = 500
+
+try:
+    import numpy as np
+    import torch
+    import torch.nn as nn
+except ImportError as e:
+    skip(f"{e.name} is not installed (apt-get install python3-torch)")
+images_path = DATA + "t10k-images-idx3-ubyte.gz"
+if not os.path.exists(images_path):
+    skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+if not os.path.exists(nabla):
+    skip(f"{nabla} is not built")
+if "without ONNX support" in subprocess.run([nabla, "import", "/nonexistent/none.onnx"],
+                                            capture_output=True, text=True).stderr:
+    skip("nabla was built without ONNX support")
+
+
+def twins():
+    """The twins of tests/torch_interop.py (its module code, without its run)."""
+    path = os.path.join(ROOT, "tests", "torch_interop.py")
+    with open(path) as f:
+        src = f.read()
+    start, end = src.index("# ---- the PyTorch twins"), src.index("def nabla_probabilities")
+    scope = {"torch": torch, "nn": nn}
+    exec(compile(src[start:end], path, "exec"), scope)
+    return scope["MODELS"]
+
+
+def activations():
+    """Not a twin: the activations and norms PyTorch exports as several ops."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.GELU(approximate="tanh"),
+                         nn.Hardswish(), nn.LayerNorm(64), nn.SiLU(), nn.GELU(),
+                         nn.Linear(64, 10))
+
+
+def test_images():
+    with gzip.open(images_path) as f:
+        f.read(16)
+        x = np.frombuffer(f.read(LIMIT * 784), dtype=np.uint8).reshape(LIMIT, 1, 28, 28)
+    return torch.tensor(x, dtype=torch.float32) / 255
+
+
+def nabla_probabilities(model, weights):
+    out = subprocess.run([nabla, "predict", model, "--weights", weights,
+                          "--input", f"idx:{images_path}", "--limit", str(LIMIT)],
+                         check=True, capture_output=True, text=True).stdout.splitlines()
+    header = out[0].split(",")
+    first_p = next(i for i, h in enumerate(header) if h.startswith("p"))
+    rows = [line.split(",") for line in out[1:]]
+    classes = np.array([int(r[header.index("class")]) for r in rows])
+    return classes, np.array([[float(v) for v in r[first_p:]] for r in rows])
+
+
+def check_twin(tmp, name, twin, x, opset, mode):
+    what = f"{name} opset {opset} {mode.name}"
+    torch.manual_seed(opset)
+    net = twin()
+    net.train()
+    with torch.no_grad():
+        net(x[:64])  # batch-norm statistics that are not the defaults
+    net.eval()
+    with torch.no_grad():
+        want = torch.softmax(net(x), dim=1).numpy()
+    onnx_path = os.path.join(tmp, "twin.onnx")
+    torch.onnx.export(net, x[:2], onnx_path, opset_version=opset, training=mode,
+                      input_names=["image"], output_names=["logits"],
+                      dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+    model, weights = os.path.join(tmp, "twin.nn"), os.path.join(tmp, "twin.safetensors")
+    r = subprocess.run([nabla, "import", onnx_path, "--out", model, "--weights", weights,
+                        "--data-input", "bytes/255"], capture_output=True, text=True)
+    check(r.returncode == 0, f"{what}: nabla import: {r.stderr}")
+    if r.returncode:
+        return
+    classes, got = nabla_probabilities(model, weights)
+    diff = np.abs(got - want).max()
+    # an untrained net's top two classes can be closer than float32 rounding
+    top2 = np.sort(want, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 1e-6
+    print(f"{what}: {LIMIT} predictions, largest probability difference {diff:.2e}, "
+          f"{(~clear).sum()} near-ties")
+    check(diff <= 1e-5, f"{what}: probabilities differ by {diff}")
+    check((classes == want.argmax(1))[clear].all(), f"{what}: predicted classes differ")
+
+
+def main():
+    x = test_images()
+    fold, keep = torch.onnx.TrainingMode.EVAL, torch.onnx.TrainingMode.PRESERVE
+    runs = {"fashion_mlp.nn": [(13, fold)], "fashion_cnn.nn": [(14, fold), (17, keep)],
+            "fashion_resnet.nn": [(13, keep), (17, fold)], "activations": [(17, fold)]}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, twin in twins() + [("activations", activations)]:
+            for opset, mode in runs[name]:
+                check_twin(tmp, name, twin, x, opset, mode)
+    finish()
+
+
+main()
