@@ -119,7 +119,9 @@ def main():
             "fashion_resnet.nn": [(13, keep), (17, fold)], "activations": [(17, fold)]}
     with tempfile.TemporaryDirectory() as tmp:
         for name, twin in twins() + [("activations", activations)]:
-            for opset, mode in runs[name]:
+            # the other twins (attention, token models) use ops nabla cannot
+            # export or import yet: docs/onnx.md
+            for opset, mode in runs.get(name, []):
                 check_twin(tmp, name, twin, x, opset, mode)
     finish()
 
