@@ -48,7 +48,8 @@ if [ "${BENCH_INSTALL:-1}" = 1 ]; then
         dataset-fashion-mnist || echo "compare.sh: could not install every Debian package" >&2
 fi
 
-work=$(mktemp -d)
+work=$(mktemp -d "$BUILD/bench-run.XXXXXX") # in the build tree: a long run outlives /tmp clean-ups
+work=$(cd "$work" && pwd)
 trap 'rm -rf "$work"' EXIT INT TERM
 out="$work/results"
 : >"$out"
