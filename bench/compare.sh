@@ -100,7 +100,7 @@ echo "== nabla (the kernel it picks)"
 for t in $THREADS; do
     "$BENCH" --threads "$t" --batches "$BATCHES" --latency-runs "$RUNS" \
         --save-weights "$work" >"$work/nabla" || echo "compare.sh: nabla-bench --threads $t failed" >&2
-    grep '^KERNELS' "$work/nabla" >>"$work/kernels"
+    grep '^KERNELS' "$work/nabla" | tee -a "$work/kernels"
     grep '^RESULT' "$work/nabla" | sed 's/^/nabla /' | tee -a "$out"
 done
 
@@ -109,13 +109,18 @@ for t in $THREADS; do
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE NB_GEMM=openblas \
         "$BENCH" --threads "$t" --batches "$BATCHES" --latency-runs "$RUNS" >"$work/nabla" ||
         echo "compare.sh: NB_GEMM=openblas nabla-bench --threads $t failed" >&2
-    grep '^KERNELS' "$work/nabla" | sed 's/^KERNELS nabla/KERNELS nabla, NB_GEMM=openblas/' >>"$work/kernels"
+    grep '^KERNELS' "$work/nabla" | sed 's/^KERNELS nabla/KERNELS nabla, NB_GEMM=openblas/' |
+        tee -a "$work/kernels"
     grep '^RESULT' "$work/nabla" | sed 's/^/nabla-openblas /' | tee -a "$out"
 done
 
-torch_kernels() { # LABEL PYTHON
-    "$2" "$PEERS/torch_train.py" --kernels --label "$1" >>"$work/kernels" 2>"$work/err" ||
-        echo "compare.sh: $1: torch_train.py --kernels failed" >&2
+# kernels NAME PYTHON SCRIPT ARGS...: a peer's KERNELS lines, printed and kept
+kernels() {
+    name=$1 py=$2 script=$3
+    shift 3
+    "$py" "$PEERS/$script" --kernels "$@" >"$work/k" 2>"$work/err" ||
+        echo "compare.sh: $name: $script --kernels failed ($(tail -n 1 "$work/err"))" >&2
+    tee -a "$work/kernels" <"$work/k"
 }
 run_torch() { # LABEL PYTHON MODE
     for m in $MODELS; do
@@ -127,7 +132,7 @@ run_torch() { # LABEL PYTHON MODE
 }
 if have "$VPY" numpy torch; then
     echo "== PyTorch $("$VPY" -c 'import torch; print(torch.__version__)') (PyPI), eager"
-    torch_kernels torch2 "$VPY"
+    kernels torch2 "$VPY" torch_train.py --label torch2
     run_torch torch2-eager "$VPY" eager
     echo "== PyTorch (PyPI), torch.compile (the first run of each model compiles it)"
     run_torch torch2-compile "$VPY" compile
@@ -136,8 +141,7 @@ else
 fi
 if have "$VPY" numpy jax; then
     echo "== JAX $("$VPY" -c 'import jax; print(jax.__version__)'), jit-compiled train step"
-    "$VPY" "$PEERS/jax_train.py" --kernels >>"$work/kernels" 2>"$work/err" ||
-        echo "compare.sh: jax_train.py --kernels failed" >&2
+    kernels jax "$VPY" jax_train.py
     for m in $MODELS; do
         for t in $THREADS; do
             peer jax "$VPY" jax_train.py --model "$m" --threads "$t" --batches "$PEER_BATCHES"
@@ -148,7 +152,7 @@ else
 fi
 if have "$DEBIAN_PY" numpy torch; then
     echo "== PyTorch $("$DEBIAN_PY" -c 'import torch; print(torch.__version__)') (Debian), eager"
-    torch_kernels torch-debian "$DEBIAN_PY"
+    kernels torch-debian "$DEBIAN_PY" torch_train.py --label torch-debian
     run_torch torch-debian "$DEBIAN_PY" eager
 else
     echo "compare.sh: Debian's PyTorch is missing (python3-torch)" | tee -a "$work/missing"
@@ -156,8 +160,7 @@ fi
 
 echo "== ONNX Runtime: batch-1 latency of nabla's export (nabla export --logits)"
 if have "$VPY" numpy onnxruntime; then
-    "$VPY" "$PEERS/ort_latency.py" --kernels >>"$work/kernels" 2>"$work/err" ||
-        echo "compare.sh: ort_latency.py --kernels failed" >&2
+    kernels onnxruntime "$VPY" ort_latency.py
     for m in $MODELS; do
         "$BENCH" --print-model "$m" >"$work/$m.nn"
         if ! "$NABLA" export "$work/$m.nn" --weights "$work/$m.safetensors" \
@@ -175,7 +178,7 @@ else
 fi
 
 echo
-echo "== Kernels"
+echo "== Kernels (as printed above)"
 awk '!seen[$0]++' "$work/kernels" | sed 's/^KERNELS //'
 echo
 [ -f "$work/missing" ] && cat "$work/missing"
