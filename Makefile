@@ -2,8 +2,11 @@
 #   make            build everything into build/
 #   make test       build and run the default test suite
 #   make test-asan  the same under AddressSanitizer + UBSan (build-asan/)
-#   make bench      nabla against PyTorch on the Fashion-MNIST models (a few
-#                   minutes; not part of make test): bench/compare.sh
+#   make bench      nabla against PyTorch 2.x (eager, torch.compile), JAX, Debian's
+#                   PyTorch and ONNX Runtime on the Fashion-MNIST models (a few
+#                   minutes, once several GB of peers from PyPI are installed in
+#                   ~/.cache/nabla-bench-venv; not part of make test): bench/compare.sh
+#   make bench-quick  the same with a few batches, as a smoke test
 #   make demo       train the Fashion-MNIST MLP and print its test accuracy
 #   make examples   run the course examples (XOR, regression)
 #   make deps       install the Debian packages the build needs (when missing)
@@ -27,7 +30,7 @@ DEB_PACKAGES = cmake gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev
                libonnx-dev wamerican
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 
-.PHONY: all build bench test test-asan demo examples deps clean fuzz fuzz-build fuzz-deps tune-demo
+.PHONY: all build bench bench-quick test test-asan demo examples deps clean fuzz fuzz-build fuzz-deps tune-demo
 
 all: build
 
@@ -45,6 +48,9 @@ test: build
 
 bench: build
 	sh bench/compare.sh $(BUILD)
+
+bench-quick: build
+	sh bench/compare.sh --quick $(BUILD)
 
 $(BUILD_ASAN)/CMakeCache.txt:
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DNB_SANITIZE=ON $(CMAKE_FLAGS)

@@ -1,11 +1,15 @@
 /* nabla-bench: training throughput, inference latency and memory of the
- * reference Fashion-MNIST models of ../shared/bench/torch_fmnist.py (same
- * layers, Adam lr 1e-3, batch 128), plus OpenBLAS's own sgemm speed as the
- * ceiling the matrix products could reach on this machine.
+ * bench's Fashion-MNIST models (the same layers as bench/peers/torch_train.py,
+ * Adam lr 1e-3, batch 128), plus a 2048^3 sgemm with OpenBLAS and with the
+ * kernel nabla runs, as the ceiling the matrix products could reach.
  *
  *   nabla-bench [--model mlp|mlp-wide|cnn|all] [--threads N] [--batches N]
+ *               [--latency-runs N] [--save-weights DIR] [--no-sgemm]
+ *   nabla-bench --print-model NAME     the model's text (for nabla export)
  *
- * Each model runs in its own child process so that its peak RSS is its own. */
+ * --save-weights DIR writes each model's trained weights to DIR/NAME.safetensors.
+ * Each model runs in its own child process so that its peak RSS is its own.
+ * NB_GEMM=openblas (or portable) runs every product with that kernel. */
 #define _DEFAULT_SOURCE /* wait4, struct rusage */
 #include <nabla.h>
 
@@ -23,13 +27,19 @@
 #ifdef NB_BENCH_CBLAS
 #include <cblas.h>
 void openblas_set_num_threads(int num_threads);
+char *openblas_get_corename(void);
+char *openblas_get_config(void);
 #endif
 
 #define BATCH 128
 #define WARMUP_BATCHES 5
-#define LATENCY_RUNS 2000
+#define MAX_LATENCY_RUNS 100000
 
-/* Same layers, in the same order, as the nn.Sequential models of torch_fmnist.py. */
+static int latency_runs = 2000;
+static const char *weights_dir; /* --save-weights: where the trained weights go */
+
+/* Same layers, in the same order, as the models of bench/peers/torch_train.py
+ * and jax_train.py. */
 static const struct {
     const char *name;
     const char *text;
@@ -92,6 +102,15 @@ static double training_flops(const nb_graph *g) {
     return f;
 }
 
+/* The trained weights as DIR/NAME.safetensors, for nabla export. */
+static nb_status save_weights(const nb_graph *g, const char *name) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s.safetensors", weights_dir, name) >= (int)sizeof path)
+        return nb_set_error(NB_ERR_ARG, "--save-weights %s: path too long", weights_dir);
+    nb_kv meta = {"data.input", "bytes/255"};
+    return nb_save_weights(g, path, &meta, 1);
+}
+
 /* Train one model for `batches` timed batches and time batch-1 inference. */
 static int run_model(int which, int threads, int batches, result *r) {
     int rc = 1;
@@ -123,14 +142,14 @@ static int run_model(int which, int threads, int batches, result *r) {
     idx = malloc(d.n * sizeof *idx);
     x = malloc((size_t)BATCH * d.sample_size * sizeof *x);
     y = malloc((size_t)BATCH * sizeof *y);
-    lat = malloc(LATENCY_RUNS * sizeof *lat);
+    lat = malloc((size_t)latency_runs * sizeof *lat);
     if (!opt || !idx || !x || !y || !lat) { fail(r, "out of memory"); goto done; }
     for (size_t i = 0; i < d.n; i++) idx[i] = i;
     nb_rng_shuffle(&rng, idx, d.n);
     if (nb_graph_set_batch(g, BATCH) != NB_OK) { fail(r, "batch"); goto done; }
     r->flops_per_sample = training_flops(g) / BATCH;
 
-    /* Training steps, as torch_fmnist.py's loop: gather and convert the batch,
+    /* Training steps, as the peer scripts' loop: gather and convert the batch,
      * forward, backward, Adam step.  Full batches only, wrapping around. */
     size_t per_epoch = d.n / BATCH;
     double t0 = 0;
@@ -157,18 +176,22 @@ static int run_model(int which, int threads, int batches, result *r) {
     r->final_loss = (double)nb_value(g, m.loss)[0];
     r->samples_per_s = (double)batches * BATCH / dt;
     r->gflops = r->flops_per_sample * r->samples_per_s * 1e-9;
+    if (weights_dir && save_weights(g, models[which].name) != NB_OK) {
+        fail(r, "save weights");
+        goto done;
+    }
 
     /* Batch-1 inference: the forward pass to the scores, in eval mode. */
     nb_graph_set_training(g, 0);
     if (nb_set_input(g, m.input, x, 1) != NB_OK) { fail(r, "latency input"); goto done; }
     for (int i = 0; i < 50; i++) nb_forward(g, m.output);
-    for (int i = 0; i < LATENCY_RUNS; i++) {
+    for (int i = 0; i < latency_runs; i++) {
         double s = now();
         if (nb_forward(g, m.output) != NB_OK) { fail(r, "latency forward"); goto done; }
         lat[i] = now() - s;
     }
-    qsort(lat, LATENCY_RUNS, sizeof *lat, cmp_double);
-    r->latency_us = 1e6 * 0.5 * (lat[LATENCY_RUNS / 2 - 1] + lat[LATENCY_RUNS / 2]);
+    qsort(lat, (size_t)latency_runs, sizeof *lat, cmp_double);
+    r->latency_us = 1e6 * 0.5 * (lat[(latency_runs - 1) / 2] + lat[latency_runs / 2]);
     r->ok = 1;
     rc = 0;
 done:
@@ -213,56 +236,103 @@ static int run_child(int which, int threads, int batches, result *r, double *rss
     return r->ok ? 0 : 1;
 }
 
-/* 2048^3 single-precision products: OpenBLAS's (the ceiling the issue's
- * figures are measured against) and the one nabla uses (nb_gemm). */
+/* The best of three timed products (after one to warm up), in GFLOP/s.
+ * which 0: OpenBLAS threading the product itself, with as many threads as
+ * nabla's; 1: nb_gemm, with the kernel nabla runs. */
+static double time_sgemm(int which, int n, const float *a, const float *b, float *c) {
+    double best = 1e30;
+    for (int rep = 0; rep < 4; rep++) {
+        double s = now();
+#ifdef NB_BENCH_CBLAS
+        if (which == 0) {
+            openblas_set_num_threads(nb_threads());
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n,
+                        0.0f, c, n);
+        } else
+#endif
+            nb_gemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        double dt = now() - s;
+        if (rep > 0 && dt < best) best = dt;
+    }
+    (void)which;
+    return 2.0 * n * (double)n * n / best * 1e-9;
+}
+
+/* Largest error of 256 entries of C = A B (n x n) against double-precision
+ * dot products, relative to the largest of them: a kernel that computes
+ * wrong results on this CPU shows here. */
+static double sampled_error(int n, const float *a, const float *b, const float *c) {
+    double err = 0, top = 0;
+    for (int k = 0; k < 256; k++) {
+        size_t i = ((size_t)k * 7919) % (size_t)n, j = ((size_t)k * 104729 + 13) % (size_t)n;
+        double ref = 0;
+        for (int p = 0; p < n; p++) ref += (double)a[i * n + p] * b[(size_t)p * n + j];
+        double d = c[i * n + j] - ref;
+        if ((d < 0 ? -d : d) > err) err = d < 0 ? -d : d;
+        if ((ref < 0 ? -ref : ref) > top) top = ref < 0 ? -ref : ref;
+    }
+    return top > 0 ? err / top : err;
+}
+
+/* 2048^3 single-precision products: OpenBLAS's own (the ceiling of its
+ * kernels on this machine) and the one nabla runs (nb_gemm). */
 static void sgemm_bench(int threads) {
     const int n = 2048;
+    const size_t nn = (size_t)n * n;
     if (threads > 0) nb_set_threads(threads);
-    float *a = malloc((size_t)n * n * sizeof *a), *b = malloc((size_t)n * n * sizeof *b),
-          *c = malloc((size_t)n * n * sizeof *c);
-    if (!a || !b || !c) {
+    float *a = malloc(nn * sizeof *a), *b = malloc(nn * sizeof *b);
+    float *c[2] = {malloc(nn * sizeof(float)), malloc(nn * sizeof(float))};
+    if (!a || !b || !c[0] || !c[1]) {
         printf("sgemm: out of memory\n");
-        free(a), free(b), free(c);
+        free(a), free(b), free(c[0]), free(c[1]);
         return;
     }
-    for (size_t i = 0; i < (size_t)n * n; i++) {
+    for (size_t i = 0; i < nn; i++) {
         a[i] = (float)((i * 7) % 13) * 0.1f;
         b[i] = (float)((i * 5) % 11) * 0.1f;
     }
-    for (int which = 0; which < 2; which++) {
-        /* nabla runs OpenBLAS on one thread per tile; the ceiling is OpenBLAS
-         * threading one product itself */
-        nb__gemm_use(which == 0 ? NB__GEMM_OPENBLAS : NB__GEMM_AVX512);
-#ifndef NB_BENCH_CBLAS
-        if (which == 0) {
-            printf("sgemm: nabla built without OpenBLAS\n");
-            continue;
-        }
-#endif
-        double best = 1e30;
-        for (int rep = 0; rep < 4; rep++) { /* the first one warms up */
-            double s = now();
 #ifdef NB_BENCH_CBLAS
-            if (which == 0) { /* OpenBLAS's own threads, as many as nabla's */
-                openblas_set_num_threads(nb_threads());
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n,
-                            0.0f, c, n);
-            } else
+    double ogf = time_sgemm(0, n, a, b, c[0]);
+    printf("RESULT sgemm kernel=openblas n=%d threads=%d gflops=%.1f core=OpenBLAS-%s "
+           "max_rel_err=%.1e\n", n, nb_threads(), ogf, openblas_get_corename(),
+           sampled_error(n, a, b, c[0]));
+#else
+    printf("sgemm: nabla-bench built without OpenBLAS\n");
 #endif
-                nb_gemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-            double dt = now() - s;
-            if (rep > 0 && dt < best) best = dt;
+    double gf = time_sgemm(1, n, a, b, c[1]);
+    printf("RESULT sgemm kernel=nabla n=%d threads=%d gflops=%.1f max_rel_err=%.1e core=\"%s\"\n",
+           n, nb_threads(), gf, sampled_error(n, a, b, c[1]), nb_blas_core());
+    free(a), free(b), free(c[0]), free(c[1]);
+}
+
+/* Which matrix kernels this run uses, for the bench's report. */
+static void print_kernels(void) {
+    const char *env = getenv("NB_GEMM");
+    printf("KERNELS nabla: float products: %s (NB_GEMM=%s)\n", nb_blas_core(),
+           env ? env : "unset");
+#ifdef NB_BENCH_CBLAS
+    const char *ct = getenv("OPENBLAS_CORETYPE"), *l2 = getenv("OPENBLAS_L2_SIZE");
+    printf("KERNELS nabla: OpenBLAS core %s (OPENBLAS_CORETYPE=%s, OPENBLAS_L2_SIZE=%s)\n",
+           openblas_get_corename(), ct ? ct : "unset", l2 ? l2 : "unset");
+    printf("KERNELS nabla: OpenBLAS config: %s\n", openblas_get_config());
+#endif
+}
+
+static int print_model(const char *name) {
+    for (int k = 0; k < N_MODELS; k++)
+        if (!strcmp(name, models[k].name)) {
+            fputs(models[k].text, stdout);
+            return 0;
         }
-        double gf = 2.0 * n * (double)n * n / best * 1e-9;
-        printf("RESULT sgemm kernel=%s n=%d threads=%d gflops=%.1f core=%s\n",
-               which == 0 ? "openblas" : "nabla", n, nb_threads(), gf, nb_blas_core());
-    }
-    free(a), free(b), free(c);
+    fprintf(stderr, "nabla-bench: --print-model: unknown model '%s'\n", name);
+    return 2;
 }
 
 static void usage(void) {
     fprintf(stderr, "usage: nabla-bench [--model mlp|mlp-wide|cnn|all] [--threads N] "
-                    "[--batches N] [--no-sgemm]\n");
+                    "[--batches N] [--latency-runs N] [--save-weights DIR]\n"
+                    "                   [--no-sgemm]\n"
+                    "       nabla-bench --print-model mlp|mlp-wide|cnn\n");
 }
 
 int main(int argc, char **argv) {
@@ -272,12 +342,19 @@ int main(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "--no-sgemm")) { sgemm = 0; continue; }
         if (i + 1 >= argc) { usage(); return 2; }
+        if (!strcmp(a, "--print-model")) return print_model(argv[i + 1]);
         if (!strcmp(a, "--model")) model = argv[++i];
         else if (!strcmp(a, "--threads")) threads = atoi(argv[++i]);
         else if (!strcmp(a, "--batches")) batches = atoi(argv[++i]);
+        else if (!strcmp(a, "--latency-runs")) latency_runs = atoi(argv[++i]);
+        else if (!strcmp(a, "--save-weights")) weights_dir = argv[++i];
         else { usage(); return 2; }
     }
-    if (batches < 1 || threads < 0) { usage(); return 2; }
+    if (batches < 1 || threads < 0 || latency_runs < 1 || latency_runs > MAX_LATENCY_RUNS) {
+        usage();
+        return 2;
+    }
+    print_kernels();
     int any = 0, failed = 0;
     result res[N_MODELS];
     double rss[N_MODELS];

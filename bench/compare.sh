@@ -1,104 +1,185 @@
 #!/bin/sh
-# nabla against PyTorch (Debian's python3-torch) on the same Fashion-MNIST
-# models, batch, optimiser and machine, in one run:
-#   sh bench/compare.sh [BUILD_DIR]
+# nabla against the strongest CPU peers on the same Fashion-MNIST models
+# (mlp, mlp-wide, cnn), batch, optimiser and machine, in one run:
+#   sh bench/compare.sh [--quick] [BUILD_DIR]        (make bench / make bench-quick)
+#
+# Training samples/s (Adam, batch 128) of nabla, PyTorch 2.x from PyPI (eager
+# and torch.compile), JAX (a jit-compiled train step) and Debian's PyTorch;
+# batch-1 latency of nabla against ONNX Runtime running nabla's own ONNX export;
+# nabla on OpenBLAS (NB_GEMM=openblas, with OpenBLAS's own choice of kernels)
+# against PyTorch 2.x; and which kernels each side runs.  docs/performance.md
+# explains the table.
+#
 # Environment: BENCH_BATCHES (nabla's timed batches, default 200),
-# TORCH_LIMIT (training samples of PyTorch's one timed epoch, default 20000
-# to keep the run short; 60000 is the full epoch), BENCH_THREADS (default
-# "1 2").  Each side is reported at its best thread count.
+# PEER_BATCHES (each peer's timed batches, default 100), LATENCY_RUNS (timed
+# batch-1 calls, default 2000), BENCH_THREADS (default "1 2"), BENCH_VENV (the
+# peers' virtual environment, default ~/.cache/nabla-bench-venv),
+# BENCH_INSTALL=0 (install nothing: a peer that is not there is missing).
+# --quick: 10 nabla batches, 5 per peer, 200 latency calls, 1 thread.
 set -e
 cd "$(dirname "$0")/.."
+QUICK=0
+if [ "$1" = "--quick" ]; then QUICK=1; shift; fi
 BUILD=${1:-build}
 BENCH="$BUILD/bench/nabla-bench"
-TORCH_SCRIPT=../shared/bench/torch_fmnist.py
-PY=/usr/bin/python3
-BATCHES=${BENCH_BATCHES:-200}
-LIMIT=${TORCH_LIMIT:-20000}
-THREADS=${BENCH_THREADS:-"1 2"}
+NABLA="$BUILD/nabla"
+PEERS=bench/peers
+DEBIAN_PY=/usr/bin/python3
+VENV=${BENCH_VENV:-$HOME/.cache/nabla-bench-venv}
+if [ "$QUICK" = 1 ]; then
+    BATCHES=${BENCH_BATCHES:-10} PEER_BATCHES=${PEER_BATCHES:-5}
+    RUNS=${LATENCY_RUNS:-200} THREADS=${BENCH_THREADS:-1}
+else
+    BATCHES=${BENCH_BATCHES:-200} PEER_BATCHES=${PEER_BATCHES:-100}
+    RUNS=${LATENCY_RUNS:-2000} THREADS=${BENCH_THREADS:-"1 2"}
+fi
 MODELS="mlp mlp-wide cnn"
+PEER_TIMEOUT=900 # seconds for one peer run (a first torch.compile is slow)
 
-if [ ! -x "$BENCH" ]; then
-    echo "compare.sh: $BENCH not found (run make first)" >&2
-    exit 1
+for f in "$BENCH" "$NABLA"; do
+    if [ ! -x "$f" ]; then
+        echo "compare.sh: $f not found (run make first)" >&2
+        exit 1
+    fi
+done
+
+if [ "${BENCH_INSTALL:-1}" = 1 ]; then
+    sh scripts/install-deps.sh python3-torch python3-numpy python3-venv python3-dev \
+        dataset-fashion-mnist || echo "compare.sh: could not install every Debian package" >&2
 fi
 
-sh scripts/install-deps.sh python3-torch python3-numpy dataset-fashion-mnist ||
-    echo "compare.sh: could not install python3-torch python3-numpy dataset-fashion-mnist" >&2
+work=$(mktemp -d "$BUILD/bench-run.XXXXXX") # in the build tree: a long run outlives /tmp clean-ups
+work=$(cd "$work" && pwd)
+trap 'rm -rf "$work"' EXIT INT TERM
+out="$work/results"
+: >"$out"
 
-have_torch=1
-if [ ! -f "$TORCH_SCRIPT" ]; then
-    echo "compare.sh: $TORCH_SCRIPT not found: nabla's figures only"
-    have_torch=0
-elif ! "$PY" -c "import torch, numpy" 2>/dev/null; then
-    echo "compare.sh: python3-torch (or python3-numpy) is missing: nabla's figures only"
-    have_torch=0
-fi
+# The peers' virtual environment: PyTorch 2.x, JAX and ONNX Runtime from PyPI.
+# PyPI's Linux torch wheel is the CUDA build (several GB with its NVIDIA
+# libraries); it runs on the CPU all the same.
+venv_python() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        [ "${BENCH_INSTALL:-1}" = 1 ] || return 1
+        "$DEBIAN_PY" -m venv "$VENV" >&2 || return 1
+    fi
+    for p in numpy torch jax onnxruntime; do
+        "$VENV/bin/python" -c "import $p" 2>/dev/null && continue
+        [ "${BENCH_INSTALL:-1}" = 1 ] || continue
+        echo "compare.sh: installing $p from PyPI into $VENV (torch: several GB, once)" >&2
+        "$VENV/bin/pip" install -q "$p" >&2 ||
+            echo "compare.sh: could not install $p: its columns are missing" >&2
+    done
+    echo "$VENV/bin/python"
+}
+VPY=$(venv_python) || VPY=""
 
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT INT TERM
+# have PYTHON MODULE...: every module imports in that interpreter
+have() {
+    py=$1
+    shift
+    [ -n "$py" ] && for m in "$@"; do "$py" -c "import $m" 2>/dev/null || return 1; done
+}
+
+# peer LABEL PYTHON SCRIPT ARGS...: one peer run, its RESULT line tagged LABEL
+peer() {
+    label=$1 py=$2 script=$3
+    shift 3
+    if line=$(timeout "$PEER_TIMEOUT" "$py" "$PEERS/$script" "$@" 2>"$work/err" | grep '^RESULT'); then
+        echo "$label $line" | tee -a "$out"
+    else
+        echo "compare.sh: $label $script $*: failed ($(tail -n 1 "$work/err"))" >&2
+    fi
+}
 
 echo "machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)," \
-     "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
+     "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "nabla: $BATCHES timed batches; peers: $PEER_BATCHES; latency: median of $RUNS calls;" \
+     "threads: $THREADS"
+
+echo "== nabla (the kernel it picks)"
 for t in $THREADS; do
-    echo "== nabla-bench --threads $t --batches $BATCHES"
-    "$BENCH" --threads "$t" --batches "$BATCHES" | tee -a "$out"
+    "$BENCH" --threads "$t" --batches "$BATCHES" --latency-runs "$RUNS" \
+        --save-weights "$work" >"$work/nabla" || echo "compare.sh: nabla-bench --threads $t failed" >&2
+    grep '^KERNELS' "$work/nabla" | tee -a "$work/kernels"
+    grep '^RESULT' "$work/nabla" | sed 's/^/nabla /' | tee -a "$out"
 done
-if [ "$have_torch" = 1 ]; then
-    echo "== PyTorch $("$PY" -c 'import torch; print(torch.__version__)'):" \
-         "one epoch of --limit $LIMIT samples (of 60000); batch-1 latency; peak RSS"
+
+echo "== nabla on OpenBLAS: NB_GEMM=openblas, OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset"
+for t in $THREADS; do
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE NB_GEMM=openblas \
+        "$BENCH" --threads "$t" --batches "$BATCHES" --latency-runs "$RUNS" >"$work/nabla" ||
+        echo "compare.sh: NB_GEMM=openblas nabla-bench --threads $t failed" >&2
+    grep '^KERNELS' "$work/nabla" | sed 's/^KERNELS nabla/KERNELS nabla, NB_GEMM=openblas/' |
+        tee -a "$work/kernels"
+    grep '^RESULT' "$work/nabla" | sed 's/^/nabla-openblas /' | tee -a "$out"
+done
+
+# kernels NAME PYTHON SCRIPT ARGS...: a peer's KERNELS lines, printed and kept
+kernels() {
+    name=$1 py=$2 script=$3
+    shift 3
+    "$py" "$PEERS/$script" --kernels "$@" >"$work/k" 2>"$work/err" ||
+        echo "compare.sh: $name: $script --kernels failed ($(tail -n 1 "$work/err"))" >&2
+    tee -a "$work/kernels" <"$work/k"
+}
+run_torch() { # LABEL PYTHON MODE
     for m in $MODELS; do
         for t in $THREADS; do
-            line=$("$PY" "$TORCH_SCRIPT" --model "$m" --threads "$t" --epochs 1 \
-                   --limit "$LIMIT" | grep '^RESULT') || line=""
-            [ -n "$line" ] && echo "torch $line" | tee -a "$out" ||
-                echo "compare.sh: torch_fmnist.py --model $m --threads $t failed" >&2
-            line=$("$PY" bench/torch_extra.py latency --model "$m" --threads "$t" |
-                   grep '^RESULT') || line=""
-            [ -n "$line" ] && echo "torch $line" | tee -a "$out"
+            peer "$1" "$2" torch_train.py --model "$m" --threads "$t" --batches "$PEER_BATCHES" \
+                --mode "$3" --label "$1"
         done
     done
-    line=$("$PY" bench/torch_extra.py rss --model mlp --threads 1 --script "$TORCH_SCRIPT" |
-           grep '^RESULT') || line=""
-    [ -n "$line" ] && echo "torch $line" | tee -a "$out"
+}
+if have "$VPY" numpy torch; then
+    echo "== PyTorch $("$VPY" -c 'import torch; print(torch.__version__)') (PyPI), eager"
+    kernels torch2 "$VPY" torch_train.py --label torch2
+    run_torch torch2-eager "$VPY" eager
+    echo "== PyTorch (PyPI), torch.compile (the first run of each model compiles it)"
+    run_torch torch2-compile "$VPY" compile
+else
+    echo "compare.sh: PyTorch 2.x is missing (no torch in $VENV)" | tee -a "$work/missing"
+fi
+if have "$VPY" numpy jax; then
+    echo "== JAX $("$VPY" -c 'import jax; print(jax.__version__)'), jit-compiled train step"
+    kernels jax "$VPY" jax_train.py
+    for m in $MODELS; do
+        for t in $THREADS; do
+            peer jax "$VPY" jax_train.py --model "$m" --threads "$t" --batches "$PEER_BATCHES"
+        done
+    done
+else
+    echo "compare.sh: JAX is missing (no jax in $VENV)" | tee -a "$work/missing"
+fi
+if have "$DEBIAN_PY" numpy torch; then
+    echo "== PyTorch $("$DEBIAN_PY" -c 'import torch; print(torch.__version__)') (Debian), eager"
+    kernels torch-debian "$DEBIAN_PY" torch_train.py --label torch-debian
+    run_torch torch-debian "$DEBIAN_PY" eager
+else
+    echo "compare.sh: Debian's PyTorch is missing (python3-torch)" | tee -a "$work/missing"
 fi
 
-# The table: for each figure, each side at its best thread count.
+echo "== ONNX Runtime: batch-1 latency of nabla's export (nabla export --logits)"
+if have "$VPY" numpy onnxruntime; then
+    kernels onnxruntime "$VPY" ort_latency.py
+    for m in $MODELS; do
+        "$BENCH" --print-model "$m" >"$work/$m.nn"
+        if ! "$NABLA" export "$work/$m.nn" --weights "$work/$m.safetensors" \
+            --onnx "$work/$m.onnx" --logits; then
+            echo "compare.sh: nabla export of $m failed" >&2
+            continue
+        fi
+        for t in $THREADS; do
+            peer ort "$VPY" ort_latency.py --onnx "$work/$m.onnx" --model "$m" --threads "$t" \
+                --runs "$RUNS"
+        done
+    done
+else
+    echo "compare.sh: ONNX Runtime is missing (no onnxruntime in $VENV)" | tee -a "$work/missing"
+fi
+
 echo
-awk -v models="$MODELS" '
-function val(line, key,   r) {
-    if (match(line, " " key "=[0-9.]+")) { r = substr(line, RSTART + length(key) + 2, RLENGTH - length(key) - 2); return r + 0 }
-    return -1
-}
-function better(old, new, lower) { return old == "" || (lower ? new < old + 0 : new > old + 0) }
-/^RESULT sgemm kernel=openblas/ { t = val($0, "threads"); g = val($0, "gflops"); if (g > peak[t]) peak[t] = g; next }
-/^RESULT sgemm kernel=nabla/ { t = val($0, "threads"); g = val($0, "gflops"); if (g > npeak[t]) npeak[t] = g; next }
-{
-    torch = ($1 == "torch"); m = $0; sub(/.*model=/, "", m); sub(/ .*/, "", m); t = val($0, "threads")
-    side = torch ? "t" : "n"
-    v = val($0, "samples_per_s"); if (v >= 0 && better(sps[side, m], v, 0)) { sps[side, m] = v; spst[side, m] = t; gf[side, m] = val($0, "gflops") }
-    v = val($0, "latency_us"); if (v >= 0 && better(lat[side, m], v, 1)) { lat[side, m] = v; latt[side, m] = t }
-    v = val($0, "peak_rss_mb"); if (v >= 0 && (rss[side, m] == "" || v < rss[side, m])) rss[side, m] = v
-}
-END {
-    n = split(models, M, " ")
-    top = (peak[2] > peak[1]) ? peak[2] : peak[1]
-    ntop = (npeak[2] > npeak[1]) ? npeak[2] : npeak[1]
-    printf "%-9s %16s %16s %7s | %8s %7s %7s | %9s %9s %7s | %8s %8s %7s\n", "model", "nabla samples/s", "torch samples/s", "ratio", "GFLOP/s", "%sgemm", "%nabla", "nabla us", "torch us", "ratio", "nabla MB", "torch MB", "ratio"
-    for (i = 1; i <= n; i++) {
-        m = M[i]
-        r1 = (sps["t", m] > 0 && sps["n", m] > 0) ? sprintf("%.2f", sps["n", m] / sps["t", m]) : "-"
-        r2 = (lat["t", m] > 0 && lat["n", m] > 0) ? sprintf("%.2f", lat["t", m] / lat["n", m]) : "-"
-        r3 = (rss["t", m] > 0 && rss["n", m] > 0) ? sprintf("%.2f", rss["t", m] / rss["n", m]) : "-"
-        p1 = top > 0 ? sprintf("%.0f%%", 100 * gf["n", m] / top) : "-"
-        p2 = ntop > 0 ? sprintf("%.0f%%", 100 * gf["n", m] / ntop) : "-"
-        ts = (sps["t", m] > 0) ? sprintf("%.0f (%dt)", sps["t", m], spst["t", m]) : "-"
-        tl = (lat["t", m] > 0) ? sprintf("%.1f(%dt)", lat["t", m], latt["t", m]) : "-"
-        tr = (rss["t", m] != "") ? sprintf("%.1f", rss["t", m]) : "-"
-        printf "%-9s %11.0f (%dt) %16s %7s | %8.1f %7s %7s | %5.1f(%dt) %9s %7s | %8.1f %8s %7s\n", m, sps["n", m], spst["n", m], ts, r1, gf["n", m], p1, p2, lat["n", m], latt["n", m], tl, r2, rss["n", m], tr, r3
-    }
-    printf "\nsgemm 2048^3 peak: OpenBLAS %.1f GFLOP/s, nabla %.1f GFLOP/s (best of the thread counts)\n", top, ntop
-    printf "ratios: samples/s nabla/torch; latency and RSS torch/nabla (higher is better for nabla everywhere)\n"
-    printf "%%sgemm: nabla training GFLOP/s / OpenBLAS sgemm peak; %%nabla: / nabla sgemm peak\n"
-}' "$out"
-echo "(nabla: $BATCHES timed batches of 128; PyTorch: one epoch of $LIMIT samples, batch 128," \
-     "as timed by torch_fmnist.py; RSS: PyTorch training mlp for one full epoch)"
+echo "== Kernels (as printed above)"
+awk '!seen[$0]++' "$work/kernels" | sed 's/^KERNELS //'
+echo
+[ -f "$work/missing" ] && cat "$work/missing"
+awk -v models="$MODELS" -f bench/table.awk "$out"

@@ -1,0 +1,111 @@
+# The tables of bench/compare.sh, from its result lines:
+#   SIDE RESULT model=M threads=T samples_per_s=X ... latency_us=Y ...
+#   SIDE RESULT sgemm kernel=K n=N threads=T gflops=G core=...
+# SIDE is nabla, nabla-openblas (NB_GEMM=openblas), torch2-eager,
+# torch2-compile, jax, torch-debian or ort.  Run with -v models="mlp ...".
+function val(line, key,   r) {
+    if (match(line, " " key "=[0-9.e+-]+")) {
+        r = substr(line, RSTART + length(key) + 2, RLENGTH - length(key) - 2)
+        return r + 0
+    }
+    return -1
+}
+function word(line, key,   r) {
+    if (match(line, " " key "=[^ ]+")) return substr(line, RSTART + length(key) + 2, RLENGTH - length(key) - 2)
+    return ""
+}
+function fig(v) { return v > 0 ? sprintf("%.0f", v) : "-" }
+# the best figure of a side for a model: highest rate or lowest latency
+function best(side, m, what, lower,   t, b) {
+    b = -1; bt[side, m, what] = 0
+    for (t = 1; t <= maxt; t++)
+        if ((side, m, t, what) in v && (b < 0 || (lower ? v[side, m, t, what] < b : v[side, m, t, what] > b))) {
+            b = v[side, m, t, what]; bt[side, m, what] = t
+        }
+    return b
+}
+function with_t(side, m, what, lower,   b) {
+    b = best(side, m, what, lower)
+    return b > 0 ? sprintf("%s (%dt)", lower ? sprintf("%.1f", b) : fig(b), bt[side, m, what]) : "missing"
+}
+{
+    side = $1
+    if ($3 == "sgemm") {
+        t = val($0, "threads"); g = val($0, "gflops"); k = word($0, "kernel")
+        sg[side, k, t] = g; sgerr[side, k, t] = word($0, "max_rel_err")
+        if (k == "openblas") sgcore[side] = word($0, "core")
+        if (k == "nabla" && g > sgpeak[side]) sgpeak[side] = g
+        if (t > maxt) maxt = t
+        next
+    }
+    m = word($0, "model"); t = val($0, "threads")
+    if (m == "" || t < 1) next
+    if (t > maxt) maxt = t
+    x = val($0, "samples_per_s"); if (x > 0) v[side, m, t, "sps"] = x
+    x = val($0, "latency_us"); if (x > 0) v[side, m, t, "lat"] = x
+    x = val($0, "gflops"); if (x > 0) v[side, m, t, "gf"] = x
+}
+END {
+    n = split(models, M, " ")
+    ns = split("nabla nabla-openblas torch2-eager torch2-compile jax torch-debian", S, " ")
+    np = split("torch2-eager torch2-compile jax torch-debian", P, " ")
+
+    print "Training samples/s, Fashion-MNIST, Adam, batch 128: every figure"
+    printf "%-9s %7s", "model", "threads"
+    for (s = 1; s <= ns; s++) printf " %15s", S[s]
+    printf "\n"
+    for (i = 1; i <= n; i++)
+        for (t = 1; t <= maxt; t++) {
+            printf "%-9s %7d", M[i], t
+            for (s = 1; s <= ns; s++) printf " %15s", fig((S[s], M[i], t, "sps") in v ? v[S[s], M[i], t, "sps"] : -1)
+            printf "\n"
+        }
+
+    print "\nTraining samples/s, each side at its best thread count"
+    printf "| model | nabla | PyTorch 2.x eager | PyTorch 2.x compile | JAX jit | PyTorch Debian | nabla ÷ best peer | nabla GFLOP/s | ÷ nabla sgemm |\n"
+    printf "|---|---|---|---|---|---|---|---|---|\n"
+    for (i = 1; i <= n; i++) {
+        m = M[i]; top = -1; who = ""
+        for (p = 1; p <= np; p++) { b = best(P[p], m, "sps", 0); if (b > top) { top = b; who = P[p] } }
+        nb = best("nabla", m, "sps", 0)
+        gf = (nb > 0) ? v["nabla", m, bt["nabla", m, "sps"], "gf"] : -1
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", m, with_t("nabla", m, "sps", 0),
+            with_t("torch2-eager", m, "sps", 0), with_t("torch2-compile", m, "sps", 0),
+            with_t("jax", m, "sps", 0), with_t("torch-debian", m, "sps", 0),
+            (nb > 0 && top > 0) ? sprintf("**%.2f×** (%s)", nb / top, who) : "-",
+            (gf > 0 ? sprintf("%.1f", gf) : "-"),
+            (gf > 0 && sgpeak["nabla"] > 0) ? sprintf("%.0f%%", 100 * gf / sgpeak["nabla"]) : "-"
+    }
+
+    print "\nBatch-1 inference latency, µs (median), each side at its best thread count"
+    printf "| model | nabla | ONNX Runtime | ORT ÷ nabla |\n|---|---|---|---|\n"
+    for (i = 1; i <= n; i++) {
+        m = M[i]; a = best("nabla", m, "lat", 1); b = best("ort", m, "lat", 1)
+        printf "| %s | %s | %s | %s |\n", m, with_t("nabla", m, "lat", 1), with_t("ort", m, "lat", 1),
+            (a > 0 && b > 0) ? sprintf("**%.2f×**", b / a) : "-"
+    }
+
+    print "\nThe OpenBLAS path: nabla with NB_GEMM=openblas (OpenBLAS's own kernel choice) against PyTorch 2.x"
+    printf "| model | nabla on OpenBLAS | best PyTorch 2.x | ratio | nabla (own kernel) ÷ nabla on OpenBLAS |\n|---|---|---|---|---|\n"
+    for (i = 1; i <= n; i++) {
+        m = M[i]; a = best("nabla-openblas", m, "sps", 0)
+        e = best("torch2-eager", m, "sps", 0); c = best("torch2-compile", m, "sps", 0)
+        tp = e > c ? "torch2-eager" : "torch2-compile"; b = e > c ? e : c
+        own = best("nabla", m, "sps", 0)
+        printf "| %s | %s | %s | %s | %s |\n", m, with_t("nabla-openblas", m, "sps", 0),
+            (b > 0 ? with_t(tp, m, "sps", 0) " " substr(tp, 8) : "missing"),
+            (a > 0 && b > 0) ? sprintf("**%.2f×**", a / b) : "-",
+            (a > 0 && own > 0) ? sprintf("%.2f×", own / a) : "-"
+    }
+
+    print "\nsgemm 2048³: GFLOP/s (largest relative error of 256 entries against double precision)"
+    for (t = 1; t <= maxt; t++) {
+        if (("nabla", "nabla", t) in sg)
+            printf "%dt: nabla's kernel %.1f (%s)", t, sg["nabla", "nabla", t], sgerr["nabla", "nabla", t]
+        if (("nabla", "openblas", t) in sg)
+            printf "; %s as the environment sets it %.1f (%s)", sgcore["nabla"], sg["nabla", "openblas", t], sgerr["nabla", "openblas", t]
+        if (("nabla-openblas", "openblas", t) in sg)
+            printf "; %s by its own choice %.1f (%s)", sgcore["nabla-openblas"], sg["nabla-openblas", "openblas", t], sgerr["nabla-openblas", "openblas", t]
+        printf "\n"
+    }
+}

@@ -1,0 +1,66 @@
+#!/bin/sh
+# The bench's own parts without its peers: nabla-bench prints the models the
+# peer scripts build (same parameter counts), saves trained weights that
+# nabla export turns into ONNX files, rejects bad options with exit 2, and
+# bench/table.awk turns result lines into the right best figures and ratios.
+# Usage: test_bench_cli.sh BUILD_DIR
+. "$(dirname "$0")/support/harness.sh"
+bench=$build/bench/nabla-bench
+
+# --- the models: the parameter counts of the peers' nn.Sequential models
+for mp in mlp:235146 mlp-wide:1863690 cnn:225034; do
+    m=${mp%%:*}
+    "$bench" --print-model "$m" > "$work/$m.nn"
+    check '[ $? -eq 0 ]' "nabla-bench --print-model $m exits 0"
+    "$nabla" info "$work/$m.nn" > "$work/info.out" 2>&1
+    check 'grep -q "^parameters: ${mp#*:} " "$work/info.out"' \
+        "$m has ${mp#*:} parameters: $(grep parameters "$work/info.out")"
+done
+expect_error 2 "nabla-bench: --print-model: unknown model 'resnet'" "$bench" --print-model resnet
+"$bench" --latency-runs 0 > "$work/out" 2> "$work/err"
+check '[ $? -eq 2 ] && grep -q "^usage: nabla-bench" "$work/err"' "--latency-runs 0 is a usage error"
+"$bench" --batches > "$work/out" 2> "$work/err"
+check '[ $? -eq 2 ] && grep -q "^usage: nabla-bench" "$work/err"' "a flag without its value is a usage error"
+
+# --- one short run: result and kernel lines, weights that export to ONNX
+if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+    "$bench" --model mlp --threads 1 --batches 2 --latency-runs 5 --no-sgemm \
+        --save-weights "$work" > "$work/run.out" 2> "$work/run.err"
+    check '[ $? -eq 0 ]' "a short nabla-bench run exits 0: $(cat "$work/run.err")"
+    check 'grep -q "^RESULT model=mlp threads=1 batch=128 batches=2 samples_per_s=[0-9]" "$work/run.out"' \
+        "it prints mlp's result line: $(cat "$work/run.out")"
+    check 'grep -q "^KERNELS nabla: float products: " "$work/run.out"' "it says which kernel runs"
+    "$nabla" export "$work/mlp.nn" --weights "$work/mlp.safetensors" --onnx "$work/mlp.onnx" \
+        --logits > "$work/export.out" 2>&1
+    check '[ $? -eq 0 ] && [ -s "$work/mlp.onnx" ]' "nabla export takes the saved weights: $(cat "$work/export.out")"
+    "$bench" --model mlp --batches 1 --latency-runs 1 --no-sgemm --save-weights "$work/none" \
+        > "$work/out" 2> "$work/err"
+    check '[ $? -eq 1 ] && grep -q "^nabla-bench: mlp: save weights: $work/none/mlp.safetensors" "$work/err"' \
+        "an unwritable --save-weights fails naming the file: $(cat "$work/err")"
+else
+    echo "skipped: nabla-bench run (dataset-fashion-mnist not installed)"
+fi
+
+# --- the tables: best thread count per side, ratios against the best peer
+cat > "$work/results" <<'R'
+nabla RESULT model=mlp threads=1 batch=128 batches=9 samples_per_s=1000 gflops=1.00 latency_us=5.0 peak_rss_mb=1
+nabla RESULT model=mlp threads=2 batch=128 batches=9 samples_per_s=3000 gflops=3.00 latency_us=6.0 peak_rss_mb=1
+nabla RESULT sgemm kernel=nabla n=2048 threads=2 gflops=6.0 max_rel_err=1e-07 core="x"
+nabla-openblas RESULT model=mlp threads=1 batch=128 batches=9 samples_per_s=600 gflops=0.6 latency_us=9.0 peak_rss_mb=1
+torch2-eager RESULT label=torch2-eager model=mlp threads=2 batches=9 samples_per_s=800 loss=1
+torch2-compile RESULT label=torch2-compile model=mlp threads=1 batches=9 samples_per_s=1200 loss=1
+jax RESULT label=jax model=mlp threads=1 batches=9 samples_per_s=1500 loss=1
+jax RESULT label=jax model=mlp threads=2 batches=9 samples_per_s=1400 loss=1
+ort RESULT label=ort model=mlp threads=1 runs=9 latency_us=10.0 call=run
+ort RESULT label=ort model=mlp threads=2 runs=9 latency_us=12.0 call=run
+R
+awk -v models="mlp cnn" -f bench/table.awk "$work/results" > "$work/table" 2> "$work/err"
+check '[ $? -eq 0 ] && [ ! -s "$work/err" ]' "table.awk runs: $(cat "$work/err")"
+check 'grep -q "^| mlp | 3000 (2t) | 800 (2t) | 1200 (1t) | 1500 (1t) | missing | \*\*2.00×\*\* (jax) | 3.0 | 50% |$" "$work/table"' \
+    "training row: best of each side, 3000 / 1500 against jax, 3 of 6 GFLOP/s: $(cat "$work/table")"
+check 'grep -q "^| mlp | 5.0 (1t) | 10.0 (1t) | \*\*2.00×\*\* |$" "$work/table"' "latency row: 10 / 5"
+check 'grep -q "^| mlp | 600 (1t) | 1200 (1t) compile | \*\*0.50×\*\* | 5.00× |$" "$work/table"' \
+    "OpenBLAS row: 600 against torch.compile's 1200"
+check 'grep -q "^| cnn | missing | missing | missing | missing | missing | - |" "$work/table"' \
+    "a model without figures is missing, not a failure"
+finish
