@@ -199,6 +199,15 @@ static void test_bptt(void) {
     CHECKF(r.rate[BPTT_LSTM_F3] > 0.9 && r.ratio[BPTT_LSTM_F3] > pow(0.9, span),
            "LSTM, forget bias +3: %g per step, ratio %g", r.rate[BPTT_LSTM_F3],
            r.ratio[BPTT_LSTM_F3]);
+    /* the same seed gives the same run, another seed other draws */
+    static bptt_result again;
+    CHECK(exp_bptt_run(&c, &again) == 0);
+    check_outputs(dir, "bptt");
+    CHECK(memcmp(again.norm, r.norm, sizeof r.norm) == 0);
+    c.seed = 1;
+    CHECK(exp_bptt_run(&c, &again) == 0);
+    check_outputs(dir, "bptt");
+    CHECK(again.norm[BPTT_RNN][0] != r.norm[BPTT_RNN][0]);
 }
 
 /* ------------------------------------------------------------------- ewa */
