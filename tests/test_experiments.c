@@ -165,6 +165,51 @@ static void test_depth(void) {
     CHECK(r.norm[DEPTH_RELU_PLAIN][0] == r.norm[DEPTH_RELU_SKIP][0]);
 }
 
+/* ------------------------------------------------------------------ bptt */
+
+static void test_bptt(void) {
+    exp_ctx c = quick();
+    static bptt_result r;
+    CHECK(exp_bptt_run(&c, &r) == 0);
+    check_outputs(dir, "bptt");
+    CHECK(r.steps == 50);
+    const int span = r.steps - 1;
+    /* the tanh RNN: each step back multiplies the gradient by diag(tanh') W_hh,
+     * sqrt(E[tanh'(s)^2] / 3) = 0.453 for infinite width at PyTorch's init
+     * (Var(w) = 1/(3H)), so over 49 steps it falls below 0.55^49 = 2e-13 */
+    CHECKF(fabs(r.rate[BPTT_RNN] - r.rnn_predicted) < 0.06 && r.rnn_predicted > 0.4 &&
+               r.rnn_predicted < 0.5,
+           "RNN: %g per step, predicted %g", r.rate[BPTT_RNN], r.rnn_predicted);
+    CHECKF(r.ratio[BPTT_RNN] < pow(0.55, span), "RNN: %g at k = %d against k = 0",
+           r.ratio[BPTT_RNN], span);
+    /* the gated cells keep a path whose factor per step is a gate (f for the
+     * LSTM's cell, z for the GRU's state), about 1/2 at this init: they
+     * vanish too, but more slowly, ending orders of magnitude above the RNN */
+    for (int k = BPTT_GRU; k <= BPTT_LSTM; k++) {
+        CHECKF(r.rate[k] > r.rate[BPTT_RNN] + 0.05, "%s: %g per step, RNN %g", bptt_labels[k],
+               r.rate[k], r.rate[BPTT_RNN]);
+        CHECKF(r.ratio[k] > 1e3 * r.ratio[BPTT_RNN], "%s: ratio %g, RNN %g", bptt_labels[k],
+               r.ratio[k], r.ratio[BPTT_RNN]);
+    }
+    /* a forget gate near 1 stops the vanishing: with its bias raised by 3,
+     * f = sigmoid(3 + noise) > 0.9 mostly, and 0.9^49 = 6e-3 */
+    CHECKF(r.rate[BPTT_LSTM] < r.rate[BPTT_LSTM_F1] && r.rate[BPTT_LSTM_F1] < r.rate[BPTT_LSTM_F3],
+           "LSTM: %g, %g, %g per step for forget bias +0, +1, +3", r.rate[BPTT_LSTM],
+           r.rate[BPTT_LSTM_F1], r.rate[BPTT_LSTM_F3]);
+    CHECKF(r.rate[BPTT_LSTM_F3] > 0.9 && r.ratio[BPTT_LSTM_F3] > pow(0.9, span),
+           "LSTM, forget bias +3: %g per step, ratio %g", r.rate[BPTT_LSTM_F3],
+           r.ratio[BPTT_LSTM_F3]);
+    /* the same seed gives the same run, another seed other draws */
+    static bptt_result again;
+    CHECK(exp_bptt_run(&c, &again) == 0);
+    check_outputs(dir, "bptt");
+    CHECK(memcmp(again.norm, r.norm, sizeof r.norm) == 0);
+    c.seed = 1;
+    CHECK(exp_bptt_run(&c, &again) == 0);
+    check_outputs(dir, "bptt");
+    CHECK(again.norm[BPTT_RNN][0] != r.norm[BPTT_RNN][0]);
+}
+
 /* ------------------------------------------------------------------- ewa */
 
 static void test_ewa(void) {
@@ -267,6 +312,7 @@ int main(void) {
     }
     test_init();
     test_depth();
+    test_bptt();
     test_ewa();
     test_xor();
     test_regression();

@@ -11,6 +11,7 @@
 static const exp_entry experiments[] = {
     {"init", exp_init, "activation and gradient std per layer for each initialiser"},
     {"depth", exp_depth, "first-layer gradient against depth, with and without skips"},
+    {"bptt", exp_bptt, "gradient through time for the RNN, GRU and LSTM over 50 steps"},
     {"ewa", exp_ewa, "exponentially weighted averages, with and without bias correction"},
     {"xor", exp_xor, "XOR: a linear model fails, a small ReLU network solves it"},
     {"regression", exp_regression, "least squares: closed form against gradient descent"},

@@ -49,6 +49,23 @@ typedef struct depth_result {
 
 int exp_depth_run(const exp_ctx *ctx, depth_result *r);
 
+/* ------------------------------------------------------------------ bptt */
+
+enum { BPTT_CASES = 5, BPTT_STEPS = 50 };
+enum { BPTT_RNN, BPTT_GRU, BPTT_LSTM, BPTT_LSTM_F1, BPTT_LSTM_F3 };
+extern const char *const bptt_labels[BPTT_CASES];
+
+typedef struct bptt_result {
+    int hidden, inputs, steps;
+    /* geometric mean over the seeds of ||dL/dx_{T-1-k}||, k = 0..steps-1 */
+    double norm[BPTT_CASES][BPTT_STEPS];
+    double rate[BPTT_CASES];   /* fitted factor per step back: exp(slope of ln norm) */
+    double ratio[BPTT_CASES];  /* norm at k = steps-1 over norm at k = 0 */
+    double rnn_predicted;      /* the RNN's factor per step for infinite width */
+} bptt_result;
+
+int exp_bptt_run(const exp_ctx *ctx, bptt_result *r);
+
 /* ------------------------------------------------------------------- ewa */
 
 enum { EWA_BETAS = 3 };

@@ -21,6 +21,7 @@ typedef struct exp_entry {
 
 int exp_init(const exp_ctx *ctx);
 int exp_depth(const exp_ctx *ctx);
+int exp_bptt(const exp_ctx *ctx);
 int exp_ewa(const exp_ctx *ctx);
 int exp_xor(const exp_ctx *ctx);
 int exp_regression(const exp_ctx *ctx);
