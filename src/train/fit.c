@@ -50,7 +50,8 @@ typedef struct fit_run {
     int batch;               /* the full batch size                       */
     size_t classes;          /* scores per sample for accuracy; 0: none   */
     size_t *idx;             /* the epoch's order of the training samples */
-    nb_real *xb, *yb;        /* one batch                                 */
+    nb_real *xb, *yb;        /* one batch (this process's slice of it)    */
+    int off, local;          /* the slice: rows [off, off + local) of it  */
     nb__augment aug;
     nb_epoch_stats *last;    /* the last completed epoch, or NULL         */
 } fit_run;
@@ -67,6 +68,7 @@ static nb_status check_setup(nb_graph *g, const nb_fit_config *cfg, const nb_dat
     if (s == NB_OK) s = nb__check_data(g, fn, "training", train, cfg->input, cfg->target);
     if (s == NB_OK && val) s = nb__check_data(g, fn, "validation", val, cfg->input, cfg->target);
     if (s == NB_OK) s = nb__check_optimizer(g, fn, cfg->optimizer);
+    if (s == NB_OK) s = nb__dist_check(cfg->dist, cfg, train->n);
     if (s != NB_OK) return s;
     int c = 0, h = 0, w = 0;
     const nb_node_t *in = &g->nodes[cfg->input];
@@ -120,14 +122,20 @@ static void shuffle(fit_run *r, int epoch) {
     nb_rng_shuffle(&rng, r->idx, r->train->n);
 }
 
-/* Batch b of the epoch into the graph's inputs; *bs receives its size. */
+/* Batch b of the epoch (this process's slice of it) into the graph's
+ * inputs; *bs receives the size of the whole batch. */
 static nb_status fill_batch(fit_run *r, int epoch, size_t b, int *bs) {
     const size_t start = b * (size_t)r->batch, n = r->train->n;
     *bs = (int)(n - start < (size_t)r->batch ? n - start : (size_t)r->batch);
-    nb_status s = nb_data_batch(r->train, r->idx, start, (size_t)*bs, r->xb, r->yb);
-    if (s == NB_OK) nb__augment_batch(&r->aug, r->xb, *bs, start, r->cfg->seed, epoch);
-    if (s == NB_OK) s = nb_set_input(r->g, r->cfg->input, r->xb, *bs);
-    if (s == NB_OK) s = nb_set_input(r->g, r->cfg->target, r->yb, *bs);
+    r->off = 0;
+    r->local = *bs;
+    nb__dist_slice(r->cfg->dist, *bs, &r->off, &r->local);
+    nb_dist_set_weight(r->cfg->dist, (double)r->local / *bs);
+    const size_t first = start + (size_t)r->off;
+    nb_status s = nb_data_batch(r->train, r->idx, first, (size_t)r->local, r->xb, r->yb);
+    if (s == NB_OK) nb__augment_batch(&r->aug, r->xb, r->local, first, r->cfg->seed, epoch);
+    if (s == NB_OK) s = nb_set_input(r->g, r->cfg->input, r->xb, r->local);
+    if (s == NB_OK) s = nb_set_input(r->g, r->cfg->target, r->yb, r->local);
     if (s != NB_OK)
         return nb_err_prefix(s, "nb_fit: epoch %d, step %zu of %zu", epoch, b + 1, r->n_batches);
     return NB_OK;
@@ -136,7 +144,7 @@ static nb_status fill_batch(fit_run *r, int epoch, size_t b, int *bs) {
 /* The error of a failed step, saying where in training it happened. */
 static nb_status step_failed(fit_run *r, nb_status s, int epoch, size_t b, int first_step) {
     nb__step_place at = {epoch, b, r->n_batches, nb_optim_steps(r->cfg->optimizer) + 1,
-                         first_step, r->idx, b * (size_t)r->batch};
+                         first_step, r->idx, b * (size_t)r->batch + (size_t)r->off};
     return nb__explain_step_error(r->g, r->cfg, s, &at);
 }
 
@@ -149,16 +157,18 @@ static nb_status finish_epoch(fit_run *r, nb_epoch_stats *st, double t0, int *st
     const nb_real *params = nb_params(r->g);
     for (size_t k = 0, n = nb_param_count(r->g); k < n; k++)
         if (!nb__is_finite((double)params[k])) return nb__update_error(r->g, st->epoch, st->step);
-    if (r->val) {
+    if (r->val && nb_dist_rank(cfg->dist) == 0) { /* the others get rank 0's figures */
         nb_status s = nb__evaluate("nb_fit: validation", r->g, cfg->input, cfg->target,
                                    cfg->loss, cfg->output, r->val, r->batch, r->xb,
                                    &st->val_loss, &st->val_acc);
         if (s != NB_OK) return s;
     }
+    nb_status s = r->val ? nb__dist_val_stats(cfg->dist, st) : NB_OK;
+    if (s != NB_OK) return s;
     st->seconds = now_seconds() - t0;
     if (r->last) *r->last = *st;
     *stop = cfg->on_epoch && cfg->on_epoch(st, cfg->user);
-    return NB_OK;
+    return nb__dist_any(cfg->dist, stop);
 }
 
 /* One epoch (or the rest of one, when resuming); *stop when a callback
@@ -179,14 +189,17 @@ static nb_status run_epoch(fit_run *r, int epoch, int *stop) {
         s = nb_train_step(r->g, cfg, lr, &loss);
         if (s != NB_OK)
             return step_failed(r, s, epoch, b, b == first && epoch == cfg->start_epoch + 1);
+        size_t right = r->classes ? nb__count_correct(r->g->nodes[cfg->output].val, r->yb,
+                                                      r->local, r->classes, r->train->y_size)
+                                  : 0;
+        if ((s = nb__dist_batch_stats(cfg->dist, r->local, bs, &loss, &right)) != NB_OK) return s;
         loss_sum += loss * bs;
         seen += (size_t)bs;
-        if (r->classes)
-            correct += nb__count_correct(r->g->nodes[cfg->output].val, r->yb, bs, r->classes,
-                                         r->train->y_size);
+        correct += right;
         nb_batch_stats bst = {epoch, b + 1, r->n_batches, nb_optim_steps(cfg->optimizer), loss,
-                              loss_sum / (double)seen};
-        if (cfg->on_batch && (*stop = cfg->on_batch(&bst, cfg->user))) return NB_OK;
+                              loss_sum / (double)seen, bs, right};
+        *stop = cfg->on_batch && cfg->on_batch(&bst, cfg->user);
+        if ((s = nb__dist_any(cfg->dist, stop)) != NB_OK || *stop) return s;
     }
     if (seen == 0) return NB_OK; /* resumed exactly at the end of an epoch */
     nb_epoch_stats st;

@@ -2,6 +2,8 @@
  * gradients of several processes, clip, and one optimiser step. */
 #include "train.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Are all of v[0..n) finite?  Every step checks its gradients, so this
@@ -34,6 +36,24 @@ static nb_status check_step(nb_graph *g, const nb_fit_config *cfg) {
     return s;
 }
 
+/* This process's share of the gradient sum over the processes. */
+static nb_status weighted_sum(nb_dist *d, nb_real *grads, size_t n) {
+    const nb_real w = (nb_real)nb__dist_weight(d);
+    for (size_t k = 0; k < n; k++) grads[k] *= w;
+    return nb_dist_sum(d, grads, n);
+}
+
+/* A process that cannot go on still joins the step's sum, with NaN
+ * gradients, so that the others stop at the same step instead of waiting
+ * for it; `failure` stays the error to report. */
+static nb_status poison_sum(nb_dist *d, nb_real *grads, size_t n, nb_status failure) {
+    char why[512];
+    snprintf(why, sizeof why, "%s", nb_last_error());
+    for (size_t k = 0; k < n; k++) grads[k] = (nb_real)NAN;
+    nb_dist_sum(d, grads, n);
+    return nb_err(failure, "%s", why);
+}
+
 nb_status nb_train_step(nb_graph *g, const nb_fit_config *cfg, double lr, double *loss) {
     nb_status s = check_step(g, cfg);
     if (s != NB_OK) return s;
@@ -45,14 +65,18 @@ nb_status nb_train_step(nb_graph *g, const nb_fit_config *cfg, double lr, double
     if (s != NB_OK) return s;
     const double value = (double)g->nodes[cfg->loss].val[0];
     if (loss) *loss = value;
-    if (!nb__is_finite(value))
-        return nb_err(NB_ERR_NUMERIC, "nb_train_step: loss is %s",
-                      value != value ? "NaN" : value > 0 ? "inf" : "-inf");
+    if (!nb__is_finite(value)) {
+        s = nb_err(NB_ERR_NUMERIC, "nb_train_step: loss is %s",
+                   value != value ? "NaN" : value > 0 ? "inf" : "-inf");
+        return cfg->dist ? poison_sum(cfg->dist, grads, n, s) : s;
+    }
     s = nb_backward(g, cfg->loss);
     if (s != NB_OK) return s;
 
     /* Gradients of several processes are combined here, so that every
      * process clips and steps from the same sum (docs/design.md). */
+    if (cfg->dist && (s = weighted_sum(cfg->dist, grads, n)) != NB_OK)
+        return nb_err_prefix(s, "nb_train_step");
     if (cfg->on_gradients && (s = cfg->on_gradients(grads, n, cfg->user)) != NB_OK)
         return nb_err_prefix(s, "nb_train_step: on_gradients");
 

@@ -54,6 +54,24 @@ void nb__augment_free(nb__augment *a);
 void nb__augment_batch(const nb__augment *a, nb_real *x, int bs, size_t first, uint64_t seed,
                        int epoch);
 
+/* ------------------------------------------------------------ several processes (dist.c, fit_dist.c) */
+
+/* This process's weight in the gradient sum (nb_dist_set_weight). */
+double nb__dist_weight(const nb_dist *d);
+/* nb_fit's part of data parallelism; each does nothing for d == NULL. */
+/* The settings work with d's processes: every batch has a sample for each. */
+nb_status nb__dist_check(const nb_dist *d, const nb_fit_config *cfg, size_t n);
+/* This process's slice [*off, *off + *count) of a global batch of bs samples. */
+void nb__dist_slice(const nb_dist *d, int bs, int *off, int *count);
+/* This process's batch loss (a mean over `local` samples) and correct count
+ * into those of the global batch of `global` samples. */
+nb_status nb__dist_batch_stats(nb_dist *d, int local, int global, double *loss,
+                               size_t *correct);
+/* *flag := non-zero if it is non-zero on any process. */
+nb_status nb__dist_any(nb_dist *d, int *flag);
+/* Rank 0's validation loss and accuracy into every process's st. */
+nb_status nb__dist_val_stats(nb_dist *d, nb_epoch_stats *st);
+
 /* ------------------------------------------------------------ evaluation (evaluate.c) */
 
 /* Index of the largest of v[0..n): the first one on ties; NaN never wins. */

@@ -231,7 +231,7 @@ static int diagnose_setup(run *r, int resumed) {
 
 static int on_batch(const nb_batch_stats *b, void *user) {
     run *r = user;
-    epoch_sums_batch(&r->sums, b, r->m.graph, r->m.classes ? r->m.output : NB_NONE, r->m.target);
+    epoch_sums_batch(&r->sums, b);
     if (r->diag_every && diagnose_step(r, b)) return 1;
     if (r->tb.w && tb_log_batch(&r->tb, b) != NB_OK) return tb_failed(r);
     if (!r->quiet) progress_batch(&r->prog, b->epoch, b->batch, b->epoch_loss);

@@ -19,29 +19,11 @@ static void begin(epoch_sums *e, int epoch) {
     e->t0 = t0;
 }
 
-/* Correct predictions of the batch, counted as nb_fit counts them: the first
- * largest score against the class label. */
-static size_t count_correct(nb_graph *g, nb_node output, nb_node target, int batch) {
-    size_t classes = cli_sample_size(g, output), correct = 0;
-    const nb_real *p = nb_value(g, output), *y = nb_value(g, target);
-    if (!p || !y || classes == 0 || cli_sample_size(g, target) != 1) return 0;
-    for (int r = 0; r < batch; r++, p += classes) {
-        size_t best = 0;
-        for (size_t c = 1; c < classes; c++)
-            if (p[c] > p[best]) best = c;
-        double t = (double)y[r];
-        correct += t >= 0 && t < (double)classes && best == (size_t)t;
-    }
-    return correct;
-}
-
-void epoch_sums_batch(epoch_sums *e, const nb_batch_stats *b, nb_graph *g, nb_node output,
-                      nb_node target) {
+void epoch_sums_batch(epoch_sums *e, const nb_batch_stats *b) {
     begin(e, b->epoch);
-    int bs = nb_graph_batch(g);
-    e->loss_sum += b->loss * bs;
-    e->seen += (size_t)bs;
-    if (output != NB_NONE) e->correct += count_correct(g, output, target, bs);
+    e->loss_sum += b->loss * b->batch_size;
+    e->seen += (size_t)b->batch_size;
+    e->correct += b->correct;
 }
 
 void epoch_sums_finish(epoch_sums *e, nb_epoch_stats *s) {

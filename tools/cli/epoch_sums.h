@@ -20,10 +20,9 @@ typedef struct epoch_sums {
 
 /* This run starts training now (before nb_fit; the struct starts zeroed). */
 void epoch_sums_start(epoch_sums *e);
-/* After a step: add its loss, samples and (output given) correct predictions
- * of the batch still in the graph. */
-void epoch_sums_batch(epoch_sums *e, const nb_batch_stats *b, nb_graph *g, nb_node output,
-                      nb_node target);
+/* After a step: add its loss, samples and correct predictions (those of the
+ * global batch, as nb_fit counts them). */
+void epoch_sums_batch(epoch_sums *e, const nb_batch_stats *b);
 /* After an epoch ends: the whole-epoch loss, accuracy and seconds replace
  * nb_fit's (which cover only this run) when sums were restored; then the
  * next epoch starts. */
