@@ -26,13 +26,19 @@ DEB_PACKAGES = cmake gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev
                libpng-dev libjpeg62-turbo-dev protobuf-c-compiler libprotobuf-c-dev \
                libonnx-dev
 FUZZ_PACKAGES = clang libclang-rt-14-dev
+# optional: mpirun nabla train (docs/scaling.md)
+MPI_PACKAGES = libopenmpi-dev openmpi-bin
 
-.PHONY: all build bench test test-asan demo examples deps clean fuzz fuzz-build fuzz-deps
+.PHONY: all build bench test test-asan demo examples deps mpi clean fuzz fuzz-build fuzz-deps
 
 all: build
 
 deps:
 	@sh scripts/install-deps.sh $(DEB_PACKAGES)
+
+# Open MPI, for several processes; the next build finds it
+mpi:
+	@sh scripts/install-deps.sh $(MPI_PACKAGES)
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "data_source.h"
 #include "diag_report.h"
+#include "dist_launch.h"
 #include "early_stop_cli.h"
 #include "epoch_sums.h"
 #include "finetune.h"
@@ -76,7 +77,11 @@ static const char *help_output =
     "  --top-k K, --report FILE.json, --confusion FILE.svg\n"
     "                         the test data's report, as for 'nabla eval' (see its --help)\n"
     "  Outputs are regular files or new paths, never an input or another output;\n"
-    "  each is locked (FILE.lock) so that a second run on it stops.\n";
+    "  each is locked (FILE.lock) so that a second run on it stops.\n"
+    "several processes (mpirun -np N nabla train ..., docs/scaling.md)\n"
+    "  --batch is the global batch: each process takes its slice of every batch, and\n"
+    "  the gradients are summed over them each step (same rate as one process).  Only\n"
+    "  rank 0 writes files and progress; --resume reads the checkpoint on every rank.\n";
 static const char *help_diagnostics =
     "diagnostics (docs/diagnostics.md)\n"
     "  --diagnose             a table per layer on the first batch of every epoch, on\n"
@@ -129,6 +134,7 @@ typedef struct run {
     const char *val_spec;    /* --val */
     early_stop_cli stop;     /* --early-stop, --monitor, --keep            */
     tb_log tb;               /* --tensorboard                              */
+    nb_dist *dist;           /* under mpirun: the processes; NULL: alone   */
 } run;
 
 static int tb_failed(run *r) {
@@ -533,6 +539,7 @@ static int rewrite_history(run *r) {
 /* Save the weights (with the model text and the input preprocessing) and
  * report the test set's loss and accuracy. */
 static int keep_result(run *r, const char *out) {
+    if (nb_dist_rank(r->dist) > 0) return 0; /* rank 0 writes and reports */
     nb_graph *g = r->m.graph;
     char why[64];
     int epoch = early_stop_choose(&r->stop, g, r->hist.n, why, sizeof why); /* --keep best */
@@ -554,7 +561,20 @@ static int keep_result(run *r, const char *out) {
                            &r->report);
 }
 
-int cmd_train(int argc, char **argv) {
+/* Under mpirun, the processes other than rank 0 write no files and print
+ * nothing: their output flags are dropped. */
+static void only_rank0_writes(cli_flag *f, int nf) {
+    static const char *const outputs[] = {
+        "out", "checkpoint", "checkpoint-every", "log", "plot", "tensorboard", "diagnose",
+        "diagnose-every", "diagnose-log", "test", "top-k", "report", "confusion"};
+    for (int i = 0; i < nf; i++)
+        for (size_t k = 0; k < sizeof outputs / sizeof outputs[0]; k++)
+            if (strcmp(f[i].name, outputs[k]) == 0) f[i].value = NULL;
+    for (int i = 0; i < nf; i++)
+        if (strcmp(f[i].name, "quiet") == 0) f[i].value = "1";
+}
+
+static int train_command(int argc, char **argv, nb_dist *dist) {
     cli_flag f[] = {{"data", 1, 0},         {"test", 1, 0},     {"val-split", 1, 0},
                     {"no-standardize", 0, 0}, {"epochs", 1, 0},   {"batch", 1, 0},
                     {"optim", 1, 0},        {"lr", 1, 0},       {"weight-decay", 1, 0},
@@ -577,6 +597,7 @@ int cmd_train(int argc, char **argv) {
         return printf("%s%s%s%s%s", help, early_stop_help, finetune_help, help_output,
                       help_diagnostics), 0;
     if (npos != 1) return cli_usage_error("train", "expected one model file");
+    if (nb_dist_rank(dist) > 0) only_rank0_writes(f, nf);
     if ((rc = finetune_check_repeats(argc, argv))) return rc;
     const char *v;
 #define FLAG(name) cli_get(f, nf, name)
@@ -585,6 +606,7 @@ int cmd_train(int argc, char **argv) {
     /* options */
     run r;
     memset(&r, 0, sizeof r);
+    r.dist = dist;
     char model_path[4096];
     r.model_path = cli_model_path(pos[0], model_path, sizeof model_path);
     r.data_spec = FLAG("data");
@@ -707,8 +729,12 @@ int cmd_train(int argc, char **argv) {
     cfg.output = r.m.classes ? r.m.output : NB_NONE;
     cfg.seed = r.seed;
     cfg.optimizer = r.opt;
+    cfg.dist = dist;
     size_t per_epoch = (r.train.n + (size_t)r.batch - 1) / (size_t)r.batch;
     if (!rc && resume) rc = restore(&r, resume, &cfg, per_epoch);
+    /* every process from rank 0's state (the same already, unless a file differs) */
+    if (!rc && dist && nb_dist_broadcast_state(dist, r.m.graph, r.opt) != NB_OK)
+        rc = cli_fail("train", "%s", nb_last_error());
     /* by default the first batch of every epoch */
     if ((r.diag_print || r.diag_log_path) && !r.diag_every) r.diag_every = (long)per_epoch;
     if (!rc && r.diag_every) rc = diagnose_setup(&r, resume != NULL);
@@ -724,4 +750,11 @@ int cmd_train(int argc, char **argv) {
     run_free(&r);
     return rc;
 #undef FLAG
+}
+
+int cmd_train(int argc, char **argv) {
+    nb_dist *dist;
+    int rc = dist_launch_start("train", &dist);
+    if (rc == 0) rc = train_command(argc, argv, dist);
+    return dist_launch_finish(dist, rc);
 }

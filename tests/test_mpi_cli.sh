@@ -1,0 +1,83 @@
+#!/bin/sh
+# mpirun -np 2 nabla train (docs/scaling.md): 2 processes agree with 1 at the
+# same global batch, two runs give the same bits, a run killed and resumed
+# under MPI ends bit-identical, and a bad setting stops every process.
+# Usage: test_mpi_cli.sh BUILD_DIR MPIEXEC (MPIEXEC empty: built without MPI, skip)
+. "$(dirname "$0")/support/harness.sh"
+mpiexec=${2:-}
+if [ -z "$mpiexec" ]; then echo "skipped: nabla was built without MPI"; exit 77; fi
+# CI runs as root, which Open MPI refuses unless told; two ranks may share a core
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+mpi2() { "$mpiexec" --oversubscribe --bind-to none -np 2 "$@"; }
+close="$build/tests/weights_close"
+
+# --- the data: the first 2048 Fashion-MNIST images (IDX), else a CSV
+fm=/usr/share/datasets/fashion-mnist
+be32() { printf "$(printf '\\%03o\\%03o\\%03o\\%03o' $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) \
+    $(($1 >> 8 & 255)) $(($1 & 255)))"; }
+if [ -f $fm/train-images-idx3-ubyte.gz ]; then
+    n=2048
+    { printf '\000\000\010\003'; be32 $n; be32 28; be32 28
+      gzip -dc $fm/train-images-idx3-ubyte.gz | tail -c +17 | head -c $((n * 784)); } > "$work/img"
+    { printf '\000\000\010\001'; be32 $n
+      gzip -dc $fm/train-labels-idx1-ubyte.gz | tail -c +9 | head -c $n; } > "$work/lab"
+    model=models/fashion_mlp.nn
+    data="idx:$work/img,$work/lab"
+else
+    echo "note: dataset-fashion-mnist not installed: a CSV model instead of fashion_mlp"
+    iris_csv "$work/train.csv" numeric
+    printf 'input 4\ndense 64\nrelu\ndense 3\nloss cross_entropy\n' > "$work/small.nn"
+    model="$work/small.nn"
+    data="csv:$work/train.csv"
+fi
+
+# --- (a) 2 processes against 1 at the same global batch: one epoch
+set -- train "$model" --data "$data" --epochs 1 --batch 64 --optim momentum --lr 0.05 \
+    --seed 4 --threads 1 --quiet
+"$nabla" "$@" --out "$work/one.safetensors" > "$work/one.out" 2>&1
+check '[ $? -eq 0 ]' "one process: $(cat "$work/one.out")"
+mpi2 "$nabla" "$@" --out "$work/two.safetensors" > "$work/two.out" 2>&1
+check '[ $? -eq 0 ]' "mpirun -np 2 nabla train exits 0: $(cat "$work/two.out")"
+"$close" "$work/one.safetensors" "$work/two.safetensors" 1e-5 > "$work/close.out" 2>&1
+check '[ $? -eq 0 ]' "2 processes agree with 1 within 1e-5: $(cat "$work/close.out")"
+check '! cmp -s "$work/one.safetensors" "$work/two.safetensors"' \
+    "the 2-process sums are really another order (else the check above proves nothing)"
+# --- (b) the same bits every time
+mpi2 "$nabla" "$@" --out "$work/again.safetensors" > "$work/again.out" 2>&1
+check 'cmp -s "$work/two.safetensors" "$work/again.safetensors"' \
+    "two 2-process runs are bit-identical: $(cat "$work/again.out")"
+# -np 1 is one process
+"$mpiexec" --oversubscribe -np 1 "$nabla" "$@" --out "$work/np1.safetensors" > "$work/np1.out" 2>&1
+check 'cmp -s "$work/one.safetensors" "$work/np1.safetensors"' \
+    "mpirun -np 1 trains as one process: $(cat "$work/np1.out")"
+
+# --- (c) killed mid-run, then --resume under MPI: bit-identical
+set -- train "$model" --data "$data" --epochs 3 --batch 64 --seed 4 --threads 1 \
+    --checkpoint-every 10 --quiet
+mpi2 "$nabla" "$@" --out "$work/full.safetensors" > "$work/full.out" 2>&1
+check '[ $? -eq 0 ]' "uninterrupted 2-process run: $(cat "$work/full.out")"
+# mpirun itself in the background (not through a function), so that $! is its pid
+"$mpiexec" --oversubscribe --bind-to none -np 2 "$nabla" "$@" --out "$work/cut.safetensors" \
+    > "$work/cut.out" 2>&1 &
+pid=$!
+i=0
+while [ ! -f "$work/cut.safetensors.ckpt" ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i + 1)); done
+sleep 0.2
+# mpirun passes SIGTERM on to every process
+if kill -TERM $pid 2>/dev/null; then ok; else bad "the run ended before it could be killed"; fi
+wait $pid 2>/dev/null
+check '[ ! -f "$work/cut.safetensors" ]' "the killed run wrote no final weights"
+check '[ -f "$work/cut.safetensors.ckpt" ]' "the killed run left its checkpoint"
+mpi2 "$nabla" "$@" --out "$work/cut.safetensors" --resume "$work/cut.safetensors.ckpt" \
+    > "$work/resume.out" 2>&1
+check '[ $? -eq 0 ]' "resume under MPI exits 0: $(cat "$work/resume.out")"
+check 'cmp -s "$work/full.safetensors" "$work/cut.safetensors"' \
+    "the resumed 2-process run is bit-identical to the uninterrupted one"
+
+# --- a setting no process can train with stops them all, with the reason
+mpi2 "$nabla" train "$model" --data "$data" --epochs 1 --batch 1 --quiet \
+    > "$work/bad.out" 2>&1
+rc=$?
+check '[ $rc -ne 0 ] && grep -q "batch_size 1 is smaller than the 2 processes" "$work/bad.out"' \
+    "--batch 1 on 2 processes fails (exit $rc): $(cat "$work/bad.out")"
+finish
