@@ -81,7 +81,8 @@ static const char *help_output =
     "several processes (mpirun -np N nabla train ..., docs/scaling.md)\n"
     "  --batch is the global batch: each process takes its slice of every batch, and\n"
     "  the gradients are summed over them each step (same rate as one process).  Only\n"
-    "  rank 0 writes files and progress; --resume reads the checkpoint on every rank.\n";
+    "  rank 0 writes files and progress; --resume reads the checkpoint on every rank.\n"
+    "  Ctrl-C under mpirun ends every rank at once: resume from the last checkpoint.\n";
 static const char *help_diagnostics =
     "diagnostics (docs/diagnostics.md)\n"
     "  --diagnose             a table per layer on the first batch of every epoch, on\n"
