@@ -42,34 +42,36 @@ check '[ $? -eq 0 ]' "mpirun -np 2 nabla train exits 0: $(cat "$work/two.out")"
 check '[ $? -eq 0 ]' "2 processes agree with 1 within 1e-5: $(cat "$work/close.out")"
 check '! cmp -s "$work/one.safetensors" "$work/two.safetensors"' \
     "the 2-process sums are really another order (else the check above proves nothing)"
-# --- (b) the same bits every time
-mpi2 "$nabla" "$@" --out "$work/again.safetensors" > "$work/again.out" 2>&1
-check 'cmp -s "$work/two.safetensors" "$work/again.safetensors"' \
-    "two 2-process runs are bit-identical: $(cat "$work/again.out")"
 # -np 1 is one process
 "$mpiexec" --oversubscribe -np 1 "$nabla" "$@" --out "$work/np1.safetensors" > "$work/np1.out" 2>&1
 check 'cmp -s "$work/one.safetensors" "$work/np1.safetensors"' \
     "mpirun -np 1 trains as one process: $(cat "$work/np1.out")"
 
-# --- (c) killed mid-run, then --resume under MPI: bit-identical
-set -- train "$model" --data "$data" --epochs 3 --batch 64 --seed 4 --threads 1 \
-    --checkpoint-every 10 --quiet
-mpi2 "$nabla" "$@" --out "$work/full.safetensors" > "$work/full.out" 2>&1
+# --- (b) the same bits every time: two uninterrupted runs of 3 epochs
+set -- train "$model" --data "$data" --batch 64 --seed 4 --threads 1 --checkpoint-every 10 --quiet
+mpi2 "$nabla" "$@" --epochs 3 --out "$work/full.safetensors" > "$work/full.out" 2>&1
 check '[ $? -eq 0 ]' "uninterrupted 2-process run: $(cat "$work/full.out")"
+mpi2 "$nabla" "$@" --epochs 3 --out "$work/again.safetensors" > "$work/again.out" 2>&1
+check 'cmp -s "$work/full.safetensors" "$work/again.safetensors"' \
+    "two 2-process runs are bit-identical: $(cat "$work/again.out")"
+
+# --- (c) killed mid-run, then --resume under MPI: bit-identical.  The killed
+# run asks for many epochs so that it is surely still running when its first
+# checkpoint appears, however fast the machine; the resumed run asks for the
+# 3 epochs of the runs above (the constant rate does not depend on --epochs).
 # mpirun itself in the background (not through a function), so that $! is its pid
-"$mpiexec" --oversubscribe --bind-to none -np 2 "$nabla" "$@" --out "$work/cut.safetensors" \
-    > "$work/cut.out" 2>&1 &
+"$mpiexec" --oversubscribe --bind-to none -np 2 "$nabla" "$@" --epochs 1000 \
+    --out "$work/cut.safetensors" > "$work/cut.out" 2>&1 &
 pid=$!
 i=0
 while [ ! -f "$work/cut.safetensors.ckpt" ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i + 1)); done
-sleep 0.2
 # mpirun passes SIGTERM on to every process
 if kill -TERM $pid 2>/dev/null; then ok; else bad "the run ended before it could be killed"; fi
 wait $pid 2>/dev/null
 check '[ ! -f "$work/cut.safetensors" ]' "the killed run wrote no final weights"
 check '[ -f "$work/cut.safetensors.ckpt" ]' "the killed run left its checkpoint"
-mpi2 "$nabla" "$@" --out "$work/cut.safetensors" --resume "$work/cut.safetensors.ckpt" \
-    > "$work/resume.out" 2>&1
+mpi2 "$nabla" "$@" --epochs 3 --out "$work/cut.safetensors" \
+    --resume "$work/cut.safetensors.ckpt" > "$work/resume.out" 2>&1
 check '[ $? -eq 0 ]' "resume under MPI exits 0: $(cat "$work/resume.out")"
 check 'cmp -s "$work/full.safetensors" "$work/cut.safetensors"' \
     "the resumed 2-process run is bit-identical to the uninterrupted one"
