@@ -630,6 +630,12 @@ nb_status nb_dist_broadcast_state(nb_dist *d, nb_graph *g, nb_optim *opt);
  * so that the sum is the gradient of the global batch's mean loss.  nb_fit
  * sets it for every step; the default is 1/size (equal slices). */
 void nb_dist_set_weight(nb_dist *d, double weight);
+/* on: g's batch norms normalise with the statistics of the global batch, and
+ * their backward uses its sums (synchronised batch norm): two sums of 2C+1
+ * doubles over the processes per batch norm of C channels per step.  Every
+ * forward and backward of g in training mode is then a collective call.  off
+ * (the default): each process's own slice.  No effect for a single process. */
+nb_status nb_dist_sync_batch_norm(nb_dist *d, nb_graph *g, int on);
 
 typedef struct nb_fit_config {
     nb_node input, target, loss;
@@ -695,8 +701,8 @@ nb_status nb_fit_check(const nb_fit_config *cfg);
  * With cfg->dist, the gradients, times this process's weight
  * (nb_dist_set_weight), are summed over the processes (nb_dist_sum) before
  * cfg->on_gradients; *loss is this process's loss.  A process whose loss is
- * not finite still takes part in the sum, with NaN gradients, so that every
- * process stops at the same step. */
+ * not finite, or whose forward or backward fails, still takes part in the
+ * sum, with NaN gradients, so that every process stops at the same step. */
 nb_status nb_train_step(nb_graph *g, const nb_fit_config *cfg, double lr, double *loss);
 
 /* Mini-batch training: each epoch reshuffles the training set with a

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { MAXP = 4 };
 
@@ -142,6 +143,8 @@ static nb_real xs[SAMPLES * 3], ys[SAMPLES];
 
 typedef struct fit_arg {
     int sizes;               /* the graph of rank 1 differs when set      */
+    int bn, sync;            /* a batch norm; synchronised statistics     */
+    int keep_last;           /* with bn: keep the short last batch        */
     nb_real params[64];
     size_t n;
     nb_status status;
@@ -165,7 +168,9 @@ static void fit_proc(nb_dist *d, void *v) {
     const int rank = nb_dist_rank(d), three = 3;
     nb_graph *g = nb_graph_new();
     nb_node x = nb_input(g, "x", 1, &three), y = nb_input(g, "y", 0, NULL);
-    nb_node h = nb_relu(g, nb_dense(g, x, a->sizes && rank == 1 ? 6 : 5, "h", NULL));
+    nb_node h = nb_dense(g, x, a->sizes && rank == 1 ? 6 : 5, "h", NULL);
+    if (a->bn) h = nb_batch_norm(g, h, "bn", NULL);
+    h = nb_relu(g, h);
     nb_node out = nb_dense(g, h, 2, "out", NULL);
     nb_node loss = nb_cross_entropy(g, out, y, 0);
     nb_rng r;
@@ -175,6 +180,7 @@ static void fit_proc(nb_dist *d, void *v) {
     oc.lr = 0.1;
     nb_optim *opt = nb_optim_new(&oc, nb_param_count(g));
     a->status = nb_dist_broadcast_state(d, g, opt);
+    if (a->status == NB_OK) a->status = nb_dist_sync_batch_norm(d, g, a->sync);
     if (a->status == NB_OK) {
         nb_fit_config cfg = nb_fit_defaults(x, y, loss, out);
         cfg.epochs = 2;
@@ -182,6 +188,7 @@ static void fit_proc(nb_dist *d, void *v) {
         cfg.seed = 3;
         cfg.optimizer = opt;
         cfg.dist = nb_dist_size(d) > 1 ? d : NULL;
+        cfg.drop_last = a->bn && !a->keep_last; /* else a slice of 1: no variance */
         nb_data data = test_data(xs, ys, SAMPLES, 3, 1);
         nb_epoch_stats last;
         a->status = nb_fit(g, &cfg, &data, NULL, &last);
@@ -229,11 +236,60 @@ static void test_fit_mismatch(void) {
     CHECKF(b[0].status == NB_OK, "%s", b[0].err);
 }
 
+/* Batch norm: per-process statistics train another model than one process
+ * does; synchronised statistics train the same one (up to float order). */
+static double max_rel_diff(const fit_arg *a, const fit_arg *b) {
+    double diff = 0, scale = 0;
+    for (size_t k = 0; k < a->n; k++) {
+        diff = fmax(diff, fabs((double)a->params[k] - (double)b->params[k]));
+        scale = fmax(scale, fabs((double)a->params[k]));
+    }
+    return diff / scale;
+}
+
+static void test_sync_batch_norm(void) {
+    static fit_arg one[1], local[3], sync[3], again[3];
+    one[0].bn = 1;
+    for (int r = 0; r < 3; r++) {
+        local[r].bn = sync[r].bn = again[r].bn = 1;
+        sync[r].sync = again[r].sync = 1;
+    }
+    run_procs(1, fit_proc, one, sizeof one[0]);
+    run_procs(3, fit_proc, local, sizeof local[0]);
+    run_procs(3, fit_proc, sync, sizeof sync[0]);
+    run_procs(3, fit_proc, again, sizeof again[0]);
+    CHECKF(one[0].status == NB_OK && sync[0].status == NB_OK, "%s / %s", one[0].err, sync[0].err);
+    double d_local = max_rel_diff(one, local), d_sync = max_rel_diff(one, sync);
+    CHECKF(d_local > 1e-3, "per-process statistics differ from one process: %g", d_local);
+    CHECKF(d_sync <= 1e-5, "synchronised statistics agree with one process: %g", d_sync);
+    CHECK(memcmp(sync[2].params, sync[0].params, sync[0].n * sizeof(nb_real)) == 0);
+    CHECK(memcmp(again[0].params, sync[0].params, sync[0].n * sizeof(nb_real)) == 0);
+}
+
+/* A process whose forward fails (its slice of the short last batch is 1
+ * sample, too few for batch norm's variance) still joins the gradient sum:
+ * every process stops with an error instead of waiting forever. */
+static void test_one_process_fails(void) {
+    static fit_arg a[3];
+    for (int r = 0; r < 3; r++) a[r].bn = a[r].keep_last = 1;
+    run_procs(3, fit_proc, a, sizeof a[0]);
+    CHECKF(a[0].status != NB_OK && strstr(a[0].err, "1 value per channel"), "%s", a[0].err);
+    CHECKF(a[2].status == NB_ERR_NUMERIC && strstr(a[2].err, "gradient is not finite"), "%s",
+           a[2].err);
+}
+
 int main(void) {
+    alarm(120); /* processes waiting for each other forever fail the test */
+    /* nabla's AVX-512 kernel keeps packing buffers for the life of each
+     * thread that calls it (src/kernels/sgemm_avx512.c); these threads end
+     * before the program, so the leak checker would count them */
+    setenv("NB_GEMM", "portable", 1);
     nb_set_threads(1);
     test_sum();
     test_bad_group();
     test_fit_together();
     test_fit_mismatch();
+    test_sync_batch_norm();
+    test_one_process_fails();
     TEST_END();
 }

@@ -1,7 +1,8 @@
 #!/bin/sh
 # mpirun -np 2 nabla train (docs/scaling.md): 2 processes agree with 1 at the
 # same global batch, two runs give the same bits, a run killed and resumed
-# under MPI ends bit-identical, and a bad setting stops every process.
+# under MPI ends bit-identical, --sync-bn makes batch norm agree with one
+# process, and a bad setting stops every process.
 # Usage: test_mpi_cli.sh BUILD_DIR MPIEXEC (MPIEXEC empty: built without MPI, skip)
 . "$(dirname "$0")/support/harness.sh"
 mpiexec=${2:-}
@@ -11,12 +12,12 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpi2() { "$mpiexec" --oversubscribe --bind-to none -np 2 "$@"; }
 close="$build/tests/weights_close"
 
-# --- the data: the first 2048 Fashion-MNIST images (IDX), else a CSV
+# --- the data: the first 1024 Fashion-MNIST images (IDX), else a CSV
 fm=/usr/share/datasets/fashion-mnist
 be32() { printf "$(printf '\\%03o\\%03o\\%03o\\%03o' $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) \
     $(($1 >> 8 & 255)) $(($1 & 255)))"; }
 if [ -f $fm/train-images-idx3-ubyte.gz ]; then
-    n=2048
+    n=1024
     { printf '\000\000\010\003'; be32 $n; be32 28; be32 28
       gzip -dc $fm/train-images-idx3-ubyte.gz | tail -c +17 | head -c $((n * 784)); } > "$work/img"
     { printf '\000\000\010\001'; be32 $n
@@ -75,6 +76,18 @@ mpi2 "$nabla" "$@" --epochs 3 --out "$work/cut.safetensors" \
 check '[ $? -eq 0 ]' "resume under MPI exits 0: $(cat "$work/resume.out")"
 check 'cmp -s "$work/full.safetensors" "$work/cut.safetensors"' \
     "the resumed 2-process run is bit-identical to the uninterrupted one"
+
+# --- batch norm with --sync-bn: the global batch's statistics, as one process
+# (that per-process statistics differ is checked by test_dist)
+iris_csv "$work/iris.csv" numeric
+printf 'input 4\ndense 16\nbatchnorm\nrelu\ndense 3\nloss cross_entropy\n' > "$work/bn.nn"
+set -- train "$work/bn.nn" --data "csv:$work/iris.csv" --epochs 2 --batch 30 --optim momentum \
+    --lr 0.05 --seed 2 --threads 1 --quiet
+"$nabla" "$@" --out "$work/bn1.safetensors" > "$work/bn1.out" 2>&1
+mpi2 "$nabla" "$@" --sync-bn --out "$work/bn2s.safetensors" > "$work/bn2s.out" 2>&1
+check '[ $? -eq 0 ]' "--sync-bn exits 0: $(cat "$work/bn2s.out")"
+"$close" "$work/bn1.safetensors" "$work/bn2s.safetensors" 1e-5 > "$work/c2.out" 2>&1
+check '[ $? -eq 0 ]' "with --sync-bn 2 processes agree with 1: $(cat "$work/c2.out")"
 
 # --- a setting no process can train with stops them all, with the reason
 mpi2 "$nabla" train "$model" --data "$data" --epochs 1 --batch 1 --quiet \

@@ -160,3 +160,13 @@ nb_status nb_dist_broadcast_state(nb_dist *d, nb_graph *g, nb_optim *opt) {
     }
     return s == NB_OK ? NB_OK : nb_err_prefix(s, "nb_dist_broadcast_state");
 }
+
+static nb_status sync_sum(void *ctx, double *v, size_t n) { return nb_dist_sum_f64(ctx, v, n); }
+
+nb_status nb_dist_sync_batch_norm(nb_dist *d, nb_graph *g, int on) {
+    if (!g) return nb_err(NB_ERR_ARG, "nb_dist_sync_batch_norm: graph is NULL");
+    const int sync = on && nb_dist_size(d) > 1;
+    g->sync_sum = sync ? sync_sum : NULL;
+    g->sync_ctx = sync ? d : NULL;
+    return NB_OK;
+}

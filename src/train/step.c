@@ -62,7 +62,7 @@ nb_status nb_train_step(nb_graph *g, const nb_fit_config *cfg, double lr, double
 
     nb_zero_grad(g);
     s = nb__forward_both(g, cfg->loss, cfg->output);
-    if (s != NB_OK) return s;
+    if (s != NB_OK) return cfg->dist ? poison_sum(cfg->dist, grads, n, s) : s;
     const double value = (double)g->nodes[cfg->loss].val[0];
     if (loss) *loss = value;
     if (!nb__is_finite(value)) {
@@ -71,7 +71,7 @@ nb_status nb_train_step(nb_graph *g, const nb_fit_config *cfg, double lr, double
         return cfg->dist ? poison_sum(cfg->dist, grads, n, s) : s;
     }
     s = nb_backward(g, cfg->loss);
-    if (s != NB_OK) return s;
+    if (s != NB_OK) return cfg->dist ? poison_sum(cfg->dist, grads, n, s) : s;
 
     /* Gradients of several processes are combined here, so that every
      * process clips and steps from the same sum (docs/design.md). */

@@ -1,5 +1,6 @@
-/* weights_close A B TOL: the float32 tensors of two safetensors files have
- * the same names and shapes, and each tensor of B is within TOL of A's
+/* weights_close A B TOL: two safetensors files have tensors of the same
+ * names and shapes; other than float32 ones are equal, and each float32
+ * tensor of B is within TOL of A's
  * relative to A's largest magnitude: max |a - b| <= TOL * max |a|.
  * Prints the largest relative difference; exit 0 when within, 1 if not. */
 #include <math.h>
@@ -15,9 +16,11 @@ static float at(const nb_st_tensor *t, size_t i) {
     return v;
 }
 
-/* The relative difference of one tensor pair; -1 when they do not match. */
+/* The relative difference of one tensor pair; -1 when they do not match.
+ * Tensors of other types (batch norm's counter) must be equal. */
 static double compare(const nb_st_tensor *a, const nb_st_tensor *b) {
-    if (a->dtype != NB_ST_F32 || b->dtype != NB_ST_F32 || a->numel != b->numel) return -1;
+    if (a->dtype != b->dtype || a->numel != b->numel || a->nbytes != b->nbytes) return -1;
+    if (a->dtype != NB_ST_F32) return memcmp(a->data, b->data, a->nbytes) == 0 ? 0 : -1;
     double diff = 0, scale = 0;
     for (size_t i = 0; i < a->numel; i++) {
         double x = at(a, i), y = at(b, i);
@@ -47,7 +50,8 @@ int main(int argc, char **argv) {
         double d = ok ? compare(&ta, &tb) : -1;
         if (d < 0) ok = 0;
         if (d > worst) worst = d;
-        if (!ok) fprintf(stderr, "weights_close: tensor '%s' missing or of another shape\n", ta.name);
+        if (!ok) fprintf(stderr, "weights_close: tensor '%s' missing, of another shape or "
+                         "different\n", ta.name);
     }
     printf("largest relative difference %.3g (tolerance %g)\n", worst, tol);
     nb_st_free(a);

@@ -82,7 +82,9 @@ static const char *help_output =
     "  --batch is the global batch: each process takes its slice of every batch, and\n"
     "  the gradients are summed over them each step (same rate as one process).  Only\n"
     "  rank 0 writes files and progress; --resume reads the checkpoint on every rank.\n"
-    "  Ctrl-C under mpirun ends every rank at once: resume from the last checkpoint.\n";
+    "  Ctrl-C under mpirun ends every rank at once: resume from the last checkpoint.\n"
+    "  --sync-bn              batch norm with the statistics of the global batch (default:\n"
+    "                         each process's slice)\n";
 static const char *help_diagnostics =
     "diagnostics (docs/diagnostics.md)\n"
     "  --diagnose             a table per layer on the first batch of every epoch, on\n"
@@ -588,7 +590,8 @@ static int train_command(int argc, char **argv, nb_dist *dist) {
                     {"confusion", 1, 0},    {"skip-bad", 0, 0}, {"val", 1, 0},
                     {"early-stop", 1, 0},   {"monitor", 1, 0}, {"min-delta", 1, 0},
                     {"keep", 1, 0},         {"tensorboard", 1, 0},
-                    {"init", 1, 0},         {"init-skip", 1, 0}, {"freeze", 1, 0}};
+                    {"init", 1, 0},         {"init-skip", 1, 0}, {"freeze", 1, 0},
+                    {"sync-bn", 0, 0}};
     const int nf = (int)(sizeof f / sizeof f[0]);
     const char *pos[1];
     int npos, want_help;
@@ -734,7 +737,8 @@ static int train_command(int argc, char **argv, nb_dist *dist) {
     size_t per_epoch = (r.train.n + (size_t)r.batch - 1) / (size_t)r.batch;
     if (!rc && resume) rc = restore(&r, resume, &cfg, per_epoch);
     /* every process from rank 0's state (the same already, unless a file differs) */
-    if (!rc && dist && nb_dist_broadcast_state(dist, r.m.graph, r.opt) != NB_OK)
+    if (!rc && dist && (nb_dist_broadcast_state(dist, r.m.graph, r.opt) != NB_OK ||
+                        nb_dist_sync_batch_norm(dist, r.m.graph, FLAG("sync-bn") != NULL) != NB_OK))
         rc = cli_fail("train", "%s", nb_last_error());
     /* by default the first batch of every epoch */
     if ((r.diag_print || r.diag_log_path) && !r.diag_every) r.diag_every = (long)per_epoch;
