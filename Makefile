@@ -29,7 +29,7 @@ FUZZ_PACKAGES = clang libclang-rt-14-dev
 # optional: mpirun nabla train (docs/scaling.md)
 MPI_PACKAGES = libopenmpi-dev openmpi-bin
 
-.PHONY: all build bench test test-asan demo examples deps mpi clean fuzz fuzz-build fuzz-deps
+.PHONY: all build bench test test-asan demo examples deps clean fuzz fuzz-build fuzz-deps
 
 all: build
 
@@ -37,6 +37,7 @@ deps:
 	@sh scripts/install-deps.sh $(DEB_PACKAGES)
 
 # Open MPI, for several processes; the next build finds it
+.PHONY: mpi
 mpi:
 	@sh scripts/install-deps.sh $(MPI_PACKAGES)
 

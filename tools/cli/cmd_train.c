@@ -588,10 +588,10 @@ static int train_command(int argc, char **argv, nb_dist *dist) {
                     {"crop", 1, 0},         {"diagnose", 0, 0}, {"diagnose-every", 1, 0},
                     {"diagnose-log", 1, 0}, {"top-k", 1, 0}, {"report", 1, 0},
                     {"confusion", 1, 0},    {"skip-bad", 0, 0}, {"val", 1, 0},
+                    {"sync-bn", 0, 0},
                     {"early-stop", 1, 0},   {"monitor", 1, 0}, {"min-delta", 1, 0},
                     {"keep", 1, 0},         {"tensorboard", 1, 0},
-                    {"init", 1, 0},         {"init-skip", 1, 0}, {"freeze", 1, 0},
-                    {"sync-bn", 0, 0}};
+                    {"init", 1, 0},         {"init-skip", 1, 0}, {"freeze", 1, 0}};
     const int nf = (int)(sizeof f / sizeof f[0]);
     const char *pos[1];
     int npos, want_help;
