@@ -625,11 +625,6 @@ nb_status nb_dist_broadcast(nb_dist *d, void *buf, size_t bytes);
  * count (opt may be NULL).  Fails, on every process, when the processes
  * hold graphs or optimisers of different sizes. */
 nb_status nb_dist_broadcast_state(nb_dist *d, nb_graph *g, nb_optim *opt);
-/* The weight of this process's gradients in the sum of each nb_train_step
- * with cfg.dist: its share of the batch (local samples / global samples),
- * so that the sum is the gradient of the global batch's mean loss.  nb_fit
- * sets it for every step; the default is 1/size (equal slices). */
-void nb_dist_set_weight(nb_dist *d, double weight);
 /* on: g's batch norms normalise with the statistics of the global batch, and
  * their backward uses its sums (synchronised batch norm): two sums of 2C+1
  * doubles over the processes per batch norm of C channels per step.  Every
@@ -698,8 +693,9 @@ nb_status nb_fit_check(const nb_fit_config *cfg);
  * A non-finite loss or gradient stops the step before the update with
  * NB_ERR_NUMERIC; the step's values and gradients are left in place, so
  * nb_find_nonfinite can say where the first NaN or inf appeared.
- * With cfg->dist, the gradients, times this process's weight
- * (nb_dist_set_weight), are summed over the processes (nb_dist_sum) before
+ * With cfg->dist, the gradients become the mean of the processes'
+ * gradients weighted by their batch sizes (the gradient of the mean loss
+ * over all their samples), in one fixed-order sum, before
  * cfg->on_gradients; *loss is this process's loss.  A process whose loss is
  * not finite, or whose forward or backward fails, still takes part in the
  * sum, with NaN gradients, so that every process stops at the same step. */

@@ -187,8 +187,8 @@ static void bn_forward(nb_graph *g, nb_node_t *n) {
 
 /* The per-channel sums of the backward pass over several processes.  Each
  * process's gradient is of its own mean loss, and is weighted by its share
- * count / M of the global batch when the gradients are summed
- * (nb_dist_set_weight); so the sums are added with the same weights, and
+ * count / M of the global batch when the gradients are summed (step.c:
+ * weighted by its samples); so the sums are added with the same weights, and
  * s1, s2 become the global batch's sums in this process's units.  v holds
  * 2C + 1 doubles.  On failure the sums are NaN, and so the gradients. */
 static void bn_sync_grad_sums(nb_graph *g, const nb_node_t *n, size_t C, size_t count,

@@ -17,7 +17,6 @@ struct nb_dist {
     nb_dist_ops ops;
     void *ctx;
     int rank, size;
-    double weight;           /* of this process's gradients in nb_train_step */
     void *send, *recv;       /* scratch, grown as needed, kept between steps */
     size_t cap;              /* bytes of each                               */
 };
@@ -36,7 +35,7 @@ nb_dist *nb_dist_new(const nb_dist_ops *ops, void *ctx, int rank, int size) {
         nb_err(NB_ERR_NOMEM, "nb_dist_new: out of memory");
         return NULL;
     }
-    *d = (nb_dist){.ops = *ops, .ctx = ctx, .rank = rank, .size = size, .weight = 1.0 / size};
+    *d = (nb_dist){.ops = *ops, .ctx = ctx, .rank = rank, .size = size};
     return d;
 }
 
@@ -50,10 +49,6 @@ void nb_dist_free(nb_dist *d) {
 
 int nb_dist_rank(const nb_dist *d) { return d ? d->rank : 0; }
 int nb_dist_size(const nb_dist *d) { return d ? d->size : 1; }
-void nb_dist_set_weight(nb_dist *d, double weight) {
-    if (d) d->weight = weight;
-}
-double nb__dist_weight(const nb_dist *d) { return d->weight; }
 
 /* Both scratch buffers of at least `bytes`. */
 static nb_status reserve(nb_dist *d, size_t bytes) {
@@ -71,19 +66,21 @@ static nb_status transport_failed(nb_status s, const char *what) {
     return nb_err_prefix(s == NB_OK ? NB_ERR_IO : s, "nb_dist: %s", what);
 }
 
-nb_status nb_dist_sum(nb_dist *d, nb_real *v, size_t n) {
-    if (!d) return nb_err(NB_ERR_ARG, "nb_dist_sum: no group");
+/* v[0..n) and, behind them, `extra` (n + 1 values: *extra receives its
+ * sum), summed in rank order. */
+static nb_status ordered_sum(nb_dist *d, nb_real *v, size_t n, double *extra) {
     const size_t p = (size_t)d->size, unit = ((size_t)1 << 20) / sizeof *v;
-    size_t block = n / p + (n % p != 0);
+    const size_t len = n + (extra != NULL);
+    size_t block = len / p + (len % p != 0);
     if (block * sizeof *v > (size_t)1 << 30) /* whole MiB: see dist_mpi.c */
         block = (block + unit - 1) / unit * unit;
     const size_t bytes = block * sizeof *v;
-    if (d->size == 1 || n == 0) return NB_OK;
     nb_status s = reserve(d, p * bytes);
     if (s != NB_OK) return s;
     nb_real *send = d->send, *recv = d->recv;
     memcpy(send, v, n * sizeof *v);
     memset(send + n, 0, (p * block - n) * sizeof *v); /* the last block's padding */
+    if (extra) send[n] = (nb_real)*extra;
     if ((s = d->ops.alltoall(d->ctx, send, recv, bytes)) != NB_OK)
         return transport_failed(s, "all-to-all of the gradients");
     /* block `rank` of every process, added in rank order */
@@ -95,6 +92,22 @@ nb_status nb_dist_sum(nb_dist *d, nb_real *v, size_t n) {
     if ((s = d->ops.allgather(d->ctx, send, recv, bytes)) != NB_OK)
         return transport_failed(s, "all-gather of the summed gradients");
     memcpy(v, recv, n * sizeof *v);
+    if (extra) *extra = (double)recv[n];
+    return NB_OK;
+}
+
+nb_status nb_dist_sum(nb_dist *d, nb_real *v, size_t n) {
+    if (!d) return nb_err(NB_ERR_ARG, "nb_dist_sum: no group");
+    return d->size == 1 || n == 0 ? NB_OK : ordered_sum(d, v, n, NULL);
+}
+
+nb_status nb__dist_mean(nb_dist *d, nb_real *v, size_t n, double w) {
+    if (d->size == 1) return NB_OK;
+    for (size_t k = 0; k < n; k++) v[k] *= (nb_real)w;
+    nb_status s = ordered_sum(d, v, n, &w);
+    if (s != NB_OK) return s;
+    const nb_real inv = (nb_real)(1.0 / w); /* w: the total weight now */
+    for (size_t k = 0; k < n; k++) v[k] *= inv;
     return NB_OK;
 }
 

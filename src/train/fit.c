@@ -130,7 +130,6 @@ static nb_status fill_batch(fit_run *r, int epoch, size_t b, int *bs) {
     r->off = 0;
     r->local = *bs;
     nb__dist_slice(r->cfg->dist, *bs, &r->off, &r->local);
-    nb_dist_set_weight(r->cfg->dist, (double)r->local / *bs);
     const size_t first = start + (size_t)r->off;
     nb_status s = nb_data_batch(r->train, r->idx, first, (size_t)r->local, r->xb, r->yb);
     if (s == NB_OK) nb__augment_batch(&r->aug, r->xb, r->local, first, r->cfg->seed, epoch);
@@ -192,7 +191,10 @@ static nb_status run_epoch(fit_run *r, int epoch, int *stop) {
         size_t right = r->classes ? nb__count_correct(r->g->nodes[cfg->output].val, r->yb,
                                                       r->local, r->classes, r->train->y_size)
                                   : 0;
-        if ((s = nb__dist_batch_stats(cfg->dist, r->local, bs, &loss, &right)) != NB_OK) return s;
+        double sums[2] = {loss * r->local, (double)right}; /* over the processes */
+        if ((s = nb__dist_sum_stats(cfg->dist, sums, 2)) != NB_OK) return s;
+        loss = sums[0] / bs;
+        right = (size_t)sums[1];
         loss_sum += loss * bs;
         seen += (size_t)bs;
         correct += right;

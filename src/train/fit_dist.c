@@ -25,14 +25,8 @@ void nb__dist_slice(const nb_dist *d, int bs, int *off, int *count) {
     *count = (int)(to - from);
 }
 
-nb_status nb__dist_batch_stats(nb_dist *d, int local, int global, double *loss,
-                               size_t *correct) {
-    if (!d) return NB_OK;
-    double v[2] = {*loss * local, (double)*correct};
-    nb_status s = nb_dist_sum_f64(d, v, 2);
-    *loss = v[0] / global;
-    *correct = (size_t)v[1];
-    return s;
+nb_status nb__dist_sum_stats(nb_dist *d, double *v, size_t n) {
+    return d ? nb_dist_sum_f64(d, v, n) : NB_OK;
 }
 
 nb_status nb__dist_any(nb_dist *d, int *flag) {

@@ -36,11 +36,11 @@ static nb_status check_step(nb_graph *g, const nb_fit_config *cfg) {
     return s;
 }
 
-/* This process's share of the gradient sum over the processes. */
-static nb_status weighted_sum(nb_dist *d, nb_real *grads, size_t n) {
-    const nb_real w = (nb_real)nb__dist_weight(d);
-    for (size_t k = 0; k < n; k++) grads[k] *= w;
-    return nb_dist_sum(d, grads, n);
+/* The gradient of the processes' global batch: each process's gradient is
+ * of its own mean loss, so their mean weighted by the terms each loss
+ * averaged (the samples of its slice). */
+static nb_status weighted_sum(nb_graph *g, nb_dist *d, nb_real *grads, size_t n) {
+    return nb__dist_mean(d, grads, n, (double)g->batch);
 }
 
 /* A process that cannot go on still joins the step's sum, with NaN
@@ -50,7 +50,7 @@ static nb_status poison_sum(nb_dist *d, nb_real *grads, size_t n, nb_status fail
     char why[512];
     snprintf(why, sizeof why, "%s", nb_last_error());
     for (size_t k = 0; k < n; k++) grads[k] = (nb_real)NAN;
-    nb_dist_sum(d, grads, n);
+    nb__dist_mean(d, grads, n, 1); /* the same call as the others' */
     return nb_err(failure, "%s", why);
 }
 
@@ -75,7 +75,7 @@ nb_status nb_train_step(nb_graph *g, const nb_fit_config *cfg, double lr, double
 
     /* Gradients of several processes are combined here, so that every
      * process clips and steps from the same sum (docs/design.md). */
-    if (cfg->dist && (s = weighted_sum(cfg->dist, grads, n)) != NB_OK)
+    if (cfg->dist && (s = weighted_sum(g, cfg->dist, grads, n)) != NB_OK)
         return nb_err_prefix(s, "nb_train_step");
     if (cfg->on_gradients && (s = cfg->on_gradients(grads, n, cfg->user)) != NB_OK)
         return nb_err_prefix(s, "nb_train_step: on_gradients");
