@@ -191,10 +191,12 @@ static nb_status run_epoch(fit_run *r, int epoch, int *stop) {
         size_t right = r->classes ? nb__count_correct(r->g->nodes[cfg->output].val, r->yb,
                                                       r->local, r->classes, r->train->y_size)
                                   : 0;
-        double sums[2] = {loss * r->local, (double)right}; /* over the processes */
-        if ((s = nb__dist_sum_stats(cfg->dist, sums, 2)) != NB_OK) return s;
-        loss = sums[0] / bs;
-        right = (size_t)sums[1];
+        if (cfg->dist) { /* the global batch's figures */
+            double sums[2] = {loss * r->local, (double)right};
+            if ((s = nb__dist_sum_stats(cfg->dist, sums, 2)) != NB_OK) return s;
+            loss = sums[0] / bs;
+            right = (size_t)sums[1];
+        }
         loss_sum += loss * bs;
         seen += (size_t)bs;
         correct += right;
