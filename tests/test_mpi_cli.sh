@@ -69,6 +69,14 @@ while [ ! -f "$work/cut.safetensors.ckpt" ] && [ $i -lt 3000 ]; do sleep 0.01; i
 # mpirun passes SIGTERM on to every process
 if kill -TERM $pid 2>/dev/null; then ok; else bad "the run ended before it could be killed"; fi
 wait $pid 2>/dev/null
+# mpirun may return before its processes are gone: wait for rank 0, the
+# process whose pid its lock file holds, to release the outputs
+rank0=$(cat "$work/cut.safetensors.lock" 2>/dev/null)
+i=0
+while [ -n "$rank0" ] && kill -0 "$rank0" 2>/dev/null && [ $i -lt 1000 ]; do
+    sleep 0.01
+    i=$((i + 1))
+done
 check '[ ! -f "$work/cut.safetensors" ]' "the killed run wrote no final weights"
 check '[ -f "$work/cut.safetensors.ckpt" ]' "the killed run left its checkpoint"
 mpi2 "$nabla" "$@" --epochs 3 --out "$work/cut.safetensors" \
