@@ -65,7 +65,7 @@ check 'cmp -s "$work/full.safetensors" "$work/again.safetensors"' \
     --out "$work/cut.safetensors" > "$work/cut.out" 2>&1 &
 pid=$!
 i=0
-while [ ! -f "$work/cut.safetensors.ckpt" ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i + 1)); done
+while [ ! -f "$work/cut.safetensors.ckpt" ] && [ $i -lt 6000 ]; do sleep 0.01; i=$((i + 1)); done
 # mpirun passes SIGTERM on to every process
 if kill -TERM $pid 2>/dev/null; then ok; else bad "the run ended before it could be killed"; fi
 wait $pid 2>/dev/null
