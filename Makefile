@@ -29,6 +29,8 @@ DEB_PACKAGES = cmake gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev
                libpng-dev libjpeg62-turbo-dev protobuf-c-compiler libprotobuf-c-dev \
                libonnx-dev wamerican
 FUZZ_PACKAGES = clang libclang-rt-14-dev
+# optional: mpirun nabla train (docs/scaling.md)
+MPI_PACKAGES = libopenmpi-dev openmpi-bin
 
 .PHONY: all build bench bench-quick test test-asan demo examples deps clean fuzz fuzz-build fuzz-deps tune-demo
 
@@ -36,6 +38,11 @@ all: build
 
 deps:
 	@sh scripts/install-deps.sh $(DEB_PACKAGES)
+
+# Open MPI, for several processes; the next build finds it
+.PHONY: mpi
+mpi:
+	@sh scripts/install-deps.sh $(MPI_PACKAGES)
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)

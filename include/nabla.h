@@ -617,6 +617,7 @@ typedef struct nb_batch_stats {
     size_t correct, counted; /* accuracy of the batch (cfg.output set):
                                 right predictions of the rows or positions
                                 counted                                   */
+    int batch_size;          /* samples of this batch (over all processes) */
 } nb_batch_stats;
 
 /* Called after every optimiser step; return non-zero to stop training
@@ -628,6 +629,64 @@ typedef int (*nb_batch_callback)(const nb_batch_stats *stats, void *user);
  * processes are combined (summed or averaged) before every process takes
  * the same optimiser step.  Return NB_OK, or an error to stop the step. */
 typedef nb_status (*nb_gradient_hook)(nb_real *grads, size_t n, void *user);
+
+/* ------------------------------------------------- several processes (MPI) */
+
+/* A group of processes that train one model together (data parallelism,
+ * docs/scaling.md): each has the same graph and takes its own slice of every
+ * batch; one sum of the gradients per step makes every process take the same
+ * optimiser step.  The sums are in a fixed order (rank 0 + rank 1 + ...), so
+ * a given number of processes always gives the same bits, whatever the
+ * transport's own reduction order.  Set cfg.dist and nb_fit does the rest.
+ *
+ * A group is made from a transport: nb_dist_mpi (Open MPI; in the separate
+ * library nabla_mpi, so that libnabla needs no MPI), or any other through
+ * nb_dist_new. */
+typedef struct nb_dist nb_dist;
+
+/* A transport: collective calls every process of the group makes in the same
+ * order.  bytes is the size of one process's block. */
+typedef struct nb_dist_ops {
+    /* every process's `in` into `out` of every process, in rank order */
+    nb_status (*allgather)(void *ctx, const void *in, void *out, size_t bytes);
+    /* block j of `in` goes to rank j; block j of `out` comes from rank j */
+    nb_status (*alltoall)(void *ctx, const void *in, void *out, size_t bytes);
+    /* buf of rank 0 into buf of every process */
+    nb_status (*broadcast)(void *ctx, void *buf, size_t bytes);
+    void (*free_ctx)(void *ctx); /* NULL: nothing to free */
+} nb_dist_ops;
+
+/* A group of `size` processes over ops (copied); this one is `rank`.  NULL
+ * on a bad argument or out of memory (nb_last_error). */
+nb_dist *nb_dist_new(const nb_dist_ops *ops, void *ctx, int rank, int size);
+/* The group of an MPI communicator: comm points to an MPI_Comm (so this
+ * header needs no mpi.h), e.g. nb_dist_mpi(&MPI_COMM_WORLD) after MPI_Init.
+ * Defined in libnabla_mpi (built when MPI is found): link it before nabla
+ * with your MPI's flags (mpicc).  The communicator is used, not freed. */
+nb_dist *nb_dist_mpi(const void *comm);
+void nb_dist_free(nb_dist *d);
+int nb_dist_rank(const nb_dist *d);
+int nb_dist_size(const nb_dist *d);
+/* v[0..n) := the sum over the processes of their v, in rank order (each
+ * element accumulated in double), the same bits on every process.  Its cost
+ * is that of a ring allreduce: each process sends and receives
+ * 2 (size-1)/size of the buffer (an all-to-all, then an all-gather). */
+nb_status nb_dist_sum(nb_dist *d, nb_real *v, size_t n);
+/* The same for a few doubles (statistics), through one all-gather. */
+nb_status nb_dist_sum_f64(nb_dist *d, double *v, size_t n);
+/* bytes of rank 0's buf into every process's buf. */
+nb_status nb_dist_broadcast(nb_dist *d, void *buf, size_t bytes);
+/* Rank 0's training state into every process: the parameters, the buffers
+ * (batch norm statistics), the graph's generator, and opt's state and step
+ * count (opt may be NULL).  Fails, on every process, when the processes
+ * hold graphs or optimisers of different sizes. */
+nb_status nb_dist_broadcast_state(nb_dist *d, nb_graph *g, nb_optim *opt);
+/* on: g's batch norms normalise with the statistics of the global batch, and
+ * their backward uses its sums (synchronised batch norm): two sums of 2C+1
+ * doubles over the processes per batch norm of C channels per step.  Every
+ * forward and backward of g in training mode is then a collective call.  off
+ * (the default): each process's own slice.  No effect for a single process. */
+nb_status nb_dist_sync_batch_norm(nb_dist *d, nb_graph *g, int on);
 
 typedef struct nb_fit_config {
     nb_node input, target, loss;
@@ -658,6 +717,14 @@ typedef struct nb_fit_config {
      * (seed, epoch, position), so runs stay reproducible and resumable. */
     int augment_flip;
     int augment_crop;
+    /* Several processes (nb_dist): NULL trains alone.  Each process then
+     * takes its contiguous slice of every batch of batch_size (the global
+     * batch: sample r*B/size to (r+1)*B/size - 1 of it), nb_train_step sums
+     * the weighted gradients over the processes, and the statistics passed
+     * to the callbacks are those of the global batch (the validation figures
+     * are rank 0's); a callback that asks to stop on any process stops all.
+     * Start every process from the same state (nb_dist_broadcast_state). */
+    nb_dist *dist;
 } nb_fit_config;
 
 /* The augmentation of one image of c channels of h x w: mirrored if flip,
@@ -681,7 +748,13 @@ nb_status nb_fit_check(const nb_fit_config *cfg);
  * of cfg->optimizer at learning rate lr.  *loss receives the batch loss.
  * A non-finite loss or gradient stops the step before the update with
  * NB_ERR_NUMERIC; the step's values and gradients are left in place, so
- * nb_find_nonfinite can say where the first NaN or inf appeared. */
+ * nb_find_nonfinite can say where the first NaN or inf appeared.
+ * With cfg->dist, the gradients become the mean of the processes'
+ * gradients weighted by their batch sizes (the gradient of the mean loss
+ * over all their samples), in one fixed-order sum, before
+ * cfg->on_gradients; *loss is this process's loss.  A process whose loss is
+ * not finite, or whose forward or backward fails, still takes part in the
+ * sum, with NaN gradients, so that every process stops at the same step. */
 nb_status nb_train_step(nb_graph *g, const nb_fit_config *cfg, double lr, double *loss);
 
 /* Mini-batch training: each epoch reshuffles the training set with a

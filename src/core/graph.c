@@ -38,8 +38,19 @@ void nb_graph_free(nb_graph *g) {
     free(g->arena);
     free(g->mark);
     free(g->train_ranges);
+    free(g->sync_buf);
     nb__free_names(g);
     free(g);
+}
+
+double *nb__sync_buffer(nb_graph *g, size_t n) {
+    if (n > g->sync_cap) {
+        double *b = realloc(g->sync_buf, n * sizeof *b);
+        if (!b) return NULL;
+        g->sync_buf = b;
+        g->sync_cap = n;
+    }
+    return g->sync_buf;
 }
 
 nb_status nb_graph_status(const nb_graph *g) {

@@ -183,7 +183,16 @@ struct nb_graph {
     /* the node names indexed (names.c) */
     int *name_slot, *name_count;
     int name_cap, name_used, name_broken;
+    /* batch norm's statistics over several processes (nb_dist_sync_batch_norm):
+     * sums v[0..n) over them, the same bits on each; NULL: this batch only */
+    nb_status (*sync_sum)(void *ctx, double *v, size_t n);
+    void *sync_ctx;
+    double *sync_buf;          /* the sums' buffer, grown as needed        */
+    size_t sync_cap;
 };
+
+/* The graph's buffer for n synchronised sums, or NULL (out of memory). */
+double *nb__sync_buffer(nb_graph *g, size_t n);
 
 /* Name node h (every node name is written through here, so that the index
  * stays exact); the first node with a name, or NB_NONE.  names.c */

@@ -78,6 +78,50 @@ static size_t bn_scratch(const nb_graph *g, const nb_node_t *n) {
     return 2 * (size_t)g->nodes[n->in[0]].dims[1];
 }
 
+/* Training statistics over several processes (nb_dist_sync_batch_norm):
+ * each adds its per-channel sum and sum of squares and its value count, so
+ * every process normalises with the mean and variance of the global batch
+ * (in one pass, in double).  Fills mean, invstd and the running statistics;
+ * *total receives the global count.  0 when the sum failed. */
+static int bn_sync_stats(nb_graph *g, nb_node_t *n, const nb_node_t *x, double *total) {
+    size_t outer, C, inner;
+    bn_layout(x, &outer, &C, &inner);
+    double *v = nb__sync_buffer(g, 2 * C + 1);
+    if (!v) {
+        nb__run_fail(g, NB_ERR_NOMEM, "batch_norm '%s': out of memory", n->name);
+        return 0;
+    }
+    for (size_t c = 0; c < C; c++) {
+        double sum = 0, sq = 0;
+        for (size_t o = 0; o < outer; o++) {
+            const nb_real *xc = x->val + (o * C + c) * inner;
+            for (size_t k = 0; k < inner; k++) {
+                sum += (double)xc[k];
+                sq += (double)xc[k] * (double)xc[k];
+            }
+        }
+        v[c] = sum;
+        v[C + c] = sq;
+    }
+    v[2 * C] = (double)(outer * inner);
+    if (g->sync_sum(g->sync_ctx, v, 2 * C + 1) != NB_OK) {
+        nb__run_fail(g, NB_ERR_IO, "batch_norm '%s': synchronised statistics: %s", n->name,
+                     nb_last_error());
+        return 0;
+    }
+    const nb_batch_norm_settings *bs = &n->settings.batch_norm;
+    nb_real *rmean = g->nodes[bs->running_mean].val, *rvar = g->nodes[bs->running_var].val;
+    const double m = bs->momentum, M = *total = v[2 * C];
+    for (size_t c = 0; c < C && M >= 2; c++) {
+        double mu = v[c] / M, var = fmax(v[C + c] / M - mu * mu, 0);
+        n->scratch[c] = (nb_real)mu;
+        n->scratch[C + c] = (nb_real)(1.0 / sqrt(var + bs->eps));
+        rmean[c] = (nb_real)((1 - m) * (double)rmean[c] + m * mu);
+        rvar[c] = (nb_real)((1 - m) * (double)rvar[c] + m * var * M / (M - 1));
+    }
+    return 1;
+}
+
 static void bn_forward(nb_graph *g, nb_node_t *n) {
     const nb_node_t *x = nb__in(g, n, 0);
     size_t outer, C, inner;
@@ -91,7 +135,10 @@ static void bn_forward(nb_graph *g, nb_node_t *n) {
     nb_real *mean = n->scratch, *invstd = n->scratch + C;
     const double eps = bs->eps, m = bs->momentum;
     bs->batch_stats = g->training;
-    if (g->training && count < 2) {
+    const int sync = g->training && g->sync_sum;
+    double total = (double)count;
+    if (sync && !bn_sync_stats(g, n, x, &total)) return;
+    if (g->training && total < 2) {
         char s[128];
         nb__run_fail(g, NB_ERR_ARG, "batch_norm '%s': input %s has 1 value per channel; "
                      "training needs more than 1 to estimate a variance (use a batch of 2 "
@@ -100,7 +147,7 @@ static void bn_forward(nb_graph *g, nb_node_t *n) {
         for (size_t k = 0, len = nb__numel(n); k < len; k++) n->val[k] = (nb_real)NAN;
         return;
     }
-    for (size_t c = 0; c < C; c++) {
+    for (size_t c = 0; c < C && !sync; c++) {
         if (g->training) {
             double sum = 0, sq = 0;
             for (size_t o = 0; o < outer; o++) {
@@ -138,6 +185,76 @@ static void bn_forward(nb_graph *g, nb_node_t *n) {
         }
 }
 
+/* The per-channel sums of the backward pass over several processes.  Each
+ * process's gradient is of its own mean loss, and is weighted by its share
+ * count / M of the global batch when the gradients are summed (step.c:
+ * weighted by its samples); so the sums are added with the same weights, and
+ * s1, s2 become the global batch's sums in this process's units.  v holds
+ * 2C + 1 doubles.  On failure the sums are NaN, and so the gradients. */
+static void bn_sync_grad_sums(nb_graph *g, const nb_node_t *n, size_t C, size_t count,
+                              double *s1, double *s2, double *v) {
+    for (size_t c = 0; c < C; c++) {
+        v[c] = s1[c] * (double)count;
+        v[C + c] = s2[c] * (double)count;
+    }
+    v[2 * C] = (double)count;
+    if (g->sync_sum(g->sync_ctx, v, 2 * C + 1) != NB_OK) {
+        nb__run_fail(g, NB_ERR_IO, "batch_norm '%s': synchronised gradients: %s", n->name,
+                     nb_last_error());
+        for (size_t c = 0; c < C; c++) s1[c] = s2[c] = NAN;
+        return;
+    }
+    for (size_t c = 0; c < C; c++) {
+        s1[c] = v[c] / v[2 * C];
+        s2[c] = v[C + c] / v[2 * C];
+    }
+}
+
+/* Batch norm's backward with statistics over several processes: first every
+ * channel's local sums, then one synchronised sum of all of them. */
+static void bn_backward_sync(nb_graph *g, nb_node_t *n) {
+    nb_node_t *x = nb__in(g, n, 0);
+    size_t outer, C, inner;
+    bn_layout(x, &outer, &C, &inner);
+    const size_t count = outer * inner;
+    const int affine = n->nin == 3;
+    const nb_real *w = affine ? nb__in(g, n, 1)->val : NULL;
+    nb_real *dw = affine ? nb__in(g, n, 1)->grad : NULL;
+    nb_real *db = affine ? nb__in(g, n, 2)->grad : NULL;
+    const nb_real *mean = n->scratch, *invstd = n->scratch + C;
+    double *s1 = nb__sync_buffer(g, 4 * C + 1), *s2 = s1 + C;
+    if (!s1) {
+        nb__run_fail(g, NB_ERR_NOMEM, "batch_norm '%s': out of memory", n->name);
+        return;
+    }
+    memset(s1, 0, 2 * C * sizeof *s1);
+    for (size_t o = 0; o < outer; o++)
+        for (size_t c = 0; c < C; c++) {
+            size_t base = (o * C + c) * inner;
+            for (size_t k = 0; k < inner; k++) {
+                double gk = (double)n->grad[base + k];
+                s1[c] += gk;
+                s2[c] += gk * (double)((x->val[base + k] - mean[c]) * invstd[c]);
+            }
+        }
+    for (size_t c = 0; c < C; c++) {
+        if (db) db[c] += (nb_real)s1[c];
+        if (dw) dw[c] += (nb_real)s2[c];
+    }
+    bn_sync_grad_sums(g, n, C, count, s1, s2, s1 + 2 * C);
+    for (size_t o = 0; x->grad && o < outer; o++)
+        for (size_t c = 0; c < C; c++) {
+            size_t base = (o * C + c) * inner;
+            const nb_real is = invstd[c], scale = (affine ? w[c] : R(1)) * is;
+            const nb_real mean_g = (nb_real)(s1[c] / (double)count);
+            const nb_real mean_gx = (nb_real)(s2[c] / (double)count);
+            for (size_t k = 0; k < inner; k++) {
+                nb_real xhat = (x->val[base + k] - mean[c]) * is;
+                x->grad[base + k] += (n->grad[base + k] - mean_g - xhat * mean_gx) * scale;
+            }
+        }
+}
+
 static void bn_backward(nb_graph *g, nb_node_t *n) {
     nb_node_t *x = nb__in(g, n, 0);
     size_t outer, C, inner;
@@ -149,6 +266,10 @@ static void bn_backward(nb_graph *g, nb_node_t *n) {
     nb_real *db = affine ? nb__in(g, n, 2)->grad : NULL;
     const nb_real *mean = n->scratch, *invstd = n->scratch + C;
     const int batch_stats = n->settings.batch_norm.batch_stats;
+    if (batch_stats && g->sync_sum) {
+        bn_backward_sync(g, n);
+        return;
+    }
     for (size_t c = 0; c < C; c++) {
         const nb_real mu = mean[c], is = invstd[c];
         double s1 = 0, s2 = 0; /* sum g, sum g x-hat over the channel */

@@ -51,7 +51,8 @@ typedef struct fit_run {
     size_t classes;          /* scores per sample for accuracy; 0: none   */
     nb__acc_layout acc;      /* how accuracy reads the output             */
     size_t *idx;             /* the epoch's order of the training samples */
-    nb_real *xb, *yb;        /* one batch                                 */
+    nb_real *xb, *yb;        /* one batch (this process's slice of it)    */
+    int off, local;          /* the slice: rows [off, off + local) of it  */
     nb__augment aug;
     nb_epoch_stats *last;    /* the last completed epoch, or NULL         */
 } fit_run;
@@ -68,6 +69,7 @@ static nb_status check_setup(nb_graph *g, const nb_fit_config *cfg, const nb_dat
     if (s == NB_OK) s = nb__check_data(g, fn, "training", train, cfg->input, cfg->target);
     if (s == NB_OK && val) s = nb__check_data(g, fn, "validation", val, cfg->input, cfg->target);
     if (s == NB_OK) s = nb__check_optimizer(g, fn, cfg->optimizer);
+    if (s == NB_OK) s = nb__dist_check(cfg->dist, cfg, train->n);
     if (s != NB_OK) return s;
     int c = 0, h = 0, w = 0;
     const nb_node_t *in = &g->nodes[cfg->input];
@@ -122,14 +124,19 @@ static void shuffle(fit_run *r, int epoch) {
     nb_rng_shuffle(&rng, r->idx, r->train->n);
 }
 
-/* Batch b of the epoch into the graph's inputs; *bs receives its size. */
+/* Batch b of the epoch (this process's slice of it) into the graph's
+ * inputs; *bs receives the size of the whole batch. */
 static nb_status fill_batch(fit_run *r, int epoch, size_t b, int *bs) {
     const size_t start = b * (size_t)r->batch, n = r->train->n;
     *bs = (int)(n - start < (size_t)r->batch ? n - start : (size_t)r->batch);
-    nb_status s = nb_data_batch(r->train, r->idx, start, (size_t)*bs, r->xb, r->yb);
-    if (s == NB_OK) nb__augment_batch(&r->aug, r->xb, *bs, start, r->cfg->seed, epoch);
-    if (s == NB_OK) s = nb_set_input(r->g, r->cfg->input, r->xb, *bs);
-    if (s == NB_OK) s = nb_set_input(r->g, r->cfg->target, r->yb, *bs);
+    r->off = 0;
+    r->local = *bs;
+    nb__dist_slice(r->cfg->dist, *bs, &r->off, &r->local);
+    const size_t first = start + (size_t)r->off;
+    nb_status s = nb_data_batch(r->train, r->idx, first, (size_t)r->local, r->xb, r->yb);
+    if (s == NB_OK) nb__augment_batch(&r->aug, r->xb, r->local, first, r->cfg->seed, epoch);
+    if (s == NB_OK) s = nb_set_input(r->g, r->cfg->input, r->xb, r->local);
+    if (s == NB_OK) s = nb_set_input(r->g, r->cfg->target, r->yb, r->local);
     if (s != NB_OK)
         return nb_err_prefix(s, "nb_fit: epoch %d, step %zu of %zu", epoch, b + 1, r->n_batches);
     return NB_OK;
@@ -138,7 +145,7 @@ static nb_status fill_batch(fit_run *r, int epoch, size_t b, int *bs) {
 /* The error of a failed step, saying where in training it happened. */
 static nb_status step_failed(fit_run *r, nb_status s, int epoch, size_t b, int first_step) {
     nb__step_place at = {epoch, b, r->n_batches, nb_optim_steps(r->cfg->optimizer) + 1,
-                         first_step, r->idx, b * (size_t)r->batch};
+                         first_step, r->idx, b * (size_t)r->batch + (size_t)r->off};
     return nb__explain_step_error(r->g, r->cfg, s, &at);
 }
 
@@ -151,16 +158,18 @@ static nb_status finish_epoch(fit_run *r, nb_epoch_stats *st, double t0, int *st
     const nb_real *params = nb_params(r->g);
     for (size_t k = 0, n = nb_param_count(r->g); k < n; k++)
         if (!nb__is_finite((double)params[k])) return nb__update_error(r->g, st->epoch, st->step);
-    if (r->val) {
+    if (r->val && nb_dist_rank(cfg->dist) == 0) { /* the others get rank 0's figures */
         nb_status s = nb__evaluate("nb_fit: validation", r->g, cfg->input, cfg->target,
                                    cfg->loss, cfg->output, r->val, r->batch, r->xb,
                                    &st->val_loss, &st->val_acc);
         if (s != NB_OK) return s;
     }
+    nb_status s = r->val ? nb__dist_val_stats(cfg->dist, st) : NB_OK;
+    if (s != NB_OK) return s;
     st->seconds = now_seconds() - t0;
     if (r->last) *r->last = *st;
     *stop = cfg->on_epoch && cfg->on_epoch(st, cfg->user);
-    return NB_OK;
+    return nb__dist_any(cfg->dist, stop);
 }
 
 /* One epoch (or the rest of one, when resuming); *stop when a callback
@@ -183,18 +192,28 @@ static nb_status run_epoch(fit_run *r, int epoch, int *stop) {
             return step_failed(r, s, epoch, b, b == first && epoch == cfg->start_epoch + 1);
         /* weighted by the terms each batch averaged: the mean per sample (or
          * per position that counts) even with a short last batch */
-        double w = nb__loss_weight(r->g, cfg->loss, bs);
+        size_t right = 0, rows = 0;
+        if (r->classes)
+            right = nb__count_correct(&r->acc, r->g->nodes[cfg->output].val, r->yb, r->local,
+                                      &rows);
+        double w = nb__loss_weight(r->g, cfg->loss, r->local);
+        if (cfg->dist) { /* the global batch's figures */
+            double sums[4] = {w > 0 ? loss * w : 0, w, (double)right, (double)rows};
+            if ((s = nb__dist_sum_stats(cfg->dist, sums, 4)) != NB_OK) return s;
+            w = sums[1];
+            if (w > 0) loss = sums[0] / w;
+            right = (size_t)sums[2];
+            rows = (size_t)sums[3];
+        }
         if (w > 0) loss_sum += loss * w;
         weight_sum += w;
         seen += (size_t)bs;
-        size_t right = 0, rows = 0;
-        if (r->classes)
-            right = nb__count_correct(&r->acc, r->g->nodes[cfg->output].val, r->yb, bs, &rows);
         correct += right;
         counted += rows;
         nb_batch_stats bst = {epoch, b + 1, r->n_batches, nb_optim_steps(cfg->optimizer), loss,
-                              weight_sum > 0 ? loss_sum / weight_sum : 0, w, right, rows};
-        if (cfg->on_batch && (*stop = cfg->on_batch(&bst, cfg->user))) return NB_OK;
+                              weight_sum > 0 ? loss_sum / weight_sum : 0, w, right, rows, bs};
+        *stop = cfg->on_batch && cfg->on_batch(&bst, cfg->user);
+        if ((s = nb__dist_any(cfg->dist, stop)) != NB_OK || *stop) return s;
     }
     if (seen == 0) return NB_OK; /* resumed exactly at the end of an epoch */
     nb_epoch_stats st;

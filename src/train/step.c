@@ -2,6 +2,8 @@
  * gradients of several processes, clip, and one optimiser step. */
 #include "train.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Are all of v[0..n) finite?  Every step checks its gradients, so this
@@ -34,6 +36,25 @@ static nb_status check_step(nb_graph *g, const nb_fit_config *cfg) {
     return s;
 }
 
+/* The gradient of the processes' global batch: each process's gradient is
+ * of its own mean loss, so their mean weighted by the terms each loss
+ * averaged (the samples, or positions that count, of its slice). */
+static nb_status weighted_sum(nb_graph *g, nb_node loss, nb_dist *d, nb_real *grads,
+                              size_t n) {
+    return nb__dist_mean(d, grads, n, nb__loss_weight(g, loss, g->batch));
+}
+
+/* A process that cannot go on still joins the step's sum, with NaN
+ * gradients, so that the others stop at the same step instead of waiting
+ * for it; `failure` stays the error to report. */
+static nb_status poison_sum(nb_dist *d, nb_real *grads, size_t n, nb_status failure) {
+    char why[512];
+    snprintf(why, sizeof why, "%s", nb_last_error());
+    for (size_t k = 0; k < n; k++) grads[k] = (nb_real)NAN;
+    nb__dist_mean(d, grads, n, 1); /* the same call as the others' */
+    return nb_err(failure, "%s", why);
+}
+
 nb_status nb_train_step(nb_graph *g, const nb_fit_config *cfg, double lr, double *loss) {
     nb_status s = check_step(g, cfg);
     if (s != NB_OK) return s;
@@ -42,17 +63,21 @@ nb_status nb_train_step(nb_graph *g, const nb_fit_config *cfg, double lr, double
 
     nb_zero_grad(g);
     s = nb__forward_both(g, cfg->loss, cfg->output);
-    if (s != NB_OK) return s;
+    if (s != NB_OK) return cfg->dist ? poison_sum(cfg->dist, grads, n, s) : s;
     const double value = (double)g->nodes[cfg->loss].val[0];
     if (loss) *loss = value;
-    if (!nb__is_finite(value))
-        return nb_err(NB_ERR_NUMERIC, "nb_train_step: loss is %s",
-                      value != value ? "NaN" : value > 0 ? "inf" : "-inf");
+    if (!nb__is_finite(value)) {
+        s = nb_err(NB_ERR_NUMERIC, "nb_train_step: loss is %s",
+                   value != value ? "NaN" : value > 0 ? "inf" : "-inf");
+        return cfg->dist ? poison_sum(cfg->dist, grads, n, s) : s;
+    }
     s = nb_backward(g, cfg->loss);
-    if (s != NB_OK) return s;
+    if (s != NB_OK) return cfg->dist ? poison_sum(cfg->dist, grads, n, s) : s;
 
     /* Gradients of several processes are combined here, so that every
      * process clips and steps from the same sum (docs/design.md). */
+    if (cfg->dist && (s = weighted_sum(g, cfg->loss, cfg->dist, grads, n)) != NB_OK)
+        return nb_err_prefix(s, "nb_train_step");
     if (cfg->on_gradients && (s = cfg->on_gradients(grads, n, cfg->user)) != NB_OK)
         return nb_err_prefix(s, "nb_train_step: on_gradients");
 

@@ -54,6 +54,24 @@ void nb__augment_free(nb__augment *a);
 void nb__augment_batch(const nb__augment *a, nb_real *x, int bs, size_t first, uint64_t seed,
                        int epoch);
 
+/* ------------------------------------------------------------ several processes (dist.c, fit_dist.c) */
+
+/* v := the weighted mean of the processes' v: sum of w_r v_r / sum of w_r,
+ * in one fixed-order sum (the weights travel behind v; each a whole number
+ * below 2^24, so that their sum in float is exact). */
+nb_status nb__dist_mean(nb_dist *d, nb_real *v, size_t n, double w);
+/* nb_fit's part of data parallelism; each does nothing for d == NULL. */
+/* The settings work with d's processes: every batch has a sample for each. */
+nb_status nb__dist_check(const nb_dist *d, const nb_fit_config *cfg, size_t n);
+/* This process's slice [*off, *off + *count) of a global batch of bs samples. */
+void nb__dist_slice(const nb_dist *d, int bs, int *off, int *count);
+/* v[0..n) := its sum over the processes (a step's statistics). */
+nb_status nb__dist_sum_stats(nb_dist *d, double *v, size_t n);
+/* *flag := non-zero if it is non-zero on any process. */
+nb_status nb__dist_any(nb_dist *d, int *flag);
+/* Rank 0's validation loss and accuracy into every process's st. */
+nb_status nb__dist_val_stats(nb_dist *d, nb_epoch_stats *st);
+
 /* ------------------------------------------------------------ evaluation (evaluate.c) */
 
 /* Index of the largest of v[0..n): the first one on ties; NaN never wins. */

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "data_source.h"
 #include "diag_report.h"
+#include "dist_launch.h"
 #include "early_stop_cli.h"
 #include "epoch_sums.h"
 #include "finetune.h"
@@ -81,7 +82,14 @@ static const char *help_output =
     "  --top-k K, --report FILE.json, --confusion FILE.svg\n"
     "                         the test data's report, as for 'nabla eval' (see its --help)\n"
     "  Outputs are regular files or new paths, never an input or another output;\n"
-    "  each is locked (FILE.lock) so that a second run on it stops.\n";
+    "  each is locked (FILE.lock) so that a second run on it stops.\n"
+    "several processes (mpirun -np N nabla train ..., docs/scaling.md)\n"
+    "  --batch is the global batch: each process takes its slice of every batch, and\n"
+    "  the gradients are summed over them each step (same rate as one process).  Only\n"
+    "  rank 0 writes files and progress; --resume reads the checkpoint on every rank.\n"
+    "  Ctrl-C under mpirun ends every rank at once: resume from the last checkpoint.\n"
+    "  --sync-bn              batch norm with the statistics of the global batch (default:\n"
+    "                         each process's slice)\n";
 static const char *help_diagnostics =
     "diagnostics (docs/diagnostics.md)\n"
     "  --diagnose             a table per layer on the first batch of every epoch, on\n"
@@ -134,6 +142,7 @@ typedef struct run {
     const char *val_spec;    /* --val */
     early_stop_cli stop;     /* --early-stop, --monitor, --keep            */
     tb_log tb;               /* --tensorboard                              */
+    nb_dist *dist;           /* under mpirun: the processes; NULL: alone   */
 } run;
 
 static int tb_failed(run *r) {
@@ -236,7 +245,7 @@ static int diagnose_setup(run *r, int resumed) {
 
 static int on_batch(const nb_batch_stats *b, void *user) {
     run *r = user;
-    epoch_sums_batch(&r->sums, b, nb_graph_batch(r->m.graph), r->m.classes != 0);
+    epoch_sums_batch(&r->sums, b, b->batch_size, r->m.classes != 0);
     if (r->diag_every && diagnose_step(r, b)) return 1;
     if (r->tb.w && tb_log_batch(&r->tb, b) != NB_OK) return tb_failed(r);
     if (!r->quiet) progress_batch(&r->prog, b->epoch, b->batch, b->epoch_loss);
@@ -552,6 +561,7 @@ static int rewrite_history(run *r) {
 /* Save the weights (with the model text and the input preprocessing) and
  * report the test set's loss and accuracy. */
 static int keep_result(run *r, const char *out) {
+    if (nb_dist_rank(r->dist) > 0) return 0; /* rank 0 writes and reports */
     nb_graph *g = r->m.graph;
     char why[64];
     int epoch = early_stop_choose(&r->stop, g, r->hist.n, why, sizeof why); /* --keep best */
@@ -573,7 +583,20 @@ static int keep_result(run *r, const char *out) {
                            &r->report);
 }
 
-int cmd_train(int argc, char **argv) {
+/* Under mpirun, the processes other than rank 0 write no files and print
+ * nothing: their output flags are dropped. */
+static void only_rank0_writes(cli_flag *f, int nf) {
+    static const char *const outputs[] = {
+        "out", "checkpoint", "checkpoint-every", "log", "plot", "tensorboard", "diagnose",
+        "diagnose-every", "diagnose-log", "test", "top-k", "report", "confusion"};
+    for (int i = 0; i < nf; i++)
+        for (size_t k = 0; k < sizeof outputs / sizeof outputs[0]; k++)
+            if (strcmp(f[i].name, outputs[k]) == 0) f[i].value = NULL;
+    for (int i = 0; i < nf; i++)
+        if (strcmp(f[i].name, "quiet") == 0) f[i].value = "1";
+}
+
+static int train_command(int argc, char **argv, nb_dist *dist) {
     cli_flag f[] = {{"data", 1, 0},         {"test", 1, 0},     {"val-split", 1, 0},
                     {"no-standardize", 0, 0}, {"epochs", 1, 0},   {"batch", 1, 0},
                     {"optim", 1, 0},        {"lr", 1, 0},       {"weight-decay", 1, 0},
@@ -584,6 +607,7 @@ int cmd_train(int argc, char **argv) {
                     {"crop", 1, 0},         {"diagnose", 0, 0}, {"diagnose-every", 1, 0},
                     {"diagnose-log", 1, 0}, {"top-k", 1, 0}, {"report", 1, 0},
                     {"confusion", 1, 0},    {"skip-bad", 0, 0}, {"val", 1, 0},
+                    {"sync-bn", 0, 0},
                     {"early-stop", 1, 0},   {"monitor", 1, 0}, {"min-delta", 1, 0},
                     {"keep", 1, 0},         {"tensorboard", 1, 0},
                     {"init", 1, 0},         {"init-skip", 1, 0}, {"freeze", 1, 0},
@@ -597,6 +621,7 @@ int cmd_train(int argc, char **argv) {
         return printf("%s%s%s%s%s%s", help, cli_set_help, early_stop_help, finetune_help,
                       help_output, help_diagnostics), 0;
     if (npos != 1) return cli_usage_error("train", "expected one model file");
+    if (nb_dist_rank(dist) > 0) only_rank0_writes(f, nf);
     if ((rc = finetune_check_repeats(argc, argv))) return rc;
     const char *v;
 #define FLAG(name) cli_get(f, nf, name)
@@ -605,6 +630,7 @@ int cmd_train(int argc, char **argv) {
     /* options */
     run r;
     memset(&r, 0, sizeof r);
+    r.dist = dist;
     char model_path[4096];
     r.model_path = cli_model_path(pos[0], model_path, sizeof model_path);
     r.data_spec = FLAG("data");
@@ -727,8 +753,13 @@ int cmd_train(int argc, char **argv) {
     cfg.output = r.m.classes ? r.m.output : NB_NONE;
     cfg.seed = r.seed;
     cfg.optimizer = r.opt;
+    cfg.dist = dist;
     size_t per_epoch = (r.train.n + (size_t)r.batch - 1) / (size_t)r.batch;
     if (!rc && resume) rc = restore(&r, resume, &cfg, per_epoch);
+    /* every process from rank 0's state (the same already, unless a file differs) */
+    if (!rc && dist && (nb_dist_broadcast_state(dist, r.m.graph, r.opt) != NB_OK ||
+                        nb_dist_sync_batch_norm(dist, r.m.graph, FLAG("sync-bn") != NULL) != NB_OK))
+        rc = cli_fail("train", "%s", nb_last_error());
     /* by default the first batch of every epoch */
     if ((r.diag_print || r.diag_log_path) && !r.diag_every) r.diag_every = (long)per_epoch;
     if (!rc && r.diag_every) rc = diagnose_setup(&r, resume != NULL);
@@ -744,4 +775,11 @@ int cmd_train(int argc, char **argv) {
     run_free(&r);
     return rc;
 #undef FLAG
+}
+
+int cmd_train(int argc, char **argv) {
+    nb_dist *dist;
+    int rc = dist_launch_start("train", &dist);
+    if (rc == 0) rc = train_command(argc, argv, dist);
+    return dist_launch_finish(dist, rc);
 }
