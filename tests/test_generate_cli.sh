@@ -62,6 +62,15 @@ for name in words_gru words_transformer; do
     check '[ "$(wgen --prompt ab --temperature 0 --count 1)" = abcd ]' "$name: greedy after ab: $(wgen --prompt ab --temperature 0 --count 1)"
 done
 
+# --- a model of a character stream (text:): a sample ends at a newline
+printf 'input 8 tokens=10\nembedding 8\ngru 32\ndense 10\nloss cross_entropy\n' > "$work/stream.nn"
+check '"$nabla" train "$work/stream.nn" --data "text:$work/words.txt,context=8" --epochs 3 --batch 32 --lr 0.01 --seed 1 --quiet --out "$work/stream.safetensors"' \
+    "train a stream model on text:"
+check '"$nabla" generate "$work/stream.nn" --weights "$work/stream.safetensors" --count 10 --seed 2 > "$work/st" && [ "$(wc -l < "$work/st")" -eq 10 ] && ! grep -v -x "$letters*" "$work/st"' \
+    "stream samples, one line each"
+check '[ "$("$nabla" generate "$work/stream.nn" --weights "$work/stream.safetensors" --prompt w --temperature 0 --count 1)" = wxy ]' \
+    "stream model: greedy after w"
+
 # --- errors
 expect_error 2 "--prompt: character 2 'z' is not in the model's vocabulary (10 characters)" \
     "$nabla" generate "$work/mlp.nn" --weights "$work/mlp.safetensors" --prompt az
