@@ -12,7 +12,8 @@ epoch with its own generator.  Prints a table of the six validation losses
 with the unigram baseline, and fails if nabla's loss is more than 0.02 nats
 from PyTorch's for a model.
 
-Usage: words_twins.py BUILD_DIR [WORK_DIR] [--epochs N]   (make words-compare)
+Usage: words_twins.py BUILD_DIR [WORK_DIR] [--epochs N] [--seed S]   (make words-compare)
+(--seed: of both sides' initialisation and shuffling, default 1; the split is fixed)
 """
 import math
 import os
@@ -171,11 +172,15 @@ def unigram(parts, vocab):
 
 def main():
     global EPOCHS
-    args = [a for a in sys.argv[1:]]
-    if "--epochs" in args:
-        i = args.index("--epochs")
-        EPOCHS = int(args[i + 1])
-        del args[i:i + 2]
+    args, seed = sys.argv[1:], 1
+    for flag in ("--epochs", "--seed"):
+        if flag in args:
+            i = args.index(flag)
+            if flag == "--epochs":
+                EPOCHS = int(args[i + 1])
+            else:
+                seed = int(args[i + 1])
+            del args[i:i + 2]
     build = os.path.abspath(args[0] if args else os.path.join(ROOT, "build"))
     work = os.path.abspath(args[1]) if len(args) > 1 else tempfile.mkdtemp(prefix="words-")
     os.makedirs(work, exist_ok=True)
@@ -188,16 +193,16 @@ def main():
     parts = prepare(work)
     vocab = ["\n"] + sorted(set("".join(parts["train"])))
     print(f"{len(parts['train'])} training and {len(parts['val'])} validation words, "
-          f"{len(vocab)} characters, in {work}; {EPOCHS} epochs, batch {BATCH}, Adam")
+          f"{len(vocab)} characters, in {work}; {EPOCHS} epochs, batch {BATCH}, Adam, seed {seed}")
     print(f"unigram baseline: {unigram(parts, vocab):.4f} nats per character")
     print(f"{'model':<20} {'lr':>6} {'nabla':>8} {'PyTorch':>8} {'diff':>8}")
     failed = 0
     for name, context, lr in MODELS:
         t = time.time()
-        ours = nabla_run(build, work, name, context, lr, seed=1)
+        ours = nabla_run(build, work, name, context, lr, seed)
         t_ours = time.time() - t
         t = time.time()
-        theirs = torch_run(name, context, lr, parts, vocab, seed=1)
+        theirs = torch_run(name, context, lr, parts, vocab, seed)
         t_theirs = time.time() - t
         diff = ours - theirs
         failed += abs(diff) > TOLERANCE
