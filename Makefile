@@ -153,3 +153,11 @@ tensorboard-check: build
 	$(TBENV)/bin/python -c 'import tensorboard, tbparse' 2>/dev/null || \
 	  $(TBENV)/bin/pip install -q tensorboard tbparse
 	NB_TB_PYTHON=$(TBENV)/bin/python $(TBENV)/bin/python tests/tensorboard_check.py $(BUILD)
+
+# The word models (models/words_*.nn) against their PyTorch twins on Debian's
+# word list: the six validation losses of docs/sequences.md (a few minutes).
+WORDS_DIR ?= $(BUILD)/words
+.PHONY: words-compare
+words-compare: build
+	@sh scripts/install-deps.sh python3-torch wamerican
+	/usr/bin/python3 tests/words_twins.py $(BUILD) $(WORDS_DIR)

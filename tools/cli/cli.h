@@ -73,6 +73,7 @@ int cmd_gradcheck(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 int cmd_experiment(int argc, char **argv);
 int cmd_lr_find(int argc, char **argv);
 int cmd_export(int argc, char **argv);

@@ -12,6 +12,7 @@ static const struct {
     {"train", cmd_train, "train a model on data, with checkpoints and resume"},
     {"eval", cmd_eval, "loss and accuracy of saved weights on data"},
     {"predict", cmd_predict, "class and probabilities for CSV rows or IDX images"},
+    {"generate", cmd_generate, "sample text from a character model"},
     {"export", cmd_export, "the model with its weights as an ONNX file"},
     {"import", cmd_import, "an ONNX file as a model file and weights"},
     {"info", cmd_info, "layers, shapes, parameter count and FLOPs of a model"},
@@ -45,7 +46,7 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc, argv);
-    fprintf(stderr, "nabla: unknown command '%s' (commands: train, eval, predict, info, "
+    fprintf(stderr, "nabla: unknown command '%s' (commands: train, eval, predict, generate, info, "
             "gradcheck, lr-find, tune, experiment; see 'nabla --help')\n", argv[1]);
     return 2;
 }
