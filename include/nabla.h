@@ -413,6 +413,21 @@ void nb_graph_seed(nb_graph *g, uint64_t seed);
  * the current batch size, one is made. */
 void nb_graph_freeze_random(nb_graph *g, int frozen);
 
+/* The arithmetic of the matrix products: dense and matmul layers and
+ * convolutions, forward and backward.  NB_PRECISION_FP32 (the default):
+ * float throughout.  NB_PRECISION_BF16: each product's operands are rounded
+ * to bfloat16 (to nearest even) and the products summed in float, with AMX
+ * or AVX512-BF16 instructions; parameters (the master weights), gradients,
+ * optimiser state, activations, reductions and the loss stay float.  Where
+ * the CPU lacks AVX512-BF16, and in the double-precision build, setting
+ * NB_PRECISION_BF16 fails with NB_ERR_STATE saying what the CPU has. */
+typedef enum nb_precision { NB_PRECISION_FP32 = 0, NB_PRECISION_BF16 = 1 } nb_precision;
+nb_status nb_graph_set_precision(nb_graph *g, nb_precision precision);
+nb_precision nb_graph_precision(const nb_graph *g);
+/* "fp32" or "bf16"; nb_precision_parse reads them (NB_ERR_ARG otherwise). */
+const char *nb_precision_name(nb_precision precision);
+nb_status nb_precision_parse(const char *text, nb_precision *out);
+
 /* Execution. */
 /* Size activation memory for this batch size.  Memory is allocated only
  * when the batch grows; training at a fixed batch never allocates. */

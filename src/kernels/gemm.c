@@ -141,6 +141,19 @@ void nb_gemm(int ta, int tb, int M, int N, int K, nb_real alpha, const nb_real *
     nb_gemm_portable(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+void nb_gemm_at(nb_precision precision, int ta, int tb, int M, int N, int K, nb_real alpha,
+                const nb_real *A, int lda, const nb_real *B, int ldb, nb_real beta, nb_real *C,
+                int ldc) {
+#ifndef NB_REAL_DOUBLE
+    if (precision == NB_PRECISION_BF16) {
+        nb__gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#endif
+    (void)precision;
+    nb_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 const char *nb_blas_core(void) {
     int kernel = nb__gemm_kernel();
 #ifdef NB_USE_CBLAS

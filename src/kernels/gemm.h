@@ -31,6 +31,30 @@ enum { NB__GEMM_AVX512, NB__GEMM_OPENBLAS, NB__GEMM_PORTABLE };
 int nb__gemm_kernel(void);
 void nb__gemm_use(int kernel);
 
+/* Mixed precision (gemm_bf16.c): the products of operands rounded to
+ * bfloat16 (to nearest even), summed in fp32; C is fp32.  Kernels: AMX
+ * (TDPBF16PS) where the CPU has it and the OS grants its tiles, else
+ * AVX512-BF16 (VDPBF16PS), else none.  The environment variable NB_BF16
+ * ("avx512", "none") asks for a lesser one; tests switch with nb__bf16_use. */
+#if defined(__x86_64__) && !defined(NB_REAL_DOUBLE) &&                                          \
+    ((defined(__clang__) && __clang_major__ >= 12) ||                                          \
+     (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
+#define NB_BF16_GEMM 1
+#endif
+enum { NB__BF16_NONE, NB__BF16_AVX512, NB__BF16_AMX };
+int nb__bf16_kernel(void);
+void nb__bf16_use(int kernel);
+const char *nb__bf16_kernel_name(void);
+/* NULL when a bf16 kernel runs here, else why not ("this CPU has ..."). */
+const char *nb__bf16_missing(void);
+void nb__gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                   int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* nb_gemm at a graph's precision: NB_PRECISION_BF16 runs nb__gemm_bf16. */
+void nb_gemm_at(nb_precision precision, int trans_a, int trans_b, int M, int N, int K,
+                nb_real alpha, const nb_real *A, int lda, const nb_real *B, int ldb,
+                nb_real beta, nb_real *C, int ldc);
+
 /* The portable kernel, always available (gemm_portable.c). */
 void nb_gemm_portable(int trans_a, int trans_b, int M, int N, int K, nb_real alpha,
                       const nb_real *A, int lda, const nb_real *B, int ldb,

@@ -11,13 +11,16 @@
  *   __metadata__ nabla.format = "checkpoint", nabla.version = "1",
  *                nabla.real, nabla.epoch, nabla.step, nabla.seed,
  *                nabla.rng and nabla.graph_rng (the generator of dropout)
- *                (four 16-digit hex words each), nabla.model (if any);
+ *                (four 16-digit hex words each), nabla.model (if any),
+ *                nabla.precision ("fp32" or "bf16", of the graph's products;
+ *                absent in older files, which are fp32);
  *                optim.kind ("none" without optimiser), optim.steps and one
  *                optim.<field> per config field (doubles with 17 significant
  *                digits, which read back to the same bits).
  *
  * Loading validates the whole file against the graph and the optimiser first
- * and changes nothing unless everything fits. */
+ * and changes nothing unless everything fits; a run is resumed in the
+ * precision it was trained in (the graph's must match). */
 #include "../formats/st_internal.h"
 
 #include <errno.h>
@@ -118,6 +121,7 @@ static void own_metadata(meta_table *t, const nb_graph *g, const nb_optim *opt,
              (unsigned long long)g->rng.s[0], (unsigned long long)g->rng.s[1],
              (unsigned long long)g->rng.s[2], (unsigned long long)g->rng.s[3]);
     if (ck->model) t->kv[t->n++] = (nb_kv){"nabla.model", ck->model};
+    meta_put(t, "nabla.precision", "%s", nb_precision_name(g->precision));
     const nb_optim_config *cfg = opt ? nb_optim_get_config(opt) : NULL;
     meta_put(t, "optim.kind", "%s", cfg ? nb_optim_name(cfg->kind) : "none");
     if (!cfg) return;
@@ -378,6 +382,21 @@ static nb_status check_identity(const nb_safetensors *st, const char *path,
     return NB_OK;
 }
 
+/* The graph computes its products in the precision the run was trained in:
+ * a resumed run then takes the steps an uninterrupted one would. */
+static nb_status check_precision(const nb_safetensors *st, const char *path, const nb_graph *g) {
+    const char *v = nb_st_meta(st, "nabla.precision");
+    nb_precision saved = NB_PRECISION_FP32;
+    if (v && nb_precision_parse(v, &saved) != NB_OK)
+        return bad_meta(path, "nabla.precision", v, "fp32 or bf16");
+    if (saved != g->precision)
+        return nb_err(NB_ERR_ARG, "%s: checkpoint was trained with precision %s, but this graph "
+                      "computes in %s; resume in %s (start a new run from its weights to change)",
+                      path, nb_precision_name(saved), nb_precision_name(g->precision),
+                      nb_precision_name(saved));
+    return NB_OK;
+}
+
 /* Where the run stands: epoch, step, seed and the generators. */
 typedef struct run_state {
     long long epoch, step;
@@ -466,6 +485,7 @@ nb_status nb_checkpoint_load(const char *path, nb_graph *g, nb_optim *opt, nb_ch
     long optim_steps = 0;
     run_state run = {0, 0, 0, {{0, 0, 0, 0}}, {{0, 0, 0, 0}}, 0, 0};
     s = check_identity(st, path, ck);
+    if (s == NB_OK) s = check_precision(st, path, g);
     if (s == NB_OK) s = read_run_state(st, path, &run);
     if (s == NB_OK) s = check_reserved_tensors(st, path);
     if (s == NB_OK) s = nb__stage_params(st, path, g, 0, RESERVED, NULL, 0, &params, &buffers);

@@ -158,11 +158,12 @@ static void forward_part(void *ctx, int part) {
                     nb_real b = bias ? bias[grp * s.Cog + co] : R(0);
                     for (size_t p = 0; p < P; p++) y[co * P + p] = b;
                 }
-                nb_gemm(0, 0, s.Cog, s.P, s.K, R(1), wg, s.K, col, s.P, R(1), y, s.P);
+                nb_gemm_at(j->g->precision, 0, 0, s.Cog, s.P, s.K, R(1), wg, s.K, col, s.P, R(1),
+                           y, s.P);
                 continue;
             }
-            nb_gemm(0, 0, s.Cog, (int)ld, s.K, R(1), wg, s.K, col, (int)ld, R(0), ybuf,
-                    (int)ld);
+            nb_gemm_at(j->g->precision, 0, 0, s.Cog, (int)ld, s.K, R(1), wg, s.K, col, (int)ld,
+                       R(0), ybuf, (int)ld);
             for (int co = 0; co < s.Cog; co++) {
                 int oc = grp * s.Cog + co;
                 nb_real b = bias ? bias[oc] : R(0);
@@ -228,12 +229,13 @@ static void backward_part(void *ctx, int part) {
             }
             if (w->grad) { /* dW_g += dY · col^T */
                 gather_columns(&s, x->val, s0, nc, grp, col);
-                nb_gemm(0, 1, s.Cog, s.K, (int)ld, R(1), dyg, (int)ld, col, (int)ld, R(1),
-                        dw + (size_t)grp * s.Cog * s.K, s.K);
+                nb_gemm_at(j->g->precision, 0, 1, s.Cog, s.K, (int)ld, R(1), dyg, (int)ld, col,
+                           (int)ld, R(1), dw + (size_t)grp * s.Cog * s.K, s.K);
             }
             if (x->grad) { /* dcol = W_g^T · dY, scattered back into dx */
-                nb_gemm(1, 0, s.K, (int)ld, s.Cog, R(1), w->val + (size_t)grp * s.Cog * s.K,
-                        s.K, dyg, (int)ld, R(0), col, (int)ld);
+                nb_gemm_at(j->g->precision, 1, 0, s.K, (int)ld, s.Cog, R(1),
+                           w->val + (size_t)grp * s.Cog * s.K, s.K, dyg, (int)ld, R(0), col,
+                           (int)ld);
                 size_t plane = (size_t)s.geom.H * (size_t)s.geom.W;
                 for (int k = 0; k < nc; k++)
                     nb_col2im(&s.geom, col + (size_t)k * P, ld,

@@ -16,8 +16,8 @@ static void linear_forward(nb_graph *g, nb_node_t *n) {
         const nb_real *b = nb__in(g, n, 2)->val;
         for (int r = 0; r < rows; r++) memcpy(n->val + (size_t)r * out, b, (size_t)out * sizeof *b);
     }
-    nb_gemm(0, 1, rows, out, in, R(1), x->val, in, w->val, in, n->nin == 3 ? R(1) : R(0),
-            n->val, out);
+    nb_gemm_at(g->precision, 0, 1, rows, out, in, R(1), x->val, in, w->val, in,
+               n->nin == 3 ? R(1) : R(0), n->val, out);
 }
 
 static void linear_backward(nb_graph *g, nb_node_t *n) {
@@ -25,9 +25,11 @@ static void linear_backward(nb_graph *g, nb_node_t *n) {
     int in = w->dims[1], out = w->dims[0];
     int rows = (int)(nb__numel(x) / (size_t)in);
     if (x->grad) /* dx += dy W */
-        nb_gemm(0, 0, rows, in, out, R(1), n->grad, out, w->val, in, R(1), x->grad, in);
+        nb_gemm_at(g->precision, 0, 0, rows, in, out, R(1), n->grad, out, w->val, in, R(1),
+                   x->grad, in);
     if (w->grad) /* dW += dy^T x */
-        nb_gemm(1, 0, out, in, rows, R(1), n->grad, out, x->val, in, R(1), w->grad, in);
+        nb_gemm_at(g->precision, 1, 0, out, in, rows, R(1), n->grad, out, x->val, in, R(1),
+                   w->grad, in);
     if (n->nin == 3 && nb__in(g, n, 2)->grad) { /* db += column sums of dy */
         nb_real *db = nb__in(g, n, 2)->grad;
         for (int r = 0; r < rows; r++) {
@@ -124,16 +126,17 @@ nb_node nb_dense(nb_graph *g, nb_node x, int out_features, const char *name,
 static void matmul_forward(nb_graph *g, nb_node_t *n) {
     nb_node_t *a = nb__in(g, n, 0), *b = nb__in(g, n, 1);
     int M = a->dims[0], K = a->dims[1], N = b->dims[1];
-    nb_gemm(0, 0, M, N, K, R(1), a->val, K, b->val, N, R(0), n->val, N);
+    nb_gemm_at(g->precision, 0, 0, M, N, K, R(1), a->val, K, b->val, N, R(0), n->val, N);
 }
 
 static void matmul_backward(nb_graph *g, nb_node_t *n) {
     nb_node_t *a = nb__in(g, n, 0), *b = nb__in(g, n, 1);
     int M = a->dims[0], K = a->dims[1], N = b->dims[1];
     if (a->grad) /* da += dy b^T */
-        nb_gemm(0, 1, M, K, N, R(1), n->grad, N, b->val, N, R(1), a->grad, K);
+        nb_gemm_at(g->precision, 0, 1, M, K, N, R(1), n->grad, N, b->val, N, R(1), a->grad,
+                   K);
     if (b->grad) /* db += a^T dy */
-        nb_gemm(1, 0, K, N, M, R(1), a->val, K, n->grad, N, R(1), b->grad, N);
+        nb_gemm_at(g->precision, 1, 0, K, N, M, R(1), a->val, K, n->grad, N, R(1), b->grad, N);
 }
 
 static double matmul_flops(const nb_graph *g, const nb_node_t *n) {
