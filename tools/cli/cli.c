@@ -118,6 +118,17 @@ int cli_int(const char *cmd, const char *flag, const char *s, long lo, long hi, 
     return 1;
 }
 
+int cli_precision(const char *cmd, const char *s, nb_precision *out) {
+    if (nb_precision_parse(s, out) == NB_OK) return 1;
+    cli_usage_error(cmd, "--precision %s: expected fp32 or bf16", s);
+    return 0;
+}
+
+int cli_set_precision(const char *cmd, nb_graph *g, nb_precision p) {
+    if (nb_graph_set_precision(g, p) == NB_OK) return 0;
+    return cli_fail(cmd, "--%s", nb_last_error()); /* "--precision bf16 needs a CPU ..." */
+}
+
 int cli_double(const char *cmd, const char *flag, const char *s, double lo, double hi,
                double *out) {
     char *end;

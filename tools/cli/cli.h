@@ -34,6 +34,10 @@ const char *cli_get(const cli_flag *flags, int nflags, const char *name);
 
 /* Strict conversions of a flag value; return 0 and print an error when invalid. */
 int cli_int(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out);
+/* --precision NAME (fp32 or bf16) into *out: 1, or 0 after a usage error. */
+int cli_precision(const char *cmd, const char *s, nb_precision *out);
+/* Set a loaded model's precision: 0, or 1 after saying why the CPU cannot. */
+int cli_set_precision(const char *cmd, nb_graph *g, nb_precision p);
 /* A finite number (its range is the library's to check). */
 int cli_number(const char *cmd, const char *flag, const char *s, double *out);
 int cli_double(const char *cmd, const char *flag, const char *s, double lo, double hi,

@@ -26,7 +26,10 @@ static const char *help =
     "  --report FILE.json     write the whole report as JSON\n"
     "  --confusion FILE.svg   draw the confusion matrix\n"
     "  --skip-bad             with folder:DIR, skip images that do not decode\n"
-    "                         (counted) instead of failing\n";
+    "                         (counted) instead of failing\n"
+    "  --precision P          fp32 (default) or bf16: the products on operands rounded to\n"
+    "                         bfloat16, as 'nabla train --precision bf16' (needs a CPU\n"
+    "                         with AVX512-BF16)\n";
 
 /* Load model, weights and their preprocessing: shared with predict. */
 int load_trained(const char *cmd, const char *model_path, const char *weights, nb_model *m,
@@ -52,7 +55,7 @@ int load_trained(const char *cmd, const char *model_path, const char *weights, n
 int cmd_eval(int argc, char **argv) {
     cli_flag f[] = {{"weights", 1, 0}, {"data", 1, 0},   {"batch", 1, 0},
                     {"top-k", 1, 0},   {"report", 1, 0}, {"confusion", 1, 0},
-                    {"skip-bad", 0, 0}, {"set", 1, 0}};
+                    {"skip-bad", 0, 0}, {"set", 1, 0},  {"precision", 1, 0}};
     const int nf = (int)(sizeof f / sizeof f[0]);
     const char *pos[1];
     int npos, want_help;
@@ -64,6 +67,8 @@ int cmd_eval(int argc, char **argv) {
     if (!weights || !spec) return cli_usage_error("eval", "--weights and --data are required");
     long batch = 256;
     if ((v = cli_get(f, nf, "batch")) && !cli_int("eval", "batch", v, 1, 1 << 20, &batch)) return 2;
+    nb_precision precision = NB_PRECISION_FP32;
+    if ((v = cli_get(f, nf, "precision")) && !cli_precision("eval", v, &precision)) return 2;
     report_opts ro;
     if ((rc = report_options("eval", cli_get(f, nf, "top-k"), cli_get(f, nf, "report"),
                              cli_get(f, nf, "confusion"), &ro)))
@@ -86,6 +91,7 @@ int cmd_eval(int argc, char **argv) {
         return rc;
     }
     folder_source_setup(&m, cli_get(f, nf, "skip-bad") != NULL, 0);
+    if ((rc = cli_set_precision("eval", m.graph, precision))) goto done_model;
     if (m.loss == NB_NONE) {
         rc = cli_fail("eval", "%s: the model has no loss line", pos[0]);
         goto done_model;

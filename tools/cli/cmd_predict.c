@@ -8,7 +8,8 @@
 #include "folder_source.h"
 
 static const char *help =
-    "usage: nabla predict MODEL.nn --weights FILE --input SOURCE [--limit N] [--skip-bad]\n\n"
+    "usage: nabla predict MODEL.nn --weights FILE --input SOURCE [--limit N] [--skip-bad]\n"
+    "                     [--precision fp32|bf16]\n\n"
     "Predict every sample of SOURCE (csv:FILE[,label=COL|none], idx:IMAGES,\n"
     "npy:X.npy (idx and npy with ,layout=hwc for channels-last images), folder:DIR\n"
     "or one image file, IMAGE.png|jpg|jpeg; see nabla train --help) and\n"
@@ -19,7 +20,8 @@ static const char *help =
     "for a regression model the outputs.  With csv:FILE a label column (by default\n"
     "the last column, when the file has one more column than the model has inputs)\n"
     "is ignored.  Images are numbered in file-name order (docs/images.md);\n"
-    "--skip-bad skips those that do not decode.\n";
+    "--skip-bad skips those that do not decode.  --precision bf16 computes the\n"
+    "products on operands rounded to bfloat16, as 'nabla train --precision bf16'.\n";
 
 int load_trained(const char *cmd, const char *model_path, const char *weights, nb_model *m,
                  preprocess *pre);
@@ -68,7 +70,7 @@ static void print_header(const nb_model *m, const preprocess *pre, size_t outs) 
 
 int cmd_predict(int argc, char **argv) {
     cli_flag f[] = {{"weights", 1, 0}, {"input", 1, 0}, {"limit", 1, 0}, {"skip-bad", 0, 0},
-                    {"set", 1, 0}};
+                    {"set", 1, 0},     {"precision", 1, 0}};
     const int nf = (int)(sizeof f / sizeof f[0]);
     const char *pos[1];
     int npos, want_help;
@@ -80,9 +82,16 @@ int cmd_predict(int argc, char **argv) {
     if (!weights || !spec) return cli_usage_error("predict", "--weights and --input are required");
     long limit = -1;
     if ((v = cli_get(f, nf, "limit")) && !cli_int("predict", "limit", v, 1, 1L << 40, &limit)) return 2;
+    nb_precision precision = NB_PRECISION_FP32;
+    if ((v = cli_get(f, nf, "precision")) && !cli_precision("predict", v, &precision)) return 2;
     nb_model m;
     preprocess pre;
     if ((rc = load_trained("predict", pos[0], weights, &m, &pre))) return rc;
+    if ((rc = cli_set_precision("predict", m.graph, precision))) {
+        preprocess_free(&pre);
+        nb_model_free(&m);
+        return rc;
+    }
     folder_source_setup(&m, cli_get(f, nf, "skip-bad") != NULL, 0);
     nb_graph *g = m.graph;
     size_t in_size = cli_sample_size(g, m.input);

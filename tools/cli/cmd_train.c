@@ -62,7 +62,12 @@ static const char *help =
     "  --flip                 augment images: mirror at random (probability 1/2)\n"
     "  --crop P               augment images: random crops after padding P pixels\n"
     "  --seed N               seed of the initialisation, split and shuffling (default 0)\n"
-    "  --threads N            threads of the matrix products (default: OpenBLAS's choice)\n";
+    "  --threads N            threads of the matrix products (default: OpenBLAS's choice)\n"
+    "  --precision P          fp32 (default) or bf16: the products of dense and conv layers\n"
+    "                         (forward and backward) on operands rounded to bfloat16, summed\n"
+    "                         in fp32; weights, gradients, optimiser state and the loss stay\n"
+    "                         fp32.  Needs a CPU with AVX512-BF16 (AMX used where present).\n"
+    "                         A checkpoint resumes in its own precision\n";
 
 /* (split: a C99 compiler need not take a longer string) */
 static const char *help_output =
@@ -362,6 +367,8 @@ static int check_resume(run *r, const char *resume, const char *seed_flag) {
     const char *aug = nb_st_meta(ck, "train.augment"), *sd = nb_st_meta(ck, "nabla.seed");
     const char *hist = nb_st_meta(ck, "train.history");
     const char *sums = nb_st_meta(ck, "train.epoch_sums");
+    const char *prec = nb_st_meta(ck, "nabla.precision"); /* absent: fp32 */
+    const char *want = nb_precision_name(nb_graph_precision(r->m.graph));
     if (sums) snprintf(r->sums_meta, sizeof r->sums_meta, "%s", sums);
     int rc = 0;
     if (!b || !d || !aug || !sd)
@@ -374,6 +381,9 @@ static int check_resume(run *r, const char *resume, const char *seed_flag) {
     else if (strcmp(aug, r->augment) != 0)
         rc = cli_fail("train", "--resume %s: the checkpoint was made with augmentation '%s', "
                       "this run asks for '%s'", resume, aug, r->augment);
+    else if (strcmp(prec ? prec : "fp32", want) != 0)
+        rc = cli_fail("train", "--resume %s: the checkpoint was trained with --precision %s, "
+                      "this run asks for %s", resume, prec, want);
     else if (seed_flag && strtoull(sd, NULL, 10) != r->seed)
         rc = cli_fail("train", "--resume %s: the checkpoint was made with --seed %s", resume, sd);
     else if (hist && history_parse(&r->hist, hist))
@@ -510,6 +520,9 @@ static int train(run *r, nb_fit_config *cfg, size_t per_epoch) {
         char text[256];
         fprintf(stderr, "\noptimiser %s\n",
                 optim_text(nb_optim_get_config(r->opt), r->optim_name, text, sizeof text));
+        if (nb_graph_precision(r->m.graph) != NB_PRECISION_FP32)
+            fprintf(stderr, "precision %s: products of bf16-rounded operands, summed in fp32\n",
+                    nb_precision_name(nb_graph_precision(r->m.graph)));
     }
     progress_init(&r->prog, stderr, cfg->epochs, per_epoch, (size_t)r->batch);
     if (r->hist.n) { /* resumed: the bar shows the last validation metrics */
@@ -611,7 +624,7 @@ static int train_command(int argc, char **argv, nb_dist *dist) {
                     {"early-stop", 1, 0},   {"monitor", 1, 0}, {"min-delta", 1, 0},
                     {"keep", 1, 0},         {"tensorboard", 1, 0},
                     {"init", 1, 0},         {"init-skip", 1, 0}, {"freeze", 1, 0},
-                    {"set", 1, 0}};
+                    {"set", 1, 0},          {"precision", 1, 0}};
     const int nf = (int)(sizeof f / sizeof f[0]);
     const char *pos[1];
     int npos, want_help;
@@ -647,6 +660,8 @@ static int train_command(int argc, char **argv, nb_dist *dist) {
     if ((v = FLAG("batch")) && !cli_int("train", "batch", v, 1, 1 << 20, &r.batch)) return 2;
     if ((v = FLAG("seed")) && !cli_int("train", "seed", v, 0, 2147483647L, &seed)) return 2;
     if ((v = FLAG("threads")) && !cli_int("train", "threads", v, 1, 1024, &threads)) return 2;
+    nb_precision precision = NB_PRECISION_FP32;
+    if ((v = FLAG("precision")) && !cli_precision("train", v, &precision)) return 2;
     if ((v = FLAG("val-split")) && !cli_double("train", "val-split", v, 0, 0.99, &val_split)) return 2;
     /* numbers only here: their ranges are checked once, by the library below */
     if ((v = FLAG("lr")) && !cli_number("train", "lr", v, &lr)) return 2;
@@ -733,6 +748,7 @@ static int train_command(int argc, char **argv, nb_dist *dist) {
     if (!rc && cli_model_load(r.model_path, &r.m) != NB_OK)
         rc = cli_fail("train", "%s", nb_last_error());
     if (!rc && r.m.loss == NB_NONE) rc = cli_fail("train", "%s: the model has no 'loss' line", r.model_path);
+    if (!rc) rc = cli_set_precision("train", r.m.graph, precision);
     if (!rc) rc = report_check("train", &r.m, &r.report);
     if (!rc) rc = early_stop_setup(&r.stop, r.m.graph, r.m.classes, r.model_path);
     if (!rc && resume) rc = check_resume(&r, resume, FLAG("seed"));
