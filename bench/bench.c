@@ -5,6 +5,7 @@
  *
  *   nabla-bench [--model mlp|mlp-wide|cnn|all] [--threads N] [--batches N]
  *               [--latency-runs N] [--save-weights DIR] [--no-sgemm]
+ *               [--precision fp32|bf16]
  *   nabla-bench --print-model NAME     the model's text (for nabla export)
  *
  * --save-weights DIR writes each model's trained weights to DIR/NAME.safetensors.
@@ -111,6 +112,8 @@ static nb_status save_weights(const nb_graph *g, const char *name) {
     return nb_save_weights(g, path, &meta, 1);
 }
 
+static nb_precision precision = NB_PRECISION_FP32; /* --precision */
+
 /* Train one model for `batches` timed batches and time batch-1 inference. */
 static int run_model(int which, int threads, int batches, result *r) {
     int rc = 1;
@@ -133,6 +136,7 @@ static int run_model(int which, int threads, int batches, result *r) {
         goto done;
     }
     nb_graph *g = m.graph;
+    if (nb_graph_set_precision(g, precision) != NB_OK) { fail(r, "precision"); goto done; }
     nb_rng rng;
     nb_rng_seed(&rng, 0);
     if (nb_graph_init(g, &rng) != NB_OK) { fail(r, "init"); goto done; }
@@ -331,7 +335,7 @@ static int print_model(const char *name) {
 static void usage(void) {
     fprintf(stderr, "usage: nabla-bench [--model mlp|mlp-wide|cnn|all] [--threads N] "
                     "[--batches N] [--latency-runs N] [--save-weights DIR]\n"
-                    "                   [--no-sgemm]\n"
+                    "                   [--no-sgemm] [--precision fp32|bf16]\n"
                     "       nabla-bench --print-model mlp|mlp-wide|cnn\n");
 }
 
@@ -348,6 +352,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--batches")) batches = atoi(argv[++i]);
         else if (!strcmp(a, "--latency-runs")) latency_runs = atoi(argv[++i]);
         else if (!strcmp(a, "--save-weights")) weights_dir = argv[++i];
+        else if (!strcmp(a, "--precision")) {
+            if (nb_precision_parse(argv[++i], &precision) != NB_OK) { usage(); return 2; }
+        }
         else { usage(); return 2; }
     }
     if (batches < 1 || threads < 0 || latency_runs < 1 || latency_runs > MAX_LATENCY_RUNS) {
