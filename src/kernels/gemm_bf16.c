@@ -71,43 +71,80 @@ INLINE BF16 __m512i pairs_across(const float *r0, const float *r1, __mmask16 m) 
     return _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(b, a));
 }
 
+/* 16 x 16 transpose of 32-bit words: r[i] lane j -> r[j] lane i. */
+INLINE BF16 void transpose16(__m512i r[16]) {
+    __m512i t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    for (int g = 0; g < 4; g++) { /* r[4g+e], 128-bit lane L: column 4L+e of rows 4g..4g+3 */
+        r[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
+        r[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
+        r[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+        r[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+    }
+    for (int e = 0; e < 4; e++) { /* gather lane L of the four row groups */
+        __m512i a = _mm512_shuffle_i32x4(r[e], r[4 + e], 0x88);
+        __m512i b = _mm512_shuffle_i32x4(r[e], r[4 + e], 0xDD);
+        __m512i c = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0x88);
+        __m512i d = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0xDD);
+        t[e] = _mm512_shuffle_i32x4(a, c, 0x88);
+        t[8 + e] = _mm512_shuffle_i32x4(a, c, 0xDD);
+        t[4 + e] = _mm512_shuffle_i32x4(b, d, 0x88);
+        t[12 + e] = _mm512_shuffle_i32x4(b, d, 0xDD);
+    }
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+/* Store words v[i] lane j, for i < ni, to d[i*di + j] (j in m); with
+ * transpose, v[i] lane j goes to d[j*di + i] for j < nj instead. */
+INLINE BF16 void store_block(__m512i v[16], int transpose, int ni, int nj, __mmask16 m,
+                             uint32_t *d, long di) {
+    if (transpose) {
+        transpose16(v);
+        m = mask16(ni), ni = nj;
+    }
+    for (int i = 0; i < ni; i++) _mm512_mask_storeu_epi32(d + i * di, m, v[i]);
+}
+
 /* A matrix whose rows r < nr hold k contiguously (row r at src + r*ld), k <
  * kc: word (kp, r) goes to dst[kp*dkp + r*dr] for kp < kpn and r < nrpad,
- * zero beyond kc and nr. */
+ * zero beyond kc and nr.  One of dkp and dr is 1; blocks of 16 rows by 16
+ * pairs are transposed in registers when dkp is not. */
 BF16 static void pack_along(const float *src, long ld, int nr, int nrpad, int kc, int kpn,
                             uint32_t *dst, long dkp, long dr) {
-    const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    __m512i index = _mm512_mullo_epi32(lanes, _mm512_set1_epi32((int)dkp));
-    for (int r = 0; r < nrpad; r++)
+    for (int r0 = 0; r0 < nrpad; r0 += 16)
         for (int kp = 0; kp < kpn; kp += 16) {
-            int n = r < nr ? kc - 2 * kp : 0;
-            __m512i w = n > 0 ? pairs_along(src + r * ld + 2 * kp, n) : _mm512_setzero_si512();
-            __mmask16 m = mask16(kpn - kp);
-            uint32_t *d = dst + kp * dkp + r * dr;
-            if (dkp == 1) _mm512_mask_storeu_epi32(d, m, w);
-            else _mm512_mask_i32scatter_epi32(d, m, index, w, 4);
+            __m512i v[16];
+            for (int i = 0; i < 16; i++) {
+                int r = r0 + i, n = r < nr ? kc - 2 * kp : 0;
+                v[i] = n > 0 ? pairs_along(src + r * ld + 2 * kp, n) : _mm512_setzero_si512();
+            }
+            int rows = nrpad - r0 < 16 ? nrpad - r0 : 16, pairs = kpn - kp < 16 ? kpn - kp : 16;
+            if (dkp == 1) store_block(v, 0, rows, 0, mask16(pairs), dst + kp + r0 * dr, dr);
+            else store_block(v, 1, rows, pairs, mask16(rows), dst + kp * dkp + r0, dkp);
         }
 }
 
 /* A matrix whose element (k, c) is src[k*ld + c], k < kc, c < nc: word
  * (kp, c) goes to dst[kp*dkp + c*dc] for kp < kpn and c < ncpad, zero beyond
- * kc and nc. */
+ * kc and nc.  One of dkp and dc is 1; blocks are transposed when dc is not. */
 BF16 static void pack_across(const float *src, long ld, int nc, int ncpad, int kc, int kpn,
                              uint32_t *dst, long dkp, long dc) {
-    const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    __m512i index = _mm512_mullo_epi32(lanes, _mm512_set1_epi32((int)dc));
-    for (int kp = 0; kp < kpn; kp++) {
-        const float *r0 = 2 * kp < kc ? src + 2 * kp * ld : NULL;
-        const float *r1 = 2 * kp + 1 < kc ? src + (2 * kp + 1) * ld : NULL;
+    for (int kp0 = 0; kp0 < kpn; kp0 += 16)
         for (int c = 0; c < ncpad; c += 16) {
-            __m512i w = r0 ? pairs_across(r0 + c, r1 ? r1 + c : NULL, mask16(nc - c))
-                           : _mm512_setzero_si512();
-            __mmask16 m = mask16(ncpad - c);
-            uint32_t *d = dst + kp * dkp + c * dc;
-            if (dc == 1) _mm512_mask_storeu_epi32(d, m, w);
-            else _mm512_mask_i32scatter_epi32(d, m, index, w, 4);
+            __m512i v[16];
+            for (int i = 0; i < 16; i++) {
+                int kp = kp0 + i;
+                const float *r0 = 2 * kp < kc ? src + 2 * kp * ld + c : NULL;
+                const float *r1 = 2 * kp + 1 < kc ? src + (2 * kp + 1) * ld + c : NULL;
+                v[i] = r0 ? pairs_across(r0, r1, mask16(nc - c)) : _mm512_setzero_si512();
+            }
+            int pairs = kpn - kp0 < 16 ? kpn - kp0 : 16, cols = ncpad - c < 16 ? ncpad - c : 16;
+            if (dc == 1) store_block(v, 0, pairs, 0, mask16(cols), dst + kp0 * dkp + c, dkp);
+            else store_block(v, 1, pairs, cols, mask16(pairs), dst + c * dc + kp0, dc);
         }
-    }
 }
 
 /* ---- the micro-kernels ---- */
@@ -327,6 +364,81 @@ static void bf16_part(void *ctx, int part) {
         bf16_block(g, i0, i1, jc, j1 - jc < NC ? j1 : jc + NC, packed_b, packed_a);
 }
 
+/* ---- products with at most SMALL_M rows (batch-1 inference): no packing ---- */
+
+enum { SMALL_M = 4, SMALL_K = 4096 };
+
+/* x[0 .. K) (stride incx) as pair words, zero-padded to a multiple of 16. */
+BF16 static void vector_pairs(const float *x, long incx, int K, uint32_t *xw) {
+    float buf[32];
+    for (int k = 0; k < K; k += 32) {
+        int n = K - k < 32 ? K - k : 32;
+        const float *src = x + k;
+        if (incx != 1) {
+            for (int i = 0; i < n; i++) buf[i] = x[(long)(k + i) * incx];
+            src = buf;
+        }
+        _mm512_storeu_si512(xw + k / 2, pairs_along(src, n));
+    }
+}
+
+INLINE BF16 float scaled(float dot, float alpha, float beta, const float *y) {
+    return alpha * dot + (beta == 0 ? 0 : beta * *y);
+}
+
+/* y[j] = alpha dot(x, B[j, :]) + beta y[j], j < N (op(B) = B^T): four rows of
+ * B per pass share each load of x. */
+BF16 static void gemv_rows(int N, int K, float alpha, const uint32_t *xw, const float *B,
+                           long ldb, float beta, float *y) {
+    for (int j = 0; j < N; j += 4) {
+        const float *row[4];
+        for (int r = 0; r < 4; r++) row[r] = B + (j + r < N ? j + r : j) * ldb;
+        __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        for (int k = 0; k < K; k += 32) {
+            __m512bh xv = (__m512bh)_mm512_loadu_si512(xw + k / 2);
+            s0 = _mm512_dpbf16_ps(s0, xv, (__m512bh)pairs_along(row[0] + k, K - k));
+            s1 = _mm512_dpbf16_ps(s1, xv, (__m512bh)pairs_along(row[1] + k, K - k));
+            s2 = _mm512_dpbf16_ps(s2, xv, (__m512bh)pairs_along(row[2] + k, K - k));
+            s3 = _mm512_dpbf16_ps(s3, xv, (__m512bh)pairs_along(row[3] + k, K - k));
+        }
+        float d[4] = {_mm512_reduce_add_ps(s0), _mm512_reduce_add_ps(s1),
+                      _mm512_reduce_add_ps(s2), _mm512_reduce_add_ps(s3)};
+        for (int r = 0; r < 4 && j + r < N; r++) y[j + r] = scaled(d[r], alpha, beta, y + j + r);
+    }
+}
+
+/* y = alpha sum_k x[k] B[k, :] + beta y, B [K, N]: two rows of B per pair. */
+BF16 static void gemv_cols(int N, int K, float alpha, const uint32_t *xw, const float *B,
+                           long ldb, float beta, float *y) {
+    for (int j = 0; j < N; j += NR) {
+        __mmask16 m0 = mask16(N - j), m1 = mask16(N - j - 16);
+        __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+        for (int kp = 0; 2 * kp < K; kp++) {
+            __m512bh xv = (__m512bh)_mm512_set1_epi32((int)xw[kp]);
+            const float *r0 = B + 2 * kp * ldb + j, *r1 = 2 * kp + 1 < K ? r0 + ldb : NULL;
+            s0 = _mm512_dpbf16_ps(s0, xv, (__m512bh)pairs_across(r0, r1, m0));
+            s1 = _mm512_dpbf16_ps(s1, xv, (__m512bh)pairs_across(r0 + 16, r1 ? r1 + 16 : NULL, m1));
+        }
+        store_row(y + j, s0, s1, m0, m1, alpha, beta);
+    }
+}
+
+/* Columns of C in chunks of 64 for part `part`, one row of C at a time. */
+static void gemv_part(void *ctx, int part) {
+    const bf16_job *g = ctx;
+    uint32_t xw[SMALL_K / 2 + 16] __attribute__((aligned(64)));
+    size_t lo, hi;
+    nb__part_range((size_t)(g->N + 63) / 64, part, g->parts, 1, &lo, &hi);
+    int j0 = (int)lo * 64, j1 = (int)hi * 64 < g->N ? (int)hi * 64 : g->N;
+    for (int i = 0; i < g->M && j0 < j1; i++) {
+        vector_pairs(g->ta ? g->A + i : g->A + (size_t)i * g->lda, g->ta ? g->lda : 1, g->K, xw);
+        float *y = g->C + (size_t)i * g->ldc + j0;
+        if (g->tb) gemv_rows(j1 - j0, g->K, g->alpha, xw, g->B + (size_t)j0 * g->ldb, g->ldb,
+                             g->beta, y);
+        else gemv_cols(j1 - j0, g->K, g->alpha, xw, g->B + j0, g->ldb, g->beta, y);
+    }
+}
+
 /* Below this many multiply-adds a second thread costs more than it saves. */
 #define PARALLEL_MIN_MACS (1 << 18)
 
@@ -336,6 +448,14 @@ static void bf16_gemm(int amx, int ta, int tb, int M, int N, int K, float alpha,
                   .A = A, .B = B, .lda = lda, .ldb = ldb, .ldc = ldc, .C = C, .amx = amx,
                   .mr = amx ? MR_AMX : MR_DP, .parts = 1};
     int threads = nb__free_threads();
+    if (M <= SMALL_M && K <= SMALL_K) { /* bound by reading B: threads split its columns */
+        int parts = (N + 63) / 64;
+        g.parts = threads > 1 && (double)N * K >= (1 << 16) && parts > 1
+                      ? (parts < threads ? parts : threads) : 1;
+        if (g.parts > 1) nb__parallel(g.parts, gemv_part, &g);
+        else gemv_part(&g, 0);
+        return;
+    }
     int panels = (N + NR - 1) / NR, blocks = (M + g.mr - 1) / g.mr;
     if (threads > 1 && (double)M * N * K >= PARALLEL_MIN_MACS) {
         g.split_rows = panels < 2 * threads && blocks > panels;
