@@ -89,6 +89,7 @@ static void test_wrap_works(void) {
 
 enum { N = 100, IN = 20, HID = 32, OUT = 5, BATCH = 16 }; /* 100 = 6 * 16 + 4 */
 static nb_real data_x[N * IN], data_y[N];
+static nb_precision precision = NB_PRECISION_FP32; /* of the models' products */
 
 /* A small classifier touching the common ops: dense, ReLU, tanh, a skip
  * connection (add), cross-entropy on class indices (which keeps scratch). */
@@ -111,6 +112,7 @@ static model make_model(void) {
     nb_rng r;
     nb_rng_seed(&r, 1);
     CHECK_OK(nb_graph_init(m.g, &r));
+    CHECK_OK(nb_graph_set_precision(m.g, precision));
     return m;
 }
 
@@ -243,6 +245,7 @@ static void test_fit_cnn(void) {
     nb_node loss = nb_cross_entropy(g, out, y, 0);
     CHECK_OK(nb_graph_status(g));
     CHECK_OK(nb_graph_init(g, &r));
+    CHECK_OK(nb_graph_set_precision(g, precision));
     nb_data train = test_data(img_x, data_y, N, 64, 1);
     nb_data val = test_data(img_x, data_y, 30, 64, 1);
     nb_fit_config cfg = nb_fit_defaults(x, y, loss, out);
@@ -368,6 +371,17 @@ int main(void) {
     test_fit_cnn();
     test_fit_transformer();
     test_fit_sequence();
+    /* the bf16 products too, where the CPU has them */
+    nb_graph *probe = nb_graph_new();
+    if (nb_graph_set_precision(probe, NB_PRECISION_BF16) == NB_OK) {
+        precision = NB_PRECISION_BF16;
+        test_manual_loop();
+        test_fit();
+        test_fit_cnn();
+    } else {
+        printf("bf16 runs skipped: %s\n", nb_last_error());
+    }
+    nb_graph_free(probe);
     test_free_optims();
     TEST_END();
 }
