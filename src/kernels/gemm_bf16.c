@@ -29,6 +29,7 @@
 
 #ifdef NB_BF16_GEMM
 
+#include <cpuid.h>
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -478,15 +479,24 @@ static int amx_permitted(void) {
 #endif
 }
 
+/* CPUID leaf 7: AVX512-BF16 is subleaf 1 EAX bit 5, AMX-BF16 and AMX-TILE
+ * subleaf 0 EDX bits 22 and 24 (read directly: not every compiler's
+ * __builtin_cpu_supports knows the AMX names). */
+enum { EAX, EBX, ECX, EDX };
+
+static int cpuid7(unsigned sub, int reg, int bit) {
+    unsigned r[4] = {0, 0, 0, 0};
+    if (!__get_cpuid_count(7, sub, &r[0], &r[1], &r[2], &r[3])) return 0;
+    return (int)(r[reg] >> bit & 1);
+}
+
 static int cpu_best(void) {
     static int best = -1;
     if (best < 0) {
         __builtin_cpu_init();
         best = NB__BF16_NONE;
-        if (__builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw"))
-            best = NB__BF16_AVX512;
-        if (best && __builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-bf16") &&
-            amx_permitted())
+        if (__builtin_cpu_supports("avx512bw") && cpuid7(1, EAX, 5)) best = NB__BF16_AVX512;
+        if (best && cpuid7(0, EDX, 22) && cpuid7(0, EDX, 24) && amx_permitted())
             best = NB__BF16_AMX;
     }
     return best;
@@ -494,7 +504,7 @@ static int cpu_best(void) {
 
 static const char *cpu_has(void) {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512bf16")) return "this CPU has it, but NB_BF16=none turns it off";
+    if (cpuid7(1, EAX, 5)) return "this CPU has it, but NB_BF16=none turns it off";
     if (__builtin_cpu_supports("avx512f")) return "this CPU has AVX-512 without its BF16 extension";
     if (__builtin_cpu_supports("avx2")) return "this CPU has AVX2 but no AVX-512";
     return "this CPU has no AVX-512";
