@@ -306,6 +306,19 @@ static void sgemm_bench(int threads) {
     double gf = time_sgemm(1, n, a, b, c[1]);
     printf("RESULT sgemm kernel=nabla n=%d threads=%d gflops=%.1f max_rel_err=%.1e core=\"%s\"\n",
            n, nb_threads(), gf, sampled_error(n, a, b, c[1]), nb_blas_core());
+    for (int k = NB__BF16_AMX; precision == NB_PRECISION_BF16 && k > NB__BF16_NONE; k--) {
+        nb__bf16_use(k); /* --precision bf16: each bf16 kernel the CPU has */
+        if (nb__bf16_kernel() != k) continue;
+        double best = 1e30;
+        for (int rep = 0; rep < 4; rep++) {
+            double s = now();
+            nb__gemm_bf16(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c[1], n);
+            double dt = now() - s;
+            if (rep > 0 && dt < best) best = dt;
+        }
+        printf("RESULT bf16gemm kernel=%s n=%d threads=%d gflops=%.1f\n", nb__bf16_kernel_name(),
+               n, nb_threads(), 2.0 * n * (double)n * n / best * 1e-9);
+    }
     free(a), free(b), free(c[0]), free(c[1]);
 }
 

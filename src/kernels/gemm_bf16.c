@@ -491,13 +491,14 @@ static int cpuid7(unsigned sub, int reg, int bit) {
 }
 
 static int cpu_best(void) {
-    static int best = -1;
+    static _Atomic int best = -1; /* workers may ask at once: each finds the same */
     if (best < 0) {
         __builtin_cpu_init();
-        best = NB__BF16_NONE;
-        if (__builtin_cpu_supports("avx512bw") && cpuid7(1, EAX, 5)) best = NB__BF16_AVX512;
-        if (best && cpuid7(0, EDX, 22) && cpuid7(0, EDX, 24) && amx_permitted())
-            best = NB__BF16_AMX;
+        int found = NB__BF16_NONE;
+        if (__builtin_cpu_supports("avx512bw") && cpuid7(1, EAX, 5)) found = NB__BF16_AVX512;
+        if (found && cpuid7(0, EDX, 22) && cpuid7(0, EDX, 24) && amx_permitted())
+            found = NB__BF16_AMX;
+        best = found;
     }
     return best;
 }
@@ -526,7 +527,7 @@ static const char *cpu_has(void) {
 
 /* ---- the choice (NB_BF16 = amx, avx512 or none asks for a kernel) ---- */
 
-static int chosen = -1;
+static _Atomic int chosen = -1;
 
 static int limit(int want) { return want < cpu_best() ? want : cpu_best(); }
 
