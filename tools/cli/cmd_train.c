@@ -67,7 +67,7 @@ static const char *help =
     "                         (forward and backward) on operands rounded to bfloat16, summed\n"
     "                         in fp32; weights, gradients, optimiser state and the loss stay\n"
     "                         fp32.  Needs a CPU with AVX512-BF16 (AMX used where present).\n"
-    "                         A checkpoint resumes in its own precision\n";
+    "                         A checkpoint resumes in its own precision.\n";
 
 /* (split: a C99 compiler need not take a longer string) */
 static const char *help_output =
