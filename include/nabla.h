@@ -418,7 +418,8 @@ void nb_graph_freeze_random(nb_graph *g, int frozen);
  * float throughout.  NB_PRECISION_BF16: each product's operands are rounded
  * to bfloat16 (to nearest even) and the products summed in float, with AMX
  * or AVX512-BF16 instructions; parameters (the master weights), gradients,
- * optimiser state, activations, reductions and the loss stay float.  Where
+ * optimiser state, activations, reductions, the loss, and the products inside
+ * attention and recurrent layers stay float.  Where
  * the CPU lacks AVX512-BF16, and in the double-precision build, setting
  * NB_PRECISION_BF16 fails with NB_ERR_STATE saying what the CPU has. */
 typedef enum nb_precision { NB_PRECISION_FP32 = 0, NB_PRECISION_BF16 = 1 } nb_precision;
