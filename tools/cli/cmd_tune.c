@@ -46,7 +46,10 @@ static const char *help =
     "for --resume), search.json (a copy of SEARCH.json) and trials/ (each trial's\n"
     "checkpoint, log and output).  At the end a table of the trials is printed.\n"
     "With --jobs 1 a search is repeatable, --resume included; with more jobs the\n"
-    "promotions depend on which trial ends first, as in ASHA.\n";
+    "promotions depend on which trial ends first, as in ASHA.\n\n"
+    "Under mpirun -np N (or srun), rank 0 schedules and ranks 1..N-1 each run one\n"
+    "trial at a time on their node; DIR, the data and the model file must be on a\n"
+    "filesystem every node shares (docs/tune.md).\n";
 
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig) {
