@@ -3,6 +3,9 @@
 #  - random search on 2 worker ranks gives the same CSV and best weights as
 #    --jobs 2 locally (random search does not depend on the order);
 #  - ASHA on 2 worker ranks: a complete CSV, best weights that evaluate;
+#  - Ctrl-C (SIGINT to rank 0) stops the trials on the workers, and
+#    --resume under mpirun ends with the CSV and weights of an uninterrupted
+#    search;
 #  - --jobs under mpirun is a usage error;
 #  - a worker that cannot see the search directory stops the search with a
 #    clear error (ranks in another working directory, --out relative).
@@ -66,6 +69,42 @@ width=$(awk -F, -v t="$best" '$1 == t { print $8 }' "$csv")
 "$nabla" eval "$work/m.nn" --set "width=$width" --weights "$work/asha/best.safetensors" \
     --data "csv:$work/iris.csv" > "$work/out" 2> "$work/err"
 check '[ $? -eq 0 ]' "eval of best.safetensors (trial $best, width $width): $(cat "$work/err")"
+
+# --- stopped, then --resume: as if never interrupted (random search, 4 trials
+# of 81 epochs on 6000 rows, interrupted when trial 1 reaches epoch 3)
+awk 'BEGIN { s = 99; print "a,b,c,d,label";
+    for (i = 0; i < 6000; i++) { c = i % 3; line = "";
+        for (j = 0; j < 4; j++) { s = (s * 1103515245 + 12345) % 2147483648;
+            line = line (j ? "," : "") sprintf("%.4f", c * (j + 1) / 3 + (s / 2147483648 - 0.5) * 4) }
+        print line "," c } }' > "$work/big.csv"
+sed -e "s|$work/iris.csv|$work/big.csv|" -e 's/"trials": 9/"trials": 4/' \
+    -e 's/"max_epochs": 9/"max_epochs": 81/' "$work/s.json" > "$work/b.json"
+"$nabla" tune "$work/b.json" --out "$work/b1" --strategy random --jobs 2 --quiet \
+    > "$work/out" 2> "$work/err"
+check '[ $? -eq 0 ]' "local search on big.csv: $(cat "$work/err")"
+"$mpiexec" --oversubscribe --bind-to none -np 3 "$nabla" tune "$work/b.json" --out "$work/b2" \
+    --strategy random --quiet > "$work/int.out" 2> "$work/int.err" &
+pid=$!
+i=0
+while [ $i -lt 2000 ] && ! grep -q "^epoch 3/" "$work/b2/trials/001.out" 2>/dev/null; do
+    sleep 0.01
+    i=$((i + 1))
+done
+# rank 0 at once (its pid from its lock file): through mpirun a signal takes a while
+kill -INT "$(cat "$work/b2/journal.lock")"
+wait $pid
+check 'grep -q "^nabla tune: interrupted; continue with: .* --resume" "$work/int.err"' \
+    "Ctrl-C under mpirun: $(cat "$work/int.err")"
+pgrep -f "$work/b2/trials" > "$work/pgrep.out"
+check '[ ! -s "$work/pgrep.out" ]' "trials left running: $(cat "$work/pgrep.out")"
+check '[ "$(grep -c "^done" "$work/b2/journal")" -lt 4 ]' "the search was cut short"
+"$mpiexec" --oversubscribe --bind-to none -np 3 "$nabla" tune "$work/b.json" --out "$work/b2" \
+    --strategy random --quiet --resume > "$work/out" 2> "$work/err"
+check '[ $? -eq 0 ]' "--resume under mpirun: $(cat "$work/err")"
+check 'cmp -s "$work/b1/trials.csv" "$work/b2/trials.csv" &&
+       cmp -s "$work/b1/best.safetensors" "$work/b2/best.safetensors"' \
+    "interrupted and resumed: the CSV and weights of the uninterrupted search"
+check 'grep -q "^resuming " "$work/b2/trials/001.out"' "trial 1 resumed its checkpoint"
 
 # --- --jobs under mpirun
 mpi3 "$nabla" tune "$work/s.json" --out "$work/jobs" --jobs 2 > "$work/out" 2> "$work/err"
