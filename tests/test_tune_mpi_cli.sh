@@ -52,6 +52,9 @@ check 'cmp -s "$work/local/best.safetensors" "$work/ranks/best.safetensors"' \
     "the same best weights as --jobs 2"
 check '[ "$(grep -h "^epoch 1/" "$work/ranks/trials/"*.out | grep -c .)" -eq 9 ]' \
     "every trial trained: $(ls "$work/ranks/trials")"
+# two trials at once: the journal starts trials 1 and 2 before either is done
+check '[ "$(sed -n "3,4p" "$work/ranks/journal" | tr "\n" ";")" = "start 1 2;start 2 2;" ]' \
+    "2 workers, 2 trials at a time: $(cat "$work/ranks/journal")"
 
 # --- ASHA: complete, and the best weights evaluate
 mpi3 "$nabla" tune "$work/s.json" --out "$work/asha" > "$work/asha.out" 2> "$work/asha.err"
