@@ -16,10 +16,12 @@
 
 #include "cli.h"
 #include "data_source.h"
+#include "dist_launch.h"
 #include "outfile.h"
 #include "outputs.h"
 #include "tune_asha.h"
 #include "tune_jobs.h"
+#include "tune_mpi.h"
 #include "tune_report.h"
 
 static const char *help =
@@ -32,7 +34,8 @@ static const char *help =
     "  --out DIR             the search's directory: a new or empty one (with\n"
     "                        --resume, the one of the search to continue)\n"
     "  --strategy NAME       asha (default) or random: every trial to max_epochs\n"
-    "  --jobs N              trials trained at the same time (default 1)\n"
+    "  --jobs N              trials trained at the same time (default 1); under\n"
+    "                        mpirun -np N, N-1: one on each rank but rank 0\n"
     "  --threads N           threads of each trial (default 1)\n"
     "  --resume              continue the interrupted search in DIR: finished trials\n"
     "                        are kept, an interrupted one resumes its checkpoint\n"
@@ -43,7 +46,10 @@ static const char *help =
     "for --resume), search.json (a copy of SEARCH.json) and trials/ (each trial's\n"
     "checkpoint, log and output).  At the end a table of the trials is printed.\n"
     "With --jobs 1 a search is repeatable, --resume included; with more jobs the\n"
-    "promotions depend on which trial ends first, as in ASHA.\n";
+    "promotions depend on which trial ends first, as in ASHA.\n\n"
+    "Under mpirun -np N (or srun), rank 0 schedules and ranks 1..N-1 each run one\n"
+    "trial at a time on their node; DIR, the data and the model file must be on a\n"
+    "filesystem every node shares (docs/tune.md).\n";
 
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig) {
@@ -57,7 +63,9 @@ typedef struct tune_run {
     tune_space s;
     asha a;
     tune_values *values;
-    pid_t *pid;                   /* per trial: its running child, or 0      */
+    pid_t *pid;                   /* per trial: its running child (under MPI,
+                                     its worker's rank), or 0                */
+    int mpi;                      /* under mpirun: trials run on ranks 1..N-1 */
     int jobs, threads, quiet, random, running, stopping, forwarded;
     FILE *journal;
     char journal_path[4200], csv_path[4200], svg_path[4200], best_path[4200], copy_path[4200];
@@ -275,7 +283,8 @@ static void describe(const tune_run *r, int t, char *buf, size_t size) {
 static int launch(tune_run *r, int t, int rung, const char *out) {
     tune_job j = {.space = &r->s, .dir = r->dir, .model = r->model, .values = r->values[t],
                   .trial = t, .epochs = r->s.rungs[rung], .threads = r->threads, .out = out};
-    pid_t pid = tune_job_start(&j);
+    pid_t pid = r->mpi ? tune_mpi_submit(&j) : tune_job_start(&j);
+    if (pid < 0 && r->mpi) return 1;
     if (pid < 0) return cli_fail("tune", "cannot start trial %d: %s", t + 1, strerror(errno));
     r->pid[t] = pid;
     r->running++;
@@ -344,6 +353,20 @@ static int start_jobs(tune_run *r, int *queue, int nq, int *qi) {
     return 0;
 }
 
+/* A job ended: its pid (under MPI, its rank), or -1 (errno EINTR: a signal). */
+static pid_t wait_job(const tune_run *r, int *status) {
+    return r->mpi ? tune_mpi_wait(status) : waitpid(-1, status, 0);
+}
+
+/* Ctrl-C: every running trial is told to stop, once. */
+static void forward_interrupt(tune_run *r) {
+    for (int t = 0; interrupted && !r->forwarded && t < r->s.trials; t++) {
+        if (r->pid[t] && r->mpi) tune_mpi_interrupt(r->pid[t]);
+        else if (r->pid[t]) kill(r->pid[t], SIGINT);
+    }
+    r->forwarded = interrupted;
+}
+
 /* Run jobs until the search is over or interrupted; queue: the trials an
  * earlier run left running, started first. */
 static int run_loop(tune_run *r, int *queue, int nq) {
@@ -352,11 +375,10 @@ static int run_loop(tune_run *r, int *queue, int nq) {
         rc = start_jobs(r, queue, nq, &qi);
         if (rc || r->running == 0) break;
         int status;
-        pid_t pid = waitpid(-1, &status, 0);
+        forward_interrupt(r);
+        pid_t pid = wait_job(r, &status);
         if (pid < 0 && errno == EINTR) {
-            for (int t = 0; interrupted && !r->forwarded && t < r->s.trials; t++)
-                if (r->pid[t]) kill(r->pid[t], SIGINT);
-            r->forwarded = interrupted;
+            forward_interrupt(r);
             continue;
         }
         if (pid < 0) return cli_fail("tune", "waitpid: %s", strerror(errno));
@@ -365,7 +387,7 @@ static int run_loop(tune_run *r, int *queue, int nq) {
     }
     while (r->running > 0) { /* after an error: let the trials stop */
         int status;
-        pid_t pid = waitpid(-1, &status, 0);
+        pid_t pid = wait_job(r, &status);
         if (pid < 0 && errno != EINTR) break;
         for (int t = 0; pid > 0 && t < r->s.trials; t++)
             if (r->pid[t] == pid) r->pid[t] = 0, r->running--;
@@ -434,6 +456,7 @@ static int search(tune_run *r, int resume) {
     int rc = prepare_dir(r, resume);
     if (!rc) rc = claim_files(r, resume);
     if (!rc) rc = resume ? journal_replay(r) : journal_new(r);
+    if (!rc && r->mpi) rc = tune_mpi_check_dir(r->dir);
     int *queue = rc ? NULL : malloc((size_t)r->s.trials * sizeof *queue);
     if (!rc && !queue) rc = cli_fail("tune", "out of memory");
     if (rc) return rc;
@@ -441,8 +464,10 @@ static int search(tune_run *r, int resume) {
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint; /* no SA_RESTART: waitpid returns to pass it on */
     sigaction(SIGINT, &sa, NULL);
+    if (r->mpi) sigaction(SIGTERM, &sa, NULL); /* how mpirun passes Ctrl-C on */
     rc = run_loop(r, queue, running_trials(r, queue));
     signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     free(queue);
     if (!rc && (interrupted || r->stopping)) {
         tune_write_csv(r->csv_path, &r->s, &r->a, (const tune_values *)r->values, 0);
@@ -457,6 +482,10 @@ static int options(tune_run *r, cli_flag *f, int nf) {
     const char *v;
     long n;
     r->jobs = r->threads = 1;
+    if (r->mpi && cli_get(f, nf, "jobs"))
+        return cli_usage_error("tune", "--jobs: under mpirun every rank but rank 0 runs one "
+                               "trial at a time (here %d): leave --jobs out", r->mpi);
+    if (r->mpi) r->jobs = r->mpi;
     if ((v = cli_get(f, nf, "jobs"))) {
         if (!cli_int("tune", "jobs", v, 1, 256, &n)) return 2;
         r->jobs = (int)n;
@@ -479,7 +508,7 @@ static int options(tune_run *r, cli_flag *f, int nf) {
     return 0;
 }
 
-int cmd_tune(int argc, char **argv) {
+static int tune_command(int argc, char **argv, int workers) {
     cli_flag f[] = {{"out", 1, 0}, {"strategy", 1, 0}, {"jobs", 1, 0}, {"threads", 1, 0},
                     {"resume", 0, 0}, {"quiet", 0, 0}};
     const int nf = (int)(sizeof f / sizeof f[0]);
@@ -491,6 +520,7 @@ int cmd_tune(int argc, char **argv) {
     if (npos != 1) return cli_usage_error("tune", "expected one search file");
     tune_run r;
     memset(&r, 0, sizeof r);
+    r.mpi = workers;
     r.search = pos[0];
     if ((rc = options(&r, f, nf))) return rc;
     if ((rc = tune_space_load(r.search, &r.s))) {
@@ -511,5 +541,20 @@ int cmd_tune(int argc, char **argv) {
     free(r.values);
     free(r.pid);
     tune_space_free(&r.s);
+    return rc;
+}
+
+/* Under mpirun -np N (N > 1) rank 0 runs the search and ranks 1..N-1 its
+ * trials; alone, the trials are this program's children. */
+int cmd_tune(int argc, char **argv) {
+    nb_dist *d;
+    int rc = dist_launch_start("tune", &d);
+    if (rc) return rc;
+    int rank = d ? nb_dist_rank(d) : 0, size = d ? nb_dist_size(d) : 1;
+    dist_launch_hide(); /* the trials, on any rank, train alone */
+    if (rank > 0) rc = tune_mpi_worker();
+    else rc = tune_command(argc, argv, size - 1);
+    if (rank == 0 && size > 1) tune_mpi_stop();
+    dist_launch_finish(d, 0); /* not MPI_Abort: the workers have been told */
     return rc;
 }

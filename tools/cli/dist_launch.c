@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L /* unsetenv */
 #include "dist_launch.h"
 
 #include <stdlib.h>
@@ -11,14 +12,21 @@
 
 /* The process count an MPI launcher announces: Open MPI's mpirun, PMIx
  * (Slurm's srun --mpi=pmix) and PMI (srun --mpi=pmi2, MPICH); 0: none. */
+static const char *const size_vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE"};
+
 static long launcher_size(void) {
-    const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+    const char *const *vars = size_vars;
+    for (size_t i = 0; i < sizeof size_vars / sizeof size_vars[0]; i++) {
         const char *v = getenv(vars[i]);
         if (v && *v) return strtol(v, NULL, 10) > 0 ? strtol(v, NULL, 10) : 1;
     }
     /* PMIx under srun names the rank but not always the size */
     return getenv("PMIX_RANK") ? 1 : 0;
+}
+
+void dist_launch_hide(void) {
+    for (size_t i = 0; i < sizeof size_vars / sizeof size_vars[0]; i++) unsetenv(size_vars[i]);
+    unsetenv("PMIX_RANK");
 }
 
 #ifdef NB_HAVE_MPI

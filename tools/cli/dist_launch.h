@@ -13,4 +13,8 @@ int dist_launch_start(const char *cmd, nb_dist **d);
  * process failed, every process ended (MPI_Abort) so that none waits for it. */
 int dist_launch_finish(nb_dist *d, int rc);
 
+/* The launcher's variables removed from the environment, so that the child
+ * processes this one starts run alone instead of taking themselves for ranks. */
+void dist_launch_hide(void);
+
 #endif

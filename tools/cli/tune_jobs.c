@@ -15,30 +15,21 @@
 
 #include "tune_report.h"
 
-enum { MAX_ARGS = 64 + 2 * TUNE_MAX_PARAMS, ARG_SPACE = 16384 };
-
-typedef struct argv_buf {
-    char *argv[MAX_ARGS];
-    int n;
-    char space[ARG_SPACE];
-    size_t used;
-} argv_buf;
-
-static void arg(argv_buf *b, const char *s) {
+static void arg(tune_argv *b, const char *s) {
     size_t n = strlen(s) + 1;
-    if (b->n >= MAX_ARGS - 1 || b->used + n > ARG_SPACE) return; /* bounded by the space file */
+    if (b->n >= TUNE_MAX_ARGS - 1 || b->used + n > TUNE_ARG_SPACE) return; /* bounded by the space file */
     b->argv[b->n++] = memcpy(b->space + b->used, s, n);
     b->used += n;
     b->argv[b->n] = NULL;
 }
 
-static void argf(argv_buf *b, const char *fmt, const char *a, const char *c) {
+static void argf(tune_argv *b, const char *fmt, const char *a, const char *c) {
     char buf[8600];
     snprintf(buf, sizeof buf, fmt, a, c);
     arg(b, buf);
 }
 
-static void build_argv(const tune_job *j, const char *exe, argv_buf *b) {
+void tune_job_argv(const tune_job *j, const char *exe, tune_argv *b) {
     const tune_space *s = j->space;
     char path[4200], num[64];
     b->n = 0;
@@ -73,14 +64,26 @@ static void build_argv(const tune_job *j, const char *exe, argv_buf *b) {
     if (j->out) argf(b, "--out=%s%s", j->out, "");
 }
 
-pid_t tune_job_start(const tune_job *j) {
-    static argv_buf b;
-    char exe[4096], out[4200];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+static int own_path(char *exe, size_t size) {
+    ssize_t n = readlink("/proc/self/exe", exe, size - 1);
     if (n <= 0) return -1;
     exe[n] = '\0';
-    build_argv(j, exe, &b);
-    tune_trial_path(out, sizeof out, j->dir, j->trial, "out");
+    return 0;
+}
+
+pid_t tune_job_start(const tune_job *j) {
+    static tune_argv b;
+    char exe[4096];
+    if (own_path(exe, sizeof exe)) return -1;
+    tune_job_argv(j, exe, &b);
+    return tune_job_spawn(j->dir, j->trial, b.argv);
+}
+
+pid_t tune_job_spawn(const char *dir, int trial, char **argv) {
+    char exe[4096], out[4200];
+    if (own_path(exe, sizeof exe)) return -1;
+    argv[0] = exe;
+    tune_trial_path(out, sizeof out, dir, trial, "out");
     int fd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0) return -1;
     fflush(NULL);
@@ -94,8 +97,9 @@ pid_t tune_job_start(const tune_job *j) {
         (void)parent;
 #endif
         signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
         if (dup2(fd, 1) < 0 || dup2(fd, 2) < 0) _exit(127);
-        execv(exe, b.argv);
+        execv(exe, argv);
         _exit(127);
     }
     int e = errno;
