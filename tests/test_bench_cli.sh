@@ -7,8 +7,11 @@
 . "$(dirname "$0")/support/harness.sh"
 bench=$build/bench/nabla-bench
 
-# --- the models: the parameter counts of the peers' nn.Sequential models
-for mp in mlp:235146 mlp-wide:1863690 cnn:225034; do
+# --- the models: the parameter counts of the peers' models (torch_train.py's
+# nn.Sequential models; torch_seq.py's GRU: 27*16 + 3*64*(16+64+2) + 64*27+27,
+# and transformer: (27+16)*32 + 2 blocks of 2*64 + 4*32*32+4*32 + 32*128+128
+# + 128*32+32, + 64 + 32*27+27; jax_seq.py's are the same arrays)
+for mp in mlp:235146 mlp-wide:1863690 cnn:225034 gru:17931 transformer:27739; do
     m=${mp%%:*}
     "$bench" --print-model "$m" > "$work/$m.nn"
     check '[ $? -eq 0 ]' "nabla-bench --print-model $m exits 0"
@@ -39,6 +42,23 @@ if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
         "an unwritable --save-weights fails naming the file: $(cat "$work/err")"
 else
     echo "skipped: nabla-bench run (dataset-fashion-mnist not installed)"
+fi
+
+# --- the sequence models: a short run on the word stream, tokens per second
+if [ -f /usr/share/dict/words ]; then
+    for m in gru transformer; do
+        "$bench" --model "$m" --threads 1 --batches 2 --latency-runs 2 --no-sgemm \
+            > "$work/$m.out" 2> "$work/$m.err"
+        check '[ $? -eq 0 ]' "a short nabla-bench --model $m run exits 0: $(cat "$work/$m.err")"
+        check 'grep -q "^RESULT model=$m threads=1 batch=32 batches=2 samples_per_s=[0-9]* tokens_per_s=[0-9]* context=16 .* params=" "$work/$m.out"' \
+            "it prints $m's result line with tokens/s: $(cat "$work/$m.out")"
+    done
+    NB_WORDS="$work/no-such-file" "$bench" --model gru --batches 1 --latency-runs 1 --no-sgemm \
+        > "$work/out" 2> "$work/err"
+    check '[ $? -eq 1 ] && grep -q "^nabla-bench: gru: data: cannot open $work/no-such-file" "$work/err"' \
+        "a missing word list fails naming the file: $(cat "$work/err")"
+else
+    echo "skipped: nabla-bench sequence runs (wamerican not installed)"
 fi
 
 # --- the tables: best thread count per side, ratios against the best peer
