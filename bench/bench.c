@@ -5,10 +5,11 @@
  * batch 32, context 16), plus a 2048^3 sgemm with OpenBLAS and with the
  * kernel nabla runs, as the ceiling the matrix products could reach.
  *
- *   nabla-bench [--model mlp|mlp-wide|cnn|gru|transformer|all] [--threads N] [--batches N]
+ *   nabla-bench [--model NAME[,NAME...]|all] [--threads N] [--batches N]
  *               [--latency-runs N] [--save-weights DIR] [--no-sgemm]
  *   nabla-bench --print-model NAME     the model's text (for nabla export)
  *
+ * NAME: mlp, mlp-wide, cnn, gru, transformer.
  * --save-weights DIR writes each model's trained weights to DIR/NAME.safetensors.
  * Each model runs in its own child process so that its peak RSS is its own.
  * NB_GEMM=openblas (or portable) runs every product with that kernel. */
@@ -423,8 +424,35 @@ static int print_model(const char *name) {
     return 2;
 }
 
+/* Whether --model LIST (names separated by commas, or "all") names this model. */
+static int selected(const char *list, const char *name) {
+    if (!strcmp(list, "all")) return 1;
+    size_t n = strlen(name);
+    for (const char *p = list;;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && !strncmp(p, name, n)) return 1;
+        if (!p[len]) return 0;
+        p += len + 1;
+    }
+}
+
+/* The first name of LIST that is no model, or NULL: printed in *bad. */
+static int unknown_model(const char *list, char *bad, size_t size) {
+    if (!strcmp(list, "all")) return 0;
+    for (const char *p = list;;) {
+        size_t len = strcspn(p, ","), k = 0;
+        while (k < N_MODELS && (strlen(models[k].name) != len || strncmp(p, models[k].name, len))) k++;
+        if (k == N_MODELS) {
+            snprintf(bad, size, "%.*s", (int)len, p);
+            return 1;
+        }
+        if (!p[len]) return 0;
+        p += len + 1;
+    }
+}
+
 static void usage(void) {
-    fprintf(stderr, "usage: nabla-bench [--model mlp|mlp-wide|cnn|gru|transformer|all] "
+    fprintf(stderr, "usage: nabla-bench [--model mlp|mlp-wide|cnn|gru|transformer|all|A,B,...] "
                     "[--threads N] [--batches N]\n"
                     "                   [--latency-runs N] [--save-weights DIR] [--no-sgemm]\n"
                     "       nabla-bench --print-model mlp|mlp-wide|cnn|gru|transformer\n");
@@ -449,13 +477,19 @@ int main(int argc, char **argv) {
         usage();
         return 2;
     }
+    char bad[64];
+    if (unknown_model(model, bad, sizeof bad)) {
+        fprintf(stderr, "nabla-bench: unknown model '%s'\n", bad);
+        usage();
+        return 2;
+    }
     print_kernels();
     int any = 0, failed = 0;
     result res[N_MODELS];
     double rss[N_MODELS];
     int ran[N_MODELS] = {0};
     for (int k = 0; k < N_MODELS; k++) {
-        if (strcmp(model, "all") && strcmp(model, models[k].name)) continue;
+        if (!selected(model, models[k].name)) continue;
         any = 1;
         ran[k] = 1;
         if (run_child(k, threads, batches, &res[k], &rss[k]) != 0) {

@@ -20,6 +20,9 @@ for mp in mlp:235146 mlp-wide:1863690 cnn:225034 gru:17931 transformer:27739; do
         "$m has ${mp#*:} parameters: $(grep parameters "$work/info.out")"
 done
 expect_error 2 "nabla-bench: --print-model: unknown model 'resnet'" "$bench" --print-model resnet
+"$bench" --model gru,resnet > "$work/out" 2> "$work/err"
+check '[ $? -eq 2 ] && grep -q "^nabla-bench: unknown model .resnet.$" "$work/err"' \
+    "an unknown name in a --model list is a usage error naming it: $(cat "$work/err")"
 "$bench" --latency-runs 0 > "$work/out" 2> "$work/err"
 check '[ $? -eq 2 ] && grep -q "^usage: nabla-bench" "$work/err"' "--latency-runs 0 is a usage error"
 "$bench" --batches > "$work/out" 2> "$work/err"
@@ -83,4 +86,23 @@ check 'grep -q "^| mlp | 600 (1t) | 1200 (1t) compile | \*\*0.50×\*\* | 5.00× 
     "OpenBLAS row: 600 against torch.compile's 1200"
 check 'grep -q "^| cnn | missing | missing | missing | missing | missing | - |" "$work/table"' \
     "a model without figures is missing, not a failure"
+
+# --- the sequence tables: tokens/s, the best peer, the parameter counts
+cat > "$work/seq" <<'R'
+nabla RESULT model=gru threads=1 batch=32 batches=9 samples_per_s=500 tokens_per_s=8000 context=16 gflops=2.00 latency_us=5.0 peak_rss_mb=1 loss=3 params=17931
+nabla RESULT model=gru threads=2 batch=32 batches=9 samples_per_s=400 tokens_per_s=6400 context=16 gflops=1.60 latency_us=5.0 peak_rss_mb=1 loss=3 params=17931
+nabla RESULT sgemm kernel=nabla n=2048 threads=1 gflops=8.0 max_rel_err=1e-07 core="x"
+torch2-eager RESULT label=torch2-eager model=gru threads=2 batches=9 samples_per_s=250 tokens_per_s=4000 context=16 loss=3 params=17931
+jax RESULT label=jax model=gru threads=1 batches=9 samples_per_s=125 tokens_per_s=2000 context=16 loss=3 params=17931
+jax RESULT label=jax model=transformer threads=1 batches=9 samples_per_s=100 tokens_per_s=1600 context=16 loss=3 params=27000
+nabla RESULT model=transformer threads=1 batch=32 batches=9 samples_per_s=100 tokens_per_s=1600 context=16 gflops=1 latency_us=5.0 peak_rss_mb=1 loss=3 params=27739
+R
+awk -v models="" -v seq_models="gru transformer" -f bench/table.awk "$work/seq" > "$work/table" 2> "$work/err"
+check '[ $? -eq 0 ] && [ ! -s "$work/err" ]' "table.awk runs on sequence results alone: $(cat "$work/err")"
+check 'grep -q "^| gru | 8000 (1t) | 4000 (2t) | missing | 2000 (1t) | missing | \*\*2.00×\*\* (torch2-eager) | 2.0 | 25% |$" "$work/table"' \
+    "tokens/s row: 8000 / 4000 against eager, 2 of 8 GFLOP/s: $(cat "$work/table")"
+check 'grep -q "^parameters: gru 17931 on every side that ran$" "$work/table"' "equal counts are said"
+check 'grep -q "^PARAMETERS DIFFER: transformer: nabla 27739, jax 27000$" "$work/table"' \
+    "a peer with another parameter count is flagged"
+check '! grep -q "Fashion-MNIST" "$work/table"' "no image tables without image models"
 finish
