@@ -184,7 +184,9 @@ else
 fi
 
 echo "== ONNX Runtime: batch-1 latency of nabla's export (nabla export --logits)"
-if have "$VPY" numpy onnxruntime; then
+if [ -z "$MODELS" ]; then
+    echo "(no image model in BENCH_MODELS)"
+elif have "$VPY" numpy onnxruntime; then
     kernels onnxruntime "$VPY" ort_latency.py
     for m in $MODELS; do
         "$BENCH" --print-model "$m" >"$work/$m.nn"
