@@ -3,7 +3,8 @@
 #   make test       build and run the default test suite
 #   make test-asan  the same under AddressSanitizer + UBSan (build-asan/)
 #   make bench      nabla against PyTorch 2.x (eager, torch.compile), JAX, Debian's
-#                   PyTorch and ONNX Runtime on the Fashion-MNIST models (a few
+#                   PyTorch and ONNX Runtime on the Fashion-MNIST models and the
+#                   sequence models gru and transformer (a few
 #                   minutes, once several GB of peers from PyPI are installed in
 #                   ~/.cache/nabla-bench-venv; not part of make test): bench/compare.sh
 #   make bench-quick  the same with a few batches, as a smoke test

@@ -1,13 +1,16 @@
 /* nabla-bench: training throughput, inference latency and memory of the
  * bench's Fashion-MNIST models (the same layers as bench/peers/torch_train.py,
- * Adam lr 1e-3, batch 128), plus a 2048^3 sgemm with OpenBLAS and with the
+ * Adam lr 1e-3, batch 128) and of its sequence models on the word stream
+ * (bench/peers/torch_seq.py: a GRU and a small transformer, Adam lr 1e-3,
+ * batch 32, context 16), plus a 2048^3 sgemm with OpenBLAS and with the
  * kernel nabla runs, as the ceiling the matrix products could reach.
  *
- *   nabla-bench [--model mlp|mlp-wide|cnn|all] [--threads N] [--batches N]
+ *   nabla-bench [--model NAME[,NAME...]|all] [--threads N] [--batches N]
  *               [--latency-runs N] [--save-weights DIR] [--no-sgemm]
  *               [--precision fp32|bf16]
  *   nabla-bench --print-model NAME     the model's text (for nabla export)
  *
+ * NAME: mlp, mlp-wide, cnn, gru, transformer.
  * --save-weights DIR writes each model's trained weights to DIR/NAME.safetensors.
  * Each model runs in its own child process so that its peak RSS is its own.
  * NB_GEMM=openblas (or portable) runs every product with that kernel. */
@@ -32,7 +35,10 @@ char *openblas_get_corename(void);
 char *openblas_get_config(void);
 #endif
 
-#define BATCH 128
+#define BATCH 128     /* the image models */
+#define SEQ_BATCH 32  /* the sequence models: 32 windows of CONTEXT tokens */
+#define CONTEXT 16
+#define VOCAB 27      /* the word stream's ids: 0 the boundary, 1..26 a..z */
 #define WARMUP_BATCHES 5
 #define MAX_LATENCY_RUNS 100000
 
@@ -40,24 +46,38 @@ static int latency_runs = 2000;
 static const char *weights_dir; /* --save-weights: where the trained weights go */
 
 /* Same layers, in the same order, as the models of bench/peers/torch_train.py
- * and jax_train.py. */
+ * and jax_train.py (images), torch_seq.py and jax_seq.py (tokens: the GRU is
+ * models/words_gru.nn and the transformer models/words_transformer.nn at
+ * context 16). */
 static const struct {
     const char *name;
     const char *text;
+    int tokens; /* 1: trained on the word stream, next-token loss at every position */
 } models[] = {
     {"mlp", "input 1 28 28\nflatten\ndense 256\nrelu\ndense 128\nrelu\ndense 10\n"
-            "loss cross_entropy\n"},
+            "loss cross_entropy\n", 0},
     {"mlp-wide", "input 1 28 28\nflatten\ndense 1024\nrelu\ndense 1024\nrelu\ndense 10\n"
-                 "loss cross_entropy\n"},
+                 "loss cross_entropy\n", 0},
     {"cnn", "input 1 28 28\nconv 32 3\nrelu\nmaxpool 2\nconv 64 3\nrelu\nmaxpool 2\n"
-            "flatten\ndense 128\nrelu\ndense 10\nloss cross_entropy\n"},
+            "flatten\ndense 128\nrelu\ndense 10\nloss cross_entropy\n", 0},
+    {"gru", "input 16 tokens=27\nembedding 16\ngru 64\ndense 27\nloss cross_entropy\n", 1},
+    {"transformer",
+     "input 16 tokens=27\ntok = embedding 32\nx0 = pos_embedding\n"
+     "ln1 = layernorm\nattn1 = attention 4 causal=true\nx1 = add @x0\n"
+     "ln2 = layernorm\nup1 = dense 128\nact1 = gelu\ndown1 = dense 32\nx2 = add @x1\n"
+     "ln3 = layernorm\nattn2 = attention 4 causal=true\nx3 = add @x2\n"
+     "ln4 = layernorm\nup2 = dense 128\nact2 = gelu\ndown2 = dense 32\nx4 = add @x3\n"
+     "lnf = layernorm\nhead = dense 27\nloss cross_entropy\n", 1},
 };
 #define N_MODELS (int)(sizeof models / sizeof models[0])
 
 typedef struct result {
     int ok;
     int threads;
+    int batch;
+    size_t params;
     double samples_per_s;
+    double tokens_per_s; /* sequence models: samples/s x the context */
     double gflops;
     double latency_us;
     double flops_per_sample; /* of a training step (training_flops) */
@@ -83,19 +103,23 @@ static int fail(result *r, const char *what) {
 
 /* FLOPs of one training step at the current batch size: forward, plus the
  * backward products — for a dense or convolution layer the weight gradient
- * (as many FLOPs as its forward) and, except for the first layer, whose
- * input is the data, the input gradient (as many again); other ops are
- * counted once more for their backward.  (The usual "3 x forward" would
- * overstate these models by up to a third.) */
-static double training_flops(const nb_graph *g) {
+ * (as many FLOPs as its forward) and, except for the first layer of an image
+ * model, whose input is the data, the input gradient (as many again); a
+ * recurrent layer's or attention's backward makes two products for each of
+ * its forward ones; other ops are counted once more for their backward.
+ * (The usual "3 x forward" would overstate the MLPs by up to a third.) */
+static double training_flops(const nb_graph *g, int tokens) {
     double f = 0;
-    int seen_layer = 0;
+    int seen_layer = tokens; /* after an embedding, the first layer's input needs its gradient */
     for (int i = 0; i < nb_graph_node_count(g); i++) {
         const char *op = nb_node_op(g, i);
         double fwd = nb_node_flops(g, i);
         if (!strcmp(op, "linear") || !strcmp(op, "conv2d")) {
             f += fwd * (seen_layer ? 3 : 2);
             seen_layer = 1;
+        } else if (!strcmp(op, "gru") || !strcmp(op, "lstm") || !strcmp(op, "rnn") ||
+                   !strcmp(op, "attention")) {
+            f += fwd * 3;
         } else {
             f += fwd * 2;
         }
@@ -104,20 +128,78 @@ static double training_flops(const nb_graph *g) {
 }
 
 /* The trained weights as DIR/NAME.safetensors, for nabla export. */
-static nb_status save_weights(const nb_graph *g, const char *name) {
+static nb_status save_weights(const nb_graph *g, const char *name, int tokens) {
     char path[4096];
     if (snprintf(path, sizeof path, "%s/%s.safetensors", weights_dir, name) >= (int)sizeof path)
         return nb_set_error(NB_ERR_ARG, "--save-weights %s: path too long", weights_dir);
-    nb_kv meta = {"data.input", "bytes/255"};
+    nb_kv meta = {"data.input", tokens ? "raw" : "bytes/255"};
     return nb_save_weights(g, path, &meta, 1);
 }
 
 static nb_precision precision = NB_PRECISION_FP32; /* --precision */
 
+/* The word stream of the sequence models, as bench/peers/words.py builds it:
+ * the lowercase words (lines of a-z only) of NB_WORDS (default Debian's
+ * /usr/share/dict/words), in file order, each followed by the boundary 0,
+ * after a first boundary; a..z are 1..26.  Window i is x = s[16 i .. 16 i + 15],
+ * y = s[16 i + 1 .. 16 i + 16]. */
+typedef struct word_stream {
+    unsigned char *ids;
+    size_t n, windows;
+} word_stream;
+
+static int load_words(word_stream *s, result *r) {
+    const char *path = getenv("NB_WORDS") ? getenv("NB_WORDS") : "/usr/share/dict/words";
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(r->error, sizeof r->error, "data: cannot open %s (apt-get install wamerican)", path);
+        return 1;
+    }
+    size_t cap = 1 << 20;
+    s->ids = malloc(cap);
+    s->n = 0;
+    char line[256];
+    while (s->ids && fgets(line, sizeof line, f)) {
+        size_t len = strcspn(line, "\r\n"), k = 0;
+        while (k < len && line[k] >= 'a' && line[k] <= 'z') k++;
+        if (len == 0 || k < len || len + 2 >= sizeof line - 1) continue;
+        if (s->n + len + 2 > cap) {
+            unsigned char *more = realloc(s->ids, cap *= 2);
+            if (!more) { free(s->ids); s->ids = NULL; break; }
+            s->ids = more;
+        }
+        if (s->n == 0) s->ids[s->n++] = 0;
+        for (k = 0; k < len; k++) s->ids[s->n++] = (unsigned char)(line[k] - 'a' + 1);
+        s->ids[s->n++] = 0;
+    }
+    fclose(f);
+    s->windows = s->n > 0 ? (s->n - 1) / CONTEXT : 0;
+    if (!s->ids || s->windows < SEQ_BATCH) {
+        snprintf(r->error, sizeof r->error, "data: %s: %s", path,
+                 s->ids ? "too few lowercase words" : "out of memory");
+        return 1;
+    }
+    return 0;
+}
+
+/* Batch b of the stream: windows b B .. b B + B - 1 (wrapping around), as
+ * reals, the targets shifted by one. */
+static void words_batch(const word_stream *s, size_t b, nb_real *x, nb_real *y) {
+    for (size_t i = 0; i < SEQ_BATCH; i++) {
+        const unsigned char *w = s->ids + ((b * SEQ_BATCH + i) % s->windows) * CONTEXT;
+        for (int t = 0; t < CONTEXT; t++) {
+            x[i * CONTEXT + (size_t)t] = (nb_real)w[t];
+            y[i * CONTEXT + (size_t)t] = (nb_real)w[t + 1];
+        }
+    }
+}
+
 /* Train one model for `batches` timed batches and time batch-1 inference. */
 static int run_model(int which, int threads, int batches, result *r) {
-    int rc = 1;
+    int rc = 1, tokens = models[which].tokens;
+    int B = tokens ? SEQ_BATCH : BATCH;
     nb_data d;
+    word_stream ws = {0};
     nb_model m;
     nb_optim *opt = NULL;
     size_t *idx = NULL;
@@ -129,8 +211,12 @@ static int run_model(int which, int threads, int batches, result *r) {
 
     if (threads > 0 && nb_set_threads(threads) != NB_OK) return fail(r, "threads");
     r->threads = nb_threads();
-    if (nb_data_load("fashion-mnist", "train", NULL, &d) != NB_OK) return fail(r, "data");
-    if (nb_data_scale_unit(&d) != NB_OK) { fail(r, "scale"); goto done; }
+    if (tokens) {
+        if (load_words(&ws, r) != 0) goto done;
+    } else {
+        if (nb_data_load("fashion-mnist", "train", NULL, &d) != NB_OK) return fail(r, "data");
+        if (nb_data_scale_unit(&d) != NB_OK) { fail(r, "scale"); goto done; }
+    }
     if (nb_model_parse(models[which].text, models[which].name, &m) != NB_OK) {
         fail(r, "model");
         goto done;
@@ -143,26 +229,33 @@ static int run_model(int which, int threads, int batches, result *r) {
     nb_optim_config oc = nb_optim_defaults(NB_OPT_ADAM);
     oc.lr = 1e-3;
     opt = nb_optim_new(&oc, nb_param_count(g));
-    idx = malloc(d.n * sizeof *idx);
-    x = malloc((size_t)BATCH * d.sample_size * sizeof *x);
-    y = malloc((size_t)BATCH * sizeof *y);
+    size_t in_size = tokens ? CONTEXT : d.sample_size, out_size = tokens ? CONTEXT : 1;
+    idx = malloc((tokens ? 1 : d.n) * sizeof *idx);
+    x = malloc((size_t)B * in_size * sizeof *x);
+    y = malloc((size_t)B * out_size * sizeof *y);
     lat = malloc((size_t)latency_runs * sizeof *lat);
     if (!opt || !idx || !x || !y || !lat) { fail(r, "out of memory"); goto done; }
-    for (size_t i = 0; i < d.n; i++) idx[i] = i;
-    nb_rng_shuffle(&rng, idx, d.n);
-    if (nb_graph_set_batch(g, BATCH) != NB_OK) { fail(r, "batch"); goto done; }
-    r->flops_per_sample = training_flops(g) / BATCH;
+    if (!tokens) {
+        for (size_t i = 0; i < d.n; i++) idx[i] = i;
+        nb_rng_shuffle(&rng, idx, d.n);
+    }
+    if (nb_graph_set_batch(g, B) != NB_OK) { fail(r, "batch"); goto done; }
+    r->params = nb_param_count(g);
+    r->flops_per_sample = training_flops(g, tokens) / B;
 
     /* Training steps, as the peer scripts' loop: gather and convert the batch,
      * forward, backward, Adam step.  Full batches only, wrapping around. */
-    size_t per_epoch = d.n / BATCH;
+    size_t per_epoch = tokens ? 1 : d.n / BATCH;
     double t0 = 0;
     for (int b = 0; b < WARMUP_BATCHES + batches; b++) {
         if (b == WARMUP_BATCHES) t0 = now();
-        size_t start = ((size_t)b % per_epoch) * BATCH;
-        if (nb_data_batch(&d, idx, start, BATCH, x, y) != NB_OK ||
-            nb_set_input(g, m.input, x, BATCH) != NB_OK ||
-            nb_set_input(g, m.target, y, BATCH) != NB_OK) {
+        if (tokens)
+            words_batch(&ws, (size_t)b, x, y);
+        else if (nb_data_batch(&d, idx, ((size_t)b % per_epoch) * BATCH, BATCH, x, y) != NB_OK) {
+            fail(r, "batch");
+            goto done;
+        }
+        if (nb_set_input(g, m.input, x, B) != NB_OK || nb_set_input(g, m.target, y, B) != NB_OK) {
             fail(r, "batch");
             goto done;
         }
@@ -178,9 +271,11 @@ static int run_model(int which, int threads, int batches, result *r) {
     }
     double dt = now() - t0;
     r->final_loss = (double)nb_value(g, m.loss)[0];
-    r->samples_per_s = (double)batches * BATCH / dt;
+    r->batch = B;
+    r->samples_per_s = (double)batches * B / dt;
+    r->tokens_per_s = tokens ? r->samples_per_s * CONTEXT : 0;
     r->gflops = r->flops_per_sample * r->samples_per_s * 1e-9;
-    if (weights_dir && save_weights(g, models[which].name) != NB_OK) {
+    if (weights_dir && save_weights(g, models[which].name, tokens) != NB_OK) {
         fail(r, "save weights");
         goto done;
     }
@@ -203,6 +298,7 @@ done:
     free(x);
     free(y);
     free(idx);
+    free(ws.ids);
     nb_optim_free(opt);
     if (m.graph) nb_model_free(&m);
     nb_data_free(&d);
@@ -345,11 +441,39 @@ static int print_model(const char *name) {
     return 2;
 }
 
+/* Whether --model LIST (names separated by commas, or "all") names this model. */
+static int selected(const char *list, const char *name) {
+    if (!strcmp(list, "all")) return 1;
+    size_t n = strlen(name);
+    for (const char *p = list;;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && !strncmp(p, name, n)) return 1;
+        if (!p[len]) return 0;
+        p += len + 1;
+    }
+}
+
+/* The first name of LIST that is no model, or NULL: printed in *bad. */
+static int unknown_model(const char *list, char *bad, size_t size) {
+    if (!strcmp(list, "all")) return 0;
+    for (const char *p = list;;) {
+        size_t len = strcspn(p, ","), k = 0;
+        while (k < N_MODELS && (strlen(models[k].name) != len || strncmp(p, models[k].name, len))) k++;
+        if (k == N_MODELS) {
+            snprintf(bad, size, "%.*s", (int)len, p);
+            return 1;
+        }
+        if (!p[len]) return 0;
+        p += len + 1;
+    }
+}
+
 static void usage(void) {
-    fprintf(stderr, "usage: nabla-bench [--model mlp|mlp-wide|cnn|all] [--threads N] "
-                    "[--batches N] [--latency-runs N] [--save-weights DIR]\n"
-                    "                   [--no-sgemm] [--precision fp32|bf16]\n"
-                    "       nabla-bench --print-model mlp|mlp-wide|cnn\n");
+    fprintf(stderr, "usage: nabla-bench [--model mlp|mlp-wide|cnn|gru|transformer|all|A,B,...] "
+                    "[--threads N] [--batches N]\n"
+                    "                   [--latency-runs N] [--save-weights DIR] [--no-sgemm]\n"
+                    "                   [--precision fp32|bf16]\n"
+                    "       nabla-bench --print-model mlp|mlp-wide|cnn|gru|transformer\n");
 }
 
 int main(int argc, char **argv) {
@@ -374,13 +498,19 @@ int main(int argc, char **argv) {
         usage();
         return 2;
     }
+    char bad[64];
+    if (unknown_model(model, bad, sizeof bad)) {
+        fprintf(stderr, "nabla-bench: unknown model '%s'\n", bad);
+        usage();
+        return 2;
+    }
     print_kernels();
     int any = 0, failed = 0;
     result res[N_MODELS];
     double rss[N_MODELS];
     int ran[N_MODELS] = {0};
     for (int k = 0; k < N_MODELS; k++) {
-        if (strcmp(model, "all") && strcmp(model, models[k].name)) continue;
+        if (!selected(model, models[k].name)) continue;
         any = 1;
         ran[k] = 1;
         if (run_child(k, threads, batches, &res[k], &rss[k]) != 0) {
@@ -390,10 +520,12 @@ int main(int argc, char **argv) {
             ran[k] = 0;
             continue;
         }
-        printf("RESULT model=%s threads=%d batch=%d batches=%d samples_per_s=%.0f gflops=%.2f "
-               "latency_us=%.1f peak_rss_mb=%.1f loss=%.4f\n",
-               models[k].name, res[k].threads, BATCH, batches, res[k].samples_per_s,
-               res[k].gflops, res[k].latency_us, rss[k], res[k].final_loss);
+        printf("RESULT model=%s threads=%d batch=%d batches=%d samples_per_s=%.0f ",
+               models[k].name, res[k].threads, res[k].batch, batches, res[k].samples_per_s);
+        if (models[k].tokens)
+            printf("tokens_per_s=%.0f context=%d ", res[k].tokens_per_s, CONTEXT);
+        printf("gflops=%.2f latency_us=%.1f peak_rss_mb=%.1f loss=%.4f params=%zu\n",
+               res[k].gflops, res[k].latency_us, rss[k], res[k].final_loss, res[k].params);
         fflush(stdout);
     }
     if (!any) {
@@ -401,16 +533,17 @@ int main(int argc, char **argv) {
         usage();
         return 2;
     }
-    printf("\n%-9s %7s %12s %9s %12s %11s %11s\n", "model", "threads", "samples/s", "GFLOP/s",
+    printf("\n%-11s %7s %12s %9s %12s %11s %11s\n", "model", "threads", "samples/s", "GFLOP/s",
            "MFLOP/sample", "latency_us", "peak_rss_MB");
     for (int k = 0; k < N_MODELS; k++)
         if (ran[k])
-            printf("%-9s %7d %12.0f %9.2f %12.2f %11.1f %11.1f\n", models[k].name,
+            printf("%-11s %7d %12.0f %9.2f %12.2f %11.1f %11.1f\n", models[k].name,
                    res[k].threads, res[k].samples_per_s, res[k].gflops,
                    res[k].flops_per_sample * 1e-6, res[k].latency_us, rss[k]);
     printf("(training FLOPs: forward + weight gradients + input gradients past the first "
-           "layer;\n batch %d, %d timed batches after %d warm-up; matrix kernels: %s)\n", BATCH,
-           batches, WARMUP_BATCHES, nb_blas_core());
+           "layer;\n batch %d (sequences: %d of %d tokens), %d timed batches after %d warm-up; "
+           "matrix kernels: %s)\n", BATCH, SEQ_BATCH, CONTEXT, batches, WARMUP_BATCHES,
+           nb_blas_core());
     if (sgemm) sgemm_bench(threads);
     return failed;
 }

@@ -1,10 +1,13 @@
 #!/bin/sh
 # nabla against the strongest CPU peers on the same Fashion-MNIST models
-# (mlp, mlp-wide, cnn), batch, optimiser and machine, in one run:
+# (mlp, mlp-wide, cnn) and sequence models (gru, transformer: next-token
+# training on windows of Debian's word list), batch, optimiser and machine,
+# in one run:
 #   sh bench/compare.sh [--quick] [BUILD_DIR]        (make bench / make bench-quick)
 #
-# Training samples/s (Adam, batch 128) of nabla, PyTorch 2.x from PyPI (eager
-# and torch.compile), JAX (a jit-compiled train step) and Debian's PyTorch;
+# Training samples/s (Adam, batch 128) and, for the sequence models, tokens/s
+# (Adam, batch 32, context 16) of nabla, PyTorch 2.x from PyPI (eager and
+# torch.compile), JAX (a jit-compiled train step) and Debian's PyTorch;
 # batch-1 latency of nabla against ONNX Runtime running nabla's own ONNX export;
 # nabla on OpenBLAS (NB_GEMM=openblas, with OpenBLAS's own choice of kernels)
 # against PyTorch 2.x; and which kernels each side runs.  docs/performance.md
@@ -14,7 +17,8 @@
 # PEER_BATCHES (each peer's timed batches, default 100), LATENCY_RUNS (timed
 # batch-1 calls, default 2000), BENCH_THREADS (default "1 2"), BENCH_VENV (the
 # peers' virtual environment, default ~/.cache/nabla-bench-venv),
-# BENCH_INSTALL=0 (install nothing: a peer that is not there is missing).
+# BENCH_INSTALL=0 (install nothing: a peer that is not there is missing),
+# BENCH_MODELS (default "mlp mlp-wide cnn gru transformer": the models to run).
 # --quick: 10 nabla batches, 5 per peer, 200 latency calls, 1 thread.
 set -e
 cd "$(dirname "$0")/.."
@@ -33,7 +37,16 @@ else
     BATCHES=${BENCH_BATCHES:-200} PEER_BATCHES=${PEER_BATCHES:-100}
     RUNS=${LATENCY_RUNS:-2000} THREADS=${BENCH_THREADS:-"1 2"}
 fi
-MODELS="mlp mlp-wide cnn"
+MODELS="" SEQ_MODELS="" # image and sequence models of BENCH_MODELS
+for m in ${BENCH_MODELS:-mlp mlp-wide cnn gru transformer}; do
+    case $m in
+    mlp | mlp-wide | cnn) MODELS="$MODELS $m" ;;
+    gru | transformer) SEQ_MODELS="$SEQ_MODELS $m" ;;
+    *) echo "compare.sh: BENCH_MODELS: unknown model '$m'" >&2; exit 2 ;;
+    esac
+done
+MODELS=${MODELS# } SEQ_MODELS=${SEQ_MODELS# }
+BENCH_LIST=$(echo $MODELS $SEQ_MODELS | tr ' ' ,) # nabla-bench --model
 PEER_TIMEOUT=900 # seconds for one peer run (a first torch.compile is slow)
 
 for f in "$BENCH" "$NABLA"; do
@@ -45,7 +58,7 @@ done
 
 if [ "${BENCH_INSTALL:-1}" = 1 ]; then
     sh scripts/install-deps.sh python3-torch python3-numpy python3-venv python3-dev \
-        dataset-fashion-mnist || echo "compare.sh: could not install every Debian package" >&2
+        dataset-fashion-mnist wamerican || echo "compare.sh: could not install every Debian package" >&2
 fi
 
 work=$(mktemp -d "$BUILD/bench-run.XXXXXX") # in the build tree: a long run outlives /tmp clean-ups
@@ -98,7 +111,7 @@ echo "nabla: $BATCHES timed batches; peers: $PEER_BATCHES; latency: median of $R
 
 echo "== nabla (the kernel it picks)"
 for t in $THREADS; do
-    "$BENCH" --threads "$t" --batches "$BATCHES" --latency-runs "$RUNS" \
+    "$BENCH" --model "$BENCH_LIST" --threads "$t" --batches "$BATCHES" --latency-runs "$RUNS" \
         --save-weights "$work" >"$work/nabla" || echo "compare.sh: nabla-bench --threads $t failed" >&2
     grep '^KERNELS' "$work/nabla" | tee -a "$work/kernels"
     grep '^RESULT' "$work/nabla" | sed 's/^/nabla /' | tee -a "$out"
@@ -107,7 +120,8 @@ done
 echo "== nabla on OpenBLAS: NB_GEMM=openblas, OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset"
 for t in $THREADS; do
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE NB_GEMM=openblas \
-        "$BENCH" --threads "$t" --batches "$BATCHES" --latency-runs "$RUNS" >"$work/nabla" ||
+        "$BENCH" --model "$BENCH_LIST" --threads "$t" --batches "$BATCHES" --latency-runs "$RUNS" \
+        >"$work/nabla" ||
         echo "compare.sh: NB_GEMM=openblas nabla-bench --threads $t failed" >&2
     grep '^KERNELS' "$work/nabla" | sed 's/^KERNELS nabla/KERNELS nabla, NB_GEMM=openblas/' |
         tee -a "$work/kernels"
@@ -129,6 +143,12 @@ run_torch() { # LABEL PYTHON MODE
                 --mode "$3" --label "$1"
         done
     done
+    for m in $SEQ_MODELS; do
+        for t in $THREADS; do
+            peer "$1" "$2" torch_seq.py --model "$m" --threads "$t" --batches "$PEER_BATCHES" \
+                --mode "$3" --label "$1"
+        done
+    done
 }
 if have "$VPY" numpy torch; then
     echo "== PyTorch $("$VPY" -c 'import torch; print(torch.__version__)') (PyPI), eager"
@@ -147,6 +167,11 @@ if have "$VPY" numpy jax; then
             peer jax "$VPY" jax_train.py --model "$m" --threads "$t" --batches "$PEER_BATCHES"
         done
     done
+    for m in $SEQ_MODELS; do
+        for t in $THREADS; do
+            peer jax "$VPY" jax_seq.py --model "$m" --threads "$t" --batches "$PEER_BATCHES"
+        done
+    done
 else
     echo "compare.sh: JAX is missing (no jax in $VENV)" | tee -a "$work/missing"
 fi
@@ -159,7 +184,9 @@ else
 fi
 
 echo "== ONNX Runtime: batch-1 latency of nabla's export (nabla export --logits)"
-if have "$VPY" numpy onnxruntime; then
+if [ -z "$MODELS" ]; then
+    echo "(no image model in BENCH_MODELS)"
+elif have "$VPY" numpy onnxruntime; then
     kernels onnxruntime "$VPY" ort_latency.py
     for m in $MODELS; do
         "$BENCH" --print-model "$m" >"$work/$m.nn"
@@ -182,4 +209,4 @@ echo "== Kernels (as printed above)"
 awk '!seen[$0]++' "$work/kernels" | sed 's/^KERNELS //'
 echo
 [ -f "$work/missing" ] && cat "$work/missing"
-awk -v models="$MODELS" -f bench/table.awk "$out"
+awk -v models="$MODELS" -v seq_models="$SEQ_MODELS" -f bench/table.awk "$out"

@@ -1,8 +1,9 @@
 # The tables of bench/compare.sh, from its result lines:
-#   SIDE RESULT model=M threads=T samples_per_s=X ... latency_us=Y ...
+#   SIDE RESULT model=M threads=T samples_per_s=X [tokens_per_s=K] ... latency_us=Y ... [params=P]
 #   SIDE RESULT sgemm kernel=K n=N threads=T gflops=G core=...
 # SIDE is nabla, nabla-openblas (NB_GEMM=openblas), torch2-eager,
-# torch2-compile, jax, torch-debian or ort.  Run with -v models="mlp ...".
+# torch2-compile, jax, torch-debian or ort.  Run with -v models="mlp ..."
+# (image models: samples/s) and -v seq_models="gru ..." (tokens/s).
 function val(line, key,   r) {
     if (match(line, " " key "=[0-9.e+-]+")) {
         r = substr(line, RSTART + length(key) + 2, RLENGTH - length(key) - 2)
@@ -44,38 +45,68 @@ function with_t(side, m, what, lower,   b) {
     x = val($0, "samples_per_s"); if (x > 0) v[side, m, t, "sps"] = x
     x = val($0, "latency_us"); if (x > 0) v[side, m, t, "lat"] = x
     x = val($0, "gflops"); if (x > 0) v[side, m, t, "gf"] = x
+    x = val($0, "tokens_per_s"); if (x > 0) v[side, m, t, "tps"] = x
+    x = val($0, "params"); if (x > 0) params[side, m] = x
+}
+# The best-thread-count row of a model for rate `what` (sps or tps).
+function best_row(m, what,   p, top, who, b, nb, gf) {
+    top = -1; who = ""
+    for (p = 1; p <= np; p++) { b = best(P[p], m, what, 0); if (b > top) { top = b; who = P[p] } }
+    nb = best("nabla", m, what, 0)
+    gf = (nb > 0) ? v["nabla", m, bt["nabla", m, what], "gf"] : -1
+    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", m, with_t("nabla", m, what, 0),
+        with_t("torch2-eager", m, what, 0), with_t("torch2-compile", m, what, 0),
+        with_t("jax", m, what, 0), with_t("torch-debian", m, what, 0),
+        (nb > 0 && top > 0) ? sprintf("**%.2f×** (%s)", nb / top, who) : "-",
+        (gf > 0 ? sprintf("%.1f", gf) : "-"),
+        (gf > 0 && sgpeak["nabla"] > 0) ? sprintf("%.0f%%", 100 * gf / sgpeak["nabla"]) : "-"
+}
+# Every figure of rate `what` for the models of list M (n of them).
+function every_figure(M, n, what,   i, t, s) {
+    printf "%-11s %7s", "model", "threads"
+    for (s = 1; s <= ns; s++) printf " %15s", S[s]
+    printf "\n"
+    for (i = 1; i <= n; i++)
+        for (t = 1; t <= maxt; t++) {
+            printf "%-11s %7d", M[i], t
+            for (s = 1; s <= ns; s++) printf " %15s", fig((S[s], M[i], t, what) in v ? v[S[s], M[i], t, what] : -1)
+            printf "\n"
+        }
+}
+# The sequence models: tokens/s, and whether every side has nabla's parameter count.
+function sequence_tables(   nq, Q, i, s, m, odd) {
+    nq = split(seq_models, Q, " ")
+    if (nq == 0) return
+    print "\nTraining tokens/s (batch 32 × context 16, Adam), the word stream: every figure"
+    every_figure(Q, nq, "tps")
+    print "\nTraining tokens/s, each side at its best thread count"
+    printf "| model | nabla | PyTorch 2.x eager | PyTorch 2.x compile | JAX jit | PyTorch Debian | nabla ÷ best peer | nabla GFLOP/s | ÷ nabla sgemm |\n"
+    printf "|---|---|---|---|---|---|---|---|---|\n"
+    for (i = 1; i <= nq; i++) best_row(Q[i], "tps")
+    for (i = 1; i <= nq; i++) {
+        m = Q[i]; odd = ""
+        for (s = 2; s <= ns; s++)
+            if ((S[s], m) in params && ("nabla", m) in params && params[S[s], m] != params["nabla", m])
+                odd = odd sprintf(" %s %d", S[s], params[S[s], m])
+        if (odd != "") printf "PARAMETERS DIFFER: %s: nabla %d,%s\n", m, params["nabla", m], odd
+        else if (("nabla", m) in params) printf "parameters: %s %d on every side that ran\n", m, params["nabla", m]
+    }
 }
 END {
     n = split(models, M, " ")
     ns = split("nabla nabla-openblas torch2-eager torch2-compile jax torch-debian", S, " ")
     np = split("torch2-eager torch2-compile jax torch-debian", P, " ")
 
-    print "Training samples/s, Fashion-MNIST, Adam, batch 128: every figure"
-    printf "%-9s %7s", "model", "threads"
-    for (s = 1; s <= ns; s++) printf " %15s", S[s]
-    printf "\n"
-    for (i = 1; i <= n; i++)
-        for (t = 1; t <= maxt; t++) {
-            printf "%-9s %7d", M[i], t
-            for (s = 1; s <= ns; s++) printf " %15s", fig((S[s], M[i], t, "sps") in v ? v[S[s], M[i], t, "sps"] : -1)
-            printf "\n"
-        }
-
-    print "\nTraining samples/s, each side at its best thread count"
-    printf "| model | nabla | PyTorch 2.x eager | PyTorch 2.x compile | JAX jit | PyTorch Debian | nabla ÷ best peer | nabla GFLOP/s | ÷ nabla sgemm |\n"
-    printf "|---|---|---|---|---|---|---|---|---|\n"
-    for (i = 1; i <= n; i++) {
-        m = M[i]; top = -1; who = ""
-        for (p = 1; p <= np; p++) { b = best(P[p], m, "sps", 0); if (b > top) { top = b; who = P[p] } }
-        nb = best("nabla", m, "sps", 0)
-        gf = (nb > 0) ? v["nabla", m, bt["nabla", m, "sps"], "gf"] : -1
-        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", m, with_t("nabla", m, "sps", 0),
-            with_t("torch2-eager", m, "sps", 0), with_t("torch2-compile", m, "sps", 0),
-            with_t("jax", m, "sps", 0), with_t("torch-debian", m, "sps", 0),
-            (nb > 0 && top > 0) ? sprintf("**%.2f×** (%s)", nb / top, who) : "-",
-            (gf > 0 ? sprintf("%.1f", gf) : "-"),
-            (gf > 0 && sgpeak["nabla"] > 0) ? sprintf("%.0f%%", 100 * gf / sgpeak["nabla"]) : "-"
+    if (n > 0) {
+        print "Training samples/s, Fashion-MNIST, Adam, batch 128: every figure"
+        every_figure(M, n, "sps")
+        print "\nTraining samples/s, each side at its best thread count"
+        printf "| model | nabla | PyTorch 2.x eager | PyTorch 2.x compile | JAX jit | PyTorch Debian | nabla ÷ best peer | nabla GFLOP/s | ÷ nabla sgemm |\n"
+        printf "|---|---|---|---|---|---|---|---|---|\n"
+        for (i = 1; i <= n; i++) best_row(M[i], "sps")
     }
+    sequence_tables()
+    if (n == 0) { sgemm_line(); exit }
 
     print "\nBatch-1 inference latency, µs (median), each side at its best thread count"
     printf "| model | nabla | ONNX Runtime | ORT ÷ nabla |\n|---|---|---|---|\n"
@@ -98,6 +129,9 @@ END {
             (a > 0 && own > 0) ? sprintf("%.2f×", own / a) : "-"
     }
 
+    sgemm_line()
+}
+function sgemm_line(   t) {
     print "\nsgemm 2048³: GFLOP/s (largest relative error of 256 entries against double precision)"
     for (t = 1; t <= maxt; t++) {
         if (("nabla", "nabla", t) in sg)

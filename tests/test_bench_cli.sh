@@ -7,8 +7,11 @@
 . "$(dirname "$0")/support/harness.sh"
 bench=$build/bench/nabla-bench
 
-# --- the models: the parameter counts of the peers' nn.Sequential models
-for mp in mlp:235146 mlp-wide:1863690 cnn:225034; do
+# --- the models: the parameter counts of the peers' models (torch_train.py's
+# nn.Sequential models; torch_seq.py's GRU: 27*16 + 3*64*(16+64+2) + 64*27+27,
+# and transformer: (27+16)*32 + 2 blocks of 2*64 + 4*32*32+4*32 + 32*128+128
+# + 128*32+32, + 64 + 32*27+27; jax_seq.py's are the same arrays)
+for mp in mlp:235146 mlp-wide:1863690 cnn:225034 gru:17931 transformer:27739; do
     m=${mp%%:*}
     "$bench" --print-model "$m" > "$work/$m.nn"
     check '[ $? -eq 0 ]' "nabla-bench --print-model $m exits 0"
@@ -17,6 +20,9 @@ for mp in mlp:235146 mlp-wide:1863690 cnn:225034; do
         "$m has ${mp#*:} parameters: $(grep parameters "$work/info.out")"
 done
 expect_error 2 "nabla-bench: --print-model: unknown model 'resnet'" "$bench" --print-model resnet
+"$bench" --model gru,resnet > "$work/out" 2> "$work/err"
+check '[ $? -eq 2 ] && grep -q "^nabla-bench: unknown model .resnet.$" "$work/err"' \
+    "an unknown name in a --model list is a usage error naming it: $(cat "$work/err")"
 "$bench" --latency-runs 0 > "$work/out" 2> "$work/err"
 check '[ $? -eq 2 ] && grep -q "^usage: nabla-bench" "$work/err"' "--latency-runs 0 is a usage error"
 "$bench" --batches > "$work/out" 2> "$work/err"
@@ -41,6 +47,23 @@ else
     echo "skipped: nabla-bench run (dataset-fashion-mnist not installed)"
 fi
 
+# --- the sequence models: a short run on the word stream, tokens per second
+if [ -f /usr/share/dict/words ]; then
+    for m in gru transformer; do
+        "$bench" --model "$m" --threads 1 --batches 2 --latency-runs 2 --no-sgemm \
+            > "$work/$m.out" 2> "$work/$m.err"
+        check '[ $? -eq 0 ]' "a short nabla-bench --model $m run exits 0: $(cat "$work/$m.err")"
+        check 'grep -q "^RESULT model=$m threads=1 batch=32 batches=2 samples_per_s=[0-9]* tokens_per_s=[0-9]* context=16 .* params=" "$work/$m.out"' \
+            "it prints $m's result line with tokens/s: $(cat "$work/$m.out")"
+    done
+    NB_WORDS="$work/no-such-file" "$bench" --model gru --batches 1 --latency-runs 1 --no-sgemm \
+        > "$work/out" 2> "$work/err"
+    check '[ $? -eq 1 ] && grep -q "^nabla-bench: gru: data: cannot open $work/no-such-file" "$work/err"' \
+        "a missing word list fails naming the file: $(cat "$work/err")"
+else
+    echo "skipped: nabla-bench sequence runs (wamerican not installed)"
+fi
+
 # --- the tables: best thread count per side, ratios against the best peer
 cat > "$work/results" <<'R'
 nabla RESULT model=mlp threads=1 batch=128 batches=9 samples_per_s=1000 gflops=1.00 latency_us=5.0 peak_rss_mb=1
@@ -63,4 +86,23 @@ check 'grep -q "^| mlp | 600 (1t) | 1200 (1t) compile | \*\*0.50×\*\* | 5.00× 
     "OpenBLAS row: 600 against torch.compile's 1200"
 check 'grep -q "^| cnn | missing | missing | missing | missing | missing | - |" "$work/table"' \
     "a model without figures is missing, not a failure"
+
+# --- the sequence tables: tokens/s, the best peer, the parameter counts
+cat > "$work/seq" <<'R'
+nabla RESULT model=gru threads=1 batch=32 batches=9 samples_per_s=500 tokens_per_s=8000 context=16 gflops=2.00 latency_us=5.0 peak_rss_mb=1 loss=3 params=17931
+nabla RESULT model=gru threads=2 batch=32 batches=9 samples_per_s=400 tokens_per_s=6400 context=16 gflops=1.60 latency_us=5.0 peak_rss_mb=1 loss=3 params=17931
+nabla RESULT sgemm kernel=nabla n=2048 threads=1 gflops=8.0 max_rel_err=1e-07 core="x"
+torch2-eager RESULT label=torch2-eager model=gru threads=2 batches=9 samples_per_s=250 tokens_per_s=4000 context=16 loss=3 params=17931
+jax RESULT label=jax model=gru threads=1 batches=9 samples_per_s=125 tokens_per_s=2000 context=16 loss=3 params=17931
+jax RESULT label=jax model=transformer threads=1 batches=9 samples_per_s=100 tokens_per_s=1600 context=16 loss=3 params=27000
+nabla RESULT model=transformer threads=1 batch=32 batches=9 samples_per_s=100 tokens_per_s=1600 context=16 gflops=1 latency_us=5.0 peak_rss_mb=1 loss=3 params=27739
+R
+awk -v models="" -v seq_models="gru transformer" -f bench/table.awk "$work/seq" > "$work/table" 2> "$work/err"
+check '[ $? -eq 0 ] && [ ! -s "$work/err" ]' "table.awk runs on sequence results alone: $(cat "$work/err")"
+check 'grep -q "^| gru | 8000 (1t) | 4000 (2t) | missing | 2000 (1t) | missing | \*\*2.00×\*\* (torch2-eager) | 2.0 | 25% |$" "$work/table"' \
+    "tokens/s row: 8000 / 4000 against eager, 2 of 8 GFLOP/s: $(cat "$work/table")"
+check 'grep -q "^parameters: gru 17931 on every side that ran$" "$work/table"' "equal counts are said"
+check 'grep -q "^PARAMETERS DIFFER: transformer: nabla 27739, jax 27000$" "$work/table"' \
+    "a peer with another parameter count is flagged"
+check '! grep -q "Fashion-MNIST" "$work/table"' "no image tables without image models"
 finish
