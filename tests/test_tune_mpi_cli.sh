@@ -101,13 +101,25 @@ check 'grep -q "^nabla tune: interrupted; continue with: .* --resume" "$work/int
 pgrep -f "$work/b2/trials" > "$work/pgrep.out"
 check '[ ! -s "$work/pgrep.out" ]' "trials left running: $(cat "$work/pgrep.out")"
 check '[ "$(grep -c "^done" "$work/b2/journal")" -lt 4 ]' "the search was cut short"
+# the trials the interrupt caught: started, not done, with a checkpoint (trial
+# 1 may already have finished on a fast or loaded machine)
+cut=
+for t in $(awk '$1 == "start" { s[$2] = 1 } $1 == "done" || $1 == "failed" { delete s[$2] }
+                END { for (t in s) print t }' "$work/b2/journal"); do
+    [ -f "$(printf '%s/b2/trials/%03d.ckpt' "$work" "$t")" ] && cut="$cut $t"
+done
+check '[ -n "$cut" ]' "a trial was interrupted with a checkpoint: $(cat "$work/b2/journal"; ls "$work/b2/trials")"
 "$mpiexec" --oversubscribe --bind-to none -np 3 "$nabla" tune "$work/b.json" --out "$work/b2" \
     --strategy random --quiet --resume > "$work/out" 2> "$work/err"
 check '[ $? -eq 0 ]' "--resume under mpirun: $(cat "$work/err")"
 check 'cmp -s "$work/b1/trials.csv" "$work/b2/trials.csv" &&
        cmp -s "$work/b1/best.safetensors" "$work/b2/best.safetensors"' \
     "interrupted and resumed: the CSV and weights of the uninterrupted search"
-check 'grep -q "^resuming " "$work/b2/trials/001.out"' "trial 1 resumed its checkpoint"
+# every trial the interrupt caught goes on from its checkpoint
+for t in $cut; do
+    out=$(printf '%s/b2/trials/%03d.out' "$work" "$t")
+    check 'grep -q "^resuming " "$out"' "trial $t, interrupted, resumed its checkpoint: $(head -c 400 "$out")"
+done
 
 # --- --jobs under mpirun
 mpi3 "$nabla" tune "$work/s.json" --out "$work/jobs" --jobs 2 > "$work/out" 2> "$work/err"
