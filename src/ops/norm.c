@@ -210,90 +210,92 @@ static void bn_sync_grad_sums(nb_graph *g, const nb_node_t *n, size_t C, size_t 
     }
 }
 
-/* Batch norm's backward with statistics over several processes: first every
- * channel's local sums, then one synchronised sum of all of them. */
-static void bn_backward_sync(nb_graph *g, nb_node_t *n) {
-    nb_node_t *x = nb__in(g, n, 0);
+/* Batch norm's backward, one channel at a time: the channel's sums
+ * sum g and sum g x-hat, then the input gradient from the means of those
+ * sums over the batch (zero when the running statistics were used). */
+typedef struct bn_grad {
+    nb_node_t *x;
     size_t outer, C, inner;
-    bn_layout(x, &outer, &C, &inner);
-    const size_t count = outer * inner;
-    const int affine = n->nin == 3;
-    const nb_real *w = affine ? nb__in(g, n, 1)->val : NULL;
-    nb_real *dw = affine ? nb__in(g, n, 1)->grad : NULL;
-    nb_real *db = affine ? nb__in(g, n, 2)->grad : NULL;
-    const nb_real *mean = n->scratch, *invstd = n->scratch + C;
+    const nb_real *w, *mean, *invstd; /* w: NULL without affine parameters */
+    nb_real *dw, *db;
+} bn_grad;
+
+static bn_grad bn_grad_of(nb_graph *g, nb_node_t *n) {
+    bn_grad b = {.x = nb__in(g, n, 0)};
+    bn_layout(b.x, &b.outer, &b.C, &b.inner);
+    if (n->nin == 3) {
+        b.w = nb__in(g, n, 1)->val;
+        b.dw = nb__in(g, n, 1)->grad;
+        b.db = nb__in(g, n, 2)->grad;
+    }
+    b.mean = n->scratch;
+    b.invstd = n->scratch + b.C;
+    return b;
+}
+
+/* The channel's sums, also added to the parameters' gradients. */
+static void bn_channel_sums(const bn_grad *b, const nb_node_t *n, size_t c, double *s1,
+                            double *s2) {
+    const nb_real mu = b->mean[c], is = b->invstd[c];
+    double sum_g = 0, sum_gx = 0;
+    for (size_t o = 0; o < b->outer; o++) {
+        size_t base = (o * b->C + c) * b->inner;
+        for (size_t k = 0; k < b->inner; k++) {
+            double gk = (double)n->grad[base + k];
+            sum_g += gk;
+            sum_gx += gk * (double)((b->x->val[base + k] - mu) * is);
+        }
+    }
+    if (b->db) b->db[c] += (nb_real)sum_g;
+    if (b->dw) b->dw[c] += (nb_real)sum_gx;
+    *s1 = sum_g, *s2 = sum_gx;
+}
+
+static void bn_channel_input_grad(const bn_grad *b, const nb_node_t *n, size_t c,
+                                  nb_real mean_g, nb_real mean_gx) {
+    const nb_real mu = b->mean[c], is = b->invstd[c];
+    const nb_real scale = (b->w ? b->w[c] : R(1)) * is;
+    for (size_t o = 0; o < b->outer; o++) {
+        size_t base = (o * b->C + c) * b->inner;
+        for (size_t k = 0; k < b->inner; k++) {
+            nb_real xhat = (b->x->val[base + k] - mu) * is;
+            b->x->grad[base + k] += (n->grad[base + k] - mean_g - xhat * mean_gx) * scale;
+        }
+    }
+}
+
+/* With statistics over several processes: every channel's local sums
+ * first, then one synchronised sum of all of them. */
+static void bn_backward_sync(nb_graph *g, nb_node_t *n) {
+    bn_grad b = bn_grad_of(g, n);
+    const size_t C = b.C;
     double *s1 = nb__sync_buffer(g, 4 * C + 1), *s2 = s1 + C;
     if (!s1) {
         nb__run_fail(g, NB_ERR_NOMEM, "batch_norm '%s': out of memory", n->name);
         return;
     }
-    memset(s1, 0, 2 * C * sizeof *s1);
-    for (size_t o = 0; o < outer; o++)
-        for (size_t c = 0; c < C; c++) {
-            size_t base = (o * C + c) * inner;
-            for (size_t k = 0; k < inner; k++) {
-                double gk = (double)n->grad[base + k];
-                s1[c] += gk;
-                s2[c] += gk * (double)((x->val[base + k] - mean[c]) * invstd[c]);
-            }
-        }
-    for (size_t c = 0; c < C; c++) {
-        if (db) db[c] += (nb_real)s1[c];
-        if (dw) dw[c] += (nb_real)s2[c];
-    }
+    for (size_t c = 0; c < C; c++) bn_channel_sums(&b, n, c, &s1[c], &s2[c]);
+    const size_t count = b.outer * b.inner;
     bn_sync_grad_sums(g, n, C, count, s1, s2, s1 + 2 * C);
-    for (size_t o = 0; x->grad && o < outer; o++)
-        for (size_t c = 0; c < C; c++) {
-            size_t base = (o * C + c) * inner;
-            const nb_real is = invstd[c], scale = (affine ? w[c] : R(1)) * is;
-            const nb_real mean_g = (nb_real)(s1[c] / (double)count);
-            const nb_real mean_gx = (nb_real)(s2[c] / (double)count);
-            for (size_t k = 0; k < inner; k++) {
-                nb_real xhat = (x->val[base + k] - mean[c]) * is;
-                x->grad[base + k] += (n->grad[base + k] - mean_g - xhat * mean_gx) * scale;
-            }
-        }
+    for (size_t c = 0; b.x->grad && c < C; c++)
+        bn_channel_input_grad(&b, n, c, (nb_real)(s1[c] / (double)count),
+                              (nb_real)(s2[c] / (double)count));
 }
 
 static void bn_backward(nb_graph *g, nb_node_t *n) {
-    nb_node_t *x = nb__in(g, n, 0);
-    size_t outer, C, inner;
-    bn_layout(x, &outer, &C, &inner);
-    const size_t count = outer * inner;
-    const int affine = n->nin == 3;
-    const nb_real *w = affine ? nb__in(g, n, 1)->val : NULL;
-    nb_real *dw = affine ? nb__in(g, n, 1)->grad : NULL;
-    nb_real *db = affine ? nb__in(g, n, 2)->grad : NULL;
-    const nb_real *mean = n->scratch, *invstd = n->scratch + C;
     const int batch_stats = n->settings.batch_norm.batch_stats;
     if (batch_stats && g->sync_sum) {
         bn_backward_sync(g, n);
         return;
     }
-    for (size_t c = 0; c < C; c++) {
-        const nb_real mu = mean[c], is = invstd[c];
-        double s1 = 0, s2 = 0; /* sum g, sum g x-hat over the channel */
-        for (size_t o = 0; o < outer; o++) {
-            size_t base = (o * C + c) * inner;
-            for (size_t k = 0; k < inner; k++) {
-                double gk = (double)n->grad[base + k];
-                s1 += gk;
-                s2 += gk * (double)((x->val[base + k] - mu) * is);
-            }
-        }
-        if (db) db[c] += (nb_real)s1;
-        if (dw) dw[c] += (nb_real)s2;
-        if (!x->grad) continue;
-        const nb_real scale = (affine ? w[c] : R(1)) * is;
-        const nb_real mean_g = batch_stats ? (nb_real)(s1 / (double)count) : R(0);
-        const nb_real mean_gx = batch_stats ? (nb_real)(s2 / (double)count) : R(0);
-        for (size_t o = 0; o < outer; o++) {
-            size_t base = (o * C + c) * inner;
-            for (size_t k = 0; k < inner; k++) {
-                nb_real xhat = (x->val[base + k] - mu) * is;
-                x->grad[base + k] += (n->grad[base + k] - mean_g - xhat * mean_gx) * scale;
-            }
-        }
+    bn_grad b = bn_grad_of(g, n);
+    const double count = (double)(b.outer * b.inner);
+    for (size_t c = 0; c < b.C; c++) {
+        double s1, s2;
+        bn_channel_sums(&b, n, c, &s1, &s2);
+        if (b.x->grad)
+            bn_channel_input_grad(&b, n, c, batch_stats ? (nb_real)(s1 / count) : R(0),
+                                  batch_stats ? (nb_real)(s2 / count) : R(0));
     }
 }
 
