@@ -195,6 +195,26 @@ static int count_window(const nb_epoch_stats *s, void *user) {
     return 0;
 }
 
+/* nb_fit with cfg (epochs and all), counting allocations from the end of
+ * epoch 1 to the start of the last: there must be none. */
+static void fit_allocates_nothing(nb_graph *g, nb_fit_config *cfg, const nb_data *train,
+                                  const nb_data *val, nb_epoch_stats *last, const char *what) {
+    window w;
+    memset(&w, 0, sizeof w);
+    w.epochs = cfg->epochs;
+    cfg->on_epoch = count_window;
+    cfg->user = &w;
+    CHECK_OK(nb_fit(g, cfg, train, val, last));
+    counting = 0;
+    CHECKF(allocations() == 0 && n_free == 0,
+           "nb_fit (%s) allocated during epochs 2..%d: malloc %ld calloc %ld realloc %ld free %ld",
+           what, cfg->epochs, n_malloc, n_calloc, n_realloc, n_free);
+#ifdef NB_HEAP_CHECK
+    CHECKF(w.heap_end == w.heap_start, "heap in use changed during nb_fit (%s): %zu -> %zu",
+           what, w.heap_start, w.heap_end);
+#endif
+}
+
 static void test_fit(void) {
     model m = make_model();
     nb_data train = test_data(data_x, data_y, N, IN, 1);
@@ -205,22 +225,9 @@ static void test_fit(void) {
     cfg.batch_size = BATCH;
     cfg.clip_norm = 1.0;
     cfg.schedule = nb_schedule_defaults(NB_SCHED_COSINE);
-    window w;
-    memset(&w, 0, sizeof w);
-    w.epochs = cfg.epochs;
-    cfg.on_epoch = count_window;
-    cfg.user = &w;
     nb_epoch_stats last;
-    CHECK_OK(nb_fit(m.g, &cfg, &train, &val, &last));
-    counting = 0;
+    fit_allocates_nothing(m.g, &cfg, &train, &val, &last, "MLP");
     CHECK(last.epoch == 12 && last.step == 12 * 7);
-    CHECKF(allocations() == 0 && n_free == 0,
-           "nb_fit allocated during epochs 2..%d: malloc %ld calloc %ld realloc %ld free %ld",
-           cfg.epochs, n_malloc, n_calloc, n_realloc, n_free);
-#ifdef NB_HEAP_CHECK
-    CHECKF(w.heap_end == w.heap_start, "heap in use changed during nb_fit: %zu -> %zu",
-           w.heap_start, w.heap_end);
-#endif
     nb_graph_free(m.g);
 }
 
@@ -254,20 +261,7 @@ static void test_fit_cnn(void) {
     cfg.batch_size = BATCH;
     cfg.augment_flip = 1;
     cfg.augment_crop = 1;
-    window w;
-    memset(&w, 0, sizeof w);
-    w.epochs = cfg.epochs;
-    cfg.on_epoch = count_window;
-    cfg.user = &w;
-    CHECK_OK(nb_fit(g, &cfg, &train, &val, NULL));
-    counting = 0;
-    CHECKF(allocations() == 0 && n_free == 0,
-           "nb_fit (CNN) allocated during epochs 2..%d: malloc %ld calloc %ld realloc %ld free %ld",
-           cfg.epochs, n_malloc, n_calloc, n_realloc, n_free);
-#ifdef NB_HEAP_CHECK
-    CHECKF(w.heap_end == w.heap_start, "heap in use changed during nb_fit (CNN): %zu -> %zu",
-           w.heap_start, w.heap_end);
-#endif
+    fit_allocates_nothing(g, &cfg, &train, &val, NULL, "CNN");
     nb_graph_free(g);
 }
 
@@ -294,20 +288,7 @@ static void test_fit_transformer(void) {
     cfg.optimizer = test_optim(g, NB_OPT_ADAM, -1);
     cfg.epochs = 4;
     cfg.batch_size = BATCH;
-    window w;
-    memset(&w, 0, sizeof w);
-    w.epochs = cfg.epochs;
-    cfg.on_epoch = count_window;
-    cfg.user = &w;
-    CHECK_OK(nb_fit(g, &cfg, &train, &val, NULL));
-    counting = 0;
-    CHECKF(allocations() == 0 && n_free == 0,
-           "nb_fit (transformer) allocated during epochs 2..%d: malloc %ld calloc %ld realloc "
-           "%ld free %ld", cfg.epochs, n_malloc, n_calloc, n_realloc, n_free);
-#ifdef NB_HEAP_CHECK
-    CHECKF(w.heap_end == w.heap_start, "heap in use changed during nb_fit (transformer): %zu "
-           "-> %zu", w.heap_start, w.heap_end);
-#endif
+    fit_allocates_nothing(g, &cfg, &train, &val, NULL, "transformer");
     nb_graph_free(g);
 }
 
@@ -342,20 +323,7 @@ static void test_fit_sequence(void) {
     cfg.optimizer = test_optim(g, NB_OPT_ADAM, -1);
     cfg.epochs = 4;
     cfg.batch_size = BATCH;
-    window w;
-    memset(&w, 0, sizeof w);
-    w.epochs = cfg.epochs;
-    cfg.on_epoch = count_window;
-    cfg.user = &w;
-    CHECK_OK(nb_fit(g, &cfg, &train, &val, NULL));
-    counting = 0;
-    CHECKF(allocations() == 0 && n_free == 0,
-           "nb_fit (sequence) allocated during epochs 2..%d: malloc %ld calloc %ld realloc %ld "
-           "free %ld", cfg.epochs, n_malloc, n_calloc, n_realloc, n_free);
-#ifdef NB_HEAP_CHECK
-    CHECKF(w.heap_end == w.heap_start, "heap in use changed during nb_fit (sequence): %zu -> %zu",
-           w.heap_start, w.heap_end);
-#endif
+    fit_allocates_nothing(g, &cfg, &train, &val, NULL, "sequence");
     nb_graph_free(g);
 }
 
