@@ -13,13 +13,8 @@
 . "$(dirname "$0")/support/harness.sh"
 
 iris_csv "$work/iris.csv" numeric
-cat > "$work/m.nn" <<'EOF2'
-input 4
-dense ${width:-8}
-relu
-dense 3
-loss cross_entropy
-EOF2
+. "$(dirname "$0")/support/tune.sh"
+tune_model "$work/m.nn"
 
 # ------------------------------------------------------------ --set
 "$nabla" info "$work/m.nn" --set width=5 > "$work/info.out" 2>&1
@@ -43,20 +38,6 @@ expect_error 1 "checkpoint was saved for a different model" "$nabla" train "$wor
     --checkpoint "$work/w5.safetensors.ckpt" --resume "$work/w5.safetensors.ckpt"
 
 # ------------------------------------------------------------ a search
-search() { # search FILE DATA [extra members]
-    cat > "$1" <<EOF2
-{
-  "model": "$work/m.nn", "data": "csv:$2", "val_split": 0.2, "metric": "val_acc",
-  "trials": 9, "seed": 3, "min_epochs": 1, "max_epochs": 9, "eta": 3,
-  "space": {
-    "lr": {"log_uniform": [0.001, 0.1]},
-    "batch": {"choice": [16, 32]},
-    "optim": {"choice": ["adam", "sgd"]},
-    "width": {"choice": [4, 8, 16]}${3:-}
-  }
-}
-EOF2
-}
 search "$work/s.json" "$work/iris.csv"
 "$nabla" tune "$work/s.json" --out "$work/asha" > "$work/asha.out" 2> "$work/asha.err"
 check '[ $? -eq 0 ]' "tune: $(cat "$work/asha.err")"

@@ -17,25 +17,9 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpi3() { "$mpiexec" --oversubscribe --bind-to none -np 3 "$@"; }
 
 iris_csv "$work/iris.csv" numeric
-cat > "$work/m.nn" <<'EOF2'
-input 4
-dense ${width:-8}
-relu
-dense 3
-loss cross_entropy
-EOF2
-cat > "$work/s.json" <<EOF2
-{
-  "model": "$work/m.nn", "data": "csv:$work/iris.csv", "val_split": 0.2, "metric": "val_acc",
-  "trials": 9, "seed": 3, "min_epochs": 1, "max_epochs": 9, "eta": 3,
-  "space": {
-    "lr": {"log_uniform": [0.001, 0.1]},
-    "batch": {"choice": [16, 32]},
-    "optim": {"choice": ["adam", "sgd"]},
-    "width": {"choice": [4, 8, 16]}
-  }
-}
-EOF2
+. "$(dirname "$0")/support/tune.sh"
+tune_model "$work/m.nn"
+search "$work/s.json" "$work/iris.csv"
 
 # --- random search: 2 ranks against 2 local jobs
 "$nabla" tune "$work/s.json" --out "$work/local" --strategy random --jobs 2 --quiet \
