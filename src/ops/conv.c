@@ -103,14 +103,17 @@ typedef struct conv_job {
     int parts;
 } conv_job;
 
-/* How many parts the scratch planned for this batch allows now.  One when
- * the products run on OpenBLAS: nb_gemm splits each product between the
- * threads itself, so that part runs outside a parallel region.  If the
- * kernel changed since the scratch was planned (tests switch kernels), the
- * chunk falls back to one sample, which any planned lane holds. */
+/* How many parts the scratch planned for this batch allows now.  Chunks run
+ * in parallel and each product runs on its part's thread (inside a part
+ * nb_gemm does not split it again): with OpenBLAS, chunks of about 1024
+ * columns keep it busy, where splitting each thin product between threads
+ * left the second thread half idle.  The portable kernel, a plain reference,
+ * keeps one part and splits each product.  If the kernel changed since the
+ * scratch was planned (tests switch kernels), the chunk falls back to one
+ * sample, which any planned lane holds. */
 static int parts_of(const nb_node_t *n, conv_shape *s) {
     if (n->scratch_len < lane_len(s)) s->chunk = 1;
-    if (nb__gemm_kernel() != NB__GEMM_AVX512) return 1;
+    if (nb__gemm_kernel() == NB__GEMM_PORTABLE) return 1;
     size_t lanes = n->scratch_len / lane_len(s);
     int parts = nb_threads() < (int)lanes ? nb_threads() : (int)lanes;
     if (parts > chunks_of(s)) parts = chunks_of(s);
@@ -180,7 +183,8 @@ static void forward_part(void *ctx, int part) {
 static void conv_forward(nb_graph *g, nb_node_t *n) {
     conv_job j = {.g = g, .n = n, .s = shape_of(g, n)};
     j.parts = parts_of(n, &j.s);
-    if (nb__gemm_kernel() != NB__GEMM_AVX512) forward_part(&j, 0); /* outside a region */
+    /* a single part runs outside a region, so its product may use the threads */
+    if (j.parts == 1) forward_part(&j, 0);
     else nb__parallel(j.parts, forward_part, &j);
 }
 
@@ -258,7 +262,7 @@ static void conv_backward(nb_graph *g, nb_node_t *n) {
     }
     if (!x->grad && !w->grad) return;
     j.parts = parts_of(n, &j.s);
-    if (nb__gemm_kernel() != NB__GEMM_AVX512) backward_part(&j, 0);
+    if (j.parts == 1) backward_part(&j, 0);
     else nb__parallel(j.parts, backward_part, &j);
     if (w->grad) /* the other parts' dW, in part order */
         for (int p = 1; p < j.parts; p++) {
