@@ -427,6 +427,7 @@ typedef struct byte_rows {
     const size_t *idx;
     size_t start, count;
     nb_real *x;
+    int parts;
 } byte_rows;
 
 enum { ROWS_PER_PART_MIN_BYTES = 1 << 15, AHEAD = 4 };
@@ -440,8 +441,7 @@ static void byte_rows_part(void *ctx, int part) {
     const size_t f = j->d->sample_size;
     const nb_real scale = (nb_real)j->d->scale; /* 255 * 1e30 fits in a float */
     size_t b0, b1;
-    nb__part_range(j->count, part, nb__part_count(j->count * f, ROWS_PER_PART_MIN_BYTES), 1,
-                   &b0, &b1);
+    nb__part_range(j->count, part, j->parts, 1, &b0, &b1);
     for (size_t b = b0; b < b0 + AHEAD && b < b1; b++)
         for (size_t k = 0; k < f; k += 64) __builtin_prefetch(j->d->x_u8 + sample_at(j, b) * f + k);
     for (size_t b = b0; b < b1; b++) {
@@ -488,8 +488,9 @@ nb_status nb_data_batch(const nb_data *d, const size_t *idx, size_t start, size_
                           "samples)", idx[start + b], d->n);
     size_t f = d->sample_size;
     if (d->x_u8 && !d->mean) {
-        byte_rows j = {.d = d, .idx = idx, .start = start, .count = count, .x = x};
-        nb__parallel(nb__part_count(count * f, ROWS_PER_PART_MIN_BYTES), byte_rows_part, &j);
+        byte_rows j = {.d = d, .idx = idx, .start = start, .count = count, .x = x,
+                       .parts = nb__part_count(count * f, ROWS_PER_PART_MIN_BYTES)};
+        nb__parallel(j.parts, byte_rows_part, &j);
     }
     for (size_t b = 0; b < count; b++) {
         size_t i = idx ? idx[start + b] : start + b;
