@@ -737,6 +737,56 @@ static void test_gradient_hook(void) {
     nb_graph_free(m.g);
 }
 
+/* The step's check for non-finite gradients reads large gradients in
+ * parallel slices: a NaN or inf anywhere, in any slice, on any thread
+ * count, stops the step before the parameters move. */
+static nb_status poison_one(nb_real *grads, size_t n, void *user) {
+    const size_t *k = user;
+    if (k[0] < n) grads[k[0]] = k[1] ? (nb_real)INFINITY : (nb_real)NAN;
+    return NB_OK;
+}
+
+static void test_nonfinite_gradient_anywhere(void) {
+    int two = 2, one = 1;
+    nb_graph *g = nb_graph_new();
+    nb_node x = nb_input(g, "x", 1, &two), y = nb_input(g, "y", 1, &one);
+    nb_node h = nb_dense(g, x, 100000, "wide", NULL); /* 300,000 parameters */
+    nb_node out = nb_dense(g, h, 1, "out", NULL);
+    nb_node loss = mse(g, out, y);
+    nb_rng r;
+    nb_rng_seed(&r, 3);
+    CHECK_OK(nb_graph_init(g, &r));
+    size_t n = nb_param_count(g);
+    nb_real *before = malloc(n * sizeof *before);
+    memcpy(before, nb_params(g), n * sizeof *before);
+    nb_real xs[4] = {0.5, -1, 2, 0.25}, ys[2] = {1, -1};
+    CHECK_OK(nb_set_input(g, x, xs, 2));
+    CHECK_OK(nb_set_input(g, y, ys, 2));
+    nb_fit_config cfg = nb_fit_defaults(x, y, loss, NB_NONE);
+    cfg.optimizer = test_optim(g, NB_OPT_SGD, 0.1);
+    cfg.on_gradients = poison_one;
+    const size_t where[] = {0, 65535, 65536, 150000, 299999 - 1, 299999};
+    const int threads_before = nb_threads();
+    for (int threads = 1; threads <= 3; threads++) {
+        CHECK_OK(nb_set_threads(threads));
+        for (size_t w = 0; w < sizeof where / sizeof *where; w++) {
+            size_t k[2] = {where[w] < n ? where[w] : n - 1, w % 2};
+            cfg.user = k;
+            CHECKF(nb_train_step(g, &cfg, 0.1, NULL) == NB_ERR_NUMERIC,
+                   "%d threads: a %s at gradient %zu of %zu went unnoticed", threads,
+                   k[1] ? "inf" : "NaN", k[0], n);
+            CHECK(memcmp(before, nb_params(g), n * sizeof *before) == 0);
+        }
+    }
+    size_t none[2] = {n, 0}; /* nothing poisoned: the step runs */
+    cfg.user = none;
+    CHECK_OK(nb_train_step(g, &cfg, 0.1, NULL));
+    CHECK(memcmp(before, nb_params(g), n * sizeof *before) != 0);
+    CHECK_OK(nb_set_threads(threads_before));
+    free(before);
+    nb_graph_free(g);
+}
+
 /* nb_fit is its batches run through nb_train_step: the same steps by hand
  * (no shuffling, so batch b holds samples b*B ...) give the same bits. */
 static void test_train_step(void) {
@@ -789,6 +839,7 @@ int main(void) {
     test_augment_image();
     test_augmented_resume();
     test_gradient_hook();
+    test_nonfinite_gradient_anywhere();
     test_train_step();
     test_free_optims();
     TEST_END();

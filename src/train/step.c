@@ -1,6 +1,7 @@
 /* One training step: zero the gradients, forward, backward, combine the
  * gradients of several processes, clip, and one optimiser step. */
 #include "train.h"
+#include "../kernels/parallel.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -9,8 +10,18 @@
 /* Are all of v[0..n) finite?  Every step checks its gradients, so this
  * must cost next to nothing: a non-finite number has an all-ones exponent,
  * and OR-ing integer comparisons is a reduction the compiler vectorises
- * (a float one it may not reorder). */
-static int all_finite(const nb_real *v, size_t n) {
+ * (a float one it may not reorder).  Large buffers are read in parallel
+ * slices, one flag per slice. */
+enum { FINITE_SLICE_MIN = 1 << 16, FINITE_SLICES_MAX = 64 };
+
+typedef struct finite_job {
+    const nb_real *v;
+    size_t n;
+    int parts;
+    unsigned char bad[FINITE_SLICES_MAX];
+} finite_job;
+
+static void finite_slice(void *ctx, int part) {
 #ifdef NB_REAL_DOUBLE
     const uint64_t exp_mask = 0x7FF0000000000000ull;
     uint64_t bad = 0, bits;
@@ -18,11 +29,23 @@ static int all_finite(const nb_real *v, size_t n) {
     const uint32_t exp_mask = 0x7F800000u;
     uint32_t bad = 0, bits;
 #endif
-    for (size_t k = 0; k < n; k++) {
-        memcpy(&bits, v + k, sizeof bits);
+    finite_job *j = ctx;
+    size_t k0, k1;
+    nb__part_range(j->n, part, j->parts, 16, &k0, &k1);
+    for (size_t k = k0; k < k1; k++) {
+        memcpy(&bits, j->v + k, sizeof bits);
         bad |= (bits & exp_mask) == exp_mask;
     }
-    return bad == 0;
+    j->bad[part] = bad != 0;
+}
+
+static int all_finite(const nb_real *v, size_t n) {
+    finite_job j = {.v = v, .n = n, .parts = nb__part_count(n, FINITE_SLICE_MIN)};
+    if (j.parts > FINITE_SLICES_MAX) j.parts = FINITE_SLICES_MAX;
+    nb__parallel(j.parts, finite_slice, &j);
+    for (int p = 0; p < j.parts; p++)
+        if (j.bad[p]) return 0;
+    return 1;
 }
 
 static nb_status check_step(nb_graph *g, const nb_fit_config *cfg) {
