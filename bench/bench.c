@@ -251,11 +251,13 @@ static int run_model(int which, int threads, int batches, result *r) {
         if (b == WARMUP_BATCHES) t0 = now();
         if (tokens)
             words_batch(&ws, (size_t)b, x, y);
-        else if (nb_data_batch(&d, idx, ((size_t)b % per_epoch) * BATCH, BATCH, x, y) != NB_OK) {
+        else if (nb_data_batch(&d, idx, ((size_t)b % per_epoch) * BATCH, BATCH,
+                               nb_value(g, m.input), y) != NB_OK) {
             fail(r, "batch");
             goto done;
         }
-        if (nb_set_input(g, m.input, x, B) != NB_OK || nb_set_input(g, m.target, y, B) != NB_OK) {
+        if ((tokens && nb_set_input(g, m.input, x, B) != NB_OK) ||
+            nb_set_input(g, m.target, y, B) != NB_OK) {
             fail(r, "batch");
             goto done;
         }
@@ -280,7 +282,9 @@ static int run_model(int which, int threads, int batches, result *r) {
         goto done;
     }
 
-    /* Batch-1 inference: the forward pass to the scores, in eval mode. */
+    /* Batch-1 inference: the forward pass to the scores, in eval mode, on
+     * the first sample of the last batch. */
+    if (!tokens) memcpy(x, nb_value(g, m.input), in_size * sizeof *x);
     nb_graph_set_training(g, 0);
     if (nb_set_input(g, m.input, x, 1) != NB_OK) { fail(r, "latency input"); goto done; }
     for (int i = 0; i < 50; i++) nb_forward(g, m.output);

@@ -133,9 +133,12 @@ static nb_status fill_batch(fit_run *r, int epoch, size_t b, int *bs) {
     r->local = *bs;
     nb__dist_slice(r->cfg->dist, *bs, &r->off, &r->local);
     const size_t first = start + (size_t)r->off;
-    nb_status s = nb_data_batch(r->train, r->idx, first, (size_t)r->local, r->xb, r->yb);
-    if (s == NB_OK) nb__augment_batch(&r->aug, r->xb, r->local, first, r->cfg->seed, epoch);
-    if (s == NB_OK) s = nb_set_input(r->g, r->cfg->input, r->xb, r->local);
+    /* the samples are converted straight into the graph's input */
+    nb_status s = nb_graph_set_batch(r->g, r->local);
+    nb_real *x = s == NB_OK ? nb_value(r->g, r->cfg->input) : NULL;
+    if (s == NB_OK && !x) s = NB_ERR_STATE;
+    if (s == NB_OK) s = nb_data_batch(r->train, r->idx, first, (size_t)r->local, x, r->yb);
+    if (s == NB_OK) nb__augment_batch(&r->aug, x, r->local, first, r->cfg->seed, epoch);
     if (s == NB_OK) s = nb_set_input(r->g, r->cfg->target, r->yb, r->local);
     if (s != NB_OK)
         return nb_err_prefix(s, "nb_fit: epoch %d, step %zu of %zu", epoch, b + 1, r->n_batches);
