@@ -51,6 +51,14 @@
 #define NB_VECTOR_LOOP
 #endif
 
+/* A loop body split out of an NB_VECTOR_LOOP function (an instance per
+ * constant flag): inlined into each of its versions, so each vectorises. */
+#if defined(__GNUC__)
+#define NB_LOOP_BODY static inline __attribute__((always_inline))
+#else
+#define NB_LOOP_BODY static inline
+#endif
+
 /* ---------------------------------------------------------------- errors */
 
 /* Set the thread's error message; returns s so callers can `return nb_err(...)`.

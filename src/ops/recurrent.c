@@ -18,18 +18,13 @@
  * states or the GRU's W_hn h + b_hn, and the per-step gradients. */
 #include "../core/internal.h"
 #include "../kernels/gemm.h"
+#include "../kernels/vmath.h"
 
 #include <stdio.h>
 #include <string.h>
 
 static const int gates_of[3] = {1, 4, 3}; /* NB_RNN_TANH, NB_LSTM, NB_GRU */
 static const char *const kind_names[3] = {"rnn", "lstm", "gru"};
-
-static inline nb_real sigm(nb_real x) {
-    if (x >= 0) return R(1) / (R(1) + nb_exp(-x));
-    nb_real e = nb_exp(x);
-    return e / (R(1) + e);
-}
 
 /* The sizes of a node and the parts of its scratch (time-major). */
 typedef struct rec_view {
@@ -80,33 +75,54 @@ typedef struct cell_io {
     nb_real *h, *gt, *ex;             /* h_t, the gates, extra (c or hn) */
 } cell_io;
 
-static void rnn_cell(const cell_io *c, int H) {
-    for (int j = 0; j < H; j++) c->h[j] = nb_tanh_r(c->xp[j] + c->hh[j]);
+/* The cells' loops run over the H units of one sample; the gates' sigmoid
+ * and tanh are the vectorisable ones of vmath.h, and each cell is compiled
+ * for each vector width (NB_VECTOR_LOOP). */
+NB_VECTOR_LOOP static void rnn_cell(const cell_io *c, int H) {
+    const nb_real *restrict xp = c->xp, *restrict hh = c->hh;
+    nb_real *restrict h = c->h;
+    for (int j = 0; j < H; j++) h[j] = nb_vtanh(xp[j] + hh[j]);
 }
 
-static void lstm_cell(const cell_io *c, int H) {
-    const nb_real *xp = c->xp, *hh = c->hh;
+/* The units of one cell, on restrict parameters (so the compiler knows the
+ * arrays do not overlap); `first`: t = 0, no c_{t-1} (a constant in each
+ * instance, so the loop has no branch and vectorises). */
+NB_LOOP_BODY void lstm_units(const nb_real *restrict xp, const nb_real *restrict hh,
+                             const nb_real *restrict cp, nb_real *restrict h,
+                             nb_real *restrict gt, nb_real *restrict ex, int H, const int first) {
     for (int j = 0; j < H; j++) {
-        nb_real i = sigm(xp[j] + hh[j]), f = sigm(xp[H + j] + hh[H + j]);
-        nb_real gg = nb_tanh_r(xp[2 * H + j] + hh[2 * H + j]);
-        nb_real o = sigm(xp[3 * H + j] + hh[3 * H + j]);
-        nb_real cell = i * gg + (c->cp ? f * c->cp[j] : R(0));
-        c->gt[j] = i, c->gt[H + j] = f, c->gt[2 * H + j] = gg, c->gt[3 * H + j] = o;
-        c->ex[j] = cell;
-        c->h[j] = o * nb_tanh_r(cell);
+        nb_real i = nb_vsigmoid(xp[j] + hh[j]), f = nb_vsigmoid(xp[H + j] + hh[H + j]);
+        nb_real gg = nb_vtanh(xp[2 * H + j] + hh[2 * H + j]);
+        nb_real o = nb_vsigmoid(xp[3 * H + j] + hh[3 * H + j]);
+        nb_real cell = first ? i * gg + R(0) : i * gg + f * cp[j];
+        gt[j] = i, gt[H + j] = f, gt[2 * H + j] = gg, gt[3 * H + j] = o;
+        ex[j] = cell;
+        h[j] = o * nb_vtanh(cell);
     }
 }
 
-/* n = tanh(W_in x + b_in + r (W_hn h + b_hn)): the input part is not gated */
-static void gru_cell(const cell_io *c, int H) {
-    const nb_real *xp = c->xp, *hh = c->hh;
+NB_VECTOR_LOOP static void lstm_cell(const cell_io *c, int H) {
+    if (c->cp) lstm_units(c->xp, c->hh, c->cp, c->h, c->gt, c->ex, H, 0);
+    else lstm_units(c->xp, c->hh, NULL, c->h, c->gt, c->ex, H, 1);
+}
+
+/* n = tanh(W_in x + b_in + r (W_hn h + b_hn)): the input part is not gated;
+ * `first` as for the LSTM (no h_{t-1}) */
+NB_LOOP_BODY void gru_units(const nb_real *restrict xp, const nb_real *restrict hh,
+                            const nb_real *restrict hp, nb_real *restrict h,
+                            nb_real *restrict gt, nb_real *restrict ex, int H, const int first) {
     for (int j = 0; j < H; j++) {
-        nb_real r = sigm(xp[j] + hh[j]), z = sigm(xp[H + j] + hh[H + j]);
-        nb_real nn = nb_tanh_r(xp[2 * H + j] + r * hh[2 * H + j]);
-        c->gt[j] = r, c->gt[H + j] = z, c->gt[2 * H + j] = nn;
-        c->ex[j] = hh[2 * H + j];
-        c->h[j] = (R(1) - z) * nn + z * (c->hp ? c->hp[j] : R(0));
+        nb_real r = nb_vsigmoid(xp[j] + hh[j]), z = nb_vsigmoid(xp[H + j] + hh[H + j]);
+        nb_real nn = nb_vtanh(xp[2 * H + j] + r * hh[2 * H + j]);
+        gt[j] = r, gt[H + j] = z, gt[2 * H + j] = nn;
+        ex[j] = hh[2 * H + j];
+        h[j] = first ? (R(1) - z) * nn + z * R(0) : (R(1) - z) * nn + z * hp[j];
     }
+}
+
+NB_VECTOR_LOOP static void gru_cell(const cell_io *c, int H) {
+    if (c->hp) gru_units(c->xp, c->hh, c->hp, c->h, c->gt, c->ex, H, 0);
+    else gru_units(c->xp, c->hh, NULL, c->h, c->gt, c->ex, H, 1);
 }
 
 static void cell_forward(const rec_view *v, int t, const nb_real *xp_all) {
@@ -168,7 +184,7 @@ static void lstm_cell_back(const cell_grad *c, int H) {
     nb_real *dhh = c->dhh;
     for (int j = 0; j < H; j++) {
         nb_real i = gt[j], f = gt[H + j], gg = gt[2 * H + j], o = gt[3 * H + j];
-        nb_real tc = nb_tanh_r(c->ex[j]), cp = c->cp ? c->cp[j] : R(0);
+        nb_real tc = nb_vtanh(c->ex[j]), cp = c->cp ? c->cp[j] : R(0);
         nb_real dcv = c->dc[j] + dh[j] * o * (R(1) - tc * tc);
         dhh[j] = dcv * gg * i * (R(1) - i);
         dhh[H + j] = dcv * cp * f * (R(1) - f);
