@@ -148,12 +148,12 @@ ACTIVATION_OP(tanh, "tanh", .flags = NB_OP_SATURATING, .range = {-1, 1})
 
 static inline nb_real gelu_value(nb_real x, nb_activation_settings p) {
     (void)p;
-    return R(0.5) * x * (R(1) + nb_erf(x * NB_SQRT1_2));
+    return R(0.5) * x * (R(1) + nb_verf(x * NB_SQRT1_2));
 }
 static inline nb_real gelu_slope(nb_real x, nb_real y, nb_activation_settings p) {
     (void)y, (void)p;
-    nb_real cdf = R(0.5) * (R(1) + nb_erf(x * NB_SQRT1_2));
-    nb_real pdf = NB_INV_SQRT_2PI * nb_exp(R(-0.5) * x * x);
+    nb_real cdf = R(0.5) * (R(1) + nb_verf(x * NB_SQRT1_2));
+    nb_real pdf = NB_INV_SQRT_2PI * nb_vexp(R(-0.5) * x * x);
     return cdf + x * pdf;
 }
 ACTIVATION_OP(gelu, "gelu", .flags = 0)
