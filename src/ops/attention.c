@@ -20,6 +20,7 @@
 #include "../core/internal.h"
 #include "../kernels/gemm.h"
 #include "../kernels/parallel.h"
+#include "../kernels/vmath.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -81,17 +82,16 @@ static void run_parts(attn_job *j, void (*fn)(void *, int)) {
     else nb__parallel(j->parts, fn, j);
 }
 
-/* Row i of the scores in place: masked (causal) softmax. */
-static void softmax_row(nb_real *row, int T, int i, int causal) {
+/* Row i of the scores in place: masked (causal) softmax.  The exponentials
+ * are one vectorised loop, their sum another, in order. */
+NB_VECTOR_LOOP static void softmax_row(nb_real *row, int T, int i, int causal) {
     int valid = causal ? i + 1 : T;
     nb_real m = row[0];
     for (int j = 1; j < valid; j++)
         if (row[j] > m) m = row[j];
+    for (int j = 0; j < valid; j++) row[j] = nb_vexp(row[j] - m);
     nb_real sum = 0;
-    for (int j = 0; j < valid; j++) {
-        row[j] = nb_exp(row[j] - m);
-        sum += row[j];
-    }
+    for (int j = 0; j < valid; j++) sum += row[j];
     nb_real inv = R(1) / sum; /* sum >= 1: the maximum contributes exp(0) */
     for (int j = 0; j < valid; j++) row[j] *= inv;
     for (int j = valid; j < T; j++) row[j] = 0;
