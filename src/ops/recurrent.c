@@ -179,34 +179,54 @@ static void rnn_cell_back(const cell_grad *c, int H) {
     }
 }
 
-static void lstm_cell_back(const cell_grad *c, int H) {
-    const nb_real *gt = c->gt, *dh = c->dh;
-    nb_real *dhh = c->dhh;
+/* As forward: the units on restrict parameters, an instance per constant
+ * flag (`first`: t = 0, no c_{t-1}), so the loop vectorises. */
+NB_LOOP_BODY void lstm_back_units(const nb_real *restrict gt, const nb_real *restrict ex,
+                                  const nb_real *restrict cp, const nb_real *restrict dh,
+                                  nb_real *restrict dhh, nb_real *restrict dh2,
+                                  nb_real *restrict dc, int H, const int first) {
     for (int j = 0; j < H; j++) {
         nb_real i = gt[j], f = gt[H + j], gg = gt[2 * H + j], o = gt[3 * H + j];
-        nb_real tc = nb_vtanh(c->ex[j]), cp = c->cp ? c->cp[j] : R(0);
-        nb_real dcv = c->dc[j] + dh[j] * o * (R(1) - tc * tc);
+        nb_real tc = nb_vtanh(ex[j]), cpj = first ? R(0) : cp[j];
+        nb_real dcv = dc[j] + dh[j] * o * (R(1) - tc * tc);
         dhh[j] = dcv * gg * i * (R(1) - i);
-        dhh[H + j] = dcv * cp * f * (R(1) - f);
+        dhh[H + j] = dcv * cpj * f * (R(1) - f);
         dhh[2 * H + j] = dcv * i * (R(1) - gg * gg);
         dhh[3 * H + j] = dh[j] * tc * o * (R(1) - o);
-        c->dc[j] = dcv * f;
-        c->dh2[j] = 0;
+        dc[j] = dcv * f;
+        dh2[j] = 0;
     }
 }
 
-static void gru_cell_back(const cell_grad *c, int H) {
-    const nb_real *gt = c->gt, *dh = c->dh;
-    nb_real *dhh = c->dhh;
+NB_VECTOR_LOOP static void lstm_cell_back(const cell_grad *c, int H) {
+    if (c->cp) lstm_back_units(c->gt, c->ex, c->cp, c->dh, c->dhh, c->dh2, c->dc, H, 0);
+    else lstm_back_units(c->gt, c->ex, NULL, c->dh, c->dhh, c->dh2, c->dc, H, 1);
+}
+
+/* `first` as above; `direct`: d(xp)'s n part is written here (it differs
+ * from d(hh)'s) */
+NB_LOOP_BODY void gru_back_units(const nb_real *restrict gt, const nb_real *restrict ex,
+                                 const nb_real *restrict hp, const nb_real *restrict dh,
+                                 nb_real *restrict dhh, nb_real *restrict dxn,
+                                 nb_real *restrict dh2, int H, const int first,
+                                 const int direct) {
     for (int j = 0; j < H; j++) {
-        nb_real r = gt[j], z = gt[H + j], nn = gt[2 * H + j], hp = c->hp ? c->hp[j] : R(0);
+        nb_real r = gt[j], z = gt[H + j], nn = gt[2 * H + j], hpj = first ? R(0) : hp[j];
         nb_real dn = dh[j] * (R(1) - z) * (R(1) - nn * nn); /* d(n's argument) */
-        dhh[j] = dn * c->ex[j] * r * (R(1) - r);
-        dhh[H + j] = dh[j] * (hp - nn) * z * (R(1) - z);
+        dhh[j] = dn * ex[j] * r * (R(1) - r);
+        dhh[H + j] = dh[j] * (hpj - nn) * z * (R(1) - z);
         dhh[2 * H + j] = dn * r;
-        if (c->dxp) c->dxp[2 * H + j] += dn;
-        c->dh2[j] = dh[j] * z;
+        if (direct) dxn[j] += dn;
+        dh2[j] = dh[j] * z;
     }
+}
+
+NB_VECTOR_LOOP static void gru_cell_back(const cell_grad *c, int H) {
+    nb_real *dxn = c->dxp ? c->dxp + 2 * H : NULL;
+    if (c->hp && dxn) gru_back_units(c->gt, c->ex, c->hp, c->dh, c->dhh, dxn, c->dh2, H, 0, 1);
+    else if (c->hp) gru_back_units(c->gt, c->ex, c->hp, c->dh, c->dhh, NULL, c->dh2, H, 0, 0);
+    else if (dxn) gru_back_units(c->gt, c->ex, NULL, c->dh, c->dhh, dxn, c->dh2, H, 1, 1);
+    else gru_back_units(c->gt, c->ex, NULL, c->dh, c->dhh, NULL, c->dh2, H, 1, 0);
 }
 
 static void cell_backward(const rec_view *v, int t, nb_real *dxp_all) {
