@@ -347,9 +347,9 @@ NB_VECTOR_LOOP static void rmsprop_step(nb_optim *o, nb_real *params, const nb_r
 
 /* Adam / AdamW: m = b1 m + (1-b1) d; v = b2 v + (1-b2) d^2;
  * p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps).  Adam adds wd p to the
- * gradient; AdamW instead first shrinks p by (1 - lr wd).  amsgrad uses the
- * running maximum of the raw v (a NaN in v still propagates).  One loop
- * instance per amsgrad flag, each branch-free. */
+ * gradient; AdamW instead first shrinks p by (1 - lr wd), in the same pass.
+ * amsgrad uses the running maximum of the raw v (a NaN in v still
+ * propagates).  One loop instance per amsgrad flag, each branch-free. */
 static inline void adam_loop(nb_optim *o, nb_real *restrict p, const nb_real *restrict g,
                              double lr, long t, const int amsgrad) {
     const size_t n = o->n;
@@ -360,13 +360,14 @@ static inline void adam_loop(nb_optim *o, nb_real *restrict p, const nb_real *re
     const nb_real b1 = (nb_real)c->beta1, one_minus_b1 = (nb_real)(1.0 - c->beta1);
     const nb_real b2 = (nb_real)c->beta2, one_minus_b2 = (nb_real)(1.0 - c->beta2);
     const nb_real eps = (nb_real)c->eps;
-    nb_real wd = (nb_real)c->weight_decay;
+    /* AdamW's shrink in the same pass (1 for Adam: p * 1 is p exactly) */
+    nb_real wd = (nb_real)c->weight_decay, shrink = R(1);
     if (c->kind == NB_OPT_ADAMW) {
-        const nb_real shrink = (nb_real)(1.0 - lr * c->weight_decay);
-        for (size_t k = 0; k < n; k++) p[k] *= shrink;
+        shrink = (nb_real)(1.0 - lr * c->weight_decay);
         wd = R(0);
     }
     for (size_t k = 0; k < n; k++) {
+        p[k] *= shrink;
         nb_real d = g[k] + wd * p[k];
         m[k] = b1 * m[k] + one_minus_b1 * d;
         v[k] = b2 * v[k] + one_minus_b2 * d * d;
