@@ -18,6 +18,7 @@
  * states or the GRU's W_hn h + b_hn, and the per-step gradients. */
 #include "../core/internal.h"
 #include "../kernels/gemm.h"
+#include "../kernels/parallel.h"
 #include "../kernels/vmath.h"
 
 #include <stdio.h>
@@ -125,9 +126,9 @@ NB_VECTOR_LOOP static void gru_cell(const cell_io *c, int H) {
     else gru_units(c->xp, c->hh, NULL, c->h, c->gt, c->ex, H, 1);
 }
 
-static void cell_forward(const rec_view *v, int t, const nb_real *xp_all) {
+static void cell_forward(const rec_view *v, int t, const nb_real *xp_all, int b0, int b1) {
     const int H = v->H, GH = v->GH;
-    for (int b = 0; b < v->B; b++) {
+    for (int b = b0; b < b1; b++) {
         const size_t row = (size_t)t * v->B + b, prev = row - (size_t)v->B;
         cell_io c = {xp_all + ((size_t)b * v->T + t) * GH, v->dhh + row * GH,
                      t ? v->hs + prev * H : NULL, t ? v->extra + prev * H : NULL,
@@ -138,18 +139,59 @@ static void cell_forward(const rec_view *v, int t, const nb_real *xp_all) {
     }
 }
 
-static void rec_forward(nb_graph *g, nb_node_t *n) {
-    const nb_node_t *xp = nb__in(g, n, 0), *w = nb__in(g, n, 1), *bias = nb__in(g, n, 2);
-    rec_view v = rec_view_of(g, n);
+/* The samples of a batch run through time independently: parts of the
+ * batch run in parallel, each through every step (no barrier per step), and
+ * the products on their rows only.  A row's result does not depend on the
+ * split, so neither does anything else. */
+typedef struct rec_job {
+    nb_graph *g;
+    nb_node_t *n;
+    rec_view v;
+    int parts;
+} rec_job;
+
+enum { ROWS_PER_PART_MIN = 4 };
+
+static rec_job rec_job_of(nb_graph *g, nb_node_t *n) {
+    rec_job j = {.g = g, .n = n, .v = rec_view_of(g, n)};
+    j.parts = nb__part_count((size_t)j.v.B, ROWS_PER_PART_MIN);
+    return j;
+}
+
+static void rows_of(const rec_job *j, int part, int *b0, int *b1) {
+    size_t lo, hi;
+    nb__part_range((size_t)j->v.B, part, j->parts, 1, &lo, &hi);
+    *b0 = (int)lo, *b1 = (int)hi;
+}
+
+static void run_rows(rec_job *j, void (*fn)(void *, int)) {
+    if (j->parts == 1) fn(j, 0); /* outside a region: its products may use the threads */
+    else nb__parallel(j->parts, fn, j);
+}
+
+static void forward_rows(void *ctx, int part) {
+    const rec_job *j = ctx;
+    const rec_view v = j->v;
+    const nb_node_t *xp = nb__in(j->g, j->n, 0), *w = nb__in(j->g, j->n, 1);
+    const nb_node_t *bias = nb__in(j->g, j->n, 2);
+    int b0, b1;
+    rows_of(j, part, &b0, &b1);
     for (int t = 0; t < v.T; t++) {
         nb_real *hh = v.dhh + (size_t)t * v.B * v.GH;
-        for (int b = 0; b < v.B; b++)
+        for (int b = b0; b < b1; b++)
             memcpy(hh + (size_t)b * v.GH, bias->val, (size_t)v.GH * sizeof *hh);
-        if (t) /* h0 = 0 adds nothing at t = 0 */
-            nb_gemm(0, 1, v.B, v.GH, v.H, R(1), v.hs + (size_t)(t - 1) * v.B * v.H, v.H, w->val,
-                    v.H, R(1), hh, v.GH);
-        cell_forward(&v, t, xp->val);
+        if (t && b1 > b0) /* h0 = 0 adds nothing at t = 0 */
+            nb_gemm(0, 1, b1 - b0, v.GH, v.H, R(1),
+                    v.hs + ((size_t)(t - 1) * v.B + b0) * v.H, v.H, w->val, v.H, R(1),
+                    hh + (size_t)b0 * v.GH, v.GH);
+        cell_forward(&v, t, xp->val, b0, b1);
     }
+}
+
+static void rec_forward(nb_graph *g, nb_node_t *n) {
+    rec_job j = rec_job_of(g, n);
+    run_rows(&j, forward_rows);
+    const rec_view v = j.v;
     /* the output: every h_t as [B, T, H], or h_{T-1} as [B, H] */
     int last = n->settings.recurrent.last;
     size_t hb = (size_t)v.H * sizeof *n->val;
@@ -229,9 +271,9 @@ NB_VECTOR_LOOP static void gru_cell_back(const cell_grad *c, int H) {
     else gru_back_units(c->gt, c->ex, NULL, c->dh, c->dhh, NULL, c->dh2, H, 1, 0);
 }
 
-static void cell_backward(const rec_view *v, int t, nb_real *dxp_all) {
+static void cell_backward(const rec_view *v, int t, nb_real *dxp_all, int b0, int b1) {
     const int H = v->H, GH = v->GH;
-    for (int b = 0; b < v->B; b++) {
+    for (int b = b0; b < b1; b++) {
         const size_t row = (size_t)t * v->B + b, prev = row - (size_t)v->B;
         nb_real *dxp = dxp_all ? dxp_all + ((size_t)b * v->T + t) * GH : NULL;
         cell_grad c = {v->hs + row * H, v->gates + row * GH, v->extra + row * H,
@@ -248,10 +290,10 @@ static void cell_backward(const rec_view *v, int t, nb_real *dxp_all) {
 }
 
 /* dh += the output's gradient at step t */
-static void add_output_grad(const rec_view *v, const nb_node_t *n, int t) {
+static void add_output_grad(const rec_view *v, const nb_node_t *n, int t, int b0, int b1) {
     int last = n->settings.recurrent.last;
     if (last && t != v->T - 1) return;
-    for (int b = 0; b < v->B; b++) {
+    for (int b = b0; b < b1; b++) {
         const nb_real *dy = last ? n->grad + (size_t)b * v->H
                                  : n->grad + ((size_t)b * v->T + t) * v->H;
         nb_real *dh = v->dh + (size_t)b * v->H;
@@ -259,22 +301,36 @@ static void add_output_grad(const rec_view *v, const nb_node_t *n, int t) {
     }
 }
 
-static void rec_backward(nb_graph *g, nb_node_t *n) {
-    nb_node_t *xp = nb__in(g, n, 0), *w = nb__in(g, n, 1), *bias = nb__in(g, n, 2);
-    rec_view v = rec_view_of(g, n);
-    size_t BH = (size_t)v.B * v.H, TB = (size_t)v.T * v.B;
-    memset(v.dh, 0, BH * sizeof *v.dh);
-    memset(v.dc, 0, BH * sizeof *v.dc);
+/* Backward through time for the rows of one part: dh and dc (and their
+ * swap buffer dh2) are per row, so parts never touch each other's. */
+static void backward_rows(void *ctx, int part) {
+    const rec_job *j = ctx;
+    rec_view v = j->v;
+    nb_node_t *xp = nb__in(j->g, j->n, 0), *w = nb__in(j->g, j->n, 1);
+    int b0, b1;
+    rows_of(j, part, &b0, &b1);
+    size_t r0 = (size_t)b0 * v.H, rows = (size_t)(b1 - b0) * v.H;
+    memset(v.dh + r0, 0, rows * sizeof *v.dh);
+    memset(v.dc + r0, 0, rows * sizeof *v.dc);
     for (int t = v.T - 1; t >= 0; t--) {
-        add_output_grad(&v, n, t);
-        cell_backward(&v, t, xp->grad);
-        if (t) /* d(h_{t-1}) += d(hh_t) W_hh */
-            nb_gemm(0, 0, v.B, v.H, v.GH, R(1), v.dhh + (size_t)t * v.B * v.GH, v.GH, w->val,
-                    v.H, R(1), v.dh2, v.H);
+        add_output_grad(&v, j->n, t, b0, b1);
+        cell_backward(&v, t, xp->grad, b0, b1);
+        if (t && b1 > b0) /* d(h_{t-1}) += d(hh_t) W_hh */
+            nb_gemm(0, 0, b1 - b0, v.H, v.GH, R(1),
+                    v.dhh + ((size_t)t * v.B + b0) * v.GH, v.GH, w->val, v.H, R(1),
+                    v.dh2 + r0, v.H);
         nb_real *swap = v.dh;
         v.dh = v.dh2;
         v.dh2 = swap;
     }
+}
+
+static void rec_backward(nb_graph *g, nb_node_t *n) {
+    nb_node_t *w = nb__in(g, n, 1), *bias = nb__in(g, n, 2);
+    rec_job j = rec_job_of(g, n);
+    run_rows(&j, backward_rows);
+    const rec_view v = j.v;
+    size_t TB = (size_t)v.T * v.B;
     if (w->grad && v.T > 1) /* dW_hh += sum_t d(hh_t)^T h_{t-1}, t >= 1 (h0 = 0) */
         nb_gemm(1, 0, v.GH, v.H, (int)(TB - (size_t)v.B), R(1), v.dhh + (size_t)v.B * v.GH,
                 v.GH, v.hs, v.H, R(1), w->grad, v.H);
