@@ -1,6 +1,15 @@
 #include "im2col.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(NB_REAL_DOUBLE)
+#define IM2COL_AVX512 1
+#include <immintrin.h>
+#else
+#define IM2COL_AVX512 0
+#endif
 
 /* Output positions o in [0, n_out) whose input index o*stride + offset lies
  * in [0, n_in): the half-open range [lo, hi). */
@@ -90,6 +99,127 @@ void nb_im2col(const nb_conv_geom *g, const nb_real *x, nb_real *col, size_t ld)
                     for (int ow = cs.hi; ow < Wo; ow++) d[ow] = 0;
                 }
             }
+        }
+    }
+}
+
+/* ---- a block of the column matrix, for a product that packs it itself ---- */
+
+/* Walks rows r0, r0+1, ... of the column matrix with counters (a division
+ * per row would cost as much as copying its few values). */
+typedef struct row_walk {
+    int c, i, j;
+} row_walk;
+
+static inline row_walk walk_start(const nb_conv_geom *g, int r) {
+    int khw = g->kh * g->kw;
+    row_walk w = {.c = r / khw, .i = r % khw / g->kw, .j = r % g->kw};
+    return w;
+}
+
+static inline void walk_next(const nb_conv_geom *g, row_walk *w) {
+    if (++w->j < g->kw) return;
+    w->j = 0;
+    if (++w->i < g->kh) return;
+    w->i = 0;
+    w->c++;
+}
+
+/* Where the current row reads: output row oh at input row oh*sh + row_off of
+ * plane xc, output column ow at input column ow*sw + col_off, valid for output
+ * rows rs and columns cs. */
+typedef struct row_source {
+    const nb_real *xc;
+    int row_off, col_off;
+    span rs, cs;
+} row_source;
+
+static inline row_source source_of(const nb_conv_geom *g, const spans *sp, const nb_real *x,
+                                   const row_walk *w) {
+    row_source s = {.xc = x + (size_t)w->c * g->H * g->W, .row_off = w->i * g->dh - g->ph,
+                    .col_off = w->j * g->dw - g->pw, .rs = row_span(g, sp, w->i),
+                    .cs = col_span(g, sp, w->j)};
+    return s;
+}
+
+/* Columns [lo, hi) of the block (of n) that output row oh fills from the
+ * image, given start = oh*Wo - p0 (where its ow = 0 would land). */
+static inline void stretch(const row_source *s, int start, int n, int *lo, int *hi) {
+    *lo = start + s->cs.lo > 0 ? start + s->cs.lo : 0;
+    *hi = start + s->cs.hi < n ? start + s->cs.hi : n;
+}
+
+#if IM2COL_AVX512
+/* Stride 1 into 32-wide rows.  The block's columns fall into a few output
+ * rows (segments); which of their lanes a row fills depends only on the
+ * kernel column j, so those masks are worked out once per block, and each
+ * row is then one zero-masked load per segment and 16 lanes. */
+enum { BLOCK_SEGS = 8, BLOCK_KW = 16 };
+
+__attribute__((target("avx512f"))) static void block_avx512(const nb_conv_geom *g,
+                                                            const spans *sp, const float *x,
+                                                            int r0, int rows, int p0, int n,
+                                                            float *dst) {
+    const int oh_first = p0 / g->Wo, segs = (p0 + n - 1) / g->Wo + 1 - oh_first;
+    uint32_t mask[BLOCK_KW][BLOCK_SEGS];
+    ptrdiff_t off[BLOCK_SEGS]; /* lane q of segment s reads base[off[s] + q] */
+    for (int sg = 0; sg < segs; sg++) {
+        int oh = oh_first + sg, start = oh * g->Wo - p0; /* where ow = 0 would land */
+        off[sg] = (ptrdiff_t)oh * g->sh * g->W - start;
+        for (int j = 0; j < g->kw; j++) {
+            span cs = col_span(g, sp, j);
+            int lo = start + cs.lo > 0 ? start + cs.lo : 0;
+            int hi = start + cs.hi < n ? start + cs.hi : n;
+            mask[j][sg] = lo >= hi ? 0 : (hi >= 32 ? ~0u : (1u << hi) - 1) & ~((1u << lo) - 1);
+        }
+    }
+    row_walk w = walk_start(g, r0);
+    for (int k = 0; k < rows; k++, walk_next(g, &w)) {
+        const row_source s = source_of(g, sp, x, &w);
+        const float *base = s.xc + (ptrdiff_t)s.row_off * g->W + s.col_off;
+        const int sg0 = s.rs.lo - oh_first > 0 ? s.rs.lo - oh_first : 0;
+        const int sg1 = s.rs.hi - oh_first < segs ? s.rs.hi - oh_first : segs;
+        /* the segments' lanes are disjoint: OR-ing zero-masked loads keeps
+         * them independent (a merging load would wait for the one before) */
+        __m512i v0 = _mm512_setzero_si512(), v1 = v0;
+        for (int sg = sg0; sg < sg1; sg++) {
+            uint32_t m = mask[w.j][sg];
+            const float *src = base + off[sg]; /* lanes outside m are not read */
+            if (m & 0xFFFF)
+                v0 = _mm512_or_si512(v0, _mm512_maskz_loadu_epi32((__mmask16)m, src));
+            if (m >> 16)
+                v1 = _mm512_or_si512(v1, _mm512_maskz_loadu_epi32((__mmask16)(m >> 16), src + 16));
+        }
+        _mm512_storeu_si512(dst + (size_t)k * 32, v0);
+        _mm512_storeu_si512(dst + (size_t)k * 32 + 16, v1);
+    }
+}
+#endif
+
+void nb_im2col_block(const nb_conv_geom *g, const nb_real *x, int r0, int rows, int p0, int n,
+                     nb_real *dst, int width) {
+    spans sp;
+    spans_init(g, &sp);
+#if IM2COL_AVX512
+    if (width == 32 && g->sw == 1 && g->kw <= BLOCK_KW &&
+        (p0 + n - 1) / g->Wo - p0 / g->Wo < BLOCK_SEGS && __builtin_cpu_supports("avx512f")) {
+        block_avx512(g, &sp, x, r0, rows, p0, n, dst);
+        return;
+    }
+#endif
+    const int oh_first = p0 / g->Wo, oh_end = (p0 + n - 1) / g->Wo + 1;
+    row_walk w = walk_start(g, r0);
+    for (int k = 0; k < rows; k++, walk_next(g, &w)) {
+        const row_source s = source_of(g, &sp, x, &w);
+        nb_real *d = dst + (size_t)k * width;
+        for (int q = 0; q < width; q++) d[q] = 0;
+        int oh0 = oh_first > s.rs.lo ? oh_first : s.rs.lo;
+        int oh1 = oh_end < s.rs.hi ? oh_end : s.rs.hi;
+        for (int oh = oh0; oh < oh1; oh++) {
+            int start = oh * g->Wo - p0, lo, hi;
+            stretch(&s, start, n, &lo, &hi);
+            const nb_real *src = s.xc + (size_t)(oh * g->sh + s.row_off) * g->W + s.col_off;
+            for (int q = lo; q < hi; q++) d[q] = src[(size_t)(q - start) * g->sw];
         }
     }
 }

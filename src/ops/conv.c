@@ -134,6 +134,54 @@ static void gather_columns(const conv_shape *s, const nb_real *x, int s0, int nc
     }
 }
 
+/* One sample's product with its column matrix packed block by block
+ * straight from the image (nb__sgemm_avx512_pack_b): no matrix written and
+ * read back, no bias pass; the same results as im2col and nb_gemm.  Taken
+ * where nb_gemm would run that kernel at fp32 without its matrix-vector path
+ * (more than 4 output channels per group). */
+typedef struct image_source {
+    const nb_conv_geom *geom;
+    const nb_real *x;
+} image_source;
+
+#ifdef NB_AVX512_GEMM
+static void pack_image(const void *ctx, int k0, int kc, int j0, int nv, float *dst) {
+    const image_source *src = ctx;
+    nb_im2col_block(src->geom, src->x, k0, kc, j0, nv, dst, NB__PANEL);
+}
+
+static int packs_from_image(const nb_graph *g, const conv_shape *s) {
+    return nb__gemm_kernel() == NB__GEMM_AVX512 && g->precision == NB_PRECISION_FP32 &&
+           s->Cog > 4;
+}
+#endif
+
+/* Group grp of sample b, product straight into NCHW: bias first, then the
+ * product added (the order packs_from_image keeps). */
+static void forward_sample(const conv_job *j, int b, int grp, nb_real *col) {
+    const conv_shape *s = &j->s;
+    const nb_node_t *x = nb__in(j->g, j->n, 0), *w = nb__in(j->g, j->n, 1);
+    const nb_real *bias = j->n->nin == 3 ? nb__in(j->g, j->n, 2)->val + grp * s->Cog : NULL;
+    const nb_real *wg = w->val + (size_t)grp * s->Cog * s->K;
+    const size_t P = (size_t)s->P, plane = (size_t)s->geom.H * (size_t)s->geom.W;
+    const nb_real *xs = x->val + ((size_t)b * s->C + (size_t)grp * s->Cg) * plane;
+    nb_real *y = j->n->val + ((size_t)b * s->Co + (size_t)grp * s->Cog) * P;
+#ifdef NB_AVX512_GEMM
+    if (packs_from_image(j->g, s)) {
+        image_source src = {.geom = &s->geom, .x = xs};
+        nb__sgemm_avx512_pack_b(s->Cog, s->P, s->K, wg, s->K, pack_image, &src, bias, y, s->P);
+        return;
+    }
+#endif
+    nb_im2col(&s->geom, xs, col, P);
+    for (int co = 0; co < s->Cog; co++) {
+        nb_real v = bias ? bias[co] : R(0);
+        for (size_t p = 0; p < P; p++) y[co * P + p] = v;
+    }
+    nb_gemm_at(j->g->precision, 0, 0, s->Cog, s->P, s->K, R(1), wg, s->K, col, s->P, R(1), y,
+               s->P);
+}
+
 static void forward_part(void *ctx, int part) {
     const conv_job *j = ctx;
     const conv_shape s = j->s;
@@ -149,19 +197,12 @@ static void forward_part(void *ctx, int part) {
         int s0 = c * s.chunk, nc = s.B - s0 < s.chunk ? s.B - s0 : s.chunk;
         size_t ld = (size_t)nc * P;
         for (int grp = 0; grp < s.groups; grp++) {
-            const nb_real *wg = w->val + (size_t)grp * s.Cog * s.K;
-            gather_columns(&s, x->val, s0, nc, grp, col);
-            if (s.chunk == 1) {
-                /* one sample: the product lands in NCHW directly, on the bias */
-                nb_real *y = n->val + ((size_t)s0 * s.Co + (size_t)grp * s.Cog) * P;
-                for (int co = 0; co < s.Cog; co++) {
-                    nb_real b = bias ? bias[grp * s.Cog + co] : R(0);
-                    for (size_t p = 0; p < P; p++) y[co * P + p] = b;
-                }
-                nb_gemm_at(j->g->precision, 0, 0, s.Cog, s.P, s.K, R(1), wg, s.K, col, s.P, R(1),
-                           y, s.P);
+            if (s.chunk == 1) { /* one sample: the product lands in NCHW directly */
+                forward_sample(j, s0, grp, col);
                 continue;
             }
+            const nb_real *wg = w->val + (size_t)grp * s.Cog * s.K;
+            gather_columns(&s, x->val, s0, nc, grp, col);
             nb_gemm_at(j->g->precision, 0, 0, s.Cog, (int)ld, s.K, R(1), wg, s.K, col, (int)ld,
                        R(0), ybuf, (int)ld);
             for (int co = 0; co < s.Cog; co++) {
@@ -180,7 +221,9 @@ static void forward_part(void *ctx, int part) {
 static void conv_forward(nb_graph *g, nb_node_t *n) {
     conv_job j = {.g = g, .n = n, .s = shape_of(g, n)};
     j.parts = parts_of(n, &j.s);
-    if (nb__gemm_kernel() != NB__GEMM_AVX512) forward_part(&j, 0); /* outside a region */
+    /* One part (a single sample, or OpenBLAS) runs outside a region, so that
+     * its products may split between the threads themselves. */
+    if (j.parts == 1) forward_part(&j, 0);
     else nb__parallel(j.parts, forward_part, &j);
 }
 
