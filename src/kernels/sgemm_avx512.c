@@ -185,6 +185,53 @@ AVX512 static void kernel_cols(int kc, const float *a, long lda, const float *b,
     kernel(kc, a, 1, lda, b, c, ldc, m, m0, m1, alpha, beta, bias);
 }
 
+/* The last, partial row block (packed, rows MR apart in a) with only the
+ * rows it has: `rows` (4 or 8) is a constant once inlined, so the
+ * accumulators stay in registers.  Each value is the same chain of
+ * multiply-adds as in kernel(), so the results are the same bits. */
+INLINE AVX512 void kernel_few(const int rows, int kc, const float *a, const float *b, float *c,
+                              long ldc, int m, __mmask16 m0, __mmask16 m1, float alpha,
+                              float beta, const float *bias) {
+    __m512 acc[8][2];
+#pragma GCC unroll 8
+    for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int k = 0; k < kc; k++, a += MR, b += NR) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 8
+        for (int r = 0; r < rows; r++) {
+            __m512 ar = _mm512_set1_ps(a[r]);
+            acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
+        }
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 8
+    for (int r = 0; r < rows; r++) {
+        if (r >= m) break;
+        float *ci = c + r * ldc;
+        __m512 r0 = _mm512_mul_ps(va, acc[r][0]), r1 = _mm512_mul_ps(va, acc[r][1]);
+        if (beta != 0) {
+            r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), r0);
+            r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), r1);
+        }
+        if (bias) {
+            r0 = _mm512_add_ps(r0, _mm512_set1_ps(bias[r]));
+            r1 = _mm512_add_ps(r1, _mm512_set1_ps(bias[r]));
+        }
+        _mm512_mask_storeu_ps(ci, m0, r0);
+        _mm512_mask_storeu_ps(ci + 16, m1, r1);
+    }
+}
+
+/* A packed partial row block of m < MR rows. */
+AVX512 static void kernel_packed(int kc, const float *a, const float *b, float *c, long ldc, int m,
+                                 __mmask16 m0, __mmask16 m1, float alpha, float beta,
+                                 const float *bias) {
+    if (m <= 4) kernel_few(4, kc, a, b, c, ldc, m, m0, m1, alpha, beta, bias);
+    else if (m <= 8) kernel_few(8, kc, a, b, c, ldc, m, m0, m1, alpha, beta, bias);
+    else kernel(kc, a, 1, MR, b, c, ldc, m, m0, m1, alpha, beta, bias);
+}
+
 /* ---- one thread's share: rows [i0, i1) x columns [j0, j1) of C ---- */
 
 typedef struct gemm_job {
@@ -268,8 +315,7 @@ AVX512 static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1,
                     float *c = g->C + (size_t)i * g->ldc + jj;
                     const float *bias = g->bias && p0 == 0 ? g->bias + i : NULL;
                     if (m < MR)
-                        kernel_cols(kc, ap, MR, bpan, c,
-                                    g->ldc, m, m0, m1, g->alpha, beta, bias);
+                        kernel_packed(kc, ap, bpan, c, g->ldc, m, m0, m1, g->alpha, beta, bias);
                     else if (g->ta)
                         kernel_cols(kc, g->A + (size_t)p0 * g->lda + i, g->lda, bpan, c,
                                     g->ldc, MR, m0, m1, g->alpha, beta, bias);
