@@ -65,7 +65,12 @@ static inline void copy_run(nb_real *restrict d, const nb_real *restrict s, int 
     if (k < n) memcpy(d + n - V, s + n - V, 16);
 }
 
-void nb_im2col(const nb_conv_geom *g, const nb_real *x, nb_real *col, size_t ld) {
+typedef void (*copy_fn)(nb_real *restrict d, const nb_real *restrict s, int n);
+
+/* The whole of nb_im2col, inlined with the row copy of each instruction set. */
+static inline __attribute__((always_inline)) void im2col_with(const nb_conv_geom *g,
+                                                              const nb_real *x, nb_real *col,
+                                                              size_t ld, copy_fn copy) {
     const int Ho = g->Ho, Wo = g->Wo, W = g->W, sh = g->sh, sw = g->sw;
     const size_t plane = (size_t)g->H * (size_t)W;
     spans sp;
@@ -92,7 +97,7 @@ void nb_im2col(const nb_conv_geom *g, const nb_real *x, nb_real *col, size_t ld)
                     const int n = cs.hi - cs.lo;
                     nb_real *restrict dd = d + cs.lo;
                     if (sw == 1) {
-                        copy_run(dd, src, n);
+                        copy(dd, src, n);
                     } else {
                         for (int k = 0; k < n; k++) dd[k] = src[k * sw];
                     }
@@ -101,6 +106,34 @@ void nb_im2col(const nb_conv_geom *g, const nb_real *x, nb_real *col, size_t ld)
             }
         }
     }
+}
+
+#if IM2COL_AVX512
+/* d[0..n) = s[0..n), 16 values per masked load and store: no call (a
+ * compiler turns the plain loop into memmove) and no scalar tail. */
+static inline __attribute__((always_inline, target("avx512f"))) void
+copy_run_avx512(float *restrict d, const float *restrict s, int n) {
+    for (int k = 0; k < n; k += 16) {
+        __mmask16 m = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
+        _mm512_mask_storeu_ps(d + k, m, _mm512_maskz_loadu_ps(m, s + k));
+    }
+}
+
+__attribute__((target("avx512f"))) static void im2col_avx512(const nb_conv_geom *g,
+                                                             const float *x, float *col,
+                                                             size_t ld) {
+    im2col_with(g, x, col, ld, copy_run_avx512);
+}
+#endif
+
+void nb_im2col(const nb_conv_geom *g, const nb_real *x, nb_real *col, size_t ld) {
+#if IM2COL_AVX512
+    if (__builtin_cpu_supports("avx512f")) {
+        im2col_avx512(g, x, col, ld);
+        return;
+    }
+#endif
+    im2col_with(g, x, col, ld, copy_run);
 }
 
 /* ---- a block of the column matrix, for a product that packs it itself ---- */
