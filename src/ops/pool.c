@@ -95,9 +95,9 @@ typedef struct pool_job {
 #if POOL_AVX512
 #include <immintrin.h>
 
-__attribute__((target("avx512f"))) static int row_2x2_avx512(const float *r0, const float *r1,
-                                                             int W, int Wo, int32_t base,
-                                                             float *m, int32_t *a) {
+static inline __attribute__((always_inline, target("avx512f"))) void
+row_2x2_avx512(const float *r0, const float *r1, int W, int Wo, int32_t base, float *m,
+               int32_t *a) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
                                            28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
@@ -128,7 +128,20 @@ __attribute__((target("avx512f"))) static int row_2x2_avx512(const float *r0, co
         _mm512_mask_storeu_ps(m + ow, out, best);
         _mm512_mask_storeu_epi32(a + ow, out, at);
     }
-    return Wo;
+}
+
+/* Planes [p0, p1), all rows in one call: rows of small planes (13 outputs)
+ * are too short to pay a call each. */
+__attribute__((target("avx512f"))) static void planes_2x2_avx512(const pool_job *j, size_t p0,
+                                                                 size_t p1) {
+    const pool_shape *s = j->s;
+    const size_t in_plane = (size_t)s->H * s->W, out_plane = (size_t)s->Ho * s->Wo;
+    for (size_t pl = p0; pl < p1; pl++)
+        for (int oh = 0; oh < s->Ho; oh++) {
+            const float *r0 = j->x + pl * in_plane + (size_t)(2 * oh) * s->W;
+            size_t o = pl * out_plane + (size_t)oh * s->Wo;
+            row_2x2_avx512(r0, r0 + s->W, s->W, s->Wo, 2 * oh * s->W, j->y + o, j->arg + o);
+        }
 }
 #endif
 
@@ -140,7 +153,10 @@ static void maxpool_2x2_part(void *ctx, int part) {
     size_t p0, p1;
     nb__part_range(s->planes, part, j->parts, 1, &p0, &p1);
 #if POOL_AVX512
-    int vector = __builtin_cpu_supports("avx512f");
+    if (__builtin_cpu_supports("avx512f")) {
+        planes_2x2_avx512(j, p0, p1);
+        return;
+    }
 #endif
     for (size_t pl = p0; pl < p1; pl++)
         for (int oh = 0; oh < Ho; oh++) {
@@ -149,11 +165,7 @@ static void maxpool_2x2_part(void *ctx, int part) {
             nb_real *restrict m = j->y + pl * out_plane + (size_t)oh * Wo;
             int32_t *restrict a = j->arg + pl * out_plane + (size_t)oh * Wo;
             const int32_t base = 2 * oh * W;
-            int ow = 0;
-#if POOL_AVX512
-            if (vector) ow = row_2x2_avx512(r0, r1, W, Wo, base, m, a);
-#endif
-            for (; ow < Wo; ow++) {
+            for (int ow = 0; ow < Wo; ow++) {
                 nb_real best = r0[2 * ow], v;
                 int32_t at = base + 2 * ow;
                 int take;
