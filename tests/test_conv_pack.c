@@ -72,6 +72,9 @@ static void test_im2col_block(void) {
         geom(2, 3, 64, 2, 2, 1, 1, 0, 0, 1, 1),   /* wide outputs */
         geom(1, 40, 2, 3, 1, 1, 1, 1, 0, 1, 1),   /* two output columns: many rows per block */
         geom(1, 8, 8, 3, 3, 1, 1, 4, 4, 1, 1),    /* rows and columns all padding */
+        geom(2, 9, 16, 2, 1, 2, 1, 0, 0, 1, 1),   /* stride on rows, no padding */
+        geom(2, 12, 12, 2, 2, 1, 1, 0, 0, 2, 2),  /* dilation, no padding */
+        geom(2, 12, 30, 2, 3, 2, 1, 0, 0, 1, 10), /* a block reads far apart */
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         const nb_conv_geom *g = &cases[c];
@@ -202,8 +205,9 @@ static void test_conv_threads(void) {
                                     for (int j = 0; j < k; j++) {
                                         int ih = oh * st - pad + i, iw = ow * st - pad + j;
                                         if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
-                                        want += (double)w[((size_t)o * Cg + ci) * k * k + i * k + j] *
-                                                x[(((size_t)s * C + grp * Cg + ci) * H + ih) * W + iw];
+                                        size_t wi = ((size_t)o * Cg + ci) * k * k + i * k + j;
+                                        size_t xi = (((size_t)s * C + grp * Cg + ci) * H + ih) * W;
+                                        want += (double)w[wi] * x[xi + iw];
                                     }
                             double got = two[(((size_t)s * Co + o) * Ho + oh) * Wo + ow];
                             if (fabs(got - want) > worst) worst = fabs(got - want);

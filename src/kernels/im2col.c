@@ -229,6 +229,59 @@ __attribute__((target("avx512f"))) static void block_avx512(const nb_conv_geom *
 }
 #endif
 
+#if IM2COL_AVX512
+/* Without padding and with stride 1 along rows, a block row's 32 values
+ * all come from at most 48 consecutive values of the image (its output rows
+ * apart by W - Wo skipped ones): three loads and a permute per 16 values,
+ * the same permutes for every row of the block.  Returns 0 (nothing done)
+ * when the block does not fit that. */
+__attribute__((target("avx512f"))) static int block_permute_avx512(const nb_conv_geom *g,
+                                                                   const float *x, int r0,
+                                                                   int rows, int p0, int n,
+                                                                   float *dst) {
+    if (g->ph != 0 || g->pw != 0 || g->sw != 1) return 0;
+    int32_t idx[32] __attribute__((aligned(64))) = {0};
+    int oh = p0 / g->Wo, ow = p0 % g->Wo, first = 0;
+    for (int q = 0; q < n; q++) {
+        int at = oh * g->sh * g->W + ow; /* relative to the row's first read */
+        if (q == 0) first = at;
+        idx[q] = at - first;
+        if (++ow == g->Wo) ow = 0, oh++;
+    }
+    int span = idx[n - 1] + 1, low[2]; /* within 48 once both halves fit */
+    for (int h = 0; h < 2; h++) { /* idx grows: half h reads [lo, hi] */
+        int last = n - 1 < 16 * h + 15 ? n - 1 : 16 * h + 15;
+        int lo = 16 * h < n ? idx[16 * h] : 0, hi = 16 * h < n ? idx[last] : 0;
+        low[h] = hi < 32 ? 0 : lo >= 16 && hi < 48 ? 1 : -1;
+        if (low[h] < 0) return 0;
+    }
+    __m512i i0 = _mm512_load_si512(idx), i1 = _mm512_load_si512(idx + 16);
+    if (low[0]) i0 = _mm512_sub_epi32(i0, _mm512_set1_epi32(16));
+    if (low[1]) i1 = _mm512_sub_epi32(i1, _mm512_set1_epi32(16));
+    __mmask16 load_mask[3], out0 = (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
+    __mmask16 out1 = (__mmask16)(n >= 32 ? 0xFFFF : n > 16 ? (1u << (n - 16)) - 1 : 0);
+    for (int t = 0; t < 3; t++) {
+        int left = span - 16 * t;
+        load_mask[t] = (__mmask16)(left >= 16 ? 0xFFFF : left > 0 ? (1u << left) - 1 : 0);
+    }
+    /* half h reads loads low[h] and low[h] + 1 */
+    const __mmask16 m0a = load_mask[low[0]], m0b = load_mask[low[0] + 1],
+                    m1a = load_mask[low[1]], m1b = load_mask[low[1] + 1];
+    const size_t plane = (size_t)g->H * g->W;
+    row_walk w = walk_start(g, r0);
+    for (int k = 0; k < rows; k++, walk_next(g, &w)) {
+        const float *src = x + w.c * plane + (size_t)(w.i * g->dh) * g->W + w.j * g->dw + first;
+        const float *s0 = src + 16 * low[0], *s1 = src + 16 * low[1];
+        __m512 a0 = _mm512_maskz_loadu_ps(m0a, s0), b0 = _mm512_maskz_loadu_ps(m0b, s0 + 16);
+        __m512 a1 = _mm512_maskz_loadu_ps(m1a, s1), b1 = _mm512_maskz_loadu_ps(m1b, s1 + 16);
+        _mm512_storeu_ps(dst + (size_t)k * 32, _mm512_maskz_permutex2var_ps(out0, a0, i0, b0));
+        _mm512_storeu_ps(dst + (size_t)k * 32 + 16,
+                         _mm512_maskz_permutex2var_ps(out1, a1, i1, b1));
+    }
+    return 1;
+}
+#endif
+
 void nb_im2col_block(const nb_conv_geom *g, const nb_real *x, int r0, int rows, int p0, int n,
                      nb_real *dst, int width) {
     spans sp;
@@ -236,7 +289,8 @@ void nb_im2col_block(const nb_conv_geom *g, const nb_real *x, int r0, int rows, 
 #if IM2COL_AVX512
     if (width == 32 && g->sw == 1 && g->kw <= BLOCK_KW &&
         (p0 + n - 1) / g->Wo - p0 / g->Wo < BLOCK_SEGS && __builtin_cpu_supports("avx512f")) {
-        block_avx512(g, &sp, x, r0, rows, p0, n, dst);
+        if (!block_permute_avx512(g, x, r0, rows, p0, n, dst))
+            block_avx512(g, &sp, x, r0, rows, p0, n, dst);
         return;
     }
 #endif
