@@ -230,10 +230,10 @@ __attribute__((target("avx512f"))) static void block_avx512(const nb_conv_geom *
 #endif
 
 #if IM2COL_AVX512
-/* Without padding and with stride 1 along rows, a block row's 32 values
- * all come from at most 48 consecutive values of the image (its output rows
- * apart by W - Wo skipped ones): three loads and a permute per 16 values,
- * the same permutes for every row of the block.  Returns 0 (nothing done)
+/* Without padding and with stride 1 along columns, a block row's 32 values
+ * often come from at most 48 consecutive values of the image (its output
+ * rows apart by a few skipped ones): per 16 values, two loads and one
+ * permute, the same for every row of the block.  Returns 0 (nothing done)
  * when the block does not fit that. */
 __attribute__((target("avx512f"))) static int block_permute_avx512(const nb_conv_geom *g,
                                                                    const float *x, int r0,
