@@ -13,7 +13,9 @@
  * whatever the batch size.
  * Y is in [channel, sample, position] order, so it is copied into NCHW (with
  * the bias added on the way); with a chunk of one sample the product writes
- * NCHW directly.  Backward recomputes the column matrices: keeping them
+ * NCHW directly, and with nabla's AVX-512 kernel it packs col's panels
+ * straight from the image (forward_sample), so col is never stored.
+ * Backward recomputes the column matrices: keeping them
  * from forward costs K*P reals per sample of arena, and writing them all out
  * slowed forward by more than it saved in backward (measured on the
  * Fashion-MNIST CNN: +1.6 ms forward, -0.9 ms backward for the second layer).
