@@ -239,7 +239,7 @@ __attribute__((target("avx512f"))) static int block_permute_avx512(const nb_conv
                                                                    const float *x, int r0,
                                                                    int rows, int p0, int n,
                                                                    float *dst) {
-    if (g->ph != 0 || g->pw != 0 || g->sw != 1) return 0;
+    if (g->ph != 0 || g->pw != 0 || g->sw != 1 || n < 1) return 0;
     int32_t idx[32] __attribute__((aligned(64))) = {0};
     int oh = p0 / g->Wo, ow = p0 % g->Wo, first = 0;
     for (int q = 0; q < n; q++) {
