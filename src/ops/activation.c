@@ -17,11 +17,8 @@ typedef nb_real (*act_value_fn)(nb_real x, nb_activation_settings p);
 typedef nb_real (*act_slope_fn)(nb_real x, nb_real y, nb_activation_settings p);
 
 /* Large tensors are split into slices that run in parallel (elementwise:
- * the result does not depend on the split).  Forward from fewer values:
- * batch-1 inference runs no backward, and a convolution's activations there
- * (32x26x26 in the Fashion-MNIST CNN) take longer than starting the part. */
-enum { SLICE_MIN = 1 << 17 };        /* values per slice at least */
-enum { FORWARD_SLICE_MIN = 1 << 13 }; /* the same, forward */
+ * the result does not depend on the split). */
+enum { SLICE_MIN = 1 << 17 }; /* values per slice at least */
 
 typedef struct act_job {
     nb_graph *g;
@@ -35,15 +32,11 @@ static void slice_of(const act_job *j, int part, size_t *k0, size_t *k1) {
     nb__part_range(total, part, j->parts, 16, k0, k1);
 }
 
-static void run_slices_from(nb_graph *g, nb_node_t *n, void (*slice)(void *, int), size_t min) {
+static void run_slices(nb_graph *g, nb_node_t *n, void (*slice)(void *, int)) {
     act_job j = {.g = g, .n = n, .parts = 1};
-    j.parts = nb__part_count(nb__numel(n), min);
+    j.parts = nb__part_count(nb__numel(n), SLICE_MIN);
     if (j.parts > 1) nb__parallel(j.parts, slice, &j);
     else slice(&j, 0);
-}
-
-static void run_slices(nb_graph *g, nb_node_t *n, void (*slice)(void *, int)) {
-    run_slices_from(g, n, slice, SLICE_MIN);
 }
 
 static inline void act_forward(const act_job *j, int part, act_value_fn value) {
@@ -77,7 +70,7 @@ static inline void act_backward(const act_job *j, int part, act_slope_fn slope) 
         act_backward(job, part, NAME##_slope);                                         \
     }                                                                                  \
     static void NAME##_forward(nb_graph *g, nb_node_t *n) {                            \
-        run_slices_from(g, n, NAME##_forward_slice, FORWARD_SLICE_MIN);                \
+        run_slices(g, n, NAME##_forward_slice);                                        \
     }                                                                                  \
     static void NAME##_backward(nb_graph *g, nb_node_t *n) {                           \
         if (nb__in(g, n, 0)->grad) run_slices(g, n, NAME##_backward_slice);            \

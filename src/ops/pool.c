@@ -183,8 +183,8 @@ static void maxpool_2x2_part(void *ctx, int part) {
 
 static void maxpool_2x2(const pool_shape *s, const nb_real *x, nb_real *y, int32_t *arg) {
     pool_job j = {.s = s, .x = x, .y = y, .arg = arg, .parts = 1};
-    /* at least 2^13 input values per part (32x26x26 at batch 1 splits) */
-    j.parts = nb__part_count(s->planes * (size_t)s->H * (size_t)s->W, (size_t)1 << 13);
+    /* at least 2^16 input values per part */
+    j.parts = nb__part_count(s->planes * (size_t)s->H * (size_t)s->W, (size_t)1 << 16);
     if ((size_t)j.parts > s->planes) j.parts = (int)s->planes;
     if (j.parts > 1) nb__parallel(j.parts, maxpool_2x2_part, &j);
     else maxpool_2x2_part(&j, 0);
