@@ -540,11 +540,6 @@ void nb__sgemm_avx512(int ta, int tb, int M, int N, int K, float alpha, const fl
     else gemm_part(&g, 0);
 }
 
-/* Below this many multiply-adds a product with packed op(B) stays on one
- * thread.  Lower than for stored matrices: its packing (a convolution's
- * im2col) is a larger share of the work, and it splits with the columns. */
-#define PACKED_PARALLEL_MIN_MACS (1 << 17)
-
 void nb__sgemm_avx512_pack_b(int M, int N, int K, const float *A, int lda, nb__pack_b_fn pack,
                              const void *ctx, const float *bias, float *C, int ldc) {
     gemm_job g = {.M = M, .N = N, .K = K, .alpha = 1, .beta = 0, .A = A, .lda = lda, .C = C,
@@ -557,7 +552,7 @@ void nb__sgemm_avx512_pack_b(int M, int N, int K, const float *A, int lda, nb__p
     }
     /* threads split the columns: each packs only its own panels of op(B) */
     int threads = nb__free_threads(), panels = (N + NR - 1) / NR;
-    if (threads > 1 && panels > 1 && (double)M * N * K >= PACKED_PARALLEL_MIN_MACS)
+    if (threads > 1 && panels > 1 && (double)M * N * K >= PARALLEL_MIN_MACS)
         g.parts = panels < threads ? panels : threads;
     if (g.parts > 1) nb__parallel(g.parts, gemm_part, &g);
     else gemm_part(&g, 0);
