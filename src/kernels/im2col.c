@@ -284,13 +284,16 @@ __attribute__((target("avx512f"))) static int block_permute_avx512(const nb_conv
 
 void nb_im2col_block(const nb_conv_geom *g, const nb_real *x, int r0, int rows, int p0, int n,
                      nb_real *dst, int width) {
-    spans sp;
+#if IM2COL_AVX512
+    const int avx512 = width == 32 && __builtin_cpu_supports("avx512f");
+    if (avx512 && block_permute_avx512(g, x, r0, rows, p0, n, dst)) return;
+#endif
+    spans sp; /* after the permutes, which need none: blocks of few rows */
     spans_init(g, &sp);
 #if IM2COL_AVX512
-    if (width == 32 && g->sw == 1 && g->kw <= BLOCK_KW &&
-        (p0 + n - 1) / g->Wo - p0 / g->Wo < BLOCK_SEGS && __builtin_cpu_supports("avx512f")) {
-        if (!block_permute_avx512(g, x, r0, rows, p0, n, dst))
-            block_avx512(g, &sp, x, r0, rows, p0, n, dst);
+    if (avx512 && g->sw == 1 && g->kw <= BLOCK_KW &&
+        (p0 + n - 1) / g->Wo - p0 / g->Wo < BLOCK_SEGS) {
+        block_avx512(g, &sp, x, r0, rows, p0, n, dst);
         return;
     }
 #endif
