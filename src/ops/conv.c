@@ -223,8 +223,7 @@ static void forward_part(void *ctx, int part) {
 static void conv_forward(nb_graph *g, nb_node_t *n) {
     conv_job j = {.g = g, .n = n, .s = shape_of(g, n)};
     j.parts = parts_of(n, &j.s);
-    /* One part (a single sample, or OpenBLAS) runs outside a region, so that
-     * its products may split between the threads themselves. */
+    /* a single part runs outside a region, so its product may use the threads */
     if (j.parts == 1) forward_part(&j, 0);
     else nb__parallel(j.parts, forward_part, &j);
 }
