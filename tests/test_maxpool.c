@@ -1,7 +1,8 @@
 /* Max pooling 2x2 / stride 2 in the float build (the vectorised path on CPUs
  * with AVX-512) against a plain reference written from the definition:
  * values with many ties, NaNs and -inf, widths on both sides of 16 and 32
- * outputs, odd sizes; forward values, argmax routing of the gradient. */
+ * outputs and of 8 (two rows at a time), odd sizes; forward values, argmax
+ * routing of the gradient. */
 #include "nabla.h"
 #include "test.h"
 
@@ -66,7 +67,7 @@ static void check_size(int H, int W) {
 
 int main(void) {
     static const int sizes[][2] = {{2, 2}, {4, 30}, {5, 33}, {6, 34}, {3, 64}, {8, 65}, {26, 26},
-                                   {11, 11}, {2, 100}};
+                                   {11, 11}, {2, 100}, {16, 16}, {7, 9}, {4, 3}};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         for (int rep = 0; rep < 5; rep++) check_size(sizes[i][0], sizes[i][1]);
     TEST_END();

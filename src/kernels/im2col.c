@@ -1,6 +1,15 @@
 #include "im2col.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(NB_REAL_DOUBLE)
+#define IM2COL_AVX512 1
+#include <immintrin.h>
+#else
+#define IM2COL_AVX512 0
+#endif
 
 /* Output positions o in [0, n_out) whose input index o*stride + offset lies
  * in [0, n_in): the half-open range [lo, hi). */
@@ -56,7 +65,12 @@ static inline void copy_run(nb_real *restrict d, const nb_real *restrict s, int 
     if (k < n) memcpy(d + n - V, s + n - V, 16);
 }
 
-void nb_im2col(const nb_conv_geom *g, const nb_real *x, nb_real *col, size_t ld) {
+typedef void (*copy_fn)(nb_real *restrict d, const nb_real *restrict s, int n);
+
+/* The whole of nb_im2col, inlined with the row copy of each instruction set. */
+static inline __attribute__((always_inline)) void im2col_with(const nb_conv_geom *g,
+                                                              const nb_real *x, nb_real *col,
+                                                              size_t ld, copy_fn copy) {
     const int Ho = g->Ho, Wo = g->Wo, W = g->W, sh = g->sh, sw = g->sw;
     const size_t plane = (size_t)g->H * (size_t)W;
     spans sp;
@@ -83,13 +97,219 @@ void nb_im2col(const nb_conv_geom *g, const nb_real *x, nb_real *col, size_t ld)
                     const int n = cs.hi - cs.lo;
                     nb_real *restrict dd = d + cs.lo;
                     if (sw == 1) {
-                        copy_run(dd, src, n);
+                        copy(dd, src, n);
                     } else {
                         for (int k = 0; k < n; k++) dd[k] = src[k * sw];
                     }
                     for (int ow = cs.hi; ow < Wo; ow++) d[ow] = 0;
                 }
             }
+        }
+    }
+}
+
+#if IM2COL_AVX512
+/* d[0..n) = s[0..n), 16 values per masked load and store: no call (a
+ * compiler turns the plain loop into memmove) and no scalar tail. */
+static inline __attribute__((always_inline, target("avx512f"))) void
+copy_run_avx512(float *restrict d, const float *restrict s, int n) {
+    for (int k = 0; k < n; k += 16) {
+        __mmask16 m = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
+        _mm512_mask_storeu_ps(d + k, m, _mm512_maskz_loadu_ps(m, s + k));
+    }
+}
+
+__attribute__((target("avx512f"))) static void im2col_avx512(const nb_conv_geom *g,
+                                                             const float *x, float *col,
+                                                             size_t ld) {
+    im2col_with(g, x, col, ld, copy_run_avx512);
+}
+#endif
+
+void nb_im2col(const nb_conv_geom *g, const nb_real *x, nb_real *col, size_t ld) {
+#if IM2COL_AVX512
+    if (__builtin_cpu_supports("avx512f")) {
+        im2col_avx512(g, x, col, ld);
+        return;
+    }
+#endif
+    im2col_with(g, x, col, ld, copy_run);
+}
+
+/* ---- a block of the column matrix, for a product that packs it itself ---- */
+
+/* Walks rows r0, r0+1, ... of the column matrix with counters (a division
+ * per row would cost as much as copying its few values). */
+typedef struct row_walk {
+    int c, i, j;
+} row_walk;
+
+static inline row_walk walk_start(const nb_conv_geom *g, int r) {
+    int khw = g->kh * g->kw;
+    row_walk w = {.c = r / khw, .i = r % khw / g->kw, .j = r % g->kw};
+    return w;
+}
+
+static inline void walk_next(const nb_conv_geom *g, row_walk *w) {
+    if (++w->j < g->kw) return;
+    w->j = 0;
+    if (++w->i < g->kh) return;
+    w->i = 0;
+    w->c++;
+}
+
+/* Where the current row reads: output row oh at input row oh*sh + row_off of
+ * plane xc, output column ow at input column ow*sw + col_off, valid for output
+ * rows rs and columns cs. */
+typedef struct row_source {
+    const nb_real *xc;
+    int row_off, col_off;
+    span rs, cs;
+} row_source;
+
+static inline row_source source_of(const nb_conv_geom *g, const spans *sp, const nb_real *x,
+                                   const row_walk *w) {
+    row_source s = {.xc = x + (size_t)w->c * g->H * g->W, .row_off = w->i * g->dh - g->ph,
+                    .col_off = w->j * g->dw - g->pw, .rs = row_span(g, sp, w->i),
+                    .cs = col_span(g, sp, w->j)};
+    return s;
+}
+
+/* Columns [lo, hi) of the block (of n) that output row oh fills from the
+ * image, given start = oh*Wo - p0 (where its ow = 0 would land). */
+static inline void stretch(const row_source *s, int start, int n, int *lo, int *hi) {
+    *lo = start + s->cs.lo > 0 ? start + s->cs.lo : 0;
+    *hi = start + s->cs.hi < n ? start + s->cs.hi : n;
+}
+
+#if IM2COL_AVX512
+/* Stride 1 into 32-wide rows.  The block's columns fall into a few output
+ * rows (segments); which of their lanes a row fills depends only on the
+ * kernel column j, so those masks are worked out once per block, and each
+ * row is then one zero-masked load per segment and 16 lanes. */
+enum { BLOCK_SEGS = 8, BLOCK_KW = 16 };
+
+__attribute__((target("avx512f"))) static void block_avx512(const nb_conv_geom *g,
+                                                            const spans *sp, const float *x,
+                                                            int r0, int rows, int p0, int n,
+                                                            float *dst) {
+    const int oh_first = p0 / g->Wo, segs = (p0 + n - 1) / g->Wo + 1 - oh_first;
+    uint32_t mask[BLOCK_KW][BLOCK_SEGS];
+    ptrdiff_t off[BLOCK_SEGS]; /* lane q of segment s reads base[off[s] + q] */
+    for (int sg = 0; sg < segs; sg++) {
+        int oh = oh_first + sg, start = oh * g->Wo - p0; /* where ow = 0 would land */
+        off[sg] = (ptrdiff_t)oh * g->sh * g->W - start;
+        for (int j = 0; j < g->kw; j++) {
+            span cs = col_span(g, sp, j);
+            int lo = start + cs.lo > 0 ? start + cs.lo : 0;
+            int hi = start + cs.hi < n ? start + cs.hi : n;
+            mask[j][sg] = lo >= hi ? 0 : (hi >= 32 ? ~0u : (1u << hi) - 1) & ~((1u << lo) - 1);
+        }
+    }
+    row_walk w = walk_start(g, r0);
+    for (int k = 0; k < rows; k++, walk_next(g, &w)) {
+        const row_source s = source_of(g, sp, x, &w);
+        const float *base = s.xc + (ptrdiff_t)s.row_off * g->W + s.col_off;
+        const int sg0 = s.rs.lo - oh_first > 0 ? s.rs.lo - oh_first : 0;
+        const int sg1 = s.rs.hi - oh_first < segs ? s.rs.hi - oh_first : segs;
+        /* the segments' lanes are disjoint: OR-ing zero-masked loads keeps
+         * them independent (a merging load would wait for the one before) */
+        __m512i v0 = _mm512_setzero_si512(), v1 = v0;
+        for (int sg = sg0; sg < sg1; sg++) {
+            uint32_t m = mask[w.j][sg];
+            const float *src = base + off[sg]; /* lanes outside m are not read */
+            if (m & 0xFFFF)
+                v0 = _mm512_or_si512(v0, _mm512_maskz_loadu_epi32((__mmask16)m, src));
+            if (m >> 16)
+                v1 = _mm512_or_si512(v1, _mm512_maskz_loadu_epi32((__mmask16)(m >> 16), src + 16));
+        }
+        _mm512_storeu_si512(dst + (size_t)k * 32, v0);
+        _mm512_storeu_si512(dst + (size_t)k * 32 + 16, v1);
+    }
+}
+#endif
+
+#if IM2COL_AVX512
+/* Without padding and with stride 1 along columns, a block row's 32 values
+ * often come from at most 48 consecutive values of the image (its output
+ * rows apart by a few skipped ones): per 16 values, two loads and one
+ * permute, the same for every row of the block.  Returns 0 (nothing done)
+ * when the block does not fit that. */
+__attribute__((target("avx512f"))) static int block_permute_avx512(const nb_conv_geom *g,
+                                                                   const float *x, int r0,
+                                                                   int rows, int p0, int n,
+                                                                   float *dst) {
+    if (g->ph != 0 || g->pw != 0 || g->sw != 1 || n < 1) return 0;
+    int32_t idx[32] __attribute__((aligned(64))) = {0};
+    int oh = p0 / g->Wo, ow = p0 % g->Wo, first = 0;
+    for (int q = 0; q < n; q++) {
+        int at = oh * g->sh * g->W + ow; /* relative to the row's first read */
+        if (q == 0) first = at;
+        idx[q] = at - first;
+        if (++ow == g->Wo) ow = 0, oh++;
+    }
+    int span = idx[n - 1] + 1, low[2]; /* within 48 once both halves fit */
+    for (int h = 0; h < 2; h++) { /* idx grows: half h reads [lo, hi] */
+        int last = n - 1 < 16 * h + 15 ? n - 1 : 16 * h + 15;
+        int lo = 16 * h < n ? idx[16 * h] : 0, hi = 16 * h < n ? idx[last] : 0;
+        low[h] = hi < 32 ? 0 : lo >= 16 && hi < 48 ? 1 : -1;
+        if (low[h] < 0) return 0;
+    }
+    __m512i i0 = _mm512_load_si512(idx), i1 = _mm512_load_si512(idx + 16);
+    if (low[0]) i0 = _mm512_sub_epi32(i0, _mm512_set1_epi32(16));
+    if (low[1]) i1 = _mm512_sub_epi32(i1, _mm512_set1_epi32(16));
+    __mmask16 load_mask[3], out0 = (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
+    __mmask16 out1 = (__mmask16)(n >= 32 ? 0xFFFF : n > 16 ? (1u << (n - 16)) - 1 : 0);
+    for (int t = 0; t < 3; t++) {
+        int left = span - 16 * t;
+        load_mask[t] = (__mmask16)(left >= 16 ? 0xFFFF : left > 0 ? (1u << left) - 1 : 0);
+    }
+    /* half h reads loads low[h] and low[h] + 1 */
+    const __mmask16 m0a = load_mask[low[0]], m0b = load_mask[low[0] + 1],
+                    m1a = load_mask[low[1]], m1b = load_mask[low[1] + 1];
+    const size_t plane = (size_t)g->H * g->W;
+    row_walk w = walk_start(g, r0);
+    for (int k = 0; k < rows; k++, walk_next(g, &w)) {
+        const float *src = x + w.c * plane + (size_t)(w.i * g->dh) * g->W + w.j * g->dw + first;
+        const float *s0 = src + 16 * low[0], *s1 = src + 16 * low[1];
+        __m512 a0 = _mm512_maskz_loadu_ps(m0a, s0), b0 = _mm512_maskz_loadu_ps(m0b, s0 + 16);
+        __m512 a1 = _mm512_maskz_loadu_ps(m1a, s1), b1 = _mm512_maskz_loadu_ps(m1b, s1 + 16);
+        _mm512_storeu_ps(dst + (size_t)k * 32, _mm512_maskz_permutex2var_ps(out0, a0, i0, b0));
+        _mm512_storeu_ps(dst + (size_t)k * 32 + 16,
+                         _mm512_maskz_permutex2var_ps(out1, a1, i1, b1));
+    }
+    return 1;
+}
+#endif
+
+void nb_im2col_block(const nb_conv_geom *g, const nb_real *x, int r0, int rows, int p0, int n,
+                     nb_real *dst, int width) {
+#if IM2COL_AVX512
+    const int avx512 = width == 32 && __builtin_cpu_supports("avx512f");
+    if (avx512 && block_permute_avx512(g, x, r0, rows, p0, n, dst)) return;
+#endif
+    spans sp; /* after the permutes, which need none: blocks of few rows */
+    spans_init(g, &sp);
+#if IM2COL_AVX512
+    if (avx512 && g->sw == 1 && g->kw <= BLOCK_KW &&
+        (p0 + n - 1) / g->Wo - p0 / g->Wo < BLOCK_SEGS) {
+        block_avx512(g, &sp, x, r0, rows, p0, n, dst);
+        return;
+    }
+#endif
+    const int oh_first = p0 / g->Wo, oh_end = (p0 + n - 1) / g->Wo + 1;
+    row_walk w = walk_start(g, r0);
+    for (int k = 0; k < rows; k++, walk_next(g, &w)) {
+        const row_source s = source_of(g, &sp, x, &w);
+        nb_real *d = dst + (size_t)k * width;
+        for (int q = 0; q < width; q++) d[q] = 0;
+        int oh0 = oh_first > s.rs.lo ? oh_first : s.rs.lo;
+        int oh1 = oh_end < s.rs.hi ? oh_end : s.rs.hi;
+        for (int oh = oh0; oh < oh1; oh++) {
+            int start = oh * g->Wo - p0, lo, hi;
+            stretch(&s, start, n, &lo, &hi);
+            const nb_real *src = s.xc + (size_t)(oh * g->sh + s.row_off) * g->W + s.col_off;
+            for (int q = lo; q < hi; q++) d[q] = src[(size_t)(q - start) * g->sw];
         }
     }
 }

@@ -32,6 +32,13 @@ typedef struct nb_conv_geom {
 /* Fill C*kh*kw rows of Ho*Wo values (row r at col + r*ld) from x [C, H, W]. */
 void nb_im2col(const nb_conv_geom *g, const nb_real *x, nb_real *col, size_t ld);
 
+/* Rows [r0, r0+rows) and columns [p0, p0+n) of that matrix, n <= width, into
+ * dst[k*width + j] (row r0+k, column p0+j), zero for j in [n, width): a
+ * matrix product that packs its operand in blocks takes them straight from
+ * the image, and the whole matrix is never written. */
+void nb_im2col_block(const nb_conv_geom *g, const nb_real *x, int r0, int rows, int p0, int n,
+                     nb_real *dst, int width);
+
 /* The adjoint: x [C, H, W] += the column matrix scattered back (overlapping
  * windows add up). */
 void nb_col2im(const nb_conv_geom *g, const nb_real *col, size_t ld, nb_real *x);

@@ -95,9 +95,9 @@ typedef struct pool_job {
 #if POOL_AVX512
 #include <immintrin.h>
 
-__attribute__((target("avx512f"))) static int row_2x2_avx512(const float *r0, const float *r1,
-                                                             int W, int Wo, int32_t base,
-                                                             float *m, int32_t *a) {
+static inline __attribute__((always_inline, target("avx512f"))) void
+row_2x2_avx512(const float *r0, const float *r1, int W, int Wo, int32_t base, float *m,
+               int32_t *a) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
                                            28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
@@ -128,7 +128,60 @@ __attribute__((target("avx512f"))) static int row_2x2_avx512(const float *r0, co
         _mm512_mask_storeu_ps(m + ow, out, best);
         _mm512_mask_storeu_epi32(a + ow, out, at);
     }
-    return Wo;
+}
+
+/* Output rows oh and oh + 1 of at most 8 outputs each (r0 is input row 2 oh),
+ * in the low and high eight lanes: narrow rows (5 outputs on an 11x11 image)
+ * would leave most of the lanes idle one row at a time. */
+static inline __attribute__((always_inline, target("avx512f"))) void
+two_rows_2x2_avx512(const float *r0, int W, int Wo, int32_t base, float *m, int32_t *a) {
+    /* lane L < 8 takes input column 2L of the upper rows, lane 8 + L of the lower */
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512i at0 = _mm512_add_epi32(
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14),
+        _mm512_mask_set1_epi32(_mm512_set1_epi32(base), 0xFF00, base + 2 * W));
+    const __mmask16 in = (__mmask16)((1u << (2 * Wo)) - 1);
+    const __mmask16 lo = (__mmask16)((1u << Wo) - 1), hi = (__mmask16)(lo << 8);
+    __m512 a0 = _mm512_maskz_loadu_ps(in, r0), a1 = _mm512_maskz_loadu_ps(in, r0 + 2 * W);
+    __m512 b0 = _mm512_maskz_loadu_ps(in, r0 + W), b1 = _mm512_maskz_loadu_ps(in, r0 + 3 * W);
+    __m512 best = _mm512_permutex2var_ps(a0, even, a1), v;
+    __m512i at = at0;
+    __mmask16 take;
+#define NB_TAKE(V, OFF)                                                                        \
+    v = (V);                                                                                   \
+    take = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);  \
+    best = _mm512_mask_blend_ps(take, best, v);                                                \
+    at = _mm512_mask_blend_epi32(take, at, _mm512_add_epi32(at0, _mm512_set1_epi32(OFF)))
+    NB_TAKE(_mm512_permutex2var_ps(a0, odd, a1), 1);
+    NB_TAKE(_mm512_permutex2var_ps(b0, even, b1), W);
+    NB_TAKE(_mm512_permutex2var_ps(b0, odd, b1), W + 1);
+#undef NB_TAKE
+    /* row oh + 1 starts Wo after row oh: its lanes 8.. are stored from m + Wo - 8 */
+    _mm512_mask_storeu_ps(m, lo, best);
+    _mm512_mask_storeu_ps(m + Wo - 8, hi, best);
+    _mm512_mask_storeu_epi32(a, lo, at);
+    _mm512_mask_storeu_epi32(a + Wo - 8, hi, at);
+}
+
+/* Planes [p0, p1), all rows in one call: rows of small planes (13 outputs)
+ * are too short to pay a call each. */
+__attribute__((target("avx512f"))) static void planes_2x2_avx512(const pool_job *j, size_t p0,
+                                                                 size_t p1) {
+    const pool_shape *s = j->s;
+    const size_t in_plane = (size_t)s->H * s->W, out_plane = (size_t)s->Ho * s->Wo;
+    for (size_t pl = p0; pl < p1; pl++)
+        for (int oh = 0; oh < s->Ho; oh++) {
+            const float *r0 = j->x + pl * in_plane + (size_t)(2 * oh) * s->W;
+            size_t o = pl * out_plane + (size_t)oh * s->Wo;
+            if (s->Wo <= 8 && oh + 1 < s->Ho) {
+                two_rows_2x2_avx512(r0, s->W, s->Wo, 2 * oh * s->W, j->y + o, j->arg + o);
+                oh++;
+                continue;
+            }
+            row_2x2_avx512(r0, r0 + s->W, s->W, s->Wo, 2 * oh * s->W, j->y + o, j->arg + o);
+        }
 }
 #endif
 
@@ -140,7 +193,10 @@ static void maxpool_2x2_part(void *ctx, int part) {
     size_t p0, p1;
     nb__part_range(s->planes, part, j->parts, 1, &p0, &p1);
 #if POOL_AVX512
-    int vector = __builtin_cpu_supports("avx512f");
+    if (__builtin_cpu_supports("avx512f")) {
+        planes_2x2_avx512(j, p0, p1);
+        return;
+    }
 #endif
     for (size_t pl = p0; pl < p1; pl++)
         for (int oh = 0; oh < Ho; oh++) {
@@ -149,11 +205,7 @@ static void maxpool_2x2_part(void *ctx, int part) {
             nb_real *restrict m = j->y + pl * out_plane + (size_t)oh * Wo;
             int32_t *restrict a = j->arg + pl * out_plane + (size_t)oh * Wo;
             const int32_t base = 2 * oh * W;
-            int ow = 0;
-#if POOL_AVX512
-            if (vector) ow = row_2x2_avx512(r0, r1, W, Wo, base, m, a);
-#endif
-            for (; ow < Wo; ow++) {
+            for (int ow = 0; ow < Wo; ow++) {
                 nb_real best = r0[2 * ow], v;
                 int32_t at = base + 2 * ow;
                 int take;

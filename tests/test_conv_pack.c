@@ -1,0 +1,229 @@
+/* The convolution's forward product without a stored column matrix: its
+ * operand packed block by block straight from the image.
+ *   - nb_im2col_block gives exactly the values of nb_im2col, over geometries
+ *     with padding, stride, dilation, wide kernels and narrow outputs, for
+ *     blocks at any row and column, zero beyond the block's columns;
+ *   - nb__sgemm_avx512_pack_b gives the bits of nb__sgemm_avx512 on the
+ *     stored matrix (C prefilled with the bias, beta = 1), on 1 and 2 threads;
+ *   - a convolution at batch 1 and 2 gives the same bits on 1 and 2 threads,
+ *     and the values of the definition. */
+#include "nabla.h"
+#include "test.h"
+#include "kernels/gemm.h"
+#include "kernels/im2col.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static unsigned long long state = 4242;
+static float uniform(void) { /* in [-1, 1), exactly representable */
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((int)(state >> 41) - (1 << 22)) / (float)(1 << 22);
+}
+
+static nb_conv_geom geom(int C, int H, int W, int kh, int kw, int sh, int sw, int ph, int pw,
+                         int dh, int dw) {
+    nb_conv_geom g = {.C = C, .H = H, .W = W, .kh = kh, .kw = kw, .sh = sh, .sw = sw, .ph = ph,
+                      .pw = pw, .dh = dh, .dw = dw};
+    g.Ho = (H + 2 * ph - dh * (kh - 1) - 1) / sh + 1;
+    g.Wo = (W + 2 * pw - dw * (kw - 1) - 1) / sw + 1;
+    return g;
+}
+
+/* Every block [r0, r0+rows) x [p0, p0+n) of a few placements against the
+ * stored matrix; returns the number of mismatching values. */
+static long check_blocks(const nb_conv_geom *g, const nb_real *x, const nb_real *col,
+                         int width) {
+    int K = g->C * g->kh * g->kw, P = g->Ho * g->Wo;
+    nb_real *dst = malloc((size_t)K * width * sizeof *dst);
+    long bad = 0;
+    int starts[] = {0, 1, 5, 32, 33, P - 1};
+    for (int a = 0; a < 6; a++) {
+        int p0 = starts[a];
+        if (p0 < 0 || p0 >= P) continue;
+        for (int r0 = 0; r0 < K; r0 += K > 7 ? 7 : 1) {
+            int rows = K - r0 < 9 ? K - r0 : 9;
+            int n = P - p0 < width ? P - p0 : width;
+            if (a == 2 && n > 3) n -= 3; /* a block narrower than the panel */
+            for (size_t k = 0; k < (size_t)rows * width; k++) dst[k] = (nb_real)NAN;
+            nb_im2col_block(g, x, r0, rows, p0, n, dst, width);
+            for (int k = 0; k < rows; k++)
+                for (int j = 0; j < width; j++) {
+                    nb_real want = j < n ? col[(size_t)(r0 + k) * P + p0 + j] : 0;
+                    nb_real got = dst[(size_t)k * width + j];
+                    if (!(got == want)) bad++;
+                }
+        }
+    }
+    free(dst);
+    return bad;
+}
+
+static void test_im2col_block(void) {
+    const nb_conv_geom cases[] = {
+        geom(1, 28, 28, 3, 3, 1, 1, 0, 0, 1, 1),  /* the CNN's first layer */
+        geom(32, 13, 13, 3, 3, 1, 1, 0, 0, 1, 1), /* its second */
+        geom(3, 9, 10, 3, 3, 1, 1, 1, 1, 1, 1),   /* padding */
+        geom(2, 11, 7, 3, 2, 1, 1, 2, 1, 2, 1),   /* dilation */
+        geom(2, 12, 13, 3, 3, 2, 2, 1, 1, 1, 1),  /* stride on both axes */
+        geom(2, 12, 13, 3, 3, 2, 1, 1, 1, 1, 1),  /* stride on rows only */
+        geom(1, 5, 40, 1, 20, 1, 1, 0, 3, 1, 1),  /* a wide kernel */
+        geom(2, 3, 64, 2, 2, 1, 1, 0, 0, 1, 1),   /* wide outputs */
+        geom(1, 40, 2, 3, 1, 1, 1, 1, 0, 1, 1),   /* two output columns: many rows per block */
+        geom(1, 8, 8, 3, 3, 1, 1, 4, 4, 1, 1),    /* rows and columns all padding */
+        geom(2, 9, 16, 2, 1, 2, 1, 0, 0, 1, 1),   /* stride on rows, no padding */
+        geom(2, 12, 12, 2, 2, 1, 1, 0, 0, 2, 2),  /* dilation, no padding */
+        geom(2, 12, 30, 2, 3, 2, 1, 0, 0, 1, 10), /* a block reads far apart */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        const nb_conv_geom *g = &cases[c];
+        size_t nx = (size_t)g->C * g->H * g->W;
+        int K = g->C * g->kh * g->kw, P = g->Ho * g->Wo;
+        nb_real *x = malloc(nx * sizeof *x), *col = malloc((size_t)K * P * sizeof *col);
+        for (size_t k = 0; k < nx; k++) x[k] = (nb_real)uniform();
+        nb_im2col(g, x, col, (size_t)P);
+        long bad32 = check_blocks(g, x, col, 32), bad40 = check_blocks(g, x, col, 40);
+        CHECKF(bad32 == 0 && bad40 == 0, "case %zu: %ld / %ld values differ from nb_im2col", c,
+               bad32, bad40);
+        free(x), free(col);
+    }
+}
+
+#ifdef NB_AVX512_GEMM
+typedef struct stored {
+    const float *B;
+    int ldb;
+} stored;
+
+static void pack_stored(const void *ctx, int k0, int kc, int j0, int nv, float *dst) {
+    const stored *s = ctx;
+    for (int k = 0; k < kc; k++)
+        for (int j = 0; j < NB__PANEL; j++)
+            dst[k * NB__PANEL + j] = j < nv ? s->B[(size_t)(k0 + k) * s->ldb + j0 + j] : 0;
+}
+
+/* The packing entry against nb__sgemm_avx512 on the stored B, bit for bit;
+ * returns whether they agree (and C outside the product is untouched). */
+static int same_product(int M, int N, int K, int with_bias) {
+    int lda = K + 3, ldb = N + 5, ldc = N + 7;
+    float *A = malloc((size_t)M * lda * sizeof *A), *B = malloc((size_t)K * ldb * sizeof *B);
+    float *bias = malloc((size_t)M * sizeof *bias);
+    float *C1 = malloc((size_t)M * ldc * sizeof *C1), *C2 = malloc((size_t)M * ldc * sizeof *C2);
+    for (size_t k = 0; k < (size_t)M * lda; k++) A[k] = uniform();
+    for (size_t k = 0; k < (size_t)K * ldb; k++) B[k] = uniform();
+    for (int i = 0; i < M; i++) bias[i] = uniform();
+    for (size_t k = 0; k < (size_t)M * ldc; k++) C1[k] = C2[k] = 7.0f;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) C1[(size_t)i * ldc + j] = with_bias ? bias[i] : 0;
+    nb__sgemm_avx512(0, 0, M, N, K, 1, A, lda, B, ldb, 1, C1, ldc);
+    stored s = {B, ldb};
+    nb__sgemm_avx512_pack_b(M, N, K, A, lda, pack_stored, &s, with_bias ? bias : NULL, C2, ldc);
+    int same = memcmp(C1, C2, (size_t)M * ldc * sizeof *C1) == 0;
+    free(A), free(B), free(bias), free(C1), free(C2);
+    return same;
+}
+
+static void test_pack_b_product(void) {
+    if (!nb__sgemm_avx512_usable()) {
+        printf("no AVX-512: the packing entry is not checked\n");
+        return;
+    }
+    const int Ms[] = {5, 12, 13, 64, 150}, Ns[] = {1, 31, 33, 121, 700}, Ks[] = {1, 9, 288, 300};
+    for (int threads = 1; threads <= 2; threads++) {
+        CHECK_OK(nb_set_threads(threads));
+        for (int a = 0; a < 5; a++)
+            for (int b = 0; b < 5; b++)
+                for (int c = 0; c < 4; c++)
+                    CHECKF(same_product(Ms[a], Ns[b], Ks[c], (a + b + c) % 2),
+                           "M %d N %d K %d on %d threads: differs from nb__sgemm_avx512",
+                           Ms[a], Ns[b], Ks[c], threads);
+    }
+}
+#endif
+
+/* One convolution, forward only, at batch B on `threads` threads. */
+static nb_real *conv_forward(int threads, int B, int C, int H, int W, int Co, int k, int stride,
+                             int pad, int groups, const nb_real *x, const nb_real *w,
+                             const nb_real *b, size_t *ny) {
+    CHECK_OK(nb_set_threads(threads));
+    nb_graph *g = nb_graph_new();
+    int xd[3] = {C, H, W}, wd[4] = {Co, C / groups, k, k};
+    nb_node xn = nb_input(g, "x", 3, xd);
+    nb_node wn = nb_param(g, "w", 4, wd, (nb_init){0});
+    nb_node bn = nb_param(g, "b", 1, &Co, (nb_init){0});
+    nb_node y = nb_conv2d(g, xn, wn, bn, stride, stride, pad, pad, 1, 1, groups);
+    nb_rng rng;
+    nb_rng_seed(&rng, 1);
+    CHECK_OK(nb_graph_init(g, &rng));
+    memcpy(nb_value(g, wn), w, (size_t)Co * (C / groups) * k * k * sizeof *w);
+    memcpy(nb_value(g, bn), b, (size_t)Co * sizeof *b);
+    nb_graph_set_training(g, 0);
+    CHECK_OK(nb_set_input(g, xn, x, B));
+    CHECK_OK(nb_forward(g, y));
+    *ny = nb_node_numel(g, y);
+    nb_real *out = malloc(*ny * sizeof *out);
+    memcpy(out, nb_value(g, y), *ny * sizeof *out);
+    nb_graph_free(g);
+    return out;
+}
+
+static void test_conv_threads(void) {
+    /* C, H, W, Co, k, stride, pad, groups */
+    const int cases[][8] = {
+        {32, 13, 13, 64, 3, 1, 0, 1}, /* the CNN's second layer */
+        {1, 28, 28, 32, 3, 1, 0, 1},  /* its first */
+        {4, 17, 15, 24, 3, 1, 1, 2},  /* padding, groups */
+        {3, 20, 21, 16, 3, 2, 1, 1},  /* stride */
+    };
+    for (int c = 0; c < 4; c++) {
+        int C = cases[c][0], H = cases[c][1], W = cases[c][2], Co = cases[c][3], k = cases[c][4],
+            st = cases[c][5], pad = cases[c][6], groups = cases[c][7], Cg = C / groups;
+        int Ho = (H + 2 * pad - k) / st + 1, Wo = (W + 2 * pad - k) / st + 1;
+        const int B = 2;
+        size_t nx = (size_t)B * C * H * W, nw = (size_t)Co * Cg * k * k;
+        nb_real *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w);
+        nb_real *b = malloc((size_t)Co * sizeof *b);
+        for (size_t i = 0; i < nx; i++) x[i] = (nb_real)uniform();
+        for (size_t i = 0; i < nw; i++) w[i] = (nb_real)uniform();
+        for (int i = 0; i < Co; i++) b[i] = (nb_real)uniform();
+        for (int batch = 1; batch <= B; batch++) {
+            size_t n1, n2;
+            nb_real *one = conv_forward(1, batch, C, H, W, Co, k, st, pad, groups, x, w, b, &n1);
+            nb_real *two = conv_forward(2, batch, C, H, W, Co, k, st, pad, groups, x, w, b, &n2);
+            CHECKF(n1 == n2 && memcmp(one, two, n1 * sizeof *one) == 0,
+                   "case %d batch %d: 1 and 2 threads differ", c, batch);
+            double worst = 0;
+            for (int s = 0; s < batch; s++)
+                for (int o = 0; o < Co; o++)
+                    for (int oh = 0; oh < Ho; oh++)
+                        for (int ow = 0; ow < Wo; ow++) {
+                            double want = b[o];
+                            int grp = o / (Co / groups);
+                            for (int ci = 0; ci < Cg; ci++)
+                                for (int i = 0; i < k; i++)
+                                    for (int j = 0; j < k; j++) {
+                                        int ih = oh * st - pad + i, iw = ow * st - pad + j;
+                                        if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                        size_t wi = ((size_t)o * Cg + ci) * k * k + i * k + j;
+                                        size_t xi = (((size_t)s * C + grp * Cg + ci) * H + ih) * W;
+                                        want += (double)w[wi] * x[xi + iw];
+                                    }
+                            double got = two[(((size_t)s * Co + o) * Ho + oh) * Wo + ow];
+                            if (fabs(got - want) > worst) worst = fabs(got - want);
+                        }
+            CHECKF(worst < 1e-4, "case %d batch %d: off the definition by %g", c, batch, worst);
+            free(one), free(two);
+        }
+        free(x), free(w), free(b);
+    }
+}
+
+int main(void) {
+    test_im2col_block();
+#ifdef NB_AVX512_GEMM
+    test_pack_b_product();
+#endif
+    test_conv_threads();
+    TEST_END();
+}
