@@ -101,6 +101,7 @@ typedef struct conv_job {
     nb_node_t *n;
     conv_shape s;
     int parts;
+    int assign_dx; /* backward: overwrite the input's gradient */
 } conv_job;
 
 /* How many parts the scratch planned for this batch allows now.  One when
@@ -237,9 +238,12 @@ static void backward_part(void *ctx, int part) {
                            w->val + (size_t)grp * s.Cog * s.K, s.K, dyg, (int)ld, R(0), col,
                            (int)ld);
                 size_t plane = (size_t)s.geom.H * (size_t)s.geom.W;
-                for (int k = 0; k < nc; k++)
-                    nb_col2im(&s.geom, col + (size_t)k * P, ld,
-                              x->grad + ((size_t)(s0 + k) * s.C + (size_t)grp * s.Cg) * plane);
+                for (int k = 0; k < nc; k++) {
+                    nb_real *dx = x->grad + ((size_t)(s0 + k) * s.C + (size_t)grp * s.Cg) * plane;
+                    /* overwrite: zero the sample's planes just before, in cache */
+                    if (j->assign_dx) memset(dx, 0, (size_t)s.Cg * plane * sizeof *dx);
+                    nb_col2im(&s.geom, col + (size_t)k * P, ld, dx);
+                }
             }
         }
     }
@@ -247,9 +251,10 @@ static void backward_part(void *ctx, int part) {
 
 static void conv_backward(nb_graph *g, nb_node_t *n) {
     nb_node_t *x = nb__in(g, n, 0), *w = nb__in(g, n, 1);
-    conv_job j = {.g = g, .n = n, .s = shape_of(g, n)};
+    conv_job j = {.g = g, .n = n, .s = shape_of(g, n), .assign_dx = nb__grad_assign(n, 0)};
     const conv_shape s = j.s;
     const size_t P = (size_t)s.P;
+    for (int k = 1; k < n->nin; k++) nb__grad_add_only(g, n, k);
     if (n->nin == 3 && nb__in(g, n, 2)->grad) { /* db[co] += sum of dy over b and p */
         nb_real *db = nb__in(g, n, 2)->grad;
         for (int b = 0; b < s.B; b++)
@@ -281,6 +286,7 @@ static const nb_op op_conv2d = {
     .backward = conv_backward,
     .scratch = conv_scratch,
     .flops = conv_flops,
+    .flags = NB_OP_ASSIGNS_GRAD,
 };
 
 /* Output length along one axis, PyTorch's formula; may be < 1 (an error). */
