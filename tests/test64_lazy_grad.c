@@ -9,9 +9,11 @@
  * The graphs mix ops that overwrite (relu, tanh, linear, add, scale, conv,
  * pools, flatten, concat) with ops that only add (softmax, sum, batch norm),
  * in both orders, a node used twice by one op, a broadcast operand, and a
- * branch off the loss's path whose gradient must read zero. */
+ * branch off the loss's path whose gradient must read zero.  The trainer's
+ * nb__backward_zeroed clears the parameter gradients lazily as well. */
 #include "test.h"
 #include "nabla.h"
+#include "core/internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +77,12 @@ static void check_graph(nb_graph *g, nb_node loss, nb_node side, const char *wha
     for (size_t k = 0; k < np; k++)
         doubled &= fabs(nb_grads(g)[k] - 2 * p1[k]) <= 1e-12 * (1 + fabs(p1[k]));
     CHECKF(doubled, "%s: a second backward did not add the same parameter gradients", what);
+    /* nb__backward_zeroed: as nb_zero_grad and nb_backward, from any memory */
+    for (size_t k = 0; k < np; k++) nb_grads(g)[k] = (nb_real)NAN;
+    CHECK_OK(nb__backward_zeroed(g, loss));
+    int same = 1;
+    for (size_t k = 0; k < np; k++) same &= nb_grads(g)[k] == p1[k];
+    CHECKF(same, "%s: nb__backward_zeroed gave other parameter gradients", what);
     const nb_real *ds = nb_grad(g, side);
     int zero = 1;
     for (size_t k = 0; k < nb_node_numel(g, side); k++) zero &= ds[k] == 0;
@@ -124,6 +132,7 @@ static void test_dense_graph(void) {
     nb_node b2 = nb_param(g, "b2", 1, (int[]){3}, (nb_init){.kind = NB_INIT_UNIFORM, .b = 1});
     nb_node y = nb_linear(g, f, nb_scale(g, w2, 1), nb_tanh(g, b2));
     nb_node loss = nb_sum(g, nb_mul(g, y, weights(g, "w", 1, (int[]){3}, 0.7)));
+    nb_param(g, "unused", 1, &four, (nb_init){0}); /* no op reads it; after the loss */
     REQUIRE_OK(nb_graph_status(g));
     nb_rng rng;
     nb_rng_seed(&rng, 3);

@@ -718,7 +718,7 @@ void nb__grad_add_only(nb_graph *g, nb_node_t *n, int k) {
     n->grad_assign &= ~(1u << k);
 }
 
-nb_status nb_backward(nb_graph *g, nb_node loss) {
+static nb_status check_backward(nb_graph *g, nb_node loss) {
     if (!valid(g, loss, "nb_backward")) return NB_ERR_ARG;
     nb_node_t *L = &g->nodes[loss];
     if (nb__numel(L) != 1) {
@@ -735,19 +735,33 @@ nb_status nb_backward(nb_graph *g, nb_node loss) {
     if (!L->requires_grad)
         return nb_err(NB_ERR_STATE, "nb_backward: '%s' does not depend on any parameter "
                       "or input that requires a gradient", L->name);
+    return NB_OK;
+}
+
+/* Zero the gradient of node i if it is still unset. */
+static void settle(nb_graph *g, int i) {
+    if (!(g->mark[i] & MARK_GRAD_UNSET)) return;
+    g->mark[i] &= (unsigned char)~MARK_GRAD_UNSET;
+    memset(g->nodes[i].grad, 0, nb__numel(&g->nodes[i]) * sizeof(nb_real));
+}
+
+/* Backward proper.  Activation gradients are cleared lazily: one on the
+ * loss's path is written first by the backward of its last consumer, which
+ * overwrites it or adds into zeros (prepare_input_grads); any other is zeroed
+ * now.  Parameter gradients accumulate (as in PyTorch), unless zero_params:
+ * then they are cleared lazily too. */
+static void run_backward(nb_graph *g, nb_node loss, int zero_params) {
     mark_ancestors(g, loss);
-    /* Activation gradients are cleared lazily (parameters accumulate, as in
-     * PyTorch): one on the loss's path is written first by the backward of
-     * its last consumer, which overwrites it or adds into zeros
-     * (prepare_input_grads); any other is zeroed now. */
     for (int i = 0; i <= loss; i++) {
         nb_node_t *n = &g->nodes[i];
         if (n->leaf == NB_LEAF_PARAM || !n->grad) continue;
         if (g->mark[i] & MARK_NEEDED) g->mark[i] |= MARK_GRAD_UNSET;
         else memset(n->grad, 0, nb__numel(n) * sizeof *n->grad);
     }
+    for (int k = 0; zero_params && k < g->n_param_nodes; k++)
+        if (g->nodes[g->param_nodes[k]].grad) g->mark[g->param_nodes[k]] |= MARK_GRAD_UNSET;
     g->mark[loss] &= (unsigned char)~MARK_GRAD_UNSET;
-    L->grad[0] = 1;
+    g->nodes[loss].grad[0] = 1;
     for (int i = loss; i >= 0; i--) {
         nb_node_t *n = &g->nodes[i];
         if (!n->op || !n->requires_grad || !(g->mark[i] & MARK_NEEDED)) continue;
@@ -755,13 +769,23 @@ nb_status nb_backward(nb_graph *g, nb_node loss) {
         n->op->backward(g, n);
         n->grad_assign = 0;
     }
-    /* every needed gradient has a consumer that wrote it; this is a guard */
-    for (int i = 0; i < loss; i++)
-        if (g->mark[i] & MARK_GRAD_UNSET) {
-            g->mark[i] &= (unsigned char)~MARK_GRAD_UNSET;
-            memset(g->nodes[i].grad, 0, nb__numel(&g->nodes[i]) * sizeof(nb_real));
-        }
-    return NB_OK;
+    /* a parameter off the loss's path (or frozen: no gradient, its zeros
+     * stay) has no writer; every needed activation has one, this is a guard */
+    for (int k = 0; k < g->n_param_nodes; k++) settle(g, g->param_nodes[k]);
+    for (int i = 0; i < loss; i++) settle(g, i);
+}
+
+nb_status nb_backward(nb_graph *g, nb_node loss) {
+    nb_status s = check_backward(g, loss);
+    if (s == NB_OK) run_backward(g, loss, 0);
+    return s;
+}
+
+nb_status nb__backward_zeroed(nb_graph *g, nb_node loss) {
+    nb_status s = check_backward(g, loss);
+    if (s == NB_OK) run_backward(g, loss, 1);
+    else nb_zero_grad(g);
+    return s;
 }
 
 void nb_zero_grad(nb_graph *g) {
