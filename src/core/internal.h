@@ -80,14 +80,14 @@ typedef struct nb_graph nb_graph;
 /* Traits of an op that code outside it relies on (the diagnostics), so that
  * nothing recognises an op by its name. */
 enum nb_op_flag {
-    NB_OP_SATURATING = 1u << 0, /* bounded output (nb_op.range) whose gradient
-                                   vanishes near the bounds: sigmoid, tanh   */
-    NB_OP_CAN_DIE = 1u << 1,    /* a unit can get stuck where its output and
-                                   gradient are 0 for every input: relu      */
-    NB_OP_VIEW = 1u << 2,       /* the output is the input's values in a new
-                                   shape: reshape, flatten                   */
+    NB_OP_SATURATING = 1u << 0,  /* bounded output (nb_op.range) whose gradient
+                                    vanishes near the bounds: sigmoid, tanh   */
+    NB_OP_CAN_DIE = 1u << 1,     /* a unit can get stuck where its output and
+                                    gradient are 0 for every input: relu      */
+    NB_OP_VIEW = 1u << 2,        /* the output is the input's values in a new
+                                    shape: reshape, flatten                   */
     NB_OP_ASSIGNS_GRAD = 1u << 3 /* backward honours nb__grad_assign: it may
-                                   be told to overwrite an input's gradient */
+                                    be told to overwrite an input's gradient  */
 };
 
 /* One op = one dispatch-table entry.  forward computes n->val from the inputs;
