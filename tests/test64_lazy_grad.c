@@ -9,11 +9,10 @@
  * The graphs mix ops that overwrite (relu, tanh, linear, add, scale, conv,
  * pools, flatten, concat) with ops that only add (softmax, sum, batch norm),
  * in both orders, a node used twice by one op, a broadcast operand, and a
- * branch off the loss's path whose gradient must read zero.  The trainer's
- * nb__backward_zeroed clears the parameter gradients lazily as well. */
+ * branch off the loss's path whose gradient must read zero.
+ * nb_backward_zeroed clears the parameter gradients lazily as well. */
 #include "test.h"
 #include "nabla.h"
-#include "core/internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -77,12 +76,12 @@ static void check_graph(nb_graph *g, nb_node loss, nb_node side, const char *wha
     for (size_t k = 0; k < np; k++)
         doubled &= fabs(nb_grads(g)[k] - 2 * p1[k]) <= 1e-12 * (1 + fabs(p1[k]));
     CHECKF(doubled, "%s: a second backward did not add the same parameter gradients", what);
-    /* nb__backward_zeroed: as nb_zero_grad and nb_backward, from any memory */
+    /* nb_backward_zeroed: as nb_zero_grad and nb_backward, from any memory */
     for (size_t k = 0; k < np; k++) nb_grads(g)[k] = (nb_real)NAN;
-    CHECK_OK(nb__backward_zeroed(g, loss));
+    CHECK_OK(nb_backward_zeroed(g, loss));
     int same = 1;
     for (size_t k = 0; k < np; k++) same &= nb_grads(g)[k] == p1[k];
-    CHECKF(same, "%s: nb__backward_zeroed gave other parameter gradients", what);
+    CHECKF(same, "%s: nb_backward_zeroed gave other parameter gradients", what);
     const nb_real *ds = nb_grad(g, side);
     int zero = 1;
     for (size_t k = 0; k < nb_node_numel(g, side); k++) zero &= ds[k] == 0;
@@ -141,6 +140,12 @@ static void test_dense_graph(void) {
     REQUIRE_OK(nb_set_input(g, x, xs, 3));
     REQUIRE_OK(nb_requires_grad(g, x, 1));
     check_graph(g, loss, side, "dense");
+    /* a failing nb_backward_zeroed still zeroes, as nb_zero_grad would */
+    for (size_t k = 0; k < nb_param_count(g); k++) nb_grads(g)[k] = (nb_real)NAN;
+    CHECK(nb_backward_zeroed(g, h) == NB_ERR_SHAPE); /* h is not a scalar */
+    int zero = 1;
+    for (size_t k = 0; k < nb_param_count(g); k++) zero &= nb_grads(g)[k] == 0;
+    CHECKF(zero, "a failing nb_backward_zeroed left the parameter gradients as they were");
     nb_graph_free(g);
 }
 

@@ -781,7 +781,9 @@ nb_status nb_backward(nb_graph *g, nb_node loss) {
     return s;
 }
 
-nb_status nb__backward_zeroed(nb_graph *g, nb_node loss) {
+/* The parameter gradients that no op writes are zeroed at the end of
+ * run_backward. */
+nb_status nb_backward_zeroed(nb_graph *g, nb_node loss) {
     nb_status s = check_backward(g, loss);
     if (s == NB_OK) run_backward(g, loss, 1);
     else nb_zero_grad(g);

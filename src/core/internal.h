@@ -279,12 +279,6 @@ nb_status nb__forward_both(nb_graph *g, nb_node a, nb_node b);
 nb_node nb__buffer(nb_graph *g, const char *name, int ndim, const int *dims, nb_real fill,
                    int is_counter);
 
-/* nb_zero_grad then nb_backward, with the same result, but without a pass
- * over the parameter gradients first: the first op to write each one
- * overwrites it, and the ones no op writes are zeroed at the end.  (A
- * failing backward zeroes them as nb_zero_grad does.) */
-nb_status nb__backward_zeroed(nb_graph *g, nb_node loss);
-
 /* Recompute every op node's requires_grad after node `from` changed it
  * (creation order is topological). */
 void nb__propagate_requires_grad(nb_graph *g, int from);
