@@ -261,8 +261,8 @@ static int run_model(int which, int threads, int batches, result *r) {
             fail(r, "batch");
             goto done;
         }
-        nb_zero_grad(g);
-        if (nb_forward(g, m.loss) != NB_OK || nb_backward(g, m.loss) != NB_OK) {
+        /* the peers' zero_grad(set_to_none=True): no pass of zeros first */
+        if (nb_forward(g, m.loss) != NB_OK || nb_backward_zeroed(g, m.loss) != NB_OK) {
             fail(r, "train step");
             goto done;
         }

@@ -470,6 +470,12 @@ nb_status nb_forward(nb_graph *g, nb_node target);
  * PyTorch); activation gradients start from zero each call. */
 nb_status nb_backward(nb_graph *g, nb_node loss);
 void nb_zero_grad(nb_graph *g);
+/* nb_zero_grad then nb_backward, with the same result, but faster: the
+ * parameter gradients are not zeroed in a pass of their own first, the
+ * first op to write each one overwrites it instead (as PyTorch's
+ * zero_grad(set_to_none=True) before backward).  A failing backward leaves
+ * them zeroed, as nb_zero_grad would. */
+nb_status nb_backward_zeroed(nb_graph *g, nb_node loss);
 /* Train mode (default) or eval mode, for ops that differ (dropout, batch norm). */
 void nb_graph_set_training(nb_graph *g, int training);
 

@@ -5,14 +5,17 @@
  * topological order of the DAG and no cycle can exist.  Forward walks that
  * order over the ancestors of the requested node; backward walks it in
  * reverse, each op adding its contribution into its inputs' gradients, so a
- * node used by several others receives the sum of their contributions. */
+ * node used by several others receives the sum of their contributions (the
+ * first contribution may overwrite instead: see nb_backward). */
 #include "internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { MARK_NEEDED = 1, MARK_COMPUTED = 2 };
+/* MARK_GRAD_UNSET: during nb_backward, the node's gradient has not been
+ * written yet in this pass (its memory holds stale values). */
+enum { MARK_NEEDED = 1, MARK_COMPUTED = 2, MARK_GRAD_UNSET = 4 };
 
 /* ------------------------------------------------------------ lifecycle */
 
@@ -685,7 +688,37 @@ nb_status nb__forward_both(nb_graph *g, nb_node a, nb_node b) {
     return nb_forward(g, target);
 }
 
-nb_status nb_backward(nb_graph *g, nb_node loss) {
+/* Does input k of n appear again in another of n's input slots? */
+static int input_repeated(const nb_node_t *n, int k) {
+    for (int j = 0; j < n->nin; j++)
+        if (j != k && n->in[j] == n->in[k]) return 1;
+    return 0;
+}
+
+/* Just before n's backward: each input whose gradient is still unset is
+ * either handed to n to overwrite (an op with NB_OP_ASSIGNS_GRAD, when the
+ * input fills one slot only) or zeroed here, so that n may add into it. */
+static void prepare_input_grads(nb_graph *g, nb_node_t *n) {
+    unsigned assign = 0;
+    for (int k = 0; k < n->nin; k++) {
+        int i = n->in[k];
+        if (!(g->mark[i] & MARK_GRAD_UNSET)) continue;
+        g->mark[i] &= (unsigned char)~MARK_GRAD_UNSET;
+        nb_node_t *x = &g->nodes[i];
+        if ((n->op->flags & NB_OP_ASSIGNS_GRAD) && !input_repeated(n, k)) assign |= 1u << k;
+        else memset(x->grad, 0, nb__numel(x) * sizeof *x->grad);
+    }
+    n->grad_assign = assign;
+}
+
+void nb__grad_add_only(nb_graph *g, nb_node_t *n, int k) {
+    if (!nb__grad_assign(n, k)) return;
+    nb_node_t *x = nb__in(g, n, k);
+    memset(x->grad, 0, nb__numel(x) * sizeof *x->grad);
+    n->grad_assign &= ~(1u << k);
+}
+
+static nb_status check_backward(nb_graph *g, nb_node loss) {
     if (!valid(g, loss, "nb_backward")) return NB_ERR_ARG;
     nb_node_t *L = &g->nodes[loss];
     if (nb__numel(L) != 1) {
@@ -702,19 +735,59 @@ nb_status nb_backward(nb_graph *g, nb_node loss) {
     if (!L->requires_grad)
         return nb_err(NB_ERR_STATE, "nb_backward: '%s' does not depend on any parameter "
                       "or input that requires a gradient", L->name);
+    return NB_OK;
+}
+
+/* Zero the gradient of node i if it is still unset. */
+static void settle(nb_graph *g, int i) {
+    if (!(g->mark[i] & MARK_GRAD_UNSET)) return;
+    g->mark[i] &= (unsigned char)~MARK_GRAD_UNSET;
+    memset(g->nodes[i].grad, 0, nb__numel(&g->nodes[i]) * sizeof(nb_real));
+}
+
+/* Backward proper.  Activation gradients are cleared lazily: one on the
+ * loss's path is written first by the backward of its last consumer, which
+ * overwrites it or adds into zeros (prepare_input_grads); any other is zeroed
+ * now.  Parameter gradients accumulate (as in PyTorch), unless zero_params:
+ * then they are cleared lazily too. */
+static void run_backward(nb_graph *g, nb_node loss, int zero_params) {
     mark_ancestors(g, loss);
-    /* Clear every activation gradient (params accumulate, as in PyTorch). */
     for (int i = 0; i <= loss; i++) {
         nb_node_t *n = &g->nodes[i];
-        if (n->leaf != NB_LEAF_PARAM && n->grad)
-            memset(n->grad, 0, nb__numel(n) * sizeof *n->grad);
+        if (n->leaf == NB_LEAF_PARAM || !n->grad) continue;
+        if (g->mark[i] & MARK_NEEDED) g->mark[i] |= MARK_GRAD_UNSET;
+        else memset(n->grad, 0, nb__numel(n) * sizeof *n->grad);
     }
-    L->grad[0] += 1;
+    for (int k = 0; zero_params && k < g->n_param_nodes; k++)
+        if (g->nodes[g->param_nodes[k]].grad) g->mark[g->param_nodes[k]] |= MARK_GRAD_UNSET;
+    g->mark[loss] &= (unsigned char)~MARK_GRAD_UNSET;
+    g->nodes[loss].grad[0] = 1;
     for (int i = loss; i >= 0; i--) {
         nb_node_t *n = &g->nodes[i];
-        if (n->op && n->requires_grad && (g->mark[i] & MARK_NEEDED)) n->op->backward(g, n);
+        if (!n->op || !n->requires_grad || !(g->mark[i] & MARK_NEEDED)) continue;
+        prepare_input_grads(g, n);
+        n->op->backward(g, n);
+        n->grad_assign = 0;
     }
-    return NB_OK;
+    /* a parameter off the loss's path (or frozen: no gradient, its zeros
+     * stay) has no writer; every needed activation has one, this is a guard */
+    for (int k = 0; k < g->n_param_nodes; k++) settle(g, g->param_nodes[k]);
+    for (int i = 0; i < loss; i++) settle(g, i);
+}
+
+nb_status nb_backward(nb_graph *g, nb_node loss) {
+    nb_status s = check_backward(g, loss);
+    if (s == NB_OK) run_backward(g, loss, 0);
+    return s;
+}
+
+/* The parameter gradients that no op writes are zeroed at the end of
+ * run_backward. */
+nb_status nb_backward_zeroed(nb_graph *g, nb_node loss) {
+    nb_status s = check_backward(g, loss);
+    if (s == NB_OK) run_backward(g, loss, 1);
+    else nb_zero_grad(g);
+    return s;
 }
 
 void nb_zero_grad(nb_graph *g) {

@@ -88,18 +88,22 @@ typedef struct nb_graph nb_graph;
 /* Traits of an op that code outside it relies on (the diagnostics), so that
  * nothing recognises an op by its name. */
 enum nb_op_flag {
-    NB_OP_SATURATING = 1u << 0, /* bounded output (nb_op.range) whose gradient
-                                   vanishes near the bounds: sigmoid, tanh   */
-    NB_OP_CAN_DIE = 1u << 1,    /* a unit can get stuck where its output and
-                                   gradient are 0 for every input: relu      */
-    NB_OP_VIEW = 1u << 2        /* the output is the input's values in a new
-                                   shape: reshape, flatten                   */
+    NB_OP_SATURATING = 1u << 0,  /* bounded output (nb_op.range) whose gradient
+                                    vanishes near the bounds: sigmoid, tanh   */
+    NB_OP_CAN_DIE = 1u << 1,     /* a unit can get stuck where its output and
+                                    gradient are 0 for every input: relu      */
+    NB_OP_VIEW = 1u << 2,        /* the output is the input's values in a new
+                                    shape: reshape, flatten                   */
+    NB_OP_ASSIGNS_GRAD = 1u << 3 /* backward honours nb__grad_assign: it may
+                                    be told to overwrite an input's gradient  */
 };
 
 /* One op = one dispatch-table entry.  forward computes n->val from the inputs;
  * backward adds n->grad's contribution into the inputs' grads (those that are
- * non-NULL).  scratch returns how many reals of per-batch scratch the node
- * needs (NULL: none); the core allocates it in the arena. */
+ * non-NULL), or, in an op with NB_OP_ASSIGNS_GRAD, overwrites the gradient of
+ * each input k for which nb__grad_assign(n, k) holds.  scratch returns how
+ * many reals of per-batch scratch the node needs (NULL: none); the core
+ * allocates it in the arena. */
 typedef struct nb_op {
     const char *name;
     void (*forward)(nb_graph *g, nb_node_t *n);
@@ -153,6 +157,10 @@ struct nb_node_t {
     /* inputs: the value layout (nb_graph.value_layout) for which values were
      * last given (nb_set_input, or a pointer handed out by nb_value); 0: never */
     unsigned set_layout;
+    /* set by nb_backward just before this node's backward (NB_OP_ASSIGNS_GRAD
+     * ops only): bit k means input k's gradient holds no value yet in this
+     * pass, so backward must write all of it instead of adding */
+    unsigned grad_assign;
 };
 
 struct nb_graph {
@@ -214,6 +222,17 @@ static inline nb_node_t *nb__node(nb_graph *g, int h) { return &g->nodes[h]; }
 static inline nb_node_t *nb__in(nb_graph *g, const nb_node_t *n, int k) {
     return &g->nodes[n->in[k]];
 }
+
+/* In an op's backward: overwrite (not add into) input k's gradient, every
+ * element of it.  Only ever true in ops with NB_OP_ASSIGNS_GRAD. */
+static inline int nb__grad_assign(const nb_node_t *n, int k) {
+    return (int)((n->grad_assign >> k) & 1u);
+}
+
+/* In an op's backward: an input the op adds into even when it may overwrite
+ * (a weight, a bias, a broadcast operand: small, or summed in pieces) is
+ * zeroed here first when it is to be overwritten.  graph.c */
+void nb__grad_add_only(nb_graph *g, nb_node_t *n, int k);
 
 static inline size_t nb__numel(const nb_node_t *n) {
     size_t s = 1;

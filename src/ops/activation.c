@@ -25,6 +25,7 @@ typedef struct act_job {
     nb_graph *g;
     nb_node_t *n;
     int parts;
+    int assign; /* backward: overwrite the input's gradient */
 } act_job;
 
 /* Values [*k0, *k1) of slice `part`, edges on multiples of 16 values. */
@@ -34,7 +35,7 @@ static void slice_of(const act_job *j, int part, size_t *k0, size_t *k1) {
 }
 
 static void run_slices(nb_graph *g, nb_node_t *n, void (*slice)(void *, int)) {
-    act_job j = {.g = g, .n = n, .parts = 1};
+    act_job j = {.g = g, .n = n, .parts = 1, .assign = nb__grad_assign(n, 0)};
     j.parts = nb__part_count(nb__numel(n), SLICE_MIN);
     if (j.parts > 1) nb__parallel(j.parts, slice, &j);
     else slice(&j, 0);
@@ -57,12 +58,16 @@ static inline void act_backward(const act_job *j, int part, act_slope_fn slope) 
     const nb_real *restrict x = in->val, *restrict y = n->val, *restrict dy = n->grad;
     nb_real *restrict dx = in->grad;
     nb_activation_settings p = n->settings.activation;
-    for (size_t k = k0; k < k1; k++) dx[k] += dy[k] * slope(x[k], y[k], p);
+    if (j->assign)
+        for (size_t k = k0; k < k1; k++) dx[k] = dy[k] * slope(x[k], y[k], p);
+    else
+        for (size_t k = k0; k < k1; k++) dx[k] += dy[k] * slope(x[k], y[k], p);
 }
 
 /* Defines NAME_forward, NAME_backward and the op table entry op_NAME from
  * NAME_value and NAME_slope; the remaining arguments set the entry's traits
- * (.flags, and .range for a saturating op). */
+ * (.flags, and .range for a saturating op).  Every activation's backward can
+ * overwrite its input's gradient (NB_OP_ASSIGNS_GRAD). */
 #define ACTIVATION_OP(NAME, LABEL, ...)                                                \
     NB_VECTOR_LOOP static void NAME##_forward_slice(void *job, int part) {             \
         act_forward(job, part, NAME##_value);                                          \
@@ -94,7 +99,7 @@ static inline nb_real relu_slope(nb_real x, nb_real y, nb_activation_settings p)
     (void)y, (void)p;
     return x <= 0 ? R(0) : R(1);
 }
-ACTIVATION_OP(relu, "relu", .flags = NB_OP_CAN_DIE)
+ACTIVATION_OP(relu, "relu", .flags = NB_OP_CAN_DIE | NB_OP_ASSIGNS_GRAD)
 
 /* ---- leaky_relu: slope*x for x <= 0, so f'(0) = slope. */
 static inline nb_real leaky_relu_value(nb_real x, nb_activation_settings p) {
@@ -104,7 +109,7 @@ static inline nb_real leaky_relu_slope(nb_real x, nb_real y, nb_activation_setti
     (void)y;
     return x > 0 ? R(1) : p.slope;
 }
-ACTIVATION_OP(leaky_relu, "leaky_relu", .flags = 0)
+ACTIVATION_OP(leaky_relu, "leaky_relu", .flags = NB_OP_ASSIGNS_GRAD)
 
 /* ---- abs: f'(x) = sign(x) with sign(0) = 0 (PyTorch's sgn). */
 static inline nb_real abs_value(nb_real x, nb_activation_settings p) {
@@ -115,7 +120,7 @@ static inline nb_real abs_slope(nb_real x, nb_real y, nb_activation_settings p) 
     (void)y, (void)p;
     return x > 0 ? R(1) : x < 0 ? R(-1) : R(0);
 }
-ACTIVATION_OP(abs, "abs", .flags = 0)
+ACTIVATION_OP(abs, "abs", .flags = NB_OP_ASSIGNS_GRAD)
 
 /* ---- sigmoid: f' = y (1 - y) from the saved output. */
 static inline nb_real sigmoid_value(nb_real x, nb_activation_settings p) {
@@ -126,7 +131,7 @@ static inline nb_real sigmoid_slope(nb_real x, nb_real y, nb_activation_settings
     (void)x, (void)p;
     return y * (R(1) - y);
 }
-ACTIVATION_OP(sigmoid, "sigmoid", .flags = NB_OP_SATURATING, .range = {0, 1})
+ACTIVATION_OP(sigmoid, "sigmoid", .flags = NB_OP_SATURATING | NB_OP_ASSIGNS_GRAD, .range = {0, 1})
 
 /* ---- tanh: f' = 1 - y^2 from the saved output. */
 static inline nb_real tanh_value(nb_real x, nb_activation_settings p) {
@@ -137,7 +142,7 @@ static inline nb_real tanh_slope(nb_real x, nb_real y, nb_activation_settings p)
     (void)x, (void)p;
     return R(1) - y * y;
 }
-ACTIVATION_OP(tanh, "tanh", .flags = NB_OP_SATURATING, .range = {-1, 1})
+ACTIVATION_OP(tanh, "tanh", .flags = NB_OP_SATURATING | NB_OP_ASSIGNS_GRAD, .range = {-1, 1})
 
 /* ---- gelu, exact: x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)); f' = Phi(x) + x phi(x).
  * The same formulas as PyTorch's CPU kernel. */
@@ -156,7 +161,7 @@ static inline nb_real gelu_slope(nb_real x, nb_real y, nb_activation_settings p)
     nb_real pdf = NB_INV_SQRT_2PI * nb_vexp(R(-0.5) * x * x);
     return cdf + x * pdf;
 }
-ACTIVATION_OP(gelu, "gelu", .flags = 0)
+ACTIVATION_OP(gelu, "gelu", .flags = NB_OP_ASSIGNS_GRAD)
 
 /* ---- gelu, PyTorch's tanh approximation:
  * 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3). */
@@ -171,7 +176,7 @@ static inline nb_real gelu_tanh_slope(nb_real x, nb_real y, nb_activation_settin
     nb_real du = NB_SQRT_2_PI * (R(1) + R(3) * NB_GELU_KAPPA * x * x);
     return R(0.5) * (R(1) + t) + R(0.5) * x * (R(1) - t * t) * du;
 }
-ACTIVATION_OP(gelu_tanh, "gelu_tanh", .flags = 0)
+ACTIVATION_OP(gelu_tanh, "gelu_tanh", .flags = NB_OP_ASSIGNS_GRAD)
 
 /* ---- silu: x sigma(x); f' = sigma (1 + x (1 - sigma)). */
 static inline nb_real silu_value(nb_real x, nb_activation_settings p) {
@@ -183,7 +188,7 @@ static inline nb_real silu_slope(nb_real x, nb_real y, nb_activation_settings p)
     nb_real s = stable_sigmoid(x);
     return s * (R(1) + x * (R(1) - s));
 }
-ACTIVATION_OP(silu, "silu", .flags = 0)
+ACTIVATION_OP(silu, "silu", .flags = NB_OP_ASSIGNS_GRAD)
 
 /* ---- hardswish: x relu6(x + 3) / 6, written as PyTorch's CPU kernel
  * computes it, x min(max(x + 3, 0), 6) / 6.  Slope 0 for x < -3, 1 for
@@ -203,7 +208,7 @@ static inline nb_real hardswish_slope(nb_real x, nb_real y, nb_activation_settin
     (void)y, (void)p;
     return x < R(-3) ? R(0) : x >= R(3) ? R(1) : x / R(3) + R(0.5);
 }
-ACTIVATION_OP(hardswish, "hardswish", .flags = NB_OP_CAN_DIE)
+ACTIVATION_OP(hardswish, "hardswish", .flags = NB_OP_CAN_DIE | NB_OP_ASSIGNS_GRAD)
 
 /* ---- elu: alpha expm1(x) for x <= 0, so at 0 the value is 0 and the slope
  * is alpha (PyTorch takes the x <= 0 branch there too). */
@@ -214,7 +219,7 @@ static inline nb_real elu_slope(nb_real x, nb_real y, nb_activation_settings p) 
     (void)y;
     return x <= 0 ? p.alpha * nb_exp(x) : R(1);
 }
-ACTIVATION_OP(elu, "elu", .flags = 0)
+ACTIVATION_OP(elu, "elu", .flags = NB_OP_ASSIGNS_GRAD)
 
 /* ---- softplus: x where beta x > threshold (slope 1),
  * else log(1 + e^(beta x)) / beta with slope sigma(beta x).  The log is
@@ -230,7 +235,7 @@ static inline nb_real softplus_slope(nb_real x, nb_real y, nb_activation_setting
     nb_real z = p.beta * x;
     return z > p.threshold ? R(1) : stable_sigmoid(z);
 }
-ACTIVATION_OP(softplus, "softplus", .flags = 0)
+ACTIVATION_OP(softplus, "softplus", .flags = NB_OP_ASSIGNS_GRAD)
 
 /* ------------------------------------------------------------ builders */
 

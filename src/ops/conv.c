@@ -103,6 +103,8 @@ typedef struct conv_job {
     nb_node_t *n;
     conv_shape s;
     int parts;
+    int assign_dx; /* backward: overwrite the input's gradient */
+    nb_real *db;   /* backward: the bias gradient, or NULL */
 } conv_job;
 
 /* How many parts the scratch planned for this batch allows now.  Chunks run
@@ -244,10 +246,23 @@ static nb_real sum_run(const nb_real *d, size_t n) {
                 ((part[4] + part[5]) + (part[6] + part[7])));
 }
 
+/* db[co] += the sum of dY over samples and positions, for the channels of
+ * one part: each channel sums in sample order, however they are split. */
+static void bias_sums(const conv_job *j, int part) {
+    size_t c0, c1;
+    nb__part_range((size_t)j->s.Co, part, j->parts, 1, &c0, &c1);
+    const size_t P = (size_t)j->s.P;
+    for (int b = 0; b < j->s.B; b++)
+        for (size_t co = c0; co < c1; co++)
+            j->db[co] += sum_run(j->n->grad + ((size_t)b * j->s.Co + co) * P, P);
+}
+
 static void backward_part(void *ctx, int part) {
     const conv_job *j = ctx;
     const conv_shape s = j->s;
     nb_node_t *n = j->n, *x = nb__in(j->g, n, 0), *w = nb__in(j->g, n, 1);
+    if (j->db) bias_sums(j, part);
+    if (!x->grad && !w->grad) return;
     const size_t P = (size_t)s.P;
     const nb_real *dy = n->grad;
     nb_real *col = n->scratch + (size_t)part * lane_len(&s);
@@ -284,9 +299,12 @@ static void backward_part(void *ctx, int part) {
                            w->val + (size_t)grp * s.Cog * s.K, s.K, dyg, (int)ld, R(0), col,
                            (int)ld);
                 size_t plane = (size_t)s.geom.H * (size_t)s.geom.W;
-                for (int k = 0; k < nc; k++)
-                    nb_col2im(&s.geom, col + (size_t)k * P, ld,
-                              x->grad + ((size_t)(s0 + k) * s.C + (size_t)grp * s.Cg) * plane);
+                for (int k = 0; k < nc; k++) {
+                    nb_real *dx = x->grad + ((size_t)(s0 + k) * s.C + (size_t)grp * s.Cg) * plane;
+                    /* overwrite: zero the sample's planes just before, in cache */
+                    if (j->assign_dx) memset(dx, 0, (size_t)s.Cg * plane * sizeof *dx);
+                    nb_col2im(&s.geom, col + (size_t)k * P, ld, dx);
+                }
             }
         }
     }
@@ -294,16 +312,11 @@ static void backward_part(void *ctx, int part) {
 
 static void conv_backward(nb_graph *g, nb_node_t *n) {
     nb_node_t *x = nb__in(g, n, 0), *w = nb__in(g, n, 1);
-    conv_job j = {.g = g, .n = n, .s = shape_of(g, n)};
+    conv_job j = {.g = g, .n = n, .s = shape_of(g, n), .assign_dx = nb__grad_assign(n, 0)};
     const conv_shape s = j.s;
-    const size_t P = (size_t)s.P;
-    if (n->nin == 3 && nb__in(g, n, 2)->grad) { /* db[co] += sum of dy over b and p */
-        nb_real *db = nb__in(g, n, 2)->grad;
-        for (int b = 0; b < s.B; b++)
-            for (int co = 0; co < s.Co; co++)
-                db[co] += sum_run(n->grad + ((size_t)b * s.Co + co) * P, P);
-    }
-    if (!x->grad && !w->grad) return;
+    for (int k = 1; k < n->nin; k++) nb__grad_add_only(g, n, k);
+    if (n->nin == 3) j.db = nb__in(g, n, 2)->grad;
+    if (!x->grad && !w->grad && !j.db) return;
     j.parts = parts_of(n, &j.s);
     if (j.parts == 1) backward_part(&j, 0);
     else nb__parallel(j.parts, backward_part, &j);
@@ -328,6 +341,7 @@ static const nb_op op_conv2d = {
     .backward = conv_backward,
     .scratch = conv_scratch,
     .flops = conv_flops,
+    .flags = NB_OP_ASSIGNS_GRAD,
 };
 
 /* Output length along one axis, PyTorch's formula; may be < 1 (an error). */

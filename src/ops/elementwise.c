@@ -28,38 +28,47 @@ static void ew_forward(nb_graph *g, nb_node_t *n) {
     }
 }
 
+/* d = sign * s * f (f NULL: 1) when set, else d += that; d is not read
+ * when set (it holds stale values). */
+static void put_grad(nb_real *restrict d, const nb_real *restrict s, const nb_real *restrict f,
+                     nb_real sign, size_t len, int set) {
+    if (f && set)
+        for (size_t k = 0; k < len; k++) d[k] = s[k] * f[k];
+    else if (f)
+        for (size_t k = 0; k < len; k++) d[k] += s[k] * f[k];
+    else if (set)
+        for (size_t k = 0; k < len; k++) d[k] = sign * s[k];
+    else
+        for (size_t k = 0; k < len; k++) d[k] += sign * s[k];
+}
+
 static void ew_backward(nb_graph *g, nb_node_t *n) {
     const nb_node_t *a = nb__in(g, n, 0), *b = nb__in(g, n, 1);
     const nb_binary_settings *bs = &n->settings.binary;
     size_t total = nb__numel(n), inner = bs->small_numel ? (size_t)bs->small_numel : total;
     int small_is_a = bs->small_is_a;
     nb_binary_kind kind = bs->kind;
+    /* the broadcast operand's gradient sums the rows: it is added up */
+    if (bs->small_numel) nb__grad_add_only(g, n, small_is_a ? 0 : 1);
+    int set_a = nb__grad_assign(n, 0), set_b = nb__grad_assign(n, 1);
     const nb_real *dy = n->grad;
     for (size_t o = 0; o < total; o += inner) {
         size_t oa = small_is_a ? 0 : o, ob = small_is_a ? o : 0;
-        const nb_real *g0 = dy + o;
-        if (a->grad) {
-            nb_real *ga = a->grad + oa;
-            if (kind == NB_BINARY_MUL)
-                for (size_t k = 0; k < inner; k++) ga[k] += g0[k] * b->val[ob + k];
-            else
-                for (size_t k = 0; k < inner; k++) ga[k] += g0[k];
-        }
-        if (b->grad) {
-            nb_real *gb = b->grad + ob;
-            if (kind == NB_BINARY_MUL)
-                for (size_t k = 0; k < inner; k++) gb[k] += g0[k] * a->val[oa + k];
-            else if (kind == NB_BINARY_SUB)
-                for (size_t k = 0; k < inner; k++) gb[k] -= g0[k];
-            else
-                for (size_t k = 0; k < inner; k++) gb[k] += g0[k];
-        }
+        if (a->grad)
+            put_grad(a->grad + oa, dy + o, kind == NB_BINARY_MUL ? b->val + ob : NULL, R(1),
+                     inner, set_a);
+        if (b->grad)
+            put_grad(b->grad + ob, dy + o, kind == NB_BINARY_MUL ? a->val + oa : NULL,
+                     kind == NB_BINARY_SUB ? R(-1) : R(1), inner, set_b);
     }
 }
 
-static const nb_op op_add = {.name = "add", .forward = ew_forward, .backward = ew_backward};
-static const nb_op op_sub = {.name = "sub", .forward = ew_forward, .backward = ew_backward};
-static const nb_op op_mul = {.name = "mul", .forward = ew_forward, .backward = ew_backward};
+static const nb_op op_add = {.name = "add", .forward = ew_forward, .backward = ew_backward,
+                             .flags = NB_OP_ASSIGNS_GRAD};
+static const nb_op op_sub = {.name = "sub", .forward = ew_forward, .backward = ew_backward,
+                             .flags = NB_OP_ASSIGNS_GRAD};
+static const nb_op op_mul = {.name = "mul", .forward = ew_forward, .backward = ew_backward,
+                             .flags = NB_OP_ASSIGNS_GRAD};
 
 /* Can `small` be repeated over the rows of `big`? */
 static int broadcasts(const nb_node_t *big, const nb_node_t *small) {
@@ -128,15 +137,14 @@ static void scale_forward(nb_graph *g, nb_node_t *n) {
 static void scale_backward(nb_graph *g, nb_node_t *n) {
     nb_node_t *x = nb__in(g, n, 0);
     if (!x->grad) return;
-    nb_real s = n->settings.scale;
-    size_t total = nb__numel(n);
-    for (size_t k = 0; k < total; k++) x->grad[k] += s * n->grad[k];
+    put_grad(x->grad, n->grad, NULL, n->settings.scale, nb__numel(n), nb__grad_assign(n, 0));
 }
 
 static const nb_op op_scale = {
     .name = "scale",
     .forward = scale_forward,
     .backward = scale_backward,
+    .flags = NB_OP_ASSIGNS_GRAD,
 };
 
 nb_node nb_scale(nb_graph *g, nb_node x, nb_real s) {

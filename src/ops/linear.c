@@ -24,12 +24,14 @@ static void linear_backward(nb_graph *g, nb_node_t *n) {
     nb_node_t *x = nb__in(g, n, 0), *w = nb__in(g, n, 1);
     int in = w->dims[1], out = w->dims[0];
     int rows = (int)(nb__numel(x) / (size_t)in);
+    /* beta 0 overwrites an input's gradient, without reading it */
     if (x->grad) /* dx += dy W */
-        nb_gemm_at(g->precision, 0, 0, rows, in, out, R(1), n->grad, out, w->val, in, R(1),
-                   x->grad, in);
+        nb_gemm_at(g->precision, 0, 0, rows, in, out, R(1), n->grad, out, w->val, in,
+                   nb__grad_assign(n, 0) ? R(0) : R(1), x->grad, in);
     if (w->grad) /* dW += dy^T x */
-        nb_gemm_at(g->precision, 1, 0, out, in, rows, R(1), n->grad, out, x->val, in, R(1),
-                   w->grad, in);
+        nb_gemm_at(g->precision, 1, 0, out, in, rows, R(1), n->grad, out, x->val, in,
+                   nb__grad_assign(n, 1) ? R(0) : R(1), w->grad, in);
+    if (n->nin == 3) nb__grad_add_only(g, n, 2);
     if (n->nin == 3 && nb__in(g, n, 2)->grad) { /* db += column sums of dy */
         nb_real *db = nb__in(g, n, 2)->grad;
         for (int r = 0; r < rows; r++) {
@@ -51,6 +53,7 @@ static const nb_op op_linear = {
     .forward = linear_forward,
     .backward = linear_backward,
     .flops = linear_flops,
+    .flags = NB_OP_ASSIGNS_GRAD,
 };
 
 nb_node nb_linear(nb_graph *g, nb_node x, nb_node w, nb_node b) {
@@ -132,11 +135,12 @@ static void matmul_forward(nb_graph *g, nb_node_t *n) {
 static void matmul_backward(nb_graph *g, nb_node_t *n) {
     nb_node_t *a = nb__in(g, n, 0), *b = nb__in(g, n, 1);
     int M = a->dims[0], K = a->dims[1], N = b->dims[1];
-    if (a->grad) /* da += dy b^T */
-        nb_gemm_at(g->precision, 0, 1, M, K, N, R(1), n->grad, N, b->val, N, R(1), a->grad,
-                   K);
+    if (a->grad) /* da += dy b^T (beta 0: overwrite) */
+        nb_gemm_at(g->precision, 0, 1, M, K, N, R(1), n->grad, N, b->val, N,
+                   nb__grad_assign(n, 0) ? R(0) : R(1), a->grad, K);
     if (b->grad) /* db += a^T dy */
-        nb_gemm_at(g->precision, 1, 0, K, N, M, R(1), a->val, K, n->grad, N, R(1), b->grad, N);
+        nb_gemm_at(g->precision, 1, 0, K, N, M, R(1), a->val, K, n->grad, N,
+                   nb__grad_assign(n, 1) ? R(0) : R(1), b->grad, N);
 }
 
 static double matmul_flops(const nb_graph *g, const nb_node_t *n) {
@@ -148,6 +152,7 @@ static const nb_op op_matmul = {
     .forward = matmul_forward,
     .backward = matmul_backward,
     .flops = matmul_flops,
+    .flags = NB_OP_ASSIGNS_GRAD,
 };
 
 nb_node nb_matmul(nb_graph *g, nb_node a, nb_node b) {

@@ -279,13 +279,16 @@ static void maxpool_forward(nb_graph *g, nb_node_t *n) {
 }
 
 /* Each gradient goes to its window's argmax; planes are split between
- * threads (a plane's inputs get gradients only from its own outputs). */
+ * threads (a plane's inputs get gradients only from its own outputs).  When
+ * the input's gradient is to be overwritten, each plane is zeroed just
+ * before its scatter, while it is in cache. */
 typedef struct unpool_job {
     const pool_shape *s;
     const int32_t *arg;
     const nb_real *dy;
     nb_real *dx;
     int parts;
+    int assign;
 } unpool_job;
 
 static void maxpool_backward_part(void *ctx, int part) {
@@ -297,6 +300,7 @@ static void maxpool_backward_part(void *ctx, int part) {
         nb_real *dx = j->dx + pl * in_plane;
         const int32_t *arg = j->arg + pl * out_plane;
         const nb_real *dy = j->dy + pl * out_plane;
+        if (j->assign) memset(dx, 0, in_plane * sizeof *dx);
         for (size_t k = 0; k < out_plane; k++) dx[arg[k]] += dy[k];
     }
 }
@@ -306,7 +310,7 @@ static void maxpool_backward(nb_graph *g, nb_node_t *n) {
     if (!x->grad) return;
     pool_shape s = shape_of(g, n);
     unpool_job j = {.s = &s, .arg = (const int32_t *)(const void *)n->scratch, .dy = n->grad,
-                    .dx = x->grad, .parts = 1};
+                    .dx = x->grad, .parts = 1, .assign = nb__grad_assign(n, 0)};
     j.parts = nb__part_count(nb__numel(n), (size_t)1 << 15); /* at least 2^15 outputs each */
     if ((size_t)j.parts > s.planes) j.parts = (int)s.planes;
     if (j.parts > 1) nb__parallel(j.parts, maxpool_backward_part, &j);
@@ -325,6 +329,7 @@ static const nb_op op_max_pool2d = {
     .backward = maxpool_backward,
     .scratch = maxpool_scratch,
     .flops = pool_flops,
+    .flags = NB_OP_ASSIGNS_GRAD,
 };
 
 /* ---- average pool ---- */
@@ -362,8 +367,10 @@ static void avgpool_backward(nb_graph *g, nb_node_t *n) {
     pool_shape s = shape_of(g, n);
     const nb_real *dy = n->grad;
     size_t in_plane = (size_t)s.H * s.W;
+    int assign = nb__grad_assign(n, 0);
     for (size_t pl = 0; pl < s.planes; pl++) {
         nb_real *dx = x->grad + pl * in_plane;
+        if (assign) memset(dx, 0, in_plane * sizeof *dx); /* windows may overlap: add up */
         for (int oh = 0; oh < s.Ho; oh++) {
             int h0, h1, hspan;
             window(oh, s.kh, s.sh, s.ph, s.H, &h0, &h1, &hspan);
@@ -383,6 +390,7 @@ static const nb_op op_avg_pool2d = {
     .forward = avgpool_forward,
     .backward = avgpool_backward,
     .flops = pool_flops,
+    .flags = NB_OP_ASSIGNS_GRAD,
 };
 
 /* ---- building ---- */
@@ -468,7 +476,10 @@ static void gap_backward(nb_graph *g, nb_node_t *n) {
     size_t planes = nb__numel(n), plane = nb__numel_from(x, 2);
     for (size_t pl = 0; pl < planes; pl++) {
         nb_real d = n->grad[pl] / (nb_real)plane, *dx = x->grad + pl * plane;
-        for (size_t k = 0; k < plane; k++) dx[k] += d;
+        if (nb__grad_assign(n, 0))
+            for (size_t k = 0; k < plane; k++) dx[k] = d;
+        else
+            for (size_t k = 0; k < plane; k++) dx[k] += d;
     }
 }
 
@@ -481,6 +492,7 @@ static const nb_op op_global_avg_pool2d = {
     .forward = gap_forward,
     .backward = gap_backward,
     .flops = gap_flops,
+    .flags = NB_OP_ASSIGNS_GRAD,
 };
 
 nb_node nb_global_avg_pool2d(nb_graph *g, nb_node x) {

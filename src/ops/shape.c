@@ -18,20 +18,22 @@ static void copy_backward(nb_graph *g, nb_node_t *n) {
     nb_node_t *x = nb__in(g, n, 0);
     if (!x->grad) return;
     size_t total = nb__numel(n);
-    for (size_t k = 0; k < total; k++) x->grad[k] += n->grad[k];
+    if (nb__grad_assign(n, 0)) memcpy(x->grad, n->grad, total * sizeof *x->grad);
+    else
+        for (size_t k = 0; k < total; k++) x->grad[k] += n->grad[k];
 }
 
 static const nb_op op_reshape = {
     .name = "reshape",
     .forward = copy_forward,
     .backward = copy_backward,
-    .flags = NB_OP_VIEW,
+    .flags = NB_OP_VIEW | NB_OP_ASSIGNS_GRAD,
 };
 static const nb_op op_flatten = {
     .name = "flatten",
     .forward = copy_forward,
     .backward = copy_backward,
-    .flags = NB_OP_VIEW,
+    .flags = NB_OP_VIEW | NB_OP_ASSIGNS_GRAD,
 };
 
 nb_node nb_reshape(nb_graph *g, nb_node x, int ndim, const int *dims) {
@@ -130,7 +132,10 @@ static void concat_backward(nb_graph *g, nb_node_t *n) {
     for (int k = 0; k < n->nin; k++) {
         nb_node_t *x = nb__in(g, n, k);
         size_t len = (size_t)x->dims[n->settings.concat_axis] * inner;
-        if (x->grad)
+        if (x->grad && nb__grad_assign(n, k))
+            for (size_t o = 0; o < outer; o++)
+                memcpy(x->grad + o * len, n->grad + o * row + off, len * sizeof *x->grad);
+        else if (x->grad)
             for (size_t o = 0; o < outer; o++) {
                 const nb_real *dy = n->grad + o * row + off;
                 nb_real *dx = x->grad + o * len;
@@ -144,6 +149,7 @@ static const nb_op op_concat = {
     .name = "concat",
     .forward = concat_forward,
     .backward = concat_backward,
+    .flags = NB_OP_ASSIGNS_GRAD,
 };
 
 nb_node nb_concat(nb_graph *g, int n, const nb_node *xs, int axis) {
