@@ -84,17 +84,22 @@ nb_status nb_train_step(nb_graph *g, const nb_fit_config *cfg, double lr, double
     nb_real *params = nb_params(g), *grads = nb_grads(g);
     const size_t n = nb_param_count(g);
 
-    nb_zero_grad(g);
+    /* the gradients are zeroed by backward's first writes (nb_backward_zeroed);
+     * a step that stops before backward zeroes them as the whole step would */
     s = nb__forward_both(g, cfg->loss, cfg->output);
-    if (s != NB_OK) return cfg->dist ? poison_sum(cfg->dist, grads, n, s) : s;
+    if (s != NB_OK) {
+        nb_zero_grad(g);
+        return cfg->dist ? poison_sum(cfg->dist, grads, n, s) : s;
+    }
     const double value = (double)g->nodes[cfg->loss].val[0];
     if (loss) *loss = value;
     if (!nb__is_finite(value)) {
+        nb_zero_grad(g);
         s = nb_err(NB_ERR_NUMERIC, "nb_train_step: loss is %s",
                    value != value ? "NaN" : value > 0 ? "inf" : "-inf");
         return cfg->dist ? poison_sum(cfg->dist, grads, n, s) : s;
     }
-    s = nb_backward(g, cfg->loss);
+    s = nb_backward_zeroed(g, cfg->loss);
     if (s != NB_OK) return cfg->dist ? poison_sum(cfg->dist, grads, n, s) : s;
 
     /* Gradients of several processes are combined here, so that every
