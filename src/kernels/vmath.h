@@ -35,6 +35,15 @@ NB_VMATH int32_t nb__bits_of_f32(float f) {
     return b;
 }
 
+/* cond ? a : b through bit masks: a `?:` on floats becomes a jump around the
+ * floating-point work that computes them (which may trap, so the compiler
+ * will not execute it unconditionally), and the loop would not vectorise. */
+NB_VMATH float nb__select_f32(int cond, float a, float b) {
+    uint32_t m = (uint32_t)0 - (uint32_t)(cond != 0);
+    return nb__f32_of_bits(((uint32_t)nb__bits_of_f32(a) & m) |
+                           ((uint32_t)nb__bits_of_f32(b) & ~m));
+}
+
 /* e^x.  x = n ln2 + r with |r| <= ln2/2: e^r by its Taylor series to r^7
  * (truncation below 2^-28 relative; 1 added last, which rounds once),
  * scaled by 2^n in two factors so that results down to the subnormals round
@@ -44,7 +53,7 @@ NB_VMATH int32_t nb__bits_of_f32(float f) {
  * No branch, so that loops vectorise: n is clamped to [-150, 128] as an
  * integer (a min and a max, not a jump).  Above, r is large and e^r * 2^128
  * overflows to inf as it should; below x = -104 the result is set to 0 by
- * the one select at the end.  A NaN stays NaN. */
+ * the one select at the end (nb__select_f32).  A NaN stays NaN. */
 NB_VMATH float nb__expf(float x) {
     const float shifter = 12582912.0f; /* 1.5 * 2^23: t's low bits hold round(x / ln2) */
     float t = x * 1.44269504088896341f + shifter;
@@ -64,10 +73,7 @@ NB_VMATH float nb__expf(float x) {
     int32_t k1 = k / 2, k2 = k - k1; /* each within a normal float's exponent */
     float e = p * nb__f32_of_bits((uint32_t)(k1 + 127) << 23) *
               nb__f32_of_bits((uint32_t)(k2 + 127) << 23);
-    /* e's bits, or +0 below -104: a mask, not a select, which the compiler
-     * would turn into a jump around the floating-point work above */
-    uint32_t keep = (uint32_t)0 - (uint32_t)!(x < -104.0f);
-    return nb__f32_of_bits((uint32_t)nb__bits_of_f32(e) & keep);
+    return nb__select_f32(x < -104.0f, 0.0f, e);
 }
 
 /* tanh x.  Below |x| = 0.625, x + x u Q(u) with u = x^2 and Q of degree 4
@@ -81,10 +87,7 @@ NB_VMATH float nb__tanhf(float x) {
     q = q * u + 1.333144217e-01f;
     q = q * u - 3.333328194e-01f;
     float small = a + a * (u * q), big = 1.0f - 2.0f / (nb__expf(2.0f * a) + 1.0f);
-    uint32_t pick_small = (uint32_t)0 - (uint32_t)(a < 0.625f); /* a mask, as in nb__expf */
-    uint32_t bits = ((uint32_t)nb__bits_of_f32(small) & pick_small) |
-                    ((uint32_t)nb__bits_of_f32(big) & ~pick_small);
-    return copysignf(nb__f32_of_bits(bits), x);
+    return copysignf(nb__select_f32(a < 0.625f, small, big), x);
 }
 
 /* 1 / (1 + e^-x) without overflow: e = e^-|x| is at most 1, and the result
@@ -97,8 +100,7 @@ NB_VMATH float nb__sigmoidf(float x) {
 /* erf x, odd.  Below |x| = 0.875, x P(x^2) with P of degree 5 (relative
  * error 8.5e-9, fitted for this range); above, 1 - e^-x^2 Q(t) with
  * t = 1 / (1 + |x|/2) and Q of degree 7 fitted to erfc(x) e^(x^2) on
- * [0.875, 4] (beyond 4, erf is 1 in float).  Selects are masks (see
- * nb__expf); a NaN stays NaN. */
+ * [0.875, 4] (beyond 4, erf is 1 in float).  A NaN stays NaN. */
 NB_VMATH float nb__erff(float x) {
     float a = fabsf(x), u = a * a;
     float p = -6.2032543254e-04f;
@@ -121,13 +123,7 @@ NB_VMATH float nb__erff(float x) {
     q = q * t + 2.8271448572e-01f;
     q = q * t + 2.2892527377e-05f;
     float big = 1.0f - nb__expf(-(b * b)) * q;
-    uint32_t pick_small = (uint32_t)0 - (uint32_t)(a < 0.875f);
-    uint32_t bits = ((uint32_t)nb__bits_of_f32(small) & pick_small) |
-                    ((uint32_t)nb__bits_of_f32(big) & ~pick_small);
-    uint32_t is_num = (uint32_t)0 - (uint32_t)(x == x);
-    float r = copysignf(nb__f32_of_bits(bits), x);
-    return nb__f32_of_bits(((uint32_t)nb__bits_of_f32(r) & is_num) |
-                           ((uint32_t)nb__bits_of_f32(x) & ~is_num));
+    return nb__select_f32(x == x, copysignf(nb__select_f32(a < 0.875f, small, big), x), x);
 }
 
 /* For nb_real: these in the float build, libm in the double build (whose

@@ -95,6 +95,16 @@ typedef struct pool_job {
 #if POOL_AVX512
 #include <immintrin.h>
 
+/* One more candidate v of each window, OFF from its first value: it wins if
+ * greater, or NaN (a NaN passes through max pooling, as in PyTorch). */
+static inline __attribute__((always_inline, target("avx512f"))) void
+take_max(__m512 v, int off, __m512i at0, __m512 *best, __m512i *at) {
+    __mmask16 take =
+        _mm512_cmp_ps_mask(v, *best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    *best = _mm512_mask_blend_ps(take, *best, v);
+    *at = _mm512_mask_blend_epi32(take, *at, _mm512_add_epi32(at0, _mm512_set1_epi32(off)));
+}
+
 static inline __attribute__((always_inline, target("avx512f"))) void
 row_2x2_avx512(const float *r0, const float *r1, int W, int Wo, int32_t base, float *m,
                int32_t *a) {
@@ -114,17 +124,9 @@ row_2x2_avx512(const float *r0, const float *r1, int W, int Wo, int32_t base, fl
         __m512 b0 = _mm512_maskz_loadu_ps(lo, r1), b1 = _mm512_maskz_loadu_ps(hi, r1 + 16);
         __m512 best = _mm512_permutex2var_ps(a0, even, a1);
         __m512i at = at0;
-        __m512 v;
-        __mmask16 take;
-#define NB_TAKE(V, OFF)                                                                        \
-    v = (V);                                                                                   \
-    take = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);  \
-    best = _mm512_mask_blend_ps(take, best, v);                                                \
-    at = _mm512_mask_blend_epi32(take, at, _mm512_add_epi32(at0, _mm512_set1_epi32(OFF)))
-        NB_TAKE(_mm512_permutex2var_ps(a0, odd, a1), 1);
-        NB_TAKE(_mm512_permutex2var_ps(b0, even, b1), W);
-        NB_TAKE(_mm512_permutex2var_ps(b0, odd, b1), W + 1);
-#undef NB_TAKE
+        take_max(_mm512_permutex2var_ps(a0, odd, a1), 1, at0, &best, &at);
+        take_max(_mm512_permutex2var_ps(b0, even, b1), W, at0, &best, &at);
+        take_max(_mm512_permutex2var_ps(b0, odd, b1), W + 1, at0, &best, &at);
         _mm512_mask_storeu_ps(m + ow, out, best);
         _mm512_mask_storeu_epi32(a + ow, out, at);
     }
@@ -146,18 +148,11 @@ two_rows_2x2_avx512(const float *r0, int W, int Wo, int32_t base, float *m, int3
     const __mmask16 lo = (__mmask16)((1u << Wo) - 1), hi = (__mmask16)(lo << 8);
     __m512 a0 = _mm512_maskz_loadu_ps(in, r0), a1 = _mm512_maskz_loadu_ps(in, r0 + 2 * W);
     __m512 b0 = _mm512_maskz_loadu_ps(in, r0 + W), b1 = _mm512_maskz_loadu_ps(in, r0 + 3 * W);
-    __m512 best = _mm512_permutex2var_ps(a0, even, a1), v;
+    __m512 best = _mm512_permutex2var_ps(a0, even, a1);
     __m512i at = at0;
-    __mmask16 take;
-#define NB_TAKE(V, OFF)                                                                        \
-    v = (V);                                                                                   \
-    take = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);  \
-    best = _mm512_mask_blend_ps(take, best, v);                                                \
-    at = _mm512_mask_blend_epi32(take, at, _mm512_add_epi32(at0, _mm512_set1_epi32(OFF)))
-    NB_TAKE(_mm512_permutex2var_ps(a0, odd, a1), 1);
-    NB_TAKE(_mm512_permutex2var_ps(b0, even, b1), W);
-    NB_TAKE(_mm512_permutex2var_ps(b0, odd, b1), W + 1);
-#undef NB_TAKE
+    take_max(_mm512_permutex2var_ps(a0, odd, a1), 1, at0, &best, &at);
+    take_max(_mm512_permutex2var_ps(b0, even, b1), W, at0, &best, &at);
+    take_max(_mm512_permutex2var_ps(b0, odd, b1), W + 1, at0, &best, &at);
     /* row oh + 1 starts Wo after row oh: its lanes 8.. are stored from m + Wo - 8 */
     _mm512_mask_storeu_ps(m, lo, best);
     _mm512_mask_storeu_ps(m + Wo - 8, hi, best);
