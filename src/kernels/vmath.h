@@ -44,6 +44,14 @@ NB_VMATH float nb__select_f32(int cond, float a, float b) {
                            ((uint32_t)nb__bits_of_f32(b) & ~m));
 }
 
+/* c[0] x^(n-1) + c[1] x^(n-2) + ... + c[n-1], by Horner's rule (n is a
+ * constant where it is called, so this unrolls into straight code). */
+NB_VMATH float nb__poly(float x, const float *c, int n) {
+    float p = c[0];
+    for (int k = 1; k < n; k++) p = p * x + c[k];
+    return p;
+}
+
 /* e^x.  x = n ln2 + r with |r| <= ln2/2: e^r by its Taylor series to r^7
  * (truncation below 2^-28 relative; 1 added last, which rounds once),
  * scaled by 2^n in two factors so that results down to the subnormals round
@@ -63,12 +71,10 @@ NB_VMATH float nb__expf(float x) {
     k = k > -150 ? k : -150;
     float n = (float)k;
     float r = (x - n * 0.693145751953125f) - n * 1.428606820309417e-06f;
-    float q = 1.0f / 5040; /* (e^r - 1 - r) / r^2 */
-    q = q * r + 1.0f / 720;
-    q = q * r + 1.0f / 120;
-    q = q * r + 1.0f / 24;
-    q = q * r + 1.0f / 6;
-    q = q * r + 0.5f;
+    /* (e^r - 1 - r) / r^2: the Taylor series' 1/7! ... 1/2! */
+    static const float taylor[6] = {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24,
+                                    1.0f / 6, 0.5f};
+    float q = nb__poly(r, taylor, 6);
     float p = 1.0f + (r + r * r * q); /* the small terms summed first */
     int32_t k1 = k / 2, k2 = k - k1; /* each within a normal float's exponent */
     float e = p * nb__f32_of_bits((uint32_t)(k1 + 127) << 23) *
@@ -81,11 +87,9 @@ NB_VMATH float nb__expf(float x) {
  * where the subtraction loses less than a bit, with x's sign. */
 NB_VMATH float nb__tanhf(float x) {
     float a = fabsf(x), u = x * x;
-    float q = -5.704978708e-03f;
-    q = q * u + 2.063907950e-02f;
-    q = q * u - 5.373971257e-02f;
-    q = q * u + 1.333144217e-01f;
-    q = q * u - 3.333328194e-01f;
+    static const float Q[5] = {-5.704978708e-03f, 2.063907950e-02f, -5.373971257e-02f,
+                               1.333144217e-01f, -3.333328194e-01f};
+    float q = nb__poly(u, Q, 5);
     float small = a + a * (u * q), big = 1.0f - 2.0f / (nb__expf(2.0f * a) + 1.0f);
     return copysignf(nb__select_f32(a < 0.625f, small, big), x);
 }
@@ -103,25 +107,19 @@ NB_VMATH float nb__sigmoidf(float x) {
  * [0.875, 4] (beyond 4, erf is 1 in float).  A NaN stays NaN. */
 NB_VMATH float nb__erff(float x) {
     float a = fabsf(x), u = a * a;
-    float p = -6.2032543254e-04f;
-    p = p * u + 5.0321813011e-03f;
-    p = p * u - 2.6791463142e-02f;
-    p = p * u + 1.1282455338e-01f;
-    p = p * u - 3.7612550466e-01f;
+    static const float P[5] = {-6.2032543254e-04f, 5.0321813011e-03f, -2.6791463142e-02f,
+                               1.1282455338e-01f, -3.7612550466e-01f};
+    float p = nb__poly(u, P, 5);
     float small = a + a * (p * u + 1.283791575e-01f); /* P - 1: a added last */
     /* |x| clamped to 4 as an integer min of the bits (non-negative floats
      * order like their bits) */
     int32_t ab = nb__bits_of_f32(a), four = 0x40800000;
     float b = nb__f32_of_bits((uint32_t)(ab < four ? ab : four));
     float t = 1.0f / (1.0f + 0.5f * b);
-    float q = 1.1062264429e-01f;
-    q = q * t - 4.3564419805e-01f;
-    q = q * t + 5.0149294510e-01f;
-    q = q * t - 4.4290555011e-02f;
-    q = q * t + 3.1380355853e-01f;
-    q = q * t + 2.7131721001e-01f;
-    q = q * t + 2.8271448572e-01f;
-    q = q * t + 2.2892527377e-05f;
+    static const float Q[8] = {1.1062264429e-01f, -4.3564419805e-01f, 5.0149294510e-01f,
+                               -4.4290555011e-02f, 3.1380355853e-01f, 2.7131721001e-01f,
+                               2.8271448572e-01f, 2.2892527377e-05f};
+    float q = nb__poly(t, Q, 8);
     float big = 1.0f - nb__expf(-(b * b)) * q;
     return nb__select_f32(x == x, copysignf(nb__select_f32(a < 0.875f, small, big), x), x);
 }
