@@ -5,7 +5,6 @@
  * Sums run in double: a loss adds up many small terms and its value is
  * compared across batch sizes. */
 #include "../core/internal.h"
-#include "../kernels/vmath.h"
 
 #include <string.h>
 
@@ -97,21 +96,13 @@ static int class_index(nb_real v, int C, int *out) {
 /* log p of one row of C logits: (x_c - m) - log1p(s), s the sum of
  * exp(x_c - m) over every class but the first maximum m (which contributes
  * exactly 1).  A NaN logit makes the whole row NaN. */
-NB_LOOP_BODY void exp_shifted(const nb_real *restrict x, int C, nb_real m,
-                             nb_real *restrict e) {
-    for (int c = 0; c < C; c++) e[c] = nb_vexp(x[c] - m);
-}
-
-/* The exponentials are one vectorised loop (into lp, overwritten after),
- * their sum another, in class order. */
-NB_VECTOR_LOOP static void row_log_softmax(const nb_real *x, int C, nb_real *lp) {
+static void row_log_softmax(const nb_real *x, int C, nb_real *lp) {
     int top = 0;
     for (int c = 1; c < C; c++)
         if (x[c] > x[top]) top = c;
     nb_real m = x[top], others = 0;
-    exp_shifted(x, C, m, lp);
     for (int c = 0; c < C; c++)
-        if (c != top) others += lp[c];
+        if (c != top) others += nb_exp(x[c] - m);
     nb_real log_sum = nb_log1p(others);
     for (int c = 0; c < C; c++) lp[c] = (x[c] - m) - log_sum;
 }
