@@ -421,7 +421,7 @@ nb_status nb_data_split(const nb_data *all, double val_fraction, uint64_t seed, 
 /* Byte samples to reals, the common case: it cannot fail, so the rows are
  * split between threads.  The rows of a shuffled batch lie far apart, and
  * the hardware prefetcher only follows a row once it has started reading
- * it, so the next row of the part is prefetched while this one converts. */
+ * it, so the rows AHEAD of the one converting are prefetched. */
 typedef struct byte_rows {
     const nb_data *d;
     const size_t *idx;
@@ -436,19 +436,21 @@ static size_t sample_at(const byte_rows *j, size_t b) {
     return j->idx ? j->idx[j->start + b] : j->start + b;
 }
 
+static void prefetch_row(const byte_rows *j, size_t b) {
+    const size_t f = j->d->sample_size;
+    const uint8_t *row = j->d->x_u8 + sample_at(j, b) * f;
+    for (size_t k = 0; k < f; k += 64) __builtin_prefetch(row + k);
+}
+
 static void byte_rows_part(void *ctx, int part) {
     const byte_rows *j = ctx;
     const size_t f = j->d->sample_size;
     const nb_real scale = (nb_real)j->d->scale; /* 255 * 1e30 fits in a float */
     size_t b0, b1;
     nb__part_range(j->count, part, j->parts, 1, &b0, &b1);
-    for (size_t b = b0; b < b0 + AHEAD && b < b1; b++)
-        for (size_t k = 0; k < f; k += 64) __builtin_prefetch(j->d->x_u8 + sample_at(j, b) * f + k);
+    for (size_t b = b0; b < b0 + AHEAD && b < b1; b++) prefetch_row(j, b);
     for (size_t b = b0; b < b1; b++) {
-        if (b + AHEAD < b1) {
-            const uint8_t *next = j->d->x_u8 + sample_at(j, b + AHEAD) * f;
-            for (size_t k = 0; k < f; k += 64) __builtin_prefetch(next + k);
-        }
+        if (b + AHEAD < b1) prefetch_row(j, b + AHEAD);
         const uint8_t *restrict src = j->d->x_u8 + sample_at(j, b) * f;
         nb_real *restrict row = j->x + b * f;
         for (size_t k = 0; k < f; k++) row[k] = (nb_real)src[k] * scale;
