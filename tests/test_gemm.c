@@ -7,6 +7,7 @@
 #include "nabla.h"
 #include "test.h"
 #include "kernels/gemm.h"
+#include "gemm_repeat.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -58,14 +59,10 @@ static double run_case(int kernel, int ta, int tb, int M, int N, int K, float al
     return worst;
 }
 
-/* C = op(A) op(B) + C on `threads` threads, into a new array. */
-static float *product(int threads, int ta, int tb, int M, int N, int K, const float *A,
-                      const float *B, const float *C0) {
-    float *C = malloc((size_t)M * N * sizeof *C);
-    for (size_t i = 0; i < (size_t)M * N; i++) C[i] = C0[i];
-    CHECK_OK(nb_set_threads(threads));
+/* The kernel under test, as gemm_repeat.h calls it. */
+static void float_gemm(int ta, int tb, int M, int N, int K, const float *A, const float *B,
+                       float *C) {
     nb_gemm(ta, tb, M, N, K, 1, A, ta ? M : K, B, tb ? K : N, 1, C, N);
-    return C;
 }
 
 /* The products of a dense layer's training step (784 -> 256 on 128 rows)
@@ -74,24 +71,7 @@ static void check_repeatable(int kernel, const char *name) {
     static const int shapes[][3] = {{128, 256, 784}, {128, 784, 256}, {256, 784, 128},
                                     {128, 128, 256}, {300, 1000, 200}, {1000, 70, 300}};
     nb__gemm_use(kernel);
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        for (int t = 0; t < 4; t++) {
-            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = t & 1, tb = t >> 1;
-            float *A = malloc((size_t)M * K * sizeof *A), *B = malloc((size_t)K * N * sizeof *B);
-            float *C0 = malloc((size_t)M * N * sizeof *C0);
-            for (size_t i = 0; i < (size_t)M * K; i++) A[i] = uniform();
-            for (size_t i = 0; i < (size_t)K * N; i++) B[i] = uniform();
-            for (size_t i = 0; i < (size_t)M * N; i++) C0[i] = uniform();
-            float *one = product(1, ta, tb, M, N, K, A, B, C0);
-            for (int threads = 2; threads <= 3; threads++) {
-                float *more = product(threads, ta, tb, M, N, K, A, B, C0);
-                CHECKF(memcmp(one, more, (size_t)M * N * sizeof *one) == 0,
-                       "%s: ta %d tb %d M %d N %d K %d: 1 and %d threads differ", name, ta, tb,
-                       M, N, K, threads);
-                free(more);
-            }
-            free(one), free(A), free(B), free(C0);
-        }
+    check_thread_repeatable(name, float_gemm, uniform, shapes, sizeof shapes / sizeof *shapes);
 }
 
 int main(void) {

@@ -11,6 +11,7 @@
 #include "nabla.h"
 #include "test.h"
 #include "kernels/gemm.h"
+#include "gemm_repeat.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -71,37 +72,15 @@ static double run_case(int ta, int tb, int M, int N, int K, float alpha, float b
     return worst;
 }
 
-/* C = op(A) op(B) + C on `threads` threads, into a new array. */
-static float *product(int threads, int ta, int tb, int M, int N, int K, const float *A,
-                      const float *B, const float *C0) {
-    float *C = malloc((size_t)M * N * sizeof *C);
-    memcpy(C, C0, (size_t)M * N * sizeof *C);
-    CHECK_OK(nb_set_threads(threads));
+static void bf16_gemm(int ta, int tb, int M, int N, int K, const float *A, const float *B,
+                      float *C) {
     nb__gemm_bf16(ta, tb, M, N, K, 1, A, ta ? M : K, B, tb ? K : N, 1, C, N);
-    return C;
 }
 
 static void check_repeatable(const char *name) {
     static const int shapes[][3] = {{128, 1024, 784}, {128, 784, 1024}, {1024, 784, 128},
                                     {300, 1000, 200}, {1000, 70, 301}, {64, 121, 288}};
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        for (int t = 0; t < 4; t++) {
-            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = t & 1, tb = t >> 1;
-            float *A = malloc((size_t)M * K * sizeof *A), *B = malloc((size_t)K * N * sizeof *B);
-            float *C0 = malloc((size_t)M * N * sizeof *C0);
-            for (size_t i = 0; i < (size_t)M * K; i++) A[i] = uniform();
-            for (size_t i = 0; i < (size_t)K * N; i++) B[i] = uniform();
-            for (size_t i = 0; i < (size_t)M * N; i++) C0[i] = uniform();
-            float *one = product(1, ta, tb, M, N, K, A, B, C0);
-            for (int threads = 2; threads <= 3; threads++) {
-                float *more = product(threads, ta, tb, M, N, K, A, B, C0);
-                CHECKF(memcmp(one, more, (size_t)M * N * sizeof *one) == 0,
-                       "%s: ta %d tb %d M %d N %d K %d: 1 and %d threads differ", name, ta, tb,
-                       M, N, K, threads);
-                free(more);
-            }
-            free(one), free(A), free(B), free(C0);
-        }
+    check_thread_repeatable(name, bf16_gemm, uniform, shapes, sizeof shapes / sizeof *shapes);
 }
 
 /* 1 x 1 products of exact ties: the bf16 of 1 + 2^-8 is 1 (even), of
