@@ -18,7 +18,7 @@ import time
 
 import fmnist
 import words
-from jax_train import limit_threads
+from jax_train import limit_threads, make_adam_step
 
 
 def uniform(key, shape, bound):
@@ -111,28 +111,6 @@ def transformer_forward(p, x):
     return layernorm(p["lnf"], h) @ p["head"]["w"] + p["head"]["b"]
 
 
-def make_step(forward):
-    import jax
-    import jax.numpy as jnp
-    b1, b2, eps, lr = 0.9, 0.999, 1e-8, 1e-3
-
-    def loss_fn(params, x, y):
-        logp = jax.nn.log_softmax(forward(params, x))
-        return -jnp.mean(jnp.take_along_axis(logp, y[..., None], axis=-1))
-
-    def step(params, m, v, t, data_x, data_y, idx):
-        loss, g = jax.value_and_grad(loss_fn)(params, data_x[idx], data_y[idx])
-        t = t + 1
-        m = jax.tree_util.tree_map(lambda m, g: b1 * m + (1 - b1) * g, m, g)
-        v = jax.tree_util.tree_map(lambda v, g: b2 * v + (1 - b2) * g * g, v, g)
-        c1, c2 = 1 - b1 ** t, 1 - b2 ** t
-        params = jax.tree_util.tree_map(
-            lambda p, m, v: p - lr * (m / c1) / (jnp.sqrt(v / c2) + eps), params, m, v)
-        return params, m, v, t, loss
-
-    return jax.jit(step, donate_argnums=(0, 1, 2))
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="gru", choices=["gru", "transformer"])
@@ -151,7 +129,7 @@ def main():
     m = jax.tree_util.tree_map(jnp.zeros_like, params)
     v = jax.tree_util.tree_map(jnp.zeros_like, params)
     t = jnp.float32(0)
-    step = make_step(forward)
+    step = make_adam_step(forward)
     t0 = 0.0
     for b, idx in enumerate(words.batches(len(x_np), words.WARMUP_BATCHES + a.batches)):
         if b == words.WARMUP_BATCHES:

@@ -66,14 +66,17 @@ def forward(params, x, model):
     return x @ w + b
 
 
-def make_step(model):
+def make_adam_step(logits):
+    """One jitted training step for logits(params, x): the batch gathered on
+    the device, cross-entropy (over the last axis, at every position),
+    value_and_grad, and Adam (lr 1e-3, PyTorch's defaults)."""
     import jax
     import jax.numpy as jnp
     b1, b2, eps, lr = 0.9, 0.999, 1e-8, 1e-3
 
     def loss_fn(params, x, y):
-        logp = jax.nn.log_softmax(forward(params, x, model))
-        return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+        logp = jax.nn.log_softmax(logits(params, x))
+        return -jnp.mean(jnp.take_along_axis(logp, y[..., None], axis=-1))
 
     def step(params, m, v, t, data_x, data_y, idx):
         loss, g = jax.value_and_grad(loss_fn)(params, data_x[idx], data_y[idx])
@@ -123,7 +126,7 @@ def main():
     m = jax.tree_util.tree_map(jnp.zeros_like, params)
     v = jax.tree_util.tree_map(jnp.zeros_like, params)
     t = jnp.float32(0)
-    step = make_step(a.model)
+    step = make_adam_step(lambda params, x: forward(params, x, a.model))
     t0 = 0.0
     for b, idx in enumerate(fmnist.batches(len(x_np), fmnist.WARMUP_BATCHES + a.batches)):
         if b == fmnist.WARMUP_BATCHES:
