@@ -438,7 +438,12 @@ int nb_graph_batch(const nb_graph *g);
  * new batch size asks for every input again. */
 nb_status nb_set_input(nb_graph *g, nb_node input, const nb_real *data, int batch);
 /* Pointer to a node's current value / gradient (NULL if it has none).  An
- * input's values may be written through it: it then counts as set. */
+ * input's values may be written through it: it then counts as set.  A
+ * convolution whose only consumer is a relu computes the relu's value in its
+ * own pass and leaves its own value and gradient unwritten; these two calls
+ * fill them in first, so call them again after each nb_forward / nb_backward
+ * rather than reading through a pointer kept from an earlier one.  An op's
+ * gradient is that of the last nb_backward until the next nb_forward. */
 nb_real *nb_value(nb_graph *g, nb_node n);
 nb_real *nb_grad(nb_graph *g, nb_node n);
 /* Mark a non-parameter leaf as needing a gradient (for gradient checks). */

@@ -13,9 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* MARK_GRAD_UNSET: during nb_backward, the node's gradient has not been
- * written yet in this pass (its memory holds stale values). */
-enum { MARK_NEEDED = 1, MARK_COMPUTED = 2, MARK_GRAD_UNSET = 4 };
 
 /* ------------------------------------------------------------ lifecycle */
 
@@ -474,6 +471,7 @@ nb_status nb_graph_init(nb_graph *g, nb_rng *r) {
  * arena must grow, so a fixed batch size never allocates after the first. */
 static nb_status plan(nb_graph *g) {
     size_t off = 0;
+    nb__plan_fusion(g); /* before the scratch: a fused op may need more */
     for (int i = 0; i < g->n_nodes; i++) {
         nb_node_t *n = &g->nodes[i];
         if (n->batched) n->dims[0] = g->batch;
@@ -573,6 +571,7 @@ nb_real *nb_value(nb_graph *g, nb_node n) {
         return NULL;
     }
     if (t->leaf == NB_LEAF_INPUT) t->set_layout = g->value_layout; /* the caller may fill it */
+    nb__fill_value(g, n);
     return t->val;
 }
 
@@ -580,6 +579,7 @@ nb_real *nb_grad(nb_graph *g, nb_node n) {
     if (!valid(g, n, "nb_grad")) return NULL;
     nb_node_t *t = &g->nodes[n];
     if (t->leaf != NB_LEAF_PARAM && !g->planned) return NULL;
+    nb__fill_grad(g, n);
     return t->grad;
 }
 
@@ -660,13 +660,14 @@ nb_status nb_forward(nb_graph *g, nb_node target) {
     }
     g->run_status = NB_OK;
     g->run_error[0] = '\0';
+    nb__fusion_begin_forward(g);
     for (int i = 0; i <= last; i++) {
         if (!(g->mark[i] & MARK_NEEDED)) {
             g->mark[i] &= (unsigned char)~MARK_COMPUTED;
             continue;
         }
         nb_node_t *n = &g->nodes[i];
-        if (n->op) n->op->forward(g, n);
+        if (n->op && !nb__fused_away(g, n)) n->op->forward(g, n);
         g->mark[i] |= MARK_COMPUTED;
     }
     for (int i = last + 1; i < g->n_nodes; i++) g->mark[i] &= (unsigned char)~MARK_COMPUTED;
@@ -752,6 +753,7 @@ static void settle(nb_graph *g, int i) {
  * then they are cleared lazily too. */
 static void run_backward(nb_graph *g, nb_node loss, int zero_params) {
     mark_ancestors(g, loss);
+    for (int i = 0; i < g->n_nodes; i++) g->mark[i] &= (unsigned char)~MARK_GRAD_STALE;
     for (int i = 0; i <= loss; i++) {
         nb_node_t *n = &g->nodes[i];
         if (n->leaf == NB_LEAF_PARAM || !n->grad) continue;
@@ -765,6 +767,11 @@ static void run_backward(nb_graph *g, nb_node loss, int zero_params) {
     for (int i = loss; i >= 0; i--) {
         nb_node_t *n = &g->nodes[i];
         if (!n->op || !n->requires_grad || !(g->mark[i] & MARK_NEEDED)) continue;
+        if (nb__fused_away(g, n)) { /* its producer's backward reads this gradient */
+            int p = n->fused_into - 1;
+            g->mark[p] = (unsigned char)((g->mark[p] & ~MARK_GRAD_UNSET) | MARK_GRAD_STALE);
+            continue;
+        }
         prepare_input_grads(g, n);
         n->op->backward(g, n);
         n->grad_assign = 0;

@@ -94,8 +94,12 @@ enum nb_op_flag {
                                     gradient are 0 for every input: relu      */
     NB_OP_VIEW = 1u << 2,        /* the output is the input's values in a new
                                     shape: reshape, flatten                   */
-    NB_OP_ASSIGNS_GRAD = 1u << 3 /* backward honours nb__grad_assign: it may
+    NB_OP_ASSIGNS_GRAD = 1u << 3, /* backward honours nb__grad_assign: it may
                                     be told to overwrite an input's gradient  */
+    NB_OP_RELU = 1u << 4,        /* relu: a producer with NB_OP_FUSES_RELU may
+                                    compute it (fusion.c)                     */
+    NB_OP_FUSES_RELU = 1u << 5   /* conv: applies the relu that is its only
+                                    consumer in its own passes (nb__epilogue) */
 };
 
 /* One op = one dispatch-table entry.  forward computes n->val from the inputs;
@@ -161,6 +165,10 @@ struct nb_node_t {
      * ops only): bit k means input k's gradient holds no value yet in this
      * pass, so backward must write all of it instead of adding */
     unsigned grad_assign;
+    /* fusion (fusion.c): an op with NB_OP_FUSES_RELU whose only consumer is a
+     * relu holds 1 + the relu's index in epilogue, the relu 1 + the op's in
+     * fused_into (0: not fused); set when the arena is planned */
+    int epilogue, fused_into;
 };
 
 struct nb_graph {
@@ -193,6 +201,7 @@ struct nb_graph {
     nb_status run_status;      /* first bad-data error of the last forward */
     char run_error[256];
     int auto_names;            /* counter for generated layer names      */
+    int unfused;               /* filling a fused op's own value: no epilogue */
     /* the trainable parameters' [begin, end) ranges in params (freeze.c) */
     size_t *train_ranges;
     int n_train_ranges, cap_train_ranges;
@@ -216,6 +225,48 @@ double *nb__sync_buffer(nb_graph *g, size_t n);
 void nb__set_name(nb_graph *g, int h, const char *name);
 nb_node nb__find_name(const nb_graph *g, const char *name);
 void nb__free_names(nb_graph *g);
+
+/* Per-node work flags (nb_graph.mark) of forward and backward.
+ * MARK_GRAD_UNSET: during nb_backward, the node's gradient has not been
+ * written yet in this pass (its memory holds stale values).  The fusion
+ * flags (fusion.c) hold from one forward to the next: MARK_FUSED, the op
+ * applied its relu epilogue in the last forward (and backward reads the
+ * relu's gradient); MARK_VAL_STALE / MARK_GRAD_STALE, the op's own value /
+ * gradient was not written, nb_value / nb_grad fill it when asked. */
+enum {
+    MARK_NEEDED = 1,
+    MARK_COMPUTED = 2,
+    MARK_GRAD_UNSET = 4,
+    MARK_FUSED = 8,
+    MARK_VAL_STALE = 16,
+    MARK_GRAD_STALE = 32
+};
+
+/* ---- fusion (fusion.c): a convolution whose only consumer is a relu
+ * writes the relu's value itself (relu applied to each sample while it is in
+ * cache) and its backward reads the relu's gradient and output, so the two
+ * passes of the relu over memory disappear.  The results are the bits of the
+ * unfused ops; the convolution's own value and gradient are filled in only
+ * when someone asks (nb_value, nb_grad, the diagnostics). */
+
+/* Find the fusable pairs (plan time). */
+void nb__plan_fusion(nb_graph *g);
+/* Start of a forward pass over the MARK_NEEDED nodes: which pairs fuse. */
+void nb__fusion_begin_forward(nb_graph *g);
+/* n's forward or backward: the relu it applies in this pass, or NULL. */
+nb_node_t *nb__epilogue(nb_graph *g, const nb_node_t *n);
+/* A relu whose producer applies it in this pass (forward and backward skip it). */
+int nb__fused_away(const nb_graph *g, const nb_node_t *n);
+/* Write node i's value / gradient if the last pass left it stale. */
+void nb__fill_value(nb_graph *g, int i);
+void nb__fill_grad(nb_graph *g, int i);
+/* Every stale value and gradient (code that reads all nodes' memory). */
+void nb__fill_all(nb_graph *g);
+
+/* relu, for the op (activation.c) and the ops that fuse it: its value, and
+ * its slope from its output y (0 where y <= 0, else 1; a NaN passes). */
+static inline nb_real nb__relu(nb_real x) { return x <= 0 ? R(0) : x; }
+static inline nb_real nb__relu_slope(nb_real y) { return y <= 0 ? R(0) : R(1); }
 
 /* Node pointer for a handle (handles are validated by the builders). */
 static inline nb_node_t *nb__node(nb_graph *g, int h) { return &g->nodes[h]; }

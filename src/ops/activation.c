@@ -90,16 +90,19 @@ static inline void act_backward(const act_job *j, int part, act_slope_fn slope) 
 static inline nb_real stable_sigmoid(nb_real x) { return nb_vsigmoid(x); }
 
 /* ---- relu: f'(0) = 0.  Written as "x <= 0" so a NaN passes through
- * forward and backward, like PyTorch's clamp / threshold_backward. */
+ * forward and backward, like PyTorch's clamp / threshold_backward.  The slope
+ * is taken from the output, as PyTorch does (y <= 0 exactly where x <= 0,
+ * and a NaN stays NaN), so a convolution that applies the relu itself needs
+ * no value of its own to differentiate it (fusion.c). */
 static inline nb_real relu_value(nb_real x, nb_activation_settings p) {
     (void)p;
-    return x <= 0 ? R(0) : x;
+    return nb__relu(x);
 }
 static inline nb_real relu_slope(nb_real x, nb_real y, nb_activation_settings p) {
-    (void)y, (void)p;
-    return x <= 0 ? R(0) : R(1);
+    (void)x, (void)p;
+    return nb__relu_slope(y);
 }
-ACTIVATION_OP(relu, "relu", .flags = NB_OP_CAN_DIE | NB_OP_ASSIGNS_GRAD)
+ACTIVATION_OP(relu, "relu", .flags = NB_OP_CAN_DIE | NB_OP_ASSIGNS_GRAD | NB_OP_RELU)
 
 /* ---- leaky_relu: slope*x for x <= 0, so f'(0) = slope. */
 static inline nb_real leaky_relu_value(nb_real x, nb_activation_settings p) {

@@ -20,8 +20,15 @@
  * slowed forward by more than it saved in backward (measured on the
  * Fashion-MNIST CNN: +1.6 ms forward, -0.9 ms backward for the second layer).
  *
- * Scratch (from the arena, no allocation per call): col, K*chunk*P reals,
- * then, when chunk > 1, Y / dY, Cog*chunk*P reals.
+ * Scratch (from the arena, no allocation per call): per lane, col, K*chunk*P
+ * reals, then, when chunk > 1 or a relu is fused, Y / dY, Cog*chunk*P reals,
+ * then a private dW; after the lanes, with a fused relu and a bias, B*Co
+ * channel sums (keep_sums).
+ *
+ * A relu that is the op's only consumer is fused (src/core/fusion.c): forward
+ * writes the relu's value, each sample passed through the relu while it is
+ * in cache; backward forms the op's output gradient one sample (or chunk) at
+ * a time from the relu's gradient and output.
  *
  * Settings: stride, padding, dilation and groups (nb_conv_settings). */
 #include "../core/internal.h"
@@ -50,6 +57,7 @@ typedef struct conv_shape {
     int K;            /* rows of col: Cg*kh*kw                 */
     int P;            /* output positions per plane: Ho*Wo     */
     int chunk;        /* samples per product                   */
+    int fuses_relu;   /* a relu is fused in (planned: scratch for it) */
     nb_conv_geom geom;
 } conv_shape;
 
@@ -73,7 +81,21 @@ static conv_shape shape_of(const nb_graph *g, const nb_node_t *n) {
     size_t want = (target_columns() + (size_t)s.P - 1) / (size_t)s.P;
     if (fit > want) fit = want;
     s.chunk = fit < 1 ? 1 : fit > (size_t)s.B ? s.B : (int)fit;
+    s.fuses_relu = n->epilogue != 0;
     return s;
+}
+
+/* A fused relu (fusion.c) on one sample's or one row's values while they are
+ * in cache: the relu's value in place, and backward the op's own gradient
+ * from the relu's gradient and output. */
+NB_VECTOR_LOOP static void relu_inplace(nb_real *restrict y, size_t n) {
+    for (size_t k = 0; k < n; k++) y[k] = nb__relu(y[k]);
+}
+
+NB_VECTOR_LOOP static void relu_backward(const nb_real *restrict dy,
+                                         const nb_real *restrict y, nb_real *restrict dx,
+                                         size_t n) {
+    for (size_t k = 0; k < n; k++) dx[k] = dy[k] * nb__relu_slope(y[k]);
 }
 
 /* Chunks run in parallel, one lane of scratch per part (nb__parallel): a
@@ -85,17 +107,22 @@ static conv_shape shape_of(const nb_graph *g, const nb_node_t *n) {
 
 static size_t lane_len(const conv_shape *s) {
     size_t cols = (size_t)s->chunk * (size_t)s->P;
-    return (size_t)s->K * cols + (s->chunk > 1 ? (size_t)s->Cog * cols : 0) +
+    return (size_t)s->K * cols + (s->chunk > 1 || s->fuses_relu ? (size_t)s->Cog * cols : 0) +
            (size_t)s->Co * (size_t)s->K;
 }
 
 static int chunks_of(const conv_shape *s) { return (s->B + s->chunk - 1) / s->chunk; }
 
+/* After the lanes, with a fused relu and a bias: the sums area (keep_sums). */
+static size_t sums_len(const nb_node_t *n, const conv_shape *s) {
+    return s->fuses_relu && n->nin == 3 ? (size_t)s->B * (size_t)s->Co : 0;
+}
+
 static size_t conv_scratch(const nb_graph *g, const nb_node_t *n) {
     conv_shape s = shape_of(g, n);
     int lanes = nb_threads() < MAX_LANES ? nb_threads() : MAX_LANES;
     if (lanes > chunks_of(&s)) lanes = chunks_of(&s);
-    return (size_t)lanes * lane_len(&s);
+    return (size_t)lanes * lane_len(&s) + sums_len(n, &s);
 }
 
 typedef struct conv_job {
@@ -105,6 +132,10 @@ typedef struct conv_job {
     int parts;
     int assign_dx; /* backward: overwrite the input's gradient */
     nb_real *db;   /* backward: the bias gradient, or NULL */
+    nb_real *sums; /* backward with a fused relu and db: [B, Co] channel sums */
+    /* the relu applied in this pass (fusion.c), or NULL: forward writes its
+     * value, backward reads its gradient and output instead of the op's own */
+    nb_node_t *relu;
 } conv_job;
 
 /* How many parts the scratch planned for this batch allows now.  Chunks run
@@ -116,9 +147,10 @@ typedef struct conv_job {
  * scratch was planned (tests switch kernels), the chunk falls back to one
  * sample, which any planned lane holds. */
 static int parts_of(const nb_node_t *n, conv_shape *s) {
-    if (n->scratch_len < lane_len(s)) s->chunk = 1;
+    size_t room = n->scratch_len - sums_len(n, s);
+    if (room < lane_len(s)) s->chunk = 1;
     if (nb__gemm_kernel() == NB__GEMM_PORTABLE) return 1;
-    size_t lanes = n->scratch_len / lane_len(s);
+    size_t lanes = room / lane_len(s);
     int parts = nb_threads() < (int)lanes ? nb_threads() : (int)lanes;
     if (parts > chunks_of(s)) parts = chunks_of(s);
     return parts < 1 ? 1 : parts;
@@ -172,11 +204,12 @@ static void forward_sample(const conv_job *j, int b, int grp, nb_real *col) {
     const nb_real *wg = w->val + (size_t)grp * s->Cog * s->K;
     const size_t P = (size_t)s->P, plane = (size_t)s->geom.H * (size_t)s->geom.W;
     const nb_real *xs = x->val + ((size_t)b * s->C + (size_t)grp * s->Cg) * plane;
-    nb_real *y = j->n->val + ((size_t)b * s->Co + (size_t)grp * s->Cog) * P;
+    nb_real *y = (j->relu ? j->relu : j->n)->val + ((size_t)b * s->Co + (size_t)grp * s->Cog) * P;
 #ifdef NB_AVX512_GEMM
     if (packs_from_image(j->g, s)) {
         image_source src = {.geom = &s->geom, .x = xs};
         nb__sgemm_avx512_pack_b(s->Cog, s->P, s->K, wg, s->K, pack_image, &src, bias, y, s->P);
+        if (j->relu) relu_inplace(y, (size_t)s->Cog * P); /* while it is in cache */
         return;
     }
 #endif
@@ -187,6 +220,7 @@ static void forward_sample(const conv_job *j, int b, int grp, nb_real *col) {
     }
     nb_gemm_at(j->g->precision, 0, 0, s->Cog, s->P, s->K, R(1), wg, s->K, col, s->P, R(1), y,
                s->P);
+    if (j->relu) relu_inplace(y, (size_t)s->Cog * P);
 }
 
 static void forward_part(void *ctx, int part) {
@@ -217,8 +251,10 @@ static void forward_part(void *ctx, int part) {
                 nb_real b = bias ? bias[oc] : R(0);
                 for (int k = 0; k < nc; k++) {
                     const nb_real *restrict src = ybuf + co * ld + (size_t)k * P;
-                    nb_real *restrict dst = n->val + ((size_t)(s0 + k) * s.Co + oc) * P;
+                    nb_real *restrict dst =
+                        (j->relu ? j->relu : n)->val + ((size_t)(s0 + k) * s.Co + oc) * P;
                     for (size_t p = 0; p < P; p++) dst[p] = src[p] + b;
+                    if (j->relu) relu_inplace(dst, P);
                 }
             }
         }
@@ -226,7 +262,7 @@ static void forward_part(void *ctx, int part) {
 }
 
 static void conv_forward(nb_graph *g, nb_node_t *n) {
-    conv_job j = {.g = g, .n = n, .s = shape_of(g, n)};
+    conv_job j = {.g = g, .n = n, .s = shape_of(g, n), .relu = nb__epilogue(g, n)};
     j.parts = parts_of(n, &j.s);
     /* a single part runs outside a region, so its product may use the threads */
     if (j.parts == 1) forward_part(&j, 0);
@@ -257,14 +293,26 @@ static void bias_sums(const conv_job *j, int part) {
             j->db[co] += sum_run(j->n->grad + ((size_t)b * j->s.Co + co) * P, P);
 }
 
+/* With a fused relu, the output gradient exists one sample (or chunk) at a
+ * time: each sample's channel sums go to the sums area, and are added into
+ * the bias gradient after the region, in the order bias_sums adds them. */
+static void keep_sums(const conv_job *j, int b, int grp, const nb_real *dy, size_t ld) {
+    for (int co = 0; co < j->s.Cog; co++)
+        j->sums[(size_t)b * j->s.Co + (size_t)grp * j->s.Cog + co] =
+            sum_run(dy + co * ld, (size_t)j->s.P);
+}
+
 static void backward_part(void *ctx, int part) {
     const conv_job *j = ctx;
     const conv_shape s = j->s;
     nb_node_t *n = j->n, *x = nb__in(j->g, n, 0), *w = nb__in(j->g, n, 1);
-    if (j->db) bias_sums(j, part);
-    if (!x->grad && !w->grad) return;
+    if (j->db && !j->sums) bias_sums(j, part);
+    if (!x->grad && !w->grad && !j->sums) return;
     const size_t P = (size_t)s.P;
-    const nb_real *dy = n->grad;
+    /* the op's output gradient, or with a fused relu the relu's, turned into
+     * the op's one sample (or chunk) at a time */
+    const nb_real *dy = j->relu ? j->relu->grad : n->grad;
+    const nb_real *relu_out = j->relu ? j->relu->val : NULL;
     nb_real *col = n->scratch + (size_t)part * lane_len(&s);
     nb_real *dybuf = col + (size_t)s.K * s.chunk * P;
     nb_real *dw = w->grad;
@@ -280,14 +328,24 @@ static void backward_part(void *ctx, int part) {
         for (int grp = 0; grp < s.groups; grp++) {
             const nb_real *dyg;
             if (s.chunk == 1) {
-                dyg = dy + ((size_t)s0 * s.Co + (size_t)grp * s.Cog) * P;
+                size_t at = ((size_t)s0 * s.Co + (size_t)grp * s.Cog) * P;
+                dyg = dy + at;
+                if (relu_out) {
+                    relu_backward(dy + at, relu_out + at, dybuf, (size_t)s.Cog * P);
+                    dyg = dybuf;
+                    if (j->sums) keep_sums(j, s0, grp, dyg, P);
+                }
             } else { /* dY of the chunk in [channel, sample, position] order */
                 for (int co = 0; co < s.Cog; co++)
-                    for (int k = 0; k < nc; k++)
-                        memcpy(dybuf + co * ld + (size_t)k * P,
-                               dy + ((size_t)(s0 + k) * s.Co + grp * s.Cog + co) * P,
-                               P * sizeof *dybuf);
+                    for (int k = 0; k < nc; k++) {
+                        size_t at = ((size_t)(s0 + k) * s.Co + grp * s.Cog + co) * P;
+                        nb_real *to = dybuf + co * ld + (size_t)k * P;
+                        if (relu_out) relu_backward(dy + at, relu_out + at, to, P);
+                        else memcpy(to, dy + at, P * sizeof *dybuf);
+                    }
                 dyg = dybuf;
+                for (int k = 0; j->sums && k < nc; k++)
+                    keep_sums(j, s0 + k, grp, dyg + (size_t)k * P, ld);
             }
             if (w->grad) { /* dW_g += dY · col^T */
                 gather_columns(&s, x->val, s0, nc, grp, col);
@@ -312,14 +370,18 @@ static void backward_part(void *ctx, int part) {
 
 static void conv_backward(nb_graph *g, nb_node_t *n) {
     nb_node_t *x = nb__in(g, n, 0), *w = nb__in(g, n, 1);
-    conv_job j = {.g = g, .n = n, .s = shape_of(g, n), .assign_dx = nb__grad_assign(n, 0)};
+    conv_job j = {.g = g, .n = n, .s = shape_of(g, n), .assign_dx = nb__grad_assign(n, 0),
+                  .relu = nb__epilogue(g, n)};
     const conv_shape s = j.s;
     for (int k = 1; k < n->nin; k++) nb__grad_add_only(g, n, k);
     if (n->nin == 3) j.db = nb__in(g, n, 2)->grad;
     if (!x->grad && !w->grad && !j.db) return;
+    if (j.db && j.relu) j.sums = n->scratch + n->scratch_len - sums_len(n, &s);
     j.parts = parts_of(n, &j.s);
     if (j.parts == 1) backward_part(&j, 0);
     else nb__parallel(j.parts, backward_part, &j);
+    for (int b = 0; j.sums && b < s.B; b++) /* as bias_sums: channel by channel, in sample order */
+        for (int co = 0; co < s.Co; co++) j.db[co] += j.sums[(size_t)b * s.Co + co];
     if (w->grad) /* the other parts' dW, in part order */
         for (int p = 1; p < j.parts; p++) {
             const nb_real *restrict src =
@@ -341,7 +403,7 @@ static const nb_op op_conv2d = {
     .backward = conv_backward,
     .scratch = conv_scratch,
     .flops = conv_flops,
-    .flags = NB_OP_ASSIGNS_GRAD,
+    .flags = NB_OP_ASSIGNS_GRAD | NB_OP_FUSES_RELU,
 };
 
 /* Output length along one axis, PyTorch's formula; may be < 1 (an error). */

@@ -75,6 +75,7 @@ nb_status nb_find_nonfinite(nb_graph *g, nb_node loss, int grads, nb_nonfinite *
     out->node = out->source = NB_NONE;
     nb_status s = check_graph(g, loss, fn);
     if (s != NB_OK) return s;
+    nb__fill_all(g); /* every node's own value and gradient, fused or not */
     unsigned char *anc = ancestors(g, loss);
     if (!anc) return nb_err(NB_ERR_NOMEM, "%s: out of memory", fn);
     /* values in creation order: every input of a node comes before it, so
@@ -289,6 +290,7 @@ nb_status nb_diagnose(nb_graph *g, const nb_real *params_before, nb_diagnosis *d
     if (!d) return nb_err(NB_ERR_ARG, "%s: diagnosis is NULL", fn);
     nb_status s = check_graph(g, d->loss, fn);
     if (s != NB_OK) return s;
+    nb__fill_all(g); /* every node's own value and gradient, fused or not */
     double max_rms = 0; /* largest RMS gradient of a weight */
     for (int i = 0; i < d->n_rows; i++) {
         nb_diag_row *r = &d->rows[i];

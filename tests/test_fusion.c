@@ -1,0 +1,165 @@
+/* A convolution whose only consumer is a relu applies the relu itself
+ * (src/core/fusion.c).  Each network is built twice, once as it is and once
+ * with a second, unused consumer of every convolution, which keeps it
+ * unfused; the two must agree bit for bit, on every kernel (nabla's AVX-512,
+ * OpenBLAS, the portable one), on 1 and 2 threads, at batch 1 and 5:
+ *   - the loss, every parameter gradient, every relu's and pool's value;
+ *   - the convolution's own value and gradient, which the fused pass does
+ *     not write (its memory is filled with NaN first and must still hold it)
+ *     but nb_value / nb_grad fill in on request;
+ *   - a second backward adds the same parameter gradients again;
+ *   - nb_find_nonfinite finds an overflow in the convolution's own value.
+ * The finite-difference check of a fused pair is in test64_lazy_grad. */
+#include "nabla.h"
+#include "test.h"
+#include "core/internal.h"
+#include "kernels/gemm.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { MAX_CONV = 2 };
+
+typedef struct net {
+    nb_graph *g;
+    nb_node x, t, loss;
+    nb_node conv[MAX_CONV], relu[MAX_CONV], pool;
+} net;
+
+/* conv(bias) -> relu -> conv(groups 2, padding, stride 2, no bias) -> relu
+ * -> max pool -> flatten -> linear -> cross-entropy.  blocked: each conv
+ * gets a second consumer (off the loss's path), so nothing fuses. */
+static net build(int blocked) {
+    net n = {.g = nb_graph_new()};
+    nb_graph *g = n.g;
+    int xd[3] = {2, 11, 9};
+    n.x = nb_input(g, "x", 3, xd);
+    nb_requires_grad(g, n.x, 1); /* the first conv's input gradient too */
+    n.conv[0] = nb_conv2d_layer(g, n.x, 6, 3, 3, NULL, "c1");
+    n.relu[0] = nb_relu(g, n.conv[0]);
+    nb_conv_opts o = {.groups = 2, .pad_h = 1, .pad_w = 1, .stride_h = 2, .stride_w = 1,
+                      .no_bias = 1};
+    n.conv[1] = nb_conv2d_layer(g, n.relu[0], 8, 3, 3, &o, "c2");
+    n.relu[1] = nb_relu(g, n.conv[1]);
+    n.pool = nb_max_pool2d(g, n.relu[1], 2, 2, 0, 0, 0, 0, 0);
+    nb_node h = nb_dense(g, nb_flatten(g, n.pool), 4, "fc", NULL);
+    n.t = nb_input(g, "t", 0, NULL);
+    n.loss = nb_cross_entropy(g, h, n.t, 0);
+    for (int c = 0; blocked && c < MAX_CONV; c++) nb_scale(g, n.conv[c], 2);
+    nb_rng r;
+    nb_rng_seed(&r, 7);
+    if (nb_graph_init(g, &r) != NB_OK || nb_graph_status(g) != NB_OK)
+        fprintf(stderr, "build: %s\n", nb_last_error());
+    return n;
+}
+
+/* huge: every input the largest float, so that the first convolution overflows */
+static void set_batch(net *n, int batch, int huge) {
+    nb_graph_set_batch(n->g, batch);
+    nb_real *x = nb_value(n->g, n->x), *t = nb_value(n->g, n->t);
+    size_t len = nb_node_numel(n->g, n->x);
+    for (size_t k = 0; k < len; k++) x[k] = (nb_real)sin(0.37 * (double)k + 0.1) * 2;
+    for (size_t k = 0; huge && k < len; k++) x[k] = FLT_MAX;
+    for (int b = 0; b < batch; b++) t[b] = (nb_real)(b % 4);
+}
+
+static int same(const nb_real *a, const nb_real *b, size_t len) {
+    return a && b && memcmp(a, b, len * sizeof *a) == 0;
+}
+
+static int all_nan(const nb_real *v, size_t len) {
+    for (size_t k = 0; k < len; k++)
+        if (v[k] == v[k]) return 0;
+    return 1;
+}
+
+static void compare(int kernel, int threads, int batch) {
+    nb__gemm_use(kernel);
+    nb_set_threads(threads);
+    net f = build(0), u = build(1);
+    char what[64];
+    snprintf(what, sizeof what, "kernel %d, %d threads, batch %d", kernel, threads, batch);
+    set_batch(&f, batch, 0); /* plans the arena, and the fusion */
+    set_batch(&u, batch, 0);
+    for (int c = 0; c < MAX_CONV; c++)
+        CHECKF(f.g->nodes[f.conv[c]].epilogue && !u.g->nodes[u.conv[c]].epilogue,
+               "%s: conv %d fuses %d / %d", what, c, f.g->nodes[f.conv[c]].epilogue,
+               u.g->nodes[u.conv[c]].epilogue);
+    /* the fused pass writes neither the convolutions' values nor their gradients */
+    for (int c = 0; c < MAX_CONV; c++) {
+        nb_node_t *cn = &f.g->nodes[f.conv[c]];
+        for (size_t k = 0; k < nb__numel(cn); k++) cn->val[k] = cn->grad[k] = (nb_real)NAN;
+    }
+    REQUIRE_OK(nb_forward(f.g, f.loss));
+    REQUIRE_OK(nb_forward(u.g, u.loss));
+    REQUIRE_OK(nb_backward_zeroed(f.g, f.loss));
+    REQUIRE_OK(nb_backward_zeroed(u.g, u.loss));
+    for (int c = 0; c < MAX_CONV; c++) {
+        nb_node_t *cn = &f.g->nodes[f.conv[c]];
+        CHECKF(all_nan(cn->val, nb__numel(cn)) && all_nan(cn->grad, nb__numel(cn)),
+               "%s: conv %d's own value or gradient was written in the fused pass", what, c);
+    }
+    CHECKF(same(nb_value(f.g, f.loss), nb_value(u.g, u.loss), 1), "%s: loss %g against %g",
+           what, (double)nb_value(f.g, f.loss)[0], (double)nb_value(u.g, u.loss)[0]);
+    size_t np = nb_param_count(f.g);
+    CHECKF(np == nb_param_count(u.g) && same(nb_grads(f.g), nb_grads(u.g), np),
+           "%s: parameter gradients differ", what);
+    for (int c = 0; c < MAX_CONV; c++) {
+        size_t len = nb_node_numel(f.g, f.conv[c]);
+        CHECKF(same(nb_value(f.g, f.relu[c]), nb_value(u.g, u.relu[c]), len),
+               "%s: relu %d's value differs", what, c);
+        CHECKF(same(nb_grad(f.g, f.relu[c]), nb_grad(u.g, u.relu[c]), len),
+               "%s: relu %d's gradient differs", what, c);
+        CHECKF(same(nb_grad(f.g, f.conv[c]), nb_grad(u.g, u.conv[c]), len),
+               "%s: conv %d's gradient, filled on request, differs", what, c);
+        CHECKF(same(nb_value(f.g, f.conv[c]), nb_value(u.g, u.conv[c]), len),
+               "%s: conv %d's value, filled on request, differs", what, c);
+    }
+    CHECKF(same(nb_value(f.g, f.pool), nb_value(u.g, u.pool), nb_node_numel(f.g, f.pool)),
+           "%s: the pool's value differs", what);
+    size_t ni = nb_node_numel(f.g, f.x);
+    CHECKF(same(nb_grad(f.g, f.x), nb_grad(u.g, u.x), ni), "%s: input gradient differs", what);
+
+    /* a second backward without zeroing adds the same parameter gradients */
+    REQUIRE_OK(nb_backward(f.g, f.loss));
+    REQUIRE_OK(nb_backward(u.g, u.loss));
+    CHECKF(same(nb_grads(f.g), nb_grads(u.g), np), "%s: accumulated gradients differ", what);
+
+    /* an overflow: both find it first in the first convolution's own value */
+    set_batch(&f, batch, 1);
+    set_batch(&u, batch, 1);
+    nb_forward(f.g, f.loss);
+    nb_forward(u.g, u.loss);
+    nb_nonfinite rf, ru;
+    CHECK_OK(nb_find_nonfinite(f.g, f.loss, 0, &rf));
+    CHECK_OK(nb_find_nonfinite(u.g, u.loss, 0, &ru));
+    CHECKF(rf.node == ru.node && rf.node == f.conv[0] && rf.index == ru.index,
+           "%s: first non-finite value at node %d [%zu] against %d [%zu]", what, rf.node,
+           rf.index, ru.node, ru.index);
+    nb_graph_free(f.g);
+    nb_graph_free(u.g);
+}
+
+/* nb_forward up to a convolution computes its own value: no fusion there. */
+static void test_partial_forward(void) {
+    net f = build(0), u = build(1);
+    set_batch(&f, 3, 0);
+    set_batch(&u, 3, 0);
+    REQUIRE_OK(nb_forward(f.g, f.conv[1]));
+    REQUIRE_OK(nb_forward(u.g, u.conv[1]));
+    CHECK(same(f.g->nodes[f.conv[1]].val, nb_value(u.g, u.conv[1]),
+               nb_node_numel(f.g, f.conv[1])));
+    nb_graph_free(f.g);
+    nb_graph_free(u.g);
+}
+
+int main(void) {
+    const int kernels[] = {NB__GEMM_AVX512, NB__GEMM_OPENBLAS, NB__GEMM_PORTABLE};
+    for (int k = 0; k < 3; k++)
+        for (int threads = 1; threads <= 2; threads++)
+            for (int batch = 1; batch <= 5; batch += 4) compare(kernels[k], threads, batch);
+    test_partial_forward();
+    TEST_END();
+}
