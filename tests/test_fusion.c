@@ -1,12 +1,12 @@
-/* A convolution whose only consumer is a relu applies the relu itself
- * (src/core/fusion.c).  Each network is built twice, once as it is and once
+/* A convolution whose only consumer is a relu applies the relu itself, and
+ * a max pool after that relu (src/core/fusion.c).  Each network is built twice, once as it is and once
  * with a second, unused consumer of every convolution, which keeps it
  * unfused; the two must agree bit for bit, on every kernel (nabla's AVX-512,
  * OpenBLAS, the portable one), on 1 and 2 threads, at batch 1 and 5:
  *   - the loss, every parameter gradient, every relu's and pool's value;
- *   - the convolution's own value and gradient, which the fused pass does
- *     not write (its memory is filled with NaN first and must still hold it)
- *     but nb_value / nb_grad fill in on request;
+ *   - the convolution's own value and gradient, and the relu's before a
+ *     pool, which the fused pass does not write (their memory is filled with
+ *     NaN first and must still hold it) but nb_value / nb_grad fill in;
  *   - a second backward adds the same parameter gradients again;
  *   - nb_find_nonfinite finds an overflow in the convolution's own value.
  * The finite-difference check of a fused pair is in test64_lazy_grad. */
@@ -20,17 +20,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAX_CONV = 2 };
+enum { MAX_CONV = 3 };
 
 typedef struct net {
     nb_graph *g;
     nb_node x, t, loss;
-    nb_node conv[MAX_CONV], relu[MAX_CONV], pool;
+    nb_node conv[MAX_CONV], relu[MAX_CONV], pool[MAX_CONV]; /* pool: NB_NONE for none */
 } net;
 
-/* conv(bias) -> relu -> conv(groups 2, padding, stride 2, no bias) -> relu
- * -> max pool -> flatten -> linear -> cross-entropy.  blocked: each conv
- * gets a second consumer (off the loss's path), so nothing fuses. */
+/* conv(bias) -> relu -> max pool 3x3, stride 2, padding 1 (windows overlap)
+ * -> conv(groups 2, padding, stride 2 x 1, no bias) -> relu
+ * -> conv(padding) -> relu -> max pool 2x2 -> flatten -> linear -> cross-entropy.
+ * blocked: each conv gets a second consumer (off the loss's path), so
+ * nothing fuses. */
 static net build(int blocked) {
     net n = {.g = nb_graph_new()};
     nb_graph *g = n.g;
@@ -39,12 +41,17 @@ static net build(int blocked) {
     nb_requires_grad(g, n.x, 1); /* the first conv's input gradient too */
     n.conv[0] = nb_conv2d_layer(g, n.x, 6, 3, 3, NULL, "c1");
     n.relu[0] = nb_relu(g, n.conv[0]);
+    n.pool[0] = nb_max_pool2d(g, n.relu[0], 3, 3, 2, 2, 1, 1, 0);
     nb_conv_opts o = {.groups = 2, .pad_h = 1, .pad_w = 1, .stride_h = 2, .stride_w = 1,
                       .no_bias = 1};
-    n.conv[1] = nb_conv2d_layer(g, n.relu[0], 8, 3, 3, &o, "c2");
+    n.conv[1] = nb_conv2d_layer(g, n.pool[0], 8, 3, 3, &o, "c2");
     n.relu[1] = nb_relu(g, n.conv[1]);
-    n.pool = nb_max_pool2d(g, n.relu[1], 2, 2, 0, 0, 0, 0, 0);
-    nb_node h = nb_dense(g, nb_flatten(g, n.pool), 4, "fc", NULL);
+    n.pool[1] = NB_NONE;
+    nb_conv_opts p = {.pad_h = 1, .pad_w = 1};
+    n.conv[2] = nb_conv2d_layer(g, n.relu[1], 8, 3, 3, &p, "c3");
+    n.relu[2] = nb_relu(g, n.conv[2]);
+    n.pool[2] = nb_max_pool2d(g, n.relu[2], 2, 2, 0, 0, 0, 0, 0);
+    nb_node h = nb_dense(g, nb_flatten(g, n.pool[2]), 4, "fc", NULL);
     n.t = nb_input(g, "t", 0, NULL);
     n.loss = nb_cross_entropy(g, h, n.t, 0);
     for (int c = 0; blocked && c < MAX_CONV; c++) nb_scale(g, n.conv[c], 2);
@@ -87,10 +94,16 @@ static void compare(int kernel, int threads, int batch) {
         CHECKF(f.g->nodes[f.conv[c]].epilogue && !u.g->nodes[u.conv[c]].epilogue,
                "%s: conv %d fuses %d / %d", what, c, f.g->nodes[f.conv[c]].epilogue,
                u.g->nodes[u.conv[c]].epilogue);
-    /* the fused pass writes neither the convolutions' values nor their gradients */
+    for (int c = 0; c < MAX_CONV; c++)
+        CHECKF((f.g->nodes[f.relu[c]].epilogue != 0) == (f.pool[c] != NB_NONE),
+               "%s: relu %d fuses its pool: %d", what, c, f.g->nodes[f.relu[c]].epilogue);
+    /* the fused pass writes neither the convolutions' values nor their
+     * gradients, nor those of a relu before a pool */
     for (int c = 0; c < MAX_CONV; c++) {
-        nb_node_t *cn = &f.g->nodes[f.conv[c]];
+        nb_node_t *cn = &f.g->nodes[f.conv[c]], *rn = &f.g->nodes[f.relu[c]];
         for (size_t k = 0; k < nb__numel(cn); k++) cn->val[k] = cn->grad[k] = (nb_real)NAN;
+        for (size_t k = 0; f.pool[c] != NB_NONE && k < nb__numel(rn); k++)
+            rn->val[k] = rn->grad[k] = (nb_real)NAN;
     }
     REQUIRE_OK(nb_forward(f.g, f.loss));
     REQUIRE_OK(nb_forward(u.g, u.loss));
@@ -100,6 +113,10 @@ static void compare(int kernel, int threads, int batch) {
         nb_node_t *cn = &f.g->nodes[f.conv[c]];
         CHECKF(all_nan(cn->val, nb__numel(cn)) && all_nan(cn->grad, nb__numel(cn)),
                "%s: conv %d's own value or gradient was written in the fused pass", what, c);
+        nb_node_t *rn = &f.g->nodes[f.relu[c]];
+        CHECKF(f.pool[c] == NB_NONE ||
+                   (all_nan(rn->val, nb__numel(rn)) && all_nan(rn->grad, nb__numel(rn))),
+               "%s: relu %d's value or gradient was written in the fused pass", what, c);
     }
     CHECKF(same(nb_value(f.g, f.loss), nb_value(u.g, u.loss), 1), "%s: loss %g against %g",
            what, (double)nb_value(f.g, f.loss)[0], (double)nb_value(u.g, u.loss)[0]);
@@ -117,8 +134,10 @@ static void compare(int kernel, int threads, int batch) {
         CHECKF(same(nb_value(f.g, f.conv[c]), nb_value(u.g, u.conv[c]), len),
                "%s: conv %d's value, filled on request, differs", what, c);
     }
-    CHECKF(same(nb_value(f.g, f.pool), nb_value(u.g, u.pool), nb_node_numel(f.g, f.pool)),
-           "%s: the pool's value differs", what);
+    for (int c = 0; c < MAX_CONV; c++)
+        CHECKF(f.pool[c] == NB_NONE || same(nb_value(f.g, f.pool[c]), nb_value(u.g, u.pool[c]),
+                                            nb_node_numel(f.g, f.pool[c])),
+               "%s: pool %d's value differs", what, c);
     size_t ni = nb_node_numel(f.g, f.x);
     CHECKF(same(nb_grad(f.g, f.x), nb_grad(u.g, u.x), ni), "%s: input gradient differs", what);
 
@@ -147,10 +166,14 @@ static void test_partial_forward(void) {
     net f = build(0), u = build(1);
     set_batch(&f, 3, 0);
     set_batch(&u, 3, 0);
-    REQUIRE_OK(nb_forward(f.g, f.conv[1]));
-    REQUIRE_OK(nb_forward(u.g, u.conv[1]));
-    CHECK(same(f.g->nodes[f.conv[1]].val, nb_value(u.g, u.conv[1]),
-               nb_node_numel(f.g, f.conv[1])));
+    REQUIRE_OK(nb_forward(f.g, f.conv[2]));
+    REQUIRE_OK(nb_forward(u.g, u.conv[2]));
+    CHECK(same(f.g->nodes[f.conv[2]].val, nb_value(u.g, u.conv[2]),
+               nb_node_numel(f.g, f.conv[2])));
+    REQUIRE_OK(nb_forward(f.g, f.relu[2])); /* conv and relu, not the pool: no fusion */
+    REQUIRE_OK(nb_forward(u.g, u.relu[2]));
+    CHECK(same(f.g->nodes[f.relu[2]].val, nb_value(u.g, u.relu[2]),
+               nb_node_numel(f.g, f.relu[2])));
     nb_graph_free(f.g);
     nb_graph_free(u.g);
 }

@@ -8,10 +8,15 @@
  * output gradient per sample from the relu's gradient and output.  The relu
  * node stays in the graph (names, export, diagnostics) but does no work.
  *
- * The results are the unfused ops' bits.  What the pair no longer writes,
- * the convolution's own value and gradient, is computed on demand: nb_value
- * and nb_grad fill it in (by running the op's forward unfused, or the relu's
- * backward), so every node still reads as it would without fusion. */
+ * A max pool that is the relu's only consumer (conv, relu, pool: the usual
+ * block of a small CNN) is computed from the sample in cache as well, with
+ * its argmax; backward then forms the convolution's output gradient straight
+ * from the pool's, and the relu's value and gradient are not written at all.
+ *
+ * The results are the unfused ops' bits.  What the fused ops no longer write
+ * is computed on demand: nb_value and nb_grad fill it in (by running the
+ * op's forward without its epilogue, the relu's forward, or the relu's and
+ * the pool's backward), so every node still reads as it would unfused. */
 #include "internal.h"
 
 /* Number of input slots, over all nodes, that read node i. */
@@ -22,58 +27,89 @@ static int consumers(const nb_graph *g, int i) {
     return c;
 }
 
+/* Node i's only consumer, if it has that op flag and i as its one input. */
+static nb_node_t *only_consumer(nb_graph *g, int i, unsigned flag) {
+    if (consumers(g, i) != 1) return NULL;
+    for (int j = i + 1; j < g->n_nodes; j++) {
+        nb_node_t *c = &g->nodes[j];
+        if (c->nin < 1 || c->in[0] != i) continue;
+        return c->op && (c->op->flags & flag) && c->nin == 1 ? c : NULL;
+    }
+    return NULL;
+}
+
+static int index_of(const nb_graph *g, const nb_node_t *n) { return (int)(n - g->nodes); }
+
 void nb__plan_fusion(nb_graph *g) {
     for (int i = 0; i < g->n_nodes; i++) g->nodes[i].epilogue = g->nodes[i].fused_into = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         nb_node_t *n = &g->nodes[i];
-        if (!n->op || !(n->op->flags & NB_OP_FUSES_RELU) || consumers(g, i) != 1) continue;
-        for (int j = i + 1; j < g->n_nodes; j++) {
-            nb_node_t *r = &g->nodes[j];
-            if (r->nin < 1 || r->in[0] != i) continue;
-            if (r->op && (r->op->flags & NB_OP_RELU) && r->nin == 1) {
-                n->epilogue = j + 1;
-                r->fused_into = i + 1;
-            }
-            break;
-        }
+        if (!n->op || !(n->op->flags & NB_OP_FUSES_RELU)) continue;
+        nb_node_t *relu = only_consumer(g, i, NB_OP_RELU);
+        if (!relu) continue;
+        n->epilogue = index_of(g, relu) + 1;
+        relu->fused_into = i + 1;
+        nb_node_t *pool = only_consumer(g, index_of(g, relu), NB_OP_MAX_POOL);
+        if (!pool) continue;
+        relu->epilogue = index_of(g, pool) + 1;
+        pool->fused_into = i + 1;
     }
 }
 
+/* A producer fuses in a pass when it and every node it computes are needed:
+ * its own value is then not written, nor the relu's when a pool follows. */
 void nb__fusion_begin_forward(nb_graph *g) {
     const unsigned char fusion = MARK_FUSED | MARK_VAL_STALE;
+    for (int i = 0; i < g->n_nodes; i++) g->mark[i] &= (unsigned char)~fusion;
     for (int i = 0; i < g->n_nodes; i++) {
-        g->mark[i] &= (unsigned char)~fusion;
         int r = g->nodes[i].epilogue - 1;
-        if (r >= 0 && (g->mark[i] & MARK_NEEDED) && (g->mark[r] & MARK_NEEDED))
-            g->mark[i] |= fusion;
+        if (r < 0 || !g->nodes[i].op || !(g->nodes[i].op->flags & NB_OP_FUSES_RELU)) continue;
+        int p = g->nodes[r].epilogue - 1;
+        if (!(g->mark[i] & MARK_NEEDED) || !(g->mark[r] & MARK_NEEDED) ||
+            (p >= 0 && !(g->mark[p] & MARK_NEEDED)))
+            continue;
+        g->mark[i] |= fusion;
+        if (p >= 0) g->mark[r] |= MARK_VAL_STALE;
     }
 }
 
 nb_node_t *nb__epilogue(nb_graph *g, const nb_node_t *n) {
-    int i = (int)(n - g->nodes);
+    int i = index_of(g, n);
     if (g->unfused || !n->epilogue || !(g->mark[i] & MARK_FUSED)) return NULL;
     return &g->nodes[n->epilogue - 1];
+}
+
+nb_node_t *nb__epilogue_pool(nb_graph *g, const nb_node_t *relu) {
+    return relu && relu->epilogue ? &g->nodes[relu->epilogue - 1] : NULL;
 }
 
 int nb__fused_away(const nb_graph *g, const nb_node_t *n) {
     return n->fused_into && (g->mark[n->fused_into - 1] & MARK_FUSED);
 }
 
+/* A stale value: its inputs' values first (the relu's is the producer's),
+ * then the node's own forward, the producer's without its epilogue. */
 void nb__fill_value(nb_graph *g, int i) {
     if (!(g->mark[i] & MARK_VAL_STALE)) return;
     nb_node_t *n = &g->nodes[i];
+    for (int k = 0; k < n->nin; k++) nb__fill_value(g, n->in[k]);
     g->unfused = 1;
     n->op->forward(g, n);
     g->unfused = 0;
     g->mark[i] &= (unsigned char)~MARK_VAL_STALE;
 }
 
+/* A stale gradient: written by the backward of the node's only consumer
+ * (the relu, or the pool), which needs its own gradient and value. */
 void nb__fill_grad(nb_graph *g, int i) {
     if (!(g->mark[i] & MARK_GRAD_STALE)) return;
-    nb_node_t *r = &g->nodes[g->nodes[i].epilogue - 1];
-    r->grad_assign = 1; /* the relu's backward writes all of the gradient */
-    r->op->backward(g, r);
-    r->grad_assign = 0;
+    int c = g->nodes[i].epilogue - 1;
+    nb__fill_grad(g, c);
+    nb__fill_value(g, c);
+    nb_node_t *n = &g->nodes[c];
+    n->grad_assign = 1; /* it writes all of the gradient */
+    n->op->backward(g, n);
+    n->grad_assign = 0;
     g->mark[i] &= (unsigned char)~MARK_GRAD_STALE;
 }
 

@@ -767,9 +767,9 @@ static void run_backward(nb_graph *g, nb_node loss, int zero_params) {
     for (int i = loss; i >= 0; i--) {
         nb_node_t *n = &g->nodes[i];
         if (!n->op || !n->requires_grad || !(g->mark[i] & MARK_NEEDED)) continue;
-        if (nb__fused_away(g, n)) { /* its producer's backward reads this gradient */
-            int p = n->fused_into - 1;
-            g->mark[p] = (unsigned char)((g->mark[p] & ~MARK_GRAD_UNSET) | MARK_GRAD_STALE);
+        if (nb__fused_away(g, n)) { /* the producer's backward does its work */
+            int in = n->in[0];
+            g->mark[in] = (unsigned char)((g->mark[in] & ~MARK_GRAD_UNSET) | MARK_GRAD_STALE);
             continue;
         }
         prepare_input_grads(g, n);

@@ -98,8 +98,10 @@ enum nb_op_flag {
                                     be told to overwrite an input's gradient  */
     NB_OP_RELU = 1u << 4,        /* relu: a producer with NB_OP_FUSES_RELU may
                                     compute it (fusion.c)                     */
-    NB_OP_FUSES_RELU = 1u << 5   /* conv: applies the relu that is its only
+    NB_OP_FUSES_RELU = 1u << 5,  /* conv: applies the relu that is its only
                                     consumer in its own passes (nb__epilogue) */
+    NB_OP_MAX_POOL = 1u << 6     /* max pooling: fused after such a relu when
+                                    it is the relu's only consumer            */
 };
 
 /* One op = one dispatch-table entry.  forward computes n->val from the inputs;
@@ -165,9 +167,10 @@ struct nb_node_t {
      * ops only): bit k means input k's gradient holds no value yet in this
      * pass, so backward must write all of it instead of adding */
     unsigned grad_assign;
-    /* fusion (fusion.c): an op with NB_OP_FUSES_RELU whose only consumer is a
-     * relu holds 1 + the relu's index in epilogue, the relu 1 + the op's in
-     * fused_into (0: not fused); set when the arena is planned */
+    /* fusion (fusion.c), set when the arena is planned; indices plus 1, 0 for
+     * none.  epilogue: the node's only consumer, which the op computes (an op
+     * with NB_OP_FUSES_RELU: the relu; a fused relu: the max pool after it);
+     * fused_into: for the relu and the pool, the op that computes them */
     int epilogue, fused_into;
 };
 
@@ -245,16 +248,20 @@ enum {
 /* ---- fusion (fusion.c): a convolution whose only consumer is a relu
  * writes the relu's value itself (relu applied to each sample while it is in
  * cache) and its backward reads the relu's gradient and output, so the two
- * passes of the relu over memory disappear.  The results are the bits of the
- * unfused ops; the convolution's own value and gradient are filled in only
- * when someone asks (nb_value, nb_grad, the diagnostics). */
+ * passes of the relu over memory disappear.  A max pool that is the relu's
+ * only consumer is computed in the same way, from the sample in cache: then
+ * the relu's value and gradient are not written either.  The results are the
+ * bits of the unfused ops; what they no longer write is filled in only when
+ * someone asks (nb_value, nb_grad, the diagnostics). */
 
 /* Find the fusable pairs (plan time). */
 void nb__plan_fusion(nb_graph *g);
 /* Start of a forward pass over the MARK_NEEDED nodes: which pairs fuse. */
 void nb__fusion_begin_forward(nb_graph *g);
-/* n's forward or backward: the relu it applies in this pass, or NULL. */
+/* n's forward or backward: the relu it applies in this pass, or NULL; and
+ * the max pool after that relu which it computes too, or NULL. */
 nb_node_t *nb__epilogue(nb_graph *g, const nb_node_t *n);
+nb_node_t *nb__epilogue_pool(nb_graph *g, const nb_node_t *relu);
 /* A relu whose producer applies it in this pass (forward and backward skip it). */
 int nb__fused_away(const nb_graph *g, const nb_node_t *n);
 /* Write node i's value / gradient if the last pass left it stale. */
@@ -262,6 +269,16 @@ void nb__fill_value(nb_graph *g, int i);
 void nb__fill_grad(nb_graph *g, int i);
 /* Every stale value and gradient (code that reads all nodes' memory). */
 void nb__fill_all(nb_graph *g);
+
+/* Max pooling fused after a relu (pool.c): planes [p0, p0 + count) of pool
+ * n from their inputs at x, ld apart (writes the pool's value and argmax);
+ * and backward, the gradient of the relu's input over the same planes into
+ * dx, ld apart: the pool's gradient routed to each maximum, times relu's
+ * slope there, zero elsewhere. */
+void nb__maxpool_planes(const nb_graph *g, nb_node_t *n, size_t p0, size_t count,
+                        const nb_real *x, size_t ld);
+void nb__maxpool_relu_backward_planes(const nb_graph *g, const nb_node_t *n, size_t p0,
+                                      size_t count, nb_real *dx, size_t ld);
 
 /* relu, for the op (activation.c) and the ops that fuse it: its value, and
  * its slope from its output y (0 where y <= 0, else 1; a NaN passes). */

@@ -134,8 +134,10 @@ typedef struct conv_job {
     nb_real *db;   /* backward: the bias gradient, or NULL */
     nb_real *sums; /* backward with a fused relu and db: [B, Co] channel sums */
     /* the relu applied in this pass (fusion.c), or NULL: forward writes its
-     * value, backward reads its gradient and output instead of the op's own */
-    nb_node_t *relu;
+     * value, backward reads its gradient and output instead of the op's own;
+     * and the max pool after it, or NULL: then forward writes the pool's
+     * value and backward reads the pool's gradient instead of the relu's */
+    nb_node_t *relu, *pool;
 } conv_job;
 
 /* How many parts the scratch planned for this batch allows now.  Chunks run
@@ -196,31 +198,35 @@ static int packs_from_image(const nb_graph *g, const conv_shape *s) {
 #endif
 
 /* Group grp of sample b, product straight into NCHW: bias first, then the
- * product added (the order packs_from_image keeps). */
-static void forward_sample(const conv_job *j, int b, int grp, nb_real *col) {
+ * product added (the order packs_from_image keeps).  With a fused pool, the
+ * product goes to ybuf instead, and the pool reads it there. */
+static void forward_sample(const conv_job *j, int b, int grp, nb_real *col, nb_real *ybuf) {
     const conv_shape *s = &j->s;
     const nb_node_t *x = nb__in(j->g, j->n, 0), *w = nb__in(j->g, j->n, 1);
     const nb_real *bias = j->n->nin == 3 ? nb__in(j->g, j->n, 2)->val + grp * s->Cog : NULL;
     const nb_real *wg = w->val + (size_t)grp * s->Cog * s->K;
     const size_t P = (size_t)s->P, plane = (size_t)s->geom.H * (size_t)s->geom.W;
     const nb_real *xs = x->val + ((size_t)b * s->C + (size_t)grp * s->Cg) * plane;
-    nb_real *y = (j->relu ? j->relu : j->n)->val + ((size_t)b * s->Co + (size_t)grp * s->Cog) * P;
+    const size_t plane0 = (size_t)b * s->Co + (size_t)grp * s->Cog; /* the first output plane */
+    nb_real *y = j->pool ? ybuf : (j->relu ? j->relu : j->n)->val + plane0 * P;
 #ifdef NB_AVX512_GEMM
     if (packs_from_image(j->g, s)) {
         image_source src = {.geom = &s->geom, .x = xs};
         nb__sgemm_avx512_pack_b(s->Cog, s->P, s->K, wg, s->K, pack_image, &src, bias, y, s->P);
-        if (j->relu) relu_inplace(y, (size_t)s->Cog * P); /* while it is in cache */
-        return;
-    }
+    } else
 #endif
-    nb_im2col(&s->geom, xs, col, P);
-    for (int co = 0; co < s->Cog; co++) {
-        nb_real v = bias ? bias[co] : R(0);
-        for (size_t p = 0; p < P; p++) y[co * P + p] = v;
+    {
+        nb_im2col(&s->geom, xs, col, P);
+        for (int co = 0; co < s->Cog; co++) {
+            nb_real v = bias ? bias[co] : R(0);
+            for (size_t p = 0; p < P; p++) y[co * P + p] = v;
+        }
+        nb_gemm_at(j->g->precision, 0, 0, s->Cog, s->P, s->K, R(1), wg, s->K, col, s->P, R(1),
+                   y, s->P);
     }
-    nb_gemm_at(j->g->precision, 0, 0, s->Cog, s->P, s->K, R(1), wg, s->K, col, s->P, R(1), y,
-               s->P);
+    /* the fused relu and pool while the sample is in cache */
     if (j->relu) relu_inplace(y, (size_t)s->Cog * P);
+    if (j->pool) nb__maxpool_planes(j->g, j->pool, plane0, (size_t)s->Cog, y, P);
 }
 
 static void forward_part(void *ctx, int part) {
@@ -239,7 +245,7 @@ static void forward_part(void *ctx, int part) {
         size_t ld = (size_t)nc * P;
         for (int grp = 0; grp < s.groups; grp++) {
             if (s.chunk == 1) { /* one sample: the product lands in NCHW directly */
-                forward_sample(j, s0, grp, col);
+                forward_sample(j, s0, grp, col, ybuf);
                 continue;
             }
             const nb_real *wg = w->val + (size_t)grp * s.Cog * s.K;
@@ -250,19 +256,25 @@ static void forward_part(void *ctx, int part) {
                 int oc = grp * s.Cog + co;
                 nb_real b = bias ? bias[oc] : R(0);
                 for (int k = 0; k < nc; k++) {
-                    const nb_real *restrict src = ybuf + co * ld + (size_t)k * P;
-                    nb_real *restrict dst =
-                        (j->relu ? j->relu : n)->val + ((size_t)(s0 + k) * s.Co + oc) * P;
+                    nb_real *src = ybuf + co * ld + (size_t)k * P;
+                    /* with a fused pool in place: the pool reads the chunk */
+                    nb_real *dst = j->pool ? src
+                                           : (j->relu ? j->relu : n)->val +
+                                                 ((size_t)(s0 + k) * s.Co + oc) * P;
                     for (size_t p = 0; p < P; p++) dst[p] = src[p] + b;
                     if (j->relu) relu_inplace(dst, P);
                 }
             }
+            for (int k = 0; j->pool && k < nc; k++)
+                nb__maxpool_planes(j->g, j->pool, (size_t)(s0 + k) * s.Co + (size_t)grp * s.Cog,
+                                   (size_t)s.Cog, ybuf + (size_t)k * P, ld);
         }
     }
 }
 
 static void conv_forward(nb_graph *g, nb_node_t *n) {
     conv_job j = {.g = g, .n = n, .s = shape_of(g, n), .relu = nb__epilogue(g, n)};
+    j.pool = nb__epilogue_pool(g, j.relu);
     j.parts = parts_of(n, &j.s);
     /* a single part runs outside a region, so its product may use the threads */
     if (j.parts == 1) forward_part(&j, 0);
@@ -313,6 +325,7 @@ static void backward_part(void *ctx, int part) {
      * the op's one sample (or chunk) at a time */
     const nb_real *dy = j->relu ? j->relu->grad : n->grad;
     const nb_real *relu_out = j->relu ? j->relu->val : NULL;
+    if (j->pool) dy = relu_out = NULL; /* from the pool's gradient instead */
     nb_real *col = n->scratch + (size_t)part * lane_len(&s);
     nb_real *dybuf = col + (size_t)s.K * s.chunk * P;
     nb_real *dw = w->grad;
@@ -328,15 +341,24 @@ static void backward_part(void *ctx, int part) {
         for (int grp = 0; grp < s.groups; grp++) {
             const nb_real *dyg;
             if (s.chunk == 1) {
-                size_t at = ((size_t)s0 * s.Co + (size_t)grp * s.Cog) * P;
-                dyg = dy + at;
-                if (relu_out) {
-                    relu_backward(dy + at, relu_out + at, dybuf, (size_t)s.Cog * P);
+                size_t plane0 = (size_t)s0 * s.Co + (size_t)grp * s.Cog;
+                dyg = dy + plane0 * P;
+                if (j->pool)
+                    nb__maxpool_relu_backward_planes(j->g, j->pool, plane0, (size_t)s.Cog, dybuf,
+                                                     P);
+                else if (relu_out)
+                    relu_backward(dy + plane0 * P, relu_out + plane0 * P, dybuf,
+                                  (size_t)s.Cog * P);
+                if (j->relu) {
                     dyg = dybuf;
                     if (j->sums) keep_sums(j, s0, grp, dyg, P);
                 }
             } else { /* dY of the chunk in [channel, sample, position] order */
-                for (int co = 0; co < s.Cog; co++)
+                for (int k = 0; j->pool && k < nc; k++)
+                    nb__maxpool_relu_backward_planes(
+                        j->g, j->pool, (size_t)(s0 + k) * s.Co + (size_t)grp * s.Cog,
+                        (size_t)s.Cog, dybuf + (size_t)k * P, ld);
+                for (int co = 0; !j->pool && co < s.Cog; co++)
                     for (int k = 0; k < nc; k++) {
                         size_t at = ((size_t)(s0 + k) * s.Co + grp * s.Cog + co) * P;
                         nb_real *to = dybuf + co * ld + (size_t)k * P;
@@ -372,6 +394,7 @@ static void conv_backward(nb_graph *g, nb_node_t *n) {
     nb_node_t *x = nb__in(g, n, 0), *w = nb__in(g, n, 1);
     conv_job j = {.g = g, .n = n, .s = shape_of(g, n), .assign_dx = nb__grad_assign(n, 0),
                   .relu = nb__epilogue(g, n)};
+    j.pool = nb__epilogue_pool(g, j.relu);
     const conv_shape s = j.s;
     for (int k = 1; k < n->nin; k++) nb__grad_add_only(g, n, k);
     if (n->nin == 3) j.db = nb__in(g, n, 2)->grad;

@@ -81,8 +81,9 @@ static void col_span(int Wo, int W, int sw, int off, int *lo, int *hi) {
  * are separated with two permutes each. */
 typedef struct pool_job {
     const pool_shape *s;
-    const nb_real *x;
-    nb_real *y;
+    const nb_real *x; /* input planes, ld apart */
+    size_t ld;
+    nb_real *y;       /* output planes and their argmax, Ho*Wo apart */
     int32_t *arg;
     int parts;
 } pool_job;
@@ -165,10 +166,10 @@ two_rows_2x2_avx512(const float *r0, int W, int Wo, int32_t base, float *m, int3
 __attribute__((target("avx512f"))) static void planes_2x2_avx512(const pool_job *j, size_t p0,
                                                                  size_t p1) {
     const pool_shape *s = j->s;
-    const size_t in_plane = (size_t)s->H * s->W, out_plane = (size_t)s->Ho * s->Wo;
+    const size_t out_plane = (size_t)s->Ho * s->Wo;
     for (size_t pl = p0; pl < p1; pl++)
         for (int oh = 0; oh < s->Ho; oh++) {
-            const float *r0 = j->x + pl * in_plane + (size_t)(2 * oh) * s->W;
+            const float *r0 = j->x + pl * j->ld + (size_t)(2 * oh) * s->W;
             size_t o = pl * out_plane + (size_t)oh * s->Wo;
             if (s->Wo <= 8 && oh + 1 < s->Ho) {
                 two_rows_2x2_avx512(r0, s->W, s->Wo, 2 * oh * s->W, j->y + o, j->arg + o);
@@ -184,7 +185,7 @@ static void maxpool_2x2_part(void *ctx, int part) {
     const pool_job *j = ctx;
     const pool_shape *s = j->s;
     const int W = s->W, Wo = s->Wo, Ho = s->Ho;
-    const size_t in_plane = (size_t)s->H * W, out_plane = (size_t)Ho * Wo;
+    const size_t out_plane = (size_t)Ho * Wo;
     size_t p0, p1;
     nb__part_range(s->planes, part, j->parts, 1, &p0, &p1);
 #if POOL_AVX512
@@ -195,7 +196,7 @@ static void maxpool_2x2_part(void *ctx, int part) {
 #endif
     for (size_t pl = p0; pl < p1; pl++)
         for (int oh = 0; oh < Ho; oh++) {
-            const nb_real *restrict r0 = j->x + pl * in_plane + (size_t)(2 * oh) * W;
+            const nb_real *restrict r0 = j->x + pl * j->ld + (size_t)(2 * oh) * W;
             const nb_real *restrict r1 = r0 + W;
             nb_real *restrict m = j->y + pl * out_plane + (size_t)oh * Wo;
             int32_t *restrict a = j->arg + pl * out_plane + (size_t)oh * Wo;
@@ -216,36 +217,26 @@ static void maxpool_2x2_part(void *ctx, int part) {
         }
 }
 
-static void maxpool_2x2(const pool_shape *s, const nb_real *x, nb_real *y, int32_t *arg) {
-    pool_job j = {.s = s, .x = x, .y = y, .arg = arg, .parts = 1};
-    /* at least 2^16 input values per part */
-    j.parts = nb__part_count(s->planes * (size_t)s->H * (size_t)s->W, (size_t)1 << 16);
-    if ((size_t)j.parts > s->planes) j.parts = (int)s->planes;
-    if (j.parts > 1) nb__parallel(j.parts, maxpool_2x2_part, &j);
-    else maxpool_2x2_part(&j, 0);
+static int is_2x2(const pool_shape *s) {
+    return s->kh == 2 && s->kw == 2 && s->sh == 2 && s->sw == 2 && s->ph == 0 && s->pw == 0 &&
+           2 * s->Ho <= s->H && 2 * s->Wo <= s->W;
 }
 
-static void maxpool_forward(nb_graph *g, nb_node_t *n) {
-    pool_shape s = shape_of(g, n);
-    const nb_real *x = nb__in(g, n, 0)->val;
-    int32_t *arg = (int32_t *)(void *)n->scratch;
-    if (s.kh == 2 && s.kw == 2 && s.sh == 2 && s.sw == 2 && s.ph == 0 && s.pw == 0 &&
-        2 * s.Ho <= s.H && 2 * s.Wo <= s.W) {
-        maxpool_2x2(&s, x, n->val, arg);
-        return;
-    }
-    const size_t in_plane = (size_t)s.H * s.W, out_plane = (size_t)s.Ho * s.Wo;
+/* Any window: each output row at once (see above), planes [0, count) of j. */
+static void general_planes(const pool_job *j, size_t count) {
+    const pool_shape s = *j->s;
+    const size_t out_plane = (size_t)s.Ho * s.Wo;
     enum { SPAN_CACHE = 32 };
     int lo[SPAN_CACHE], hi[SPAN_CACHE];
     for (int kj = 0; kj < s.kw && kj < SPAN_CACHE; kj++)
         col_span(s.Wo, s.W, s.sw, kj - s.pw, &lo[kj], &hi[kj]);
-    for (size_t pl = 0; pl < s.planes; pl++) {
-        const nb_real *xp = x + pl * in_plane;
+    for (size_t pl = 0; pl < count; pl++) {
+        const nb_real *xp = j->x + pl * j->ld;
         for (int oh = 0; oh < s.Ho; oh++) {
             int h0, h1, span;
             window(oh, s.kh, s.sh, s.ph, s.H, &h0, &h1, &span);
-            nb_real *restrict m = n->val + pl * out_plane + (size_t)oh * s.Wo;
-            int32_t *restrict a = arg + pl * out_plane + (size_t)oh * s.Wo;
+            nb_real *restrict m = j->y + pl * out_plane + (size_t)oh * s.Wo;
+            int32_t *restrict a = j->arg + pl * out_plane + (size_t)oh * s.Wo;
             /* start from -inf at the window's first element, as PyTorch */
             for (int ow = 0; ow < s.Wo; ow++) {
                 int w0 = ow * s.sw - s.pw;
@@ -270,6 +261,51 @@ static void maxpool_forward(nb_graph *g, nb_node_t *n) {
                 }
             }
         }
+    }
+}
+
+static void maxpool_forward(nb_graph *g, nb_node_t *n) {
+    pool_shape s = shape_of(g, n);
+    pool_job j = {.s = &s, .x = nb__in(g, n, 0)->val, .ld = (size_t)s.H * s.W, .y = n->val,
+                  .arg = (int32_t *)(void *)n->scratch, .parts = 1};
+    if (!is_2x2(&s)) {
+        general_planes(&j, s.planes);
+        return;
+    }
+    /* at least 2^16 input values per part */
+    j.parts = nb__part_count(s.planes * (size_t)s.H * (size_t)s.W, (size_t)1 << 16);
+    if ((size_t)j.parts > s.planes) j.parts = (int)s.planes;
+    if (j.parts > 1) nb__parallel(j.parts, maxpool_2x2_part, &j);
+    else maxpool_2x2_part(&j, 0);
+}
+
+/* Fusion (fusion.c): planes [p0, p0 + count) of the pool n, their inputs at
+ * x, ld apart, on this thread. */
+void nb__maxpool_planes(const nb_graph *g, nb_node_t *n, size_t p0, size_t count,
+                        const nb_real *x, size_t ld) {
+    pool_shape s = shape_of(g, n);
+    const size_t out_plane = (size_t)s.Ho * s.Wo;
+    s.planes = count;
+    pool_job j = {.s = &s, .x = x, .ld = ld, .y = n->val + p0 * out_plane,
+                  .arg = (int32_t *)(void *)n->scratch + p0 * out_plane, .parts = 1};
+    if (is_2x2(&s)) maxpool_2x2_part(&j, 0);
+    else general_planes(&j, count);
+}
+
+void nb__maxpool_relu_backward_planes(const nb_graph *g, const nb_node_t *n, size_t p0,
+                                      size_t count, nb_real *dx, size_t ld) {
+    pool_shape s = shape_of(g, n);
+    const size_t in_plane = (size_t)s.H * s.W, out_plane = (size_t)s.Ho * s.Wo;
+    for (size_t pl = 0; pl < count; pl++) {
+        nb_real *d = dx + pl * ld;
+        const int32_t *arg = (const int32_t *)(const void *)n->scratch + (p0 + pl) * out_plane;
+        const nb_real *dy = n->grad + (p0 + pl) * out_plane, *y = n->val + (p0 + pl) * out_plane;
+        memset(d, 0, in_plane * sizeof *d);
+        for (size_t k = 0; k < out_plane; k++) d[arg[k]] += dy[k];
+        /* the relu's input gradient, dx * relu'(its output): its output is
+         * y there (and dx zero elsewhere); an input that is the maximum of
+         * two windows is scaled twice by the same 0 or 1 */
+        for (size_t k = 0; k < out_plane; k++) d[arg[k]] *= nb__relu_slope(y[k]);
     }
 }
 
@@ -324,7 +360,7 @@ static const nb_op op_max_pool2d = {
     .backward = maxpool_backward,
     .scratch = maxpool_scratch,
     .flops = pool_flops,
-    .flags = NB_OP_ASSIGNS_GRAD,
+    .flags = NB_OP_ASSIGNS_GRAD | NB_OP_MAX_POOL,
 };
 
 /* ---- average pool ---- */
