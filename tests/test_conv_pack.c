@@ -6,7 +6,11 @@
  *   - nb__sgemm_avx512_pack_b gives the bits of nb__sgemm_avx512 on the
  *     stored matrix (C prefilled with the bias, beta = 1), on 1 and 2 threads;
  *   - a convolution at batch 1 and 2 gives the same bits on 1 and 2 threads,
- *     and the values of the definition. */
+ *     and the values of the definition;
+ *   - the weight gradient of a convolution with few terms per channel (one
+ *     input channel, 3x3), which the AVX-512 kernel sums transposed, has the
+ *     bits of the per-sample products dW += dY col^T summed in the original
+ *     form, each thread's share in order. */
 #include "nabla.h"
 #include "test.h"
 #include "kernels/gemm.h"
@@ -219,11 +223,65 @@ static void test_conv_threads(void) {
     }
 }
 
+/* Per-sample products in the original form, samples [s0, s1) into dw. */
+static void dw_reference(const nb_conv_geom *g, const nb_real *x, const nb_real *dy, int Co,
+                         int s0, int s1, nb_real *dw) {
+    int K = g->C * g->kh * g->kw, P = g->Ho * g->Wo;
+    nb_real *col = malloc((size_t)K * P * sizeof *col);
+    for (int s = s0; s < s1; s++) {
+        nb_im2col(g, x + (size_t)s * g->C * g->H * g->W, col, P);
+        nb_gemm(0, 1, Co, K, P, 1, dy + (size_t)s * Co * P, P, col, P, 1, dw, K);
+    }
+    free(col);
+}
+
+static void test_dw_transposed(void) {
+    enum { B = 6, Co = 16, H = 14, W = 11 };
+    nb_conv_geom cg = geom(1, H, W, 3, 3, 1, 1, 0, 0, 1, 1);
+    const int P = cg.Ho * cg.Wo, K = 9;
+    for (int threads = 1; threads <= 2; threads++) {
+        nb_set_threads(threads);
+        nb_graph *g = nb_graph_new();
+        int xd[3] = {1, H, W}, dd[3] = {Co, cg.Ho, cg.Wo};
+        nb_node x = nb_input(g, "x", 3, xd);
+        nb_node y = nb_conv2d_layer(g, x, Co, 3, 3, NULL, "c");
+        nb_node r = nb_input(g, "r", 3, dd); /* loss = sum(y * r): dY = r */
+        nb_node loss = nb_sum(g, nb_mul(g, y, r));
+        nb_rng rng;
+        nb_rng_seed(&rng, 3);
+        REQUIRE_OK(nb_graph_init(g, &rng));
+        REQUIRE_OK(nb_graph_set_batch(g, B));
+        nb_real *xv = nb_value(g, x), *rv = nb_value(g, r);
+        for (size_t i = 0; i < (size_t)B * H * W; i++) xv[i] = (nb_real)uniform();
+        for (size_t i = 0; i < (size_t)B * Co * P; i++) rv[i] = (nb_real)uniform();
+        nb_real *dw = nb_grad(g, nb_find(g, "c.weight"));
+        for (int i = 0; i < Co * K; i++) dw[i] = (nb_real)uniform(); /* accumulated onto */
+        nb_real *want = malloc((size_t)Co * K * sizeof *want), *part = malloc(sizeof *part * Co * K);
+        memcpy(want, dw, (size_t)Co * K * sizeof *want);
+        REQUIRE_OK(nb_forward(g, loss));
+        REQUIRE_OK(nb_backward(g, loss));
+        /* part 0 goes on from the gradient; part 1 from zero, added after */
+        int half = threads == 1 ? B : B / 2;
+        dw_reference(&cg, xv, rv, Co, 0, half, want);
+        memset(part, 0, (size_t)Co * K * sizeof *part);
+        dw_reference(&cg, xv, rv, Co, half, B, part);
+        for (int i = 0; threads == 2 && i < Co * K; i++) want[i] += part[i];
+        CHECKF(memcmp(want, dw, (size_t)Co * K * sizeof *dw) == 0,
+               "%d threads: the transposed weight gradient is not the product's bits", threads);
+        free(want), free(part);
+        nb_graph_free(g);
+    }
+    nb_set_threads(1);
+}
+
 int main(void) {
     test_im2col_block();
 #ifdef NB_AVX512_GEMM
     test_pack_b_product();
 #endif
     test_conv_threads();
+#ifdef NB_AVX512_GEMM
+    if (nb__gemm_kernel() == NB__GEMM_AVX512) test_dw_transposed();
+#endif
     TEST_END();
 }

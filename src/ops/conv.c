@@ -133,6 +133,7 @@ typedef struct conv_job {
     int assign_dx; /* backward: overwrite the input's gradient */
     nb_real *db;   /* backward: the bias gradient, or NULL */
     nb_real *sums; /* backward with a fused relu and db: [B, Co] channel sums */
+    int dw_t;      /* backward: every part sums dW transposed (dw_transposed) */
     /* the relu applied in this pass (fusion.c), or NULL: forward writes its
      * value, backward reads its gradient and output instead of the op's own;
      * and the max pool after it, or NULL: then forward writes the pool's
@@ -314,6 +315,42 @@ static void keep_sums(const conv_job *j, int b, int grp, const nb_real *dy, size
             sum_run(dy + co * ld, (size_t)j->s.P);
 }
 
+/* The weight gradient of a convolution with few terms per output channel
+ * (K = C/groups*kh*kw, 9 for a 3x3 kernel on one channel) is a product only
+ * K wide, a third of the kernel's 32-column panel: summed transposed, K x
+ * C_out per group, the panel is full.  Each value is the same chain of
+ * multiply-adds either way (the kernel's rows and columns are computed
+ * alike), so the results are the same bits; with more than 4 rows, so that
+ * neither form takes the few-rows path, and at fp32. */
+static int dw_transposed(const nb_graph *g, const conv_shape *s) {
+    return nb__gemm_kernel() == NB__GEMM_AVX512 && g->precision == NB_PRECISION_FP32 &&
+           s->chunk == 1 && s->K > 4 && s->K < 16 && s->Cog > s->K;
+}
+
+/* Element (co, k) of group grp of dW [Co, K] and of its transpose, [K, Cog]
+ * per group. */
+static size_t dw_at(const conv_shape *s, int grp, int co, int k) {
+    return ((size_t)grp * s->Cog + (size_t)co) * s->K + (size_t)k;
+}
+static size_t dw_t_at(const conv_shape *s, int grp, int co, int k) {
+    return (size_t)grp * s->Cog * s->K + (size_t)k * s->Cog + (size_t)co;
+}
+
+/* dw_t = dw transposed; or back: dw = dw_t transposed, or dw += it (add). */
+static void transpose_dw(const conv_shape *s, const nb_real *dw, nb_real *dw_t) {
+    for (int grp = 0; grp < s->groups; grp++)
+        for (int co = 0; co < s->Cog; co++)
+            for (int k = 0; k < s->K; k++) dw_t[dw_t_at(s, grp, co, k)] = dw[dw_at(s, grp, co, k)];
+}
+static void untranspose_dw(const conv_shape *s, const nb_real *dw_t, nb_real *dw, int add) {
+    for (int grp = 0; grp < s->groups; grp++)
+        for (int co = 0; co < s->Cog; co++)
+            for (int k = 0; k < s->K; k++) {
+                nb_real v = dw_t[dw_t_at(s, grp, co, k)];
+                dw[dw_at(s, grp, co, k)] = add ? dw[dw_at(s, grp, co, k)] + v : v;
+            }
+}
+
 static void backward_part(void *ctx, int part) {
     const conv_job *j = ctx;
     const conv_shape s = j->s;
@@ -329,9 +366,10 @@ static void backward_part(void *ctx, int part) {
     nb_real *col = n->scratch + (size_t)part * lane_len(&s);
     nb_real *dybuf = col + (size_t)s.K * s.chunk * P;
     nb_real *dw = w->grad;
-    if (w->grad && part > 0) { /* a private dW, added in after the region */
+    if (w->grad && (part > 0 || j->dw_t)) { /* a private dW, added in after the region */
         dw = col + lane_len(&s) - (size_t)s.Co * s.K;
-        memset(dw, 0, (size_t)s.Co * s.K * sizeof *dw);
+        if (part > 0) memset(dw, 0, (size_t)s.Co * s.K * sizeof *dw);
+        else transpose_dw(&s, w->grad, dw); /* part 0 goes on from the gradient */
     }
     int c0, c1;
     part_chunks(j, part, &c0, &c1);
@@ -371,8 +409,12 @@ static void backward_part(void *ctx, int part) {
             }
             if (w->grad) { /* dW_g += dY · col^T */
                 gather_columns(&s, x->val, s0, nc, grp, col);
-                nb_gemm_at(j->g->precision, 0, 1, s.Cog, s.K, (int)ld, R(1), dyg, (int)ld, col,
-                           (int)ld, R(1), dw + (size_t)grp * s.Cog * s.K, s.K);
+                if (j->dw_t) /* dW_g^T += col · dY^T */
+                    nb_gemm_at(j->g->precision, 0, 1, s.K, s.Cog, (int)ld, R(1), col, (int)ld,
+                               dyg, (int)ld, R(1), dw + (size_t)grp * s.Cog * s.K, s.Cog);
+                else
+                    nb_gemm_at(j->g->precision, 0, 1, s.Cog, s.K, (int)ld, R(1), dyg, (int)ld,
+                               col, (int)ld, R(1), dw + (size_t)grp * s.Cog * s.K, s.K);
             }
             if (x->grad) { /* dcol = W_g^T · dY, scattered back into dx */
                 nb_gemm_at(j->g->precision, 1, 0, s.K, (int)ld, s.Cog, R(1),
@@ -401,17 +443,21 @@ static void conv_backward(nb_graph *g, nb_node_t *n) {
     if (!x->grad && !w->grad && !j.db) return;
     if (j.db && j.relu) j.sums = n->scratch + n->scratch_len - sums_len(n, &s);
     j.parts = parts_of(n, &j.s);
+    j.dw_t = w->grad && dw_transposed(g, &j.s);
     if (j.parts == 1) backward_part(&j, 0);
     else nb__parallel(j.parts, backward_part, &j);
     for (int b = 0; j.sums && b < s.B; b++) /* as bias_sums: channel by channel, in sample order */
         for (int co = 0; co < s.Co; co++) j.db[co] += j.sums[(size_t)b * s.Co + co];
-    if (w->grad) /* the other parts' dW, in part order */
-        for (int p = 1; p < j.parts; p++) {
-            const nb_real *restrict src =
-                n->scratch + (size_t)(p + 1) * lane_len(&j.s) - (size_t)s.Co * s.K;
-            nb_real *restrict dw = w->grad;
+    if (!w->grad) return;
+    /* the parts' dW, in part order (part 0's own, when transposed) */
+    for (int p = j.dw_t ? 0 : 1; p < j.parts; p++) {
+        const nb_real *restrict src =
+            n->scratch + (size_t)(p + 1) * lane_len(&j.s) - (size_t)s.Co * s.K;
+        nb_real *restrict dw = w->grad;
+        if (j.dw_t) untranspose_dw(&s, src, dw, p > 0);
+        else
             for (size_t k = 0; k < (size_t)s.Co * s.K; k++) dw[k] += src[k];
-        }
+    }
 }
 
 /* 2 per multiply-add: 2*C_out*(C/groups)*kh*kw*Ho*Wo per sample */
