@@ -9,7 +9,8 @@
  *     NaN first and must still hold it) but nb_value / nb_grad fill in;
  *   - a second backward adds the same parameter gradients again;
  *   - nb_find_nonfinite finds an overflow in the convolution's own value.
- * The finite-difference check of a fused pair is in test64_lazy_grad. */
+ * test64_fusion runs the same in the double build (the portable loops); the
+ * finite-difference check of a fused pair is in test64_lazy_grad. */
 #include "nabla.h"
 #include "test.h"
 #include "core/internal.h"
@@ -28,20 +29,22 @@ typedef struct net {
     nb_node conv[MAX_CONV], relu[MAX_CONV], pool[MAX_CONV]; /* pool: NB_NONE for none */
 } net;
 
-/* conv(bias) -> relu -> max pool 3x3, stride 2, padding 1 (windows overlap)
- * -> conv(groups 2, padding, stride 2 x 1, no bias) -> relu
- * -> conv(padding) -> relu -> max pool 2x2 -> flatten -> linear -> cross-entropy.
+/* conv(bias) -> relu -> max pool 3x3, stride 2 x 1, padding 1 (windows
+ * overlap) -> conv(groups 2, padding, stride 2 x 1, no bias) -> relu
+ * -> conv(padding) -> relu -> max pool 2x2 (3 x 35 to 1 x 17: more than 16
+ * outputs a row, an input row and column in no window) -> flatten -> linear
+ * -> cross-entropy.
  * blocked: each conv gets a second consumer (off the loss's path), so
  * nothing fuses. */
 static net build(int blocked) {
     net n = {.g = nb_graph_new()};
     nb_graph *g = n.g;
-    int xd[3] = {2, 11, 9};
+    int xd[3] = {2, 11, 37};
     n.x = nb_input(g, "x", 3, xd);
     nb_requires_grad(g, n.x, 1); /* the first conv's input gradient too */
     n.conv[0] = nb_conv2d_layer(g, n.x, 6, 3, 3, NULL, "c1");
     n.relu[0] = nb_relu(g, n.conv[0]);
-    n.pool[0] = nb_max_pool2d(g, n.relu[0], 3, 3, 2, 2, 1, 1, 0);
+    n.pool[0] = nb_max_pool2d(g, n.relu[0], 3, 3, 2, 1, 1, 1, 0);
     nb_conv_opts o = {.groups = 2, .pad_h = 1, .pad_w = 1, .stride_h = 2, .stride_w = 1,
                       .no_bias = 1};
     n.conv[1] = nb_conv2d_layer(g, n.pool[0], 8, 3, 3, &o, "c2");
@@ -68,7 +71,7 @@ static void set_batch(net *n, int batch, int huge) {
     nb_real *x = nb_value(n->g, n->x), *t = nb_value(n->g, n->t);
     size_t len = nb_node_numel(n->g, n->x);
     for (size_t k = 0; k < len; k++) x[k] = (nb_real)sin(0.37 * (double)k + 0.1) * 2;
-    for (size_t k = 0; huge && k < len; k++) x[k] = FLT_MAX;
+    for (size_t k = 0; huge && k < len; k++) x[k] = sizeof(nb_real) == 4 ? FLT_MAX : DBL_MAX;
     for (int b = 0; b < batch; b++) t[b] = (nb_real)(b % 4);
 }
 

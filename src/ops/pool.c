@@ -292,6 +292,83 @@ void nb__maxpool_planes(const nb_graph *g, nb_node_t *n, size_t p0, size_t count
     else general_planes(&j, count);
 }
 
+#if POOL_AVX512
+/* relu_unpool_2x2, sixteen windows at a time: the values for the even and
+ * odd columns of both rows are picked by comparing the argmax with its four
+ * candidates, then interleaved (the inverse of the forward's permutes). */
+__attribute__((target("avx512f"))) static void
+relu_unpool_2x2_avx512(const pool_shape *s, const int32_t *arg, const float *dy, const float *y,
+                       float *d) {
+    const int W = s->W, Wo = s->Wo;
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+    const __m512i twice = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                            28, 30);
+    const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
+    for (int oh = 0; oh < s->Ho; oh++) {
+        float *r0 = d + (size_t)(2 * oh) * W, *r1 = r0 + W;
+        size_t o = (size_t)oh * Wo;
+        for (int ow = 0; ow < Wo; ow += 16) {
+            int left = Wo - ow < 16 ? Wo - ow : 16;
+            __mmask16 m = (__mmask16)((1u << left) - 1);
+            __mmask16 m0 = (__mmask16)(left >= 8 ? 0xFFFF : (1u << (2 * left)) - 1);
+            __mmask16 m1 = (__mmask16)(left >= 16 ? 0xFFFF
+                                       : left > 8 ? (1u << (2 * (left - 8))) - 1 : 0);
+            __m512 g = _mm512_maskz_loadu_ps(m, dy + o + ow);
+            __m512 v = _mm512_maskz_loadu_ps(m, y + o + ow);
+            /* (0 + dy) * relu'(y): the slope is 0 where y <= 0, else 1 (NaN too) */
+            __m512 slope = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_LE_OQ), one, zero);
+            __m512 t = _mm512_mul_ps(_mm512_add_ps(zero, g), slope);
+            __m512i at = _mm512_sub_epi32(
+                _mm512_maskz_loadu_epi32(m, arg + o + ow),
+                _mm512_add_epi32(_mm512_set1_epi32(2 * oh * W + 2 * ow), twice));
+            __m512 e0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, _mm512_setzero_si512()), t);
+            __m512 o0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, _mm512_set1_epi32(1)), t);
+            __m512 e1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, _mm512_set1_epi32(W)), t);
+            __m512 o1 =
+                _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, _mm512_set1_epi32(W + 1)), t);
+            _mm512_mask_storeu_ps(r0 + 2 * ow, m0, _mm512_permutex2var_ps(e0, lo, o0));
+            _mm512_mask_storeu_ps(r0 + 2 * ow + 16, m1, _mm512_permutex2var_ps(e0, hi, o0));
+            _mm512_mask_storeu_ps(r1 + 2 * ow, m0, _mm512_permutex2var_ps(e1, lo, o1));
+            _mm512_mask_storeu_ps(r1 + 2 * ow + 16, m1, _mm512_permutex2var_ps(e1, hi, o1));
+        }
+        for (int iw = 2 * Wo; iw < W; iw++) r0[iw] = r1[iw] = 0;
+    }
+    for (size_t k = (size_t)(2 * s->Ho) * W; k < (size_t)s->H * W; k++) d[k] = 0;
+}
+#endif
+
+/* One plane of 2x2 windows with stride 2: every input lies in at most one
+ * window, so each is written once, with what the general loop below leaves
+ * there: (0 + dy) * relu'(y) at its window's maximum, zero elsewhere (and in
+ * the last row and column when they are in no window). */
+static void relu_unpool_2x2(const pool_shape *s, const int32_t *restrict arg,
+                            const nb_real *restrict dy, const nb_real *restrict y,
+                            nb_real *restrict d) {
+#if POOL_AVX512
+    if (__builtin_cpu_supports("avx512f")) {
+        relu_unpool_2x2_avx512(s, arg, dy, y, d);
+        return;
+    }
+#endif
+    const int W = s->W, Wo = s->Wo;
+    for (int oh = 0; oh < s->Ho; oh++) {
+        nb_real *restrict r0 = d + (size_t)(2 * oh) * W, *restrict r1 = r0 + W;
+        const int32_t *restrict a = arg + (size_t)oh * Wo;
+        const nb_real *restrict g = dy + (size_t)oh * Wo, *restrict v = y + (size_t)oh * Wo;
+        for (int ow = 0; ow < Wo; ow++) {
+            nb_real t = (R(0) + g[ow]) * nb__relu_slope(v[ow]);
+            int32_t at = a[ow] - 2 * oh * W - 2 * ow; /* 0, 1, W or W + 1 */
+            r0[2 * ow] = at == 0 ? t : R(0);
+            r0[2 * ow + 1] = at == 1 ? t : R(0);
+            r1[2 * ow] = at == W ? t : R(0);
+            r1[2 * ow + 1] = at == W + 1 ? t : R(0);
+        }
+        for (int iw = 2 * Wo; iw < W; iw++) r0[iw] = r1[iw] = R(0);
+    }
+    for (size_t k = (size_t)(2 * s->Ho) * W; k < (size_t)s->H * W; k++) d[k] = R(0);
+}
+
 void nb__maxpool_relu_backward_planes(const nb_graph *g, const nb_node_t *n, size_t p0,
                                       size_t count, nb_real *dx, size_t ld) {
     pool_shape s = shape_of(g, n);
@@ -300,6 +377,10 @@ void nb__maxpool_relu_backward_planes(const nb_graph *g, const nb_node_t *n, siz
         nb_real *d = dx + pl * ld;
         const int32_t *arg = (const int32_t *)(const void *)n->scratch + (p0 + pl) * out_plane;
         const nb_real *dy = n->grad + (p0 + pl) * out_plane, *y = n->val + (p0 + pl) * out_plane;
+        if (is_2x2(&s)) {
+            relu_unpool_2x2(&s, arg, dy, y, d);
+            continue;
+        }
         memset(d, 0, in_plane * sizeof *d);
         for (size_t k = 0; k < out_plane; k++) d[arg[k]] += dy[k];
         /* the relu's input gradient, dx * relu'(its output): its output is
