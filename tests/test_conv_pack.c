@@ -7,10 +7,10 @@
  *     stored matrix (C prefilled with the bias, beta = 1), on 1 and 2 threads;
  *   - a convolution at batch 1 and 2 gives the same bits on 1 and 2 threads,
  *     and the values of the definition;
- *   - the weight gradient of a convolution with few terms per channel (one
- *     input channel, 3x3), which the AVX-512 kernel sums transposed, has the
- *     bits of the per-sample products dW += dY col^T summed in the original
- *     form, each thread's share in order. */
+ *   - the weight gradient that the AVX-512 kernel sums transposed (one input
+ *     channel, 3x3; and 32 channels to 64) has the bits of the per-sample
+ *     products dW += dY col^T summed in the original form, each thread's
+ *     share in order. */
 #include "nabla.h"
 #include "test.h"
 #include "kernels/gemm.h"
@@ -235,14 +235,14 @@ static void dw_reference(const nb_conv_geom *g, const nb_real *x, const nb_real 
     free(col);
 }
 
-static void test_dw_transposed(void) {
-    enum { B = 6, Co = 16, H = 14, W = 11 };
-    nb_conv_geom cg = geom(1, H, W, 3, 3, 1, 1, 0, 0, 1, 1);
-    const int P = cg.Ho * cg.Wo, K = 9;
+static void test_dw_transposed(int C, int Co) {
+    enum { B = 6, H = 14, W = 11 };
+    nb_conv_geom cg = geom(C, H, W, 3, 3, 1, 1, 0, 0, 1, 1);
+    const int P = cg.Ho * cg.Wo, K = 9 * C;
     for (int threads = 1; threads <= 2; threads++) {
         nb_set_threads(threads);
         nb_graph *g = nb_graph_new();
-        int xd[3] = {1, H, W}, dd[3] = {Co, cg.Ho, cg.Wo};
+        int xd[3] = {C, H, W}, dd[3] = {Co, cg.Ho, cg.Wo};
         nb_node x = nb_input(g, "x", 3, xd);
         nb_node y = nb_conv2d_layer(g, x, Co, 3, 3, NULL, "c");
         nb_node r = nb_input(g, "r", 3, dd); /* loss = sum(y * r): dY = r */
@@ -252,7 +252,7 @@ static void test_dw_transposed(void) {
         REQUIRE_OK(nb_graph_init(g, &rng));
         REQUIRE_OK(nb_graph_set_batch(g, B));
         nb_real *xv = nb_value(g, x), *rv = nb_value(g, r);
-        for (size_t i = 0; i < (size_t)B * H * W; i++) xv[i] = (nb_real)uniform();
+        for (size_t i = 0; i < (size_t)B * C * H * W; i++) xv[i] = (nb_real)uniform();
         for (size_t i = 0; i < (size_t)B * Co * P; i++) rv[i] = (nb_real)uniform();
         nb_real *dw = nb_grad(g, nb_find(g, "c.weight"));
         for (int i = 0; i < Co * K; i++) dw[i] = (nb_real)uniform(); /* accumulated onto */
@@ -267,7 +267,8 @@ static void test_dw_transposed(void) {
         dw_reference(&cg, xv, rv, Co, half, B, part);
         for (int i = 0; threads == 2 && i < Co * K; i++) want[i] += part[i];
         CHECKF(memcmp(want, dw, (size_t)Co * K * sizeof *dw) == 0,
-               "%d threads: the transposed weight gradient is not the product's bits", threads);
+               "%d to %d channels, %d threads: the transposed weight gradient is not the "
+               "product's bits", C, Co, threads);
         free(want), free(part);
         nb_graph_free(g);
     }
@@ -281,7 +282,10 @@ int main(void) {
 #endif
     test_conv_threads();
 #ifdef NB_AVX512_GEMM
-    if (nb__gemm_kernel() == NB__GEMM_AVX512) test_dw_transposed();
+    if (nb__gemm_kernel() == NB__GEMM_AVX512) {
+        test_dw_transposed(1, 16);
+        test_dw_transposed(32, 64);
+    }
 #endif
     TEST_END();
 }

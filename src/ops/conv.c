@@ -315,16 +315,24 @@ static void keep_sums(const conv_job *j, int b, int grp, const nb_real *dy, size
             sum_run(dy + co * ld, (size_t)j->s.P);
 }
 
-/* The weight gradient of a convolution with few terms per output channel
- * (K = C/groups*kh*kw, 9 for a 3x3 kernel on one channel) is a product only
- * K wide, a third of the kernel's 32-column panel: summed transposed, K x
- * C_out per group, the panel is full.  Each value is the same chain of
- * multiply-adds either way (the kernel's rows and columns are computed
- * alike), so the results are the same bits; with more than 4 rows, so that
- * neither form takes the few-rows path, and at fp32. */
+/* The weight gradient per sample, dW_g += dY · col^T, is a [Cog, K] product;
+ * summed transposed, dW_g^T += col · dY^T, it is [K, Cog].  The kernel's
+ * tiles are 12 rows by 32 columns, so the form whose shape fills them better
+ * is taken: with K = 9 (a 3x3 kernel on one channel) the original form uses
+ * 9 columns of 32, the transposed one 9 rows of 12; with K = 288 and 64
+ * channels the transposed form fills every tile, and its packed operand is
+ * dY (64 x 121) instead of col (288 x 121).  Each value is the same chain of
+ * multiply-adds either way (rows and columns of a tile are computed alike),
+ * so the results are the same bits: at fp32, on nabla's AVX-512 kernel, with
+ * more than 4 rows in both forms, so that neither takes the few-rows path. */
+static double tile_fill(int rows, int cols) {
+    return (double)rows / (12.0 * ((rows + 11) / 12)) * (double)cols / (32.0 * ((cols + 31) / 32));
+}
+
 static int dw_transposed(const nb_graph *g, const conv_shape *s) {
     return nb__gemm_kernel() == NB__GEMM_AVX512 && g->precision == NB_PRECISION_FP32 &&
-           s->chunk == 1 && s->K > 4 && s->K < 16 && s->Cog > s->K;
+           s->chunk == 1 && s->K > 4 && s->Cog > 4 &&
+           tile_fill(s->K, s->Cog) >= tile_fill(s->Cog, s->K);
 }
 
 /* Element (co, k) of group grp of dW [Co, K] and of its transpose, [K, Cog]
