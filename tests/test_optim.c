@@ -5,6 +5,7 @@
 #include "test.h"
 #include "nabla.h"
 
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -602,8 +603,39 @@ static void test_sliced_steps(void) {
     free(p1), free(p2), free(g);
 }
 
+/* A gradient that stays zero: Adam's m decays into the subnormal range and
+ * is flushed to zero there (it would stick at the smallest subnormal), on 1
+ * and 2 threads; the caller's own arithmetic keeps its subnormals after. */
+static void test_subnormals_flushed(void) {
+    enum { N = 1 << 17 }; /* large enough for two slices */
+    for (int threads = 1; threads <= 2; threads++) {
+        nb_set_threads(threads);
+        nb_optim_config c = nb_optim_defaults(NB_OPT_ADAM);
+        nb_optim *o = nb_optim_new(&c, N);
+        nb_real *p = calloc(N, sizeof *p), *g = calloc(N, sizeof *g);
+        for (int k = 0; k < N; k++) p[k] = 1, g[k] = (nb_real)1e-3;
+        CHECK_OK(nb_optim_step(o, p, g, 1e-3));
+        memset(g, 0, N * sizeof *g);
+        /* m from 1e-4 by 0.9 a step: below the smallest normal float after 770
+         * steps, double after 6640 */
+        const int float_build = sizeof(nb_real) == sizeof(float);
+        const double smallest = float_build ? FLT_MIN : DBL_MIN;
+        for (int t = 0; t < (float_build ? 1000 : 7000); t++) nb_optim_step(o, p, g, 1e-3);
+        size_t n = 0, nonzero = 0;
+        const nb_real *state = nb_optim_state(o, &n);
+        for (size_t k = 0; k < n; k++) nonzero += state[k] != 0 && fabs((double)state[k]) < smallest;
+        CHECKF(nonzero == 0, "%d threads: %zu subnormal state values left", threads, nonzero);
+        volatile float tiny = 1e-38f, half = tiny * 0.5f;
+        CHECKF(half != 0, "%d threads: the caller's subnormals are flushed after a step", threads);
+        free(p), free(g);
+        nb_optim_free(o);
+    }
+    nb_set_threads(1);
+}
+
 int main(void) {
     test_sliced_steps();
+    test_subnormals_flushed();
     ref_file *f = ref_load(REF_PATH);
     CHECKF(f != NULL, "cannot load %s", REF_PATH);
     if (f) {
