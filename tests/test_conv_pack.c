@@ -3,6 +3,7 @@
  *   - nb_im2col_block gives exactly the values of nb_im2col, over geometries
  *     with padding, stride, dilation, wide kernels and narrow outputs, for
  *     blocks at any row and column, zero beyond the block's columns;
+ *   - nb_col2im gives its definition's sums, in its order, bit for bit;
  *   - nb__sgemm_avx512_pack_b gives the bits of nb__sgemm_avx512 on the
  *     stored matrix (C prefilled with the bias, beta = 1), on 1 and 2 threads;
  *   - a convolution at batch 1 and 2 gives the same bits on 1 and 2 threads,
@@ -91,6 +92,43 @@ static void test_im2col_block(void) {
         CHECKF(bad32 == 0 && bad40 == 0, "case %zu: %ld / %ld values differ from nb_im2col", c,
                bad32, bad40);
         free(x), free(col);
+    }
+}
+
+/* nb_col2im against its definition summed in its loops' order (channel,
+ * kernel row, kernel column, output row, output column), bit for bit: the
+ * AVX-512 version adds a row's shifted column rows in registers. */
+static void test_col2im(void) {
+    const nb_conv_geom cases[] = {
+        geom(1, 28, 28, 3, 3, 1, 1, 0, 0, 1, 1),  geom(32, 13, 13, 3, 3, 1, 1, 0, 0, 1, 1),
+        geom(3, 9, 10, 3, 3, 1, 1, 1, 1, 1, 1),   geom(2, 11, 7, 3, 2, 1, 1, 2, 1, 2, 1),
+        geom(2, 12, 13, 3, 3, 2, 2, 1, 1, 1, 1),  geom(1, 5, 40, 1, 20, 1, 1, 0, 3, 1, 1),
+        geom(2, 3, 64, 2, 2, 1, 1, 0, 0, 1, 1),   geom(1, 8, 8, 3, 3, 1, 1, 4, 4, 1, 1),
+        geom(2, 7, 37, 5, 5, 1, 1, 2, 2, 1, 1),   geom(1, 6, 20, 2, 16, 1, 1, 0, 5, 1, 1),
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        const nb_conv_geom *g = &cases[c];
+        size_t nx = (size_t)g->C * g->H * g->W;
+        int K = g->C * g->kh * g->kw, P = g->Ho * g->Wo;
+        nb_real *col = malloc((size_t)K * P * sizeof *col);
+        nb_real *got = malloc(nx * sizeof *got), *want = malloc(nx * sizeof *want);
+        for (size_t k = 0; k < (size_t)K * P; k++) col[k] = (nb_real)uniform();
+        for (size_t k = 0; k < nx; k++) got[k] = want[k] = (nb_real)uniform();
+        nb_col2im(g, col, (size_t)P, got);
+        for (int ch = 0, r = 0; ch < g->C; ch++)
+            for (int i = 0; i < g->kh; i++)
+                for (int j = 0; j < g->kw; j++, r++)
+                    for (int oh = 0; oh < g->Ho; oh++)
+                        for (int ow = 0; ow < g->Wo; ow++) {
+                            int ih = oh * g->sh - g->ph + i * g->dh;
+                            int iw = ow * g->sw - g->pw + j * g->dw;
+                            if (ih < 0 || ih >= g->H || iw < 0 || iw >= g->W) continue;
+                            want[((size_t)ch * g->H + ih) * g->W + iw] +=
+                                col[(size_t)r * P + (size_t)oh * g->Wo + ow];
+                        }
+        CHECKF(memcmp(got, want, nx * sizeof *got) == 0, "case %zu: nb_col2im is not the sum "
+               "in order", c);
+        free(col), free(got), free(want);
     }
 }
 
@@ -277,6 +315,7 @@ static void test_dw_transposed(int C, int Co) {
 
 int main(void) {
     test_im2col_block();
+    test_col2im();
 #ifdef NB_AVX512_GEMM
     test_pack_b_product();
 #endif

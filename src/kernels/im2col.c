@@ -314,7 +314,16 @@ void nb_im2col_block(const nb_conv_geom *g, const nb_real *x, int r0, int rows, 
     }
 }
 
-void nb_col2im(const nb_conv_geom *g, const nb_real *col, size_t ld, nb_real *x) {
+typedef void (*add_fn)(nb_real *restrict d, const nb_real *restrict s, int n);
+
+static inline void add_run(nb_real *restrict d, const nb_real *restrict s, int n) {
+    for (int k = 0; k < n; k++) d[k] += s[k];
+}
+
+/* The whole of nb_col2im, inlined with the row addition of each instruction set. */
+static inline __attribute__((always_inline)) void col2im_with(const nb_conv_geom *g,
+                                                              const nb_real *col, size_t ld,
+                                                              nb_real *x, add_fn add) {
     const int Wo = g->Wo, W = g->W, sh = g->sh, sw = g->sw;
     const size_t plane = (size_t)g->H * (size_t)W;
     spans sp;
@@ -335,7 +344,7 @@ void nb_col2im(const nb_conv_geom *g, const nb_real *col, size_t ld, nb_real *x)
                     /* d[k*sw] is x[ih][(cs.lo + k)*sw + col_off] */
                     nb_real *restrict d = xc + (size_t)(oh * sh + row_off) * W + cs.lo * sw + col_off;
                     if (sw == 1) {
-                        for (int k = 0; k < n; k++) d[k] += s[k];
+                        add(d, s, n);
                     } else {
                         for (int k = 0; k < n; k++) d[k * sw] += s[k];
                     }
@@ -343,4 +352,62 @@ void nb_col2im(const nb_conv_geom *g, const nb_real *col, size_t ld, nb_real *x)
             }
         }
     }
+}
+
+#if IM2COL_AVX512
+/* Stride and dilation 1: each image row is loaded once per kernel row, 16
+ * values at a time, the kw shifted column rows that land on it are added in
+ * registers (in the order of the loops above, so the same bits), and it is
+ * stored once.  Adding them one masked store after another made each load
+ * wait for the store before it (they overlap by all but one value). */
+__attribute__((target("avx512f"))) static void col2im_rows_avx512(const nb_conv_geom *g,
+                                                                  const float *col, size_t ld,
+                                                                  float *x) {
+    const int Wo = g->Wo, W = g->W;
+    const size_t plane = (size_t)g->H * (size_t)W;
+    spans sp;
+    spans_init(g, &sp);
+    for (int c = 0; c < g->C; c++) {
+        float *xc = x + (size_t)c * plane;
+        for (int i = 0; i < g->kh; i++) {
+            const size_t r0 = ((size_t)c * g->kh + (size_t)i) * g->kw; /* col row of (c, i, 0) */
+            const int row_off = i - g->ph;
+            const span rs = row_span(g, &sp, i);
+            for (int oh = rs.lo; oh < rs.hi; oh++) {
+                float *d = xc + (size_t)(oh + row_off) * W;
+                for (int x0 = 0; x0 < W; x0 += 16) {
+                    __mmask16 mw = W - x0 >= 16 ? (__mmask16)0xFFFF
+                                                : (__mmask16)((1u << (W - x0)) - 1);
+                    __m512 acc = _mm512_maskz_loadu_ps(mw, d + x0);
+                    for (int j = 0; j < g->kw; j++) {
+                        const int col_off = j - g->pw; /* iw = ow + col_off */
+                        const span cs = col_span(g, &sp, j);
+                        /* lanes whose iw = x0 + lane has its ow in [cs.lo, cs.hi) */
+                        int lo = cs.lo + col_off - x0, hi = cs.hi + col_off - x0;
+                        if (lo < 0) lo = 0;
+                        if (hi > 16) hi = 16;
+                        if (lo >= hi) continue;
+                        __mmask16 m = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+                        /* lane k holds column row (c, i, j) at ow = x0 + k - col_off */
+                        const float *s = col + (r0 + (size_t)j) * ld + (size_t)oh * Wo;
+                        __m512 t = _mm512_maskz_loadu_ps(m, s + x0 - col_off);
+                        acc = _mm512_mask_add_ps(acc, m, acc, t);
+                    }
+                    _mm512_mask_storeu_ps(d + x0, mw, acc);
+                }
+            }
+        }
+    }
+}
+#endif
+
+void nb_col2im(const nb_conv_geom *g, const nb_real *col, size_t ld, nb_real *x) {
+#if IM2COL_AVX512
+    if (g->sw == 1 && g->dw == 1 && g->sh == 1 && g->dh == 1 && g->kw <= 16 &&
+        __builtin_cpu_supports("avx512f")) {
+        col2im_rows_avx512(g, col, ld, x);
+        return;
+    }
+#endif
+    col2im_with(g, col, ld, x, add_run);
 }
