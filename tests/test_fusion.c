@@ -9,6 +9,8 @@
  *     NaN first and must still hold it) but nb_value / nb_grad fill in;
  *   - a second backward adds the same parameter gradients again;
  *   - nb_find_nonfinite finds an overflow in the convolution's own value.
+ * The flatten after the last pool shares the pool's memory (a view that is
+ * its input's only consumer), and in the blocked network copies it.
  * test64_fusion runs the same in the double build (the portable loops); the
  * finite-difference check of a fused pair is in test64_lazy_grad. */
 #include "nabla.h"
@@ -27,6 +29,7 @@ typedef struct net {
     nb_graph *g;
     nb_node x, t, loss;
     nb_node conv[MAX_CONV], relu[MAX_CONV], pool[MAX_CONV]; /* pool: NB_NONE for none */
+    nb_node flat; /* the flatten after the last pool: shares its memory unless blocked */
 } net;
 
 /* conv(bias) -> relu -> max pool 3x3, stride 2 x 1, padding 1 (windows
@@ -54,10 +57,12 @@ static net build(int blocked) {
     n.conv[2] = nb_conv2d_layer(g, n.relu[1], 8, 3, 3, &p, "c3");
     n.relu[2] = nb_relu(g, n.conv[2]);
     n.pool[2] = nb_max_pool2d(g, n.relu[2], 2, 2, 0, 0, 0, 0, 0);
-    nb_node h = nb_dense(g, nb_flatten(g, n.pool[2]), 4, "fc", NULL);
+    n.flat = nb_flatten(g, n.pool[2]);
+    nb_node h = nb_dense(g, n.flat, 4, "fc", NULL);
     n.t = nb_input(g, "t", 0, NULL);
     n.loss = nb_cross_entropy(g, h, n.t, 0);
     for (int c = 0; blocked && c < MAX_CONV; c++) nb_scale(g, n.conv[c], 2);
+    if (blocked) nb_scale(g, n.pool[2], 2); /* and the flatten copies */
     nb_rng r;
     nb_rng_seed(&r, 7);
     if (nb_graph_init(g, &r) != NB_OK || nb_graph_status(g) != NB_OK)
@@ -97,6 +102,11 @@ static void compare(int kernel, int threads, int batch) {
         CHECKF(f.g->nodes[f.conv[c]].epilogue && !u.g->nodes[u.conv[c]].epilogue,
                "%s: conv %d fuses %d / %d", what, c, f.g->nodes[f.conv[c]].epilogue,
                u.g->nodes[u.conv[c]].epilogue);
+    CHECKF(f.g->nodes[f.flat].val == f.g->nodes[f.pool[2]].val &&
+               u.g->nodes[u.flat].val != u.g->nodes[u.pool[2]].val,
+           "%s: the flatten shares its input's memory: %d / %d", what,
+           f.g->nodes[f.flat].val == f.g->nodes[f.pool[2]].val,
+           u.g->nodes[u.flat].val == u.g->nodes[u.pool[2]].val);
     for (int c = 0; c < MAX_CONV; c++)
         CHECKF((f.g->nodes[f.relu[c]].epilogue != 0) == (f.pool[c] != NB_NONE),
                "%s: relu %d fuses its pool: %d", what, c, f.g->nodes[f.relu[c]].epilogue);

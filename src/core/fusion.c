@@ -113,6 +113,19 @@ void nb__fill_grad(nb_graph *g, int i) {
     g->mark[i] &= (unsigned char)~MARK_GRAD_STALE;
 }
 
+void nb__plan_views(nb_graph *g) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        nb_node_t *n = &g->nodes[i];
+        if (!n->op || !(n->op->flags & NB_OP_VIEW) || n->nin != 1) continue;
+        nb_node_t *x = &g->nodes[n->in[0]];
+        if (x->leaf != NB_LEAF_NONE || nb__numel(x) != nb__numel(n) || consumers(g, n->in[0]) != 1 ||
+            !x->requires_grad != !n->requires_grad)
+            continue;
+        n->val = x->val;
+        n->grad = x->grad;
+    }
+}
+
 void nb__fill_all(nb_graph *g) {
     for (int i = 0; i < g->n_nodes; i++) {
         nb__fill_value(g, i);

@@ -508,6 +508,7 @@ static nb_status plan(nb_graph *g) {
         n->grad = n->requires_grad ? g->arena + n->grad_off : NULL;
         n->scratch = n->scratch_len ? g->arena + n->scratch_off : NULL;
     }
+    nb__plan_views(g);
     g->planned = 1;
     g->plan_id++;
     /* Values come first in the arena, in node order, sized by the batch: a

@@ -269,6 +269,11 @@ void nb__fill_value(nb_graph *g, int i);
 void nb__fill_grad(nb_graph *g, int i);
 /* Every stale value and gradient (code that reads all nodes' memory). */
 void nb__fill_all(nb_graph *g);
+/* After the arena's layout: a view (NB_OP_VIEW: reshape, flatten) that is
+ * its input op's only consumer shares the input's value and gradient memory
+ * (its own stays reserved, so the layout does not depend on it); the op then
+ * has nothing to copy. */
+void nb__plan_views(nb_graph *g);
 
 /* Max pooling fused after a relu (pool.c): planes [p0, p0 + count) of pool
  * n from their inputs at x, ld apart (writes the pool's value and argmax);

@@ -1,8 +1,9 @@
 /* Shape ops: reshape, flatten and concat.
  *
  * Reshape and flatten copy the values (row-major order is unchanged, so the
- * copy is a memcpy); the graph gives every node its own buffer, and a copy
- * keeps that invariant simple.  Concat interleaves blocks of its inputs. */
+ * copy is a memcpy), unless the graph had them share their input's memory
+ * (nb__plan_views: they are its only consumer), and then do nothing.
+ * Concat interleaves blocks of its inputs. */
 #include "../core/internal.h"
 
 #include <string.h>
@@ -11,12 +12,12 @@
 
 static void copy_forward(nb_graph *g, nb_node_t *n) {
     const nb_node_t *x = nb__in(g, n, 0);
-    memcpy(n->val, x->val, nb__numel(n) * sizeof *n->val);
+    if (n->val != x->val) memcpy(n->val, x->val, nb__numel(n) * sizeof *n->val);
 }
 
 static void copy_backward(nb_graph *g, nb_node_t *n) {
     nb_node_t *x = nb__in(g, n, 0);
-    if (!x->grad) return;
+    if (!x->grad || x->grad == n->grad) return;
     size_t total = nb__numel(n);
     if (nb__grad_assign(n, 0)) memcpy(x->grad, n->grad, total * sizeof *x->grad);
     else
