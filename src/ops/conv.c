@@ -283,8 +283,9 @@ static void conv_forward(nb_graph *g, nb_node_t *n) {
 }
 
 /* Sum of n values with eight independent partial sums: a single running
- * sum is one long dependency chain the compiler may not reorder. */
-static nb_real sum_run(const nb_real *d, size_t n) {
+ * sum is one long dependency chain the compiler may not reorder.  (The eight
+ * sums are one 256-bit vector where the CPU has one: the same bits.) */
+NB_VECTOR_LOOP static nb_real sum_run(const nb_real *d, size_t n) {
     nb_real part[8] = {0};
     size_t k = 0;
     for (; k + 8 <= n; k += 8)
