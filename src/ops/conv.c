@@ -283,9 +283,10 @@ static void conv_forward(nb_graph *g, nb_node_t *n) {
 }
 
 /* Sum of n values with eight independent partial sums: a single running
- * sum is one long dependency chain the compiler may not reorder.  (The eight
- * sums are one 256-bit vector where the CPU has one: the same bits.) */
-NB_VECTOR_LOOP static nb_real sum_run(const nb_real *d, size_t n) {
+ * sum is one long dependency chain the compiler may not reorder.  Inlined
+ * into the loops below, compiled for each instruction set: the eight sums
+ * are one 256-bit vector where the CPU has one (the same bits). */
+NB_LOOP_BODY nb_real sum_run(const nb_real *d, size_t n) {
     nb_real part[8] = {0};
     size_t k = 0;
     for (; k + 8 <= n; k += 8)
@@ -296,9 +297,25 @@ NB_VECTOR_LOOP static nb_real sum_run(const nb_real *d, size_t n) {
                 ((part[4] + part[5]) + (part[6] + part[7])));
 }
 
+/* sum_run of four runs ld apart, side by side: each run's sum is one chain
+ * of additions (four cycles each), so four chains keep the adder busy. */
+NB_LOOP_BODY void sum_runs4(const nb_real *d, size_t ld, size_t n, nb_real out[4]) {
+    nb_real part[4][8] = {{0}};
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int r = 0; r < 4; r++)
+            for (int j = 0; j < 8; j++) part[r][j] += d[r * ld + k + j];
+    for (int r = 0; r < 4; r++) {
+        nb_real s = 0;
+        for (size_t t = k; t < n; t++) s += d[r * ld + t];
+        const nb_real *q = part[r];
+        out[r] = s + (((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7])));
+    }
+}
+
 /* db[co] += the sum of dY over samples and positions, for the channels of
  * one part: each channel sums in sample order, however they are split. */
-static void bias_sums(const conv_job *j, int part) {
+NB_VECTOR_LOOP static void bias_sums(const conv_job *j, int part) {
     size_t c0, c1;
     nb__part_range((size_t)j->s.Co, part, j->parts, 1, &c0, &c1);
     const size_t P = (size_t)j->s.P;
@@ -310,10 +327,12 @@ static void bias_sums(const conv_job *j, int part) {
 /* With a fused relu, the output gradient exists one sample (or chunk) at a
  * time: each sample's channel sums go to the sums area, and are added into
  * the bias gradient after the region, in the order bias_sums adds them. */
-static void keep_sums(const conv_job *j, int b, int grp, const nb_real *dy, size_t ld) {
-    for (int co = 0; co < j->s.Cog; co++)
-        j->sums[(size_t)b * j->s.Co + (size_t)grp * j->s.Cog + co] =
-            sum_run(dy + co * ld, (size_t)j->s.P);
+NB_VECTOR_LOOP static void keep_sums(const conv_job *j, int b, int grp, const nb_real *dy,
+                                     size_t ld) {
+    nb_real *out = j->sums + (size_t)b * j->s.Co + (size_t)grp * j->s.Cog;
+    int co = 0;
+    for (; co + 4 <= j->s.Cog; co += 4) sum_runs4(dy + co * ld, ld, (size_t)j->s.P, out + co);
+    for (; co < j->s.Cog; co++) out[co] = sum_run(dy + co * ld, (size_t)j->s.P);
 }
 
 /* The weight gradient per sample, dW_g += dY · col^T, is a [Cog, K] product;
