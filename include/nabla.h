@@ -440,10 +440,13 @@ nb_status nb_set_input(nb_graph *g, nb_node input, const nb_real *data, int batc
 /* Pointer to a node's current value / gradient (NULL if it has none).  An
  * input's values may be written through it: it then counts as set.  A
  * convolution whose only consumer is a relu computes the relu's value in its
- * own pass and leaves its own value and gradient unwritten; these two calls
- * fill them in first, so call them again after each nb_forward / nb_backward
- * rather than reading through a pointer kept from an earlier one.  An op's
- * gradient is that of the last nb_backward until the next nb_forward. */
+ * own pass (and, when a max pool is the relu's only consumer, the pool's),
+ * leaving its own value and gradient unwritten (and the relu's, before a
+ * pool); these two calls fill them in first, so call them again after each
+ * nb_forward / nb_backward rather than reading through a pointer kept from an
+ * earlier one.  An op's gradient is that of the last nb_backward until the
+ * next nb_forward.  A reshape or flatten that is its input's only consumer
+ * shares the input's memory. */
 nb_real *nb_value(nb_graph *g, nb_node n);
 nb_real *nb_grad(nb_graph *g, nb_node n);
 /* Mark a non-parameter leaf as needing a gradient (for gradient checks). */

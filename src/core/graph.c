@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 /* ------------------------------------------------------------ lifecycle */
 
 nb_graph *nb_graph_new(void) {

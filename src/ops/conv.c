@@ -28,7 +28,10 @@
  * A relu that is the op's only consumer is fused (src/core/fusion.c): forward
  * writes the relu's value, each sample passed through the relu while it is
  * in cache; backward forms the op's output gradient one sample (or chunk) at
- * a time from the relu's gradient and output.
+ * a time from the relu's gradient and output.  A max pool after the relu is
+ * fused too: forward pools each sample in cache, backward starts from the
+ * pool's gradient (pool.c does both, nb__maxpool_planes and
+ * nb__maxpool_relu_backward_planes).
  *
  * Settings: stride, padding, dilation and groups (nb_conv_settings). */
 #include "../core/internal.h"
