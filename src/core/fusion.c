@@ -57,10 +57,12 @@ void nb__plan_fusion(nb_graph *g) {
 }
 
 /* A producer fuses in a pass when it and every node it computes are needed:
- * its own value is then not written, nor the relu's when a pool follows. */
+ * its own value is then not written, nor the relu's when a pool follows.
+ * Nodes the pass does not compute keep their marks (and values) from before. */
 void nb__fusion_begin_forward(nb_graph *g) {
     const unsigned char fusion = MARK_FUSED | MARK_VAL_STALE;
-    for (int i = 0; i < g->n_nodes; i++) g->mark[i] &= (unsigned char)~fusion;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->mark[i] & MARK_NEEDED) g->mark[i] &= (unsigned char)~fusion;
     for (int i = 0; i < g->n_nodes; i++) {
         int r = g->nodes[i].epilogue - 1;
         if (r < 0 || !g->nodes[i].op || !(g->nodes[i].op->flags & NB_OP_FUSES_RELU)) continue;

@@ -753,7 +753,8 @@ static void settle(nb_graph *g, int i) {
  * then they are cleared lazily too. */
 static void run_backward(nb_graph *g, nb_node loss, int zero_params) {
     mark_ancestors(g, loss);
-    for (int i = 0; i < g->n_nodes; i++) g->mark[i] &= (unsigned char)~MARK_GRAD_STALE;
+    for (int i = 0; i < g->n_nodes; i++) /* the gradients this pass writes */
+        if (g->mark[i] & MARK_NEEDED) g->mark[i] &= (unsigned char)~MARK_GRAD_STALE;
     for (int i = 0; i <= loss; i++) {
         nb_node_t *n = &g->nodes[i];
         if (n->leaf == NB_LEAF_PARAM || !n->grad) continue;
