@@ -169,10 +169,13 @@ nb_status nb_data_from_arrays(nb_array *x, nb_array *y, nb_data *out) {
             if (!negative && max < INT32_MAX) out->n_classes = (int)max + 1;
         }
     }
-    /* success: take over the byte buffer, release the rest */
+    /* success: the bytes move to memory for samples (nb__alloc_samples), or
+     * the buffer is taken over as it is if there is none; release the rest */
     if (x->dtype == NB_U8) {
-        out->x_u8 = x->data;
-        x->data = NULL;
+        size_t bytes = x->numel;
+        out->x_u8 = nb__alloc_samples(bytes);
+        if (out->x_u8 && bytes) memcpy(out->x_u8, x->data, bytes);
+        else if (!out->x_u8) out->x_u8 = x->data, x->data = NULL;
     }
     nb_array_free(x);
     if (y) nb_array_free(y);
@@ -353,7 +356,7 @@ static nb_status make_like(const nb_data *src, size_t n, nb_data *dst) {
         else ok = 0;
     }
     size_t cells = n * src->sample_size;
-    if (src->x_u8) ok = ok && (dst->x_u8 = malloc(cells ? cells : 1));
+    if (src->x_u8) ok = ok && (dst->x_u8 = nb__alloc_samples(cells));
     else ok = ok && (dst->x_real = malloc(sizeof(nb_real) * (cells ? cells : 1)));
     if (src->y_size) ok = ok && (dst->y = malloc(sizeof(nb_real) * n * src->y_size));
     if (ok && src->mean) {

@@ -286,7 +286,7 @@ nb_status nb_data_from_folder(const char *path, const nb_folder_opts *o, nb_data
         return s;
     }
     const size_t sample = (size_t)o->channels * (size_t)o->height * (size_t)o->width;
-    uint8_t *x = l.n <= SIZE_MAX / sample ? malloc(l.n * sample) : NULL;
+    uint8_t *x = l.n <= SIZE_MAX / sample ? nb__alloc_samples(l.n * sample) : NULL;
     char **failed = calloc(l.n, sizeof *failed);
     if (!x || !failed) {
         s = nb_err(NB_ERR_NOMEM, "%s: out of memory for %zu images of %zu bytes", path, l.n,
