@@ -241,6 +241,8 @@ nb_node nb_param(nb_graph *g, const char *name, int ndim, const int *dims, nb_in
             free(q);
             return nb__fail(g, NB_ERR_NOMEM, "nb_param: out of memory for %zu values", numel);
         }
+        nb__prefer_huge_pages(p, cap * sizeof *p);
+        nb__prefer_huge_pages(q, cap * sizeof *q);
         if (g->n_params) {
             memcpy(p, g->params, g->n_params * sizeof *p);
             memcpy(q, g->grads, g->n_params * sizeof *q);
@@ -491,10 +493,13 @@ static nb_status plan(nb_graph *g) {
         n->scratch_off = off;
         off += n->scratch_len;
     }
-    if (off > g->arena_cap) {
-        nb_real *a = realloc(g->arena, off * sizeof *a);
+    if (off > g->arena_cap) { /* a new block, asked for on 2 MiB pages before the copy */
+        nb_real *a = malloc(off * sizeof *a);
         if (!a) return nb_err(NB_ERR_NOMEM, "nb_graph_set_batch: out of memory for %zu "
                               "activation values", off);
+        nb__prefer_huge_pages(a, off * sizeof *a);
+        if (g->arena_cap) memcpy(a, g->arena, g->arena_cap * sizeof *a);
+        free(g->arena);
         g->arena = a;
         g->arena_cap = off;
     }
@@ -512,7 +517,7 @@ static nb_status plan(nb_graph *g) {
     g->plan_id++;
     /* Values come first in the arena, in node order, sized by the batch: a
      * new plan for the same batch size (a node added, a gradient asked for)
-     * keeps every value where it was, and realloc keeps the contents.  A new
+     * keeps every value where it was, and a grown arena keeps the contents.  A new
      * batch size moves them, so inputs must be set again. */
     if (g->layout_batch != g->batch) {
         g->layout_batch = g->batch;

@@ -290,6 +290,11 @@ void nb__maxpool_relu_backward_planes(const nb_graph *g, const nb_node_t *n, siz
 static inline nb_real nb__relu(nb_real x) { return x <= 0 ? R(0) : x; }
 static inline nb_real nb__relu_slope(nb_real y) { return y <= 0 ? R(0) : R(1); }
 
+/* Ask for 2 MiB pages for the whole 2 MiB pages inside [p, p + bytes), before
+ * they are first touched (pages.c): for the buffers a training step streams
+ * through. */
+void nb__prefer_huge_pages(void *p, size_t bytes);
+
 /* Node pointer for a handle (handles are validated by the builders). */
 static inline nb_node_t *nb__node(nb_graph *g, int h) { return &g->nodes[h]; }
 static inline nb_node_t *nb__in(nb_graph *g, const nb_node_t *n, int k) {

@@ -21,8 +21,8 @@ nb_status nb__read_file(const char *path, size_t max_bytes, char **buf, size_t *
 nb_status nb__grow_toward(unsigned char **buf, size_t *cap, size_t want, const char *name);
 
 /* Memory for a data set's byte samples, which training reads a shuffled
- * batch at a time: from 2 MiB up, on 2 MiB pages where the system gives them
- * (Linux's transparent huge pages, asked for with madvise).  On 4 KiB pages
+ * batch at a time: on 2 MiB pages where the system gives them
+ * (nb__prefer_huge_pages).  On 4 KiB pages
  * every row of a batch is on a page of its own, and converting a batch
  * waited on address translation (in a virtual machine a nested page walk):
  * 8.6% of the Fashion-MNIST MLP's step, 3.5% on 2 MiB pages.  NULL when out

@@ -1,6 +1,5 @@
 /* Text and file helpers shared by the loaders: quoting of untrusted text
  * for error messages, reading a whole file; memory for samples. */
-#define _DEFAULT_SOURCE /* madvise */
 #include "io.h"
 #include "utf8.h"
 
@@ -9,17 +8,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <zlib.h>
 
 unsigned char *nb__alloc_samples(size_t bytes) {
-    const size_t page = (size_t)2 << 20;
-    if (bytes < page || bytes > SIZE_MAX - page) return malloc(bytes ? bytes : 1);
-    size_t len = (bytes + page - 1) / page * page;
-    unsigned char *p = aligned_alloc(page, len);
-#ifdef MADV_HUGEPAGE
-    if (p) madvise(p, len, MADV_HUGEPAGE); /* a hint: without it, 4 KiB pages */
-#endif
+    unsigned char *p = malloc(bytes ? bytes : 1);
+    nb__prefer_huge_pages(p, bytes);
     return p;
 }
 

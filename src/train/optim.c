@@ -194,6 +194,7 @@ nb_optim *nb_optim_new(const nb_optim_config *cfg, size_t n) {
     o->state_len = nbuf * n;
     if (nbuf) {
         o->state = calloc(o->state_len, sizeof(nb_real));
+        nb__prefer_huge_pages(o->state, o->state_len * sizeof(nb_real));
         if (!o->state) {
             free(o);
             nb_err(NB_ERR_NOMEM, "optim %s: out of memory for %zu state values",
