@@ -300,15 +300,16 @@ NB_LOOP_BODY nb_real sum_run(const nb_real *d, size_t n) {
                 ((part[4] + part[5]) + (part[6] + part[7])));
 }
 
-/* sum_run of four runs ld apart, side by side: each run's sum is one chain
- * of additions (four cycles each), so four chains keep the adder busy. */
-NB_LOOP_BODY void sum_runs4(const nb_real *d, size_t ld, size_t n, nb_real out[4]) {
-    nb_real part[4][8] = {{0}};
+/* sum_run of `rows` runs ld apart, side by side: each run's sum is one
+ * chain of additions (four cycles each), so eight chains keep both adders
+ * busy.  Each run's sum is sum_run's, the same bits. */
+NB_LOOP_BODY void sum_runs(const nb_real *d, size_t ld, size_t n, const int rows, nb_real *out) {
+    nb_real part[8][8] = {{0}};
     size_t k = 0;
     for (; k + 8 <= n; k += 8)
-        for (int r = 0; r < 4; r++)
+        for (int r = 0; r < rows; r++)
             for (int j = 0; j < 8; j++) part[r][j] += d[r * ld + k + j];
-    for (int r = 0; r < 4; r++) {
+    for (int r = 0; r < rows; r++) {
         nb_real s = 0;
         for (size_t t = k; t < n; t++) s += d[r * ld + t];
         const nb_real *q = part[r];
@@ -334,7 +335,7 @@ NB_VECTOR_LOOP static void keep_sums(const conv_job *j, int b, int grp, const nb
                                      size_t ld) {
     nb_real *out = j->sums + (size_t)b * j->s.Co + (size_t)grp * j->s.Cog;
     int co = 0;
-    for (; co + 4 <= j->s.Cog; co += 4) sum_runs4(dy + co * ld, ld, (size_t)j->s.P, out + co);
+    for (; co + 8 <= j->s.Cog; co += 8) sum_runs(dy + co * ld, ld, (size_t)j->s.P, 8, out + co);
     for (; co < j->s.Cog; co++) out[co] = sum_run(dy + co * ld, (size_t)j->s.P);
 }
 
