@@ -101,10 +101,14 @@ check '[ $? -eq 0 ]' "--resume under mpirun: $(cat "$work/err")"
 check 'cmp -s "$work/b1/trials.csv" "$work/b2/trials.csv" &&
        cmp -s "$work/b1/best.safetensors" "$work/b2/best.safetensors"' \
     "interrupted and resumed: the CSV and weights of the uninterrupted search"
-# every trial the interrupt caught goes on from its checkpoint
+# every trial the interrupt caught goes on from its checkpoint: it resumes,
+# or, when its last epoch had ended before the interrupt was recorded (the
+# journal has no "done" for it), it only writes its outputs from the
+# checkpoint of that last epoch
 for t in $cut; do
     out=$(printf '%s/b2/trials/%03d.out' "$work" "$t")
-    check 'grep -q "^resuming " "$out"' "trial $t, interrupted, resumed its checkpoint: $(head -c 400 "$out")"
+    check 'grep -qE "^resuming |: all [0-9]+ epochs done; writing the outputs" "$out"' \
+        "trial $t, interrupted, resumed its checkpoint: $(tail -c 600 "$out")"
 done
 
 # --- --jobs under mpirun
