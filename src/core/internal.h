@@ -294,6 +294,10 @@ static inline nb_real nb__relu_slope(nb_real y) { return y <= 0 ? R(0) : R(1); }
  * they are first touched (pages.c): for the buffers a training step streams
  * through. */
 void nb__prefer_huge_pages(void *p, size_t bytes);
+/* Hand the whole pages inside [p, p + bytes) back to the system now (Linux;
+ * elsewhere nothing): their contents become zeros.  For a buffer about to be
+ * freed whose bytes were copied away piece by piece. */
+void nb__release_pages(void *p, size_t bytes);
 
 /* Node pointer for a handle (handles are validated by the builders). */
 static inline nb_node_t *nb__node(nb_graph *g, int h) { return &g->nodes[h]; }

@@ -12,6 +12,18 @@
 
 #include <stdint.h>
 #include <sys/mman.h>
+#include <unistd.h>
+
+void nb__release_pages(void *p, size_t bytes) {
+#if defined(__linux__) && defined(MADV_DONTNEED)
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p + page - 1) / page * page;
+    uintptr_t hi = ((uintptr_t)p + bytes) / page * page;
+    if (p && page && hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+#else
+    (void)p, (void)bytes;
+#endif
+}
 
 void nb__prefer_huge_pages(void *p, size_t bytes) {
 #ifdef MADV_HUGEPAGE

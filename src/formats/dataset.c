@@ -169,13 +169,10 @@ nb_status nb_data_from_arrays(nb_array *x, nb_array *y, nb_data *out) {
             if (!negative && max < INT32_MAX) out->n_classes = (int)max + 1;
         }
     }
-    /* success: the bytes move to memory for samples (nb__alloc_samples), or
-     * the buffer is taken over as it is if there is none; release the rest */
+    /* success: the bytes move to memory for samples; release the rest */
     if (x->dtype == NB_U8) {
-        size_t bytes = x->numel;
-        out->x_u8 = nb__alloc_samples(bytes);
-        if (out->x_u8 && bytes) memcpy(out->x_u8, x->data, bytes);
-        else if (!out->x_u8) out->x_u8 = x->data, x->data = NULL;
+        out->x_u8 = nb__move_to_samples(x->data, x->numel);
+        x->data = NULL;
     }
     nb_array_free(x);
     if (y) nb_array_free(y);

@@ -28,6 +28,10 @@ nb_status nb__grow_toward(unsigned char **buf, size_t *cap, size_t want, const c
  * 8.6% of the Fashion-MNIST MLP's step, 3.5% on 2 MiB pages.  NULL when out
  * of memory; released with free(). */
 unsigned char *nb__alloc_samples(size_t bytes);
+/* buf's bytes moved into such memory and buf freed: copied 2 MiB at a time,
+ * each copied piece of buf handed back at once (nb__release_pages), so the
+ * data set is never held twice.  Out of memory: buf itself. */
+unsigned char *nb__move_to_samples(unsigned char *buf, size_t bytes);
 
 /* Class names looked up by text (src/formats/classes.c): sorted once, then
  * a binary search per label. */

@@ -16,6 +16,19 @@ unsigned char *nb__alloc_samples(size_t bytes) {
     return p;
 }
 
+unsigned char *nb__move_to_samples(unsigned char *buf, size_t bytes) {
+    unsigned char *p = nb__alloc_samples(bytes);
+    if (!p) return buf;
+    const size_t piece = (size_t)2 << 20;
+    for (size_t at = 0; at < bytes; at += piece) {
+        size_t n = bytes - at < piece ? bytes - at : piece;
+        memcpy(p + at, buf + at, n);
+        nb__release_pages(buf + at, n); /* whole pages only: the allocator's ends stay */
+    }
+    free(buf);
+    return p;
+}
+
 const char *nb__quote(char *dst, size_t cap, const char *s, size_t len, size_t max_bytes) {
     const unsigned char *p = (const unsigned char *)s;
     size_t o = 0, i = 0;
