@@ -19,17 +19,9 @@
  * the pool's backward), so every node still reads as it would unfused. */
 #include "internal.h"
 
-/* Number of input slots, over all nodes, that read node i. */
-static int consumers(const nb_graph *g, int i) {
-    int c = 0;
-    for (int j = i + 1; j < g->n_nodes; j++)
-        for (int k = 0; k < g->nodes[j].nin; k++) c += g->nodes[j].in[k] == i;
-    return c;
-}
-
 /* Node i's only consumer, if it has that op flag and i as its one input. */
 static nb_node_t *only_consumer(nb_graph *g, int i, unsigned flag) {
-    if (consumers(g, i) != 1) return NULL;
+    if (g->nodes[i].consumers != 1) return NULL;
     for (int j = i + 1; j < g->n_nodes; j++) {
         nb_node_t *c = &g->nodes[j];
         if (c->nin < 1 || c->in[0] != i) continue;
@@ -120,7 +112,7 @@ void nb__plan_views(nb_graph *g) {
         nb_node_t *n = &g->nodes[i];
         if (!n->op || !(n->op->flags & NB_OP_VIEW) || n->nin != 1) continue;
         nb_node_t *x = &g->nodes[n->in[0]];
-        if (x->leaf != NB_LEAF_NONE || nb__numel(x) != nb__numel(n) || consumers(g, n->in[0]) != 1 ||
+        if (x->leaf != NB_LEAF_NONE || nb__numel(x) != nb__numel(n) || x->consumers != 1 ||
             !x->requires_grad != !n->requires_grad)
             continue;
         n->val = x->val;

@@ -182,6 +182,7 @@ nb_node nb__add_node(nb_graph *g, const nb_op *op, int nin, const nb_node *in, i
     n->nin = nin;
     for (int k = 0; k < nin; k++) {
         n->in[k] = in[k];
+        g->nodes[in[k]].consumers++;
         if (g->nodes[in[k]].requires_grad) n->requires_grad = 1;
     }
     n->ndim = ndim;

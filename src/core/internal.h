@@ -172,6 +172,7 @@ struct nb_node_t {
      * with NB_OP_FUSES_RELU: the relu; a fused relu: the max pool after it);
      * fused_into: for the relu and the pool, the op that computes them */
     int epilogue, fused_into;
+    int consumers; /* input slots of other nodes that read this one */
 };
 
 struct nb_graph {
