@@ -285,24 +285,13 @@ static void conv_forward(nb_graph *g, nb_node_t *n) {
     else nb__parallel(j.parts, forward_part, &j);
 }
 
-/* Sum of n values with eight independent partial sums: a single running
- * sum is one long dependency chain the compiler may not reorder.  Inlined
- * into the loops below, compiled for each instruction set: the eight sums
- * are one 256-bit vector where the CPU has one (the same bits). */
-NB_LOOP_BODY nb_real sum_run(const nb_real *d, size_t n) {
-    nb_real part[8] = {0};
-    size_t k = 0;
-    for (; k + 8 <= n; k += 8)
-        for (int j = 0; j < 8; j++) part[j] += d[k + j];
-    nb_real s = 0;
-    for (; k < n; k++) s += d[k];
-    return s + (((part[0] + part[1]) + (part[2] + part[3])) +
-                ((part[4] + part[5]) + (part[6] + part[7])));
-}
-
-/* sum_run of `rows` runs ld apart, side by side: each run's sum is one
- * chain of additions (four cycles each), so eight chains keep both adders
- * busy.  Each run's sum is sum_run's, the same bits. */
+/* Sums of `rows` runs of n values, ld apart: each with eight independent
+ * partial sums (a single running sum is one long dependency chain the
+ * compiler may not reorder), and the runs side by side, so that with eight
+ * of them eight chains of additions keep both adders busy.  Inlined into
+ * the loops below, compiled for each instruction set: a run's eight sums are
+ * one 256-bit vector where the CPU has one.  A run's sum does not depend on
+ * how many run beside it. */
 NB_LOOP_BODY void sum_runs(const nb_real *d, size_t ld, size_t n, const int rows, nb_real *out) {
     nb_real part[8][8] = {{0}};
     size_t k = 0;
@@ -315,6 +304,12 @@ NB_LOOP_BODY void sum_runs(const nb_real *d, size_t ld, size_t n, const int rows
         const nb_real *q = part[r];
         out[r] = s + (((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7])));
     }
+}
+
+NB_LOOP_BODY nb_real sum_run(const nb_real *d, size_t n) {
+    nb_real s;
+    sum_runs(d, 0, n, 1, &s);
+    return s;
 }
 
 /* db[co] += the sum of dY over samples and positions, for the channels of
