@@ -13,6 +13,12 @@
  * its argmax; backward then forms the convolution's output gradient straight
  * from the pool's, and the relu's value and gradient are not written at all.
  *
+ * A dense layer's relu (NB_OP_FUSES_RELU_VALUE) is applied as the forward
+ * product stores each tile of the layer's output, where the bias is added
+ * too: one pass over the output instead of three (bias copy, product, relu).
+ * The relu's backward runs as it is (from its own output), so only the
+ * layer's own value is not written.
+ *
  * The results are the unfused ops' bits.  What the fused ops no longer write
  * is computed on demand: nb_value and nb_grad fill it in (by running the
  * op's forward without its epilogue, the relu's forward, or the relu's and
@@ -36,11 +42,12 @@ void nb__plan_fusion(nb_graph *g) {
     for (int i = 0; i < g->n_nodes; i++) g->nodes[i].epilogue = g->nodes[i].fused_into = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         nb_node_t *n = &g->nodes[i];
-        if (!n->op || !(n->op->flags & NB_OP_FUSES_RELU)) continue;
+        if (!n->op || !(n->op->flags & (NB_OP_FUSES_RELU | NB_OP_FUSES_RELU_VALUE))) continue;
         nb_node_t *relu = only_consumer(g, i, NB_OP_RELU);
         if (!relu) continue;
         n->epilogue = index_of(g, relu) + 1;
         relu->fused_into = i + 1;
+        if (!(n->op->flags & NB_OP_FUSES_RELU)) continue;
         nb_node_t *pool = only_consumer(g, index_of(g, relu), NB_OP_MAX_POOL);
         if (!pool) continue;
         relu->epilogue = index_of(g, pool) + 1;
@@ -48,16 +55,19 @@ void nb__plan_fusion(nb_graph *g) {
     }
 }
 
-/* A producer fuses in a pass when it and every node it computes are needed:
- * its own value is then not written, nor the relu's when a pool follows.
- * Nodes the pass does not compute keep their marks (and values) from before. */
+/* A producer fuses in a pass when it and every node it computes are needed
+ * (and, for a dense layer, its kernel can): its own value is then not
+ * written, nor the relu's when a pool follows.  Nodes the pass does not
+ * compute keep their marks (and values) from before. */
 void nb__fusion_begin_forward(nb_graph *g) {
     const unsigned char fusion = MARK_FUSED | MARK_VAL_STALE;
     for (int i = 0; i < g->n_nodes; i++)
         if (g->mark[i] & MARK_NEEDED) g->mark[i] &= (unsigned char)~fusion;
     for (int i = 0; i < g->n_nodes; i++) {
-        int r = g->nodes[i].epilogue - 1;
-        if (r < 0 || !g->nodes[i].op || !(g->nodes[i].op->flags & NB_OP_FUSES_RELU)) continue;
+        const nb_node_t *n = &g->nodes[i];
+        int r = n->epilogue - 1;
+        if (r < 0 || !n->op || g->nodes[r].fused_into != i + 1) continue; /* not a producer */
+        if (n->op->fuses_relu && !n->op->fuses_relu(g, n)) continue;
         int p = g->nodes[r].epilogue - 1;
         if (!(g->mark[i] & MARK_NEEDED) || !(g->mark[r] & MARK_NEEDED) ||
             (p >= 0 && !(g->mark[p] & MARK_NEEDED)))
@@ -77,8 +87,9 @@ nb_node_t *nb__epilogue_pool(nb_graph *g, const nb_node_t *relu) {
     return relu && relu->epilogue ? &g->nodes[relu->epilogue - 1] : NULL;
 }
 
-int nb__fused_away(const nb_graph *g, const nb_node_t *n) {
-    return n->fused_into && (g->mark[n->fused_into - 1] & MARK_FUSED);
+int nb__fused_away(const nb_graph *g, const nb_node_t *n, int backward) {
+    if (!n->fused_into || !(g->mark[n->fused_into - 1] & MARK_FUSED)) return 0;
+    return !backward || (g->nodes[n->fused_into - 1].op->flags & NB_OP_FUSES_RELU);
 }
 
 /* A stale value: its inputs' values first (the relu's is the producer's),
@@ -112,7 +123,10 @@ void nb__plan_views(nb_graph *g) {
         nb_node_t *n = &g->nodes[i];
         if (!n->op || !(n->op->flags & NB_OP_VIEW) || n->nin != 1) continue;
         nb_node_t *x = &g->nodes[n->in[0]];
-        if (x->leaf != NB_LEAF_NONE || nb__numel(x) != nb__numel(n) || x->consumers != 1 ||
+        /* an op's output, or an input without a gradient (a parameter's or an
+         * input's gradient is not an op's to overwrite) */
+        int shareable = x->leaf == NB_LEAF_NONE || (x->leaf == NB_LEAF_INPUT && !x->requires_grad);
+        if (!shareable || nb__numel(x) != nb__numel(n) || x->consumers != 1 ||
             !x->requires_grad != !n->requires_grad)
             continue;
         n->val = x->val;

@@ -673,7 +673,7 @@ nb_status nb_forward(nb_graph *g, nb_node target) {
             continue;
         }
         nb_node_t *n = &g->nodes[i];
-        if (n->op && !nb__fused_away(g, n)) n->op->forward(g, n);
+        if (n->op && !nb__fused_away(g, n, 0)) n->op->forward(g, n);
         g->mark[i] |= MARK_COMPUTED;
     }
     for (int i = last + 1; i < g->n_nodes; i++) g->mark[i] &= (unsigned char)~MARK_COMPUTED;
@@ -774,7 +774,7 @@ static void run_backward(nb_graph *g, nb_node loss, int zero_params) {
     for (int i = loss; i >= 0; i--) {
         nb_node_t *n = &g->nodes[i];
         if (!n->op || !n->requires_grad || !(g->mark[i] & MARK_NEEDED)) continue;
-        if (nb__fused_away(g, n)) { /* the producer's backward does its work */
+        if (nb__fused_away(g, n, 1)) { /* the producer's backward does its work */
             int in = n->in[0];
             g->mark[in] = (unsigned char)((g->mark[in] & ~MARK_GRAD_UNSET) | MARK_GRAD_STALE);
             continue;

@@ -100,8 +100,10 @@ enum nb_op_flag {
                                     compute it (fusion.c)                     */
     NB_OP_FUSES_RELU = 1u << 5,  /* conv: applies the relu that is its only
                                     consumer in its own passes (nb__epilogue) */
-    NB_OP_MAX_POOL = 1u << 6     /* max pooling: fused after such a relu when
+    NB_OP_MAX_POOL = 1u << 6,    /* max pooling: fused after such a relu when
                                     it is the relu's only consumer            */
+    NB_OP_FUSES_RELU_VALUE = 1u << 7 /* linear: applies such a relu in its
+                                    forward only; the relu's backward runs    */
 };
 
 /* One op = one dispatch-table entry.  forward computes n->val from the inputs;
@@ -123,6 +125,9 @@ typedef struct nb_op {
      * sample); and whether a target value is left out of it (NULL: none) */
     size_t (*terms)(const nb_graph *g, const nb_node_t *n);
     int (*skips_target)(const nb_node_t *n, nb_real target);
+    /* an op with NB_OP_FUSES_RELU_VALUE: can it apply the relu in this pass
+     * (its kernel, the precision)?  NULL: always */
+    int (*fuses_relu)(const nb_graph *g, const nb_node_t *n);
     unsigned flags;  /* enum nb_op_flag */
     double range[2]; /* NB_OP_SATURATING: the output's lower and upper bound */
 } nb_op;
@@ -169,7 +174,8 @@ struct nb_node_t {
     unsigned grad_assign;
     /* fusion (fusion.c), set when the arena is planned; indices plus 1, 0 for
      * none.  epilogue: the node's only consumer, which the op computes (an op
-     * with NB_OP_FUSES_RELU: the relu; a fused relu: the max pool after it);
+     * with NB_OP_FUSES_RELU(_VALUE): the relu; a fused relu: the max pool
+     * after it);
      * fused_into: for the relu and the pool, the op that computes them */
     int epilogue, fused_into;
     int consumers; /* input slots of other nodes that read this one */
@@ -251,9 +257,11 @@ enum {
  * cache) and its backward reads the relu's gradient and output, so the two
  * passes of the relu over memory disappear.  A max pool that is the relu's
  * only consumer is computed in the same way, from the sample in cache: then
- * the relu's value and gradient are not written either.  The results are the
- * bits of the unfused ops; what they no longer write is filled in only when
- * someone asks (nb_value, nb_grad, the diagnostics). */
+ * the relu's value and gradient are not written either.  A dense layer
+ * (NB_OP_FUSES_RELU_VALUE) applies its relu in the forward product's store;
+ * the relu's backward still runs.  The results are the bits of the unfused
+ * ops; what they no longer write is filled in only when someone asks
+ * (nb_value, nb_grad, the diagnostics). */
 
 /* Find the fusable pairs (plan time). */
 void nb__plan_fusion(nb_graph *g);
@@ -263,15 +271,18 @@ void nb__fusion_begin_forward(nb_graph *g);
  * the max pool after that relu which it computes too, or NULL. */
 nb_node_t *nb__epilogue(nb_graph *g, const nb_node_t *n);
 nb_node_t *nb__epilogue_pool(nb_graph *g, const nb_node_t *relu);
-/* A relu whose producer applies it in this pass (forward and backward skip it). */
-int nb__fused_away(const nb_graph *g, const nb_node_t *n);
+/* A relu (or pool) whose producer applies it in this pass: forward skips it,
+ * and backward too when the producer also fuses the backward
+ * (NB_OP_FUSES_RELU, not NB_OP_FUSES_RELU_VALUE). */
+int nb__fused_away(const nb_graph *g, const nb_node_t *n, int backward);
 /* Write node i's value / gradient if the last pass left it stale. */
 void nb__fill_value(nb_graph *g, int i);
 void nb__fill_grad(nb_graph *g, int i);
 /* Every stale value and gradient (code that reads all nodes' memory). */
 void nb__fill_all(nb_graph *g);
 /* After the arena's layout: a view (NB_OP_VIEW: reshape, flatten) that is
- * its input op's only consumer shares the input's value and gradient memory
+ * the only consumer of an op (or of an input without a gradient: the usual
+ * flatten of an image batch) shares the input's value and gradient memory
  * (its own stays reserved, so the layout does not depend on it); the op then
  * has nothing to copy. */
 void nb__plan_views(nb_graph *g);

@@ -5,6 +5,7 @@
  * name for reports. */
 #include "gemm.h"
 #include "parallel.h"
+#include "../core/internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,6 +153,29 @@ void nb_gemm_at(nb_precision precision, int ta, int tb, int M, int N, int K, nb_
 #endif
     (void)precision;
     nb_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+int nb_gemm_dense_fuses_relu(nb_precision precision) {
+#ifdef NB_AVX512_GEMM
+    return precision == NB_PRECISION_FP32 && nb__gemm_kernel() == NB__GEMM_AVX512;
+#else
+    (void)precision;
+    return 0;
+#endif
+}
+
+void nb_gemm_dense(nb_precision precision, int M, int N, int K, const nb_real *X,
+                   const nb_real *W, const nb_real *bias, int relu, nb_real *Y) {
+    if (M == 0 || N == 0) return;
+#ifdef NB_AVX512_GEMM
+    if (nb_gemm_dense_fuses_relu(precision)) {
+        nb__sgemm_avx512_dense(M, N, K, X, W, bias, relu, Y);
+        return;
+    }
+#endif
+    for (int i = 0; bias && i < M; i++) memcpy(Y + (size_t)i * N, bias, (size_t)N * sizeof *Y);
+    nb_gemm_at(precision, 0, 1, M, N, K, R(1), X, K, W, K, bias ? R(1) : R(0), Y, N);
+    for (size_t k = 0; relu && k < (size_t)M * N; k++) Y[k] = nb__relu(Y[k]);
 }
 
 const char *nb_blas_core(void) {

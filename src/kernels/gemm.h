@@ -22,6 +22,14 @@ void nb__sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha
                       const float *A, int lda, const float *B, int ldb, float beta, float *C,
                       int ldc);
 
+/* A dense layer's forward on the same kernel: Y [M, N] = X [M, K] W^T
+ * (W is [N, K]) + bias[j] on each column j (when bias is not NULL), then
+ * relu (nb__relu) when relu is set, both applied as each tile is stored.
+ * The results are those of nb__sgemm_avx512 with Y prefilled with the bias
+ * and beta = 1, then a relu pass, bit for bit. */
+void nb__sgemm_avx512_dense(int M, int N, int K, const float *X, const float *W,
+                            const float *bias, int relu, float *Y);
+
 /* The same kernel with a B that is never stored whole (a convolution's
  * column matrix): C [M, N] = A [M, K] B [K, N] (+ bias[i] on row i when bias
  * is not NULL), where pack(ctx, k0, kc, j0, nv, dst) writes rows [k0, k0+kc)
@@ -67,6 +75,17 @@ void nb__gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, c
 void nb_gemm_at(nb_precision precision, int trans_a, int trans_b, int M, int N, int K,
                 nb_real alpha, const nb_real *A, int lda, const nb_real *B, int ldb,
                 nb_real beta, nb_real *C, int ldc);
+
+/* A dense layer's forward: Y [M, N] = X [M, K] W^T (W is [N, K]) + bias[j]
+ * on each column j (bias may be NULL), then relu when relu is set.  On
+ * nabla's AVX-512 kernel in fp32 (nb_gemm_dense_fuses_relu) the bias and
+ * the relu are applied as each tile of Y is stored; elsewhere Y is
+ * prefilled with the bias, the product added (nb_gemm_at) and the relu is a
+ * plain pass after, so callers that want a parallel relu pass there use
+ * relu = 0 and run their own.  The same bits both ways. */
+int nb_gemm_dense_fuses_relu(nb_precision precision);
+void nb_gemm_dense(nb_precision precision, int M, int N, int K, const nb_real *X,
+                   const nb_real *W, const nb_real *bias, int relu, nb_real *Y);
 
 /* The portable kernel, always available (gemm_portable.c). */
 void nb_gemm_portable(int trans_a, int trans_b, int M, int N, int K, nb_real alpha,

@@ -108,12 +108,39 @@ AVX512 static void pack_b(int tb, const float *B, int ldb, int k0, int kc, int j
 
 /* ---- the micro-kernel ---- */
 
+/* What a tile's store adds after alpha * sum + beta * C, in this order: a
+ * bias per row (row[i]) or per column (col[j], from the tile's first
+ * column), then relu ("<= 0 gives 0", so NaN passes: nb__relu).  NULL for
+ * none of them. */
+typedef struct tile_store {
+    const float *row, *col;
+    int relu;
+} tile_store;
+
+/* r0, r1: row i of the tile, columns 0-15 and 16-31 (masks m0, m1). */
+#define NB_STORE_EXTRAS(e, i, r0, r1, m0, m1)                                                  \
+    if (e) {                                                                                   \
+        if ((e)->row) {                                                                        \
+            r0 = _mm512_add_ps(r0, _mm512_set1_ps((e)->row[i]));                               \
+            r1 = _mm512_add_ps(r1, _mm512_set1_ps((e)->row[i]));                               \
+        }                                                                                      \
+        if ((e)->col) {                                                                        \
+            r0 = _mm512_add_ps(r0, _mm512_maskz_loadu_ps(m0, (e)->col));                       \
+            r1 = _mm512_add_ps(r1, _mm512_maskz_loadu_ps(m1, (e)->col + 16));                  \
+        }                                                                                      \
+        if ((e)->relu) {                                                                       \
+            __m512 z = _mm512_setzero_ps();                                                    \
+            r0 = _mm512_mask_mov_ps(r0, _mm512_cmp_ps_mask(r0, z, _CMP_LE_OQ), z);             \
+            r1 = _mm512_mask_mov_ps(r1, _mm512_cmp_ps_mask(r1, z, _CMP_LE_OQ), z);             \
+        }                                                                                      \
+    }
+
 /* C[0..m, 0..32) (masked to the valid columns) = alpha * sum_k a(i,k) b[k]
- * + beta * C (+ bias[i] when bias is not NULL), where a(i, k) = a[i*rs + k*cs]
- * and b is a packed panel.  beta == 0 does not read C. */
+ * + beta * C (then the extras of e, when not NULL), where a(i, k) =
+ * a[i*rs + k*cs] and b is a packed panel.  beta == 0 does not read C. */
 INLINE AVX512 void kernel(int kc, const float *a, long rs, long cs, const float *b, float *c,
                           long ldc, int m, __mmask16 m0, __mmask16 m1, float alpha, float beta,
-                          const float *bias) {
+                          const tile_store *e) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00,
            c61 = c00, c70 = c00, c71 = c00, c80 = c00, c81 = c00, c90 = c00, c91 = c00,
@@ -151,10 +178,7 @@ INLINE AVX512 void kernel(int kc, const float *a, long rs, long cs, const float 
             r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), r0);                       \
             r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), r1);                  \
         }                                                                                      \
-        if (bias) {                                                                            \
-            r0 = _mm512_add_ps(r0, _mm512_set1_ps(bias[i]));                                   \
-            r1 = _mm512_add_ps(r1, _mm512_set1_ps(bias[i]));                                   \
-        }                                                                                      \
+        NB_STORE_EXTRAS(e, i, r0, r1, m0, m1)                                                  \
         _mm512_mask_storeu_ps(ci, m0, r0);                                                     \
         _mm512_mask_storeu_ps(ci + 16, m1, r1);                                                \
     }
@@ -176,13 +200,13 @@ INLINE AVX512 void kernel(int kc, const float *a, long rs, long cs, const float 
 /* The two layouts of A, each compiled with constant strides where it can. */
 AVX512 static void kernel_rows(int kc, const float *a, long lda, const float *b, float *c,
                                long ldc, int m, __mmask16 m0, __mmask16 m1, float alpha,
-                               float beta, const float *bias) {
-    kernel(kc, a, lda, 1, b, c, ldc, m, m0, m1, alpha, beta, bias);
+                               float beta, const tile_store *e) {
+    kernel(kc, a, lda, 1, b, c, ldc, m, m0, m1, alpha, beta, e);
 }
 AVX512 static void kernel_cols(int kc, const float *a, long lda, const float *b, float *c,
                                long ldc, int m, __mmask16 m0, __mmask16 m1, float alpha,
-                               float beta, const float *bias) {
-    kernel(kc, a, 1, lda, b, c, ldc, m, m0, m1, alpha, beta, bias);
+                               float beta, const tile_store *e) {
+    kernel(kc, a, 1, lda, b, c, ldc, m, m0, m1, alpha, beta, e);
 }
 
 /* The last, partial row block (packed, rows MR apart in a) with only the
@@ -191,7 +215,7 @@ AVX512 static void kernel_cols(int kc, const float *a, long lda, const float *b,
  * multiply-adds as in kernel(), so the results are the same bits. */
 INLINE AVX512 void kernel_few(const int rows, int kc, const float *a, const float *b, float *c,
                               long ldc, int m, __mmask16 m0, __mmask16 m1, float alpha,
-                              float beta, const float *bias) {
+                              float beta, const tile_store *e) {
     __m512 acc[8][2];
 #pragma GCC unroll 8
     for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
@@ -214,10 +238,7 @@ INLINE AVX512 void kernel_few(const int rows, int kc, const float *a, const floa
             r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), r0);
             r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), r1);
         }
-        if (bias) {
-            r0 = _mm512_add_ps(r0, _mm512_set1_ps(bias[r]));
-            r1 = _mm512_add_ps(r1, _mm512_set1_ps(bias[r]));
-        }
+        NB_STORE_EXTRAS(e, r, r0, r1, m0, m1)
         _mm512_mask_storeu_ps(ci, m0, r0);
         _mm512_mask_storeu_ps(ci + 16, m1, r1);
     }
@@ -226,10 +247,10 @@ INLINE AVX512 void kernel_few(const int rows, int kc, const float *a, const floa
 /* A packed partial row block of m < MR rows. */
 AVX512 static void kernel_packed(int kc, const float *a, const float *b, float *c, long ldc, int m,
                                  __mmask16 m0, __mmask16 m1, float alpha, float beta,
-                                 const float *bias) {
-    if (m <= 4) kernel_few(4, kc, a, b, c, ldc, m, m0, m1, alpha, beta, bias);
-    else if (m <= 8) kernel_few(8, kc, a, b, c, ldc, m, m0, m1, alpha, beta, bias);
-    else kernel(kc, a, 1, MR, b, c, ldc, m, m0, m1, alpha, beta, bias);
+                                 const tile_store *e) {
+    if (m <= 4) kernel_few(4, kc, a, b, c, ldc, m, m0, m1, alpha, beta, e);
+    else if (m <= 8) kernel_few(8, kc, a, b, c, ldc, m, m0, m1, alpha, beta, e);
+    else kernel(kc, a, 1, MR, b, c, ldc, m, m0, m1, alpha, beta, e);
 }
 
 /* ---- one thread's share: rows [i0, i1) x columns [j0, j1) of C ---- */
@@ -245,6 +266,8 @@ typedef struct gemm_job {
     nb__pack_b_fn pack; /* when not NULL, packs op(B) in place of pack_b */
     const void *pack_ctx;
     const float *bias;  /* when not NULL, added to each row of C */
+    const float *col_bias; /* when not NULL, added to each column of C */
+    int relu;           /* relu applied to C at the end */
 } gemm_job;
 
 /* Each thread's packing buffers: a KC x NC block of B and one micro-panel of
@@ -313,15 +336,19 @@ AVX512 static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1,
                 for (int i = ic; i < ie; i += MR) {
                     int m = ie - i < MR ? ie - i : MR;
                     float *c = g->C + (size_t)i * g->ldc + jj;
-                    const float *bias = g->bias && p0 == 0 ? g->bias + i : NULL;
+                    /* the biases with the first K block, the relu with the last */
+                    tile_store e = {.row = g->bias && p0 == 0 ? g->bias + i : NULL,
+                                    .col = g->col_bias && p0 == 0 ? g->col_bias + jj : NULL,
+                                    .relu = g->relu && p0 + kc == g->K};
+                    const tile_store *extras = e.row || e.col || e.relu ? &e : NULL;
                     if (m < MR)
-                        kernel_packed(kc, ap, bpan, c, g->ldc, m, m0, m1, g->alpha, beta, bias);
+                        kernel_packed(kc, ap, bpan, c, g->ldc, m, m0, m1, g->alpha, beta, extras);
                     else if (g->ta)
                         kernel_cols(kc, g->A + (size_t)p0 * g->lda + i, g->lda, bpan, c,
-                                    g->ldc, MR, m0, m1, g->alpha, beta, bias);
+                                    g->ldc, MR, m0, m1, g->alpha, beta, extras);
                     else
                         kernel_rows(kc, g->A + (size_t)i * g->lda + p0, g->lda, bpan, c,
-                                    g->ldc, MR, m0, m1, g->alpha, beta, bias);
+                                    g->ldc, MR, m0, m1, g->alpha, beta, extras);
                 }
             }
         }
@@ -372,10 +399,15 @@ static void gemm_part(void *ctx, int part) {
         return;
     }
     if (!pack_buffers()) { /* out of memory: the portable kernel needs none */
+        float *c = g->C + (size_t)i0 * g->ldc + j0;
+        for (int i = 0; g->col_bias && i < i1 - i0; i++) /* with beta 0 (the dense form) */
+            memcpy(c + (size_t)i * g->ldc, g->col_bias + j0, (size_t)(j1 - j0) * sizeof *c);
         nb_gemm_portable(g->ta, g->tb, i1 - i0, j1 - j0, g->K, g->alpha,
                          g->ta ? g->A + i0 : g->A + (size_t)i0 * g->lda, g->lda,
-                         g->tb ? g->B + (size_t)j0 * g->ldb : g->B + j0, g->ldb, g->beta,
-                         g->C + (size_t)i0 * g->ldc + j0, g->ldc);
+                         g->tb ? g->B + (size_t)j0 * g->ldb : g->B + j0, g->ldb,
+                         g->col_bias ? 1.0f : g->beta, c, g->ldc);
+        for (int i = 0; g->relu && i < i1 - i0; i++)
+            for (int j = 0; j < j1 - j0; j++) c[(size_t)i * g->ldc + j] = nb__relu(c[(size_t)i * g->ldc + j]);
         return;
     }
     for (int jc = j0; jc < j1; jc += NC)
@@ -506,6 +538,20 @@ int nb__sgemm_avx512_usable(void) {
     return usable;
 }
 
+/* A product of more than SMALL_M rows: split between threads by columns of
+ * C (or rows, when C is narrow), or on this one when it is small. */
+static void run_packed(gemm_job *g, int threads) {
+    double macs = (double)g->M * g->N * g->K;
+    int panels = (g->N + NR - 1) / NR, blocks = (g->M + MR - 1) / MR;
+    if (threads > 1 && macs >= PARALLEL_MIN_MACS) {
+        g->split_rows = panels < 2 * threads && blocks > panels;
+        int units = g->split_rows ? blocks : panels;
+        g->parts = units < threads ? units : threads;
+    }
+    if (g->parts > 1) nb__parallel(g->parts, gemm_part, g);
+    else gemm_part(g, 0);
+}
+
 void nb__sgemm_avx512(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                       const float *B, int ldb, float beta, float *C, int ldc) {
     gemm_job g = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
@@ -529,15 +575,22 @@ void nb__sgemm_avx512(int ta, int tb, int M, int N, int K, float alpha, const fl
         }
         return;
     }
-    double macs = (double)M * N * K;
-    int panels = (N + NR - 1) / NR, blocks = (M + MR - 1) / MR;
-    if (threads > 1 && macs >= PARALLEL_MIN_MACS) {
-        g.split_rows = panels < 2 * threads && blocks > panels;
-        int units = g.split_rows ? blocks : panels;
-        g.parts = units < threads ? units : threads;
+    run_packed(&g, threads);
+}
+
+void nb__sgemm_avx512_dense(int M, int N, int K, const float *X, const float *W,
+                            const float *bias, int relu, float *Y) {
+    if (M <= SMALL_M || K == 0) { /* the matrix-vector path adds to the prefilled bias */
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) Y[(size_t)i * N + j] = bias ? bias[j] : 0.0f;
+        nb__sgemm_avx512(0, 1, M, N, K, 1.0f, X, K, W, K, bias ? 1.0f : 0.0f, Y, N);
+        for (size_t k = 0; relu && k < (size_t)M * N; k++) Y[k] = nb__relu(Y[k]);
+        return;
     }
-    if (g.parts > 1) nb__parallel(g.parts, gemm_part, &g);
-    else gemm_part(&g, 0);
+    gemm_job g = {.tb = 1, .M = M, .N = N, .K = K, .alpha = 1, .beta = 0, .A = X, .B = W,
+                  .lda = K, .ldb = K, .ldc = N, .C = Y, .parts = 1, .col_bias = bias,
+                  .relu = relu};
+    run_packed(&g, nb__free_threads());
 }
 
 void nb__sgemm_avx512_pack_b(int M, int N, int K, const float *A, int lda, nb__pack_b_fn pack,

@@ -8,16 +8,22 @@
 
 /* ---- linear: y = x W^T + b, x [rows.., in], W [out, in], b [out] ---- */
 
+/* With a relu fused (nb__epilogue: the relu is the layer's only consumer and
+ * the kernel applies it as it stores), the product goes straight to the
+ * relu's value and the layer's own value is left stale (fusion.c). */
 static void linear_forward(nb_graph *g, nb_node_t *n) {
-    nb_node_t *x = nb__in(g, n, 0), *w = nb__in(g, n, 1);
+    nb_node_t *x = nb__in(g, n, 0), *w = nb__in(g, n, 1), *relu = nb__epilogue(g, n);
     int in = w->dims[1], out = w->dims[0];
     int rows = (int)(nb__numel(x) / (size_t)in);
-    if (n->nin == 3) {
-        const nb_real *b = nb__in(g, n, 2)->val;
-        for (int r = 0; r < rows; r++) memcpy(n->val + (size_t)r * out, b, (size_t)out * sizeof *b);
-    }
-    nb_gemm_at(g->precision, 0, 1, rows, out, in, R(1), x->val, in, w->val, in,
-               n->nin == 3 ? R(1) : R(0), n->val, out);
+    const nb_real *b = n->nin == 3 ? nb__in(g, n, 2)->val : NULL;
+    nb_gemm_dense(g->precision, rows, out, in, x->val, w->val, b, relu != NULL,
+                  relu ? relu->val : n->val);
+}
+
+/* The relu is fused only where the kernel applies it in its store. */
+static int linear_fuses_relu(const nb_graph *g, const nb_node_t *n) {
+    (void)n;
+    return nb_gemm_dense_fuses_relu(g->precision);
 }
 
 static void linear_backward(nb_graph *g, nb_node_t *n) {
@@ -53,7 +59,8 @@ static const nb_op op_linear = {
     .forward = linear_forward,
     .backward = linear_backward,
     .flops = linear_flops,
-    .flags = NB_OP_ASSIGNS_GRAD,
+    .fuses_relu = linear_fuses_relu,
+    .flags = NB_OP_ASSIGNS_GRAD | NB_OP_FUSES_RELU_VALUE,
 };
 
 nb_node nb_linear(nb_graph *g, nb_node x, nb_node w, nb_node b) {
