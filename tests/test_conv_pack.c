@@ -5,7 +5,8 @@
  *     blocks at any row and column, zero beyond the block's columns;
  *   - nb_col2im gives its definition's sums, in its order, bit for bit;
  *   - nb__sgemm_avx512_pack_b gives the bits of nb__sgemm_avx512 on the
- *     stored matrix (C prefilled with the bias, beta = 1), on 1 and 2 threads;
+ *     stored matrix (C prefilled with the bias, beta = 1, then a relu pass
+ *     when asked), on 1 and 2 threads;
  *   - a convolution at batch 1 and 2 gives the same bits on 1 and 2 threads,
  *     and the values of the definition;
  *   - the weight gradient that the AVX-512 kernel sums transposed (one input
@@ -14,6 +15,7 @@
  *     share in order. */
 #include "nabla.h"
 #include "test.h"
+#include "core/internal.h"
 #include "kernels/gemm.h"
 #include "kernels/im2col.h"
 
@@ -147,7 +149,7 @@ static void pack_stored(const void *ctx, int k0, int kc, int j0, int nv, float *
 
 /* The packing entry against nb__sgemm_avx512 on the stored B, bit for bit;
  * returns whether they agree (and C outside the product is untouched). */
-static int same_product(int M, int N, int K, int with_bias) {
+static int same_product(int M, int N, int K, int with_bias, int relu) {
     int lda = K + 3, ldb = N + 5, ldc = N + 7;
     float *A = malloc((size_t)M * lda * sizeof *A), *B = malloc((size_t)K * ldb * sizeof *B);
     float *bias = malloc((size_t)M * sizeof *bias);
@@ -159,8 +161,11 @@ static int same_product(int M, int N, int K, int with_bias) {
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) C1[(size_t)i * ldc + j] = with_bias ? bias[i] : 0;
     nb__sgemm_avx512(0, 0, M, N, K, 1, A, lda, B, ldb, 1, C1, ldc);
+    for (int i = 0; relu && i < M; i++)
+        for (int j = 0; j < N; j++) C1[(size_t)i * ldc + j] = nb__relu(C1[(size_t)i * ldc + j]);
     stored s = {B, ldb};
-    nb__sgemm_avx512_pack_b(M, N, K, A, lda, pack_stored, &s, with_bias ? bias : NULL, C2, ldc);
+    nb__sgemm_avx512_pack_b(M, N, K, A, lda, pack_stored, &s, with_bias ? bias : NULL, relu, C2,
+                            ldc);
     int same = memcmp(C1, C2, (size_t)M * ldc * sizeof *C1) == 0;
     free(A), free(B), free(bias), free(C1), free(C2);
     return same;
@@ -177,7 +182,7 @@ static void test_pack_b_product(void) {
         for (int a = 0; a < 5; a++)
             for (int b = 0; b < 5; b++)
                 for (int c = 0; c < 4; c++)
-                    CHECKF(same_product(Ms[a], Ns[b], Ks[c], (a + b + c) % 2),
+                    CHECKF(same_product(Ms[a], Ns[b], Ks[c], (a + b + c) % 2, (a + c) % 2),
                            "M %d N %d K %d on %d threads: differs from nb__sgemm_avx512",
                            Ms[a], Ns[b], Ks[c], threads);
     }

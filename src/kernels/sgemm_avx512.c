@@ -377,6 +377,9 @@ static void packed_fallback(const gemm_job *g, int i0, int i1, int j0, int j1) {
                     g->C[(size_t)i * g->ldc + jj + j] += s;
                 }
         }
+        for (int i = i0; g->relu && i < i1; i++)
+            for (int j = 0; j < nv; j++)
+                g->C[(size_t)i * g->ldc + jj + j] = nb__relu(g->C[(size_t)i * g->ldc + jj + j]);
     }
 }
 
@@ -594,13 +597,15 @@ void nb__sgemm_avx512_dense(int M, int N, int K, const float *X, const float *W,
 }
 
 void nb__sgemm_avx512_pack_b(int M, int N, int K, const float *A, int lda, nb__pack_b_fn pack,
-                             const void *ctx, const float *bias, float *C, int ldc) {
+                             const void *ctx, const float *bias, int relu, float *C, int ldc) {
     gemm_job g = {.M = M, .N = N, .K = K, .alpha = 1, .beta = 0, .A = A, .lda = lda, .C = C,
-                  .ldc = ldc, .parts = 1, .pack = pack, .pack_ctx = ctx, .bias = bias};
+                  .ldc = ldc, .parts = 1, .pack = pack, .pack_ctx = ctx, .bias = bias,
+                  .relu = relu};
     if (M == 0 || N == 0) return;
     if (K == 0) { /* no terms: the bias alone */
         for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = bias ? bias[i] : 0.0f;
+            for (int j = 0; j < N; j++)
+                C[(size_t)i * ldc + j] = bias ? (relu ? nb__relu(bias[i]) : bias[i]) : 0.0f;
         return;
     }
     /* threads split the columns: each packs only its own panels of op(B) */

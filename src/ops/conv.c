@@ -216,7 +216,8 @@ static void forward_sample(const conv_job *j, int b, int grp, nb_real *col, nb_r
 #ifdef NB_AVX512_GEMM
     if (packs_from_image(j->g, s)) {
         image_source src = {.geom = &s->geom, .x = xs};
-        nb__sgemm_avx512_pack_b(s->Cog, s->P, s->K, wg, s->K, pack_image, &src, bias, y, s->P);
+        nb__sgemm_avx512_pack_b(s->Cog, s->P, s->K, wg, s->K, pack_image, &src, bias,
+                                j->relu != NULL, y, s->P);
     } else
 #endif
     {
@@ -227,9 +228,9 @@ static void forward_sample(const conv_job *j, int b, int grp, nb_real *col, nb_r
         }
         nb_gemm_at(j->g->precision, 0, 0, s->Cog, s->P, s->K, R(1), wg, s->K, col, s->P, R(1),
                    y, s->P);
+        if (j->relu) relu_inplace(y, (size_t)s->Cog * P);
     }
-    /* the fused relu and pool while the sample is in cache */
-    if (j->relu) relu_inplace(y, (size_t)s->Cog * P);
+    /* the fused pool while the sample is in cache */
     if (j->pool) nb__maxpool_planes(j->g, j->pool, plane0, (size_t)s->Cog, y, P);
 }
 
