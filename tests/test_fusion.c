@@ -34,9 +34,10 @@ typedef struct net {
 
 /* conv(bias) -> relu -> max pool 3x3, stride 2 x 1, padding 1 (windows
  * overlap) -> conv(groups 2, padding, stride 2 x 1, no bias) -> relu
- * -> conv(padding) -> relu -> max pool 2x2 (3 x 35 to 1 x 17: more than 16
- * outputs a row, an input row and column in no window) -> flatten -> linear
- * -> cross-entropy.
+ * -> conv(padding, 16 channels: a single sample on 2 threads splits them,
+ * each thread pooling its own) -> relu -> max pool 2x2 (3 x 35 to 1 x 17:
+ * more than 16 outputs a row, an input row and column in no window) ->
+ * flatten -> linear -> cross-entropy.
  * blocked: each conv gets a second consumer (off the loss's path), so
  * nothing fuses. */
 static net build(int blocked) {
@@ -54,7 +55,7 @@ static net build(int blocked) {
     n.relu[1] = nb_relu(g, n.conv[1]);
     n.pool[1] = NB_NONE;
     nb_conv_opts p = {.pad_h = 1, .pad_w = 1};
-    n.conv[2] = nb_conv2d_layer(g, n.relu[1], 8, 3, 3, &p, "c3");
+    n.conv[2] = nb_conv2d_layer(g, n.relu[1], 16, 3, 3, &p, "c3");
     n.relu[2] = nb_relu(g, n.conv[2]);
     n.pool[2] = nb_max_pool2d(g, n.relu[2], 2, 2, 0, 0, 0, 0, 0);
     n.flat = nb_flatten(g, n.pool[2]);

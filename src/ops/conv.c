@@ -199,6 +199,48 @@ static int packs_from_image(const nb_graph *g, const conv_shape *s) {
     return nb__gemm_kernel() == NB__GEMM_AVX512 && g->precision == NB_PRECISION_FP32 &&
            s->Cog > 4;
 }
+
+/* A single sample outside a parallel region (batch-1 inference): the output
+ * channels are split between the threads, each computing its channels'
+ * product (packing every panel of the image itself), relu and pool in its
+ * own cache, so nothing runs serially after the product and no thread reads
+ * what the other wrote.  Parts start on a multiple of 4 channels (a 4- or
+ * 8-row tile then ends each part: the same multiply-add chains, the same
+ * bits as one product). */
+enum { CHANNEL_SPLIT_MIN_MACS = 1 << 16 };
+
+typedef struct channel_part {
+    const conv_job *j;
+    const nb_conv_geom *geom;
+    const nb_real *x, *w, *bias;
+    nb_real *y;
+    size_t plane0;
+    int parts;
+} channel_part;
+
+static void channels_forward(void *ctx, int part) {
+    const channel_part *c = ctx;
+    const conv_shape *s = &c->j->s;
+    size_t lo, hi;
+    nb__part_range((size_t)s->Cog, part, c->parts, 4, &lo, &hi);
+    if (lo >= hi) return;
+    image_source src = {.geom = c->geom, .x = c->x};
+    const size_t P = (size_t)s->P;
+    nb__sgemm_avx512_pack_b((int)(hi - lo), s->P, s->K, c->w + lo * s->K, s->K, pack_image, &src,
+                            c->bias ? c->bias + lo : NULL, c->j->relu != NULL, c->y + lo * P,
+                            s->P);
+    if (c->j->pool)
+        nb__maxpool_planes(c->j->g, c->j->pool, c->plane0 + lo, hi - lo, c->y + lo * P, P);
+}
+
+/* How many channel parts a single sample takes here (1: none). */
+static int channel_parts(const conv_shape *s) {
+    int threads = nb__free_threads();
+    double macs = (double)s->Cog * s->P * s->K;
+    if (threads < 2 || s->Cog < 16 || macs < CHANNEL_SPLIT_MIN_MACS) return 1;
+    int parts = s->Cog / 8;
+    return parts < threads ? parts : threads;
+}
 #endif
 
 /* Group grp of sample b, product straight into NCHW: bias first, then the
@@ -214,6 +256,13 @@ static void forward_sample(const conv_job *j, int b, int grp, nb_real *col, nb_r
     const size_t plane0 = (size_t)b * s->Co + (size_t)grp * s->Cog; /* the first output plane */
     nb_real *y = j->pool ? ybuf : (j->relu ? j->relu : j->n)->val + plane0 * P;
 #ifdef NB_AVX512_GEMM
+    int split = packs_from_image(j->g, s) ? channel_parts(s) : 1;
+    if (split > 1) {
+        channel_part c = {.j = j, .geom = &s->geom, .x = xs, .w = wg, .bias = bias, .y = y,
+                          .plane0 = plane0, .parts = split};
+        nb__parallel(split, channels_forward, &c);
+        return;
+    }
     if (packs_from_image(j->g, s)) {
         image_source src = {.geom = &s->geom, .x = xs};
         nb__sgemm_avx512_pack_b(s->Cog, s->P, s->K, wg, s->K, pack_image, &src, bias,
