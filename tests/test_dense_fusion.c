@@ -74,20 +74,10 @@ static void set_batch(net *n, int batch, int nan) {
     for (int b = 0; b < batch; b++) t[b] = (nb_real)(b % 4);
 }
 
-static int same(const nb_real *a, const nb_real *b, size_t len) {
-    return a && b && memcmp(a, b, len * sizeof *a) == 0;
-}
-
 /* Equal, with NaN where the other has NaN (payloads aside). */
 static int same_or_nan(const nb_real *a, const nb_real *b, size_t len) {
     for (size_t k = 0; k < len; k++)
         if (a[k] != a[k] ? b[k] == b[k] : memcmp(&a[k], &b[k], sizeof a[k]) != 0) return 0;
-    return 1;
-}
-
-static int all_nan(const nb_real *v, size_t len) {
-    for (size_t k = 0; k < len; k++)
-        if (v[k] == v[k]) return 0;
     return 1;
 }
 
@@ -125,26 +115,27 @@ static void compare(int kernel, int threads, int batch) {
     REQUIRE_OK(nb_backward_zeroed(u.g, u.loss));
     for (int l = 0; l < 2; l++) {
         nb_node_t *d = &f.g->nodes[f.dense[l]];
-        CHECKF(all_nan(d->val, nb__numel(d)) == fuse,
+        CHECKF(nb_test_all_nan(d->val, nb__numel(d)) == fuse,
                "%s: dense %d's own value %s written in the forward pass", what, l,
                fuse ? "was" : "was not");
     }
-    CHECKF(same(nb_value(f.g, f.loss), nb_value(u.g, u.loss), 1), "%s: loss %.9g against %.9g",
-           what, (double)nb_value(f.g, f.loss)[0], (double)nb_value(u.g, u.loss)[0]);
+    CHECKF(nb_test_same_bits(nb_value(f.g, f.loss), nb_value(u.g, u.loss), 1),
+           "%s: loss %.9g against %.9g", what, (double)nb_value(f.g, f.loss)[0],
+           (double)nb_value(u.g, u.loss)[0]);
     size_t np = nb_param_count(f.g);
-    CHECKF(np == nb_param_count(u.g) && same(nb_grads(f.g), nb_grads(u.g), np),
+    CHECKF(np == nb_param_count(u.g) && nb_test_same_bits(nb_grads(f.g), nb_grads(u.g), np),
            "%s: parameter gradients differ", what);
     for (int l = 0; l < LAYERS; l++) {
         size_t len = nb_node_numel(f.g, f.dense[l]);
         if (f.relu[l] != NB_NONE) {
-            CHECKF(same(nb_value(f.g, f.relu[l]), nb_value(u.g, u.relu[l]), len),
+            CHECKF(nb_test_same_bits(nb_value(f.g, f.relu[l]), nb_value(u.g, u.relu[l]), len),
                    "%s: relu %d's value differs", what, l);
-            CHECKF(same(nb_grad(f.g, f.relu[l]), nb_grad(u.g, u.relu[l]), len),
+            CHECKF(nb_test_same_bits(nb_grad(f.g, f.relu[l]), nb_grad(u.g, u.relu[l]), len),
                    "%s: relu %d's gradient differs", what, l);
         }
-        CHECKF(same(nb_grad(f.g, f.dense[l]), nb_grad(u.g, u.dense[l]), len),
+        CHECKF(nb_test_same_bits(nb_grad(f.g, f.dense[l]), nb_grad(u.g, u.dense[l]), len),
                "%s: dense %d's gradient differs", what, l);
-        CHECKF(same(nb_value(f.g, f.dense[l]), nb_value(u.g, u.dense[l]), len),
+        CHECKF(nb_test_same_bits(nb_value(f.g, f.dense[l]), nb_value(u.g, u.dense[l]), len),
                "%s: dense %d's value, filled on request, differs", what, l);
     }
 
@@ -188,7 +179,7 @@ static void test_dense_product(int kernel, int threads) {
             for (size_t k = 0; relu && k < (size_t)M * N; k++) ref[k] = nb__relu(ref[k]);
             for (size_t k = 0; k < (size_t)M * N; k++) y[k] = (nb_real)NAN;
             nb_gemm_dense(NB_PRECISION_FP32, M, N, K, x, w, bias, relu, y);
-            CHECKF(same(y, ref, (size_t)M * N),
+            CHECKF(nb_test_same_bits(y, ref, (size_t)M * N),
                    "kernel %d, %d threads: dense %d x %d x %d, bias %d, relu %d differs from "
                    "its definition", kernel, threads, M, N, K, with_bias, relu);
             free(x), free(w), free(b), free(y), free(ref);
@@ -205,7 +196,7 @@ static void test_input_with_gradient(void) {
     REQUIRE_OK(nb_forward(n.g, n.loss));
     REQUIRE_OK(nb_backward(n.g, n.loss));
     size_t len = nb_node_numel(n.g, n.x);
-    CHECK(same(nb_grad(n.g, n.x), nb_grad(n.g, n.flat), len));
+    CHECK(nb_test_same_bits(nb_grad(n.g, n.x), nb_grad(n.g, n.flat), len));
     nb_graph_free(n.g);
 }
 

@@ -81,16 +81,6 @@ static void set_batch(net *n, int batch, int huge) {
     for (int b = 0; b < batch; b++) t[b] = (nb_real)(b % 4);
 }
 
-static int same(const nb_real *a, const nb_real *b, size_t len) {
-    return a && b && memcmp(a, b, len * sizeof *a) == 0;
-}
-
-static int all_nan(const nb_real *v, size_t len) {
-    for (size_t k = 0; k < len; k++)
-        if (v[k] == v[k]) return 0;
-    return 1;
-}
-
 static void compare(int kernel, int threads, int batch) {
     nb__gemm_use(kernel);
     nb_set_threads(threads);
@@ -125,40 +115,44 @@ static void compare(int kernel, int threads, int batch) {
     REQUIRE_OK(nb_backward_zeroed(u.g, u.loss));
     for (int c = 0; c < MAX_CONV; c++) {
         nb_node_t *cn = &f.g->nodes[f.conv[c]];
-        CHECKF(all_nan(cn->val, nb__numel(cn)) && all_nan(cn->grad, nb__numel(cn)),
+        CHECKF(nb_test_all_nan(cn->val, nb__numel(cn)) && nb_test_all_nan(cn->grad, nb__numel(cn)),
                "%s: conv %d's own value or gradient was written in the fused pass", what, c);
         nb_node_t *rn = &f.g->nodes[f.relu[c]];
-        CHECKF(f.pool[c] == NB_NONE ||
-                   (all_nan(rn->val, nb__numel(rn)) && all_nan(rn->grad, nb__numel(rn))),
+        CHECKF(f.pool[c] == NB_NONE || (nb_test_all_nan(rn->val, nb__numel(rn)) &&
+                                        nb_test_all_nan(rn->grad, nb__numel(rn))),
                "%s: relu %d's value or gradient was written in the fused pass", what, c);
     }
-    CHECKF(same(nb_value(f.g, f.loss), nb_value(u.g, u.loss), 1), "%s: loss %g against %g",
-           what, (double)nb_value(f.g, f.loss)[0], (double)nb_value(u.g, u.loss)[0]);
+    CHECKF(nb_test_same_bits(nb_value(f.g, f.loss), nb_value(u.g, u.loss), 1),
+           "%s: loss %g against %g", what, (double)nb_value(f.g, f.loss)[0],
+           (double)nb_value(u.g, u.loss)[0]);
     size_t np = nb_param_count(f.g);
-    CHECKF(np == nb_param_count(u.g) && same(nb_grads(f.g), nb_grads(u.g), np),
+    CHECKF(np == nb_param_count(u.g) && nb_test_same_bits(nb_grads(f.g), nb_grads(u.g), np),
            "%s: parameter gradients differ", what);
     for (int c = 0; c < MAX_CONV; c++) {
         size_t len = nb_node_numel(f.g, f.conv[c]);
-        CHECKF(same(nb_value(f.g, f.relu[c]), nb_value(u.g, u.relu[c]), len),
+        CHECKF(nb_test_same_bits(nb_value(f.g, f.relu[c]), nb_value(u.g, u.relu[c]), len),
                "%s: relu %d's value differs", what, c);
-        CHECKF(same(nb_grad(f.g, f.relu[c]), nb_grad(u.g, u.relu[c]), len),
+        CHECKF(nb_test_same_bits(nb_grad(f.g, f.relu[c]), nb_grad(u.g, u.relu[c]), len),
                "%s: relu %d's gradient differs", what, c);
-        CHECKF(same(nb_grad(f.g, f.conv[c]), nb_grad(u.g, u.conv[c]), len),
+        CHECKF(nb_test_same_bits(nb_grad(f.g, f.conv[c]), nb_grad(u.g, u.conv[c]), len),
                "%s: conv %d's gradient, filled on request, differs", what, c);
-        CHECKF(same(nb_value(f.g, f.conv[c]), nb_value(u.g, u.conv[c]), len),
+        CHECKF(nb_test_same_bits(nb_value(f.g, f.conv[c]), nb_value(u.g, u.conv[c]), len),
                "%s: conv %d's value, filled on request, differs", what, c);
     }
     for (int c = 0; c < MAX_CONV; c++)
-        CHECKF(f.pool[c] == NB_NONE || same(nb_value(f.g, f.pool[c]), nb_value(u.g, u.pool[c]),
-                                            nb_node_numel(f.g, f.pool[c])),
+        CHECKF(f.pool[c] == NB_NONE ||
+                   nb_test_same_bits(nb_value(f.g, f.pool[c]), nb_value(u.g, u.pool[c]),
+                                     nb_node_numel(f.g, f.pool[c])),
                "%s: pool %d's value differs", what, c);
     size_t ni = nb_node_numel(f.g, f.x);
-    CHECKF(same(nb_grad(f.g, f.x), nb_grad(u.g, u.x), ni), "%s: input gradient differs", what);
+    CHECKF(nb_test_same_bits(nb_grad(f.g, f.x), nb_grad(u.g, u.x), ni),
+           "%s: input gradient differs", what);
 
     /* a second backward without zeroing adds the same parameter gradients */
     REQUIRE_OK(nb_backward(f.g, f.loss));
     REQUIRE_OK(nb_backward(u.g, u.loss));
-    CHECKF(same(nb_grads(f.g), nb_grads(u.g), np), "%s: accumulated gradients differ", what);
+    CHECKF(nb_test_same_bits(nb_grads(f.g), nb_grads(u.g), np), "%s: accumulated gradients differ",
+           what);
 
     /* an overflow: both find it first in the first convolution's own value */
     set_batch(&f, batch, 1);
@@ -189,16 +183,16 @@ static void test_partial_forward(void) {
     REQUIRE_OK(nb_forward(f.g, f.conv[0]));
     REQUIRE_OK(nb_forward(u.g, u.conv[0]));
     size_t len = nb_node_numel(f.g, f.conv[2]);
-    CHECK(same(nb_value(f.g, f.conv[2]), nb_value(u.g, u.conv[2]), len));
-    CHECK(same(nb_grad(f.g, f.conv[2]), nb_grad(u.g, u.conv[2]), len));
-    CHECK(same(nb_grad(f.g, f.relu[2]), nb_grad(u.g, u.relu[2]), len));
+    CHECK(nb_test_same_bits(nb_value(f.g, f.conv[2]), nb_value(u.g, u.conv[2]), len));
+    CHECK(nb_test_same_bits(nb_grad(f.g, f.conv[2]), nb_grad(u.g, u.conv[2]), len));
+    CHECK(nb_test_same_bits(nb_grad(f.g, f.relu[2]), nb_grad(u.g, u.relu[2]), len));
     REQUIRE_OK(nb_forward(f.g, f.conv[2]));
     REQUIRE_OK(nb_forward(u.g, u.conv[2]));
-    CHECK(same(f.g->nodes[f.conv[2]].val, nb_value(u.g, u.conv[2]),
+    CHECK(nb_test_same_bits(f.g->nodes[f.conv[2]].val, nb_value(u.g, u.conv[2]),
                nb_node_numel(f.g, f.conv[2])));
     REQUIRE_OK(nb_forward(f.g, f.relu[2])); /* conv and relu, not the pool: no fusion */
     REQUIRE_OK(nb_forward(u.g, u.relu[2]));
-    CHECK(same(f.g->nodes[f.relu[2]].val, nb_value(u.g, u.relu[2]),
+    CHECK(nb_test_same_bits(f.g->nodes[f.relu[2]].val, nb_value(u.g, u.relu[2]),
                nb_node_numel(f.g, f.relu[2])));
     nb_graph_free(f.g);
     nb_graph_free(u.g);

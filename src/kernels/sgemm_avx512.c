@@ -410,7 +410,8 @@ static void gemm_part(void *ctx, int part) {
                          g->tb ? g->B + (size_t)j0 * g->ldb : g->B + j0, g->ldb,
                          g->col_bias ? 1.0f : g->beta, c, g->ldc);
         for (int i = 0; g->relu && i < i1 - i0; i++)
-            for (int j = 0; j < j1 - j0; j++) c[(size_t)i * g->ldc + j] = nb__relu(c[(size_t)i * g->ldc + j]);
+            for (int j = 0; j < j1 - j0; j++)
+                c[(size_t)i * g->ldc + j] = nb__relu(c[(size_t)i * g->ldc + j]);
         return;
     }
     for (int jc = j0; jc < j1; jc += NC)

@@ -59,4 +59,18 @@ static int nb_test_passed, nb_test_failed;
         return nb_test_failed ? 1 : 0;                                                 \
     } while (0)
 
+/* For tests of nabla's reals (include nabla.h first): a and b are non-NULL
+ * and hold the same bits; every value of v is NaN. */
+#ifdef NABLA_H
+static inline int nb_test_same_bits(const nb_real *a, const nb_real *b, size_t len) {
+    return a && b && memcmp(a, b, len * sizeof *a) == 0;
+}
+
+static inline int nb_test_all_nan(const nb_real *v, size_t len) {
+    for (size_t k = 0; k < len; k++)
+        if (v[k] == v[k]) return 0;
+    return 1;
+}
+#endif
+
 #endif
