@@ -33,12 +33,12 @@ void nb__sgemm_avx512_dense(int M, int N, int K, const float *X, const float *W,
 /* The same kernel with a B that is never stored whole (a convolution's
  * column matrix): C [M, N] = A [M, K] B [K, N] (+ bias[i] on row i when bias
  * is not NULL; then relu when relu is set), where pack(ctx, k0, kc, j0, nv,
- * dst) writes rows [k0, k0+kc)
- * and columns [j0, j0+nv) of B, nv <= NB__PANEL, into dst[k*NB__PANEL + j],
- * zero for j >= nv.  For M > 4 the results are those of nb__sgemm_avx512 on
- * the stored B with C prefilled with the bias and beta = 1, bit for bit (at
- * most 4 rows, that one takes a matrix-vector path instead).  Threads split
- * the columns; pack may run on several of them at once. */
+ * dst) writes rows [k0, k0+kc) and columns [j0, j0+nv) of B, nv <= NB__PANEL,
+ * into dst[k*NB__PANEL + j], zero for j >= nv.  For M > 4 the results are
+ * those of nb__sgemm_avx512 on the stored B with C prefilled with the bias
+ * and beta = 1 (then a relu pass), bit for bit (at most 4 rows, that one
+ * takes a matrix-vector path instead).  Threads split the columns; pack may
+ * run on several of them at once. */
 enum { NB__PANEL = 32 };
 typedef void (*nb__pack_b_fn)(const void *ctx, int k0, int kc, int j0, int nv, float *dst);
 void nb__sgemm_avx512_pack_b(int M, int N, int K, const float *A, int lda, nb__pack_b_fn pack,
