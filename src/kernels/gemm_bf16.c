@@ -322,9 +322,20 @@ static void bf16_block(const bf16_job *g, int i0, int i1, int j0, int j1, uint32
  * when they start, other threads at their first product), as sgemm_avx512.c. */
 static _Thread_local uint32_t *packed_b, *packed_a;
 
+/* On the thread's end (nb__at_thread_exit). */
+static void release_buffers(void) {
+    free(packed_b);
+    free(packed_a);
+    packed_b = packed_a = NULL;
+}
+
 static int pack_buffers(void) {
+    if (packed_b && packed_a) return 1;
     if (!packed_b) packed_b = aligned_alloc(64, (size_t)KP * NC * sizeof(uint32_t));
     if (!packed_a) packed_a = aligned_alloc(64, (size_t)KP * MC * sizeof(uint32_t));
+    /* freed when the thread ends (if that cannot be arranged, they stay until
+     * the process ends) */
+    nb__at_thread_exit(release_buffers);
     return packed_b && packed_a;
 }
 

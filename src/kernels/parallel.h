@@ -41,6 +41,13 @@ static inline int nb__part_count(size_t work, size_t per_part) {
  * or -1 when they are taken. */
 int nb__pool_at_worker_start(void (*setup)(void));
 
+/* Run release on the calling thread when it ends (pthread_exit or the end of
+ * its start routine): for per-thread buffers, which a program that starts
+ * and ends threads would otherwise leak with each one.  Registering the same
+ * function twice on a thread runs it once; at most four per thread; returns
+ * 0, or -1 (then release does not run). */
+int nb__at_thread_exit(void (*release)(void));
+
 /* Where nb_threads() takes its count until nb_set_threads sets one (by
  * default the cores): code with a thread setting of its own to follow
  * registers it before nb_threads() is first called (from a constructor). */

@@ -272,14 +272,26 @@ typedef struct gemm_job {
 
 /* Each thread's packing buffers: a KC x NC block of B and one micro-panel of
  * A, of fixed size, allocated once per thread (pool workers when they start,
- * other threads at their first product) and kept.  A size that grew with the
- * products would make a thread allocate whenever it first ran a larger one,
- * which, with parts claimed dynamically, could be in any later step. */
+ * other threads at their first product) and kept until the thread ends.  A
+ * size that grew with the products would make a thread allocate whenever it
+ * first ran a larger one, which, with parts claimed dynamically, could be in
+ * any later step. */
 static _Thread_local float *packed_b, *packed_a;
 
+/* On the thread's end (nb__at_thread_exit). */
+static void release_buffers(void) {
+    free(packed_b);
+    free(packed_a);
+    packed_b = packed_a = NULL;
+}
+
 static int pack_buffers(void) {
+    if (packed_b && packed_a) return 1;
     if (!packed_b) packed_b = aligned_alloc(64, (size_t)KC * NC * sizeof(float));
     if (!packed_a) packed_a = aligned_alloc(64, (size_t)KC * MR * sizeof(float));
+    /* freed when the thread ends (if that cannot be arranged, they stay until
+     * the process ends) */
+    nb__at_thread_exit(release_buffers);
     return packed_b && packed_a;
 }
 

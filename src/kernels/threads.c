@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #define MAX_THREADS 64
@@ -120,6 +121,48 @@ int nb__pool_at_worker_start(void (*setup)(void)) {
     }
     pthread_mutex_unlock(&pool.lock);
     return ok ? 0 : -1;
+}
+
+/* ---- per-thread cleanup: one key whose destructor runs each thread's
+ * registered functions on that thread as it ends ---- */
+
+enum { MAX_RELEASES = 4 };
+typedef struct thread_releases {
+    void (*fn[MAX_RELEASES])(void);
+    int n;
+} thread_releases;
+
+static pthread_key_t releases_key;
+static int releases_ready; /* the key exists */
+static pthread_once_t releases_once = PTHREAD_ONCE_INIT;
+
+static void run_releases(void *arg) {
+    thread_releases *r = arg;
+    for (int k = 0; k < r->n; k++) r->fn[k]();
+    free(r);
+}
+
+static void make_releases_key(void) {
+    releases_ready = pthread_key_create(&releases_key, run_releases) == 0;
+}
+
+int nb__at_thread_exit(void (*release)(void)) {
+    pthread_once(&releases_once, make_releases_key);
+    if (!releases_ready) return -1;
+    thread_releases *r = pthread_getspecific(releases_key);
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r) return -1;
+        if (pthread_setspecific(releases_key, r) != 0) {
+            free(r);
+            return -1;
+        }
+    }
+    for (int k = 0; k < r->n; k++)
+        if (r->fn[k] == release) return 0;
+    if (r->n == MAX_RELEASES) return -1;
+    r->fn[r->n++] = release;
+    return 0;
 }
 
 static void *worker(void *arg) {
