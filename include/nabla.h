@@ -442,13 +442,22 @@ nb_status nb_set_input(nb_graph *g, nb_node input, const nb_real *data, int batc
  * convolution whose only consumer is a relu computes the relu's value in its
  * own pass (and, when a max pool is the relu's only consumer, the pool's),
  * leaving its own value and gradient unwritten (and the relu's, before a
- * pool); these two calls fill them in first, so call them again after each
- * nb_forward / nb_backward rather than reading through a pointer kept from an
- * earlier one.  An op's gradient is that of the last nb_backward until the
- * next nb_forward.  A reshape or flatten that is its input's only consumer
- * shares the input's memory. */
+ * pool); a dense layer whose only consumer is a relu leaves its own value
+ * unwritten.  These two calls fill them in first, from the parameters as
+ * they are then, so call them again after each nb_forward / nb_backward
+ * rather than reading through a pointer kept from an earlier one, and read
+ * such nodes before changing the parameters (or call nb_graph_fill_fused
+ * first).  An op's gradient is that of the last nb_backward until the next
+ * nb_forward.  A reshape or flatten that is the only consumer of an op (or
+ * of an input without a gradient) shares that node's memory. */
 nb_real *nb_value(nb_graph *g, nb_node n);
 nb_real *nb_grad(nb_graph *g, nb_node n);
+/* Fill in now every value and gradient the last passes' fused ops left
+ * unwritten (see nb_value), so that they read as the unfused ops would
+ * have written them even after the parameters change (an optimiser step):
+ * call it between nb_backward and the step when the nodes will be read
+ * after it.  Costs about one unfused pass over those nodes. */
+nb_status nb_graph_fill_fused(nb_graph *g);
 /* Mark a non-parameter leaf as needing a gradient (for gradient checks). */
 nb_status nb_requires_grad(nb_graph *g, nb_node n, int on);
 /* Freeze (frozen 1) or unfreeze (0) a parameter, for fine-tuning: training

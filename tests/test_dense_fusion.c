@@ -15,7 +15,9 @@
  *     nb_value fills in;
  *   - a NaN in the input stays NaN through the fused relu.
  * nb_gemm_dense itself is checked against its definition (bias prefilled,
- * product added, relu pass after) on many shapes.
+ * product added, relu pass after) on many shapes; and nb_graph_fill_fused
+ * keeps the layers' own values those of the pass after the parameters
+ * change.
  * The first layer has 300 inputs (two K blocks of the kernel: the bias goes
  * with the first, the relu with the last) and 37 outputs (a full and a
  * partial 32-column panel).  test64_dense_fusion runs the same in the double
@@ -186,6 +188,42 @@ static void test_dense_product(int kernel, int threads) {
         }
 }
 
+/* Parameters changed after backward (an optimiser step): what the fused
+ * pass left unwritten reads as the unfused network's when it was filled in
+ * before the change (nb_graph_fill_fused), and is computed from the new
+ * parameters when it was not (as documented at nb_value). */
+static void step_params(nb_graph *g) {
+    nb_real *p = nb_params(g);
+    const nb_real *d = nb_grads(g);
+    for (size_t k = 0; k < nb_param_count(g); k++) p[k] -= R(0.5) * d[k] + R(0.01);
+}
+
+static void test_fill_before_step(void) {
+    nb__gemm_use(NB__GEMM_AVX512);
+    nb_set_threads(2);
+    net f = build(0), u = build(1), late = build(0);
+    net *all[3] = {&f, &u, &late};
+    for (int k = 0; k < 3; k++) {
+        set_batch(all[k], 5, 0);
+        REQUIRE_OK(nb_forward(all[k]->g, all[k]->loss));
+        REQUIRE_OK(nb_backward_zeroed(all[k]->g, all[k]->loss));
+    }
+    REQUIRE_OK(nb_graph_fill_fused(f.g));
+    for (int k = 0; k < 3; k++) step_params(all[k]->g);
+    for (int l = 0; l < 2; l++) {
+        size_t len = nb_node_numel(f.g, f.dense[l]);
+        CHECKF(nb_test_same_bits(nb_value(f.g, f.dense[l]), nb_value(u.g, u.dense[l]), len),
+               "dense %d's value, filled before the parameters changed, differs", l);
+        CHECKF(!fuses_here(NB__GEMM_AVX512) ||
+                   !nb_test_same_bits(nb_value(late.g, late.dense[l]), nb_value(u.g, u.dense[l]),
+                                      len),
+               "dense %d's value, filled after the parameters changed, should be computed from "
+               "the new ones", l);
+    }
+    CHECK(nb_graph_fill_fused(NULL) == NB_ERR_ARG);
+    for (int k = 0; k < 3; k++) nb_graph_free(all[k]->g);
+}
+
 /* An input that needs its gradient keeps its own memory: the flatten's
  * gradient must not be written into it. */
 static void test_input_with_gradient(void) {
@@ -209,5 +247,6 @@ int main(void) {
     for (int k = 0; k < 3; k++)
         for (int threads = 1; threads <= 2; threads++) test_dense_product(kernels[k], threads);
     test_input_with_gradient();
+    test_fill_before_step();
     TEST_END();
 }

@@ -198,11 +198,44 @@ static void test_partial_forward(void) {
     nb_graph_free(u.g);
 }
 
+/* An optimiser step between backward and reading: with nb_graph_fill_fused
+ * before it, the convolutions' own values and gradients (the gradient's
+ * relu mask comes from the relu's refilled value before a pool) read as the
+ * unfused network's. */
+static void test_fill_before_step(void) {
+    nb_set_threads(2);
+    net f = build(0), u = build(1);
+    net *both[2] = {&f, &u};
+    for (int k = 0; k < 2; k++) {
+        set_batch(both[k], 3, 0);
+        REQUIRE_OK(nb_forward(both[k]->g, both[k]->loss));
+        REQUIRE_OK(nb_backward_zeroed(both[k]->g, both[k]->loss));
+    }
+    REQUIRE_OK(nb_graph_fill_fused(f.g));
+    for (int k = 0; k < 2; k++) {
+        nb_real *p = nb_params(both[k]->g);
+        const nb_real *d = nb_grads(both[k]->g);
+        for (size_t j = 0; j < nb_param_count(both[k]->g); j++) p[j] -= R(0.5) * d[j] + R(0.01);
+    }
+    for (int c = 0; c < MAX_CONV; c++) {
+        size_t len = nb_node_numel(f.g, f.conv[c]);
+        CHECKF(nb_test_same_bits(nb_value(f.g, f.conv[c]), nb_value(u.g, u.conv[c]), len),
+               "conv %d's value, filled before the step, differs", c);
+        CHECKF(nb_test_same_bits(nb_grad(f.g, f.conv[c]), nb_grad(u.g, u.conv[c]), len),
+               "conv %d's gradient, filled before the step, differs", c);
+        CHECKF(nb_test_same_bits(nb_value(f.g, f.relu[c]), nb_value(u.g, u.relu[c]), len),
+               "relu %d's value, filled before the step, differs", c);
+    }
+    nb_graph_free(f.g);
+    nb_graph_free(u.g);
+}
+
 int main(void) {
     const int kernels[] = {NB__GEMM_AVX512, NB__GEMM_OPENBLAS, NB__GEMM_PORTABLE};
     for (int k = 0; k < 3; k++)
         for (int threads = 1; threads <= 2; threads++)
             for (int batch = 1; batch <= 5; batch += 4) compare(kernels[k], threads, batch);
     test_partial_forward();
+    test_fill_before_step();
     TEST_END();
 }

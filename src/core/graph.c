@@ -589,6 +589,12 @@ nb_real *nb_grad(nb_graph *g, nb_node n) {
     return t->grad;
 }
 
+nb_status nb_graph_fill_fused(nb_graph *g) {
+    if (!g) return nb_err(NB_ERR_ARG, "nb_graph_fill_fused: graph is NULL");
+    if (g->planned) nb__fill_all(g);
+    return NB_OK;
+}
+
 nb_status nb_requires_grad(nb_graph *g, nb_node n, int on) {
     if (!valid(g, n, "nb_requires_grad")) return NB_ERR_ARG;
     nb_node_t *t = &g->nodes[n];

@@ -248,6 +248,16 @@ static int diagnose_setup(run *r, int resumed) {
     return 0;
 }
 
+/* Before the optimiser step of a diagnosed step: the fused layers' own
+ * values and gradients, which nb_diagnose reads after the step, are filled
+ * in while the parameters are still those the step's passes used. */
+static nb_status fill_before_diagnosed_step(nb_real *grads, size_t n, void *user) {
+    (void)grads, (void)n;
+    run *r = user;
+    if (nb_optim_steps(r->opt) % r->diag_every != 0) return NB_OK;
+    return nb_graph_fill_fused(r->m.graph);
+}
+
 static int on_batch(const nb_batch_stats *b, void *user) {
     run *r = user;
     epoch_sums_batch(&r->sums, b, b->batch_size, r->m.classes != 0);
@@ -779,6 +789,7 @@ static int train_command(int argc, char **argv, nb_dist *dist) {
     /* by default the first batch of every epoch */
     if ((r.diag_print || r.diag_log_path) && !r.diag_every) r.diag_every = (long)per_epoch;
     if (!rc && r.diag_every) rc = diagnose_setup(&r, resume != NULL);
+    if (r.diag_every) cfg.on_gradients = fill_before_diagnosed_step;
     if (!rc && !r.finished && !out && !r.quiet)
         fprintf(stderr, "note: no --out: the trained weights will not be saved\n");
     if (!rc && FLAG("tensorboard") && !r.finished &&
