@@ -989,10 +989,12 @@ typedef struct nb_diagnosis {
 nb_status nb_diagnosis_init(nb_diagnosis *d, const nb_graph *g, nb_node loss);
 void nb_diagnosis_free(nb_diagnosis *d);
 /* Measure the current state: call after nb_forward and nb_backward of a
- * training batch, optionally after the optimiser step.  params_before: a copy
- * of nb_params(g) from before that step, for the update/weight ratios (NULL:
- * none; the weight norms are then of the current parameters).  Gradients are
- * read as they are (after clipping, if the trainer clips).  Allocates nothing. */
+ * training batch, optionally after the optimiser step (then call
+ * nb_graph_fill_fused before the step, so that fused layers' activations and
+ * gradients are those of the pass).  params_before: a copy of nb_params(g)
+ * from before that step, for the update/weight ratios (NULL: none; the
+ * weight norms are then of the current parameters).  Gradients are read as
+ * they are (after clipping, if the trainer clips).  Allocates nothing. */
 nb_status nb_diagnose(nb_graph *g, const nb_real *params_before, nb_diagnosis *d);
 /* The warning of row r for one flag, as a sentence without "WARNING", e.g.
  * "layer '2' (sigmoid): 87.5% of its values are saturated (outside [0.01,
