@@ -58,10 +58,7 @@ static net build(int blocked) {
     n.loss = nb_cross_entropy(g, n.dense[2], n.t, 0);
     for (int l = 0; blocked && l < LAYERS; l++) nb_scale(g, n.dense[l], 2);
     if (blocked) nb_scale(g, n.x, 2);
-    nb_rng r;
-    nb_rng_seed(&r, 11);
-    if (nb_graph_init(g, &r) != NB_OK || nb_graph_status(g) != NB_OK)
-        fprintf(stderr, "build: %s\n", nb_last_error());
+    nb_test_init_params(g, 11);
     return n;
 }
 
@@ -192,12 +189,6 @@ static void test_dense_product(int kernel, int threads) {
  * pass left unwritten reads as the unfused network's when it was filled in
  * before the change (nb_graph_fill_fused), and is computed from the new
  * parameters when it was not (as documented at nb_value). */
-static void step_params(nb_graph *g) {
-    nb_real *p = nb_params(g);
-    const nb_real *d = nb_grads(g);
-    for (size_t k = 0; k < nb_param_count(g); k++) p[k] -= R(0.5) * d[k] + R(0.01);
-}
-
 static void test_fill_before_step(void) {
     nb__gemm_use(NB__GEMM_AVX512);
     nb_set_threads(2);
@@ -209,7 +200,7 @@ static void test_fill_before_step(void) {
         REQUIRE_OK(nb_backward_zeroed(all[k]->g, all[k]->loss));
     }
     REQUIRE_OK(nb_graph_fill_fused(f.g));
-    for (int k = 0; k < 3; k++) step_params(all[k]->g);
+    for (int k = 0; k < 3; k++) nb_test_step_params(all[k]->g);
     for (int l = 0; l < 2; l++) {
         size_t len = nb_node_numel(f.g, f.dense[l]);
         CHECKF(nb_test_same_bits(nb_value(f.g, f.dense[l]), nb_value(u.g, u.dense[l]), len),

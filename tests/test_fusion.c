@@ -64,10 +64,7 @@ static net build(int blocked) {
     n.loss = nb_cross_entropy(g, h, n.t, 0);
     for (int c = 0; blocked && c < MAX_CONV; c++) nb_scale(g, n.conv[c], 2);
     if (blocked) nb_scale(g, n.pool[2], 2); /* and the flatten copies */
-    nb_rng r;
-    nb_rng_seed(&r, 7);
-    if (nb_graph_init(g, &r) != NB_OK || nb_graph_status(g) != NB_OK)
-        fprintf(stderr, "build: %s\n", nb_last_error());
+    nb_test_init_params(g, 7);
     return n;
 }
 
@@ -212,11 +209,7 @@ static void test_fill_before_step(void) {
         REQUIRE_OK(nb_backward_zeroed(both[k]->g, both[k]->loss));
     }
     REQUIRE_OK(nb_graph_fill_fused(f.g));
-    for (int k = 0; k < 2; k++) {
-        nb_real *p = nb_params(both[k]->g);
-        const nb_real *d = nb_grads(both[k]->g);
-        for (size_t j = 0; j < nb_param_count(both[k]->g); j++) p[j] -= R(0.5) * d[j] + R(0.01);
-    }
+    for (int k = 0; k < 2; k++) nb_test_step_params(both[k]->g);
     for (int c = 0; c < MAX_CONV; c++) {
         size_t len = nb_node_numel(f.g, f.conv[c]);
         CHECKF(nb_test_same_bits(nb_value(f.g, f.conv[c]), nb_value(u.g, u.conv[c]), len),

@@ -71,6 +71,22 @@ static inline int nb_test_all_nan(const nb_real *v, size_t len) {
         if (v[k] == v[k]) return 0;
     return 1;
 }
+
+/* The graph's parameters drawn from a generator seeded with seed (a build
+ * that failed is reported on stderr; the checks after it fail). */
+static inline void nb_test_init_params(nb_graph *g, uint64_t seed) {
+    nb_rng r;
+    nb_rng_seed(&r, seed);
+    if (nb_graph_init(g, &r) != NB_OK || nb_graph_status(g) != NB_OK)
+        fprintf(stderr, "build: %s\n", nb_last_error());
+}
+
+/* Every parameter moved as an optimiser step would move it: p -= g/2 + 0.01. */
+static inline void nb_test_step_params(nb_graph *g) {
+    nb_real *p = nb_params(g);
+    const nb_real *d = nb_grads(g);
+    for (size_t k = 0; k < nb_param_count(g); k++) p[k] -= (nb_real)0.5 * d[k] + (nb_real)0.01;
+}
 #endif
 
 #endif
