@@ -301,6 +301,10 @@ void nb__maxpool_relu_backward_planes(const nb_graph *g, const nb_node_t *n, siz
  * its slope from its output y (0 where y <= 0, else 1; a NaN passes). */
 static inline nb_real nb__relu(nb_real x) { return x <= 0 ? R(0) : x; }
 static inline nb_real nb__relu_slope(nb_real y) { return y <= 0 ? R(0) : R(1); }
+/* nb__relu over n values in place. */
+static inline void nb__relu_run(nb_real *y, size_t n) {
+    for (size_t k = 0; k < n; k++) y[k] = nb__relu(y[k]);
+}
 
 /* Ask for 2 MiB pages for the whole 2 MiB pages inside [p, p + bytes), before
  * they are first touched (pages.c): for the buffers a training step streams

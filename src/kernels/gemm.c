@@ -168,14 +168,12 @@ void nb_gemm_dense(nb_precision precision, int M, int N, int K, const nb_real *X
                    const nb_real *W, const nb_real *bias, int relu, nb_real *Y) {
     if (M == 0 || N == 0) return;
 #ifdef NB_AVX512_GEMM
-    if (nb_gemm_dense_fuses_relu(precision)) {
-        nb__sgemm_avx512_dense(M, N, K, X, W, bias, relu, Y);
+    if (nb_gemm_dense_fuses_relu(precision) && nb__sgemm_avx512_dense(M, N, K, X, W, bias, relu, Y))
         return;
-    }
 #endif
     for (int i = 0; bias && i < M; i++) memcpy(Y + (size_t)i * N, bias, (size_t)N * sizeof *Y);
     nb_gemm_at(precision, 0, 1, M, N, K, R(1), X, K, W, K, bias ? R(1) : R(0), Y, N);
-    for (size_t k = 0; relu && k < (size_t)M * N; k++) Y[k] = nb__relu(Y[k]);
+    if (relu) nb__relu_run(Y, (size_t)M * N);
 }
 
 const char *nb_blas_core(void) {

@@ -26,9 +26,11 @@ void nb__sgemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha
  * (W is [N, K]) + bias[j] on each column j (when bias is not NULL), then
  * relu (nb__relu) when relu is set, both applied as each tile is stored.
  * The results are those of nb__sgemm_avx512 with Y prefilled with the bias
- * and beta = 1, then a relu pass, bit for bit. */
-void nb__sgemm_avx512_dense(int M, int N, int K, const float *X, const float *W,
-                            const float *bias, int relu, float *Y);
+ * and beta = 1, then a relu pass, bit for bit.  Returns 0, having done
+ * nothing, for at most 4 rows or K = 0 (the matrix-vector path: the caller
+ * runs that prefilled form itself, as nb_gemm_dense does). */
+int nb__sgemm_avx512_dense(int M, int N, int K, const float *X, const float *W,
+                           const float *bias, int relu, float *Y);
 
 /* The same kernel with a B that is never stored whole (a convolution's
  * column matrix): C [M, N] = A [M, K] B [K, N] (+ bias[i] on row i when bias

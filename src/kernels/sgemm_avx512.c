@@ -389,9 +389,7 @@ static void packed_fallback(const gemm_job *g, int i0, int i1, int j0, int j1) {
                     g->C[(size_t)i * g->ldc + jj + j] += s;
                 }
         }
-        for (int i = i0; g->relu && i < i1; i++)
-            for (int j = 0; j < nv; j++)
-                g->C[(size_t)i * g->ldc + jj + j] = nb__relu(g->C[(size_t)i * g->ldc + jj + j]);
+        for (int i = i0; g->relu && i < i1; i++) nb__relu_run(g->C + (size_t)i * g->ldc + jj, nv);
     }
 }
 
@@ -422,8 +420,7 @@ static void gemm_part(void *ctx, int part) {
                          g->tb ? g->B + (size_t)j0 * g->ldb : g->B + j0, g->ldb,
                          g->col_bias ? 1.0f : g->beta, c, g->ldc);
         for (int i = 0; g->relu && i < i1 - i0; i++)
-            for (int j = 0; j < j1 - j0; j++)
-                c[(size_t)i * g->ldc + j] = nb__relu(c[(size_t)i * g->ldc + j]);
+            nb__relu_run(c + (size_t)i * g->ldc, (size_t)(j1 - j0));
         return;
     }
     for (int jc = j0; jc < j1; jc += NC)
@@ -594,19 +591,14 @@ void nb__sgemm_avx512(int ta, int tb, int M, int N, int K, float alpha, const fl
     run_packed(&g, threads);
 }
 
-void nb__sgemm_avx512_dense(int M, int N, int K, const float *X, const float *W,
-                            const float *bias, int relu, float *Y) {
-    if (M <= SMALL_M || K == 0) { /* the matrix-vector path adds to the prefilled bias */
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++) Y[(size_t)i * N + j] = bias ? bias[j] : 0.0f;
-        nb__sgemm_avx512(0, 1, M, N, K, 1.0f, X, K, W, K, bias ? 1.0f : 0.0f, Y, N);
-        for (size_t k = 0; relu && k < (size_t)M * N; k++) Y[k] = nb__relu(Y[k]);
-        return;
-    }
+int nb__sgemm_avx512_dense(int M, int N, int K, const float *X, const float *W,
+                           const float *bias, int relu, float *Y) {
+    if (M <= SMALL_M || K == 0) return 0; /* the matrix-vector path: the caller's form */
     gemm_job g = {.tb = 1, .M = M, .N = N, .K = K, .alpha = 1, .beta = 0, .A = X, .B = W,
                   .lda = K, .ldb = K, .ldc = N, .C = Y, .parts = 1, .col_bias = bias,
                   .relu = relu};
     run_packed(&g, nb__free_threads());
+    return 1;
 }
 
 void nb__sgemm_avx512_pack_b(int M, int N, int K, const float *A, int lda, nb__pack_b_fn pack,

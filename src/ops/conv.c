@@ -91,9 +91,7 @@ static conv_shape shape_of(const nb_graph *g, const nb_node_t *n) {
 /* A fused relu (fusion.c) on one sample's or one row's values while they are
  * in cache: the relu's value in place, and backward the op's own gradient
  * from the relu's gradient and output. */
-NB_VECTOR_LOOP static void relu_inplace(nb_real *restrict y, size_t n) {
-    for (size_t k = 0; k < n; k++) y[k] = nb__relu(y[k]);
-}
+NB_VECTOR_LOOP static void relu_inplace(nb_real *restrict y, size_t n) { nb__relu_run(y, n); }
 
 NB_VECTOR_LOOP static void relu_backward(const nb_real *restrict dy,
                                          const nb_real *restrict y, nb_real *restrict dx,
@@ -211,7 +209,6 @@ enum { CHANNEL_SPLIT_MIN_MACS = 1 << 16 };
 
 typedef struct channel_part {
     const conv_job *j;
-    const nb_conv_geom *geom;
     const nb_real *x, *w, *bias;
     nb_real *y;
     size_t plane0;
@@ -224,7 +221,7 @@ static void channels_forward(void *ctx, int part) {
     size_t lo, hi;
     nb__part_range((size_t)s->Cog, part, c->parts, 4, &lo, &hi);
     if (lo >= hi) return;
-    image_source src = {.geom = c->geom, .x = c->x};
+    image_source src = {.geom = &s->geom, .x = c->x};
     const size_t P = (size_t)s->P;
     nb__sgemm_avx512_pack_b((int)(hi - lo), s->P, s->K, c->w + lo * s->K, s->K, pack_image, &src,
                             c->bias ? c->bias + lo : NULL, c->j->relu != NULL, c->y + lo * P,
@@ -258,8 +255,8 @@ static void forward_sample(const conv_job *j, int b, int grp, nb_real *col, nb_r
 #ifdef NB_AVX512_GEMM
     int split = packs_from_image(j->g, s) ? channel_parts(s) : 1;
     if (split > 1) {
-        channel_part c = {.j = j, .geom = &s->geom, .x = xs, .w = wg, .bias = bias, .y = y,
-                          .plane0 = plane0, .parts = split};
+        channel_part c = {.j = j, .x = xs, .w = wg, .bias = bias, .y = y, .plane0 = plane0,
+                          .parts = split};
         nb__parallel(split, channels_forward, &c);
         return;
     }
