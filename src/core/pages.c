@@ -14,12 +14,19 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* The whole pages of size `page` inside [p, p + bytes): [*lo, *hi), or 0. */
+static int inner_pages(const void *p, size_t bytes, uintptr_t page, uintptr_t *lo,
+                       uintptr_t *hi) {
+    *lo = ((uintptr_t)p + page - 1) / page * page;
+    *hi = ((uintptr_t)p + bytes) / page * page;
+    return p && page && *hi > *lo;
+}
+
 void nb__release_pages(void *p, size_t bytes) {
 #if defined(__linux__) && defined(MADV_DONTNEED)
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t lo = ((uintptr_t)p + page - 1) / page * page;
-    uintptr_t hi = ((uintptr_t)p + bytes) / page * page;
-    if (p && page && hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    uintptr_t lo, hi;
+    if (inner_pages(p, bytes, (uintptr_t)sysconf(_SC_PAGESIZE), &lo, &hi))
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
 #else
     (void)p, (void)bytes;
 #endif
@@ -27,10 +34,9 @@ void nb__release_pages(void *p, size_t bytes) {
 
 void nb__prefer_huge_pages(void *p, size_t bytes) {
 #ifdef MADV_HUGEPAGE
-    const uintptr_t page = (uintptr_t)2 << 20;
-    uintptr_t lo = ((uintptr_t)p + page - 1) / page * page;
-    uintptr_t hi = ((uintptr_t)p + bytes) / page * page;
-    if (p && hi > lo) madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* whole pages inside */
+    uintptr_t lo, hi;
+    if (inner_pages(p, bytes, (uintptr_t)2 << 20, &lo, &hi))
+        madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
 #else
     (void)p, (void)bytes;
 #endif
