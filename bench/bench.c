@@ -5,12 +5,12 @@
  * batch 32, context 16), plus a 2048^3 sgemm with OpenBLAS and with the
  * kernel nabla runs, as the ceiling the matrix products could reach.
  *
- *   nabla-bench [--model NAME[,NAME...]|all] [--threads N] [--batches N]
+ *   nabla-bench [--model NAME[,NAME...]|all|none] [--threads N] [--batches N]
  *               [--latency-runs N] [--save-weights DIR] [--no-sgemm]
  *               [--precision fp32|bf16]
  *   nabla-bench --print-model NAME     the model's text (for nabla export)
  *
- * NAME: mlp, mlp-wide, cnn, gru, transformer.
+ * NAME: mlp, mlp-wide, cnn, gru, transformer; none: the sgemm alone.
  * --save-weights DIR writes each model's trained weights to DIR/NAME.safetensors.
  * Each model runs in its own child process so that its peak RSS is its own.
  * NB_GEMM=openblas (or portable) runs every product with that kernel. */
@@ -445,9 +445,11 @@ static int print_model(const char *name) {
     return 2;
 }
 
-/* Whether --model LIST (names separated by commas, or "all") names this model. */
+/* Whether --model LIST (names separated by commas, "all", or "none": the
+ * sgemm alone) names this model. */
 static int selected(const char *list, const char *name) {
     if (!strcmp(list, "all")) return 1;
+    if (!strcmp(list, "none")) return 0;
     size_t n = strlen(name);
     for (const char *p = list;;) {
         size_t len = strcspn(p, ",");
@@ -459,7 +461,7 @@ static int selected(const char *list, const char *name) {
 
 /* The first name of LIST that is no model, or NULL: printed in *bad. */
 static int unknown_model(const char *list, char *bad, size_t size) {
-    if (!strcmp(list, "all")) return 0;
+    if (!strcmp(list, "all") || !strcmp(list, "none")) return 0;
     for (const char *p = list;;) {
         size_t len = strcspn(p, ","), k = 0;
         while (k < N_MODELS && (strlen(models[k].name) != len || strncmp(p, models[k].name, len))) k++;
@@ -473,11 +475,26 @@ static int unknown_model(const char *list, char *bad, size_t size) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: nabla-bench [--model mlp|mlp-wide|cnn|gru|transformer|all|A,B,...] "
+    fprintf(stderr, "usage: nabla-bench [--model mlp|mlp-wide|cnn|gru|transformer|all|none|A,B,...] "
                     "[--threads N] [--batches N]\n"
                     "                   [--latency-runs N] [--save-weights DIR] [--no-sgemm]\n"
                     "                   [--precision fp32|bf16]\n"
                     "       nabla-bench --print-model mlp|mlp-wide|cnn|gru|transformer\n");
+}
+
+/* The table of the models that ran. */
+static void summary(int batches, const result *res, const double *rss, const int *ran) {
+    printf("\n%-11s %7s %12s %9s %12s %11s %11s\n", "model", "threads", "samples/s", "GFLOP/s",
+           "MFLOP/sample", "latency_us", "peak_rss_MB");
+    for (int k = 0; k < N_MODELS; k++)
+        if (ran[k])
+            printf("%-11s %7d %12.0f %9.2f %12.2f %11.1f %11.1f\n", models[k].name,
+                   res[k].threads, res[k].samples_per_s, res[k].gflops,
+                   res[k].flops_per_sample * 1e-6, res[k].latency_us, rss[k]);
+    printf("(training FLOPs: forward + weight gradients + input gradients past the first "
+           "layer;\n batch %d (sequences: %d of %d tokens), %d timed batches after %d warm-up; "
+           "matrix kernels: %s)\n", BATCH, SEQ_BATCH, CONTEXT, batches, WARMUP_BATCHES,
+           nb_blas_core());
 }
 
 int main(int argc, char **argv) {
@@ -532,22 +549,13 @@ int main(int argc, char **argv) {
                res[k].gflops, res[k].latency_us, rss[k], res[k].final_loss, res[k].params);
         fflush(stdout);
     }
-    if (!any) {
+    if (!any && strcmp(model, "none") != 0) {
         fprintf(stderr, "nabla-bench: unknown model '%s'\n", model);
         usage();
         return 2;
     }
-    printf("\n%-11s %7s %12s %9s %12s %11s %11s\n", "model", "threads", "samples/s", "GFLOP/s",
-           "MFLOP/sample", "latency_us", "peak_rss_MB");
-    for (int k = 0; k < N_MODELS; k++)
-        if (ran[k])
-            printf("%-11s %7d %12.0f %9.2f %12.2f %11.1f %11.1f\n", models[k].name,
-                   res[k].threads, res[k].samples_per_s, res[k].gflops,
-                   res[k].flops_per_sample * 1e-6, res[k].latency_us, rss[k]);
-    printf("(training FLOPs: forward + weight gradients + input gradients past the first "
-           "layer;\n batch %d (sequences: %d of %d tokens), %d timed batches after %d warm-up; "
-           "matrix kernels: %s)\n", BATCH, SEQ_BATCH, CONTEXT, batches, WARMUP_BATCHES,
-           nb_blas_core());
+    if (!any && !sgemm) return 0;
+    if (any) summary(batches, res, rss, ran);
     if (sgemm) sgemm_bench(threads);
     return failed;
 }

@@ -18,8 +18,12 @@
 # batch-1 calls, default 2000), BENCH_THREADS (default "1 2"), BENCH_VENV (the
 # peers' virtual environment, default ~/.cache/nabla-bench-venv),
 # BENCH_INSTALL=0 (install nothing: a peer that is not there is missing),
-# BENCH_MODELS (default "mlp mlp-wide cnn gru transformer": the models to run).
-# --quick: 10 nabla batches, 5 per peer, 200 latency calls, 1 thread.
+# BENCH_MODELS (default "mlp mlp-wide cnn gru transformer": the models to run),
+# BENCH_ROUNDS (default 3: every side runs each model once per round, the
+# sides in turn, and the tables take each side's best round; a shared machine's
+# speed drifts by tens of per cent within minutes, so sides measured minutes
+# apart would compare the machine's states, not the programs).
+# --quick: 10 nabla batches, 5 per peer, 200 latency calls, 1 thread, 1 round.
 set -e
 cd "$(dirname "$0")/.."
 QUICK=0
@@ -32,10 +36,15 @@ DEBIAN_PY=/usr/bin/python3
 VENV=${BENCH_VENV:-$HOME/.cache/nabla-bench-venv}
 if [ "$QUICK" = 1 ]; then
     BATCHES=${BENCH_BATCHES:-10} PEER_BATCHES=${PEER_BATCHES:-5}
-    RUNS=${LATENCY_RUNS:-200} THREADS=${BENCH_THREADS:-1}
+    RUNS=${LATENCY_RUNS:-200} THREADS=${BENCH_THREADS:-1} ROUNDS=${BENCH_ROUNDS:-1}
 else
     BATCHES=${BENCH_BATCHES:-200} PEER_BATCHES=${PEER_BATCHES:-100}
-    RUNS=${LATENCY_RUNS:-2000} THREADS=${BENCH_THREADS:-"1 2"}
+    RUNS=${LATENCY_RUNS:-2000} THREADS=${BENCH_THREADS:-"1 2"} ROUNDS=${BENCH_ROUNDS:-3}
+fi
+case $ROUNDS in '' | *[!0-9]*) ROUNDS=0 ;; esac
+if [ "$ROUNDS" -lt 1 ]; then
+    echo "compare.sh: BENCH_ROUNDS '${BENCH_ROUNDS}' is not a positive number" >&2
+    exit 2
 fi
 MODELS="" SEQ_MODELS="" # image and sequence models of BENCH_MODELS
 for m in ${BENCH_MODELS:-mlp mlp-wide cnn gru transformer}; do
@@ -46,7 +55,6 @@ for m in ${BENCH_MODELS:-mlp mlp-wide cnn gru transformer}; do
     esac
 done
 MODELS=${MODELS# } SEQ_MODELS=${SEQ_MODELS# }
-BENCH_LIST=$(echo $MODELS $SEQ_MODELS | tr ' ' ,) # nabla-bench --model
 PEER_TIMEOUT=900 # seconds for one peer run (a first torch.compile is slow)
 
 for f in "$BENCH" "$NABLA"; do
@@ -107,26 +115,7 @@ peer() {
 echo "machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)," \
      "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "nabla: $BATCHES timed batches; peers: $PEER_BATCHES; latency: median of $RUNS calls;" \
-     "threads: $THREADS"
-
-echo "== nabla (the kernel it picks)"
-for t in $THREADS; do
-    "$BENCH" --model "$BENCH_LIST" --threads "$t" --batches "$BATCHES" --latency-runs "$RUNS" \
-        --save-weights "$work" >"$work/nabla" || echo "compare.sh: nabla-bench --threads $t failed" >&2
-    grep '^KERNELS' "$work/nabla" | tee -a "$work/kernels"
-    grep '^RESULT' "$work/nabla" | sed 's/^/nabla /' | tee -a "$out"
-done
-
-echo "== nabla on OpenBLAS: NB_GEMM=openblas, OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset"
-for t in $THREADS; do
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE NB_GEMM=openblas \
-        "$BENCH" --model "$BENCH_LIST" --threads "$t" --batches "$BATCHES" --latency-runs "$RUNS" \
-        >"$work/nabla" ||
-        echo "compare.sh: NB_GEMM=openblas nabla-bench --threads $t failed" >&2
-    grep '^KERNELS' "$work/nabla" | sed 's/^KERNELS nabla/KERNELS nabla, NB_GEMM=openblas/' |
-        tee -a "$work/kernels"
-    grep '^RESULT' "$work/nabla" | sed 's/^/nabla-openblas /' | tee -a "$out"
-done
+     "threads: $THREADS; rounds: $ROUNDS (the tables: each side's best)"
 
 # kernels NAME PYTHON SCRIPT ARGS...: a peer's KERNELS lines, printed and kept
 kernels() {
@@ -136,77 +125,105 @@ kernels() {
         echo "compare.sh: $name: $script --kernels failed ($(tail -n 1 "$work/err"))" >&2
     tee -a "$work/kernels" <"$work/k"
 }
-run_torch() { # LABEL PYTHON MODE
-    for m in $MODELS; do
-        for t in $THREADS; do
-            peer "$1" "$2" torch_train.py --model "$m" --threads "$t" --batches "$PEER_BATCHES" \
-                --mode "$3" --label "$1"
-        done
-    done
-    for m in $SEQ_MODELS; do
-        for t in $THREADS; do
-            peer "$1" "$2" torch_seq.py --model "$m" --threads "$t" --batches "$PEER_BATCHES" \
-                --mode "$3" --label "$1"
-        done
+
+# nabla_runs LABEL MODEL [ENV...]: nabla-bench on MODEL ("none": the sgemm
+# alone) at each thread count, its RESULT lines tagged LABEL
+nabla_runs() {
+    label=$1 m=$2
+    shift 2
+    for t in $THREADS; do
+        extra="--no-sgemm"
+        [ "$m" = none ] && extra=""
+        [ "$label" = nabla ] && [ "$m" != none ] && extra="$extra --save-weights $work"
+        env "$@" "$BENCH" --model "$m" --threads "$t" --batches "$BATCHES" --latency-runs "$RUNS" \
+            $extra >"$work/nabla" || echo "compare.sh: $label nabla-bench --model $m --threads $t failed" >&2
+        grep '^KERNELS' "$work/nabla" | sed "s/^KERNELS nabla/KERNELS $label/" >>"$work/kernels"
+        grep '^RESULT' "$work/nabla" | sed "s/^/$label /" | tee -a "$out"
     done
 }
+
+# The peers present, and their kernels, once.
+TORCH2=0 JAX=0 DEBIAN=0 ORT=0
 if have "$VPY" numpy torch; then
-    echo "== PyTorch $("$VPY" -c 'import torch; print(torch.__version__)') (PyPI), eager"
+    TORCH2=1
+    echo "== PyTorch $("$VPY" -c 'import torch; print(torch.__version__)') (PyPI): eager and torch.compile"
     kernels torch2 "$VPY" torch_train.py --label torch2
-    run_torch torch2-eager "$VPY" eager
-    echo "== PyTorch (PyPI), torch.compile (the first run of each model compiles it)"
-    run_torch torch2-compile "$VPY" compile
 else
     echo "compare.sh: PyTorch 2.x is missing (no torch in $VENV)" | tee -a "$work/missing"
 fi
 if have "$VPY" numpy jax; then
+    JAX=1
     echo "== JAX $("$VPY" -c 'import jax; print(jax.__version__)'), jit-compiled train step"
     kernels jax "$VPY" jax_train.py
-    for m in $MODELS; do
-        for t in $THREADS; do
-            peer jax "$VPY" jax_train.py --model "$m" --threads "$t" --batches "$PEER_BATCHES"
-        done
-    done
-    for m in $SEQ_MODELS; do
-        for t in $THREADS; do
-            peer jax "$VPY" jax_seq.py --model "$m" --threads "$t" --batches "$PEER_BATCHES"
-        done
-    done
 else
     echo "compare.sh: JAX is missing (no jax in $VENV)" | tee -a "$work/missing"
 fi
 if have "$DEBIAN_PY" numpy torch; then
+    DEBIAN=1
     echo "== PyTorch $("$DEBIAN_PY" -c 'import torch; print(torch.__version__)') (Debian), eager"
     kernels torch-debian "$DEBIAN_PY" torch_train.py --label torch-debian
-    run_torch torch-debian "$DEBIAN_PY" eager
 else
     echo "compare.sh: Debian's PyTorch is missing (python3-torch)" | tee -a "$work/missing"
 fi
-
-echo "== ONNX Runtime: batch-1 latency of nabla's export (nabla export --logits)"
-if [ -z "$MODELS" ]; then
-    echo "(no image model in BENCH_MODELS)"
-elif have "$VPY" numpy onnxruntime; then
+if [ -n "$MODELS" ] && have "$VPY" numpy onnxruntime; then
+    ORT=1
+    echo "== ONNX Runtime: batch-1 latency of nabla's export (nabla export --logits)"
     kernels onnxruntime "$VPY" ort_latency.py
-    for m in $MODELS; do
-        "$BENCH" --print-model "$m" >"$work/$m.nn"
-        if ! "$NABLA" export "$work/$m.nn" --weights "$work/$m.safetensors" \
-            --onnx "$work/$m.onnx" --logits; then
-            echo "compare.sh: nabla export of $m failed" >&2
-            continue
-        fi
-        for t in $THREADS; do
-            peer ort "$VPY" ort_latency.py --onnx "$work/$m.onnx" --model "$m" --threads "$t" \
-                --runs "$RUNS"
-        done
-    done
-else
+elif [ -n "$MODELS" ]; then
     echo "compare.sh: ONNX Runtime is missing (no onnxruntime in $VENV)" | tee -a "$work/missing"
 fi
+
+# peer_runs LABEL PYTHON SCRIPT MODEL ARGS...: a peer on MODEL at each thread count
+peer_runs() {
+    label=$1 py=$2 script=$3 m=$4
+    shift 4
+    for t in $THREADS; do
+        peer "$label" "$py" "$script" --model "$m" --threads "$t" --batches "$PEER_BATCHES" "$@"
+    done
+}
+
+# ort_runs MODEL: ONNX Runtime on nabla's export of the weights nabla just trained
+ort_runs() {
+    m=$1
+    "$BENCH" --print-model "$m" >"$work/$m.nn"
+    if ! "$NABLA" export "$work/$m.nn" --weights "$work/$m.safetensors" \
+        --onnx "$work/$m.onnx" --logits; then
+        echo "compare.sh: nabla export of $m failed" >&2
+        return
+    fi
+    for t in $THREADS; do
+        peer ort "$VPY" ort_latency.py --onnx "$work/$m.onnx" --model "$m" --threads "$t" \
+            --runs "$RUNS"
+    done
+}
+
+# Rounds: in each, every side runs each model in turn, so that all sides see
+# the machine in the same state; the tables take each side's best round.
+for round in $(seq 1 "$ROUNDS"); do
+    for m in $MODELS $SEQ_MODELS; do
+        echo "== round $round of $ROUNDS: $m"
+        case " $SEQ_MODELS " in *" $m "*) torch_script=torch_seq.py jax_script=jax_seq.py seq=1 ;;
+        *) torch_script=torch_train.py jax_script=jax_train.py seq=0 ;; esac
+        nabla_runs nabla "$m"
+        # the OpenBLAS path, with OpenBLAS's own choice of kernels
+        nabla_runs nabla-openblas "$m" -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE NB_GEMM=openblas
+        if [ "$TORCH2" = 1 ]; then
+            peer_runs torch2-eager "$VPY" "$torch_script" "$m" --mode eager --label torch2-eager
+            peer_runs torch2-compile "$VPY" "$torch_script" "$m" --mode compile --label torch2-compile
+        fi
+        [ "$JAX" = 1 ] && peer_runs jax "$VPY" "$jax_script" "$m"
+        [ "$DEBIAN" = 1 ] &&
+            peer_runs torch-debian "$DEBIAN_PY" "$torch_script" "$m" --mode eager --label torch-debian
+        [ "$ORT" = 1 ] && [ "$seq" = 0 ] && ort_runs "$m"
+    done
+    echo "== round $round of $ROUNDS: sgemm 2048^3"
+    nabla_runs nabla none
+    nabla_runs nabla-openblas none -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE NB_GEMM=openblas
+done
 
 echo
 echo "== Kernels (as printed above)"
 awk '!seen[$0]++' "$work/kernels" | sed 's/^KERNELS //'
 echo
 [ -f "$work/missing" ] && cat "$work/missing"
-awk -v models="$MODELS" -v seq_models="$SEQ_MODELS" -f bench/table.awk "$out"
+awk -v models="$MODELS" -v seq_models="$SEQ_MODELS" -v rounds="$ROUNDS" -f bench/table.awk "$out"

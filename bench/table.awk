@@ -4,6 +4,8 @@
 # SIDE is nabla, nabla-openblas (NB_GEMM=openblas), torch2-eager,
 # torch2-compile, jax, torch-debian or ort.  Run with -v models="mlp ..."
 # (image models: samples/s) and -v seq_models="gru ..." (tokens/s).
+# A figure measured in several rounds counts at its best: the highest rate,
+# the lowest latency (and the GFLOP/s of the run with the best rate).
 function val(line, key,   r) {
     if (match(line, " " key "=[0-9.e+-]+")) {
         r = substr(line, RSTART + length(key) + 2, RLENGTH - length(key) - 2)
@@ -15,6 +17,8 @@ function word(line, key,   r) {
     if (match(line, " " key "=[^ ]+")) return substr(line, RSTART + length(key) + 2, RLENGTH - length(key) - 2)
     return ""
 }
+# x is a rate above any kept for this side, model, thread count
+function higher(side, m, t, what, x) { return x > 0 && (!((side, m, t, what) in v) || x > v[side, m, t, what]) }
 function fig(v) { return v > 0 ? sprintf("%.0f", v) : "-" }
 # the best figure of a side for a model: highest rate or lowest latency
 function best(side, m, what, lower,   t, b) {
@@ -33,6 +37,7 @@ function with_t(side, m, what, lower,   b) {
     side = $1
     if ($3 == "sgemm") {
         t = val($0, "threads"); g = val($0, "gflops"); k = word($0, "kernel")
+        if ((side, k, t) in sg && sg[side, k, t] >= g) next
         sg[side, k, t] = g; sgerr[side, k, t] = word($0, "max_rel_err")
         if (k == "openblas") sgcore[side] = word($0, "core")
         if (k == "nabla" && g > sgpeak[side]) sgpeak[side] = g
@@ -42,10 +47,13 @@ function with_t(side, m, what, lower,   b) {
     m = word($0, "model"); t = val($0, "threads")
     if (m == "" || t < 1) next
     if (t > maxt) maxt = t
-    x = val($0, "samples_per_s"); if (x > 0) v[side, m, t, "sps"] = x
-    x = val($0, "latency_us"); if (x > 0) v[side, m, t, "lat"] = x
-    x = val($0, "gflops"); if (x > 0) v[side, m, t, "gf"] = x
-    x = val($0, "tokens_per_s"); if (x > 0) v[side, m, t, "tps"] = x
+    x = val($0, "samples_per_s")
+    if (higher(side, m, t, "sps", x)) {
+        v[side, m, t, "sps"] = x
+        x = val($0, "gflops"); if (x > 0) v[side, m, t, "gf"] = x
+    }
+    x = val($0, "latency_us"); if (x > 0 && (!((side, m, t, "lat") in v) || x < v[side, m, t, "lat"])) v[side, m, t, "lat"] = x
+    x = val($0, "tokens_per_s"); if (higher(side, m, t, "tps", x)) v[side, m, t, "tps"] = x
     x = val($0, "params"); if (x > 0) params[side, m] = x
 }
 # The best-thread-count row of a model for rate `what` (sps or tps).
@@ -97,6 +105,7 @@ END {
     ns = split("nabla nabla-openblas torch2-eager torch2-compile jax torch-debian", S, " ")
     np = split("torch2-eager torch2-compile jax torch-debian", P, " ")
 
+    if (rounds > 1) printf "Each figure: the best of %d rounds, the sides in turn within each\n\n", rounds
     if (n > 0) {
         print "Training samples/s, Fashion-MNIST, Adam, batch 128: every figure"
         every_figure(M, n, "sps")
