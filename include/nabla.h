@@ -92,6 +92,13 @@ int nb_threads(void);
  * variable NB_GEMM=openblas or NB_GEMM=portable selects another kernel. */
 const char *nb_blas_core(void);
 
+/* NULL, or a sentence saying why the matrix products run slower than this
+ * CPU allows: OpenBLAS runs them (NB_GEMM=openblas, a CPU without AVX-512,
+ * or a double build) with kernels for an older CPU than this one, because it
+ * does not know this one; the sentence names the OPENBLAS_CORETYPE that
+ * selects the right ones.  `nabla train` prints it. */
+const char *nb_blas_warning(void);
+
 /* --------------------------------------------------------------------- rng */
 
 /* xoshiro256** generator.  The state is plain data so it can be saved in a

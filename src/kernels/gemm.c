@@ -176,6 +176,53 @@ void nb_gemm_dense(nb_precision precision, int M, int N, int K, const nb_real *X
     if (relu) nb__relu_run(Y, (size_t)M * N);
 }
 
+/* OpenBLAS picks its kernels from a table of the CPUs it knows; a CPU newer
+ * than the table gets a generic kernel family (Debian 12's OpenBLAS 0.3.21
+ * runs Prescott's SSE3 kernels on a 2023 Xeon, a quarter of the machine's
+ * speed).  A family's widest instructions, by name: */
+#ifdef NB_USE_CBLAS
+static int core_level(const char *core) {
+    static const char *const avx512[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
+    static const char *const avx2[] = {"Haswell", "Zen", "Excavator"};
+    for (size_t i = 0; i < sizeof avx512 / sizeof *avx512; i++)
+        if (strcmp(core, avx512[i]) == 0) return 2;
+    for (size_t i = 0; i < sizeof avx2 / sizeof *avx2; i++)
+        if (strcmp(core, avx2[i]) == 0) return 1;
+    return 0;
+}
+
+/* The CPU's: 2 with AVX-512, 1 with AVX2 and FMA, else 0. */
+static int cpu_level(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+#endif
+    return 0;
+}
+#endif
+
+const char *nb_blas_warning(void) {
+#ifdef NB_USE_CBLAS
+#ifdef NB_REAL_DOUBLE
+    int blas_products = 1;
+#else
+    int blas_products = nb__gemm_kernel() == NB__GEMM_OPENBLAS;
+#endif
+    static char why[256];
+    const char *core = openblas_get_corename();
+    int cpu = cpu_level();
+    if (!blas_products || core_level(core) >= cpu) return NULL;
+    snprintf(why, sizeof why,
+             "OpenBLAS runs its %s kernels, but this CPU has %s: this OpenBLAS does not know "
+             "the CPU; the environment variable OPENBLAS_CORETYPE=%s picks the right ones",
+             core, cpu == 2 ? "AVX-512" : "AVX2", cpu == 2 ? "SkylakeX" : "Haswell");
+    return why;
+#else
+    return NULL;
+#endif
+}
+
 const char *nb_blas_core(void) {
     int kernel = nb__gemm_kernel();
 #ifdef NB_USE_CBLAS
