@@ -86,15 +86,17 @@ nb_status nb_set_error(nb_status s, const char *fmt, ...)
 nb_status nb_set_threads(int threads);
 int nb_threads(void);
 /* The matrix kernels in use, for reports: "nabla-avx512 (...)" (nabla's own
- * single-precision kernel, chosen when the CPU has AVX-512), "OpenBLAS
+ * single-precision kernel, chosen when the CPU has AVX-512), "nabla-avx2
+ * (...)" (its kernel for CPUs with AVX2 and FMA but not AVX-512), "OpenBLAS
  * Haswell" (OpenBLAS and the kernel family it chose from the CPU or from the
  * environment variable OPENBLAS_CORETYPE), or "portable".  The environment
- * variable NB_GEMM=openblas or NB_GEMM=portable selects another kernel. */
+ * variable NB_GEMM=avx2, NB_GEMM=openblas or NB_GEMM=portable selects another
+ * kernel. */
 const char *nb_blas_core(void);
 
 /* NULL, or a sentence saying why the matrix products run slower than this
- * CPU allows: OpenBLAS runs them (NB_GEMM=openblas, a CPU without AVX-512,
- * or a double build) with kernels for an older CPU than this one, because it
+ * CPU allows: OpenBLAS runs them (NB_GEMM=openblas, or a double build) with
+ * kernels for an older CPU than this one, because it
  * does not know this one; the sentence names the OPENBLAS_CORETYPE that
  * selects the right ones.  `nabla train` prints it. */
 const char *nb_blas_warning(void);

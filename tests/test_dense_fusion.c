@@ -230,12 +230,12 @@ static void test_input_with_gradient(void) {
 }
 
 int main(void) {
-    const int kernels[] = {NB__GEMM_AVX512, NB__GEMM_OPENBLAS, NB__GEMM_PORTABLE};
+    const int kernels[] = {NB__GEMM_AVX512, NB__GEMM_AVX2, NB__GEMM_OPENBLAS, NB__GEMM_PORTABLE};
     const int batches[] = {1, 5, 40};
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 4; k++)
         for (int threads = 1; threads <= 2; threads++)
             for (int b = 0; b < 3; b++) compare(kernels[k], threads, batches[b]);
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 4; k++)
         for (int threads = 1; threads <= 2; threads++) test_dense_product(kernels[k], threads);
     test_input_with_gradient();
     test_fill_before_step();

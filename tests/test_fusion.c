@@ -224,8 +224,8 @@ static void test_fill_before_step(void) {
 }
 
 int main(void) {
-    const int kernels[] = {NB__GEMM_AVX512, NB__GEMM_OPENBLAS, NB__GEMM_PORTABLE};
-    for (int k = 0; k < 3; k++)
+    const int kernels[] = {NB__GEMM_AVX512, NB__GEMM_AVX2, NB__GEMM_OPENBLAS, NB__GEMM_PORTABLE};
+    for (int k = 0; k < 4; k++)
         for (int threads = 1; threads <= 2; threads++)
             for (int batch = 1; batch <= 5; batch += 4) compare(kernels[k], threads, batch);
     test_partial_forward();

@@ -1,5 +1,5 @@
-/* Every matrix kernel nabla can run (its AVX-512 kernel where the CPU has it,
- * OpenBLAS where built with it, the portable one) against a product computed
+/* Every matrix kernel nabla can run (its AVX-512 and AVX2 kernels where the
+ * CPU has them, OpenBLAS where built with it, the portable one) against a product computed
  * in double: all four transpose cases, shapes around the kernels' tile and
  * block edges, leading dimensions larger than the rows, alpha and beta
  * (beta == 0 must not read C: it starts as NaN there), on 1 and 2 threads.
@@ -65,6 +65,40 @@ static void float_gemm(int ta, int tb, int M, int N, int K, const float *A, cons
     nb_gemm(ta, tb, M, N, K, 1, A, ta ? M : K, B, tb ? K : N, 1, C, N);
 }
 
+/* Where the CPU has AVX-512, the AVX2 kernel must give the AVX-512 kernel's
+ * bits on every product of more than 4 rows (the same multiply-add chains):
+ * all transposes, partial tiles and panels of both, several K blocks, alpha
+ * and beta. */
+static void check_avx2_bits(void) {
+    static const int shapes[][3] = {{5, 1, 1},   {6, 16, 256}, {7, 17, 257}, {12, 32, 600},
+                                    {13, 33, 3}, {97, 100, 300}, {128, 10, 784}, {300, 70, 9}};
+    nb__gemm_use(NB__GEMM_AVX512);
+    int have512 = nb__gemm_kernel() == NB__GEMM_AVX512;
+    nb__gemm_use(NB__GEMM_AVX2);
+    if (!have512 || nb__gemm_kernel() != NB__GEMM_AVX2) {
+        printf("AVX-512 or AVX2 kernel not available here: bit comparison skipped\n");
+        return;
+    }
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int t = 0; t < 8; t++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = t & 1, tb = (t >> 1) & 1;
+            float alpha = t & 4 ? -0.5f : 1, beta = t & 4 ? 0.25f : 0;
+            size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
+            float *A = malloc(na * sizeof *A), *B = malloc(nb * sizeof *B);
+            float *C[2] = {malloc(nc * sizeof(float)), malloc(nc * sizeof(float))};
+            for (size_t i = 0; i < na; i++) A[i] = uniform();
+            for (size_t i = 0; i < nb; i++) B[i] = uniform();
+            for (size_t i = 0; i < nc; i++) C[0][i] = C[1][i] = uniform();
+            for (int k = 0; k < 2; k++) {
+                nb__gemm_use(k ? NB__GEMM_AVX2 : NB__GEMM_AVX512);
+                nb_gemm(ta, tb, M, N, K, alpha, A, ta ? M : K, B, tb ? K : N, beta, C[k], N);
+            }
+            CHECKF(nb_test_same_bits(C[0], C[1], nc), "avx2 bits: ta %d tb %d M %d N %d K %d "
+                   "alpha %g beta %g", ta, tb, M, N, K, alpha, beta);
+            free(A), free(B), free(C[0]), free(C[1]);
+        }
+}
+
 /* The products of a dense layer's training step (784 -> 256 on 128 rows)
  * and a wide one must not change with the thread count. */
 static void check_repeatable(int kernel, const char *name) {
@@ -79,11 +113,12 @@ int main(void) {
         {1, 1, 1},     {1, 10, 784},  {3, 7, 5},     {12, 32, 1},   {11, 31, 17},
         {13, 33, 257}, {24, 64, 256}, {25, 65, 513}, {128, 10, 128}, {10, 128, 128},
         {97, 100, 300}, {130, 96, 40}, {200, 300, 9},  {2, 1000, 3},  {300, 2, 70},
-        {1, 300, 300}, {3, 257, 400}, {4, 1000, 70},
+        {1, 300, 300}, {3, 257, 400}, {4, 1000, 70}, {2, 40, 2100},
     };
-    static const int kernels[] = {NB__GEMM_AVX512, NB__GEMM_OPENBLAS, NB__GEMM_PORTABLE};
-    static const char *names[] = {"avx512", "openblas", "portable"};
-    for (int kk = 0; kk < 3; kk++) {
+    static const int kernels[] = {NB__GEMM_AVX512, NB__GEMM_AVX2, NB__GEMM_OPENBLAS,
+                                  NB__GEMM_PORTABLE};
+    static const char *names[] = {"avx512", "avx2", "openblas", "portable"};
+    for (int kk = 0; kk < 4; kk++) {
         nb__gemm_use(kernels[kk]);
         if (nb__gemm_kernel() != kernels[kk]) {
             printf("%s kernel not available here: skipped\n", names[kk]);
@@ -103,6 +138,7 @@ int main(void) {
         }
         check_repeatable(kernels[kk], names[kk]);
     }
+    check_avx2_bits();
     /* K = 0: C = beta C */
     float c[4] = {1, 2, 3, 4}, a[1] = {0}, b[1] = {0};
     nb__gemm_use(NB__GEMM_AVX512);

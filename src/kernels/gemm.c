@@ -1,6 +1,7 @@
 /* nb_gemm: chooses the matrix kernel (nabla's AVX-512 kernel when the CPU
- * has it, else OpenBLAS when built with it, else the portable kernel; the
- * environment variable NB_GEMM can ask for another) and runs it.  Also the
+ * has it, else its AVX2 kernel when the CPU has AVX2 and FMA, else OpenBLAS
+ * when built with it, else the portable kernel; the environment variable
+ * NB_GEMM can ask for another) and runs it.  Also the
  * glue to OpenBLAS: how a product is split between nabla's threads, and its
  * name for reports. */
 #include "gemm.h"
@@ -102,6 +103,9 @@ static int best_available(int want) {
 #ifdef NB_AVX512_GEMM
     if (want == NB__GEMM_AVX512 && nb__sgemm_avx512_usable()) return NB__GEMM_AVX512;
 #endif
+#ifdef NB_AVX2_GEMM
+    if (want <= NB__GEMM_AVX2 && nb__sgemm_avx2_usable()) return NB__GEMM_AVX2;
+#endif
 #ifdef NB_USE_CBLAS
     if (want != NB__GEMM_PORTABLE) return NB__GEMM_OPENBLAS;
 #endif
@@ -113,6 +117,7 @@ int nb__gemm_kernel(void) {
     if (chosen < 0) {
         const char *env = getenv("NB_GEMM");
         int want = NB__GEMM_AVX512;
+        if (env && strcmp(env, "avx2") == 0) want = NB__GEMM_AVX2;
         if (env && strcmp(env, "openblas") == 0) want = NB__GEMM_OPENBLAS;
         if (env && strcmp(env, "portable") == 0) want = NB__GEMM_PORTABLE;
         chosen = best_available(want);
@@ -129,6 +134,12 @@ void nb_gemm(int ta, int tb, int M, int N, int K, nb_real alpha, const nb_real *
 #ifdef NB_AVX512_GEMM
     if (kernel == NB__GEMM_AVX512) {
         nb__sgemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#endif
+#ifdef NB_AVX2_GEMM
+    if (kernel == NB__GEMM_AVX2) {
+        nb__sgemm_avx2(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
 #endif
@@ -225,10 +236,13 @@ const char *nb_blas_warning(void) {
 
 const char *nb_blas_core(void) {
     int kernel = nb__gemm_kernel();
+    const char *own = kernel == NB__GEMM_AVX512 ? "nabla-avx512"
+                      : kernel == NB__GEMM_AVX2 ? "nabla-avx2"
+                                                : NULL;
 #ifdef NB_USE_CBLAS
     static char name[96];
-    if (kernel == NB__GEMM_AVX512) {
-        snprintf(name, sizeof name, "nabla-avx512 (OpenBLAS %s for double only)",
+    if (own) {
+        snprintf(name, sizeof name, "%s (OpenBLAS %s for double only)", own,
                  openblas_get_corename());
         return name;
     }
@@ -237,5 +251,5 @@ const char *nb_blas_core(void) {
         return name;
     }
 #endif
-    return kernel == NB__GEMM_AVX512 ? "nabla-avx512" : "portable";
+    return own ? own : "portable";
 }

@@ -1,9 +1,10 @@
 /* General matrix multiply on row-major matrices:
  *   C = alpha * op(A) * op(B) + beta * C
  * op(X) is X or X^T; op(A) is M x K, op(B) is K x N, C is M x N.
- * nb_gemm (gemm.c) runs one of three kernels: nabla's own AVX-512 kernel
- * (sgemm_avx512.c), OpenBLAS when built with it (NB_USE_CBLAS), or the
- * portable one (gemm_portable.c). */
+ * nb_gemm (gemm.c) runs one of four kernels: nabla's own AVX-512 kernel
+ * (sgemm_avx512.c), its own AVX2 kernel (sgemm_avx2.c) on CPUs without
+ * AVX-512, OpenBLAS when built with it (NB_USE_CBLAS), or the portable one
+ * (gemm_portable.c). */
 #ifndef NB_GEMM_H
 #define NB_GEMM_H
 
@@ -47,11 +48,22 @@ void nb__sgemm_avx512_pack_b(int M, int N, int K, const float *A, int lda, nb__p
                              const void *ctx, const float *bias, int relu, float *C, int ldc);
 #endif
 
-/* Which kernel nb_gemm runs: the best available, unless the environment
- * variable NB_GEMM says "avx512", "openblas" or "portable" (for comparisons;
- * a kernel that is not available falls back to the next best).  Tests switch
- * with nb__gemm_use. */
-enum { NB__GEMM_AVX512, NB__GEMM_OPENBLAS, NB__GEMM_PORTABLE };
+/* nabla's single-precision kernel for x86-64 CPUs with AVX2 and FMA but not
+ * AVX-512 (sgemm_avx2.c): the AVX-512 kernel's scheme at half the width,
+ * giving its bits wherever that one takes its packed path (more than 4
+ * rows). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(NB_REAL_DOUBLE)
+#define NB_AVX2_GEMM 1
+int nb__sgemm_avx2_usable(void);
+void nb__sgemm_avx2(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                    int lda, const float *B, int ldb, float beta, float *C, int ldc);
+#endif
+
+/* Which kernel nb_gemm runs: the best available (in this order), unless the
+ * environment variable NB_GEMM says "avx2", "openblas" or "portable" (for
+ * comparisons; a kernel that is not available falls back to the next best).
+ * Tests switch with nb__gemm_use. */
+enum { NB__GEMM_AVX512, NB__GEMM_AVX2, NB__GEMM_OPENBLAS, NB__GEMM_PORTABLE };
 int nb__gemm_kernel(void);
 void nb__gemm_use(int kernel);
 
