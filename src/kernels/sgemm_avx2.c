@@ -115,6 +115,7 @@ INLINE AVX2 void kernel(int kc, const float *a, long rs, long cs, const float *b
         ci0 = _mm256_fmadd_ps(ai, b0, ci0);                                                    \
         ci1 = _mm256_fmadd_ps(ai, b1, ci1);                                                    \
     } while (0)
+#pragma GCC unroll 4
     for (int k = 0; k < kc; k++) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
         NB_ROW(0, c00, c01);
