@@ -142,6 +142,13 @@ nabla_runs() {
     done
 }
 
+# On a CPU with AVX-512, nabla's AVX2 kernel runs as a side of its own: what
+# nabla does on a CPU without AVX-512.
+AVX2_SIDE=0
+if "$NABLA" --version | grep -q nabla-avx512 && NB_GEMM=avx2 "$NABLA" --version | grep -q nabla-avx2; then
+    AVX2_SIDE=1
+fi
+
 # The peers present, and their kernels, once.
 TORCH2=0 JAX=0 DEBIAN=0 ORT=0
 if have "$VPY" numpy torch; then
@@ -207,6 +214,7 @@ for round in $(seq 1 "$ROUNDS"); do
         nabla_runs nabla "$m"
         # the OpenBLAS path, with OpenBLAS's own choice of kernels
         nabla_runs nabla-openblas "$m" -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE NB_GEMM=openblas
+        [ "$AVX2_SIDE" = 1 ] && nabla_runs nabla-avx2 "$m" NB_GEMM=avx2
         if [ "$TORCH2" = 1 ]; then
             peer_runs torch2-eager "$VPY" "$torch_script" "$m" --mode eager --label torch2-eager
             peer_runs torch2-compile "$VPY" "$torch_script" "$m" --mode compile --label torch2-compile
@@ -219,6 +227,7 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "== round $round of $ROUNDS: sgemm 2048^3"
     nabla_runs nabla none
     nabla_runs nabla-openblas none -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE NB_GEMM=openblas
+    [ "$AVX2_SIDE" = 1 ] && nabla_runs nabla-avx2 none NB_GEMM=avx2
 done
 
 echo

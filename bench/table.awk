@@ -1,7 +1,8 @@
 # The tables of bench/compare.sh, from its result lines:
 #   SIDE RESULT model=M threads=T samples_per_s=X [tokens_per_s=K] ... latency_us=Y ... [params=P]
 #   SIDE RESULT sgemm kernel=K n=N threads=T gflops=G core=...
-# SIDE is nabla, nabla-openblas (NB_GEMM=openblas), torch2-eager,
+# SIDE is nabla, nabla-openblas (NB_GEMM=openblas), nabla-avx2 (NB_GEMM=avx2,
+# on a CPU with AVX-512: nabla as a CPU without it runs), torch2-eager,
 # torch2-compile, jax, torch-debian or ort.  Run with -v models="mlp ..."
 # (image models: samples/s) and -v seq_models="gru ..." (tokens/s).
 # A figure measured in several rounds counts at its best: the highest rate,
@@ -102,7 +103,7 @@ function sequence_tables(   nq, Q, i, s, m, odd) {
 }
 END {
     n = split(models, M, " ")
-    ns = split("nabla nabla-openblas torch2-eager torch2-compile jax torch-debian", S, " ")
+    ns = split("nabla nabla-openblas nabla-avx2 torch2-eager torch2-compile jax torch-debian", S, " ")
     np = split("torch2-eager torch2-compile jax torch-debian", P, " ")
 
     if (rounds > 1) printf "Each figure: the best of %d rounds, the sides in turn within each\n\n", rounds
@@ -138,7 +139,27 @@ END {
             (a > 0 && own > 0) ? sprintf("%.2f×", own / a) : "-"
     }
 
+    avx2_table()
     sgemm_line()
+}
+# Without AVX-512: nabla's AVX2 kernel against PyTorch 2.x and ONNX Runtime
+# (which use the AVX-512 this CPU has), when the run has it.
+function avx2_table(   i, m, a, b, e, c, tp, la, lo) {
+    for (i = 1; i <= n; i++) if (best("nabla-avx2", M[i], "sps", 0) > 0) break
+    if (i > n) return
+    print "\nWithout AVX-512: nabla's AVX2 kernel (NB_GEMM=avx2) against PyTorch 2.x and ONNX Runtime on their AVX-512 kernels"
+    printf "| model | nabla on AVX2 | best PyTorch 2.x | ratio | latency, nabla on AVX2 | ONNX Runtime | ORT ÷ nabla |\n|---|---|---|---|---|---|---|\n"
+    for (i = 1; i <= n; i++) {
+        m = M[i]; a = best("nabla-avx2", m, "sps", 0)
+        e = best("torch2-eager", m, "sps", 0); c = best("torch2-compile", m, "sps", 0)
+        tp = e > c ? "torch2-eager" : "torch2-compile"; b = e > c ? e : c
+        la = best("nabla-avx2", m, "lat", 1); lo = best("ort", m, "lat", 1)
+        printf "| %s | %s | %s | %s | %s | %s | %s |\n", m, with_t("nabla-avx2", m, "sps", 0),
+            (b > 0 ? with_t(tp, m, "sps", 0) " " substr(tp, 8) : "missing"),
+            (a > 0 && b > 0) ? sprintf("**%.2f×**", a / b) : "-",
+            with_t("nabla-avx2", m, "lat", 1), with_t("ort", m, "lat", 1),
+            (la > 0 && lo > 0) ? sprintf("**%.2f×**", lo / la) : "-"
+    }
 }
 function sgemm_line(   t) {
     print "\nsgemm 2048³: GFLOP/s (largest relative error of 256 entries against double precision)"
@@ -149,6 +170,8 @@ function sgemm_line(   t) {
             printf "; %s as the environment sets it %.1f (%s)", sgcore["nabla"], sg["nabla", "openblas", t], sgerr["nabla", "openblas", t]
         if (("nabla-openblas", "openblas", t) in sg)
             printf "; %s by its own choice %.1f (%s)", sgcore["nabla-openblas"], sg["nabla-openblas", "openblas", t], sgerr["nabla-openblas", "openblas", t]
+        if (("nabla-avx2", "nabla", t) in sg)
+            printf "; nabla's AVX2 kernel %.1f (%s)", sg["nabla-avx2", "nabla", t], sgerr["nabla-avx2", "nabla", t]
         printf "\n"
     }
 }
