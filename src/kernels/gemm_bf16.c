@@ -22,7 +22,6 @@
 #include "gemm.h"
 
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "parallel.h"
@@ -318,29 +317,16 @@ static void bf16_block(const bf16_job *g, int i0, int i1, int j0, int j1, uint32
     }
 }
 
-/* Each thread's packing buffers, of fixed size, allocated once (pool workers
- * when they start, other threads at their first product), as sgemm_avx512.c. */
-static _Thread_local uint32_t *packed_b, *packed_a;
-
-/* On the thread's end (nb__at_thread_exit). */
-static void release_buffers(void) {
-    free(packed_b);
-    free(packed_a);
-    packed_b = packed_a = NULL;
+/* Each thread's packing buffers (nb__thread_scratch), as sgemm_avx512.c. */
+static uint32_t *buffer_b(void) {
+    return nb__thread_scratch(NB__SCRATCH_BF16_B, (size_t)KP * NC * sizeof(uint32_t));
 }
-
-static int pack_buffers(void) {
-    if (packed_b && packed_a) return 1;
-    if (!packed_b) packed_b = aligned_alloc(64, (size_t)KP * NC * sizeof(uint32_t));
-    if (!packed_a) packed_a = aligned_alloc(64, (size_t)KP * MC * sizeof(uint32_t));
-    /* freed when the thread ends (if that cannot be arranged, they stay until
-     * the process ends) */
-    nb__at_thread_exit(release_buffers);
-    return packed_b && packed_a;
+static uint32_t *buffer_a(void) {
+    return nb__thread_scratch(NB__SCRATCH_BF16_A, (size_t)KP * MC * sizeof(uint32_t));
 }
 
 static void worker_buffers(void) {
-    if (nb__bf16_kernel() != NB__BF16_NONE) pack_buffers();
+    if (nb__bf16_kernel() != NB__BF16_NONE) buffer_b(), buffer_a();
 }
 
 __attribute__((constructor)) static void allocate_on_worker_start(void) {
@@ -364,7 +350,8 @@ static void bf16_part(void *ctx, int part) {
         j1 = (int)hi * NR < g->N ? (int)hi * NR : g->N;
     }
     if (i0 >= i1 || j0 >= j1) return;
-    if (!pack_buffers()) { /* out of memory: the scalar loop needs none */
+    uint32_t *bp = buffer_b(), *ap = buffer_a();
+    if (!bp || !ap) { /* out of memory: the scalar loop needs none */
         bf16_scalar(g->ta, g->tb, i1 - i0, j1 - j0, g->K, g->alpha,
                     g->ta ? g->A + i0 : g->A + (size_t)i0 * g->lda, g->lda,
                     g->tb ? g->B + (size_t)j0 * g->ldb : g->B + j0, g->ldb, g->beta,
@@ -373,7 +360,7 @@ static void bf16_part(void *ctx, int part) {
     }
     if (g->amx && !tiles_configured) configure_tiles();
     for (int jc = j0; jc < j1; jc += NC)
-        bf16_block(g, i0, i1, jc, j1 - jc < NC ? j1 : jc + NC, packed_b, packed_a);
+        bf16_block(g, i0, i1, jc, j1 - jc < NC ? j1 : jc + NC, bp, ap);
 }
 
 /* ---- products with at most SMALL_M rows (batch-1 inference): no packing ---- */

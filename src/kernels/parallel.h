@@ -48,6 +48,20 @@ int nb__pool_at_worker_start(void (*setup)(void));
  * 0, or -1 (then release does not run). */
 int nb__at_thread_exit(void (*release)(void));
 
+/* A matrix kernel's packing buffers: slot `slot` of the calling thread,
+ * `bytes` bytes aligned to 64, allocated at the slot's first call on the
+ * thread and freed when the thread ends (nb__at_thread_exit); NULL when out
+ * of memory (a later call tries again).  A slot's size is fixed: a size
+ * that grew with the products would make a thread allocate whenever it first
+ * ran a larger one, which, with parts claimed dynamically, could be in any
+ * later step.  Kernels also fill their slots as pool workers start
+ * (nb__pool_at_worker_start), so that no region allocates. */
+enum {
+    NB__SCRATCH_AVX512_B, NB__SCRATCH_AVX512_A, NB__SCRATCH_AVX2_B, NB__SCRATCH_AVX2_A,
+    NB__SCRATCH_BF16_B, NB__SCRATCH_BF16_A, NB__SCRATCH_SLOTS
+};
+void *nb__thread_scratch(int slot, size_t bytes);
+
 /* Where nb_threads() takes its count until nb_set_threads sets one (by
  * default the cores): code with a thread setting of its own to follow
  * registers it before nb_threads() is first called (from a constructor). */

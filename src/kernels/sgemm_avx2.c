@@ -26,7 +26,6 @@
 #ifdef NB_AVX2_GEMM
 
 #include <immintrin.h>
-#include <stdlib.h>
 
 #include "../core/internal.h"
 #include "parallel.h"
@@ -176,22 +175,22 @@ typedef struct gemm_job {
     int parts;
 } gemm_job;
 
-/* Each thread's packing buffers, of fixed size, allocated at its first
- * product and freed when it ends (as in sgemm_avx512.c). */
-static _Thread_local float *packed_b, *packed_a;
-
-static void release_buffers(void) {
-    free(packed_b);
-    free(packed_a);
-    packed_b = packed_a = NULL;
+/* Each thread's packing buffers (nb__thread_scratch): a KC x NC block of B
+ * and one micro-panel of A. */
+static float *buffer_b(void) {
+    return nb__thread_scratch(NB__SCRATCH_AVX2_B, (size_t)KC * NC * sizeof(float));
+}
+static float *buffer_a(void) {
+    return nb__thread_scratch(NB__SCRATCH_AVX2_A, (size_t)KC * MR * sizeof(float));
 }
 
-static int pack_buffers(void) {
-    if (packed_b && packed_a) return 1;
-    if (!packed_b) packed_b = aligned_alloc(32, (size_t)KC * NC * sizeof(float));
-    if (!packed_a) packed_a = aligned_alloc(32, (size_t)KC * MR * sizeof(float));
-    nb__at_thread_exit(release_buffers);
-    return packed_b && packed_a;
+static void worker_buffers(void) {
+    if (nb__sgemm_avx2_usable() && !nb__sgemm_avx512_usable()) buffer_b(), buffer_a();
+}
+
+/* Registered before main, so before the pool starts any worker. */
+__attribute__((constructor)) static void allocate_on_worker_start(void) {
+    nb__pool_at_worker_start(worker_buffers);
 }
 
 /* Copy micro-panel rows [i, i+m) x [p0, p0+kc) of op(A) k-major into dst
@@ -254,7 +253,8 @@ static void gemm_part(void *ctx, int part) {
         j1 = (int)hi * NR < g->N ? (int)hi * NR : g->N;
     }
     if (i0 >= i1 || j0 >= j1) return;
-    if (!pack_buffers()) { /* out of memory: the portable kernel needs none */
+    float *bp = buffer_b(), *ap = buffer_a();
+    if (!bp || !ap) { /* out of memory: the portable kernel needs none */
         nb_gemm_portable(g->ta, g->tb, i1 - i0, j1 - j0, g->K, g->alpha,
                          g->ta ? g->A + i0 : g->A + (size_t)i0 * g->lda, g->lda,
                          g->tb ? g->B + (size_t)j0 * g->ldb : g->B + j0, g->ldb, g->beta,
@@ -262,7 +262,7 @@ static void gemm_part(void *ctx, int part) {
         return;
     }
     for (int jc = j0; jc < j1; jc += NC)
-        gemm_block(g, i0, i1, jc, j1 - jc < NC ? j1 : jc + NC, packed_b, packed_a);
+        gemm_block(g, i0, i1, jc, j1 - jc < NC ? j1 : jc + NC, bp, ap);
 }
 
 /* ---- products with at most SMALL_M rows (batch-1 inference): no packing ---- */

@@ -27,7 +27,6 @@
 
 #include <immintrin.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "../core/internal.h"
@@ -270,33 +269,17 @@ typedef struct gemm_job {
     int relu;           /* relu applied to C at the end */
 } gemm_job;
 
-/* Each thread's packing buffers: a KC x NC block of B and one micro-panel of
- * A, of fixed size, allocated once per thread (pool workers when they start,
- * other threads at their first product) and kept until the thread ends.  A
- * size that grew with the products would make a thread allocate whenever it
- * first ran a larger one, which, with parts claimed dynamically, could be in
- * any later step. */
-static _Thread_local float *packed_b, *packed_a;
-
-/* On the thread's end (nb__at_thread_exit). */
-static void release_buffers(void) {
-    free(packed_b);
-    free(packed_a);
-    packed_b = packed_a = NULL;
+/* Each thread's packing buffers (nb__thread_scratch): a KC x NC block of B
+ * and one micro-panel of A. */
+static float *buffer_b(void) {
+    return nb__thread_scratch(NB__SCRATCH_AVX512_B, (size_t)KC * NC * sizeof(float));
 }
-
-static int pack_buffers(void) {
-    if (packed_b && packed_a) return 1;
-    if (!packed_b) packed_b = aligned_alloc(64, (size_t)KC * NC * sizeof(float));
-    if (!packed_a) packed_a = aligned_alloc(64, (size_t)KC * MR * sizeof(float));
-    /* freed when the thread ends (if that cannot be arranged, they stay until
-     * the process ends) */
-    nb__at_thread_exit(release_buffers);
-    return packed_b && packed_a;
+static float *buffer_a(void) {
+    return nb__thread_scratch(NB__SCRATCH_AVX512_A, (size_t)KC * MR * sizeof(float));
 }
 
 static void worker_buffers(void) {
-    if (nb__sgemm_avx512_usable()) pack_buffers();
+    if (nb__sgemm_avx512_usable()) buffer_b(), buffer_a();
 }
 
 /* Registered before main, so before the pool starts any worker. */
@@ -407,11 +390,12 @@ static void gemm_part(void *ctx, int part) {
         j1 = (int)hi * NR < g->N ? (int)hi * NR : g->N;
     }
     if (i0 >= i1 || j0 >= j1) return;
-    if (!pack_buffers() && g->pack) {
+    float *bp = buffer_b(), *ap = buffer_a();
+    if ((!bp || !ap) && g->pack) {
         packed_fallback(g, i0, i1, j0, j1);
         return;
     }
-    if (!pack_buffers()) { /* out of memory: the portable kernel needs none */
+    if (!bp || !ap) { /* out of memory: the portable kernel needs none */
         float *c = g->C + (size_t)i0 * g->ldc + j0;
         for (int i = 0; g->col_bias && i < i1 - i0; i++) /* with beta 0 (the dense form) */
             memcpy(c + (size_t)i * g->ldc, g->col_bias + j0, (size_t)(j1 - j0) * sizeof *c);
@@ -424,7 +408,7 @@ static void gemm_part(void *ctx, int part) {
         return;
     }
     for (int jc = j0; jc < j1; jc += NC)
-        gemm_block(g, i0, i1, jc, j1 - jc < NC ? j1 : jc + NC, packed_b, packed_a);
+        gemm_block(g, i0, i1, jc, j1 - jc < NC ? j1 : jc + NC, bp, ap);
 }
 
 /* ---- products with at most SMALL_M rows (batch-1 inference): no packing ---- */

@@ -165,6 +165,25 @@ int nb__at_thread_exit(void (*release)(void)) {
     return 0;
 }
 
+/* ---- per-thread packing buffers ---- */
+
+static _Thread_local void *scratch[NB__SCRATCH_SLOTS];
+
+static void release_scratch(void) {
+    for (int k = 0; k < NB__SCRATCH_SLOTS; k++) {
+        free(scratch[k]);
+        scratch[k] = NULL;
+    }
+}
+
+void *nb__thread_scratch(int slot, size_t bytes) {
+    if (scratch[slot]) return scratch[slot];
+    scratch[slot] = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    /* if the release cannot be arranged, the buffer stays until the process ends */
+    if (scratch[slot]) nb__at_thread_exit(release_scratch);
+    return scratch[slot];
+}
+
 static void *worker(void *arg) {
     (void)arg;
     int setups = atomic_load(&pool.setups);
