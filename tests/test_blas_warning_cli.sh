@@ -25,7 +25,7 @@ run() { # ENV...: one epoch; stderr in $work/err
         > "$work/out" 2> "$work/err"
     check '[ $? -eq 0 ]' "$*: exit 0: $(cat "$work/err")"
 }
-want="warning: OpenBLAS runs its Prescott kernels, but this CPU has $has: .*OPENBLAS_CORETYPE=$right"
+want="warning: OpenBLAS runs its Prescott kernels, but this CPU has $has (OPENBLAS_CORETYPE=Prescott asks for them): .*OPENBLAS_CORETYPE=$right picks"
 
 run OPENBLAS_CORETYPE=Prescott NB_GEMM=openblas
 check 'grep -q "$want" "$work/err"' "the warning on Prescott kernels: $(cat "$work/err")"

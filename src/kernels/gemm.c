@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #ifdef NB_USE_CBLAS
 #include <cblas.h>
@@ -196,9 +197,9 @@ static int core_level(const char *core) {
     static const char *const avx512[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
     static const char *const avx2[] = {"Haswell", "Zen", "Excavator"};
     for (size_t i = 0; i < sizeof avx512 / sizeof *avx512; i++)
-        if (strcmp(core, avx512[i]) == 0) return 2;
+        if (strcasecmp(core, avx512[i]) == 0) return 2;
     for (size_t i = 0; i < sizeof avx2 / sizeof *avx2; i++)
-        if (strcmp(core, avx2[i]) == 0) return 1;
+        if (strcasecmp(core, avx2[i]) == 0) return 1;
     return 0;
 }
 
@@ -220,14 +221,17 @@ const char *nb_blas_warning(void) {
 #else
     int blas_products = nb__gemm_kernel() == NB__GEMM_OPENBLAS;
 #endif
-    static char why[256];
-    const char *core = openblas_get_corename();
+    static char why[320];
+    const char *core = openblas_get_corename(), *asked = getenv("OPENBLAS_CORETYPE");
     int cpu = cpu_level();
     if (!blas_products || core_level(core) >= cpu) return NULL;
+    char cause[96] = "this OpenBLAS does not know the CPU";
+    if (asked && *asked)
+        snprintf(cause, sizeof cause, "OPENBLAS_CORETYPE=%.40s asks for them", asked);
     snprintf(why, sizeof why,
-             "OpenBLAS runs its %s kernels, but this CPU has %s: this OpenBLAS does not know "
-             "the CPU; the environment variable OPENBLAS_CORETYPE=%s picks the right ones",
-             core, cpu == 2 ? "AVX-512" : "AVX2", cpu == 2 ? "SkylakeX" : "Haswell");
+             "OpenBLAS runs its %s kernels, but this CPU has %s (%s): the products run at a "
+             "fraction of its speed; OPENBLAS_CORETYPE=%s picks the right ones",
+             core, cpu == 2 ? "AVX-512" : "AVX2", cause, cpu == 2 ? "SkylakeX" : "Haswell");
     return why;
 #else
     return NULL;
