@@ -19,8 +19,8 @@
  *     dot products or row updates streamed straight from B.
  * Each element of C is the same chain of multiply-adds as in the AVX-512
  * kernel (k in order, within the same K blocks, then alpha and beta applied
- * alike), so with more than 4 rows (where both take their packed paths) the two give
- * the same bits. */
+ * alike), so with more than 4 rows (where both take their packed paths) the
+ * two give the same bits. */
 #include "gemm.h"
 
 #ifdef NB_AVX2_GEMM
