@@ -22,6 +22,7 @@
 #include "gemm.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "parallel.h"
@@ -338,17 +339,9 @@ static void bf16_scalar(int ta, int tb, int M, int N, int K, float alpha, const 
 
 static void bf16_part(void *ctx, int part) {
     const bf16_job *g = ctx;
-    int i0 = 0, i1 = g->M, j0 = 0, j1 = g->N;
-    size_t lo, hi;
-    if (g->split_rows) { /* whole micro-panels per part */
-        nb__part_range((size_t)(g->M + g->mr - 1) / g->mr, part, g->parts, 1, &lo, &hi);
-        i0 = (int)lo * g->mr;
-        i1 = (int)hi * g->mr < g->M ? (int)hi * g->mr : g->M;
-    } else { /* whole NR panels per part */
-        nb__part_range((size_t)(g->N + NR - 1) / NR, part, g->parts, 1, &lo, &hi);
-        j0 = (int)lo * NR;
-        j1 = (int)hi * NR < g->N ? (int)hi * NR : g->N;
-    }
+    int i0, i1, j0, j1; /* whole micro-panels or NR panels */
+    nb__block_range(g->M, g->N, g->split_rows, g->split_rows ? g->mr : NR, part, g->parts,
+                    &i0, &i1, &j0, &j1);
     if (i0 >= i1 || j0 >= j1) return;
     uint32_t *bp = buffer_b(), *ap = buffer_a();
     if (!bp || !ap) { /* out of memory: the scalar loop needs none */

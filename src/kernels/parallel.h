@@ -25,6 +25,19 @@ static inline void nb__part_range(size_t n, int part, int parts, size_t align, s
     *hi = part + 1 == parts ? n : n * (size_t)(part + 1) / (size_t)parts / align * align;
 }
 
+/* The share of part `part` of `parts` of an M x N product split into whole
+ * blocks of `block` rows (by_rows) or columns: rows [*i0, *i1) and columns
+ * [*j0, *j1), empty when the part has no block. */
+static inline void nb__block_range(int M, int N, int by_rows, int block, int part, int parts,
+                                   int *i0, int *i1, int *j0, int *j1) {
+    int n = by_rows ? M : N;
+    size_t lo, hi;
+    nb__part_range((size_t)(n + block - 1) / (size_t)block, part, parts, 1, &lo, &hi);
+    int a = (int)lo * block, b = (int)hi * block < n ? (int)hi * block : n;
+    *i0 = by_rows ? a : 0, *i1 = by_rows ? b : M;
+    *j0 = by_rows ? 0 : a, *j1 = by_rows ? N : b;
+}
+
 /* How many parts to split `work` items into so each part has at least
  * `per_part` of them: between 1 and the threads free to take them. */
 static inline int nb__part_count(size_t work, size_t per_part) {

@@ -378,17 +378,9 @@ static void packed_fallback(const gemm_job *g, int i0, int i1, int j0, int j1) {
 
 static void gemm_part(void *ctx, int part) {
     const gemm_job *g = ctx;
-    int i0 = 0, i1 = g->M, j0 = 0, j1 = g->N;
-    size_t lo, hi;
-    if (g->split_rows) { /* whole MR blocks per part */
-        nb__part_range((size_t)(g->M + MR - 1) / MR, part, g->parts, 1, &lo, &hi);
-        i0 = (int)lo * MR;
-        i1 = (int)hi * MR < g->M ? (int)hi * MR : g->M;
-    } else { /* whole NR panels per part */
-        nb__part_range((size_t)(g->N + NR - 1) / NR, part, g->parts, 1, &lo, &hi);
-        j0 = (int)lo * NR;
-        j1 = (int)hi * NR < g->N ? (int)hi * NR : g->N;
-    }
+    int i0, i1, j0, j1; /* whole MR row blocks or NR panels */
+    nb__block_range(g->M, g->N, g->split_rows, g->split_rows ? MR : NR, part, g->parts,
+                    &i0, &i1, &j0, &j1);
     if (i0 >= i1 || j0 >= j1) return;
     float *bp = buffer_b(), *ap = buffer_a();
     if ((!bp || !ap) && g->pack) {
