@@ -129,34 +129,35 @@ END {
     print "\nThe OpenBLAS path: nabla with NB_GEMM=openblas (OpenBLAS's own kernel choice) against PyTorch 2.x"
     printf "| model | nabla on OpenBLAS | best PyTorch 2.x | ratio | nabla (own kernel) ÷ nabla on OpenBLAS |\n|---|---|---|---|---|\n"
     for (i = 1; i <= n; i++) {
-        m = M[i]; a = best("nabla-openblas", m, "sps", 0)
-        e = best("torch2-eager", m, "sps", 0); c = best("torch2-compile", m, "sps", 0)
-        tp = e > c ? "torch2-eager" : "torch2-compile"; b = e > c ? e : c
+        m = M[i]; a = best("nabla-openblas", m, "sps", 0); b = best_torch2(m)
         own = best("nabla", m, "sps", 0)
         printf "| %s | %s | %s | %s | %s |\n", m, with_t("nabla-openblas", m, "sps", 0),
-            (b > 0 ? with_t(tp, m, "sps", 0) " " substr(tp, 8) : "missing"),
-            (a > 0 && b > 0) ? sprintf("**%.2f×**", a / b) : "-",
+            torch2_cell(m, b), (a > 0 && b > 0) ? sprintf("**%.2f×**", a / b) : "-",
             (a > 0 && own > 0) ? sprintf("%.2f×", own / a) : "-"
     }
 
     avx2_table()
     sgemm_line()
 }
+# The better of PyTorch 2.x eager and compile on model m (torch2 names it).
+function best_torch2(m,   e, c) {
+    e = best("torch2-eager", m, "sps", 0); c = best("torch2-compile", m, "sps", 0)
+    torch2 = e > c ? "torch2-eager" : "torch2-compile"
+    return e > c ? e : c
+}
+function torch2_cell(m, b) { return b > 0 ? with_t(torch2, m, "sps", 0) " " substr(torch2, 8) : "missing" }
 # Without AVX-512: nabla's AVX2 kernel against PyTorch 2.x and ONNX Runtime
 # (which use the AVX-512 this CPU has), when the run has it.
-function avx2_table(   i, m, a, b, e, c, tp, la, lo) {
+function avx2_table(   i, m, a, b, la, lo) {
     for (i = 1; i <= n; i++) if (best("nabla-avx2", M[i], "sps", 0) > 0) break
     if (i > n) return
     print "\nWithout AVX-512: nabla's AVX2 kernel (NB_GEMM=avx2) against PyTorch 2.x and ONNX Runtime on their AVX-512 kernels"
     printf "| model | nabla on AVX2 | best PyTorch 2.x | ratio | latency, nabla on AVX2 | ONNX Runtime | ORT ÷ nabla |\n|---|---|---|---|---|---|---|\n"
     for (i = 1; i <= n; i++) {
-        m = M[i]; a = best("nabla-avx2", m, "sps", 0)
-        e = best("torch2-eager", m, "sps", 0); c = best("torch2-compile", m, "sps", 0)
-        tp = e > c ? "torch2-eager" : "torch2-compile"; b = e > c ? e : c
+        m = M[i]; a = best("nabla-avx2", m, "sps", 0); b = best_torch2(m)
         la = best("nabla-avx2", m, "lat", 1); lo = best("ort", m, "lat", 1)
         printf "| %s | %s | %s | %s | %s | %s | %s |\n", m, with_t("nabla-avx2", m, "sps", 0),
-            (b > 0 ? with_t(tp, m, "sps", 0) " " substr(tp, 8) : "missing"),
-            (a > 0 && b > 0) ? sprintf("**%.2f×**", a / b) : "-",
+            torch2_cell(m, b), (a > 0 && b > 0) ? sprintf("**%.2f×**", a / b) : "-",
             with_t("nabla-avx2", m, "lat", 1), with_t("ort", m, "lat", 1),
             (la > 0 && lo > 0) ? sprintf("**%.2f×**", lo / la) : "-"
     }
