@@ -23,6 +23,9 @@ expect_error 2 "nabla-bench: --print-model: unknown model 'resnet'" "$bench" --p
 "$bench" --model gru,resnet > "$work/out" 2> "$work/err"
 check '[ $? -eq 2 ] && grep -q "^nabla-bench: unknown model .resnet.$" "$work/err"' \
     "an unknown name in a --model list is a usage error naming it: $(cat "$work/err")"
+"$bench" --model none --no-sgemm > "$work/out" 2> "$work/err"
+check '[ $? -eq 0 ] && ! grep -q "^RESULT" "$work/out" && [ ! -s "$work/err" ]' \
+    "--model none (the sgemm alone) with --no-sgemm runs nothing: $(cat "$work/out" "$work/err")"
 "$bench" --latency-runs 0 > "$work/out" 2> "$work/err"
 check '[ $? -eq 2 ] && grep -q "^usage: nabla-bench" "$work/err"' "--latency-runs 0 is a usage error"
 "$bench" --batches > "$work/out" 2> "$work/err"
