@@ -96,9 +96,9 @@ const char *nb_blas_core(void);
 
 /* NULL, or a sentence saying why the matrix products run slower than this
  * CPU allows: OpenBLAS runs them (NB_GEMM=openblas, or a double build) with
- * kernels for an older CPU than this one, because it
- * does not know this one; the sentence names the OPENBLAS_CORETYPE that
- * selects the right ones.  `nabla train` prints it. */
+ * kernels for an older CPU than this one (it does not know this one, or
+ * OPENBLAS_CORETYPE asks for them); the sentence says which, and names the
+ * OPENBLAS_CORETYPE that selects the right ones.  `nabla train` prints it. */
 const char *nb_blas_warning(void);
 
 /* --------------------------------------------------------------------- rng */
