@@ -6,7 +6,7 @@
  * Each network is built twice, once as it is and once with a second,
  * unused consumer of every dense layer and of the input, which keeps it
  * unfused and the flatten copying; the two must agree bit for bit, on every
- * kernel (only nabla's AVX-512 one fuses), on 1 and 2 threads, at batch 1
+ * kernel (only nabla's AVX-512 and AVX2 ones fuse), on 1 and 2 threads, at batch 1
  * (the matrix-vector path), 5 (a partial row block) and 40 (full row blocks
  * and a partial one):
  *   - the loss, every parameter gradient, every relu's value and gradient;
@@ -81,7 +81,7 @@ static int same_or_nan(const nb_real *a, const nb_real *b, size_t len) {
 }
 
 static int fuses_here(int kernel) {
-    return kernel == NB__GEMM_AVX512 && nb__gemm_kernel() == NB__GEMM_AVX512 &&
+    return (kernel == NB__GEMM_AVX512 || kernel == NB__GEMM_AVX2) && nb__gemm_kernel() == kernel &&
            nb_gemm_dense_fuses_relu(NB_PRECISION_FP32);
 }
 

@@ -168,19 +168,22 @@ void nb_gemm_at(nb_precision precision, int ta, int tb, int M, int N, int K, nb_
 }
 
 int nb_gemm_dense_fuses_relu(nb_precision precision) {
-#ifdef NB_AVX512_GEMM
-    return precision == NB_PRECISION_FP32 && nb__gemm_kernel() == NB__GEMM_AVX512;
-#else
-    (void)precision;
-    return 0;
-#endif
+    int kernel = nb__gemm_kernel();
+    return precision == NB_PRECISION_FP32 &&
+           (kernel == NB__GEMM_AVX512 || kernel == NB__GEMM_AVX2);
 }
 
 void nb_gemm_dense(nb_precision precision, int M, int N, int K, const nb_real *X,
                    const nb_real *W, const nb_real *bias, int relu, nb_real *Y) {
     if (M == 0 || N == 0) return;
 #ifdef NB_AVX512_GEMM
-    if (nb_gemm_dense_fuses_relu(precision) && nb__sgemm_avx512_dense(M, N, K, X, W, bias, relu, Y))
+    if (nb_gemm_dense_fuses_relu(precision) && nb__gemm_kernel() == NB__GEMM_AVX512 &&
+        nb__sgemm_avx512_dense(M, N, K, X, W, bias, relu, Y))
+        return;
+#endif
+#ifdef NB_AVX2_GEMM
+    if (nb_gemm_dense_fuses_relu(precision) && nb__gemm_kernel() == NB__GEMM_AVX2 &&
+        nb__sgemm_avx2_dense(M, N, K, X, W, bias, relu, Y))
         return;
 #endif
     for (int i = 0; bias && i < M; i++) memcpy(Y + (size_t)i * N, bias, (size_t)N * sizeof *Y);

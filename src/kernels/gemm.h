@@ -57,6 +57,9 @@ void nb__sgemm_avx512_pack_b(int M, int N, int K, const float *A, int lda, nb__p
 int nb__sgemm_avx2_usable(void);
 void nb__sgemm_avx2(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                     int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* The dense form on it, as nb__sgemm_avx512_dense (the same bits). */
+int nb__sgemm_avx2_dense(int M, int N, int K, const float *X, const float *W, const float *bias,
+                         int relu, float *Y);
 #endif
 
 /* Which kernel nb_gemm runs: the best available (in this order), unless the
@@ -93,7 +96,7 @@ void nb_gemm_at(nb_precision precision, int trans_a, int trans_b, int M, int N, 
 
 /* A dense layer's forward: Y [M, N] = X [M, K] W^T (W is [N, K]) + bias[j]
  * on each column j (bias may be NULL), then relu when relu is set.  On
- * nabla's AVX-512 kernel in fp32 (nb_gemm_dense_fuses_relu) the bias and
+ * nabla's AVX-512 and AVX2 kernels in fp32 (nb_gemm_dense_fuses_relu) the bias and
  * the relu are applied as each tile of Y is stored; elsewhere Y is
  * prefilled with the bias, the product added (nb_gemm_at) and the relu is a
  * plain pass after, so callers that want a parallel relu pass there use

@@ -14,6 +14,8 @@
  *     (op(B) = B^T transposed 8 x 8 in registers);
  *   - A read where it lies, except the last, partial row block, which is
  *     copied into a zero-padded micro-panel;
+ *   - a dense layer's bias and relu applied as each tile is stored
+ *     (nb__sgemm_avx2_dense, the AVX-512 kernel's dense form);
  *   - threads split the columns of C (or its rows, when C is narrow);
  *   - products with at most four rows (batch-1 inference) skip packing:
  *     dot products or row updates streamed straight from B.
@@ -101,11 +103,21 @@ AVX2 static void pack_b(int tb, const float *B, int ldb, int k0, int kc, int j0,
 
 /* ---- the micro-kernel ---- */
 
+/* What a tile's store adds after alpha * sum + beta * C, in this order: a
+ * bias per column (col[j], from the tile's first column), then relu ("<= 0
+ * gives 0", so NaN passes: nb__relu), as sgemm_avx512.c's tile_store.  NULL
+ * for neither. */
+typedef struct tile_store {
+    const float *col;
+    int relu;
+} tile_store;
+
 /* C[0..m, 0..16) (masked to the valid columns) = alpha * sum_k a(i,k) b[k]
- * + beta * C, where a(i, k) = a[i*rs + k*cs] and b is a packed panel.
- * beta == 0 does not read C. */
+ * + beta * C (then the extras of e, when not NULL), where a(i, k) =
+ * a[i*rs + k*cs] and b is a packed panel.  beta == 0 does not read C. */
 INLINE AVX2 void kernel(int kc, const float *a, long rs, long cs, const float *b, float *c,
-                        long ldc, int m, __m256i m0, __m256i m1, float alpha, float beta) {
+                        long ldc, int m, __m256i m0, __m256i m1, float alpha, float beta,
+                        const tile_store *e) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
 #define NB_ROW(i, ci0, ci1)                                                                     \
@@ -127,7 +139,9 @@ INLINE AVX2 void kernel(int kc, const float *a, long rs, long cs, const float *b
         b += NR;
     }
 #undef NB_ROW
-    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta), z = _mm256_setzero_ps();
+    __m256 bias0 = e && e->col ? _mm256_maskload_ps(e->col, m0) : z;
+    __m256 bias1 = e && e->col ? _mm256_maskload_ps(e->col + 8, m1) : z;
 #define NB_STORE(i, ci0, ci1)                                                                   \
     if ((i) < m) {                                                                             \
         float *ci = c + (i) * ldc;                                                             \
@@ -135,6 +149,11 @@ INLINE AVX2 void kernel(int kc, const float *a, long rs, long cs, const float *b
         if (beta != 0) {                                                                       \
             r0 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(ci, m0), r0);                          \
             r1 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(ci + 8, m1), r1);                      \
+        }                                                                                      \
+        if (e && e->col) r0 = _mm256_add_ps(r0, bias0), r1 = _mm256_add_ps(r1, bias1);         \
+        if (e && e->relu) {                                                                    \
+            r0 = _mm256_blendv_ps(r0, z, _mm256_cmp_ps(r0, z, _CMP_LE_OQ));                    \
+            r1 = _mm256_blendv_ps(r1, z, _mm256_cmp_ps(r1, z, _CMP_LE_OQ));                    \
         }                                                                                      \
         _mm256_maskstore_ps(ci, m0, r0);                                                       \
         _mm256_maskstore_ps(ci + 8, m1, r1);                                                   \
@@ -151,16 +170,19 @@ INLINE AVX2 void kernel(int kc, const float *a, long rs, long cs, const float *b
 /* The layouts of A, each compiled with constant strides where it can: rows
  * of A in place, columns of A in place (op(A) = A^T), a packed micro-panel. */
 AVX2 static void kernel_rows(int kc, const float *a, long lda, const float *b, float *c,
-                             long ldc, int m, __m256i m0, __m256i m1, float alpha, float beta) {
-    kernel(kc, a, lda, 1, b, c, ldc, m, m0, m1, alpha, beta);
+                             long ldc, int m, __m256i m0, __m256i m1, float alpha, float beta,
+                             const tile_store *e) {
+    kernel(kc, a, lda, 1, b, c, ldc, m, m0, m1, alpha, beta, e);
 }
 AVX2 static void kernel_cols(int kc, const float *a, long lda, const float *b, float *c,
-                             long ldc, int m, __m256i m0, __m256i m1, float alpha, float beta) {
-    kernel(kc, a, 1, lda, b, c, ldc, m, m0, m1, alpha, beta);
+                             long ldc, int m, __m256i m0, __m256i m1, float alpha, float beta,
+                             const tile_store *e) {
+    kernel(kc, a, 1, lda, b, c, ldc, m, m0, m1, alpha, beta, e);
 }
 AVX2 static void kernel_packed(int kc, const float *a, const float *b, float *c, long ldc, int m,
-                               __m256i m0, __m256i m1, float alpha, float beta) {
-    kernel(kc, a, 1, MR, b, c, ldc, m, m0, m1, alpha, beta);
+                               __m256i m0, __m256i m1, float alpha, float beta,
+                               const tile_store *e) {
+    kernel(kc, a, 1, MR, b, c, ldc, m, m0, m1, alpha, beta, e);
 }
 
 /* ---- one thread's share: rows [i0, i1) x columns [j0, j1) of C ---- */
@@ -173,6 +195,8 @@ typedef struct gemm_job {
     float *C;
     int split_rows; /* threads split rows (else columns) */
     int parts;
+    const float *col_bias; /* when not NULL, added to each column of C */
+    int relu;              /* relu applied to C at the end */
 } gemm_job;
 
 /* Each thread's packing buffers (nb__thread_scratch): a KC x NC block of B
@@ -223,16 +247,21 @@ AVX2 static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1, f
                 int jj = j0 + p * NR, nv = j1 - jj < NR ? j1 - jj : NR;
                 __m256i m0 = lanes(nv), m1 = lanes(nv - 8);
                 const float *bpan = bp + (size_t)p * kc * NR;
+                /* the bias with the first K block, the relu with the last */
+                tile_store e = {.col = g->col_bias && p0 == 0 ? g->col_bias + jj : NULL,
+                                .relu = g->relu && p0 + kc == g->K};
+                const tile_store *extras = e.col || e.relu ? &e : NULL;
                 for (int i = ic; i < ie; i += MR) {
                     int m = ie - i < MR ? ie - i : MR;
                     float *c = g->C + (size_t)i * g->ldc + jj;
-                    if (m < MR) kernel_packed(kc, ap, bpan, c, g->ldc, m, m0, m1, g->alpha, beta);
+                    if (m < MR)
+                        kernel_packed(kc, ap, bpan, c, g->ldc, m, m0, m1, g->alpha, beta, extras);
                     else if (g->ta)
                         kernel_cols(kc, g->A + (size_t)p0 * g->lda + i, g->lda, bpan, c, g->ldc,
-                                    MR, m0, m1, g->alpha, beta);
+                                    MR, m0, m1, g->alpha, beta, extras);
                     else
                         kernel_rows(kc, g->A + (size_t)i * g->lda + p0, g->lda, bpan, c, g->ldc,
-                                    MR, m0, m1, g->alpha, beta);
+                                    MR, m0, m1, g->alpha, beta, extras);
                 }
             }
         }
@@ -247,10 +276,15 @@ static void gemm_part(void *ctx, int part) {
     if (i0 >= i1 || j0 >= j1) return;
     float *bp = buffer_b(), *ap = buffer_a();
     if (!bp || !ap) { /* out of memory: the portable kernel needs none */
+        float *c = g->C + (size_t)i0 * g->ldc + j0;
+        for (int i = 0; g->col_bias && i < i1 - i0; i++) /* with beta 0 (the dense form) */
+            for (int j = 0; j < j1 - j0; j++) c[(size_t)i * g->ldc + j] = g->col_bias[j0 + j];
         nb_gemm_portable(g->ta, g->tb, i1 - i0, j1 - j0, g->K, g->alpha,
                          g->ta ? g->A + i0 : g->A + (size_t)i0 * g->lda, g->lda,
-                         g->tb ? g->B + (size_t)j0 * g->ldb : g->B + j0, g->ldb, g->beta,
-                         g->C + (size_t)i0 * g->ldc + j0, g->ldc);
+                         g->tb ? g->B + (size_t)j0 * g->ldb : g->B + j0, g->ldb,
+                         g->col_bias ? 1.0f : g->beta, c, g->ldc);
+        for (int i = 0; g->relu && i < i1 - i0; i++)
+            nb__relu_run(c + (size_t)i * g->ldc, (size_t)(j1 - j0));
         return;
     }
     for (int jc = j0; jc < j1; jc += NC)
@@ -357,6 +391,19 @@ int nb__sgemm_avx2_usable(void) {
     return usable;
 }
 
+/* A product of more than SMALL_M rows: split between threads by columns of
+ * C (or rows, when C is narrow), or on this one when it is small. */
+static void run_packed(gemm_job *g, int threads) {
+    int panels = (g->N + NR - 1) / NR, blocks = (g->M + MR - 1) / MR;
+    if (threads > 1 && (double)g->M * g->N * g->K >= PARALLEL_MIN_MACS) {
+        g->split_rows = panels < 2 * threads && blocks > panels;
+        int units = g->split_rows ? blocks : panels;
+        g->parts = units < threads ? units : threads;
+    }
+    if (g->parts > 1) nb__parallel(g->parts, gemm_part, g);
+    else gemm_part(g, 0);
+}
+
 void nb__sgemm_avx2(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                     const float *B, int ldb, float beta, float *C, int ldc) {
     gemm_job g = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
@@ -378,14 +425,17 @@ void nb__sgemm_avx2(int ta, int tb, int M, int N, int K, float alpha, const floa
         }
         return;
     }
-    int panels = (N + NR - 1) / NR, blocks = (M + MR - 1) / MR;
-    if (threads > 1 && (double)M * N * K >= PARALLEL_MIN_MACS) {
-        g.split_rows = panels < 2 * threads && blocks > panels;
-        int units = g.split_rows ? blocks : panels;
-        g.parts = units < threads ? units : threads;
-    }
-    if (g.parts > 1) nb__parallel(g.parts, gemm_part, &g);
-    else gemm_part(&g, 0);
+    run_packed(&g, threads);
+}
+
+int nb__sgemm_avx2_dense(int M, int N, int K, const float *X, const float *W, const float *bias,
+                         int relu, float *Y) {
+    if (M <= SMALL_M || K == 0) return 0; /* the matrix-vector path: the caller's form */
+    gemm_job g = {.tb = 1, .M = M, .N = N, .K = K, .alpha = 1, .beta = 0, .A = X, .B = W,
+                  .lda = K, .ldb = K, .ldc = N, .C = Y, .parts = 1, .col_bias = bias,
+                  .relu = relu};
+    run_packed(&g, nb__free_threads());
+    return 1;
 }
 
 #endif /* NB_AVX2_GEMM */
