@@ -110,4 +110,12 @@ void nb_gemm_portable(int trans_a, int trans_b, int M, int N, int K, nb_real alp
                       const nb_real *A, int lda, const nb_real *B, int ldb,
                       nb_real beta, nb_real *C, int ldc);
 
+/* Rows [i0, i1) x columns [j0, j1) of C = alpha op(A) op(B) + beta C on the
+ * portable kernel; with col_bias (the dense form, beta unused) C starts as
+ * col_bias on every row and the product is added; then relu when set.  The
+ * fast kernels' way out when their packing buffers cannot be allocated. */
+void nb__gemm_portable_block(int ta, int tb, int K, nb_real alpha, const nb_real *A, int lda,
+                             const nb_real *B, int ldb, nb_real beta, nb_real *C, int ldc,
+                             int i0, int i1, int j0, int j1, const nb_real *col_bias, int relu);
+
 #endif

@@ -3,8 +3,10 @@
  * (gemm.c), and the AVX-512 kernel falls back to it when its packing buffers
  * cannot be allocated. */
 #include "gemm.h"
+#include "../core/internal.h"
 
 #include <stddef.h>
+#include <string.h>
 
 /* Blocked i-k-j loop: the inner loop runs over contiguous rows of B and C so
  * the compiler vectorises it; blocks keep a panel of B in cache. */
@@ -33,4 +35,16 @@ void nb_gemm_portable(int ta, int tb, int M, int N, int K, nb_real alpha, const 
             }
         }
     }
+}
+
+void nb__gemm_portable_block(int ta, int tb, int K, nb_real alpha, const nb_real *A, int lda,
+                             const nb_real *B, int ldb, nb_real beta, nb_real *C, int ldc,
+                             int i0, int i1, int j0, int j1, const nb_real *col_bias, int relu) {
+    nb_real *c = C + (size_t)i0 * ldc + j0;
+    for (int i = 0; col_bias && i < i1 - i0; i++) /* with beta 0 (the dense form) */
+        memcpy(c + (size_t)i * ldc, col_bias + j0, (size_t)(j1 - j0) * sizeof *c);
+    nb_gemm_portable(ta, tb, i1 - i0, j1 - j0, K, alpha,
+                     ta ? A + i0 : A + (size_t)i0 * lda, lda,
+                     tb ? B + (size_t)j0 * ldb : B + j0, ldb, col_bias ? 1 : beta, c, ldc);
+    for (int i = 0; relu && i < i1 - i0; i++) nb__relu_run(c + (size_t)i * ldc, (size_t)(j1 - j0));
 }

@@ -38,6 +38,20 @@ static inline void nb__block_range(int M, int N, int by_rows, int block, int par
     *j0 = by_rows ? 0 : a, *j1 = by_rows ? N : b;
 }
 
+/* How a product of M x N x K splits between `threads` threads into blocks
+ * of mr rows or nr-column panels: returns the parts (1: one thread, below
+ * min_macs multiply-adds) and sets *by_rows when C is narrow (rows then, not
+ * columns). */
+static inline int nb__product_parts(int M, int N, int K, int mr, int nr, int threads,
+                                    double min_macs, int *by_rows) {
+    int panels = (N + nr - 1) / nr, blocks = (M + mr - 1) / mr;
+    *by_rows = 0;
+    if (threads < 2 || (double)M * N * K < min_macs) return 1;
+    *by_rows = panels < 2 * threads && blocks > panels;
+    int units = *by_rows ? blocks : panels;
+    return units < threads ? units : threads;
+}
+
 /* How many parts to split `work` items into so each part has at least
  * `per_part` of them: between 1 and the threads free to take them. */
 static inline int nb__part_count(size_t work, size_t per_part) {

@@ -276,15 +276,8 @@ static void gemm_part(void *ctx, int part) {
     if (i0 >= i1 || j0 >= j1) return;
     float *bp = buffer_b(), *ap = buffer_a();
     if (!bp || !ap) { /* out of memory: the portable kernel needs none */
-        float *c = g->C + (size_t)i0 * g->ldc + j0;
-        for (int i = 0; g->col_bias && i < i1 - i0; i++) /* with beta 0 (the dense form) */
-            for (int j = 0; j < j1 - j0; j++) c[(size_t)i * g->ldc + j] = g->col_bias[j0 + j];
-        nb_gemm_portable(g->ta, g->tb, i1 - i0, j1 - j0, g->K, g->alpha,
-                         g->ta ? g->A + i0 : g->A + (size_t)i0 * g->lda, g->lda,
-                         g->tb ? g->B + (size_t)j0 * g->ldb : g->B + j0, g->ldb,
-                         g->col_bias ? 1.0f : g->beta, c, g->ldc);
-        for (int i = 0; g->relu && i < i1 - i0; i++)
-            nb__relu_run(c + (size_t)i * g->ldc, (size_t)(j1 - j0));
+        nb__gemm_portable_block(g->ta, g->tb, g->K, g->alpha, g->A, g->lda, g->B, g->ldb, g->beta,
+                                g->C, g->ldc, i0, i1, j0, j1, g->col_bias, g->relu);
         return;
     }
     for (int jc = j0; jc < j1; jc += NC)
@@ -394,12 +387,8 @@ int nb__sgemm_avx2_usable(void) {
 /* A product of more than SMALL_M rows: split between threads by columns of
  * C (or rows, when C is narrow), or on this one when it is small. */
 static void run_packed(gemm_job *g, int threads) {
-    int panels = (g->N + NR - 1) / NR, blocks = (g->M + MR - 1) / MR;
-    if (threads > 1 && (double)g->M * g->N * g->K >= PARALLEL_MIN_MACS) {
-        g->split_rows = panels < 2 * threads && blocks > panels;
-        int units = g->split_rows ? blocks : panels;
-        g->parts = units < threads ? units : threads;
-    }
+    g->parts = nb__product_parts(g->M, g->N, g->K, MR, NR, threads, PARALLEL_MIN_MACS,
+                                 &g->split_rows);
     if (g->parts > 1) nb__parallel(g->parts, gemm_part, g);
     else gemm_part(g, 0);
 }
