@@ -110,6 +110,16 @@ void nb_gemm_portable(int trans_a, int trans_b, int M, int N, int K, nb_real alp
                       const nb_real *A, int lda, const nb_real *B, int ldb,
                       nb_real beta, nb_real *C, int ldc);
 
+/* C = beta C (0 where beta is 0, whatever C held), as BLAS for K = 0 or
+ * alpha = 0. */
+void nb__gemm_scale_c(int M, int N, nb_real beta, nb_real *C, int ldc);
+
+/* Copy micro-panel rows [i, i+m) x [p0, p0+kc) of op(A) k-major into dst
+ * (dst[k*mr + r]), zero rows m .. mr-1: the packed kernels' last, partial
+ * row block, so that no read passes the end of A. */
+void nb__pack_a_panel(int ta, const nb_real *A, int lda, int i, int m, int p0, int kc, int mr,
+                      nb_real *dst);
+
 /* Rows [i0, i1) x columns [j0, j1) of C = alpha op(A) op(B) + beta C on the
  * portable kernel; with col_bias (the dense form, beta unused) C starts as
  * col_bias on every row and the product is added; then relu when set.  The

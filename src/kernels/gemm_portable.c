@@ -12,10 +12,30 @@
  * the compiler vectorises it; blocks keep a panel of B in cache. */
 enum { BLOCK_K = 256, BLOCK_N = 512 };
 
+void nb__gemm_scale_c(int M, int N, nb_real beta, nb_real *C, int ldc) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++)
+            C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
+}
+
+void nb__pack_a_panel(int ta, const nb_real *A, int lda, int i, int m, int p0, int kc, int mr,
+                      nb_real *dst) {
+    for (int r = 0; r < mr; r++) {
+        if (r >= m) {
+            for (int k = 0; k < kc; k++) dst[k * mr + r] = 0;
+        } else if (ta) {
+            const nb_real *src = A + (size_t)p0 * lda + i + r;
+            for (int k = 0; k < kc; k++) dst[k * mr + r] = src[(size_t)k * lda];
+        } else {
+            const nb_real *src = A + (size_t)(i + r) * lda + p0;
+            for (int k = 0; k < kc; k++) dst[k * mr + r] = src[k];
+        }
+    }
+}
+
 void nb_gemm_portable(int ta, int tb, int M, int N, int K, nb_real alpha, const nb_real *A,
                       int lda, const nb_real *B, int ldb, nb_real beta, nb_real *C, int ldc) {
-    for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
+    nb__gemm_scale_c(M, N, beta, C, ldc);
     for (int k0 = 0; k0 < K; k0 += BLOCK_K) {
         int k1 = k0 + BLOCK_K < K ? k0 + BLOCK_K : K;
         for (int j0 = 0; j0 < N; j0 += BLOCK_N) {

@@ -287,22 +287,6 @@ __attribute__((constructor)) static void allocate_on_worker_start(void) {
     nb__pool_at_worker_start(worker_buffers);
 }
 
-/* Copy micro-panel rows [i, i+m) x [p0, p0+kc) of op(A) k-major into dst
- * (dst[k*MR + r]), zero rows m .. MR-1. */
-static void pack_a(const gemm_job *g, int i, int m, int p0, int kc, float *dst) {
-    for (int r = 0; r < MR; r++) {
-        if (r >= m) {
-            for (int k = 0; k < kc; k++) dst[k * MR + r] = 0;
-        } else if (g->ta) {
-            const float *src = g->A + (size_t)p0 * g->lda + i + r;
-            for (int k = 0; k < kc; k++) dst[k * MR + r] = src[(size_t)k * g->lda];
-        } else {
-            const float *src = g->A + (size_t)(i + r) * g->lda + p0;
-            for (int k = 0; k < kc; k++) dst[k * MR + r] = src[k];
-        }
-    }
-}
-
 AVX512 static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1, float *bp,
                               float *ap) {
     int panels = (j1 - j0 + NR - 1) / NR;
@@ -321,7 +305,7 @@ AVX512 static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1,
              * (packing them all measured no faster) */
             for (int i = ic; i < ie; i += MR)
                 if (ie - i < MR)
-                    pack_a(g, i, ie - i, p0, kc, ap);
+                    nb__pack_a_panel(g->ta, g->A, g->lda, i, ie - i, p0, kc, MR, ap);
             for (int p = 0; p < panels; p++) {
                 int jj = j0 + p * NR, nv = j1 - jj < NR ? j1 - jj : NR;
                 __mmask16 m0 = (__mmask16)(nv >= 16 ? 0xFFFF : (1u << nv) - 1);
@@ -534,9 +518,7 @@ void nb__sgemm_avx512(int ta, int tb, int M, int N, int K, float alpha, const fl
     gemm_job g = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
                   .A = A, .B = B, .lda = lda, .ldb = ldb, .ldc = ldc, .C = C, .parts = 1};
     if (K == 0 || alpha == 0) { /* C = beta C, as BLAS */
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++)
-                C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
+        nb__gemm_scale_c(M, N, beta, C, ldc);
         return;
     }
     int threads = nb__free_threads();
