@@ -432,7 +432,8 @@ static void print_kernels(void) {
     printf("KERNELS nabla: OpenBLAS core %s (OPENBLAS_CORETYPE=%s, OPENBLAS_L2_SIZE=%s)\n",
            openblas_get_corename(), ct ? ct : "unset", l2 ? l2 : "unset");
     printf("KERNELS nabla: OpenBLAS config: %s\n", openblas_get_config());
-    if (nb_blas_warning()) printf("KERNELS nabla: warning: %s\n", nb_blas_warning());
+    const char *slow = nb_blas_warning();
+    if (slow) printf("KERNELS nabla: warning: %s\n", slow);
 #endif
 }
 

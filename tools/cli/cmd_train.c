@@ -534,7 +534,8 @@ static int train(run *r, nb_fit_config *cfg, size_t per_epoch) {
             fprintf(stderr, "precision %s: products of bf16-rounded operands, summed in fp32\n",
                     nb_precision_name(nb_graph_precision(r->m.graph)));
     }
-    if (nb_blas_warning()) fprintf(stderr, "warning: %s\n", nb_blas_warning());
+    const char *slow = nb_blas_warning();
+    if (slow) fprintf(stderr, "warning: %s\n", slow);
     progress_init(&r->prog, stderr, cfg->epochs, per_epoch, (size_t)r->batch);
     if (r->hist.n) { /* resumed: the bar shows the last validation metrics */
         r->prog.val_loss = r->hist.rows[r->hist.n - 1].val_loss;
