@@ -15,12 +15,16 @@
  *     16 x 16 in registers while packing);
  *   - A is read where it lies (a row or a column of A per broadcast), except
  *     for the last, partial row block, which is copied into a zero-padded
- *     buffer so that no read passes the end of A;
+ *     buffer so that no read passes the end of A, and rows of A a multiple of
+ *     4 KiB apart, which share one set of the L1 cache and evict each other:
+ *     those are packed, 12 rows by KC per micro-panel;
+ *   - a C tile that the kernel reads (beta != 0) is prefetched when the
+ *     kernel starts, so that its loads at the end do not wait on L2 or L3;
  *   - threads split the columns of C (or its rows, when C is narrow);
  *   - products with at most four rows (batch-1 inference) skip packing:
  *     dot products or row updates streamed straight from B.
- * Memory: fixed packing buffers per thread (a KC x NC block of B, one
- * micro-panel of A), allocated once, so a training step allocates nothing. */
+ * Memory: fixed packing buffers per thread (a KC x NC block of B, an MC x KC
+ * block of A), allocated once, so a training step allocates nothing. */
 #include "gemm.h"
 
 #ifdef NB_AVX512_GEMM
@@ -105,6 +109,33 @@ AVX512 static void pack_b(int tb, const float *B, int ldb, int k0, int kc, int j
     }
 }
 
+/* ---- packing A ---- */
+
+/* Pack op(A)[i .. i+m, p0 .. p0+kc) (m <= MR) into dst[k*MR + r], zero for
+ * rows r >= m. */
+AVX512 static void pack_a(int ta, const float *A, int lda, int i, int m, int p0, int kc,
+                          float *dst) {
+    const __mmask16 tile = (1u << MR) - 1;
+    if (ta) { /* op(A)[r][k] = A[k][i + r]: m contiguous floats per k */
+        __mmask16 rows = (__mmask16)((1u << m) - 1);
+        const float *src = A + (size_t)p0 * lda + i;
+        for (int k = 0; k < kc; k++, src += lda)
+            _mm512_mask_storeu_ps(dst + k * MR, tile, _mm512_maskz_loadu_ps(rows, src));
+        return;
+    }
+    int k = 0; /* rows of A become columns of the micro-panel, 16 k at a time */
+    for (; k + 16 <= kc; k += 16) {
+        __m512 r[16];
+        for (int j = 0; j < 16; j++)
+            r[j] = j < m ? _mm512_loadu_ps(A + (size_t)(i + j) * lda + p0 + k)
+                         : _mm512_setzero_ps();
+        transpose16(r);
+        for (int q = 0; q < 16; q++) _mm512_mask_storeu_ps(dst + (k + q) * MR, tile, r[q]);
+    }
+    for (; k < kc; k++)
+        for (int r = 0; r < MR; r++) dst[k * MR + r] = r < m ? A[(size_t)(i + r) * lda + p0 + k] : 0;
+}
+
 /* ---- the micro-kernel ---- */
 
 /* What a tile's store adds after alpha * sum + beta * C, in this order: a
@@ -150,6 +181,11 @@ INLINE AVX512 void kernel(int kc, const float *a, long rs, long cs, const float 
         ci0 = _mm512_fmadd_ps(ai, b0, ci0);                                                    \
         ci1 = _mm512_fmadd_ps(ai, b1, ci1);                                                    \
     } while (0)
+    if (beta != 0) /* read at the end: fetched while the loop runs */
+        for (int i = 0; i < MR; i++) {
+            _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + i * ldc + NR - 1), _MM_HINT_T0);
+        }
     for (int k = 0; k < kc; k++) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
         NB_ROW(0, c00, c01);
@@ -243,7 +279,7 @@ INLINE AVX512 void kernel_few(const int rows, int kc, const float *a, const floa
     }
 }
 
-/* A packed partial row block of m < MR rows. */
+/* A packed row block of m <= MR rows. */
 AVX512 static void kernel_packed(int kc, const float *a, const float *b, float *c, long ldc, int m,
                                  __mmask16 m0, __mmask16 m1, float alpha, float beta,
                                  const tile_store *e) {
@@ -270,12 +306,12 @@ typedef struct gemm_job {
 } gemm_job;
 
 /* Each thread's packing buffers (nb__thread_scratch): a KC x NC block of B
- * and one micro-panel of A. */
+ * and an MC x KC block of A. */
 static float *buffer_b(void) {
     return nb__thread_scratch(NB__SCRATCH_AVX512_B, (size_t)KC * NC * sizeof(float));
 }
 static float *buffer_a(void) {
-    return nb__thread_scratch(NB__SCRATCH_AVX512_A, (size_t)KC * MR * sizeof(float));
+    return nb__thread_scratch(NB__SCRATCH_AVX512_A, (size_t)KC * MC * sizeof(float));
 }
 
 static void worker_buffers(void) {
@@ -290,10 +326,15 @@ __attribute__((constructor)) static void allocate_on_worker_start(void) {
 AVX512 static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1, float *bp,
                               float *ap) {
     int panels = (j1 - j0 + NR - 1) / NR;
+    /* with one row block, each B panel is used once, right after it is
+     * packed: packing it then keeps it in L1 instead of sending the whole
+     * block out to L2 (or L3) and back */
+    int pack_each = i1 - i0 <= MC;
+    int pack_all_a = !g->ta && g->lda % 1024 == 0; /* rows 4 KiB apart (see the top) */
     for (int p0 = 0; p0 < g->K; p0 += KC) {
         int kc = g->K - p0 < KC ? g->K - p0 : KC;
         float beta = p0 == 0 ? g->beta : 1.0f;
-        for (int p = 0; p < panels; p++) {
+        for (int p = 0; p < panels && !pack_each; p++) {
             int jj = j0 + p * NR, nv = j1 - jj < NR ? j1 - jj : NR;
             if (g->pack) g->pack(g->pack_ctx, p0, kc, jj, nv, bp + (size_t)p * kc * NR);
             else pack_b(g->tb, g->B, g->ldb, p0, kc, jj, nv, bp + (size_t)p * kc * NR);
@@ -301,17 +342,20 @@ AVX512 static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1,
         for (int ic = i0; ic < i1; ic += MC) {
             int ie = ic + MC < i1 ? ic + MC : i1;
             /* the partial last micro-panel is packed (zero-padded) once per
-             * block, so no read passes the end of A; full ones are read in place
-             * (packing them all measured no faster) */
+             * block, so no read passes the end of A; the others only when
+             * their rows alias in L1 (packing them all measured no faster) */
             for (int i = ic; i < ie; i += MR)
-                if (ie - i < MR)
-                    nb__pack_a_panel(g->ta, g->A, g->lda, i, ie - i, p0, kc, MR, ap);
+                if (pack_all_a || ie - i < MR)
+                    pack_a(g->ta, g->A, g->lda, i, ie - i < MR ? ie - i : MR, p0, kc,
+                           ap + (size_t)(i - ic) * kc);
             for (int p = 0; p < panels; p++) {
                 int jj = j0 + p * NR, nv = j1 - jj < NR ? j1 - jj : NR;
                 __mmask16 m0 = (__mmask16)(nv >= 16 ? 0xFFFF : (1u << nv) - 1);
                 __mmask16 m1 =
                     (__mmask16)(nv >= 32 ? 0xFFFF : nv > 16 ? (1u << (nv - 16)) - 1 : 0);
-                const float *bpan = bp + (size_t)p * kc * NR;
+                float *bpan = pack_each ? bp : bp + (size_t)p * kc * NR;
+                if (pack_each && g->pack) g->pack(g->pack_ctx, p0, kc, jj, nv, bpan);
+                else if (pack_each) pack_b(g->tb, g->B, g->ldb, p0, kc, jj, nv, bpan);
                 for (int i = ic; i < ie; i += MR) {
                     int m = ie - i < MR ? ie - i : MR;
                     float *c = g->C + (size_t)i * g->ldc + jj;
@@ -320,8 +364,9 @@ AVX512 static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1,
                                     .col = g->col_bias && p0 == 0 ? g->col_bias + jj : NULL,
                                     .relu = g->relu && p0 + kc == g->K};
                     const tile_store *extras = e.row || e.col || e.relu ? &e : NULL;
-                    if (m < MR)
-                        kernel_packed(kc, ap, bpan, c, g->ldc, m, m0, m1, g->alpha, beta, extras);
+                    if (pack_all_a || m < MR)
+                        kernel_packed(kc, ap + (size_t)(i - ic) * kc, bpan, c, g->ldc, m, m0, m1,
+                                      g->alpha, beta, extras);
                     else if (g->ta)
                         kernel_cols(kc, g->A + (size_t)p0 * g->lda + i, g->lda, bpan, c,
                                     g->ldc, MR, m0, m1, g->alpha, beta, extras);
