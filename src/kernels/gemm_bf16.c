@@ -177,6 +177,12 @@ BF16 static void kernel_dp(int kpn, const uint32_t *a, const uint32_t *b, float 
         ci0 = _mm512_dpbf16_ps(ci0, ai, b0);                                                   \
         ci1 = _mm512_dpbf16_ps(ci1, ai, b1);                                                   \
     } while (0)
+    if (beta != 0) /* read at the end: fetched while the loop runs (sgemm_avx512.c) */
+        for (int i = 0; i < m; i++) {
+            _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + i * ldc + NR - 1), _MM_HINT_T0);
+        }
     for (int kp = 0; kp < kpn; kp++) {
         __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = (__m512bh)_mm512_load_si512(b + 16);
         NB_ROW(0, c00, c01);
@@ -294,18 +300,22 @@ static void pack_a_block(const bf16_job *g, int i0, int i1, int p0, int kc, int 
 static void bf16_block(const bf16_job *g, int i0, int i1, int j0, int j1, uint32_t *bp,
                        uint32_t *ap) {
     int mr = g->mr;
+    /* with one row block, each B panel is packed just before its one use
+     * and stays in L1 (as in sgemm_avx512.c) */
+    int pack_each = i1 - i0 <= MC;
     for (int p0 = 0; p0 < g->K; p0 += KC) {
         int kc = g->K - p0 < KC ? g->K - p0 : KC, kpn = (kc + 1) / 2;
         if (g->amx) kpn = (kpn + TILE_KP - 1) / TILE_KP * TILE_KP;
         float beta = p0 == 0 ? g->beta : 1.0f;
-        pack_b_block(g, p0, kc, kpn, j0, j1, bp);
+        if (!pack_each) pack_b_block(g, p0, kc, kpn, j0, j1, bp);
         for (int ic = i0; ic < i1; ic += MC) {
             int ie = ic + MC < i1 ? ic + MC : i1;
             pack_a_block(g, ic, ie, p0, kc, kpn, ap);
             for (int jj = j0, p = 0; jj < j1; jj += NR, p++) {
                 int nv = j1 - jj < NR ? j1 - jj : NR;
                 __mmask16 m0 = mask16(nv), m1 = mask16(nv - 16);
-                const uint32_t *bpan = bp + (size_t)p * kpn * NR;
+                const uint32_t *bpan = pack_each ? bp : bp + (size_t)p * kpn * NR;
+                if (pack_each) pack_b_block(g, p0, kc, kpn, jj, jj + nv, bp);
                 for (int i = ic; i < ie; i += mr) {
                     int m = ie - i < mr ? ie - i : mr;
                     const uint32_t *apan = ap + (size_t)(i - ic) * kpn;
