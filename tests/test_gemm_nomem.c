@@ -1,7 +1,9 @@
 /* When nabla's AVX-512 or AVX2 kernel cannot allocate its packing buffers,
  * it computes on the portable kernel instead, and gives the portable
  * kernel's results: plain products (all transposes, alpha and beta) and the
- * dense form with its bias and relu (nb_gemm_dense), bit for bit.  The
+ * dense form with its bias and relu (nb_gemm_dense), bit for bit; the
+ * AVX-512 entry whose B comes through a packing function (convolutions)
+ * sums on its own and is checked against double precision.  The
  * buffers' allocation fails here because this program defines aligned_alloc,
  * which the statically linked library then calls; without AddressSanitizer
  * only (its allocator must see every allocation it later frees). */
@@ -10,6 +12,7 @@
 #include "kernels/gemm.h"
 
 #include <malloc.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,6 +78,43 @@ static int same_dense(int kernel, int M, int N, int K, int relu) {
     return same;
 }
 
+#ifdef NB_AVX512_GEMM
+/* op(B) given only through a packing function, as a convolution gives its
+ * image (B row-major, [K, N]) */
+typedef struct plain_b {
+    const float *B;
+    int N;
+} plain_b;
+
+static void pack_plain(const void *ctx, int k0, int kc, int j0, int nv, float *dst) {
+    const plain_b *p = ctx;
+    for (int k = 0; k < kc; k++)
+        for (int j = 0; j < NB__PANEL; j++)
+            dst[k * NB__PANEL + j] = j < nv ? p->B[(size_t)(k0 + k) * p->N + j0 + j] : 0;
+}
+
+/* The packing entry without buffers (its own fallback, summed in another
+ * order than the kernels): C = relu(bias + A B) against double precision. */
+static int packed_entry_close(int M, int N, int K, int relu) {
+    float *A = random_matrix((size_t)M * K), *B = random_matrix((size_t)K * N);
+    float *bias = random_matrix((size_t)M), *C = malloc((size_t)M * N * sizeof *C);
+    plain_b src = {.B = B, .N = N};
+    fail_alloc = 1;
+    nb__sgemm_avx512_pack_b(M, N, K, A, K, pack_plain, &src, bias, relu, C, N);
+    fail_alloc = 0;
+    int close = 1;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = bias[i];
+            for (int k = 0; k < K; k++) s += (double)A[(size_t)i * K + k] * B[(size_t)k * N + j];
+            if (relu && s < 0) s = 0;
+            if (fabs(C[(size_t)i * N + j] - s) > 1e-5 * (1 + sqrt((double)K))) close = 0;
+        }
+    free(A), free(B), free(bias), free(C);
+    return close;
+}
+#endif
+
 int main(void) {
     /* one thread: no pool worker has buffers from its start, and this
      * thread has none before the first product below */
@@ -98,6 +138,15 @@ int main(void) {
                    "%s without buffers: the dense form (relu %d) differs", names[k], relu);
         CHECKF(failed_allocs > before, "%s: the buffers' allocation was not attempted", names[k]);
     }
+#ifdef NB_AVX512_GEMM
+    if (nb__sgemm_avx512_usable()) {
+        int before = failed_allocs;
+        for (int relu = 0; relu < 2; relu++)
+            CHECKF(packed_entry_close(30, 70, 40, relu),
+                   "avx512 packing entry without buffers (relu %d): far from the product", relu);
+        CHECKF(failed_allocs > before, "avx512 packing entry: no allocation was attempted");
+    }
+#endif
     TEST_END();
 }
 #endif
