@@ -182,7 +182,7 @@ INLINE AVX512 void kernel(int kc, const float *a, long rs, long cs, const float 
         ci1 = _mm512_fmadd_ps(ai, b1, ci1);                                                    \
     } while (0)
     if (beta != 0) /* read at the end: fetched while the loop runs */
-        for (int i = 0; i < MR; i++) { /* a row's 128 bytes span 2 lines, or 3 unaligned */
+        for (int i = 0; i < m; i++) { /* a row's 128 bytes span 2 lines, or 3 unaligned */
             _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
             _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
             _mm_prefetch((const char *)(c + i * ldc + NR - 1), _MM_HINT_T0);
