@@ -18,6 +18,7 @@
 #include "core/internal.h"
 #include "kernels/gemm.h"
 #include "kernels/im2col.h"
+#include "stored_b.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -135,18 +136,6 @@ static void test_col2im(void) {
 }
 
 #ifdef NB_AVX512_GEMM
-typedef struct stored {
-    const float *B;
-    int ldb;
-} stored;
-
-static void pack_stored(const void *ctx, int k0, int kc, int j0, int nv, float *dst) {
-    const stored *s = ctx;
-    for (int k = 0; k < kc; k++)
-        for (int j = 0; j < NB__PANEL; j++)
-            dst[k * NB__PANEL + j] = j < nv ? s->B[(size_t)(k0 + k) * s->ldb + j0 + j] : 0;
-}
-
 /* The packing entry against nb__sgemm_avx512 on the stored B, bit for bit;
  * returns whether they agree (and C outside the product is untouched). */
 static int same_product(int M, int N, int K, int with_bias, int relu) {
@@ -163,8 +152,8 @@ static int same_product(int M, int N, int K, int with_bias, int relu) {
     nb__sgemm_avx512(0, 0, M, N, K, 1, A, lda, B, ldb, 1, C1, ldc);
     for (int i = 0; relu && i < M; i++)
         for (int j = 0; j < N; j++) C1[(size_t)i * ldc + j] = nb__relu(C1[(size_t)i * ldc + j]);
-    stored s = {B, ldb};
-    nb__sgemm_avx512_pack_b(M, N, K, A, lda, pack_stored, &s, with_bias ? bias : NULL, relu, C2,
+    stored_b s = {B, ldb};
+    nb__sgemm_avx512_pack_b(M, N, K, A, lda, pack_stored_b, &s, with_bias ? bias : NULL, relu, C2,
                             ldc);
     int same = memcmp(C1, C2, (size_t)M * ldc * sizeof *C1) == 0;
     free(A), free(B), free(bias), free(C1), free(C2);

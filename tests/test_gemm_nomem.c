@@ -10,6 +10,7 @@
 #include "nabla.h"
 #include "test.h"
 #include "kernels/gemm.h"
+#include "stored_b.h"
 
 #include <malloc.h>
 #include <math.h>
@@ -79,28 +80,14 @@ static int same_dense(int kernel, int M, int N, int K, int relu) {
 }
 
 #ifdef NB_AVX512_GEMM
-/* op(B) given only through a packing function, as a convolution gives its
- * image (B row-major, [K, N]) */
-typedef struct plain_b {
-    const float *B;
-    int N;
-} plain_b;
-
-static void pack_plain(const void *ctx, int k0, int kc, int j0, int nv, float *dst) {
-    const plain_b *p = ctx;
-    for (int k = 0; k < kc; k++)
-        for (int j = 0; j < NB__PANEL; j++)
-            dst[k * NB__PANEL + j] = j < nv ? p->B[(size_t)(k0 + k) * p->N + j0 + j] : 0;
-}
-
 /* The packing entry without buffers (its own fallback, summed in another
  * order than the kernels): C = relu(bias + A B) against double precision. */
 static int packed_entry_close(int M, int N, int K, int relu) {
     float *A = random_matrix((size_t)M * K), *B = random_matrix((size_t)K * N);
     float *bias = random_matrix((size_t)M), *C = malloc((size_t)M * N * sizeof *C);
-    plain_b src = {.B = B, .N = N};
+    stored_b src = {.B = B, .ldb = N};
     fail_alloc = 1;
-    nb__sgemm_avx512_pack_b(M, N, K, A, K, pack_plain, &src, bias, relu, C, N);
+    nb__sgemm_avx512_pack_b(M, N, K, A, K, pack_stored_b, &src, bias, relu, C, N);
     fail_alloc = 0;
     int close = 1;
     for (int i = 0; i < M; i++)

@@ -133,7 +133,8 @@ AVX512 static void pack_a(int ta, const float *A, int lda, int i, int m, int p0,
         for (int q = 0; q < 16; q++) _mm512_mask_storeu_ps(dst + (k + q) * MR, tile, r[q]);
     }
     for (; k < kc; k++)
-        for (int r = 0; r < MR; r++) dst[k * MR + r] = r < m ? A[(size_t)(i + r) * lda + p0 + k] : 0;
+        for (int r = 0; r < MR; r++)
+            dst[k * MR + r] = r < m ? A[(size_t)(i + r) * lda + p0 + k] : 0;
 }
 
 /* ---- the micro-kernel ---- */
