@@ -46,6 +46,18 @@ enum { NB__PANEL = 32 };
 typedef void (*nb__pack_b_fn)(const void *ctx, int k0, int kc, int j0, int nv, float *dst);
 void nb__sgemm_avx512_pack_b(int M, int N, int K, const float *A, int lda, nb__pack_b_fn pack,
                              const void *ctx, const float *bias, int relu, float *C, int ldc);
+
+/* Rows [0, m) of a C tile NB__PANEL floats wide, ldc apart, fetched into L1:
+ * the packed kernels (fp32 and bf16) read a tile with beta != 0 only after
+ * their k loop, so fetching it as the loop starts hides the wait.  A row's
+ * 128 bytes span two cache lines, or three when not 64-byte aligned. */
+static inline void nb__prefetch_tile(const float *c, long ldc, int m) {
+    for (int i = 0; i < m; i++) {
+        __builtin_prefetch(c + i * ldc, 0, 3);
+        __builtin_prefetch(c + i * ldc + 16, 0, 3);
+        __builtin_prefetch(c + i * ldc + NB__PANEL - 1, 0, 3);
+    }
+}
 #endif
 
 /* nabla's single-precision kernel for x86-64 CPUs with AVX2 and FMA but not

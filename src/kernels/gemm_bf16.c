@@ -177,12 +177,7 @@ BF16 static void kernel_dp(int kpn, const uint32_t *a, const uint32_t *b, float 
         ci0 = _mm512_dpbf16_ps(ci0, ai, b0);                                                   \
         ci1 = _mm512_dpbf16_ps(ci1, ai, b1);                                                   \
     } while (0)
-    if (beta != 0) /* read at the end: fetched while the loop runs (sgemm_avx512.c) */
-        for (int i = 0; i < m; i++) {
-            _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
-            _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
-            _mm_prefetch((const char *)(c + i * ldc + NR - 1), _MM_HINT_T0);
-        }
+    if (beta != 0) nb__prefetch_tile(c, ldc, m);
     for (int kp = 0; kp < kpn; kp++) {
         __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = (__m512bh)_mm512_load_si512(b + 16);
         NB_ROW(0, c00, c01);

@@ -182,12 +182,7 @@ INLINE AVX512 void kernel(int kc, const float *a, long rs, long cs, const float 
         ci0 = _mm512_fmadd_ps(ai, b0, ci0);                                                    \
         ci1 = _mm512_fmadd_ps(ai, b1, ci1);                                                    \
     } while (0)
-    if (beta != 0) /* read at the end: fetched while the loop runs */
-        for (int i = 0; i < m; i++) { /* a row's 128 bytes span 2 lines, or 3 unaligned */
-            _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
-            _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
-            _mm_prefetch((const char *)(c + i * ldc + NR - 1), _MM_HINT_T0);
-        }
+    if (beta != 0) nb__prefetch_tile(c, ldc, m);
     for (int k = 0; k < kc; k++) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
         NB_ROW(0, c00, c01);
@@ -307,6 +302,13 @@ typedef struct gemm_job {
     int relu;           /* relu applied to C at the end */
 } gemm_job;
 
+/* Panel [jj, jj+nv) of op(B) for the K block at p0, through the job's
+ * packing function when it has one. */
+static void pack_panel(const gemm_job *g, int p0, int kc, int jj, int nv, float *dst) {
+    if (g->pack) g->pack(g->pack_ctx, p0, kc, jj, nv, dst);
+    else pack_b(g->tb, g->B, g->ldb, p0, kc, jj, nv, dst);
+}
+
 /* Each thread's packing buffers (nb__thread_scratch): a KC x NC block of B
  * and an MC x KC block of A. */
 static float *buffer_b(void) {
@@ -338,8 +340,7 @@ AVX512 static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1,
         float beta = p0 == 0 ? g->beta : 1.0f;
         for (int p = 0; p < panels && !pack_each; p++) {
             int jj = j0 + p * NR, nv = j1 - jj < NR ? j1 - jj : NR;
-            if (g->pack) g->pack(g->pack_ctx, p0, kc, jj, nv, bp + (size_t)p * kc * NR);
-            else pack_b(g->tb, g->B, g->ldb, p0, kc, jj, nv, bp + (size_t)p * kc * NR);
+            pack_panel(g, p0, kc, jj, nv, bp + (size_t)p * kc * NR);
         }
         for (int ic = i0; ic < i1; ic += MC) {
             int ie = ic + MC < i1 ? ic + MC : i1;
@@ -356,8 +357,7 @@ AVX512 static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1,
                 __mmask16 m1 =
                     (__mmask16)(nv >= 32 ? 0xFFFF : nv > 16 ? (1u << (nv - 16)) - 1 : 0);
                 float *bpan = pack_each ? bp : bp + (size_t)p * kc * NR;
-                if (pack_each && g->pack) g->pack(g->pack_ctx, p0, kc, jj, nv, bpan);
-                else if (pack_each) pack_b(g->tb, g->B, g->ldb, p0, kc, jj, nv, bpan);
+                if (pack_each) pack_panel(g, p0, kc, jj, nv, bpan);
                 for (int i = ic; i < ie; i += MR) {
                     int m = ie - i < MR ? ie - i : MR;
                     float *c = g->C + (size_t)i * g->ldc + jj;
