@@ -32,6 +32,7 @@
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../core/internal.h"
 #include "parallel.h"
@@ -435,10 +436,29 @@ static inline __mmask16 tail_mask(int n) {
     return (__mmask16)(n <= 0 ? 0 : n >= 16 ? 0xFFFF : (1u << n) - 1);
 }
 
+/* This core's L2 cache in bytes (1 MiB where the C library cannot tell). */
+static size_t l2_bytes(void) {
+    static size_t bytes;
+    if (!bytes) {
+        long v = -1;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+        v = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+        bytes = v > 0 ? (size_t)v : (size_t)1 << 20;
+    }
+    return bytes;
+}
+
 /* y[j] = alpha dot(x, B[j, :]) + beta y[j] for j < N: B is [N, K] (op(B) = B^T),
  * x has stride incx. Eight rows of B per pass share each load of x. */
 AVX512 static void gemv_rows(int N, int K, float alpha, const float *x, long incx,
                              const float *B, long ldb, float beta, float *y) {
+    /* Rows that cannot all stay in L2 (they arrive from L3 at every call) are
+     * prefetched eight lines ahead: the hardware's prefetch alone leaves
+     * eight streams from L3 short (without, mlp-wide's batch-1 latency is
+     * 1.12x longer on Zen 5).  Rows that fit are not: there the prefetches
+     * only cost (mlp's latency 1.13x longer with them). */
+    const int prefetch = (size_t)N * (size_t)K * sizeof(float) > l2_bytes();
     float xbuf[1024] __attribute__((aligned(64)));
     const float *xv = x;
     if (incx != 1) { /* gather a strided x (a column of A) once per chunk */
@@ -460,9 +480,7 @@ AVX512 static void gemv_rows(int N, int K, float alpha, const float *x, long inc
                s7 = s0;
         for (int k = 0; k < K; k += 16) {
             __mmask16 m = tail_mask(K - k);
-            /* eight lines ahead in each row: the hardware's prefetch alone
-             * leaves eight streams from L2 short (measured 8-10% slower) */
-            if (k + 128 < K)
+            if (prefetch && k + 128 < K)
                 for (int r = 0; r < 8; r++)
                     _mm_prefetch((const char *)(b + r * ldb + k + 128), _MM_HINT_T0);
             __m512 xk = _mm512_maskz_loadu_ps(m, xv + k);
