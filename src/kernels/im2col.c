@@ -230,11 +230,28 @@ __attribute__((target("avx512f"))) static void block_avx512(const nb_conv_geom *
 #endif
 
 #if IM2COL_AVX512
+/* Where half h (columns 16h .. 16h+15) of a block reads, for windows that
+ * start `ext` values further on too: two loads of 16 from offset 16*low[h]
+ * of the row's first read must cover [lo, hi + ext].  Returns 0 when a half
+ * does not fit in those 32 values. */
+static int permute_windows(const int32_t *idx, int n, int ext, int low[2]) {
+    for (int h = 0; h < 2; h++) { /* idx grows: half h reads [lo, hi] */
+        int last = n - 1 < 16 * h + 15 ? n - 1 : 16 * h + 15;
+        int lo = 16 * h < n ? idx[16 * h] : 0, hi = (16 * h < n ? idx[last] : 0) + ext;
+        low[h] = hi < 32 ? 0 : lo >= 16 && hi < 48 ? 1 : -1;
+        if (low[h] < 0) return 0;
+    }
+    return 1;
+}
+
 /* Without padding and with stride 1 along columns, a block row's 32 values
  * often come from at most 48 consecutive values of the image (its output
  * rows apart by a few skipped ones): per 16 values, two loads and one
- * permute, the same for every row of the block.  Returns 0 (nothing done)
- * when the block does not fit that. */
+ * permute, the same for every row of the block.  The kw rows of one input
+ * row read the same values shifted by dw each: where the shifted windows
+ * still fit, the rows share one set of loads, each permuting with its shift
+ * added to the indices (line-crossing loads were most of the time).
+ * Returns 0 (nothing done) when the block does not fit that. */
 __attribute__((target("avx512f"))) static int block_permute_avx512(const nb_conv_geom *g,
                                                                    const float *x, int r0,
                                                                    int rows, int p0, int n,
@@ -248,13 +265,10 @@ __attribute__((target("avx512f"))) static int block_permute_avx512(const nb_conv
         idx[q] = at - first;
         if (++ow == g->Wo) ow = 0, oh++;
     }
-    int span = idx[n - 1] + 1, low[2]; /* within 48 once both halves fit */
-    for (int h = 0; h < 2; h++) { /* idx grows: half h reads [lo, hi] */
-        int last = n - 1 < 16 * h + 15 ? n - 1 : 16 * h + 15;
-        int lo = 16 * h < n ? idx[16 * h] : 0, hi = 16 * h < n ? idx[last] : 0;
-        low[h] = hi < 32 ? 0 : lo >= 16 && hi < 48 ? 1 : -1;
-        if (low[h] < 0) return 0;
-    }
+    int low[2], ext = (g->kw - 1) * g->dw; /* the last kernel column's shift */
+    const int shared = permute_windows(idx, n, ext, low);
+    if (!shared && !permute_windows(idx, n, ext = 0, low)) return 0;
+    const int span = idx[n - 1] + 1 + ext; /* values read from the row's first */
     __m512i i0 = _mm512_load_si512(idx), i1 = _mm512_load_si512(idx + 16);
     if (low[0]) i0 = _mm512_sub_epi32(i0, _mm512_set1_epi32(16));
     if (low[1]) i1 = _mm512_sub_epi32(i1, _mm512_set1_epi32(16));
@@ -268,15 +282,23 @@ __attribute__((target("avx512f"))) static int block_permute_avx512(const nb_conv
     const __mmask16 m0a = load_mask[low[0]], m0b = load_mask[low[0] + 1],
                     m1a = load_mask[low[1]], m1b = load_mask[low[1] + 1];
     const size_t plane = (size_t)g->H * g->W;
+    __m512 a0 = _mm512_setzero_ps(), b0 = a0, a1 = a0, b1 = a0;
     row_walk w = walk_start(g, r0);
     for (int k = 0; k < rows; k++, walk_next(g, &w)) {
-        const float *src = x + w.c * plane + (size_t)(w.i * g->dh) * g->W + w.j * g->dw + first;
-        const float *s0 = src + 16 * low[0], *s1 = src + 16 * low[1];
-        __m512 a0 = _mm512_maskz_loadu_ps(m0a, s0), b0 = _mm512_maskz_loadu_ps(m0b, s0 + 16);
-        __m512 a1 = _mm512_maskz_loadu_ps(m1a, s1), b1 = _mm512_maskz_loadu_ps(m1b, s1 + 16);
-        _mm512_storeu_ps(dst + (size_t)k * 32, _mm512_maskz_permutex2var_ps(out0, a0, i0, b0));
+        /* shared: the loads of kernel column 0's window, at its first row */
+        const int shift = shared ? w.j * g->dw : 0;
+        if (!shared || w.j == 0 || k == 0) {
+            const float *src = x + w.c * plane + (size_t)(w.i * g->dh) * g->W +
+                               (w.j * g->dw - shift) + first;
+            const float *s0 = src + 16 * low[0], *s1 = src + 16 * low[1];
+            a0 = _mm512_maskz_loadu_ps(m0a, s0), b0 = _mm512_maskz_loadu_ps(m0b, s0 + 16);
+            a1 = _mm512_maskz_loadu_ps(m1a, s1), b1 = _mm512_maskz_loadu_ps(m1b, s1 + 16);
+        }
+        const __m512i by = _mm512_set1_epi32(shift);
+        _mm512_storeu_ps(dst + (size_t)k * 32,
+                         _mm512_maskz_permutex2var_ps(out0, a0, _mm512_add_epi32(i0, by), b0));
         _mm512_storeu_ps(dst + (size_t)k * 32 + 16,
-                         _mm512_maskz_permutex2var_ps(out1, a1, i1, b1));
+                         _mm512_maskz_permutex2var_ps(out1, a1, _mm512_add_epi32(i1, by), b1));
     }
     return 1;
 }
