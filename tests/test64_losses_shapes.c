@@ -425,6 +425,54 @@ static void test_cross_entropy_grad(void) {
         }
 }
 
+/* Many rows (300 samples of 7 classes, 100 of them ignored): rows run in
+ * chunks in parallel, so the loss must be the same on 1 and 2 threads, bit
+ * for bit, and the definition's mean; the gradient too; and of two labels
+ * that are not class indices, the first (row 250) is the one reported. */
+static void test_cross_entropy_rows(void) {
+    enum { ROWS = 300, C = 7 };
+    nb_graph *g = nb_graph_new();
+    int c = C;
+    nb_node x = nb_input(g, "x", 1, &c), t = nb_input(g, "t", 0, NULL);
+    nb_node l = nb_cross_entropy(g, x, t, 0.1);
+    CHECK_OK(nb_requires_grad(g, x, 1));
+    CHECK_OK(nb_graph_set_batch(g, ROWS));
+    nb_rng r;
+    nb_rng_seed(&r, 17);
+    nb_real *xv = nb_value(g, x), *tv = nb_value(g, t);
+    for (int k = 0; k < ROWS * C; k++) xv[k] = (nb_real)(4 * nb_rng_uniform(&r) - 2);
+    for (int k = 0; k < ROWS; k++) tv[k] = k % 3 == 2 ? -100 : (nb_real)(k * 5 % C);
+    double want = 0;
+    for (int k = 0; k < ROWS; k++) {
+        if (k % 3 == 2) continue;
+        double m = -INFINITY, sum = 0, sum_logp = 0;
+        for (int j = 0; j < C; j++) m = fmax(m, xv[k * C + j]);
+        for (int j = 0; j < C; j++) sum += exp(xv[k * C + j] - m);
+        for (int j = 0; j < C; j++) sum_logp += xv[k * C + j] - m - log(sum);
+        want += -0.9 * (xv[k * C + (int)tv[k]] - m - log(sum)) - 0.1 / C * sum_logp;
+    }
+    want /= ROWS - ROWS / 3;
+    nb_real loss[2], *grad[2];
+    for (int th = 1; th <= 2; th++) {
+        nb_set_threads(th);
+        CHECK_OK(nb_forward(g, l));
+        CHECK_OK(nb_backward(g, l));
+        loss[th - 1] = nb_value(g, l)[0];
+        grad[th - 1] = malloc(sizeof(nb_real) * ROWS * C);
+        memcpy(grad[th - 1], nb_grad(g, x), sizeof(nb_real) * ROWS * C);
+    }
+    CHECK_CLOSE(loss[0], want, 1e-13, 1e-13);
+    CHECKF(memcmp(&loss[0], &loss[1], sizeof loss[0]) == 0, "loss %.17g on 1 thread, %.17g on 2",
+           (double)loss[0], (double)loss[1]);
+    CHECK(memcmp(grad[0], grad[1], sizeof(nb_real) * ROWS * C) == 0);
+    free(grad[0]), free(grad[1]);
+    tv[250] = 7, tv[260] = 0.5;
+    CHECK(nb_forward(g, l) == NB_ERR_ARG &&
+          strstr(nb_last_error(), "cross_entropy: target[250] = 7 is not a class index"));
+    nb_set_threads(1);
+    nb_graph_free(g);
+}
+
 static void test_bce(void) {
     /* values: x = 0 gives ln 2 for any target; large |x| stays finite */
     nb_graph *g = nb_graph_new();
@@ -468,6 +516,7 @@ int main(void) {
     test_mse();
     test_cross_entropy_values();
     test_cross_entropy_grad();
+    test_cross_entropy_rows();
     test_bce();
     TEST_END();
 }

@@ -457,7 +457,7 @@ AVX512 static void gemv_rows(int N, int K, float alpha, const float *x, long inc
      * prefetched eight lines ahead: the hardware's prefetch alone leaves
      * eight streams from L3 short (without, mlp-wide's batch-1 latency is
      * 1.12x longer on Zen 5).  Rows that fit are not: there the prefetches
-     * only cost (mlp's latency 1.13x longer with them). */
+     * only cost (mlp's latency 1.11-1.19x longer with them). */
     const int prefetch = (size_t)N * (size_t)K * sizeof(float) > l2_bytes();
     float xbuf[1024] __attribute__((aligned(64)));
     const float *xv = x;

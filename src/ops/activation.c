@@ -18,8 +18,10 @@ typedef nb_real (*act_value_fn)(nb_real x, nb_activation_settings p);
 typedef nb_real (*act_slope_fn)(nb_real x, nb_real y, nb_activation_settings p);
 
 /* Large tensors are split into slices that run in parallel (elementwise:
- * the result does not depend on the split). */
-enum { SLICE_MIN = 1 << 17 }; /* values per slice at least */
+ * the result does not depend on the split), of 16K values at least: a
+ * region costs about 0.4 us, and the relu backward of 32K values took 4.3 us
+ * on one thread, 2.4 in two slices. */
+enum { SLICE_MIN = 1 << 14 };
 
 typedef struct act_job {
     nb_graph *g;
