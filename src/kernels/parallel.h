@@ -40,13 +40,14 @@ static inline void nb__block_range(int M, int N, int by_rows, int block, int par
 
 /* How a product of M x N x K splits between `threads` threads into blocks
  * of mr rows or nr-column panels: returns the parts (1: one thread, below
- * min_macs multiply-adds) and sets *by_rows when C is narrow (rows then, not
- * columns). */
+ * min_macs multiply-adds counted over whole blocks and panels) and sets
+ * *by_rows when C is narrow (rows then, not columns). */
 static inline int nb__product_parts(int M, int N, int K, int mr, int nr, int threads,
                                     double min_macs, int *by_rows) {
     int panels = (N + nr - 1) / nr, blocks = (M + mr - 1) / mr;
     *by_rows = 0;
-    if (threads < 2 || (double)M * N * K < min_macs) return 1;
+    /* the work done, not the product's size: a 10-column C costs a 32-wide panel */
+    if (threads < 2 || (double)blocks * mr * panels * nr * K < min_macs) return 1;
     *by_rows = panels < 2 * threads && blocks > panels;
     int units = *by_rows ? blocks : panels;
     return units < threads ? units : threads;
