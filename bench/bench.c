@@ -7,11 +7,13 @@
  *
  *   nabla-bench [--model NAME[,NAME...]|all|none] [--threads N] [--batches N]
  *               [--latency-runs N] [--save-weights DIR] [--no-sgemm]
- *               [--precision fp32|bf16]
+ *               [--precision fp32|bf16] [--op-times]
  *   nabla-bench --print-model NAME     the model's text (for nabla export)
  *
  * NAME: mlp, mlp-wide, cnn, gru, transformer; none: the sgemm alone.
  * --save-weights DIR writes each model's trained weights to DIR/NAME.safetensors.
+ * --op-times prints where a training step's time goes: each op's forward and
+ * backward (nb_graph_time_ops), the batch's conversion and the optimiser.
  * Each model runs in its own child process so that its peak RSS is its own.
  * NB_GEMM=openblas (or portable) runs every product with that kernel. */
 #define _DEFAULT_SOURCE /* wait4, struct rusage */
@@ -44,6 +46,7 @@ char *openblas_get_config(void);
 
 static int latency_runs = 2000;
 static const char *weights_dir; /* --save-weights: where the trained weights go */
+static int op_times;            /* --op-times: print each op's share of a step    */
 
 /* Same layers, in the same order, as the models of bench/peers/torch_train.py
  * and jax_train.py (images), torch_seq.py and jax_seq.py (tokens: the GRU is
@@ -194,6 +197,31 @@ static void words_batch(const word_stream *s, size_t b, nb_real *x, nb_real *y) 
     }
 }
 
+/* --op-times: the seconds of the timed steps outside the graph. */
+typedef struct step_times {
+    double batch, optim;
+} step_times;
+
+/* Microseconds a step: each op that took any time, then the rest. */
+static void print_op_times(const nb_graph *g, const char *model, int steps, double total,
+                           const step_times *st) {
+    double per = 1e6 / steps, ops = 0;
+    printf("OP_TIMES model=%s threads=%d: microseconds a step (%d steps)\n", model, nb_threads(),
+           steps);
+    printf("  %-4s %-24s %-16s %10s %10s\n", "node", "name", "op", "forward", "backward");
+    for (nb_node n = 0; n < nb_graph_node_count(g); n++) {
+        double f = 0, b = 0;
+        if (nb_node_times(g, n, &f, &b) != NB_OK || f + b == 0) continue;
+        const char *name = nb_node_name(g, n);
+        printf("  %-4d %-24s %-16s %10.1f %10.1f\n", n, name ? name : "", nb_node_op(g, n),
+               f * per, b * per);
+        ops += f + b;
+    }
+    printf("  batch conversion %.1f, optimiser %.1f, ops %.1f, the rest %.1f: step %.1f\n",
+           st->batch * per, st->optim * per, ops * per,
+           (total - st->batch - st->optim - ops) * per, total * per);
+}
+
 /* Train one model for `batches` timed batches and time batch-1 inference. */
 static int run_model(int which, int threads, int batches, result *r) {
     int rc = 1, tokens = models[which].tokens;
@@ -247,8 +275,14 @@ static int run_model(int which, int threads, int batches, result *r) {
      * forward, backward, Adam step.  Full batches only, wrapping around. */
     size_t per_epoch = tokens ? 1 : d.n / BATCH;
     double t0 = 0;
+    step_times st = {0};
     for (int b = 0; b < WARMUP_BATCHES + batches; b++) {
-        if (b == WARMUP_BATCHES) t0 = now();
+        if (b == WARMUP_BATCHES) {
+            if (op_times && nb_graph_time_ops(g, 1) != NB_OK) { fail(r, "op times"); goto done; }
+            t0 = now();
+        }
+        const int timed = op_times && b >= WARMUP_BATCHES;
+        double started = timed ? now() : 0;
         if (tokens)
             words_batch(&ws, (size_t)b, x, y);
         else if (nb_data_batch(&d, idx, ((size_t)b % per_epoch) * BATCH, BATCH,
@@ -261,17 +295,24 @@ static int run_model(int which, int threads, int batches, result *r) {
             fail(r, "batch");
             goto done;
         }
+        if (timed) st.batch += now() - started;
         /* the peers' zero_grad(set_to_none=True): no pass of zeros first */
         if (nb_forward(g, m.loss) != NB_OK || nb_backward_zeroed(g, m.loss) != NB_OK) {
             fail(r, "train step");
             goto done;
         }
+        if (timed) started = now();
         if (nb_optim_step(opt, nb_params(g), nb_grads(g), oc.lr) != NB_OK) {
             fail(r, "optimiser");
             goto done;
         }
+        if (timed) st.optim += now() - started;
     }
     double dt = now() - t0;
+    if (op_times) { /* and off for the latency below */
+        print_op_times(g, models[which].name, batches, dt, &st);
+        nb_graph_time_ops(g, 0);
+    }
     r->final_loss = (double)nb_value(g, m.loss)[0];
     r->batch = B;
     r->samples_per_s = (double)batches * B / dt;
@@ -321,6 +362,7 @@ static int run_child(int which, int threads, int batches, result *r, double *rss
         close(fd[0]);
         result res;
         run_model(which, threads, batches, &res);
+        fflush(stdout); /* --op-times printed here; _exit does not flush */
         ssize_t w = write(fd[1], &res, sizeof res);
         close(fd[1]);
         _exit(w == (ssize_t)sizeof res ? 0 : 1);
@@ -480,7 +522,7 @@ static void usage(void) {
     fprintf(stderr, "usage: nabla-bench [--model mlp|mlp-wide|cnn|gru|transformer|all|none|A,B,...] "
                     "[--threads N] [--batches N]\n"
                     "                   [--latency-runs N] [--save-weights DIR] [--no-sgemm]\n"
-                    "                   [--precision fp32|bf16]\n"
+                    "                   [--precision fp32|bf16] [--op-times]\n"
                     "       nabla-bench --print-model mlp|mlp-wide|cnn|gru|transformer\n");
 }
 
@@ -505,6 +547,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--no-sgemm")) { sgemm = 0; continue; }
+        if (!strcmp(a, "--op-times")) { op_times = 1; continue; }
         if (i + 1 >= argc) { usage(); return 2; }
         if (!strcmp(a, "--print-model")) return print_model(argv[i + 1]);
         if (!strcmp(a, "--model")) model = argv[++i];

@@ -393,6 +393,14 @@ int nb_node_is_batched(const nb_graph *g, nb_node n);
 /* Floating-point operations of n's forward computation at the current batch
  * size (0 for leaves). */
 double nb_node_flops(const nb_graph *g, nb_node n);
+/* Per-op timing.  With on != 0, every later forward and backward adds the
+ * wall-clock seconds of each node's op to that node's totals, from zero
+ * (calling it again restarts them); on = 0 stops and frees them.  An op that
+ * another computes (a relu in its product's store) has no time of its own. */
+nb_status nb_graph_time_ops(nb_graph *g, int on);
+/* Node n's forward and backward seconds since nb_graph_time_ops (either
+ * pointer may be NULL); NB_ERR_ARG when timing is off. */
+nb_status nb_node_times(const nb_graph *g, nb_node n, double *forward_s, double *backward_s);
 
 /* Parameters: all values in one flat buffer, all gradients in another. */
 size_t nb_param_count(const nb_graph *g);      /* number of scalars            */

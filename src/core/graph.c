@@ -38,6 +38,7 @@ void nb_graph_free(nb_graph *g) {
     free(g->mark);
     free(g->train_ranges);
     free(g->sync_buf);
+    free(g->op_seconds);
     nb__free_names(g);
     free(g);
 }
@@ -679,7 +680,11 @@ nb_status nb_forward(nb_graph *g, nb_node target) {
             continue;
         }
         nb_node_t *n = &g->nodes[i];
-        if (n->op && !nb__fused_away(g, n, 0)) n->op->forward(g, n);
+        if (n->op && !nb__fused_away(g, n, 0)) {
+            double started = nb__op_clock(g);
+            n->op->forward(g, n);
+            nb__op_timed(g, i, 0, started);
+        }
         g->mark[i] |= MARK_COMPUTED;
     }
     for (int i = last + 1; i < g->n_nodes; i++) g->mark[i] &= (unsigned char)~MARK_COMPUTED;
@@ -786,7 +791,9 @@ static void run_backward(nb_graph *g, nb_node loss, int zero_params) {
             continue;
         }
         prepare_input_grads(g, n);
+        double started = nb__op_clock(g);
         n->op->backward(g, n);
+        nb__op_timed(g, i, 1, started);
         n->grad_assign = 0;
     }
     /* a parameter off the loss's path (or frozen: no gradient, its zeros

@@ -225,6 +225,9 @@ struct nb_graph {
     void *sync_ctx;
     double *sync_buf;          /* the sums' buffer, grown as needed        */
     size_t sync_cap;
+    double *op_seconds;        /* nb_graph_time_ops: per node, forward and
+                                * backward seconds; NULL when off          */
+    int op_seconds_nodes;      /* the nodes it covers                      */
 };
 
 /* The graph's buffer for n synchronised sums, or NULL (out of memory). */
@@ -364,6 +367,11 @@ nb_node nb__fail(nb_graph *g, nb_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+/* Per-op timing (op_times.c): the time now when timing is on (else 0),
+ * and adding the time since `started` to a node's forward or backward. */
+double nb__op_clock(const nb_graph *g);
+void nb__op_timed(nb_graph *g, int node, int backward, double started);
 
 /* Record bad data an op meets while running (e.g. a class label out of
  * range): forward has no return value, so the op writes NaN into its output
