@@ -101,6 +101,38 @@ static void check_ties(const char *name) {
         }
 }
 
+/* The dense layer's forward with the bias and relu in the store
+ * (nb_gemm_dense in bf16) against the same product on a C prefilled with
+ * the bias (beta = 1) and a relu pass after: the same bits, with one and
+ * two K blocks, narrow and ragged N, and at most 4 rows (the caller's path);
+ * values exactly 0 and negative ones both become 0, NaN stays. */
+static void check_dense(const char *name) {
+    static const int shapes[][3] = {{128, 1024, 784}, {128, 10, 128}, {37, 45, 1100},
+                                    {5, 33, 70},      {4, 100, 50},   {1, 7, 3}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        float *X = malloc(sizeof(float) * M * K), *W = malloc(sizeof(float) * N * K);
+        float *bias = malloc(sizeof(float) * N), *got = malloc(sizeof(float) * M * N);
+        float *want = malloc(sizeof(float) * M * N);
+        for (int k = 0; k < M * K; k++) X[k] = uniform();
+        for (int k = 0; k < N * K; k++) W[k] = uniform();
+        for (int j = 0; j < N; j++) bias[j] = uniform();
+        X[0] = NAN; /* row 0 of Y is NaN: relu keeps it */
+        for (int relu = 0; relu < 2; relu++) {
+            for (int i = 0; i < M; i++) memcpy(want + (size_t)i * N, bias, sizeof(float) * N);
+            nb__gemm_bf16(0, 1, M, N, K, 1, X, K, W, K, 1, want, N);
+            for (int k = 0; relu && k < M * N; k++)
+                if (want[k] <= 0) want[k] = 0;
+            for (int k = 0; k < M * N; k++) got[k] = 12345; /* beta 0: never read */
+            nb_gemm_dense(NB_PRECISION_BF16, M, N, K, X, W, bias, relu, got);
+            CHECKF(memcmp(got, want, sizeof(float) * M * N) == 0,
+                   "%s dense M %d N %d K %d relu %d: not the bits of bias + product (+ relu)",
+                   name, M, N, K, relu);
+        }
+        free(X), free(W), free(bias), free(got), free(want);
+    }
+}
+
 int main(void) {
     static const int shapes[][3] = {
         {1, 1, 1},      {1, 10, 784},   {3, 7, 5},     {12, 32, 1},    {11, 31, 17},
@@ -131,6 +163,10 @@ int main(void) {
                 }
         }
         check_repeatable(names[kk]);
+        for (int threads = 1; threads <= 2; threads++) {
+            CHECK_OK(nb_set_threads(threads));
+            check_dense(names[kk]);
+        }
     }
     /* K = 0: C = beta C */
     nb__bf16_use(NB__BF16_AMX);

@@ -169,6 +169,9 @@ void nb_gemm_at(nb_precision precision, int ta, int tb, int M, int N, int K, nb_
 
 int nb_gemm_dense_fuses_relu(nb_precision precision) {
     int kernel = nb__gemm_kernel();
+#ifndef NB_REAL_DOUBLE
+    if (precision == NB_PRECISION_BF16) return nb__bf16_kernel() != NB__BF16_NONE;
+#endif
     return precision == NB_PRECISION_FP32 &&
            (kernel == NB__GEMM_AVX512 || kernel == NB__GEMM_AVX2);
 }
@@ -176,14 +179,20 @@ int nb_gemm_dense_fuses_relu(nb_precision precision) {
 void nb_gemm_dense(nb_precision precision, int M, int N, int K, const nb_real *X,
                    const nb_real *W, const nb_real *bias, int relu, nb_real *Y) {
     if (M == 0 || N == 0) return;
+    const int fp32 = precision == NB_PRECISION_FP32;
+    (void)fp32;
 #ifdef NB_AVX512_GEMM
-    if (nb_gemm_dense_fuses_relu(precision) && nb__gemm_kernel() == NB__GEMM_AVX512 &&
+    if (fp32 && nb__gemm_kernel() == NB__GEMM_AVX512 &&
         nb__sgemm_avx512_dense(M, N, K, X, W, bias, relu, Y))
         return;
 #endif
 #ifdef NB_AVX2_GEMM
-    if (nb_gemm_dense_fuses_relu(precision) && nb__gemm_kernel() == NB__GEMM_AVX2 &&
+    if (fp32 && nb__gemm_kernel() == NB__GEMM_AVX2 &&
         nb__sgemm_avx2_dense(M, N, K, X, W, bias, relu, Y))
+        return;
+#endif
+#ifndef NB_REAL_DOUBLE
+    if (precision == NB_PRECISION_BF16 && nb__gemm_bf16_dense(M, N, K, X, W, bias, relu, Y))
         return;
 #endif
     for (int i = 0; bias && i < M; i++) memcpy(Y + (size_t)i * N, bias, (size_t)N * sizeof *Y);

@@ -101,6 +101,12 @@ const char *nb__bf16_missing(void);
 void nb__gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+/* The dense layer's forward (nb_gemm_dense) in bf16: Y = X W^T + bias, then
+ * relu, the bias and relu added as each tile is stored.  Returns 0 (nothing
+ * done) where the caller's path runs: no bf16 kernel, or at most 4 rows. */
+int nb__gemm_bf16_dense(int M, int N, int K, const float *X, const float *W, const float *bias,
+                        int relu, float *Y);
+
 /* nb_gemm at a graph's precision: NB_PRECISION_BF16 runs nb__gemm_bf16. */
 void nb_gemm_at(nb_precision precision, int trans_a, int trans_b, int M, int N, int K,
                 nb_real alpha, const nb_real *A, int lda, const nb_real *B, int ldb,
@@ -108,7 +114,8 @@ void nb_gemm_at(nb_precision precision, int trans_a, int trans_b, int M, int N, 
 
 /* A dense layer's forward: Y [M, N] = X [M, K] W^T (W is [N, K]) + bias[j]
  * on each column j (bias may be NULL), then relu when relu is set.  On
- * nabla's AVX-512 and AVX2 kernels in fp32 (nb_gemm_dense_fuses_relu) the bias and
+ * nabla's AVX-512 and AVX2 kernels in fp32 and its bf16 kernels
+ * (nb_gemm_dense_fuses_relu) the bias and
  * the relu are applied as each tile of Y is stored; elsewhere Y is
  * prefilled with the bias, the product added (nb_gemm_at) and the relu is a
  * plain pass after, so callers that want a parallel relu pass there use

@@ -150,15 +150,33 @@ BF16 static void pack_across(const float *src, long ld, int nc, int ncpad, int k
 
 /* ---- the micro-kernels ---- */
 
-/* C[0..m, 0..32) (masked to the columns in m0, m1) = alpha * acc + beta * C;
- * beta == 0 does not read C. */
+/* A dense layer's bias on each column and its relu, applied as a tile is
+ * stored (as in sgemm_avx512.c): the bias with the first K block (col: the
+ * tile's first column's, else NULL), the relu with the last.  Adding the
+ * bias here gives the bits of a C prefilled with it and beta = 1. */
+typedef struct store_extras {
+    const float *col;
+    int relu;
+} store_extras;
+
+/* C[0..m, 0..32) (masked to the columns in m0, m1) = alpha * acc + beta * C,
+ * then the extras; beta == 0 does not read C. */
 INLINE BF16 void store_row(float *c, __m512 acc0, __m512 acc1, __mmask16 m0, __mmask16 m1,
-                           float alpha, float beta) {
+                           float alpha, float beta, store_extras e) {
     __m512 va = _mm512_set1_ps(alpha), r0 = _mm512_mul_ps(va, acc0), r1 = _mm512_mul_ps(va, acc1);
     if (beta != 0) {
         __m512 vb = _mm512_set1_ps(beta);
         r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, c), r0);
         r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, c + 16), r1);
+    }
+    if (e.col) {
+        r0 = _mm512_add_ps(r0, _mm512_maskz_loadu_ps(m0, e.col));
+        r1 = _mm512_add_ps(r1, _mm512_maskz_loadu_ps(m1, e.col + 16));
+    }
+    if (e.relu) { /* x <= 0 becomes 0; a NaN stays */
+        __m512 z = _mm512_setzero_ps();
+        r0 = _mm512_mask_mov_ps(r0, _mm512_cmp_ps_mask(r0, z, _CMP_LE_OQ), z);
+        r1 = _mm512_mask_mov_ps(r1, _mm512_cmp_ps_mask(r1, z, _CMP_LE_OQ), z);
     }
     _mm512_mask_storeu_ps(c, m0, r0);
     _mm512_mask_storeu_ps(c + 16, m1, r1);
@@ -166,7 +184,8 @@ INLINE BF16 void store_row(float *c, __m512 acc0, __m512 acc1, __mmask16 m0, __m
 
 /* AVX512-BF16: a is a micro-panel [kp][12], b a panel [kp][32]. */
 BF16 static void kernel_dp(int kpn, const uint32_t *a, const uint32_t *b, float *c, long ldc,
-                           int m, __mmask16 m0, __mmask16 m1, float alpha, float beta) {
+                           int m, __mmask16 m0, __mmask16 m1, float alpha, float beta,
+                           store_extras e) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00,
            c61 = c00, c70 = c00, c71 = c00, c80 = c00, c81 = c00, c90 = c00, c91 = c00,
@@ -199,7 +218,7 @@ BF16 static void kernel_dp(int kpn, const uint32_t *a, const uint32_t *b, float 
     __m512 acc[2 * MR_DP] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51,
                              c60, c61, c70, c71, c80, c81, c90, c91, ca0, ca1, cb0, cb1};
     for (int i = 0; i < m; i++)
-        store_row(c + i * ldc, acc[2 * i], acc[2 * i + 1], m0, m1, alpha, beta);
+        store_row(c + i * ldc, acc[2 * i], acc[2 * i + 1], m0, m1, alpha, beta, e);
 }
 
 /* The AMX tile layout: tiles 0-3 hold C (rows 0-15 / 16-31 x columns 0-15 /
@@ -229,7 +248,8 @@ AMX static void configure_tiles(void) {
 /* AMX: a is a micro-panel [32 rows][kpn], b a panel [kpn][32], kpn a
  * multiple of 16. */
 AMX static void kernel_amx(int kpn, const uint32_t *a, const uint32_t *b, float *c, long ldc,
-                           int m, __mmask16 m0, __mmask16 m1, float alpha, float beta) {
+                           int m, __mmask16 m0, __mmask16 m1, float alpha, float beta,
+                           store_extras e) {
     float t[MR_AMX * NR] __attribute__((aligned(64)));
     long sa = (long)kpn * 4;
     _tile_zero(0);
@@ -252,7 +272,7 @@ AMX static void kernel_amx(int kpn, const uint32_t *a, const uint32_t *b, float 
     _tile_stored(3, t + 16 * NR + 16, NR * 4);
     for (int i = 0; i < m; i++)
         store_row(c + i * ldc, _mm512_load_ps(t + i * NR), _mm512_load_ps(t + i * NR + 16), m0,
-                  m1, alpha, beta);
+                  m1, alpha, beta, e);
 }
 
 /* ---- one thread's share: rows [i0, i1) x columns [j0, j1) of C ---- */
@@ -263,6 +283,8 @@ typedef struct bf16_job {
     const float *A, *B;
     int lda, ldb, ldc;
     float *C;
+    const float *col_bias; /* nb__gemm_bf16_dense: added to each column */
+    int relu;              /* nb__gemm_bf16_dense: then max(0, .)      */
     int amx;        /* the AMX micro-kernel, else AVX512-BF16 */
     int mr;         /* rows of its micro-panel                */
     int split_rows; /* threads split rows (else columns)      */
@@ -315,8 +337,10 @@ static void bf16_block(const bf16_job *g, int i0, int i1, int j0, int j1, uint32
                     int m = ie - i < mr ? ie - i : mr;
                     const uint32_t *apan = ap + (size_t)(i - ic) * kpn;
                     float *c = g->C + (size_t)i * g->ldc + jj;
-                    if (g->amx) kernel_amx(kpn, apan, bpan, c, g->ldc, m, m0, m1, g->alpha, beta);
-                    else kernel_dp(kpn, apan, bpan, c, g->ldc, m, m0, m1, g->alpha, beta);
+                    store_extras e = {.col = p0 == 0 && g->col_bias ? g->col_bias + jj : NULL,
+                                      .relu = g->relu && p0 + kc >= g->K};
+                    if (g->amx) kernel_amx(kpn, apan, bpan, c, g->ldc, m, m0, m1, g->alpha, beta, e);
+                    else kernel_dp(kpn, apan, bpan, c, g->ldc, m, m0, m1, g->alpha, beta, e);
                 }
             }
         }
@@ -350,10 +374,16 @@ static void bf16_part(void *ctx, int part) {
     if (i0 >= i1 || j0 >= j1) return;
     uint32_t *bp = buffer_b(), *ap = buffer_a();
     if (!bp || !ap) { /* out of memory: the scalar loop needs none */
+        float *c = g->C + (size_t)i0 * g->ldc + j0;
         bf16_scalar(g->ta, g->tb, i1 - i0, j1 - j0, g->K, g->alpha,
                     g->ta ? g->A + i0 : g->A + (size_t)i0 * g->lda, g->lda,
-                    g->tb ? g->B + (size_t)j0 * g->ldb : g->B + j0, g->ldb, g->beta,
-                    g->C + (size_t)i0 * g->ldc + j0, g->ldc);
+                    g->tb ? g->B + (size_t)j0 * g->ldb : g->B + j0, g->ldb, g->beta, c, g->ldc);
+        for (int i = 0; (g->col_bias || g->relu) && i < i1 - i0; i++)
+            for (int j = 0; j < j1 - j0; j++) {
+                float *v = c + (size_t)i * g->ldc + j;
+                if (g->col_bias) *v += g->col_bias[j0 + j];
+                if (g->relu && *v <= 0) *v = 0;
+            }
         return;
     }
     if (g->amx && !tiles_configured) configure_tiles();
@@ -416,7 +446,7 @@ BF16 static void gemv_cols(int N, int K, float alpha, const uint32_t *xw, const 
             s0 = _mm512_dpbf16_ps(s0, xv, (__m512bh)pairs_across(r0, r1, m0));
             s1 = _mm512_dpbf16_ps(s1, xv, (__m512bh)pairs_across(r0 + 16, r1 ? r1 + 16 : NULL, m1));
         }
-        store_row(y + j, s0, s1, m0, m1, alpha, beta);
+        store_row(y + j, s0, s1, m0, m1, alpha, beta, (store_extras){0});
     }
 }
 
@@ -439,6 +469,15 @@ static void gemv_part(void *ctx, int part) {
 /* Below this many multiply-adds a second thread costs more than it saves. */
 #define PARALLEL_MIN_MACS (1 << 18)
 
+/* A product of more than SMALL_M rows (or a long K): split between threads
+ * by panels of C's columns (or its rows, when C is narrow). */
+static void run_packed(bf16_job *g, int threads) {
+    g->parts = nb__product_parts(g->M, g->N, g->K, g->mr, NR, threads, PARALLEL_MIN_MACS,
+                                 &g->split_rows);
+    if (g->parts > 1) nb__parallel(g->parts, bf16_part, g);
+    else bf16_part(g, 0);
+}
+
 static void bf16_gemm(int amx, int ta, int tb, int M, int N, int K, float alpha, const float *A,
                       int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     bf16_job g = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
@@ -453,14 +492,7 @@ static void bf16_gemm(int amx, int ta, int tb, int M, int N, int K, float alpha,
         else gemv_part(&g, 0);
         return;
     }
-    int panels = (N + NR - 1) / NR, blocks = (M + g.mr - 1) / g.mr;
-    if (threads > 1 && (double)M * N * K >= PARALLEL_MIN_MACS) {
-        g.split_rows = panels < 2 * threads && blocks > panels;
-        int units = g.split_rows ? blocks : panels;
-        g.parts = units < threads ? units : threads;
-    }
-    if (g.parts > 1) nb__parallel(g.parts, bf16_part, &g);
-    else bf16_part(&g, 0);
+    run_packed(&g, threads);
 }
 
 /* ---- which kernel the CPU and the OS allow ---- */
@@ -590,5 +622,22 @@ void nb__gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float
     }
 #ifdef NB_BF16_GEMM
     bf16_gemm(kernel == NB__BF16_AMX, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+}
+
+int nb__gemm_bf16_dense(int M, int N, int K, const float *X, const float *W, const float *bias,
+                        int relu, float *Y) {
+#ifdef NB_BF16_GEMM
+    int kernel = nb__bf16_kernel();
+    if (kernel == NB__BF16_NONE || M <= SMALL_M || N == 0 || K == 0) return 0; /* the caller's */
+    int amx = kernel == NB__BF16_AMX;
+    bf16_job g = {.tb = 1, .M = M, .N = N, .K = K, .alpha = 1, .beta = 0, .A = X, .B = W,
+                  .lda = K, .ldb = K, .ldc = N, .C = Y, .col_bias = bias, .relu = relu,
+                  .amx = amx, .mr = amx ? MR_AMX : MR_DP, .parts = 1};
+    run_packed(&g, nb__free_threads());
+    return 1;
+#else
+    (void)M, (void)N, (void)K, (void)X, (void)W, (void)bias, (void)relu, (void)Y;
+    return 0;
 #endif
 }
