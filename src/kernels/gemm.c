@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 
 #ifdef NB_USE_CBLAS
@@ -165,6 +166,18 @@ void nb_gemm_at(nb_precision precision, int ta, int tb, int M, int N, int K, nb_
 #endif
     (void)precision;
     nb_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+size_t nb__l2_bytes(void) {
+    static size_t bytes;
+    if (!bytes) {
+        long v = -1;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+        v = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+        bytes = v > 0 ? (size_t)v : (size_t)1 << 20;
+    }
+    return bytes;
 }
 
 int nb_gemm_dense_fuses_relu(nb_precision precision) {

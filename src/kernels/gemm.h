@@ -47,15 +47,17 @@ typedef void (*nb__pack_b_fn)(const void *ctx, int k0, int kc, int j0, int nv, f
 void nb__sgemm_avx512_pack_b(int M, int N, int K, const float *A, int lda, nb__pack_b_fn pack,
                              const void *ctx, const float *bias, int relu, float *C, int ldc);
 
-/* Rows [0, m) of a C tile NB__PANEL floats wide, ldc apart, fetched into L1:
- * the packed kernels (fp32 and bf16) read a tile with beta != 0 only after
- * their k loop, so fetching it as the loop starts hides the wait.  A row's
- * 128 bytes span two cache lines, or three when not 64-byte aligned. */
+/* Rows [0, m) of a C tile NB__PANEL floats wide, ldc apart, fetched into L1
+ * to be written: the packed kernels (fp32 and bf16) read a tile with beta !=
+ * 0 only after their k loop, and a tile of a C too large for L2 is not in
+ * cache even when they only write it (each line's fetch for ownership then
+ * stalls the stores); fetching it as the loop starts hides the wait.  A
+ * row's 128 bytes span two cache lines, or three when not 64-byte aligned. */
 static inline void nb__prefetch_tile(const float *c, long ldc, int m) {
     for (int i = 0; i < m; i++) {
-        __builtin_prefetch(c + i * ldc, 0, 3);
-        __builtin_prefetch(c + i * ldc + 16, 0, 3);
-        __builtin_prefetch(c + i * ldc + NB__PANEL - 1, 0, 3);
+        __builtin_prefetch(c + i * ldc, 1, 3);
+        __builtin_prefetch(c + i * ldc + 16, 1, 3);
+        __builtin_prefetch(c + i * ldc + NB__PANEL - 1, 1, 3);
     }
 }
 #endif
@@ -123,6 +125,9 @@ void nb_gemm_at(nb_precision precision, int trans_a, int trans_b, int M, int N, 
 int nb_gemm_dense_fuses_relu(nb_precision precision);
 void nb_gemm_dense(nb_precision precision, int M, int N, int K, const nb_real *X,
                    const nb_real *W, const nb_real *bias, int relu, nb_real *Y);
+
+/* This core's L2 cache in bytes (1 MiB where the C library cannot tell). */
+size_t nb__l2_bytes(void);
 
 /* The portable kernel, always available (gemm_portable.c). */
 void nb_gemm_portable(int trans_a, int trans_b, int M, int N, int K, nb_real alpha,

@@ -196,7 +196,6 @@ BF16 static void kernel_dp(int kpn, const uint32_t *a, const uint32_t *b, float 
         ci0 = _mm512_dpbf16_ps(ci0, ai, b0);                                                   \
         ci1 = _mm512_dpbf16_ps(ci1, ai, b1);                                                   \
     } while (0)
-    if (beta != 0) nb__prefetch_tile(c, ldc, m);
     for (int kp = 0; kp < kpn; kp++) {
         __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = (__m512bh)_mm512_load_si512(b + 16);
         NB_ROW(0, c00, c01);
@@ -285,6 +284,7 @@ typedef struct bf16_job {
     float *C;
     const float *col_bias; /* nb__gemm_bf16_dense: added to each column */
     int relu;              /* nb__gemm_bf16_dense: then max(0, .)      */
+    int cold_c;            /* C is larger than L2: its tiles are prefetched */
     int amx;        /* the AMX micro-kernel, else AVX512-BF16 */
     int mr;         /* rows of its micro-panel                */
     int split_rows; /* threads split rows (else columns)      */
@@ -339,6 +339,7 @@ static void bf16_block(const bf16_job *g, int i0, int i1, int j0, int j1, uint32
                     float *c = g->C + (size_t)i * g->ldc + jj;
                     store_extras e = {.col = p0 == 0 && g->col_bias ? g->col_bias + jj : NULL,
                                       .relu = g->relu && p0 + kc >= g->K};
+                    if (beta != 0 || g->cold_c) nb__prefetch_tile(c, g->ldc, m);
                     if (g->amx) kernel_amx(kpn, apan, bpan, c, g->ldc, m, m0, m1, g->alpha, beta, e);
                     else kernel_dp(kpn, apan, bpan, c, g->ldc, m, m0, m1, g->alpha, beta, e);
                 }
@@ -472,6 +473,7 @@ static void gemv_part(void *ctx, int part) {
 /* A product of more than SMALL_M rows (or a long K): split between threads
  * by panels of C's columns (or its rows, when C is narrow). */
 static void run_packed(bf16_job *g, int threads) {
+    g->cold_c = (size_t)g->M * (size_t)g->N * sizeof(float) > nb__l2_bytes();
     g->parts = nb__product_parts(g->M, g->N, g->K, g->mr, NR, threads, PARALLEL_MIN_MACS,
                                  &g->split_rows);
     if (g->parts > 1) nb__parallel(g->parts, bf16_part, g);

@@ -18,8 +18,9 @@
  *     buffer so that no read passes the end of A, and rows of A a multiple of
  *     4 KiB apart, which share one set of the L1 cache and evict each other:
  *     those are packed, 12 rows by KC per micro-panel;
- *   - a C tile that the kernel reads (beta != 0) is prefetched when the
- *     kernel starts, so that its loads at the end do not wait on L2 or L3;
+ *   - a C tile that the kernel reads (beta != 0), or writes in a C larger
+ *     than L2, is prefetched when the kernel starts, so that its loads and
+ *     stores at the end do not wait on L2, L3 or memory;
  *   - threads split the columns of C (or its rows, when C is narrow);
  *   - products with at most four rows (batch-1 inference) skip packing:
  *     dot products or row updates streamed straight from B.
@@ -32,7 +33,6 @@
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../core/internal.h"
 #include "parallel.h"
@@ -183,7 +183,6 @@ INLINE AVX512 void kernel(int kc, const float *a, long rs, long cs, const float 
         ci0 = _mm512_fmadd_ps(ai, b0, ci0);                                                    \
         ci1 = _mm512_fmadd_ps(ai, b1, ci1);                                                    \
     } while (0)
-    if (beta != 0) nb__prefetch_tile(c, ldc, m);
     for (int k = 0; k < kc; k++) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
         NB_ROW(0, c00, c01);
@@ -301,6 +300,7 @@ typedef struct gemm_job {
     const float *bias;  /* when not NULL, added to each row of C */
     const float *col_bias; /* when not NULL, added to each column of C */
     int relu;           /* relu applied to C at the end */
+    int cold_c;         /* C is larger than L2: its tiles are prefetched */
 } gemm_job;
 
 /* Panel [jj, jj+nv) of op(B) for the K block at p0, through the job's
@@ -367,6 +367,7 @@ AVX512 static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1,
                                     .col = g->col_bias && p0 == 0 ? g->col_bias + jj : NULL,
                                     .relu = g->relu && p0 + kc == g->K};
                     const tile_store *extras = e.row || e.col || e.relu ? &e : NULL;
+                    if (beta != 0 || g->cold_c) nb__prefetch_tile(c, g->ldc, m);
                     if (pack_all_a || m < MR)
                         kernel_packed(kc, ap + (size_t)(i - ic) * kc, bpan, c, g->ldc, m, m0, m1,
                                       g->alpha, beta, extras);
@@ -436,19 +437,6 @@ static inline __mmask16 tail_mask(int n) {
     return (__mmask16)(n <= 0 ? 0 : n >= 16 ? 0xFFFF : (1u << n) - 1);
 }
 
-/* This core's L2 cache in bytes (1 MiB where the C library cannot tell). */
-static size_t l2_bytes(void) {
-    static size_t bytes;
-    if (!bytes) {
-        long v = -1;
-#ifdef _SC_LEVEL2_CACHE_SIZE
-        v = sysconf(_SC_LEVEL2_CACHE_SIZE);
-#endif
-        bytes = v > 0 ? (size_t)v : (size_t)1 << 20;
-    }
-    return bytes;
-}
-
 /* y[j] = alpha dot(x, B[j, :]) + beta y[j] for j < N: B is [N, K] (op(B) = B^T),
  * x has stride incx. Eight rows of B per pass share each load of x. */
 AVX512 static void gemv_rows(int N, int K, float alpha, const float *x, long incx,
@@ -458,7 +446,7 @@ AVX512 static void gemv_rows(int N, int K, float alpha, const float *x, long inc
      * eight streams from L3 short (without, mlp-wide's batch-1 latency is
      * 1.12x longer on Zen 5).  Rows that fit are not: there the prefetches
      * only cost (mlp's latency 1.11-1.19x longer with them). */
-    const int prefetch = (size_t)N * (size_t)K * sizeof(float) > l2_bytes();
+    const int prefetch = (size_t)N * (size_t)K * sizeof(float) > nb__l2_bytes();
     float xbuf[1024] __attribute__((aligned(64)));
     const float *xv = x;
     if (incx != 1) { /* gather a strided x (a column of A) once per chunk */
@@ -572,6 +560,7 @@ int nb__sgemm_avx512_usable(void) {
 /* A product of more than SMALL_M rows: split between threads by columns of
  * C (or rows, when C is narrow), or on this one when it is small. */
 static void run_packed(gemm_job *g, int threads) {
+    g->cold_c = (size_t)g->M * (size_t)g->N * sizeof(float) > nb__l2_bytes();
     g->parts = nb__product_parts(g->M, g->N, g->K, MR, NR, threads, PARALLEL_MIN_MACS,
                                  &g->split_rows);
     if (g->parts > 1) nb__parallel(g->parts, gemm_part, g);
@@ -624,6 +613,7 @@ void nb__sgemm_avx512_pack_b(int M, int N, int K, const float *A, int lda, nb__p
                 C[(size_t)i * ldc + j] = bias ? (relu ? nb__relu(bias[i]) : bias[i]) : 0.0f;
         return;
     }
+    g.cold_c = (size_t)M * (size_t)N * sizeof(float) > nb__l2_bytes();
     /* threads split the columns: each packs only its own panels of op(B) */
     int threads = nb__free_threads(), panels = (N + NR - 1) / NR;
     if (threads > 1 && panels > 1 && (double)M * N * K >= PARALLEL_MIN_MACS)
