@@ -3,7 +3,8 @@
  * kernel's results: plain products (all transposes, alpha and beta) and the
  * dense form with its bias and relu (nb_gemm_dense), bit for bit; the
  * AVX-512 entry whose B comes through a packing function (convolutions)
- * sums on its own and is checked against double precision.  The
+ * sums on its own and is checked against double precision; the bf16 dense
+ * form falls back to its scalar loop with the bias and relu after it.  The
  * buffers' allocation fails here because this program defines aligned_alloc,
  * which the statically linked library then calls; without AddressSanitizer
  * only (its allocator must see every allocation it later frees). */
@@ -102,6 +103,27 @@ static int packed_entry_close(int M, int N, int K, int relu) {
 }
 #endif
 
+#ifdef NB_BF16_GEMM
+/* The bf16 dense form without buffers (the scalar loop, then the bias and
+ * relu) against the same loop on a C prefilled with the bias and a relu
+ * pass after: the same bits. */
+static int same_dense_bf16(int M, int N, int K, int relu) {
+    float *X = random_matrix((size_t)M * K), *W = random_matrix((size_t)K * N);
+    float *b = random_matrix((size_t)N);
+    float *Y0 = malloc((size_t)M * N * sizeof *Y0), *Y1 = malloc((size_t)M * N * sizeof *Y1);
+    fail_alloc = 1;
+    for (int i = 0; i < M; i++) memcpy(Y0 + (size_t)i * N, b, (size_t)N * sizeof *Y0);
+    nb__gemm_bf16(0, 1, M, N, K, 1, X, K, W, K, 1, Y0, N);
+    for (size_t k = 0; relu && k < (size_t)M * N; k++)
+        if (Y0[k] <= 0) Y0[k] = 0;
+    nb_gemm_dense(NB_PRECISION_BF16, M, N, K, X, W, b, relu, Y1);
+    fail_alloc = 0;
+    int same = nb_test_same_bits(Y0, Y1, (size_t)M * N);
+    free(X), free(W), free(b), free(Y0), free(Y1);
+    return same;
+}
+#endif
+
 int main(void) {
     /* one thread: no pool worker has buffers from its start, and this
      * thread has none before the first product below */
@@ -132,6 +154,16 @@ int main(void) {
             CHECKF(packed_entry_close(30, 70, 40, relu),
                    "avx512 packing entry without buffers (relu %d): far from the product", relu);
         CHECKF(failed_allocs > before, "avx512 packing entry: no allocation was attempted");
+    }
+#endif
+#ifdef NB_BF16_GEMM
+    if (nb__bf16_kernel() != NB__BF16_NONE) {
+        int before = failed_allocs;
+        for (int relu = 0; relu < 2; relu++)
+            CHECKF(same_dense_bf16(40, 37, 300, relu),
+                   "bf16 dense form without buffers (relu %d): not the prefilled form's bits",
+                   relu);
+        CHECKF(failed_allocs > before, "bf16: the buffers' allocation was not attempted");
     }
 #endif
     TEST_END();
