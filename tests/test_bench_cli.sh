@@ -39,6 +39,15 @@ if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
     check 'grep -q "^RESULT model=mlp threads=1 batch=128 batches=2 samples_per_s=[0-9]" "$work/run.out"' \
         "it prints mlp's result line: $(cat "$work/run.out")"
     check 'grep -q "^KERNELS nabla: float products: " "$work/run.out"' "it says which kernel runs"
+    # --op-times: a row per op that took time (mlp's three dense layers), then the rest
+    "$bench" --model mlp --threads 1 --batches 3 --latency-runs 2 --no-sgemm --op-times \
+        > "$work/ops.out" 2> "$work/ops.err"
+    check '[ $? -eq 0 ] && grep -q "^OP_TIMES model=mlp threads=1: microseconds a step (3 steps)$" "$work/ops.out"' \
+        "--op-times heads its table: $(cat "$work/ops.out" "$work/ops.err")"
+    check '[ $(awk "\$3 == \"linear\" && \$4 > 0 && \$5 > 0" "$work/ops.out" | wc -l) -eq 3 ]' \
+        "three dense layers with forward and backward time: $(cat "$work/ops.out")"
+    check 'grep -q "^  batch conversion [0-9.]*, optimiser [0-9.]*, ops [0-9.]*, the rest -*[0-9.]*: step [0-9.]*$" "$work/ops.out"' \
+        "--op-times ends with the step's other parts"
     "$nabla" export "$work/mlp.nn" --weights "$work/mlp.safetensors" --onnx "$work/mlp.onnx" \
         --logits > "$work/export.out" 2>&1
     check '[ $? -eq 0 ] && [ -s "$work/mlp.onnx" ]' "nabla export takes the saved weights: $(cat "$work/export.out")"

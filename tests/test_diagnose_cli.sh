@@ -135,4 +135,16 @@ check 'grep -q -- "--diagnose-every N" "$work/help" && grep -q -- "--diagnose-lo
 "$nabla" train "$work/sat.nn" --data "$data" --diagnose-every 0 > /dev/null 2> "$work/err"
 check '[ $? -eq 2 ] && grep -q "diagnose-every" "$work/err"' "--diagnose-every 0 is refused: $(cat "$work/err")"
 
+# --- --op-times: after training, a row per op with time (also with --quiet),
+# the dense layers' forward and backward, the shares under the run's total
+"$nabla" train "$work/sat.nn" --data "$data" --epochs 2 --batch 32 --seed 1 --quiet \
+    --op-times > /dev/null 2> "$work/ops.err"
+check '[ $? -eq 0 ] && grep -q "^time per op over the run ([0-9.]* s):$" "$work/ops.err"' \
+    "--op-times prints its table: $(cat "$work/ops.err")"
+check '[ $(awk "\$2 == \"linear\" && \$3 > 0 && \$4 > 0" "$work/ops.err" | wc -l) -eq 3 ]' \
+    "three dense layers with forward and backward seconds: $(cat "$work/ops.err")"
+check 'awk "/%\$/ { s += \$5 } END { exit !(s > 0 && s <= 100) }" "$work/ops.err"' \
+    "the shares add up to at most the whole run"
+check 'grep -q "^  the ops [0-9.]* s; the rest of the run [0-9.]* s$" "$work/ops.err"' "and the rest"
+
 finish

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "data_source.h"
@@ -102,7 +103,10 @@ static const char *help_diagnostics =
     "                         ReLU units and saturated sigmoid/tanh values (%), gradient\n"
     "                         norms, update/weight ratios; then WARNING lines\n"
     "  --diagnose-every N     the table every N optimiser steps instead (steps 1, N+1, ...)\n"
-    "  --diagnose-log FILE    the same measurements as CSV, one row per layer\n\n"
+    "  --diagnose-log FILE    the same measurements as CSV, one row per layer\n"
+    "  --op-times             after training, the time each op took, forward (evaluation\n"
+    "                         passes included) and backward, and their share of the run,\n"
+    "                         on stderr (also with --quiet)\n\n"
     "Ctrl-C stops after the current step and writes the checkpoint (another Ctrl-C\n"
     "meanwhile is ignored until it is written).  A NaN or infinity\n"
     "stops training with exit code 1 and names the node and op where it appeared (or the\n"
@@ -127,6 +131,7 @@ typedef struct run {
     history hist;
     progress prog;
     int quiet, failed;
+    int op_times;            /* --op-times: each op's time after training   */
     int finished;            /* resumed after the last epoch: outputs only */
     char augment[64];        /* "flip=0 crop=0": must match when resuming */
     const char *init;        /* --init: the starting weights              */
@@ -521,6 +526,30 @@ static int restore(run *r, const char *resume, nb_fit_config *cfg, size_t per_ep
     return 0;
 }
 
+static double seconds_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* --op-times: each op that took any time, then what the ops leave of the run
+ * (batches, optimiser, evaluation's bookkeeping, checkpoints, progress). */
+static void print_op_times(const nb_graph *g, double total) {
+    double ops = 0;
+    fprintf(stderr, "\ntime per op over the run (%.3f s):\n", total);
+    fprintf(stderr, "  %-24s %-16s %12s %12s %7s\n", "node", "op", "forward ms", "backward ms",
+            "share");
+    for (nb_node n = 0; n < nb_graph_node_count(g); n++) {
+        double f = 0, b = 0;
+        if (nb_node_times(g, n, &f, &b) != NB_OK || f + b == 0) continue;
+        const char *name = nb_node_name(g, n);
+        fprintf(stderr, "  %-24s %-16s %12.3f %12.3f %6.1f%%\n", name ? name : "",
+                nb_node_op(g, n), 1e3 * f, 1e3 * b, total > 0 ? 100 * (f + b) / total : 0);
+        ops += f + b;
+    }
+    fprintf(stderr, "  the ops %.3f s; the rest of the run %.3f s\n", ops, total - ops);
+}
+
 /* nb_fit with progress, checkpoints and Ctrl-C. */
 static int train(run *r, nb_fit_config *cfg, size_t per_epoch) {
     if (!r->quiet) {
@@ -547,7 +576,12 @@ static int train(run *r, nb_fit_config *cfg, size_t per_epoch) {
     sa.sa_handler = on_sigint;
     sa.sa_flags = SA_RESTART;
     sigaction(SIGINT, &sa, NULL);
+    if (r->op_times && nb_graph_time_ops(r->m.graph, 1) != NB_OK)
+        return cli_fail("train", "--op-times: %s", nb_last_error());
+    double started = r->op_times ? seconds_now() : 0;
     nb_status s = nb_fit(r->m.graph, cfg, &r->train, r->val.n ? &r->val : NULL, NULL);
+    if (r->op_times && s == NB_OK && nb_dist_rank(r->dist) == 0)
+        print_op_times(r->m.graph, seconds_now() - started);
     /* the handler stays until the interrupt checkpoint is written: another
      * Ctrl-C must not kill that write */
     if (!interrupted) signal(SIGINT, SIG_DFL);
@@ -636,7 +670,7 @@ static int train_command(int argc, char **argv, nb_dist *dist) {
                     {"early-stop", 1, 0},   {"monitor", 1, 0}, {"min-delta", 1, 0},
                     {"keep", 1, 0},         {"tensorboard", 1, 0},
                     {"init", 1, 0},         {"init-skip", 1, 0}, {"freeze", 1, 0},
-                    {"set", 1, 0},          {"precision", 1, 0}};
+                    {"set", 1, 0},          {"precision", 1, 0}, {"op-times", 0, 0}};
     const int nf = (int)(sizeof f / sizeof f[0]);
     const char *pos[1];
     int npos, want_help;
@@ -660,6 +694,7 @@ static int train_command(int argc, char **argv, nb_dist *dist) {
     r.model_path = cli_model_path(pos[0], model_path, sizeof model_path);
     r.data_spec = FLAG("data");
     r.quiet = FLAG("quiet") != NULL;
+    r.op_times = FLAG("op-times") != NULL;
     r.log = FLAG("log");
     r.plot = FLAG("plot");
     r.ckpt_step = -1;
