@@ -1,6 +1,6 @@
 /* Per-op timing (nb_graph_time_ops): wall-clock seconds of each node's
  * forward and backward, summed over the passes since timing was switched on.
- * Off, it costs one test of a NULL pointer per op. */
+ * Off, it costs two calls per op that find the totals NULL. */
 #define _POSIX_C_SOURCE 200809L
 #include "internal.h"
 

@@ -129,6 +129,12 @@ void nb_gemm_dense(nb_precision precision, int M, int N, int K, const nb_real *X
 /* This core's L2 cache in bytes (1 MiB where the C library cannot tell). */
 size_t nb__l2_bytes(void);
 
+/* Is an M x N float C larger than L2 (its tiles then prefetched for the
+ * store, nb__prefetch_tile)? */
+static inline int nb__cold_c(int M, int N) {
+    return (size_t)M * (size_t)N * sizeof(float) > nb__l2_bytes();
+}
+
 /* The portable kernel, always available (gemm_portable.c). */
 void nb_gemm_portable(int trans_a, int trans_b, int M, int N, int K, nb_real alpha,
                       const nb_real *A, int lda, const nb_real *B, int ldb,

@@ -473,7 +473,7 @@ static void gemv_part(void *ctx, int part) {
 /* A product of more than SMALL_M rows (or a long K): split between threads
  * by panels of C's columns (or its rows, when C is narrow). */
 static void run_packed(bf16_job *g, int threads) {
-    g->cold_c = (size_t)g->M * (size_t)g->N * sizeof(float) > nb__l2_bytes();
+    g->cold_c = nb__cold_c(g->M, g->N);
     g->parts = nb__product_parts(g->M, g->N, g->K, g->mr, NR, threads, PARALLEL_MIN_MACS,
                                  &g->split_rows);
     if (g->parts > 1) nb__parallel(g->parts, bf16_part, g);

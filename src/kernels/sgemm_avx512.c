@@ -560,7 +560,7 @@ int nb__sgemm_avx512_usable(void) {
 /* A product of more than SMALL_M rows: split between threads by columns of
  * C (or rows, when C is narrow), or on this one when it is small. */
 static void run_packed(gemm_job *g, int threads) {
-    g->cold_c = (size_t)g->M * (size_t)g->N * sizeof(float) > nb__l2_bytes();
+    g->cold_c = nb__cold_c(g->M, g->N);
     g->parts = nb__product_parts(g->M, g->N, g->K, MR, NR, threads, PARALLEL_MIN_MACS,
                                  &g->split_rows);
     if (g->parts > 1) nb__parallel(g->parts, gemm_part, g);
@@ -613,7 +613,7 @@ void nb__sgemm_avx512_pack_b(int M, int N, int K, const float *A, int lda, nb__p
                 C[(size_t)i * ldc + j] = bias ? (relu ? nb__relu(bias[i]) : bias[i]) : 0.0f;
         return;
     }
-    g.cold_c = (size_t)M * (size_t)N * sizeof(float) > nb__l2_bytes();
+    g.cold_c = nb__cold_c(M, N);
     /* threads split the columns: each packs only its own panels of op(B) */
     int threads = nb__free_threads(), panels = (N + NR - 1) / NR;
     if (threads > 1 && panels > 1 && (double)M * N * K >= PARALLEL_MIN_MACS)

@@ -150,21 +150,26 @@ enum { CE_CHUNK_ROWS = 32, CE_CHUNKS_MAX = 64 };
 typedef struct ce_job {
     nb_node_t *n;
     const nb_node_t *x, *t;
-    size_t rows, chunk;
+    size_t rows, per_sample, chunk;
     int C;
     double part_sum[CE_CHUNKS_MAX];
 } ce_job;
 
 static ce_job ce_job_of(nb_graph *g, nb_node_t *n) {
     ce_job j = {.n = n, .x = nb__in(g, n, 0), .t = nb__in(g, n, 1)};
-    size_t per_sample;
-    ce_rows(j.x, &j.rows, &j.C, &per_sample);
+    ce_rows(j.x, &j.rows, &j.C, &j.per_sample);
     j.chunk = (j.rows + CE_CHUNKS_MAX - 1) / CE_CHUNKS_MAX;
     if (j.chunk < CE_CHUNK_ROWS) j.chunk = CE_CHUNK_ROWS;
     return j;
 }
 
 static int ce_chunks(const ce_job *j) { return (int)((j->rows + j->chunk - 1) / j->chunk); }
+
+/* Rows [*r0, *r1) of chunk `part`. */
+static void ce_chunk_rows(const ce_job *j, int part, size_t *r0, size_t *r1) {
+    *r0 = (size_t)part * j->chunk;
+    *r1 = *r0 + j->chunk < j->rows ? *r0 + j->chunk : j->rows;
+}
 
 /* Chunks run on as many threads as there are, when there is more than one. */
 static void ce_run(ce_job *j, void (*chunk)(void *, int)) {
@@ -179,7 +184,8 @@ static void ce_forward_chunk(void *ctx, int part) {
     const nb_cross_entropy_settings *cs = &j->n->settings.cross_entropy;
     const int C = j->C, labels = cs->index_targets;
     const double eps = (double)cs->label_smoothing;
-    size_t r0 = (size_t)part * j->chunk, r1 = r0 + j->chunk < j->rows ? r0 + j->chunk : j->rows;
+    size_t r0, r1;
+    ce_chunk_rows(j, part, &r0, &r1);
     double acc = 0;
     for (size_t r = r0; r < r1; r++) {
         if (labels && ce_ignored(cs, j->t->val[r])) continue;
@@ -208,14 +214,14 @@ static void ce_forward_chunk(void *ctx, int part) {
 static void ce_forward(nb_graph *g, nb_node_t *n) {
     nb_cross_entropy_settings *cs = &n->settings.cross_entropy;
     ce_job j = ce_job_of(g, n);
-    size_t counted = 0, per_sample = j.rows / (size_t)j.x->dims[0];
+    size_t counted = 0;
     int reported = 0; /* the first label that is not a class index */
     for (size_t r = 0; r < j.rows; r++) {
         if (cs->index_targets && ce_ignored(cs, j.t->val[r])) continue;
         counted++;
         int y;
         if (cs->index_targets && !reported && !class_index(j.t->val[r], j.C, &y))
-            reported = ce_label(g, j.t, r, j.C, per_sample) < 0;
+            reported = ce_label(g, j.t, r, j.C, j.per_sample) < 0;
     }
     ce_run(&j, ce_forward_chunk);
     double acc = 0;
@@ -243,7 +249,8 @@ static void ce_backward_chunk(void *ctx, int part) {
     const int C = j->C, labels = cs->index_targets;
     const nb_real eps = cs->label_smoothing, smooth = eps / (nb_real)C;
     const nb_real gs = j->n->grad[0] / (nb_real)cs->counted;
-    size_t r0 = (size_t)part * j->chunk, r1 = r0 + j->chunk < j->rows ? r0 + j->chunk : j->rows;
+    size_t r0, r1;
+    ce_chunk_rows(j, part, &r0, &r1);
     for (size_t r = r0; r < r1; r++) {
         if (labels && ce_ignored(cs, t->val[r])) continue;
         const nb_real *lr = j->n->scratch + r * C;

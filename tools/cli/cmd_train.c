@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "data_source.h"
@@ -526,12 +525,6 @@ static int restore(run *r, const char *resume, nb_fit_config *cfg, size_t per_ep
     return 0;
 }
 
-static double seconds_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* --op-times: each op that took any time, then what the ops leave of the run
  * (batches, optimiser, evaluation's bookkeeping, checkpoints, progress). */
 static void print_op_times(const nb_graph *g, double total) {
@@ -578,10 +571,10 @@ static int train(run *r, nb_fit_config *cfg, size_t per_epoch) {
     sigaction(SIGINT, &sa, NULL);
     if (r->op_times && nb_graph_time_ops(r->m.graph, 1) != NB_OK)
         return cli_fail("train", "--op-times: %s", nb_last_error());
-    double started = r->op_times ? seconds_now() : 0;
+    double started = r->op_times ? progress_now() : 0;
     nb_status s = nb_fit(r->m.graph, cfg, &r->train, r->val.n ? &r->val : NULL, NULL);
     if (r->op_times && s == NB_OK && nb_dist_rank(r->dist) == 0)
-        print_op_times(r->m.graph, seconds_now() - started);
+        print_op_times(r->m.graph, progress_now() - started);
     /* the handler stays until the interrupt checkpoint is written: another
      * Ctrl-C must not kill that write */
     if (!interrupted) signal(SIGINT, SIG_DFL);
