@@ -739,8 +739,10 @@ nb_status nb_dist_broadcast(nb_dist *d, void *buf, size_t bytes);
 nb_status nb_dist_broadcast_state(nb_dist *d, nb_graph *g, nb_optim *opt);
 /* on: g's batch norms normalise with the statistics of the global batch, and
  * their backward uses its sums (synchronised batch norm): two sums of 2C+1
- * doubles over the processes per batch norm of C channels per step.  Every
- * forward and backward of g in training mode is then a collective call.  off
+ * doubles over the processes per batch norm of C channels per step, and in
+ * nb_train_step one sum of 2 doubles after the forward, by which all
+ * processes run the backward or none does.  Every forward and backward of g
+ * in training mode is then a collective call.  off
  * (the default): each process's own slice.  No effect for a single process. */
 nb_status nb_dist_sync_batch_norm(nb_dist *d, nb_graph *g, int on);
 

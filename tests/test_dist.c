@@ -278,6 +278,27 @@ static void test_one_process_fails(void) {
            a[2].err);
 }
 
+/* With synchronised batch norm the backward has sums too: a process whose
+ * forward fails (a label out of range in its slice, after the batch norm)
+ * must not leave the others in the backward's batch-norm sums while it
+ * waits in the gradient sum.  Every process stops at the same step, the one
+ * with the bad label saying why, the others saying that another failed. */
+static void test_sync_batch_norm_fails(void) {
+    static fit_arg a[3];
+    for (int r = 0; r < 3; r++) a[r].bn = a[r].sync = 1;
+    const nb_real kept = ys[37];
+    ys[37] = 7; /* two classes */
+    run_procs(3, fit_proc, a, sizeof a[0]);
+    ys[37] = kept;
+    int bad = 0, told = 0;
+    for (int r = 0; r < 3; r++) {
+        CHECKF(a[r].status != NB_OK, "process %d: %s", r, a[r].err);
+        bad += strstr(a[r].err, "not a class index") != NULL;
+        told += a[r].status == NB_ERR_STATE && strstr(a[r].err, "another process") != NULL;
+    }
+    CHECKF(bad == 1 && told == 2, "%s / %s / %s", a[0].err, a[1].err, a[2].err);
+}
+
 int main(void) {
     alarm(120); /* processes waiting for each other forever fail the test */
     /* nabla's AVX-512 kernel keeps packing buffers for the life of each
@@ -291,5 +312,6 @@ int main(void) {
     test_fit_mismatch();
     test_sync_batch_norm();
     test_one_process_fails();
+    test_sync_batch_norm_fails();
     TEST_END();
 }

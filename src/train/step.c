@@ -78,6 +78,25 @@ static nb_status poison_sum(nb_dist *d, nb_real *grads, size_t n, nb_status fail
     return nb_err(failure, "%s", why);
 }
 
+/* With synchronised batch norm the backward has sums of its own: a process
+ * that stopped after its forward would leave the others waiting in them.
+ * So the processes first agree whether every forward succeeded with a
+ * finite loss, and either all of them run the backward or none does. */
+static nb_status agree_on_forward(nb_graph *g, nb_status s) {
+    if (!g->sync_sum || !g->training) return s;
+    double failed[2] = {s != NB_OK && s != NB_ERR_NUMERIC, s == NB_ERR_NUMERIC};
+    char why[512];
+    snprintf(why, sizeof why, "%s", nb_last_error());
+    if (g->sync_sum(g->sync_ctx, failed, 2) != NB_OK)
+        return nb_err_prefix(NB_ERR_IO, "nb_train_step: agreeing on the forward");
+    if (s != NB_OK) return nb_err(s, "%s", why);
+    if (failed[0] > 0 || failed[1] > 0)
+        return nb_err(NB_ERR_STATE, "nb_train_step: %s in another process at this step (it "
+                      "reports why)", failed[0] > 0 ? "the forward failed" : "the loss is not "
+                      "finite");
+    return NB_OK;
+}
+
 nb_status nb_train_step(nb_graph *g, const nb_fit_config *cfg, double lr, double *loss) {
     nb_status s = check_step(g, cfg);
     if (s != NB_OK) return s;
@@ -87,16 +106,16 @@ nb_status nb_train_step(nb_graph *g, const nb_fit_config *cfg, double lr, double
     /* the gradients are zeroed by backward's first writes (nb_backward_zeroed);
      * a step that stops before backward zeroes them as the whole step would */
     s = nb__forward_both(g, cfg->loss, cfg->output);
+    if (s == NB_OK) {
+        const double value = (double)g->nodes[cfg->loss].val[0];
+        if (loss) *loss = value;
+        if (!nb__is_finite(value))
+            s = nb_err(NB_ERR_NUMERIC, "nb_train_step: loss is %s",
+                       value != value ? "NaN" : value > 0 ? "inf" : "-inf");
+    }
+    s = agree_on_forward(g, s);
     if (s != NB_OK) {
         nb_zero_grad(g);
-        return cfg->dist ? poison_sum(cfg->dist, grads, n, s) : s;
-    }
-    const double value = (double)g->nodes[cfg->loss].val[0];
-    if (loss) *loss = value;
-    if (!nb__is_finite(value)) {
-        nb_zero_grad(g);
-        s = nb_err(NB_ERR_NUMERIC, "nb_train_step: loss is %s",
-                   value != value ? "NaN" : value > 0 ? "inf" : "-inf");
         return cfg->dist ? poison_sum(cfg->dist, grads, n, s) : s;
     }
     s = nb_backward_zeroed(g, cfg->loss);
