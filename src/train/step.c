@@ -11,7 +11,7 @@
  * must cost next to nothing: a non-finite number has an all-ones exponent,
  * and OR-ing integer comparisons is a reduction the compiler vectorises
  * (a float one it may not reorder).  Large buffers are read in parallel
- * slices, one flag per slice. */
+ * slices, one flag per slice, compiled for each vector width. */
 enum { FINITE_SLICE_MIN = 1 << 16, FINITE_SLICES_MAX = 64 };
 
 typedef struct finite_job {
@@ -21,7 +21,7 @@ typedef struct finite_job {
     unsigned char bad[FINITE_SLICES_MAX];
 } finite_job;
 
-static void finite_slice(void *ctx, int part) {
+NB_VECTOR_LOOP static void finite_slice(void *ctx, int part) {
 #ifdef NB_REAL_DOUBLE
     const uint64_t exp_mask = 0x7FF0000000000000ull;
     uint64_t bad = 0, bits;
