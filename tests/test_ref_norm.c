@@ -11,6 +11,7 @@
 #include "refdata.h"
 #include "test.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,88 @@ static void test_batch_norm(const char *name) {
         CHECK(nb_value(m.g, nbt)[0] == 3);
     }
     nb_graph_free(m.g);
+}
+
+/* Batch norm large enough for its channels to be split between threads:
+ * training and eval, values, gradients and running statistics have the same
+ * bits on 1 and 2 threads, and training's are finite and normalised. */
+typedef struct bn_run {
+    nb_real *y, *dx, *dw, *db, *rm, *rv;
+} bn_run;
+
+enum { BN_B = 16, BN_C = 8, BN_HW = 16 * 16 }; /* 32768 values: two parts */
+
+static void run_bn_threads(int threads, int training, const nb_real *xs, bn_run *out) {
+    CHECK_OK(nb_set_threads(threads));
+    nb_graph *g = nb_graph_new();
+    const int dims[3] = {BN_C, 16, 16};
+    nb_node x = nb_input(g, "x", 3, dims), wy = nb_input(g, "wy", 3, dims);
+    nb_node y = nb_batch_norm(g, x, "bn", NULL);
+    nb_node loss = nb_sum(g, nb_mul(g, y, wy));
+    nb_node w = nb_find(g, "bn.weight"), b = nb_find(g, "bn.bias");
+    nb_node rm = nb_find(g, "bn.running_mean"), rv = nb_find(g, "bn.running_var");
+    CHECK_OK(nb_graph_status(g));
+    CHECK_OK(nb_set_input(g, x, xs, BN_B));
+    CHECK_OK(nb_set_input(g, wy, xs + (size_t)BN_B * BN_C * BN_HW, BN_B));
+    CHECK_OK(nb_requires_grad(g, x, 1));
+    for (int c = 0; c < BN_C; c++) { /* affine parameters other than 1 and 0 */
+        nb_value(g, w)[c] = (nb_real)(0.5 + 0.25 * c);
+        nb_value(g, b)[c] = (nb_real)(0.1 * c - 0.3);
+    }
+    nb_graph_set_training(g, training);
+    CHECK_OK(nb_forward(g, loss));
+    nb_zero_grad(g);
+    CHECK_OK(nb_backward(g, loss));
+    size_t n = (size_t)BN_B * BN_C * BN_HW;
+    out->y = malloc(n * sizeof *out->y), out->dx = malloc(n * sizeof *out->dx);
+    out->dw = malloc(4 * BN_C * sizeof *out->dw);
+    if (out->y && out->dx && out->dw) {
+        memcpy(out->y, nb_value(g, y), n * sizeof *out->y);
+        memcpy(out->dx, nb_grad(g, x), n * sizeof *out->dx);
+        out->db = out->dw + BN_C, out->rm = out->db + BN_C, out->rv = out->rm + BN_C;
+        memcpy(out->dw, nb_grad(g, w), BN_C * sizeof *out->dw);
+        memcpy(out->db, nb_grad(g, b), BN_C * sizeof *out->db);
+        memcpy(out->rm, nb_value(g, rm), BN_C * sizeof *out->rm);
+        memcpy(out->rv, nb_value(g, rv), BN_C * sizeof *out->rv);
+    }
+    nb_graph_free(g);
+}
+
+static void test_bn_threads(void) {
+    const int threads_before = nb_threads();
+    size_t n = (size_t)BN_B * BN_C * BN_HW;
+    nb_real *xs = malloc(2 * n * sizeof *xs);
+    if (!xs) return;
+    nb_rng r;
+    nb_rng_seed(&r, 77);
+    for (size_t k = 0; k < 2 * n; k++) /* channel c: mean 2 (c + 1), spread c + 1 */
+        xs[k] = (nb_real)(k < n ? (double)(k / BN_HW % BN_C + 1) * (2 + nb_rng_normal(&r))
+                                : nb_rng_normal(&r));
+    for (int training = 1; training >= 0; training--) {
+        bn_run one = {0}, two = {0};
+        run_bn_threads(1, training, xs, &one);
+        run_bn_threads(2, training, xs, &two);
+        if (one.y && two.y && one.dw && two.dw) {
+            CHECKF(memcmp(one.y, two.y, n * sizeof *one.y) == 0, "training %d: y", training);
+            CHECKF(memcmp(one.dx, two.dx, n * sizeof *one.dx) == 0, "training %d: dx", training);
+            CHECKF(memcmp(one.dw, two.dw, 4 * BN_C * sizeof *one.dw) == 0,
+                   "training %d: weight and bias gradients, running statistics", training);
+        }
+        for (int c = 0; training && one.y && c < BN_C; c++) { /* y = x-hat w + b */
+            double sum = 0, sq = 0, w = 0.5 + 0.25 * c, b = 0.1 * c - 0.3;
+            for (int s = 0; s < BN_B; s++)
+                for (int k = 0; k < BN_HW; k++) {
+                    double v = ((double)one.y[((size_t)s * BN_C + c) * BN_HW + k] - b) / w;
+                    sum += v, sq += v * v;
+                }
+            double count = (double)BN_B * BN_HW, mean = sum / count;
+            CHECKF(fabs(mean) < 1e-5 && fabs(sq / count - mean * mean - 1) < 1e-3,
+                   "channel %d: x-hat mean %g, variance %g", c, mean, sq / count - mean * mean);
+        }
+        free(one.y), free(one.dx), free(one.dw), free(two.y), free(two.dx), free(two.dw);
+    }
+    free(xs);
+    CHECK_OK(nb_set_threads(threads_before));
 }
 
 static void test_layer_norm(const char *name) {
@@ -342,6 +425,7 @@ int main(void) {
     static const char *ln[] = {"ln1", "ln2", "ln1_3d", "ln2_noaffine"};
     for (size_t k = 0; k < sizeof bn / sizeof *bn; k++) test_batch_norm(bn[k]);
     for (size_t k = 0; k < sizeof ln / sizeof *ln; k++) test_layer_norm(ln[k]);
+    test_bn_threads();
     test_state_dict();
     test_checkpoint();
     CHECKF(rmdir(tmpdir) == 0, "files left in %s", tmpdir);

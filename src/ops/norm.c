@@ -13,6 +13,7 @@
  *
  * Sums run in double: a channel may hold many thousand values. */
 #include "../core/internal.h"
+#include "../kernels/parallel.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -122,67 +123,129 @@ static int bn_sync_stats(nb_graph *g, nb_node_t *n, const nb_node_t *x, double *
     return 1;
 }
 
-static void bn_forward(nb_graph *g, nb_node_t *n) {
-    const nb_node_t *x = nb__in(g, n, 0);
+/* The per-channel loops run in parallel over ranges of channels.  Each
+ * channel is computed by one thread, in one order, so the bits do not depend
+ * on the thread count.  Sums run in double with eight partial sums (one
+ * running sum is a chain of dependent additions; eight keep the vector
+ * adders busy), and the loops are compiled for each vector width. */
+enum { BN_PART_MIN = 1 << 14 }; /* values per part at least */
+
+/* What a part does with its channels: the forward's statistics (the batch's,
+ * as given, or the running ones), the backward's sums, input gradient, or
+ * both. */
+typedef enum { BN_BATCH, BN_GIVEN, BN_RUNNING } bn_stats;
+typedef enum { BN_SUMS, BN_INPUT, BN_SUMS_INPUT } bn_phase;
+
+typedef struct bn_job {
+    nb_graph *g;
+    nb_node_t *n, *x;
     size_t outer, C, inner;
-    bn_layout(x, &outer, &C, &inner);
-    const size_t count = outer * inner; /* values per channel */
-    const int affine = n->nin == 3;
-    const nb_real *w = affine ? nb__in(g, n, 1)->val : NULL;
-    const nb_real *b = affine ? nb__in(g, n, 2)->val : NULL;
+    const nb_real *w, *b; /* the affine parameters, or NULL */
+    nb_real *dw, *db;     /* their gradients, or NULL */
+    bn_stats stats;
+    bn_phase phase;
+    int batch_stats; /* the backward of a forward that used the batch's statistics */
+    double *s1, *s2; /* the backward's sums per channel, between its phases */
+    int parts;
+} bn_job;
+
+static bn_job bn_job_of(nb_graph *g, nb_node_t *n) {
+    bn_job j = {.g = g, .n = n, .x = nb__in(g, n, 0)};
+    bn_layout(j.x, &j.outer, &j.C, &j.inner);
+    if (n->nin == 3) {
+        j.w = nb__in(g, n, 1)->val, j.b = nb__in(g, n, 2)->val;
+        j.dw = nb__in(g, n, 1)->grad, j.db = nb__in(g, n, 2)->grad;
+    }
+    j.parts = nb__part_count(nb__numel(n), BN_PART_MIN);
+    if ((size_t)j.parts > j.C) j.parts = (int)j.C;
+    return j;
+}
+
+static void bn_run(bn_job *j, void (*part)(void *, int)) {
+    if (j->parts > 1) nb__parallel(j->parts, part, j);
+    else part(j, 0);
+}
+
+NB_LOOP_BODY double sum8(const double p[8]) {
+    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+}
+
+/* The sum over channel c of x - shift, or of (x - shift)^2 when square. */
+NB_LOOP_BODY double channel_sum(const bn_job *j, size_t c, double shift, const int square) {
+    double part[8] = {0}, rest = 0;
+    for (size_t o = 0; o < j->outer; o++) {
+        const nb_real *x = j->x->val + (o * j->C + c) * j->inner;
+        size_t k = 0;
+        for (; k + 8 <= j->inner; k += 8)
+            for (int q = 0; q < 8; q++) {
+                double d = (double)x[k + q] - shift;
+                part[q] += square ? d * d : d;
+            }
+        for (; k < j->inner; k++) {
+            double d = (double)x[k] - shift;
+            rest += square ? d * d : d;
+        }
+    }
+    return rest + sum8(part);
+}
+
+/* Channel c's mean and invstd in scratch (the batch's, two passes in double,
+ * or the running ones), and the running statistics updated. */
+NB_LOOP_BODY void channel_stats(const bn_job *j, size_t c) {
+    const nb_batch_norm_settings *bs = &j->n->settings.batch_norm;
+    nb_real *rmean = j->g->nodes[bs->running_mean].val, *rvar = j->g->nodes[bs->running_var].val;
+    nb_real *mean = j->n->scratch, *invstd = j->n->scratch + j->C;
+    if (j->stats == BN_RUNNING) {
+        mean[c] = rmean[c];
+        invstd[c] = (nb_real)(1.0 / sqrt((double)rvar[c] + bs->eps));
+        return;
+    }
+    const double count = (double)(j->outer * j->inner), m = bs->momentum;
+    const double mu = channel_sum(j, c, 0, 0) / count;
+    const double var = channel_sum(j, c, mu, 1) / count; /* biased: normalises this batch */
+    mean[c] = (nb_real)mu;
+    invstd[c] = (nb_real)(1.0 / sqrt(var + bs->eps));
+    /* the running variance estimates the population: unbiased */
+    rmean[c] = (nb_real)((1 - m) * (double)rmean[c] + m * mu);
+    rvar[c] = (nb_real)((1 - m) * (double)rvar[c] + m * var * count / (count - 1));
+}
+
+NB_VECTOR_LOOP static void bn_forward_part(void *ctx, int part) {
+    const bn_job *j = ctx;
+    size_t c0, c1;
+    nb__part_range(j->C, part, j->parts, 1, &c0, &c1);
+    for (size_t c = c0; c < c1; c++) {
+        if (j->stats != BN_GIVEN) channel_stats(j, c);
+        const nb_real mu = j->n->scratch[c], is = j->n->scratch[j->C + c];
+        const nb_real scale = j->w ? j->w[c] : R(1), shift = j->b ? j->b[c] : R(0);
+        for (size_t o = 0; o < j->outer; o++) {
+            const size_t base = (o * j->C + c) * j->inner;
+            const nb_real *restrict x = j->x->val + base;
+            nb_real *restrict y = j->n->val + base;
+            for (size_t k = 0; k < j->inner; k++) y[k] = (x[k] - mu) * is * scale + shift;
+        }
+    }
+}
+
+static void bn_forward(nb_graph *g, nb_node_t *n) {
+    bn_job j = bn_job_of(g, n);
     nb_batch_norm_settings *bs = &n->settings.batch_norm;
-    nb_real *rmean = g->nodes[bs->running_mean].val, *rvar = g->nodes[bs->running_var].val;
-    nb_real *mean = n->scratch, *invstd = n->scratch + C;
-    const double eps = bs->eps, m = bs->momentum;
     bs->batch_stats = g->training;
     const int sync = g->training && g->sync_sum;
-    double total = (double)count;
-    if (sync && !bn_sync_stats(g, n, x, &total)) return;
+    double total = (double)(j.outer * j.inner);
+    if (sync && !bn_sync_stats(g, n, j.x, &total)) return;
     if (g->training && total < 2) {
         char s[128];
         nb__run_fail(g, NB_ERR_ARG, "batch_norm '%s': input %s has 1 value per channel; "
                      "training needs more than 1 to estimate a variance (use a batch of 2 "
                      "or more, or eval mode)", n->name,
-                     nb_shape_str(s, sizeof s, x->ndim, x->dims));
+                     nb_shape_str(s, sizeof s, j.x->ndim, j.x->dims));
         for (size_t k = 0, len = nb__numel(n); k < len; k++) n->val[k] = (nb_real)NAN;
         return;
     }
-    for (size_t c = 0; c < C && !sync; c++) {
-        if (g->training) {
-            double sum = 0, sq = 0;
-            for (size_t o = 0; o < outer; o++) {
-                const nb_real *xc = x->val + (o * C + c) * inner;
-                for (size_t k = 0; k < inner; k++) sum += (double)xc[k];
-            }
-            double mu = sum / (double)count;
-            for (size_t o = 0; o < outer; o++) {
-                const nb_real *xc = x->val + (o * C + c) * inner;
-                for (size_t k = 0; k < inner; k++) {
-                    double d = (double)xc[k] - mu;
-                    sq += d * d;
-                }
-            }
-            double var = sq / (double)count; /* biased: normalises this batch */
-            mean[c] = (nb_real)mu;
-            invstd[c] = (nb_real)(1.0 / sqrt(var + eps));
-            /* the running variance estimates the population: unbiased */
-            rmean[c] = (nb_real)((1 - m) * (double)rmean[c] + m * mu);
-            rvar[c] = (nb_real)((1 - m) * (double)rvar[c] +
-                                m * var * (double)count / (double)(count - 1));
-        } else {
-            mean[c] = rmean[c];
-            invstd[c] = (nb_real)(1.0 / sqrt((double)rvar[c] + eps));
-        }
-    }
+    j.stats = sync ? BN_GIVEN : g->training ? BN_BATCH : BN_RUNNING;
+    bn_run(&j, bn_forward_part);
     if (g->training) g->nodes[bs->num_batches_tracked].val[0] += R(1);
-    for (size_t o = 0; o < outer; o++)
-        for (size_t c = 0; c < C; c++) {
-            size_t base = (o * C + c) * inner;
-            const nb_real mu = mean[c], is = invstd[c];
-            const nb_real scale = affine ? w[c] : R(1), shift = affine ? b[c] : R(0);
-            for (size_t k = 0; k < inner; k++)
-                n->val[base + k] = (x->val[base + k] - mu) * is * scale + shift;
-        }
 }
 
 /* The per-channel sums of the backward pass over several processes.  Each
@@ -210,93 +273,83 @@ static void bn_sync_grad_sums(nb_graph *g, const nb_node_t *n, size_t C, size_t 
     }
 }
 
-/* Batch norm's backward, one channel at a time: the channel's sums
- * sum g and sum g x-hat, then the input gradient from the means of those
- * sums over the batch (zero when the running statistics were used). */
-typedef struct bn_grad {
-    nb_node_t *x;
-    size_t outer, C, inner;
-    const nb_real *w, *mean, *invstd; /* w: NULL without affine parameters */
-    nb_real *dw, *db;
-} bn_grad;
-
-static bn_grad bn_grad_of(nb_graph *g, nb_node_t *n) {
-    bn_grad b = {.x = nb__in(g, n, 0)};
-    bn_layout(b.x, &b.outer, &b.C, &b.inner);
-    if (n->nin == 3) {
-        b.w = nb__in(g, n, 1)->val;
-        b.dw = nb__in(g, n, 1)->grad;
-        b.db = nb__in(g, n, 2)->grad;
+/* Batch norm's backward, channel by channel: the channel's sums sum g and
+ * sum g x-hat (added to the affine parameters' gradients too), then the
+ * input gradient from their means over the batch (zero when the running
+ * statistics were used). */
+/* The sum over channel c of g, or of g x-hat when times_xhat (two passes:
+ * one running sum each vectorises, two together did not). */
+NB_LOOP_BODY double grad_sum(const bn_job *j, size_t c, const int times_xhat) {
+    const double mu = (double)j->n->scratch[c], is = (double)j->n->scratch[j->C + c];
+    const size_t inner = j->inner, step = j->C * inner;
+    const nb_real *g = j->n->grad + c * inner, *x = j->x->val + c * inner;
+    double part[8] = {0}, rest = 0;
+    for (size_t o = 0; o < j->outer; o++, g += step, x += step) {
+        size_t k = 0;
+        for (; k + 8 <= inner; k += 8)
+            for (int q = 0; q < 8; q++)
+                part[q] += (double)g[k + q] * (times_xhat ? ((double)x[k + q] - mu) * is : 1.0);
+        for (; k < inner; k++)
+            rest += (double)g[k] * (times_xhat ? ((double)x[k] - mu) * is : 1.0);
     }
-    b.mean = n->scratch;
-    b.invstd = n->scratch + b.C;
-    return b;
+    return rest + sum8(part);
 }
 
-/* The channel's sums, also added to the parameters' gradients. */
-static void bn_channel_sums(const bn_grad *b, const nb_node_t *n, size_t c, double *s1,
-                            double *s2) {
-    const nb_real mu = b->mean[c], is = b->invstd[c];
-    double sum_g = 0, sum_gx = 0;
-    for (size_t o = 0; o < b->outer; o++) {
-        size_t base = (o * b->C + c) * b->inner;
-        for (size_t k = 0; k < b->inner; k++) {
-            double gk = (double)n->grad[base + k];
-            sum_g += gk;
-            sum_gx += gk * (double)((b->x->val[base + k] - mu) * is);
-        }
-    }
-    if (b->db) b->db[c] += (nb_real)sum_g;
-    if (b->dw) b->dw[c] += (nb_real)sum_gx;
-    *s1 = sum_g, *s2 = sum_gx;
+NB_LOOP_BODY void channel_grad_sums(const bn_job *j, size_t c, double *s1, double *s2) {
+    *s1 = grad_sum(j, c, 0), *s2 = grad_sum(j, c, 1);
+    if (j->db) j->db[c] += (nb_real)*s1;
+    if (j->dw) j->dw[c] += (nb_real)*s2;
 }
 
-static void bn_channel_input_grad(const bn_grad *b, const nb_node_t *n, size_t c,
-                                  nb_real mean_g, nb_real mean_gx) {
-    const nb_real mu = b->mean[c], is = b->invstd[c];
-    const nb_real scale = (b->w ? b->w[c] : R(1)) * is;
-    for (size_t o = 0; o < b->outer; o++) {
-        size_t base = (o * b->C + c) * b->inner;
-        for (size_t k = 0; k < b->inner; k++) {
-            nb_real xhat = (b->x->val[base + k] - mu) * is;
-            b->x->grad[base + k] += (n->grad[base + k] - mean_g - xhat * mean_gx) * scale;
-        }
+NB_LOOP_BODY void channel_input_grad(const bn_job *j, size_t c, nb_real mean_g,
+                                     nb_real mean_gx) {
+    const nb_real mu = j->n->scratch[c], is = j->n->scratch[j->C + c];
+    const nb_real scale = (j->w ? j->w[c] : R(1)) * is;
+    for (size_t o = 0; o < j->outer; o++) {
+        const size_t base = (o * j->C + c) * j->inner;
+        const nb_real *restrict g = j->n->grad + base, *restrict x = j->x->val + base;
+        nb_real *restrict dx = j->x->grad + base;
+        for (size_t k = 0; k < j->inner; k++)
+            dx[k] += (g[k] - mean_g - (x[k] - mu) * is * mean_gx) * scale;
+    }
+}
+
+NB_VECTOR_LOOP static void bn_backward_part(void *ctx, int part) {
+    const bn_job *j = ctx;
+    const double count = (double)(j->outer * j->inner);
+    size_t c0, c1;
+    nb__part_range(j->C, part, j->parts, 1, &c0, &c1);
+    for (size_t c = c0; c < c1; c++) {
+        double s1 = 0, s2 = 0;
+        if (j->phase == BN_INPUT) s1 = j->s1[c], s2 = j->s2[c];
+        else channel_grad_sums(j, c, &s1, &s2);
+        if (j->phase == BN_SUMS) j->s1[c] = s1, j->s2[c] = s2;
+        else if (j->x->grad)
+            channel_input_grad(j, c, j->batch_stats ? (nb_real)(s1 / count) : R(0),
+                               j->batch_stats ? (nb_real)(s2 / count) : R(0));
     }
 }
 
 /* With statistics over several processes: every channel's local sums
- * first, then one synchronised sum of all of them. */
-static void bn_backward_sync(nb_graph *g, nb_node_t *n) {
-    bn_grad b = bn_grad_of(g, n);
-    const size_t C = b.C;
-    double *s1 = nb__sync_buffer(g, 4 * C + 1), *s2 = s1 + C;
-    if (!s1) {
+ * first, then one synchronised sum of all of them, then the input gradient. */
+static void bn_backward(nb_graph *g, nb_node_t *n) {
+    bn_job j = bn_job_of(g, n);
+    j.batch_stats = n->settings.batch_norm.batch_stats;
+    if (!(j.batch_stats && g->sync_sum)) {
+        j.phase = BN_SUMS_INPUT;
+        bn_run(&j, bn_backward_part);
+        return;
+    }
+    j.s1 = nb__sync_buffer(g, 4 * j.C + 1), j.s2 = j.s1 ? j.s1 + j.C : NULL;
+    if (!j.s1) {
         nb__run_fail(g, NB_ERR_NOMEM, "batch_norm '%s': out of memory", n->name);
         return;
     }
-    for (size_t c = 0; c < C; c++) bn_channel_sums(&b, n, c, &s1[c], &s2[c]);
-    const size_t count = b.outer * b.inner;
-    bn_sync_grad_sums(g, n, C, count, s1, s2, s1 + 2 * C);
-    for (size_t c = 0; b.x->grad && c < C; c++)
-        bn_channel_input_grad(&b, n, c, (nb_real)(s1[c] / (double)count),
-                              (nb_real)(s2[c] / (double)count));
-}
-
-static void bn_backward(nb_graph *g, nb_node_t *n) {
-    const int batch_stats = n->settings.batch_norm.batch_stats;
-    if (batch_stats && g->sync_sum) {
-        bn_backward_sync(g, n);
-        return;
-    }
-    bn_grad b = bn_grad_of(g, n);
-    const double count = (double)(b.outer * b.inner);
-    for (size_t c = 0; c < b.C; c++) {
-        double s1, s2;
-        bn_channel_sums(&b, n, c, &s1, &s2);
-        if (b.x->grad)
-            bn_channel_input_grad(&b, n, c, batch_stats ? (nb_real)(s1 / count) : R(0),
-                                  batch_stats ? (nb_real)(s2 / count) : R(0));
-    }
+    j.phase = BN_SUMS;
+    bn_run(&j, bn_backward_part);
+    bn_sync_grad_sums(g, n, j.C, j.outer * j.inner, j.s1, j.s2, j.s1 + 2 * j.C);
+    j.phase = BN_INPUT;
+    bn_run(&j, bn_backward_part);
 }
 
 /* statistics, normalisation and the affine map: about 7 per element */
