@@ -1,7 +1,8 @@
 /* Batch norm, layer norm and dropout in double precision: gradient checks in
  * training and eval mode (with and without the affine map), the statistics
  * and their updates computed independently here, dropout's mask (keep
- * fraction, scaling, freezing, reproducibility), the graph generator, the
+ * fraction, independent neighbours, scaling, freezing, reproducibility, the
+ * same on 1 and 2 threads), the graph generator, the
  * buffers, and the errors. */
 #include "test.h"
 #include "nabla.h"
@@ -300,6 +301,11 @@ static void test_dropout_mask(void) {
     double frac = (double)kept / N;
     CHECKF(fabs(frac - 0.7) < 5 * sqrt(0.21 / N), "kept fraction %g, expected 0.7", frac);
     CHECKF(bad == 0, "%zu kept elements are not x / (1 - p)", bad);
+    /* neighbours are drawn independently: both kept with probability 0.49 */
+    size_t both = 0;
+    for (size_t k = 0; k + 1 < N; k++) both += yv[k] != 0 && yv[k + 1] != 0;
+    frac = (double)both / (N - 1);
+    CHECKF(fabs(frac - 0.49) < 5 * sqrt(0.49 * 0.51 / N), "neighbours both kept %g", frac);
     /* backward: the gradient is the mask */
     CHECK_OK(nb_backward(g, l));
     bad = 0;
@@ -329,6 +335,18 @@ static void test_dropout_mask(void) {
     nb_graph_seed(g, 43);
     CHECK_OK(nb_forward(g, l));
     CHECK(memcmp(first, nb_value(g, y), N * sizeof *first) != 0);
+
+    /* the mask is drawn in slices on several threads: the same on any count */
+    const int threads = nb_threads();
+    CHECK_OK(nb_set_threads(1));
+    nb_graph_seed(g, 42);
+    CHECK_OK(nb_forward(g, l));
+    memcpy(first, nb_value(g, y), N * sizeof *first);
+    CHECK_OK(nb_set_threads(2));
+    nb_graph_seed(g, 42);
+    CHECK_OK(nb_forward(g, l));
+    CHECK(memcmp(first, nb_value(g, y), N * sizeof *first) == 0);
+    CHECK_OK(nb_set_threads(threads));
 
     /* eval mode: the identity, gradient 1 */
     nb_graph_set_training(g, 0);

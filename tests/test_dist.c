@@ -145,6 +145,7 @@ typedef struct fit_arg {
     int sizes;               /* the graph of rank 1 differs when set      */
     int bn, sync;            /* a batch norm; synchronised statistics     */
     int keep_last;           /* with bn: keep the short last batch        */
+    int dropout;             /* dropout after the hidden layer            */
     nb_real params[64];
     size_t n;
     nb_status status;
@@ -171,6 +172,7 @@ static void fit_proc(nb_dist *d, void *v) {
     nb_node h = nb_dense(g, x, a->sizes && rank == 1 ? 6 : 5, "h", NULL);
     if (a->bn) h = nb_batch_norm(g, h, "bn", NULL);
     h = nb_relu(g, h);
+    if (a->dropout) h = nb_dropout(g, h, (nb_real)0.4);
     nb_node out = nb_dense(g, h, 2, "out", NULL);
     nb_node loss = nb_cross_entropy(g, out, y, 0);
     nb_rng r;
@@ -266,6 +268,23 @@ static void test_sync_batch_norm(void) {
     CHECK(memcmp(again[0].params, sync[0].params, sync[0].n * sizeof(nb_real)) == 0);
 }
 
+/* Dropout: each process draws, for its samples of the batch, the mask one
+ * process draws for them, so 3 processes train what one does (up to the
+ * order of the gradient sums), and again the same bits. */
+static void test_dropout_together(void) {
+    static fit_arg one[1], three[3], again[3];
+    one[0].dropout = 1;
+    for (int r = 0; r < 3; r++) three[r].dropout = again[r].dropout = 1;
+    run_procs(1, fit_proc, one, sizeof one[0]);
+    run_procs(3, fit_proc, three, sizeof three[0]);
+    run_procs(3, fit_proc, again, sizeof again[0]);
+    CHECKF(one[0].status == NB_OK && three[0].status == NB_OK, "%s / %s", one[0].err,
+           three[0].err);
+    double d = max_rel_diff(one, three);
+    CHECKF(d <= 1e-5, "with dropout 3 processes agree with one: %g", d);
+    CHECK(memcmp(again[0].params, three[0].params, three[0].n * sizeof(nb_real)) == 0);
+}
+
 /* A process whose forward fails (its slice of the short last batch is 1
  * sample, too few for batch norm's variance) still joins the gradient sum:
  * every process stops with an error instead of waiting forever. */
@@ -311,6 +330,7 @@ int main(void) {
     test_fit_together();
     test_fit_mismatch();
     test_sync_batch_norm();
+    test_dropout_together();
     test_one_process_fails();
     test_sync_batch_norm_fails();
     TEST_END();

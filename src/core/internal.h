@@ -199,6 +199,7 @@ struct nb_graph {
     /* randomness of ops (dropout): seeded by nb_graph_init or nb_graph_seed */
     nb_rng rng;
     int freeze_random;         /* random ops reuse their last draw        */
+    long sample_offset;        /* this process's first sample of the batch */
     nb_precision precision;    /* of the matrix products (nb_gemm_at)     */
     unsigned plan_id;          /* changes whenever the arena is laid out  */
     unsigned value_layout;     /* changes when the batch size moves values */
