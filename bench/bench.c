@@ -10,7 +10,7 @@
  *               [--precision fp32|bf16] [--op-times]
  *   nabla-bench --print-model NAME     the model's text (for nabla export)
  *
- * NAME: mlp, mlp-wide, cnn, gru, transformer; none: the sgemm alone.
+ * NAME: mlp, mlp-wide, cnn, cnn-bn, gru, transformer; none: the sgemm alone.
  * --save-weights DIR writes each model's trained weights to DIR/NAME.safetensors.
  * --op-times prints where a training step's time goes: each op's forward and
  * backward (nb_graph_time_ops), the batch's conversion and the optimiser.
@@ -63,6 +63,10 @@ static const struct {
                  "loss cross_entropy\n", 0},
     {"cnn", "input 1 28 28\nconv 32 3\nrelu\nmaxpool 2\nconv 64 3\nrelu\nmaxpool 2\n"
             "flatten\ndense 128\nrelu\ndense 10\nloss cross_entropy\n", 0},
+    /* models/fashion_cnn.nn: batch norm and dropout, the course's CNN */
+    {"cnn-bn", "input 1 28 28\nconv 32 3 padding=1 bias=false\nbatchnorm\nrelu\nmaxpool 2\n"
+               "conv 64 3 padding=1 bias=false\nbatchnorm\nrelu\nmaxpool 2\nflatten\n"
+               "dropout 0.3\ndense 128\nrelu\ndropout 0.3\ndense 10\nloss cross_entropy\n", 0},
     {"gru", "input 16 tokens=27\nembedding 16\ngru 64\ndense 27\nloss cross_entropy\n", 1},
     {"transformer",
      "input 16 tokens=27\ntok = embedding 32\nx0 = pos_embedding\n"
@@ -519,11 +523,11 @@ static int unknown_model(const char *list, char *bad, size_t size) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: nabla-bench [--model mlp|mlp-wide|cnn|gru|transformer|all|none|A,B,...] "
+    fprintf(stderr, "usage: nabla-bench [--model mlp|mlp-wide|cnn|cnn-bn|gru|transformer|all|none|A,B,...] "
                     "[--threads N] [--batches N]\n"
                     "                   [--latency-runs N] [--save-weights DIR] [--no-sgemm]\n"
                     "                   [--precision fp32|bf16] [--op-times]\n"
-                    "       nabla-bench --print-model mlp|mlp-wide|cnn|gru|transformer\n");
+                    "       nabla-bench --print-model mlp|mlp-wide|cnn|cnn-bn|gru|transformer\n");
 }
 
 /* The table of the models that ran. */

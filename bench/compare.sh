@@ -1,6 +1,7 @@
 #!/bin/sh
 # nabla against the strongest CPU peers on the same Fashion-MNIST models
-# (mlp, mlp-wide, cnn) and sequence models (gru, transformer: next-token
+# (mlp, mlp-wide, cnn, and cnn-bn: the course's CNN with batch norm and
+# dropout) and sequence models (gru, transformer: next-token
 # training on windows of Debian's word list), batch, optimiser and machine,
 # in one run:
 #   sh bench/compare.sh [--quick] [BUILD_DIR]        (make bench / make bench-quick)
@@ -18,7 +19,7 @@
 # batch-1 calls, default 2000), BENCH_THREADS (default "1 2"), BENCH_VENV (the
 # peers' virtual environment, default ~/.cache/nabla-bench-venv),
 # BENCH_INSTALL=0 (install nothing: a peer that is not there is missing),
-# BENCH_MODELS (default "mlp mlp-wide cnn gru transformer": the models to run),
+# BENCH_MODELS (default "mlp mlp-wide cnn cnn-bn gru transformer": the models to run),
 # BENCH_ROUNDS (default 3: every side runs each model once per round, the
 # sides in turn, and the tables take each side's best round; a shared machine's
 # speed drifts by tens of per cent within minutes, so sides measured minutes
@@ -47,9 +48,9 @@ if [ "$ROUNDS" -lt 1 ]; then
     exit 2
 fi
 MODELS="" SEQ_MODELS="" # image and sequence models of BENCH_MODELS
-for m in ${BENCH_MODELS:-mlp mlp-wide cnn gru transformer}; do
+for m in ${BENCH_MODELS:-mlp mlp-wide cnn cnn-bn gru transformer}; do
     case $m in
-    mlp | mlp-wide | cnn) MODELS="$MODELS $m" ;;
+    mlp | mlp-wide | cnn | cnn-bn) MODELS="$MODELS $m" ;;
     gru | transformer) SEQ_MODELS="$SEQ_MODELS $m" ;;
     *) echo "compare.sh: BENCH_MODELS: unknown model '$m'" >&2; exit 2 ;;
     esac

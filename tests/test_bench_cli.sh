@@ -11,7 +11,7 @@ bench=$build/bench/nabla-bench
 # nn.Sequential models; torch_seq.py's GRU: 27*16 + 3*64*(16+64+2) + 64*27+27,
 # and transformer: (27+16)*32 + 2 blocks of 2*64 + 4*32*32+4*32 + 32*128+128
 # + 128*32+32, + 64 + 32*27+27; jax_seq.py's are the same arrays)
-for mp in mlp:235146 mlp-wide:1863690 cnn:225034 gru:17931 transformer:27739; do
+for mp in mlp:235146 mlp-wide:1863690 cnn:225034 cnn-bn:421738 gru:17931 transformer:27739; do
     m=${mp%%:*}
     "$bench" --print-model "$m" > "$work/$m.nn"
     check '[ $? -eq 0 ]' "nabla-bench --print-model $m exits 0"

@@ -129,7 +129,7 @@ def main():
     m = jax.tree_util.tree_map(jnp.zeros_like, params)
     v = jax.tree_util.tree_map(jnp.zeros_like, params)
     t = jnp.float32(0)
-    step = make_adam_step(forward)
+    step = make_adam_step(lambda params, x, key: forward(params, x))
     t0 = 0.0
     for b, idx in enumerate(words.batches(len(x_np), words.WARMUP_BATCHES + a.batches)):
         if b == words.WARMUP_BATCHES:

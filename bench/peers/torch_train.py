@@ -3,7 +3,7 @@ the way nabla-bench measures nabla: Adam (lr 1e-3), batch 128, WARMUP_BATCHES
 untimed steps, then --batches timed steps of: gather the batch, forward,
 cross-entropy, backward, optimiser step.
 
-  torch_train.py --model mlp|mlp-wide|cnn --threads T [--batches N]
+  torch_train.py --model mlp|mlp-wide|cnn|cnn-bn --threads T [--batches N]
                  [--mode eager|compile] [--label NAME]
   torch_train.py --kernels [--label NAME]
 
@@ -33,6 +33,13 @@ def build(name):
         return nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
                              nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
                              nn.Flatten(), nn.Linear(1600, 128), nn.ReLU(), nn.Linear(128, 10))
+    if name == "cnn-bn":  # models/fashion_cnn.nn
+        return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32),
+                             nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64),
+                             nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(0.3),
+                             nn.Linear(3136, 128), nn.ReLU(), nn.Dropout(0.3),
+                             nn.Linear(128, 10))
     raise SystemExit(f"torch_train.py: unknown model '{name}'")
 
 
