@@ -215,6 +215,72 @@ static void test_bn_threads(void) {
     CHECK_OK(nb_set_threads(threads_before));
 }
 
+/* A batch norm whose only consumer is a relu writes the relu's value
+ * itself (fusion.c); built again with a second, unused consumer it is not
+ * fused.  The two agree bit for bit in training and eval mode: the loss,
+ * the relu's value, the gradients, the running statistics; batch norm's own
+ * value (not written by the fused pass) reads the same through nb_value,
+ * and filling it in updates no statistics. */
+typedef struct bn_relu {
+    nb_graph *g;
+    nb_node x, bn, relu, loss, w, rm, nbt;
+} bn_relu;
+
+static bn_relu bn_relu_net(int fused) {
+    bn_relu m = {.g = nb_graph_new()};
+    const int dims[3] = {BN_C, 16, 16};
+    m.x = nb_input(m.g, "x", 3, dims);
+    m.bn = nb_batch_norm(m.g, m.x, "bn", NULL);
+    m.relu = nb_relu(m.g, m.bn);
+    if (!fused) nb_scale(m.g, m.bn, 2); /* a second consumer, off the loss's path */
+    m.loss = nb_sum(m.g, nb_mul(m.g, m.relu, m.relu));
+    m.w = nb_find(m.g, "bn.weight");
+    m.rm = nb_find(m.g, "bn.running_mean");
+    m.nbt = nb_find(m.g, "bn.num_batches_tracked");
+    CHECK_OK(nb_graph_status(m.g));
+    CHECK_OK(nb_requires_grad(m.g, m.x, 1));
+    return m;
+}
+
+static void test_bn_relu_fusion(void) {
+    size_t n = (size_t)BN_B * BN_C * BN_HW;
+    nb_real *xs = malloc(n * sizeof *xs), *bn_fused = malloc(n * sizeof *xs);
+    if (!xs || !bn_fused) return;
+    nb_rng r;
+    nb_rng_seed(&r, 5);
+    for (size_t k = 0; k < n; k++) xs[k] = (nb_real)(nb_rng_normal(&r) + (double)(k % 3));
+    bn_relu a = bn_relu_net(1), b = bn_relu_net(0);
+    for (int training = 1; training >= 0; training--) {
+        bn_relu *m[2] = {&a, &b};
+        for (int i = 0; i < 2; i++) {
+            nb_graph_set_training(m[i]->g, training);
+            CHECK_OK(nb_set_input(m[i]->g, m[i]->x, xs, BN_B));
+            CHECK_OK(nb_forward(m[i]->g, m[i]->loss));
+            nb_zero_grad(m[i]->g);
+            CHECK_OK(nb_backward(m[i]->g, m[i]->loss));
+        }
+        CHECKF(nb_value(a.g, a.loss)[0] == nb_value(b.g, b.loss)[0], "training %d: loss",
+               training);
+        CHECKF(memcmp(nb_value(a.g, a.relu), nb_value(b.g, b.relu), n * sizeof *xs) == 0,
+               "training %d: the relu's value", training);
+        CHECKF(memcmp(nb_grad(a.g, a.x), nb_grad(b.g, b.x), n * sizeof *xs) == 0,
+               "training %d: the input's gradient", training);
+        CHECKF(memcmp(nb_grads(a.g), nb_grads(b.g), nb_param_count(a.g) * sizeof *xs) == 0,
+               "training %d: the parameters' gradients", training);
+        nb_real rm = nb_value(a.g, a.rm)[1], nbt = nb_value(a.g, a.nbt)[0];
+        memcpy(bn_fused, nb_value(a.g, a.bn), n * sizeof *xs); /* filled in */
+        CHECKF(memcmp(bn_fused, nb_value(b.g, b.bn), n * sizeof *xs) == 0,
+               "training %d: batch norm's own value, filled in", training);
+        CHECKF(nb_value(a.g, a.rm)[1] == rm && nb_value(a.g, a.nbt)[0] == nbt &&
+                   rm == nb_value(b.g, b.rm)[1] && nbt == nb_value(b.g, b.nbt)[0],
+               "training %d: running statistics untouched by the fill", training);
+    }
+    nb_graph_free(a.g);
+    nb_graph_free(b.g);
+    free(xs);
+    free(bn_fused);
+}
+
 static void test_layer_norm(const char *name) {
     net m;
     if (!begin(&m, name)) return;
@@ -426,6 +492,7 @@ int main(void) {
     for (size_t k = 0; k < sizeof bn / sizeof *bn; k++) test_batch_norm(bn[k]);
     for (size_t k = 0; k < sizeof ln / sizeof *ln; k++) test_layer_norm(ln[k]);
     test_bn_threads();
+    test_bn_relu_fusion();
     test_state_dict();
     test_checkpoint();
     CHECKF(rmdir(tmpdir) == 0, "files left in %s", tmpdir);

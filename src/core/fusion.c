@@ -16,7 +16,8 @@
  * A dense layer's relu (NB_OP_FUSES_RELU_VALUE) is applied as the forward
  * product stores each tile of the layer's output, where the bias is added
  * too: one pass over the output instead of three (bias copy, product, relu).
- * The relu's backward runs as it is (from its own output), so only the
+ * Batch norm's relu is applied as it stores its normalised output, the same
+ * way.  The relu's backward runs as it is (from its own output), so only the
  * layer's own value is not written.
  *
  * The results are the unfused ops' bits.  What the fused ops no longer write

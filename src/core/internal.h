@@ -102,8 +102,8 @@ enum nb_op_flag {
                                     consumer in its own passes (nb__epilogue) */
     NB_OP_MAX_POOL = 1u << 6,    /* max pooling: fused after such a relu when
                                     it is the relu's only consumer            */
-    NB_OP_FUSES_RELU_VALUE = 1u << 7 /* linear: applies such a relu in its
-                                    forward only; the relu's backward runs    */
+    NB_OP_FUSES_RELU_VALUE = 1u << 7 /* linear, batch norm: apply such a relu
+                                    in their forward only; its backward runs  */
 };
 
 /* One op = one dispatch-table entry.  forward computes n->val from the inputs;

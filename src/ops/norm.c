@@ -142,6 +142,8 @@ typedef struct bn_job {
     size_t outer, C, inner;
     const nb_real *w, *b; /* the affine parameters, or NULL */
     nb_real *dw, *db;     /* their gradients, or NULL */
+    nb_real *y;           /* forward: the output, the fused relu's when there is one */
+    int relu;             /* forward: max(0, .) applied as it is stored */
     bn_stats stats;
     bn_phase phase;
     int batch_stats; /* the backward of a forward that used the batch's statistics */
@@ -221,15 +223,31 @@ NB_VECTOR_LOOP static void bn_forward_part(void *ctx, int part) {
         for (size_t o = 0; o < j->outer; o++) {
             const size_t base = (o * j->C + c) * j->inner;
             const nb_real *restrict x = j->x->val + base;
-            nb_real *restrict y = j->n->val + base;
-            for (size_t k = 0; k < j->inner; k++) y[k] = (x[k] - mu) * is * scale + shift;
+            nb_real *restrict y = j->y + base;
+            if (j->relu)
+                for (size_t k = 0; k < j->inner; k++)
+                    y[k] = nb__relu((x[k] - mu) * is * scale + shift);
+            else
+                for (size_t k = 0; k < j->inner; k++) y[k] = (x[k] - mu) * is * scale + shift;
         }
     }
 }
 
+/* A relu that is batch norm's only consumer is applied as the output is
+ * stored (NB_OP_FUSES_RELU_VALUE, fusion.c): the relu's value is written,
+ * batch norm's own is left stale, and the relu's backward runs as it is.
+ * The stale value is filled in on demand (g->unfused) from the statistics
+ * the forward kept: nothing is drawn, summed or updated again. */
 static void bn_forward(nb_graph *g, nb_node_t *n) {
     bn_job j = bn_job_of(g, n);
+    nb_node_t *relu = nb__epilogue(g, n);
+    j.y = relu ? relu->val : n->val, j.relu = relu != NULL;
     nb_batch_norm_settings *bs = &n->settings.batch_norm;
+    if (g->unfused) { /* the mode of the forward that left the value stale */
+        j.stats = bs->batch_stats ? BN_GIVEN : BN_RUNNING;
+        bn_run(&j, bn_forward_part);
+        return;
+    }
     bs->batch_stats = g->training;
     const int sync = g->training && g->sync_sum;
     double total = (double)(j.outer * j.inner);
@@ -364,6 +382,7 @@ static const nb_op op_batch_norm = {
     .backward = bn_backward,
     .scratch = bn_scratch,
     .flops = norm_flops,
+    .flags = NB_OP_FUSES_RELU_VALUE,
 };
 
 nb_node nb_batch_norm(nb_graph *g, nb_node x, const char *name, const nb_norm_opts *opts) {
