@@ -7,7 +7,7 @@
  * check of the leaves or as a result that depends on the garbage.
  *
  * The graphs mix ops that overwrite (relu, tanh, linear, add, scale, conv,
- * pools, flatten, concat) with ops that only add (softmax, sum, batch norm),
+ * pools, flatten, concat, batch norm) with ops that only add (softmax, sum),
  * in both orders, a node used twice by one op, a broadcast operand, and a
  * branch off the loss's path whose gradient must read zero.
  * nb_backward_zeroed clears the parameter gradients lazily as well. */
@@ -150,7 +150,8 @@ static void test_dense_graph(void) {
 }
 
 /* Convolution and pooling: the image feeds a convolution and a pool, the
- * pooled map feeds a convolution and batch norm (which only adds). */
+ * pooled map feeds a convolution, batch norm and a tanh (the tanh, last,
+ * overwrites its gradient; batch norm and the convolution add). */
 static void test_conv_graph(void) {
     nb_graph *g = nb_graph_new();
     int img[3] = {2, 7, 7}; /* odd: max pool's 2x2 windows leave a row and a column */
@@ -163,6 +164,7 @@ static void test_conv_graph(void) {
     nb_node j = nb_concat(g, 2, (nb_node[]){mp, ap}, 1);
     nb_node c2 = nb_conv2d_layer(g, j, 4, 2, 2, NULL, "c2");
     nb_node bn = nb_batch_norm(g, j, "bn", NULL);
+    nb_node late = nb_tanh(g, j); /* after batch norm: its backward first, then bn adds */
     nb_node w3 = nb_param(g, "w3", 4, (int[]){4, 5, 2, 2}, (nb_init){0});
     nb_node b3 = nb_param(g, "b3", 1, (int[]){4}, (nb_init){.kind = NB_INIT_UNIFORM, .b = 1});
     /* a weight and a bias that are ops, not parameters */
@@ -173,6 +175,7 @@ static void test_conv_graph(void) {
                          NULL);
     nb_node loss = nb_add(g, nb_sum(g, nb_mul(g, y, weights(g, "w", 1, (int[]){2}, 0.3))),
                           nb_sum(g, nb_mul(g, gp, weights(g, "v", 1, (int[]){4}, 1.1))));
+    loss = nb_add(g, loss, nb_sum(g, late));
     REQUIRE_OK(nb_graph_status(g));
     nb_rng rng;
     nb_rng_seed(&rng, 5);

@@ -147,6 +147,7 @@ typedef struct bn_job {
     bn_stats stats;
     bn_phase phase;
     int batch_stats; /* the backward of a forward that used the batch's statistics */
+    int assign;      /* backward: overwrite the input's gradient (nb__grad_assign) */
     double *s1, *s2; /* the backward's sums per channel, between its phases */
     int parts;
 } bn_job;
@@ -327,8 +328,12 @@ NB_LOOP_BODY void channel_input_grad(const bn_job *j, size_t c, nb_real mean_g,
         const size_t base = (o * j->C + c) * j->inner;
         const nb_real *restrict g = j->n->grad + base, *restrict x = j->x->val + base;
         nb_real *restrict dx = j->x->grad + base;
-        for (size_t k = 0; k < j->inner; k++)
-            dx[k] += (g[k] - mean_g - (x[k] - mu) * is * mean_gx) * scale;
+        if (j->assign)
+            for (size_t k = 0; k < j->inner; k++)
+                dx[k] = (g[k] - mean_g - (x[k] - mu) * is * mean_gx) * scale;
+        else
+            for (size_t k = 0; k < j->inner; k++)
+                dx[k] += (g[k] - mean_g - (x[k] - mu) * is * mean_gx) * scale;
     }
 }
 
@@ -353,6 +358,10 @@ NB_VECTOR_LOOP static void bn_backward_part(void *ctx, int part) {
 static void bn_backward(nb_graph *g, nb_node_t *n) {
     bn_job j = bn_job_of(g, n);
     j.batch_stats = n->settings.batch_norm.batch_stats;
+    /* the input's gradient is written whole (no pass of zeros first); the
+     * affine parameters' are added into */
+    j.assign = nb__grad_assign(n, 0);
+    for (int k = 1; k < n->nin; k++) nb__grad_add_only(g, n, k);
     if (!(j.batch_stats && g->sync_sum)) {
         j.phase = BN_SUMS_INPUT;
         bn_run(&j, bn_backward_part);
@@ -382,7 +391,7 @@ static const nb_op op_batch_norm = {
     .backward = bn_backward,
     .scratch = bn_scratch,
     .flops = norm_flops,
-    .flags = NB_OP_FUSES_RELU_VALUE,
+    .flags = NB_OP_FUSES_RELU_VALUE | NB_OP_ASSIGNS_GRAD,
 };
 
 nb_node nb_batch_norm(nb_graph *g, nb_node x, const char *name, const nb_norm_opts *opts) {
