@@ -296,26 +296,42 @@ static void bn_sync_grad_sums(nb_graph *g, const nb_node_t *n, size_t C, size_t 
  * sum g x-hat (added to the affine parameters' gradients too), then the
  * input gradient from their means over the batch (zero when the running
  * statistics were used). */
-/* The sum over channel c of g, or of g x-hat when times_xhat (two passes:
- * one running sum each vectorises, two together did not). */
-NB_LOOP_BODY double grad_sum(const bn_job *j, size_t c, const int times_xhat) {
+/* Adds the sums over samples [o0, o1) of channel c of g, or of g x-hat when
+ * times_xhat, to part[8] and *rest (one running sum each vectorises; two
+ * together did not). */
+NB_LOOP_BODY void grad_sum(const bn_job *j, size_t c, size_t o0, size_t o1, const int times_xhat,
+                           double part[8], double *rest) {
     const double mu = (double)j->n->scratch[c], is = (double)j->n->scratch[j->C + c];
     const size_t inner = j->inner, step = j->C * inner;
-    const nb_real *g = j->n->grad + c * inner, *x = j->x->val + c * inner;
-    double part[8] = {0}, rest = 0;
-    for (size_t o = 0; o < j->outer; o++, g += step, x += step) {
+    const nb_real *g = j->n->grad + (o0 * j->C + c) * inner, *x = j->x->val + (o0 * j->C + c) * inner;
+    double p[8], r = *rest;
+    for (int q = 0; q < 8; q++) p[q] = part[q];
+    for (size_t o = o0; o < o1; o++, g += step, x += step) {
         size_t k = 0;
         for (; k + 8 <= inner; k += 8)
             for (int q = 0; q < 8; q++)
-                part[q] += (double)g[k + q] * (times_xhat ? ((double)x[k + q] - mu) * is : 1.0);
-        for (; k < inner; k++)
-            rest += (double)g[k] * (times_xhat ? ((double)x[k] - mu) * is : 1.0);
+                p[q] += (double)g[k + q] * (times_xhat ? ((double)x[k + q] - mu) * is : 1.0);
+        for (; k < inner; k++) r += (double)g[k] * (times_xhat ? ((double)x[k] - mu) * is : 1.0);
     }
-    return rest + sum8(part);
+    for (int q = 0; q < 8; q++) part[q] = p[q];
+    *rest = r;
 }
 
+/* The two sums a block of samples at a time, the second pass over a block
+ * finding it in cache; each sum is added up in the same order as in one
+ * pass over all samples. */
+enum { BN_BLOCK_BYTES = 256 << 10 };
+
 NB_LOOP_BODY void channel_grad_sums(const bn_job *j, size_t c, double *s1, double *s2) {
-    *s1 = grad_sum(j, c, 0), *s2 = grad_sum(j, c, 1);
+    double pg[8] = {0}, pgx[8] = {0}, rg = 0, rgx = 0;
+    size_t block = BN_BLOCK_BYTES / (2 * sizeof(nb_real) * (j->inner ? j->inner : 1));
+    if (block < 1) block = 1;
+    for (size_t o0 = 0; o0 < j->outer; o0 += block) {
+        size_t o1 = j->outer - o0 < block ? j->outer : o0 + block;
+        grad_sum(j, c, o0, o1, 0, pg, &rg);
+        grad_sum(j, c, o0, o1, 1, pgx, &rgx);
+    }
+    *s1 = rg + sum8(pg), *s2 = rgx + sum8(pgx);
     if (j->db) j->db[c] += (nb_real)*s1;
     if (j->dw) j->dw[c] += (nb_real)*s2;
 }
