@@ -523,9 +523,10 @@ static int unknown_model(const char *list, char *bad, size_t size) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: nabla-bench [--model mlp|mlp-wide|cnn|cnn-bn|gru|transformer|all|none|A,B,...] "
-                    "[--threads N] [--batches N]\n"
-                    "                   [--latency-runs N] [--save-weights DIR] [--no-sgemm]\n"
+    fprintf(stderr, "usage: nabla-bench [--model mlp|mlp-wide|cnn|cnn-bn|gru|transformer|all|none|"
+                    "A,B,...]\n"
+                    "                   [--threads N] [--batches N] [--latency-runs N]\n"
+                    "                   [--save-weights DIR] [--no-sgemm]\n"
                     "                   [--precision fp32|bf16] [--op-times]\n"
                     "       nabla-bench --print-model mlp|mlp-wide|cnn|cnn-bn|gru|transformer\n");
 }

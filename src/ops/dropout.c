@@ -97,7 +97,8 @@ static void dropout_forward(nb_graph *g, nb_node_t *n) {
     if (j.draw) {
         j.key = nb_rng_u64(&g->rng);
         /* a batched node's elements are counted from the process's first sample */
-        j.first = n->batched && n->dims[0] > 0 ? (uint64_t)g->sample_offset * (len / (size_t)n->dims[0]) : 0;
+        if (n->batched && n->dims[0] > 0)
+            j.first = (uint64_t)g->sample_offset * (len / (size_t)n->dims[0]);
         ds->mask_plan = g->plan_id;
         ds->has_mask = 1;
     }

@@ -292,10 +292,6 @@ static void bn_sync_grad_sums(nb_graph *g, const nb_node_t *n, size_t C, size_t 
     }
 }
 
-/* Batch norm's backward, channel by channel: the channel's sums sum g and
- * sum g x-hat (added to the affine parameters' gradients too), then the
- * input gradient from their means over the batch (zero when the running
- * statistics were used). */
 /* Adds the sums over samples [o0, o1) of channel c of g, or of g x-hat when
  * times_xhat, to part[8] and *rest (one running sum each vectorises; two
  * together did not). */
@@ -303,7 +299,8 @@ NB_LOOP_BODY void grad_sum(const bn_job *j, size_t c, size_t o0, size_t o1, cons
                            double part[8], double *rest) {
     const double mu = (double)j->n->scratch[c], is = (double)j->n->scratch[j->C + c];
     const size_t inner = j->inner, step = j->C * inner;
-    const nb_real *g = j->n->grad + (o0 * j->C + c) * inner, *x = j->x->val + (o0 * j->C + c) * inner;
+    const size_t first = (o0 * j->C + c) * inner;
+    const nb_real *g = j->n->grad + first, *x = j->x->val + first;
     double p[8], r = *rest;
     for (int q = 0; q < 8; q++) p[q] = part[q];
     for (size_t o = o0; o < o1; o++, g += step, x += step) {
@@ -353,6 +350,11 @@ NB_LOOP_BODY void channel_input_grad(const bn_job *j, size_t c, nb_real mean_g,
     }
 }
 
+/* Batch norm's backward, channel by channel: the channel's sums sum g and
+ * sum g x-hat (added to the affine parameters' gradients too), then the
+ * input gradient from their means over the batch (zero when the running
+ * statistics were used); or, with statistics over several processes, one
+ * of the two (phase). */
 NB_VECTOR_LOOP static void bn_backward_part(void *ctx, int part) {
     const bn_job *j = ctx;
     const double count = (double)(j->outer * j->inner);
