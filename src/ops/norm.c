@@ -79,50 +79,6 @@ static size_t bn_scratch(const nb_graph *g, const nb_node_t *n) {
     return 2 * (size_t)g->nodes[n->in[0]].dims[1];
 }
 
-/* Training statistics over several processes (nb_dist_sync_batch_norm):
- * each adds its per-channel sum and sum of squares and its value count, so
- * every process normalises with the mean and variance of the global batch
- * (in one pass, in double).  Fills mean, invstd and the running statistics;
- * *total receives the global count.  0 when the sum failed. */
-static int bn_sync_stats(nb_graph *g, nb_node_t *n, const nb_node_t *x, double *total) {
-    size_t outer, C, inner;
-    bn_layout(x, &outer, &C, &inner);
-    double *v = nb__sync_buffer(g, 2 * C + 1);
-    if (!v) {
-        nb__run_fail(g, NB_ERR_NOMEM, "batch_norm '%s': out of memory", n->name);
-        return 0;
-    }
-    for (size_t c = 0; c < C; c++) {
-        double sum = 0, sq = 0;
-        for (size_t o = 0; o < outer; o++) {
-            const nb_real *xc = x->val + (o * C + c) * inner;
-            for (size_t k = 0; k < inner; k++) {
-                sum += (double)xc[k];
-                sq += (double)xc[k] * (double)xc[k];
-            }
-        }
-        v[c] = sum;
-        v[C + c] = sq;
-    }
-    v[2 * C] = (double)(outer * inner);
-    if (g->sync_sum(g->sync_ctx, v, 2 * C + 1) != NB_OK) {
-        nb__run_fail(g, NB_ERR_IO, "batch_norm '%s': synchronised statistics: %s", n->name,
-                     nb_last_error());
-        return 0;
-    }
-    const nb_batch_norm_settings *bs = &n->settings.batch_norm;
-    nb_real *rmean = g->nodes[bs->running_mean].val, *rvar = g->nodes[bs->running_var].val;
-    const double m = bs->momentum, M = *total = v[2 * C];
-    for (size_t c = 0; c < C && M >= 2; c++) {
-        double mu = v[c] / M, var = fmax(v[C + c] / M - mu * mu, 0);
-        n->scratch[c] = (nb_real)mu;
-        n->scratch[C + c] = (nb_real)(1.0 / sqrt(var + bs->eps));
-        rmean[c] = (nb_real)((1 - m) * (double)rmean[c] + m * mu);
-        rvar[c] = (nb_real)((1 - m) * (double)rvar[c] + m * var * M / (M - 1));
-    }
-    return 1;
-}
-
 /* The per-channel loops run in parallel over ranges of channels.  Each
  * channel is computed by one thread, in one order, so the bits do not depend
  * on the thread count.  Sums run in double with eight partial sums (one
@@ -234,6 +190,53 @@ NB_VECTOR_LOOP static void bn_forward_part(void *ctx, int part) {
     }
 }
 
+/* Each process's per-channel sum and sum of squares (channel_sum, in
+ * parallel) into j->s1: [sum, sum of squares] per channel. */
+NB_VECTOR_LOOP static void bn_sums_part(void *ctx, int part) {
+    const bn_job *j = ctx;
+    size_t c0, c1;
+    nb__part_range(j->C, part, j->parts, 1, &c0, &c1);
+    for (size_t c = c0; c < c1; c++) {
+        j->s1[c] = channel_sum(j, c, 0, 0);
+        j->s1[j->C + c] = channel_sum(j, c, 0, 1);
+    }
+}
+
+/* Training statistics over several processes (nb_dist_sync_batch_norm):
+ * each adds its per-channel sum and sum of squares and its value count, so
+ * every process normalises with the mean and variance of the global batch
+ * (from those sums, in double).  Fills mean, invstd and the running statistics;
+ * *total receives the global count.  0 when the sum failed. */
+static int bn_sync_stats(bn_job *j, double *total) {
+    nb_graph *g = j->g;
+    nb_node_t *n = j->n;
+    const size_t C = j->C;
+    double *v = nb__sync_buffer(g, 2 * C + 1);
+    if (!v) {
+        nb__run_fail(g, NB_ERR_NOMEM, "batch_norm '%s': out of memory", n->name);
+        return 0;
+    }
+    j->s1 = v;
+    bn_run(j, bn_sums_part);
+    v[2 * C] = (double)(j->outer * j->inner);
+    if (g->sync_sum(g->sync_ctx, v, 2 * C + 1) != NB_OK) {
+        nb__run_fail(g, NB_ERR_IO, "batch_norm '%s': synchronised statistics: %s", n->name,
+                     nb_last_error());
+        return 0;
+    }
+    const nb_batch_norm_settings *bs = &n->settings.batch_norm;
+    nb_real *rmean = g->nodes[bs->running_mean].val, *rvar = g->nodes[bs->running_var].val;
+    const double m = bs->momentum, M = *total = v[2 * C];
+    for (size_t c = 0; c < C && M >= 2; c++) {
+        double mu = v[c] / M, var = fmax(v[C + c] / M - mu * mu, 0);
+        n->scratch[c] = (nb_real)mu;
+        n->scratch[C + c] = (nb_real)(1.0 / sqrt(var + bs->eps));
+        rmean[c] = (nb_real)((1 - m) * (double)rmean[c] + m * mu);
+        rvar[c] = (nb_real)((1 - m) * (double)rvar[c] + m * var * M / (M - 1));
+    }
+    return 1;
+}
+
 /* A relu that is batch norm's only consumer is applied as the output is
  * stored (NB_OP_FUSES_RELU_VALUE, fusion.c): the relu's value is written,
  * batch norm's own is left stale, and the relu's backward runs as it is.
@@ -252,7 +255,7 @@ static void bn_forward(nb_graph *g, nb_node_t *n) {
     bs->batch_stats = g->training;
     const int sync = g->training && g->sync_sum;
     double total = (double)(j.outer * j.inner);
-    if (sync && !bn_sync_stats(g, n, j.x, &total)) return;
+    if (sync && !bn_sync_stats(&j, &total)) return;
     if (g->training && total < 2) {
         char s[128];
         nb__run_fail(g, NB_ERR_ARG, "batch_norm '%s': input %s has 1 value per channel; "
