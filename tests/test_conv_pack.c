@@ -83,6 +83,9 @@ static void test_im2col_block(void) {
         geom(2, 9, 16, 2, 1, 2, 1, 0, 0, 1, 1),   /* stride on rows, no padding */
         geom(2, 12, 12, 2, 2, 1, 1, 0, 0, 2, 2),  /* dilation, no padding */
         geom(2, 12, 30, 2, 3, 2, 1, 0, 0, 1, 10), /* a block reads far apart */
+        geom(1, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1),  /* fashion_cnn's first layer (padding) */
+        geom(32, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1), /* and its second */
+        geom(2, 10, 10, 3, 3, 1, 1, 2, 2, 2, 2),  /* padding with dilation */
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         const nb_conv_geom *g = &cases[c];
