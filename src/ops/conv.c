@@ -187,7 +187,6 @@ typedef struct image_source {
     const nb_real *x;
 } image_source;
 
-
 #ifdef NB_AVX512_GEMM
 /* The image to pack from: with padding and stride 1 along columns, a copy
  * with the padding written out (into buf, the lane's column-matrix room,
@@ -292,16 +291,15 @@ static void forward_sample(const conv_job *j, int b, int grp, nb_real *col, nb_r
     const size_t plane0 = (size_t)b * s->Co + (size_t)grp * s->Cog; /* the first output plane */
     nb_real *y = j->pool ? ybuf : (j->relu ? j->relu : j->n)->val + plane0 * P;
 #ifdef NB_AVX512_GEMM
-    int split = packs_from_image(j->g, s) && j->pool ? channel_parts(s) : 1;
-    if (packs_from_image(j->g, s) && split > 1) {
-        image_source src = image_of(s, xs, col);
-        channel_part c = {.j = j, .src = &src, .w = wg, .bias = bias, .y = y,
-                          .plane0 = plane0, .parts = split};
-        nb__parallel(split, channels_forward, &c);
-        return;
-    }
     if (packs_from_image(j->g, s)) {
         image_source src = image_of(s, xs, col);
+        int split = j->pool ? channel_parts(s) : 1;
+        if (split > 1) { /* each part pools its own channels */
+            channel_part c = {.j = j, .src = &src, .w = wg, .bias = bias, .y = y,
+                              .plane0 = plane0, .parts = split};
+            nb__parallel(split, channels_forward, &c);
+            return;
+        }
         nb__sgemm_avx512_pack_b(s->Cog, s->P, s->K, wg, s->K, pack_image, &src, bias,
                                 j->relu != NULL, y, s->P);
     } else

@@ -104,7 +104,9 @@ typedef struct bn_job {
     bn_phase phase;
     int batch_stats; /* the backward of a forward that used the batch's statistics */
     int assign;      /* backward: overwrite the input's gradient (nb__grad_assign) */
-    double *s1, *s2; /* the backward's sums per channel, between its phases */
+    double *s1, *s2; /* per channel, for the sums over processes: the backward's
+                        sums between its phases; the forward's sum and sum of
+                        squares (s1[c], s1[C + c]) */
     int parts;
 } bn_job;
 

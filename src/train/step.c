@@ -85,11 +85,9 @@ static nb_status poison_sum(nb_dist *d, nb_real *grads, size_t n, nb_status fail
 static nb_status agree_on_forward(nb_graph *g, nb_status s) {
     if (!g->sync_sum || !g->training) return s;
     double failed[2] = {s != NB_OK && s != NB_ERR_NUMERIC, s == NB_ERR_NUMERIC};
-    char why[512];
-    snprintf(why, sizeof why, "%s", nb_last_error());
     if (g->sync_sum(g->sync_ctx, failed, 2) != NB_OK)
         return nb_err_prefix(NB_ERR_IO, "nb_train_step: agreeing on the forward");
-    if (s != NB_OK) return nb_err(s, "%s", why);
+    if (s != NB_OK) return s; /* its message stands: the sum sets none when it succeeds */
     if (failed[0] > 0 || failed[1] > 0)
         return nb_err(NB_ERR_STATE, "nb_train_step: %s in another process at this step (it "
                       "reports why)", failed[0] > 0 ? "the forward failed" : "the loss is not "
