@@ -26,21 +26,51 @@
  * the pool's backward), so every node still reads as it would unfused. */
 #include "internal.h"
 
-/* Node i's only consumer, if it has that op flag and i as its one input. */
-static nb_node_t *only_consumer(nb_graph *g, int i, unsigned flag) {
+/* Node i's only consumer, if it has that op flag and i as its first input
+ * (its one input, unless any_nin: then the others are its parameters). */
+static nb_node_t *only_consumer_of(nb_graph *g, int i, unsigned flag, int any_nin) {
     if (g->nodes[i].consumers != 1) return NULL;
     for (int j = i + 1; j < g->n_nodes; j++) {
         nb_node_t *c = &g->nodes[j];
         if (c->nin < 1 || c->in[0] != i) continue;
-        return c->op && (c->op->flags & flag) && c->nin == 1 ? c : NULL;
+        return c->op && (c->op->flags & flag) && (any_nin || c->nin == 1) ? c : NULL;
     }
     return NULL;
 }
 
+static nb_node_t *only_consumer(nb_graph *g, int i, unsigned flag) {
+    return only_consumer_of(g, i, flag, 0);
+}
+
 static int index_of(const nb_graph *g, const nb_node_t *n) { return (int)(n - g->nodes); }
 
+/* A convolution's fold: the batch norm that is its only consumer, the relu
+ * after it and the max pool after that (each the only consumer of the one
+ * before). */
+static void plan_fold(nb_graph *g, int i) {
+    nb_node_t *n = &g->nodes[i];
+    nb_node_t *bn = only_consumer_of(g, i, NB_OP_EVAL_AFFINE, 1);
+    if (!bn) return;
+    n->fold_bn = index_of(g, bn) + 1;
+    bn->folded_into = i + 1;
+    nb_node_t *relu = only_consumer(g, index_of(g, bn), NB_OP_RELU);
+    if (!relu) return;
+    n->fold_relu = index_of(g, relu) + 1;
+    relu->folded_into = i + 1;
+    nb_node_t *pool = only_consumer(g, index_of(g, relu), NB_OP_MAX_POOL);
+    if (!pool) return;
+    n->fold_pool = index_of(g, pool) + 1;
+    pool->folded_into = i + 1;
+}
+
 void nb__plan_fusion(nb_graph *g) {
-    for (int i = 0; i < g->n_nodes; i++) g->nodes[i].epilogue = g->nodes[i].fused_into = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        nb_node_t *n = &g->nodes[i];
+        n->epilogue = n->fused_into = 0;
+        n->fold_bn = n->fold_relu = n->fold_pool = n->folded_into = 0;
+    }
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op && (g->nodes[i].op->flags & NB_OP_FUSES_RELU)) plan_fold(g, i);
     for (int i = 0; i < g->n_nodes; i++) {
         nb_node_t *n = &g->nodes[i];
         if (!n->op || !(n->op->flags & (NB_OP_FUSES_RELU | NB_OP_FUSES_RELU_VALUE))) continue;
@@ -60,8 +90,25 @@ void nb__plan_fusion(nb_graph *g) {
  * (and, for a dense layer, its kernel can): its own value is then not
  * written, nor the relu's when a pool follows.  Nodes the pass does not
  * compute keep their marks (and values) from before. */
+static int needed(const nb_graph *g, int plus1) {
+    return plus1 && (g->mark[plus1 - 1] & MARK_NEEDED);
+}
+
+/* An eval-mode pass folds each planned chain as far as the pass needs it:
+ * the convolution writes the last node's value, the others' are stale. */
+static void begin_folds(nb_graph *g) {
+    for (int i = 0; i < g->n_nodes && !g->training; i++) {
+        const nb_node_t *n = &g->nodes[i];
+        if (!needed(g, i + 1) || !needed(g, n->fold_bn)) continue;
+        g->mark[i] |= MARK_FOLDED | MARK_VAL_STALE;
+        g->mark[n->fold_bn - 1] |= MARK_VAL_STALE;
+        if (needed(g, n->fold_relu) && needed(g, n->fold_pool))
+            g->mark[n->fold_relu - 1] |= MARK_VAL_STALE;
+    }
+}
+
 void nb__fusion_begin_forward(nb_graph *g) {
-    const unsigned char fusion = MARK_FUSED | MARK_VAL_STALE;
+    const unsigned char fusion = MARK_FUSED | MARK_VAL_STALE | MARK_FOLDED;
     for (int i = 0; i < g->n_nodes; i++)
         if (g->mark[i] & MARK_NEEDED) g->mark[i] &= (unsigned char)~fusion;
     for (int i = 0; i < g->n_nodes; i++) {
@@ -73,8 +120,30 @@ void nb__fusion_begin_forward(nb_graph *g) {
         if (!(g->mark[i] & MARK_NEEDED) || !(g->mark[r] & MARK_NEEDED) ||
             (p >= 0 && !(g->mark[p] & MARK_NEEDED)))
             continue;
-        g->mark[i] |= fusion;
+        g->mark[i] |= MARK_FUSED | MARK_VAL_STALE;
         if (p >= 0) g->mark[r] |= MARK_VAL_STALE;
+    }
+    begin_folds(g);
+}
+
+nb_node_t *nb__fold(nb_graph *g, const nb_node_t *n, nb_node_t **relu, nb_node_t **pool) {
+    int i = index_of(g, n);
+    *relu = *pool = NULL;
+    if (g->unfused || !(g->mark[i] & MARK_FOLDED)) return NULL;
+    if (needed(g, n->fold_relu)) *relu = &g->nodes[n->fold_relu - 1];
+    if (*relu && needed(g, n->fold_pool)) *pool = &g->nodes[n->fold_pool - 1];
+    return &g->nodes[n->fold_bn - 1];
+}
+
+/* Backward runs every op of a chain folded in the last forward as it is:
+ * their values first. */
+void nb__unfold(nb_graph *g) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (!(g->mark[i] & MARK_FOLDED)) continue;
+        const nb_node_t *n = &g->nodes[i];
+        nb__fill_value(g, n->fold_bn - 1);
+        if (n->fold_relu) nb__fill_value(g, n->fold_relu - 1);
+        g->mark[i] &= (unsigned char)~MARK_FOLDED;
     }
 }
 
@@ -89,6 +158,7 @@ nb_node_t *nb__epilogue_pool(nb_graph *g, const nb_node_t *relu) {
 }
 
 int nb__fused_away(const nb_graph *g, const nb_node_t *n, int backward) {
+    if (n->folded_into && (g->mark[n->folded_into - 1] & MARK_FOLDED)) return 1;
     if (!n->fused_into || !(g->mark[n->fused_into - 1] & MARK_FUSED)) return 0;
     return !backward || (g->nodes[n->fused_into - 1].op->flags & NB_OP_FUSES_RELU);
 }

@@ -769,6 +769,7 @@ static void settle(nb_graph *g, int i) {
  * now.  Parameter gradients accumulate (as in PyTorch), unless zero_params:
  * then they are cleared lazily too. */
 static void run_backward(nb_graph *g, nb_node loss, int zero_params) {
+    nb__unfold(g);
     mark_ancestors(g, loss);
     for (int i = 0; i < g->n_nodes; i++) /* the gradients this pass writes */
         if (g->mark[i] & MARK_NEEDED) g->mark[i] &= (unsigned char)~MARK_GRAD_STALE;

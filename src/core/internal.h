@@ -102,8 +102,11 @@ enum nb_op_flag {
                                     consumer in its own passes (nb__epilogue) */
     NB_OP_MAX_POOL = 1u << 6,    /* max pooling: fused after such a relu when
                                     it is the relu's only consumer            */
-    NB_OP_FUSES_RELU_VALUE = 1u << 7 /* linear, batch norm: apply such a relu
+    NB_OP_FUSES_RELU_VALUE = 1u << 7, /* linear, batch norm: apply such a relu
                                     in their forward only; its backward runs  */
+    NB_OP_EVAL_AFFINE = 1u << 8  /* batch norm: an affine map per channel in
+                                    eval mode, which a convolution whose only
+                                    consumer it is applies (a fold) */
 };
 
 /* One op = one dispatch-table entry.  forward computes n->val from the inputs;
@@ -178,6 +181,11 @@ struct nb_node_t {
      * after it);
      * fused_into: for the relu and the pool, the op that computes them */
     int epilogue, fused_into;
+    /* the eval-mode fold (fusion.c), indices plus 1: on a convolution, the
+     * batch norm that is its only consumer, that batch norm's relu and the
+     * max pool after the relu (0: none); on those three, folded_into: the
+     * convolution */
+    int fold_bn, fold_relu, fold_pool, folded_into;
     int consumers; /* input slots of other nodes that read this one */
 };
 
@@ -253,7 +261,8 @@ enum {
     MARK_GRAD_UNSET = 4,
     MARK_FUSED = 8,
     MARK_VAL_STALE = 16,
-    MARK_GRAD_STALE = 32
+    MARK_GRAD_STALE = 32,
+    MARK_FOLDED = 64 /* a convolution applied its fold in the last forward */
 };
 
 /* ---- fusion (fusion.c): a convolution whose only consumer is a relu
@@ -279,6 +288,15 @@ nb_node_t *nb__epilogue_pool(nb_graph *g, const nb_node_t *relu);
  * and backward too when the producer also fuses the backward
  * (NB_OP_FUSES_RELU, not NB_OP_FUSES_RELU_VALUE). */
 int nb__fused_away(const nb_graph *g, const nb_node_t *n, int backward);
+/* The eval-mode fold: a convolution whose only consumer is a batch norm
+ * (NB_OP_EVAL_AFFINE), in eval mode an affine map per channel, applies it,
+ * the relu after it and the max pool after the relu to each sample in cache,
+ * and writes the last one's value.  nb__fold: the batch norm convolution n
+ * applies in this pass, or NULL, with the relu and pool it applies too (or
+ * NULL).  Backward runs the folded ops as they are: nb__unfold fills in
+ * their values first. */
+nb_node_t *nb__fold(nb_graph *g, const nb_node_t *n, nb_node_t **relu, nb_node_t **pool);
+void nb__unfold(nb_graph *g);
 /* Write node i's value / gradient if the last pass left it stale. */
 void nb__fill_value(nb_graph *g, int i);
 void nb__fill_grad(nb_graph *g, int i);
@@ -290,6 +308,14 @@ void nb__fill_all(nb_graph *g);
  * (its own stays reserved, so the layout does not depend on it); the op then
  * has nothing to copy. */
 void nb__plan_views(nb_graph *g);
+
+/* Batch norm folded into a convolution (norm.c): the running statistics
+ * into scratch (once per forward); then planes [p0, p0 + count) of its
+ * input at y, ld apart, normalised in place (and the relu applied), with the
+ * op's own loop (the same bits). */
+void nb__batch_norm_fold_begin(nb_graph *g, nb_node_t *n);
+void nb__batch_norm_planes(nb_graph *g, nb_node_t *n, size_t p0, size_t count, nb_real *y,
+                           size_t ld, int relu);
 
 /* Max pooling fused after a relu (pool.c): planes [p0, p0 + count) of pool
  * n from their inputs at x, ld apart (writes the pool's value and argmax);

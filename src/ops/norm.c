@@ -171,25 +171,54 @@ NB_LOOP_BODY void channel_stats(const bn_job *j, size_t c) {
     rvar[c] = (nb_real)((1 - m) * (double)rvar[c] + m * var * count / (count - 1));
 }
 
+/* y = x normalised by channel c's statistics in scratch, through the affine
+ * map (and the relu): one run of n values (y may be x).  The one loop both
+ * the op and a convolution's fold (nb__batch_norm_planes) run, so that the
+ * two give the same bits. */
+NB_LOOP_BODY void normalise_run(const bn_job *j, size_t c, const nb_real *x, nb_real *y,
+                                size_t n, const int relu) {
+    const nb_real mu = j->n->scratch[c], is = j->n->scratch[j->C + c];
+    const nb_real scale = j->w ? j->w[c] : R(1), shift = j->b ? j->b[c] : R(0);
+    if (relu)
+        for (size_t k = 0; k < n; k++) y[k] = nb__relu((x[k] - mu) * is * scale + shift);
+    else
+        for (size_t k = 0; k < n; k++) y[k] = (x[k] - mu) * is * scale + shift;
+}
+
 NB_VECTOR_LOOP static void bn_forward_part(void *ctx, int part) {
     const bn_job *j = ctx;
     size_t c0, c1;
     nb__part_range(j->C, part, j->parts, 1, &c0, &c1);
     for (size_t c = c0; c < c1; c++) {
         if (j->stats != BN_GIVEN) channel_stats(j, c);
-        const nb_real mu = j->n->scratch[c], is = j->n->scratch[j->C + c];
-        const nb_real scale = j->w ? j->w[c] : R(1), shift = j->b ? j->b[c] : R(0);
         for (size_t o = 0; o < j->outer; o++) {
             const size_t base = (o * j->C + c) * j->inner;
-            const nb_real *restrict x = j->x->val + base;
-            nb_real *restrict y = j->y + base;
-            if (j->relu)
-                for (size_t k = 0; k < j->inner; k++)
-                    y[k] = nb__relu((x[k] - mu) * is * scale + shift);
-            else
-                for (size_t k = 0; k < j->inner; k++) y[k] = (x[k] - mu) * is * scale + shift;
+            normalise_run(j, c, j->x->val + base, j->y + base, j->inner, j->relu);
         }
     }
+}
+
+/* The fold (fusion.c): eval mode's statistics (the running ones) into
+ * scratch, once per forward, before the convolution applies the op to its
+ * samples with nb__batch_norm_planes. */
+void nb__batch_norm_fold_begin(nb_graph *g, nb_node_t *n) {
+    bn_job j = bn_job_of(g, n);
+    j.stats = BN_RUNNING;
+    n->settings.batch_norm.batch_stats = 0;
+    for (size_t c = 0; c < j.C; c++) channel_stats(&j, c);
+}
+
+NB_VECTOR_LOOP static void normalise_planes(const bn_job *j, size_t p0, size_t count,
+                                            nb_real *y, size_t ld, int relu) {
+    for (size_t q = 0; q < count; q++)
+        normalise_run(j, (p0 + q) % j->C, y + q * ld, y + q * ld, j->inner, relu);
+}
+
+/* (A static clone set: an exported one would export its resolver.) */
+void nb__batch_norm_planes(nb_graph *g, nb_node_t *n, size_t p0, size_t count, nb_real *y,
+                           size_t ld, int relu) {
+    const bn_job j = bn_job_of(g, n);
+    normalise_planes(&j, p0, count, y, ld, relu);
 }
 
 /* Each process's per-channel sum and sum of squares (channel_sum, in
@@ -414,7 +443,7 @@ static const nb_op op_batch_norm = {
     .backward = bn_backward,
     .scratch = bn_scratch,
     .flops = norm_flops,
-    .flags = NB_OP_FUSES_RELU_VALUE | NB_OP_ASSIGNS_GRAD,
+    .flags = NB_OP_FUSES_RELU_VALUE | NB_OP_ASSIGNS_GRAD | NB_OP_EVAL_AFFINE,
 };
 
 nb_node nb_batch_norm(nb_graph *g, nb_node x, const char *name, const nb_norm_opts *opts) {
