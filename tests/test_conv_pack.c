@@ -179,6 +179,56 @@ static void test_pack_b_product(void) {
                            Ms[a], Ns[b], Ks[c], threads);
     }
 }
+
+/* The product read from the image (nb__sgemm_avx512_direct) against the
+ * packing entry on the stored column matrix, bit for bit, over channels
+ * [m0, M) (m0 0 or 32): channels that fill no whole panel, rows wider than a
+ * tile, one to three K blocks, row stride and dilation, bias and relu. */
+static int same_direct(int M, int C, int H, int W, int sh, int dil, int with_bias, int relu,
+                       int m0) {
+    nb_conv_geom g = geom(C, H, W, 3, 3, sh, 1, 0, 0, dil, dil);
+    const int K = C * 9, P = g.Ho * g.Wo;
+    float *x = malloc((size_t)C * H * W * sizeof *x), *w = malloc((size_t)M * K * sizeof *w);
+    float *col = malloc((size_t)K * P * sizeof *col), *bias = malloc((size_t)M * sizeof *bias);
+    float *y1 = malloc((size_t)M * P * sizeof *y1), *y2 = malloc((size_t)M * P * sizeof *y2);
+    int *off = malloc((size_t)K * sizeof *off);
+    for (size_t k = 0; k < (size_t)C * H * W; k++) x[k] = uniform();
+    for (size_t k = 0; k < (size_t)M * K; k++) w[k] = uniform();
+    for (int i = 0; i < M; i++) bias[i] = uniform();
+    for (size_t k = 0; k < (size_t)M * P; k++) y1[k] = y2[k] = 7.0f;
+    for (int k = 0; k < K; k++)
+        off[k] = ((k / 9) * H + (k % 9 / 3) * dil) * W + (k % 3) * dil;
+    nb_im2col(&g, x, col, P);
+    stored_b sb = {col, P};
+    nb__sgemm_avx512_pack_b(M - m0, P, K, w + (size_t)m0 * K, K, pack_stored_b, &sb,
+                            with_bias ? bias + m0 : NULL, relu, y1 + (size_t)m0 * P, P);
+    nb__direct_conv d = {.M = M, .K = K, .w = w, .bias = with_bias ? bias : NULL, .relu = relu,
+                         .x = x, .off = off, .rows = g.Ho, .width = g.Wo,
+                         .row_step = (long)sh * W, .y = y2};
+    int same = nb__sgemm_avx512_direct(&d, m0, M) &&
+               memcmp(y1, y2, (size_t)M * P * sizeof *y1) == 0;
+    free(x), free(w), free(col), free(bias), free(y1), free(y2), free(off);
+    return same;
+}
+
+static void test_direct_product(void) {
+    /* M, C, H, W, row stride, dilation */
+    const int cases[][6] = {
+        {64, 32, 16, 16, 1, 1}, /* fashion_cnn's second layer, padding written out */
+        {40, 8, 9, 3, 1, 1},    /* one position a row; 8 channels past a panel */
+        {32, 30, 7, 17, 1, 1},  /* 15 positions a row: two tiles */
+        {96, 60, 12, 32, 2, 1}, /* 30 a row, 540 terms (three K blocks), row stride 2 */
+        {5, 11, 10, 20, 1, 2},  /* dilation; fewer channels than a vector */
+    };
+    for (int c = 0; c < 5; c++)
+        for (int v = 0; v < 4; v++) {
+            const int *k = cases[c];
+            int m0 = v == 3 && k[0] > 32 ? 32 : 0;
+            CHECKF(same_direct(k[0], k[1], k[2], k[3], k[4], k[5], v & 1, v >> 1, m0),
+                   "case %d (bias %d, relu %d, from channel %d): the direct product differs "
+                   "from the packed one", c, v & 1, v >> 1, m0);
+        }
+}
 #endif
 
 /* One convolution, forward only, at batch B on `threads` threads. */
@@ -315,6 +365,7 @@ int main(void) {
     test_col2im();
 #ifdef NB_AVX512_GEMM
     test_pack_b_product();
+    if (nb__sgemm_avx512_usable()) test_direct_product();
 #endif
     test_conv_threads();
 #ifdef NB_AVX512_GEMM

@@ -383,6 +383,106 @@ AVX512 static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1,
     }
 }
 
+/* ---- a convolution's product read from the image (nb__sgemm_avx512_direct) ---- */
+
+enum { DIRECT_ROWS = 14 }; /* positions per tile: 28 accumulators, 2 panel vectors */
+
+/* One tile's K block: positions [0, rows) of an output row (x: the first
+ * one's window origin plus the block's offset), the 32 channels of panel b;
+ * into t [rows][NR]: the bias added with the first block, the earlier
+ * blocks' sum after the others (the packed kernel's order). */
+INLINE AVX512 void direct_tile(const int rows, int kc, const float *x, const int *off,
+                               const float *b, float *t, const float *bias, __mmask16 m0,
+                               __mmask16 m1, int first) {
+    __m512 acc[DIRECT_ROWS][2];
+#pragma GCC unroll 14
+    for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int k = 0; k < kc; k++, b += NR) {
+        const float *xk = x + off[k];
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 14
+        for (int r = 0; r < rows; r++) {
+            __m512 xr = _mm512_set1_ps(xk[r]);
+            acc[r][0] = _mm512_fmadd_ps(xr, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(xr, b1, acc[r][1]);
+        }
+    }
+    __m512 bias0 = _mm512_maskz_loadu_ps(bias ? m0 : 0, bias), bias1 = bias0;
+    if (bias) bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+#pragma GCC unroll 14
+    for (int r = 0; r < rows; r++) {
+        __m512 v0 = acc[r][0], v1 = acc[r][1];
+        if (!first) {
+            v0 = _mm512_add_ps(_mm512_load_ps(t + r * NR), v0);
+            v1 = _mm512_add_ps(_mm512_load_ps(t + r * NR + 16), v1);
+        } else if (bias) {
+            v0 = _mm512_add_ps(v0, bias0);
+            v1 = _mm512_add_ps(v1, bias1);
+        }
+        _mm512_store_ps(t + r * NR, v0);
+        _mm512_store_ps(t + r * NR + 16, v1);
+    }
+}
+
+AVX512 static void direct_block(int rows, int kc, const float *x, const int *off, const float *b,
+                                float *t, const float *bias, __mmask16 m0, __mmask16 m1,
+                                int first) {
+    switch (rows) {
+#define NB_ROWS(n)                                                                             \
+    case n: direct_tile(n, kc, x, off, b, t, bias, m0, m1, first); break;
+        NB_ROWS(1) NB_ROWS(2) NB_ROWS(3) NB_ROWS(4) NB_ROWS(5) NB_ROWS(6) NB_ROWS(7)
+        NB_ROWS(8) NB_ROWS(9) NB_ROWS(10) NB_ROWS(11) NB_ROWS(12) NB_ROWS(13) NB_ROWS(14)
+#undef NB_ROWS
+    }
+}
+
+/* t [rows][NR] (positions by channels) into nv channel rows of y, ld
+ * apart, `rows` positions each (the relu first when asked). */
+AVX512 static void store_transposed(const float *t, int rows, int nv, int relu, float *y,
+                                    long ld) {
+    const __mmask16 lanes = (__mmask16)((1u << rows) - 1);
+    const __m512 z = _mm512_setzero_ps();
+    for (int h = 0; h * 16 < nv; h++) {
+        __m512 r[16];
+        for (int i = 0; i < 16; i++) {
+            r[i] = i < rows ? _mm512_load_ps(t + i * NR + 16 * h) : z;
+            if (relu) r[i] = _mm512_mask_mov_ps(r[i], _mm512_cmp_ps_mask(r[i], z, _CMP_LE_OQ), z);
+        }
+        transpose16(r);
+        for (int c = 0; c < 16 && 16 * h + c < nv; c++)
+            _mm512_mask_storeu_ps(y + (size_t)(16 * h + c) * ld, lanes, r[c]);
+    }
+}
+
+int nb__sgemm_avx512_direct(const nb__direct_conv *d, int m0, int m1) {
+    float *bp = buffer_b();
+    if (!bp) return 0;
+    float t[DIRECT_ROWS * NR] __attribute__((aligned(64)));
+    /* each output row in the fewest segments of at most DIRECT_ROWS, as even as can be */
+    const int segs = (d->width + DIRECT_ROWS - 1) / DIRECT_ROWS;
+    const long plane = (long)d->rows * d->width;
+    for (int jj = m0; jj < m1; jj += NR) {
+        int nv = m1 - jj < NR ? m1 - jj : NR;
+        __mmask16 m0v = (__mmask16)(nv >= 16 ? 0xFFFF : (1u << nv) - 1);
+        __mmask16 m1v = (__mmask16)(nv >= 32 ? 0xFFFF : nv > 16 ? (1u << (nv - 16)) - 1 : 0);
+        for (int p0 = 0; p0 < d->K; p0 += KC) /* the panel's weights, every K block */
+            pack_b(1, d->w, d->K, p0, d->K - p0 < KC ? d->K - p0 : KC, jj, nv, bp + (size_t)p0 * NR);
+        const float *bias = d->bias ? d->bias + jj : NULL;
+        for (int r = 0; r < d->rows; r++)
+            for (int sg = 0, i0 = 0; sg < segs; sg++) {
+                int len = d->width / segs + (sg < d->width % segs);
+                const float *x = d->x + r * d->row_step + i0;
+                for (int p0 = 0; p0 < d->K; p0 += KC)
+                    direct_block(len, d->K - p0 < KC ? d->K - p0 : KC, x, d->off + p0,
+                                 bp + (size_t)p0 * NR, t, bias, m0v, m1v, p0 == 0);
+                store_transposed(t, len, nv, d->relu, d->y + jj * plane + (long)r * d->width + i0,
+                                 plane);
+                i0 += len;
+            }
+    }
+    return 1;
+}
+
 /* Without packing buffers (out of memory), a product whose op(B) only comes
  * packed: a few of its rows at a time into a stack panel, summed plainly.
  * Only C = op(A) B (+ bias) is done this way (the packing entry's form). */

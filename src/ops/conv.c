@@ -272,13 +272,49 @@ typedef struct channel_part {
     nb_real *y;
     size_t plane0;
     int parts;
+    const nb__direct_conv *direct; /* the product read from the image, or NULL */
 } channel_part;
+
+/* The product read straight from the image (nb__sgemm_avx512_direct) where
+ * it computes fewer padded values than the packed one (tiles of 32
+ * channels by up to 14 positions of a row, against 4-channel rows by
+ * 32-position panels), and its terms are many enough to pay for the tiles'
+ * transposed stores. */
+enum { DIRECT_MIN_K = 64, DIRECT_MAX_K = 2304 };
+
+static int direct_pays(const conv_shape *s, const image_source *src) {
+    if (src->geom.sw != 1 || src->geom.ph || src->geom.pw || s->K < DIRECT_MIN_K ||
+        s->K > DIRECT_MAX_K)
+        return 0;
+    const nb_conv_geom *g = &s->geom;
+    long segs = (g->Wo + 13) / 14, per_row = (g->Wo + segs - 1) / segs;
+    double direct = (double)((s->Cog + 31) / 32 * 32) * g->Ho * segs * per_row;
+    double packed = (double)((s->Cog + 3) / 4 * 4) * ((s->P + 31) / 32 * 32);
+    return direct < packed;
+}
+
+/* The direct product's description in *d, its term offsets in off (room
+ * for DIRECT_MAX_K), or NULL where it does not pay. */
+static const nb__direct_conv *direct_of(const conv_shape *s, const image_source *src,
+                                        const nb_real *w, const nb_real *bias, int relu,
+                                        nb_real *y, int *off, nb__direct_conv *d) {
+    if (!direct_pays(s, src)) return NULL;
+    const nb_conv_geom *g = &src->geom;
+    for (int c = 0, k = 0; c < g->C; c++)
+        for (int i = 0; i < g->kh; i++)
+            for (int jk = 0; jk < g->kw; jk++, k++)
+                off[k] = (c * g->H + i * g->dh) * g->W + jk * g->dw;
+    *d = (nb__direct_conv){.M = s->Cog, .K = s->K, .w = w, .bias = bias, .relu = relu,
+                           .x = src->x, .off = off, .rows = g->Ho, .width = g->Wo,
+                           .row_step = (long)g->sh * g->W, .y = y};
+    return d;
+}
 
 static void channels_forward(void *ctx, int part) {
     const channel_part *c = ctx;
     const conv_shape *s = &c->j->s;
     size_t lo, hi;
-    nb__part_range((size_t)s->Cog, part, c->parts, 4, &lo, &hi);
+    nb__part_range((size_t)s->Cog, part, c->parts, c->direct ? NB__PANEL : 4, &lo, &hi);
     if (lo >= hi) return;
     /* part of a small image was written by the other cores (the previous
      * layer's channel parts): ask for all of its lines at once, not one by
@@ -288,18 +324,21 @@ static void channels_forward(void *ctx, int part) {
     if (image <= PREFETCH_IMAGE_MAX)
         for (size_t k = 0; k < image; k += 16) __builtin_prefetch(c->src->x + k, 0, 3);
     const size_t P = (size_t)s->P;
-    nb__sgemm_avx512_pack_b((int)(hi - lo), s->P, s->K, c->w + lo * s->K, s->K, pack_image, c->src,
-                            c->bias ? c->bias + lo : NULL, relu_in_store(c->j), c->y + lo * P,
-                            s->P);
+    if (!c->direct || !nb__sgemm_avx512_direct(c->direct, (int)lo, (int)hi))
+        nb__sgemm_avx512_pack_b((int)(hi - lo), s->P, s->K, c->w + lo * s->K, s->K, pack_image,
+                                c->src, c->bias ? c->bias + lo : NULL, relu_in_store(c->j),
+                                c->y + lo * P, s->P);
     after_product(c->j, c->plane0 + lo, hi - lo, c->y + lo * P, P);
 }
 
-/* How many channel parts a single sample takes here (1: none). */
-static int channel_parts(const conv_shape *s) {
+/* How many channel parts a single sample takes here (1: none): parts of 8
+ * channels or more, or with the direct product of whole panels (a thread
+ * then has nothing to pack but its own panels' weights). */
+static int channel_parts(const conv_shape *s, int direct) {
     int threads = nb__free_threads();
     double macs = (double)s->Cog * s->P * s->K;
     if (threads < 2 || s->Cog < 16 || macs < CHANNEL_SPLIT_MIN_MACS) return 1;
-    int parts = s->Cog / 8;
+    int parts = direct ? (s->Cog + NB__PANEL - 1) / NB__PANEL : s->Cog / 8;
     return parts < threads ? parts : threads;
 }
 #endif
@@ -319,15 +358,19 @@ static void forward_sample(const conv_job *j, int b, int grp, nb_real *col, nb_r
 #ifdef NB_AVX512_GEMM
     if (packs_from_image(j->g, s)) {
         image_source src = image_of(s, xs, col);
-        int split = j->pool ? channel_parts(s) : 1;
+        int off[DIRECT_MAX_K];
+        nb__direct_conv d;
+        const nb__direct_conv *direct = direct_of(s, &src, wg, bias, relu_in_store(j), y, off, &d);
+        int split = direct || j->pool ? channel_parts(s, direct != NULL) : 1;
         if (split > 1) { /* each part pools its own channels */
             channel_part c = {.j = j, .src = &src, .w = wg, .bias = bias, .y = y,
-                              .plane0 = plane0, .parts = split};
+                              .plane0 = plane0, .parts = split, .direct = direct};
             nb__parallel(split, channels_forward, &c);
             return;
         }
-        nb__sgemm_avx512_pack_b(s->Cog, s->P, s->K, wg, s->K, pack_image, &src, bias,
-                                relu_in_store(j), y, s->P);
+        if (!direct || !nb__sgemm_avx512_direct(direct, 0, s->Cog))
+            nb__sgemm_avx512_pack_b(s->Cog, s->P, s->K, wg, s->K, pack_image, &src, bias,
+                                    relu_in_store(j), y, s->P);
     } else
 #endif
     {
