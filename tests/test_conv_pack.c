@@ -341,7 +341,8 @@ static void test_dw_transposed(int C, int Co) {
         for (size_t i = 0; i < (size_t)B * Co * P; i++) rv[i] = (nb_real)uniform();
         nb_real *dw = nb_grad(g, nb_find(g, "c.weight"));
         for (int i = 0; i < Co * K; i++) dw[i] = (nb_real)uniform(); /* accumulated onto */
-        nb_real *want = malloc((size_t)Co * K * sizeof *want), *part = malloc(sizeof *part * Co * K);
+        nb_real *want = malloc((size_t)Co * K * sizeof *want);
+        nb_real *part = malloc((size_t)Co * K * sizeof *part);
         memcpy(want, dw, (size_t)Co * K * sizeof *want);
         REQUIRE_OK(nb_forward(g, loss));
         REQUIRE_OK(nb_backward(g, loss));

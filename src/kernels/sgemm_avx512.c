@@ -465,8 +465,10 @@ int nb__sgemm_avx512_direct(const nb__direct_conv *d, int m0, int m1) {
         int nv = m1 - jj < NR ? m1 - jj : NR;
         __mmask16 m0v = (__mmask16)(nv >= 16 ? 0xFFFF : (1u << nv) - 1);
         __mmask16 m1v = (__mmask16)(nv >= 32 ? 0xFFFF : nv > 16 ? (1u << (nv - 16)) - 1 : 0);
-        for (int p0 = 0; p0 < d->K; p0 += KC) /* the panel's weights, every K block */
-            pack_b(1, d->w, d->K, p0, d->K - p0 < KC ? d->K - p0 : KC, jj, nv, bp + (size_t)p0 * NR);
+        for (int p0 = 0; p0 < d->K; p0 += KC) { /* the panel's weights, every K block */
+            int kc = d->K - p0 < KC ? d->K - p0 : KC;
+            pack_b(1, d->w, d->K, p0, kc, jj, nv, bp + (size_t)p0 * NR);
+        }
         const float *bias = d->bias ? d->bias + jj : NULL;
         for (int r = 0; r < d->rows; r++)
             for (int sg = 0, i0 = 0; sg < segs; sg++) {
