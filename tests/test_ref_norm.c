@@ -10,6 +10,7 @@
 #include "nabla.h"
 #include "refdata.h"
 #include "test.h"
+#include "core/internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -216,14 +217,17 @@ static void test_bn_threads(void) {
 }
 
 /* A batch norm whose only consumer is a relu writes the relu's value
- * itself (fusion.c); built again with a second, unused consumer it is not
- * fused.  The two agree bit for bit in training and eval mode: the loss,
+ * itself, and backward reads the relu's gradient and output in place of its
+ * own gradient (fusion.c); built again with a second, unused consumer it is
+ * not fused.  The two agree bit for bit in training and eval mode: the loss,
  * the relu's value, the gradients, the running statistics; batch norm's own
- * value (not written by the fused pass) reads the same through nb_value,
- * and filling it in updates no statistics. */
+ * value and gradient (not written by the fused passes) read the same
+ * through nb_value and nb_grad, and filling them in updates no statistics.
+ * The loss weighs the relu's outputs (by c), so that its gradient is not 0
+ * where the relu's slope is. */
 typedef struct bn_relu {
     nb_graph *g;
-    nb_node x, bn, relu, loss, w, rm, nbt;
+    nb_node x, c, bn, relu, loss, w, rm, nbt;
 } bn_relu;
 
 static bn_relu bn_relu_net(int fused) {
@@ -233,7 +237,8 @@ static bn_relu bn_relu_net(int fused) {
     m.bn = nb_batch_norm(m.g, m.x, "bn", NULL);
     m.relu = nb_relu(m.g, m.bn);
     if (!fused) nb_scale(m.g, m.bn, 2); /* a second consumer, off the loss's path */
-    m.loss = nb_sum(m.g, nb_mul(m.g, m.relu, m.relu));
+    m.c = nb_input(m.g, "c", 3, dims);
+    m.loss = nb_sum(m.g, nb_mul(m.g, m.relu, m.c));
     m.w = nb_find(m.g, "bn.weight");
     m.rm = nb_find(m.g, "bn.running_mean");
     m.nbt = nb_find(m.g, "bn.num_batches_tracked");
@@ -255,10 +260,16 @@ static void test_bn_relu_fusion(void) {
         for (int i = 0; i < 2; i++) {
             nb_graph_set_training(m[i]->g, training);
             CHECK_OK(nb_set_input(m[i]->g, m[i]->x, xs, BN_B));
+            nb_real *c = nb_value(m[i]->g, m[i]->c);
+            for (size_t k = 0; k < n; k++) c[k] = (nb_real)(0.5 + 0.25 * (double)(k % 7));
             CHECK_OK(nb_forward(m[i]->g, m[i]->loss));
             nb_zero_grad(m[i]->g);
+            nb_node_t *bn = &m[i]->g->nodes[m[i]->bn];
+            for (size_t k = 0; k < n; k++) bn->grad[k] = (nb_real)NAN;
             CHECK_OK(nb_backward(m[i]->g, m[i]->loss));
         }
+        CHECKF(nb_test_all_nan(a.g->nodes[a.bn].grad, n),
+               "training %d: the fused backward wrote batch norm's own gradient", training);
         CHECKF(nb_value(a.g, a.loss)[0] == nb_value(b.g, b.loss)[0], "training %d: loss",
                training);
         CHECKF(memcmp(nb_value(a.g, a.relu), nb_value(b.g, b.relu), n * sizeof *xs) == 0,
@@ -267,6 +278,8 @@ static void test_bn_relu_fusion(void) {
                "training %d: the input's gradient", training);
         CHECKF(memcmp(nb_grads(a.g), nb_grads(b.g), nb_param_count(a.g) * sizeof *xs) == 0,
                "training %d: the parameters' gradients", training);
+        CHECKF(memcmp(nb_grad(a.g, a.bn), nb_grad(b.g, b.bn), n * sizeof *xs) == 0,
+               "training %d: batch norm's own gradient, filled in", training);
         nb_real rm = nb_value(a.g, a.rm)[1], nbt = nb_value(a.g, a.nbt)[0];
         memcpy(bn_fused, nb_value(a.g, a.bn), n * sizeof *xs); /* filled in */
         CHECKF(memcmp(bn_fused, nb_value(b.g, b.bn), n * sizeof *xs) == 0,

@@ -16,9 +16,12 @@
  * A dense layer's relu (NB_OP_FUSES_RELU_VALUE) is applied as the forward
  * product stores each tile of the layer's output, where the bias is added
  * too: one pass over the output instead of three (bias copy, product, relu).
- * Batch norm's relu is applied as it stores its normalised output, the same
- * way.  The relu's backward runs as it is (from its own output), so only the
- * layer's own value is not written.
+ * The relu's backward runs as it is (from its own output), so only the
+ * layer's own value is not written.  Batch norm's relu is applied as it
+ * stores its normalised output, the same way, and backward
+ * (NB_OP_FUSES_RELU_GRAD) batch norm forms its upstream gradient from the
+ * relu's gradient and output as it reads them: the relu's backward does not
+ * run, and batch norm's own gradient is not written either.
  *
  * The results are the unfused ops' bits.  What the fused ops no longer write
  * is computed on demand: nb_value and nb_grad fill it in (by running the
@@ -160,7 +163,8 @@ nb_node_t *nb__epilogue_pool(nb_graph *g, const nb_node_t *relu) {
 int nb__fused_away(const nb_graph *g, const nb_node_t *n, int backward) {
     if (n->folded_into && (g->mark[n->folded_into - 1] & MARK_FOLDED)) return 1;
     if (!n->fused_into || !(g->mark[n->fused_into - 1] & MARK_FUSED)) return 0;
-    return !backward || (g->nodes[n->fused_into - 1].op->flags & NB_OP_FUSES_RELU);
+    return !backward ||
+           (g->nodes[n->fused_into - 1].op->flags & (NB_OP_FUSES_RELU | NB_OP_FUSES_RELU_GRAD));
 }
 
 /* A stale value: its inputs' values first (the relu's is the producer's),

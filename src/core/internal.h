@@ -104,9 +104,13 @@ enum nb_op_flag {
                                     it is the relu's only consumer            */
     NB_OP_FUSES_RELU_VALUE = 1u << 7, /* linear, batch norm: apply such a relu
                                     in their forward only; its backward runs  */
-    NB_OP_EVAL_AFFINE = 1u << 8  /* batch norm: an affine map per channel in
+    NB_OP_EVAL_AFFINE = 1u << 8, /* batch norm: an affine map per channel in
                                     eval mode, which a convolution whose only
                                     consumer it is applies (a fold) */
+    NB_OP_FUSES_RELU_GRAD = 1u << 9 /* batch norm: with NB_OP_FUSES_RELU_VALUE,
+                                    its backward also reads the relu's gradient
+                                    and output in place of its own gradient,
+                                    and the relu's backward does not run */
 };
 
 /* One op = one dispatch-table entry.  forward computes n->val from the inputs;

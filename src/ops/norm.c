@@ -100,6 +100,10 @@ typedef struct bn_job {
     nb_real *dw, *db;     /* their gradients, or NULL */
     nb_real *y;           /* forward: the output, the fused relu's when there is one */
     int relu;             /* forward: max(0, .) applied as it is stored */
+    /* backward with the relu fused (NB_OP_FUSES_RELU_GRAD): the upstream
+     * gradient is dy * relu'(y) from the relu's gradient dy and output y,
+     * else n->grad (then relu_y is NULL) */
+    const nb_real *dy, *relu_y;
     bn_stats stats;
     bn_phase phase;
     int batch_stats; /* the backward of a forward that used the batch's statistics */
@@ -326,23 +330,34 @@ static void bn_sync_grad_sums(nb_graph *g, const nb_node_t *n, size_t C, size_t 
     }
 }
 
+/* The upstream gradient at k: the op's own, or through the fused relu (the
+ * relu's backward's product dy * relu'(y), the same bits; the slope written
+ * as a comparison's value, which the vectoriser takes where it left the
+ * conditional of nb__relu_slope as a branch). */
+NB_LOOP_BODY nb_real upstream(const nb_real *dy, const nb_real *y, size_t k, const int relu) {
+    return relu ? dy[k] * (nb_real)!(y[k] <= 0) : dy[k];
+}
+
 /* Adds the sums over samples [o0, o1) of channel c of g, or of g x-hat when
  * times_xhat, to part[8] and *rest (one running sum each vectorises; two
- * together did not). */
+ * together did not); relu: g through the fused relu. */
 NB_LOOP_BODY void grad_sum(const bn_job *j, size_t c, size_t o0, size_t o1, const int times_xhat,
-                           double part[8], double *rest) {
+                           const int relu, double part[8], double *rest) {
     const double mu = (double)j->n->scratch[c], is = (double)j->n->scratch[j->C + c];
     const size_t inner = j->inner, step = j->C * inner;
     const size_t first = (o0 * j->C + c) * inner;
-    const nb_real *g = j->n->grad + first, *x = j->x->val + first;
+    const nb_real *g = j->dy + first, *x = j->x->val + first;
+    const nb_real *y = relu ? j->relu_y + first : g; /* (g: not read) */
     double p[8], r = *rest;
     for (int q = 0; q < 8; q++) p[q] = part[q];
-    for (size_t o = o0; o < o1; o++, g += step, x += step) {
+    for (size_t o = o0; o < o1; o++, g += step, x += step, y += step) {
         size_t k = 0;
         for (; k + 8 <= inner; k += 8)
             for (int q = 0; q < 8; q++)
-                p[q] += (double)g[k + q] * (times_xhat ? ((double)x[k + q] - mu) * is : 1.0);
-        for (; k < inner; k++) r += (double)g[k] * (times_xhat ? ((double)x[k] - mu) * is : 1.0);
+                p[q] += (double)upstream(g, y, k + q, relu) *
+                        (times_xhat ? ((double)x[k + q] - mu) * is : 1.0);
+        for (; k < inner; k++)
+            r += (double)upstream(g, y, k, relu) * (times_xhat ? ((double)x[k] - mu) * is : 1.0);
     }
     for (int q = 0; q < 8; q++) part[q] = p[q];
     *rest = r;
@@ -359,8 +374,13 @@ NB_LOOP_BODY void channel_grad_sums(const bn_job *j, size_t c, double *s1, doubl
     if (block < 1) block = 1;
     for (size_t o0 = 0; o0 < j->outer; o0 += block) {
         size_t o1 = j->outer - o0 < block ? j->outer : o0 + block;
-        grad_sum(j, c, o0, o1, 0, pg, &rg);
-        grad_sum(j, c, o0, o1, 1, pgx, &rgx);
+        if (j->relu_y) {
+            grad_sum(j, c, o0, o1, 0, 1, pg, &rg);
+            grad_sum(j, c, o0, o1, 1, 1, pgx, &rgx);
+        } else {
+            grad_sum(j, c, o0, o1, 0, 0, pg, &rg);
+            grad_sum(j, c, o0, o1, 1, 0, pgx, &rgx);
+        }
     }
     *s1 = rg + sum8(pg), *s2 = rgx + sum8(pgx);
     if (j->db) j->db[c] += (nb_real)*s1;
@@ -368,19 +388,20 @@ NB_LOOP_BODY void channel_grad_sums(const bn_job *j, size_t c, double *s1, doubl
 }
 
 NB_LOOP_BODY void channel_input_grad(const bn_job *j, size_t c, nb_real mean_g,
-                                     nb_real mean_gx) {
+                                     nb_real mean_gx, const int relu) {
     const nb_real mu = j->n->scratch[c], is = j->n->scratch[j->C + c];
     const nb_real scale = (j->w ? j->w[c] : R(1)) * is;
     for (size_t o = 0; o < j->outer; o++) {
         const size_t base = (o * j->C + c) * j->inner;
-        const nb_real *restrict g = j->n->grad + base, *restrict x = j->x->val + base;
+        const nb_real *restrict g = j->dy + base, *restrict x = j->x->val + base;
+        const nb_real *restrict y = relu ? j->relu_y + base : NULL;
         nb_real *restrict dx = j->x->grad + base;
         if (j->assign)
             for (size_t k = 0; k < j->inner; k++)
-                dx[k] = (g[k] - mean_g - (x[k] - mu) * is * mean_gx) * scale;
+                dx[k] = (upstream(g, y, k, relu) - mean_g - (x[k] - mu) * is * mean_gx) * scale;
         else
             for (size_t k = 0; k < j->inner; k++)
-                dx[k] += (g[k] - mean_g - (x[k] - mu) * is * mean_gx) * scale;
+                dx[k] += (upstream(g, y, k, relu) - mean_g - (x[k] - mu) * is * mean_gx) * scale;
     }
 }
 
@@ -399,9 +420,12 @@ NB_VECTOR_LOOP static void bn_backward_part(void *ctx, int part) {
         if (j->phase == BN_INPUT) s1 = j->s1[c], s2 = j->s2[c];
         else channel_grad_sums(j, c, &s1, &s2);
         if (j->phase == BN_SUMS) j->s1[c] = s1, j->s2[c] = s2;
-        else if (j->x->grad)
-            channel_input_grad(j, c, j->batch_stats ? (nb_real)(s1 / count) : R(0),
-                               j->batch_stats ? (nb_real)(s2 / count) : R(0));
+        else if (j->x->grad) {
+            nb_real mean_g = j->batch_stats ? (nb_real)(s1 / count) : R(0);
+            nb_real mean_gx = j->batch_stats ? (nb_real)(s2 / count) : R(0);
+            if (j->relu_y) channel_input_grad(j, c, mean_g, mean_gx, 1);
+            else channel_input_grad(j, c, mean_g, mean_gx, 0);
+        }
     }
 }
 
@@ -409,6 +433,8 @@ NB_VECTOR_LOOP static void bn_backward_part(void *ctx, int part) {
  * first, then one synchronised sum of all of them, then the input gradient. */
 static void bn_backward(nb_graph *g, nb_node_t *n) {
     bn_job j = bn_job_of(g, n);
+    const nb_node_t *relu = nb__epilogue(g, n); /* fused: its gradient, not ours */
+    j.dy = relu ? relu->grad : n->grad, j.relu_y = relu ? relu->val : NULL;
     j.batch_stats = n->settings.batch_norm.batch_stats;
     /* the input's gradient is written whole (no pass of zeros first); the
      * affine parameters' are added into */
@@ -443,7 +469,8 @@ static const nb_op op_batch_norm = {
     .backward = bn_backward,
     .scratch = bn_scratch,
     .flops = norm_flops,
-    .flags = NB_OP_FUSES_RELU_VALUE | NB_OP_ASSIGNS_GRAD | NB_OP_EVAL_AFFINE,
+    .flags = NB_OP_FUSES_RELU_VALUE | NB_OP_FUSES_RELU_GRAD | NB_OP_ASSIGNS_GRAD |
+             NB_OP_EVAL_AFFINE,
 };
 
 nb_node nb_batch_norm(nb_graph *g, nb_node x, const char *name, const nb_norm_opts *opts) {
