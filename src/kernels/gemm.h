@@ -47,8 +47,8 @@ typedef void (*nb__pack_b_fn)(const void *ctx, int k0, int kc, int j0, int nv, f
 void nb__sgemm_avx512_pack_b(int M, int N, int K, const float *A, int lda, nb__pack_b_fn pack,
                              const void *ctx, const float *bias, int relu, float *C, int ldc);
 
-/* A convolution's forward product read straight from the image, for one
- * stride along columns: y[m][r * width + i] = bias[m] + sum_k w[m][k] x[r *
+/* A convolution's product read straight from the image, for one stride
+ * along columns: y[m][r * width + i] = bias[m] + sum_k w[m][k] x[r *
  * row_step + i + off[k]] (then relu), for output rows r < rows and positions
  * i < width.  The image's padding must be written out (off[k] is term k's
  * offset from an output position's window origin).  The pixels of a row
@@ -58,21 +58,29 @@ void nb__sgemm_avx512_pack_b(int M, int N, int K, const float *A, int lda, nb__p
  * positions leave an eighth of the last one empty.  The bits are those of
  * nb__sgemm_avx512_pack_b on the same product (the same terms in the same
  * order, K blocks of the same depth, bias with the first and relu after the
- * last).  Channels [m0, m1), m0 a multiple of NB__PANEL, on this thread;
- * returns 0, having done nothing, without a packing buffer (out of
- * memory). */
+ * last).  The weights come packed: panel p (channels 32 p ..) at packed + p
+ * K NB__PANEL, k-major, zero past M (nb__direct_pack packs w [M][K] so; a
+ * caller may write other weights in that layout).  Channels [m0, m1), m0 a
+ * multiple of NB__PANEL, on this thread. */
 typedef struct nb__direct_conv {
-    int M, K;          /* output channels; terms per output (Cg kh kw) */
-    const float *w;    /* [M][K] */
-    const float *bias; /* [M], or NULL */
+    int M, K;              /* output channels; terms per output */
+    const float *packed;   /* the weights' panels */
+    const float *bias;     /* [M], or NULL */
     int relu;
-    const float *x;    /* the image, its padding written out */
-    const int *off;    /* [K] */
-    int rows, width;   /* of the output */
-    long row_step;     /* between output rows, in x */
-    float *y;          /* [M][rows * width] */
+    const float *x;        /* the image, its padding written out */
+    const int *off;        /* [K] */
+    int rows, width;       /* of the output */
+    long row_step;         /* between output rows, in x */
+    float *y;              /* [M][rows * width] */
 } nb__direct_conv;
-int nb__sgemm_avx512_direct(const nb__direct_conv *d, int m0, int m1);
+void nb__sgemm_avx512_direct(const nb__direct_conv *d, int m0, int m1);
+/* The panels of w [M][K] covering channels [m0, m1) into packed (at their
+ * places: panel p at packed + p K NB__PANEL); room for every panel of M is
+ * nb__direct_packed_len(M, K) floats. */
+void nb__direct_pack(const float *w, int M, int K, int m0, int m1, float *packed);
+static inline size_t nb__direct_packed_len(int M, int K) {
+    return (size_t)(M + NB__PANEL - 1) / NB__PANEL * NB__PANEL * (size_t)K;
+}
 
 /* Rows [0, m) of a C tile NB__PANEL floats wide, ldc apart, fetched into L1
  * to be written: the packed kernels (fp32 and bf16) read a tile with beta !=

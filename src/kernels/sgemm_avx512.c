@@ -454,9 +454,17 @@ AVX512 static void store_transposed(const float *t, int rows, int nv, int relu, 
     }
 }
 
-int nb__sgemm_avx512_direct(const nb__direct_conv *d, int m0, int m1) {
-    float *bp = buffer_b();
-    if (!bp) return 0;
+void nb__direct_pack(const float *w, int M, int K, int m0, int m1, float *packed) {
+    for (int jj = m0; jj < m1; jj += NR) {
+        int nv = M - jj < NR ? M - jj : NR;
+        for (int p0 = 0; p0 < K; p0 += KC) {
+            int kc = K - p0 < KC ? K - p0 : KC;
+            pack_b(1, w, K, p0, kc, jj, nv, packed + (size_t)jj * K + (size_t)p0 * NR);
+        }
+    }
+}
+
+void nb__sgemm_avx512_direct(const nb__direct_conv *d, int m0, int m1) {
     float t[DIRECT_ROWS * NR] __attribute__((aligned(64)));
     /* each output row in the fewest segments of at most DIRECT_ROWS, as even as can be */
     const int segs = (d->width + DIRECT_ROWS - 1) / DIRECT_ROWS;
@@ -465,10 +473,7 @@ int nb__sgemm_avx512_direct(const nb__direct_conv *d, int m0, int m1) {
         int nv = m1 - jj < NR ? m1 - jj : NR;
         __mmask16 m0v = (__mmask16)(nv >= 16 ? 0xFFFF : (1u << nv) - 1);
         __mmask16 m1v = (__mmask16)(nv >= 32 ? 0xFFFF : nv > 16 ? (1u << (nv - 16)) - 1 : 0);
-        for (int p0 = 0; p0 < d->K; p0 += KC) { /* the panel's weights, every K block */
-            int kc = d->K - p0 < KC ? d->K - p0 : KC;
-            pack_b(1, d->w, d->K, p0, kc, jj, nv, bp + (size_t)p0 * NR);
-        }
+        const float *bp = d->packed + (size_t)jj * d->K;
         const float *bias = d->bias ? d->bias + jj : NULL;
         for (int r = 0; r < d->rows; r++)
             for (int sg = 0, i0 = 0; sg < segs; sg++) {
@@ -482,7 +487,6 @@ int nb__sgemm_avx512_direct(const nb__direct_conv *d, int m0, int m1) {
                 i0 += len;
             }
     }
-    return 1;
 }
 
 /* Without packing buffers (out of memory), a product whose op(B) only comes

@@ -43,6 +43,7 @@
 #include "../kernels/parallel.h"
 #include "../kernels/im2col.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -66,8 +67,44 @@ typedef struct conv_shape {
     int chunk;        /* samples per product                   */
     int fuses_relu;   /* a relu is fused in (planned: scratch for it) */
     int folds_pool;   /* a pool is folded in, eval mode (planned: Y for it) */
+    /* the products read straight from the image (nb__sgemm_avx512_direct)
+     * that this shape takes on nabla's AVX-512 kernel at fp32: forward, and
+     * backward's input gradient (a convolution of the padded output gradient
+     * with the flipped weights); planned: room for their packed weights */
+    int direct_fwd, direct_dx;
     nb_conv_geom geom;
 } conv_shape;
+
+/* The direct product computes fewer padded values than the packed one
+ * (tiles of 32 channels by up to 14 positions of a row, against MR-row
+ * blocks by 32-position panels: rows of `terms` for the forward's
+ * channels, or of the input gradient's column matrix), and its terms are
+ * many enough to pay for the tiles' transposed stores. */
+enum { DIRECT_MIN_K = 64, DIRECT_MAX_K = 2304 };
+
+#ifdef NB_AVX512_GEMM
+static int direct_pays(int channels, int K, int rows, int width, double packed) {
+    if (K < DIRECT_MIN_K || K > DIRECT_MAX_K) return 0;
+    int segs = (width + 13) / 14, per_row = (width + segs - 1) / segs;
+    return (double)((channels + 31) / 32 * 32) * rows * segs * per_row * K < packed;
+}
+#endif
+
+static void plan_direct(conv_shape *s) {
+    s->direct_fwd = s->direct_dx = 0;
+#ifdef NB_AVX512_GEMM
+    const nb_conv_geom *g = &s->geom;
+    const double panels = (s->P + 31) / 32 * 32;
+    s->direct_fwd = s->groups == 1 && g->sw == 1 &&
+                    direct_pays(s->Cog, s->K, g->Ho, g->Wo, (s->Cog + 3) / 4 * 4 * panels * s->K);
+    /* the input gradient as a convolution needs stride 1 and padding that
+     * leaves the flipped window inside the padded output gradient */
+    const int K2 = s->Cog * g->kh * g->kw;
+    s->direct_dx = s->groups == 1 && g->sh == 1 && g->sw == 1 &&
+                   g->ph <= (g->kh - 1) * g->dh && g->pw <= (g->kw - 1) * g->dw &&
+                   direct_pays(s->C, K2, g->H, g->W, (s->K + 11) / 12 * 12 * panels * s->Cog);
+#endif
+}
 
 static conv_shape shape_of(const nb_graph *g, const nb_node_t *n) {
     const nb_node_t *x = &g->nodes[n->in[0]], *w = &g->nodes[n->in[1]];
@@ -91,6 +128,7 @@ static conv_shape shape_of(const nb_graph *g, const nb_node_t *n) {
     s.chunk = fit < 1 ? 1 : fit > (size_t)s.B ? s.B : (int)fit;
     s.fuses_relu = n->epilogue != 0;
     s.folds_pool = n->fold_pool != 0;
+    plan_direct(&s);
     return s;
 }
 
@@ -112,11 +150,31 @@ NB_VECTOR_LOOP static void relu_backward(const nb_real *restrict dy,
  * depend on which thread ran it. */
 #define MAX_LANES 8
 
+/* Room for the direct products' packed weights (forward's or backward's),
+ * and for aligning them to 64 bytes (the kernel's aligned loads). */
+static size_t weights_len(const conv_shape *s) {
+#ifdef NB_AVX512_GEMM
+    size_t fwd = s->direct_fwd ? nb__direct_packed_len(s->Cog, s->K) : 0;
+    size_t dx = s->direct_dx ? nb__direct_packed_len(s->C, s->Cog * s->geom.kh * s->geom.kw) : 0;
+    size_t len = fwd > dx ? fwd : dx;
+    return len ? len + 64 / sizeof(nb_real) : 0;
+#else
+    (void)s;
+    return 0;
+#endif
+}
+
 static size_t lane_len(const conv_shape *s) {
     size_t cols = (size_t)s->chunk * (size_t)s->P;
     const int y = s->chunk > 1 || s->fuses_relu || s->folds_pool;
-    return (size_t)s->K * cols + (y ? (size_t)s->Cog * cols : 0) +
+    return (size_t)s->K * cols + (y ? (size_t)s->Cog * cols : 0) + weights_len(s) +
            (size_t)s->Co * (size_t)s->K;
+}
+
+/* A lane's packed weights: before its private dW, at the end. */
+static nb_real *lane_weights(const conv_shape *s, nb_real *lane) {
+    nb_real *at = lane + lane_len(s) - (size_t)s->Co * s->K - weights_len(s);
+    return (nb_real *)(((uintptr_t)at + 63) & ~(uintptr_t)63);
 }
 
 static int chunks_of(const conv_shape *s) { return (s->B + s->chunk - 1) / s->chunk; }
@@ -275,38 +333,22 @@ typedef struct channel_part {
     const nb__direct_conv *direct; /* the product read from the image, or NULL */
 } channel_part;
 
-/* The product read straight from the image (nb__sgemm_avx512_direct) where
- * it computes fewer padded values than the packed one (tiles of 32
- * channels by up to 14 positions of a row, against 4-channel rows by
- * 32-position panels), and its terms are many enough to pay for the tiles'
- * transposed stores. */
-enum { DIRECT_MIN_K = 64, DIRECT_MAX_K = 2304 };
-
-static int direct_pays(const conv_shape *s, const image_source *src) {
-    if (src->geom.sw != 1 || src->geom.ph || src->geom.pw || s->K < DIRECT_MIN_K ||
-        s->K > DIRECT_MAX_K)
-        return 0;
-    const nb_conv_geom *g = &s->geom;
-    long segs = (g->Wo + 13) / 14, per_row = (g->Wo + segs - 1) / segs;
-    double direct = (double)((s->Cog + 31) / 32 * 32) * g->Ho * segs * per_row;
-    double packed = (double)((s->Cog + 3) / 4 * 4) * ((s->P + 31) / 32 * 32);
-    return direct < packed;
-}
-
-/* The direct product's description in *d, its term offsets in off (room
- * for DIRECT_MAX_K), or NULL where it does not pay. */
+/* The forward's direct product (conv_shape.direct_fwd) in *d, its term
+ * offsets in off (room for DIRECT_MAX_K) and its weights packed in
+ * `weights`, or NULL: not planned, or the image's padding is not written
+ * out (image_of). */
 static const nb__direct_conv *direct_of(const conv_shape *s, const image_source *src,
-                                        const nb_real *w, const nb_real *bias, int relu,
+                                        const nb_real *weights, const nb_real *bias, int relu,
                                         nb_real *y, int *off, nb__direct_conv *d) {
-    if (!direct_pays(s, src)) return NULL;
     const nb_conv_geom *g = &src->geom;
+    if (!s->direct_fwd || g->ph || g->pw) return NULL;
     for (int c = 0, k = 0; c < g->C; c++)
         for (int i = 0; i < g->kh; i++)
             for (int jk = 0; jk < g->kw; jk++, k++)
                 off[k] = (c * g->H + i * g->dh) * g->W + jk * g->dw;
-    *d = (nb__direct_conv){.M = s->Cog, .K = s->K, .w = w, .bias = bias, .relu = relu,
-                           .x = src->x, .off = off, .rows = g->Ho, .width = g->Wo,
-                           .row_step = (long)g->sh * g->W, .y = y};
+    *d = (nb__direct_conv){.M = s->Cog, .K = s->K, .packed = weights, .bias = bias,
+                           .relu = relu, .x = src->x, .off = off, .rows = g->Ho,
+                           .width = g->Wo, .row_step = (long)g->sh * g->W, .y = y};
     return d;
 }
 
@@ -324,10 +366,14 @@ static void channels_forward(void *ctx, int part) {
     if (image <= PREFETCH_IMAGE_MAX)
         for (size_t k = 0; k < image; k += 16) __builtin_prefetch(c->src->x + k, 0, 3);
     const size_t P = (size_t)s->P;
-    if (!c->direct || !nb__sgemm_avx512_direct(c->direct, (int)lo, (int)hi))
+    if (c->direct) { /* this part's panels of the weights, then its product */
+        nb__direct_pack(c->w, s->Cog, s->K, (int)lo, (int)hi, (float *)c->direct->packed);
+        nb__sgemm_avx512_direct(c->direct, (int)lo, (int)hi);
+    } else {
         nb__sgemm_avx512_pack_b((int)(hi - lo), s->P, s->K, c->w + lo * s->K, s->K, pack_image,
                                 c->src, c->bias ? c->bias + lo : NULL, relu_in_store(c->j),
                                 c->y + lo * P, s->P);
+    }
     after_product(c->j, c->plane0 + lo, hi - lo, c->y + lo * P, P);
 }
 
@@ -345,8 +391,11 @@ static int channel_parts(const conv_shape *s, int direct) {
 
 /* Group grp of sample b, product straight into NCHW: bias first, then the
  * product added (the order packs_from_image keeps).  With a fused pool, the
- * product goes to ybuf instead, and the pool reads it there. */
-static void forward_sample(const conv_job *j, int b, int grp, nb_real *col, nb_real *ybuf) {
+ * product goes to ybuf instead, and the pool reads it there.  The direct
+ * product's weights are packed into `weights` (the lane's) with a part's
+ * first sample (*packed says whether they are). */
+static void forward_sample(const conv_job *j, int b, int grp, nb_real *col, nb_real *ybuf,
+                           nb_real *weights, int *packed) {
     const conv_shape *s = &j->s;
     const nb_node_t *x = nb__in(j->g, j->n, 0), *w = nb__in(j->g, j->n, 1);
     const nb_real *bias = j->n->nin == 3 ? nb__in(j->g, j->n, 2)->val + grp * s->Cog : NULL;
@@ -360,20 +409,25 @@ static void forward_sample(const conv_job *j, int b, int grp, nb_real *col, nb_r
         image_source src = image_of(s, xs, col);
         int off[DIRECT_MAX_K];
         nb__direct_conv d;
-        const nb__direct_conv *direct = direct_of(s, &src, wg, bias, relu_in_store(j), y, off, &d);
+        const nb__direct_conv *direct =
+            direct_of(s, &src, weights, bias, relu_in_store(j), y, off, &d);
         int split = direct || j->pool ? channel_parts(s, direct != NULL) : 1;
-        if (split > 1) { /* each part pools its own channels */
+        if (split > 1) { /* each part packs, computes and pools its own channels */
             channel_part c = {.j = j, .src = &src, .w = wg, .bias = bias, .y = y,
                               .plane0 = plane0, .parts = split, .direct = direct};
             nb__parallel(split, channels_forward, &c);
+            *packed = 0;
             return;
         }
-        if (!direct || !nb__sgemm_avx512_direct(direct, 0, s->Cog))
+        if (direct && !*packed) nb__direct_pack(wg, s->Cog, s->K, 0, s->Cog, weights);
+        if (direct) *packed = 1, nb__sgemm_avx512_direct(direct, 0, s->Cog);
+        else
             nb__sgemm_avx512_pack_b(s->Cog, s->P, s->K, wg, s->K, pack_image, &src, bias,
                                     relu_in_store(j), y, s->P);
     } else
 #endif
     {
+        (void)weights, (void)packed;
         nb_im2col(&s->geom, xs, col, P);
         for (int co = 0; co < s->Cog; co++) {
             nb_real v = bias ? bias[co] : R(0);
@@ -396,6 +450,8 @@ static void forward_part(void *ctx, int part) {
     const size_t P = (size_t)s.P;
     nb_real *col = n->scratch + (size_t)part * lane_len(&s);
     nb_real *ybuf = col + (size_t)s.K * s.chunk * P;
+    nb_real *weights = lane_weights(&s, col);
+    int packed = 0; /* the direct product's weights, packed with the first sample */
     int c0, c1;
     part_chunks(j, part, &c0, &c1);
     for (int c = c0; c < c1; c++) {
@@ -403,7 +459,7 @@ static void forward_part(void *ctx, int part) {
         size_t ld = (size_t)nc * P;
         for (int grp = 0; grp < s.groups; grp++) {
             if (s.chunk == 1) { /* one sample: the product lands in NCHW directly */
-                forward_sample(j, s0, grp, col, ybuf);
+                forward_sample(j, s0, grp, col, ybuf, weights, &packed);
                 continue;
             }
             const nb_real *wg = w->val + (size_t)grp * s.Cog * s.K;
