@@ -310,6 +310,97 @@ static void test_conv_threads(void) {
     }
 }
 
+/* The input gradient of one convolution (no bias) at batch B on `threads`
+ * threads, for the loss sum(y r): dy = r.  second: x gets a second consumer
+ * (0 x, whose backward runs first), so the convolution adds into its
+ * gradient instead of writing it whole (then the column-matrix path runs,
+ * not the direct convolution of the padded output gradient). */
+typedef struct conv_case {
+    int C, H, W, Co, kh, kw, pad_h, pad_w, dil;
+} conv_case;
+
+static nb_real *conv_dx(const conv_case *k, int threads, int B, int second, const nb_real *x,
+                        const nb_real *w, const nb_real *r) {
+    CHECK_OK(nb_set_threads(threads));
+    nb_graph *g = nb_graph_new();
+    int xd[3] = {k->C, k->H, k->W}, wd[4] = {k->Co, k->C, k->kh, k->kw};
+    nb_node xn = nb_input(g, "x", 3, xd);
+    nb_node wn = nb_param(g, "w", 4, wd, (nb_init){0});
+    nb_node y = nb_conv2d(g, xn, wn, NB_NONE, 1, 1, k->pad_h, k->pad_w, k->dil, k->dil, 1);
+    int yd[NB_MAX_DIMS], nd;
+    CHECK_OK(nb_node_shape(g, y, &nd, yd));
+    nb_node rn = nb_input(g, "r", 3, yd + 1);
+    nb_node loss = nb_sum(g, nb_mul(g, y, rn));
+    if (second) loss = nb_add(g, loss, nb_sum(g, nb_scale(g, xn, 0)));
+    CHECK_OK(nb_requires_grad(g, xn, 1));
+    nb_rng rng;
+    nb_rng_seed(&rng, 1);
+    CHECK_OK(nb_graph_init(g, &rng));
+    memcpy(nb_value(g, wn), w, (size_t)k->Co * k->C * k->kh * k->kw * sizeof *w);
+    CHECK_OK(nb_set_input(g, xn, x, B));
+    CHECK_OK(nb_set_input(g, rn, r, B));
+    CHECK_OK(nb_forward(g, loss));
+    CHECK_OK(nb_backward(g, loss));
+    size_t n = nb_node_numel(g, xn);
+    nb_real *dx = malloc(n * sizeof *dx);
+    memcpy(dx, nb_grad(g, xn), n * sizeof *dx);
+    nb_graph_free(g);
+    return dx;
+}
+
+/* The input gradient: the same bits on 1 and 2 threads, the definition's
+ * values (in double), and the column-matrix path's to rounding; over the
+ * course CNN's second layer, rows wider than a tile, input channels past a
+ * panel, a tall kernel with uneven padding, dilation, and one the direct
+ * convolution does not pay for (16 input channels fill half a panel). */
+static void test_input_grad(void) {
+    const conv_case cases[] = {
+        {32, 14, 14, 64, 3, 3, 1, 1, 1}, {32, 9, 30, 64, 3, 3, 1, 1, 1},
+        {60, 14, 14, 16, 3, 3, 1, 1, 1}, {32, 12, 12, 48, 5, 3, 2, 1, 1},
+        {32, 12, 12, 64, 3, 3, 2, 2, 2}, {16, 12, 12, 16, 3, 3, 1, 1, 1},
+    };
+    const int B = 3;
+    for (int c = 0; c < 6; c++) {
+        const conv_case *k = &cases[c];
+        int Ho = k->H + 2 * k->pad_h - k->dil * (k->kh - 1);
+        int Wo = k->W + 2 * k->pad_w - k->dil * (k->kw - 1);
+        size_t nx = (size_t)B * k->C * k->H * k->W, nw = (size_t)k->Co * k->C * k->kh * k->kw;
+        size_t nr = (size_t)B * k->Co * Ho * Wo;
+        nb_real *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w);
+        nb_real *r = malloc(nr * sizeof *r);
+        for (size_t i = 0; i < nx; i++) x[i] = (nb_real)uniform();
+        for (size_t i = 0; i < nw; i++) w[i] = (nb_real)uniform();
+        for (size_t i = 0; i < nr; i++) r[i] = (nb_real)uniform();
+        nb_real *one = conv_dx(k, 1, B, 0, x, w, r), *two = conv_dx(k, 2, B, 0, x, w, r);
+        nb_real *col = conv_dx(k, 1, B, 1, x, w, r);
+        CHECKF(memcmp(one, two, nx * sizeof *one) == 0, "case %d: 1 and 2 threads differ", c);
+        double *want = calloc(nx, sizeof *want), worst = 0, worst_col = 0;
+        for (int s = 0; s < B; s++)
+            for (int o = 0; o < k->Co; o++)
+                for (int oh = 0; oh < Ho; oh++)
+                    for (int ow = 0; ow < Wo; ow++)
+                        for (int ci = 0; ci < k->C; ci++)
+                            for (int a = 0; a < k->kh; a++)
+                                for (int b = 0; b < k->kw; b++) {
+                                    int ih = oh - k->pad_h + a * k->dil;
+                                    int iw = ow - k->pad_w + b * k->dil;
+                                    if (ih < 0 || ih >= k->H || iw < 0 || iw >= k->W) continue;
+                                    size_t wi = (((size_t)o * k->C + ci) * k->kh + a) * k->kw + b;
+                                    size_t ri = (((size_t)s * k->Co + o) * Ho + oh) * Wo + ow;
+                                    size_t xi = (((size_t)s * k->C + ci) * k->H + ih) * k->W + iw;
+                                    want[xi] += (double)w[wi] * r[ri];
+                                }
+        for (size_t i = 0; i < nx; i++) {
+            worst = fmax(worst, fabs(one[i] - want[i]));
+            worst_col = fmax(worst_col, fabs(one[i] - col[i]));
+        }
+        CHECKF(worst < 1e-4 && worst_col < 1e-4,
+               "case %d: input gradient off the definition by %g, the column path by %g", c,
+               worst, worst_col);
+        free(x), free(w), free(r), free(one), free(two), free(col), free(want);
+    }
+}
+
 /* Per-sample products in the original form, samples [s0, s1) into dw. */
 static void dw_reference(const nb_conv_geom *g, const nb_real *x, const nb_real *dy, int Co,
                          int s0, int s1, nb_real *dw) {
@@ -371,6 +462,7 @@ int main(void) {
     if (nb__sgemm_avx512_usable()) test_direct_product();
 #endif
     test_conv_threads();
+    test_input_grad();
 #ifdef NB_AVX512_GEMM
     if (nb__gemm_kernel() == NB__GEMM_AVX512) {
         test_dw_transposed(1, 16);

@@ -593,6 +593,121 @@ static void untranspose_dw(const conv_shape *s, const nb_real *dw_t, nb_real *dw
             }
 }
 
+/* The output gradient of samples [s0, s0 + nc), group grp, for the
+ * products: the op's own where it is written, or formed in dybuf from the
+ * fused relu's or pool's (one sample: [channel, position]; a chunk:
+ * [channel, sample, position]), with its channel sums kept for the bias. */
+static const nb_real *chunk_dy(const conv_job *j, int s0, int nc, int grp, const nb_real *dy,
+                               const nb_real *relu_out, nb_real *dybuf) {
+    const conv_shape s = j->s;
+    const size_t P = (size_t)s.P, ld = (size_t)nc * P;
+    if (s.chunk == 1) {
+        size_t plane0 = (size_t)s0 * s.Co + (size_t)grp * s.Cog;
+        if (j->pool)
+            nb__maxpool_relu_backward_planes(j->g, j->pool, plane0, (size_t)s.Cog, dybuf, P);
+        else if (relu_out)
+            relu_backward(dy + plane0 * P, relu_out + plane0 * P, dybuf, (size_t)s.Cog * P);
+        if (!j->relu) return dy + plane0 * P;
+        if (j->sums) keep_sums(j, s0, grp, dybuf, P);
+        return dybuf;
+    }
+    for (int k = 0; j->pool && k < nc; k++)
+        nb__maxpool_relu_backward_planes(j->g, j->pool,
+                                         (size_t)(s0 + k) * s.Co + (size_t)grp * s.Cog,
+                                         (size_t)s.Cog, dybuf + (size_t)k * P, ld);
+    for (int co = 0; !j->pool && co < s.Cog; co++)
+        for (int k = 0; k < nc; k++) {
+            size_t at = ((size_t)(s0 + k) * s.Co + grp * s.Cog + co) * P;
+            nb_real *to = dybuf + co * ld + (size_t)k * P;
+            if (relu_out) relu_backward(dy + at, relu_out + at, to, P);
+            else memcpy(to, dy + at, P * sizeof *dybuf);
+        }
+    for (int k = 0; j->sums && k < nc; k++) keep_sums(j, s0 + k, grp, dybuf + (size_t)k * P, ld);
+    return dybuf;
+}
+
+/* dcol = W_g^T · dY (into col), scattered back into dx (col2im). */
+static void dx_by_col2im(const conv_job *j, int s0, int nc, int grp, const nb_real *dyg,
+                         nb_real *col) {
+    const conv_shape s = j->s;
+    const nb_node_t *x = nb__in(j->g, j->n, 0), *w = nb__in(j->g, j->n, 1);
+    const size_t P = (size_t)s.P, ld = (size_t)nc * P;
+    nb_gemm_at(j->g->precision, 1, 0, s.K, (int)ld, s.Cog, R(1),
+               w->val + (size_t)grp * s.Cog * s.K, s.K, dyg, (int)ld, R(0), col, (int)ld);
+    size_t plane = (size_t)s.geom.H * (size_t)s.geom.W;
+    for (int k = 0; k < nc; k++) {
+        nb_real *dx = x->grad + ((size_t)(s0 + k) * s.C + (size_t)grp * s.Cg) * plane;
+        /* overwrite: zero the sample's planes just before, in cache */
+        if (j->assign_dx) memset(dx, 0, (size_t)s.Cg * plane * sizeof *dx);
+        nb_col2im(&s.geom, col + (size_t)k * P, ld, dx);
+    }
+}
+
+#ifdef NB_AVX512_GEMM
+/* ---- the input gradient as a direct convolution (conv_shape.direct_dx):
+ * dx[c][h][w] = sum over (co, a, b) of W[co][c][kh-1-a][kw-1-b] dYpad[co][h +
+ * a dh][w + b dw], dYpad the output gradient padded by (k - 1) d - p on
+ * each side.  No column matrix is written and scattered back (col2im). */
+typedef struct dx_direct {
+    int Hq, Wq;              /* the padded output gradient's planes */
+    int off[DIRECT_MAX_K];   /* term (co, a, b)'s offset in it */
+    nb__direct_conv d;
+} dx_direct;
+
+/* Whether this part computes the input gradient directly: planned, the
+ * kernel's, written whole (nothing to add to), and the padded output
+ * gradient fits the lane's column room. */
+static int dx_direct_usable(const conv_job *j, const nb_node_t *x) {
+    const conv_shape *s = &j->s;
+    const nb_conv_geom *g = &s->geom;
+    size_t padded = (size_t)s->Cog * (g->Ho + 2 * ((g->kh - 1) * g->dh - g->ph)) *
+                    (g->Wo + 2 * ((g->kw - 1) * g->dw - g->pw));
+    return s->direct_dx && x->grad && j->assign_dx && s->chunk == 1 &&
+           packs_from_image(j->g, s) && padded <= (size_t)s->K * s->P;
+}
+
+/* The flipped weights' panels (of the input channels), their term
+ * offsets, and the product's fixed parts. */
+static void dx_direct_begin(const conv_shape *s, const nb_real *w, nb_real *weights,
+                            dx_direct *dd) {
+    const nb_conv_geom *g = &s->geom;
+    const int kh = g->kh, kw = g->kw, K2 = s->Cog * kh * kw;
+    dd->Hq = g->Ho + 2 * ((kh - 1) * g->dh - g->ph);
+    dd->Wq = g->Wo + 2 * ((kw - 1) * g->dw - g->pw);
+    const int panels = (s->C + NB__PANEL - 1) / NB__PANEL * NB__PANEL;
+    for (int c = 0; c < panels; c++) {
+        nb_real *dst = weights + (size_t)(c / NB__PANEL) * NB__PANEL * K2 + c % NB__PANEL;
+        for (int co = 0, k = 0; co < s->Cog; co++)
+            for (int a = 0; a < kh; a++)
+                for (int b = 0; b < kw; b++, k++)
+                    dst[(size_t)k * NB__PANEL] =
+                        c < s->C ? w[(((size_t)co * s->C + c) * kh + kh - 1 - a) * kw + kw - 1 - b]
+                                 : R(0);
+    }
+    for (int co = 0, k = 0; co < s->Cog; co++)
+        for (int a = 0; a < kh; a++)
+            for (int b = 0; b < kw; b++, k++)
+                dd->off[k] = (co * dd->Hq + a * g->dh) * dd->Wq + b * g->dw;
+    dd->d = (nb__direct_conv){.M = s->C, .K = K2, .packed = weights, .off = dd->off,
+                              .rows = g->H, .width = g->W, .row_step = dd->Wq};
+}
+
+/* Sample b's input gradient from its output gradient dy ([Cog][P]), padded
+ * into pad (the lane's column room). */
+static void dx_direct_sample(const conv_shape *s, dx_direct *dd, const nb_real *dy, nb_real *pad,
+                             nb_real *dx) {
+    const nb_conv_geom *g = &s->geom;
+    const int ph = (dd->Hq - g->Ho) / 2, pw = (dd->Wq - g->Wo) / 2;
+    memset(pad, 0, (size_t)s->Cog * dd->Hq * dd->Wq * sizeof *pad);
+    for (int co = 0; co < s->Cog; co++)
+        for (int h = 0; h < g->Ho; h++)
+            memcpy(pad + ((size_t)co * dd->Hq + ph + h) * dd->Wq + pw,
+                   dy + ((size_t)co * g->Ho + h) * g->Wo, (size_t)g->Wo * sizeof *pad);
+    dd->d.x = pad, dd->d.y = dx;
+    nb__sgemm_avx512_direct(&dd->d, 0, s->C);
+}
+#endif
+
 static void backward_part(void *ctx, int part) {
     const conv_job *j = ctx;
     const conv_shape s = j->s;
@@ -613,42 +728,18 @@ static void backward_part(void *ctx, int part) {
         if (part > 0) memset(dw, 0, (size_t)s.Co * s.K * sizeof *dw);
         else transpose_dw(&s, w->grad, dw); /* part 0 goes on from the gradient */
     }
+#ifdef NB_AVX512_GEMM
+    dx_direct dd;
+    const int direct = dx_direct_usable(j, x);
+    if (direct) dx_direct_begin(&s, w->val, lane_weights(&s, col), &dd);
+#endif
     int c0, c1;
     part_chunks(j, part, &c0, &c1);
     for (int c = c0; c < c1; c++) {
         int s0 = c * s.chunk, nc = s.B - s0 < s.chunk ? s.B - s0 : s.chunk;
         size_t ld = (size_t)nc * P;
         for (int grp = 0; grp < s.groups; grp++) {
-            const nb_real *dyg;
-            if (s.chunk == 1) {
-                size_t plane0 = (size_t)s0 * s.Co + (size_t)grp * s.Cog;
-                dyg = dy + plane0 * P;
-                if (j->pool)
-                    nb__maxpool_relu_backward_planes(j->g, j->pool, plane0, (size_t)s.Cog, dybuf,
-                                                     P);
-                else if (relu_out)
-                    relu_backward(dy + plane0 * P, relu_out + plane0 * P, dybuf,
-                                  (size_t)s.Cog * P);
-                if (j->relu) {
-                    dyg = dybuf;
-                    if (j->sums) keep_sums(j, s0, grp, dyg, P);
-                }
-            } else { /* dY of the chunk in [channel, sample, position] order */
-                for (int k = 0; j->pool && k < nc; k++)
-                    nb__maxpool_relu_backward_planes(
-                        j->g, j->pool, (size_t)(s0 + k) * s.Co + (size_t)grp * s.Cog,
-                        (size_t)s.Cog, dybuf + (size_t)k * P, ld);
-                for (int co = 0; !j->pool && co < s.Cog; co++)
-                    for (int k = 0; k < nc; k++) {
-                        size_t at = ((size_t)(s0 + k) * s.Co + grp * s.Cog + co) * P;
-                        nb_real *to = dybuf + co * ld + (size_t)k * P;
-                        if (relu_out) relu_backward(dy + at, relu_out + at, to, P);
-                        else memcpy(to, dy + at, P * sizeof *dybuf);
-                    }
-                dyg = dybuf;
-                for (int k = 0; j->sums && k < nc; k++)
-                    keep_sums(j, s0 + k, grp, dyg + (size_t)k * P, ld);
-            }
+            const nb_real *dyg = chunk_dy(j, s0, nc, grp, dy, relu_out, dybuf);
             if (w->grad) { /* dW_g += dY · col^T */
                 gather_columns(&s, x->val, s0, nc, grp, col);
                 if (j->dw_t) /* dW_g^T += col · dY^T */
@@ -658,18 +749,14 @@ static void backward_part(void *ctx, int part) {
                     nb_gemm_at(j->g->precision, 0, 1, s.Cog, s.K, (int)ld, R(1), dyg, (int)ld,
                                col, (int)ld, R(1), dw + (size_t)grp * s.Cog * s.K, s.K);
             }
-            if (x->grad) { /* dcol = W_g^T · dY, scattered back into dx */
-                nb_gemm_at(j->g->precision, 1, 0, s.K, (int)ld, s.Cog, R(1),
-                           w->val + (size_t)grp * s.Cog * s.K, s.K, dyg, (int)ld, R(0), col,
-                           (int)ld);
+#ifdef NB_AVX512_GEMM
+            if (direct) {
                 size_t plane = (size_t)s.geom.H * (size_t)s.geom.W;
-                for (int k = 0; k < nc; k++) {
-                    nb_real *dx = x->grad + ((size_t)(s0 + k) * s.C + (size_t)grp * s.Cg) * plane;
-                    /* overwrite: zero the sample's planes just before, in cache */
-                    if (j->assign_dx) memset(dx, 0, (size_t)s.Cg * plane * sizeof *dx);
-                    nb_col2im(&s.geom, col + (size_t)k * P, ld, dx);
-                }
+                dx_direct_sample(&s, &dd, dyg, col, x->grad + (size_t)s0 * s.C * plane);
+                continue;
             }
+#endif
+            if (x->grad) dx_by_col2im(j, s0, nc, grp, dyg, col);
         }
     }
 }
