@@ -139,13 +139,18 @@ nb_node_t *nb__fold(nb_graph *g, const nb_node_t *n, nb_node_t **relu, nb_node_t
 }
 
 /* Backward runs every op of a chain folded in the last forward as it is:
- * their values first. */
+ * their values first, and the pool's argmax (the fold writes its values
+ * alone). */
 void nb__unfold(nb_graph *g) {
     for (int i = 0; i < g->n_nodes; i++) {
         if (!(g->mark[i] & MARK_FOLDED)) continue;
         const nb_node_t *n = &g->nodes[i];
         nb__fill_value(g, n->fold_bn - 1);
-        if (n->fold_relu) nb__fill_value(g, n->fold_relu - 1);
+        if (needed(g, n->fold_relu)) nb__fill_value(g, n->fold_relu - 1);
+        if (needed(g, n->fold_relu) && needed(g, n->fold_pool)) {
+            nb_node_t *pool = &g->nodes[n->fold_pool - 1];
+            pool->op->forward(g, pool);
+        }
         g->mark[i] &= (unsigned char)~MARK_FOLDED;
     }
 }

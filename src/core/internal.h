@@ -328,6 +328,11 @@ void nb__batch_norm_planes(nb_graph *g, nb_node_t *n, size_t p0, size_t count, n
  * slope there, zero elsewhere. */
 void nb__maxpool_planes(const nb_graph *g, nb_node_t *n, size_t p0, size_t count,
                         const nb_real *x, size_t ld);
+/* The same values, the argmax left unwritten where that is faster (2 x 2
+ * windows with AVX-512): for a pass no backward follows unless it runs the
+ * pool again first (the eval-mode fold, nb__unfold). */
+void nb__maxpool_planes_values(const nb_graph *g, nb_node_t *n, size_t p0, size_t count,
+                               const nb_real *x, size_t ld);
 void nb__maxpool_relu_backward_planes(const nb_graph *g, const nb_node_t *n, size_t p0,
                                       size_t count, nb_real *dx, size_t ld);
 

@@ -224,7 +224,8 @@ static int relu_in_store(const conv_job *j) { return j->relu && !j->bn; }
  * then the pool. */
 static void after_product(const conv_job *j, size_t p0, size_t count, nb_real *y, size_t ld) {
     if (j->bn) nb__batch_norm_planes(j->g, j->bn, p0, count, y, ld, j->relu != NULL);
-    if (j->pool) nb__maxpool_planes(j->g, j->pool, p0, count, y, ld);
+    if (j->pool && j->bn) nb__maxpool_planes_values(j->g, j->pool, p0, count, y, ld);
+    else if (j->pool) nb__maxpool_planes(j->g, j->pool, p0, count, y, ld);
 }
 
 /* How many parts the scratch planned for this batch allows now.  Chunks run

@@ -99,16 +99,17 @@ typedef struct pool_job {
 /* One more candidate v of each window, OFF from its first value: it wins if
  * greater, or NaN (a NaN passes through max pooling, as in PyTorch). */
 static inline __attribute__((always_inline, target("avx512f"))) void
-take_max(__m512 v, int off, __m512i at0, __m512 *best, __m512i *at) {
+take_max(__m512 v, int off, __m512i at0, __m512 *best, __m512i *at, const int arg) {
     __mmask16 take =
         _mm512_cmp_ps_mask(v, *best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
     *best = _mm512_mask_blend_ps(take, *best, v);
-    *at = _mm512_mask_blend_epi32(take, *at, _mm512_add_epi32(at0, _mm512_set1_epi32(off)));
+    if (arg)
+        *at = _mm512_mask_blend_epi32(take, *at, _mm512_add_epi32(at0, _mm512_set1_epi32(off)));
 }
 
 static inline __attribute__((always_inline, target("avx512f"))) void
 row_2x2_avx512(const float *r0, const float *r1, int W, int Wo, int32_t base, float *m,
-               int32_t *a) {
+               int32_t *a, const int arg) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
                                            28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
@@ -125,11 +126,11 @@ row_2x2_avx512(const float *r0, const float *r1, int W, int Wo, int32_t base, fl
         __m512 b0 = _mm512_maskz_loadu_ps(lo, r1), b1 = _mm512_maskz_loadu_ps(hi, r1 + 16);
         __m512 best = _mm512_permutex2var_ps(a0, even, a1);
         __m512i at = at0;
-        take_max(_mm512_permutex2var_ps(a0, odd, a1), 1, at0, &best, &at);
-        take_max(_mm512_permutex2var_ps(b0, even, b1), W, at0, &best, &at);
-        take_max(_mm512_permutex2var_ps(b0, odd, b1), W + 1, at0, &best, &at);
+        take_max(_mm512_permutex2var_ps(a0, odd, a1), 1, at0, &best, &at, arg);
+        take_max(_mm512_permutex2var_ps(b0, even, b1), W, at0, &best, &at, arg);
+        take_max(_mm512_permutex2var_ps(b0, odd, b1), W + 1, at0, &best, &at, arg);
         _mm512_mask_storeu_ps(m + ow, out, best);
-        _mm512_mask_storeu_epi32(a + ow, out, at);
+        if (arg) _mm512_mask_storeu_epi32(a + ow, out, at);
     }
 }
 
@@ -137,7 +138,8 @@ row_2x2_avx512(const float *r0, const float *r1, int W, int Wo, int32_t base, fl
  * in the low and high eight lanes: narrow rows (5 outputs on an 11x11 image)
  * would leave most of the lanes idle one row at a time. */
 static inline __attribute__((always_inline, target("avx512f"))) void
-two_rows_2x2_avx512(const float *r0, int W, int Wo, int32_t base, float *m, int32_t *a) {
+two_rows_2x2_avx512(const float *r0, int W, int Wo, int32_t base, float *m, int32_t *a,
+                    const int arg) {
     /* lane L < 8 takes input column 2L of the upper rows, lane 8 + L of the lower */
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
                                            28, 30);
@@ -151,33 +153,42 @@ two_rows_2x2_avx512(const float *r0, int W, int Wo, int32_t base, float *m, int3
     __m512 b0 = _mm512_maskz_loadu_ps(in, r0 + W), b1 = _mm512_maskz_loadu_ps(in, r0 + 3 * W);
     __m512 best = _mm512_permutex2var_ps(a0, even, a1);
     __m512i at = at0;
-    take_max(_mm512_permutex2var_ps(a0, odd, a1), 1, at0, &best, &at);
-    take_max(_mm512_permutex2var_ps(b0, even, b1), W, at0, &best, &at);
-    take_max(_mm512_permutex2var_ps(b0, odd, b1), W + 1, at0, &best, &at);
+    take_max(_mm512_permutex2var_ps(a0, odd, a1), 1, at0, &best, &at, arg);
+    take_max(_mm512_permutex2var_ps(b0, even, b1), W, at0, &best, &at, arg);
+    take_max(_mm512_permutex2var_ps(b0, odd, b1), W + 1, at0, &best, &at, arg);
     /* row oh + 1 starts Wo after row oh: its lanes 8.. are stored from m + Wo - 8 */
     _mm512_mask_storeu_ps(m, lo, best);
     _mm512_mask_storeu_ps(m + Wo - 8, hi, best);
+    if (!arg) return;
     _mm512_mask_storeu_epi32(a, lo, at);
     _mm512_mask_storeu_epi32(a + Wo - 8, hi, at);
 }
 
 /* Planes [p0, p1), all rows in one call: rows of small planes (13 outputs)
- * are too short to pay a call each. */
-__attribute__((target("avx512f"))) static void planes_2x2_avx512(const pool_job *j, size_t p0,
-                                                                 size_t p1) {
+ * are too short to pay a call each.  arg: the argmax too (else j->arg is
+ * NULL: the values alone). */
+static inline __attribute__((always_inline, target("avx512f"))) void
+planes_2x2_body(const pool_job *j, size_t p0, size_t p1, const int arg) {
     const pool_shape *s = j->s;
     const size_t out_plane = (size_t)s->Ho * s->Wo;
     for (size_t pl = p0; pl < p1; pl++)
         for (int oh = 0; oh < s->Ho; oh++) {
             const float *r0 = j->x + pl * j->ld + (size_t)(2 * oh) * s->W;
             size_t o = pl * out_plane + (size_t)oh * s->Wo;
+            int32_t *a = arg ? j->arg + o : NULL;
             if (s->Wo <= 8 && oh + 1 < s->Ho) {
-                two_rows_2x2_avx512(r0, s->W, s->Wo, 2 * oh * s->W, j->y + o, j->arg + o);
+                two_rows_2x2_avx512(r0, s->W, s->Wo, 2 * oh * s->W, j->y + o, a, arg);
                 oh++;
                 continue;
             }
-            row_2x2_avx512(r0, r0 + s->W, s->W, s->Wo, 2 * oh * s->W, j->y + o, j->arg + o);
+            row_2x2_avx512(r0, r0 + s->W, s->W, s->Wo, 2 * oh * s->W, j->y + o, a, arg);
         }
+}
+
+__attribute__((target("avx512f"))) static void planes_2x2_avx512(const pool_job *j, size_t p0,
+                                                                 size_t p1) {
+    if (j->arg) planes_2x2_body(j, p0, p1, 1);
+    else planes_2x2_body(j, p0, p1, 0);
 }
 #endif
 
@@ -290,6 +301,21 @@ void nb__maxpool_planes(const nb_graph *g, nb_node_t *n, size_t p0, size_t count
                   .arg = (int32_t *)(void *)n->scratch + p0 * out_plane, .parts = 1};
     if (is_2x2(&s)) maxpool_2x2_part(&j, 0);
     else general_planes(&j, count);
+}
+
+void nb__maxpool_planes_values(const nb_graph *g, nb_node_t *n, size_t p0, size_t count,
+                               const nb_real *x, size_t ld) {
+#if POOL_AVX512
+    pool_shape s = shape_of(g, n);
+    if (is_2x2(&s) && __builtin_cpu_supports("avx512f")) {
+        s.planes = count;
+        pool_job j = {.s = &s, .x = x, .ld = ld, .y = n->val + p0 * (size_t)s.Ho * s.Wo,
+                      .arg = NULL, .parts = 1};
+        planes_2x2_avx512(&j, 0, count);
+        return;
+    }
+#endif
+    nb__maxpool_planes(g, n, p0, count, x, ld);
 }
 
 #if POOL_AVX512
