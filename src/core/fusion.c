@@ -23,6 +23,14 @@
  * relu's gradient and output as it reads them: the relu's backward does not
  * run, and batch norm's own gradient is not written either.
  *
+ * In eval mode batch norm is an affine map per channel (its running
+ * statistics), and a convolution whose only consumer is a batch norm folds it
+ * in, with the relu and the max pool after it (each the only consumer of the
+ * one before): each sample is normalised, passed through the relu and pooled
+ * while it is in cache, and only the last node's value is written.  A
+ * backward after such a pass first fills the folded nodes' values (and the
+ * pool's argmax) and then runs every op as it is (nb__unfold).
+ *
  * The results are the unfused ops' bits.  What the fused ops no longer write
  * is computed on demand: nb_value and nb_grad fill it in (by running the
  * op's forward without its epilogue, the relu's forward, or the relu's and
@@ -89,10 +97,6 @@ void nb__plan_fusion(nb_graph *g) {
     }
 }
 
-/* A producer fuses in a pass when it and every node it computes are needed
- * (and, for a dense layer, its kernel can): its own value is then not
- * written, nor the relu's when a pool follows.  Nodes the pass does not
- * compute keep their marks (and values) from before. */
 static int needed(const nb_graph *g, int plus1) {
     return plus1 && (g->mark[plus1 - 1] & MARK_NEEDED);
 }
@@ -110,6 +114,10 @@ static void begin_folds(nb_graph *g) {
     }
 }
 
+/* A producer fuses in a pass when it and every node it computes are needed
+ * (and, for a dense layer, its kernel can): its own value is then not
+ * written, nor the relu's when a pool follows.  Nodes the pass does not
+ * compute keep their marks (and values) from before. */
 void nb__fusion_begin_forward(nb_graph *g) {
     const unsigned char fusion = MARK_FUSED | MARK_VAL_STALE | MARK_FOLDED;
     for (int i = 0; i < g->n_nodes; i++)
