@@ -21,6 +21,7 @@
 #include "test.h"
 #include "core/internal.h"
 #include "kernels/gemm.h"
+#include "each_kernel.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -128,12 +129,8 @@ static int inner_untouched(net *f) {
     return 1;
 }
 
-static void compare(int kernel, int threads, int batch) {
-    nb__gemm_use(kernel);
-    nb_set_threads(threads);
+static void compare(int batch, const char *what) {
     net f = build(0), u = build(1);
-    char what[64];
-    snprintf(what, sizeof what, "kernel %d, %d threads, batch %d", kernel, threads, batch);
     set_batch(&f, batch);
     set_batch(&u, batch);
     for (int c = 0; c < CHAINS; c++)
@@ -179,9 +176,6 @@ static void compare(int kernel, int threads, int batch) {
 }
 
 int main(void) {
-    const int kernels[] = {NB__GEMM_AVX512, NB__GEMM_AVX2, NB__GEMM_OPENBLAS, NB__GEMM_PORTABLE};
-    for (int k = 0; k < 4; k++)
-        for (int threads = 1; threads <= 2; threads++)
-            for (int batch = 1; batch <= 5; batch += 4) compare(kernels[k], threads, batch);
+    nb_test_each_kernel(compare);
     TEST_END();
 }

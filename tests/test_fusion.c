@@ -17,6 +17,7 @@
 #include "test.h"
 #include "core/internal.h"
 #include "kernels/gemm.h"
+#include "each_kernel.h"
 
 #include <float.h>
 #include <math.h>
@@ -78,12 +79,8 @@ static void set_batch(net *n, int batch, int huge) {
     for (int b = 0; b < batch; b++) t[b] = (nb_real)(b % 4);
 }
 
-static void compare(int kernel, int threads, int batch) {
-    nb__gemm_use(kernel);
-    nb_set_threads(threads);
+static void compare(int batch, const char *what) {
     net f = build(0), u = build(1);
-    char what[64];
-    snprintf(what, sizeof what, "kernel %d, %d threads, batch %d", kernel, threads, batch);
     set_batch(&f, batch, 0); /* plans the arena, and the fusion */
     set_batch(&u, batch, 0);
     for (int c = 0; c < MAX_CONV; c++)
@@ -224,10 +221,7 @@ static void test_fill_before_step(void) {
 }
 
 int main(void) {
-    const int kernels[] = {NB__GEMM_AVX512, NB__GEMM_AVX2, NB__GEMM_OPENBLAS, NB__GEMM_PORTABLE};
-    for (int k = 0; k < 4; k++)
-        for (int threads = 1; threads <= 2; threads++)
-            for (int batch = 1; batch <= 5; batch += 4) compare(kernels[k], threads, batch);
+    nb_test_each_kernel(compare);
     test_partial_forward();
     test_fill_before_step();
     TEST_END();

@@ -241,6 +241,18 @@ AVX512 static void kernel_cols(int kc, const float *a, long lda, const float *b,
     kernel(kc, a, 1, lda, b, c, ldc, m, m0, m1, alpha, beta, e);
 }
 
+/* One rank-1 update of `rows` (a constant once inlined) accumulator rows:
+ * acc[r] += a[r] times the panel's row b (two vectors). */
+INLINE AVX512 void rank1(const int rows, const float *a, const float *b, __m512 (*acc)[2]) {
+    __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 14
+    for (int r = 0; r < rows; r++) {
+        __m512 ar = _mm512_set1_ps(a[r]);
+        acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
+    }
+}
+
 /* The last, partial row block (packed, rows MR apart in a) with only the
  * rows it has: `rows` (4 or 8) is a constant once inlined, so the
  * accumulators stay in registers.  Each value is the same chain of
@@ -251,15 +263,7 @@ INLINE AVX512 void kernel_few(const int rows, int kc, const float *a, const floa
     __m512 acc[8][2];
 #pragma GCC unroll 8
     for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    for (int k = 0; k < kc; k++, a += MR, b += NR) {
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-#pragma GCC unroll 8
-        for (int r = 0; r < rows; r++) {
-            __m512 ar = _mm512_set1_ps(a[r]);
-            acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
-        }
-    }
+    for (int k = 0; k < kc; k++, a += MR, b += NR) rank1(rows, a, b, acc);
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 8
     for (int r = 0; r < rows; r++) {
@@ -397,16 +401,7 @@ INLINE AVX512 void direct_tile(const int rows, int kc, const float *x, const int
     __m512 acc[DIRECT_ROWS][2];
 #pragma GCC unroll 14
     for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    for (int k = 0; k < kc; k++, b += NR) {
-        const float *xk = x + off[k];
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-#pragma GCC unroll 14
-        for (int r = 0; r < rows; r++) {
-            __m512 xr = _mm512_set1_ps(xk[r]);
-            acc[r][0] = _mm512_fmadd_ps(xr, b0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(xr, b1, acc[r][1]);
-        }
-    }
+    for (int k = 0; k < kc; k++, b += NR) rank1(rows, x + off[k], b, acc);
     __m512 bias0 = _mm512_maskz_loadu_ps(bias ? m0 : 0, bias), bias1 = bias0;
     if (bias) bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);
 #pragma GCC unroll 14
