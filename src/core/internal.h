@@ -316,11 +316,10 @@ void nb__plan_views(nb_graph *g);
 /* Batch norm folded into a convolution (norm.c): the running statistics
  * into scratch (once per forward); then planes [p0, p0 + count) of its
  * input at y, ld apart, normalised in place (and the relu applied), with the
- * op's own loop (the same bits): the first len values of each (a range of
- * its rows, y pointing at the range). */
+ * op's own loop (the same bits). */
 void nb__batch_norm_fold_begin(nb_graph *g, nb_node_t *n);
 void nb__batch_norm_planes(nb_graph *g, nb_node_t *n, size_t p0, size_t count, nb_real *y,
-                           size_t ld, size_t len, int relu);
+                           size_t ld, int relu);
 
 /* Max pooling fused after a relu (pool.c): planes [p0, p0 + count) of pool
  * n from their inputs at x, ld apart (writes the pool's value and argmax);
@@ -334,11 +333,6 @@ void nb__maxpool_planes(const nb_graph *g, nb_node_t *n, size_t p0, size_t count
  * pool again first (the eval-mode fold, nb__unfold). */
 void nb__maxpool_planes_values(const nb_graph *g, nb_node_t *n, size_t p0, size_t count,
                                const nb_real *x, size_t ld);
-/* The values of output rows [oh0, oh1) alone (oh1 < 0: to the last) of those
- * planes, x still their inputs' first rows; 0, having done nothing, where
- * only whole planes are pooled (any window but 2 x 2 without AVX-512). */
-int nb__maxpool_rows_values(const nb_graph *g, nb_node_t *n, size_t p0, size_t count,
-                            const nb_real *x, size_t ld, int oh0, int oh1);
 void nb__maxpool_relu_backward_planes(const nb_graph *g, const nb_node_t *n, size_t p0,
                                       size_t count, nb_real *dx, size_t ld);
 

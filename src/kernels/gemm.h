@@ -72,7 +72,6 @@ typedef struct nb__direct_conv {
     int rows, width;       /* of the output */
     long row_step;         /* between output rows, in x */
     float *y;              /* [M][rows * width] */
-    long plane;            /* between y's channels, when not rows * width (0) */
 } nb__direct_conv;
 void nb__sgemm_avx512_direct(const nb__direct_conv *d, int m0, int m1);
 /* The panels of w [M][K] covering channels [m0, m1) into packed (at their

@@ -463,7 +463,7 @@ void nb__sgemm_avx512_direct(const nb__direct_conv *d, int m0, int m1) {
     float t[DIRECT_ROWS * NR] __attribute__((aligned(64)));
     /* each output row in the fewest segments of at most DIRECT_ROWS, as even as can be */
     const int segs = (d->width + DIRECT_ROWS - 1) / DIRECT_ROWS;
-    const long plane = d->plane ? d->plane : (long)d->rows * d->width;
+    const long plane = (long)d->rows * d->width;
     for (int jj = m0; jj < m1; jj += NR) {
         int nv = m1 - jj < NR ? m1 - jj : NR;
         __mmask16 m0v = (__mmask16)(nv >= 16 ? 0xFFFF : (1u << nv) - 1);

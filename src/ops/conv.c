@@ -72,9 +72,6 @@ typedef struct conv_shape {
      * backward's input gradient (a convolution of the padded output gradient
      * with the flipped weights); planned: room for their packed weights */
     int direct_fwd, direct_dx;
-    /* a single sample's direct forward split by output rows (its channels
-     * fill one panel: there is no channel split to take) */
-    int direct_rows;
     nb_conv_geom geom;
 } conv_shape;
 
@@ -83,7 +80,7 @@ typedef struct conv_shape {
  * blocks by 32-position panels: rows of `terms` for the forward's
  * channels, or of the input gradient's column matrix), and its terms are
  * many enough to pay for the tiles' transposed stores. */
-enum { DIRECT_MIN_K = 64, DIRECT_MAX_K = 2304, DIRECT_ROWS_MIN_K = 9 };
+enum { DIRECT_MIN_K = 64, DIRECT_MAX_K = 2304 };
 
 #ifdef NB_AVX512_GEMM
 static int direct_pays(int channels, int K, int rows, int width, double packed) {
@@ -94,14 +91,12 @@ static int direct_pays(int channels, int K, int rows, int width, double packed) 
 #endif
 
 static void plan_direct(conv_shape *s) {
-    s->direct_fwd = s->direct_dx = s->direct_rows = 0;
+    s->direct_fwd = s->direct_dx = 0;
 #ifdef NB_AVX512_GEMM
     const nb_conv_geom *g = &s->geom;
     const double panels = (s->P + 31) / 32 * 32;
     s->direct_fwd = s->groups == 1 && g->sw == 1 &&
                     direct_pays(s->Cog, s->K, g->Ho, g->Wo, (s->Cog + 3) / 4 * 4 * panels * s->K);
-    s->direct_rows = s->groups == 1 && g->sw == 1 && s->Cog > 4 && s->Cog <= NB__PANEL &&
-                     s->K >= DIRECT_ROWS_MIN_K && s->K <= DIRECT_MAX_K && g->Ho >= 4;
     /* the input gradient as a convolution needs stride 1 and padding that
      * leaves the flipped window inside the padded output gradient */
     const int K2 = s->Cog * g->kh * g->kw;
@@ -159,7 +154,7 @@ NB_VECTOR_LOOP static void relu_backward(const nb_real *restrict dy,
  * and for aligning them to 64 bytes (the kernel's aligned loads). */
 static size_t weights_len(const conv_shape *s) {
 #ifdef NB_AVX512_GEMM
-    size_t fwd = s->direct_fwd || s->direct_rows ? nb__direct_packed_len(s->Cog, s->K) : 0;
+    size_t fwd = s->direct_fwd ? nb__direct_packed_len(s->Cog, s->K) : 0;
     size_t dx = s->direct_dx ? nb__direct_packed_len(s->C, s->Cog * s->geom.kh * s->geom.kw) : 0;
     size_t len = fwd > dx ? fwd : dx;
     return len ? len + 64 / sizeof(nb_real) : 0;
@@ -228,8 +223,7 @@ static int relu_in_store(const conv_job *j) { return j->relu && !j->bn; }
  * (ld apart), while they are in cache: the folded batch norm (and its relu),
  * then the pool. */
 static void after_product(const conv_job *j, size_t p0, size_t count, nb_real *y, size_t ld) {
-    if (j->bn)
-        nb__batch_norm_planes(j->g, j->bn, p0, count, y, ld, (size_t)j->s.P, j->relu != NULL);
+    if (j->bn) nb__batch_norm_planes(j->g, j->bn, p0, count, y, ld, j->relu != NULL);
     if (j->pool && j->bn) nb__maxpool_planes_values(j->g, j->pool, p0, count, y, ld);
     else if (j->pool) nb__maxpool_planes(j->g, j->pool, p0, count, y, ld);
 }
@@ -346,9 +340,9 @@ typedef struct channel_part {
  * out (image_of). */
 static const nb__direct_conv *direct_of(const conv_shape *s, const image_source *src,
                                         const nb_real *weights, const nb_real *bias, int relu,
-                                        nb_real *y, int *off, nb__direct_conv *d, int planned) {
+                                        nb_real *y, int *off, nb__direct_conv *d) {
     const nb_conv_geom *g = &src->geom;
-    if (!planned || g->ph || g->pw) return NULL;
+    if (!s->direct_fwd || g->ph || g->pw) return NULL;
     for (int c = 0, k = 0; c < g->C; c++)
         for (int i = 0; i < g->kh; i++)
             for (int jk = 0; jk < g->kw; jk++, k++)
@@ -384,48 +378,6 @@ static void channels_forward(void *ctx, int part) {
     after_product(c->j, c->plane0 + lo, hi - lo, c->y + lo * P, P);
 }
 
-/* A single sample's direct forward split by output rows: each part computes
- * every channel of its rows, then normalises them (a folded batch norm, with
- * its relu) and pools them (values only, rows in pairs). */
-typedef struct row_part {
-    const conv_job *j;
-    nb__direct_conv d;
-    size_t plane0;
-    int parts, step; /* rows per unit: 2 with a pool */
-} row_part;
-
-static void rows_forward(void *ctx, int part) {
-    const row_part *r = ctx;
-    const conv_job *j = r->j;
-    const int Ho = j->s.geom.Ho, Wo = j->s.geom.Wo;
-    size_t lo, hi;
-    nb__part_range((size_t)(Ho / r->step), part, r->parts, 1, &lo, &hi);
-    const int r0 = (int)lo * r->step, r1 = (int)hi * r->step; /* (an odd last row: unpooled) */
-    if (r0 >= r1) return;
-    nb__direct_conv d = r->d;
-    d.x += r0 * d.row_step, d.y += (size_t)r0 * Wo, d.rows = r1 - r0, d.plane = j->s.P;
-    nb__sgemm_avx512_direct(&d, 0, j->s.Cog);
-    if (j->bn)
-        nb__batch_norm_planes(j->g, j->bn, r->plane0, (size_t)j->s.Cog, d.y, (size_t)j->s.P,
-                              (size_t)(r1 - r0) * Wo, j->relu != NULL);
-    if (j->pool)
-        nb__maxpool_rows_values(j->g, j->pool, r->plane0, (size_t)j->s.Cog, r->d.y,
-                                (size_t)j->s.P, r0 / 2, r1 / 2);
-}
-
-/* How many row parts a single sample takes (1: none): a pool must take the
- * values alone by rows (a folded one). */
-static int row_parts(const conv_job *j) {
-    const conv_shape *s = &j->s;
-    int threads = nb__free_threads();
-    double macs = (double)s->Cog * s->P * s->K;
-    if (!s->direct_rows || threads < 2 || macs < CHANNEL_SPLIT_MIN_MACS) return 1;
-    if (j->pool && (!j->bn || !nb__maxpool_rows_values(j->g, j->pool, 0, 0, NULL, 0, 0, 0)))
-        return 1;
-    int units = s->geom.Ho / (j->pool ? 2 : 1);
-    return units < threads ? units : threads;
-}
-
 /* How many channel parts a single sample takes here (1: none): parts of 8
  * channels or more, or with the direct product of whole panels (a thread
  * then has nothing to pack but its own panels' weights). */
@@ -458,18 +410,8 @@ static void forward_sample(const conv_job *j, int b, int grp, nb_real *col, nb_r
         image_source src = image_of(s, xs, col);
         int off[DIRECT_MAX_K];
         nb__direct_conv d;
-        int rows = row_parts(j);
-        const nb__direct_conv *direct = direct_of(s, &src, weights, bias, relu_in_store(j), y,
-                                                  off, &d, s->direct_fwd || rows > 1);
-        if (direct && rows > 1) { /* one panel of channels: split the rows */
-            nb__direct_pack(wg, s->Cog, s->K, 0, s->Cog, weights);
-            row_part r = {.j = j, .d = d, .plane0 = plane0, .parts = rows,
-                          .step = j->pool ? 2 : 1};
-            nb__parallel(rows, rows_forward, &r);
-            *packed = 1;
-            return;
-        }
-        if (!s->direct_fwd) direct = NULL;
+        const nb__direct_conv *direct =
+            direct_of(s, &src, weights, bias, relu_in_store(j), y, off, &d);
         int split = direct || j->pool ? channel_parts(s, direct != NULL) : 1;
         if (split > 1) { /* each part packs, computes and pools its own channels */
             channel_part c = {.j = j, .src = &src, .w = wg, .bias = bias, .y = y,
@@ -538,7 +480,7 @@ static void forward_part(void *ctx, int part) {
                     if (relu_in_store(j)) relu_inplace(dst, P);
                     else if (j->bn && !j->pool)
                         nb__batch_norm_planes(j->g, j->bn, (size_t)(s0 + k) * s.Co + oc, 1, dst,
-                                              P, P, j->relu != NULL);
+                                              P, j->relu != NULL);
                 }
             }
             for (int k = 0; j->pool && k < nc; k++)

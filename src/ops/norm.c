@@ -213,16 +213,16 @@ void nb__batch_norm_fold_begin(nb_graph *g, nb_node_t *n) {
 }
 
 NB_VECTOR_LOOP static void normalise_planes(const bn_job *j, size_t p0, size_t count,
-                                            nb_real *y, size_t ld, size_t len, int relu) {
+                                            nb_real *y, size_t ld, int relu) {
     for (size_t q = 0; q < count; q++)
-        normalise_run(j, (p0 + q) % j->C, y + q * ld, y + q * ld, len, relu);
+        normalise_run(j, (p0 + q) % j->C, y + q * ld, y + q * ld, j->inner, relu);
 }
 
 /* (A static clone set: an exported one would export its resolver.) */
 void nb__batch_norm_planes(nb_graph *g, nb_node_t *n, size_t p0, size_t count, nb_real *y,
-                           size_t ld, size_t len, int relu) {
+                           size_t ld, int relu) {
     const bn_job j = bn_job_of(g, n);
-    normalise_planes(&j, p0, count, y, ld, len, relu);
+    normalise_planes(&j, p0, count, y, ld, relu);
 }
 
 /* Each process's per-channel sum and sum of squares (channel_sum, in

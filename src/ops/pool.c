@@ -83,10 +83,9 @@ typedef struct pool_job {
     const pool_shape *s;
     const nb_real *x; /* input planes, ld apart */
     size_t ld;
-    nb_real *y;       /* output planes and their argmax, Ho*Wo apart (y_ld when set) */
+    nb_real *y;       /* output planes and their argmax, Ho*Wo apart */
     int32_t *arg;
     int parts;
-    size_t y_ld;      /* the values alone (arg NULL): output planes this far apart */
 } pool_job;
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(NB_REAL_DOUBLE)
@@ -171,7 +170,7 @@ two_rows_2x2_avx512(const float *r0, int W, int Wo, int32_t base, float *m, int3
 static inline __attribute__((always_inline, target("avx512f"))) void
 planes_2x2_body(const pool_job *j, size_t p0, size_t p1, const int arg) {
     const pool_shape *s = j->s;
-    const size_t out_plane = j->y_ld ? j->y_ld : (size_t)s->Ho * s->Wo;
+    const size_t out_plane = (size_t)s->Ho * s->Wo;
     for (size_t pl = p0; pl < p1; pl++)
         for (int oh = 0; oh < s->Ho; oh++) {
             const float *r0 = j->x + pl * j->ld + (size_t)(2 * oh) * s->W;
@@ -306,27 +305,17 @@ void nb__maxpool_planes(const nb_graph *g, nb_node_t *n, size_t p0, size_t count
 
 void nb__maxpool_planes_values(const nb_graph *g, nb_node_t *n, size_t p0, size_t count,
                                const nb_real *x, size_t ld) {
-    if (!nb__maxpool_rows_values(g, n, p0, count, x, ld, 0, -1))
-        nb__maxpool_planes(g, n, p0, count, x, ld);
-}
-
-int nb__maxpool_rows_values(const nb_graph *g, nb_node_t *n, size_t p0, size_t count,
-                            const nb_real *x, size_t ld, int oh0, int oh1) {
 #if POOL_AVX512
     pool_shape s = shape_of(g, n);
-    if (!is_2x2(&s) || !__builtin_cpu_supports("avx512f")) return 0;
-    const size_t out_plane = (size_t)s.Ho * s.Wo;
-    if (oh1 < 0) oh1 = s.Ho;
-    pool_job j = {.s = &s, .x = x + (size_t)(2 * oh0) * s.W, .ld = ld,
-                  .y = n->val + p0 * out_plane + (size_t)oh0 * s.Wo, .arg = NULL, .parts = 1,
-                  .y_ld = out_plane};
-    s.planes = count, s.Ho = oh1 - oh0;
-    planes_2x2_avx512(&j, 0, count);
-    return 1;
-#else
-    (void)g, (void)n, (void)p0, (void)count, (void)x, (void)ld, (void)oh0, (void)oh1;
-    return 0;
+    if (is_2x2(&s) && __builtin_cpu_supports("avx512f")) {
+        s.planes = count;
+        pool_job j = {.s = &s, .x = x, .ld = ld, .y = n->val + p0 * (size_t)s.Ho * s.Wo,
+                      .arg = NULL, .parts = 1};
+        planes_2x2_avx512(&j, 0, count);
+        return;
+    }
 #endif
+    nb__maxpool_planes(g, n, p0, count, x, ld);
 }
 
 #if POOL_AVX512
