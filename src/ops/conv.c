@@ -693,7 +693,7 @@ static void dx_direct_begin(const conv_shape *s, const nb_real *w, nb_real *weig
                               .rows = g->H, .width = g->W, .row_step = dd->Wq};
 }
 
-/* Sample b's input gradient from its output gradient dy ([Cog][P]), padded
+/* One sample's input gradient from its output gradient dy ([Cog][P]), padded
  * into pad (the lane's column room). */
 static void dx_direct_sample(const conv_shape *s, dx_direct *dd, const nb_real *dy, nb_real *pad,
                              nb_real *dx) {
