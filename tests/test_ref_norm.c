@@ -227,18 +227,21 @@ static void test_bn_threads(void) {
  * where the relu's slope is. */
 typedef struct bn_relu {
     nb_graph *g;
-    nb_node x, c, bn, relu, loss, w, rm, nbt;
+    nb_node x, c, bn, relu, pool, loss, w, rm, nbt;
 } bn_relu;
 
-static bn_relu bn_relu_net(int fused) {
-    bn_relu m = {.g = nb_graph_new()};
-    const int dims[3] = {BN_C, 16, 16};
+/* pool: a 2 x 2 max pool after the relu (batch norm computes it too when
+ * fused, and the pool's backward runs). */
+static bn_relu bn_relu_net(int fused, int pool) {
+    bn_relu m = {.g = nb_graph_new(), .pool = NB_NONE};
+    const int dims[3] = {BN_C, 16, 16}, pooled[3] = {BN_C, 8, 8};
     m.x = nb_input(m.g, "x", 3, dims);
     m.bn = nb_batch_norm(m.g, m.x, "bn", NULL);
     m.relu = nb_relu(m.g, m.bn);
     if (!fused) nb_scale(m.g, m.bn, 2); /* a second consumer, off the loss's path */
-    m.c = nb_input(m.g, "c", 3, dims);
-    m.loss = nb_sum(m.g, nb_mul(m.g, m.relu, m.c));
+    if (pool) m.pool = nb_max_pool2d(m.g, m.relu, 2, 2, 0, 0, 0, 0, 0);
+    m.c = nb_input(m.g, "c", 3, pool ? pooled : dims);
+    m.loss = nb_sum(m.g, nb_mul(m.g, pool ? m.pool : m.relu, m.c));
     m.w = nb_find(m.g, "bn.weight");
     m.rm = nb_find(m.g, "bn.running_mean");
     m.nbt = nb_find(m.g, "bn.num_batches_tracked");
@@ -247,21 +250,22 @@ static bn_relu bn_relu_net(int fused) {
     return m;
 }
 
-static void test_bn_relu_fusion(void) {
+static void test_bn_relu_fusion(int pool) {
     size_t n = (size_t)BN_B * BN_C * BN_HW;
     nb_real *xs = malloc(n * sizeof *xs), *bn_fused = malloc(n * sizeof *xs);
     if (!xs || !bn_fused) return;
     nb_rng r;
     nb_rng_seed(&r, 5);
     for (size_t k = 0; k < n; k++) xs[k] = (nb_real)(nb_rng_normal(&r) + (double)(k % 3));
-    bn_relu a = bn_relu_net(1), b = bn_relu_net(0);
+    bn_relu a = bn_relu_net(1, pool), b = bn_relu_net(0, pool);
     for (int training = 1; training >= 0; training--) {
         bn_relu *m[2] = {&a, &b};
         for (int i = 0; i < 2; i++) {
             nb_graph_set_training(m[i]->g, training);
             CHECK_OK(nb_set_input(m[i]->g, m[i]->x, xs, BN_B));
             nb_real *c = nb_value(m[i]->g, m[i]->c);
-            for (size_t k = 0; k < n; k++) c[k] = (nb_real)(0.5 + 0.25 * (double)(k % 7));
+            for (size_t k = 0; k < nb_node_numel(m[i]->g, m[i]->c); k++)
+                c[k] = (nb_real)(0.5 + 0.25 * (double)(k % 7));
             CHECK_OK(nb_forward(m[i]->g, m[i]->loss));
             nb_zero_grad(m[i]->g);
             nb_node_t *bn = &m[i]->g->nodes[m[i]->bn];
@@ -274,6 +278,9 @@ static void test_bn_relu_fusion(void) {
                training);
         CHECKF(memcmp(nb_value(a.g, a.relu), nb_value(b.g, b.relu), n * sizeof *xs) == 0,
                "training %d: the relu's value", training);
+        CHECKF(!pool || memcmp(nb_value(a.g, a.pool), nb_value(b.g, b.pool),
+                               nb_node_numel(a.g, a.pool) * sizeof *xs) == 0,
+               "training %d: the pool's value", training);
         CHECKF(memcmp(nb_grad(a.g, a.x), nb_grad(b.g, b.x), n * sizeof *xs) == 0,
                "training %d: the input's gradient", training);
         CHECKF(memcmp(nb_grads(a.g), nb_grads(b.g), nb_param_count(a.g) * sizeof *xs) == 0,
@@ -505,7 +512,8 @@ int main(void) {
     for (size_t k = 0; k < sizeof bn / sizeof *bn; k++) test_batch_norm(bn[k]);
     for (size_t k = 0; k < sizeof ln / sizeof *ln; k++) test_layer_norm(ln[k]);
     test_bn_threads();
-    test_bn_relu_fusion();
+    test_bn_relu_fusion(0);
+    test_bn_relu_fusion(1);
     test_state_dict();
     test_checkpoint();
     CHECKF(rmdir(tmpdir) == 0, "files left in %s", tmpdir);

@@ -21,7 +21,10 @@
  * stores its normalised output, the same way, and backward
  * (NB_OP_FUSES_RELU_GRAD) batch norm forms its upstream gradient from the
  * relu's gradient and output as it reads them: the relu's backward does not
- * run, and batch norm's own gradient is not written either.
+ * run, and batch norm's own gradient is not written either.  A max pool
+ * after batch norm's relu is computed by batch norm too, each channel as
+ * soon as it is normalised (NB_OP_FUSES_POOL_VALUE: forward only; the relu's
+ * value is still written, and the pool's backward runs).
  *
  * In eval mode batch norm is an affine map per channel (its running
  * statistics), and a convolution whose only consumer is a batch norm folds it
@@ -89,7 +92,7 @@ void nb__plan_fusion(nb_graph *g) {
         if (!relu) continue;
         n->epilogue = index_of(g, relu) + 1;
         relu->fused_into = i + 1;
-        if (!(n->op->flags & NB_OP_FUSES_RELU)) continue;
+        if (!(n->op->flags & (NB_OP_FUSES_RELU | NB_OP_FUSES_POOL_VALUE))) continue;
         nb_node_t *pool = only_consumer(g, index_of(g, relu), NB_OP_MAX_POOL);
         if (!pool) continue;
         relu->epilogue = index_of(g, pool) + 1;
@@ -132,7 +135,8 @@ void nb__fusion_begin_forward(nb_graph *g) {
             (p >= 0 && !(g->mark[p] & MARK_NEEDED)))
             continue;
         g->mark[i] |= MARK_FUSED | MARK_VAL_STALE;
-        if (p >= 0) g->mark[r] |= MARK_VAL_STALE;
+        /* a convolution's fused pool: the relu's value is not written */
+        if (p >= 0 && (n->op->flags & NB_OP_FUSES_RELU)) g->mark[r] |= MARK_VAL_STALE;
     }
     begin_folds(g);
 }
@@ -176,8 +180,10 @@ nb_node_t *nb__epilogue_pool(nb_graph *g, const nb_node_t *relu) {
 int nb__fused_away(const nb_graph *g, const nb_node_t *n, int backward) {
     if (n->folded_into && (g->mark[n->folded_into - 1] & MARK_FOLDED)) return 1;
     if (!n->fused_into || !(g->mark[n->fused_into - 1] & MARK_FUSED)) return 0;
-    return !backward ||
-           (g->nodes[n->fused_into - 1].op->flags & (NB_OP_FUSES_RELU | NB_OP_FUSES_RELU_GRAD));
+    const unsigned producer = g->nodes[n->fused_into - 1].op->flags;
+    if (!backward) return 1;
+    if (n->op->flags & NB_OP_MAX_POOL) return (producer & NB_OP_FUSES_RELU) != 0;
+    return (producer & (NB_OP_FUSES_RELU | NB_OP_FUSES_RELU_GRAD)) != 0;
 }
 
 /* A stale value: its inputs' values first (the relu's is the producer's),

@@ -107,10 +107,13 @@ enum nb_op_flag {
     NB_OP_EVAL_AFFINE = 1u << 8, /* batch norm: an affine map per channel in
                                     eval mode, which a convolution whose only
                                     consumer it is applies (a fold) */
-    NB_OP_FUSES_RELU_GRAD = 1u << 9 /* batch norm: with NB_OP_FUSES_RELU_VALUE,
+    NB_OP_FUSES_RELU_GRAD = 1u << 9, /* batch norm: with NB_OP_FUSES_RELU_VALUE,
                                     its backward also reads the relu's gradient
                                     and output in place of its own gradient,
                                     and the relu's backward does not run */
+    NB_OP_FUSES_POOL_VALUE = 1u << 10 /* batch norm: computes the max pool that
+                                    is its fused relu's only consumer in its
+                                    forward; the pool's backward runs */
 };
 
 /* One op = one dispatch-table entry.  forward computes n->val from the inputs;
@@ -328,6 +331,10 @@ void nb__batch_norm_planes(nb_graph *g, nb_node_t *n, size_t p0, size_t count, n
  * slope there, zero elsewhere. */
 void nb__maxpool_planes(const nb_graph *g, nb_node_t *n, size_t p0, size_t count,
                         const nb_real *x, size_t ld);
+/* The same for planes p0, p0 + step, ... (count of them): batch norm's
+ * channel, sample by sample. */
+void nb__maxpool_planes_every(const nb_graph *g, nb_node_t *n, size_t p0, size_t count,
+                              size_t step, const nb_real *x, size_t ld);
 /* The same values, the argmax left unwritten where that is faster (2 x 2
  * windows with AVX-512): for a pass no backward follows unless it runs the
  * pool again first (the eval-mode fold, nb__unfold). */

@@ -100,6 +100,7 @@ typedef struct bn_job {
     nb_real *dw, *db;     /* their gradients, or NULL */
     nb_real *y;           /* forward: the output, the fused relu's when there is one */
     int relu;             /* forward: max(0, .) applied as it is stored */
+    nb_node_t *pool;      /* forward: the fused relu's max pool (fusion.c), or NULL */
     /* backward with the relu fused (NB_OP_FUSES_RELU_GRAD): the upstream
      * gradient is dy * relu'(y) from the relu's gradient dy and output y,
      * else n->grad (then relu_y is NULL) */
@@ -199,6 +200,10 @@ NB_VECTOR_LOOP static void bn_forward_part(void *ctx, int part) {
             const size_t base = (o * j->C + c) * j->inner;
             normalise_run(j, c, j->x->val + base, j->y + base, j->inner, j->relu);
         }
+        /* the channel's planes pooled while they are in L2 */
+        if (j->pool)
+            nb__maxpool_planes_every(j->g, j->pool, c, j->outer, j->C, j->y + c * j->inner,
+                                     j->C * j->inner);
     }
 }
 
@@ -281,6 +286,7 @@ static void bn_forward(nb_graph *g, nb_node_t *n) {
     bn_job j = bn_job_of(g, n);
     nb_node_t *relu = nb__epilogue(g, n);
     j.y = relu ? relu->val : n->val, j.relu = relu != NULL;
+    j.pool = nb__epilogue_pool(g, relu);
     nb_batch_norm_settings *bs = &n->settings.batch_norm;
     if (g->unfused) { /* the mode of the forward that left the value stale */
         j.stats = bs->batch_stats ? BN_GIVEN : BN_RUNNING;
@@ -469,8 +475,8 @@ static const nb_op op_batch_norm = {
     .backward = bn_backward,
     .scratch = bn_scratch,
     .flops = norm_flops,
-    .flags = NB_OP_FUSES_RELU_VALUE | NB_OP_FUSES_RELU_GRAD | NB_OP_ASSIGNS_GRAD |
-             NB_OP_EVAL_AFFINE,
+    .flags = NB_OP_FUSES_RELU_VALUE | NB_OP_FUSES_RELU_GRAD | NB_OP_FUSES_POOL_VALUE |
+             NB_OP_ASSIGNS_GRAD | NB_OP_EVAL_AFFINE,
 };
 
 nb_node nb_batch_norm(nb_graph *g, nb_node x, const char *name, const nb_norm_opts *opts) {

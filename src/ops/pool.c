@@ -83,9 +83,10 @@ typedef struct pool_job {
     const pool_shape *s;
     const nb_real *x; /* input planes, ld apart */
     size_t ld;
-    nb_real *y;       /* output planes and their argmax, Ho*Wo apart */
+    nb_real *y;       /* output planes and their argmax, y_ld apart */
     int32_t *arg;
     int parts;
+    size_t y_ld;      /* Ho*Wo, or a multiple when planes are skipped */
 } pool_job;
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(NB_REAL_DOUBLE)
@@ -170,7 +171,7 @@ two_rows_2x2_avx512(const float *r0, int W, int Wo, int32_t base, float *m, int3
 static inline __attribute__((always_inline, target("avx512f"))) void
 planes_2x2_body(const pool_job *j, size_t p0, size_t p1, const int arg) {
     const pool_shape *s = j->s;
-    const size_t out_plane = (size_t)s->Ho * s->Wo;
+    const size_t out_plane = j->y_ld;
     for (size_t pl = p0; pl < p1; pl++)
         for (int oh = 0; oh < s->Ho; oh++) {
             const float *r0 = j->x + pl * j->ld + (size_t)(2 * oh) * s->W;
@@ -196,7 +197,7 @@ static void maxpool_2x2_part(void *ctx, int part) {
     const pool_job *j = ctx;
     const pool_shape *s = j->s;
     const int W = s->W, Wo = s->Wo, Ho = s->Ho;
-    const size_t out_plane = (size_t)Ho * Wo;
+    const size_t out_plane = j->y_ld;
     size_t p0, p1;
     nb__part_range(s->planes, part, j->parts, 1, &p0, &p1);
 #if POOL_AVX512
@@ -236,7 +237,7 @@ static int is_2x2(const pool_shape *s) {
 /* Any window: each output row at once (see above), planes [0, count) of j. */
 static void general_planes(const pool_job *j, size_t count) {
     const pool_shape s = *j->s;
-    const size_t out_plane = (size_t)s.Ho * s.Wo;
+    const size_t out_plane = j->y_ld;
     enum { SPAN_CACHE = 32 };
     int lo[SPAN_CACHE], hi[SPAN_CACHE];
     for (int kj = 0; kj < s.kw && kj < SPAN_CACHE; kj++)
@@ -278,6 +279,7 @@ static void general_planes(const pool_job *j, size_t count) {
 static void maxpool_forward(nb_graph *g, nb_node_t *n) {
     pool_shape s = shape_of(g, n);
     pool_job j = {.s = &s, .x = nb__in(g, n, 0)->val, .ld = (size_t)s.H * s.W, .y = n->val,
+                  .y_ld = (size_t)s.Ho * s.Wo,
                   .arg = (int32_t *)(void *)n->scratch, .parts = 1};
     if (!is_2x2(&s)) {
         general_planes(&j, s.planes);
@@ -294,11 +296,17 @@ static void maxpool_forward(nb_graph *g, nb_node_t *n) {
  * x, ld apart, on this thread. */
 void nb__maxpool_planes(const nb_graph *g, nb_node_t *n, size_t p0, size_t count,
                         const nb_real *x, size_t ld) {
+    nb__maxpool_planes_every(g, n, p0, count, 1, x, ld);
+}
+
+void nb__maxpool_planes_every(const nb_graph *g, nb_node_t *n, size_t p0, size_t count,
+                              size_t step, const nb_real *x, size_t ld) {
     pool_shape s = shape_of(g, n);
     const size_t out_plane = (size_t)s.Ho * s.Wo;
     s.planes = count;
     pool_job j = {.s = &s, .x = x, .ld = ld, .y = n->val + p0 * out_plane,
-                  .arg = (int32_t *)(void *)n->scratch + p0 * out_plane, .parts = 1};
+                  .arg = (int32_t *)(void *)n->scratch + p0 * out_plane, .parts = 1,
+                  .y_ld = step * out_plane};
     if (is_2x2(&s)) maxpool_2x2_part(&j, 0);
     else general_planes(&j, count);
 }
@@ -310,7 +318,7 @@ void nb__maxpool_planes_values(const nb_graph *g, nb_node_t *n, size_t p0, size_
     if (is_2x2(&s) && __builtin_cpu_supports("avx512f")) {
         s.planes = count;
         pool_job j = {.s = &s, .x = x, .ld = ld, .y = n->val + p0 * (size_t)s.Ho * s.Wo,
-                      .arg = NULL, .parts = 1};
+                      .arg = NULL, .parts = 1, .y_ld = (size_t)s.Ho * s.Wo};
         planes_2x2_avx512(&j, 0, count);
         return;
     }
