@@ -223,8 +223,8 @@ static void test_bn_threads(void) {
  * the relu's value, the gradients, the running statistics; batch norm's own
  * value and gradient (not written by the fused passes) read the same
  * through nb_value and nb_grad, and filling them in updates no statistics.
- * The loss weighs the relu's outputs (by c), so that its gradient is not 0
- * where the relu's slope is. */
+ * The loss weighs the relu's (or the pool's) outputs by c, so that its
+ * gradient is not 0 where the relu's slope is. */
 typedef struct bn_relu {
     nb_graph *g;
     nb_node x, c, bn, relu, pool, loss, w, rm, nbt;
