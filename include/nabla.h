@@ -512,6 +512,14 @@ void nb_zero_grad(nb_graph *g);
 nb_status nb_backward_zeroed(nb_graph *g, nb_node loss);
 /* Train mode (default) or eval mode, for ops that differ (dropout, batch norm). */
 void nb_graph_set_training(nb_graph *g, int training);
+/* Where this graph's batch starts within a larger batch split over
+ * processes (0, the default: it is the whole batch).  Dropout draws each
+ * sample's mask from the sample's index in the larger batch, so processes
+ * that split a batch draw what one process holding all of it draws.  nb_fit
+ * sets it for each step; a program that splits batches over processes
+ * itself and calls nb_train_step sets it before each step.  first < 0 is
+ * NB_ERR_ARG. */
+nb_status nb_graph_set_sample_offset(nb_graph *g, long first);
 
 /* Compare the gradient of scalar node loss with respect to every parameter
  * and every leaf marked with nb_requires_grad against central differences

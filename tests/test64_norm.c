@@ -451,6 +451,33 @@ static void test_graph_rng(void) {
     CHECK(memcmp(out[0], out[1], sizeof out[0]) == 0);
 }
 
+/* A graph holding samples [2, 5) of a batch of 6 (nb_graph_set_sample_offset)
+ * draws for them the masks one graph holding all 6 draws, from the same
+ * generator state; a negative offset is an error. */
+static void test_dropout_sample_offset(void) {
+    enum { B = 6, N = 40, FIRST = 2, LOCAL = 3 };
+    nb_real xs[B * N], whole[B * N];
+    for (int k = 0; k < B * N; k++) xs[k] = (nb_real)(1 + k % 5);
+    for (int part = 0; part < 2; part++) {
+        nb_graph *g = nb_graph_new();
+        int n = N;
+        nb_node x = nb_input(g, "x", 1, &n);
+        nb_node y = nb_dropout(g, x, 0.5);
+        nb_rng r;
+        nb_rng_seed(&r, 77);
+        CHECK_OK(nb_graph_init(g, &r));
+        if (part) CHECK_OK(nb_graph_set_sample_offset(g, FIRST));
+        CHECK_OK(nb_set_input(g, x, part ? xs + FIRST * N : xs, part ? LOCAL : B));
+        CHECK_OK(nb_forward(g, y));
+        if (!part) memcpy(whole, nb_value(g, y), sizeof whole);
+        else
+            CHECKF(memcmp(nb_value(g, y), whole + FIRST * N, LOCAL * N * sizeof *whole) == 0,
+                   "samples %d.. of the batch drew other masks than the whole batch", FIRST);
+        if (part) CHECK(nb_graph_set_sample_offset(g, -1) == NB_ERR_ARG);
+        nb_graph_free(g);
+    }
+}
+
 /* ------------------------------------------------------------ errors */
 
 static void expect_build_error(nb_graph *g, nb_node h, nb_status want, const char *text) {
@@ -579,6 +606,7 @@ int main(void) {
     test_ln(2, l2, 2, 0);
     test_dropout_mask();
     test_dropout_zero_and_batch();
+    test_dropout_sample_offset();
     test_dropout_gradcheck();
     test_graph_rng();
     test_errors();

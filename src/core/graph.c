@@ -546,6 +546,15 @@ void nb_graph_set_training(nb_graph *g, int training) {
     if (g) g->training = training != 0;
 }
 
+nb_status nb_graph_set_sample_offset(nb_graph *g, long first) {
+    if (!g) return nb_err(NB_ERR_ARG, "nb_graph_set_sample_offset: graph is NULL");
+    if (first < 0)
+        return nb_err(NB_ERR_ARG, "nb_graph_set_sample_offset: first sample %ld is negative",
+                      first);
+    g->sample_offset = first;
+    return NB_OK;
+}
+
 nb_rng *nb_graph_rng(nb_graph *g) { return g ? &g->rng : NULL; }
 
 void nb_graph_seed(nb_graph *g, uint64_t seed) {

@@ -132,7 +132,7 @@ static nb_status fill_batch(fit_run *r, int epoch, size_t b, int *bs) {
     r->off = 0;
     r->local = *bs;
     nb__dist_slice(r->cfg->dist, *bs, &r->off, &r->local);
-    r->g->sample_offset = r->off; /* dropout draws for the batch's samples as one process */
+    nb_graph_set_sample_offset(r->g, (long)r->off); /* dropout: the batch's samples as one */
     const size_t first = start + (size_t)r->off;
     /* the samples are converted straight into the graph's input */
     nb_status s = nb_graph_set_batch(r->g, r->local);
