@@ -433,3 +433,57 @@ void nb_col2im(const nb_conv_geom *g, const nb_real *col, size_t ld, nb_real *x)
 #endif
     col2im_with(g, col, ld, x, add_run);
 }
+
+/* x's planes with their padding written out, a padded row of 16 values or
+ * fewer in one masked load and one store (the rows above and below, and the
+ * columns beside, are zeros: the masked-off lanes of the load). */
+#if IM2COL_AVX512
+__attribute__((target("avx512f"))) static void pad_image_avx512(const nb_conv_geom *g,
+                                                                 const float *x, float *dst) {
+    enum { CHUNKS = 64 };
+    const int W = g->W, Hp = g->H + 2 * g->ph, Wp = g->W + 2 * g->pw;
+    const int chunks = (Wp + 15) / 16;
+    __mmask16 in[CHUNKS], out[CHUNKS];
+    for (int q = 0; q < chunks; q++) {
+        /* lane l is column 16 q + l: source index 16 q + l - pw, read where in [0, W) */
+        int lo = g->pw - 16 * q, hi = g->pw + W - 16 * q;
+        if (lo < 0) lo = 0;
+        if (hi > 16) hi = 16;
+        in[q] = lo < hi ? (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1)) : 0;
+        out[q] = (__mmask16)(Wp - 16 * q >= 16 ? 0xFFFF : (1u << (Wp - 16 * q)) - 1);
+    }
+    for (int c = 0; c < g->C; c++)
+        for (int hp = 0; hp < Hp; hp++) {
+            const int h = hp - g->ph, inside = h >= 0 && h < g->H;
+            const float *src = x + ((size_t)c * g->H + (inside ? h : 0)) * W;
+            float *d = dst + ((size_t)c * Hp + hp) * Wp;
+            for (int q = 0; q < chunks; q++) {
+                const float *base =
+                    (const float *)((uintptr_t)src + (intptr_t)(16 * q - g->pw) * 4);
+                _mm512_mask_storeu_ps(d + 16 * q, out[q],
+                                      _mm512_maskz_loadu_ps(inside ? in[q] : 0, base));
+            }
+        }
+}
+#endif
+
+void nb_pad_image(const nb_conv_geom *g, const nb_real *x, nb_real *dst) {
+#if IM2COL_AVX512
+    if (g->W + 2 * g->pw <= 64 * 16 && __builtin_cpu_supports("avx512f")) {
+        pad_image_avx512(g, x, dst);
+        return;
+    }
+#endif
+    const int H = g->H + 2 * g->ph, W = g->W + 2 * g->pw;
+    for (int c = 0; c < g->C; c++) {
+        nb_real *dc = dst + (size_t)c * H * W;
+        memset(dc, 0, (size_t)g->ph * W * sizeof *dc);
+        for (int h = 0; h < g->H; h++) {
+            nb_real *d = dc + (size_t)(h + g->ph) * W;
+            memset(d, 0, (size_t)g->pw * sizeof *d);
+            memcpy(d + g->pw, x + ((size_t)c * g->H + h) * g->W, (size_t)g->W * sizeof *d);
+            memset(d + g->pw + g->W, 0, (size_t)g->pw * sizeof *d);
+        }
+        memset(dc + (size_t)(g->ph + g->H) * W, 0, (size_t)g->ph * W * sizeof *dc);
+    }
+}

@@ -43,4 +43,8 @@ void nb_im2col_block(const nb_conv_geom *g, const nb_real *x, int r0, int rows, 
  * windows add up). */
 void nb_col2im(const nb_conv_geom *g, const nb_real *col, size_t ld, nb_real *x);
 
+/* x [C, H, W] with its padding written out: dst [C, H + 2 ph, W + 2 pw],
+ * zeros around each plane. */
+void nb_pad_image(const nb_conv_geom *g, const nb_real *x, nb_real *dst);
+
 #endif

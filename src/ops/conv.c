@@ -286,17 +286,7 @@ static image_source image_of(const conv_shape *s, const nb_real *x, nb_real *buf
     if ((g->ph == 0 && g->pw == 0) || g->sw != 1 ||
         (size_t)g->C * H * W > (size_t)s->K * s->chunk * s->P)
         return src;
-    for (int c = 0; c < g->C; c++) {
-        nb_real *dc = buf + (size_t)c * H * W;
-        memset(dc, 0, (size_t)g->ph * W * sizeof *dc);
-        for (int h = 0; h < g->H; h++) {
-            nb_real *d = dc + (size_t)(h + g->ph) * W;
-            memset(d, 0, (size_t)g->pw * sizeof *d);
-            memcpy(d + g->pw, x + ((size_t)c * g->H + h) * g->W, (size_t)g->W * sizeof *d);
-            memset(d + g->pw + g->W, 0, (size_t)g->pw * sizeof *d);
-        }
-        memset(dc + (size_t)(g->ph + g->H) * W, 0, (size_t)g->ph * W * sizeof *dc);
-    }
+    nb_pad_image(g, x, buf);
     src.geom.H = H, src.geom.W = W, src.geom.ph = 0, src.geom.pw = 0;
     src.x = buf;
     return src;
