@@ -294,36 +294,39 @@ static void maxpool_forward(nb_graph *g, nb_node_t *n) {
 
 /* Fusion (fusion.c): planes [p0, p0 + count) of the pool n, their inputs at
  * x, ld apart, on this thread. */
-void nb__maxpool_planes(const nb_graph *g, nb_node_t *n, size_t p0, size_t count,
-                        const nb_real *x, size_t ld) {
-    nb__maxpool_planes_every(g, n, p0, count, 1, x, ld);
-}
-
-void nb__maxpool_planes_every(const nb_graph *g, nb_node_t *n, size_t p0, size_t count,
-                              size_t step, const nb_real *x, size_t ld) {
+/* Planes p0, p0 + step, ... (count of them) of pool n from x, ld apart; the
+ * argmax too unless values_only and the AVX-512 2x2 loop (the one that can
+ * leave it out) runs. */
+static void pool_planes(const nb_graph *g, nb_node_t *n, size_t p0, size_t count, size_t step,
+                        const nb_real *x, size_t ld, int values_only) {
     pool_shape s = shape_of(g, n);
     const size_t out_plane = (size_t)s.Ho * s.Wo;
     s.planes = count;
     pool_job j = {.s = &s, .x = x, .ld = ld, .y = n->val + p0 * out_plane,
                   .arg = (int32_t *)(void *)n->scratch + p0 * out_plane, .parts = 1,
                   .y_ld = step * out_plane};
+#if POOL_AVX512
+    if (values_only && is_2x2(&s) && __builtin_cpu_supports("avx512f")) j.arg = NULL;
+#else
+    (void)values_only;
+#endif
     if (is_2x2(&s)) maxpool_2x2_part(&j, 0);
     else general_planes(&j, count);
 }
 
+void nb__maxpool_planes(const nb_graph *g, nb_node_t *n, size_t p0, size_t count,
+                        const nb_real *x, size_t ld) {
+    pool_planes(g, n, p0, count, 1, x, ld, 0);
+}
+
+void nb__maxpool_planes_every(const nb_graph *g, nb_node_t *n, size_t p0, size_t count,
+                              size_t step, const nb_real *x, size_t ld) {
+    pool_planes(g, n, p0, count, step, x, ld, 0);
+}
+
 void nb__maxpool_planes_values(const nb_graph *g, nb_node_t *n, size_t p0, size_t count,
                                const nb_real *x, size_t ld) {
-#if POOL_AVX512
-    pool_shape s = shape_of(g, n);
-    if (is_2x2(&s) && __builtin_cpu_supports("avx512f")) {
-        s.planes = count;
-        pool_job j = {.s = &s, .x = x, .ld = ld, .y = n->val + p0 * (size_t)s.Ho * s.Wo,
-                      .arg = NULL, .parts = 1, .y_ld = (size_t)s.Ho * s.Wo};
-        planes_2x2_avx512(&j, 0, count);
-        return;
-    }
-#endif
-    nb__maxpool_planes(g, n, p0, count, x, ld);
+    pool_planes(g, n, p0, count, 1, x, ld, 1);
 }
 
 #if POOL_AVX512
