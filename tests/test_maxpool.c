@@ -2,9 +2,11 @@
  * with AVX-512) against a plain reference written from the definition:
  * values with many ties, NaNs and -inf, widths on both sides of 16 and 32
  * outputs and of 8 (two rows at a time), odd sizes; forward values, argmax
- * routing of the gradient. */
+ * routing of the gradient; and the loop that writes the values alone (an
+ * eval-mode convolution's folded pool, nb__maxpool_planes_values). */
 #include "nabla.h"
 #include "test.h"
+#include "core/internal.h"
 
 #include <stdlib.h>
 
@@ -61,6 +63,19 @@ static void check_size(int H, int W) {
     }
     CHECKF(bad_value == 0, "%dx%d: %d outputs differ from the reference", H, W, bad_value);
     CHECKF(bad_grad == 0, "%dx%d: %d gradients routed differently", H, W, bad_grad);
+
+    /* the values alone, read from a copy of x, into a cleared output */
+    nb_real *copy = malloc((size_t)H * W * sizeof *copy);
+    for (int k = 0; k < H * W; k++) copy[k] = x[k];
+    nb_node_t *pn = &g->nodes[p];
+    for (int k = 0; k < Ho * Wo; k++) pn->val[k] = 42;
+    nb__maxpool_planes_values(g, pn, 0, 1, copy, (size_t)H * W);
+    bad_value = 0;
+    for (int k = 0; k < Ho * Wo; k++)
+        if (!(pn->val[k] == y[k] || (pn->val[k] != pn->val[k] && y[k] != y[k]))) bad_value++;
+    CHECKF(bad_value == 0, "%dx%d: %d values-only outputs differ from the reference", H, W,
+           bad_value);
+    free(copy);
     nb_graph_free(g);
     free(x), free(y), free(arg);
 }

@@ -101,11 +101,15 @@ typedef struct pool_job {
  * greater, or NaN (a NaN passes through max pooling, as in PyTorch). */
 static inline __attribute__((always_inline, target("avx512f"))) void
 take_max(__m512 v, int off, __m512i at0, __m512 *best, __m512i *at, const int arg) {
+    if (!arg) { /* VMAXPS(v, best) is v > best ? v : best, and best when v is NaN */
+        *best = _mm512_mask_mov_ps(_mm512_max_ps(v, *best), _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q),
+                                   v);
+        return;
+    }
     __mmask16 take =
         _mm512_cmp_ps_mask(v, *best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
     *best = _mm512_mask_blend_ps(take, *best, v);
-    if (arg)
-        *at = _mm512_mask_blend_epi32(take, *at, _mm512_add_epi32(at0, _mm512_set1_epi32(off)));
+    *at = _mm512_mask_blend_epi32(take, *at, _mm512_add_epi32(at0, _mm512_set1_epi32(off)));
 }
 
 static inline __attribute__((always_inline, target("avx512f"))) void
