@@ -182,10 +182,13 @@ static void test_pack_b_product(void) {
 
 /* The product read from the image (nb__sgemm_avx512_direct) against the
  * packing entry on the stored column matrix, bit for bit, over channels
- * [m0, M) (m0 0 or 32): channels that fill no whole panel, rows wider than a
- * tile, one to three K blocks, row stride and dilation, bias and relu. */
+ * [m0, M) (m0 0, 16 or 32), in parts of `step` channels (16: half panels, as
+ * two threads split one), each packing its own weights into a buffer of NaN
+ * first (a part reads no lane it did not write): channels that fill no
+ * whole panel, rows wider than a tile, one to three K blocks, row stride
+ * and dilation, bias and relu. */
 static int same_direct(int M, int C, int H, int W, int sh, int dil, int with_bias, int relu,
-                       int m0) {
+                       int m0, int step) {
     nb_conv_geom g = geom(C, H, W, 3, 3, sh, 1, 0, 0, dil, dil);
     const int K = C * 9, P = g.Ho * g.Wo;
     float *x = malloc((size_t)C * H * W * sizeof *x), *w = malloc((size_t)M * K * sizeof *w);
@@ -203,11 +206,15 @@ static int same_direct(int M, int C, int H, int W, int sh, int dil, int with_bia
     nb__sgemm_avx512_pack_b(M - m0, P, K, w + (size_t)m0 * K, K, pack_stored_b, &sb,
                             with_bias ? bias + m0 : NULL, relu, y1 + (size_t)m0 * P, P);
     float *packed = aligned_alloc(64, nb__direct_packed_len(M, K) * sizeof *packed);
-    nb__direct_pack(w, M, K, m0, M, packed);
+    for (size_t k = 0; k < nb__direct_packed_len(M, K); k++) packed[k] = NAN;
     nb__direct_conv d = {.M = M, .K = K, .packed = packed, .bias = with_bias ? bias : NULL,
                          .relu = relu, .x = x, .off = off, .rows = g.Ho, .width = g.Wo,
                          .row_step = (long)sh * W, .y = y2};
-    nb__sgemm_avx512_direct(&d, m0, M);
+    for (int c = m0; c < M; c += step) {
+        int end = c + step < M ? c + step : M;
+        nb__direct_pack(w, M, K, c, end, packed);
+        nb__sgemm_avx512_direct(&d, c, end);
+    }
     int same = memcmp(y1, y2, (size_t)M * P * sizeof *y1) == 0;
     free(x), free(w), free(col), free(bias), free(y1), free(y2), free(off), free(packed);
     return same;
@@ -223,12 +230,14 @@ static void test_direct_product(void) {
         {5, 11, 10, 20, 1, 2},  /* dilation; fewer channels than a vector */
     };
     for (int c = 0; c < 5; c++)
-        for (int v = 0; v < 4; v++) {
+        for (int v = 0; v < 6; v++) {
             const int *k = cases[c];
-            int m0 = v == 3 && k[0] > 32 ? 32 : 0;
-            CHECKF(same_direct(k[0], k[1], k[2], k[3], k[4], k[5], v & 1, v >> 1, m0),
-                   "case %d (bias %d, relu %d, from channel %d): the direct product differs "
-                   "from the packed one", c, v & 1, v >> 1, m0);
+            /* v 3: from the second panel; 4: from its second half, in halves; 5: all in halves */
+            int m0 = v == 3 && k[0] > 32 ? 32 : v == 4 && k[0] > 16 ? 16 : 0;
+            int step = v >= 4 ? 16 : k[0], relu = v == 4 || (v >> 1) == 1;
+            CHECKF(same_direct(k[0], k[1], k[2], k[3], k[4], k[5], v & 1, relu, m0, step),
+                   "case %d (bias %d, relu %d, from channel %d, parts of %d): the direct "
+                   "product differs from the packed one", c, v & 1, relu, m0, step);
         }
 }
 #endif

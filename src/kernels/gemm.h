@@ -61,7 +61,8 @@ void nb__sgemm_avx512_pack_b(int M, int N, int K, const float *A, int lda, nb__p
  * last).  The weights come packed: panel p (channels 32 p ..) at packed + p
  * K NB__PANEL, k-major, zero past M (nb__direct_pack packs w [M][K] so; a
  * caller may write other weights in that layout).  Channels [m0, m1), m0 a
- * multiple of NB__PANEL, on this thread. */
+ * multiple of 16, on this thread: a panel's half (16 channels, or fewer at
+ * the end of M) is computed 16 lanes wide, so two threads can split one. */
 typedef struct nb__direct_conv {
     int M, K;              /* output channels; terms per output */
     const float *packed;   /* the weights' panels */
@@ -75,7 +76,8 @@ typedef struct nb__direct_conv {
 } nb__direct_conv;
 void nb__sgemm_avx512_direct(const nb__direct_conv *d, int m0, int m1);
 /* The panels of w [M][K] covering channels [m0, m1) into packed (at their
- * places: panel p at packed + p K NB__PANEL); room for every panel of M is
+ * places: panel p at packed + p K NB__PANEL), m0 a multiple of 16: of a half
+ * panel only its 16 lanes are written; room for every panel of M is
  * nb__direct_packed_len(M, K) floats. */
 void nb__direct_pack(const float *w, int M, int K, int m0, int m1, float *packed);
 static inline size_t nb__direct_packed_len(int M, int K) {

@@ -241,15 +241,17 @@ AVX512 static void kernel_cols(int kc, const float *a, long lda, const float *b,
     kernel(kc, a, 1, lda, b, c, ldc, m, m0, m1, alpha, beta, e);
 }
 
-/* One rank-1 update of `rows` (a constant once inlined) accumulator rows:
- * acc[r] += a[r] times the panel's row b (two vectors). */
-INLINE AVX512 void rank1(const int rows, const float *a, const float *b, __m512 (*acc)[2]) {
-    __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+/* One rank-1 update of `rows` accumulator rows: acc[r] += a[r] times the
+ * panel's row b, `halves` vectors of it (1: the 16 columns at b alone).
+ * rows and halves are constants once inlined. */
+INLINE AVX512 void rank1(const int rows, const int halves, const float *a, const float *b,
+                         __m512 (*acc)[2]) {
+    __m512 b0 = _mm512_load_ps(b), b1 = halves > 1 ? _mm512_load_ps(b + 16) : b0;
 #pragma GCC unroll 14
     for (int r = 0; r < rows; r++) {
         __m512 ar = _mm512_set1_ps(a[r]);
         acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
-        acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
+        if (halves > 1) acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
     }
 }
 
@@ -263,7 +265,7 @@ INLINE AVX512 void kernel_few(const int rows, int kc, const float *a, const floa
     __m512 acc[8][2];
 #pragma GCC unroll 8
     for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    for (int k = 0; k < kc; k++, a += MR, b += NR) rank1(rows, a, b, acc);
+    for (int k = 0; k < kc; k++, a += MR, b += NR) rank1(rows, 2, a, b, acc);
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 8
     for (int r = 0; r < rows; r++) {
@@ -392,39 +394,36 @@ AVX512 static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1,
 enum { DIRECT_ROWS = 14 }; /* positions per tile: 28 accumulators, 2 panel vectors */
 
 /* One tile's K block: positions [0, rows) of an output row (x: the first
- * one's window origin plus the block's offset), the 32 channels of panel b;
- * into t [rows][NR]: the bias added with the first block, the earlier
- * blocks' sum after the others (the packed kernel's order). */
-INLINE AVX512 void direct_tile(const int rows, int kc, const float *x, const int *off,
-                               const float *b, float *t, const float *bias, __mmask16 m0,
-                               __mmask16 m1, int first) {
+ * one's window origin plus the block's offset), the 32 channels of panel b
+ * (halves 2) or the 16 at b (halves 1); into t [rows][NR]: the bias added
+ * with the first block, the earlier blocks' sum after the others (the packed
+ * kernel's order).  A channel's chain is the same in either width. */
+INLINE AVX512 void direct_tile(const int rows, const int halves, int kc, const float *x,
+                               const int *off, const float *b, float *t, const float *bias,
+                               __mmask16 m0, __mmask16 m1, int first) {
     __m512 acc[DIRECT_ROWS][2];
 #pragma GCC unroll 14
     for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    for (int k = 0; k < kc; k++, b += NR) rank1(rows, x + off[k], b, acc);
+    for (int k = 0; k < kc; k++, b += NR) rank1(rows, halves, x + off[k], b, acc);
     __m512 bias0 = _mm512_maskz_loadu_ps(bias ? m0 : 0, bias), bias1 = bias0;
-    if (bias) bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+    if (bias && halves > 1) bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);
 #pragma GCC unroll 14
-    for (int r = 0; r < rows; r++) {
-        __m512 v0 = acc[r][0], v1 = acc[r][1];
-        if (!first) {
-            v0 = _mm512_add_ps(_mm512_load_ps(t + r * NR), v0);
-            v1 = _mm512_add_ps(_mm512_load_ps(t + r * NR + 16), v1);
-        } else if (bias) {
-            v0 = _mm512_add_ps(v0, bias0);
-            v1 = _mm512_add_ps(v1, bias1);
+    for (int r = 0; r < rows; r++)
+        for (int h = 0; h < halves; h++) {
+            __m512 v = acc[r][h];
+            if (!first) v = _mm512_add_ps(_mm512_load_ps(t + r * NR + 16 * h), v);
+            else if (bias) v = _mm512_add_ps(v, h ? bias1 : bias0);
+            _mm512_store_ps(t + r * NR + 16 * h, v);
         }
-        _mm512_store_ps(t + r * NR, v0);
-        _mm512_store_ps(t + r * NR + 16, v1);
-    }
 }
 
-AVX512 static void direct_block(int rows, int kc, const float *x, const int *off, const float *b,
-                                float *t, const float *bias, __mmask16 m0, __mmask16 m1,
-                                int first) {
-    switch (rows) {
+AVX512 static void direct_block(int rows, int halves, int kc, const float *x, const int *off,
+                                const float *b, float *t, const float *bias, __mmask16 m0,
+                                __mmask16 m1, int first) {
+    switch (rows * 2 + halves - 1) {
 #define NB_ROWS(n)                                                                             \
-    case n: direct_tile(n, kc, x, off, b, t, bias, m0, m1, first); break;
+    case 2 * n: direct_tile(n, 1, kc, x, off, b, t, bias, m0, m1, first); break;              \
+    case 2 * n + 1: direct_tile(n, 2, kc, x, off, b, t, bias, m0, m1, first); break;
         NB_ROWS(1) NB_ROWS(2) NB_ROWS(3) NB_ROWS(4) NB_ROWS(5) NB_ROWS(6) NB_ROWS(7)
         NB_ROWS(8) NB_ROWS(9) NB_ROWS(10) NB_ROWS(11) NB_ROWS(12) NB_ROWS(13) NB_ROWS(14)
 #undef NB_ROWS
@@ -449,12 +448,36 @@ AVX512 static void store_transposed(const float *t, int rows, int nv, int relu, 
     }
 }
 
+/* Channels [c0, c1) of w [M][K], within one panel, into their lanes of the
+ * panel at `panel` ([K][NR]; lanes past M zero): a part that holds half a
+ * panel writes only its own lanes. */
+static void pack_lanes(const float *w, int M, int K, int c0, int c1, float *panel) {
+    const int lane0 = c0 % NR;
+    for (int k = 0; k < K; k++)
+        for (int c = c0; c < c1; c++)
+            panel[(size_t)k * NR + lane0 + (c - c0)] = c < M ? w[(size_t)c * K + k] : 0.0f;
+}
+
+/* The channel range [c0, end) of the part starting at c0 (a multiple of 16)
+ * that lies in one panel, and whether it is the whole panel. */
+static int panel_end(int c0, int m1, int *whole) {
+    int jj = c0 / NR * NR, end = jj + NR < m1 ? jj + NR : m1;
+    *whole = c0 == jj && end - jj > 16;
+    return end;
+}
+
 void nb__direct_pack(const float *w, int M, int K, int m0, int m1, float *packed) {
-    for (int jj = m0; jj < m1; jj += NR) {
-        int nv = M - jj < NR ? M - jj : NR;
+    for (int c0 = m0, whole, end; c0 < m1; c0 = end) {
+        end = panel_end(c0, m1, &whole);
+        int jj = c0 / NR * NR;
+        float *panel = packed + (size_t)jj * K;
+        if (!whole) { /* half a panel: its 16 lanes (zero past M) */
+            pack_lanes(w, M, K, c0, c0 + 16, panel);
+            continue;
+        }
         for (int p0 = 0; p0 < K; p0 += KC) {
-            int kc = K - p0 < KC ? K - p0 : KC;
-            pack_b(1, w, K, p0, kc, jj, nv, packed + (size_t)jj * K + (size_t)p0 * NR);
+            int kc = K - p0 < KC ? K - p0 : KC, nv = M - jj < NR ? M - jj : NR;
+            pack_b(1, w, K, p0, kc, jj, nv, panel + (size_t)p0 * NR);
         }
     }
 }
@@ -464,20 +487,21 @@ void nb__sgemm_avx512_direct(const nb__direct_conv *d, int m0, int m1) {
     /* each output row in the fewest segments of at most DIRECT_ROWS, as even as can be */
     const int segs = (d->width + DIRECT_ROWS - 1) / DIRECT_ROWS;
     const long plane = (long)d->rows * d->width;
-    for (int jj = m0; jj < m1; jj += NR) {
-        int nv = m1 - jj < NR ? m1 - jj : NR;
+    for (int c0 = m0, whole, end; c0 < m1; c0 = end) {
+        end = panel_end(c0, m1, &whole);
+        const int nv = end - c0, halves = whole ? 2 : 1; /* not whole: nv <= 16 */
         __mmask16 m0v = (__mmask16)(nv >= 16 ? 0xFFFF : (1u << nv) - 1);
         __mmask16 m1v = (__mmask16)(nv >= 32 ? 0xFFFF : nv > 16 ? (1u << (nv - 16)) - 1 : 0);
-        const float *bp = d->packed + (size_t)jj * d->K;
-        const float *bias = d->bias ? d->bias + jj : NULL;
+        const float *bp = d->packed + (size_t)(c0 / NR * NR) * d->K + c0 % NR;
+        const float *bias = d->bias ? d->bias + c0 : NULL;
         for (int r = 0; r < d->rows; r++)
             for (int sg = 0, i0 = 0; sg < segs; sg++) {
                 int len = d->width / segs + (sg < d->width % segs);
                 const float *x = d->x + r * d->row_step + i0;
                 for (int p0 = 0; p0 < d->K; p0 += KC)
-                    direct_block(len, d->K - p0 < KC ? d->K - p0 : KC, x, d->off + p0,
+                    direct_block(len, halves, d->K - p0 < KC ? d->K - p0 : KC, x, d->off + p0,
                                  bp + (size_t)p0 * NR, t, bias, m0v, m1v, p0 == 0);
-                store_transposed(t, len, nv, d->relu, d->y + jj * plane + (long)r * d->width + i0,
+                store_transposed(t, len, nv, d->relu, d->y + c0 * plane + (long)r * d->width + i0,
                                  plane);
                 i0 += len;
             }

@@ -76,17 +76,20 @@ typedef struct conv_shape {
 } conv_shape;
 
 /* The direct product computes fewer padded values than the packed one
- * (tiles of 32 channels by up to 14 positions of a row, against MR-row
- * blocks by 32-position panels: rows of `terms` for the forward's
- * channels, or of the input gradient's column matrix), and its terms are
- * many enough to pay for the tiles' transposed stores. */
-enum { DIRECT_MIN_K = 64, DIRECT_MAX_K = 2304 };
+ * (tiles of 32 or 16 channels by up to 14 positions of a row, against
+ * MR-row blocks by 32-position panels: rows of `terms` for the forward's
+ * channels, or of the input gradient's column matrix).  Even a 3x3 window
+ * on one channel (an image net's first layer, K = 9) pays for the tiles'
+ * transposed stores: no column matrix is built (fashion_cnn's first layer
+ * at batch 1 1.07x faster on one thread, and on two, where each thread
+ * takes half a panel, each built all of that matrix). */
+enum { DIRECT_MIN_K = 9, DIRECT_MAX_K = 2304 };
 
 #ifdef NB_AVX512_GEMM
 static int direct_pays(int channels, int K, int rows, int width, double packed) {
     if (K < DIRECT_MIN_K || K > DIRECT_MAX_K) return 0;
     int segs = (width + 13) / 14, per_row = (width + segs - 1) / segs;
-    return (double)((channels + 31) / 32 * 32) * rows * segs * per_row * K < packed;
+    return (double)((channels + 15) / 16 * 16) * rows * segs * per_row * K < packed;
 }
 #endif
 
@@ -309,8 +312,8 @@ static int packs_from_image(const nb_graph *g, const conv_shape *s) {
  * then its batch norm, relu and pool in its own cache, so nothing runs
  * serially after the product and no thread reads what the other wrote.
  * Parts start on a multiple of 4 channels (a 4- or 8-row tile then ends each
- * part: the same multiply-add chains, the same bits as one product), of 32
- * with the direct product.  Otherwise the packed product splits its columns,
+ * part: the same multiply-add chains, the same bits as one product), of 16
+ * with the direct product (half a panel of weights).  Otherwise the packed product splits its columns,
  * and each thread packs only its own panels (batch-1 latency of the course's
  * CNN 1.1x shorter than with the channel split there). */
 enum { CHANNEL_SPLIT_MIN_MACS = 1 << 16, PREFETCH_IMAGE_MAX = 8192 /* values: 32 KiB */ };
@@ -348,7 +351,7 @@ static void channels_forward(void *ctx, int part) {
     const channel_part *c = ctx;
     const conv_shape *s = &c->j->s;
     size_t lo, hi;
-    nb__part_range((size_t)s->Cog, part, c->parts, c->direct ? NB__PANEL : 4, &lo, &hi);
+    nb__part_range((size_t)s->Cog, part, c->parts, c->direct ? 16 : 4, &lo, &hi);
     if (lo >= hi) return;
     /* part of a small image was written by the other cores (the previous
      * layer's channel parts): ask for all of its lines at once, not one by
@@ -370,13 +373,13 @@ static void channels_forward(void *ctx, int part) {
 }
 
 /* How many channel parts a single sample takes here (1: none): parts of 8
- * channels or more, or with the direct product of whole panels (a thread
- * then has nothing to pack but its own panels' weights). */
+ * channels or more, or with the direct product of whole half panels (a
+ * thread then has nothing to pack but its own channels' weights). */
 static int channel_parts(const conv_shape *s, int direct) {
     int threads = nb__free_threads();
     double macs = (double)s->Cog * s->P * s->K;
     if (threads < 2 || s->Cog < 16 || macs < CHANNEL_SPLIT_MIN_MACS) return 1;
-    int parts = direct ? (s->Cog + NB__PANEL - 1) / NB__PANEL : s->Cog / 8;
+    int parts = direct ? (s->Cog + 15) / 16 : s->Cog / 8;
     return parts < threads ? parts : threads;
 }
 #endif
