@@ -268,6 +268,76 @@ static nb_real *conv_forward(int threads, int B, int C, int H, int W, int Co, in
     return out;
 }
 
+/* A single sample in eval mode keeps the direct product's packed weights
+ * between calls (conv.c, keeps_packed): every call must still compute with
+ * the weights it is given.  One graph, called again and again, against a
+ * fresh graph (conv_forward) with the same weights: unchanged, one weight
+ * changed through nb_value, changed back (the same bits as the kept copy
+ * again), after a training-mode call and after a batch of 2 (another plan). */
+static int same_as_fresh(nb_graph *g, nb_node y, int threads, int C, int H, int Co, int k,
+                         int pad, const nb_real *x, const nb_real *w, const nb_real *b) {
+    size_t n;
+    CHECK_OK(nb_forward(g, y));
+    nb_real *fresh = conv_forward(threads, 1, C, H, H, Co, k, 1, pad, 1, x, w, b, &n);
+    CHECK_OK(nb_set_threads(threads));
+    int same = n == nb_node_numel(g, y) && memcmp(fresh, nb_value(g, y), n * sizeof *fresh) == 0;
+    free(fresh);
+    return same;
+}
+
+static void test_kept_weights(void) {
+    const int cases[][4] = {{32, 14, 64, 1}, {1, 28, 32, 1}}; /* C, H, Co, pad: fashion_cnn */
+    for (int threads = 1; threads <= 2; threads++)
+        for (int c = 0; c < 2; c++) {
+            const int C = cases[c][0], H = cases[c][1], Co = cases[c][2], pad = cases[c][3], k = 3;
+            const size_t nx = (size_t)2 * C * H * H, nw = (size_t)Co * C * k * k;
+            nb_real *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w);
+            nb_real *b = malloc((size_t)Co * sizeof *b);
+            for (size_t i = 0; i < nx; i++) x[i] = (nb_real)uniform();
+            for (size_t i = 0; i < nw; i++) w[i] = (nb_real)uniform();
+            for (int i = 0; i < Co; i++) b[i] = (nb_real)uniform();
+            CHECK_OK(nb_set_threads(threads));
+            nb_graph *g = nb_graph_new();
+            int xd[3] = {C, H, H}, wd[4] = {Co, C, k, k};
+            nb_node xn = nb_input(g, "x", 3, xd);
+            nb_node wn = nb_param(g, "w", 4, wd, (nb_init){0});
+            nb_node bn = nb_param(g, "b", 1, &Co, (nb_init){0});
+            nb_node y = nb_conv2d(g, xn, wn, bn, 1, 1, pad, pad, 1, 1, 1);
+            nb_rng rng;
+            nb_rng_seed(&rng, 1);
+            CHECK_OK(nb_graph_init(g, &rng));
+            memcpy(nb_value(g, wn), w, nw * sizeof *w);
+            memcpy(nb_value(g, bn), b, (size_t)Co * sizeof *b);
+            nb_graph_set_training(g, 0);
+            CHECK_OK(nb_set_input(g, xn, x, 1));
+            const char *step[] = {"first call", "second call", "a weight changed",
+                                  "the weight changed back", "after a training-mode call",
+                                  "after a batch of 2"};
+            for (int t = 0; t < 6; t++) {
+                const size_t at = nw / 2 + 3; /* a weight of the second half of the channels */
+                if (t == 2 || t == 3) {
+                    w[at] = t == 2 ? w[at] + (nb_real)0.5 : w[at] - (nb_real)0.5;
+                    nb_value(g, wn)[at] = w[at];
+                }
+                if (t == 4) {
+                    nb_graph_set_training(g, 1);
+                    CHECK_OK(nb_forward(g, y));
+                    nb_graph_set_training(g, 0);
+                }
+                if (t == 5) {
+                    CHECK_OK(nb_set_input(g, xn, x, 2));
+                    CHECK_OK(nb_forward(g, y));
+                    CHECK_OK(nb_set_input(g, xn, x, 1));
+                }
+                CHECKF(same_as_fresh(g, y, threads, C, H, Co, k, pad, x, w, b),
+                       "case %d on %d threads, %s: differs from a fresh graph", c, threads,
+                       step[t]);
+            }
+            nb_graph_free(g);
+            free(x), free(w), free(b);
+        }
+}
+
 static void test_conv_threads(void) {
     /* C, H, W, Co, k, stride, pad, groups */
     const int cases[][8] = {
@@ -471,6 +541,7 @@ int main(void) {
     if (nb__sgemm_avx512_usable()) test_direct_product();
 #endif
     test_conv_threads();
+    test_kept_weights();
     test_input_grad();
 #ifdef NB_AVX512_GEMM
     if (nb__gemm_kernel() == NB__GEMM_AVX512) {

@@ -17,6 +17,9 @@ typedef struct nb_hw {
 typedef struct nb_conv_settings {
     nb_hw stride, pad, dilation;
     int groups;
+    int packed_kept;        /* state: the scratch's kept packed weights are
+                               those of its copy of the weights ...        */
+    unsigned packed_plan;   /* ... under this arena layout (plan_id)       */
 } nb_conv_settings;
 
 /* max_pool2d, avg_pool2d (src/ops/pool.c) */

@@ -72,6 +72,10 @@ typedef struct conv_shape {
      * backward's input gradient (a convolution of the padded output gradient
      * with the flipped weights); planned: room for their packed weights */
     int direct_fwd, direct_dx;
+    /* a single sample with the direct product keeps its packed weights and
+     * the weights they were packed from (kept_weights): in eval mode a call
+     * whose weights are the same bits packs nothing */
+    int keeps_packed;
     nb_conv_geom geom;
 } conv_shape;
 
@@ -132,6 +136,7 @@ static conv_shape shape_of(const nb_graph *g, const nb_node_t *n) {
     s.fuses_relu = n->epilogue != 0;
     s.folds_pool = n->fold_pool != 0;
     plan_direct(&s);
+    s.keeps_packed = s.B == 1 && s.direct_fwd;
     return s;
 }
 
@@ -187,11 +192,34 @@ static size_t sums_len(const nb_node_t *n, const conv_shape *s) {
     return s->fuses_relu && n->nin == 3 ? (size_t)s->B * (size_t)s->Co : 0;
 }
 
+/* At the end of the scratch (conv_shape.keeps_packed): a copy of the weights
+ * and their packed panels, 64-byte aligned. */
+static size_t kept_len(const conv_shape *s) {
+#ifdef NB_AVX512_GEMM
+    if (s->keeps_packed)
+        return (size_t)s->Co * s->K + nb__direct_packed_len(s->Cog, s->K) + 64 / sizeof(nb_real);
+#endif
+    (void)s;
+    return 0;
+}
+
+#ifdef NB_AVX512_GEMM
+typedef struct kept_weights {
+    nb_real *copy, *packed;
+} kept_weights;
+
+static kept_weights kept_of(const nb_node_t *n, const conv_shape *s) {
+    nb_real *copy = n->scratch + n->scratch_len - kept_len(s);
+    nb_real *packed = copy + (size_t)s->Co * s->K;
+    return (kept_weights){copy, (nb_real *)(((uintptr_t)packed + 63) & ~(uintptr_t)63)};
+}
+#endif
+
 static size_t conv_scratch(const nb_graph *g, const nb_node_t *n) {
     conv_shape s = shape_of(g, n);
     int lanes = nb_threads() < MAX_LANES ? nb_threads() : MAX_LANES;
     if (lanes > chunks_of(&s)) lanes = chunks_of(&s);
-    return (size_t)lanes * lane_len(&s) + sums_len(n, &s);
+    return (size_t)lanes * lane_len(&s) + sums_len(n, &s) + kept_len(&s);
 }
 
 typedef struct conv_job {
@@ -240,7 +268,7 @@ static void after_product(const conv_job *j, size_t p0, size_t count, nb_real *y
  * scratch was planned (tests switch kernels), the chunk falls back to one
  * sample, which any planned lane holds. */
 static int parts_of(const nb_node_t *n, conv_shape *s) {
-    size_t room = n->scratch_len - sums_len(n, s);
+    size_t room = n->scratch_len - sums_len(n, s) - kept_len(s);
     if (room < lane_len(s)) s->chunk = 1;
     if (nb__gemm_kernel() == NB__GEMM_PORTABLE) return 1;
     size_t lanes = room / lane_len(s);
@@ -326,7 +354,20 @@ typedef struct channel_part {
     size_t plane0;
     int parts;
     const nb__direct_conv *direct; /* the product read from the image, or NULL */
+    const kept_weights *kept;      /* its packed weights are kept, or NULL */
+    int fresh;                     /* nothing kept yet under this plan */
 } channel_part;
+
+/* Channels [lo, hi) of the direct product's packed weights: kept ones (k
+ * not NULL) are packed again only when never packed under this plan, or
+ * when w's rows are not the same bits as the copy they were packed from. */
+static void pack_channels(const conv_shape *s, const nb_real *w, const kept_weights *k,
+                          int fresh, int lo, int hi, nb_real *packed) {
+    const size_t at = (size_t)lo * s->K, bytes = (size_t)(hi - lo) * s->K * sizeof *w;
+    if (k && !fresh && memcmp(k->copy + at, w + at, bytes) == 0) return;
+    nb__direct_pack(w, s->Cog, s->K, lo, hi, packed);
+    if (k) memcpy(k->copy + at, w + at, bytes);
+}
 
 /* The forward's direct product (conv_shape.direct_fwd) in *d, its term
  * offsets in off (room for DIRECT_MAX_K) and its weights packed in
@@ -362,7 +403,7 @@ static void channels_forward(void *ctx, int part) {
         for (size_t k = 0; k < image; k += 16) __builtin_prefetch(c->src->x + k, 0, 3);
     const size_t P = (size_t)s->P;
     if (c->direct) { /* this part's panels of the weights, then its product */
-        nb__direct_pack(c->w, s->Cog, s->K, (int)lo, (int)hi, (float *)c->direct->packed);
+        pack_channels(s, c->w, c->kept, c->fresh, (int)lo, (int)hi, (nb_real *)c->direct->packed);
         nb__sgemm_avx512_direct(c->direct, (int)lo, (int)hi);
     } else {
         nb__sgemm_avx512_pack_b((int)(hi - lo), s->P, s->K, c->w + lo * s->K, s->K, pack_image,
@@ -402,19 +443,27 @@ static void forward_sample(const conv_job *j, int b, int grp, nb_real *col, nb_r
 #ifdef NB_AVX512_GEMM
     if (packs_from_image(j->g, s)) {
         image_source src = image_of(s, xs, col);
+        /* in eval mode the weights rarely change between calls: keep them packed */
+        nb_conv_settings *cs = &j->n->settings.conv;
+        const int keep = s->keeps_packed && !j->g->training;
+        const int fresh = !cs->packed_kept || cs->packed_plan != j->g->plan_id;
+        kept_weights kw = keep ? kept_of(j->n, s) : (kept_weights){0};
         int off[DIRECT_MAX_K];
         nb__direct_conv d;
-        const nb__direct_conv *direct =
-            direct_of(s, &src, weights, bias, relu_in_store(j), y, off, &d);
+        const nb__direct_conv *direct = direct_of(s, &src, keep ? kw.packed : weights, bias,
+                                                  relu_in_store(j), y, off, &d);
         int split = direct || j->pool ? channel_parts(s, direct != NULL) : 1;
+        if (direct && keep) cs->packed_kept = 1, cs->packed_plan = j->g->plan_id;
         if (split > 1) { /* each part packs, computes and pools its own channels */
             channel_part c = {.j = j, .src = &src, .w = wg, .bias = bias, .y = y,
-                              .plane0 = plane0, .parts = split, .direct = direct};
+                              .plane0 = plane0, .parts = split, .direct = direct,
+                              .kept = keep ? &kw : NULL, .fresh = fresh};
             nb__parallel(split, channels_forward, &c);
             *packed = 0;
             return;
         }
-        if (direct && !*packed) nb__direct_pack(wg, s->Cog, s->K, 0, s->Cog, weights);
+        if (direct && (keep || !*packed))
+            pack_channels(s, wg, keep ? &kw : NULL, fresh, 0, s->Cog, (nb_real *)direct->packed);
         if (direct) *packed = 1, nb__sgemm_avx512_direct(direct, 0, s->Cog);
         else
             nb__sgemm_avx512_pack_b(s->Cog, s->P, s->K, wg, s->K, pack_image, &src, bias,
@@ -765,7 +814,7 @@ static void conv_backward(nb_graph *g, nb_node_t *n) {
     for (int k = 1; k < n->nin; k++) nb__grad_add_only(g, n, k);
     if (n->nin == 3) j.db = nb__in(g, n, 2)->grad;
     if (!x->grad && !w->grad && !j.db) return;
-    if (j.db && j.relu) j.sums = n->scratch + n->scratch_len - sums_len(n, &s);
+    if (j.db && j.relu) j.sums = n->scratch + n->scratch_len - kept_len(&s) - sums_len(n, &s);
     j.parts = parts_of(n, &j.s);
     j.dw_t = w->grad && dw_transposed(g, &j.s);
     if (j.parts == 1) backward_part(&j, 0);
