@@ -185,8 +185,8 @@ static void test_pack_b_product(void) {
  * [m0, M) (m0 0, 16 or 32), in parts of `step` channels (16: half panels, as
  * two threads split one), each packing its own weights into a buffer of NaN
  * first (a part reads no lane it did not write): channels that fill no
- * whole panel, rows wider than a tile, one to three K blocks, row stride
- * and dilation, bias and relu. */
+ * whole panel, rows wider than a tile, one to three K blocks or few terms,
+ * row stride and dilation, bias and relu. */
 static int same_direct(int M, int C, int H, int W, int sh, int dil, int with_bias, int relu,
                        int m0, int step) {
     nb_conv_geom g = geom(C, H, W, 3, 3, sh, 1, 0, 0, dil, dil);
@@ -228,8 +228,12 @@ static void test_direct_product(void) {
         {32, 30, 7, 17, 1, 1},  /* 15 positions a row: two tiles */
         {96, 60, 12, 32, 2, 1}, /* 30 a row, 540 terms (three K blocks), row stride 2 */
         {5, 11, 10, 20, 1, 2},  /* dilation; fewer channels than a vector */
+        /* few terms (taken from K = 9) */
+        {32, 1, 28, 28, 1, 1},  /* fashion_cnn's first layer: 9 terms, 26 a row */
+        {20, 3, 9, 40, 2, 1},   /* colour: 27 terms, 38 a row (two segments), stride 2 */
+        {13, 2, 10, 20, 1, 2},  /* 18 terms, dilation, 13 channels (a group of 5) */
     };
-    for (int c = 0; c < 5; c++)
+    for (int c = 0; c < (int)(sizeof cases / sizeof cases[0]); c++)
         for (int v = 0; v < 6; v++) {
             const int *k = cases[c];
             /* v 3: from the second panel; 4: from its second half, in halves; 5: all in halves */
