@@ -341,9 +341,10 @@ static int packs_from_image(const nb_graph *g, const conv_shape *s) {
  * serially after the product and no thread reads what the other wrote.
  * Parts start on a multiple of 4 channels (a 4- or 8-row tile then ends each
  * part: the same multiply-add chains, the same bits as one product), of 16
- * with the direct product (half a panel of weights).  Otherwise the packed product splits its columns,
- * and each thread packs only its own panels (batch-1 latency of the course's
- * CNN 1.1x shorter than with the channel split there). */
+ * with the direct product (half a panel of weights).  Otherwise the packed
+ * product splits its columns, and each thread packs only its own panels
+ * (batch-1 latency of the course's CNN 1.1x shorter than with the channel
+ * split there). */
 enum { CHANNEL_SPLIT_MIN_MACS = 1 << 16, PREFETCH_IMAGE_MAX = 8192 /* values: 32 KiB */ };
 
 typedef struct channel_part {
