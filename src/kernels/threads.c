@@ -96,6 +96,14 @@ static _Thread_local int in_part;
 
 int nb__free_threads(void) { return in_part ? 1 : nb_threads(); }
 
+/* Run part `part` of the current region on this thread and count it done. */
+static void run_part(void (*fn)(void *, int), void *ctx, int part) {
+    in_part = 1;
+    fn(ctx, part);
+    in_part = 0;
+    atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
+}
+
 /* Claim and run parts of region `id` until none is left. */
 static void run_parts(unsigned id) {
     void (*fn)(void *, int) = atomic_load(&pool.fn);
@@ -107,10 +115,7 @@ static void run_parts(unsigned id) {
         if (!atomic_compare_exchange_weak(&pool.claim, &c, c + 1)) continue;
         /* the claim succeeded while the region was open, so fn, ctx and parts
          * (read before it) are the region's */
-        in_part = 1;
-        fn(ctx, (int)(c & 0xFFFFFFFFull));
-        in_part = 0;
-        atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
+        run_part(fn, ctx, (int)(c & 0xFFFFFFFFull));
         c = atomic_load(&pool.claim);
     }
 }
@@ -266,10 +271,7 @@ void nb__parallel(int parts, void (*fn)(void *ctx, int part), void *ctx) {
             atomic_store(&pool.region, id);
             pthread_cond_broadcast(&pool.wake);
             pthread_mutex_unlock(&pool.lock);
-            in_part = 1;
-            fn(ctx, 0);
-            in_part = 0;
-            atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
+            run_part(fn, ctx, 0);
             run_parts(id);
             while (atomic_load_explicit(&pool.done, memory_order_acquire) < parts) cpu_relax();
             pthread_mutex_unlock(&pool.busy);

@@ -24,7 +24,8 @@
  * reals, then, when chunk > 1, a relu is fused or a pool folded, Y / dY,
  * Cog*chunk*P reals,
  * then a private dW; after the lanes, with a fused relu and a bias, B*Co
- * channel sums (keep_sums).
+ * channel sums (keep_sums); last, for a single sample with the direct
+ * product, the kept weights (a copy of them and their packed panels).
  *
  * A relu that is the op's only consumer is fused (src/core/fusion.c): forward
  * writes the relu's value, each sample passed through the relu while it is
@@ -179,10 +180,14 @@ static size_t lane_len(const conv_shape *s) {
            (size_t)s->Co * (size_t)s->K;
 }
 
+/* The first 64-byte boundary at or after p (the direct kernel's aligned loads). */
+static nb_real *aligned_64(nb_real *p) {
+    return (nb_real *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
+}
+
 /* A lane's packed weights: before its private dW, at the end. */
 static nb_real *lane_weights(const conv_shape *s, nb_real *lane) {
-    nb_real *at = lane + lane_len(s) - (size_t)s->Co * s->K - weights_len(s);
-    return (nb_real *)(((uintptr_t)at + 63) & ~(uintptr_t)63);
+    return aligned_64(lane + lane_len(s) - (size_t)s->Co * s->K - weights_len(s));
 }
 
 static int chunks_of(const conv_shape *s) { return (s->B + s->chunk - 1) / s->chunk; }
@@ -210,8 +215,7 @@ typedef struct kept_weights {
 
 static kept_weights kept_of(const nb_node_t *n, const conv_shape *s) {
     nb_real *copy = n->scratch + n->scratch_len - kept_len(s);
-    nb_real *packed = copy + (size_t)s->Co * s->K;
-    return (kept_weights){copy, (nb_real *)(((uintptr_t)packed + 63) & ~(uintptr_t)63)};
+    return (kept_weights){copy, aligned_64(copy + (size_t)s->Co * s->K)};
 }
 #endif
 
