@@ -296,11 +296,10 @@ static void maxpool_forward(nb_graph *g, nb_node_t *n) {
     else maxpool_2x2_part(&j, 0);
 }
 
-/* Fusion (fusion.c): planes [p0, p0 + count) of the pool n, their inputs at
- * x, ld apart, on this thread. */
-/* Planes p0, p0 + step, ... (count of them) of pool n from x, ld apart; the
- * argmax too unless values_only and the AVX-512 2x2 loop (the one that can
- * leave it out) runs. */
+/* For the ops that fuse the pool (fusion.c), on this thread: planes p0, p0 +
+ * step, ... (count of them) of pool n from x, ld apart; the argmax too
+ * unless values_only and the AVX-512 2x2 loop (the one that can leave it
+ * out) runs. */
 static void pool_planes(const nb_graph *g, nb_node_t *n, size_t p0, size_t count, size_t step,
                         const nb_real *x, size_t ld, int values_only) {
     pool_shape s = shape_of(g, n);
