@@ -229,45 +229,37 @@ INLINE AVX512 void kernel(int kc, const float *a, long rs, long cs, const float 
 #undef NB_STORE
 }
 
-/* The two layouts of A, each compiled with constant strides where it can. */
-AVX512 static void kernel_rows(int kc, const float *a, long lda, const float *b, float *c,
-                               long ldc, int m, __mmask16 m0, __mmask16 m1, float alpha,
-                               float beta, const tile_store *e) {
-    kernel(kc, a, lda, 1, b, c, ldc, m, m0, m1, alpha, beta, e);
-}
-AVX512 static void kernel_cols(int kc, const float *a, long lda, const float *b, float *c,
-                               long ldc, int m, __mmask16 m0, __mmask16 m1, float alpha,
-                               float beta, const tile_store *e) {
-    kernel(kc, a, 1, lda, b, c, ldc, m, m0, m1, alpha, beta, e);
-}
-
-/* One rank-1 update of `rows` accumulator rows: acc[r] += a[r] times the
- * panel's row b, `halves` vectors of it (1: the 16 columns at b alone).
- * rows and halves are constants once inlined. */
-INLINE AVX512 void rank1(const int rows, const int halves, const float *a, const float *b,
-                         __m512 (*acc)[2]) {
+/* One rank-1 update of `rows` accumulator rows: acc[r] += a[r * rs] times
+ * the panel's row b, `halves` vectors of it (1: the 16 columns at b alone).
+ * rows, halves and rs are constants once inlined. */
+INLINE AVX512 void rank1(const int rows, const int halves, const float *a, long rs,
+                         const float *b, __m512 (*acc)[2]) {
     __m512 b0 = _mm512_load_ps(b), b1 = halves > 1 ? _mm512_load_ps(b + 16) : b0;
 #pragma GCC unroll 14
     for (int r = 0; r < rows; r++) {
-        __m512 ar = _mm512_set1_ps(a[r]);
+        __m512 ar = _mm512_set1_ps(a[r * rs]);
         acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
         if (halves > 1) acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
     }
 }
 
-/* The last, partial row block (packed, rows MR apart in a) with only the
- * rows it has: `rows` (4 or 8) is a constant once inlined, so the
- * accumulators stay in registers.  Each value is the same chain of
- * multiply-adds as in kernel(), so the results are the same bits. */
-INLINE AVX512 void kernel_few(const int rows, int kc, const float *a, const float *b, float *c,
-                              long ldc, int m, __mmask16 m0, __mmask16 m1, float alpha,
-                              float beta, const tile_store *e) {
-    __m512 acc[8][2];
-#pragma GCC unroll 8
+/* kernel() with only the rows and columns a tile has: `rows` (4, 8 or MR)
+ * accumulator rows, and `halves` 1 for a panel of at most 16 columns (its
+ * second half is zeros, and multiplying them cost as much as the first: an
+ * output layer of 10 classes, the last 16 columns of 784).  rows and halves
+ * are constants once inlined, so the accumulators stay in registers.  Each
+ * value is the same chain of multiply-adds as in kernel(), so the results are
+ * the same bits. */
+INLINE AVX512 void kernel_small(const int rows, const int halves, int kc, const float *a,
+                                long rs, long cs, const float *b, float *c, long ldc, int m,
+                                __mmask16 m0, __mmask16 m1, float alpha, float beta,
+                                const tile_store *e) {
+    __m512 acc[MR][2];
+#pragma GCC unroll 12
     for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    for (int k = 0; k < kc; k++, a += MR, b += NR) rank1(rows, 2, a, b, acc);
+    for (int k = 0; k < kc; k++, a += cs, b += NR) rank1(rows, halves, a, rs, b, acc);
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 8
+#pragma GCC unroll 12
     for (int r = 0; r < rows; r++) {
         if (r >= m) break;
         float *ci = c + r * ldc;
@@ -282,13 +274,35 @@ INLINE AVX512 void kernel_few(const int rows, int kc, const float *a, const floa
     }
 }
 
-/* A packed row block of m <= MR rows. */
+/* The two layouts of A, each compiled with constant strides where it can;
+ * m1 == 0: the panel has at most 16 columns. */
+AVX512 static void kernel_rows(int kc, const float *a, long lda, const float *b, float *c,
+                               long ldc, int m, __mmask16 m0, __mmask16 m1, float alpha,
+                               float beta, const tile_store *e) {
+    if (!m1) kernel_small(MR, 1, kc, a, lda, 1, b, c, ldc, m, m0, m1, alpha, beta, e);
+    else kernel(kc, a, lda, 1, b, c, ldc, m, m0, m1, alpha, beta, e);
+}
+AVX512 static void kernel_cols(int kc, const float *a, long lda, const float *b, float *c,
+                               long ldc, int m, __mmask16 m0, __mmask16 m1, float alpha,
+                               float beta, const tile_store *e) {
+    if (!m1) kernel_small(MR, 1, kc, a, 1, lda, b, c, ldc, m, m0, m1, alpha, beta, e);
+    else kernel(kc, a, 1, lda, b, c, ldc, m, m0, m1, alpha, beta, e);
+}
+
+/* A packed row block of m <= MR rows (rows MR apart in a). */
 AVX512 static void kernel_packed(int kc, const float *a, const float *b, float *c, long ldc, int m,
                                  __mmask16 m0, __mmask16 m1, float alpha, float beta,
                                  const tile_store *e) {
-    if (m <= 4) kernel_few(4, kc, a, b, c, ldc, m, m0, m1, alpha, beta, e);
-    else if (m <= 8) kernel_few(8, kc, a, b, c, ldc, m, m0, m1, alpha, beta, e);
+#define NB_SMALL(rows, halves) \
+    kernel_small(rows, halves, kc, a, 1, MR, b, c, ldc, m, m0, m1, alpha, beta, e)
+    if (!m1) {
+        if (m <= 4) NB_SMALL(4, 1);
+        else if (m <= 8) NB_SMALL(8, 1);
+        else NB_SMALL(MR, 1);
+    } else if (m <= 4) NB_SMALL(4, 2);
+    else if (m <= 8) NB_SMALL(8, 2);
     else kernel(kc, a, 1, MR, b, c, ldc, m, m0, m1, alpha, beta, e);
+#undef NB_SMALL
 }
 
 /* ---- one thread's share: rows [i0, i1) x columns [j0, j1) of C ---- */
@@ -404,7 +418,7 @@ INLINE AVX512 void direct_tile(const int rows, const int halves, int kc, const f
     __m512 acc[DIRECT_ROWS][2];
 #pragma GCC unroll 14
     for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    for (int k = 0; k < kc; k++, b += NR) rank1(rows, halves, x + off[k], b, acc);
+    for (int k = 0; k < kc; k++, b += NR) rank1(rows, halves, x + off[k], 1, b, acc);
     __m512 bias0 = _mm512_maskz_loadu_ps(bias ? m0 : 0, bias), bias1 = bias0;
     if (bias && halves > 1) bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);
 #pragma GCC unroll 14
