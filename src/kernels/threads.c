@@ -74,14 +74,17 @@ static struct {
     pthread_mutex_t busy;     /* one region at a time */
     int started;              /* workers running */
     atomic_int ready;         /* workers done with their own setup */
-    atomic_uint region;       /* number of the newest region */
-    _Atomic unsigned long long claim; /* region << 32 | next part */
+    void (*setup[MAX_SETUPS])(void); /* run by each worker when it starts */
+    atomic_int setups;
+    /* The line the waiting workers poll, alone: each write to a line they
+     * poll sends it back and forth between the cores, so a region's
+     * description goes on the next line, and this one changes once. */
+    _Alignas(64) atomic_uint region; /* number of the newest region */
+    _Alignas(64) _Atomic unsigned long long claim; /* region << 32 | next part */
     atomic_int done;          /* parts finished */
     void (*_Atomic fn)(void *, int);
     void *_Atomic ctx;
     atomic_int parts;
-    void (*setup[MAX_SETUPS])(void); /* run by each worker when it starts */
-    atomic_int setups;
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER,
           .busy = PTHREAD_MUTEX_INITIALIZER};
 
