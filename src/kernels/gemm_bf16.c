@@ -289,6 +289,7 @@ typedef struct bf16_job {
     int mr;         /* rows of its micro-panel                */
     int split_rows; /* threads split rows (else columns)      */
     int parts;
+    uint32_t *a_packed; /* all of op(A), packed by the threads together, or NULL */
 } bf16_job;
 
 /* Packed panels of op(B)[p0 .. p0+kc, j0 .. j1), NR columns each. */
@@ -314,6 +315,19 @@ static void pack_a_block(const bf16_job *g, int i0, int i1, int p0, int kc, int 
     }
 }
 
+/* The k pairs a K block of kc packs: AMX reads whole tile rows of them. */
+static int block_pairs(const bf16_job *g, int kc) {
+    int kpn = (kc + 1) / 2;
+    return g->amx ? (kpn + TILE_KP - 1) / TILE_KP * TILE_KP : kpn;
+}
+
+/* Where K block p0 of op(A) starts in a_packed: each block holds every row's
+ * micro-panels (rows padded to mr), the blocks before it KP pairs deep. */
+static size_t shared_a_offset(const bf16_job *g, int p0) {
+    size_t rows = (size_t)(g->M + g->mr - 1) / (size_t)g->mr * (size_t)g->mr;
+    return (size_t)(p0 / KC) * rows * KP;
+}
+
 static void bf16_block(const bf16_job *g, int i0, int i1, int j0, int j1, uint32_t *bp,
                        uint32_t *ap) {
     int mr = g->mr;
@@ -321,13 +335,14 @@ static void bf16_block(const bf16_job *g, int i0, int i1, int j0, int j1, uint32
      * and stays in L1 (as in sgemm_avx512.c) */
     int pack_each = i1 - i0 <= MC;
     for (int p0 = 0; p0 < g->K; p0 += KC) {
-        int kc = g->K - p0 < KC ? g->K - p0 : KC, kpn = (kc + 1) / 2;
-        if (g->amx) kpn = (kpn + TILE_KP - 1) / TILE_KP * TILE_KP;
+        int kc = g->K - p0 < KC ? g->K - p0 : KC, kpn = block_pairs(g, kc);
         float beta = p0 == 0 ? g->beta : 1.0f;
         if (!pack_each) pack_b_block(g, p0, kc, kpn, j0, j1, bp);
         for (int ic = i0; ic < i1; ic += MC) {
             int ie = ic + MC < i1 ? ic + MC : i1;
-            pack_a_block(g, ic, ie, p0, kc, kpn, ap);
+            if (g->a_packed) /* the micro-panel of row ic */
+                ap = g->a_packed + shared_a_offset(g, p0) + (size_t)ic * kpn;
+            else pack_a_block(g, ic, ie, p0, kc, kpn, ap);
             for (int jj = j0, p = 0; jj < j1; jj += NR, p++) {
                 int nv = j1 - jj < NR ? j1 - jj : NR;
                 __mmask16 m0 = mask16(nv), m1 = mask16(nv - 16);
@@ -470,12 +485,43 @@ static void gemv_part(void *ctx, int part) {
 /* Below this many multiply-adds a second thread costs more than it saves. */
 #define PARALLEL_MIN_MACS (1 << 18)
 
+/* Threads that split C's columns all read the whole of op(A): rather than
+ * each packing it, they pack a share of its micro-panels each into the
+ * caller's buffer first (a region of its own), and all read that.  Up to
+ * this many bytes of packed A; a larger one is packed by each thread. */
+enum { SHARED_A_BYTES = 1 << 20 };
+
+static void pack_a_part(void *ctx, int part) {
+    const bf16_job *g = ctx;
+    size_t lo, hi;
+    nb__part_range((size_t)(g->M + g->mr - 1) / (size_t)g->mr, part, g->parts, 1, &lo, &hi);
+    int i0 = (int)lo * g->mr, i1 = (int)hi * g->mr < g->M ? (int)hi * g->mr : g->M;
+    for (int p0 = 0; p0 < g->K && i0 < i1; p0 += KC) {
+        int kc = g->K - p0 < KC ? g->K - p0 : KC, kpn = block_pairs(g, kc);
+        pack_a_block(g, i0, i1, p0, kc, kpn,
+                     g->a_packed + shared_a_offset(g, p0) + (size_t)i0 * kpn);
+    }
+}
+
+/* Pack g's A into g->a_packed when its threads split columns and it fits
+ * (else a_packed stays NULL: each thread packs its own). */
+static void pack_shared_a(bf16_job *g) {
+    if (g->split_rows || g->parts < 2) return;
+    int last = (g->K - 1) / KC * KC;
+    size_t rows = (size_t)(g->M + g->mr - 1) / (size_t)g->mr * (size_t)g->mr;
+    size_t words = shared_a_offset(g, last) + rows * (size_t)block_pairs(g, g->K - last);
+    if (words * sizeof(uint32_t) > SHARED_A_BYTES) return;
+    g->a_packed = nb__thread_scratch(NB__SCRATCH_BF16_SHARED_A, SHARED_A_BYTES);
+    if (g->a_packed) nb__parallel(g->parts, pack_a_part, g);
+}
+
 /* A product of more than SMALL_M rows (or a long K): split between threads
  * by panels of C's columns (or its rows, when C is narrow). */
 static void run_packed(bf16_job *g, int threads) {
     g->cold_c = nb__cold_c(g->M, g->N);
     g->parts = nb__product_parts(g->M, g->N, g->K, g->mr, NR, threads, PARALLEL_MIN_MACS,
                                  &g->split_rows);
+    pack_shared_a(g);
     if (g->parts > 1) nb__parallel(g->parts, bf16_part, g);
     else bf16_part(g, 0);
 }

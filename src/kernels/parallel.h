@@ -86,7 +86,8 @@ int nb__at_thread_exit(void (*release)(void));
  * (nb__pool_at_worker_start), so that no region allocates. */
 enum {
     NB__SCRATCH_AVX512_B, NB__SCRATCH_AVX512_A, NB__SCRATCH_AVX2_B, NB__SCRATCH_AVX2_A,
-    NB__SCRATCH_BF16_B, NB__SCRATCH_BF16_A, NB__SCRATCH_SLOTS
+    NB__SCRATCH_BF16_B, NB__SCRATCH_BF16_A, NB__SCRATCH_BF16_SHARED_A,
+    NB__SCRATCH_SLOTS
 };
 void *nb__thread_scratch(int slot, size_t bytes);
 
