@@ -321,11 +321,13 @@ static int block_pairs(const bf16_job *g, int kc) {
     return g->amx ? (kpn + TILE_KP - 1) / TILE_KP * TILE_KP : kpn;
 }
 
+/* op(A)'s micro-panels: M rows in panels of mr. */
+static size_t a_panels(const bf16_job *g) { return (size_t)(g->M + g->mr - 1) / (size_t)g->mr; }
+
 /* Where K block p0 of op(A) starts in a_packed: each block holds every row's
  * micro-panels (rows padded to mr), the blocks before it KP pairs deep. */
 static size_t shared_a_offset(const bf16_job *g, int p0) {
-    size_t rows = (size_t)(g->M + g->mr - 1) / (size_t)g->mr * (size_t)g->mr;
-    return (size_t)(p0 / KC) * rows * KP;
+    return (size_t)(p0 / KC) * a_panels(g) * (size_t)g->mr * KP;
 }
 
 static void bf16_block(const bf16_job *g, int i0, int i1, int j0, int j1, uint32_t *bp,
@@ -494,7 +496,7 @@ enum { SHARED_A_BYTES = 1 << 20 };
 static void pack_a_part(void *ctx, int part) {
     const bf16_job *g = ctx;
     size_t lo, hi;
-    nb__part_range((size_t)(g->M + g->mr - 1) / (size_t)g->mr, part, g->parts, 1, &lo, &hi);
+    nb__part_range(a_panels(g), part, g->parts, 1, &lo, &hi);
     int i0 = (int)lo * g->mr, i1 = (int)hi * g->mr < g->M ? (int)hi * g->mr : g->M;
     for (int p0 = 0; p0 < g->K && i0 < i1; p0 += KC) {
         int kc = g->K - p0 < KC ? g->K - p0 : KC, kpn = block_pairs(g, kc);
@@ -507,9 +509,9 @@ static void pack_a_part(void *ctx, int part) {
  * (else a_packed stays NULL: each thread packs its own). */
 static void pack_shared_a(bf16_job *g) {
     if (g->split_rows || g->parts < 2) return;
-    int last = (g->K - 1) / KC * KC;
-    size_t rows = (size_t)(g->M + g->mr - 1) / (size_t)g->mr * (size_t)g->mr;
-    size_t words = shared_a_offset(g, last) + rows * (size_t)block_pairs(g, g->K - last);
+    int last = (g->K - 1) / KC * KC; /* the last K block, the one whose depth may differ */
+    size_t words = shared_a_offset(g, last) +
+                   a_panels(g) * (size_t)g->mr * (size_t)block_pairs(g, g->K - last);
     if (words * sizeof(uint32_t) > SHARED_A_BYTES) return;
     g->a_packed = nb__thread_scratch(NB__SCRATCH_BF16_SHARED_A, SHARED_A_BYTES);
     if (g->a_packed) nb__parallel(g->parts, pack_a_part, g);
