@@ -7,6 +7,7 @@
 #include "files.h"
 #include "nabla.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -277,6 +278,128 @@ static void test_dense_3d(void) {
     nb_graph_free(g);
 }
 
+static const Onnx__NodeProto *find_node(const Onnx__GraphProto *gp, const char *op_type) {
+    for (size_t k = 0; k < gp->n_node; k++)
+        if (!strcmp(gp->node[k]->op_type, op_type)) return gp->node[k];
+    return NULL;
+}
+
+/* Block j (rows j H .. (j+1) H) of the initializer's [1, G H, cols] equals
+ * block order[j] of nabla's parameter (offset: where B's half starts). */
+static void check_gates(const nb_graph *g, const Onnx__TensorProto *t, const char *param,
+                        int G, int H, int cols, size_t offset, const int *order) {
+    const nb_real *v = nb_value((nb_graph *)g, nb_find(g, param));
+    CHECKF(t && v, "%s", param);
+    if (!t || !v || t->raw_data.len < (offset + (size_t)G * H * cols) * sizeof(float)) return;
+    int same = 1;
+    for (int j = 0; j < G; j++)
+        for (int k = 0; k < H * cols; k++) {
+            float f;
+            memcpy(&f, t->raw_data.data + (offset + (size_t)(j * H * cols + k)) * sizeof f,
+                   sizeof f);
+            same &= f == (float)v[order[j] * H * cols + k];
+        }
+    CHECKF(same, "%s: gate blocks not in ONNX's order", param);
+}
+
+/* Token ids -> embedding + positions -> LSTM -> GRU (last state) -> dense:
+ * int64 input, Gather, the layers time-major, weights in ONNX's gate order. */
+static void test_sequence(void) {
+    nb_graph *g = nb_graph_new();
+    nb_node ids = nb_input(g, "ids", 1, (int[]){5});
+    nb_node x = nb_pos_embedding(g, nb_embedding(g, ids, 7, 4, "emb"), "pos");
+    nb_node l = nb_recurrent(g, x, NB_LSTM, 3, 0, "lstm");
+    nb_node y = nb_dense(g, nb_recurrent(g, l, NB_GRU, 2, 1, "gru"), 6, "fc", NULL);
+    nb_rng r;
+    nb_rng_seed(&r, 3);
+    CHECK_OK(nb_graph_init(g, &r));
+    CHECK_OK(nb_export_onnx(g, ids, y, path, NULL, 0));
+    Onnx__ModelProto *m = read_back();
+    CHECK(m != NULL);
+    if (!m) {
+        nb_graph_free(g);
+        return;
+    }
+    const Onnx__GraphProto *gp = m->graph;
+    CHECK(gp->input[0]->type->tensor_type->elem_type == 7); /* int64 token ids */
+    const char *want[] = {"Gather", "Add", "Transpose", "LSTM", "Squeeze", "Transpose",
+                          "Transpose", "GRU", "Squeeze", "Gemm"};
+    CHECKF(gp->n_node == 10, "%zu nodes", gp->n_node);
+    for (size_t k = 0; k < 10 && k < gp->n_node; k++)
+        CHECKF(!strcmp(gp->node[k]->op_type, want[k]), "node %zu: %s", k, gp->node[k]->op_type);
+    const Onnx__NodeProto *lstm = find_node(gp, "LSTM"), *gru = find_node(gp, "GRU");
+    CHECK(lstm && find_attr(lstm, "hidden_size")->i == 3 && lstm->n_output == 1);
+    const Onnx__AttributeProto *lbr = gru ? find_attr(gru, "linear_before_reset") : NULL;
+    CHECK(lbr && lbr->i == 1);
+    /* the last state only: Y left out, Y_h squeezed to [batch, H] */
+    CHECK(gru && gru->n_output == 2 && !strcmp(gru->output[0], ""));
+    const Onnx__AttributeProto *perm = find_attr(gp->node[2], "perm");
+    CHECK(perm && perm->n_ints == 3 && perm->ints[0] == 1 && perm->ints[1] == 0);
+    static const int lstm_order[4] = {0, 3, 1, 2}, gru_order[3] = {1, 0, 2};
+    const Onnx__TensorProto *W = find_init(gp, "lstm/W"), *R = find_init(gp, "lstm/R");
+    const Onnx__TensorProto *B = find_init(gp, "gru/B");
+    CHECK(W && W->n_dims == 3 && W->dims[0] == 1 && W->dims[1] == 12 && W->dims[2] == 4);
+    check_gates(g, W, "lstm.weight_ih_l0", 4, 3, 4, 0, lstm_order);
+    check_gates(g, R, "lstm.weight_hh_l0", 4, 3, 3, 0, lstm_order);
+    CHECK(B && B->n_dims == 2 && B->dims[1] == 12);
+    check_gates(g, B, "gru.bias_ih_l0", 3, 2, 1, 0, gru_order);
+    check_gates(g, B, "gru.bias_hh_l0", 3, 2, 1, 6, gru_order);
+    check_param(g, gp, "emb.weight");
+    check_param(g, gp, "pos.weight");
+    CHECK(!find_init(gp, "lstm.weight_ih_l0") && !find_init(gp, "gru.bias_hh_l0"));
+    onnx__model_proto__free_unpacked(m, NULL);
+    nb_graph_free(g);
+}
+
+/* Causal attention over a float input: the heads split by Reshape,
+ * Transpose and Gathers, the scale and the -inf mask; ids computed from the
+ * input reach a Gather through a Cast. */
+static void test_attention(void) {
+    nb_graph *g = nb_graph_new();
+    nb_node x = nb_input(g, "x", 2, (int[]){3, 4});
+    nb_node a = nb_attention(g, x, 2, 1, "attn");
+    nb_node e = nb_embedding(g, nb_relu(g, nb_input(g, "ids", 1, (int[]){3})), 5, 4, "emb");
+    nb_rng r;
+    nb_rng_seed(&r, 4);
+    CHECK_OK(nb_graph_init(g, &r));
+    CHECK_OK(nb_export_onnx(g, x, a, path, NULL, 0));
+    Onnx__ModelProto *m = read_back();
+    CHECK(m != NULL);
+    if (m) {
+        const Onnx__GraphProto *gp = m->graph;
+        CHECK(gp->input[0]->type->tensor_type->elem_type == 1);
+        const char *want[] = {"MatMul", "Add", "Reshape", "Transpose", "Gather", "Gather",
+                              "Gather", "Transpose", "MatMul", "Mul", "Add", "Softmax",
+                              "MatMul", "Transpose", "Reshape", "MatMul", "Add"};
+        CHECKF(gp->n_node == 17, "%zu nodes", gp->n_node);
+        for (size_t k = 0; k < 17 && k < gp->n_node; k++)
+            CHECKF(!strcmp(gp->node[k]->op_type, want[k]), "node %zu: %s", k,
+                   gp->node[k]->op_type);
+        const Onnx__TensorProto *mask =
+            gp->n_node > 10 ? find_init(gp, gp->node[10]->input[1]) : NULL;
+        CHECK(mask && mask->n_dims == 2 && mask->dims[0] == 3 && mask->raw_data.len == 36);
+        for (int i = 0; mask && mask->raw_data.len == 36 && i < 3; i++)
+            for (int j = 0; j < 3; j++) {
+                float f;
+                memcpy(&f, mask->raw_data.data + (i * 3 + j) * sizeof f, sizeof f);
+                CHECK(j <= i ? f == 0 : isinf(f) && f < 0);
+            }
+        const Onnx__TensorProto *scale =
+            gp->n_node > 9 ? find_init(gp, gp->node[9]->input[1]) : NULL;
+        float sc = 0;
+        if (scale && scale->raw_data.len == 4) memcpy(&sc, scale->raw_data.data, 4);
+        CHECKF(fabsf(sc - 0.70710678f) < 1e-6f, "scale %g", (double)sc); /* 1 / sqrt(dh = 2) */
+        onnx__model_proto__free_unpacked(m, NULL);
+    }
+    CHECK_OK(nb_export_onnx(g, nb_find(g, "ids"), e, path, NULL, 0));
+    m = read_back();
+    CHECK(m && m->graph->n_node == 3 && !strcmp(m->graph->node[1]->op_type, "Cast") &&
+          find_attr(m->graph->node[1], "to")->i == 7 &&
+          m->graph->input[0]->type->tensor_type->elem_type == 1);
+    if (m) onnx__model_proto__free_unpacked(m, NULL);
+    nb_graph_free(g);
+}
+
 /* An op without a counterpart is named with its node; bad arguments fail. */
 static void test_errors(void) {
     nb_graph *g = nb_graph_new();
@@ -311,6 +434,8 @@ int main(void) {
     test_composed();
     test_dense_3d();
     test_gelu_tanh_hardswish();
+    test_sequence();
+    test_attention();
     test_errors();
     unlink(path);
     TEST_END();

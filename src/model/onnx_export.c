@@ -22,170 +22,7 @@ nb_status nb_export_onnx(const nb_graph *g, nb_node input, nb_node output, const
 
 #else
 
-#include "onnx.pb-c.h"
-
-enum { ONNX_IR_VERSION = 8, ONNX_OPSET = 17, ONNX_FLOAT = 1, ONNX_INT64 = 7, MAX_ATTRS = 8 };
-
-/* Everything the model is made of is allocated here and freed at the end. */
-typedef struct exporter {
-    const nb_graph *g;
-    void **owned;
-    size_t n_owned, cap_owned;
-    int oom;
-    Onnx__NodeProto **nodes;
-    size_t n_nodes, cap_nodes;
-    Onnx__TensorProto **inits;
-    size_t n_inits, cap_inits;
-    char **names; /* ONNX value name of each graph node */
-    int temps;    /* values made by the export (extra initializers, outputs) */
-} exporter;
-
-static int grow(void ***arr, size_t n, size_t *cap) {
-    if (n < *cap) return 1;
-    size_t c = *cap ? *cap * 2 : 16;
-    void **p = realloc(*arr, c * sizeof *p);
-    if (!p) return 0;
-    *arr = p;
-    *cap = c;
-    return 1;
-}
-
-static void *ex_alloc(exporter *e, size_t size) {
-    void *p = calloc(1, size ? size : 1);
-    if (!p || !grow(&e->owned, e->n_owned, &e->cap_owned)) {
-        free(p);
-        e->oom = 1;
-        return NULL;
-    }
-    e->owned[e->n_owned++] = p;
-    return p;
-}
-
-static char *ex_str(exporter *e, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-static char *ex_str(exporter *e, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int len = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = ex_alloc(e, (size_t)len + 1);
-    if (!s) return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)len + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
-
-/* A node of op_type from inputs in (n_in names) to one output. */
-static Onnx__NodeProto *ex_node(exporter *e, const char *op_type, const char *name, int n_in,
-                                char *const *in, char *out) {
-    Onnx__NodeProto *nd = ex_alloc(e, sizeof *nd);
-    char **ins = ex_alloc(e, (size_t)n_in * sizeof *ins);
-    char **outs = ex_alloc(e, sizeof *outs);
-    Onnx__AttributeProto **attrs = ex_alloc(e, MAX_ATTRS * sizeof *attrs);
-    if (!nd || !ins || !outs || !attrs || !grow((void ***)&e->nodes, e->n_nodes, &e->cap_nodes)) {
-        e->oom = 1;
-        return NULL;
-    }
-    *nd = (Onnx__NodeProto)ONNX__NODE_PROTO__INIT;
-    memcpy(ins, in, (size_t)n_in * sizeof *ins);
-    outs[0] = out;
-    nd->n_input = (size_t)n_in;
-    nd->input = ins;
-    nd->n_output = 1;
-    nd->output = outs;
-    nd->name = ex_str(e, "%s", name);
-    nd->op_type = (char *)op_type;
-    nd->attribute = attrs;
-    e->nodes[e->n_nodes++] = nd;
-    return nd;
-}
-
-static Onnx__AttributeProto *ex_attr(exporter *e, Onnx__NodeProto *nd, const char *name,
-                                     Onnx__AttributeProto__AttributeType type) {
-    if (!nd || nd->n_attribute >= MAX_ATTRS) return NULL;
-    Onnx__AttributeProto *a = ex_alloc(e, sizeof *a);
-    if (!a) return NULL;
-    *a = (Onnx__AttributeProto)ONNX__ATTRIBUTE_PROTO__INIT;
-    a->name = (char *)name;
-    a->has_type = 1;
-    a->type = type;
-    nd->attribute[nd->n_attribute++] = a;
-    return a;
-}
-
-static void attr_i(exporter *e, Onnx__NodeProto *nd, const char *name, int64_t v) {
-    Onnx__AttributeProto *a = ex_attr(e, nd, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
-    if (a) a->has_i = 1, a->i = v;
-}
-
-static void attr_f(exporter *e, Onnx__NodeProto *nd, const char *name, double v) {
-    Onnx__AttributeProto *a = ex_attr(e, nd, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
-    if (a) a->has_f = 1, a->f = (float)v;
-}
-
-static void attr_ints(exporter *e, Onnx__NodeProto *nd, const char *name, int n,
-                      const int *v) {
-    Onnx__AttributeProto *a = ex_attr(e, nd, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
-    int64_t *ints = ex_alloc(e, (size_t)n * sizeof *ints);
-    if (!a || !ints) return;
-    for (int k = 0; k < n; k++) ints[k] = v[k];
-    a->n_ints = (size_t)n;
-    a->ints = ints;
-}
-
-/* An initializer: little-endian raw data of ndim dims. */
-static int ex_init(exporter *e, const char *name, int32_t type, int ndim, const int64_t *dims,
-                   const void *data, size_t bytes) {
-    Onnx__TensorProto *t = ex_alloc(e, sizeof *t);
-    int64_t *d = ex_alloc(e, (size_t)ndim * sizeof *d);
-    uint8_t *raw = ex_alloc(e, bytes);
-    if (!t || !d || !raw || !grow((void ***)&e->inits, e->n_inits, &e->cap_inits))
-        return e->oom = 1, 0;
-    *t = (Onnx__TensorProto)ONNX__TENSOR_PROTO__INIT;
-    memcpy(d, dims, (size_t)ndim * sizeof *d);
-    memcpy(raw, data, bytes);
-    t->n_dims = (size_t)ndim;
-    t->dims = d;
-    t->has_data_type = 1;
-    t->data_type = type;
-    t->name = ex_str(e, "%s", name);
-    t->has_raw_data = 1;
-    t->raw_data = (ProtobufCBinaryData){bytes, raw};
-    e->inits[e->n_inits++] = t;
-    return 1;
-}
-
-/* A float initializer from nb_real values (the double build narrows). */
-static int ex_init_reals(exporter *e, const char *name, int ndim, const int *dims,
-                         const nb_real *v) {
-    int64_t d[NB_MAX_DIMS];
-    size_t count = 1;
-    for (int k = 0; k < ndim; k++) d[k] = dims[k], count *= (size_t)dims[k];
-    float *f = malloc(count ? count * sizeof *f : 1);
-    if (!f) return e->oom = 1, 0;
-    for (size_t k = 0; k < count; k++) f[k] = (float)v[k];
-    int ok = ex_init(e, name, ONNX_FLOAT, ndim, d, f, count * sizeof *f);
-    free(f);
-    return ok;
-}
-
-/* A leaf's values: parameters live in g->params, buffers and constants in val. */
-static int ex_leaf(exporter *e, int h) {
-    const nb_node_t *n = &e->g->nodes[h];
-    const nb_real *v = n->leaf == NB_LEAF_PARAM ? e->g->params + n->val_off
-                       : n->val ? n->val : n->const_data;
-    if (!v) return nb_err(NB_ERR_STATE, "ONNX export: node '%s' has no values yet", n->name), 0;
-    return ex_init_reals(e, e->names[h], n->ndim, n->dims, v);
-}
-
-/* A new value name for what the export adds. */
-static char *ex_temp(exporter *e, int h, const char *what) {
-    return ex_str(e, "%s/%s%d", e->names[h], what, e->temps++);
-}
+#include "onnx_export.h"
 
 /* ------------------------------------------------------------ the ops */
 
@@ -240,19 +77,6 @@ static Onnx__NodeProto *ex_pool(exporter *e, int h, const nb_node_t *n, int aver
     return nd;
 }
 
-/* A float initializer of ndim dims filled with v; its name, or NULL. */
-static char *ex_fill(exporter *e, int h, const char *what, int ndim, const int *dims, double v) {
-    size_t count = 1;
-    for (int k = 0; k < ndim; k++) count *= (size_t)dims[k];
-    nb_real *vals = malloc(count * sizeof *vals);
-    char *name = ex_temp(e, h, what);
-    if (!vals || !name) return free(vals), e->oom = 1, NULL;
-    for (size_t k = 0; k < count; k++) vals[k] = (nb_real)v;
-    int ok = ex_init_reals(e, name, ndim, dims, vals);
-    free(vals);
-    return ok ? name : NULL;
-}
-
 /* BatchNormalization in inference form: the running statistics, and a unit
  * scale and zero shift when the norm has no affine parameters. */
 static Onnx__NodeProto *ex_batch_norm(exporter *e, int h, const nb_node_t *n) {
@@ -282,13 +106,6 @@ static Onnx__NodeProto *ex_layer_norm(exporter *e, int h, const nb_node_t *n) {
     attr_i(e, nd, "axis", n->ndim - l->normalized_ndim);
     attr_f(e, nd, "epsilon", l->eps);
     return nd;
-}
-
-/* x times a scalar initializer, into out. */
-static Onnx__NodeProto *ex_mul_scalar(exporter *e, int h, const char *name, char *x, double v,
-                                      char *out) {
-    char *c = ex_fill(e, h, "scalar", 0, NULL, v);
-    return c ? ex_node(e, "Mul", name, 2, (char *[]){x, c}, out) : NULL;
 }
 
 /* silu x * sigmoid(x); gelu 0.5 x (1 + erf(x / sqrt 2)), from primitives. */
@@ -369,10 +186,8 @@ static Onnx__NodeProto *ex_matmul_add(exporter *e, int h, const nb_node_t *n) {
     nb_real *t = malloc((size_t)in * (size_t)out * sizeof *t);
     char *name = ex_str(e, "%s_t", IN(1));
     if (!t || !name) return free(t), e->oom = 1, NULL;
-    const nb_real *v = w->leaf == NB_LEAF_PARAM ? e->g->params + w->val_off
-                       : w->val ? w->val : w->const_data;
-    if (!v) return free(t), nb_err(NB_ERR_STATE, "ONNX export: node '%s' has no values yet",
-                                   w->name), NULL;
+    const nb_real *v = ex_values(e, n->in[1]);
+    if (!v) return free(t), NULL;
     for (size_t i = 0; i < (size_t)in; i++)
         for (size_t o = 0; o < (size_t)out; o++) t[i * (size_t)out + o] = v[o * (size_t)in + i];
     int ok = ex_init_reals(e, name, 2, dims, t);
@@ -440,6 +255,10 @@ static int ex_op(exporter *e, int h) {
     else if (!strcmp(op, "gelu_tanh")) nd = ex_gelu_tanh(e, h, n);
     else if (!strcmp(op, "softplus")) nd = ex_softplus(e, h, n);
     else if (!strcmp(op, "concat")) nd = ex_concat(e, h, n);
+    else if (!strcmp(op, "embedding")) nd = ex_embedding(e, h, n);
+    else if (!strcmp(op, "attention")) nd = ex_attention(e, h, n);
+    else if (!strcmp(op, "rnn") || !strcmp(op, "lstm") || !strcmp(op, "gru"))
+        nd = ex_recurrent(e, h, n);
     else if (!strcmp(op, "scale"))
         nd = ex_mul_scalar(e, h, n->name, IN(0), n->settings.scale, e->names[h]);
     else if (!strcmp(op, "matmul")) nd = ex_node(e, "MatMul", n->name, 2,
@@ -477,8 +296,9 @@ static int mark_needed(const nb_graph *g, nb_node input, nb_node output, unsigne
     return 1;
 }
 
-/* A graph input or output: float, the batch dimension named "batch". */
-static Onnx__ValueInfoProto *ex_value_info(exporter *e, int h) {
+/* A graph input or output: float (int64 token ids), the batch dimension named
+ * "batch". */
+static Onnx__ValueInfoProto *ex_value_info(exporter *e, int h, int32_t elem_type) {
     const nb_node_t *n = &e->g->nodes[h];
     Onnx__ValueInfoProto *vi = ex_alloc(e, sizeof *vi);
     Onnx__TypeProto *tp = ex_alloc(e, sizeof *tp);
@@ -504,7 +324,7 @@ static Onnx__ValueInfoProto *ex_value_info(exporter *e, int h) {
     sh->dim = dims;
     *tt = (Onnx__TypeProto__Tensor)ONNX__TYPE_PROTO__TENSOR__INIT;
     tt->has_elem_type = 1;
-    tt->elem_type = ONNX_FLOAT;
+    tt->elem_type = elem_type;
     tt->shape = sh;
     *tp = (Onnx__TypeProto)ONNX__TYPE_PROTO__INIT;
     tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
@@ -528,13 +348,42 @@ static int ex_names(exporter *e, const unsigned char *need) {
     return !e->oom;
 }
 
+static int is_recurrent(const nb_node_t *n) {
+    return n->op && (!strcmp(n->op->name, "rnn") || !strcmp(n->op->name, "lstm") ||
+                     !strcmp(n->op->name, "gru"));
+}
+
+/* What the sequence ops change: a recurrent layer's ONNX node computes its
+ * input projection too (folded), and the input is int64 when only
+ * embeddings read it (the token ids). */
+static int ex_sequence_plan(exporter *e, const unsigned char *need, nb_node input) {
+    const nb_graph *g = e->g;
+    int readers = 0, lookups = 0;
+    e->folded = ex_alloc(e, (size_t)g->n_nodes);
+    if (!e->folded) return 0;
+    for (int h = 0; h < g->n_nodes; h++) {
+        const nb_node_t *n = &g->nodes[h];
+        if (!need[h] || !n->op) continue;
+        if (is_recurrent(n)) e->folded[n->in[0]] = 1;
+        for (int k = 0; k < n->nin; k++) {
+            if (n->in[k] != input) continue;
+            readers++;
+            lookups += k == 0 && !strcmp(n->op->name, "embedding");
+        }
+    }
+    e->tokens = readers > 0 && lookups == readers;
+    return 1;
+}
+
 /* Leaves that are an initializer as they are: all but a weight that only
- * linears of more than 2 dims use (they write it transposed). */
+ * linears of more than 2 dims use (they write it transposed) and a recurrent
+ * layer's parameters (written in ONNX's gate order). */
 static unsigned char *ex_plain_leaves(exporter *e, const unsigned char *need) {
     unsigned char *plain = ex_alloc(e, (size_t)e->g->n_nodes);
     for (int h = 0; plain && h < e->g->n_nodes; h++) {
         const nb_node_t *n = &e->g->nodes[h];
-        for (int k = 0; need[h] && n->op && k < n->nin; k++)
+        if (!need[h] || !n->op || e->folded[h] || is_recurrent(n)) continue;
+        for (int k = 0; k < n->nin; k++)
             if (k != 1 || strcmp(n->op->name, "linear") || n->ndim == 2) plain[n->in[k]] = 1;
     }
     return plain;
@@ -542,10 +391,10 @@ static unsigned char *ex_plain_leaves(exporter *e, const unsigned char *need) {
 
 /* Nodes and initializers in creation order (which is topological). */
 static int ex_body(exporter *e, const unsigned char *need, nb_node input) {
-    unsigned char *plain = ex_plain_leaves(e, need);
+    unsigned char *plain = ex_sequence_plan(e, need, input) ? ex_plain_leaves(e, need) : NULL;
     if (!plain) return nb_err(NB_ERR_NOMEM, "ONNX export: out of memory"), 0;
     for (int h = 0; h < e->g->n_nodes; h++) {
-        if (!need[h] || h == input) continue;
+        if (!need[h] || h == input || e->folded[h]) continue;
         const nb_node_t *n = &e->g->nodes[h];
         if (!n->op && !plain[h]) continue;
         int ok = n->op ? ex_op(e, h) : ex_leaf(e, h);
@@ -625,7 +474,8 @@ static nb_status ex_run(exporter *e, nb_node input, nb_node output, const char *
     if (!mark_needed(e->g, input, output, need)) return NB_ERR_ARG;
     if (!ex_names(e, need)) return nb_err(NB_ERR_NOMEM, "ONNX export: out of memory");
     if (!ex_body(e, need, input)) return e->oom ? NB_ERR_NOMEM : NB_ERR_ARG;
-    Onnx__ValueInfoProto *in = ex_value_info(e, input), *out = ex_value_info(e, output);
+    Onnx__ValueInfoProto *in = ex_value_info(e, input, e->tokens ? ONNX_INT64 : ONNX_FLOAT);
+    Onnx__ValueInfoProto *out = ex_value_info(e, output, ONNX_FLOAT);
     *gp = (Onnx__GraphProto)ONNX__GRAPH_PROTO__INIT;
     gp->name = "nabla";
     gp->n_node = e->n_nodes;
