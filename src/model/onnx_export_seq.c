@@ -3,6 +3,7 @@
  * and attention (written out in MatMul, Softmax and reshapes, as ONNX before
  * opset 23 has no attention op).  docs/onnx.md maps them. */
 #include "onnx_export.h"
+#include "onnx_gates.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -51,17 +52,12 @@ Onnx__NodeProto *ex_embedding(exporter *e, int h, const nb_node_t *n) {
 
 /* ------------------------------------------------------------ recurrent layers */
 
-/* ONNX's gates in PyTorch's order: gate j of ONNX is gate order[j] of
- * PyTorch (LSTM: ONNX i o f c, PyTorch i f g o; GRU: ONNX z r h, PyTorch r z n). */
-static const int gate_count[3] = {1, 4, 3}; /* NB_RNN_TANH, NB_LSTM, NB_GRU */
-static const int gate_order[3][4] = {{0}, {0, 3, 1, 2}, {1, 0, 2}};
-static const char *const rnn_type[3] = {"RNN", "LSTM", "GRU"};
 
 /* Rows of v [G H, cols] into out with the gate blocks in ONNX's order. */
 static void to_onnx_gates(int kind, int H, int cols, const nb_real *v, nb_real *out) {
     size_t block = (size_t)H * (size_t)cols;
-    for (int j = 0; j < gate_count[kind]; j++)
-        memcpy(out + (size_t)j * block, v + (size_t)gate_order[kind][j] * block,
+    for (int j = 0; j < onnx_gate_count[kind]; j++)
+        memcpy(out + (size_t)j * block, v + (size_t)onnx_gate_order[kind][j] * block,
                block * sizeof *v);
 }
 
@@ -71,7 +67,7 @@ static void to_onnx_gates(int kind, int H, int cols, const nb_real *v, nb_real *
 static int ex_gate_weights(exporter *e, int h, int kind, int H, const int leaf[4],
                            char *names[3]) {
     const nb_node_t *w_ih = &e->g->nodes[leaf[0]];
-    int GH = gate_count[kind] * H, D = w_ih->dims[1];
+    int GH = onnx_gate_count[kind] * H, D = w_ih->dims[1];
     const nb_real *v[4];
     for (int k = 0; k < 4; k++)
         if (!(v[k] = ex_values(e, leaf[k]))) return 0;
@@ -103,7 +99,7 @@ Onnx__NodeProto *ex_recurrent(exporter *e, int h, const nb_node_t *n) {
                                   (int[]){1, 0, 2}, NULL);
     if (!x || leaf[2] < 0 || !ex_gate_weights(e, h, r->kind, r->hidden, leaf, w)) return NULL;
     char *y = ex_temp(e, h, r->last ? "last" : "steps");
-    Onnx__NodeProto *nd = ex_node(e, rnn_type[r->kind], n->name, 4,
+    Onnx__NodeProto *nd = ex_node(e, onnx_rnn_op[r->kind], n->name, 4,
                                   (char *[]){x, w[0], w[1], w[2]}, y);
     if (r->last) ex_outputs(e, nd, 2, (char *[]){"", y});
     attr_i(e, nd, "hidden_size", r->hidden);

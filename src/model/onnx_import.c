@@ -234,6 +234,18 @@ nb_status imp_const_from_tensor(importer *im, const Onnx__TensorProto *t, const 
     return s;
 }
 
+imp_const *imp_new_const(importer *im, int ndim, const int *dims) {
+    imp_const *c = calloc(1, sizeof *c);
+    if (!c || !grow((void **)&im->consts, im->n_consts, &im->cap_consts, sizeof *im->consts))
+        return free(c), imp_oom(im), NULL;
+    im->consts[im->n_consts++] = c;
+    c->ndim = ndim;
+    c->count = 1;
+    for (int k = 0; k < ndim; k++) c->dims[k] = dims[k], c->count *= (size_t)dims[k];
+    if (!(c->f = calloc(c->count ? c->count : 1, sizeof *c->f))) return imp_oom(im), NULL;
+    return c;
+}
+
 /* ------------------------------------------------------------ lines */
 
 imp_line *imp_add_line(importer *im, const Onnx__NodeProto *nd, const char *keyword,
@@ -397,6 +409,14 @@ static nb_status mark_needed(importer *im, graph_maps *gm) {
     return NB_OK;
 }
 
+int imp_producer(importer *im, const char *value) { return producer(im->gm, value); }
+
+int imp_uses(importer *im, const char *value) {
+    return value ? map_get(&im->gm->uses, value, 0) : 0;
+}
+
+int imp_is_op(const importer *im, int k, const char *op) { return is_op(im, k, op); }
+
 /* ------------------------------------------------------------ patterns */
 
 /* The float scalar a value holds (an initializer or a Constant node's), or NAN. */
@@ -416,6 +436,10 @@ static int only_consumer(importer *im, graph_maps *gm, const char *value) {
     (void)im;
     if (!value || map_get(&gm->uses, value, 0) != 1) return -1;
     return map_get(&gm->consumer, value, 0) - 1;
+}
+
+int imp_only_consumer(importer *im, const char *value) {
+    return only_consumer(im, im->gm, value);
 }
 
 /* Node k is op with two inputs, one of them a; the other is returned. */
@@ -552,6 +576,9 @@ static void find_patterns(importer *im, graph_maps *gm) {
         else if (is_op(im, (int)k, "Tanh")) match_gelu(im, gm, (int)k, 1);
         else if (is_op(im, (int)k, "Sigmoid")) match_silu(im, gm, (int)k);
         else if (is_op(im, (int)k, "MatMul")) match_dense(im, gm, (int)k);
+        else if (is_op(im, (int)k, "RNN") || is_op(im, (int)k, "LSTM") ||
+                 is_op(im, (int)k, "GRU"))
+            imp_match_recurrent(im, (int)k);
     }
 }
 
@@ -572,8 +599,12 @@ static nb_status graph_input(importer *im) {
     const char *name = imp_q(im, in->name);
     const Onnx__TypeProto__Tensor *tt = in->type && in->type->value_case ==
         ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ? in->type->tensor_type : NULL;
-    if (!tt || !tt->has_elem_type || tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
-        return imp_fail(im, NULL, "input '%s' is not a float32 tensor", name);
+    int tokens = tt && tt->has_elem_type && tt->elem_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+    if (!tokens && (!tt || !tt->has_elem_type || tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT))
+        return imp_fail(im, NULL, "input '%s' is neither a float32 tensor nor int64 token ids",
+                        name);
+    nb_status s = tokens ? imp_token_vocab(im, in->name, &im->vocab) : NB_OK;
+    if (s != NB_OK) return s;
     const Onnx__TensorShapeProto *sh = tt->shape;
     if (!sh || sh->n_dim < 2 || sh->n_dim > NB_MAX_DIMS)
         return imp_fail(im, NULL, "input '%s' has %zu dimensions; nabla needs a batch "
@@ -590,6 +621,9 @@ static nb_status graph_input(importer *im) {
         dims[k] = (int)d->dim_value;
         snprintf(args + strlen(args), sizeof args - strlen(args), " %d", dims[k]);
     }
+    if (tokens && n != 1)
+        return imp_fail(im, NULL, "input '%s': token ids must be [batch, positions]", name);
+    if (tokens) snprintf(args + strlen(args), sizeof args - strlen(args), " tokens=%d", im->vocab);
     const Onnx__TensorShapeProto__Dimension *b = sh->dim[0];
     if (b->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
         im->batch = b->dim_value;
@@ -618,7 +652,7 @@ static nb_status initializers(importer *im) {
 static nb_status inputs_defined(importer *im, graph_maps *gm, int k) {
     const Onnx__NodeProto *nd = node_at(im, k);
     int fused = im->fused[k] == FUSE_GELU || im->fused[k] == FUSE_GELU_TANH ||
-                im->fused[k] == FUSE_SILU;
+                im->fused[k] == FUSE_SILU || im->fused[k] == FUSE_RECURRENT;
     for (size_t i = 0; i < (fused ? 1 : nd->n_input); i++) {
         const char *in = fused ? im->fused_x[k] : nd->input[i];
         if (!in || !in[0] || imp_find(im, in)) continue;
@@ -661,11 +695,16 @@ static nb_status translate(importer *im, graph_maps *gm) {
  * Softmax, which the loss and nabla predict apply. */
 static nb_status choose_loss(importer *im) {
     const imp_value *out = im->out;
-    if (!im->loss) im->loss = out->ndim == 1 && out->dims[0] >= 2 ? "cross_entropy" : "none";
+    /* a token model's [batch, positions, classes]: a class per position */
+    int per_position = im->vocab && out->ndim == 2;
+    if (!im->loss)
+        im->loss = (out->ndim == 1 || per_position) && out->dims[out->ndim - 1] >= 2
+                       ? "cross_entropy" : "none";
     if (strcmp(im->loss, "cross_entropy")) return NB_OK;
-    if (out->ndim != 1)
-        return imp_fail(im, NULL, "loss cross_entropy needs a [batch, classes] output; the "
-                        "graph output '%s' has %d dimensions", imp_q(im, out->name), out->ndim + 1);
+    if (out->ndim != 1 && !per_position)
+        return imp_fail(im, NULL, "loss cross_entropy needs a [batch, classes] output (or "
+                        "[batch, positions, classes] from token ids); the graph output '%s' "
+                        "has %d dimensions", imp_q(im, out->name), out->ndim + 1);
     imp_line *last = &im->lines[im->n_lines - 1];
     if (!strcmp(last->keyword, "softmax") && last->in[0] == im->n_lines - 2) im->n_lines--;
     return NB_OK;
@@ -866,6 +905,7 @@ static nb_status check_model(importer *im) {
 
 static nb_status import_graph(importer *im, nb_model *m) {
     graph_maps gm = {{0}, {0}, {0}};
+    im->gm = &gm;
     nb_status s = check_model(im);
     if (s == NB_OK) s = initializers(im);
     if (s == NB_OK) s = find_producers(im, &gm);
@@ -875,6 +915,7 @@ static nb_status import_graph(importer *im, nb_model *m) {
     map_free(&gm.producer);
     map_free(&gm.uses);
     map_free(&gm.consumer);
+    im->gm = NULL;
     if (s == NB_OK) s = choose_loss(im);
     if (s == NB_OK) s = name_lines(im);
     char *text = s == NB_OK ? model_text(im) : NULL;

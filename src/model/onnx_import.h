@@ -79,15 +79,18 @@ typedef struct importer {
     unsigned char *needed;
     int *fused;           /* node replaced by another (-1), or the op it becomes */
     const char **fused_x; /* the input of a fused node (gelu, silu, dense)      */
-    const char **fused_b; /* MatMul + Add: the bias                             */
+    const char **fused_b; /* MatMul + Add: the bias; a recurrent layer: its output */
     const char *output;   /* the graph output value, after a final Softmax left out */
     const char *loss;
     int64_t batch;        /* the input's fixed batch size, 0: symbolic */
+    int vocab;            /* an int64 input of token ids: the tables' rows; 0: float */
+    struct graph_maps *gm; /* producers and uses of the values (onnx_import.c) */
     imp_value *out;       /* the model's output */
     nb_status err;        /* the status of the first failure */
 } importer;
 
-enum { FUSE_NONE = 0, FUSE_SKIP, FUSE_GELU, FUSE_GELU_TANH, FUSE_SILU, FUSE_DENSE };
+enum { FUSE_NONE = 0, FUSE_SKIP, FUSE_GELU, FUSE_GELU_TANH, FUSE_SILU, FUSE_DENSE,
+       FUSE_RECURRENT };
 
 /* messages name the file and the node */
 nb_status imp_fail(importer *im, const Onnx__NodeProto *nd, const char *fmt, ...)
@@ -124,6 +127,42 @@ imp_line *imp_add_line(importer *im, const Onnx__NodeProto *nd, const char *keyw
 /* The line of a value as nabla must see it: reshaped to ONNX's shape first
  * where the two differ (a GlobalAveragePool keeps [C, 1, 1]). */
 nb_status imp_materialize(importer *im, const Onnx__NodeProto *nd, imp_value *v, int *line);
+
+/* A new float constant of the given shape, its values to be filled in. */
+imp_const *imp_new_const(importer *im, int ndim, const int *dims);
+/* The graph's structure: the node computing a value (-1: none), how many
+ * needed nodes read it, the one that does when it is read once (else -1). */
+int imp_producer(importer *im, const char *value);
+int imp_uses(importer *im, const char *value);
+int imp_only_consumer(importer *im, const char *value);
+int imp_is_op(const importer *im, int k, const char *op);
+
+/* Attributes and inputs of a node (onnx_import_ops.c). */
+const Onnx__AttributeProto *imp_attr(const Onnx__NodeProto *nd, const char *name);
+nb_status imp_attr_int(importer *im, const Onnx__NodeProto *nd, const char *name,
+                       int64_t dflt, int64_t lo, int64_t hi, int64_t *out);
+const char *imp_input_name(const Onnx__NodeProto *nd, int i); /* NULL: absent or "" */
+const char *imp_out_name(const Onnx__NodeProto *nd);
+/* Input i computed by a layer; input i a float constant (NULL if optional and absent). */
+nb_status imp_computed(importer *im, const Onnx__NodeProto *nd, int i, imp_value **v);
+nb_status imp_constant(importer *im, const Onnx__NodeProto *nd, int i, int optional,
+                       imp_const **c);
+/* A line's name hints: PyTorch's module path of the node; the prefix of
+ * input i named "<prefix>.weight", else the module path. */
+const char *imp_module_path(importer *im, const Onnx__NodeProto *nd);
+const char *imp_param_hint(importer *im, const Onnx__NodeProto *nd, int i);
+void imp_add_param(imp_line *l, const char *suffix, const imp_const *c, int transpose,
+                   float fill);
+
+/* The sequence ops (onnx_import_seq.c): the vocabulary of an int64 input;
+ * Transpose, RNN / LSTM / GRU, Squeeze (and Transpose) as one recurrent
+ * layer; Gather of a table's rows; Add of a position table. */
+nb_status imp_token_vocab(importer *im, const char *input, int *vocab);
+void imp_match_recurrent(importer *im, int k);
+nb_status imp_recurrent(importer *im, const Onnx__NodeProto *nd, int k);
+nb_status imp_embedding(importer *im, const Onnx__NodeProto *nd);
+nb_status imp_pos_embedding(importer *im, const Onnx__NodeProto *nd, imp_value *x,
+                            const imp_const *table);
 
 /* The value of a Constant node (onnx_import_ops.c). */
 nb_status imp_constant_value(importer *im, const Onnx__NodeProto *nd, imp_const **out);

@@ -14,15 +14,15 @@
 
 /* ------------------------------------------------------------ attributes */
 
-static const Onnx__AttributeProto *attr(const Onnx__NodeProto *nd, const char *name) {
+const Onnx__AttributeProto *imp_attr(const Onnx__NodeProto *nd, const char *name) {
     for (size_t k = 0; k < nd->n_attribute; k++)
         if (!strcmp(imp_str(nd->attribute[k]->name), name)) return nd->attribute[k];
     return NULL;
 }
 
-static nb_status attr_int(importer *im, const Onnx__NodeProto *nd, const char *name,
-                          int64_t dflt, int64_t lo, int64_t hi, int64_t *out) {
-    const Onnx__AttributeProto *a = attr(nd, name);
+nb_status imp_attr_int(importer *im, const Onnx__NodeProto *nd, const char *name,
+                       int64_t dflt, int64_t lo, int64_t hi, int64_t *out) {
+    const Onnx__AttributeProto *a = imp_attr(nd, name);
     *out = dflt;
     if (!a) return NB_OK;
     if (!a->has_type || a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT)
@@ -36,7 +36,7 @@ static nb_status attr_int(importer *im, const Onnx__NodeProto *nd, const char *n
 
 static nb_status attr_float(importer *im, const Onnx__NodeProto *nd, const char *name,
                             float dflt, float *out) {
-    const Onnx__AttributeProto *a = attr(nd, name);
+    const Onnx__AttributeProto *a = imp_attr(nd, name);
     *out = dflt;
     if (!a) return NB_OK;
     if (!a->has_type || a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT || !isfinite(a->f))
@@ -48,7 +48,7 @@ static nb_status attr_float(importer *im, const Onnx__NodeProto *nd, const char 
 /* n ints, each in [lo, hi]; absent: dflt for each. */
 static nb_status attr_ints(importer *im, const Onnx__NodeProto *nd, const char *name, int n,
                            int64_t dflt, int64_t lo, int64_t hi, int64_t *out) {
-    const Onnx__AttributeProto *a = attr(nd, name);
+    const Onnx__AttributeProto *a = imp_attr(nd, name);
     for (int k = 0; k < n; k++) out[k] = dflt;
     if (!a) return NB_OK;
     if (!a->has_type || a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS ||
@@ -65,7 +65,7 @@ static nb_status attr_ints(importer *im, const Onnx__NodeProto *nd, const char *
 
 /* auto_pad: NOTSET, or VALID without pads. */
 static nb_status auto_pad(importer *im, const Onnx__NodeProto *nd, const int64_t *pads) {
-    const Onnx__AttributeProto *a = attr(nd, "auto_pad");
+    const Onnx__AttributeProto *a = imp_attr(nd, "auto_pad");
     if (!a || !a->has_s || !a->s.len) return NB_OK;
     if (a->s.len == 6 && !memcmp(a->s.data, "NOTSET", 6)) return NB_OK;
     if (a->s.len == 5 && !memcmp(a->s.data, "VALID", 5) && !pads[0] && !pads[1] && !pads[2] &&
@@ -78,13 +78,13 @@ static nb_status auto_pad(importer *im, const Onnx__NodeProto *nd, const int64_t
 
 /* ------------------------------------------------------------ inputs */
 
-static const char *input_name(const Onnx__NodeProto *nd, int i) {
+const char *imp_input_name(const Onnx__NodeProto *nd, int i) {
     return (size_t)i < nd->n_input && nd->input[i] && nd->input[i][0] ? nd->input[i] : NULL;
 }
 
 /* Input i, computed by a layer. */
-static nb_status computed(importer *im, const Onnx__NodeProto *nd, int i, imp_value **v) {
-    const char *name = input_name(nd, i);
+nb_status imp_computed(importer *im, const Onnx__NodeProto *nd, int i, imp_value **v) {
+    const char *name = imp_input_name(nd, i);
     *v = name ? imp_find(im, name) : NULL;
     if (!name) return imp_fail(im, nd, "input %d is missing", i + 1);
     if (!*v) return imp_fail(im, nd, "input '%s' is not defined", imp_q(im, name));
@@ -97,9 +97,9 @@ static nb_status computed(importer *im, const Onnx__NodeProto *nd, int i, imp_va
 }
 
 /* Input i, a float constant (NULL if absent and optional). */
-static nb_status constant(importer *im, const Onnx__NodeProto *nd, int i, int optional,
-                          imp_const **c) {
-    const char *name = input_name(nd, i);
+nb_status imp_constant(importer *im, const Onnx__NodeProto *nd, int i, int optional,
+                       imp_const **c) {
+    const char *name = imp_input_name(nd, i);
     imp_value *v = name ? imp_find(im, name) : NULL;
     *c = NULL;
     if (!name && optional) return NB_OK;
@@ -112,13 +112,13 @@ static nb_status constant(importer *im, const Onnx__NodeProto *nd, int i, int op
     return NB_OK;
 }
 
-static const char *out_name(const Onnx__NodeProto *nd) {
+const char *imp_out_name(const Onnx__NodeProto *nd) {
     return nd->n_output ? nd->output[0] : NULL;
 }
 
 /* "b2.downsample.0" from PyTorch's node name "/b2/downsample/downsample.0/Conv";
  * a name without '/' as it is. */
-static const char *module_path(importer *im, const Onnx__NodeProto *nd) {
+const char *imp_module_path(importer *im, const Onnx__NodeProto *nd) {
     const char *name = imp_str(nd->name);
     if (!strchr(name, '/')) return name[0] ? name : NULL;
     char path[128] = "", last[128] = "";
@@ -144,15 +144,15 @@ static const char *module_path(importer *im, const Onnx__NodeProto *nd) {
 }
 
 /* The prefix of a weight named "<prefix>.weight", else the node's module path. */
-static const char *param_hint(importer *im, const Onnx__NodeProto *nd, int i) {
-    const char *w = input_name(nd, i);
+const char *imp_param_hint(importer *im, const Onnx__NodeProto *nd, int i) {
+    const char *w = imp_input_name(nd, i);
     size_t n = w ? strlen(w) : 0;
     if (n > 7 && !strcmp(w + n - 7, ".weight")) return imp_strf(im, "%.*s", (int)(n - 7), w);
-    return module_path(im, nd);
+    return imp_module_path(im, nd);
 }
 
-static void add_param(imp_line *l, const char *suffix, const imp_const *c, int transpose,
-                      float fill) {
+void imp_add_param(imp_line *l, const char *suffix, const imp_const *c, int transpose,
+                   float fill) {
     l->params[l->n_params++] = (imp_param){suffix, c, transpose, fill};
 }
 
@@ -161,7 +161,7 @@ static void add_param(imp_line *l, const char *suffix, const imp_const *c, int t
 static nb_status alias(importer *im, const Onnx__NodeProto *nd, const imp_value *v,
                        int ndim, const int *dims) {
     imp_value copy = *v;
-    imp_value *a = imp_define(im, nd, out_name(nd));
+    imp_value *a = imp_define(im, nd, imp_out_name(nd));
     if (!a) return im->err;
     const char *name = a->name;
     *a = copy;
@@ -193,7 +193,7 @@ static nb_status unary(importer *im, const Onnx__NodeProto *nd, const char *keyw
         x = imp_find(im, x_name);
         if (!x || x->c || x->line < 0)
             return imp_fail(im, nd, "input '%s' is not computed by a layer", imp_q(im, x_name));
-    } else if ((s = computed(im, nd, 0, &x)) != NB_OK) {
+    } else if ((s = imp_computed(im, nd, 0, &x)) != NB_OK) {
         return s;
     }
     int line = x->line;
@@ -201,7 +201,7 @@ static nb_status unary(importer *im, const Onnx__NodeProto *nd, const char *keyw
     if (!strcmp(keyword, "softmax") || !strcmp(keyword, "log_softmax")) {
         int64_t axis;
         int rank = xv.ndim + 1;
-        if ((s = attr_int(im, nd, "axis", -1, -rank, rank - 1, &axis)) != NB_OK) return s;
+        if ((s = imp_attr_int(im, nd, "axis", -1, -rank, rank - 1, &axis)) != NB_OK) return s;
         if (axis != -1 && axis != rank - 1)
             return imp_fail(im, nd, "axis=%lld: nabla's %s is over the last axis only",
                             (long long)axis, keyword);
@@ -209,11 +209,11 @@ static nb_status unary(importer *im, const Onnx__NodeProto *nd, const char *keyw
         xv.nb_ndim = xv.ndim;
         memcpy(xv.nb_dims, xv.dims, sizeof xv.dims);
     }
-    imp_line *l = imp_add_line(im, nd, keyword, module_path(im, nd), out_name(nd), xv.nb_ndim,
+    imp_line *l = imp_add_line(im, nd, keyword, imp_module_path(im, nd), imp_out_name(nd), xv.nb_ndim,
                                xv.nb_dims, "%s", args);
     if (!l) return im->err;
     l->in[l->n_in++] = line;
-    imp_value *y = imp_find(im, out_name(nd));
+    imp_value *y = imp_find(im, imp_out_name(nd));
     y->ndim = xv.ndim; /* ONNX's shape stays, as the elements do */
     memcpy(y->dims, xv.dims, sizeof y->dims);
     return NB_OK;
@@ -242,7 +242,7 @@ static int same_shape(const imp_value *a, const imp_value *b) {
 
 /* Add, Sub, Mul of two computed tensors of one shape; Mul by a scalar. */
 static nb_status binary(importer *im, const Onnx__NodeProto *nd, const char *keyword) {
-    const char *an = input_name(nd, 0), *bn = input_name(nd, 1);
+    const char *an = imp_input_name(nd, 0), *bn = imp_input_name(nd, 1);
     imp_value *a = an ? imp_find(im, an) : NULL, *b = bn ? imp_find(im, bn) : NULL;
     if (!a || !b) return imp_fail(im, nd, "needs two inputs");
     if (!strcmp(keyword, "mul") && (a->c || b->c)) {
@@ -254,6 +254,13 @@ static nb_status binary(importer *im, const Onnx__NodeProto *nd, const char *key
         imp_float_text(f, sizeof f, c->f[0]);
         snprintf(args, sizeof args, "scale %s", f);
         return unary(im, nd, "scale", args, a->c ? bn : an);
+    }
+    if (!strcmp(keyword, "add") && (a->c || b->c) && !(a->c && b->c)) {
+        imp_value *x = a->c ? b : a;
+        const imp_const *c = a->c ? a->c : b->c;
+        if (x->ndim == 2 && c->ndim == 2 && !c->is_int && same_shape(x, &(imp_value){
+                .ndim = 2, .dims = {c->dims[0], c->dims[1]}}))
+            return imp_pos_embedding(im, nd, x, c);
     }
     if (a->c || b->c)
         return imp_fail(im, nd, "input '%s' is a constant; nabla's %s takes two computed "
@@ -272,7 +279,7 @@ static nb_status binary(importer *im, const Onnx__NodeProto *nd, const char *key
     if (s == NB_OK) s = imp_materialize(im, nd, imp_find(im, bn), &lb);
     if (s != NB_OK) return s;
     imp_value av = *imp_find(im, an);
-    imp_line *l = imp_add_line(im, nd, keyword, module_path(im, nd), out_name(nd), av.ndim,
+    imp_line *l = imp_add_line(im, nd, keyword, imp_module_path(im, nd), imp_out_name(nd), av.ndim,
                                av.dims, "%s", keyword);
     if (!l) return im->err;
     l->in[l->n_in++] = la;
@@ -289,10 +296,10 @@ static nb_status gemm(importer *im, const Onnx__NodeProto *nd) {
     int64_t trans_a, trans_b;
     float alpha, beta;
     nb_status s;
-    if ((s = computed(im, nd, 0, &x)) != NB_OK || (s = constant(im, nd, 1, 0, &w)) != NB_OK ||
-        (s = constant(im, nd, 2, 1, &b)) != NB_OK ||
-        (s = attr_int(im, nd, "transA", 0, 0, 0, &trans_a)) != NB_OK ||
-        (s = attr_int(im, nd, "transB", 0, 0, 1, &trans_b)) != NB_OK ||
+    if ((s = imp_computed(im, nd, 0, &x)) != NB_OK || (s = imp_constant(im, nd, 1, 0, &w)) != NB_OK ||
+        (s = imp_constant(im, nd, 2, 1, &b)) != NB_OK ||
+        (s = imp_attr_int(im, nd, "transA", 0, 0, 0, &trans_a)) != NB_OK ||
+        (s = imp_attr_int(im, nd, "transB", 0, 0, 1, &trans_b)) != NB_OK ||
         (s = attr_float(im, nd, "alpha", 1, &alpha)) != NB_OK ||
         (s = attr_float(im, nd, "beta", 1, &beta)) != NB_OK)
         return s;
@@ -307,12 +314,12 @@ static nb_status gemm(importer *im, const Onnx__NodeProto *nd) {
         return imp_fail(im, nd, "the bias must have shape [%d]", out);
     int line;
     if ((s = imp_materialize(im, nd, x, &line)) != NB_OK) return s;
-    imp_line *l = imp_add_line(im, nd, "dense", param_hint(im, nd, 1), out_name(nd), 1, &out,
+    imp_line *l = imp_add_line(im, nd, "dense", imp_param_hint(im, nd, 1), imp_out_name(nd), 1, &out,
                                "dense %d%s", out, b ? "" : " bias=false");
     if (!l) return im->err;
     l->in[l->n_in++] = line;
-    add_param(l, "weight", w, !trans_b, 0);
-    if (b) add_param(l, "bias", b, 0, 0);
+    imp_add_param(l, "weight", w, !trans_b, 0);
+    if (b) imp_add_param(l, "bias", b, 0, 0);
     return NB_OK;
 }
 
@@ -322,7 +329,7 @@ static nb_status matmul(importer *im, const Onnx__NodeProto *nd, int k) {
     imp_value *x;
     imp_const *w, *b = NULL;
     nb_status s;
-    if ((s = computed(im, nd, 0, &x)) != NB_OK || (s = constant(im, nd, 1, 0, &w)) != NB_OK)
+    if ((s = imp_computed(im, nd, 0, &x)) != NB_OK || (s = imp_constant(im, nd, 1, 0, &w)) != NB_OK)
         return s;
     if (w->ndim != 2 || x->dims[x->ndim - 1] != w->dims[0])
         return imp_fail(im, nd, "needs a 2-D weight [in, out] matching the input's last "
@@ -332,13 +339,13 @@ static nb_status matmul(importer *im, const Onnx__NodeProto *nd, int k) {
     memcpy(dims, x->dims, sizeof dims);
     dims[ndim - 1] = w->dims[1];
     if ((s = imp_materialize(im, nd, x, &line)) != NB_OK) return s;
-    const char *out = b ? im->fused_x[k] : out_name(nd);
-    imp_line *l = imp_add_line(im, nd, "dense", param_hint(im, nd, 1), out, ndim, dims,
+    const char *out = b ? im->fused_x[k] : imp_out_name(nd);
+    imp_line *l = imp_add_line(im, nd, "dense", imp_param_hint(im, nd, 1), out, ndim, dims,
                                "dense %d%s", w->dims[1], b ? "" : " bias=false");
     if (!l) return im->err;
     l->in[l->n_in++] = line;
-    add_param(l, "weight", w, 1, 0);
-    if (b) add_param(l, "bias", b, 0, 0);
+    imp_add_param(l, "weight", w, 1, 0);
+    if (b) imp_add_param(l, "bias", b, 0, 0);
     return NB_OK;
 }
 
@@ -367,7 +374,7 @@ static nb_status window(importer *im, const Onnx__NodeProto *nd, int *stride, in
 }
 
 static nb_status image_input(importer *im, const Onnx__NodeProto *nd, imp_value **x) {
-    nb_status s = computed(im, nd, 0, x);
+    nb_status s = imp_computed(im, nd, 0, x);
     if (s == NB_OK && (*x)->ndim != 3)
         return imp_fail(im, nd, "needs [batch, C, H, W] images; the input has %d dimensions",
                         (*x)->ndim + 1);
@@ -380,10 +387,10 @@ static nb_status conv(importer *im, const Onnx__NodeProto *nd) {
     int64_t group, ks[2];
     int stride, pad, dil, line;
     nb_status s;
-    if ((s = image_input(im, nd, &x)) != NB_OK || (s = constant(im, nd, 1, 0, &w)) != NB_OK ||
-        (s = constant(im, nd, 2, 1, &b)) != NB_OK ||
+    if ((s = image_input(im, nd, &x)) != NB_OK || (s = imp_constant(im, nd, 1, 0, &w)) != NB_OK ||
+        (s = imp_constant(im, nd, 2, 1, &b)) != NB_OK ||
         (s = window(im, nd, &stride, &pad, &dil)) != NB_OK ||
-        (s = attr_int(im, nd, "group", 1, 1, 1 << 20, &group)) != NB_OK)
+        (s = imp_attr_int(im, nd, "group", 1, 1, 1 << 20, &group)) != NB_OK)
         return s;
     int C = x->dims[0], H = x->dims[1], W = x->dims[2];
     if (w->ndim != 4 || C % group || w->dims[1] != C / group || w->dims[0] % group ||
@@ -409,12 +416,12 @@ static nb_status conv(importer *im, const Onnx__NodeProto *nd) {
     if (!b) strcat(args, " bias=false");
     if ((s = imp_materialize(im, nd, x, &line)) != NB_OK) return s;
     int dims[3] = {w->dims[0], (int)ho, (int)wo};
-    imp_line *l = imp_add_line(im, nd, "conv", param_hint(im, nd, 1), out_name(nd), 3, dims,
+    imp_line *l = imp_add_line(im, nd, "conv", imp_param_hint(im, nd, 1), imp_out_name(nd), 3, dims,
                                "%s", args);
     if (!l) return im->err;
     l->in[l->n_in++] = line;
-    add_param(l, "weight", w, 0, 0);
-    if (b) add_param(l, "bias", b, 0, 0);
+    imp_add_param(l, "weight", w, 0, 0);
+    if (b) imp_add_param(l, "bias", b, 0, 0);
     return NB_OK;
 }
 
@@ -438,9 +445,9 @@ static nb_status pool(importer *im, const Onnx__NodeProto *nd, int average) {
     if ((s = image_input(im, nd, &x)) != NB_OK ||
         (s = attr_ints(im, nd, "kernel_shape", 2, 0, 1, 1 << 16, ks)) != NB_OK ||
         (s = window(im, nd, &stride, &pad, &dil)) != NB_OK ||
-        (s = attr_int(im, nd, "ceil_mode", 0, 0, 1, &ceil_mode)) != NB_OK ||
-        (s = attr_int(im, nd, "storage_order", 0, 0, 0, &order)) != NB_OK ||
-        (average && (s = attr_int(im, nd, "count_include_pad", 0, 0, 1, &include_pad)) != NB_OK))
+        (s = imp_attr_int(im, nd, "ceil_mode", 0, 0, 1, &ceil_mode)) != NB_OK ||
+        (s = imp_attr_int(im, nd, "storage_order", 0, 0, 0, &order)) != NB_OK ||
+        (average && (s = imp_attr_int(im, nd, "count_include_pad", 0, 0, 1, &include_pad)) != NB_OK))
         return s;
     if (!ks[0] || ks[0] != ks[1] || dil != 1)
         return imp_fail(im, nd, "needs a square kernel_shape and no dilation (nabla's "
@@ -459,8 +466,8 @@ static nb_status pool(importer *im, const Onnx__NodeProto *nd, int average) {
     int C = x->dims[0];
     if ((s = imp_materialize(im, nd, x, &line)) != NB_OK) return s;
     int dims[3] = {C, ho, wo};
-    imp_line *l = imp_add_line(im, nd, average ? "avgpool" : "maxpool", module_path(im, nd),
-                               out_name(nd), 3,
+    imp_line *l = imp_add_line(im, nd, average ? "avgpool" : "maxpool", imp_module_path(im, nd),
+                               imp_out_name(nd), 3,
                                dims, "%s", args);
     if (!l) return im->err;
     l->in[l->n_in++] = line;
@@ -474,13 +481,13 @@ static nb_status global_pool(importer *im, const Onnx__NodeProto *nd, int keep) 
     nb_status s = image_input(im, nd, &x);
     if (s == NB_OK) s = imp_materialize(im, nd, x, &line);
     if (s != NB_OK) return s;
-    int C = imp_find(im, input_name(nd, 0))->dims[0];
-    imp_line *l = imp_add_line(im, nd, "global_avgpool", module_path(im, nd), out_name(nd), 1, &C,
+    int C = imp_find(im, imp_input_name(nd, 0))->dims[0];
+    imp_line *l = imp_add_line(im, nd, "global_avgpool", imp_module_path(im, nd), imp_out_name(nd), 1, &C,
                                "global_avgpool");
     if (!l) return im->err;
     l->in[l->n_in++] = line;
     if (keep) {
-        imp_value *y = imp_find(im, out_name(nd));
+        imp_value *y = imp_find(im, imp_out_name(nd));
         y->ndim = 3;
         y->dims[0] = C, y->dims[1] = y->dims[2] = 1;
     }
@@ -489,16 +496,16 @@ static nb_status global_pool(importer *im, const Onnx__NodeProto *nd, int keep) 
 
 /* ReduceMean over H and W (opset 13 to 17: axes is an attribute). */
 static nb_status reduce_mean(importer *im, const Onnx__NodeProto *nd) {
-    const Onnx__AttributeProto *a = attr(nd, "axes");
+    const Onnx__AttributeProto *a = imp_attr(nd, "axes");
     int64_t keep;
-    nb_status s = attr_int(im, nd, "keepdims", 1, 0, 1, &keep);
+    nb_status s = imp_attr_int(im, nd, "keepdims", 1, 0, 1, &keep);
     if (s != NB_OK) return s;
     int ok = a && a->n_ints == 2;
     for (size_t k = 0; ok && k < 2; k++) {
         int64_t ax = a->ints[k] < 0 ? a->ints[k] + 4 : a->ints[k];
         ok = ax == (int64_t)k + 2;
     }
-    if (!ok || input_name(nd, 1))
+    if (!ok || imp_input_name(nd, 1))
         return imp_fail(im, nd, "only the mean over the axes [2, 3] of [batch, C, H, W] "
                         "(global average pooling) is supported");
     return global_pool(im, nd, (int)keep);
@@ -519,8 +526,8 @@ static nb_status reshape_to(importer *im, const Onnx__NodeProto *nd, imp_value *
             snprintf(args + strlen(args), sizeof args - strlen(args), " %d", dims[k]);
     }
     int line = x->line;
-    imp_line *l = imp_add_line(im, nd, ndim > 1 ? "reshape" : "flatten", module_path(im, nd),
-                               out_name(nd), ndim, dims, "%s", args);
+    imp_line *l = imp_add_line(im, nd, ndim > 1 ? "reshape" : "flatten", imp_module_path(im, nd),
+                               imp_out_name(nd), ndim, dims, "%s", args);
     if (!l) return im->err;
     l->in[l->n_in++] = line;
     return NB_OK;
@@ -535,10 +542,10 @@ static size_t numel(int ndim, const int *dims) {
 static nb_status flatten(importer *im, const Onnx__NodeProto *nd) {
     imp_value *x;
     int64_t axis;
-    nb_status s = computed(im, nd, 0, &x);
+    nb_status s = imp_computed(im, nd, 0, &x);
     if (s != NB_OK) return s;
     int rank = x->ndim + 1;
-    if ((s = attr_int(im, nd, "axis", 1, -rank, rank, &axis)) != NB_OK) return s;
+    if ((s = imp_attr_int(im, nd, "axis", 1, -rank, rank, &axis)) != NB_OK) return s;
     if (axis < 0) axis += rank;
     if (axis != 1)
         return imp_fail(im, nd, "axis=%lld: only axis 1 (keeping the batch) is supported",
@@ -552,10 +559,10 @@ static nb_status flatten(importer *im, const Onnx__NodeProto *nd) {
 static nb_status reshape(importer *im, const Onnx__NodeProto *nd) {
     imp_value *x, *sv;
     int64_t allow_zero;
-    nb_status s = computed(im, nd, 0, &x);
-    if (s == NB_OK) s = attr_int(im, nd, "allowzero", 0, 0, 0, &allow_zero);
+    nb_status s = imp_computed(im, nd, 0, &x);
+    if (s == NB_OK) s = imp_attr_int(im, nd, "allowzero", 0, 0, 0, &allow_zero);
     if (s != NB_OK) return s;
-    const char *sn = input_name(nd, 1);
+    const char *sn = imp_input_name(nd, 1);
     if (!sn || !(sv = imp_find(im, sn)) || !sv->c || !sv->c->is_int || sv->c->ndim != 1)
         return imp_fail(im, nd, "the shape must be a constant 1-D int64 tensor");
     const int64_t *t = sv->c->i;
@@ -587,16 +594,16 @@ static nb_status concat(importer *im, const Onnx__NodeProto *nd) {
     int n = (int)nd->n_input, lines[NB_MAX_INPUTS], total = 0;
     int64_t axis;
     imp_value *x;
-    nb_status s = computed(im, nd, 0, &x);
+    nb_status s = imp_computed(im, nd, 0, &x);
     if (s != NB_OK) return s;
     int ndim = x->ndim, dims[NB_MAX_DIMS];
     memcpy(dims, x->dims, sizeof dims);
     if (n < 1 || n > NB_MAX_INPUTS) return imp_fail(im, nd, "%d inputs (1 to %d)", n, NB_MAX_INPUTS);
-    if ((s = attr_int(im, nd, "axis", 1, -ndim - 1, ndim, &axis)) != NB_OK) return s;
+    if ((s = imp_attr_int(im, nd, "axis", 1, -ndim - 1, ndim, &axis)) != NB_OK) return s;
     if (axis < 0) axis += ndim + 1;
     if (axis == 0) return imp_fail(im, nd, "axis 0 is the batch");
     for (int k = 0; k < n; k++) {
-        if ((s = computed(im, nd, k, &x)) != NB_OK) return s;
+        if ((s = imp_computed(im, nd, k, &x)) != NB_OK) return s;
         int ok = x->ndim == ndim;
         for (int d = 0; ok && d < ndim; d++) ok = d == axis - 1 || x->dims[d] == dims[d];
         if (!ok) return imp_fail(im, nd, "input %d's shape does not match the first's", k + 1);
@@ -606,7 +613,7 @@ static nb_status concat(importer *im, const Onnx__NodeProto *nd) {
     dims[axis - 1] = total;
     char args[32] = "concat";
     if (axis != 1) snprintf(args, sizeof args, "concat axis=%lld", (long long)axis);
-    imp_line *l = imp_add_line(im, nd, "concat", module_path(im, nd), out_name(nd), ndim, dims,
+    imp_line *l = imp_add_line(im, nd, "concat", imp_module_path(im, nd), imp_out_name(nd), ndim, dims,
                                "%s", args);
     if (!l) return im->err;
     memcpy(l->in, lines, (size_t)n * sizeof *lines);
@@ -631,11 +638,11 @@ static nb_status batch_norm(importer *im, const Onnx__NodeProto *nd) {
     float eps, momentum;
     int64_t training;
     int line;
-    nb_status s = computed(im, nd, 0, &x);
-    for (int k = 0; k < 4 && s == NB_OK; k++) s = constant(im, nd, k + 1, 0, &c[k]);
+    nb_status s = imp_computed(im, nd, 0, &x);
+    for (int k = 0; k < 4 && s == NB_OK; k++) s = imp_constant(im, nd, k + 1, 0, &c[k]);
     if (s == NB_OK) s = attr_float(im, nd, "epsilon", 1e-5f, &eps);
     if (s == NB_OK) s = attr_float(im, nd, "momentum", 0.9f, &momentum);
-    if (s == NB_OK) s = attr_int(im, nd, "training_mode", 0, 0, 0, &training);
+    if (s == NB_OK) s = imp_attr_int(im, nd, "training_mode", 0, 0, 0, &training);
     if (s != NB_OK) return s;
     if (x->ndim != 1 && x->ndim != 3)
         return imp_fail(im, nd, "needs [batch, C] or [batch, C, H, W]");
@@ -649,13 +656,13 @@ static nb_status batch_norm(importer *im, const Onnx__NodeProto *nd) {
     snprintf(m, sizeof m, "%.7g", 1.0 - (double)momentum); /* nabla's momentum is ONNX's 1 - m */
     if (strtod(m, NULL) != 0.1) snprintf(args + strlen(args), sizeof args - strlen(args), " momentum=%s", m);
     if ((s = imp_materialize(im, nd, x, &line)) != NB_OK) return s;
-    imp_value xv = *imp_find(im, input_name(nd, 0));
-    imp_line *l = imp_add_line(im, nd, "batchnorm", param_hint(im, nd, 1), out_name(nd),
+    imp_value xv = *imp_find(im, imp_input_name(nd, 0));
+    imp_line *l = imp_add_line(im, nd, "batchnorm", imp_param_hint(im, nd, 1), imp_out_name(nd),
                                xv.ndim, xv.dims, "%s", args);
     if (!l) return im->err;
     l->in[l->n_in++] = line;
     static const char *const names[] = {"weight", "bias", "running_mean", "running_var"};
-    for (int k = 0; k < 4; k++) add_param(l, names[k], c[k], 0, 0);
+    for (int k = 0; k < 4; k++) imp_add_param(l, names[k], c[k], 0, 0);
     return extra_outputs(im, nd);
 }
 
@@ -666,12 +673,12 @@ static nb_status layer_norm(importer *im, const Onnx__NodeProto *nd) {
     float eps;
     int64_t axis, stash;
     int line;
-    nb_status s = computed(im, nd, 0, &x);
-    if (s == NB_OK) s = constant(im, nd, 1, 0, &scale);
-    if (s == NB_OK) s = constant(im, nd, 2, 1, &shift);
+    nb_status s = imp_computed(im, nd, 0, &x);
+    if (s == NB_OK) s = imp_constant(im, nd, 1, 0, &scale);
+    if (s == NB_OK) s = imp_constant(im, nd, 2, 1, &shift);
     if (s == NB_OK) s = attr_float(im, nd, "epsilon", 1e-5f, &eps);
-    if (s == NB_OK) s = attr_int(im, nd, "stash_type", 1, 1, 1, &stash);
-    if (s == NB_OK) s = attr_int(im, nd, "axis", -1, -x->ndim - 1, x->ndim, &axis);
+    if (s == NB_OK) s = imp_attr_int(im, nd, "stash_type", 1, 1, 1, &stash);
+    if (s == NB_OK) s = imp_attr_int(im, nd, "axis", -1, -x->ndim - 1, x->ndim, &axis);
     if (s != NB_OK) return s;
     if (axis < 0) axis += x->ndim + 1;
     if (axis == 0) return imp_fail(im, nd, "axis 0 normalizes over the batch");
@@ -684,20 +691,20 @@ static nb_status layer_norm(importer *im, const Onnx__NodeProto *nd) {
     if (dims != 1) snprintf(args, sizeof args, "layernorm dims=%d", dims);
     eps_option(args, sizeof args, eps);
     if ((s = imp_materialize(im, nd, x, &line)) != NB_OK) return s;
-    imp_value xv = *imp_find(im, input_name(nd, 0));
-    imp_line *l = imp_add_line(im, nd, "layernorm", param_hint(im, nd, 1), out_name(nd),
+    imp_value xv = *imp_find(im, imp_input_name(nd, 0));
+    imp_line *l = imp_add_line(im, nd, "layernorm", imp_param_hint(im, nd, 1), imp_out_name(nd),
                                xv.ndim, xv.dims, "%s", args);
     if (!l) return im->err;
     l->in[l->n_in++] = line;
-    add_param(l, "weight", scale, 0, 0);
-    add_param(l, "bias", shift, 0, 0);
+    imp_add_param(l, "weight", scale, 0, 0);
+    imp_add_param(l, "bias", shift, 0, 0);
     return extra_outputs(im, nd);
 }
 
 /* ------------------------------------------------------------ the rest */
 
 nb_status imp_constant_value(importer *im, const Onnx__NodeProto *nd, imp_const **out) {
-    const Onnx__AttributeProto *a = attr(nd, "value");
+    const Onnx__AttributeProto *a = imp_attr(nd, "value");
     char what[128], q[96];
     snprintf(what, sizeof what, "node '%s' (Constant): its value",
              nb__quote(q, sizeof q, imp_str(nd->name), strlen(imp_str(nd->name)), 60));
@@ -705,14 +712,14 @@ nb_status imp_constant_value(importer *im, const Onnx__NodeProto *nd, imp_const 
     Onnx__TensorProto t = ONNX__TENSOR_PROTO__INIT;
     int64_t one = 1;
     t.has_data_type = 1;
-    if ((a = attr(nd, "value_float")) && a->has_f) {
+    if ((a = imp_attr(nd, "value_float")) && a->has_f) {
         t.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, t.n_float_data = 1, t.float_data = (float *)&a->f;
-    } else if ((a = attr(nd, "value_floats"))) {
+    } else if ((a = imp_attr(nd, "value_floats"))) {
         t.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, t.n_float_data = a->n_floats;
         t.float_data = a->floats, t.n_dims = 1, t.dims = &one, one = (int64_t)a->n_floats;
-    } else if ((a = attr(nd, "value_int")) && a->has_i) {
+    } else if ((a = imp_attr(nd, "value_int")) && a->has_i) {
         t.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64, t.n_int64_data = 1, t.int64_data = (int64_t *)&a->i;
-    } else if ((a = attr(nd, "value_ints"))) {
+    } else if ((a = imp_attr(nd, "value_ints"))) {
         t.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64, t.n_int64_data = a->n_ints;
         t.int64_data = a->ints, t.n_dims = 1, t.dims = &one, one = (int64_t)a->n_ints;
     } else {
@@ -726,7 +733,7 @@ static nb_status constant_node(importer *im, const Onnx__NodeProto *nd) {
     imp_const *c;
     nb_status s = imp_constant_value(im, nd, &c);
     if (s != NB_OK) return s;
-    imp_value *v = imp_define(im, nd, out_name(nd));
+    imp_value *v = imp_define(im, nd, imp_out_name(nd));
     if (!v) return im->err;
     v->c = c;
     return NB_OK;
@@ -734,7 +741,7 @@ static nb_status constant_node(importer *im, const Onnx__NodeProto *nd) {
 
 /* Identity, and Dropout in inference form. */
 static nb_status identity(importer *im, const Onnx__NodeProto *nd) {
-    const char *in = input_name(nd, 0);
+    const char *in = imp_input_name(nd, 0);
     imp_value *x = in ? imp_find(im, in) : NULL;
     if (!x) return imp_fail(im, nd, "input 1 is missing");
     nb_status s = alias(im, nd, x, 0, NULL);
@@ -747,12 +754,13 @@ nb_status imp_node(importer *im, int k) {
     if (domain[0] && strcmp(domain, "ai.onnx"))
         return imp_fail(im, nd, "op '%s' of domain '%s' is not supported", imp_q(im, op),
                         imp_q(im, domain));
-    if (!out_name(nd)) return imp_fail(im, nd, "has no output");
+    if (!imp_out_name(nd)) return imp_fail(im, nd, "has no output");
     switch (im->fused[k]) {
     case FUSE_GELU: return unary(im, nd, "gelu", "gelu", im->fused_x[k]);
     case FUSE_GELU_TANH:
         return unary(im, nd, "gelu", "gelu approximate=tanh", im->fused_x[k]);
     case FUSE_SILU: return unary(im, nd, "silu", "silu", im->fused_x[k]);
+    case FUSE_RECURRENT: return imp_recurrent(im, nd, k);
     default: break;
     }
     static const char *const act[] = {"Relu", "Sigmoid", "Tanh", "Abs", "Softplus", "HardSwish",
@@ -776,6 +784,9 @@ nb_status imp_node(importer *im, int k) {
     if (!strcmp(op, "LayerNormalization")) return layer_norm(im, nd);
     if (!strcmp(op, "Identity") || !strcmp(op, "Dropout")) return identity(im, nd);
     if (!strcmp(op, "Constant")) return constant_node(im, nd);
+    if (!strcmp(op, "Gather")) return imp_embedding(im, nd);
+    if (!strcmp(op, "RNN") || !strcmp(op, "LSTM") || !strcmp(op, "GRU"))
+        return imp_recurrent(im, nd, k);
     char q[64];
     return imp_fail(im, nd, "op '%s' is not supported (docs/onnx.md lists the ops nabla "
                     "imports)", nb__quote(q, sizeof q, op, strlen(op), 40));

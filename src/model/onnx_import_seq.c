@@ -1,0 +1,244 @@
+/* ONNX import of the sequence ops (docs/onnx.md, "Import"): an int64 input
+ * of token ids, Gather of an embedding table's rows, Add of a position
+ * table, and RNN / LSTM / GRU between the Transpose to time-major and the
+ * Squeeze (and Transpose back) that PyTorch's batch_first export and
+ * nabla's put around them. */
+#include "../core/internal.h"
+
+#ifdef NB_HAVE_ONNX
+
+#include "onnx_gates.h"
+#include "onnx_import.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ tokens */
+
+nb_status imp_token_vocab(importer *im, const char *input, int *vocab) {
+    *vocab = 0;
+    for (size_t k = 0; k < im->gp->n_node; k++) {
+        const Onnx__NodeProto *nd = im->gp->node[k];
+        const char *ids = imp_input_name(nd, 1), *table = imp_input_name(nd, 0);
+        if (!imp_is_op(im, (int)k, "Gather") || !ids || strcmp(ids, input)) continue;
+        imp_value *t = table ? imp_find(im, table) : NULL;
+        if (!t || !t->c || t->c->is_int || t->c->ndim != 2)
+            return imp_fail(im, nd, "the token ids index '%s', which is not a float [rows, dim] "
+                            "initializer (an embedding table)", imp_q(im, table));
+        if (*vocab && *vocab != t->c->dims[0])
+            return imp_fail(im, nd, "its table has %d rows, another one %d: a nabla model has "
+                            "one vocabulary", t->c->dims[0], *vocab);
+        *vocab = t->c->dims[0];
+    }
+    if (!*vocab)
+        return imp_fail(im, NULL, "input '%s' is int64 (token ids), but no Gather of an "
+                        "embedding table reads it", imp_q(im, input));
+    return NB_OK;
+}
+
+/* Gather(table [V, D], ids) with the model's token ids: `embedding D`. */
+nb_status imp_embedding(importer *im, const Onnx__NodeProto *nd) {
+    imp_const *table;
+    int64_t axis;
+    const char *ids = imp_input_name(nd, 1);
+    imp_value *x = ids ? imp_find(im, ids) : NULL;
+    nb_status s = imp_constant(im, nd, 0, 0, &table);
+    if (s == NB_OK) s = imp_attr_int(im, nd, "axis", 0, 0, 0, &axis);
+    if (s != NB_OK) return s;
+    if (!im->vocab || !x || x->line != 0 || x->c)
+        return imp_fail(im, nd, "nabla imports a Gather as an embedding: rows of a constant "
+                        "table picked by the model's int64 input");
+    if (table->ndim != 2)
+        return imp_fail(im, nd, "the table must be [rows, dim]");
+    int dims[2] = {x->dims[0], table->dims[1]};
+    imp_line *l = imp_add_line(im, nd, "embedding", imp_param_hint(im, nd, 0),
+                               imp_out_name(nd), 2, dims, "embedding %d", table->dims[1]);
+    if (!l) return im->err;
+    l->in[l->n_in++] = 0;
+    imp_add_param(l, "weight", table, 0, 0);
+    return NB_OK;
+}
+
+/* x [T, D] + a constant table [T, D]: `pos_embedding`. */
+nb_status imp_pos_embedding(importer *im, const Onnx__NodeProto *nd, imp_value *x,
+                            const imp_const *table) {
+    int line, table_input = imp_find(im, imp_input_name(nd, 0))->c ? 0 : 1;
+    imp_value xv = *x; /* x moves when a value is added */
+    nb_status s = imp_materialize(im, nd, x, &line);
+    if (s != NB_OK) return s;
+    imp_line *l = imp_add_line(im, nd, "pos_embedding", imp_param_hint(im, nd, table_input),
+                               imp_out_name(nd), 2, xv.dims, "pos_embedding");
+    if (!l) return im->err;
+    l->in[l->n_in++] = line;
+    imp_add_param(l, "weight", table, 0, 0);
+    return NB_OK;
+}
+
+/* ------------------------------------------------------------ recurrent layers */
+
+/* Node k is a Transpose of a 3-D tensor by [1, 0, 2]. */
+static int swaps_batch_and_time(importer *im, int k) {
+    if (!imp_is_op(im, k, "Transpose")) return 0;
+    const Onnx__AttributeProto *a = imp_attr(im->gp->node[k], "perm");
+    return a && a->n_ints == 3 && a->ints[0] == 1 && a->ints[1] == 0 && a->ints[2] == 2;
+}
+
+/* Node k is a Squeeze of the one axis axis (opset 13: the axes an input). */
+static int squeezes(importer *im, int k, int64_t axis) {
+    if (!imp_is_op(im, k, "Squeeze")) return 0;
+    const char *axes = imp_input_name(im->gp->node[k], 1);
+    imp_value *v = axes ? imp_find(im, axes) : NULL;
+    imp_const *c = v ? v->c : NULL;
+    int p = axes ? imp_producer(im, axes) : -1;
+    if (!v && imp_is_op(im, p, "Constant") &&
+        imp_constant_value(im, im->gp->node[p], &c) != NB_OK)
+        return 0;
+    return c && c->is_int && c->count == 1 && c->i[0] == axis;
+}
+
+static const char *output_of(importer *im, int k, size_t o) {
+    const Onnx__NodeProto *nd = im->gp->node[k];
+    return o < nd->n_output && nd->output[o] && nd->output[o][0] ? nd->output[o] : NULL;
+}
+
+/* Transpose [1, 0, 2] -> node k -> Squeeze(axis 1) of Y -> Transpose [1, 0, 2]
+ * (every step), or -> Squeeze(axis 0) of Y_h (the last state): one layer. */
+void imp_match_recurrent(importer *im, int k) {
+    const char *x = imp_input_name(im->gp->node[k], 0);
+    const char *y = output_of(im, k, 0), *yh = output_of(im, k, 1);
+    int t = x ? imp_producer(im, x) : -1;
+    if (imp_uses(im, x) != 1 || !swaps_batch_and_time(im, t)) return;
+    int last = imp_uses(im, y) == 0 && imp_uses(im, yh) == 1;
+    if (!last && !(imp_uses(im, y) == 1 && imp_uses(im, yh) == 0)) return;
+    int sq = imp_only_consumer(im, last ? yh : y), back = -1;
+    if (!squeezes(im, sq, last ? 0 : 1)) return;
+    if (!last) {
+        back = imp_only_consumer(im, output_of(im, sq, 0));
+        if (!swaps_batch_and_time(im, back)) return;
+    }
+    im->fused[t] = im->fused[sq] = FUSE_SKIP;
+    if (back >= 0) im->fused[back] = FUSE_SKIP;
+    im->fused[k] = FUSE_RECURRENT;
+    im->fused_x[k] = imp_input_name(im->gp->node[t], 0);
+    im->fused_b[k] = output_of(im, last ? sq : back, 0);
+}
+
+/* A string attribute absent or equal to one of the strings in want ("|"-separated). */
+static int string_attr_is(const Onnx__NodeProto *nd, const char *name, const char *want) {
+    const Onnx__AttributeProto *a = imp_attr(nd, name);
+    if (!a) return 1;
+    if (!a->has_s) return 0;
+    for (const char *w = want; *w; w += strcspn(w, "|") + (w[strcspn(w, "|")] == '|')) {
+        size_t n = strcspn(w, "|");
+        if (a->s.len == n && !memcmp(a->s.data, w, n)) return 1;
+    }
+    return 0;
+}
+
+/* The attributes and optional inputs nabla's layer has: one forward layer,
+ * zero initial state, the default activations, no clip, no peepholes. */
+static nb_status recurrent_settings(importer *im, const Onnx__NodeProto *nd, int kind,
+                                    int64_t *hidden) {
+    static const char *const acts[3] = {"Tanh", "Sigmoid,Tanh,Tanh", "Sigmoid,Tanh"};
+    int64_t layout, lbr, forget;
+    nb_status s = imp_attr_int(im, nd, "hidden_size", 0, 1, 1 << 20, hidden);
+    if (s == NB_OK) s = imp_attr_int(im, nd, "layout", 0, 0, 0, &layout);
+    if (s == NB_OK && kind == NB_GRU)
+        s = imp_attr_int(im, nd, "linear_before_reset", 0, 1, 1, &lbr);
+    if (s == NB_OK && kind == NB_LSTM) s = imp_attr_int(im, nd, "input_forget", 0, 0, 0, &forget);
+    if (s != NB_OK) return s;
+    if (!*hidden) return imp_fail(im, nd, "attribute hidden_size is missing");
+    if (kind == NB_GRU && lbr != 1)
+        return imp_fail(im, nd, "linear_before_reset=0 is not supported: nabla's GRU is "
+                        "PyTorch's, which applies the reset gate after the recurrent product "
+                        "(linear_before_reset=1)");
+    if (!string_attr_is(nd, "direction", "forward"))
+        return imp_fail(im, nd, "only direction=forward is supported (one direction)");
+    if (imp_attr(nd, "clip")) return imp_fail(im, nd, "attribute clip is not supported");
+    const Onnx__AttributeProto *a = imp_attr(nd, "activations");
+    char list[64] = "";
+    for (size_t j = 0; a && j < a->n_strings && strlen(list) + a->strings[j].len + 2 < sizeof list;
+         j++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%.*s", j ? "," : "",
+                 (int)a->strings[j].len, (const char *)a->strings[j].data);
+    if (a && strcmp(list, acts[kind]))
+        return imp_fail(im, nd, "activations %s are not supported (nabla's are %s)", list,
+                        acts[kind]);
+    for (int i = 4; i < 8; i++)
+        if (imp_input_name(nd, i))
+            return imp_fail(im, nd, "input %d (%s) is not supported: nabla's layers start from "
+                            "a zero state and run over every position", i + 1,
+                            i == 4 ? "sequence_lens" : i == 7 ? "P, peepholes" : "initial state");
+    return NB_OK;
+}
+
+/* ONNX's [1, G H, cols] (gates in ONNX's order) as PyTorch's [G H, cols];
+ * part selects half of B (0: the input biases, 1: the recurrent ones). */
+static imp_const *to_torch_gates(importer *im, const imp_const *c, int kind, int H, int cols,
+                                 int part) {
+    int GH = onnx_gate_count[kind] * H, dims[2] = {GH, cols};
+    imp_const *t = imp_new_const(im, cols > 1 ? 2 : 1, dims);
+    size_t block = (size_t)H * (size_t)cols;
+    for (int j = 0; t && j < onnx_gate_count[kind]; j++)
+        memcpy(t->f + (size_t)onnx_gate_order[kind][j] * block,
+               c->f + (size_t)part * GH + (size_t)j * block, block * sizeof *t->f);
+    return t;
+}
+
+static nb_status recurrent_weights(importer *im, const Onnx__NodeProto *nd, int kind, int H,
+                                   int D, imp_const *w[3]) {
+    int GH = onnx_gate_count[kind] * H;
+    nb_status s = imp_constant(im, nd, 1, 0, &w[0]);
+    if (s == NB_OK) s = imp_constant(im, nd, 2, 0, &w[1]);
+    if (s == NB_OK) s = imp_constant(im, nd, 3, 1, &w[2]);
+    if (s != NB_OK) return s;
+    int want[3][3] = {{1, GH, D}, {1, GH, H}, {1, 2 * GH, 0}};
+    for (int i = 0; i < 3; i++) {
+        const imp_const *c = w[i];
+        if (c && (c->ndim != (i < 2 ? 3 : 2) || c->dims[0] != want[i][0] ||
+                  c->dims[1] != want[i][1] || (i < 2 && c->dims[2] != want[i][2])))
+            return imp_fail(im, nd, "%s must be [1, %d%s%d] for hidden_size %d and %d input "
+                            "features", i == 0 ? "W" : i == 1 ? "R" : "B", want[i][1],
+                            i < 2 ? ", " : "", i < 2 ? want[i][2] : 0, H, D);
+    }
+    return NB_OK;
+}
+
+nb_status imp_recurrent(importer *im, const Onnx__NodeProto *nd, int k) {
+    const char *op = imp_str(nd->op_type);
+    int kind = !strcmp(op, "RNN") ? NB_RNN_TANH : !strcmp(op, "LSTM") ? NB_LSTM : NB_GRU;
+    if (im->fused[k] != FUSE_RECURRENT)
+        return imp_fail(im, nd, "nabla imports a recurrent layer over [batch, T, D] as "
+                        "PyTorch exports batch_first: a Transpose to time-major before it, and "
+                        "after it a Squeeze of Y and a Transpose back, or a Squeeze of Y_h");
+    imp_value *x = imp_find(im, im->fused_x[k]);
+    int64_t hidden;
+    imp_const *w[3];
+    nb_status s = recurrent_settings(im, nd, kind, &hidden);
+    if (s != NB_OK) return s;
+    if (!x || x->c || x->line < 0 || x->ndim != 2)
+        return imp_fail(im, nd, "its input must be [batch, T, D], computed by a layer");
+    int H = (int)hidden, T = x->dims[0], D = x->dims[1], line;
+    if ((s = recurrent_weights(im, nd, kind, H, D, w)) != NB_OK ||
+        (s = imp_materialize(im, nd, x, &line)) != NB_OK)
+        return s;
+    int last = imp_uses(im, output_of(im, k, 1)) == 1, dims[2] = {T, H};
+    static const char *const keyword[3] = {"rnn", "lstm", "gru"};
+    imp_line *l = imp_add_line(im, nd, keyword[kind], imp_module_path(im, nd), im->fused_b[k],
+                               last ? 1 : 2, last ? dims + 1 : dims, "%s %d%s", keyword[kind],
+                               H, last ? " last=true" : "");
+    if (!l) return im->err;
+    l->in[l->n_in++] = line;
+    static const char *const names[4] = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0",
+                                         "bias_hh_l0"};
+    for (int i = 0; i < 4; i++) {
+        const imp_const *c = i < 2 ? w[i] : w[2];
+        imp_const *t = c ? to_torch_gates(im, c, kind, H, i == 0 ? D : i == 1 ? H : 1, i == 3)
+                         : NULL;
+        if (c && !t) return im->err;
+        imp_add_param(l, names[i], t, 0, 0);
+    }
+    return NB_OK;
+}
+
+#endif
