@@ -1,6 +1,6 @@
-/* ONNX import: the models of models/ and tests/models/onnx_every_op.nn, with
- * random weights and batch-norm statistics, are exported, imported and give
- * the original's predictions; import -> export -> import gives the same
+/* ONNX import: the models of models/, tests/models/onnx_every_op.nn and
+ * tests/models/onnx_recurrent.nn, with random weights and batch-norm
+ * statistics, are exported, imported and give the original's predictions; import -> export -> import gives the same
  * model text and predictions again.  Then hostile files, each made by
  * changing an exported model in memory, and the message each one gets. */
 #define _POSIX_C_SOURCE 200809L
@@ -83,8 +83,9 @@ static void check_model(const char *file) {
     CHECK_OK(nb_model_load(test_source_path(file), &a));
     CHECK_OK(nb_graph_init(a.graph, &r));
     random_buffers(a.graph, &r);
-    nb_real x[BATCH * 784];
-    for (int k = 0; k < BATCH * 784; k++) x[k] = (nb_real)nb_rng_uniform(&r);
+    nb_real x[BATCH * 784]; /* images, or token ids of a model of tokens */
+    for (int k = 0; k < BATCH * 784; k++)
+        x[k] = a.vocab ? (nb_real)(k * 7 % a.vocab) : (nb_real)nb_rng_uniform(&r);
     nb_kv *meta = NULL;
     int n_meta = 0;
     nb_status s = export_import(&a, &b, &meta, &n_meta);
@@ -95,7 +96,7 @@ static void check_model(const char *file) {
     }
     CHECK(n_meta == 2 && !strcmp(meta[0].key, "data.input") && !strcmp(meta[1].value, "[\"a\", \"b\"]"));
     nb_kv_free(meta, n_meta);
-    CHECK(b.classes == a.classes && b.loss != NB_NONE);
+    CHECK(b.classes == a.classes && b.vocab == a.vocab && b.loss != NB_NONE);
     size_t na, nb, nc;
     nb_real *pa = probabilities(&a, x, &na), *pb = probabilities(&b, x, &nb);
     CHECKF(pa && pb && na == nb && max_diff(pa, pb, na) <= 1e-6, "%s: imported predictions "
@@ -213,7 +214,10 @@ static void test_hostile_data(void) {
     expect("huge input", m, "input 'x': dimension 1 must be a number from 1 to 16777216", NULL);
     sh->dim[1]->dim_value = 6;
     gp->input[0]->type->tensor_type->elem_type = 7;
-    expect("int input", m, "input 'x' is not a float32 tensor", NULL);
+    expect("int input", m, "input 'x' is int64 (token ids), but no Gather of an embedding "
+           "table reads it", NULL);
+    gp->input[0]->type->tensor_type->elem_type = 6; /* int32 */
+    expect("int32 input", m, "input 'x' is neither a float32 tensor nor int64 token ids", NULL);
     gp->input[0]->type->tensor_type->elem_type = 1;
     m->opset_import[0]->version = 9;
     expect("old opset", m, "opset 9 of the default domain; nabla imports opsets 13 to 17", NULL);
@@ -334,6 +338,9 @@ int main(void) {
     check_model("models/fashion_cnn.nn");
     check_model("models/fashion_resnet.nn");
     check_model("tests/models/onnx_every_op.nn");
+    check_model("models/words_mlp.nn");
+    check_model("models/words_gru.nn");
+    check_model("tests/models/onnx_recurrent.nn");
     test_hostile_data();
     test_hostile_graph();
     test_hostile_attributes();
