@@ -1,5 +1,5 @@
 /* ONNX import: the models of models/, tests/models/onnx_every_op.nn and
- * tests/models/onnx_recurrent.nn, with random weights and batch-norm
+ * tests/models/onnx_sequence_ops.nn, with random weights and batch-norm
  * statistics, are exported, imported and give the original's predictions; import -> export -> import gives the same
  * model text and predictions again.  Then hostile files, each made by
  * changing an exported model in memory, and the message each one gets. */
@@ -340,7 +340,8 @@ int main(void) {
     check_model("tests/models/onnx_every_op.nn");
     check_model("models/words_mlp.nn");
     check_model("models/words_gru.nn");
-    check_model("tests/models/onnx_recurrent.nn");
+    check_model("models/words_transformer.nn");
+    check_model("tests/models/onnx_sequence_ops.nn");
     test_hostile_data();
     test_hostile_graph();
     test_hostile_attributes();

@@ -579,6 +579,7 @@ static void find_patterns(importer *im, graph_maps *gm) {
         else if (is_op(im, (int)k, "RNN") || is_op(im, (int)k, "LSTM") ||
                  is_op(im, (int)k, "GRU"))
             imp_match_recurrent(im, (int)k);
+        else if (is_op(im, (int)k, "Reshape")) imp_match_attention(im, (int)k);
     }
 }
 
@@ -652,7 +653,8 @@ static nb_status initializers(importer *im) {
 static nb_status inputs_defined(importer *im, graph_maps *gm, int k) {
     const Onnx__NodeProto *nd = node_at(im, k);
     int fused = im->fused[k] == FUSE_GELU || im->fused[k] == FUSE_GELU_TANH ||
-                im->fused[k] == FUSE_SILU || im->fused[k] == FUSE_RECURRENT;
+                im->fused[k] == FUSE_SILU || im->fused[k] == FUSE_RECURRENT ||
+                im->fused[k] == FUSE_ATTENTION;
     for (size_t i = 0; i < (fused ? 1 : nd->n_input); i++) {
         const char *in = fused ? im->fused_x[k] : nd->input[i];
         if (!in || !in[0] || imp_find(im, in)) continue;
@@ -900,7 +902,10 @@ static nb_status check_model(importer *im) {
     im->fused = calloc(n, sizeof *im->fused);
     im->fused_x = calloc(n, sizeof *im->fused_x);
     im->fused_b = calloc(n, sizeof *im->fused_b);
-    return im->needed && im->fused && im->fused_x && im->fused_b ? NB_OK : imp_oom(im);
+    im->fused_n = calloc(n, sizeof *im->fused_n);
+    im->fused_i = calloc(n, sizeof *im->fused_i);
+    return im->needed && im->fused && im->fused_x && im->fused_b && im->fused_n && im->fused_i
+               ? NB_OK : imp_oom(im);
 }
 
 static nb_status import_graph(importer *im, nb_model *m) {
@@ -951,6 +956,7 @@ static void importer_free(importer *im) {
     for (int k = 0; k < im->n_strs; k++) free(im->strs[k]);
     free(im->consts), free(im->strs), free(im->vals), free(im->slots), free(im->lines);
     free(im->needed), free(im->fused), free(im->fused_x), free(im->fused_b);
+    free(im->fused_n), free(im->fused_i);
     if (im->m) onnx__model_proto__free_unpacked(im->m, NULL);
 }
 

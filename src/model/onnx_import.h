@@ -80,6 +80,8 @@ typedef struct importer {
     int *fused;           /* node replaced by another (-1), or the op it becomes */
     const char **fused_x; /* the input of a fused node (gelu, silu, dense)      */
     const char **fused_b; /* MatMul + Add: the bias; a recurrent layer: its output */
+    int *fused_n;         /* attention (at its out-projection): the in-projection's node */
+    int *fused_i;         /* attention: heads * 2 + causal                            */
     const char *output;   /* the graph output value, after a final Softmax left out */
     const char *loss;
     int64_t batch;        /* the input's fixed batch size, 0: symbolic */
@@ -90,7 +92,7 @@ typedef struct importer {
 } importer;
 
 enum { FUSE_NONE = 0, FUSE_SKIP, FUSE_GELU, FUSE_GELU_TANH, FUSE_SILU, FUSE_DENSE,
-       FUSE_RECURRENT };
+       FUSE_RECURRENT, FUSE_ATTENTION };
 
 /* messages name the file and the node */
 nb_status imp_fail(importer *im, const Onnx__NodeProto *nd, const char *fmt, ...)
@@ -163,6 +165,11 @@ nb_status imp_recurrent(importer *im, const Onnx__NodeProto *nd, int k);
 nb_status imp_embedding(importer *im, const Onnx__NodeProto *nd);
 nb_status imp_pos_embedding(importer *im, const Onnx__NodeProto *nd, imp_value *x,
                             const imp_const *table);
+
+/* Attention as the export writes it, found at the Reshape that splits the
+ * heads and translated at the out-projection (onnx_import_attention.c). */
+void imp_match_attention(importer *im, int k);
+nb_status imp_attention(importer *im, const Onnx__NodeProto *nd, int k);
 
 /* The value of a Constant node (onnx_import_ops.c). */
 nb_status imp_constant_value(importer *im, const Onnx__NodeProto *nd, imp_const **out);

@@ -761,6 +761,7 @@ nb_status imp_node(importer *im, int k) {
         return unary(im, nd, "gelu", "gelu approximate=tanh", im->fused_x[k]);
     case FUSE_SILU: return unary(im, nd, "silu", "silu", im->fused_x[k]);
     case FUSE_RECURRENT: return imp_recurrent(im, nd, k);
+    case FUSE_ATTENTION: return imp_attention(im, nd, k);
     default: break;
     }
     static const char *const act[] = {"Relu", "Sigmoid", "Tanh", "Abs", "Softplus", "HardSwish",
