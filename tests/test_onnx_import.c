@@ -130,6 +130,10 @@ static Onnx__ModelProto *base(int kind) {
         x = nb_input(g, "x", 1, (int[]){6});
         nb_node h = nb_relu(g, nb_dense(g, x, 5, "fc1", NULL));
         y = nb_softmax(g, nb_dense(g, h, 3, "fc2", NULL));
+    } else if (kind == 2) { /* ids[4] -> Gather, Transpose, GRU, Squeeze, Transpose, MatMul, Add */
+        x = nb_input(g, "ids", 1, (int[]){4});
+        nb_node e = nb_embedding(g, x, 5, 3, "emb");
+        y = nb_dense(g, nb_recurrent(g, e, NB_GRU, 2, 0, "gru"), 5, "fc", NULL);
     } else {
         x = nb_input(g, "img", 3, (int[]){2, 8, 8});
         nb_conv_opts co = {.stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1, .dil_h = 1,
@@ -302,6 +306,50 @@ static void test_hostile_attributes(void) {
     onnx__model_proto__free_unpacked(m, NULL);
 }
 
+/* Recurrent layers and embeddings nabla has no layer for. */
+static void test_hostile_sequence(void) {
+    Onnx__ModelProto *m = base(2);
+    if (!m) return;
+    Onnx__GraphProto *gp = m->graph;
+    CHECK(gp->n_node == 7 && !strcmp(gp->node[2]->op_type, "GRU"));
+    if (gp->n_node != 7) {
+        onnx__model_proto__free_unpacked(m, NULL);
+        return;
+    }
+    Onnx__NodeProto *gru = gp->node[2];
+    Onnx__AttributeProto *a = find_attr(gru, "linear_before_reset");
+    if (a) a->i = 0;
+    expect("linear_before_reset", m, "node 'gru' (GRU): attribute linear_before_reset=0 is not "
+           "supported (1 to 1)", NULL);
+    if (a) a->i = 1;
+    a = find_attr(gru, "hidden_size");
+    if (a) a->i = 3;
+    expect("hidden_size", m, "node 'gru' (GRU): W must be [1, 9, 3] for hidden_size 3", NULL);
+    if (a) a->i = 2;
+    Onnx__AttributeProto dir = ONNX__ATTRIBUTE_PROTO__INIT, *attrs[8];
+    dir.name = "direction";
+    dir.has_s = 1;
+    dir.s = (ProtobufCBinaryData){7, (uint8_t *)"reverse"};
+    Onnx__AttributeProto **old = gru->attribute;
+    memcpy(attrs, old, gru->n_attribute * sizeof *attrs);
+    attrs[gru->n_attribute++] = &dir;
+    gru->attribute = attrs;
+    expect("direction", m, "node 'gru' (GRU): only direction=forward is supported", NULL);
+    gru->attribute = old;
+    gru->n_attribute--;
+    char *op = gp->node[4]->op_type;
+    gp->node[4]->op_type = "Identity"; /* no Transpose back to batch-major */
+    expect("no transpose back", m, "node 'gru/time_major' (Transpose): a Transpose is imported "
+           "only before a recurrent layer", NULL);
+    gp->node[4]->op_type = op;
+    char *ids = gp->node[0]->input[1];
+    gp->node[0]->input[1] = gp->node[0]->input[0]; /* the table indexing itself */
+    expect("gather", m, "input 'ids' is int64 (token ids), but no Gather of an embedding table "
+           "reads it", NULL);
+    gp->node[0]->input[1] = ids;
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+
 /* A model whose graph holds a node whose attribute holds a graph ..., 100000
  * levels deep: refused before protobuf-c unpacks it recursively. */
 static void test_deep_nesting(void) {
@@ -345,6 +393,7 @@ int main(void) {
     test_hostile_data();
     test_hostile_graph();
     test_hostile_attributes();
+    test_hostile_sequence();
     test_deep_nesting();
     test_args();
     unlink(path);

@@ -786,6 +786,10 @@ nb_status imp_node(importer *im, int k) {
     if (!strcmp(op, "Identity") || !strcmp(op, "Dropout")) return identity(im, nd);
     if (!strcmp(op, "Constant")) return constant_node(im, nd);
     if (!strcmp(op, "Gather")) return imp_embedding(im, nd);
+    if (!strcmp(op, "Transpose"))
+        return imp_fail(im, nd, "a Transpose is imported only before a recurrent layer (to "
+                        "time-major, with a Squeeze and a Transpose back after it) and inside "
+                        "attention, as nabla's export writes them (docs/onnx.md)");
     if (!strcmp(op, "RNN") || !strcmp(op, "LSTM") || !strcmp(op, "GRU"))
         return imp_recurrent(im, nd, k);
     char q[64];

@@ -101,8 +101,44 @@ static const char *output_of(importer *im, int k, size_t o) {
     return o < nd->n_output && nd->output[o] && nd->output[o][0] ? nd->output[o] : NULL;
 }
 
+enum { MAX_CHAIN = 16 };
+
+/* The nodes that compute the shape [1, batch, H] of a zero state from the
+ * input's Shape (PyTorch's export of h0 = 0): Constant, Gather, Unsqueeze,
+ * Concat, Cast and Slice back to a Shape, each output read once; into
+ * chain[*n].  0 if value is not such a shape. */
+static int shape_chain(importer *im, const char *value, int *chain, int *n) {
+    static const char *const ops[] = {"Shape", "Constant", "Gather", "Unsqueeze", "Concat",
+                                      "Cast", "Slice"};
+    int p = value ? imp_producer(im, value) : -1, known = 0;
+    for (size_t j = 0; p >= 0 && j < sizeof ops / sizeof ops[0]; j++) known |= imp_is_op(im, p, ops[j]);
+    if (!known || imp_uses(im, value) != 1 || *n >= MAX_CHAIN) return 0;
+    chain[(*n)++] = p;
+    const Onnx__NodeProto *nd = im->gp->node[p];
+    for (size_t i = 0; !imp_is_op(im, p, "Shape") && i < nd->n_input; i++)
+        if (nd->input[i] && nd->input[i][0] && !imp_find(im, nd->input[i]) &&
+            !shape_chain(im, nd->input[i], chain, n))
+            return 0;
+    return 1;
+}
+
+/* Is value a zero initial state: ConstantOfShape of 0 (PyTorch's h0, c0)? */
+static int zero_state(importer *im, const char *value, int *chain, int *n) {
+    int p = value ? imp_producer(im, value) : -1;
+    if (!imp_is_op(im, p, "ConstantOfShape") || *n >= MAX_CHAIN) return 0;
+    const Onnx__AttributeProto *a = imp_attr(im->gp->node[p], "value");
+    const Onnx__TensorProto *t = a ? a->t : NULL;
+    float v = 0;
+    if (t && t->has_raw_data && t->raw_data.len == sizeof v) memcpy(&v, t->raw_data.data, sizeof v);
+    else if (t && t->n_float_data == 1) v = t->float_data[0];
+    else if (t) return 0;
+    chain[(*n)++] = p;
+    return v == 0 && shape_chain(im, im->gp->node[p]->input[0], chain, n);
+}
+
 /* Transpose [1, 0, 2] -> node k -> Squeeze(axis 1) of Y -> Transpose [1, 0, 2]
- * (every step), or -> Squeeze(axis 0) of Y_h (the last state): one layer. */
+ * (every step), or -> Squeeze(axis 0) of Y_h (the last state): one layer;
+ * initial states that are zeros (and the nodes that make them) left out. */
 void imp_match_recurrent(importer *im, int k) {
     const char *x = imp_input_name(im->gp->node[k], 0);
     const char *y = output_of(im, k, 0), *yh = output_of(im, k, 1);
@@ -116,6 +152,14 @@ void imp_match_recurrent(importer *im, int k) {
         back = imp_only_consumer(im, output_of(im, sq, 0));
         if (!swaps_batch_and_time(im, back)) return;
     }
+    int chain[MAX_CHAIN], n = 0;
+    const Onnx__NodeProto *nd = im->gp->node[k];
+    for (int i = 5; i < 7; i++) { /* initial_h, initial_c (the LSTM's may be h's value) */
+        const char *h0 = imp_input_name(nd, i);
+        int same = i == 6 && h0 && imp_input_name(nd, 5) && !strcmp(h0, nd->input[5]);
+        if (h0 && !same && !zero_state(im, h0, chain, &n)) return;
+    }
+    for (int i = 0; i < n; i++) im->fused[chain[i]] = FUSE_SKIP;
     im->fused[t] = im->fused[sq] = FUSE_SKIP;
     if (back >= 0) im->fused[back] = FUSE_SKIP;
     im->fused[k] = FUSE_RECURRENT;
@@ -164,8 +208,8 @@ static nb_status recurrent_settings(importer *im, const Onnx__NodeProto *nd, int
     if (a && strcmp(list, acts[kind]))
         return imp_fail(im, nd, "activations %s are not supported (nabla's are %s)", list,
                         acts[kind]);
-    for (int i = 4; i < 8; i++)
-        if (imp_input_name(nd, i))
+    for (int i = 4; i < 8; i++) /* zero initial states were left out with their nodes */
+        if (imp_input_name(nd, i) && (i == 4 || i == 7 || imp_find(im, nd->input[i])))
             return imp_fail(im, nd, "input %d (%s) is not supported: nabla's layers start from "
                             "a zero state and run over every position", i + 1,
                             i == 4 ? "sequence_lens" : i == 7 ? "P, peepholes" : "initial state");
