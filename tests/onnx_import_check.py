@@ -11,7 +11,9 @@ layer norm PyTorch exports as several ops (GELU in both forms, Hardswish,
 SiLU).  `nabla import --out --weights --data-input bytes/255` writes a
 model file and weights, and `nabla predict` on 500 Fashion-MNIST test images
 gives PyTorch's classes, with probabilities within 1e-5 (printed to 6
-decimals).
+decimals).  Then nn.Embedding + nn.RNN / nn.LSTM / nn.GRU (batch_first) +
+nn.Linear, exported with int64 token ids: every position's probabilities on
+200 random sequences within 1e-5.
 
 Needs torch, numpy and Debian's dataset-fashion-mnist; prints "skipped: ..."
 and exits 0 when one is missing.
@@ -112,6 +114,51 @@ def check_twin(tmp, name, twin, x, opset, mode):
     check((classes == want.argmax(1))[clear].all(), f"{what}: predicted classes differ")
 
 
+class Recurrent(nn.Module):
+    """Embedding, one recurrent layer (batch_first) and a linear at every
+    position: what nabla imports as embedding, rnn/lstm/gru and dense."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.emb = nn.Embedding(27, 16)
+        self.rnn = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind](16, 24, batch_first=True)
+        self.fc = nn.Linear(24, 27)
+
+    def forward(self, ids):
+        return self.fc(self.rnn(self.emb(ids))[0])
+
+
+def check_recurrent(tmp, kind, opset):
+    """torch.onnx.export of Recurrent(kind) (int64 ids, zero initial states made
+    from the batch size) imported, and nabla predict's probabilities at every
+    position of 200 random sequences against PyTorch's."""
+    what = f"{kind} opset {opset}"
+    torch.manual_seed(opset)
+    net = Recurrent(kind).eval()
+    ids = torch.randint(0, 27, (200, 12))
+    with torch.no_grad():
+        want = torch.softmax(net(ids), dim=2).reshape(200, -1).numpy()
+    onnx_path, csv = os.path.join(tmp, "rec.onnx"), os.path.join(tmp, "ids.csv")
+    torch.onnx.export(net, ids[:2], onnx_path, opset_version=opset, input_names=["ids"],
+                      output_names=["logits"],
+                      dynamic_axes={"ids": {0: "batch"}, "logits": {0: "batch"}})
+    np.savetxt(csv, ids.numpy(), fmt="%d", delimiter=",")
+    model, weights = os.path.join(tmp, "rec.nn"), os.path.join(tmp, "rec.safetensors")
+    r = subprocess.run([nabla, "import", onnx_path, "--out", model, "--weights", weights],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, f"{what}: nabla import: {r.stderr}")
+    if r.returncode:
+        return
+    out = subprocess.run([nabla, "predict", model, "--weights", weights, "--input",
+                          f"csv:{csv},label=none"], check=True, capture_output=True,
+                         text=True).stdout.splitlines()
+    first_p = next(i for i, h in enumerate(out[0].split(",")) if h.startswith("p"))
+    got = np.array([[float(v) for v in line.split(",")[first_p:]] for line in out[1:]])
+    diff = np.abs(got - want).max() if got.shape == want.shape else np.inf
+    print(f"{what}: 200 x 12 positions, largest probability difference {diff:.2e}")
+    check(diff <= 1e-5, f"{what}: probabilities differ by {diff}")
+
+
 def main():
     x = test_images()
     fold, keep = torch.onnx.TrainingMode.EVAL, torch.onnx.TrainingMode.PRESERVE
@@ -123,6 +170,8 @@ def main():
             # export or import yet: docs/onnx.md
             for opset, mode in runs.get(name, []):
                 check_twin(tmp, name, twin, x, opset, mode)
+        for kind, opset in (("rnn", 14), ("lstm", 17), ("gru", 13)):
+            check_recurrent(tmp, kind, opset)
     finish()
 
 
