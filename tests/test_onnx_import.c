@@ -1,8 +1,9 @@
 /* ONNX import: the models of models/, tests/models/onnx_every_op.nn and
  * tests/models/onnx_sequence_ops.nn, with random weights and batch-norm
- * statistics, are exported, imported and give the original's predictions; import -> export -> import gives the same
- * model text and predictions again.  Then hostile files, each made by
- * changing an exported model in memory, and the message each one gets. */
+ * statistics, are exported, imported and give the original's predictions;
+ * import -> export -> import gives the same model text and predictions again.
+ * Then hostile files, each made by changing an exported model in memory, and
+ * the message each one gets. */
 #define _POSIX_C_SOURCE 200809L
 #include "test.h"
 #include "files.h"

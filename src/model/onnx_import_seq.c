@@ -111,7 +111,8 @@ static int shape_chain(importer *im, const char *value, int *chain, int *n) {
     static const char *const ops[] = {"Shape", "Constant", "Gather", "Unsqueeze", "Concat",
                                       "Cast", "Slice"};
     int p = value ? imp_producer(im, value) : -1, known = 0;
-    for (size_t j = 0; p >= 0 && j < sizeof ops / sizeof ops[0]; j++) known |= imp_is_op(im, p, ops[j]);
+    for (size_t j = 0; p >= 0 && j < sizeof ops / sizeof ops[0]; j++)
+        known |= imp_is_op(im, p, ops[j]);
     if (!known || imp_uses(im, value) != 1 || *n >= MAX_CHAIN) return 0;
     chain[(*n)++] = p;
     const Onnx__NodeProto *nd = im->gp->node[p];
