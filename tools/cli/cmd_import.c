@@ -15,13 +15,14 @@ static const char *help =
     "(--out; without it the model text is printed) and its weights as\n"
     "safetensors (--weights), which nabla eval, predict and train then use as\n"
     "usual.  Layers and parameters are named after the ONNX names where they\n"
-    "allow (\"fc.weight\").  A model with a [batch, C] output gets\n"
-    "'loss cross_entropy' and loses a final Softmax (nabla predict applies it);\n"
-    "--loss chooses another loss, or none.  The metadata_props that nabla export\n"
-    "writes (data.input, data.mean, data.inv_std, data.classes) go into the\n"
-    "weights' metadata; --data-input bytes/255 says that the model expects byte\n"
-    "images divided by 255 (as PyTorch's ToTensor gives).  An op nabla does not\n"
-    "import is an error naming it and its node.  docs/onnx.md lists the mapping.\n";
+    "allow (\"fc.weight\").  A model with a [batch, C] output (or, from int64\n"
+    "token ids, [batch, T, C]) gets 'loss cross_entropy' and loses a final\n"
+    "Softmax (nabla predict applies it); --loss chooses another loss, or none.\n"
+    "The metadata_props that nabla export writes (data.input, data.mean,\n"
+    "data.inv_std, data.classes) go into the weights' metadata; --data-input\n"
+    "bytes/255 says that the model expects byte images divided by 255 (as\n"
+    "PyTorch's ToTensor gives).  An op nabla does not import is an error naming\n"
+    "it and its node.  docs/onnx.md lists the mapping.\n";
 
 /* The metadata nabla reads from weights: the data.* pairs, each key once,
  * data.input replaced by --data-input. */
