@@ -26,6 +26,15 @@ static Onnx__ModelProto *read_back(void) {
     return m;
 }
 
+/* Initialise g's parameters from seed, export x -> y and read the file back. */
+static Onnx__ModelProto *init_and_export(nb_graph *g, nb_node x, nb_node y, unsigned seed) {
+    nb_rng r;
+    nb_rng_seed(&r, seed);
+    CHECK_OK(nb_graph_init(g, &r));
+    CHECK_OK(nb_export_onnx(g, x, y, path, NULL, 0));
+    return read_back();
+}
+
 static const Onnx__TensorProto *find_init(const Onnx__GraphProto *gp, const char *name) {
     for (size_t k = 0; k < gp->n_initializer; k++)
         if (!strcmp(gp->initializer[k]->name, name)) return gp->initializer[k];
@@ -109,11 +118,7 @@ static void test_cnn(void) {
     nb_node q = nb_max_pool2d(g, p, 2, 2, 1, 1, 0, 0, 0);
     nb_node y = nb_dense(g, nb_flatten(g, q), 3, "fc", NULL);
     nb_node z = nb_global_avg_pool2d(g, p);
-    nb_rng r;
-    nb_rng_seed(&r, 3);
-    CHECK_OK(nb_graph_init(g, &r));
-    CHECK_OK(nb_export_onnx(g, x, y, path, NULL, 0));
-    Onnx__ModelProto *m = read_back();
+    Onnx__ModelProto *m = init_and_export(g, x, y, 3);
     CHECK(m != NULL);
     if (!m) return;
     const Onnx__GraphProto *gp = m->graph;
@@ -197,11 +202,7 @@ static void test_composed(void) {
     nb_graph *g = nb_graph_new();
     nb_node x = nb_input(g, "x", 2, (int[]){3, 4});
     nb_node y = nb_gelu(g, nb_silu(g, nb_layer_norm(g, x, 2, "ln", NULL)), 0);
-    nb_rng r;
-    nb_rng_seed(&r, 5);
-    CHECK_OK(nb_graph_init(g, &r));
-    CHECK_OK(nb_export_onnx(g, x, y, path, NULL, 0));
-    Onnx__ModelProto *m = read_back();
+    Onnx__ModelProto *m = init_and_export(g, x, y, 5);
     const char *want[] = {"LayerNormalization", "Sigmoid", "Mul", "Mul", "Erf", "Add", "Mul",
                           "Mul"};
     CHECK(m && m->graph->n_node == 8);
@@ -252,11 +253,7 @@ static void test_dense_3d(void) {
     nb_graph *g = nb_graph_new();
     nb_node x = nb_input(g, "x", 2, (int[]){3, 4});
     nb_node y = nb_dense(g, x, 2, "fc", NULL);
-    nb_rng r;
-    nb_rng_seed(&r, 9);
-    CHECK_OK(nb_graph_init(g, &r));
-    CHECK_OK(nb_export_onnx(g, x, y, path, NULL, 0));
-    Onnx__ModelProto *m = read_back();
+    Onnx__ModelProto *m = init_and_export(g, x, y, 9);
     CHECK(m && m->graph->n_node == 2 && m->graph->n_initializer == 2);
     if (m && m->graph->n_node == 2) {
         const Onnx__GraphProto *gp = m->graph;
@@ -310,11 +307,7 @@ static void test_sequence(void) {
     nb_node x = nb_pos_embedding(g, nb_embedding(g, ids, 7, 4, "emb"), "pos");
     nb_node l = nb_recurrent(g, x, NB_LSTM, 3, 0, "lstm");
     nb_node y = nb_dense(g, nb_recurrent(g, l, NB_GRU, 2, 1, "gru"), 6, "fc", NULL);
-    nb_rng r;
-    nb_rng_seed(&r, 3);
-    CHECK_OK(nb_graph_init(g, &r));
-    CHECK_OK(nb_export_onnx(g, ids, y, path, NULL, 0));
-    Onnx__ModelProto *m = read_back();
+    Onnx__ModelProto *m = init_and_export(g, ids, y, 3);
     CHECK(m != NULL);
     if (!m) {
         nb_graph_free(g);
@@ -359,11 +352,7 @@ static void test_attention(void) {
     nb_node x = nb_input(g, "x", 2, (int[]){3, 4});
     nb_node a = nb_attention(g, x, 2, 1, "attn");
     nb_node e = nb_embedding(g, nb_relu(g, nb_input(g, "ids", 1, (int[]){3})), 5, 4, "emb");
-    nb_rng r;
-    nb_rng_seed(&r, 4);
-    CHECK_OK(nb_graph_init(g, &r));
-    CHECK_OK(nb_export_onnx(g, x, a, path, NULL, 0));
-    Onnx__ModelProto *m = read_back();
+    Onnx__ModelProto *m = init_and_export(g, x, a, 4);
     CHECK(m != NULL);
     if (m) {
         const Onnx__GraphProto *gp = m->graph;
