@@ -116,28 +116,32 @@ def check_twin(tmp, name, twin, x, opset, mode):
 
 class Recurrent(nn.Module):
     """Embedding, one recurrent layer (batch_first) and a linear at every
-    position: what nabla imports as embedding, rnn/lstm/gru and dense."""
+    position, or at the last one only (out[:, -1]): what nabla imports as
+    embedding, rnn/lstm/gru [last=true] and dense."""
 
-    def __init__(self, kind):
+    def __init__(self, kind, last):
         super().__init__()
+        self.last = last
         self.emb = nn.Embedding(27, 16)
         self.rnn = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind](16, 24, batch_first=True)
         self.fc = nn.Linear(24, 27)
 
     def forward(self, ids):
-        return self.fc(self.rnn(self.emb(ids))[0])
+        out = self.rnn(self.emb(ids))[0]
+        return self.fc(out[:, -1] if self.last else out)
 
 
-def check_recurrent(tmp, kind, opset):
-    """torch.onnx.export of Recurrent(kind) (int64 ids, zero initial states made
-    from the batch size) imported, and nabla predict's probabilities at every
-    position of 200 random sequences against PyTorch's."""
-    what = f"{kind} opset {opset}"
+def check_recurrent(tmp, kind, opset, last=False):
+    """torch.onnx.export of Recurrent(kind, last) (int64 ids, zero initial
+    states made from the batch size) imported, and nabla predict's
+    probabilities at every position (or the last) of 200 random sequences
+    against PyTorch's."""
+    what = f"{kind}{' out[:, -1]' if last else ''} opset {opset}"
     torch.manual_seed(opset)
-    net = Recurrent(kind).eval()
+    net = Recurrent(kind, last).eval()
     ids = torch.randint(0, 27, (200, 12))
     with torch.no_grad():
-        want = torch.softmax(net(ids), dim=2).reshape(200, -1).numpy()
+        want = torch.softmax(net(ids), dim=-1).reshape(200, -1).numpy()
     onnx_path, csv = os.path.join(tmp, "rec.onnx"), os.path.join(tmp, "ids.csv")
     torch.onnx.export(net, ids[:2], onnx_path, opset_version=opset, input_names=["ids"],
                       output_names=["logits"],
@@ -155,7 +159,8 @@ def check_recurrent(tmp, kind, opset):
     first_p = next(i for i, h in enumerate(out[0].split(",")) if h.startswith("p"))
     got = np.array([[float(v) for v in line.split(",")[first_p:]] for line in out[1:]])
     diff = np.abs(got - want).max() if got.shape == want.shape else np.inf
-    print(f"{what}: 200 x 12 positions, largest probability difference {diff:.2e}")
+    print(f"{what}: 200 x {1 if last else 12} positions, largest probability difference "
+          f"{diff:.2e}")
     check(diff <= 1e-5, f"{what}: probabilities differ by {diff}")
 
 
@@ -172,6 +177,8 @@ def main():
                 check_twin(tmp, name, twin, x, opset, mode)
         for kind, opset in (("rnn", 14), ("lstm", 17), ("gru", 13)):
             check_recurrent(tmp, kind, opset)
+        for kind, opset in (("lstm", 14), ("gru", 17)):
+            check_recurrent(tmp, kind, opset, last=True)
     finish()
 
 

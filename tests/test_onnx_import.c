@@ -338,11 +338,24 @@ static void test_hostile_sequence(void) {
     expect("direction", m, "node 'gru' (GRU): only direction=forward is supported", NULL);
     gru->attribute = old;
     gru->n_attribute--;
+    char *inputs[6] = {"", "", "", "", "", ""}, **given = gru->input;
+    size_t n_given = gru->n_input;
+    memcpy(inputs, given, n_given * sizeof *inputs);
+    inputs[5] = given[3]; /* an initializer as initial_h: a state that is not zero */
+    gru->input = inputs;
+    gru->n_input = 6;
+    expect("initial state", m, "node 'gru' (GRU): input 6 (initial state) is not supported", NULL);
+    gru->input = given;
+    gru->n_input = n_given;
     char *op = gp->node[4]->op_type;
     gp->node[4]->op_type = "Identity"; /* no Transpose back to batch-major */
     expect("no transpose back", m, "node 'gru/time_major' (Transpose): a Transpose is imported "
            "only before a recurrent layer", NULL);
     gp->node[4]->op_type = op;
+    char *name = gp->input[0]->name;
+    gp->input[0]->name = NULL; /* found by fuzz_onnx: a crash */
+    expect("nameless input", m, "input '' is int64 (token ids), but no Gather", NULL);
+    gp->input[0]->name = name;
     char *ids = gp->node[0]->input[1];
     gp->node[0]->input[1] = gp->node[0]->input[0]; /* the table indexing itself */
     expect("gather", m, "input 'ids' is int64 (token ids), but no Gather of an embedding table "

@@ -604,7 +604,7 @@ static nb_status graph_input(importer *im) {
     if (!tokens && (!tt || !tt->has_elem_type || tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT))
         return imp_fail(im, NULL, "input '%s' is neither a float32 tensor nor int64 token ids",
                         name);
-    nb_status s = tokens ? imp_token_vocab(im, in->name, &im->vocab) : NB_OK;
+    nb_status s = tokens ? imp_token_vocab(im, imp_str(in->name), &im->vocab) : NB_OK;
     if (s != NB_OK) return s;
     const Onnx__TensorShapeProto *sh = tt->shape;
     if (!sh || sh->n_dim < 2 || sh->n_dim > NB_MAX_DIMS)

@@ -83,17 +83,29 @@ static int swaps_batch_and_time(importer *im, int k) {
     return a && a->n_ints == 3 && a->ints[0] == 1 && a->ints[1] == 0 && a->ints[2] == 2;
 }
 
-/* Node k is a Squeeze of the one axis axis (opset 13: the axes an input). */
-static int squeezes(importer *im, int k, int64_t axis) {
-    if (!imp_is_op(im, k, "Squeeze")) return 0;
-    const char *axes = imp_input_name(im->gp->node[k], 1);
-    imp_value *v = axes ? imp_find(im, axes) : NULL;
+/* Input i of node k, when it is an integer initializer or Constant of one
+ * element, of rank ndim, equal to want. */
+static int int_input_is(importer *im, int k, int i, int ndim, int64_t want) {
+    const char *name = imp_input_name(im->gp->node[k], i);
+    imp_value *v = name ? imp_find(im, name) : NULL;
     imp_const *c = v ? v->c : NULL;
-    int p = axes ? imp_producer(im, axes) : -1;
+    int p = name ? imp_producer(im, name) : -1;
     if (!v && imp_is_op(im, p, "Constant") &&
         imp_constant_value(im, im->gp->node[p], &c) != NB_OK)
         return 0;
-    return c && c->is_int && c->count == 1 && c->i[0] == axis;
+    return c && c->is_int && c->count == 1 && c->ndim == ndim && c->i[0] == want;
+}
+
+/* Node k is a Squeeze of the one axis axis (opset 13: the axes an input). */
+static int squeezes(importer *im, int k, int64_t axis) {
+    return imp_is_op(im, k, "Squeeze") && int_input_is(im, k, 1, 1, axis);
+}
+
+/* Node k is a Gather of the last position, x[:, -1] of [batch, T, H]. */
+static int picks_last_step(importer *im, int k) {
+    const Onnx__AttributeProto *a = k >= 0 ? imp_attr(im->gp->node[k], "axis") : NULL;
+    return imp_is_op(im, k, "Gather") && int_input_is(im, k, 1, 0, -1) && a &&
+           a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT && (a->i == 1 || a->i == -2);
 }
 
 static const char *output_of(importer *im, int k, size_t o) {
@@ -138,8 +150,9 @@ static int zero_state(importer *im, const char *value, int *chain, int *n) {
 }
 
 /* Transpose [1, 0, 2] -> node k -> Squeeze(axis 1) of Y -> Transpose [1, 0, 2]
- * (every step), or -> Squeeze(axis 0) of Y_h (the last state): one layer;
- * initial states that are zeros (and the nodes that make them) left out. */
+ * (every step; a Gather of the last step after it: the last state), or ->
+ * Squeeze(axis 0) of Y_h (the last state): one layer; initial states that are
+ * zeros (and the nodes that make them) left out. */
 void imp_match_recurrent(importer *im, int k) {
     const char *x = imp_input_name(im->gp->node[k], 0);
     const char *y = output_of(im, k, 0), *yh = output_of(im, k, 1);
@@ -147,25 +160,29 @@ void imp_match_recurrent(importer *im, int k) {
     if (imp_uses(im, x) != 1 || !swaps_batch_and_time(im, t)) return;
     int last = imp_uses(im, y) == 0 && imp_uses(im, yh) == 1;
     if (!last && !(imp_uses(im, y) == 1 && imp_uses(im, yh) == 0)) return;
-    int sq = imp_only_consumer(im, last ? yh : y), back = -1;
+    int sq = imp_only_consumer(im, last ? yh : y), back = -1, pick = -1;
     if (!squeezes(im, sq, last ? 0 : 1)) return;
     if (!last) {
         back = imp_only_consumer(im, output_of(im, sq, 0));
         if (!swaps_batch_and_time(im, back)) return;
+        pick = imp_only_consumer(im, output_of(im, back, 0));
+        if (!picks_last_step(im, pick)) pick = -1;
     }
     int chain[MAX_CHAIN], n = 0;
     const Onnx__NodeProto *nd = im->gp->node[k];
     for (int i = 5; i < 7; i++) { /* initial_h, initial_c (the LSTM's may be h's value) */
         const char *h0 = imp_input_name(nd, i);
         int same = i == 6 && h0 && imp_input_name(nd, 5) && !strcmp(h0, nd->input[5]);
-        if (h0 && !same && !zero_state(im, h0, chain, &n)) return;
+        int before = n; /* any other state is refused by recurrent_settings, naming the node */
+        if (h0 && !same && !zero_state(im, h0, chain, &n)) n = before;
     }
     for (int i = 0; i < n; i++) im->fused[chain[i]] = FUSE_SKIP;
     im->fused[t] = im->fused[sq] = FUSE_SKIP;
     if (back >= 0) im->fused[back] = FUSE_SKIP;
+    if (pick >= 0) im->fused[pick] = FUSE_SKIP;
     im->fused[k] = FUSE_RECURRENT;
     im->fused_x[k] = imp_input_name(im->gp->node[t], 0);
-    im->fused_b[k] = output_of(im, last ? sq : back, 0);
+    im->fused_b[k] = output_of(im, pick >= 0 ? pick : last ? sq : back, 0);
 }
 
 /* A string attribute absent or equal to one of the strings in want ("|"-separated). */
@@ -178,6 +195,12 @@ static int string_attr_is(const Onnx__NodeProto *nd, const char *name, const cha
         if (a->s.len == n && !memcmp(a->s.data, w, n)) return 1;
     }
     return 0;
+}
+
+/* Is value the output of a node left out (a zero initial state's chain)? */
+static int made_by_skipped(importer *im, const char *value) {
+    int p = imp_producer(im, value);
+    return p >= 0 && im->fused[p] == FUSE_SKIP;
 }
 
 /* The attributes and optional inputs nabla's layer has: one forward layer,
@@ -210,7 +233,7 @@ static nb_status recurrent_settings(importer *im, const Onnx__NodeProto *nd, int
         return imp_fail(im, nd, "activations %s are not supported (nabla's are %s)", list,
                         acts[kind]);
     for (int i = 4; i < 8; i++) /* zero initial states were left out with their nodes */
-        if (imp_input_name(nd, i) && (i == 4 || i == 7 || imp_find(im, nd->input[i])))
+        if (imp_input_name(nd, i) && (i == 4 || i == 7 || !made_by_skipped(im, nd->input[i])))
             return imp_fail(im, nd, "input %d (%s) is not supported: nabla's layers start from "
                             "a zero state and run over every position", i + 1,
                             i == 4 ? "sequence_lens" : i == 7 ? "P, peepholes" : "initial state");
@@ -267,7 +290,9 @@ nb_status imp_recurrent(importer *im, const Onnx__NodeProto *nd, int k) {
     if ((s = recurrent_weights(im, nd, kind, H, D, w)) != NB_OK ||
         (s = imp_materialize(im, nd, x, &line)) != NB_OK)
         return s;
-    int last = imp_uses(im, output_of(im, k, 1)) == 1, dims[2] = {T, H};
+    int last = imp_uses(im, output_of(im, k, 1)) == 1 ||
+               picks_last_step(im, imp_producer(im, im->fused_b[k])),
+        dims[2] = {T, H};
     static const char *const keyword[3] = {"rnn", "lstm", "gru"};
     imp_line *l = imp_add_line(im, nd, keyword[kind], imp_module_path(im, nd), im->fused_b[k],
                                last ? 1 : 2, last ? dims + 1 : dims, "%s %d%s", keyword[kind],

@@ -3,10 +3,15 @@
 every op nabla imports, made with onnx.helper, and hostile files made from
 them (truncated, nested too deep, huge dimensions, an unknown op, a cycle,
 a missing initializer, a wrong raw_data size, a double tensor, an
-unsupported attribute value).  Run with Debian's /usr/bin/python3 (python3-onnx,
-numpy); the outputs are committed, and the fuzz_replay_onnx test feeds them
-to fuzz/fuzz_onnx.c."""
+unsupported attribute value).  The sequence models (an embedding, RNN, LSTM,
+GRU and attention) are tiny models trained and exported by nabla itself
+(build/nabla, or $NABLA) and by PyTorch's torch.onnx.export, with hostile
+variants of them.  Run with Debian's /usr/bin/python3 (python3-onnx, numpy,
+python3-torch) from the source tree after `make build`; the outputs are
+committed, and the fuzz_replay_onnx test feeds them to fuzz/fuzz_onnx.c."""
 import os
+import subprocess
+import tempfile
 
 import numpy as np
 import onnx
@@ -176,3 +181,106 @@ variant("bad_double.onnx", mlp, double)
 variant("bad_trans_a.onnx", mlp, trans_a)
 variant("bad_conv_strides.onnx", cnn, strides)
 variant("bad_opset.onnx", mlp, opset)
+
+
+# ---- sequence models: small enough for the fuzzer's 4096-byte inputs
+NABLA = os.environ.get("NABLA", os.path.join(here, "..", "..", "..", "build", "nabla"))
+WORDS = "abc\nbca\ncab\naab\nbba\nacc\n"
+SEQUENCE = {  # name: (input line, layers between the embedding and the head, data)
+    "attention": ("input 4 tokens=4", ["pos = pos_embedding", "a = attention 1 causal=true"], ""),
+    "rnn": ("input 4 tokens=4", ["r = rnn 2"], ""),
+    "lstm": ("input 4 tokens=4", ["r = lstm 2"], ""),
+    "gru_last": ("input 3 tokens=4", ["r = gru 2 last=true"], ",context=3"),
+}
+
+
+def nabla_export(tmp, name):
+    """Train the tiny model one epoch on six words and export it."""
+    first, layers, data = SEQUENCE[name]
+    text = "\n".join([first, "tok = embedding 3"] + layers + ["head = dense 4",
+                                                               "loss cross_entropy", ""])
+    model, weights = os.path.join(tmp, name + ".nn"), os.path.join(tmp, name + ".safetensors")
+    with open(model, "w") as f:
+        f.write(text)
+    words = os.path.join(tmp, "words.txt")
+    with open(words, "w") as f:
+        f.write(WORDS)
+    onnx_path = os.path.join(tmp, name + ".onnx")
+    run = dict(check=True, capture_output=True)
+    subprocess.run([NABLA, "train", model, "--data", f"lines:{words}{data}", "--epochs", "1",
+                    "--out", weights], **run)
+    subprocess.run([NABLA, "export", model, "--weights", weights, "--onnx", onnx_path], **run)
+    return onnx.load(onnx_path)
+
+
+def torch_export(tmp, kind, last=False):
+    """PyTorch's export of nn.Embedding, a batch_first nn.RNN/LSTM/GRU and
+    nn.Linear at every position (or the last, out[:, -1]): its zero initial
+    states are made from the batch size."""
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(4, 3)
+            self.rnn = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind](3, 2, batch_first=True)
+            self.fc = nn.Linear(2, 4)
+
+        def forward(self, ids):
+            out = self.rnn(self.emb(ids))[0]
+            return self.fc(out[:, -1] if last else out)
+
+    torch.manual_seed(0)
+    path = os.path.join(tmp, "torch.onnx")
+    torch.onnx.export(Net().eval(), torch.zeros(2, 4, dtype=torch.long), path, opset_version=14,
+                      input_names=["ids"], output_names=["logits"],
+                      dynamic_axes={"ids": {0: "batch"}, "logits": {0: "batch"}})
+    return onnx.load(path)
+
+
+def first(m, op):
+    return next(n for n in m.graph.node if n.op_type == op)
+
+
+def set_attr(op, name, value):
+    def change(m):
+        node = first(m, op)
+        kept = [a for a in node.attribute if a.name != name]
+        del node.attribute[:]
+        node.attribute.extend(kept + [helper.make_attribute(name, value)])
+    return change
+
+
+def nameless_input(m):
+    m.graph.input[0].ClearField("name")
+
+
+def int32_input(m):
+    m.graph.input[0].type.tensor_type.elem_type = TensorProto.INT32
+
+
+def nonzero_state(m):
+    node = first(m, "LSTM")
+    h0 = numpy_helper.from_array(np.ones((1, 1, 2), np.float32), "h0")
+    m.graph.initializer.append(h0)
+    while len(node.input) < 6:
+        node.input.append("")
+    node.input[5] = "h0"
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    seq = {name: nabla_export(tmp, name) for name in SEQUENCE}
+    for name, m in seq.items():
+        write(f"valid_{name}.onnx", m)
+    for kind in ("rnn", "lstm", "gru"):
+        write(f"valid_torch_{kind}.onnx", torch_export(tmp, kind))
+    write("valid_torch_gru_last.onnx", torch_export(tmp, "gru", last=True))
+variant("bad_lstm_reverse.onnx", seq["lstm"], set_attr("LSTM", "direction", "reverse"))
+variant("bad_gru_linear_before_reset.onnx", seq["gru_last"],
+        set_attr("GRU", "linear_before_reset", 0))
+variant("bad_rnn_activation.onnx", seq["rnn"], set_attr("RNN", "activations", ["Relu"]))
+variant("bad_lstm_initial_state.onnx", seq["lstm"], nonzero_state)
+variant("bad_int32_ids.onnx", seq["rnn"], int32_input)
+variant("bad_nameless_ids.onnx", seq["rnn"], nameless_input)  # found by fuzz_onnx
+variant("bad_attention_softmax_axis.onnx", seq["attention"], set_attr("Softmax", "axis", 1))
