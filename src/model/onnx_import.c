@@ -412,20 +412,30 @@ static nb_status mark_needed(importer *im, graph_maps *gm) {
 int imp_producer(importer *im, const char *value) { return producer(im->gm, value); }
 
 int imp_uses(importer *im, const char *value) {
-    return value ? map_get(&im->gm->uses, value, 0) : 0;
+    return value && value[0] ? map_get(&im->gm->uses, value, 0) : 0;
 }
 
 int imp_is_op(const importer *im, int k, const char *op) { return is_op(im, k, op); }
 
+const char *imp_output(importer *im, int k, size_t o) {
+    const Onnx__NodeProto *nd = k >= 0 && (size_t)k < im->gp->n_node ? node_at(im, k) : NULL;
+    return nd && o < nd->n_output ? imp_str(nd->output[o]) : "";
+}
+
+imp_const *imp_known_const(importer *im, const char *name) {
+    imp_value *v = name ? imp_find(im, name) : NULL;
+    imp_const *c = v ? v->c : NULL;
+    int p = name && !v ? imp_producer(im, name) : -1;
+    if (is_op(im, p, "Constant") && imp_constant_value(im, node_at(im, p), &c) != NB_OK)
+        return NULL;
+    return c;
+}
+
 /* ------------------------------------------------------------ patterns */
 
 /* The float scalar a value holds (an initializer or a Constant node's), or NAN. */
-static float scalar_of(importer *im, graph_maps *gm, const char *name) {
-    imp_value *v = imp_find(im, name);
-    imp_const *c = v ? v->c : NULL;
-    int p = producer(gm, name);
-    if (!v && is_op(im, p, "Constant") && imp_constant_value(im, node_at(im, p), &c) != NB_OK)
-        return NAN;
+static float scalar_of(importer *im, const char *name) {
+    const imp_const *c = imp_known_const(im, name);
     return c && !c->is_int && c->count == 1 ? c->f[0] : NAN;
 }
 
@@ -450,15 +460,13 @@ static const char *other_input(importer *im, int k, const char *op, const char *
     return !strcmp(in[0], a) ? in[1] : !strcmp(in[1], a) ? in[0] : NULL;
 }
 
-static const char *out0(importer *im, int k) { return imp_str(node_at(im, k)->output[0]); }
-
 /* Node k is Mul of value by a scalar near v: its other input, used once. */
 static const char *other_scalar(importer *im, graph_maps *gm, int k, const char *value, double v) {
     if (k < 0 || !value || map_get(&gm->uses, value, 0) != 1) return NULL;
     const Onnx__NodeProto *nd = node_at(im, k);
     if (!is_op(im, k, "Mul") || nd->n_input != 2 || !nd->input[0] || !nd->input[1]) return NULL;
     for (int s = 0; s < 2; s++)
-        if (near(scalar_of(im, gm, nd->input[s]), v)) return nd->input[1 - s];
+        if (near(scalar_of(im, nd->input[s]), v)) return nd->input[1 - s];
     return NULL;
 }
 
@@ -468,10 +476,10 @@ static const char *gelu_input(importer *im, graph_maps *gm, int e, int *u) {
     *u = producer(gm, in);
     if (*u < 0 || map_get(&gm->uses, in, 0) != 1 || node_at(im, *u)->n_input != 2) return NULL;
     char **x = node_at(im, *u)->input;
-    if (is_op(im, *u, "Div") && near(scalar_of(im, gm, x[1]), 1.4142135623730951)) return x[0];
+    if (is_op(im, *u, "Div") && near(scalar_of(im, x[1]), 1.4142135623730951)) return x[0];
     if (!is_op(im, *u, "Mul")) return NULL;
     for (int s = 0; s < 2; s++)
-        if (near(scalar_of(im, gm, x[s]), 0.70710678118654752)) return x[1 - s];
+        if (near(scalar_of(im, x[s]), 0.70710678118654752)) return x[1 - s];
     return NULL;
 }
 
@@ -501,19 +509,19 @@ static const char *gelu_tanh_input(importer *im, graph_maps *gm, int t, int *par
  * The node that computes the result, or -1; tail[] gets the others. */
 static int gelu_tail(importer *im, graph_maps *gm, int k, const char *x, int *tail) {
     const char *one, *a;
-    int add = only_consumer(im, gm, out0(im, k)), last;
-    if (!(one = other_input(im, add, "Add", out0(im, k))) || !near(scalar_of(im, gm, one), 1))
-        return -1;
-    int m1 = only_consumer(im, gm, out0(im, add)), h = -1;
-    if (!(a = other_input(im, m1, "Mul", out0(im, add)))) return -1;
+    int add = only_consumer(im, gm, imp_output(im, k, 0)), last;
+    one = other_input(im, add, "Add", imp_output(im, k, 0));
+    if (!one || !near(scalar_of(im, one), 1)) return -1;
+    int m1 = only_consumer(im, gm, imp_output(im, add, 0)), h = -1;
+    if (!(a = other_input(im, m1, "Mul", imp_output(im, add, 0)))) return -1;
     if (!strcmp(a, x)) { /* (x * (1 + erf)) * 0.5 */
-        last = only_consumer(im, gm, out0(im, m1));
-        const char *half = other_input(im, last, "Mul", out0(im, m1));
-        if (!half || !near(scalar_of(im, gm, half), 0.5)) return -1;
+        last = only_consumer(im, gm, imp_output(im, m1, 0));
+        const char *half = other_input(im, last, "Mul", imp_output(im, m1, 0));
+        if (!half || !near(scalar_of(im, half), 0.5)) return -1;
     } else { /* (x * 0.5) * (1 + erf) */
         h = producer(gm, a);
         const char *half = other_input(im, h, "Mul", x);
-        if (map_get(&gm->uses, a, 0) != 1 || !half || !near(scalar_of(im, gm, half), 0.5))
+        if (map_get(&gm->uses, a, 0) != 1 || !half || !near(scalar_of(im, half), 0.5))
             return -1;
         last = m1;
     }
@@ -540,8 +548,8 @@ static void match_gelu(importer *im, graph_maps *gm, int e, int tanh_form) {
 /* x * sigmoid(x) is silu. */
 static void match_silu(importer *im, graph_maps *gm, int s) {
     const char *x = node_at(im, s)->input[0];
-    int m = only_consumer(im, gm, out0(im, s));
-    const char *other = x ? other_input(im, m, "Mul", out0(im, s)) : NULL;
+    int m = only_consumer(im, gm, imp_output(im, s, 0));
+    const char *other = x ? other_input(im, m, "Mul", imp_output(im, s, 0)) : NULL;
     if (!other || strcmp(other, x)) return;
     im->fused[s] = FUSE_SKIP;
     im->fused[m] = FUSE_SILU;
@@ -554,8 +562,8 @@ static void match_dense(importer *im, graph_maps *gm, int k) {
     const Onnx__NodeProto *nd = node_at(im, k);
     if (nd->n_input != 2 || !nd->input[1]) return;
     imp_value *w = imp_find(im, nd->input[1]);
-    int add = only_consumer(im, gm, out0(im, k));
-    const char *b = other_input(im, add, "Add", out0(im, k));
+    int add = only_consumer(im, gm, imp_output(im, k, 0));
+    const char *b = other_input(im, add, "Add", imp_output(im, k, 0));
     imp_value *bv = b ? imp_find(im, b) : NULL;
     if (!w || !w->c || w->c->ndim != 2 || !bv || !bv->c || bv->c->is_int ||
         (int)bv->c->count != w->c->dims[1] || bv->c->ndim < 1 ||
@@ -563,7 +571,7 @@ static void match_dense(importer *im, graph_maps *gm, int k) {
         return;
     im->fused[add] = FUSE_SKIP;
     im->fused[k] = FUSE_DENSE;
-    im->fused_x[k] = out0(im, add);
+    im->fused_x[k] = imp_output(im, add, 0);
     im->fused_b[k] = b;
 }
 

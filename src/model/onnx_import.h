@@ -138,6 +138,10 @@ int imp_producer(importer *im, const char *value);
 int imp_uses(importer *im, const char *value);
 int imp_only_consumer(importer *im, const char *value);
 int imp_is_op(const importer *im, int k, const char *op);
+/* The name of output o of node k; "" when there is no such node or output. */
+const char *imp_output(importer *im, int k, size_t o);
+/* The constant a value holds, an initializer's or a Constant node's; else NULL. */
+imp_const *imp_known_const(importer *im, const char *name);
 
 /* Attributes and inputs of a node (onnx_import_ops.c). */
 const Onnx__AttributeProto *imp_attr(const Onnx__NodeProto *nd, const char *name);

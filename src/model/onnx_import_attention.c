@@ -26,10 +26,6 @@ typedef struct attn_match {
 
 static const Onnx__NodeProto *node(importer *im, int k) { return im->gp->node[k]; }
 
-static const char *out0(importer *im, int k) {
-    return k >= 0 && node(im, k)->n_output ? imp_str(node(im, k)->output[0]) : "";
-}
-
 static int same(const char *a, const char *b) { return a && b && !strcmp(a, b); }
 
 /* Node k is op, and the one reader of value. */
@@ -50,11 +46,7 @@ static int perm_is(importer *im, int k, int n, const int *want) {
 
 /* The int64 constant (initializer or Constant node) a value holds, or NULL. */
 static const imp_const *int_const(importer *im, const char *name) {
-    imp_value *v = name ? imp_find(im, name) : NULL;
-    imp_const *c = v ? v->c : NULL;
-    int p = name && !v ? imp_producer(im, name) : -1;
-    if (imp_is_op(im, p, "Constant") && imp_constant_value(im, node(im, p), &c) != NB_OK)
-        return NULL;
+    const imp_const *c = imp_known_const(im, name);
     return c && c->is_int ? c : NULL;
 }
 
@@ -76,7 +68,7 @@ static int gather_qkv(importer *im, int from, const char *value, attn_match *a) 
         if (!idx || idx->ndim != 0 || idx->i[0] < 0 || idx->i[0] > 2 || *out[idx->i[0]] ||
             (axis && axis->i != 0) || a->n_parts >= PARTS)
             return 0;
-        *out[idx->i[0]] = out0(im, k);
+        *out[idx->i[0]] = imp_output(im, k, 0);
         a->parts[a->n_parts++] = k;
         found++;
     }
@@ -99,15 +91,15 @@ static int causal_mask(const imp_const *c) {
  * value of the product by v, or NULL. */
 static const char *attention_weights(importer *im, int dh, attn_match *a) {
     int kt = next_is(im, a->k, "Transpose", a);
-    int s = kt >= 0 ? next_is(im, out0(im, kt), "MatMul", a) : -1;
+    int s = kt >= 0 ? next_is(im, imp_output(im, kt, 0), "MatMul", a) : -1;
     if (s < 0 || !perm_is(im, kt, 4, (int[]){0, 1, 3, 2}) ||
         imp_only_consumer(im, a->q) != s || !same(imp_input_name(node(im, s), 0), a->q))
         return NULL;
-    int sc = next_is(im, out0(im, s), "Mul", a);
+    int sc = next_is(im, imp_output(im, s, 0), "Mul", a);
     const Onnx__NodeProto *m = sc >= 0 ? node(im, sc) : NULL;
     const imp_const *f = m ? float_const(im, imp_input_name(m, 1)) : NULL;
     if (!f || f->count != 1 || fabs(f->f[0] * sqrt(dh) - 1) > 1e-6) return NULL;
-    const char *scores = out0(im, sc);
+    const char *scores = imp_output(im, sc, 0);
     int add = imp_only_consumer(im, scores);
     if (imp_is_op(im, add, "Add")) {
         const Onnx__NodeProto *ad = node(im, add);
@@ -115,14 +107,14 @@ static const char *attention_weights(importer *im, int dh, attn_match *a) {
             return NULL;
         a->parts[a->n_parts++] = add;
         a->causal = 1;
-        scores = out0(im, add);
+        scores = imp_output(im, add, 0);
     }
     int sm = next_is(im, scores, "Softmax", a);
     const Onnx__AttributeProto *axis = sm >= 0 ? imp_attr(node(im, sm), "axis") : NULL;
     if (sm < 0 || (axis && axis->i != -1 && axis->i != 3)) return NULL;
-    int pv = next_is(im, out0(im, sm), "MatMul", a);
+    int pv = next_is(im, imp_output(im, sm, 0), "MatMul", a);
     if (pv < 0 || imp_only_consumer(im, a->v) != pv) return NULL;
-    return out0(im, pv);
+    return imp_output(im, pv, 0);
 }
 
 /* From Reshape r (reading the q/k/v projection) to the Reshape that joins
@@ -135,13 +127,13 @@ static int attention_core(importer *im, int r, attn_match *a) {
     a->heads = (int)shape->i[3];
     int dh = (int)shape->i[4];
     a->parts[a->n_parts++] = r;
-    int t = next_is(im, out0(im, r), "Transpose", a);
+    int t = next_is(im, imp_output(im, r, 0), "Transpose", a);
     if (t < 0 || !perm_is(im, t, 5, (int[]){2, 0, 3, 1, 4}) ||
-        !gather_qkv(im, t + 1, out0(im, t), a))
+        !gather_qkv(im, t + 1, imp_output(im, t, 0), a))
         return -1;
     const char *context = attention_weights(im, dh, a);
     int j = context ? next_is(im, context, "Transpose", a) : -1;
-    int y = j >= 0 ? next_is(im, out0(im, j), "Reshape", a) : -1;
+    int y = j >= 0 ? next_is(im, imp_output(im, j, 0), "Reshape", a) : -1;
     const imp_const *back = y >= 0 ? int_const(im, imp_input_name(node(im, y), 1)) : NULL;
     if (!back || !perm_is(im, j, 4, (int[]){0, 2, 1, 3}) || back->count != 3 ||
         back->i[2] != (int64_t)a->heads * dh)
@@ -159,12 +151,12 @@ void imp_match_attention(importer *im, int r) {
         return;
     attn_match a = {.n_parts = 0};
     int y = imp_uses(im, qkv) == 1 ? attention_core(im, r, &a) : -1;
-    int out_proj = y >= 0 ? imp_only_consumer(im, out0(im, y)) : -1;
-    int add_out = imp_is_op(im, out_proj, "MatMul") ? imp_only_consumer(im, out0(im, out_proj))
-                                                    : -1;
+    int out_proj = y >= 0 ? imp_only_consumer(im, imp_output(im, y, 0)) : -1;
+    const char *projected = imp_is_op(im, out_proj, "MatMul") ? imp_output(im, out_proj, 0) : "";
+    int add_out = imp_only_consumer(im, projected);
     const Onnx__NodeProto *ad = imp_is_op(im, add_out, "Add") ? node(im, add_out) : NULL;
     if (!ad || !float_const(im, imp_input_name(node(im, out_proj), 1)) ||
-        !same(imp_input_name(ad, 0), out0(im, out_proj)) ||
+        !same(imp_input_name(ad, 0), projected) ||
         !float_const(im, imp_input_name(ad, 1)))
         return;
     for (int i = 0; i < a.n_parts; i++) im->fused[a.parts[i]] = FUSE_SKIP;
@@ -206,7 +198,7 @@ nb_status imp_attention(importer *im, const Onnx__NodeProto *nd, int k) {
     int out = imp_only_consumer(im, imp_out_name(nd));
     imp_line *l = imp_add_line(im, nd, "attention",
                                attention_hint(im, imp_input_name(in_proj, 1)),
-                               out0(im, out), 2, dims, "attention %d%s", heads,
+                               imp_output(im, out, 0), 2, dims, "attention %d%s", heads,
                                causal ? " causal=true" : "");
     if (!l) return im->err;
     l->in[l->n_in++] = line;

@@ -86,13 +86,7 @@ static int swaps_batch_and_time(importer *im, int k) {
 /* Input i of node k, when it is an integer initializer or Constant of one
  * element, of rank ndim, equal to want. */
 static int int_input_is(importer *im, int k, int i, int ndim, int64_t want) {
-    const char *name = imp_input_name(im->gp->node[k], i);
-    imp_value *v = name ? imp_find(im, name) : NULL;
-    imp_const *c = v ? v->c : NULL;
-    int p = name ? imp_producer(im, name) : -1;
-    if (!v && imp_is_op(im, p, "Constant") &&
-        imp_constant_value(im, im->gp->node[p], &c) != NB_OK)
-        return 0;
+    const imp_const *c = imp_known_const(im, imp_input_name(im->gp->node[k], i));
     return c && c->is_int && c->count == 1 && c->ndim == ndim && c->i[0] == want;
 }
 
@@ -106,11 +100,6 @@ static int picks_last_step(importer *im, int k) {
     const Onnx__AttributeProto *a = k >= 0 ? imp_attr(im->gp->node[k], "axis") : NULL;
     return imp_is_op(im, k, "Gather") && int_input_is(im, k, 1, 0, -1) && a &&
            a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT && (a->i == 1 || a->i == -2);
-}
-
-static const char *output_of(importer *im, int k, size_t o) {
-    const Onnx__NodeProto *nd = im->gp->node[k];
-    return o < nd->n_output && nd->output[o] && nd->output[o][0] ? nd->output[o] : NULL;
 }
 
 enum { MAX_CHAIN = 16 };
@@ -146,7 +135,7 @@ static int zero_state(importer *im, const char *value, int *chain, int *n) {
     else if (t && t->n_float_data == 1) v = t->float_data[0];
     else if (t) return 0;
     chain[(*n)++] = p;
-    return v == 0 && shape_chain(im, im->gp->node[p]->input[0], chain, n);
+    return v == 0 && shape_chain(im, imp_input_name(im->gp->node[p], 0), chain, n);
 }
 
 /* Transpose [1, 0, 2] -> node k -> Squeeze(axis 1) of Y -> Transpose [1, 0, 2]
@@ -155,7 +144,7 @@ static int zero_state(importer *im, const char *value, int *chain, int *n) {
  * zeros (and the nodes that make them) left out. */
 void imp_match_recurrent(importer *im, int k) {
     const char *x = imp_input_name(im->gp->node[k], 0);
-    const char *y = output_of(im, k, 0), *yh = output_of(im, k, 1);
+    const char *y = imp_output(im, k, 0), *yh = imp_output(im, k, 1);
     int t = x ? imp_producer(im, x) : -1;
     if (imp_uses(im, x) != 1 || !swaps_batch_and_time(im, t)) return;
     int last = imp_uses(im, y) == 0 && imp_uses(im, yh) == 1;
@@ -163,9 +152,9 @@ void imp_match_recurrent(importer *im, int k) {
     int sq = imp_only_consumer(im, last ? yh : y), back = -1, pick = -1;
     if (!squeezes(im, sq, last ? 0 : 1)) return;
     if (!last) {
-        back = imp_only_consumer(im, output_of(im, sq, 0));
+        back = imp_only_consumer(im, imp_output(im, sq, 0));
         if (!swaps_batch_and_time(im, back)) return;
-        pick = imp_only_consumer(im, output_of(im, back, 0));
+        pick = imp_only_consumer(im, imp_output(im, back, 0));
         if (!picks_last_step(im, pick)) pick = -1;
     }
     int chain[MAX_CHAIN], n = 0;
@@ -182,7 +171,7 @@ void imp_match_recurrent(importer *im, int k) {
     if (pick >= 0) im->fused[pick] = FUSE_SKIP;
     im->fused[k] = FUSE_RECURRENT;
     im->fused_x[k] = imp_input_name(im->gp->node[t], 0);
-    im->fused_b[k] = output_of(im, pick >= 0 ? pick : last ? sq : back, 0);
+    im->fused_b[k] = imp_output(im, pick >= 0 ? pick : last ? sq : back, 0);
 }
 
 /* A string attribute absent or equal to one of the strings in want ("|"-separated). */
@@ -290,7 +279,7 @@ nb_status imp_recurrent(importer *im, const Onnx__NodeProto *nd, int k) {
     if ((s = recurrent_weights(im, nd, kind, H, D, w)) != NB_OK ||
         (s = imp_materialize(im, nd, x, &line)) != NB_OK)
         return s;
-    int last = imp_uses(im, output_of(im, k, 1)) == 1 ||
+    int last = imp_uses(im, imp_output(im, k, 1)) == 1 ||
                picks_last_step(im, imp_producer(im, im->fused_b[k])),
         dims[2] = {T, H};
     static const char *const keyword[3] = {"rnn", "lstm", "gru"};

@@ -256,6 +256,10 @@ def nameless_input(m):
     m.graph.input[0].ClearField("name")
 
 
+def shapeless_zeros(m):
+    del first(m, "ConstantOfShape").input[:]
+
+
 def int32_input(m):
     m.graph.input[0].type.tensor_type.elem_type = TensorProto.INT32
 
@@ -276,6 +280,8 @@ with tempfile.TemporaryDirectory() as tmp:
     for kind in ("rnn", "lstm", "gru"):
         write(f"valid_torch_{kind}.onnx", torch_export(tmp, kind))
     write("valid_torch_gru_last.onnx", torch_export(tmp, "gru", last=True))
+    variant("bad_zeros_without_shape.onnx", torch_export(tmp, "lstm"),
+            shapeless_zeros)  # found by fuzz_onnx
 variant("bad_lstm_reverse.onnx", seq["lstm"], set_attr("LSTM", "direction", "reverse"))
 variant("bad_gru_linear_before_reset.onnx", seq["gru_last"],
         set_attr("GRU", "linear_before_reset", 0))
