@@ -1458,8 +1458,10 @@ nb_status nb_export_onnx(const nb_graph *g, nb_node input, nb_node output, const
                          const nb_kv *meta, int n_meta);
 
 /* Load an ONNX model made of the ops the export writes, and of what
- * torch.onnx.export writes for such models (opsets 13 to 17; docs/onnx.md
- * lists them): its nodes become the lines of a model text (m->text, as
+ * torch.onnx.export writes for such models (opsets 13 to 24; docs/onnx.md
+ * lists them), with tensors stored in external data files beside the model
+ * (as PyTorch 2 writes them; a relative location without ".." and not a
+ * symbolic link): its nodes become the lines of a model text (m->text, as
  * `nabla import` writes it), parsed as nb_model_parse does, and its
  * initializers the parameters and batch-norm statistics, named after the
  * ONNX names where they allow ("fc.weight").  loss is the loss line added:
@@ -1472,9 +1474,16 @@ nb_status nb_export_onnx(const nb_graph *g, nb_node input, nb_node output, const
  * without ONNX support. */
 nb_status nb_model_from_onnx(const char *path, const char *loss, nb_model *m, nb_kv **meta,
                              int *n_meta);
-/* The same for a file in memory; label names it in messages. */
+/* The same for a file in memory; label names it in messages.  A tensor in
+ * external data is an error: there is no directory to find it in. */
 nb_status nb_model_from_onnx_bytes(const void *bytes, size_t size, const char *label,
                                    const char *loss, nb_model *m, nb_kv **meta, int *n_meta);
+/* The external data files the ONNX model at path stores tensors in, as
+ * nb_model_from_onnx reads them: each once, the location written in the
+ * model as key and the path opened as value; *n pairs to free with
+ * nb_kv_free (none: *files NULL, *n 0).  A location nb_model_from_onnx
+ * would refuse is NB_ERR_FORMAT with its message. */
+nb_status nb_onnx_external_data(const char *path, nb_kv **files, int *n);
 /* Free n pairs whose strings were allocated by nabla, and the array. */
 void nb_kv_free(nb_kv *kv, int n);
 

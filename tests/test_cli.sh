@@ -300,6 +300,19 @@ if "$nabla" export "$work/iris.nn" --weights "$work/iris.safetensors" --onnx "$w
     nabla_error 1 "cut.onnx: not an ONNX model" import "$work/cut.onnx" --out "$work/back.nn" \
         --weights "$work/back.safetensors"
     check 'cmp -s "$work/back.nn" "$work/back.before"' "a failed import leaves the outputs as they were"
+    # tensors in an external data file beside the model, as PyTorch 2 exports them
+    cp tests/corpus/onnx_external/mlp.onnx tests/corpus/onnx_external/mlp.onnx.data "$work/"
+    cp "$work/mlp.onnx.data" "$work/data.before"
+    "$nabla" import "$work/mlp.onnx" > "$work/import.out" 2>&1
+    check '[ $? -eq 0 ] && grep -q "^out = dense 3" "$work/import.out"' \
+        "import reads external data: $(cat "$work/import.out")"
+    nabla_error 1 "--weights $work/mlp.onnx.data is the external data file 'mlp.onnx.data' of" \
+        import "$work/mlp.onnx" --out "$work/mlp.nn" --weights "$work/mlp.onnx.data"
+    check 'cmp -s "$work/mlp.onnx.data" "$work/data.before" && [ ! -e "$work/mlp.nn" ]' \
+        "the external data file is left as it was"
+    rm "$work/mlp.onnx.data"
+    nabla_error 1 "initializer 'fc.weight': external data '$work/mlp.onnx.data': No such file" \
+        import "$work/mlp.onnx"
 else
     check 'grep -q "libonnx-dev" "$work/export.out"' "export without ONNX support: $(cat "$work/export.out")"
 fi

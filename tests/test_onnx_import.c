@@ -212,7 +212,8 @@ static void test_hostile_data(void) {
     expect("double", m, "initializer 'fc1.weight' has data type 11; only float32", NULL);
     w->data_type = 1;
     w->has_data_location = 1, w->data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
-    expect("external data", m, "initializer 'fc1.weight': its data is in an external file", NULL);
+    expect("external data", m, "initializer 'fc1.weight': external data without a location",
+           NULL); /* tests/test_onnx_external.c has the rest */
     w->has_data_location = 0;
     Onnx__TensorShapeProto *sh = gp->input[0]->type->tensor_type->shape;
     sh->dim[1]->dim_value = (int64_t)1 << 31;
@@ -225,7 +226,7 @@ static void test_hostile_data(void) {
     expect("int32 input", m, "input 'x' is neither a float32 tensor nor int64 token ids", NULL);
     gp->input[0]->type->tensor_type->elem_type = 1;
     m->opset_import[0]->version = 9;
-    expect("old opset", m, "opset 9 of the default domain; nabla imports opsets 13 to 17", NULL);
+    expect("old opset", m, "opset 9 of the default domain; nabla imports opsets 13 to 24", NULL);
     onnx__model_proto__free_unpacked(m, NULL);
 }
 
@@ -364,6 +365,109 @@ static void test_hostile_sequence(void) {
     onnx__model_proto__free_unpacked(m, NULL);
 }
 
+/* Import m: the model text holds want. */
+static void imports(const char *what, const Onnx__ModelProto *m, const char *want) {
+    size_t len = onnx__model_proto__get_packed_size(m);
+    unsigned char *buf = malloc(len);
+    nb_model out;
+    onnx__model_proto__pack(m, buf);
+    nb_status s = nb_model_from_onnx_bytes(buf, len, "newer.onnx", NULL, &out, NULL, NULL);
+    CHECKF(s == NB_OK && strstr(out.text, want), "%s: %s", what,
+           s == NB_OK ? out.text : nb_last_error());
+    if (s == NB_OK) nb_model_free(&out);
+    free(buf);
+}
+
+/* Relu node 1 of base(0) replaced by Where(h > t, h, Softplus(h)), PyTorch
+ * 2's softplus with threshold t (an initializer). */
+static void softplus_where(Onnx__ModelProto *m, float t) {
+    static char thr_name[] = "threshold";
+    static float value;
+    static Onnx__NodeProto sp = ONNX__NODE_PROTO__INIT, gt = ONNX__NODE_PROTO__INIT,
+                           wh = ONNX__NODE_PROTO__INIT;
+    static Onnx__TensorProto thr = ONNX__TENSOR_PROTO__INIT;
+    static char *sp_in[1], *sp_out[1] = {"sp"}, *gt_in[2], *gt_out[1] = {"gt"}, *wh_in[3];
+    static Onnx__NodeProto *nodes[6];
+    static Onnx__TensorProto *inits[8];
+    Onnx__GraphProto *gp = m->graph;
+    char *h = gp->node[1]->input[0];
+    value = t;
+    sp_in[0] = h, gt_in[0] = h, gt_in[1] = thr_name;
+    wh_in[0] = "gt", wh_in[1] = h, wh_in[2] = "sp";
+    sp = (Onnx__NodeProto)ONNX__NODE_PROTO__INIT;
+    sp.op_type = "Softplus", sp.n_input = 1, sp.input = sp_in, sp.n_output = 1, sp.output = sp_out;
+    gt = sp;
+    gt.op_type = "Greater", gt.n_input = 2, gt.input = gt_in, gt.output = gt_out;
+    wh = sp;
+    wh.op_type = "Where", wh.n_input = 3, wh.input = wh_in, wh.output = gp->node[1]->output;
+    thr.name = thr_name, thr.has_data_type = 1, thr.data_type = 1;
+    thr.n_float_data = 1, thr.float_data = &value;
+    nodes[0] = gp->node[0], nodes[1] = &sp, nodes[2] = &gt, nodes[3] = &wh;
+    nodes[4] = gp->node[2], nodes[5] = gp->node[3];
+    memcpy(inits, gp->initializer, gp->n_initializer * sizeof *inits);
+    inits[gp->n_initializer] = &thr;
+    CHECK(gp->n_node == 4 && gp->n_initializer < 8);
+    gp->node = nodes, gp->n_node = 6;
+    gp->initializer = inits, gp->n_initializer++;
+}
+
+/* Opsets 18 to 24, as PyTorch 2's exporter writes them: its Gelu op, and a
+ * Reshape with allowzero=1 (a 0 in the shape is then not the batch). */
+static void test_newer_opsets(void) {
+    Onnx__ModelProto *m = base(0);
+    if (!m) return;
+    CHECK(m->n_opset_import == 1 && m->opset_import[0]->version == 17);
+    m->opset_import[0]->version = 25;
+    expect("opset 25", m, "opset 25 of the default domain; nabla imports opsets 13 to 24", NULL);
+    m->opset_import[0]->version = 20;
+    Onnx__NodeProto *act = m->graph->node[1];
+    Onnx__AttributeProto approx = ONNX__ATTRIBUTE_PROTO__INIT, *attrs[1] = {&approx};
+    Onnx__AttributeProto **old = act->attribute;
+    size_t n_old = act->n_attribute;
+    char *op = act->op_type;
+    approx.name = "approximate";
+    approx.has_type = 1;
+    approx.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING;
+    approx.has_s = 1;
+    approx.s = (ProtobufCBinaryData){4, (uint8_t *)"tanh"};
+    act->op_type = "Gelu";
+    act->attribute = attrs;
+    act->n_attribute = 1;
+    imports("gelu tanh", m, "\ngelu approximate=tanh  # ");
+    approx.s = (ProtobufCBinaryData){4, (uint8_t *)"none"};
+    imports("gelu", m, "\ngelu  # ");
+    approx.s = (ProtobufCBinaryData){4, (uint8_t *)"fast"};
+    expect("gelu fast", m, "(Gelu): attribute approximate must be none or tanh", NULL);
+    act->op_type = op;
+    act->attribute = old;
+    act->n_attribute = n_old;
+    Onnx__GraphProto *gp = m->graph, saved = *gp;
+    softplus_where(m, 20);
+    imports("softplus", m, "\nsoftplus\n");
+    *gp = saved;
+    softplus_where(m, 15);
+    imports("softplus threshold", m, "\nsoftplus threshold=15\n");
+    *gp = saved;
+    onnx__model_proto__free_unpacked(m, NULL);
+    m = base(1);
+    if (!m) return;
+    Onnx__NodeProto *reshape = m->graph->node[4];
+    CHECK(!strcmp(reshape->op_type, "Reshape") && reshape->n_attribute == 0);
+    Onnx__AttributeProto zero = ONNX__ATTRIBUTE_PROTO__INIT, *zattrs[1] = {&zero};
+    zero.name = "allowzero";
+    zero.has_type = 1;
+    zero.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+    zero.has_i = 1;
+    zero.i = 1;
+    old = reshape->attribute;
+    reshape->attribute = zattrs;
+    reshape->n_attribute = 1;
+    expect("allowzero", m, "(Reshape): the shape's first entry 0 is not the batch", NULL);
+    reshape->attribute = old;
+    reshape->n_attribute = 0;
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+
 /* A model whose graph holds a node whose attribute holds a graph ..., 100000
  * levels deep: refused before protobuf-c unpacks it recursively. */
 static void test_deep_nesting(void) {
@@ -408,6 +512,7 @@ int main(void) {
     test_hostile_graph();
     test_hostile_attributes();
     test_hostile_sequence();
+    test_newer_opsets();
     test_deep_nesting();
     test_args();
     unlink(path);

@@ -38,6 +38,11 @@ nb_status nb_model_from_onnx(const char *path, const char *loss, nb_model *m, nb
     return no_onnx();
 }
 
+nb_status nb_onnx_external_data(const char *path, nb_kv **files, int *n) {
+    (void)path, (void)files, (void)n;
+    return no_onnx();
+}
+
 #else
 
 #include "onnx_import.h"
@@ -191,6 +196,20 @@ static void le_copy(void *dst, const uint8_t *src, size_t n, size_t size) {
         }
 }
 
+static nb_status external_values(importer *im, const Onnx__TensorProto *t, const char *what,
+                                 imp_const *c, size_t size) {
+    uint8_t *bytes;
+    nb_status s = imp_external_data(im, t, what, c->count * size, &bytes);
+    void *v = s == NB_OK ? malloc(c->count ? c->count * size : 1) : NULL;
+    if (s == NB_OK && !v) s = imp_oom(im);
+    if (s == NB_OK) le_copy(v, bytes, c->count, size);
+    free(bytes);
+    if (s != NB_OK) return s;
+    if (c->is_int) c->i = v;
+    else c->f = v;
+    return NB_OK;
+}
+
 /* The values: raw_data, or float_data / int64_data, exactly count of them. */
 static nb_status const_values(importer *im, const Onnx__TensorProto *t, const char *what,
                               imp_const *c) {
@@ -198,8 +217,7 @@ static nb_status const_values(importer *im, const Onnx__TensorProto *t, const ch
     size_t have = t->has_raw_data ? t->raw_data.len / size
                   : c->is_int ? t->n_int64_data : t->n_float_data;
     if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
-        return imp_fail(im, NULL, "%s: its data is in an external file, which is not supported",
-                        what);
+        return external_values(im, t, what, c, size);
     if ((t->has_raw_data && t->raw_data.len % size) || have != c->count)
         return imp_fail(im, NULL, "%s: %zu %s for %zu elements of its shape", what,
                         t->has_raw_data ? t->raw_data.len : have,
@@ -556,6 +574,24 @@ static void match_silu(importer *im, graph_maps *gm, int s) {
     im->fused_x[m] = x;
 }
 
+/* Where(x > threshold, x, Softplus(x)), PyTorch 2's export of softplus
+ * (beta 1): the Where becomes softplus, the Greater and Softplus are left out. */
+static void match_softplus(importer *im, graph_maps *gm, int s) {
+    const char *x = imp_input_name(node_at(im, s), 0), *y = imp_output(im, s, 0);
+    int w = only_consumer(im, gm, y);
+    const Onnx__NodeProto *wn = is_op(im, w, "Where") ? node_at(im, w) : NULL;
+    if (!x || !wn || wn->n_input != 3 || !wn->input[1] || strcmp(wn->input[1], x) ||
+        !wn->input[2] || strcmp(wn->input[2], y))
+        return;
+    int g = only_consumer(im, gm, wn->input[0]) == w ? producer(gm, wn->input[0]) : -1;
+    const Onnx__NodeProto *gn = is_op(im, g, "Greater") ? node_at(im, g) : NULL;
+    if (!gn || gn->n_input != 2 || !gn->input[0] || strcmp(gn->input[0], x)) return;
+    im->fused[s] = im->fused[g] = FUSE_SKIP;
+    im->fused[w] = FUSE_SOFTPLUS;
+    im->fused_x[w] = x;
+    im->fused_b[w] = gn->input[1];
+}
+
 /* MatMul by a constant [K, N] and Add of a constant bias [N]: one dense
  * layer.  The bias must be known when the MatMul is translated. */
 static void match_dense(importer *im, graph_maps *gm, int k) {
@@ -583,6 +619,7 @@ static void find_patterns(importer *im, graph_maps *gm) {
         if (is_op(im, (int)k, "Erf")) match_gelu(im, gm, (int)k, 0);
         else if (is_op(im, (int)k, "Tanh")) match_gelu(im, gm, (int)k, 1);
         else if (is_op(im, (int)k, "Sigmoid")) match_silu(im, gm, (int)k);
+        else if (is_op(im, (int)k, "Softplus")) match_softplus(im, gm, (int)k);
         else if (is_op(im, (int)k, "MatMul")) match_dense(im, gm, (int)k);
         else if (is_op(im, (int)k, "RNN") || is_op(im, (int)k, "LSTM") ||
                  is_op(im, (int)k, "GRU"))
@@ -662,7 +699,7 @@ static nb_status inputs_defined(importer *im, graph_maps *gm, int k) {
     const Onnx__NodeProto *nd = node_at(im, k);
     int fused = im->fused[k] == FUSE_GELU || im->fused[k] == FUSE_GELU_TANH ||
                 im->fused[k] == FUSE_SILU || im->fused[k] == FUSE_RECURRENT ||
-                im->fused[k] == FUSE_ATTENTION;
+                im->fused[k] == FUSE_ATTENTION || im->fused[k] == FUSE_SOFTPLUS;
     for (size_t i = 0; i < (fused ? 1 : nd->n_input); i++) {
         const char *in = fused ? im->fused_x[k] : nd->input[i];
         if (!in || !in[0] || imp_find(im, in)) continue;
@@ -894,9 +931,9 @@ static nb_status check_model(importer *im) {
     }
     if (!im->opset)
         return imp_fail(im, NULL, "no opset of the default domain (not an ONNX model?)");
-    if (im->opset < 13 || im->opset > 17)
-        return imp_fail(im, NULL, "opset %d of the default domain; nabla imports opsets 13 to 17",
-                        im->opset);
+    if (im->opset < IMP_MIN_OPSET || im->opset > IMP_MAX_OPSET)
+        return imp_fail(im, NULL, "opset %d of the default domain; nabla imports opsets %d to %d",
+                        im->opset, IMP_MIN_OPSET, IMP_MAX_OPSET);
     if (!m->graph) return imp_fail(im, NULL, "the model has no graph");
     im->gp = m->graph;
     if (im->gp->n_node > IMP_MAX_NODES)
@@ -1007,8 +1044,20 @@ static int nesting_ok(const uint8_t *p, const uint8_t *end, const ProtobufCMessa
     return 1;
 }
 
-nb_status nb_model_from_onnx_bytes(const void *bytes, size_t size, const char *label,
-                                   const char *loss, nb_model *m, nb_kv **meta, int *n_meta) {
+/* The model message of bytes, its nesting checked first, in im->m. */
+static nb_status unpack(importer *im, const void *bytes, size_t size) {
+    if (size && !nesting_ok(bytes, (const uint8_t *)bytes + size, &onnx__model_proto__descriptor, 0))
+        return nb_err(NB_ERR_FORMAT, "%s: not an ONNX model: messages nested more than %d deep",
+                      im->label, MAX_DEPTH);
+    im->m = onnx__model_proto__unpack(NULL, size, bytes);
+    return im->m ? NB_OK
+                 : nb_err(NB_ERR_FORMAT, "%s: not an ONNX model: the protobuf message does not "
+                          "decode (truncated or corrupt)", im->label);
+}
+
+/* The file in memory; dir is the directory of its external data (NULL: none). */
+static nb_status import_bytes(const void *bytes, size_t size, const char *label, const char *dir,
+                              const char *loss, nb_model *m, nb_kv **meta, int *n_meta) {
     if (!m || (!bytes && size)) return nb_err(NB_ERR_ARG, "nb_model_from_onnx: %s is NULL",
                                               m ? "bytes" : "model");
     memset(m, 0, sizeof *m);
@@ -1019,14 +1068,8 @@ nb_status nb_model_from_onnx_bytes(const void *bytes, size_t size, const char *l
         strcmp(loss, "none"))
         return nb_err(NB_ERR_ARG, "nb_model_from_onnx: unknown loss '%s' (cross_entropy, mse, "
                       "bce or none)", loss);
-    importer im = {.label = label ? label : "<onnx>", .loss = loss};
-    if (size && !nesting_ok(bytes, (const uint8_t *)bytes + size, &onnx__model_proto__descriptor, 0))
-        return nb_err(NB_ERR_FORMAT, "%s: not an ONNX model: messages nested more than %d deep",
-                      im.label, MAX_DEPTH);
-    im.m = onnx__model_proto__unpack(NULL, size, bytes);
-    nb_status s = im.m ? NB_OK
-                       : nb_err(NB_ERR_FORMAT, "%s: not an ONNX model: the protobuf message does "
-                                "not decode (truncated or corrupt)", im.label);
+    importer im = {.label = label ? label : "<onnx>", .dir = dir, .loss = loss};
+    nb_status s = unpack(&im, bytes, size);
     if (s == NB_OK) s = import_graph(&im, m);
     if (s == NB_OK && meta && n_meta && (s = copy_meta(&im, meta, n_meta)) != NB_OK)
         nb_model_free(m);
@@ -1034,15 +1077,47 @@ nb_status nb_model_from_onnx_bytes(const void *bytes, size_t size, const char *l
     return s;
 }
 
+/* The file at path and its directory, both to free. */
+static nb_status read_model(const char *path, char **buf, size_t *len, char **dir) {
+    const char *slash = strrchr(path, '/');
+    *buf = NULL;
+    *dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
+    if (!*dir) return nb_err(NB_ERR_NOMEM, "%s: out of memory", path);
+    nb_status s = nb__read_file(path, MAX_FILE, buf, len);
+    if (s != NB_OK) free(*dir), *dir = NULL;
+    return s;
+}
+
 nb_status nb_model_from_onnx(const char *path, const char *loss, nb_model *m, nb_kv **meta,
                              int *n_meta) {
     if (!path) return nb_err(NB_ERR_ARG, "nb_model_from_onnx: path is NULL");
-    char *buf = NULL;
+    char *buf, *dir;
     size_t len = 0;
-    nb_status s = nb__read_file(path, MAX_FILE, &buf, &len);
-    if (s == NB_OK) s = nb_model_from_onnx_bytes(buf, len, path, loss, m, meta, n_meta);
+    nb_status s = read_model(path, &buf, &len, &dir);
+    if (s == NB_OK) s = import_bytes(buf, len, path, dir, loss, m, meta, n_meta);
     free(buf);
+    free(dir);
     return s;
+}
+
+nb_status nb_onnx_external_data(const char *path, nb_kv **files, int *n) {
+    if (!path || !files || !n) return nb_err(NB_ERR_ARG, "nb_onnx_external_data: NULL argument");
+    *files = NULL, *n = 0;
+    char *buf, *dir;
+    size_t len = 0;
+    nb_status s = read_model(path, &buf, &len, &dir);
+    importer im = {.label = path, .dir = dir};
+    if (s == NB_OK) s = unpack(&im, buf, len);
+    if (s == NB_OK) s = imp_external_files(&im, files, n);
+    importer_free(&im);
+    free(buf);
+    free(dir);
+    return s;
+}
+
+nb_status nb_model_from_onnx_bytes(const void *bytes, size_t size, const char *label,
+                                   const char *loss, nb_model *m, nb_kv **meta, int *n_meta) {
+    return import_bytes(bytes, size, label, NULL, loss, m, meta, n_meta);
 }
 
 #endif

@@ -15,6 +15,11 @@ enum {
     IMP_MAX_SAMPLE = 1 << 26, /* elements of one sample of an activation      */
     IMP_MAX_NODES = 1 << 16,  /* nodes, initializers, values                  */
     IMP_MAX_PARAMS = 5,
+    /* From 18 to 24 the ops read here changed only in types (the import reads
+     * float32 and int64), ReduceMean's axes (an input from 18) and pools'
+     * dilations (AveragePool 19), which the import reads either way. */
+    IMP_MIN_OPSET = 13,
+    IMP_MAX_OPSET = 24,
 };
 
 /* A constant (an initializer or a Constant node's value), decoded. */
@@ -61,6 +66,7 @@ typedef struct imp_line {
 
 typedef struct importer {
     const char *label;    /* the file, in messages */
+    const char *dir;      /* the file's directory, for external data; NULL: from memory */
     Onnx__ModelProto *m;
     const Onnx__GraphProto *gp;
     int opset;
@@ -92,7 +98,7 @@ typedef struct importer {
 } importer;
 
 enum { FUSE_NONE = 0, FUSE_SKIP, FUSE_GELU, FUSE_GELU_TANH, FUSE_SILU, FUSE_DENSE,
-       FUSE_RECURRENT, FUSE_ATTENTION };
+       FUSE_RECURRENT, FUSE_ATTENTION, FUSE_SOFTPLUS };
 
 /* messages name the file and the node */
 nb_status imp_fail(importer *im, const Onnx__NodeProto *nd, const char *fmt, ...)
@@ -118,6 +124,13 @@ imp_value *imp_find(importer *im, const char *name);
 imp_value *imp_define(importer *im, const Onnx__NodeProto *nd, const char *name);
 nb_status imp_const_from_tensor(importer *im, const Onnx__TensorProto *t, const char *what,
                                 imp_const **out);
+/* The want bytes of a tensor stored in an external file (onnx_external.c),
+ * in *out to free. */
+nb_status imp_external_data(importer *im, const Onnx__TensorProto *t, const char *what,
+                            size_t want, uint8_t **out);
+/* The external files of im->m's tensors, each once: the location as key and
+ * the path opened as value (nb_onnx_external_data). */
+nb_status imp_external_files(importer *im, nb_kv **files, int *n);
 /* A new line computing a value of per-sample shape ndim/dims, named out. */
 imp_line *imp_add_line(importer *im, const Onnx__NodeProto *nd, const char *keyword,
                        const char *hint, const char *out, int ndim, const int *dims,
@@ -145,6 +158,8 @@ imp_const *imp_known_const(importer *im, const char *name);
 
 /* Attributes and inputs of a node (onnx_import_ops.c). */
 const Onnx__AttributeProto *imp_attr(const Onnx__NodeProto *nd, const char *name);
+/* A string attribute absent or equal to one of the strings in want ("|"-separated). */
+int imp_string_attr_is(const Onnx__NodeProto *nd, const char *name, const char *want);
 nb_status imp_attr_int(importer *im, const Onnx__NodeProto *nd, const char *name,
                        int64_t dflt, int64_t lo, int64_t hi, int64_t *out);
 const char *imp_input_name(const Onnx__NodeProto *nd, int i); /* NULL: absent or "" */

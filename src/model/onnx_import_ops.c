@@ -20,6 +20,17 @@ const Onnx__AttributeProto *imp_attr(const Onnx__NodeProto *nd, const char *name
     return NULL;
 }
 
+int imp_string_attr_is(const Onnx__NodeProto *nd, const char *name, const char *want) {
+    const Onnx__AttributeProto *a = imp_attr(nd, name);
+    if (!a) return 1;
+    if (!a->has_s) return 0;
+    for (const char *w = want; *w; w += strcspn(w, "|") + (w[strcspn(w, "|")] == '|')) {
+        size_t n = strcspn(w, "|");
+        if (a->s.len == n && !memcmp(a->s.data, w, n)) return 1;
+    }
+    return 0;
+}
+
 nb_status imp_attr_int(importer *im, const Onnx__NodeProto *nd, const char *name,
                        int64_t dflt, int64_t lo, int64_t hi, int64_t *out) {
     const Onnx__AttributeProto *a = imp_attr(nd, name);
@@ -234,6 +245,25 @@ static nb_status activation(importer *im, const Onnx__NodeProto *nd, const char 
     imp_float_text(a, sizeof a, alpha);
     snprintf(args, sizeof args, leaky ? "leaky_relu slope=%s" : "elu alpha=%s", a);
     return unary(im, nd, leaky ? "leaky_relu" : "elu", args, NULL);
+}
+
+/* Where(x > threshold, x, Softplus(x)), PyTorch's softplus: at node k, the Where. */
+static nb_status softplus_threshold(importer *im, const Onnx__NodeProto *nd, int k) {
+    const imp_const *c = imp_known_const(im, im->fused_b[k]);
+    char t[32], args[64] = "softplus";
+    if (!c || c->is_int || c->count != 1 || !isfinite(c->f[0]))
+        return imp_fail(im, nd, "the threshold must be a finite float scalar");
+    imp_float_text(t, sizeof t, c->f[0]);
+    if (c->f[0] != 20.0f) snprintf(args, sizeof args, "softplus threshold=%s", t);
+    return unary(im, nd, "softplus", args, im->fused_x[k]);
+}
+
+/* ONNX's Gelu (opset 20), exact or in the tanh form. */
+static nb_status gelu(importer *im, const Onnx__NodeProto *nd) {
+    if (imp_string_attr_is(nd, "approximate", "none")) return unary(im, nd, "gelu", "gelu", NULL);
+    if (imp_string_attr_is(nd, "approximate", "tanh"))
+        return unary(im, nd, "gelu", "gelu approximate=tanh", NULL);
+    return imp_fail(im, nd, "attribute approximate must be none or tanh");
 }
 
 static int same_shape(const imp_value *a, const imp_value *b) {
@@ -494,18 +524,22 @@ static nb_status global_pool(importer *im, const Onnx__NodeProto *nd, int keep) 
     return NB_OK;
 }
 
-/* ReduceMean over H and W (opset 13 to 17: axes is an attribute). */
+/* ReduceMean over H and W (axes an attribute to opset 17, an input from 18). */
 static nb_status reduce_mean(importer *im, const Onnx__NodeProto *nd) {
     const Onnx__AttributeProto *a = imp_attr(nd, "axes");
+    const imp_const *input = imp_known_const(im, imp_input_name(nd, 1));
     int64_t keep;
     nb_status s = imp_attr_int(im, nd, "keepdims", 1, 0, 1, &keep);
     if (s != NB_OK) return s;
-    int ok = a && a->n_ints == 2;
+    int ok = a ? a->n_ints == 2 && !imp_input_name(nd, 1)
+               : input && input->is_int && input->count == 2;
+    unsigned axes = 0; /* the set of axes, in any order */
     for (size_t k = 0; ok && k < 2; k++) {
-        int64_t ax = a->ints[k] < 0 ? a->ints[k] + 4 : a->ints[k];
-        ok = ax == (int64_t)k + 2;
+        int64_t ax = a ? a->ints[k] : input->i[k];
+        if (ax < 0) ax += 4;
+        if (ax == 2 || ax == 3) axes |= 1u << ax;
     }
-    if (!ok || imp_input_name(nd, 1))
+    if (!ok || axes != (1u << 2 | 1u << 3))
         return imp_fail(im, nd, "only the mean over the axes [2, 3] of [batch, C, H, W] "
                         "(global average pooling) is supported");
     return global_pool(im, nd, (int)keep);
@@ -560,7 +594,7 @@ static nb_status reshape(importer *im, const Onnx__NodeProto *nd) {
     imp_value *x, *sv;
     int64_t allow_zero;
     nb_status s = imp_computed(im, nd, 0, &x);
-    if (s == NB_OK) s = imp_attr_int(im, nd, "allowzero", 0, 0, 0, &allow_zero);
+    if (s == NB_OK) s = imp_attr_int(im, nd, "allowzero", 0, 0, 1, &allow_zero);
     if (s != NB_OK) return s;
     const char *sn = imp_input_name(nd, 1);
     if (!sn || !(sv = imp_find(im, sn)) || !sv->c || !sv->c->is_int || sv->c->ndim != 1)
@@ -569,13 +603,13 @@ static nb_status reshape(importer *im, const Onnx__NodeProto *nd) {
     int n = (int)sv->c->count - 1, dims[NB_MAX_DIMS], infer = -1;
     if (n < 1 || n > NB_MAX_DIMS - 1)
         return imp_fail(im, nd, "a shape of %d dimensions (2 to %d)", n + 1, NB_MAX_DIMS);
-    if (t[0] != 0 && t[0] != -1 && !(im->batch > 0 && t[0] == im->batch))
+    if (!(t[0] == -1 || (t[0] == 0 && !allow_zero) || (im->batch > 0 && t[0] == im->batch)))
         return imp_fail(im, nd, "the shape's first entry %lld is not the batch (0 or -1)",
                         (long long)t[0]);
     size_t known = 1, total = numel(x->ndim, x->dims);
     for (int k = 0; k < n; k++) {
         int64_t d = t[k + 1];
-        if (d == 0 && k < x->ndim) d = x->dims[k];
+        if (d == 0 && k < x->ndim && !allow_zero) d = x->dims[k]; /* else a literal 0 */
         if (d == -1 && infer < 0 && t[0] != -1) infer = k, d = 1;
         if (d <= 0 || d > IMP_MAX_DIM)
             return imp_fail(im, nd, "shape entry %lld is not supported", (long long)t[k + 1]);
@@ -760,6 +794,7 @@ nb_status imp_node(importer *im, int k) {
     case FUSE_GELU_TANH:
         return unary(im, nd, "gelu", "gelu approximate=tanh", im->fused_x[k]);
     case FUSE_SILU: return unary(im, nd, "silu", "silu", im->fused_x[k]);
+    case FUSE_SOFTPLUS: return softplus_threshold(im, nd, k);
     case FUSE_RECURRENT: return imp_recurrent(im, nd, k);
     case FUSE_ATTENTION: return imp_attention(im, nd, k);
     default: break;
@@ -768,6 +803,7 @@ nb_status imp_node(importer *im, int k) {
                                       "Softmax", "LogSoftmax", "LeakyRelu", "Elu"};
     for (size_t a = 0; a < sizeof act / sizeof act[0]; a++)
         if (!strcmp(op, act[a])) return activation(im, nd, op);
+    if (!strcmp(op, "Gelu")) return gelu(im, nd);
     if (!strcmp(op, "Add")) return binary(im, nd, "add");
     if (!strcmp(op, "Sub")) return binary(im, nd, "sub");
     if (!strcmp(op, "Mul")) return binary(im, nd, "mul");

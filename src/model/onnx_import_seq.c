@@ -174,18 +174,6 @@ void imp_match_recurrent(importer *im, int k) {
     im->fused_b[k] = imp_output(im, pick >= 0 ? pick : last ? sq : back, 0);
 }
 
-/* A string attribute absent or equal to one of the strings in want ("|"-separated). */
-static int string_attr_is(const Onnx__NodeProto *nd, const char *name, const char *want) {
-    const Onnx__AttributeProto *a = imp_attr(nd, name);
-    if (!a) return 1;
-    if (!a->has_s) return 0;
-    for (const char *w = want; *w; w += strcspn(w, "|") + (w[strcspn(w, "|")] == '|')) {
-        size_t n = strcspn(w, "|");
-        if (a->s.len == n && !memcmp(a->s.data, w, n)) return 1;
-    }
-    return 0;
-}
-
 /* Is value the output of a node left out (a zero initial state's chain)? */
 static int made_by_skipped(importer *im, const char *value) {
     int p = imp_producer(im, value);
@@ -209,7 +197,7 @@ static nb_status recurrent_settings(importer *im, const Onnx__NodeProto *nd, int
         return imp_fail(im, nd, "linear_before_reset=0 is not supported: nabla's GRU is "
                         "PyTorch's, which applies the reset gate after the recurrent product "
                         "(linear_before_reset=1)");
-    if (!string_attr_is(nd, "direction", "forward"))
+    if (!imp_string_attr_is(nd, "direction", "forward"))
         return imp_fail(im, nd, "only direction=forward is supported (one direction)");
     if (imp_attr(nd, "clip")) return imp_fail(im, nd, "attribute clip is not supported");
     const Onnx__AttributeProto *a = imp_attr(nd, "activations");

@@ -103,6 +103,14 @@ shapes = model([N("Constant", [], ["shape"], "shape_c", value=helper.make_tensor
                 numpy_helper.from_array(np.array(1.0, np.float32), "one")], [6], [12], opset=14)
 write("valid_shapes.onnx", shapes)
 
+# the MLP with its tensors in a file beside it, as PyTorch 2 exports (tests/test_cli.sh)
+external = os.path.join(here, "..", "onnx_external")
+os.makedirs(external, exist_ok=True)
+ext = onnx.ModelProto()
+ext.CopyFrom(mlp)
+onnx.save_model(ext, os.path.join(external, "mlp.onnx"), save_as_external_data=True,
+                all_tensors_to_one_file=True, location="mlp.onnx.data", size_threshold=0)
+
 data = mlp.SerializeToString()
 write("bad_truncated.onnx", data[:len(data) // 2])
 write("bad_empty.onnx", b"")

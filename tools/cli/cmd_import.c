@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "outfile.h"
@@ -10,15 +11,16 @@
 static const char *help =
     "usage: nabla import MODEL.onnx [--out MODEL.nn] [--weights FILE]\n"
     "                    [--loss cross_entropy|mse|bce|none] [--data-input bytes/255|raw]\n\n"
-    "Read an ONNX model (opsets 13 to 17) made of the ops nabla exports, or\n"
-    "exported by PyTorch from such layers, and write it as a nabla model file\n"
-    "(--out; without it the model text is printed) and its weights as\n"
-    "safetensors (--weights), which nabla eval, predict and train then use as\n"
-    "usual.  Layers and parameters are named after the ONNX names where they\n"
-    "allow (\"fc.weight\").  A model with a [batch, C] output (or, from int64\n"
-    "token ids, [batch, T, C]) gets 'loss cross_entropy' and loses a final\n"
-    "Softmax (nabla predict applies it); --loss chooses another loss, or none.\n"
-    "The metadata_props that nabla export writes (data.input, data.mean,\n"
+    "Read an ONNX model (opsets 13 to 24) made of the ops nabla exports, or\n"
+    "exported by PyTorch from such layers, with tensors in the model or in an\n"
+    "external data file beside it, and write it as a nabla model file (--out;\n"
+    "without it the model text is printed) and its weights as safetensors\n"
+    "(--weights), which nabla eval, predict and train then use as usual.\n"
+    "Layers and parameters are named after the ONNX names where they allow\n"
+    "(\"fc.weight\").  A model with a [batch, C] output (or, from int64 token\n"
+    "ids, [batch, T, C]) gets 'loss cross_entropy' and loses a final Softmax\n"
+    "(nabla predict applies it); --loss chooses another loss, or none.  The\n"
+    "metadata_props that nabla export writes (data.input, data.mean,\n"
     "data.inv_std, data.classes) go into the weights' metadata; --data-input\n"
     "bytes/255 says that the model expects byte images divided by 255 (as\n"
     "PyTorch's ToTensor gives).  An op nabla does not import is an error naming\n"
@@ -77,6 +79,25 @@ static int import_model(const char *onnx, const char *out, const char *weights,
     return rc;
 }
 
+/* Neither output is a file the model keeps tensors in (external data), which
+ * the import reads: 0, or 1 after an error line. */
+static int check_external_data(const char *onnx, const char *out, const char *weights) {
+    nb_kv *data = NULL;
+    int n = 0, rc = 0;
+    if (nb_onnx_external_data(onnx, &data, &n) != NB_OK) return 0; /* the import says why */
+    const char *outputs[2][2] = {{"--out", out}, {"--weights", weights}};
+    for (int o = 0; o < 2 && !rc; o++) {
+        struct stat a, b;
+        if (!outputs[o][1] || stat(outputs[o][1], &a) != 0) continue;
+        for (int k = 0; k < n && !rc; k++)
+            if (stat(data[k].value, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+                rc = cli_fail("import", "%s %s is the external data file '%s' of %s, which the "
+                              "import reads", outputs[o][0], outputs[o][1], data[k].key, onnx);
+    }
+    nb_kv_free(data, n);
+    return rc;
+}
+
 int cmd_import(int argc, char **argv) {
     cli_flag f[] = {{"out", 1, 0}, {"weights", 1, 0}, {"loss", 1, 0}, {"data-input", 1, 0}};
     const int nf = (int)(sizeof f / sizeof f[0]);
@@ -107,7 +128,8 @@ int cmd_import(int argc, char **argv) {
         cli_files_release(&files);
         return rc;
     }
-    rc = import_model(pos[0], out, weights, loss, data_input);
+    if (!(rc = check_external_data(pos[0], out, weights)))
+        rc = import_model(pos[0], out, weights, loss, data_input);
     cli_files_release(&files);
     return rc;
 }
