@@ -15,6 +15,8 @@
 #                   virtual environment with tensorboard and tbparse from PyPI)
 #   make onnx-check  ONNX export checked by onnx.checker and ONNX Runtime (a
 #                   virtual environment with onnxruntime from PyPI)
+#   make onnx-import-check  PyTorch 2.x's own ONNX exports imported (PyTorch 2.x
+#                   and onnxscript from PyPI, in the bench's virtual environment)
 #   make fuzz       build the libFuzzer targets with clang (build-fuzz/) and run
 #                   each for FUZZ_SECONDS (default 60); see docs/fuzzing.md
 
@@ -143,6 +145,18 @@ onnx-check: build
 	$(ONNXENV)/bin/python -c 'import onnxruntime' 2>/dev/null || \
 	  $(ONNXENV)/bin/pip install -q onnxruntime
 	$(ONNXENV)/bin/python tests/onnx_check.py $(BUILD)
+
+# PyTorch 2.x's torch.onnx.export (both exporters; the default one writes its
+# own opset and external data) imported (tests/onnx_import_check.py).  PyPI's
+# torch is several GB: the virtual environment is the bench's.
+TORCH2ENV ?= $(or $(BENCH_VENV),$(HOME)/.cache/nabla-bench-venv)
+.PHONY: onnx-import-check
+onnx-import-check: build
+	@sh scripts/install-deps.sh python3-venv dataset-fashion-mnist
+	[ -x $(TORCH2ENV)/bin/python ] || /usr/bin/python3 -m venv $(TORCH2ENV)
+	$(TORCH2ENV)/bin/python -c 'import numpy, torch, onnxscript' 2>/dev/null || \
+	  $(TORCH2ENV)/bin/pip install -q numpy torch onnxscript
+	$(TORCH2ENV)/bin/python tests/onnx_import_check.py $(BUILD)
 
 # TensorBoard's own reader on nabla's event files (tests/tensorboard_check.py):
 # a virtual environment with the tensorboard and tbparse packages.

@@ -4,16 +4,21 @@
 For each PyTorch twin of models/ in tests/torch_interop.py (the MLP, the CNN
 and the residual network): a seeded module whose batch-norm statistics have
 moved (one training-mode forward) is exported in eval mode with
-torch.onnx.export, at opsets from 13 to 17, as PyTorch folds batch norm into
-the convolutions (TrainingMode.EVAL) and with TrainingMode.PRESERVE
-(BatchNormalization nodes kept).  A fourth model has the activations and the
-layer norm PyTorch exports as several ops (GELU in both forms, Hardswish,
-SiLU).  `nabla import --out --weights --data-input bytes/255` writes a
+torch.onnx.export's TorchScript exporter, at opsets from 13 to 17, as PyTorch
+folds batch norm into the convolutions (TrainingMode.EVAL) and with
+TrainingMode.PRESERVE (BatchNormalization nodes kept).  A fourth model has the
+activations and the layer norm PyTorch exports as several ops (GELU in both
+forms, Hardswish, SiLU, softplus, ELU, leaky ReLU).  `nabla import --out --weights --data-input bytes/255` writes a
 model file and weights, and `nabla predict` on 500 Fashion-MNIST test images
 gives PyTorch's classes, with probabilities within 1e-5 (printed to 6
 decimals).  Then nn.Embedding + nn.RNN / nn.LSTM / nn.GRU (batch_first) +
 nn.Linear, exported with int64 token ids: every position's probabilities on
 200 random sequences within 1e-5.
+
+Under PyTorch 2 with onnxscript (`make onnx-import-check`), the same image
+models and the activations are also exported by torch.onnx.export's default
+exporter (torch.export, its default opset, tensors in an external data file
+beside the model) and checked the same way.
 
 Needs torch, numpy and Debian's dataset-fashion-mnist; prints "skipped: ..."
 and exits 0 when one is missing.
@@ -62,7 +67,31 @@ def activations():
     """Not a twin: the activations and norms PyTorch exports as several ops."""
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.GELU(approximate="tanh"),
                          nn.Hardswish(), nn.LayerNorm(64), nn.SiLU(), nn.GELU(),
-                         nn.Linear(64, 10))
+                         nn.Softplus(), nn.ELU(), nn.LeakyReLU(0.2), nn.Linear(64, 10))
+
+
+TORCH2 = int(torch.__version__.split(".")[0]) >= 2
+try:
+    import onnxscript  # noqa: F401 (torch.export's ONNX exporter needs it)
+    DYNAMO = TORCH2
+except ImportError:
+    DYNAMO = False
+
+
+def export(net, x, path, opset, mode, names):
+    """torch.onnx.export of net on the example x: the TorchScript exporter at
+    opset with training mode mode, or (opset "default") PyTorch 2's default
+    exporter at its own opset, with its external data file."""
+    inputs, outputs = names
+    if opset == "default":
+        torch.onnx.export(net, (x,), path, dynamo=True, input_names=[inputs],
+                          output_names=[outputs],
+                          dynamic_shapes=({0: torch.export.Dim("batch")},))
+        return
+    legacy = {"dynamo": False} if TORCH2 else {}
+    torch.onnx.export(net, x, path, opset_version=opset, training=mode, input_names=[inputs],
+                      output_names=[outputs],
+                      dynamic_axes={inputs: {0: "batch"}, outputs: {0: "batch"}}, **legacy)
 
 
 def test_images():
@@ -84,8 +113,8 @@ def nabla_probabilities(model, weights):
 
 
 def check_twin(tmp, name, twin, x, opset, mode):
-    what = f"{name} opset {opset} {mode.name}"
-    torch.manual_seed(opset)
+    what = f"{name} opset {opset} {mode.name}" if opset != "default" else f"{name} torch.export"
+    torch.manual_seed(opset if opset != "default" else 18)
     net = twin()
     net.train()
     with torch.no_grad():
@@ -94,9 +123,9 @@ def check_twin(tmp, name, twin, x, opset, mode):
     with torch.no_grad():
         want = torch.softmax(net(x), dim=1).numpy()
     onnx_path = os.path.join(tmp, "twin.onnx")
-    torch.onnx.export(net, x[:2], onnx_path, opset_version=opset, training=mode,
-                      input_names=["image"], output_names=["logits"],
-                      dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+    export(net, x[:2], onnx_path, opset, mode, ("image", "logits"))
+    if opset == "default":
+        what += " (external data)" if os.path.exists(onnx_path + ".data") else ""
     model, weights = os.path.join(tmp, "twin.nn"), os.path.join(tmp, "twin.safetensors")
     r = subprocess.run([nabla, "import", onnx_path, "--out", model, "--weights", weights,
                         "--data-input", "bytes/255"], capture_output=True, text=True)
@@ -143,9 +172,7 @@ def check_recurrent(tmp, kind, opset, last=False):
     with torch.no_grad():
         want = torch.softmax(net(ids), dim=-1).reshape(200, -1).numpy()
     onnx_path, csv = os.path.join(tmp, "rec.onnx"), os.path.join(tmp, "ids.csv")
-    torch.onnx.export(net, ids[:2], onnx_path, opset_version=opset, input_names=["ids"],
-                      output_names=["logits"],
-                      dynamic_axes={"ids": {0: "batch"}, "logits": {0: "batch"}})
+    export(net, ids[:2], onnx_path, opset, torch.onnx.TrainingMode.EVAL, ("ids", "logits"))
     np.savetxt(csv, ids.numpy(), fmt="%d", delimiter=",")
     model, weights = os.path.join(tmp, "rec.nn"), os.path.join(tmp, "rec.safetensors")
     r = subprocess.run([nabla, "import", onnx_path, "--out", model, "--weights", weights],
@@ -173,7 +200,8 @@ def main():
         for name, twin in twins() + [("activations", activations)]:
             # the other twins (attention, token models) use ops nabla cannot
             # export or import yet: docs/onnx.md
-            for opset, mode in runs.get(name, []):
+            for opset, mode in runs.get(name, []) + ([("default", fold)] if DYNAMO and
+                                                     name in runs else []):
                 check_twin(tmp, name, twin, x, opset, mode)
         for kind, opset in (("rnn", 14), ("lstm", 17), ("gru", 13)):
             check_recurrent(tmp, kind, opset)
