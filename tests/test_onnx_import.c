@@ -468,6 +468,51 @@ static void test_newer_opsets(void) {
     onnx__model_proto__free_unpacked(m, NULL);
 }
 
+/* tests/corpus/onnx/<name>, unpacked. */
+static Onnx__ModelProto *corpus(const char *name) {
+    char rel[128];
+    size_t len = 0;
+    snprintf(rel, sizeof rel, "tests/corpus/onnx/%s", name);
+    unsigned char *buf = test_read_file(test_source_path(rel), &len);
+    Onnx__ModelProto *m = buf ? onnx__model_proto__unpack(NULL, len, buf) : NULL;
+    free(buf);
+    CHECKF(m != NULL, "%s", rel);
+    return m;
+}
+
+/* PyTorch 2's exports of recurrent layers: zero states from Expand and Slice,
+ * the direction axis dropped by a Reshape to a shape computed from Shape,
+ * Slice, Mul and Concat; the same nodes computing anything else refused. */
+static void test_torch2_recurrent(void) {
+    Onnx__ModelProto *m = corpus("valid_torch2_lstm.onnx");
+    if (m) imports("torch2 lstm", m, "\nnode_lstm__2 = lstm 2  # ");
+    if (m) onnx__model_proto__free_unpacked(m, NULL);
+    if (!(m = corpus("valid_torch2_gru_last.onnx"))) return;
+    Onnx__GraphProto *gp = m->graph;
+    imports("torch2 gru", m, "\nnode_gru__1 = gru 2 last=true  # ");
+    CHECK(gp->n_node == 20 && !strcmp(gp->node[15]->op_type, "Concat") &&
+          !strcmp(gp->node[12]->op_type, "Slice") && !strcmp(gp->node[3]->op_type, "Expand"));
+    if (gp->n_node != 20) {
+        onnx__model_proto__free_unpacked(m, NULL);
+        return;
+    }
+    char **c = gp->node[15]->input, *t = c[0]; /* [batch, T, H]: not the Squeeze */
+    c[0] = c[1], c[1] = t;
+    expect("shape order", m, "(Shape): a Shape is imported only in the shape arithmetic", NULL);
+    c[1] = c[0], c[0] = t;
+    char **sl = gp->node[12]->input, *s1 = sl[1], *s2 = sl[2]; /* dim 2 times dim 2 */
+    sl[1] = gp->node[11]->input[1], sl[2] = gp->node[11]->input[2];
+    expect("shape product", m, "(Shape): a Shape is imported only in the shape arithmetic",
+           NULL);
+    sl[1] = s1, sl[2] = s2;
+    char **ex = gp->node[3]->input, *zero = ex[0];
+    ex[0] = "fc.bias"; /* a state of other values than 0 */
+    expect("non-zero state", m, "node 'node_Shape_0' (Shape): a Shape is imported only", NULL);
+    ex[0] = zero;
+    imports("torch2 gru again", m, "gru 2 last=true");
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+
 /* A model whose graph holds a node whose attribute holds a graph ..., 100000
  * levels deep: refused before protobuf-c unpacks it recursively. */
 static void test_deep_nesting(void) {
@@ -513,6 +558,7 @@ int main(void) {
     test_hostile_attributes();
     test_hostile_sequence();
     test_newer_opsets();
+    test_torch2_recurrent();
     test_deep_nesting();
     test_args();
     unlink(path);

@@ -435,6 +435,15 @@ int imp_uses(importer *im, const char *value) {
 
 int imp_is_op(const importer *im, int k, const char *op) { return is_op(im, k, op); }
 
+int imp_transposes(importer *im, int k, int n, const int *perm) {
+    const Onnx__AttributeProto *p = is_op(im, k, "Transpose") ? imp_attr(node_at(im, k), "perm")
+                                                               : NULL;
+    if (!p || p->n_ints != (size_t)n) return 0;
+    for (int i = 0; i < n; i++)
+        if (p->ints[i] != perm[i]) return 0;
+    return 1;
+}
+
 const char *imp_output(importer *im, int k, size_t o) {
     const Onnx__NodeProto *nd = k >= 0 && (size_t)k < im->gp->n_node ? node_at(im, k) : NULL;
     return nd && o < nd->n_output ? imp_str(nd->output[o]) : "";

@@ -151,6 +151,8 @@ int imp_producer(importer *im, const char *value);
 int imp_uses(importer *im, const char *value);
 int imp_only_consumer(importer *im, const char *value);
 int imp_is_op(const importer *im, int k, const char *op);
+/* Node k is a Transpose by perm (n axes). */
+int imp_transposes(importer *im, int k, int n, const int *perm);
 /* The name of output o of node k; "" when there is no such node or output. */
 const char *imp_output(importer *im, int k, size_t o);
 /* The constant a value holds, an initializer's or a Constant node's; else NULL. */
@@ -184,6 +186,15 @@ nb_status imp_recurrent(importer *im, const Onnx__NodeProto *nd, int k);
 nb_status imp_embedding(importer *im, const Onnx__NodeProto *nd);
 nb_status imp_pos_embedding(importer *im, const Onnx__NodeProto *nd, imp_value *x,
                             const imp_const *table);
+
+/* The int64 vector value holds when it is computed from the shape of of
+ * (rank rank) by Shape, Slice, Concat, Mul, Reshape, Squeeze, Unsqueeze and
+ * Cast only (onnx_import_shape.c): its length (at most max), each entry in
+ * dims as the set of of's dimensions it multiplies (bit i: dimension i);
+ * the nodes that compute it are added to chain[*n] (once each, at most cap
+ * in all).  -1 (chain as it was) when value is not such a vector. */
+int imp_shape_of(importer *im, const char *value, const char *of, int rank, unsigned *dims,
+                 int max, int *chain, int *n, int cap);
 
 /* Attention as the export writes it, found at the Reshape that splits the
  * heads and translated at the out-projection (onnx_import_attention.c). */

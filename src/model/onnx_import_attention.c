@@ -36,14 +36,6 @@ static int next_is(importer *im, const char *value, const char *op, attn_match *
     return k;
 }
 
-static int perm_is(importer *im, int k, int n, const int *want) {
-    const Onnx__AttributeProto *p = k >= 0 ? imp_attr(node(im, k), "perm") : NULL;
-    if (!p || p->n_ints != (size_t)n) return 0;
-    for (int i = 0; i < n; i++)
-        if (p->ints[i] != want[i]) return 0;
-    return 1;
-}
-
 /* The int64 constant (initializer or Constant node) a value holds, or NULL. */
 static const imp_const *int_const(importer *im, const char *name) {
     const imp_const *c = imp_known_const(im, name);
@@ -92,7 +84,7 @@ static int causal_mask(const imp_const *c) {
 static const char *attention_weights(importer *im, int dh, attn_match *a) {
     int kt = next_is(im, a->k, "Transpose", a);
     int s = kt >= 0 ? next_is(im, imp_output(im, kt, 0), "MatMul", a) : -1;
-    if (s < 0 || !perm_is(im, kt, 4, (int[]){0, 1, 3, 2}) ||
+    if (s < 0 || !imp_transposes(im, kt, 4, (int[]){0, 1, 3, 2}) ||
         imp_only_consumer(im, a->q) != s || !same(imp_input_name(node(im, s), 0), a->q))
         return NULL;
     int sc = next_is(im, imp_output(im, s, 0), "Mul", a);
@@ -128,14 +120,14 @@ static int attention_core(importer *im, int r, attn_match *a) {
     int dh = (int)shape->i[4];
     a->parts[a->n_parts++] = r;
     int t = next_is(im, imp_output(im, r, 0), "Transpose", a);
-    if (t < 0 || !perm_is(im, t, 5, (int[]){2, 0, 3, 1, 4}) ||
+    if (t < 0 || !imp_transposes(im, t, 5, (int[]){2, 0, 3, 1, 4}) ||
         !gather_qkv(im, t + 1, imp_output(im, t, 0), a))
         return -1;
     const char *context = attention_weights(im, dh, a);
     int j = context ? next_is(im, context, "Transpose", a) : -1;
     int y = j >= 0 ? next_is(im, imp_output(im, j, 0), "Reshape", a) : -1;
     const imp_const *back = y >= 0 ? int_const(im, imp_input_name(node(im, y), 1)) : NULL;
-    if (!back || !perm_is(im, j, 4, (int[]){0, 2, 1, 3}) || back->count != 3 ||
+    if (!back || !imp_transposes(im, j, 4, (int[]){0, 2, 1, 3}) || back->count != 3 ||
         back->i[2] != (int64_t)a->heads * dh)
         return -1;
     return y;

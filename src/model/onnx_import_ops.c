@@ -369,8 +369,13 @@ static nb_status matmul(importer *im, const Onnx__NodeProto *nd, int k) {
     memcpy(dims, x->dims, sizeof dims);
     dims[ndim - 1] = w->dims[1];
     if ((s = imp_materialize(im, nd, x, &line)) != NB_OK) return s;
-    const char *out = b ? im->fused_x[k] : imp_out_name(nd);
-    imp_line *l = imp_add_line(im, nd, "dense", imp_param_hint(im, nd, 1), out, ndim, dims,
+    const char *out = b ? im->fused_x[k] : imp_out_name(nd), *wn = imp_input_name(nd, 1);
+    size_t nw = wn ? strlen(wn) : 0, nb = b ? strlen(im->fused_b[k]) : 0;
+    int by_bias = !(nw > 7 && !strcmp(wn + nw - 7, ".weight")) && nb > 5 &&
+                  !strcmp(im->fused_b[k] + nb - 5, ".bias"); /* "fc.bias" when "val_82" */
+    const char *hint = by_bias ? imp_strf(im, "%.*s", (int)(nb - 5), im->fused_b[k])
+                               : imp_param_hint(im, nd, 1);
+    imp_line *l = imp_add_line(im, nd, "dense", hint, out, ndim, dims,
                                "dense %d%s", w->dims[1], b ? "" : " bias=false");
     if (!l) return im->err;
     l->in[l->n_in++] = line;
@@ -828,6 +833,11 @@ nb_status imp_node(importer *im, int k) {
                         "attention, as nabla's export writes them (docs/onnx.md)");
     if (!strcmp(op, "RNN") || !strcmp(op, "LSTM") || !strcmp(op, "GRU"))
         return imp_recurrent(im, nd, k);
+    if (!strcmp(op, "Shape"))
+        return imp_fail(im, nd, "a Shape is imported only in the shape arithmetic PyTorch's "
+                        "exports write around a recurrent layer (a zero initial state, the "
+                        "Reshape that drops the direction axis), and this one is not part of "
+                        "it (docs/onnx.md)");
     char q[64];
     return imp_fail(im, nd, "op '%s' is not supported (docs/onnx.md lists the ops nabla "
                     "imports)", nb__quote(q, sizeof q, op, strlen(op), 40));

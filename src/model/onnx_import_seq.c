@@ -78,9 +78,7 @@ nb_status imp_pos_embedding(importer *im, const Onnx__NodeProto *nd, imp_value *
 
 /* Node k is a Transpose of a 3-D tensor by [1, 0, 2]. */
 static int swaps_batch_and_time(importer *im, int k) {
-    if (!imp_is_op(im, k, "Transpose")) return 0;
-    const Onnx__AttributeProto *a = imp_attr(im->gp->node[k], "perm");
-    return a && a->n_ints == 3 && a->ints[0] == 1 && a->ints[1] == 0 && a->ints[2] == 2;
+    return imp_transposes(im, k, 3, (int[]){1, 0, 2});
 }
 
 /* Input i of node k, when it is an integer initializer or Constant of one
@@ -102,7 +100,7 @@ static int picks_last_step(importer *im, int k) {
            a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT && (a->i == 1 || a->i == -2);
 }
 
-enum { MAX_CHAIN = 16 };
+enum { MAX_CHAIN = 32 };
 
 /* The nodes that compute the shape [1, batch, H] of a zero state from the
  * input's Shape (PyTorch's export of h0 = 0): Constant, Gather, Unsqueeze,
@@ -124,10 +122,31 @@ static int shape_chain(importer *im, const char *value, int *chain, int *n) {
     return 1;
 }
 
-/* Is value a zero initial state: ConstantOfShape of 0 (PyTorch's h0, c0)? */
+/* A float constant of zeros. */
+static int zeros(importer *im, const char *name) {
+    const imp_const *c = imp_known_const(im, name);
+    for (size_t k = 0; c && !c->is_int && k < c->count; k++)
+        if (c->f[k] != 0) return 0;
+    return c && !c->is_int;
+}
+
+/* Is value a zero initial state: ConstantOfShape of 0 (PyTorch's h0, c0), or
+ * Expand of a zero constant and a Slice of that (PyTorch 2's)? */
 static int zero_state(importer *im, const char *value, int *chain, int *n) {
     int p = value ? imp_producer(im, value) : -1;
-    if (!imp_is_op(im, p, "ConstantOfShape") || *n >= MAX_CHAIN) return 0;
+    const Onnx__NodeProto *nd = p >= 0 ? im->gp->node[p] : NULL;
+    if (*n >= MAX_CHAIN || !nd) return 0;
+    if (imp_is_op(im, p, "Slice") || imp_is_op(im, p, "Expand")) {
+        int slice = imp_is_op(im, p, "Slice");
+        for (size_t i = 1; slice && i < nd->n_input; i++)
+            if (nd->input[i][0] && !imp_known_const(im, nd->input[i])) return 0;
+        chain[(*n)++] = p;
+        return slice ? imp_uses(im, imp_input_name(nd, 0)) == 1 &&
+                           zero_state(im, imp_input_name(nd, 0), chain, n)
+                     : zeros(im, imp_input_name(nd, 0)) &&
+                           shape_chain(im, imp_input_name(nd, 1), chain, n);
+    }
+    if (!imp_is_op(im, p, "ConstantOfShape")) return 0;
     const Onnx__AttributeProto *a = imp_attr(im->gp->node[p], "value");
     const Onnx__TensorProto *t = a ? a->t : NULL;
     float v = 0;
@@ -136,6 +155,32 @@ static int zero_state(importer *im, const char *value, int *chain, int *n) {
     else if (t) return 0;
     chain[(*n)++] = p;
     return v == 0 && shape_chain(im, imp_input_name(im->gp->node[p], 0), chain, n);
+}
+
+/* Transpose [0, 2, 1, 3] (node t) of Y [T, 1, batch, H] and a Reshape to
+ * [T, batch, H] computed from its shape (PyTorch 2's export of the Squeeze):
+ * the Reshape, its shape's nodes added to chain; else -1. */
+static int drops_direction(importer *im, int t, int *chain, int *n) {
+    const char *v = imp_output(im, t, 0);
+    int r = -1, before = *n, shapes = 0;
+    if (!imp_transposes(im, t, 4, (int[]){0, 2, 1, 3})) return -1;
+    for (int k = 0; k < (int)im->gp->n_node; k++) {
+        const char *x = imp_input_name(im->gp->node[k], 0);
+        if (!im->needed[k] || !imp_is_op(im, k, "Reshape") || !x || strcmp(x, v)) continue;
+        if (r >= 0) return -1;
+        r = k;
+    }
+    unsigned d[3];
+    if (r < 0 || imp_shape_of(im, imp_input_name(im->gp->node[r], 1), v, 4, d, 3, chain, n,
+                              MAX_CHAIN) != 3)
+        return -1;
+    for (int i = before; i < *n; i++) shapes += imp_is_op(im, chain[i], "Shape");
+    if (d[0] != 1u << 0 || d[1] != 1u << 1 || (d[2] != 1u << 3 && d[2] != (3u << 2)) ||
+        imp_uses(im, v) != 1 + shapes) {
+        *n = before;
+        return -1;
+    }
+    return r;
 }
 
 /* Transpose [1, 0, 2] -> node k -> Squeeze(axis 1) of Y -> Transpose [1, 0, 2]
@@ -149,15 +194,17 @@ void imp_match_recurrent(importer *im, int k) {
     if (imp_uses(im, x) != 1 || !swaps_batch_and_time(im, t)) return;
     int last = imp_uses(im, y) == 0 && imp_uses(im, yh) == 1;
     if (!last && !(imp_uses(im, y) == 1 && imp_uses(im, yh) == 0)) return;
-    int sq = imp_only_consumer(im, last ? yh : y), back = -1, pick = -1;
-    if (!squeezes(im, sq, last ? 0 : 1)) return;
+    int sq = imp_only_consumer(im, last ? yh : y), back = -1, pick = -1, merged = -1;
+    int chain[MAX_CHAIN], n = 0;
+    if (!squeezes(im, sq, last ? 0 : 1) && (last || (merged = drops_direction(im, sq, chain,
+                                                                              &n)) < 0))
+        return;
     if (!last) {
-        back = imp_only_consumer(im, imp_output(im, sq, 0));
+        back = imp_only_consumer(im, imp_output(im, merged >= 0 ? merged : sq, 0));
         if (!swaps_batch_and_time(im, back)) return;
         pick = imp_only_consumer(im, imp_output(im, back, 0));
         if (!picks_last_step(im, pick)) pick = -1;
     }
-    int chain[MAX_CHAIN], n = 0;
     const Onnx__NodeProto *nd = im->gp->node[k];
     for (int i = 5; i < 7; i++) { /* initial_h, initial_c (the LSTM's may be h's value) */
         const char *h0 = imp_input_name(nd, i);
@@ -169,6 +216,7 @@ void imp_match_recurrent(importer *im, int k) {
     im->fused[t] = im->fused[sq] = FUSE_SKIP;
     if (back >= 0) im->fused[back] = FUSE_SKIP;
     if (pick >= 0) im->fused[pick] = FUSE_SKIP;
+    if (merged >= 0) im->fused[merged] = FUSE_SKIP;
     im->fused[k] = FUSE_RECURRENT;
     im->fused_x[k] = imp_input_name(im->gp->node[t], 0);
     im->fused_b[k] = imp_output(im, pick >= 0 ? pick : last ? sq : back, 0);
