@@ -13,18 +13,9 @@
 #include <unistd.h>
 
 #ifdef NB_HAVE_ONNX
-#include "onnx.pb-c.h"
+#include "onnx_read.h"
 
 static char path[64];
-
-static Onnx__ModelProto *read_back(void) {
-    size_t len = 0;
-    unsigned char *buf = test_read_file(path, &len);
-    if (!buf) return NULL;
-    Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
-    free(buf);
-    return m;
-}
 
 /* Initialise g's parameters from seed, export x -> y and read the file back. */
 static Onnx__ModelProto *init_and_export(nb_graph *g, nb_node x, nb_node y, unsigned seed) {
@@ -32,7 +23,7 @@ static Onnx__ModelProto *init_and_export(nb_graph *g, nb_node x, nb_node y, unsi
     nb_rng_seed(&r, seed);
     CHECK_OK(nb_graph_init(g, &r));
     CHECK_OK(nb_export_onnx(g, x, y, path, NULL, 0));
-    return read_back();
+    return test_read_onnx(path);
 }
 
 static const Onnx__TensorProto *find_init(const Onnx__GraphProto *gp, const char *name) {
@@ -80,7 +71,7 @@ static void test_mlp(void) {
     CHECK_OK(nb_graph_init(g, &r));
     nb_kv meta[] = {{"class_names", "a,b,c"}, {"scale", "255"}};
     CHECK_OK(nb_export_onnx(g, x, y, path, meta, 2));
-    Onnx__ModelProto *m = read_back();
+    Onnx__ModelProto *m = test_read_onnx(path);
     CHECK(m != NULL);
     if (!m) return;
     CHECK(m->ir_version == 8 && m->n_opset_import == 1 && m->opset_import[0]->version == 17);
@@ -162,7 +153,7 @@ static void test_cnn(void) {
     onnx__model_proto__free_unpacked(m, NULL);
     /* the other branch: GlobalAveragePool then Flatten to nabla's [batch, C] */
     CHECK_OK(nb_export_onnx(g, x, z, path, NULL, 0));
-    m = read_back();
+    m = test_read_onnx(path);
     CHECK(m && m->graph->n_node == 6 &&
           !strcmp(m->graph->node[4]->op_type, "GlobalAveragePool") &&
           !strcmp(m->graph->node[5]->op_type, "Flatten"));
@@ -180,7 +171,7 @@ static void test_ceil_mode(void) {
     CHECK_OK(nb_node_shape(g, y, &ndim, dims));
     CHECK(dims[2] == 2 && dims[3] == 3);
     CHECK_OK(nb_export_onnx(g, x, y, path, NULL, 0));
-    Onnx__ModelProto *m = read_back();
+    Onnx__ModelProto *m = test_read_onnx(path);
     CHECK(m && m->graph->n_node == 1);
     if (m && m->graph->n_node == 1) {
         const Onnx__AttributeProto *a = find_attr(m->graph->node[0], "ceil_mode");
@@ -225,7 +216,7 @@ static void test_gelu_tanh_hardswish(void) {
     nb_node x = nb_input(g, "x", 1, (int[]){4});
     nb_node y = nb_hardswish(g, nb_gelu(g, x, 1));
     CHECK_OK(nb_export_onnx(g, x, y, path, NULL, 0));
-    Onnx__ModelProto *m = read_back();
+    Onnx__ModelProto *m = test_read_onnx(path);
     const char *want[] = {"Mul", "Mul", "Mul", "Add", "Mul", "Tanh", "Add", "Mul", "Mul",
                           "HardSwish"};
     CHECK(m && m->graph->n_node == 10);
@@ -381,7 +372,7 @@ static void test_attention(void) {
         onnx__model_proto__free_unpacked(m, NULL);
     }
     CHECK_OK(nb_export_onnx(g, nb_find(g, "ids"), e, path, NULL, 0));
-    m = read_back();
+    m = test_read_onnx(path);
     CHECK(m && m->graph->n_node == 3 && !strcmp(m->graph->node[1]->op_type, "Cast") &&
           find_attr(m->graph->node[1], "to")->i == 7 &&
           m->graph->input[0]->type->tensor_type->elem_type == 1);

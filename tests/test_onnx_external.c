@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #ifdef NB_HAVE_ONNX
-#include "onnx.pb-c.h"
+#include "onnx_read.h"
 
 enum { BATCH = 3, IN = 6 };
 static char dir[64], model_path[96], data_path[96];
@@ -82,12 +82,7 @@ static void write_external(Onnx__ModelProto *m, const char *location) {
 /* The exported model, unpacked. */
 static Onnx__ModelProto *exported(nb_graph *g, nb_node x, nb_node y) {
     CHECK_OK(nb_export_onnx(g, x, y, model_path, NULL, 0));
-    size_t len = 0;
-    unsigned char *buf = test_read_file(model_path, &len);
-    Onnx__ModelProto *m = buf ? onnx__model_proto__unpack(NULL, len, buf) : NULL;
-    free(buf);
-    CHECK(m != NULL);
-    return m;
+    return test_read_onnx(model_path);
 }
 
 static void test_round_trip(void) {

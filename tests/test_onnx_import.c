@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #ifdef NB_HAVE_ONNX
-#include "onnx.pb-c.h"
+#include "onnx_read.h"
 
 enum { BATCH = 5 };
 static char path[64];
@@ -148,12 +148,7 @@ static Onnx__ModelProto *base(int kind) {
     CHECK_OK(nb_graph_init(g, &r));
     CHECK_OK(nb_export_onnx(g, x, y, path, NULL, 0));
     nb_graph_free(g);
-    size_t len = 0;
-    unsigned char *buf = test_read_file(path, &len);
-    Onnx__ModelProto *m = buf ? onnx__model_proto__unpack(NULL, len, buf) : NULL;
-    free(buf);
-    CHECK(m != NULL);
-    return m;
+    return test_read_onnx(path);
 }
 
 /* Import the bytes: NB_ERR_FORMAT with a message holding want and want2. */
@@ -471,13 +466,8 @@ static void test_newer_opsets(void) {
 /* tests/corpus/onnx/<name>, unpacked. */
 static Onnx__ModelProto *corpus(const char *name) {
     char rel[128];
-    size_t len = 0;
     snprintf(rel, sizeof rel, "tests/corpus/onnx/%s", name);
-    unsigned char *buf = test_read_file(test_source_path(rel), &len);
-    Onnx__ModelProto *m = buf ? onnx__model_proto__unpack(NULL, len, buf) : NULL;
-    free(buf);
-    CHECKF(m != NULL, "%s", rel);
-    return m;
+    return test_read_onnx(test_source_path(rel));
 }
 
 /* PyTorch 2's exports of recurrent layers: zero states from Expand and Slice,
