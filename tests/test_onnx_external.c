@@ -157,7 +157,9 @@ static void no_location(Onnx__ModelProto *m) {
     e->key = strdup("place");
 }
 static void no_length(Onnx__ModelProto *m) { /* then the rest of the file: too much */
-    m->graph->initializer[0]->n_external_data = 2;
+    Onnx__TensorProto *t = m->graph->initializer[0];
+    onnx__string_string_entry_proto__free_unpacked(t->external_data[2], NULL);
+    t->n_external_data = 2;
 }
 static void also_raw(Onnx__ModelProto *m) {
     Onnx__TensorProto *t = m->graph->initializer[0];
