@@ -473,6 +473,43 @@ static void test_cross_entropy_rows(void) {
     nb_graph_free(g);
 }
 
+/* More classes than a block of the op's exponentials holds (5000 > 4096),
+ * a row with one confident class (p near 1: the expm1 path) and one row
+ * ignored: the loss and every gradient against the definition. */
+static void test_cross_entropy_wide(void) {
+    enum { ROWS = 4, C = 5000 };
+    nb_graph *g = nb_graph_new();
+    int c = C;
+    nb_node x = nb_input(g, "x", 1, &c), t = nb_input(g, "t", 0, NULL);
+    nb_node l = nb_cross_entropy(g, x, t, 0.1);
+    CHECK_OK(nb_requires_grad(g, x, 1));
+    CHECK_OK(nb_graph_set_batch(g, ROWS));
+    nb_real *xv = nb_value(g, x), *tv = nb_value(g, t);
+    for (int k = 0; k < ROWS * C; k++) xv[k] = (nb_real)((k * 7919 % 1000) / 250.0 - 2);
+    xv[1 * C + 4321] = 30; /* row 1: p of class 4321 near 1 */
+    tv[0] = 4999, tv[1] = 4321, tv[2] = -100, tv[3] = 17;
+    CHECK_OK(nb_forward(g, l));
+    CHECK_OK(nb_backward(g, l));
+    double want = 0, worst = 0;
+    for (int r = 0; r < ROWS; r++) {
+        if (r == 2) continue;
+        double m = -INFINITY, sum = 0, sum_logp = 0;
+        for (int j = 0; j < C; j++) m = fmax(m, xv[r * C + j]);
+        for (int j = 0; j < C; j++) sum += exp(xv[r * C + j] - m);
+        for (int j = 0; j < C; j++) {
+            double lp = xv[r * C + j] - m - log(sum), q = 0.1 / C + (j == (int)tv[r]) * 0.9;
+            sum_logp += lp;
+            worst = fmax(worst, fabs(nb_grad(g, x)[r * C + j] - (exp(lp) - q) / 3));
+        }
+        want += -0.9 * (xv[r * C + (int)tv[r]] - m - log(sum)) - 0.1 / C * sum_logp;
+    }
+    CHECK_CLOSE(nb_value(g, l)[0], want / 3, 1e-12, 1e-12);
+    CHECKF(worst <= 1e-15, "gradient off by %g", worst);
+    for (int j = 0; j < C; j++) worst = fmax(worst, fabs(nb_grad(g, x)[2 * C + j]));
+    CHECKF(worst <= 1e-15, "the ignored row has a gradient %g", worst);
+    nb_graph_free(g);
+}
+
 static void test_bce(void) {
     /* values: x = 0 gives ln 2 for any target; large |x| stays finite */
     nb_graph *g = nb_graph_new();
@@ -517,6 +554,7 @@ int main(void) {
     test_cross_entropy_values();
     test_cross_entropy_grad();
     test_cross_entropy_rows();
+    test_cross_entropy_wide();
     test_bce();
     TEST_END();
 }

@@ -2,10 +2,13 @@
  * with a private weight gradient per part) and pooling must give the same
  * result on 2 threads as on 1 — bit for bit where each value is computed the
  * same way, and to rounding for the weight gradient, whose per-part sums are
- * added in a different grouping. */
+ * added in a different grouping.  Then a transformer block (layer norm and
+ * attention split by rows and heads, cross-entropy by chunks of rows) at a
+ * size that splits. */
 #include "nabla.h"
 #include "test.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -82,6 +85,52 @@ static void compare(const char *what, act_fn act, const nb_real *x, int B) {
     free_run(&two);
 }
 
+/* The loss and every parameter's gradient of a small transformer block on
+ * fixed token windows, at the given thread count. */
+static nb_real *transformer_grads(int threads, size_t *n) {
+    static const char *text = "input 16 tokens=27\ntok = embedding 32\nx0 = pos_embedding\n"
+                              "ln = layernorm\nattn = attention 4 causal=true\nx1 = add @x0\n"
+                              "lnf = layernorm\nhead = dense 27\nloss cross_entropy\n";
+    enum { B = 64, T = 16 };
+    nb_model m;
+    CHECK_OK(nb_set_threads(threads));
+    CHECK_OK(nb_model_parse(text, "block", &m));
+    nb_rng rng;
+    nb_rng_seed(&rng, 3);
+    CHECK_OK(nb_graph_init(m.graph, &rng));
+    nb_real ids[B * T], next[B * T];
+    for (int k = 0; k < B * T; k++) ids[k] = (nb_real)(k * 7 % 27), next[k] = (nb_real)(k * 5 % 27);
+    CHECK_OK(nb_set_input(m.graph, m.input, ids, B));
+    CHECK_OK(nb_set_input(m.graph, m.target, next, B));
+    nb_zero_grad(m.graph);
+    CHECK_OK(nb_forward(m.graph, m.loss));
+    CHECK_OK(nb_backward(m.graph, m.loss));
+    *n = 1;
+    for (int i = 0; i < nb_param_tensor_count(m.graph); i++)
+        *n += nb_node_numel(m.graph, nb_param_tensor(m.graph, i));
+    nb_real *all = malloc(*n * sizeof *all), *at = all + 1;
+    all[0] = nb_value(m.graph, m.loss)[0];
+    for (int i = 0; i < nb_param_tensor_count(m.graph); i++) {
+        nb_node p = nb_param_tensor(m.graph, i);
+        memcpy(at, nb_grad(m.graph, p), nb_node_numel(m.graph, p) * sizeof *at);
+        at += nb_node_numel(m.graph, p);
+    }
+    nb_model_free(&m);
+    return all;
+}
+
+static void compare_transformer(void) {
+    size_t n1, n2;
+    nb_real *one = transformer_grads(1, &n1), *two = transformer_grads(2, &n2);
+    double worst = 0;
+    for (size_t k = 0; n1 == n2 && k < n1; k++)
+        worst = fmax(worst, fabs((double)one[k] - (double)two[k]) / (fabs((double)one[k]) + 1e-3));
+    CHECKF(n1 == n2 && worst <= 1e-5, "transformer block: loss or gradients differ by %g "
+           "(relative) between 1 and 2 threads", worst);
+    free(one);
+    free(two);
+}
+
 int main(void) {
     const int B = 40; /* 40*16*30*30 = 576000 activations: several slices and chunks */
     nb_real *x = malloc((size_t)B * 3 * 30 * 30 * sizeof *x);
@@ -90,6 +139,7 @@ int main(void) {
     compare("relu", nb_relu, x, B);
     compare("sigmoid", nb_sigmoid, x, B);
     compare("tanh", nb_tanh, x, B);
+    compare_transformer();
 
     /* A child forked after the pool has run has none of its workers: its
      * parallel regions must still finish, with the same result. */

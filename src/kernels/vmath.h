@@ -124,6 +124,31 @@ NB_VMATH float nb__erff(float x) {
     return nb__select_f32(x == x, copysignf(nb__select_f32(a < 0.875f, small, big), x), x);
 }
 
+/* The sum of x[0..n) (of a[k] b[k] for the dot product) in eight partial
+ * sums, added up in a fixed order: a running sum is a chain of dependent
+ * additions, while eight keep the vector adders busy; the bits do not
+ * depend on the vector width.  For short rows (softmax, attention). */
+#define NB__SUM8(part) \
+    (((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7])))
+
+NB_VMATH nb_real nb_vsum(const nb_real *x, int n) {
+    nb_real part[8] = {0}, rest = 0;
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int q = 0; q < 8; q++) part[q] += x[j + q];
+    for (; j < n; j++) rest += x[j];
+    return rest + NB__SUM8(part);
+}
+
+NB_VMATH nb_real nb_vdot(const nb_real *a, const nb_real *b, int n) {
+    nb_real part[8] = {0}, rest = 0;
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int q = 0; q < 8; q++) part[q] += a[j + q] * b[j + q];
+    for (; j < n; j++) rest += a[j] * b[j];
+    return rest + NB__SUM8(part);
+}
+
 /* For nb_real: these in the float build, libm in the double build (whose
  * results the gradient checks compare with). */
 #ifdef NB_REAL_DOUBLE

@@ -22,6 +22,7 @@
 #include "../kernels/parallel.h"
 #include "../kernels/vmath.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -82,19 +83,20 @@ static void run_parts(attn_job *j, void (*fn)(void *, int)) {
     else nb__parallel(j->parts, fn, j);
 }
 
-/* Row i of the scores in place: masked (causal) softmax.  The exponentials
- * are one vectorised loop, their sum another, in order. */
-NB_VECTOR_LOOP static void softmax_row(nb_real *row, int T, int i, int causal) {
-    int valid = causal ? i + 1 : T;
-    nb_real m = row[0];
-    for (int j = 1; j < valid; j++)
-        if (row[j] > m) m = row[j];
-    for (int j = 0; j < valid; j++) row[j] = nb_vexp(row[j] - m);
-    nb_real sum = 0;
-    for (int j = 0; j < valid; j++) sum += row[j];
-    nb_real inv = R(1) / sum; /* sum >= 1: the maximum contributes exp(0) */
-    for (int j = 0; j < valid; j++) row[j] *= inv;
-    for (int j = valid; j < T; j++) row[j] = 0;
+/* The T x T scores in place, row by row: masked (causal) softmax.  Every
+ * loop runs over the whole row, the masked entries as -inf (whose exp is
+ * 0), so that each is one fixed-length vectorised loop. */
+NB_VECTOR_LOOP static void softmax_rows(nb_real *P, int T, int causal) {
+    for (int i = 0; i < T; i++) {
+        nb_real *row = P + (size_t)i * T, m = row[0];
+        int valid = causal ? i + 1 : T, j = 1;
+        for (; j < valid; j++)
+            if (row[j] > m) m = row[j];
+        for (j = valid; j < T; j++) row[j] = -INFINITY;
+        for (j = 0; j < T; j++) row[j] = nb_vexp(row[j] - m);
+        nb_real inv = R(1) / nb_vsum(row, T); /* >= 1: the maximum contributes exp(0) */
+        for (j = 0; j < T; j++) row[j] *= inv;
+    }
 }
 
 static void forward_part(void *ctx, int part) {
@@ -112,7 +114,7 @@ static void forward_part(void *ctx, int part) {
         nb_real *P = j->n->scratch + pair * tt;
         nb_real *out = j->n->val + (size_t)b * s.T * s.D + h * s.dh;
         nb_gemm(0, 1, s.T, s.T, s.dh, scale, q, ld, k, ld, R(0), P, s.T);
-        for (int i = 0; i < s.T; i++) softmax_row(P + (size_t)i * s.T, s.T, i, causal);
+        softmax_rows(P, s.T, causal);
         nb_gemm(0, 0, s.T, s.dh, s.T, R(1), P, s.T, v, ld, R(0), out, s.D);
     }
 }
@@ -123,12 +125,10 @@ static void attn_forward(nb_graph *g, nb_node_t *n) {
 }
 
 /* dP becomes dS = P * (dP - rowsum(dP * P)), row by row. */
-static void softmax_grad(nb_real *dP, const nb_real *P, int T) {
+NB_VECTOR_LOOP static void softmax_grad(nb_real *dP, const nb_real *P, int T) {
     for (int i = 0; i < T; i++) {
         nb_real *d = dP + (size_t)i * T;
-        const nb_real *p = P + (size_t)i * T;
-        nb_real dot = 0;
-        for (int j = 0; j < T; j++) dot += d[j] * p[j];
+        const nb_real *p = P + (size_t)i * T, dot = nb_vdot(d, p, T);
         for (int j = 0; j < T; j++) d[j] = p[j] * (d[j] - dot);
     }
 }
