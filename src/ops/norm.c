@@ -538,8 +538,8 @@ static size_t ln_scratch(const nb_graph *g, const nb_node_t *n) {
 
 /* The rows run in parallel parts (each row's values depend on that row
  * only); sums in double with eight partial sums, as for batch norm, so that
- * the loops vectorise.  The backward runs on one thread: the affine
- * parameters' gradients add the rows up in row order. */
+ * the loops vectorise.  The affine parameters' gradients add the rows up in
+ * row order, on one thread. */
 enum { LN_PART_MIN = 1 << 13 }; /* values per part at least */
 
 typedef struct ln_job {
@@ -602,45 +602,67 @@ static void ln_forward(nb_graph *g, nb_node_t *n) {
     else ln_forward_part(&j, 0);
 }
 
-/* Row r's input gradient: (g' - mean g' - x-hat mean(g' x-hat)) invstd, g' = g w. */
+/* Row r's input gradient: (g' - mean g' - x-hat mean(g' x-hat)) invstd, g' = g w
+ * (affine, a constant where it is inlined: no test of w in the loops). */
 NB_LOOP_BODY void ln_row_grad(const nb_real *xr, const nb_real *gr, const nb_real *w, size_t D,
-                              nb_real m, nb_real is, nb_real *dx) {
+                              nb_real m, nb_real is, nb_real *dx, const int affine) {
     double p1[8] = {0}, p2[8] = {0}, s1 = 0, s2 = 0;
     size_t k = 0;
     for (; k + 8 <= D; k += 8)
         for (int q = 0; q < 8; q++) {
-            nb_real gw = w ? gr[k + q] * w[k + q] : gr[k + q];
+            nb_real gw = affine ? gr[k + q] * w[k + q] : gr[k + q];
             p1[q] += (double)gw;
             p2[q] += (double)(gw * ((xr[k + q] - m) * is));
         }
     for (; k < D; k++) {
-        nb_real gw = w ? gr[k] * w[k] : gr[k];
+        nb_real gw = affine ? gr[k] * w[k] : gr[k];
         s1 += (double)gw;
         s2 += (double)(gw * ((xr[k] - m) * is));
     }
     const nb_real mean_g = (nb_real)((s1 + sum8(p1)) / (double)D);
     const nb_real mean_gx = (nb_real)((s2 + sum8(p2)) / (double)D);
     for (k = 0; k < D; k++) {
-        nb_real gw = w ? gr[k] * w[k] : gr[k];
+        nb_real gw = affine ? gr[k] * w[k] : gr[k];
         dx[k] += (gw - mean_g - (xr[k] - m) * is * mean_gx) * is;
     }
 }
 
-NB_VECTOR_LOOP static void ln_backward(nb_graph *g, nb_node_t *n) {
-    ln_job j = ln_job_of(g, n);
-    nb_node_t *x = nb__in(g, n, 0);
-    const size_t D = j.D;
-    nb_real *dw = j.w ? nb__in(g, n, 1)->grad : NULL, *db = j.w ? nb__in(g, n, 2)->grad : NULL;
-    const nb_real *mean = n->scratch, *invstd = n->scratch + j.rows;
-    for (size_t r = 0; r < j.rows; r++) {
-        const nb_real *xr = x->val + r * D, *gr = n->grad + r * D;
+/* The input gradient of a part's rows. */
+NB_VECTOR_LOOP static void ln_backward_part(void *ctx, int part) {
+    const ln_job *j = ctx;
+    const size_t D = j->D;
+    const nb_real *mean = j->n->scratch, *invstd = j->n->scratch + j->rows;
+    size_t r0, r1;
+    nb__part_range(j->rows, part, j->parts, 1, &r0, &r1);
+    for (size_t r = r0; r < r1; r++) {
+        const nb_real *xr = j->x->val + r * D, *gr = j->n->grad + r * D;
+        nb_real *dx = j->x->grad + r * D;
+        if (j->w) ln_row_grad(xr, gr, j->w, D, mean[r], invstd[r], dx, 1);
+        else ln_row_grad(xr, gr, NULL, D, mean[r], invstd[r], dx, 0);
+    }
+}
+
+/* The affine parameters' gradients, row after row. */
+NB_VECTOR_LOOP static void ln_param_grads(const ln_job *j, nb_real *dw, nb_real *db) {
+    const size_t D = j->D;
+    const nb_real *mean = j->n->scratch, *invstd = j->n->scratch + j->rows;
+    for (size_t r = 0; r < j->rows; r++) {
+        const nb_real *xr = j->x->val + r * D, *gr = j->n->grad + r * D;
         const nb_real m = mean[r], is = invstd[r];
         if (dw)
             for (size_t k = 0; k < D; k++) dw[k] += gr[k] * ((xr[k] - m) * is);
         if (db)
             for (size_t k = 0; k < D; k++) db[k] += gr[k];
-        if (x->grad) ln_row_grad(xr, gr, j.w, D, m, is, x->grad + r * D);
     }
+}
+
+static void ln_backward(nb_graph *g, nb_node_t *n) {
+    ln_job j = ln_job_of(g, n);
+    nb_real *dw = j.w ? nb__in(g, n, 1)->grad : NULL, *db = j.w ? nb__in(g, n, 2)->grad : NULL;
+    if (dw || db) ln_param_grads(&j, dw, db);
+    if (!j.x->grad) return;
+    if (j.parts > 1) nb__parallel(j.parts, ln_backward_part, &j);
+    else ln_backward_part(&j, 0);
 }
 
 static const nb_op op_layer_norm = {
