@@ -138,8 +138,8 @@ static int zero_state(importer *im, const char *value, int *chain, int *n) {
     if (*n >= MAX_CHAIN || !nd) return 0;
     if (imp_is_op(im, p, "Slice") || imp_is_op(im, p, "Expand")) {
         int slice = imp_is_op(im, p, "Slice");
-        for (size_t i = 1; slice && i < nd->n_input; i++)
-            if (nd->input[i][0] && !imp_known_const(im, nd->input[i])) return 0;
+        for (int i = 1; slice && i < (int)nd->n_input; i++)
+            if (imp_input_name(nd, i) && !imp_known_const(im, imp_input_name(nd, i))) return 0;
         chain[(*n)++] = p;
         return slice ? imp_uses(im, imp_input_name(nd, 0)) == 1 &&
                            zero_state(im, imp_input_name(nd, 0), chain, n)
