@@ -425,18 +425,25 @@ static void test_cross_entropy_grad(void) {
         }
 }
 
+/* A graph of cross-entropy (label smoothing 0.1) over rows of C logits x
+ * with class-index targets t, for a batch of `rows`. */
+static nb_graph *ce_graph(int rows, int C, nb_node *x, nb_node *t, nb_node *l) {
+    nb_graph *g = nb_graph_new();
+    *x = nb_input(g, "x", 1, &C), *t = nb_input(g, "t", 0, NULL);
+    *l = nb_cross_entropy(g, *x, *t, 0.1);
+    CHECK_OK(nb_requires_grad(g, *x, 1));
+    CHECK_OK(nb_graph_set_batch(g, rows));
+    return g;
+}
+
 /* Many rows (300 samples of 7 classes, 100 of them ignored): rows run in
  * chunks in parallel, so the loss must be the same on 1 and 2 threads, bit
  * for bit, and the definition's mean; the gradient too; and of two labels
  * that are not class indices, the first (row 250) is the one reported. */
 static void test_cross_entropy_rows(void) {
     enum { ROWS = 300, C = 7 };
-    nb_graph *g = nb_graph_new();
-    int c = C;
-    nb_node x = nb_input(g, "x", 1, &c), t = nb_input(g, "t", 0, NULL);
-    nb_node l = nb_cross_entropy(g, x, t, 0.1);
-    CHECK_OK(nb_requires_grad(g, x, 1));
-    CHECK_OK(nb_graph_set_batch(g, ROWS));
+    nb_node x, t, l;
+    nb_graph *g = ce_graph(ROWS, C, &x, &t, &l);
     nb_rng r;
     nb_rng_seed(&r, 17);
     nb_real *xv = nb_value(g, x), *tv = nb_value(g, t);
@@ -478,12 +485,8 @@ static void test_cross_entropy_rows(void) {
  * ignored: the loss and every gradient against the definition. */
 static void test_cross_entropy_wide(void) {
     enum { ROWS = 4, C = 5000 };
-    nb_graph *g = nb_graph_new();
-    int c = C;
-    nb_node x = nb_input(g, "x", 1, &c), t = nb_input(g, "t", 0, NULL);
-    nb_node l = nb_cross_entropy(g, x, t, 0.1);
-    CHECK_OK(nb_requires_grad(g, x, 1));
-    CHECK_OK(nb_graph_set_batch(g, ROWS));
+    nb_node x, t, l;
+    nb_graph *g = ce_graph(ROWS, C, &x, &t, &l);
     nb_real *xv = nb_value(g, x), *tv = nb_value(g, t);
     for (int k = 0; k < ROWS * C; k++) xv[k] = (nb_real)((k * 7919 % 1000) / 250.0 - 2);
     xv[1 * C + 4321] = 30; /* row 1: p of class 4321 near 1 */
