@@ -1055,8 +1055,8 @@ static int nesting_ok(const uint8_t *p, const uint8_t *end, const ProtobufCMessa
 
 /* The model message of bytes, its nesting checked first, in im->m. */
 static nb_status unpack(importer *im, const void *bytes, size_t size) {
-    const uint8_t *end = (const uint8_t *)bytes + size;
-    if (size && !nesting_ok(bytes, end, &onnx__model_proto__descriptor, 0))
+    if (size && !nesting_ok(bytes, (const uint8_t *)bytes + size,
+                            &onnx__model_proto__descriptor, 0))
         return nb_err(NB_ERR_FORMAT, "%s: not an ONNX model: messages nested more than %d deep",
                       im->label, MAX_DEPTH);
     im->m = onnx__model_proto__unpack(NULL, size, bytes);
