@@ -2,9 +2,9 @@
  * another file, named by its external_data entries "location" (relative to
  * the model file's directory), "offset" and "length", as torch.onnx.export
  * of PyTorch 2.x writes every large tensor by default.  The file must be a
- * regular file under that directory (no absolute path, no "..", not a
- * symbolic link), and hold the tensor's bytes exactly. */
-#define _POSIX_C_SOURCE 200809L /* pread, O_NOFOLLOW, O_CLOEXEC */
+ * regular file under that directory (no absolute path, no "..", no symbolic
+ * link on the way), and hold the tensor's bytes exactly. */
+#define _POSIX_C_SOURCE 200809L /* pread, openat, O_NOFOLLOW, O_DIRECTORY, O_CLOEXEC */
 #include "../core/internal.h"
 
 #ifdef NB_HAVE_ONNX
@@ -66,6 +66,32 @@ static nb_status entries(importer *im, const Onnx__TensorProto *t, const char *w
     return NB_OK;
 }
 
+/* loc opened from dir one component at a time, none of them followed if it
+ * is a symbolic link (a link anywhere on the way is ELOOP). */
+static int open_beneath(const char *dir, const char *loc) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    char part[MAX_LOCATION + 1];
+    for (const char *p = loc; fd >= 0 && *p;) {
+        size_t n = strcspn(p, "/");
+        int last = !p[n] || !p[n + strspn(p + n, "/")];
+        memcpy(part, p, n);
+        part[n] = '\0';
+        p += n + strspn(p + n, "/");
+        if (!n) continue;
+        int next = openat(fd, part, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+                                        (last ? O_NONBLOCK : O_DIRECTORY));
+        int e = errno;
+        struct stat st; /* a link to a directory fails as "not a directory" */
+        if (next < 0 && e == ENOTDIR && fstatat(fd, part, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISLNK(st.st_mode))
+            e = ELOOP;
+        close(fd);
+        errno = e;
+        fd = next;
+    }
+    return fd;
+}
+
 static nb_status read_at(importer *im, const char *what, int fd, const char *path,
                          int64_t offset, size_t n, uint8_t *out) {
     for (size_t done = 0; done < n;) {
@@ -92,7 +118,7 @@ nb_status imp_external_data(importer *im, const Onnx__TensorProto *t, const char
                         imp_q(im, loc));
     const char *path = imp_strf(im, "%s/%s", im->dir, loc);
     if (!path) return im->err;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    int fd = open_beneath(im->dir, loc);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         int e = fd < 0 ? errno : 0;
