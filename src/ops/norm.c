@@ -82,9 +82,9 @@ static size_t bn_scratch(const nb_graph *g, const nb_node_t *n) {
 
 /* The per-channel loops run in parallel over ranges of channels.  Each
  * channel is computed by one thread, in one order, so the bits do not depend
- * on the thread count.  Sums run in double with eight partial sums (one
- * running sum is a chain of dependent additions; eight keep the vector
- * adders busy), and the loops are compiled for each vector width. */
+ * on the thread count.  Sums run in double with BN_LANES partial sums (one
+ * running sum is a chain of dependent additions; 32 keep the vector adders
+ * busy), and the loops are compiled for each vector width. */
 enum { BN_PART_MIN = 1 << 14 }; /* values per part at least */
 
 /* What a part does with its channels: the forward's statistics (the batch's,
@@ -135,14 +135,24 @@ static void bn_run(bn_job *j, void (*part)(void *, int)) {
 
 NB_LOOP_BODY double sum8(const double p[8]) { return NB__SUM8(p); }
 
+/* A channel's sums run in BN_LANES partial sums: four independent vectors of
+ * eight doubles (one would be a chain of dependent additions, four cycles
+ * each), added up in a fixed order, so the bits do not depend on the vector
+ * width. */
+enum { BN_LANES = 32 };
+
+NB_LOOP_BODY double sum_lanes(const double p[BN_LANES]) {
+    return (sum8(p) + sum8(p + 8)) + (sum8(p + 16) + sum8(p + 24));
+}
+
 /* The sum over channel c of x - shift, or of (x - shift)^2 when square. */
 NB_LOOP_BODY double channel_sum(const bn_job *j, size_t c, double shift, const int square) {
-    double part[8] = {0}, rest = 0;
+    double part[BN_LANES] = {0}, rest = 0;
     for (size_t o = 0; o < j->outer; o++) {
         const nb_real *x = j->x->val + (o * j->C + c) * j->inner;
         size_t k = 0;
-        for (; k + 8 <= j->inner; k += 8)
-            for (int q = 0; q < 8; q++) {
+        for (; k + BN_LANES <= j->inner; k += BN_LANES)
+            for (int q = 0; q < BN_LANES; q++) {
                 double d = (double)x[k + q] - shift;
                 part[q] += square ? d * d : d;
             }
@@ -151,7 +161,7 @@ NB_LOOP_BODY double channel_sum(const bn_job *j, size_t c, double shift, const i
             rest += square ? d * d : d;
         }
     }
-    return rest + sum8(part);
+    return rest + sum_lanes(part);
 }
 
 /* Channel c's mean and invstd in scratch (the batch's, two passes in double,
@@ -344,27 +354,27 @@ NB_LOOP_BODY nb_real upstream(const nb_real *dy, const nb_real *y, size_t k, con
 }
 
 /* Adds the sums over samples [o0, o1) of channel c of g, or of g x-hat when
- * times_xhat, to part[8] and *rest (one running sum each vectorises; two
+ * times_xhat, to part[BN_LANES] and *rest (one running sum each vectorises; two
  * together did not); relu: g through the fused relu. */
 NB_LOOP_BODY void grad_sum(const bn_job *j, size_t c, size_t o0, size_t o1, const int times_xhat,
-                           const int relu, double part[8], double *rest) {
+                           const int relu, double part[BN_LANES], double *rest) {
     const double mu = (double)j->n->scratch[c], is = (double)j->n->scratch[j->C + c];
     const size_t inner = j->inner, step = j->C * inner;
     const size_t first = (o0 * j->C + c) * inner;
     const nb_real *g = j->dy + first, *x = j->x->val + first;
     const nb_real *y = relu ? j->relu_y + first : g; /* (g: not read) */
-    double p[8], r = *rest;
-    for (int q = 0; q < 8; q++) p[q] = part[q];
+    double p[BN_LANES], r = *rest;
+    for (int q = 0; q < BN_LANES; q++) p[q] = part[q];
     for (size_t o = o0; o < o1; o++, g += step, x += step, y += step) {
         size_t k = 0;
-        for (; k + 8 <= inner; k += 8)
-            for (int q = 0; q < 8; q++)
+        for (; k + BN_LANES <= inner; k += BN_LANES)
+            for (int q = 0; q < BN_LANES; q++)
                 p[q] += (double)upstream(g, y, k + q, relu) *
                         (times_xhat ? ((double)x[k + q] - mu) * is : 1.0);
         for (; k < inner; k++)
             r += (double)upstream(g, y, k, relu) * (times_xhat ? ((double)x[k] - mu) * is : 1.0);
     }
-    for (int q = 0; q < 8; q++) part[q] = p[q];
+    for (int q = 0; q < BN_LANES; q++) part[q] = p[q];
     *rest = r;
 }
 
@@ -374,7 +384,7 @@ NB_LOOP_BODY void grad_sum(const bn_job *j, size_t c, size_t o0, size_t o1, cons
 enum { BN_BLOCK_BYTES = 256 << 10 };
 
 NB_LOOP_BODY void channel_grad_sums(const bn_job *j, size_t c, double *s1, double *s2) {
-    double pg[8] = {0}, pgx[8] = {0}, rg = 0, rgx = 0;
+    double pg[BN_LANES] = {0}, pgx[BN_LANES] = {0}, rg = 0, rgx = 0;
     size_t block = BN_BLOCK_BYTES / (2 * sizeof(nb_real) * (j->inner ? j->inner : 1));
     if (block < 1) block = 1;
     for (size_t o0 = 0; o0 < j->outer; o0 += block) {
@@ -387,7 +397,7 @@ NB_LOOP_BODY void channel_grad_sums(const bn_job *j, size_t c, double *s1, doubl
             grad_sum(j, c, o0, o1, 1, 0, pgx, &rgx);
         }
     }
-    *s1 = rg + sum8(pg), *s2 = rgx + sum8(pgx);
+    *s1 = rg + sum_lanes(pg), *s2 = rgx + sum_lanes(pgx);
     if (j->db) j->db[c] += (nb_real)*s1;
     if (j->dw) j->dw[c] += (nb_real)*s2;
 }
@@ -537,7 +547,7 @@ static size_t ln_scratch(const nb_graph *g, const nb_node_t *n) {
 }
 
 /* The rows run in parallel parts (each row's values depend on that row
- * only); sums in double with eight partial sums, as for batch norm, so that
+ * only); sums in double with eight partial sums (its rows are short), so that
  * the loops vectorise.  The affine parameters' gradients add the rows up in
  * row order, on one thread. */
 enum { LN_PART_MIN = 1 << 13 }; /* values per part at least */
