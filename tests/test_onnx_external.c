@@ -171,7 +171,7 @@ static void also_raw(Onnx__ModelProto *m) {
 
 static void test_hostile(void) {
     expect("length", long_length, "weights.data", "holds 124 bytes at offset 0");
-    expect("offset", far_offset, "weights.data", "at offset 100000 (the file has");
+    expect("offset", far_offset, "weights.data", "bytes at offset 100000 run past the end");
     expect("signed", signed_offset, "weights.data", "offset '-4' is not a byte count");
     expect("huge", huge_offset, "weights.data", "is not a byte count");
     expect("location", no_location, "weights.data", "external data without a location");

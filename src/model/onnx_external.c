@@ -92,6 +92,11 @@ static int open_beneath(const char *dir, const char *loc) {
     return fd;
 }
 
+/* The path a location names, as messages and nb_onnx_external_data show it. */
+static const char *data_path(importer *im, const char *loc) {
+    return imp_strf(im, "%s/%s", im->dir, loc);
+}
+
 static nb_status read_at(importer *im, const char *what, int fd, const char *path,
                          int64_t offset, size_t n, uint8_t *out) {
     for (size_t done = 0; done < n;) {
@@ -116,7 +121,7 @@ nb_status imp_external_data(importer *im, const Onnx__TensorProto *t, const char
         return imp_fail(im, NULL, "%s: its data is in the file '%s' beside the model; load "
                         "the model from its file (nb_model_from_onnx) to read it", what,
                         imp_q(im, loc));
-    const char *path = imp_strf(im, "%s/%s", im->dir, loc);
+    const char *path = data_path(im, loc);
     if (!path) return im->err;
     int fd = open_beneath(im->dir, loc);
     struct stat st;
@@ -129,11 +134,15 @@ nb_status imp_external_data(importer *im, const Onnx__TensorProto *t, const char
     }
     int64_t have = (int64_t)st.st_size - offset;
     if (length < 0) length = have < 0 ? 0 : have;
-    if (length != (int64_t)want || offset > (int64_t)st.st_size - length) {
+    if (length != (int64_t)want || have < length) {
         close(fd);
-        return imp_fail(im, NULL, "%s: external data '%s' holds %lld bytes at offset %lld "
-                        "(the file has %lld); its shape needs %zu", what, imp_q(im, path),
-                        (long long)length, (long long)offset, (long long)st.st_size, want);
+        if (length != (int64_t)want)
+            return imp_fail(im, NULL, "%s: external data '%s' holds %lld bytes at offset %lld; "
+                            "its shape needs %zu", what, imp_q(im, path), (long long)length,
+                            (long long)offset, want);
+        return imp_fail(im, NULL, "%s: external data '%s' is %lld bytes long: its %zu bytes "
+                        "at offset %lld run past the end", what, imp_q(im, path),
+                        (long long)st.st_size, want, (long long)offset);
     }
     uint8_t *buf = malloc(want ? want : 1);
     s = buf ? read_at(im, what, fd, path, offset, want, buf) : imp_oom(im);
@@ -149,7 +158,7 @@ static nb_status add_file(importer *im, const Onnx__TensorProto *t, const char *
     const char *loc;
     int64_t offset, length;
     nb_status s = entries(im, t, what, &loc, &offset, &length);
-    const char *path = s == NB_OK ? imp_strf(im, "%s/%s", im->dir, loc) : NULL;
+    const char *path = s == NB_OK ? data_path(im, loc) : NULL;
     if (!path) return s != NB_OK ? s : im->err;
     for (int k = 0; k < *n; k++)
         if (!strcmp((*files)[k].value, path)) return NB_OK;

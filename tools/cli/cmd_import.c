@@ -84,6 +84,8 @@ static int import_model(const char *onnx, const char *out, const char *weights,
 static int check_external_data(const char *onnx, const char *out, const char *weights) {
     nb_kv *data = NULL;
     int n = 0, rc = 0;
+    struct stat st; /* outputs that do not exist yet are no one's data: no second read */
+    if ((!out || stat(out, &st) != 0) && (!weights || stat(weights, &st) != 0)) return 0;
     if (nb_onnx_external_data(onnx, &data, &n) != NB_OK) return 0; /* the import says why */
     const char *outputs[2][2] = {{"--out", out}, {"--weights", weights}};
     for (int o = 0; o < 2 && !rc; o++) {
